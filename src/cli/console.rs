@@ -1,0 +1,208 @@
+//! What a person at the terminal sees while a workflow runs: a live progress line (tasks
+//! done, running, failed, and the names of running tasks) at a TTY, plain lines otherwise,
+//! and a summary at the end.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use parking_lot::Mutex;
+
+use crate::events::{Event, EventSink, ExecutionLabel, LogLevel, Payload};
+use crate::graph::TaskKind;
+use crate::runner::Status;
+
+#[derive(Default)]
+pub struct Tally {
+    pub succeeded: u64,
+    pub failed: u64,
+    pub ignored: u64,
+    pub retries: u64,
+    /// The first task that failed, with its error.
+    pub first_failure: Option<(String, String)>,
+}
+
+struct ConsoleState {
+    started: Instant,
+    quiet: bool,
+    bar: Option<ProgressBar>,
+    /// Running attempts: task id -> (name, start).
+    running: BTreeMap<u64, (Arc<str>, Instant)>,
+    tally: Tally,
+}
+
+/// The console's view of the run; the sink feeds it and the CLI reads the tally at the end.
+#[derive(Clone)]
+pub struct Console(Arc<Mutex<ConsoleState>>);
+
+impl Console {
+    pub fn new(quiet: bool) -> Self {
+        let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
+            let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(10));
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} {elapsed:>4} {msg}")
+                    .expect("a valid template"),
+            );
+            bar.enable_steady_tick(Duration::from_millis(100));
+            bar
+        });
+        Console(Arc::new(Mutex::new(ConsoleState {
+            started: Instant::now(),
+            quiet,
+            bar,
+            running: BTreeMap::new(),
+            tally: Tally::default(),
+        })))
+    }
+
+    pub fn sink(&self) -> Box<dyn EventSink> {
+        Box::new(self.clone())
+    }
+
+    /// Clears the progress line and prints the summary of the run.
+    pub fn finish(&self, status: Status, elapsed: Duration, execution_id: &str) {
+        let mut state = self.0.lock();
+        if let Some(bar) = state.bar.take() {
+            bar.finish_and_clear();
+        }
+        let t = &state.tally;
+        let mut counts = vec![format!("{} succeeded", t.succeeded)];
+        if t.failed > 0 {
+            counts.push(format!("{} failed", t.failed));
+        }
+        if t.ignored > 0 {
+            counts.push(format!("{} failed but ignored", t.ignored));
+        }
+        if t.retries > 0 {
+            counts.push(format!(
+                "{} {}",
+                t.retries,
+                if t.retries == 1 { "retry" } else { "retries" }
+            ));
+        }
+        let (mark, word) = match status {
+            Status::Succeeded => ("✔", "succeeded"),
+            Status::Failed => ("✘", "failed"),
+            Status::Invalid => ("✘", "stopped: invalid input"),
+            Status::Cancelled => ("⊘", "cancelled"),
+        };
+        eprintln!(
+            "{mark} workflow {word} in {:.2}s · tasks: {} · execution {execution_id}",
+            elapsed.as_secs_f64(),
+            counts.join(", ")
+        );
+        if let Some((task, error)) = &t.first_failure {
+            if status != Status::Succeeded {
+                eprintln!("  first failure: task `{task}`: {error}");
+            }
+        }
+    }
+
+    fn line(state: &ConsoleState, text: String) {
+        match &state.bar {
+            Some(bar) => bar.println(text),
+            None => eprintln!("{text}"),
+        }
+    }
+}
+
+fn shows_progress(kind: TaskKind) -> bool {
+    !matches!(kind, TaskKind::Noop | TaskKind::Event | TaskKind::Subgraph)
+}
+
+impl EventSink for Console {
+    fn accept(&mut self, event: &Event, _label: &ExecutionLabel) {
+        let mut state = self.0.lock();
+        let state = &mut *state;
+        let at = state.started.elapsed().as_secs_f64();
+        match &event.payload {
+            Payload::Log { level, message } => {
+                if *level != LogLevel::Debug || !state.quiet {
+                    Console::line(state, format!("[{}] {message}", level.as_str()));
+                }
+            }
+            Payload::WorkflowEvent { message } => {
+                Console::line(state, format!("[event] {message}"))
+            }
+            Payload::TaskStarted(t) => {
+                state
+                    .running
+                    .insert(t.task_id, (t.name.clone(), Instant::now()));
+                if state.bar.is_none() && !state.quiet && shows_progress(t.kind) {
+                    Console::line(state, format!("{at:>8.3}s  start   {}", t.name));
+                }
+            }
+            Payload::TaskSucceeded(t, _) => {
+                let began = state
+                    .running
+                    .remove(&t.task_id)
+                    .map(|(_, s)| s.elapsed().as_secs_f64());
+                if t.kind != TaskKind::Subgraph {
+                    state.tally.succeeded += 1;
+                }
+                if state.bar.is_none() && !state.quiet && shows_progress(t.kind) {
+                    Console::line(
+                        state,
+                        format!(
+                            "{at:>8.3}s  ok      {} ({:.2}s)",
+                            t.name,
+                            began.unwrap_or(0.0)
+                        ),
+                    );
+                }
+            }
+            Payload::TaskRescheduled(t, error, after) => {
+                state.running.remove(&t.task_id);
+                state.tally.retries += 1;
+                if !state.quiet {
+                    let limit = if t.total_retries < 0 {
+                        "∞".to_string()
+                    } else {
+                        t.total_retries.to_string()
+                    };
+                    Console::line(
+                        state,
+                        format!("{at:>8.3}s  retry   {}: {error} (attempt {} of {limit} retries, again in {after}s)", t.name, t.current_retries + 1),
+                    );
+                }
+            }
+            Payload::TaskFailed(t, error, ignored) => {
+                state.running.remove(&t.task_id);
+                if t.kind != TaskKind::Subgraph {
+                    if *ignored {
+                        state.tally.ignored += 1;
+                    } else {
+                        state.tally.failed += 1;
+                        state
+                            .tally
+                            .first_failure
+                            .get_or_insert_with(|| (t.name.to_string(), error.clone()));
+                    }
+                }
+                let word = if *ignored { "ignored" } else { "FAILED " };
+                Console::line(state, format!("{at:>8.3}s  {word} {}: {error}", t.name));
+            }
+            _ => {}
+        }
+        if let Some(bar) = &state.bar {
+            let names: Vec<&str> = state.running.values().take(3).map(|(n, _)| &**n).collect();
+            let more = state.running.len().saturating_sub(names.len());
+            let mut msg = format!(
+                "done {} · running {} · failed {}",
+                state.tally.succeeded + state.tally.ignored,
+                state.running.len(),
+                state.tally.failed
+            );
+            if !names.is_empty() {
+                msg.push_str(" · ");
+                msg.push_str(&names.join(", "));
+                if more > 0 {
+                    msg.push_str(&format!(" +{more}"));
+                }
+            }
+            bar.set_message(msg);
+        }
+    }
+}

@@ -1,0 +1,55 @@
+//! `rhaiflow graph SCRIPT --format dot|mermaid|json|text`: the graph, drawn, nothing run.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::{params, report, script_target};
+use crate::graph::{render, Format};
+use crate::runner::{self, RunOptions, Status};
+
+#[derive(Args)]
+pub struct GraphArgs {
+    /// The workflow script (.rhai).
+    target: PathBuf,
+    /// The workflow of a bundle (bundles are not built yet).
+    workflow: Option<String>,
+    /// A workflow parameter; VALUE is JSON when it parses as JSON, else a string.
+    #[arg(short = 'p', long = "param", value_name = "KEY=VALUE")]
+    params: Vec<String>,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+}
+
+pub fn graph(args: GraphArgs) -> i32 {
+    let prepared = script_target(&args.target).and_then(|script| {
+        let mut options = RunOptions::new(script);
+        options.parameters = params::collect(&args.params, None)?;
+        options.dry_run = true;
+        Ok(options)
+    });
+    let options = match prepared {
+        Ok(o) => o,
+        Err(d) => {
+            report(&d);
+            return 2;
+        }
+    };
+    let outcome = runner::run(&options, Vec::new());
+    if outcome.status != Status::Succeeded && outcome.dry_result_used_at.is_none() {
+        if let Some(d) = &outcome.diagnostic {
+            report(d);
+        }
+        return outcome.status.exit_code();
+    }
+    let guards: Vec<_> = outcome.graphs.iter().map(|g| g.graph.lock()).collect();
+    let graphs: Vec<&crate::graph::TaskGraph> = guards.iter().map(|g| &**g).collect();
+    if graphs.is_empty() {
+        eprintln!(
+            "{} builds no graph: it never calls graph_mode()",
+            args.target.display()
+        );
+    }
+    print!("{}", render(&graphs, args.format));
+    0
+}

@@ -1,0 +1,99 @@
+//! Workflow parameters from `-p KEY=VALUE` and `--params FILE` (YAML or JSON); `-p` wins.
+
+use std::path::Path;
+
+use serde_json::{Map, Value};
+
+use crate::script::ScriptDiagnostic;
+
+/// A `-p` value: JSON when it parses as JSON (42, true, [1,2], {"a":1}), else the string.
+pub fn parse_value(raw: &str) -> Value {
+    serde_json::from_str(raw).unwrap_or_else(|_| Value::String(raw.to_string()))
+}
+
+pub fn collect(
+    pairs: &[String],
+    file: Option<&Path>,
+) -> Result<Map<String, Value>, ScriptDiagnostic> {
+    let mut params = Map::new();
+    if let Some(file) = file {
+        let text = std::fs::read_to_string(file).map_err(|e| {
+            ScriptDiagnostic::plain(
+                "rhaiflow::params_file",
+                format!("cannot read the parameters file {}: {e}", file.display()),
+            )
+        })?;
+        let value: Value = serde_saphyr::from_str(&text).map_err(|e| {
+            ScriptDiagnostic::plain(
+                "rhaiflow::params_file",
+                format!("{} is neither YAML nor JSON: {e}", file.display()),
+            )
+        })?;
+        match value {
+            Value::Object(map) => params = map,
+            Value::Null => {}
+            _ => {
+                return Err(ScriptDiagnostic::plain(
+                    "rhaiflow::params_file",
+                    format!(
+                        "{} must hold a map of parameter names to values",
+                        file.display()
+                    ),
+                ))
+            }
+        }
+    }
+    for pair in pairs {
+        let Some((key, value)) = pair.split_once('=') else {
+            return Err(ScriptDiagnostic::plain(
+                "rhaiflow::param",
+                format!("-p {pair}: expected KEY=VALUE"),
+            )
+            .with_help("for example: -p region=eu-west -p replicas=3 -p 'tags=[\"a\",\"b\"]'"));
+        };
+        if key.is_empty() {
+            return Err(ScriptDiagnostic::plain(
+                "rhaiflow::param",
+                format!("-p {pair}: the parameter name is empty"),
+            ));
+        }
+        params.insert(key.to_string(), parse_value(value));
+    }
+    Ok(params)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_are_json_when_they_parse_and_strings_otherwise() {
+        assert_eq!(parse_value("42"), Value::from(42));
+        assert_eq!(parse_value("true"), Value::from(true));
+        assert_eq!(parse_value("[1,2]"), serde_json::json!([1, 2]));
+        assert_eq!(parse_value("{\"a\":1}"), serde_json::json!({"a": 1}));
+        assert_eq!(parse_value("eu-west"), Value::from("eu-west"));
+        assert_eq!(parse_value(""), Value::from(""));
+    }
+
+    #[test]
+    fn command_line_pairs_win_over_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("p.yaml");
+        std::fs::write(&file, "region: us\nreplicas: 2\nnested: {a: 1}\n").unwrap();
+        let params = collect(&["region=eu".to_string()], Some(&file)).unwrap();
+        assert_eq!(params["region"], Value::from("eu"));
+        assert_eq!(params["replicas"], Value::from(2));
+        assert_eq!(params["nested"], serde_json::json!({"a": 1}));
+    }
+
+    #[test]
+    fn a_pair_without_equals_sign_is_refused() {
+        let err = collect(&["region".to_string()], None).unwrap_err();
+        assert!(
+            err.message.contains("expected KEY=VALUE"),
+            "{}",
+            err.message
+        );
+    }
+}

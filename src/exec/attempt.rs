@@ -1,0 +1,289 @@
+//! One task from its first attempt to its final outcome: run, judge (section 5), retry.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rhai::{Dynamic, FnPtr, Map};
+
+use super::{process, ErrorKind, ExecEnv, HandlerVerdict, TaskError};
+use crate::events::{Payload, TaskInfo};
+use crate::graph::{TaskAction, TaskCell, TaskKind, TaskSettings, TaskState};
+use crate::value::result_json;
+
+/// How a task ended, for the scheduler.
+#[derive(Clone, Debug)]
+pub enum TaskOutcome {
+    Succeeded,
+    /// It failed, but a handler said `ignore()`/`cont()`: dependents run.
+    Ignored,
+    Failed(TaskError),
+    Cancelled,
+}
+
+/// What one attempt leads to.
+enum Judgement {
+    Succeed(Dynamic),
+    Ignore(TaskError),
+    Retry { after: f64, error: TaskError },
+    Fail(TaskError),
+    Cancelled,
+}
+
+pub fn task_info(cell: &TaskCell, task_id: u64, retries: u32, settings: &TaskSettings) -> TaskInfo {
+    TaskInfo {
+        name: cell.name.clone(),
+        task_id,
+        kind: cell.kind(),
+        current_retries: retries,
+        total_retries: settings.total_retries,
+    }
+}
+
+/// Runs every attempt of `cell` until it succeeds, fails for good, or is cancelled.
+pub async fn run_task(cell: Arc<TaskCell>, env: Arc<ExecEnv>) -> TaskOutcome {
+    let settings = cell.settings();
+    let reports = cell.kind() != TaskKind::Event;
+    let mut retries: u32 = 0;
+    loop {
+        if env.cancel.is_requested() {
+            cell.finish(TaskState::Cancelled);
+            return TaskOutcome::Cancelled;
+        }
+        let permit = match &env.limiter {
+            Some(limiter) => Some(
+                limiter
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .expect("the limiter is never closed"),
+            ),
+            None => None,
+        };
+        let attempt_id = env.next_task_id();
+        cell.begin_attempt(attempt_id, retries);
+        let info = task_info(&cell, attempt_id, retries, &settings);
+        if reports {
+            env.bus.emit(Payload::TaskStarted(info.clone()));
+        }
+        let result = perform(&cell, &settings, &env).await;
+        drop(permit);
+        match judge(&cell, &settings, result, retries, &env).await {
+            Judgement::Succeed(value) => {
+                if reports {
+                    env.bus
+                        .emit(Payload::TaskSucceeded(info, result_json(&value)));
+                }
+                cell.set_result(value);
+                cell.finish(TaskState::Succeeded);
+                return TaskOutcome::Succeeded;
+            }
+            Judgement::Ignore(error) => {
+                env.bus
+                    .emit(Payload::TaskFailed(info, error.message.clone(), true));
+                cell.set_error(Some(error));
+                cell.finish(TaskState::Succeeded);
+                return TaskOutcome::Ignored;
+            }
+            Judgement::Fail(error) => {
+                env.bus
+                    .emit(Payload::TaskFailed(info, error.message.clone(), false));
+                cell.set_error(Some(error.clone()));
+                cell.finish(TaskState::Failed);
+                return TaskOutcome::Failed(error);
+            }
+            Judgement::Cancelled => {
+                env.bus.emit(Payload::TaskFailed(
+                    info,
+                    TaskError::cancelled().message,
+                    false,
+                ));
+                cell.set_error(Some(TaskError::cancelled()));
+                cell.finish(TaskState::Cancelled);
+                return TaskOutcome::Cancelled;
+            }
+            Judgement::Retry { after, error } => {
+                env.bus
+                    .emit(Payload::TaskRescheduled(info, error.message.clone(), after));
+                cell.set_error(Some(error));
+                cell.set_state(TaskState::Rescheduled);
+                if after > 0.0 {
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs_f64(after)) => {}
+                        _ = env.cancel.requested() => {}
+                    }
+                }
+                retries += 1;
+            }
+        }
+    }
+}
+
+/// The attempt itself.
+async fn perform(
+    cell: &Arc<TaskCell>,
+    settings: &TaskSettings,
+    env: &Arc<ExecEnv>,
+) -> Result<Dynamic, TaskError> {
+    match &cell.action {
+        TaskAction::Noop | TaskAction::Subgraph => Ok(Dynamic::UNIT),
+        TaskAction::Event { message } => {
+            env.bus.emit(Payload::WorkflowEvent {
+                message: message.clone(),
+            });
+            Ok(Dynamic::UNIT)
+        }
+        TaskAction::Sleep { seconds } => {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs_f64(seconds.max(0.0))) => Ok(Dynamic::UNIT),
+                _ = env.cancel.requested() => Err(TaskError::cancelled()),
+            }
+        }
+        TaskAction::Shell { command, options } => {
+            let argv = ["sh".to_string(), "-c".to_string(), command.clone()];
+            process::run(&argv, command, options, settings.timeout, &env.cancel).await
+        }
+        TaskAction::Exec { argv, options } => {
+            process::run(
+                argv,
+                &argv.join(" "),
+                options,
+                settings.timeout,
+                &env.cancel,
+            )
+            .await
+        }
+        TaskAction::Script { closure, arity } => {
+            let args = if *arity >= 1 {
+                vec![Dynamic::from_map(inputs(settings))]
+            } else {
+                Vec::new()
+            };
+            call_blocking(env, closure.clone(), args, settings.timeout).await
+        }
+    }
+}
+
+/// The map a one-parameter closure receives: its injected values.
+fn inputs(settings: &TaskSettings) -> Map {
+    settings.inject.clone()
+}
+
+/// Runs script code on a blocking thread, never on tokio's workers.
+async fn call_blocking(
+    env: &Arc<ExecEnv>,
+    closure: FnPtr,
+    args: Vec<Dynamic>,
+    timeout: Option<f64>,
+) -> Result<Dynamic, TaskError> {
+    let scripts = env.scripts.clone();
+    match tokio::task::spawn_blocking(move || scripts.call(&closure, args, timeout)).await {
+        Ok(result) => result,
+        Err(e) => Err(TaskError::new(
+            ErrorKind::NonRecoverable,
+            format!("this is a bug in rhaiflow: a script thread stopped unexpectedly ({e}); please report it"),
+        )),
+    }
+}
+
+/// Calls a handler with the task and reads its verdict; `None` when it returned no verdict.
+async fn call_handler(
+    env: &Arc<ExecEnv>,
+    cell: &Arc<TaskCell>,
+    handler: &FnPtr,
+    which: &str,
+) -> Result<Option<HandlerVerdict>, TaskError> {
+    let handle = env.scripts.task_handle(cell);
+    match call_blocking(env, handler.clone(), vec![handle], None).await {
+        Ok(value) if value.is_unit() => Ok(None),
+        Ok(value) => match value.try_cast::<HandlerVerdict>() {
+            Some(verdict) => Ok(Some(verdict)),
+            None => Err(TaskError::recoverable(format!(
+                "the {which} handler of `{}` must return a HandlerResult (HandlerResult::cont(), ::retry(), ...)",
+                cell.name
+            ))),
+        },
+        Err(mut e) => {
+            e.message = format!("the {which} handler of `{}` threw: {}", cell.name, e.message);
+            Err(e)
+        }
+    }
+}
+
+async fn judge(
+    cell: &Arc<TaskCell>,
+    settings: &TaskSettings,
+    result: Result<Dynamic, TaskError>,
+    retries: u32,
+    env: &Arc<ExecEnv>,
+) -> Judgement {
+    let retries_left = settings.total_retries < 0 || (retries as i64) < settings.total_retries;
+    let interval = settings.retry_interval.max(0.0);
+    match result {
+        Ok(value) => {
+            let Some(handler) = &settings.on_success else {
+                return Judgement::Succeed(value);
+            };
+            cell.set_result(value.clone());
+            match call_handler(env, cell, handler, "on_success").await {
+                Ok(None | Some(HandlerVerdict::Continue | HandlerVerdict::Ignore)) => {
+                    Judgement::Succeed(value)
+                }
+                Ok(Some(HandlerVerdict::Retry)) if retries_left => Judgement::Retry {
+                    after: interval,
+                    error: TaskError::recoverable("on_success asked for a retry"),
+                },
+                Ok(Some(HandlerVerdict::Retry)) => Judgement::Fail(TaskError::recoverable(
+                    "on_success asked for a retry, but no retries remain",
+                )),
+                Ok(Some(HandlerVerdict::RetryIgnoringLimit)) => Judgement::Retry {
+                    after: interval,
+                    error: TaskError::recoverable("on_success asked for a retry"),
+                },
+                Ok(Some(HandlerVerdict::Fail)) => Judgement::Fail(TaskError::recoverable(
+                    "the on_success handler returned fail()",
+                )),
+                Err(e) => Judgement::Fail(e),
+            }
+        }
+        Err(error) => {
+            if error.is_cancelled() {
+                return Judgement::Cancelled;
+            }
+            if let ErrorKind::RetryAfter(after) = error.kind {
+                return if retries_left {
+                    Judgement::Retry { after, error }
+                } else {
+                    Judgement::Fail(error)
+                };
+            }
+            let verdict = match &settings.on_failure {
+                Some(handler) => {
+                    cell.set_error(Some(error.clone()));
+                    match call_handler(env, cell, handler, "on_failure").await {
+                        Ok(v) => v,
+                        Err(e) => return Judgement::Fail(e),
+                    }
+                }
+                None => None,
+            };
+            match verdict {
+                Some(HandlerVerdict::Continue | HandlerVerdict::Ignore) => Judgement::Ignore(error),
+                Some(HandlerVerdict::Fail) => Judgement::Fail(error),
+                Some(HandlerVerdict::RetryIgnoringLimit) => Judgement::Retry {
+                    after: interval,
+                    error,
+                },
+                Some(HandlerVerdict::Retry) | None
+                    if error.kind == ErrorKind::NonRecoverable && verdict.is_none() =>
+                {
+                    Judgement::Fail(error)
+                }
+                Some(HandlerVerdict::Retry) | None if retries_left => Judgement::Retry {
+                    after: interval,
+                    error,
+                },
+                Some(HandlerVerdict::Retry) | None => Judgement::Fail(error),
+            }
+        }
+    }
+}

@@ -1,0 +1,38 @@
+//! Cancel requests: the first one is graceful (start nothing new, let running tasks finish,
+//! stop sleeps), the second one is forced (kill processes, stop running scripts).
+
+use tokio_util::sync::CancellationToken;
+
+#[derive(Default)]
+pub struct CancelState {
+    graceful: CancellationToken,
+    forced: CancellationToken,
+}
+
+impl CancelState {
+    /// Asks for a cancel; a request when one was already made forces it.
+    pub fn request(&self, force: bool) {
+        if force || self.graceful.is_cancelled() {
+            self.forced.cancel();
+        }
+        self.graceful.cancel();
+    }
+
+    pub fn is_requested(&self) -> bool {
+        self.graceful.is_cancelled()
+    }
+
+    pub fn is_forced(&self) -> bool {
+        self.forced.is_cancelled()
+    }
+
+    /// Resolves when a cancel (graceful or forced) is requested.
+    pub async fn requested(&self) {
+        self.graceful.cancelled().await
+    }
+
+    /// Resolves when the cancel is forced.
+    pub async fn forced(&self) {
+        self.forced.cancelled().await
+    }
+}

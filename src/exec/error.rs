@@ -1,0 +1,156 @@
+//! `TaskError`: why an attempt, a graph or a workflow failed, and how to judge it.
+//!
+//! It is also the script-visible error value: `non_recoverable(msg)`, `operation_retry(msg, s)`
+//! and `execution_cancelled()` build one, and `catch (err)` receives one from `t.get()` and
+//! `g.execute()`.
+
+use std::fmt;
+use std::sync::Arc;
+
+use rhai::{Dynamic, EvalAltResult, Position};
+
+/// How the runtime treats an error (section 5 of the contract).
+#[derive(Clone, Debug, PartialEq)]
+pub enum ErrorKind {
+    /// Any thrown value: retried while retries remain.
+    Recoverable,
+    /// `non_recoverable(msg)`: never retried.
+    NonRecoverable,
+    /// `operation_retry(msg, secs)`: retried after `secs`, without `on_failure`.
+    RetryAfter(f64),
+    /// The execution was cancelled.
+    Cancelled,
+    /// A graph that cannot run (cycle, bad data links): the input is wrong, exit code 2.
+    Invalid,
+    /// A graph ran and some of its tasks failed.
+    GraphFailed,
+}
+
+impl ErrorKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ErrorKind::Recoverable => "recoverable",
+            ErrorKind::NonRecoverable => "non_recoverable",
+            ErrorKind::RetryAfter(_) => "operation_retry",
+            ErrorKind::Cancelled => "cancelled",
+            ErrorKind::Invalid => "invalid",
+            ErrorKind::GraphFailed => "graph_failed",
+        }
+    }
+}
+
+/// A task that failed inside a graph, for the diagnostic of the graph's error.
+#[derive(Clone, Debug)]
+pub struct FailedTask {
+    pub name: Arc<str>,
+    pub defined_at: Position,
+    pub error: TaskError,
+}
+
+#[derive(Clone)]
+pub struct TaskError {
+    pub kind: ErrorKind,
+    pub message: String,
+    /// The value the script threw, if it threw one (a string, a map, ...).
+    pub value: Dynamic,
+    /// Where it was thrown in the script, if it came from the script.
+    pub position: Position,
+    /// For `GraphFailed`: the tasks that failed, in the order they failed.
+    pub failed_tasks: Arc<Vec<FailedTask>>,
+}
+
+impl fmt::Debug for TaskError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.kind.as_str(), self.message)
+    }
+}
+
+impl fmt::Display for TaskError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl TaskError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        TaskError {
+            kind,
+            message: message.into(),
+            value: Dynamic::UNIT,
+            position: Position::NONE,
+            failed_tasks: Arc::new(Vec::new()),
+        }
+    }
+
+    pub fn recoverable(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Recoverable, message)
+    }
+
+    pub fn cancelled() -> Self {
+        Self::new(ErrorKind::Cancelled, "the execution was cancelled")
+    }
+
+    pub fn at(mut self, position: Position) -> Self {
+        if self.position.is_none() {
+            self.position = position;
+        }
+        self
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.kind == ErrorKind::Cancelled
+    }
+
+    /// The error as a Rhai exception, so `throw`/`catch` in scripts see it.
+    pub fn into_rhai(self) -> Box<EvalAltResult> {
+        let position = self.position;
+        Box::new(EvalAltResult::ErrorRuntime(Dynamic::from(self), position))
+    }
+
+    /// Reads a Rhai error: a thrown `TaskError` keeps its kind, any other thrown value is
+    /// recoverable; `terminated` is how cancel and timeouts stop a running script.
+    pub fn from_rhai(err: &EvalAltResult) -> Self {
+        let inner = innermost(err);
+        match inner {
+            EvalAltResult::ErrorRuntime(value, pos) => {
+                if let Some(e) = value.read_lock::<TaskError>() {
+                    return e.clone().at(*pos);
+                }
+                let mut e = TaskError::recoverable(display_value(value)).at(*pos);
+                e.value = value.clone();
+                e
+            }
+            EvalAltResult::ErrorTerminated(value, pos) => {
+                let reason = value.to_string();
+                if reason == TERMINATED_BY_CANCEL {
+                    TaskError::cancelled().at(*pos)
+                } else {
+                    TaskError::recoverable(reason).at(*pos)
+                }
+            }
+            other => TaskError::recoverable(other.to_string()).at(other.position()),
+        }
+    }
+}
+
+/// The value `on_progress` stops a script with when the execution is force-cancelled.
+pub const TERMINATED_BY_CANCEL: &str = "the execution was cancelled";
+
+/// Errors raised inside function calls are wrapped once per call frame: the innermost one
+/// says what went wrong and where.
+pub fn innermost(mut err: &EvalAltResult) -> &EvalAltResult {
+    while let EvalAltResult::ErrorInFunctionCall(_, _, inner, _)
+    | EvalAltResult::ErrorInModule(_, inner, _) = err
+    {
+        err = inner;
+    }
+    err
+}
+
+/// A thrown value as a person reads it: strings without quotes.
+pub fn display_value(value: &Dynamic) -> String {
+    if let Some(s) = value.read_lock::<rhai::ImmutableString>() {
+        return s.to_string();
+    }
+    value.to_string()
+}

@@ -1,0 +1,79 @@
+//! The executor: runs tasks and graphs on tokio, judges each attempt (retries, handlers),
+//! honours cancel, and reports everything as events.
+//!
+//! It never calls up into the script layer directly: Rhai closures and handlers are run
+//! through the `ScriptCalls` the script host hands it.
+
+mod attempt;
+mod cancel;
+mod error;
+mod process;
+mod scheduler;
+mod verdict;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use rhai::{Dynamic, FnPtr};
+use tokio::sync::Semaphore;
+
+pub use attempt::{run_task, TaskOutcome};
+pub use cancel::CancelState;
+pub use error::{display_value, innermost, ErrorKind, FailedTask, TaskError, TERMINATED_BY_CANCEL};
+pub use scheduler::execute_plan;
+pub use verdict::HandlerVerdict;
+
+use crate::events::EventBus;
+use crate::graph::TaskCell;
+
+/// How the executor runs script code (task closures, handlers) without knowing Rhai's engine.
+pub trait ScriptCalls: Send + Sync {
+    /// Calls `closure` with `args`; blocks the calling thread. `timeout` bounds its run time.
+    fn call(
+        &self,
+        closure: &FnPtr,
+        args: Vec<Dynamic>,
+        timeout: Option<f64>,
+    ) -> Result<Dynamic, TaskError>;
+    /// The script-visible handle of a task, passed to handlers.
+    fn task_handle(&self, task: &Arc<TaskCell>) -> Dynamic;
+}
+
+/// Everything the executor shares for one execution.
+pub struct ExecEnv {
+    pub runtime: tokio::runtime::Handle,
+    pub bus: Arc<EventBus>,
+    pub cancel: Arc<CancelState>,
+    pub scripts: Arc<dyn ScriptCalls>,
+    /// `--max-concurrency`: a permit per running attempt.
+    pub limiter: Option<Arc<Semaphore>>,
+    /// `--dry-run`: build and validate, run nothing.
+    pub dry_run: bool,
+    next_task_id: AtomicU64,
+}
+
+impl ExecEnv {
+    pub fn new(
+        runtime: tokio::runtime::Handle,
+        bus: Arc<EventBus>,
+        cancel: Arc<CancelState>,
+        scripts: Arc<dyn ScriptCalls>,
+        max_concurrency: Option<usize>,
+        dry_run: bool,
+    ) -> Self {
+        ExecEnv {
+            runtime,
+            bus,
+            cancel,
+            scripts,
+            limiter: max_concurrency.map(|n| Arc::new(Semaphore::new(n.max(1)))),
+            dry_run,
+            next_task_id: AtomicU64::new(1),
+        }
+    }
+
+    /// A fresh attempt id, unique within the execution.
+    pub fn next_task_id(&self) -> u64 {
+        self.next_task_id.fetch_add(1, Ordering::Relaxed)
+    }
+}

@@ -1,0 +1,113 @@
+//! Shell and exec tasks: a child process in its own process group, so that a timeout or a
+//! forced cancel kills it together with everything it started.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use rhai::{Dynamic, Map};
+use tokio::process::Command;
+
+use super::{CancelState, ErrorKind, TaskError};
+use crate::graph::ProcessOptions;
+
+/// Runs `argv` (`display` is how messages name it) and returns `#{code, stdout, stderr}`; a non-zero exit is a recoverable error
+/// whose value is that same map.
+pub async fn run(
+    argv: &[String],
+    display: &str,
+    options: &ProcessOptions,
+    timeout: Option<f64>,
+    cancel: &CancelState,
+) -> Result<Dynamic, TaskError> {
+    let Some((program, args)) = argv.split_first() else {
+        return Err(TaskError::new(
+            ErrorKind::NonRecoverable,
+            "exec needs a program to run: argv is empty",
+        ));
+    };
+    let mut command = Command::new(program);
+    command
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    for (key, value) in &options.env {
+        command.env(key, value);
+    }
+    if let Some(cwd) = &options.cwd {
+        command.current_dir(cwd);
+    }
+    let child = command.spawn().map_err(|e| {
+        let what = if options.cwd.is_some() && e.kind() == std::io::ErrorKind::NotFound {
+            format!(
+                "cannot start `{program}` (in {}): {e}",
+                options.cwd.as_deref().unwrap_or("")
+            )
+        } else {
+            format!("cannot start `{program}`: {e}")
+        };
+        TaskError::recoverable(what)
+    })?;
+    let group = child.id().map(|pid| pid as i32);
+    let kill_group = || {
+        if let Some(pgid) = group {
+            // SAFETY: kill(2) with a negative pid signals the process group we created.
+            unsafe {
+                libc::kill(-pgid, libc::SIGKILL);
+            }
+        }
+    };
+    let deadline = async {
+        match timeout {
+            Some(secs) => tokio::time::sleep(Duration::from_secs_f64(secs.max(0.0))).await,
+            None => std::future::pending().await,
+        }
+    };
+    let output = tokio::select! {
+        output = child.wait_with_output() => output,
+        _ = deadline => {
+            kill_group();
+            return Err(TaskError::recoverable(format!("timed out after {}s; the process group was killed", timeout.unwrap_or(0.0))));
+        }
+        _ = cancel.forced() => {
+            kill_group();
+            return Err(TaskError::cancelled());
+        }
+    };
+    let output =
+        output.map_err(|e| TaskError::recoverable(format!("lost track of `{program}`: {e}")))?;
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    let code = output.status.code();
+    let mut result = Map::new();
+    result.insert(
+        "code".into(),
+        Dynamic::from_int(code.unwrap_or(-1) as rhai::INT),
+    );
+    result.insert("stdout".into(), stdout.into());
+    result.insert("stderr".into(), stderr.clone().into());
+    if code == Some(0) {
+        return Ok(result.into());
+    }
+    let status = match code {
+        Some(c) => format!("exited with code {c}"),
+        None => {
+            use std::os::unix::process::ExitStatusExt;
+            format!(
+                "was killed by signal {}",
+                output.status.signal().unwrap_or(0)
+            )
+        }
+    };
+    let tail: Vec<&str> = stderr.trim_end().lines().rev().take(3).collect();
+    let mut message = format!("`{display}` {status}");
+    if !tail.is_empty() {
+        message.push_str(": ");
+        message.push_str(&tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
+    }
+    let mut error = TaskError::recoverable(message);
+    error.value = result.into();
+    Err(error)
+}

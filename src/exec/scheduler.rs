@@ -1,0 +1,330 @@
+//! Runs a `Plan`: every vertex starts when the vertices it waits for are done.
+//!
+//! Event-driven: tasks report their outcome on a channel, cancel arrives as a future; there
+//! is no polling. No-op and event tasks run inline (no spawn), which keeps big graphs cheap.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+use super::attempt::task_info;
+use super::{run_task, ErrorKind, ExecEnv, FailedTask, TaskError, TaskOutcome};
+use crate::events::Payload;
+use crate::graph::{Plan, Role, TaskAction, TaskState};
+
+/// Per subgraph: how many members are running or open, and the first failure inside it.
+#[derive(Default)]
+struct SubgraphState {
+    active: u32,
+    opened: bool,
+    ended: bool,
+    failure: Option<TaskError>,
+    attempt_id: u64,
+}
+
+struct Scheduler {
+    plan: Plan,
+    env: Arc<ExecEnv>,
+    fail_fast: bool,
+    deps: Vec<u32>,
+    ready: VecDeque<u32>,
+    running: usize,
+    subgraphs: Vec<SubgraphState>,
+    /// Tasks (not subgraphs) that failed, in the order they failed.
+    failed: Vec<FailedTask>,
+    stopping: bool,
+    done_tx: mpsc::UnboundedSender<(u32, TaskOutcome)>,
+}
+
+/// Executes the plan; `Err` names the failed tasks, or says the execution was cancelled.
+pub async fn execute_plan(plan: Plan, env: Arc<ExecEnv>, fail_fast: bool) -> Result<(), TaskError> {
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel();
+    let deps: Vec<u32> = plan.vertices.iter().map(|v| v.deps).collect();
+    let ready = (0..deps.len() as u32)
+        .filter(|&v| deps[v as usize] == 0)
+        .collect();
+    let subgraphs = plan
+        .tasks
+        .iter()
+        .map(|_| SubgraphState::default())
+        .collect();
+    let mut s = Scheduler {
+        plan,
+        env: env.clone(),
+        fail_fast,
+        deps,
+        ready,
+        running: 0,
+        subgraphs,
+        failed: Vec::new(),
+        stopping: false,
+        done_tx,
+    };
+    loop {
+        while let Some(v) = s.ready.pop_front() {
+            s.activate(v);
+        }
+        if s.running == 0 {
+            break;
+        }
+        tokio::select! {
+            Some((task, outcome)) = done_rx.recv() => s.finish(task, outcome),
+            _ = env.cancel.requested(), if !s.stopping => s.stopping = true,
+        }
+    }
+    s.close_unfinished_subgraphs();
+    if env.cancel.is_requested() {
+        return Err(TaskError::cancelled());
+    }
+    if s.failed.is_empty() {
+        return Ok(());
+    }
+    Err(graph_failure(s.failed))
+}
+
+fn graph_failure(failed: Vec<FailedTask>) -> TaskError {
+    let message = match failed.as_slice() {
+        [one] => format!("task `{}` failed: {}", one.name, one.error.message),
+        many => {
+            let list: Vec<String> = many
+                .iter()
+                .map(|f| format!("`{}` ({})", f.name, f.error.message))
+                .collect();
+            format!("{} tasks failed: {}", many.len(), list.join(", "))
+        }
+    };
+    let mut error = TaskError::new(ErrorKind::GraphFailed, message);
+    error.failed_tasks = Arc::new(failed);
+    error
+}
+
+impl Scheduler {
+    /// True when the task must not start: a stop was asked for, or a subgraph around it failed.
+    fn blocked(&self, task: u32) -> bool {
+        if self.stopping || self.env.cancel.is_requested() {
+            return true;
+        }
+        let mut at = self.plan.tasks[task as usize].parent;
+        while let Some(p) = at {
+            if self.subgraphs[p as usize].failure.is_some() {
+                return true;
+            }
+            at = self.plan.tasks[p as usize].parent;
+        }
+        false
+    }
+
+    fn activate(&mut self, vertex: u32) {
+        let (task, role) = {
+            let v = &self.plan.vertices[vertex as usize];
+            (v.task, v.role)
+        };
+        if role != Role::Close && self.blocked(task) {
+            return;
+        }
+        match role {
+            Role::Run => self.start_task(task),
+            Role::Open => self.open_subgraph(task),
+            Role::Close => {
+                let cell = self.plan.tasks[task as usize].cell.clone();
+                let settings = cell.settings();
+                let attempt_id = self.subgraphs[task as usize].attempt_id;
+                self.subgraphs[task as usize].ended = true;
+                self.env.bus.emit(Payload::TaskSucceeded(
+                    task_info(&cell, attempt_id, 0, &settings),
+                    None,
+                ));
+                cell.finish(TaskState::Succeeded);
+                self.finish(task, TaskOutcome::Succeeded);
+            }
+        }
+    }
+
+    fn start_task(&mut self, task: u32) {
+        self.running += 1;
+        if let Some(p) = self.plan.tasks[task as usize].parent {
+            self.subgraphs[p as usize].active += 1;
+        }
+        let cell = self.plan.tasks[task as usize].cell.clone();
+        if self.runs_inline(task) {
+            let settings = cell.settings();
+            let attempt_id = self.env.next_task_id();
+            cell.begin_attempt(attempt_id, 0);
+            match &cell.action {
+                TaskAction::Event { message } => self.env.bus.emit(Payload::WorkflowEvent {
+                    message: message.clone(),
+                }),
+                _ => {
+                    let info = task_info(&cell, attempt_id, 0, &settings);
+                    self.env.bus.emit(Payload::TaskStarted(info.clone()));
+                    self.env.bus.emit(Payload::TaskSucceeded(info, None));
+                }
+            }
+            cell.finish(TaskState::Succeeded);
+            self.finish(task, TaskOutcome::Succeeded);
+            return;
+        }
+        let env = self.env.clone();
+        let done = self.done_tx.clone();
+        self.env.runtime.spawn(async move {
+            let outcome = run_task(cell, env).await;
+            let _ = done.send((task, outcome));
+        });
+    }
+
+    /// No-op and event tasks without handlers cannot fail or wait: no need to spawn them.
+    fn runs_inline(&self, task: u32) -> bool {
+        let cell = &self.plan.tasks[task as usize].cell;
+        if !matches!(cell.action, TaskAction::Noop | TaskAction::Event { .. }) {
+            return false;
+        }
+        let inner = cell.inner.lock();
+        inner.settings.on_success.is_none()
+            && inner.settings.on_failure.is_none()
+            && self.env.limiter.is_none()
+    }
+
+    fn open_subgraph(&mut self, task: u32) {
+        if let Some(p) = self.plan.tasks[task as usize].parent {
+            self.subgraphs[p as usize].active += 1;
+        }
+        let cell = self.plan.tasks[task as usize].cell.clone();
+        let settings = cell.settings();
+        let attempt_id = self.env.next_task_id();
+        cell.begin_attempt(attempt_id, 0);
+        let state = &mut self.subgraphs[task as usize];
+        state.opened = true;
+        state.attempt_id = attempt_id;
+        self.env.bus.emit(Payload::TaskStarted(task_info(
+            &cell, attempt_id, 0, &settings,
+        )));
+        let entry = self.plan.tasks[task as usize].entry;
+        self.release(entry);
+    }
+
+    /// The vertices waiting for `vertex` have one less thing to wait for.
+    fn release(&mut self, vertex: u32) {
+        let Scheduler {
+            plan, deps, ready, ..
+        } = self;
+        for &d in &plan.vertices[vertex as usize].dependents {
+            deps[d as usize] -= 1;
+            if deps[d as usize] == 0 {
+                ready.push_back(d);
+            }
+        }
+    }
+
+    /// A task or subgraph ended.
+    fn finish(&mut self, task: u32, outcome: TaskOutcome) {
+        let is_subgraph =
+            self.plan.tasks[task as usize].entry != self.plan.tasks[task as usize].exit;
+        if !is_subgraph {
+            self.running -= 1;
+        }
+        let parent = self.plan.tasks[task as usize].parent;
+        match outcome {
+            TaskOutcome::Succeeded | TaskOutcome::Ignored => {
+                let exit = self.plan.tasks[task as usize].exit;
+                self.release(exit);
+            }
+            TaskOutcome::Failed(error) => {
+                if !is_subgraph {
+                    let cell = &self.plan.tasks[task as usize].cell;
+                    self.failed.push(FailedTask {
+                        name: cell.name.clone(),
+                        defined_at: cell.defined_at,
+                        error: error.clone(),
+                    });
+                }
+                if let Some(p) = parent {
+                    self.subgraphs[p as usize].failure.get_or_insert(error);
+                }
+                if self.fail_fast {
+                    self.stopping = true;
+                }
+            }
+            TaskOutcome::Cancelled => {
+                if let Some(p) = parent {
+                    self.subgraphs[p as usize]
+                        .failure
+                        .get_or_insert(TaskError::cancelled());
+                }
+            }
+        }
+        if let Some(p) = parent {
+            self.subgraphs[p as usize].active -= 1;
+            self.end_failed_subgraph(p);
+        }
+    }
+
+    /// A subgraph with a failure ends once none of its members is still running.
+    fn end_failed_subgraph(&mut self, task: u32) {
+        let state = &mut self.subgraphs[task as usize];
+        if state.ended || state.active > 0 {
+            return;
+        }
+        let Some(error) = state.failure.clone() else {
+            return;
+        };
+        state.ended = true;
+        let attempt_id = state.attempt_id;
+        let cell = self.plan.tasks[task as usize].cell.clone();
+        let settings = cell.settings();
+        let outcome = if error.is_cancelled() {
+            self.env.bus.emit(Payload::TaskFailed(
+                task_info(&cell, attempt_id, 0, &settings),
+                error.message.clone(),
+                false,
+            ));
+            cell.set_error(Some(error));
+            cell.finish(TaskState::Cancelled);
+            TaskOutcome::Cancelled
+        } else {
+            self.env.bus.emit(Payload::TaskFailed(
+                task_info(&cell, attempt_id, 0, &settings),
+                error.message.clone(),
+                false,
+            ));
+            cell.set_error(Some(error.clone()));
+            cell.finish(TaskState::Failed);
+            TaskOutcome::Failed(error)
+        };
+        self.finish(task, outcome);
+    }
+
+    /// Subgraphs that started but could not finish (a stop, or a member whose dependency
+    /// failed) still get their one closing event.
+    fn close_unfinished_subgraphs(&mut self) {
+        for task in 0..self.subgraphs.len() {
+            let state = &self.subgraphs[task];
+            if !state.opened || state.ended {
+                continue;
+            }
+            let cell = self.plan.tasks[task].cell.clone();
+            let settings = cell.settings();
+            let cancelled = self.env.cancel.is_requested();
+            let error = if cancelled {
+                TaskError::cancelled()
+            } else {
+                TaskError::recoverable(format!(
+                    "not all tasks of subgraph `{}` could run",
+                    cell.name
+                ))
+            };
+            self.env.bus.emit(Payload::TaskFailed(
+                task_info(&cell, state.attempt_id, 0, &settings),
+                error.message.clone(),
+                false,
+            ));
+            cell.set_error(Some(error));
+            cell.finish(if cancelled {
+                TaskState::Cancelled
+            } else {
+                TaskState::Failed
+            });
+            self.subgraphs[task].ended = true;
+        }
+    }
+}

@@ -1,0 +1,234 @@
+//! The executable form of a graph, checked for cycles.
+//!
+//! A plain task is one vertex. A subgraph is two: `Open` (it starts; its members may start)
+//! and `Close` (all its members are done). With that split, "a waits for b", "members start
+//! after their subgraph starts" and "a subgraph ends after its members" are all plain edges,
+//! and one in-degree count per vertex drives the whole schedule.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use petgraph::graph::DiGraph;
+use petgraph::stable_graph::NodeIndex;
+
+use super::{TaskCell, TaskGraph, TaskKind};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Run,
+    Open,
+    Close,
+}
+
+pub struct Vertex {
+    /// Index into `Plan::tasks`.
+    pub task: u32,
+    pub role: Role,
+    /// How many vertices must finish before this one is ready.
+    pub deps: u32,
+    pub dependents: Vec<u32>,
+}
+
+pub struct PlanTask {
+    pub cell: Arc<TaskCell>,
+    /// The subgraph holding it, as an index into `Plan::tasks`.
+    pub parent: Option<u32>,
+    /// The vertex where it starts (`Run` or `Open`) and the one where it ends (`Run` or `Close`).
+    pub entry: u32,
+    pub exit: u32,
+}
+
+pub struct Plan {
+    pub tasks: Vec<PlanTask>,
+    pub vertices: Vec<Vertex>,
+}
+
+/// Tasks that wait for each other in a circle, named in the order they would have to run.
+#[derive(Clone)]
+pub struct CycleError {
+    pub tasks: Vec<Arc<TaskCell>>,
+}
+
+impl std::fmt::Debug for CycleError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
+impl std::fmt::Display for CycleError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut names: Vec<&str> = self.tasks.iter().map(|t| &*t.name).collect();
+        if let Some(first) = names.first().copied() {
+            names.push(first);
+        }
+        write!(
+            f,
+            "the graph has a cycle: {} (each must run before the next)",
+            names.join(" → ")
+        )
+    }
+}
+
+impl Plan {
+    pub fn build(graph: &TaskGraph) -> Result<Plan, CycleError> {
+        let mut tasks = Vec::with_capacity(graph.len());
+        let mut position: HashMap<NodeIndex, u32> = HashMap::with_capacity(graph.len());
+        let mut ordered: Vec<(NodeIndex, &Arc<TaskCell>)> = graph
+            .dag
+            .node_indices()
+            .map(|i| (i, &graph.dag[i]))
+            .collect();
+        // Creation order, so that tasks made earlier are offered to the scheduler first.
+        ordered.sort_by_key(|(_, c)| c.serial);
+        let mut vertices = Vec::with_capacity(graph.len() + 8);
+        for (index, cell) in &ordered {
+            let id = tasks.len() as u32;
+            position.insert(*index, id);
+            let entry = vertices.len() as u32;
+            let exit = if cell.kind() == TaskKind::Subgraph {
+                vertices.push(Vertex {
+                    task: id,
+                    role: Role::Open,
+                    deps: 0,
+                    dependents: Vec::new(),
+                });
+                vertices.push(Vertex {
+                    task: id,
+                    role: Role::Close,
+                    deps: 0,
+                    dependents: Vec::new(),
+                });
+                entry + 1
+            } else {
+                vertices.push(Vertex {
+                    task: id,
+                    role: Role::Run,
+                    deps: 0,
+                    dependents: Vec::new(),
+                });
+                entry
+            };
+            tasks.push(PlanTask {
+                cell: (*cell).clone(),
+                parent: None,
+                entry,
+                exit,
+            });
+        }
+        let link = |vertices: &mut Vec<Vertex>, from: u32, to: u32| {
+            vertices[from as usize].dependents.push(to);
+            vertices[to as usize].deps += 1;
+        };
+        for id in 0..tasks.len() {
+            let (entry, exit) = (tasks[id].entry, tasks[id].exit);
+            if entry != exit {
+                link(&mut vertices, entry, exit);
+            }
+            let parent = tasks[id].cell.inner.lock().slot.and_then(|s| s.parent);
+            if let Some(parent) = parent.and_then(|p| position.get(&p).copied()) {
+                tasks[id].parent = Some(parent);
+                let (p_entry, p_exit) = (tasks[parent as usize].entry, tasks[parent as usize].exit);
+                link(&mut vertices, p_entry, entry);
+                link(&mut vertices, exit, p_exit);
+            }
+        }
+        for edge in graph.dag.edge_indices() {
+            let (before, after) = graph
+                .dag
+                .edge_endpoints(edge)
+                .expect("edge index from this graph");
+            let (b, a) = (position[&before] as usize, position[&after] as usize);
+            link(&mut vertices, tasks[b].exit, tasks[a].entry);
+        }
+        let plan = Plan { tasks, vertices };
+        plan.check_acyclic()?;
+        Ok(plan)
+    }
+
+    /// Kahn's algorithm; when it cannot finish, find a circle among the vertices left over.
+    fn check_acyclic(&self) -> Result<(), CycleError> {
+        let mut deps: Vec<u32> = self.vertices.iter().map(|v| v.deps).collect();
+        let mut ready: Vec<u32> = (0..deps.len() as u32)
+            .filter(|&v| deps[v as usize] == 0)
+            .collect();
+        let mut seen = 0;
+        while let Some(v) = ready.pop() {
+            seen += 1;
+            for &d in &self.vertices[v as usize].dependents {
+                deps[d as usize] -= 1;
+                if deps[d as usize] == 0 {
+                    ready.push(d);
+                }
+            }
+        }
+        if seen == self.vertices.len() {
+            return Ok(());
+        }
+        Err(CycleError {
+            tasks: self.find_cycle(&deps),
+        })
+    }
+
+    fn find_cycle(&self, deps_left: &[u32]) -> Vec<Arc<TaskCell>> {
+        let stuck: Vec<u32> = (0..deps_left.len() as u32)
+            .filter(|&v| deps_left[v as usize] > 0)
+            .collect();
+        let mut local: HashMap<u32, petgraph::graph::NodeIndex> = HashMap::new();
+        let mut g: DiGraph<u32, ()> = DiGraph::new();
+        for &v in &stuck {
+            local.insert(v, g.add_node(v));
+        }
+        for &v in &stuck {
+            for d in &self.vertices[v as usize].dependents {
+                if let Some(&to) = local.get(d) {
+                    g.add_edge(local[&v], to, ());
+                }
+            }
+        }
+        let component = petgraph::algo::tarjan_scc(&g)
+            .into_iter()
+            .find(|c| c.len() > 1)
+            .unwrap_or_default();
+        // Walk the component from its first vertex back to it along the shortest path.
+        let Some(&start) = component.first() else {
+            return Vec::new();
+        };
+        let members: std::collections::HashSet<_> = component.iter().copied().collect();
+        let mut came_from: HashMap<petgraph::graph::NodeIndex, petgraph::graph::NodeIndex> =
+            HashMap::new();
+        let mut queue = std::collections::VecDeque::from([start]);
+        let mut path = Vec::new();
+        'search: while let Some(v) = queue.pop_front() {
+            for next in g.neighbors(v) {
+                if !members.contains(&next) {
+                    continue;
+                }
+                if next == start {
+                    let mut at = v;
+                    path.push(at);
+                    while at != start {
+                        at = came_from[&at];
+                        path.push(at);
+                    }
+                    path.reverse();
+                    break 'search;
+                }
+                if next != start && !came_from.contains_key(&next) {
+                    came_from.insert(next, v);
+                    queue.push_back(next);
+                }
+            }
+        }
+        let mut names: Vec<Arc<TaskCell>> = Vec::new();
+        for v in path {
+            let task = &self.tasks[self.vertices[g[v] as usize].task as usize].cell;
+            if names.last().map(|l| Arc::ptr_eq(l, task)) != Some(true) {
+                names.push(task.clone());
+            }
+        }
+        if names.len() > 1 && Arc::ptr_eq(&names[0], names.last().unwrap()) {
+            names.pop();
+        }
+        names
+    }
+}

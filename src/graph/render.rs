@@ -1,0 +1,169 @@
+//! Drawing a graph without running it: Graphviz dot, Mermaid, JSON and plain text.
+
+use std::collections::HashMap;
+use std::fmt::Write;
+
+use petgraph::stable_graph::NodeIndex;
+
+use super::{TaskGraph, TaskKind};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Dot,
+    Mermaid,
+    Json,
+    Text,
+}
+
+/// Renders `graphs` (usually one) in `format`.
+pub fn render(graphs: &[&TaskGraph], format: Format) -> String {
+    let mut out = String::new();
+    match format {
+        Format::Dot => {
+            out.push_str("digraph workflow {\n  rankdir=LR;\n  node [shape=box, style=rounded];\n");
+            for g in graphs {
+                dot_members(g, None, 1, &mut out);
+                for (from, to) in edges(g) {
+                    let _ = writeln!(out, "  {} -> {};", id(g, from), id(g, to));
+                }
+            }
+            out.push_str("}\n");
+        }
+        Format::Mermaid => {
+            out.push_str("flowchart LR\n");
+            for g in graphs {
+                mermaid_members(g, None, 1, &mut out);
+                for (from, to) in edges(g) {
+                    let _ = writeln!(out, "  {} --> {}", id(g, from), id(g, to));
+                }
+            }
+        }
+        Format::Json => {
+            let tasks: Vec<serde_json::Value> = graphs.iter().flat_map(|g| json_tasks(g)).collect();
+            out = serde_json::to_string_pretty(&serde_json::json!({ "tasks": tasks }))
+                .unwrap_or_default();
+            out.push('\n');
+        }
+        Format::Text => {
+            for g in graphs {
+                text_members(g, None, 0, &mut out);
+            }
+        }
+    }
+    out
+}
+
+/// Edges as (runs first, runs after), in a stable order.
+fn edges(g: &TaskGraph) -> Vec<(NodeIndex, NodeIndex)> {
+    let mut all: Vec<_> = g
+        .dag
+        .edge_indices()
+        .filter_map(|e| g.dag.edge_endpoints(e))
+        .collect();
+    all.sort_by_key(|(a, b)| (g.dag[*a].serial, g.dag[*b].serial));
+    all
+}
+
+fn id(g: &TaskGraph, index: NodeIndex) -> String {
+    format!("g{}n{}", g.id, index.index())
+}
+
+fn quoted(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_default()
+}
+
+fn label(g: &TaskGraph, index: NodeIndex) -> String {
+    let cell = &g.dag[index];
+    format!("{} ({})", cell.name, cell.kind().as_str())
+}
+
+fn dot_members(g: &TaskGraph, parent: Option<NodeIndex>, depth: usize, out: &mut String) {
+    let pad = "  ".repeat(depth);
+    for cell in g.members(parent) {
+        let Some(index) = g.index_of(&cell) else {
+            continue;
+        };
+        if cell.kind() == TaskKind::Subgraph {
+            let _ = writeln!(
+                out,
+                "{pad}subgraph cluster_{} {{\n{pad}  label={};",
+                id(g, index),
+                quoted(&cell.name)
+            );
+            let _ = writeln!(
+                out,
+                "{pad}  {} [label={}, shape=folder];",
+                id(g, index),
+                quoted(&label(g, index))
+            );
+            dot_members(g, Some(index), depth + 1, out);
+            let _ = writeln!(out, "{pad}}}");
+        } else {
+            let _ = writeln!(
+                out,
+                "{pad}{} [label={}];",
+                id(g, index),
+                quoted(&label(g, index))
+            );
+        }
+    }
+}
+
+fn mermaid_members(g: &TaskGraph, parent: Option<NodeIndex>, depth: usize, out: &mut String) {
+    let pad = "  ".repeat(depth);
+    for cell in g.members(parent) {
+        let Some(index) = g.index_of(&cell) else {
+            continue;
+        };
+        let text = label(g, index).replace('"', "'");
+        if cell.kind() == TaskKind::Subgraph {
+            let _ = writeln!(out, "{pad}subgraph {} [\"{}\"]", id(g, index), text);
+            mermaid_members(g, Some(index), depth + 1, out);
+            let _ = writeln!(out, "{pad}end");
+        } else {
+            let _ = writeln!(out, "{pad}{}[\"{}\"]", id(g, index), text);
+        }
+    }
+}
+
+fn json_tasks(g: &TaskGraph) -> Vec<serde_json::Value> {
+    let mut tasks: Vec<_> = g.dag.node_indices().collect();
+    tasks.sort_by_key(|&i| g.dag[i].serial);
+    tasks
+        .into_iter()
+        .map(|index| {
+            let cell = &g.dag[index];
+            let parent = cell.inner.lock().slot.and_then(|s| s.parent);
+            let mut waits: Vec<String> = g.dependencies(index).map(|d| id(g, d)).collect();
+            waits.sort();
+            serde_json::json!({
+                "id": id(g, index),
+                "name": &*cell.name,
+                "kind": cell.kind().as_str(),
+                "subgraph": parent.map(|p| id(g, p)),
+                "waits_for": waits,
+            })
+        })
+        .collect()
+}
+
+fn text_members(g: &TaskGraph, parent: Option<NodeIndex>, depth: usize, out: &mut String) {
+    let names: HashMap<NodeIndex, &str> =
+        g.dag.node_indices().map(|i| (i, &*g.dag[i].name)).collect();
+    let pad = "  ".repeat(depth);
+    for cell in g.members(parent) {
+        let Some(index) = g.index_of(&cell) else {
+            continue;
+        };
+        let mut waits: Vec<&str> = g.dependencies(index).map(|d| names[&d]).collect();
+        waits.sort();
+        let _ = write!(out, "{pad}{}", label(g, index));
+        if !waits.is_empty() {
+            let _ = write!(out, "  waits for: {}", waits.join(", "));
+        }
+        out.push('\n');
+        if cell.kind() == TaskKind::Subgraph {
+            text_members(g, Some(index), depth + 1, out);
+        }
+    }
+}

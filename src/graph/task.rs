@@ -1,0 +1,282 @@
+//! A task: what it runs, its settings (retries, handlers), and its live status.
+//!
+//! A `TaskCell` is shared by `Arc` between the script (which builds and reads it through a
+//! `Task` handle) and the executor (which runs it and updates its status).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::{Condvar, Mutex};
+use petgraph::stable_graph::NodeIndex;
+use rhai::{Dynamic, FnPtr, Map, Position};
+
+use crate::exec::TaskError;
+
+/// What kind of work a task does; shown as `kind` in events.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TaskKind {
+    Script,
+    Shell,
+    Event,
+    Noop,
+    Sleep,
+    Operation,
+    Subgraph,
+}
+
+impl TaskKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskKind::Script => "script",
+            TaskKind::Shell => "shell",
+            TaskKind::Event => "event",
+            TaskKind::Noop => "noop",
+            TaskKind::Sleep => "sleep",
+            TaskKind::Operation => "operation",
+            TaskKind::Subgraph => "subgraph",
+        }
+    }
+}
+
+/// Options of a process task (`shell`, `exec`).
+#[derive(Clone, Debug, Default)]
+pub struct ProcessOptions {
+    pub env: Vec<(String, String)>,
+    pub cwd: Option<String>,
+    pub timeout: Option<f64>,
+}
+
+/// The work itself.
+#[derive(Clone)]
+pub enum TaskAction {
+    /// A Rhai closure; `arity` is its number of declared (not captured) parameters.
+    Script {
+        closure: FnPtr,
+        arity: usize,
+    },
+    /// `sh -c command`.
+    Shell {
+        command: String,
+        options: ProcessOptions,
+    },
+    /// A program and its arguments, no shell.
+    Exec {
+        argv: Vec<String>,
+        options: ProcessOptions,
+    },
+    Sleep {
+        seconds: f64,
+    },
+    Noop,
+    /// Emits a `workflow_event`.
+    Event {
+        message: String,
+    },
+    /// A group of tasks; its members live in the same `TaskGraph`.
+    Subgraph,
+}
+
+impl TaskAction {
+    pub fn kind(&self) -> TaskKind {
+        match self {
+            TaskAction::Script { .. } => TaskKind::Script,
+            TaskAction::Shell { .. } | TaskAction::Exec { .. } => TaskKind::Shell,
+            TaskAction::Sleep { .. } => TaskKind::Sleep,
+            TaskAction::Noop => TaskKind::Noop,
+            TaskAction::Event { .. } => TaskKind::Event,
+            TaskAction::Subgraph => TaskKind::Subgraph,
+        }
+    }
+}
+
+/// The life of a task as the script sees it (`t.state`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TaskState {
+    Pending,
+    Started,
+    Succeeded,
+    Failed,
+    Rescheduled,
+    Cancelled,
+}
+
+impl TaskState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskState::Pending => "pending",
+            TaskState::Started => "started",
+            TaskState::Succeeded => "succeeded",
+            TaskState::Failed => "failed",
+            TaskState::Rescheduled => "rescheduled",
+            TaskState::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            TaskState::Succeeded | TaskState::Failed | TaskState::Cancelled
+        )
+    }
+}
+
+/// What the script may set on a task before it runs.
+#[derive(Clone)]
+pub struct TaskSettings {
+    pub total_retries: i64,
+    pub retry_interval: f64,
+    pub timeout: Option<f64>,
+    pub on_success: Option<FnPtr>,
+    pub on_failure: Option<FnPtr>,
+    pub revert: Option<FnPtr>,
+    pub provides: Option<String>,
+    pub requires: Vec<String>,
+    pub inject: Map,
+}
+
+impl TaskSettings {
+    pub fn with_defaults(total_retries: i64, retry_interval: f64) -> Self {
+        TaskSettings {
+            total_retries,
+            retry_interval,
+            timeout: None,
+            on_success: None,
+            on_failure: None,
+            revert: None,
+            provides: None,
+            requires: Vec::new(),
+            inject: Map::new(),
+        }
+    }
+}
+
+/// What happened to the task so far.
+#[derive(Clone)]
+pub struct TaskStatus {
+    pub state: TaskState,
+    /// The id of the current (or last) attempt; a retry gets a new one.
+    pub attempt_id: Option<u64>,
+    pub current_retries: u32,
+    pub result: Dynamic,
+    pub error: Option<TaskError>,
+}
+
+/// Where a task sits: which graph, its node, and the subgraph holding it (if any).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Slot {
+    pub graph: u64,
+    pub index: NodeIndex,
+    pub parent: Option<NodeIndex>,
+}
+
+pub struct TaskInner {
+    pub settings: TaskSettings,
+    pub status: TaskStatus,
+    pub slot: Option<Slot>,
+    /// A subgraph's name for the error when a task is added to two of them.
+    pub parent_name: Option<Arc<str>>,
+}
+
+pub struct TaskCell {
+    pub name: Arc<str>,
+    pub action: TaskAction,
+    /// Creation index within the run: a stable identity for display and resume.
+    pub serial: u64,
+    /// Where the script created it.
+    pub defined_at: Position,
+    pub inner: Mutex<TaskInner>,
+    finished: Condvar,
+}
+
+static NEXT_SERIAL: AtomicU64 = AtomicU64::new(1);
+
+impl TaskCell {
+    pub fn new(
+        name: &str,
+        action: TaskAction,
+        settings: TaskSettings,
+        defined_at: Position,
+    ) -> Arc<Self> {
+        Arc::new(TaskCell {
+            name: Arc::from(name),
+            action,
+            serial: NEXT_SERIAL.fetch_add(1, Ordering::Relaxed),
+            defined_at,
+            inner: Mutex::new(TaskInner {
+                settings,
+                status: TaskStatus {
+                    state: TaskState::Pending,
+                    attempt_id: None,
+                    current_retries: 0,
+                    result: Dynamic::UNIT,
+                    error: None,
+                },
+                slot: None,
+                parent_name: None,
+            }),
+            finished: Condvar::new(),
+        })
+    }
+
+    pub fn kind(&self) -> TaskKind {
+        self.action.kind()
+    }
+
+    pub fn settings(&self) -> TaskSettings {
+        self.inner.lock().settings.clone()
+    }
+
+    pub fn state(&self) -> TaskState {
+        self.inner.lock().status.state
+    }
+
+    /// Records a new attempt and returns what events need to describe it.
+    pub fn begin_attempt(&self, attempt_id: u64, retries: u32) {
+        let mut inner = self.inner.lock();
+        inner.status.state = TaskState::Started;
+        inner.status.attempt_id = Some(attempt_id);
+        inner.status.current_retries = retries;
+        inner.status.error = None;
+    }
+
+    pub fn set_state(&self, state: TaskState) {
+        self.inner.lock().status.state = state;
+        if state.is_final() {
+            self.finished.notify_all();
+        }
+    }
+
+    pub fn set_result(&self, result: Dynamic) {
+        self.inner.lock().status.result = result;
+    }
+
+    pub fn set_error(&self, error: Option<TaskError>) {
+        self.inner.lock().status.error = error;
+    }
+
+    /// Ends the task: its final state, and wakes whoever waits in `wait_final`.
+    pub fn finish(&self, state: TaskState) {
+        let mut inner = self.inner.lock();
+        inner.status.state = state;
+        drop(inner);
+        self.finished.notify_all();
+    }
+
+    /// Blocks the calling (script) thread until the task reached a final state.
+    pub fn wait_final(&self) -> TaskStatus {
+        let mut inner = self.inner.lock();
+        while !inner.status.state.is_final() {
+            self.finished.wait(&mut inner);
+        }
+        inner.status.clone()
+    }
+
+    /// Like `wait_final`, but gives up after `timeout` so the caller can check for cancel.
+    pub fn wait_final_for(&self, timeout: std::time::Duration) -> Option<TaskStatus> {
+        let mut inner = self.inner.lock();
+        if !inner.status.state.is_final() {
+            self.finished.wait_for(&mut inner, timeout);
+        }
+        inner.status.state.is_final().then(|| inner.status.clone())
+    }
+}

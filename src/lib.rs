@@ -1,0 +1,16 @@
+//! rhaiflow: workflows written as Rhai scripts, run as task graphs.
+//!
+//! The flow of one run: `runner` loads the script, `script` hosts it (the host API builds
+//! graphs in `graph`), `exec` runs tasks and graphs on tokio, `events` reports what happened,
+//! `store` keeps it. `cli` is the command line on top.
+
+pub mod cli;
+pub mod events;
+pub mod exec;
+pub mod graph;
+pub mod runner;
+pub mod script;
+pub mod store;
+pub mod value;
+
+pub use runner::{run, RunOptions, RunReport, Status};

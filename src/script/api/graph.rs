@@ -1,0 +1,347 @@
+//! Graph mode (contract section 6): `graph_mode()`, the `Graph` and `Subgraph` building
+//! methods, sequences, fork-joins and `execute()`.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use rhai::{Array, Dynamic, Engine, EvalAltResult, NativeCallContext};
+
+use super::tasks::{error, AsTask, TaskHandle};
+use crate::exec::{execute_plan, ErrorKind, FailedTask, TaskError};
+use crate::graph::{Plan, TaskAction, TaskCell, TaskGraph, TaskKind};
+use crate::script::state::{upgrade, RunRef};
+
+type Result<T> = std::result::Result<T, Box<EvalAltResult>>;
+
+/// One graph and its options, shared by every handle on it.
+#[derive(Default)]
+pub struct GraphShared {
+    pub graph: Mutex<TaskGraph>,
+    pub fail_fast: AtomicBool,
+}
+
+/// `graph_mode()`'s value.
+#[derive(Clone)]
+pub struct GraphHandle(pub Arc<GraphShared>);
+
+/// `g.subgraph(name)`: a task of its graph that holds tasks of its own.
+#[derive(Clone)]
+pub struct SubgraphHandle {
+    pub graph: Arc<GraphShared>,
+    pub cell: Arc<TaskCell>,
+}
+
+impl AsTask for SubgraphHandle {
+    fn cell(&self) -> &Arc<TaskCell> {
+        &self.cell
+    }
+}
+
+/// `g.sequence()`: each item added waits for the item before.
+#[derive(Clone)]
+pub struct SequenceHandle {
+    graph: Arc<GraphShared>,
+    parent: Option<Arc<TaskCell>>,
+    last: Arc<Mutex<Vec<Arc<TaskCell>>>>,
+}
+
+/// `forkjoin(a, b, ...)`: members that run side by side inside a sequence.
+#[derive(Clone)]
+pub struct ForkJoinHandle(Vec<Arc<TaskCell>>);
+
+/// Where building methods put tasks: a graph's top, or a subgraph.
+trait Building: Clone + Send + Sync + 'static {
+    fn shared(&self) -> &Arc<GraphShared>;
+    fn parent(&self) -> Option<&Arc<TaskCell>>;
+}
+
+impl Building for GraphHandle {
+    fn shared(&self) -> &Arc<GraphShared> {
+        &self.0
+    }
+    fn parent(&self) -> Option<&Arc<TaskCell>> {
+        None
+    }
+}
+
+impl Building for SubgraphHandle {
+    fn shared(&self) -> &Arc<GraphShared> {
+        &self.graph
+    }
+    fn parent(&self) -> Option<&Arc<TaskCell>> {
+        Some(&self.cell)
+    }
+}
+
+fn type_error(value: &Dynamic, wanted: &str) -> Box<EvalAltResult> {
+    error(format!(
+        "expected {wanted}, got {}",
+        value.type_name().rsplit("::").next().unwrap_or("a value")
+    ))
+}
+
+/// The task behind a `Task` or `Subgraph` value.
+fn task_of(value: &Dynamic) -> Result<Arc<TaskCell>> {
+    if let Some(t) = value.read_lock::<TaskHandle>() {
+        return Ok(t.0.clone());
+    }
+    if let Some(s) = value.read_lock::<SubgraphHandle>() {
+        return Ok(s.cell.clone());
+    }
+    Err(type_error(value, "a task or a subgraph"))
+}
+
+/// The tasks of one sequence item: a task, a subgraph or a fork-join.
+fn item_tasks(value: &Dynamic) -> Result<Vec<Arc<TaskCell>>> {
+    if let Some(f) = value.read_lock::<ForkJoinHandle>() {
+        return Ok(f.0.clone());
+    }
+    task_of(value)
+        .map(|t| vec![t])
+        .map_err(|_| type_error(value, "a task, a subgraph or a forkjoin"))
+}
+
+fn graph_error(e: crate::graph::GraphError) -> Box<EvalAltResult> {
+    error(e.to_string())
+}
+
+fn handle_of(shared: &Arc<GraphShared>, cell: Arc<TaskCell>) -> Dynamic {
+    if cell.kind() == TaskKind::Subgraph {
+        Dynamic::from(SubgraphHandle {
+            graph: shared.clone(),
+            cell,
+        })
+    } else {
+        Dynamic::from(TaskHandle(cell))
+    }
+}
+
+fn add_items(seq: &SequenceHandle, items: Vec<Dynamic>) -> Result<()> {
+    let mut flat = Vec::with_capacity(items.len());
+    for item in items {
+        match item.read_lock::<Array>() {
+            Some(array) => flat.extend(array.iter().cloned()),
+            None => flat.push(item.clone()),
+        }
+    }
+    let mut graph = seq.graph.graph.lock();
+    let mut last = seq.last.lock();
+    for item in flat {
+        let tasks = item_tasks(&item)?;
+        for t in &tasks {
+            graph.add(t, seq.parent.as_ref()).map_err(graph_error)?;
+        }
+        for t in &tasks {
+            for before in last.iter() {
+                graph.add_dependency(t, before).map_err(graph_error)?;
+            }
+        }
+        if !tasks.is_empty() {
+            *last = tasks;
+        }
+    }
+    Ok(())
+}
+
+fn forkjoin(items: Vec<Dynamic>) -> Result<ForkJoinHandle> {
+    let mut members = Vec::new();
+    for item in items {
+        match item.read_lock::<Array>() {
+            Some(array) => {
+                for member in array.iter() {
+                    members.push(task_of(member)?);
+                }
+            }
+            None => members.push(task_of(&item)?),
+        }
+    }
+    Ok(ForkJoinHandle(members))
+}
+
+fn register_building<T: Building>(engine: &mut Engine, run: &RunRef) {
+    engine.register_fn("add_task", |g: &mut T, t: Dynamic| -> Result<Dynamic> {
+        let cell = task_of(&t)?;
+        g.shared()
+            .graph
+            .lock()
+            .add(&cell, g.parent())
+            .map_err(graph_error)?;
+        Ok(t)
+    });
+    engine.register_fn(
+        "add_dependency",
+        |g: &mut T, a: Dynamic, b: Dynamic| -> Result<()> {
+            let (a, b) = (task_of(&a)?, task_of(&b)?);
+            g.shared()
+                .graph
+                .lock()
+                .add_dependency(&a, &b)
+                .map_err(graph_error)
+        },
+    );
+    engine.register_fn(
+        "remove_dependency",
+        |g: &mut T, a: Dynamic, b: Dynamic| -> Result<()> {
+            let (a, b) = (task_of(&a)?, task_of(&b)?);
+            g.shared()
+                .graph
+                .lock()
+                .remove_dependency(&a, &b)
+                .map_err(graph_error)
+        },
+    );
+    engine.register_fn("remove_task", |g: &mut T, t: Dynamic| -> Result<()> {
+        let cell = task_of(&t)?;
+        g.shared().graph.lock().remove(&cell).map_err(graph_error)
+    });
+    engine.register_fn("sequence", |g: &mut T| SequenceHandle {
+        graph: g.shared().clone(),
+        parent: g.parent().cloned(),
+        last: Arc::new(Mutex::new(Vec::new())),
+    });
+    let r = run.clone();
+    engine.register_fn(
+        "subgraph",
+        move |ctx: NativeCallContext, g: &mut T, name: &str| -> Result<SubgraphHandle> {
+            let run = upgrade(&r)?;
+            let cell = TaskCell::new(
+                name,
+                TaskAction::Subgraph,
+                run.new_settings(),
+                ctx.call_position(),
+            );
+            cell.inner.lock().settings.total_retries = 0;
+            g.shared()
+                .graph
+                .lock()
+                .add(&cell, g.parent())
+                .map_err(graph_error)?;
+            Ok(SubgraphHandle {
+                graph: g.shared().clone(),
+                cell,
+            })
+        },
+    );
+    engine.register_fn("tasks", |g: &mut T| -> Result<Array> {
+        let graph = g.shared().graph.lock();
+        let parent = match g.parent() {
+            Some(p) => Some(
+                graph
+                    .index_of(p)
+                    .ok_or_else(|| error(format!("subgraph `{}` was removed", p.name)))?,
+            ),
+            None => None,
+        };
+        Ok(graph
+            .members(parent)
+            .into_iter()
+            .map(|c| handle_of(g.shared(), c))
+            .collect())
+    });
+}
+
+/// `g.execute()`: validate, then run the graph and wait for it.
+fn execute(run: &RunRef, g: &GraphHandle) -> Result<()> {
+    let run = upgrade(run)?;
+    let plan = Plan::build(&g.0.graph.lock()).map_err(|cycle| {
+        let mut e = TaskError::new(ErrorKind::Invalid, cycle.to_string());
+        e.failed_tasks = Arc::new(
+            cycle
+                .tasks
+                .iter()
+                .map(|t| FailedTask {
+                    name: t.name.clone(),
+                    defined_at: t.defined_at,
+                    error: TaskError::recoverable(""),
+                })
+                .collect(),
+        );
+        e.into_rhai()
+    })?;
+    if run.settings.dry_run {
+        return Ok(());
+    }
+    let env = run.env().clone();
+    let fail_fast = g.0.fail_fast.load(Ordering::Relaxed);
+    let (done_tx, done_rx) = std::sync::mpsc::sync_channel(1);
+    run.begin_execution();
+    env.runtime.spawn({
+        let env = env.clone();
+        async move {
+            let _ = done_tx.send(execute_plan(plan, env, fail_fast).await);
+        }
+    });
+    let result = done_rx.recv().unwrap_or_else(|_| {
+        Err(TaskError::new(
+            ErrorKind::NonRecoverable,
+            "this is a bug in rhaiflow: the executor stopped; please report it",
+        ))
+    });
+    run.end_execution();
+    result.map_err(TaskError::into_rhai)
+}
+
+pub fn register(engine: &mut Engine, run: &RunRef) {
+    engine
+        .register_type_with_name::<GraphHandle>("Graph")
+        .register_type_with_name::<SubgraphHandle>("Subgraph")
+        .register_type_with_name::<SequenceHandle>("Sequence")
+        .register_type_with_name::<ForkJoinHandle>("ForkJoin");
+
+    let r = run.clone();
+    engine.register_fn("graph_mode", move || -> Result<GraphHandle> {
+        let run = upgrade(&r)?;
+        run.enter_graph_mode()?;
+        let shared = Arc::new(GraphShared::default());
+        run.graphs.lock().push(shared.clone());
+        Ok(GraphHandle(shared))
+    });
+    register_building::<GraphHandle>(engine, run);
+    register_building::<SubgraphHandle>(engine, run);
+
+    let r = run.clone();
+    engine.register_fn("execute", move |g: &mut GraphHandle| execute(&r, g));
+    engine.register_get_set(
+        "fail_fast",
+        |g: &mut GraphHandle| g.0.fail_fast.load(Ordering::Relaxed),
+        |g: &mut GraphHandle, on: bool| g.0.fail_fast.store(on, Ordering::Relaxed),
+    );
+
+    macro_rules! variadic {
+        ($name:literal, $f:expr, $this:ty, $($arg:ident),+) => {
+            engine.register_fn($name, move |this: &mut $this, $($arg: Dynamic),+| $f(this, vec![$($arg),+]));
+        };
+        (free $name:literal, $f:expr, $($arg:ident),+) => {
+            engine.register_fn($name, move |$($arg: Dynamic),+| $f(vec![$($arg),+]));
+        };
+    }
+    let add = |s: &mut SequenceHandle, items: Vec<Dynamic>| add_items(s, items);
+    variadic!("add", add, SequenceHandle, a);
+    variadic!("add", add, SequenceHandle, a, b);
+    variadic!("add", add, SequenceHandle, a, b, c);
+    variadic!("add", add, SequenceHandle, a, b, c, d);
+    variadic!("add", add, SequenceHandle, a, b, c, d, e);
+    variadic!("add", add, SequenceHandle, a, b, c, d, e, f);
+    variadic!("add", add, SequenceHandle, a, b, c, d, e, f, g);
+    variadic!("add", add, SequenceHandle, a, b, c, d, e, f, g, h);
+    variadic!(free "forkjoin", forkjoin, a);
+    variadic!(free "forkjoin", forkjoin, a, b);
+    variadic!(free "forkjoin", forkjoin, a, b, c);
+    variadic!(free "forkjoin", forkjoin, a, b, c, d);
+    variadic!(free "forkjoin", forkjoin, a, b, c, d, e);
+    variadic!(free "forkjoin", forkjoin, a, b, c, d, e, f);
+    variadic!(free "forkjoin", forkjoin, a, b, c, d, e, f, g);
+    variadic!(free "forkjoin", forkjoin, a, b, c, d, e, f, g, h);
+
+    engine.register_fn("to_string", |g: &mut GraphHandle| {
+        format!("Graph({} tasks)", g.0.graph.lock().len())
+    });
+    engine.register_fn("to_string", |s: &mut SubgraphHandle| {
+        format!("Subgraph({})", s.cell.name)
+    });
+    engine.register_fn("to_string", |f: &mut ForkJoinHandle| {
+        let names: Vec<&str> = f.0.iter().map(|t| &*t.name).collect();
+        format!("ForkJoin({})", names.join(", "))
+    });
+}

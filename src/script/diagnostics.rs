@@ -1,0 +1,263 @@
+//! Rhai errors as miette diagnostics: the file, the line and column, the source line
+//! underlined, and a plain sentence.
+//!
+//! One converter turns Rhai positions (1-based line and column, in characters) into spans;
+//! the innermost error is the primary label, the call frames around it are further labels.
+
+use std::fmt;
+use std::sync::Arc;
+
+use miette::{Diagnostic, LabeledSpan, NamedSource, SourceSpan};
+use rhai::{EvalAltResult, ParseError, Position};
+
+use crate::exec::{innermost, ErrorKind, TaskError};
+
+/// A script's text and the name to show for it.
+#[derive(Clone, Debug)]
+pub struct Source {
+    pub name: String,
+    pub text: Arc<str>,
+}
+
+impl Source {
+    pub fn named(&self) -> NamedSource<String> {
+        NamedSource::new(&self.name, self.text.to_string())
+    }
+
+    /// The byte span of the token at `position`, if the position is in this source.
+    pub fn span(&self, position: Position) -> Option<SourceSpan> {
+        let (line, column) = (position.line()?, position.position().unwrap_or(1).max(1));
+        let mut offset = 0;
+        for (i, text) in self.text.split_inclusive('\n').enumerate() {
+            if i + 1 == line {
+                let start = offset
+                    + text
+                        .char_indices()
+                        .nth(column - 1)
+                        .map(|(b, _)| b)
+                        .unwrap_or(0);
+                let rest = &self.text[start..];
+                let word = rest
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_')
+                    .map(char::len_utf8)
+                    .sum::<usize>();
+                let len = if word > 0 {
+                    word
+                } else {
+                    rest.chars().next().map(char::len_utf8).unwrap_or(0)
+                };
+                return Some(SourceSpan::new(start.into(), len));
+            }
+            offset += text.len();
+        }
+        None
+    }
+}
+
+/// An error a person reads.
+#[derive(Debug)]
+pub struct ScriptDiagnostic {
+    pub code: &'static str,
+    pub message: String,
+    pub help: Option<String>,
+    pub source: Option<NamedSource<String>>,
+    pub labels: Vec<(Option<String>, SourceSpan, bool)>,
+}
+
+impl fmt::Display for ScriptDiagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ScriptDiagnostic {}
+
+impl Diagnostic for ScriptDiagnostic {
+    fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        Some(Box::new(self.code))
+    }
+
+    fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        self.help
+            .as_ref()
+            .map(|h| Box::new(h.as_str()) as Box<dyn fmt::Display>)
+    }
+
+    fn source_code(&self) -> Option<&dyn miette::SourceCode> {
+        self.source.as_ref().map(|s| s as &dyn miette::SourceCode)
+    }
+
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        if self.labels.is_empty() {
+            return None;
+        }
+        Some(Box::new(self.labels.iter().map(|(text, span, primary)| {
+            if *primary {
+                LabeledSpan::new_primary_with_span(text.clone(), *span)
+            } else {
+                LabeledSpan::new_with_span(text.clone(), *span)
+            }
+        })))
+    }
+}
+
+impl ScriptDiagnostic {
+    pub fn plain(code: &'static str, message: impl Into<String>) -> Self {
+        ScriptDiagnostic {
+            code,
+            message: message.into(),
+            help: None,
+            source: None,
+            labels: Vec::new(),
+        }
+    }
+
+    pub fn with_help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+
+    fn label(&mut self, source: &Source, position: Position, text: Option<String>, primary: bool) {
+        if let Some(span) = source.span(position) {
+            if !self.labels.iter().any(|(_, s, _)| *s == span) {
+                self.labels.push((text, span, primary));
+            }
+        }
+    }
+
+    /// The script does not parse.
+    pub fn compile(err: &ParseError, source: &Source) -> Self {
+        let mut d = ScriptDiagnostic::plain(
+            "rhaiflow::compile",
+            format!("{} does not compile: {}", source.name, err.err_type()),
+        );
+        d.source = Some(source.named());
+        d.label(
+            source,
+            err.position(),
+            Some(err.err_type().to_string()),
+            true,
+        );
+        d
+    }
+
+    /// An error raised while the script ran.
+    pub fn runtime(err: &EvalAltResult, source: &Source) -> Self {
+        let inner = innermost(err);
+        let (code, message, help) = describe(inner);
+        let mut d = ScriptDiagnostic::plain(code, message);
+        d.help = help;
+        d.source = Some(source.named());
+        let primary_text = match inner {
+            EvalAltResult::ErrorRuntime(v, _) if v.is::<TaskError>() => None,
+            _ => Some("here".to_string()),
+        };
+        d.label(source, inner.position(), primary_text, true);
+        if let EvalAltResult::ErrorRuntime(value, _) = inner {
+            if let Some(e) = value.read_lock::<TaskError>() {
+                d.task_labels(&e, source);
+            }
+        }
+        let mut frame = err;
+        while let EvalAltResult::ErrorInFunctionCall(name, _, inner, pos) = frame {
+            let what = if name.starts_with("anon$") {
+                "in this closure".to_string()
+            } else {
+                format!("in call to `{name}`")
+            };
+            d.label(source, *pos, Some(what), false);
+            frame = inner;
+        }
+        d
+    }
+
+    /// For a graph's error: where each failed task threw, and where it was defined.
+    fn task_labels(&mut self, error: &TaskError, source: &Source) {
+        for failed in error.failed_tasks.iter().take(5) {
+            if error.kind == ErrorKind::Invalid {
+                self.label(
+                    source,
+                    failed.defined_at,
+                    Some(format!("`{}` is defined here", failed.name)),
+                    false,
+                );
+                continue;
+            }
+            if !failed.error.position.is_none() {
+                let text = format!("`{}` failed here: {}", failed.name, failed.error.message);
+                self.label(source, failed.error.position, Some(text), false);
+            }
+            self.label(
+                source,
+                failed.defined_at,
+                Some(format!("task `{}` is defined here", failed.name)),
+                false,
+            );
+        }
+    }
+}
+
+/// The diagnostic's code, sentence and help for one Rhai error.
+fn describe(err: &EvalAltResult) -> (&'static str, String, Option<String>) {
+    let mut text = err.to_string();
+    // Rhai appends the position; the diagnostic shows it in the snippet instead.
+    if let Some(at) = text.rfind(" (line ") {
+        text.truncate(at);
+    }
+    match err {
+        EvalAltResult::ErrorRuntime(value, _) => match value.read_lock::<TaskError>() {
+            Some(e) => {
+                let code = match e.kind {
+                    ErrorKind::Cancelled => "rhaiflow::cancelled",
+                    ErrorKind::Invalid => "rhaiflow::invalid_graph",
+                    ErrorKind::GraphFailed => "rhaiflow::task_failed",
+                    _ => "rhaiflow::error",
+                };
+                (code, e.message.clone(), None)
+            }
+            None => ("rhaiflow::thrown", format!("the script threw: {}", crate::exec::display_value(value)), None),
+        },
+        EvalAltResult::ErrorFunctionNotFound(..) => (
+            "rhaiflow::unknown_function",
+            text,
+            Some("no function of this name takes arguments of these types: check the name, the number and the types of the arguments".into()),
+        ),
+        EvalAltResult::ErrorVariableNotFound(..) => (
+            "rhaiflow::unknown_variable",
+            text,
+            Some("functions do not see the script's variables: pass them as arguments (or use `params`/`ctx` at the top level)".into()),
+        ),
+        EvalAltResult::ErrorTooManyOperations(..) => (
+            "rhaiflow::operations_limit",
+            "the script ran too many operations and was stopped (is there an endless loop?)".into(),
+            Some("raise the limit with --max-operations N (0 = no limit) if the work is legitimate".into()),
+        ),
+        EvalAltResult::ErrorStackOverflow(..) => (
+            "rhaiflow::call_depth",
+            "the script called functions too deeply and was stopped (endless recursion?)".into(),
+            None,
+        ),
+        EvalAltResult::ErrorDataTooLarge(..) => ("rhaiflow::size_limit", text, None),
+        EvalAltResult::ErrorTerminated(..) => ("rhaiflow::cancelled", TaskError::cancelled().message, None),
+        _ => ("rhaiflow::script_error", text, None),
+    }
+}
+
+/// Renders a diagnostic as a person sees it: unicode, colours only at a terminal.
+pub fn render(diagnostic: &ScriptDiagnostic, colour: bool) -> String {
+    use miette::{GraphicalReportHandler, GraphicalTheme};
+    let theme = if colour {
+        GraphicalTheme::unicode()
+    } else {
+        GraphicalTheme::unicode_nocolor()
+    };
+    let handler = GraphicalReportHandler::new_themed(theme)
+        .with_width(100)
+        .with_links(false);
+    let mut out = String::new();
+    if handler.render_report(&mut out, diagnostic).is_err() {
+        return diagnostic.message.clone();
+    }
+    out
+}

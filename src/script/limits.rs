@@ -1,0 +1,94 @@
+//! Limits that keep a script from running away, and how cancel and timeouts reach a running
+//! script.
+//!
+//! Rhai's `on_progress` hook is engine-wide, but each thread runs at most one script call at a
+//! time: the call's cancel state and deadline sit in a thread-local `Guard` for its duration.
+
+use std::cell::RefCell;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rhai::{Dynamic, Engine};
+
+use crate::exec::{CancelState, TERMINATED_BY_CANCEL};
+
+/// Bounds on what one script evaluation may use. A bundle cannot lift them.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Operations per evaluation (the whole top-level script, or one closure call); 0 = none.
+    pub max_operations: u64,
+    pub max_call_levels: usize,
+    pub max_string_size: usize,
+    pub max_array_size: usize,
+    pub max_map_size: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_operations: 1_000_000_000,
+            max_call_levels: 64,
+            max_string_size: 64 << 20,
+            max_array_size: 10_000_000,
+            max_map_size: 10_000_000,
+        }
+    }
+}
+
+struct Guard {
+    cancel: Arc<CancelState>,
+    deadline: Option<(Instant, f64)>,
+}
+
+thread_local! {
+    static GUARD: RefCell<Option<Guard>> = const { RefCell::new(None) };
+}
+
+/// Applies `limits` and installs the progress hook on `engine`.
+pub fn install(engine: &mut Engine, limits: &Limits) {
+    engine
+        .set_max_operations(limits.max_operations)
+        .set_max_call_levels(limits.max_call_levels)
+        .set_max_string_size(limits.max_string_size)
+        .set_max_array_size(limits.max_array_size)
+        .set_max_map_size(limits.max_map_size)
+        .set_max_expr_depths(256, 256);
+    engine.on_progress(|operations| {
+        // Checking a clock on every operation would cost more than the operation.
+        if operations & 0x3ff != 0 {
+            return None;
+        }
+        GUARD.with(|guard| {
+            let guard = guard.borrow();
+            let guard = guard.as_ref()?;
+            if guard.cancel.is_forced() {
+                return Some(Dynamic::from(TERMINATED_BY_CANCEL));
+            }
+            match guard.deadline {
+                Some((at, secs)) if Instant::now() >= at => {
+                    Some(Dynamic::from(format!("timed out after {secs}s")))
+                }
+                _ => None,
+            }
+        })
+    });
+}
+
+/// Runs `f` with cancel and an optional timeout watching any script it evaluates.
+pub fn guarded<R>(cancel: &Arc<CancelState>, timeout: Option<f64>, f: impl FnOnce() -> R) -> R {
+    let deadline = timeout.map(|secs| {
+        (
+            Instant::now() + Duration::from_secs_f64(secs.max(0.0)),
+            secs,
+        )
+    });
+    let previous = GUARD.with(|g| {
+        g.replace(Some(Guard {
+            cancel: cancel.clone(),
+            deadline,
+        }))
+    });
+    let result = f();
+    GUARD.with(|g| *g.borrow_mut() = previous);
+    result
+}

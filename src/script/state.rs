@@ -1,0 +1,147 @@
+//! The state of one run that host functions share: the executor's environment, the mode
+//! (standard or graph), the graphs built, and the tasks started in standard mode.
+//!
+//! Host functions hold it through a `Weak` so that the engine does not keep it alive.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
+
+use parking_lot::Mutex;
+use rhai::{EvalAltResult, FnPtr, Position};
+use tokio::task::JoinHandle;
+
+use super::api::GraphShared;
+use crate::exec::{run_task, ExecEnv, TaskError, TaskOutcome};
+use crate::graph::{TaskAction, TaskCell, TaskSettings};
+
+/// What the command line decided for this run.
+#[derive(Clone, Debug)]
+pub struct RunSettings {
+    pub task_retries: i64,
+    pub retry_interval: f64,
+    pub dry_run: bool,
+}
+
+pub struct RunState {
+    pub settings: RunSettings,
+    env: OnceLock<Arc<ExecEnv>>,
+    graph_mode: Mutex<bool>,
+    /// Tasks started in standard mode, to wait for when the script returns.
+    standard: Mutex<Vec<(Arc<TaskCell>, JoinHandle<TaskOutcome>)>>,
+    /// Every graph `graph_mode()` made, for `rhaiflow graph`.
+    pub graphs: Mutex<Vec<Arc<GraphShared>>>,
+    /// Graphs executing right now (a `get()` on a pending task waits only then).
+    executing: AtomicUsize,
+    /// Declared parameter count of each script function, to know what a closure takes.
+    arity: OnceLock<HashMap<String, usize>>,
+    /// Set when a dry run had to make up a standard-mode result.
+    pub dry_results_used: Mutex<Option<Position>>,
+}
+
+pub type RunRef = Weak<RunState>;
+
+impl RunState {
+    pub fn new(settings: RunSettings) -> Arc<Self> {
+        Arc::new(RunState {
+            settings,
+            env: OnceLock::new(),
+            graph_mode: Mutex::new(false),
+            standard: Mutex::new(Vec::new()),
+            graphs: Mutex::new(Vec::new()),
+            executing: AtomicUsize::new(0),
+            arity: OnceLock::new(),
+            dry_results_used: Mutex::new(None),
+        })
+    }
+
+    pub fn set_env(&self, env: Arc<ExecEnv>) {
+        let _ = self.env.set(env);
+    }
+
+    pub fn env(&self) -> &Arc<ExecEnv> {
+        self.env
+            .get()
+            .expect("the executor environment is set before the script runs")
+    }
+
+    pub fn set_arity(&self, arity: HashMap<String, usize>) {
+        let _ = self.arity.set(arity);
+    }
+
+    /// How many parameters a closure takes, not counting the variables it captured.
+    pub fn closure_arity(&self, closure: &FnPtr) -> usize {
+        let declared = self
+            .arity
+            .get()
+            .and_then(|a| a.get(closure.fn_name()).copied())
+            .unwrap_or(0);
+        declared.saturating_sub(closure.curry().len())
+    }
+
+    pub fn new_settings(&self) -> TaskSettings {
+        TaskSettings::with_defaults(self.settings.task_retries, self.settings.retry_interval)
+    }
+
+    pub fn is_graph_mode(&self) -> bool {
+        *self.graph_mode.lock()
+    }
+
+    /// Switches to graph mode; refused once a task ran in standard mode.
+    pub fn enter_graph_mode(&self) -> Result<(), Box<EvalAltResult>> {
+        if let Some((first, _)) = self.standard.lock().first() {
+            return Err(TaskError::recoverable(format!(
+                "graph_mode() must come before any task runs, but task `{}` already started in standard mode",
+                first.name
+            ))
+            .into_rhai());
+        }
+        *self.graph_mode.lock() = true;
+        Ok(())
+    }
+
+    /// A task was just built: in standard mode it starts now.
+    pub fn task_built(&self, cell: &Arc<TaskCell>) {
+        if self.is_graph_mode()
+            || self.settings.dry_run
+            || matches!(cell.action, TaskAction::Subgraph)
+        {
+            return;
+        }
+        let env = self.env().clone();
+        let handle = env.runtime.spawn(run_task(cell.clone(), env.clone()));
+        self.standard.lock().push((cell.clone(), handle));
+    }
+
+    /// Waits for every standard-mode task (the script returned).
+    pub fn wait_standard_tasks(&self) {
+        let tasks = std::mem::take(&mut *self.standard.lock());
+        if tasks.is_empty() {
+            return;
+        }
+        let runtime = self.env().runtime.clone();
+        runtime.block_on(async move {
+            for (_, handle) in tasks {
+                let _ = handle.await;
+            }
+        });
+    }
+
+    pub fn executing(&self) -> bool {
+        self.executing.load(Ordering::Acquire) > 0
+    }
+
+    pub fn begin_execution(&self) {
+        self.executing.fetch_add(1, Ordering::AcqRel);
+    }
+
+    pub fn end_execution(&self) {
+        self.executing.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Upgrades the host functions' reference; fails only if a script value outlived its run.
+pub fn upgrade(run: &RunRef) -> Result<Arc<RunState>, Box<EvalAltResult>> {
+    run.upgrade()
+        .ok_or_else(|| TaskError::recoverable("this run has ended").into_rhai())
+}
