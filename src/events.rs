@@ -126,10 +126,7 @@ impl Event {
         let mut m = serde_json::Map::new();
         m.insert("type".into(), self.payload.type_name().into());
         m.insert("seq".into(), self.seq.into());
-        m.insert(
-            "ts".into(),
-            humantime::format_rfc3339_micros(self.ts).to_string().into(),
-        );
+        m.insert("ts".into(), humantime::format_rfc3339_micros(self.ts).to_string().into());
         m.insert("execution_id".into(), (*label.execution_id).into());
         m.insert("workflow".into(), (*label.workflow).into());
         if let Some(t) = self.payload.task() {
@@ -140,10 +137,7 @@ impl Event {
             m.insert("total_retries".into(), t.total_retries.into());
         }
         match &self.payload {
-            Payload::WorkflowStarted {
-                resumed,
-                parameters,
-            } => {
+            Payload::WorkflowStarted { resumed, parameters } => {
                 m.insert("resumed".into(), (*resumed).into());
                 m.insert("parameters".into(), parameters.clone());
             }
@@ -196,10 +190,7 @@ struct BusInner {
 
 impl EventBus {
     pub fn new(label: ExecutionLabel, sinks: Vec<Box<dyn EventSink>>) -> Self {
-        EventBus {
-            label,
-            inner: Mutex::new(BusInner { seq: 0, sinks }),
-        }
+        EventBus { label, inner: Mutex::new(BusInner { seq: 0, sinks }) }
     }
 
     pub fn label(&self) -> &ExecutionLabel {
@@ -209,11 +200,7 @@ impl EventBus {
     pub fn emit(&self, payload: Payload) {
         let mut inner = self.inner.lock();
         inner.seq += 1;
-        let event = Event {
-            seq: inner.seq,
-            ts: SystemTime::now(),
-            payload,
-        };
+        let event = Event { seq: inner.seq, ts: SystemTime::now(), payload };
         for sink in inner.sinks.iter_mut() {
             sink.accept(&event, &self.label);
         }
@@ -235,10 +222,7 @@ pub struct JsonLinesSink {
 
 impl JsonLinesSink {
     pub fn new(out: Box<dyn Write + Send>) -> Self {
-        JsonLinesSink {
-            out,
-            line: Vec::with_capacity(256),
-        }
+        JsonLinesSink { out, line: Vec::with_capacity(256) }
     }
 }
 

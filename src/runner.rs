@@ -78,12 +78,7 @@ pub struct RunReport {
 }
 
 impl RunReport {
-    fn invalid(
-        execution_id: String,
-        workflow: String,
-        diagnostic: ScriptDiagnostic,
-        started: Instant,
-    ) -> Self {
+    fn invalid(execution_id: String, workflow: String, diagnostic: ScriptDiagnostic, started: Instant) -> Self {
         RunReport {
             execution_id,
             workflow,
@@ -99,11 +94,7 @@ impl RunReport {
 
 /// The workflow's name: the script's file name without `.rhai`.
 pub fn workflow_name(options: &RunOptions) -> String {
-    options
-        .script
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "workflow".into())
+    options.script.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "workflow".into())
 }
 
 /// Runs the script; every event goes to `sinks`, in order.
@@ -121,24 +112,15 @@ pub fn run(options: &RunOptions, sinks: Vec<Box<dyn EventSink>>) -> RunReport {
             return RunReport::invalid(execution_id, workflow, d, started);
         }
     };
-    let source = Source {
-        name: options.script.display().to_string(),
-        text: Arc::from(text.as_str()),
-    };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("rhaiflow-executor")
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            let d = ScriptDiagnostic::plain(
-                "rhaiflow::runtime",
-                format!("cannot start the executor: {e}"),
-            );
-            return RunReport::invalid(execution_id, workflow, d, started);
-        }
-    };
+    let source = Source { name: options.script.display().to_string(), text: Arc::from(text.as_str()) };
+    let runtime =
+        match tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("rhaiflow-executor").build() {
+            Ok(rt) => rt,
+            Err(e) => {
+                let d = ScriptDiagnostic::plain("rhaiflow::runtime", format!("cannot start the executor: {e}"));
+                return RunReport::invalid(execution_id, workflow, d, started);
+            }
+        };
     let cancel = Arc::new(CancelState::default());
     if options.handle_signals {
         runtime.spawn(watch_signals(cancel.clone()));
@@ -153,27 +135,14 @@ pub fn run(options: &RunOptions, sinks: Vec<Box<dyn EventSink>>) -> RunReport {
     let engine = script::build_engine(&run_ref, &options.limits);
     let ast = match engine.compile(&*source.text) {
         Ok(ast) => ast,
-        Err(e) => {
-            return RunReport::invalid(
-                execution_id,
-                workflow,
-                ScriptDiagnostic::compile(&e, &source),
-                started,
-            )
-        }
+        Err(e) => return RunReport::invalid(execution_id, workflow, ScriptDiagnostic::compile(&e, &source), started),
     };
     run_state.set_arity(script::function_arities(&ast));
     let (engine, ast) = (Arc::new(engine), Arc::new(ast));
-    let label = ExecutionLabel {
-        execution_id: Arc::from(execution_id.as_str()),
-        workflow: Arc::from(workflow.as_str()),
-    };
+    let label =
+        ExecutionLabel { execution_id: Arc::from(execution_id.as_str()), workflow: Arc::from(workflow.as_str()) };
     let bus = Arc::new(EventBus::new(label, sinks));
-    let bridge = Arc::new(ScriptBridge {
-        engine: engine.clone(),
-        ast: ast.clone(),
-        cancel: cancel.clone(),
-    });
+    let bridge = Arc::new(ScriptBridge { engine: engine.clone(), ast: ast.clone(), cancel: cancel.clone() });
     let env = ExecEnv::new(
         runtime.handle().clone(),
         bus.clone(),
@@ -185,26 +154,19 @@ pub fn run(options: &RunOptions, sinks: Vec<Box<dyn EventSink>>) -> RunReport {
     run_state.set_env(Arc::new(env));
 
     let parameters = Value::Object(options.parameters.clone());
-    bus.emit(Payload::WorkflowStarted {
-        resumed: false,
-        parameters: parameters.clone(),
-    });
+    bus.emit(Payload::WorkflowStarted { resumed: false, parameters: parameters.clone() });
     let mut scope = Scope::new();
     scope.push_constant("params", from_json(&parameters));
     scope.push_constant("ctx", context(&execution_id, &workflow, &parameters));
     let outcome = script::limits::guarded(&cancel, None, || {
-        catch_unwind(AssertUnwindSafe(|| {
-            engine.eval_ast_with_scope::<Dynamic>(&mut scope, &ast)
-        }))
+        catch_unwind(AssertUnwindSafe(|| engine.eval_ast_with_scope::<Dynamic>(&mut scope, &ast)))
     });
     run_state.wait_standard_tasks();
 
     let (status, result, diagnostic) = match outcome {
         Ok(Ok(value)) => {
             let result = (!value.is_unit()).then(|| to_json(&value));
-            bus.emit(Payload::WorkflowSucceeded {
-                result: result.clone(),
-            });
+            bus.emit(Payload::WorkflowSucceeded { result: result.clone() });
             (Status::Succeeded, result, None)
         }
         Ok(Err(err)) => {
@@ -212,22 +174,14 @@ pub fn run(options: &RunOptions, sinks: Vec<Box<dyn EventSink>>) -> RunReport {
             let diagnostic = ScriptDiagnostic::runtime(&err, &source);
             match status {
                 Status::Cancelled => bus.emit(Payload::WorkflowCancelled),
-                _ => bus.emit(Payload::WorkflowFailed {
-                    error: TaskError::from_rhai(&err).message,
-                }),
+                _ => bus.emit(Payload::WorkflowFailed { error: TaskError::from_rhai(&err).message }),
             }
             (status, None, Some(diagnostic))
         }
         Err(_) => {
             let message = "this is a bug in rhaiflow: the script engine panicked; please report it with the script";
-            bus.emit(Payload::WorkflowFailed {
-                error: message.into(),
-            });
-            (
-                Status::Failed,
-                None,
-                Some(ScriptDiagnostic::plain("rhaiflow::bug", message)),
-            )
+            bus.emit(Payload::WorkflowFailed { error: message.into() });
+            (Status::Failed, None, Some(ScriptDiagnostic::plain("rhaiflow::bug", message)))
         }
     };
     bus.close();
@@ -263,16 +217,12 @@ fn context(execution_id: &str, workflow: &str, parameters: &Value) -> Dynamic {
 /// cancel is 3, anything the workflow threw or a failed graph is 1.
 fn classify(err: &EvalAltResult) -> Status {
     match innermost(err) {
-        EvalAltResult::ErrorRuntime(value, _) => {
-            match value.read_lock::<TaskError>().map(|e| e.kind.clone()) {
-                Some(ErrorKind::Cancelled) => Status::Cancelled,
-                Some(ErrorKind::Invalid) => Status::Invalid,
-                _ => Status::Failed,
-            }
-        }
-        EvalAltResult::ErrorTerminated(value, _) if value.to_string() == TERMINATED_BY_CANCEL => {
-            Status::Cancelled
-        }
+        EvalAltResult::ErrorRuntime(value, _) => match value.read_lock::<TaskError>().map(|e| e.kind.clone()) {
+            Some(ErrorKind::Cancelled) => Status::Cancelled,
+            Some(ErrorKind::Invalid | ErrorKind::BadArgument) => Status::Invalid,
+            _ => Status::Failed,
+        },
+        EvalAltResult::ErrorTerminated(value, _) if value.to_string() == TERMINATED_BY_CANCEL => Status::Cancelled,
         EvalAltResult::ErrorTooManyOperations(..)
         | EvalAltResult::ErrorStackOverflow(..)
         | EvalAltResult::ErrorDataTooLarge(..)
@@ -287,10 +237,8 @@ fn classify(err: &EvalAltResult) -> Status {
 /// The first SIGINT/SIGTERM asks for a graceful cancel, the second forces it.
 async fn watch_signals(cancel: Arc<CancelState>) {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut interrupt), Ok(mut terminate)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) else {
+    let (Ok(mut interrupt), Ok(mut terminate)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
+    else {
         return;
     };
     loop {
@@ -302,9 +250,7 @@ async fn watch_signals(cancel: Arc<CancelState>) {
             eprintln!("rhaiflow: forcing the cancel: stopping running tasks");
             cancel.request(true);
         } else {
-            eprintln!(
-                "rhaiflow: cancelling: running tasks finish, nothing new starts (again to force)"
-            );
+            eprintln!("rhaiflow: cancelling: running tasks finish, nothing new starts (again to force)");
             cancel.request(false);
         }
     }

@@ -19,19 +19,13 @@ pub fn to_json(value: &Dynamic) -> Value {
         return Value::Bool(b);
     }
     if let Ok(f) = value.as_float() {
-        return serde_json::Number::from_f64(f)
-            .map(Value::Number)
-            .unwrap_or(Value::Null);
+        return serde_json::Number::from_f64(f).map(Value::Number).unwrap_or(Value::Null);
     }
     if let Some(array) = value.read_lock::<rhai::Array>() {
         return Value::Array(array.iter().map(to_json).collect());
     }
     if let Some(map) = value.read_lock::<Map>() {
-        return Value::Object(
-            map.iter()
-                .map(|(k, v)| (k.to_string(), to_json(v)))
-                .collect(),
-        );
+        return Value::Object(map.iter().map(|(k, v)| (k.to_string(), to_json(v))).collect());
     }
     Value::String(value.to_string())
 }
@@ -47,11 +41,7 @@ pub fn from_json(value: &Value) -> Dynamic {
         },
         Value::String(s) => s.clone().into(),
         Value::Array(items) => Dynamic::from_array(items.iter().map(from_json).collect()),
-        Value::Object(map) => Dynamic::from_map(
-            map.iter()
-                .map(|(k, v)| (k.as_str().into(), from_json(v)))
-                .collect(),
-        ),
+        Value::Object(map) => Dynamic::from_map(map.iter().map(|(k, v)| (k.as_str().into(), from_json(v))).collect()),
     }
 }
 

@@ -27,10 +27,7 @@ pub fn check(args: CheckArgs) -> i32 {
     let tasks: usize = outcome.graphs.iter().map(|g| g.graph.lock().len()).sum();
     match (outcome.status, outcome.dry_result_used_at) {
         (Status::Succeeded, _) => {
-            eprintln!(
-                "✔ {} compiles; its graphs hold {tasks} tasks and are valid",
-                args.target.display()
-            );
+            eprintln!("✔ {} compiles; its graphs hold {tasks} tasks and are valid", args.target.display());
             0
         }
         (_, Some(at)) if outcome.status != Status::Invalid || tasks == 0 => {

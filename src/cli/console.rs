@@ -11,6 +11,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use parking_lot::Mutex;
 
 use crate::events::{Event, EventSink, ExecutionLabel, LogLevel, Payload};
+use crate::exec::TaskError;
 use crate::graph::TaskKind;
 use crate::runner::Status;
 
@@ -20,6 +21,7 @@ pub struct Tally {
     pub failed: u64,
     pub ignored: u64,
     pub retries: u64,
+    pub cancelled: u64,
     /// The first task that failed, with its error.
     pub first_failure: Option<(String, String)>,
 }
@@ -31,6 +33,8 @@ struct ConsoleState {
     /// Running attempts: task id -> (name, start).
     running: BTreeMap<u64, (Arc<str>, Instant)>,
     tally: Tally,
+    /// False when the script never started (it did not compile): no summary then.
+    workflow_started: bool,
 }
 
 /// The console's view of the run; the sink feeds it and the CLI reads the tally at the end.
@@ -41,10 +45,7 @@ impl Console {
     pub fn new(quiet: bool) -> Self {
         let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
             let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(10));
-            bar.set_style(
-                ProgressStyle::with_template("{spinner} {elapsed:>4} {msg}")
-                    .expect("a valid template"),
-            );
+            bar.set_style(ProgressStyle::with_template("{spinner} {elapsed:>4} {msg}").expect("a valid template"));
             bar.enable_steady_tick(Duration::from_millis(100));
             bar
         });
@@ -54,6 +55,7 @@ impl Console {
             bar,
             running: BTreeMap::new(),
             tally: Tally::default(),
+            workflow_started: false,
         })))
     }
 
@@ -67,6 +69,9 @@ impl Console {
         if let Some(bar) = state.bar.take() {
             bar.finish_and_clear();
         }
+        if !state.workflow_started {
+            return;
+        }
         let t = &state.tally;
         let mut counts = vec![format!("{} succeeded", t.succeeded)];
         if t.failed > 0 {
@@ -75,12 +80,11 @@ impl Console {
         if t.ignored > 0 {
             counts.push(format!("{} failed but ignored", t.ignored));
         }
+        if t.cancelled > 0 {
+            counts.push(format!("{} cancelled", t.cancelled));
+        }
         if t.retries > 0 {
-            counts.push(format!(
-                "{} {}",
-                t.retries,
-                if t.retries == 1 { "retry" } else { "retries" }
-            ));
+            counts.push(format!("{} {}", t.retries, if t.retries == 1 { "retry" } else { "retries" }));
         }
         let (mark, word) = match status {
             Status::Succeeded => ("✔", "succeeded"),
@@ -118,67 +122,54 @@ impl EventSink for Console {
         let state = &mut *state;
         let at = state.started.elapsed().as_secs_f64();
         match &event.payload {
+            Payload::WorkflowStarted { .. } => state.workflow_started = true,
             Payload::Log { level, message } => {
                 if *level != LogLevel::Debug || !state.quiet {
                     Console::line(state, format!("[{}] {message}", level.as_str()));
                 }
             }
-            Payload::WorkflowEvent { message } => {
-                Console::line(state, format!("[event] {message}"))
-            }
+            Payload::WorkflowEvent { message } => Console::line(state, format!("[event] {message}")),
             Payload::TaskStarted(t) => {
-                state
-                    .running
-                    .insert(t.task_id, (t.name.clone(), Instant::now()));
+                state.running.insert(t.task_id, (t.name.clone(), Instant::now()));
                 if state.bar.is_none() && !state.quiet && shows_progress(t.kind) {
                     Console::line(state, format!("{at:>8.3}s  start   {}", t.name));
                 }
             }
             Payload::TaskSucceeded(t, _) => {
-                let began = state
-                    .running
-                    .remove(&t.task_id)
-                    .map(|(_, s)| s.elapsed().as_secs_f64());
+                let began = state.running.remove(&t.task_id).map(|(_, s)| s.elapsed().as_secs_f64());
                 if t.kind != TaskKind::Subgraph {
                     state.tally.succeeded += 1;
                 }
                 if state.bar.is_none() && !state.quiet && shows_progress(t.kind) {
-                    Console::line(
-                        state,
-                        format!(
-                            "{at:>8.3}s  ok      {} ({:.2}s)",
-                            t.name,
-                            began.unwrap_or(0.0)
-                        ),
-                    );
+                    Console::line(state, format!("{at:>8.3}s  ok      {} ({:.2}s)", t.name, began.unwrap_or(0.0)));
                 }
             }
             Payload::TaskRescheduled(t, error, after) => {
                 state.running.remove(&t.task_id);
                 state.tally.retries += 1;
                 if !state.quiet {
-                    let limit = if t.total_retries < 0 {
-                        "∞".to_string()
-                    } else {
-                        t.total_retries.to_string()
-                    };
+                    let limit = if t.total_retries < 0 { "∞".to_string() } else { t.total_retries.to_string() };
                     Console::line(
                         state,
-                        format!("{at:>8.3}s  retry   {}: {error} (attempt {} of {limit} retries, again in {after}s)", t.name, t.current_retries + 1),
+                        format!(
+                            "{at:>8.3}s  retry   {}: {error} (attempt {} of {limit} retries, again in {after}s)",
+                            t.name,
+                            t.current_retries + 1
+                        ),
                     );
                 }
             }
             Payload::TaskFailed(t, error, ignored) => {
                 state.running.remove(&t.task_id);
+                let cancelled = *error == TaskError::cancelled().message;
                 if t.kind != TaskKind::Subgraph {
-                    if *ignored {
+                    if cancelled {
+                        state.tally.cancelled += 1;
+                    } else if *ignored {
                         state.tally.ignored += 1;
                     } else {
                         state.tally.failed += 1;
-                        state
-                            .tally
-                            .first_failure
-                            .get_or_insert_with(|| (t.name.to_string(), error.clone()));
+                        state.tally.first_failure.get_or_insert_with(|| (t.name.to_string(), error.clone()));
                     }
                 }
                 let word = if *ignored { "ignored" } else { "FAILED " };

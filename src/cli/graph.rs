@@ -45,10 +45,7 @@ pub fn graph(args: GraphArgs) -> i32 {
     let guards: Vec<_> = outcome.graphs.iter().map(|g| g.graph.lock()).collect();
     let graphs: Vec<&crate::graph::TaskGraph> = guards.iter().map(|g| &**g).collect();
     if graphs.is_empty() {
-        eprintln!(
-            "{} builds no graph: it never calls graph_mode()",
-            args.target.display()
-        );
+        eprintln!("{} builds no graph: it never calls graph_mode()", args.target.display());
     }
     print!("{}", render(&graphs, args.format));
     0

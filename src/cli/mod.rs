@@ -16,11 +16,7 @@ use crate::script::diagnostics::render;
 use crate::script::ScriptDiagnostic;
 
 #[derive(Parser)]
-#[command(
-    name = "rhaiflow",
-    version,
-    about = "Workflows written as Rhai scripts, run as task graphs"
-)]
+#[command(name = "rhaiflow", version, about = "Workflows written as Rhai scripts, run as task graphs")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -64,20 +60,12 @@ fn script_target(target: &Path) -> Result<PathBuf, ScriptDiagnostic> {
     if target.is_dir() {
         return Err(ScriptDiagnostic::plain(
             "rhaiflow::bundles_not_built",
-            format!(
-                "{} is a folder: running bundles is not built yet; give a .rhai script",
-                target.display()
-            ),
+            format!("{} is a folder: running bundles is not built yet; give a .rhai script", target.display()),
         ));
     }
     if !target.exists() {
-        return Err(ScriptDiagnostic::plain(
-            "rhaiflow::no_script",
-            format!("no such script: {}", target.display()),
-        )
-        .with_help(
-            "give the path of a .rhai file; installed bundles and built-in workflows come later",
-        ));
+        return Err(ScriptDiagnostic::plain("rhaiflow::no_script", format!("no such script: {}", target.display()))
+            .with_help("give the path of a .rhai file; installed bundles and built-in workflows come later"));
     }
     Ok(target.to_path_buf())
 }

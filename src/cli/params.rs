@@ -11,10 +11,7 @@ pub fn parse_value(raw: &str) -> Value {
     serde_json::from_str(raw).unwrap_or_else(|_| Value::String(raw.to_string()))
 }
 
-pub fn collect(
-    pairs: &[String],
-    file: Option<&Path>,
-) -> Result<Map<String, Value>, ScriptDiagnostic> {
+pub fn collect(pairs: &[String], file: Option<&Path>) -> Result<Map<String, Value>, ScriptDiagnostic> {
     let mut params = Map::new();
     if let Some(file) = file {
         let text = std::fs::read_to_string(file).map_err(|e| {
@@ -35,27 +32,18 @@ pub fn collect(
             _ => {
                 return Err(ScriptDiagnostic::plain(
                     "rhaiflow::params_file",
-                    format!(
-                        "{} must hold a map of parameter names to values",
-                        file.display()
-                    ),
+                    format!("{} must hold a map of parameter names to values", file.display()),
                 ))
             }
         }
     }
     for pair in pairs {
         let Some((key, value)) = pair.split_once('=') else {
-            return Err(ScriptDiagnostic::plain(
-                "rhaiflow::param",
-                format!("-p {pair}: expected KEY=VALUE"),
-            )
-            .with_help("for example: -p region=eu-west -p replicas=3 -p 'tags=[\"a\",\"b\"]'"));
+            return Err(ScriptDiagnostic::plain("rhaiflow::param", format!("-p {pair}: expected KEY=VALUE"))
+                .with_help("for example: -p region=eu-west -p replicas=3 -p 'tags=[\"a\",\"b\"]'"));
         };
         if key.is_empty() {
-            return Err(ScriptDiagnostic::plain(
-                "rhaiflow::param",
-                format!("-p {pair}: the parameter name is empty"),
-            ));
+            return Err(ScriptDiagnostic::plain("rhaiflow::param", format!("-p {pair}: the parameter name is empty")));
         }
         params.insert(key.to_string(), parse_value(value));
     }
@@ -90,10 +78,6 @@ mod tests {
     #[test]
     fn a_pair_without_equals_sign_is_refused() {
         let err = collect(&["region".to_string()], None).unwrap_err();
-        assert!(
-            err.message.contains("expected KEY=VALUE"),
-            "{}",
-            err.message
-        );
+        assert!(err.message.contains("expected KEY=VALUE"), "{}", err.message);
     }
 }

@@ -29,12 +29,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "PATH")]
     events_json: Option<String>,
     /// Default total_retries of tasks (-1 = unlimited).
-    #[arg(
-        long,
-        default_value_t = 0,
-        allow_negative_numbers = true,
-        value_name = "N"
-    )]
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true, value_name = "N")]
     task_retries: i64,
     /// Default seconds between retries.
     #[arg(long, default_value_t = 1.0, value_name = "SECS")]
@@ -98,10 +93,7 @@ fn prepare(args: &RunArgs) -> Result<Prepared, ScriptDiagnostic> {
         ));
     }
     if args.retry_interval < 0.0 || !args.retry_interval.is_finite() {
-        return Err(ScriptDiagnostic::plain(
-            "rhaiflow::bad_option",
-            "--retry-interval must be zero or more seconds",
-        ));
+        return Err(ScriptDiagnostic::plain("rhaiflow::bad_option", "--retry-interval must be zero or more seconds"));
     }
     let script = script_target(&args.target)?;
     let mut options = RunOptions::new(script);
@@ -121,24 +113,15 @@ fn prepare(args: &RunArgs) -> Result<Prepared, ScriptDiagnostic> {
             json_to_stdout = true;
             Box::new(std::io::stdout())
         } else {
-            let file = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .map_err(|e| {
-                    ScriptDiagnostic::plain(
-                        "rhaiflow::events_json",
-                        format!("cannot open {path} for events: {e}"),
-                    )
-                })?;
+            let file = OpenOptions::new().create(true).append(true).open(path).map_err(|e| {
+                ScriptDiagnostic::plain("rhaiflow::events_json", format!("cannot open {path} for events: {e}"))
+            })?;
             Box::new(std::io::BufWriter::new(file))
         };
         sinks.push(Box::new(JsonLinesSink::new(out)));
     }
     if !args.ephemeral {
-        sinks.push(Box::new(StoreSink(std::sync::Arc::new(
-            MemoryStore::default(),
-        ))));
+        sinks.push(Box::new(StoreSink(std::sync::Arc::new(MemoryStore::default()))));
     }
     Ok((options, sinks, console, json_to_stdout))
 }

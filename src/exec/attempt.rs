@@ -50,13 +50,7 @@ pub async fn run_task(cell: Arc<TaskCell>, env: Arc<ExecEnv>) -> TaskOutcome {
             return TaskOutcome::Cancelled;
         }
         let permit = match &env.limiter {
-            Some(limiter) => Some(
-                limiter
-                    .clone()
-                    .acquire_owned()
-                    .await
-                    .expect("the limiter is never closed"),
-            ),
+            Some(limiter) => Some(limiter.clone().acquire_owned().await.expect("the limiter is never closed")),
             None => None,
         };
         let attempt_id = env.next_task_id();
@@ -70,40 +64,32 @@ pub async fn run_task(cell: Arc<TaskCell>, env: Arc<ExecEnv>) -> TaskOutcome {
         match judge(&cell, &settings, result, retries, &env).await {
             Judgement::Succeed(value) => {
                 if reports {
-                    env.bus
-                        .emit(Payload::TaskSucceeded(info, result_json(&value)));
+                    env.bus.emit(Payload::TaskSucceeded(info, result_json(&value)));
                 }
                 cell.set_result(value);
                 cell.finish(TaskState::Succeeded);
                 return TaskOutcome::Succeeded;
             }
             Judgement::Ignore(error) => {
-                env.bus
-                    .emit(Payload::TaskFailed(info, error.message.clone(), true));
+                env.bus.emit(Payload::TaskFailed(info, error.message.clone(), true));
                 cell.set_error(Some(error));
                 cell.finish(TaskState::Succeeded);
                 return TaskOutcome::Ignored;
             }
             Judgement::Fail(error) => {
-                env.bus
-                    .emit(Payload::TaskFailed(info, error.message.clone(), false));
+                env.bus.emit(Payload::TaskFailed(info, error.message.clone(), false));
                 cell.set_error(Some(error.clone()));
                 cell.finish(TaskState::Failed);
                 return TaskOutcome::Failed(error);
             }
             Judgement::Cancelled => {
-                env.bus.emit(Payload::TaskFailed(
-                    info,
-                    TaskError::cancelled().message,
-                    false,
-                ));
+                env.bus.emit(Payload::TaskFailed(info, TaskError::cancelled().message, false));
                 cell.set_error(Some(TaskError::cancelled()));
                 cell.finish(TaskState::Cancelled);
                 return TaskOutcome::Cancelled;
             }
             Judgement::Retry { after, error } => {
-                env.bus
-                    .emit(Payload::TaskRescheduled(info, error.message.clone(), after));
+                env.bus.emit(Payload::TaskRescheduled(info, error.message.clone(), after));
                 cell.set_error(Some(error));
                 cell.set_state(TaskState::Rescheduled);
                 if after > 0.0 {
@@ -119,17 +105,11 @@ pub async fn run_task(cell: Arc<TaskCell>, env: Arc<ExecEnv>) -> TaskOutcome {
 }
 
 /// The attempt itself.
-async fn perform(
-    cell: &Arc<TaskCell>,
-    settings: &TaskSettings,
-    env: &Arc<ExecEnv>,
-) -> Result<Dynamic, TaskError> {
+async fn perform(cell: &Arc<TaskCell>, settings: &TaskSettings, env: &Arc<ExecEnv>) -> Result<Dynamic, TaskError> {
     match &cell.action {
         TaskAction::Noop | TaskAction::Subgraph => Ok(Dynamic::UNIT),
         TaskAction::Event { message } => {
-            env.bus.emit(Payload::WorkflowEvent {
-                message: message.clone(),
-            });
+            env.bus.emit(Payload::WorkflowEvent { message: message.clone() });
             Ok(Dynamic::UNIT)
         }
         TaskAction::Sleep { seconds } => {
@@ -143,21 +123,10 @@ async fn perform(
             process::run(&argv, command, options, settings.timeout, &env.cancel).await
         }
         TaskAction::Exec { argv, options } => {
-            process::run(
-                argv,
-                &argv.join(" "),
-                options,
-                settings.timeout,
-                &env.cancel,
-            )
-            .await
+            process::run(argv, &argv.join(" "), options, settings.timeout, &env.cancel).await
         }
         TaskAction::Script { closure, arity } => {
-            let args = if *arity >= 1 {
-                vec![Dynamic::from_map(inputs(settings))]
-            } else {
-                Vec::new()
-            };
+            let args = if *arity >= 1 { vec![Dynamic::from_map(inputs(settings))] } else { Vec::new() };
             call_blocking(env, closure.clone(), args, settings.timeout).await
         }
     }
@@ -225,23 +194,19 @@ async fn judge(
             };
             cell.set_result(value.clone());
             match call_handler(env, cell, handler, "on_success").await {
-                Ok(None | Some(HandlerVerdict::Continue | HandlerVerdict::Ignore)) => {
-                    Judgement::Succeed(value)
+                Ok(None | Some(HandlerVerdict::Continue | HandlerVerdict::Ignore)) => Judgement::Succeed(value),
+                Ok(Some(HandlerVerdict::Retry)) if retries_left => {
+                    Judgement::Retry { after: interval, error: TaskError::recoverable("on_success asked for a retry") }
                 }
-                Ok(Some(HandlerVerdict::Retry)) if retries_left => Judgement::Retry {
-                    after: interval,
-                    error: TaskError::recoverable("on_success asked for a retry"),
-                },
-                Ok(Some(HandlerVerdict::Retry)) => Judgement::Fail(TaskError::recoverable(
-                    "on_success asked for a retry, but no retries remain",
-                )),
-                Ok(Some(HandlerVerdict::RetryIgnoringLimit)) => Judgement::Retry {
-                    after: interval,
-                    error: TaskError::recoverable("on_success asked for a retry"),
-                },
-                Ok(Some(HandlerVerdict::Fail)) => Judgement::Fail(TaskError::recoverable(
-                    "the on_success handler returned fail()",
-                )),
+                Ok(Some(HandlerVerdict::Retry)) => {
+                    Judgement::Fail(TaskError::recoverable("on_success asked for a retry, but no retries remain"))
+                }
+                Ok(Some(HandlerVerdict::RetryIgnoringLimit)) => {
+                    Judgement::Retry { after: interval, error: TaskError::recoverable("on_success asked for a retry") }
+                }
+                Ok(Some(HandlerVerdict::Fail)) => {
+                    Judgement::Fail(TaskError::recoverable("the on_success handler returned fail()"))
+                }
                 Err(e) => Judgement::Fail(e),
             }
         }
@@ -250,11 +215,7 @@ async fn judge(
                 return Judgement::Cancelled;
             }
             if let ErrorKind::RetryAfter(after) = error.kind {
-                return if retries_left {
-                    Judgement::Retry { after, error }
-                } else {
-                    Judgement::Fail(error)
-                };
+                return if retries_left { Judgement::Retry { after, error } } else { Judgement::Fail(error) };
             }
             let verdict = match &settings.on_failure {
                 Some(handler) => {
@@ -269,19 +230,11 @@ async fn judge(
             match verdict {
                 Some(HandlerVerdict::Continue | HandlerVerdict::Ignore) => Judgement::Ignore(error),
                 Some(HandlerVerdict::Fail) => Judgement::Fail(error),
-                Some(HandlerVerdict::RetryIgnoringLimit) => Judgement::Retry {
-                    after: interval,
-                    error,
-                },
-                Some(HandlerVerdict::Retry) | None
-                    if error.kind == ErrorKind::NonRecoverable && verdict.is_none() =>
-                {
+                Some(HandlerVerdict::RetryIgnoringLimit) => Judgement::Retry { after: interval, error },
+                None if matches!(error.kind, ErrorKind::NonRecoverable | ErrorKind::BadArgument) => {
                     Judgement::Fail(error)
                 }
-                Some(HandlerVerdict::Retry) | None if retries_left => Judgement::Retry {
-                    after: interval,
-                    error,
-                },
+                Some(HandlerVerdict::Retry) | None if retries_left => Judgement::Retry { after: interval, error },
                 Some(HandlerVerdict::Retry) | None => Judgement::Fail(error),
             }
         }

@@ -22,6 +22,8 @@ pub enum ErrorKind {
     Cancelled,
     /// A graph that cannot run (cycle, bad data links): the input is wrong, exit code 2.
     Invalid,
+    /// A host function was called with an argument of the wrong type or value: exit code 2.
+    BadArgument,
     /// A graph ran and some of its tasks failed.
     GraphFailed,
 }
@@ -34,6 +36,7 @@ impl ErrorKind {
             ErrorKind::RetryAfter(_) => "operation_retry",
             ErrorKind::Cancelled => "cancelled",
             ErrorKind::Invalid => "invalid",
+            ErrorKind::BadArgument => "bad_argument",
             ErrorKind::GraphFailed => "graph_failed",
         }
     }
@@ -80,6 +83,10 @@ impl TaskError {
             position: Position::NONE,
             failed_tasks: Arc::new(Vec::new()),
         }
+    }
+
+    pub fn bad_argument(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::BadArgument, message)
     }
 
     pub fn recoverable(message: impl Into<String>) -> Self {
@@ -139,9 +146,7 @@ pub const TERMINATED_BY_CANCEL: &str = "the execution was cancelled";
 /// Errors raised inside function calls are wrapped once per call frame: the innermost one
 /// says what went wrong and where.
 pub fn innermost(mut err: &EvalAltResult) -> &EvalAltResult {
-    while let EvalAltResult::ErrorInFunctionCall(_, _, inner, _)
-    | EvalAltResult::ErrorInModule(_, inner, _) = err
-    {
+    while let EvalAltResult::ErrorInFunctionCall(_, _, inner, _) | EvalAltResult::ErrorInModule(_, inner, _) = err {
         err = inner;
     }
     err

@@ -29,12 +29,7 @@ use crate::graph::TaskCell;
 /// How the executor runs script code (task closures, handlers) without knowing Rhai's engine.
 pub trait ScriptCalls: Send + Sync {
     /// Calls `closure` with `args`; blocks the calling thread. `timeout` bounds its run time.
-    fn call(
-        &self,
-        closure: &FnPtr,
-        args: Vec<Dynamic>,
-        timeout: Option<f64>,
-    ) -> Result<Dynamic, TaskError>;
+    fn call(&self, closure: &FnPtr, args: Vec<Dynamic>, timeout: Option<f64>) -> Result<Dynamic, TaskError>;
     /// The script-visible handle of a task, passed to handlers.
     fn task_handle(&self, task: &Arc<TaskCell>) -> Dynamic;
 }

@@ -20,10 +20,7 @@ pub async fn run(
     cancel: &CancelState,
 ) -> Result<Dynamic, TaskError> {
     let Some((program, args)) = argv.split_first() else {
-        return Err(TaskError::new(
-            ErrorKind::NonRecoverable,
-            "exec needs a program to run: argv is empty",
-        ));
+        return Err(TaskError::new(ErrorKind::NonRecoverable, "exec needs a program to run: argv is empty"));
     };
     let mut command = Command::new(program);
     command
@@ -41,10 +38,7 @@ pub async fn run(
     }
     let child = command.spawn().map_err(|e| {
         let what = if options.cwd.is_some() && e.kind() == std::io::ErrorKind::NotFound {
-            format!(
-                "cannot start `{program}` (in {}): {e}",
-                options.cwd.as_deref().unwrap_or("")
-            )
+            format!("cannot start `{program}` (in {}): {e}", options.cwd.as_deref().unwrap_or(""))
         } else {
             format!("cannot start `{program}`: {e}")
         };
@@ -76,16 +70,12 @@ pub async fn run(
             return Err(TaskError::cancelled());
         }
     };
-    let output =
-        output.map_err(|e| TaskError::recoverable(format!("lost track of `{program}`: {e}")))?;
+    let output = output.map_err(|e| TaskError::recoverable(format!("lost track of `{program}`: {e}")))?;
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     let code = output.status.code();
     let mut result = Map::new();
-    result.insert(
-        "code".into(),
-        Dynamic::from_int(code.unwrap_or(-1) as rhai::INT),
-    );
+    result.insert("code".into(), Dynamic::from_int(code.unwrap_or(-1) as rhai::INT));
     result.insert("stdout".into(), stdout.into());
     result.insert("stderr".into(), stderr.clone().into());
     if code == Some(0) {
@@ -95,10 +85,7 @@ pub async fn run(
         Some(c) => format!("exited with code {c}"),
         None => {
             use std::os::unix::process::ExitStatusExt;
-            format!(
-                "was killed by signal {}",
-                output.status.signal().unwrap_or(0)
-            )
+            format!("was killed by signal {}", output.status.signal().unwrap_or(0))
         }
     };
     let tail: Vec<&str> = stderr.trim_end().lines().rev().take(3).collect();

@@ -41,14 +41,8 @@ struct Scheduler {
 pub async fn execute_plan(plan: Plan, env: Arc<ExecEnv>, fail_fast: bool) -> Result<(), TaskError> {
     let (done_tx, mut done_rx) = mpsc::unbounded_channel();
     let deps: Vec<u32> = plan.vertices.iter().map(|v| v.deps).collect();
-    let ready = (0..deps.len() as u32)
-        .filter(|&v| deps[v as usize] == 0)
-        .collect();
-    let subgraphs = plan
-        .tasks
-        .iter()
-        .map(|_| SubgraphState::default())
-        .collect();
+    let ready = (0..deps.len() as u32).filter(|&v| deps[v as usize] == 0).collect();
+    let subgraphs = plan.tasks.iter().map(|_| SubgraphState::default()).collect();
     let mut s = Scheduler {
         plan,
         env: env.clone(),
@@ -87,10 +81,7 @@ fn graph_failure(failed: Vec<FailedTask>) -> TaskError {
     let message = match failed.as_slice() {
         [one] => format!("task `{}` failed: {}", one.name, one.error.message),
         many => {
-            let list: Vec<String> = many
-                .iter()
-                .map(|f| format!("`{}` ({})", f.name, f.error.message))
-                .collect();
+            let list: Vec<String> = many.iter().map(|f| format!("`{}` ({})", f.name, f.error.message)).collect();
             format!("{} tasks failed: {}", many.len(), list.join(", "))
         }
     };
@@ -131,10 +122,7 @@ impl Scheduler {
                 let settings = cell.settings();
                 let attempt_id = self.subgraphs[task as usize].attempt_id;
                 self.subgraphs[task as usize].ended = true;
-                self.env.bus.emit(Payload::TaskSucceeded(
-                    task_info(&cell, attempt_id, 0, &settings),
-                    None,
-                ));
+                self.env.bus.emit(Payload::TaskSucceeded(task_info(&cell, attempt_id, 0, &settings), None));
                 cell.finish(TaskState::Succeeded);
                 self.finish(task, TaskOutcome::Succeeded);
             }
@@ -152,9 +140,7 @@ impl Scheduler {
             let attempt_id = self.env.next_task_id();
             cell.begin_attempt(attempt_id, 0);
             match &cell.action {
-                TaskAction::Event { message } => self.env.bus.emit(Payload::WorkflowEvent {
-                    message: message.clone(),
-                }),
+                TaskAction::Event { message } => self.env.bus.emit(Payload::WorkflowEvent { message: message.clone() }),
                 _ => {
                     let info = task_info(&cell, attempt_id, 0, &settings);
                     self.env.bus.emit(Payload::TaskStarted(info.clone()));
@@ -180,9 +166,7 @@ impl Scheduler {
             return false;
         }
         let inner = cell.inner.lock();
-        inner.settings.on_success.is_none()
-            && inner.settings.on_failure.is_none()
-            && self.env.limiter.is_none()
+        inner.settings.on_success.is_none() && inner.settings.on_failure.is_none() && self.env.limiter.is_none()
     }
 
     fn open_subgraph(&mut self, task: u32) {
@@ -196,18 +180,14 @@ impl Scheduler {
         let state = &mut self.subgraphs[task as usize];
         state.opened = true;
         state.attempt_id = attempt_id;
-        self.env.bus.emit(Payload::TaskStarted(task_info(
-            &cell, attempt_id, 0, &settings,
-        )));
+        self.env.bus.emit(Payload::TaskStarted(task_info(&cell, attempt_id, 0, &settings)));
         let entry = self.plan.tasks[task as usize].entry;
         self.release(entry);
     }
 
     /// The vertices waiting for `vertex` have one less thing to wait for.
     fn release(&mut self, vertex: u32) {
-        let Scheduler {
-            plan, deps, ready, ..
-        } = self;
+        let Scheduler { plan, deps, ready, .. } = self;
         for &d in &plan.vertices[vertex as usize].dependents {
             deps[d as usize] -= 1;
             if deps[d as usize] == 0 {
@@ -218,8 +198,7 @@ impl Scheduler {
 
     /// A task or subgraph ended.
     fn finish(&mut self, task: u32, outcome: TaskOutcome) {
-        let is_subgraph =
-            self.plan.tasks[task as usize].entry != self.plan.tasks[task as usize].exit;
+        let is_subgraph = self.plan.tasks[task as usize].entry != self.plan.tasks[task as usize].exit;
         if !is_subgraph {
             self.running -= 1;
         }
@@ -247,9 +226,7 @@ impl Scheduler {
             }
             TaskOutcome::Cancelled => {
                 if let Some(p) = parent {
-                    self.subgraphs[p as usize]
-                        .failure
-                        .get_or_insert(TaskError::cancelled());
+                    self.subgraphs[p as usize].failure.get_or_insert(TaskError::cancelled());
                 }
             }
         }
@@ -308,10 +285,7 @@ impl Scheduler {
             let error = if cancelled {
                 TaskError::cancelled()
             } else {
-                TaskError::recoverable(format!(
-                    "not all tasks of subgraph `{}` could run",
-                    cell.name
-                ))
+                TaskError::recoverable(format!("not all tasks of subgraph `{}` could run", cell.name))
             };
             self.env.bus.emit(Payload::TaskFailed(
                 task_info(&cell, state.attempt_id, 0, &settings),
@@ -319,11 +293,7 @@ impl Scheduler {
                 false,
             ));
             cell.set_error(Some(error));
-            cell.finish(if cancelled {
-                TaskState::Cancelled
-            } else {
-                TaskState::Failed
-            });
+            cell.finish(if cancelled { TaskState::Cancelled } else { TaskState::Failed });
             self.subgraphs[task].ended = true;
         }
     }

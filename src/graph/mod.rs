@@ -17,10 +17,7 @@ use petgraph::Direction;
 
 pub use plan::{CycleError, Plan, PlanTask, Role, Vertex};
 pub use render::{render, Format};
-pub use task::{
-    ProcessOptions, Slot, TaskAction, TaskCell, TaskInner, TaskKind, TaskSettings, TaskState,
-    TaskStatus,
-};
+pub use task::{ProcessOptions, Slot, TaskAction, TaskCell, TaskInner, TaskKind, TaskSettings, TaskState, TaskStatus};
 
 /// A mistake in how a script builds a graph. Thrown into the script as a recoverable error.
 #[derive(Debug, thiserror::Error)]
@@ -40,10 +37,7 @@ pub struct TaskGraph {
 
 impl Default for TaskGraph {
     fn default() -> Self {
-        TaskGraph {
-            id: NEXT_GRAPH_ID.fetch_add(1, Ordering::Relaxed),
-            dag: StableDiGraph::new(),
-        }
+        TaskGraph { id: NEXT_GRAPH_ID.fetch_add(1, Ordering::Relaxed), dag: StableDiGraph::new() }
     }
 }
 
@@ -55,17 +49,12 @@ impl TaskGraph {
     }
 
     fn require(&self, task: &TaskCell) -> Result<NodeIndex, GraphError> {
-        self.index_of(task)
-            .ok_or_else(|| GraphError::NotInGraph(task.name.clone()))
+        self.index_of(task).ok_or_else(|| GraphError::NotInGraph(task.name.clone()))
     }
 
     /// Adds `task` to this graph, inside the subgraph `parent` if given. Adding a task again to
     /// the same place does nothing; adding it to another place is an error.
-    pub fn add(
-        &mut self,
-        task: &Arc<TaskCell>,
-        parent: Option<&Arc<TaskCell>>,
-    ) -> Result<NodeIndex, GraphError> {
+    pub fn add(&mut self, task: &Arc<TaskCell>, parent: Option<&Arc<TaskCell>>) -> Result<NodeIndex, GraphError> {
         let parent_index = match parent {
             Some(p) => Some(self.require(p)?),
             None => None,
@@ -80,17 +69,10 @@ impl TaskGraph {
                 (None, true) => "the graph itself, outside any subgraph".to_string(),
                 (None, false) => "another graph".to_string(),
             };
-            return Err(GraphError::AlreadyPlaced {
-                task: task.name.clone(),
-                place,
-            });
+            return Err(GraphError::AlreadyPlaced { task: task.name.clone(), place });
         }
         let index = self.dag.add_node(task.clone());
-        inner.slot = Some(Slot {
-            graph: self.id,
-            index,
-            parent: parent_index,
-        });
+        inner.slot = Some(Slot { graph: self.id, index, parent: parent_index });
         inner.parent_name = parent.map(|p| p.name.clone());
         Ok(index)
     }
@@ -140,9 +122,7 @@ impl TaskGraph {
 
     /// The tasks `index` waits for.
     pub fn dependencies(&self, index: NodeIndex) -> impl Iterator<Item = NodeIndex> + '_ {
-        self.dag
-            .edges_directed(index, Direction::Incoming)
-            .map(|e| e.source())
+        self.dag.edges_directed(index, Direction::Incoming).map(|e| e.source())
     }
 
     pub fn len(&self) -> usize {

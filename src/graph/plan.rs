@@ -61,11 +61,7 @@ impl std::fmt::Display for CycleError {
         if let Some(first) = names.first().copied() {
             names.push(first);
         }
-        write!(
-            f,
-            "the graph has a cycle: {} (each must run before the next)",
-            names.join(" → ")
-        )
+        write!(f, "the graph has a cycle: {} (each must run before the next)", names.join(" → "))
     }
 }
 
@@ -73,11 +69,8 @@ impl Plan {
     pub fn build(graph: &TaskGraph) -> Result<Plan, CycleError> {
         let mut tasks = Vec::with_capacity(graph.len());
         let mut position: HashMap<NodeIndex, u32> = HashMap::with_capacity(graph.len());
-        let mut ordered: Vec<(NodeIndex, &Arc<TaskCell>)> = graph
-            .dag
-            .node_indices()
-            .map(|i| (i, &graph.dag[i]))
-            .collect();
+        let mut ordered: Vec<(NodeIndex, &Arc<TaskCell>)> =
+            graph.dag.node_indices().map(|i| (i, &graph.dag[i])).collect();
         // Creation order, so that tasks made earlier are offered to the scheduler first.
         ordered.sort_by_key(|(_, c)| c.serial);
         let mut vertices = Vec::with_capacity(graph.len() + 8);
@@ -86,34 +79,14 @@ impl Plan {
             position.insert(*index, id);
             let entry = vertices.len() as u32;
             let exit = if cell.kind() == TaskKind::Subgraph {
-                vertices.push(Vertex {
-                    task: id,
-                    role: Role::Open,
-                    deps: 0,
-                    dependents: Vec::new(),
-                });
-                vertices.push(Vertex {
-                    task: id,
-                    role: Role::Close,
-                    deps: 0,
-                    dependents: Vec::new(),
-                });
+                vertices.push(Vertex { task: id, role: Role::Open, deps: 0, dependents: Vec::new() });
+                vertices.push(Vertex { task: id, role: Role::Close, deps: 0, dependents: Vec::new() });
                 entry + 1
             } else {
-                vertices.push(Vertex {
-                    task: id,
-                    role: Role::Run,
-                    deps: 0,
-                    dependents: Vec::new(),
-                });
+                vertices.push(Vertex { task: id, role: Role::Run, deps: 0, dependents: Vec::new() });
                 entry
             };
-            tasks.push(PlanTask {
-                cell: (*cell).clone(),
-                parent: None,
-                entry,
-                exit,
-            });
+            tasks.push(PlanTask { cell: (*cell).clone(), parent: None, entry, exit });
         }
         let link = |vertices: &mut Vec<Vertex>, from: u32, to: u32| {
             vertices[from as usize].dependents.push(to);
@@ -133,10 +106,7 @@ impl Plan {
             }
         }
         for edge in graph.dag.edge_indices() {
-            let (before, after) = graph
-                .dag
-                .edge_endpoints(edge)
-                .expect("edge index from this graph");
+            let (before, after) = graph.dag.edge_endpoints(edge).expect("edge index from this graph");
             let (b, a) = (position[&before] as usize, position[&after] as usize);
             link(&mut vertices, tasks[b].exit, tasks[a].entry);
         }
@@ -148,9 +118,7 @@ impl Plan {
     /// Kahn's algorithm; when it cannot finish, find a circle among the vertices left over.
     fn check_acyclic(&self) -> Result<(), CycleError> {
         let mut deps: Vec<u32> = self.vertices.iter().map(|v| v.deps).collect();
-        let mut ready: Vec<u32> = (0..deps.len() as u32)
-            .filter(|&v| deps[v as usize] == 0)
-            .collect();
+        let mut ready: Vec<u32> = (0..deps.len() as u32).filter(|&v| deps[v as usize] == 0).collect();
         let mut seen = 0;
         while let Some(v) = ready.pop() {
             seen += 1;
@@ -164,15 +132,11 @@ impl Plan {
         if seen == self.vertices.len() {
             return Ok(());
         }
-        Err(CycleError {
-            tasks: self.find_cycle(&deps),
-        })
+        Err(CycleError { tasks: self.find_cycle(&deps) })
     }
 
     fn find_cycle(&self, deps_left: &[u32]) -> Vec<Arc<TaskCell>> {
-        let stuck: Vec<u32> = (0..deps_left.len() as u32)
-            .filter(|&v| deps_left[v as usize] > 0)
-            .collect();
+        let stuck: Vec<u32> = (0..deps_left.len() as u32).filter(|&v| deps_left[v as usize] > 0).collect();
         let mut local: HashMap<u32, petgraph::graph::NodeIndex> = HashMap::new();
         let mut g: DiGraph<u32, ()> = DiGraph::new();
         for &v in &stuck {
@@ -185,17 +149,13 @@ impl Plan {
                 }
             }
         }
-        let component = petgraph::algo::tarjan_scc(&g)
-            .into_iter()
-            .find(|c| c.len() > 1)
-            .unwrap_or_default();
+        let component = petgraph::algo::tarjan_scc(&g).into_iter().find(|c| c.len() > 1).unwrap_or_default();
         // Walk the component from its first vertex back to it along the shortest path.
         let Some(&start) = component.first() else {
             return Vec::new();
         };
         let members: std::collections::HashSet<_> = component.iter().copied().collect();
-        let mut came_from: HashMap<petgraph::graph::NodeIndex, petgraph::graph::NodeIndex> =
-            HashMap::new();
+        let mut came_from: HashMap<petgraph::graph::NodeIndex, petgraph::graph::NodeIndex> = HashMap::new();
         let mut queue = std::collections::VecDeque::from([start]);
         let mut path = Vec::new();
         'search: while let Some(v) = queue.pop_front() {

@@ -40,8 +40,7 @@ pub fn render(graphs: &[&TaskGraph], format: Format) -> String {
         }
         Format::Json => {
             let tasks: Vec<serde_json::Value> = graphs.iter().flat_map(|g| json_tasks(g)).collect();
-            out = serde_json::to_string_pretty(&serde_json::json!({ "tasks": tasks }))
-                .unwrap_or_default();
+            out = serde_json::to_string_pretty(&serde_json::json!({ "tasks": tasks })).unwrap_or_default();
             out.push('\n');
         }
         Format::Text => {
@@ -55,11 +54,7 @@ pub fn render(graphs: &[&TaskGraph], format: Format) -> String {
 
 /// Edges as (runs first, runs after), in a stable order.
 fn edges(g: &TaskGraph) -> Vec<(NodeIndex, NodeIndex)> {
-    let mut all: Vec<_> = g
-        .dag
-        .edge_indices()
-        .filter_map(|e| g.dag.edge_endpoints(e))
-        .collect();
+    let mut all: Vec<_> = g.dag.edge_indices().filter_map(|e| g.dag.edge_endpoints(e)).collect();
     all.sort_by_key(|(a, b)| (g.dag[*a].serial, g.dag[*b].serial));
     all
 }
@@ -84,27 +79,12 @@ fn dot_members(g: &TaskGraph, parent: Option<NodeIndex>, depth: usize, out: &mut
             continue;
         };
         if cell.kind() == TaskKind::Subgraph {
-            let _ = writeln!(
-                out,
-                "{pad}subgraph cluster_{} {{\n{pad}  label={};",
-                id(g, index),
-                quoted(&cell.name)
-            );
-            let _ = writeln!(
-                out,
-                "{pad}  {} [label={}, shape=folder];",
-                id(g, index),
-                quoted(&label(g, index))
-            );
+            let _ = writeln!(out, "{pad}subgraph cluster_{} {{\n{pad}  label={};", id(g, index), quoted(&cell.name));
+            let _ = writeln!(out, "{pad}  {} [label={}, shape=folder];", id(g, index), quoted(&label(g, index)));
             dot_members(g, Some(index), depth + 1, out);
             let _ = writeln!(out, "{pad}}}");
         } else {
-            let _ = writeln!(
-                out,
-                "{pad}{} [label={}];",
-                id(g, index),
-                quoted(&label(g, index))
-            );
+            let _ = writeln!(out, "{pad}{} [label={}];", id(g, index), quoted(&label(g, index)));
         }
     }
 }
@@ -148,8 +128,7 @@ fn json_tasks(g: &TaskGraph) -> Vec<serde_json::Value> {
 }
 
 fn text_members(g: &TaskGraph, parent: Option<NodeIndex>, depth: usize, out: &mut String) {
-    let names: HashMap<NodeIndex, &str> =
-        g.dag.node_indices().map(|i| (i, &*g.dag[i].name)).collect();
+    let names: HashMap<NodeIndex, &str> = g.dag.node_indices().map(|i| (i, &*g.dag[i].name)).collect();
     let pad = "  ".repeat(depth);
     for cell in g.members(parent) {
         let Some(index) = g.index_of(&cell) else {

@@ -113,10 +113,7 @@ impl TaskState {
     }
 
     pub fn is_final(self) -> bool {
-        matches!(
-            self,
-            TaskState::Succeeded | TaskState::Failed | TaskState::Cancelled
-        )
+        matches!(self, TaskState::Succeeded | TaskState::Failed | TaskState::Cancelled)
     }
 }
 
@@ -191,12 +188,7 @@ pub struct TaskCell {
 static NEXT_SERIAL: AtomicU64 = AtomicU64::new(1);
 
 impl TaskCell {
-    pub fn new(
-        name: &str,
-        action: TaskAction,
-        settings: TaskSettings,
-        defined_at: Position,
-    ) -> Arc<Self> {
+    pub fn new(name: &str, action: TaskAction, settings: TaskSettings, defined_at: Position) -> Arc<Self> {
         Arc::new(TaskCell {
             name: Arc::from(name),
             action,

@@ -30,23 +30,11 @@ impl Source {
         let mut offset = 0;
         for (i, text) in self.text.split_inclusive('\n').enumerate() {
             if i + 1 == line {
-                let start = offset
-                    + text
-                        .char_indices()
-                        .nth(column - 1)
-                        .map(|(b, _)| b)
-                        .unwrap_or(0);
+                let start = offset + text.char_indices().nth(column - 1).map(|(b, _)| b).unwrap_or(0);
                 let rest = &self.text[start..];
-                let word = rest
-                    .chars()
-                    .take_while(|c| c.is_alphanumeric() || *c == '_')
-                    .map(char::len_utf8)
-                    .sum::<usize>();
-                let len = if word > 0 {
-                    word
-                } else {
-                    rest.chars().next().map(char::len_utf8).unwrap_or(0)
-                };
+                let word =
+                    rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').map(char::len_utf8).sum::<usize>();
+                let len = if word > 0 { word } else { rest.chars().next().map(char::len_utf8).unwrap_or(0) };
                 return Some(SourceSpan::new(start.into(), len));
             }
             offset += text.len();
@@ -79,9 +67,7 @@ impl Diagnostic for ScriptDiagnostic {
     }
 
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
-        self.help
-            .as_ref()
-            .map(|h| Box::new(h.as_str()) as Box<dyn fmt::Display>)
+        self.help.as_ref().map(|h| Box::new(h.as_str()) as Box<dyn fmt::Display>)
     }
 
     fn source_code(&self) -> Option<&dyn miette::SourceCode> {
@@ -104,13 +90,7 @@ impl Diagnostic for ScriptDiagnostic {
 
 impl ScriptDiagnostic {
     pub fn plain(code: &'static str, message: impl Into<String>) -> Self {
-        ScriptDiagnostic {
-            code,
-            message: message.into(),
-            help: None,
-            source: None,
-            labels: Vec::new(),
-        }
+        ScriptDiagnostic { code, message: message.into(), help: None, source: None, labels: Vec::new() }
     }
 
     pub fn with_help(mut self, help: impl Into<String>) -> Self {
@@ -133,12 +113,7 @@ impl ScriptDiagnostic {
             format!("{} does not compile: {}", source.name, err.err_type()),
         );
         d.source = Some(source.named());
-        d.label(
-            source,
-            err.position(),
-            Some(err.err_type().to_string()),
-            true,
-        );
+        d.label(source, err.position(), Some(err.err_type().to_string()), true);
         d
     }
 
@@ -161,11 +136,8 @@ impl ScriptDiagnostic {
         }
         let mut frame = err;
         while let EvalAltResult::ErrorInFunctionCall(name, _, inner, pos) = frame {
-            let what = if name.starts_with("anon$") {
-                "in this closure".to_string()
-            } else {
-                format!("in call to `{name}`")
-            };
+            let what =
+                if name.starts_with("anon$") { "in this closure".to_string() } else { format!("in call to `{name}`") };
             d.label(source, *pos, Some(what), false);
             frame = inner;
         }
@@ -176,24 +148,14 @@ impl ScriptDiagnostic {
     fn task_labels(&mut self, error: &TaskError, source: &Source) {
         for failed in error.failed_tasks.iter().take(5) {
             if error.kind == ErrorKind::Invalid {
-                self.label(
-                    source,
-                    failed.defined_at,
-                    Some(format!("`{}` is defined here", failed.name)),
-                    false,
-                );
+                self.label(source, failed.defined_at, Some(format!("`{}` is defined here", failed.name)), false);
                 continue;
             }
             if !failed.error.position.is_none() {
                 let text = format!("`{}` failed here: {}", failed.name, failed.error.message);
                 self.label(source, failed.error.position, Some(text), false);
             }
-            self.label(
-                source,
-                failed.defined_at,
-                Some(format!("task `{}` is defined here", failed.name)),
-                false,
-            );
+            self.label(source, failed.defined_at, Some(format!("task `{}` is defined here", failed.name)), false);
         }
     }
 }
@@ -211,6 +173,7 @@ fn describe(err: &EvalAltResult) -> (&'static str, String, Option<String>) {
                 let code = match e.kind {
                     ErrorKind::Cancelled => "rhaiflow::cancelled",
                     ErrorKind::Invalid => "rhaiflow::invalid_graph",
+                    ErrorKind::BadArgument => "rhaiflow::bad_argument",
                     ErrorKind::GraphFailed => "rhaiflow::task_failed",
                     _ => "rhaiflow::error",
                 };
@@ -247,14 +210,8 @@ fn describe(err: &EvalAltResult) -> (&'static str, String, Option<String>) {
 /// Renders a diagnostic as a person sees it: unicode, colours only at a terminal.
 pub fn render(diagnostic: &ScriptDiagnostic, colour: bool) -> String {
     use miette::{GraphicalReportHandler, GraphicalTheme};
-    let theme = if colour {
-        GraphicalTheme::unicode()
-    } else {
-        GraphicalTheme::unicode_nocolor()
-    };
-    let handler = GraphicalReportHandler::new_themed(theme)
-        .with_width(100)
-        .with_links(false);
+    let theme = if colour { GraphicalTheme::unicode() } else { GraphicalTheme::unicode_nocolor() };
+    let handler = GraphicalReportHandler::new_themed(theme).with_width(100).with_links(false);
     let mut out = String::new();
     if handler.render_report(&mut out, diagnostic).is_err() {
         return diagnostic.message.clone();

@@ -26,7 +26,7 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            max_operations: 1_000_000_000,
+            max_operations: 100_000_000,
             max_call_levels: 64,
             max_string_size: 64 << 20,
             max_array_size: 10_000_000,
@@ -65,9 +65,7 @@ pub fn install(engine: &mut Engine, limits: &Limits) {
                 return Some(Dynamic::from(TERMINATED_BY_CANCEL));
             }
             match guard.deadline {
-                Some((at, secs)) if Instant::now() >= at => {
-                    Some(Dynamic::from(format!("timed out after {secs}s")))
-                }
+                Some((at, secs)) if Instant::now() >= at => Some(Dynamic::from(format!("timed out after {secs}s"))),
                 _ => None,
             }
         })
@@ -76,18 +74,8 @@ pub fn install(engine: &mut Engine, limits: &Limits) {
 
 /// Runs `f` with cancel and an optional timeout watching any script it evaluates.
 pub fn guarded<R>(cancel: &Arc<CancelState>, timeout: Option<f64>, f: impl FnOnce() -> R) -> R {
-    let deadline = timeout.map(|secs| {
-        (
-            Instant::now() + Duration::from_secs_f64(secs.max(0.0)),
-            secs,
-        )
-    });
-    let previous = GUARD.with(|g| {
-        g.replace(Some(Guard {
-            cancel: cancel.clone(),
-            deadline,
-        }))
-    });
+    let deadline = timeout.map(|secs| (Instant::now() + Duration::from_secs_f64(secs.max(0.0)), secs));
+    let previous = GUARD.with(|g| g.replace(Some(Guard { cancel: cancel.clone(), deadline })));
     let result = f();
     GUARD.with(|g| *g.borrow_mut() = previous);
     result

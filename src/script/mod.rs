@@ -53,9 +53,7 @@ fn unquote(text: &str) -> String {
 
 /// Declared parameter counts of the script's functions (closures included), by name.
 pub fn function_arities(ast: &AST) -> HashMap<String, usize> {
-    ast.iter_functions()
-        .map(|f| (f.name.to_string(), f.params.len()))
-        .collect()
+    ast.iter_functions().map(|f| (f.name.to_string(), f.params.len())).collect()
 }
 
 /// Runs closures for the executor, with cancel and timeouts watching them.
@@ -66,12 +64,7 @@ pub struct ScriptBridge {
 }
 
 impl ScriptCalls for ScriptBridge {
-    fn call(
-        &self,
-        closure: &FnPtr,
-        args: Vec<Dynamic>,
-        timeout: Option<f64>,
-    ) -> Result<Dynamic, TaskError> {
+    fn call(&self, closure: &FnPtr, args: Vec<Dynamic>, timeout: Option<f64>) -> Result<Dynamic, TaskError> {
         limits::guarded(&self.cancel, timeout, || {
             match catch_unwind(AssertUnwindSafe(|| closure.call::<Dynamic>(&self.engine, &self.ast, args))) {
                 Ok(Ok(value)) => Ok(value),

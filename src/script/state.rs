@@ -60,9 +60,7 @@ impl RunState {
     }
 
     pub fn env(&self) -> &Arc<ExecEnv> {
-        self.env
-            .get()
-            .expect("the executor environment is set before the script runs")
+        self.env.get().expect("the executor environment is set before the script runs")
     }
 
     pub fn set_arity(&self, arity: HashMap<String, usize>) {
@@ -71,11 +69,7 @@ impl RunState {
 
     /// How many parameters a closure takes, not counting the variables it captured.
     pub fn closure_arity(&self, closure: &FnPtr) -> usize {
-        let declared = self
-            .arity
-            .get()
-            .and_then(|a| a.get(closure.fn_name()).copied())
-            .unwrap_or(0);
+        let declared = self.arity.get().and_then(|a| a.get(closure.fn_name()).copied()).unwrap_or(0);
         declared.saturating_sub(closure.curry().len())
     }
 
@@ -102,10 +96,7 @@ impl RunState {
 
     /// A task was just built: in standard mode it starts now.
     pub fn task_built(&self, cell: &Arc<TaskCell>) {
-        if self.is_graph_mode()
-            || self.settings.dry_run
-            || matches!(cell.action, TaskAction::Subgraph)
-        {
+        if self.is_graph_mode() || self.settings.dry_run || matches!(cell.action, TaskAction::Subgraph) {
             return;
         }
         let env = self.env().clone();
@@ -142,6 +133,5 @@ impl RunState {
 
 /// Upgrades the host functions' reference; fails only if a script value outlived its run.
 pub fn upgrade(run: &RunRef) -> Result<Arc<RunState>, Box<EvalAltResult>> {
-    run.upgrade()
-        .ok_or_else(|| TaskError::recoverable("this run has ended").into_rhai())
+    run.upgrade().ok_or_else(|| TaskError::recoverable("this run has ended").into_rhai())
 }

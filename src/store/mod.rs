@@ -26,11 +26,7 @@ pub struct MemoryStore {
 impl Store for MemoryStore {
     fn append(&self, label: &ExecutionLabel, event: &Event) {
         let mut executions = self.executions.lock();
-        match executions
-            .iter_mut()
-            .rev()
-            .find(|(id, _)| *id == label.execution_id)
-        {
+        match executions.iter_mut().rev().find(|(id, _)| *id == label.execution_id) {
             Some((_, events)) => events.push(event.clone()),
             None => executions.push((label.execution_id.clone(), vec![event.clone()])),
         }
@@ -38,11 +34,7 @@ impl Store for MemoryStore {
 
     fn events(&self, execution_id: &str) -> Vec<Event> {
         let executions = self.executions.lock();
-        executions
-            .iter()
-            .find(|(id, _)| &**id == execution_id)
-            .map(|(_, e)| e.clone())
-            .unwrap_or_default()
+        executions.iter().find(|(id, _)| &**id == execution_id).map(|(_, e)| e.clone()).unwrap_or_default()
     }
 }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use rhai::{Array, Dynamic, Engine, EvalAltResult, NativeCallContext};
 
-use super::tasks::{error, AsTask, TaskHandle};
+use super::tasks::{bad_argument, error, AsTask, TaskHandle};
 use crate::exec::{execute_plan, ErrorKind, FailedTask, TaskError};
 use crate::graph::{Plan, TaskAction, TaskCell, TaskGraph, TaskKind};
 use crate::script::state::{upgrade, RunRef};
@@ -75,10 +75,7 @@ impl Building for SubgraphHandle {
 }
 
 fn type_error(value: &Dynamic, wanted: &str) -> Box<EvalAltResult> {
-    error(format!(
-        "expected {wanted}, got {}",
-        value.type_name().rsplit("::").next().unwrap_or("a value")
-    ))
+    bad_argument(format!("expected {wanted}, got {}", value.type_name().rsplit("::").next().unwrap_or("a value")))
 }
 
 /// The task behind a `Task` or `Subgraph` value.
@@ -97,9 +94,7 @@ fn item_tasks(value: &Dynamic) -> Result<Vec<Arc<TaskCell>>> {
     if let Some(f) = value.read_lock::<ForkJoinHandle>() {
         return Ok(f.0.clone());
     }
-    task_of(value)
-        .map(|t| vec![t])
-        .map_err(|_| type_error(value, "a task, a subgraph or a forkjoin"))
+    task_of(value).map(|t| vec![t]).map_err(|_| type_error(value, "a task, a subgraph or a forkjoin"))
 }
 
 fn graph_error(e: crate::graph::GraphError) -> Box<EvalAltResult> {
@@ -108,10 +103,7 @@ fn graph_error(e: crate::graph::GraphError) -> Box<EvalAltResult> {
 
 fn handle_of(shared: &Arc<GraphShared>, cell: Arc<TaskCell>) -> Dynamic {
     if cell.kind() == TaskKind::Subgraph {
-        Dynamic::from(SubgraphHandle {
-            graph: shared.clone(),
-            cell,
-        })
+        Dynamic::from(SubgraphHandle { graph: shared.clone(), cell })
     } else {
         Dynamic::from(TaskHandle(cell))
     }
@@ -162,35 +154,17 @@ fn forkjoin(items: Vec<Dynamic>) -> Result<ForkJoinHandle> {
 fn register_building<T: Building>(engine: &mut Engine, run: &RunRef) {
     engine.register_fn("add_task", |g: &mut T, t: Dynamic| -> Result<Dynamic> {
         let cell = task_of(&t)?;
-        g.shared()
-            .graph
-            .lock()
-            .add(&cell, g.parent())
-            .map_err(graph_error)?;
+        g.shared().graph.lock().add(&cell, g.parent()).map_err(graph_error)?;
         Ok(t)
     });
-    engine.register_fn(
-        "add_dependency",
-        |g: &mut T, a: Dynamic, b: Dynamic| -> Result<()> {
-            let (a, b) = (task_of(&a)?, task_of(&b)?);
-            g.shared()
-                .graph
-                .lock()
-                .add_dependency(&a, &b)
-                .map_err(graph_error)
-        },
-    );
-    engine.register_fn(
-        "remove_dependency",
-        |g: &mut T, a: Dynamic, b: Dynamic| -> Result<()> {
-            let (a, b) = (task_of(&a)?, task_of(&b)?);
-            g.shared()
-                .graph
-                .lock()
-                .remove_dependency(&a, &b)
-                .map_err(graph_error)
-        },
-    );
+    engine.register_fn("add_dependency", |g: &mut T, a: Dynamic, b: Dynamic| -> Result<()> {
+        let (a, b) = (task_of(&a)?, task_of(&b)?);
+        g.shared().graph.lock().add_dependency(&a, &b).map_err(graph_error)
+    });
+    engine.register_fn("remove_dependency", |g: &mut T, a: Dynamic, b: Dynamic| -> Result<()> {
+        let (a, b) = (task_of(&a)?, task_of(&b)?);
+        g.shared().graph.lock().remove_dependency(&a, &b).map_err(graph_error)
+    });
     engine.register_fn("remove_task", |g: &mut T, t: Dynamic| -> Result<()> {
         let cell = task_of(&t)?;
         g.shared().graph.lock().remove(&cell).map_err(graph_error)
@@ -201,43 +175,20 @@ fn register_building<T: Building>(engine: &mut Engine, run: &RunRef) {
         last: Arc::new(Mutex::new(Vec::new())),
     });
     let r = run.clone();
-    engine.register_fn(
-        "subgraph",
-        move |ctx: NativeCallContext, g: &mut T, name: &str| -> Result<SubgraphHandle> {
-            let run = upgrade(&r)?;
-            let cell = TaskCell::new(
-                name,
-                TaskAction::Subgraph,
-                run.new_settings(),
-                ctx.call_position(),
-            );
-            cell.inner.lock().settings.total_retries = 0;
-            g.shared()
-                .graph
-                .lock()
-                .add(&cell, g.parent())
-                .map_err(graph_error)?;
-            Ok(SubgraphHandle {
-                graph: g.shared().clone(),
-                cell,
-            })
-        },
-    );
+    engine.register_fn("subgraph", move |ctx: NativeCallContext, g: &mut T, name: &str| -> Result<SubgraphHandle> {
+        let run = upgrade(&r)?;
+        let cell = TaskCell::new(name, TaskAction::Subgraph, run.new_settings(), ctx.call_position());
+        cell.inner.lock().settings.total_retries = 0;
+        g.shared().graph.lock().add(&cell, g.parent()).map_err(graph_error)?;
+        Ok(SubgraphHandle { graph: g.shared().clone(), cell })
+    });
     engine.register_fn("tasks", |g: &mut T| -> Result<Array> {
         let graph = g.shared().graph.lock();
         let parent = match g.parent() {
-            Some(p) => Some(
-                graph
-                    .index_of(p)
-                    .ok_or_else(|| error(format!("subgraph `{}` was removed", p.name)))?,
-            ),
+            Some(p) => Some(graph.index_of(p).ok_or_else(|| error(format!("subgraph `{}` was removed", p.name)))?),
             None => None,
         };
-        Ok(graph
-            .members(parent)
-            .into_iter()
-            .map(|c| handle_of(g.shared(), c))
-            .collect())
+        Ok(graph.members(parent).into_iter().map(|c| handle_of(g.shared(), c)).collect())
     });
 }
 
@@ -334,12 +285,8 @@ pub fn register(engine: &mut Engine, run: &RunRef) {
     variadic!(free "forkjoin", forkjoin, a, b, c, d, e, f, g);
     variadic!(free "forkjoin", forkjoin, a, b, c, d, e, f, g, h);
 
-    engine.register_fn("to_string", |g: &mut GraphHandle| {
-        format!("Graph({} tasks)", g.0.graph.lock().len())
-    });
-    engine.register_fn("to_string", |s: &mut SubgraphHandle| {
-        format!("Subgraph({})", s.cell.name)
-    });
+    engine.register_fn("to_string", |g: &mut GraphHandle| format!("Graph({} tasks)", g.0.graph.lock().len()));
+    engine.register_fn("to_string", |s: &mut SubgraphHandle| format!("Subgraph({})", s.cell.name));
     engine.register_fn("to_string", |f: &mut ForkJoinHandle| {
         let names: Vec<&str> = f.0.iter().map(|t| &*t.name).collect();
         format!("ForkJoin({})", names.join(", "))

@@ -27,8 +27,14 @@ impl AsTask for TaskHandle {
     }
 }
 
+/// A misuse of the host API at run time (a task in two subgraphs, ...): the workflow fails.
 pub fn error(message: impl Into<String>) -> Box<EvalAltResult> {
     TaskError::recoverable(message).into_rhai()
+}
+
+/// An argument of the wrong type or value: the script is wrong, exit code 2.
+pub fn bad_argument(message: impl Into<String>) -> Box<EvalAltResult> {
+    TaskError::bad_argument(message).into_rhai()
 }
 
 /// Seconds given as an integer or a float.
@@ -36,19 +42,12 @@ pub fn seconds(value: &Dynamic, what: &str) -> Result<f64> {
     if let Ok(i) = value.as_int() {
         return Ok(i as f64);
     }
-    value
-        .as_float()
-        .map_err(|t| error(format!("{what} must be a number of seconds, not {t}")))
+    value.as_float().map_err(|t| bad_argument(format!("{what} must be a number of seconds, not {t}")))
 }
 
-fn build(
-    run: &Arc<RunState>,
-    name: &str,
-    action: TaskAction,
-    position: Position,
-) -> Result<TaskHandle> {
+fn build(run: &Arc<RunState>, name: &str, action: TaskAction, position: Position) -> Result<TaskHandle> {
     if name.is_empty() {
-        return Err(error("a task needs a name"));
+        return Err(bad_argument("a task needs a name"));
     }
     let mut settings = run.new_settings();
     if let TaskAction::Shell { options, .. } | TaskAction::Exec { options, .. } = &action {
@@ -64,20 +63,15 @@ fn process_options(opts: &Map, constructor: &str) -> Result<ProcessOptions> {
     for (key, value) in opts {
         match key.as_str() {
             "env" => {
-                let env = value.read_lock::<Map>().ok_or_else(|| {
-                    error(format!(
-                        "{constructor}: `env` must be a map of names to values"
-                    ))
-                })?;
-                options.env = env
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), crate::exec::display_value(v)))
-                    .collect();
+                let env = value
+                    .read_lock::<Map>()
+                    .ok_or_else(|| bad_argument(format!("{constructor}: `env` must be a map of names to values")))?;
+                options.env = env.iter().map(|(k, v)| (k.to_string(), crate::exec::display_value(v))).collect();
             }
             "cwd" => options.cwd = Some(crate::exec::display_value(value)),
             "timeout" => options.timeout = Some(seconds(value, "timeout")?),
             other => {
-                return Err(error(format!(
+                return Err(bad_argument(format!(
                     "{constructor}: unknown option `{other}` (expected env, cwd, timeout)"
                 )));
             }
@@ -88,9 +82,7 @@ fn process_options(opts: &Map, constructor: &str) -> Result<ProcessOptions> {
 
 fn argv_of(argv: &Array) -> Result<Vec<String>> {
     if argv.is_empty() {
-        return Err(error(
-            "exec needs at least the program to run: exec(name, [\"program\", \"arg\", ...])",
-        ));
+        return Err(bad_argument("exec needs at least the program to run: exec(name, [\"program\", \"arg\", ...])"));
     }
     Ok(argv.iter().map(crate::exec::display_value).collect())
 }
@@ -99,107 +91,53 @@ pub fn register(engine: &mut Engine, run: &RunRef) {
     engine.register_type_with_name::<TaskHandle>("Task");
 
     let r = run.clone();
-    engine.register_fn(
-        "task",
-        move |ctx: NativeCallContext, name: &str, closure: FnPtr| {
-            let run = upgrade(&r)?;
-            let arity = run.closure_arity(&closure);
-            build(
-                &run,
-                name,
-                TaskAction::Script { closure, arity },
-                ctx.call_position(),
-            )
-        },
-    );
+    engine.register_fn("task", move |ctx: NativeCallContext, name: &str, closure: FnPtr| {
+        let run = upgrade(&r)?;
+        let arity = run.closure_arity(&closure);
+        build(&run, name, TaskAction::Script { closure, arity }, ctx.call_position())
+    });
     let r = run.clone();
-    engine.register_fn(
-        "shell",
-        move |ctx: NativeCallContext, name: &str, command: &str| {
-            let action = TaskAction::Shell {
-                command: command.into(),
-                options: ProcessOptions::default(),
-            };
-            build(&upgrade(&r)?, name, action, ctx.call_position())
-        },
-    );
+    engine.register_fn("shell", move |ctx: NativeCallContext, name: &str, command: &str| {
+        let action = TaskAction::Shell { command: command.into(), options: ProcessOptions::default() };
+        build(&upgrade(&r)?, name, action, ctx.call_position())
+    });
     let r = run.clone();
-    engine.register_fn(
-        "shell",
-        move |ctx: NativeCallContext, name: &str, command: &str, opts: Map| {
-            let action = TaskAction::Shell {
-                command: command.into(),
-                options: process_options(&opts, "shell")?,
-            };
-            build(&upgrade(&r)?, name, action, ctx.call_position())
-        },
-    );
+    engine.register_fn("shell", move |ctx: NativeCallContext, name: &str, command: &str, opts: Map| {
+        let action = TaskAction::Shell { command: command.into(), options: process_options(&opts, "shell")? };
+        build(&upgrade(&r)?, name, action, ctx.call_position())
+    });
     let r = run.clone();
-    engine.register_fn(
-        "exec",
-        move |ctx: NativeCallContext, name: &str, argv: Array| {
-            let action = TaskAction::Exec {
-                argv: argv_of(&argv)?,
-                options: ProcessOptions::default(),
-            };
-            build(&upgrade(&r)?, name, action, ctx.call_position())
-        },
-    );
+    engine.register_fn("exec", move |ctx: NativeCallContext, name: &str, argv: Array| {
+        let action = TaskAction::Exec { argv: argv_of(&argv)?, options: ProcessOptions::default() };
+        build(&upgrade(&r)?, name, action, ctx.call_position())
+    });
     let r = run.clone();
-    engine.register_fn(
-        "exec",
-        move |ctx: NativeCallContext, name: &str, argv: Array, opts: Map| {
-            let action = TaskAction::Exec {
-                argv: argv_of(&argv)?,
-                options: process_options(&opts, "exec")?,
-            };
-            build(&upgrade(&r)?, name, action, ctx.call_position())
-        },
-    );
+    engine.register_fn("exec", move |ctx: NativeCallContext, name: &str, argv: Array, opts: Map| {
+        let action = TaskAction::Exec { argv: argv_of(&argv)?, options: process_options(&opts, "exec")? };
+        build(&upgrade(&r)?, name, action, ctx.call_position())
+    });
     let r = run.clone();
-    engine.register_fn(
-        "sleep",
-        move |ctx: NativeCallContext, name: &str, secs: Dynamic| {
-            let seconds = seconds(&secs, "sleep")?;
-            build(
-                &upgrade(&r)?,
-                name,
-                TaskAction::Sleep { seconds },
-                ctx.call_position(),
-            )
-        },
-    );
+    engine.register_fn("sleep", move |ctx: NativeCallContext, name: &str, secs: Dynamic| {
+        let seconds = seconds(&secs, "sleep")?;
+        build(&upgrade(&r)?, name, TaskAction::Sleep { seconds }, ctx.call_position())
+    });
     let r = run.clone();
     engine.register_fn("noop", move |ctx: NativeCallContext, name: &str| {
         build(&upgrade(&r)?, name, TaskAction::Noop, ctx.call_position())
     });
     let r = run.clone();
-    engine.register_fn(
-        "send_event",
-        move |ctx: NativeCallContext, message: Dynamic| {
-            let message = crate::exec::display_value(&message);
-            build(
-                &upgrade(&r)?,
-                "send_event",
-                TaskAction::Event { message },
-                ctx.call_position(),
-            )
-        },
-    );
+    engine.register_fn("send_event", move |ctx: NativeCallContext, message: Dynamic| {
+        let message = crate::exec::display_value(&message);
+        build(&upgrade(&r)?, "send_event", TaskAction::Event { message }, ctx.call_position())
+    });
 
     register_properties::<TaskHandle>(engine);
     register_properties::<SubgraphHandle>(engine);
 
     let r = run.clone();
-    engine.register_fn("get", move |ctx: NativeCallContext, t: &mut TaskHandle| {
-        get(&r, &t.0, ctx.call_position())
-    });
-    engine.register_fn("to_string", |t: &mut TaskHandle| {
-        format!("Task({})", t.0.name)
-    });
-    engine.register_fn("to_debug", |t: &mut TaskHandle| {
-        format!("Task({}, {})", t.0.name, t.0.state().as_str())
-    });
+    engine.register_fn("get", move |ctx: NativeCallContext, t: &mut TaskHandle| get(&r, &t.0, ctx.call_position()));
+    engine.register_fn("to_string", |t: &mut TaskHandle| format!("Task({})", t.0.name));
+    engine.register_fn("to_debug", |t: &mut TaskHandle| format!("Task({}, {})", t.0.name, t.0.state().as_str()));
 }
 
 /// `t.get()`: waits for the task and returns its result, or throws its error.
@@ -219,11 +157,7 @@ fn get(run: &RunRef, cell: &Arc<TaskCell>, position: Position) -> Result<Dynamic
     let status = cell.wait_final();
     match status.state {
         TaskState::Succeeded => Ok(status.result),
-        _ => Err(status
-            .error
-            .unwrap_or_else(TaskError::cancelled)
-            .at(position)
-            .into_rhai()),
+        _ => Err(status.error.unwrap_or_else(TaskError::cancelled).at(position).into_rhai()),
     }
 }
 
@@ -231,11 +165,10 @@ fn optional_closure(value: Dynamic, what: &str) -> Result<Option<FnPtr>> {
     if value.is_unit() {
         return Ok(None);
     }
-    value.try_cast::<FnPtr>().map(Some).ok_or_else(|| {
-        error(format!(
-            "{what} must be a closure, like |t| HandlerResult::cont()"
-        ))
-    })
+    value
+        .try_cast::<FnPtr>()
+        .map(Some)
+        .ok_or_else(|| bad_argument(format!("{what} must be a closure, like |t| HandlerResult::cont()")))
 }
 
 fn strings(value: &Dynamic, what: &str) -> Result<Vec<String>> {
@@ -244,66 +177,48 @@ fn strings(value: &Dynamic, what: &str) -> Result<Vec<String>> {
     }
     let array = value
         .read_lock::<Array>()
-        .ok_or_else(|| error(format!("{what} must be a string or an array of strings")))?;
+        .ok_or_else(|| bad_argument(format!("{what} must be a string or an array of strings")))?;
     Ok(array.iter().map(crate::exec::display_value).collect())
 }
 
 /// The properties every task-like handle has (section 4).
 pub fn register_properties<T: AsTask>(engine: &mut Engine) {
     engine.register_get("name", |t: &mut T| t.cell().name.to_string());
-    engine.register_get("id", |t: &mut T| {
-        match t.cell().inner.lock().status.attempt_id {
-            Some(id) => Dynamic::from_int(id as rhai::INT),
-            None => Dynamic::UNIT,
-        }
+    engine.register_get("id", |t: &mut T| match t.cell().inner.lock().status.attempt_id {
+        Some(id) => Dynamic::from_int(id as rhai::INT),
+        None => Dynamic::UNIT,
     });
     engine.register_get("state", |t: &mut T| t.cell().state().as_str().to_string());
-    engine.register_get("result", |t: &mut T| {
-        t.cell().inner.lock().status.result.clone()
+    engine.register_get("result", |t: &mut T| t.cell().inner.lock().status.result.clone());
+    engine.register_get("error", |t: &mut T| match &t.cell().inner.lock().status.error {
+        Some(e) => Dynamic::from(e.clone()),
+        None => Dynamic::UNIT,
     });
-    engine.register_get("error", |t: &mut T| {
-        match &t.cell().inner.lock().status.error {
-            Some(e) => Dynamic::from(e.clone()),
-            None => Dynamic::UNIT,
-        }
-    });
-    engine.register_get("current_retries", |t: &mut T| {
-        t.cell().inner.lock().status.current_retries as rhai::INT
-    });
+    engine.register_get("current_retries", |t: &mut T| t.cell().inner.lock().status.current_retries as rhai::INT);
     engine.register_get_set(
         "total_retries",
         |t: &mut T| t.cell().inner.lock().settings.total_retries,
         |t: &mut T, n: rhai::INT| t.cell().inner.lock().settings.total_retries = n,
     );
-    engine.register_get("retry_interval", |t: &mut T| {
-        t.cell().inner.lock().settings.retry_interval
-    });
+    engine.register_get("retry_interval", |t: &mut T| t.cell().inner.lock().settings.retry_interval);
     engine.register_set("retry_interval", |t: &mut T, secs: Dynamic| -> Result<()> {
         t.cell().inner.lock().settings.retry_interval = seconds(&secs, "retry_interval")?;
         Ok(())
     });
-    engine.register_get("timeout", |t: &mut T| {
-        match t.cell().inner.lock().settings.timeout {
-            Some(s) => Dynamic::from_float(s),
-            None => Dynamic::UNIT,
-        }
+    engine.register_get("timeout", |t: &mut T| match t.cell().inner.lock().settings.timeout {
+        Some(s) => Dynamic::from_float(s),
+        None => Dynamic::UNIT,
     });
     engine.register_set("timeout", |t: &mut T, secs: Dynamic| -> Result<()> {
-        let timeout = if secs.is_unit() {
-            None
-        } else {
-            Some(seconds(&secs, "timeout")?)
-        };
+        let timeout = if secs.is_unit() { None } else { Some(seconds(&secs, "timeout")?) };
         t.cell().inner.lock().settings.timeout = timeout;
         Ok(())
     });
     macro_rules! closure_property {
         ($name:literal, $field:ident) => {
-            engine.register_get($name, |t: &mut T| {
-                match &t.cell().inner.lock().settings.$field {
-                    Some(f) => Dynamic::from(f.clone()),
-                    None => Dynamic::UNIT,
-                }
+            engine.register_get($name, |t: &mut T| match &t.cell().inner.lock().settings.$field {
+                Some(f) => Dynamic::from(f.clone()),
+                None => Dynamic::UNIT,
             });
             engine.register_set($name, |t: &mut T, f: Dynamic| -> Result<()> {
                 t.cell().inner.lock().settings.$field = optional_closure(f, $name)?;
@@ -314,31 +229,17 @@ pub fn register_properties<T: AsTask>(engine: &mut Engine) {
     closure_property!("on_success", on_success);
     closure_property!("on_failure", on_failure);
     closure_property!("revert", revert);
-    engine.register_get("provides", |t: &mut T| {
-        match &t.cell().inner.lock().settings.provides {
-            Some(p) => Dynamic::from(p.clone()),
-            None => Dynamic::UNIT,
-        }
+    engine.register_get("provides", |t: &mut T| match &t.cell().inner.lock().settings.provides {
+        Some(p) => Dynamic::from(p.clone()),
+        None => Dynamic::UNIT,
     });
     engine.register_set("provides", |t: &mut T, key: Dynamic| -> Result<()> {
-        let key = if key.is_unit() {
-            None
-        } else {
-            Some(crate::exec::display_value(&key))
-        };
+        let key = if key.is_unit() { None } else { Some(crate::exec::display_value(&key)) };
         t.cell().inner.lock().settings.provides = key;
         Ok(())
     });
     engine.register_get("requires", |t: &mut T| {
-        let keys: Array = t
-            .cell()
-            .inner
-            .lock()
-            .settings
-            .requires
-            .iter()
-            .map(|k| Dynamic::from(k.clone()))
-            .collect();
+        let keys: Array = t.cell().inner.lock().settings.requires.iter().map(|k| Dynamic::from(k.clone())).collect();
         keys
     });
     engine.register_set("requires", |t: &mut T, keys: Dynamic| -> Result<()> {
