@@ -152,7 +152,7 @@ impl EventSink for Console {
                     Console::line(
                         state,
                         format!(
-                            "{at:>8.3}s  retry   {}: {error} (attempt {} of {limit} retries, again in {after}s)",
+                            "{at:>8.3}s  retry   {}: {error} (retry {} of {limit} in {after}s)",
                             t.name,
                             t.current_retries + 1
                         ),

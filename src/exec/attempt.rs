@@ -120,7 +120,7 @@ async fn perform(cell: &Arc<TaskCell>, settings: &TaskSettings, env: &Arc<ExecEn
         }
         TaskAction::Shell { command, options } => {
             let argv = ["sh".to_string(), "-c".to_string(), command.clone()];
-            process::run(&argv, command, options, settings.timeout, &env.cancel).await
+            process::run(&argv, &short_command(command), options, settings.timeout, &env.cancel).await
         }
         TaskAction::Exec { argv, options } => {
             process::run(argv, &argv.join(" "), options, settings.timeout, &env.cancel).await
@@ -129,6 +129,17 @@ async fn perform(cell: &Arc<TaskCell>, settings: &TaskSettings, env: &Arc<ExecEn
             let args = if *arity >= 1 { vec![Dynamic::from_map(inputs(settings))] } else { Vec::new() };
             call_blocking(env, closure.clone(), args, settings.timeout).await
         }
+    }
+}
+
+/// A command as messages name it: its first line, cut short.
+fn short_command(command: &str) -> String {
+    let first = command.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("");
+    let more = command.trim().lines().count() > 1;
+    match first.char_indices().nth(60) {
+        Some((cut, _)) => format!("{}…", &first[..cut]),
+        None if more => format!("{first} …"),
+        None => first.to_string(),
     }
 }
 
