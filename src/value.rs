@@ -49,3 +49,21 @@ pub fn from_json(value: &Value) -> Dynamic {
 pub fn result_json(value: &Dynamic) -> Option<Value> {
     (!value.is_unit()).then(|| to_json(value))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn json_round_trips_through_rhai_values() {
+        let value = json!({"a": 1, "b": [true, "x", 2.5], "c": {"d": null}});
+        assert_eq!(to_json(&from_json(&value)), value);
+    }
+
+    #[test]
+    fn unit_is_no_result() {
+        assert_eq!(result_json(&Dynamic::UNIT), None);
+        assert_eq!(result_json(&Dynamic::from_int(5)), Some(json!(5)));
+    }
+}

@@ -156,6 +156,7 @@ async fn call_blocking(
     timeout: Option<f64>,
 ) -> Result<Dynamic, TaskError> {
     let scripts = env.scripts.clone();
+    let _slot = env.script_slots.acquire().await.expect("the script slots are never closed");
     match tokio::task::spawn_blocking(move || scripts.call(&closure, args, timeout)).await {
         Ok(result) => result,
         Err(e) => Err(TaskError::new(
@@ -249,5 +250,18 @@ async fn judge(
                 Some(HandlerVerdict::Retry) | None => Judgement::Fail(error),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::short_command;
+
+    #[test]
+    fn commands_are_named_by_their_first_line_cut_short() {
+        assert_eq!(short_command("echo hi"), "echo hi");
+        assert_eq!(short_command("\n  make build\n  make test\n"), "make build …");
+        let long = "x".repeat(80);
+        assert_eq!(short_command(&long).chars().count(), 61);
     }
 }

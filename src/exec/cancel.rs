@@ -36,3 +36,25 @@ impl CancelState {
         self.forced.cancelled().await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_second_request_forces() {
+        let cancel = CancelState::default();
+        assert!(!cancel.is_requested());
+        cancel.request(false);
+        assert!(cancel.is_requested() && !cancel.is_forced());
+        cancel.request(false);
+        assert!(cancel.is_forced());
+    }
+
+    #[test]
+    fn a_forced_request_is_also_a_request() {
+        let cancel = CancelState::default();
+        cancel.request(true);
+        assert!(cancel.is_requested() && cancel.is_forced());
+    }
+}

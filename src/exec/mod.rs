@@ -34,6 +34,10 @@ pub trait ScriptCalls: Send + Sync {
     fn task_handle(&self, task: &Arc<TaskCell>) -> Dynamic;
 }
 
+/// Script closures running at once. Generous, because a closure may block (on `t.get()` of
+/// another task) while holding its slot.
+const SCRIPT_THREADS: usize = 64;
+
 /// Everything the executor shares for one execution.
 pub struct ExecEnv {
     pub runtime: tokio::runtime::Handle,
@@ -44,6 +48,9 @@ pub struct ExecEnv {
     pub limiter: Option<Arc<Semaphore>>,
     /// `--dry-run`: build and validate, run nothing.
     pub dry_run: bool,
+    /// Bounds the script threads busy at once: without it, 10k ready closures make the
+    /// blocking pool start hundreds of threads, and starting them costs more than the calls.
+    pub script_slots: Arc<Semaphore>,
     next_task_id: AtomicU64,
 }
 
@@ -63,6 +70,7 @@ impl ExecEnv {
             scripts,
             limiter: max_concurrency.map(|n| Arc::new(Semaphore::new(n.max(1)))),
             dry_run,
+            script_slots: Arc::new(Semaphore::new(SCRIPT_THREADS)),
             next_task_id: AtomicU64::new(1),
         }
     }

@@ -298,3 +298,128 @@ impl Scheduler {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::{Event, EventBus, EventSink, ExecutionLabel};
+    use crate::exec::{CancelState, ScriptCalls};
+    use crate::graph::{TaskCell, TaskGraph, TaskSettings};
+    use parking_lot::Mutex;
+    use rhai::{Dynamic, FnPtr, Position};
+
+    /// Closures named `fail` fail for good; any other succeeds.
+    struct FakeScripts;
+
+    impl ScriptCalls for FakeScripts {
+        fn call(&self, closure: &FnPtr, _: Vec<Dynamic>, _: Option<f64>) -> Result<Dynamic, TaskError> {
+            match closure.fn_name() {
+                "fail" => Err(TaskError::new(ErrorKind::NonRecoverable, "boom")),
+                _ => Ok(Dynamic::UNIT),
+            }
+        }
+        fn task_handle(&self, _: &Arc<TaskCell>) -> Dynamic {
+            Dynamic::UNIT
+        }
+    }
+
+    struct Recorder(Arc<Mutex<Vec<String>>>);
+
+    impl EventSink for Recorder {
+        fn accept(&mut self, event: &Event, _: &ExecutionLabel) {
+            if let Some(t) = event.payload.task() {
+                self.0.lock().push(format!("{} {}", event.payload.type_name(), t.name));
+            }
+        }
+    }
+
+    fn closure(name: &str, fn_name: &str) -> Arc<TaskCell> {
+        let action = TaskAction::Script { closure: FnPtr::new(fn_name).unwrap(), arity: 0 };
+        TaskCell::new(name, action, TaskSettings::with_defaults(0, 0.0), Position::NONE)
+    }
+
+    fn subgraph(name: &str) -> Arc<TaskCell> {
+        TaskCell::new(name, TaskAction::Subgraph, TaskSettings::with_defaults(0, 0.0), Position::NONE)
+    }
+
+    fn execute(graph: &TaskGraph, fail_fast: bool) -> (Result<(), TaskError>, Vec<String>) {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let label = ExecutionLabel { execution_id: "e".into(), workflow: "w".into() };
+        let bus = Arc::new(EventBus::new(label, vec![Box::new(Recorder(events.clone()))]));
+        let env = ExecEnv::new(
+            runtime.handle().clone(),
+            bus,
+            Arc::new(CancelState::default()),
+            Arc::new(FakeScripts),
+            None,
+            false,
+        );
+        let plan = Plan::build(graph).unwrap();
+        let result = runtime.block_on(execute_plan(plan, Arc::new(env), fail_fast));
+        let seen = events.lock().clone();
+        (result, seen)
+    }
+
+    #[test]
+    fn a_failure_inside_a_subgraph_fails_it_and_stops_its_dependents_only() {
+        let mut g = TaskGraph::default();
+        let (sg, bad, after, elsewhere) =
+            (subgraph("sg"), closure("bad", "fail"), closure("after", "ok"), closure("elsewhere", "ok"));
+        g.add(&sg, None).unwrap();
+        g.add(&bad, Some(&sg)).unwrap();
+        g.add(&after, None).unwrap();
+        g.add(&elsewhere, None).unwrap();
+        g.add_dependency(&after, &sg).unwrap();
+        let (result, events) = execute(&g, false);
+        let error = result.unwrap_err();
+        assert_eq!(error.kind, ErrorKind::GraphFailed);
+        assert_eq!(error.message, "task `bad` failed: boom");
+        assert!(events.contains(&"task_failed sg".to_string()), "{events:?}");
+        assert!(events.contains(&"task_succeeded elsewhere".to_string()), "{events:?}");
+        assert!(!events.iter().any(|e| e.ends_with(" after")), "{events:?}");
+        assert_eq!(sg.state(), TaskState::Failed);
+    }
+
+    #[test]
+    fn fail_fast_starts_nothing_after_the_first_failure() {
+        let mut g = TaskGraph::default();
+        let (bad, next) = (closure("bad", "fail"), closure("next", "ok"));
+        let slow = TaskCell::new(
+            "slow",
+            TaskAction::Sleep { seconds: 0.2 },
+            TaskSettings::with_defaults(0, 0.0),
+            Position::NONE,
+        );
+        for t in [&bad, &slow, &next] {
+            g.add(t, None).unwrap();
+        }
+        g.add_dependency(&next, &slow).unwrap();
+        let (result, events) = execute(&g, true);
+        assert!(result.is_err());
+        assert!(events.contains(&"task_succeeded slow".to_string()), "running tasks finish: {events:?}");
+        assert!(!events.iter().any(|e| e.ends_with(" next")), "{events:?}");
+    }
+
+    #[test]
+    fn nested_subgraphs_close_after_their_members() {
+        let mut g = TaskGraph::default();
+        let (outer, inner, a) = (subgraph("outer"), subgraph("inner"), closure("a", "ok"));
+        g.add(&outer, None).unwrap();
+        g.add(&inner, Some(&outer)).unwrap();
+        g.add(&a, Some(&inner)).unwrap();
+        let (result, events) = execute(&g, false);
+        assert!(result.is_ok());
+        assert_eq!(
+            events,
+            [
+                "task_started outer",
+                "task_started inner",
+                "task_started a",
+                "task_succeeded a",
+                "task_succeeded inner",
+                "task_succeeded outer"
+            ]
+        );
+    }
+}

@@ -8,6 +8,7 @@ mod plan;
 mod render;
 mod task;
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -33,11 +34,18 @@ static NEXT_GRAPH_ID: AtomicU64 = AtomicU64::new(1);
 pub struct TaskGraph {
     pub id: u64,
     pub dag: StableDiGraph<Arc<TaskCell>, ()>,
+    /// The edges as (before, after), to refuse duplicates in O(1): petgraph's `find_edge`
+    /// walks a node's edges, which made a 100k fan-in quadratic.
+    edges: HashSet<(NodeIndex, NodeIndex)>,
 }
 
 impl Default for TaskGraph {
     fn default() -> Self {
-        TaskGraph { id: NEXT_GRAPH_ID.fetch_add(1, Ordering::Relaxed), dag: StableDiGraph::new() }
+        TaskGraph {
+            id: NEXT_GRAPH_ID.fetch_add(1, Ordering::Relaxed),
+            dag: StableDiGraph::new(),
+            edges: HashSet::new(),
+        }
     }
 }
 
@@ -80,7 +88,7 @@ impl TaskGraph {
     /// `a` waits for `b`. A task waiting for itself is ignored.
     pub fn add_dependency(&mut self, a: &TaskCell, b: &TaskCell) -> Result<(), GraphError> {
         let (ia, ib) = (self.require(a)?, self.require(b)?);
-        if ia != ib && self.dag.find_edge(ib, ia).is_none() {
+        if ia != ib && self.edges.insert((ib, ia)) {
             self.dag.add_edge(ib, ia, ());
         }
         Ok(())
@@ -88,8 +96,10 @@ impl TaskGraph {
 
     pub fn remove_dependency(&mut self, a: &TaskCell, b: &TaskCell) -> Result<(), GraphError> {
         let (ia, ib) = (self.require(a)?, self.require(b)?);
-        if let Some(e) = self.dag.find_edge(ib, ia) {
-            self.dag.remove_edge(e);
+        if self.edges.remove(&(ib, ia)) {
+            if let Some(e) = self.dag.find_edge(ib, ia) {
+                self.dag.remove_edge(e);
+            }
         }
         Ok(())
     }
@@ -99,6 +109,15 @@ impl TaskGraph {
         let index = self.require(task)?;
         for member in self.members(Some(index)) {
             self.remove(&member)?;
+        }
+        let touching: Vec<_> = self
+            .dag
+            .neighbors_directed(index, Direction::Incoming)
+            .map(|n| (n, index))
+            .chain(self.dag.neighbors_directed(index, Direction::Outgoing).map(|n| (index, n)))
+            .collect();
+        for edge in touching {
+            self.edges.remove(&edge);
         }
         if let Some(cell) = self.dag.remove_node(index) {
             let mut inner = cell.inner.lock();
@@ -131,5 +150,89 @@ impl TaskGraph {
 
     pub fn is_empty(&self) -> bool {
         self.dag.node_count() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rhai::Position;
+
+    pub fn noop(name: &str) -> Arc<TaskCell> {
+        TaskCell::new(name, TaskAction::Noop, TaskSettings::with_defaults(0, 0.0), Position::NONE)
+    }
+
+    pub fn subgraph(name: &str) -> Arc<TaskCell> {
+        TaskCell::new(name, TaskAction::Subgraph, TaskSettings::with_defaults(0, 0.0), Position::NONE)
+    }
+
+    #[test]
+    fn adding_a_task_twice_to_the_same_place_is_harmless() {
+        let mut g = TaskGraph::default();
+        let a = noop("a");
+        let first = g.add(&a, None).unwrap();
+        assert_eq!(g.add(&a, None).unwrap(), first);
+        assert_eq!(g.len(), 1);
+    }
+
+    #[test]
+    fn a_task_cannot_join_a_second_subgraph() {
+        let mut g = TaskGraph::default();
+        let (sa, sb, t) = (subgraph("a"), subgraph("b"), noop("shared"));
+        g.add(&sa, None).unwrap();
+        g.add(&sb, None).unwrap();
+        g.add(&t, Some(&sa)).unwrap();
+        let err = g.add(&t, Some(&sb)).unwrap_err().to_string();
+        assert!(err.contains("`shared`") && err.contains("subgraph `a`"), "{err}");
+    }
+
+    #[test]
+    fn dependencies_need_both_tasks_in_the_graph() {
+        let mut g = TaskGraph::default();
+        let (a, b) = (noop("a"), noop("b"));
+        g.add(&a, None).unwrap();
+        let err = g.add_dependency(&a, &b).unwrap_err().to_string();
+        assert!(err.contains("`b` is not in this graph"), "{err}");
+    }
+
+    #[test]
+    fn duplicate_dependencies_make_one_edge_and_removal_removes_it() {
+        let mut g = TaskGraph::default();
+        let (a, b) = (noop("a"), noop("b"));
+        g.add(&a, None).unwrap();
+        g.add(&b, None).unwrap();
+        g.add_dependency(&a, &b).unwrap();
+        g.add_dependency(&a, &b).unwrap();
+        g.add_dependency(&a, &a).unwrap();
+        assert_eq!(g.dag.edge_count(), 1);
+        g.remove_dependency(&a, &b).unwrap();
+        assert_eq!(g.dag.edge_count(), 0);
+    }
+
+    #[test]
+    fn removing_a_subgraph_removes_its_members_and_their_edges() {
+        let mut g = TaskGraph::default();
+        let (sg, inner, outside) = (subgraph("sg"), noop("inner"), noop("outside"));
+        g.add(&sg, None).unwrap();
+        g.add(&inner, Some(&sg)).unwrap();
+        g.add(&outside, None).unwrap();
+        g.add_dependency(&outside, &inner).unwrap();
+        g.remove(&sg).unwrap();
+        assert_eq!(g.len(), 1);
+        assert_eq!(g.dag.edge_count(), 0);
+        assert!(inner.inner.lock().slot.is_none());
+        // The removed task may be added again, anywhere.
+        g.add(&inner, None).unwrap();
+    }
+
+    #[test]
+    fn members_come_in_creation_order() {
+        let mut g = TaskGraph::default();
+        let (a, b, c) = (noop("a"), noop("b"), noop("c"));
+        g.add(&c, None).unwrap();
+        g.add(&a, None).unwrap();
+        g.add(&b, None).unwrap();
+        let names: Vec<_> = g.members(None).iter().map(|t| t.name.to_string()).collect();
+        assert_eq!(names, ["a", "b", "c"]);
     }
 }

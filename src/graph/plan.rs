@@ -192,3 +192,65 @@ impl Plan {
         names
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::{TaskAction, TaskSettings};
+    use rhai::Position;
+
+    fn task(name: &str, action: TaskAction) -> Arc<TaskCell> {
+        TaskCell::new(name, action, TaskSettings::with_defaults(0, 0.0), Position::NONE)
+    }
+
+    #[test]
+    fn a_subgraph_is_an_open_and_a_close_vertex_around_its_members() {
+        let mut g = TaskGraph::default();
+        let sg = task("sg", TaskAction::Subgraph);
+        let a = task("a", TaskAction::Noop);
+        g.add(&sg, None).unwrap();
+        g.add(&a, Some(&sg)).unwrap();
+        let plan = Plan::build(&g).unwrap();
+        assert_eq!(plan.vertices.len(), 3);
+        let sg_task = &plan.tasks[0];
+        let a_task = &plan.tasks[1];
+        assert_eq!(a_task.parent, Some(0));
+        // open -> a -> close, and open -> close.
+        assert_eq!(plan.vertices[sg_task.entry as usize].deps, 0);
+        assert_eq!(plan.vertices[a_task.entry as usize].deps, 1);
+        assert_eq!(plan.vertices[sg_task.exit as usize].deps, 2);
+    }
+
+    #[test]
+    fn a_cycle_is_named_in_running_order() {
+        let mut g = TaskGraph::default();
+        let (x, y, z) = (task("x", TaskAction::Noop), task("y", TaskAction::Noop), task("z", TaskAction::Noop));
+        for t in [&x, &y, &z] {
+            g.add(t, None).unwrap();
+        }
+        g.add_dependency(&y, &x).unwrap();
+        g.add_dependency(&z, &y).unwrap();
+        g.add_dependency(&x, &z).unwrap();
+        let err = Plan::build(&g).err().expect("a cycle");
+        let names: Vec<_> = err.tasks.iter().map(|t| t.name.to_string()).collect();
+        assert_eq!(names.len(), 3);
+        let text = err.to_string();
+        assert!(
+            text.contains("x → y → z → x") || text.contains("y → z → x → y") || text.contains("z → x → y → z"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_member_waiting_for_its_own_subgraph_is_a_cycle() {
+        let mut g = TaskGraph::default();
+        let sg = task("sg", TaskAction::Subgraph);
+        let a = task("a", TaskAction::Noop);
+        g.add(&sg, None).unwrap();
+        g.add(&a, Some(&sg)).unwrap();
+        g.add_dependency(&a, &sg).unwrap();
+        let err = Plan::build(&g).err().expect("a cycle");
+        let names: Vec<_> = err.tasks.iter().map(|t| t.name.to_string()).collect();
+        assert!(names.contains(&"a".to_string()) && names.contains(&"sg".to_string()), "{names:?}");
+    }
+}

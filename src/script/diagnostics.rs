@@ -218,3 +218,32 @@ pub fn render(diagnostic: &ScriptDiagnostic, colour: bool) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source(text: &str) -> Source {
+        Source { name: "w.rhai".into(), text: Arc::from(text) }
+    }
+
+    #[test]
+    fn a_span_covers_the_word_at_the_position() {
+        let s = source("let a = 1;\nlet g = graph_mode();\n");
+        let span = s.span(Position::new(2, 9)).unwrap();
+        assert_eq!(&s.text[span.offset()..span.offset() + span.len()], "graph_mode");
+    }
+
+    #[test]
+    fn a_span_on_punctuation_is_one_character_and_columns_count_characters() {
+        let s = source("let é = 1 +* 3;\n");
+        let span = s.span(Position::new(1, 12)).unwrap();
+        assert_eq!(&s.text[span.offset()..span.offset() + span.len()], "*");
+    }
+
+    #[test]
+    fn positions_outside_the_source_have_no_span() {
+        assert!(source("x").span(Position::new(5, 1)).is_none());
+        assert!(source("x").span(Position::NONE).is_none());
+    }
+}
