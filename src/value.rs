@@ -27,7 +27,9 @@ pub fn to_json(value: &Dynamic) -> Value {
     if let Some(map) = value.read_lock::<Map>() {
         return Value::Object(map.iter().map(|(k, v)| (k.to_string(), to_json(v))).collect());
     }
-    Value::String(value.to_string())
+    // A host type (a task handle, an error): its short type name, e.g. "<TaskHandle>".
+    let name = value.type_name();
+    Value::String(format!("<{}>", name.rsplit("::").next().unwrap_or(name)))
 }
 
 /// JSON as a Rhai value.

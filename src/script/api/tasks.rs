@@ -94,6 +94,11 @@ pub fn register(engine: &mut Engine, run: &RunRef) {
     engine.register_fn("task", move |ctx: NativeCallContext, name: &str, closure: FnPtr| {
         let run = upgrade(&r)?;
         let arity = run.closure_arity(&closure);
+        if arity > 1 {
+            return Err(bad_argument(format!(
+                "the closure of task `{name}` takes {arity} parameters: a task closure takes none, or one (the map of its inputs)"
+            )));
+        }
         build(&run, name, TaskAction::Script { closure, arity }, ctx.call_position())
     });
     let r = run.clone();
