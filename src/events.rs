@@ -17,6 +17,9 @@ use crate::graph::TaskKind;
 #[derive(Clone, Debug)]
 pub struct TaskInfo {
     pub name: Arc<str>,
+    /// The task's stable identity within the execution (`"<creation index>:<name>"`), for
+    /// the store and resume; not part of the event's JSON.
+    pub key: Arc<str>,
     pub task_id: u64,
     pub kind: TaskKind,
     pub current_retries: u32,
@@ -190,20 +193,27 @@ struct BusInner {
 
 impl EventBus {
     pub fn new(label: ExecutionLabel, sinks: Vec<Box<dyn EventSink>>) -> Self {
-        EventBus { label, inner: Mutex::new(BusInner { seq: 0, sinks }) }
+        Self::continuing(label, sinks, 0)
+    }
+
+    /// A bus whose first event is `last_seq + 1` (a resumed execution goes on numbering).
+    pub fn continuing(label: ExecutionLabel, sinks: Vec<Box<dyn EventSink>>, last_seq: u64) -> Self {
+        EventBus { label, inner: Mutex::new(BusInner { seq: last_seq, sinks }) }
     }
 
     pub fn label(&self) -> &ExecutionLabel {
         &self.label
     }
 
-    pub fn emit(&self, payload: Payload) {
+    /// Delivers the event to every sink and returns its `seq`.
+    pub fn emit(&self, payload: Payload) -> u64 {
         let mut inner = self.inner.lock();
         inner.seq += 1;
         let event = Event { seq: inner.seq, ts: SystemTime::now(), payload };
         for sink in inner.sinks.iter_mut() {
             sink.accept(&event, &self.label);
         }
+        event.seq
     }
 
     pub fn close(&self) {

@@ -13,4 +13,4 @@ pub mod script;
 pub mod store;
 pub mod value;
 
-pub use runner::{run, RunOptions, RunReport, Status};
+pub use runner::{resume, run, RunOptions, RunReport, Status, StoreChoice};

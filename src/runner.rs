@@ -2,7 +2,8 @@
 //! CLI, tests and benchmarks use.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -10,9 +11,10 @@ use rhai::{Dynamic, EvalAltResult, Map, Position, Scope};
 use serde_json::Value;
 
 use crate::events::{EventBus, EventSink, ExecutionLabel, Payload};
-use crate::exec::{innermost, CancelState, ErrorKind, ExecEnv, TaskError, TERMINATED_BY_CANCEL};
+use crate::exec::{innermost, CancelState, ErrorKind, ExecEnv, Replay, ReplayedTask, TaskError, TERMINATED_BY_CANCEL};
 use crate::script::api::GraphShared;
 use crate::script::{self, Limits, RunSettings, RunState, ScriptBridge, ScriptDiagnostic, Source};
+use crate::store::{self, ExecutionRecord, ExecutionStatus, MemoryStore, Store, StoreSink};
 use crate::value::{from_json, to_json};
 
 /// Everything a run needs to know, already validated.
@@ -27,6 +29,24 @@ pub struct RunOptions {
     pub limits: Limits,
     /// Install SIGINT/SIGTERM handlers (the CLI does; tests and benchmarks don't).
     pub handle_signals: bool,
+    /// Where the execution is recorded.
+    pub store: StoreChoice,
+}
+
+/// The embedded store in a file, or memory only (`--ephemeral`).
+#[derive(Clone, Debug)]
+pub enum StoreChoice {
+    Memory,
+    File(PathBuf),
+}
+
+/// What a resumed execution takes over from its first run.
+struct ResumeFrom {
+    execution_id: String,
+    replay: Arc<Replay>,
+    last_seq: u64,
+    resumes: u32,
+    started_at: String,
 }
 
 impl RunOptions {
@@ -40,6 +60,7 @@ impl RunOptions {
             dry_run: false,
             limits: Limits::default(),
             handle_signals: false,
+            store: StoreChoice::Memory,
         }
     }
 }
@@ -75,6 +96,8 @@ pub struct RunReport {
     /// In a dry run: where the script first used a result that only a real run has.
     pub dry_result_used_at: Option<Position>,
     pub elapsed: Duration,
+    /// The store file, when the execution was recorded on disk (to tell how to resume it).
+    pub store_path: Option<PathBuf>,
 }
 
 impl RunReport {
@@ -88,6 +111,7 @@ impl RunReport {
             graphs: Vec::new(),
             dry_result_used_at: None,
             elapsed: started.elapsed(),
+            store_path: None,
         }
     }
 }
@@ -97,11 +121,88 @@ pub fn workflow_name(options: &RunOptions) -> String {
     options.script.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "workflow".into())
 }
 
-/// Runs the script; every event goes to `sinks`, in order.
+/// Runs the script; every event goes to `sinks`, in order, and to the store.
 pub fn run(options: &RunOptions, sinks: Vec<Box<dyn EventSink>>) -> RunReport {
     let started = Instant::now();
-    let execution_id = uuid::Uuid::new_v4().to_string();
+    let (store, store_path): (Arc<dyn Store>, Option<PathBuf>) = match &options.store {
+        StoreChoice::Memory => (Arc::new(MemoryStore::default()), None),
+        StoreChoice::File(path) => match store::open(path) {
+            Ok(s) => (s, Some(path.clone())),
+            Err(e) => {
+                let d = ScriptDiagnostic::plain("rhaiflow::store", e.to_string());
+                return RunReport::invalid(String::new(), workflow_name(options), d, started);
+            }
+        },
+    };
+    run_execution(options, sinks, store, store_path, None, started)
+}
+
+/// Resumes a failed, cancelled or crashed execution recorded in the store at `store_path`:
+/// its script runs again with its parameters; tasks that succeeded give their stored result.
+pub fn resume(store_path: &Path, id: &str, sinks: Vec<Box<dyn EventSink>>, handle_signals: bool) -> RunReport {
+    let started = Instant::now();
+    let fail = |code: &'static str, message: String| {
+        RunReport::invalid(id.to_string(), String::new(), ScriptDiagnostic::plain(code, message), started)
+    };
+    let store = match store::open(store_path) {
+        Ok(s) => s,
+        Err(e) => return fail("rhaiflow::store", e.to_string()),
+    };
+    let (record, tasks) = match store.execution(id).and_then(|r| Ok((store.tasks(&r.id)?, r))) {
+        Ok((tasks, record)) => (record, tasks),
+        Err(e) => return fail("rhaiflow::store", e.to_string()),
+    };
+    match record.status {
+        ExecutionStatus::Succeeded => {
+            return fail("rhaiflow::resume", format!("execution {} already succeeded: nothing to resume", record.id))
+        }
+        ExecutionStatus::Running if !record.crashed() => {
+            return fail(
+                "rhaiflow::resume",
+                format!("execution {} is still running (process {}); cancel it first", record.id, record.pid),
+            )
+        }
+        _ => {}
+    }
+    let replay = Replay::new(
+        record.id.clone(),
+        tasks.iter().filter(|t| t.kind != "subgraph").filter_map(|t| {
+            let done = t.state == "succeeded" || t.state == "ignored";
+            let success = done.then(|| t.result.clone().unwrap_or(Value::Null));
+            Some((t.index()?, ReplayedTask { name: t.name.clone(), kind: t.kind.clone(), success }))
+        }),
+    );
+    let mut options = RunOptions::new(&record.script);
+    options.parameters = record.parameters.as_object().cloned().unwrap_or_default();
+    let o = &record.options;
+    options.task_retries = o["task_retries"].as_i64().unwrap_or(0);
+    options.retry_interval = o["retry_interval"].as_f64().unwrap_or(1.0);
+    options.max_concurrency = o["max_concurrency"].as_u64().map(|n| n as usize);
+    options.limits.max_operations = o["max_operations"].as_u64().unwrap_or(options.limits.max_operations);
+    options.handle_signals = handle_signals;
+    options.store = StoreChoice::File(store_path.to_path_buf());
+    let from = ResumeFrom {
+        execution_id: record.id.clone(),
+        replay: Arc::new(replay),
+        last_seq: record.last_seq,
+        resumes: record.resumes + 1,
+        started_at: record.started_at.clone(),
+    };
+    run_execution(&options, sinks, store, Some(store_path.to_path_buf()), Some(from), started)
+}
+
+fn run_execution(
+    options: &RunOptions,
+    mut sinks: Vec<Box<dyn EventSink>>,
+    store: Arc<dyn Store>,
+    store_path: Option<PathBuf>,
+    resume: Option<ResumeFrom>,
+    started: Instant,
+) -> RunReport {
+    let execution_id =
+        resume.as_ref().map(|r| r.execution_id.clone()).unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let workflow = workflow_name(options);
+
     let text = match std::fs::read_to_string(&options.script) {
         Ok(text) => text,
         Err(e) => {
@@ -139,11 +240,41 @@ pub fn run(options: &RunOptions, sinks: Vec<Box<dyn EventSink>>) -> RunReport {
     };
     run_state.set_arity(script::function_arities(&ast));
     let (engine, ast) = (Arc::new(engine), Arc::new(ast));
+    let parameters = Value::Object(options.parameters.clone());
+    let record = ExecutionRecord {
+        id: execution_id.clone(),
+        workflow: workflow.clone(),
+        script: std::fs::canonicalize(&options.script).unwrap_or_else(|_| options.script.clone()).display().to_string(),
+        parameters: parameters.clone(),
+        options: serde_json::json!({
+            "task_retries": options.task_retries,
+            "retry_interval": options.retry_interval,
+            "max_concurrency": options.max_concurrency,
+            "max_operations": options.limits.max_operations,
+        }),
+        status: ExecutionStatus::Running,
+        started_at: resume.as_ref().map(|r| r.started_at.clone()).unwrap_or_else(now),
+        ended_at: None,
+        error: None,
+        pid: std::process::id(),
+        resumes: resume.as_ref().map(|r| r.resumes).unwrap_or(0),
+        tasks_total: 0,
+        tasks_done: 0,
+        last_seq: 0,
+    };
+    let recorded = !options.dry_run;
+    if recorded {
+        if let Err(e) = store.begin(&record) {
+            let d = ScriptDiagnostic::plain("rhaiflow::store", e.to_string());
+            return RunReport::invalid(execution_id, workflow, d, started);
+        }
+        sinks.push(Box::new(StoreSink(store.clone())));
+    }
     let label =
         ExecutionLabel { execution_id: Arc::from(execution_id.as_str()), workflow: Arc::from(workflow.as_str()) };
-    let bus = Arc::new(EventBus::new(label, sinks));
+    let bus = Arc::new(EventBus::continuing(label, sinks, resume.as_ref().map(|r| r.last_seq).unwrap_or(0)));
     let bridge = Arc::new(ScriptBridge { engine: engine.clone(), ast: ast.clone(), cancel: cancel.clone() });
-    let env = ExecEnv::new(
+    let mut env = ExecEnv::new(
         runtime.handle().clone(),
         bus.clone(),
         cancel.clone(),
@@ -151,13 +282,22 @@ pub fn run(options: &RunOptions, sinks: Vec<Box<dyn EventSink>>) -> RunReport {
         options.max_concurrency,
         options.dry_run,
     );
+    env.committed = store.committed();
+    env.replay = resume.as_ref().map(|r| r.replay.clone());
+    if recorded {
+        let (store, id) = (store.clone(), execution_id.clone());
+        env.on_planned = Some(Box::new(move |n| store.planned(&id, n)));
+    }
     run_state.set_env(Arc::new(env));
+    let watcher =
+        (recorded && store_path.is_some()).then(|| CancelWatcher::start(store.clone(), &execution_id, cancel.clone()));
 
-    let parameters = Value::Object(options.parameters.clone());
-    bus.emit(Payload::WorkflowStarted { resumed: false, parameters: parameters.clone() });
+    let resumed = resume.is_some();
+    bus.emit(Payload::WorkflowStarted { resumed, parameters: parameters.clone() });
     let mut scope = Scope::new();
     scope.push_constant("params", from_json(&parameters));
-    scope.push_constant("ctx", context(&execution_id, &workflow, &parameters));
+    scope.push_constant("ctx", context(&execution_id, &workflow, &parameters, resumed));
+
     let outcome = script::limits::guarded(&cancel, None, || {
         catch_unwind(AssertUnwindSafe(|| engine.eval_ast_with_scope::<Dynamic>(&mut scope, &ast)))
     });
@@ -175,7 +315,7 @@ pub fn run(options: &RunOptions, sinks: Vec<Box<dyn EventSink>>) -> RunReport {
             match status {
                 Status::Cancelled => bus.emit(Payload::WorkflowCancelled),
                 _ => bus.emit(Payload::WorkflowFailed { error: TaskError::from_rhai(&err).message }),
-            }
+            };
             (status, None, Some(diagnostic))
         }
         Err(_) => {
@@ -185,6 +325,16 @@ pub fn run(options: &RunOptions, sinks: Vec<Box<dyn EventSink>>) -> RunReport {
         }
     };
     bus.close();
+    drop(watcher);
+    if recorded {
+        let ended = match status {
+            Status::Succeeded => ExecutionStatus::Succeeded,
+            Status::Cancelled => ExecutionStatus::Cancelled,
+            Status::Failed | Status::Invalid => ExecutionStatus::Failed,
+        };
+        store.end(&execution_id, ended, diagnostic.as_ref().map(|d| d.message.clone()));
+        store.flush();
+    }
     let graphs = run_state.graphs.lock().clone();
     let dry_result_used_at = *run_state.dry_results_used.lock();
     // Closures stopped by a forced cancel may still be unwinding: don't wait for them.
@@ -198,16 +348,17 @@ pub fn run(options: &RunOptions, sinks: Vec<Box<dyn EventSink>>) -> RunReport {
         graphs,
         dry_result_used_at,
         elapsed: started.elapsed(),
+        store_path: store_path.filter(|_| recorded),
     }
 }
 
 /// `ctx` as scripts see it (section 3); the deployment model fills `nodes` later.
-fn context(execution_id: &str, workflow: &str, parameters: &Value) -> Dynamic {
+fn context(execution_id: &str, workflow: &str, parameters: &Value, resumed: bool) -> Dynamic {
     let mut ctx = Map::new();
     ctx.insert("execution_id".into(), execution_id.into());
     ctx.insert("workflow_id".into(), workflow.into());
     ctx.insert("parameters".into(), from_json(parameters));
-    ctx.insert("resume".into(), false.into());
+    ctx.insert("resume".into(), resumed.into());
     ctx.insert("nodes".into(), Dynamic::from_array(Vec::new()));
     ctx.insert("node_instances".into(), Dynamic::from_array(Vec::new()));
     Dynamic::from_map(ctx)
@@ -231,6 +382,43 @@ fn classify(err: &EvalAltResult) -> Status {
         | EvalAltResult::ErrorModuleNotFound(..)
         | EvalAltResult::ErrorParsing(..) => Status::Invalid,
         _ => Status::Failed,
+    }
+}
+
+fn now() -> String {
+    humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
+}
+
+/// Polls the store for `executions cancel ID` from another shell, five times a second: the
+/// request reaches the run within a second without a server in between.
+struct CancelWatcher {
+    stop: Arc<AtomicBool>,
+}
+
+impl CancelWatcher {
+    fn start(store: Arc<dyn Store>, execution_id: &str, cancel: Arc<CancelState>) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (flag, id) = (stop.clone(), execution_id.to_string());
+        let _ = std::thread::Builder::new().name("rhaiflow-cancel".into()).spawn(move || {
+            let mut seen = 0;
+            while !flag.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(200));
+                let request = store.cancel_request(&id).unwrap_or(0);
+                if request > seen {
+                    seen = request;
+                    let how = if request > 1 { " (forced)" } else { "" };
+                    eprintln!("rhaiflow: cancel requested from another shell{how}");
+                    cancel.request(request > 1);
+                }
+            }
+        });
+        CancelWatcher { stop }
+    }
+}
+
+impl Drop for CancelWatcher {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
     }
 }
 

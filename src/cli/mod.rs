@@ -3,6 +3,7 @@
 
 mod check;
 mod console;
+mod executions;
 mod graph;
 mod params;
 mod run;
@@ -30,6 +31,8 @@ enum Command {
     Check(check::CheckArgs),
     /// Draw the graph a script builds, without running any task.
     Graph(graph::GraphArgs),
+    /// Inspect, follow, cancel and resume recorded executions.
+    Executions(executions::ExecutionsArgs),
 }
 
 /// Parses the command line and runs the subcommand; returns the process exit code.
@@ -46,6 +49,7 @@ pub fn main() -> i32 {
         Command::Run(args) => run::run(args),
         Command::Check(args) => check::check(args),
         Command::Graph(args) => graph::graph(args),
+        Command::Executions(args) => executions::executions(args),
     }
 }
 

@@ -9,9 +9,10 @@ use clap::Args;
 use super::console::Console;
 use super::{params, report, script_target};
 use crate::events::{EventSink, JsonLinesSink};
-use crate::runner::{self, RunOptions};
+use crate::runner::StoreChoice;
+use crate::runner::{self, RunOptions, RunReport};
 use crate::script::{Limits, ScriptDiagnostic};
-use crate::store::{MemoryStore, StoreSink};
+use crate::store;
 
 #[derive(Args)]
 pub struct RunArgs {
@@ -40,10 +41,10 @@ pub struct RunArgs {
     /// Deployment model for ctx.nodes (not built yet).
     #[arg(long, value_name = "FILE")]
     blueprint: Option<PathBuf>,
-    /// Execution store (events are kept in memory until the durable store exists).
+    /// Execution store: a folder or a .db file (default: $RHAIFLOW_STORE, else ./.rhaiflow/).
     #[arg(long, value_name = "PATH")]
     store: Option<String>,
-    /// Keep nothing on disk.
+    /// Keep nothing on disk (no resume possible).
     #[arg(long, conflicts_with = "store")]
     ephemeral: bool,
     /// Build and validate the graph, run nothing.
@@ -59,16 +60,9 @@ pub struct RunArgs {
 
 pub fn run(args: RunArgs) -> i32 {
     match prepare(&args) {
-        Ok((options, sinks, console, json_to_stdout)) => {
-            let report = runner::run(&options, sinks);
-            console.finish(report.status, report.elapsed, &report.execution_id);
-            if let Some(d) = &report.diagnostic {
-                super::report(d);
-            }
-            if let (Some(result), false) = (&report.result, json_to_stdout) {
-                println!("{result}");
-            }
-            report.status.exit_code()
+        Ok((options, mut output)) => {
+            let report = runner::run(&options, output.sinks());
+            output.finish(&report)
         }
         Err(d) => {
             report(&d);
@@ -77,9 +71,56 @@ pub fn run(args: RunArgs) -> i32 {
     }
 }
 
-type Prepared = (RunOptions, Vec<Box<dyn EventSink>>, Console, bool);
+/// Where a run's output goes: the console, and the events file if asked for.
+pub(super) struct Output {
+    console: Console,
+    events_json: Option<Box<dyn Write + Send>>,
+    json_to_stdout: bool,
+}
 
-fn prepare(args: &RunArgs) -> Result<Prepared, ScriptDiagnostic> {
+impl Output {
+    pub(super) fn new(quiet: bool, events_json: Option<&str>) -> Result<Output, ScriptDiagnostic> {
+        let mut json_to_stdout = false;
+        let events_json = match events_json {
+            None => None,
+            Some("-") => {
+                json_to_stdout = true;
+                Some(Box::new(std::io::stdout()) as Box<dyn Write + Send>)
+            }
+            Some(path) => {
+                let file = OpenOptions::new().create(true).append(true).open(path).map_err(|e| {
+                    ScriptDiagnostic::plain("rhaiflow::events_json", format!("cannot open {path} for events: {e}"))
+                })?;
+                Some(Box::new(std::io::BufWriter::new(file)) as Box<dyn Write + Send>)
+            }
+        };
+        Ok(Output { console: Console::new(quiet), events_json, json_to_stdout })
+    }
+
+    /// The sinks for the event bus (the events file goes to the first run that asks).
+    pub(super) fn sinks(&mut self) -> Vec<Box<dyn EventSink>> {
+        let mut sinks = vec![self.console.sink()];
+        if let Some(out) = self.events_json.take() {
+            sinks.push(Box::new(JsonLinesSink::new(out)));
+        }
+        sinks
+    }
+
+    /// The summary, how to resume, the diagnostic and the result; returns the exit code.
+    pub(super) fn finish(&self, report: &RunReport) -> i32 {
+        self.console.finish(report.status, report.elapsed, &report.execution_id);
+        super::executions::resume_hint(report);
+        if let Some(d) = &report.diagnostic {
+            super::report(d);
+        }
+        if let (Some(result), false) = (&report.result, self.json_to_stdout) {
+            println!("{result}");
+        }
+        report.status.exit_code()
+    }
+}
+
+fn prepare(args: &RunArgs) -> Result<(RunOptions, Output), ScriptDiagnostic> {
     if args.blueprint.is_some() {
         return Err(ScriptDiagnostic::plain(
             "rhaiflow::not_built",
@@ -104,24 +145,7 @@ fn prepare(args: &RunArgs) -> Result<Prepared, ScriptDiagnostic> {
     options.dry_run = args.dry_run;
     options.limits.max_operations = args.max_operations;
     options.handle_signals = true;
-
-    let console = Console::new(args.quiet);
-    let mut sinks: Vec<Box<dyn EventSink>> = vec![console.sink()];
-    let mut json_to_stdout = false;
-    if let Some(path) = &args.events_json {
-        let out: Box<dyn Write + Send> = if path == "-" {
-            json_to_stdout = true;
-            Box::new(std::io::stdout())
-        } else {
-            let file = OpenOptions::new().create(true).append(true).open(path).map_err(|e| {
-                ScriptDiagnostic::plain("rhaiflow::events_json", format!("cannot open {path} for events: {e}"))
-            })?;
-            Box::new(std::io::BufWriter::new(file))
-        };
-        sinks.push(Box::new(JsonLinesSink::new(out)));
-    }
-    if !args.ephemeral {
-        sinks.push(Box::new(StoreSink(std::sync::Arc::new(MemoryStore::default()))));
-    }
-    Ok((options, sinks, console, json_to_stdout))
+    options.store =
+        if args.ephemeral { StoreChoice::Memory } else { StoreChoice::File(store::locate(args.store.as_deref())) };
+    Ok((options, Output::new(args.quiet, args.events_json.as_deref())?))
 }

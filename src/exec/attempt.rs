@@ -32,6 +32,7 @@ enum Judgement {
 pub fn task_info(cell: &TaskCell, task_id: u64, retries: u32, settings: &TaskSettings) -> TaskInfo {
     TaskInfo {
         name: cell.name.clone(),
+        key: cell.key.clone(),
         task_id,
         kind: cell.kind(),
         current_retries: retries,
@@ -43,6 +44,11 @@ pub fn task_info(cell: &TaskCell, task_id: u64, retries: u32, settings: &TaskSet
 pub async fn run_task(cell: Arc<TaskCell>, env: Arc<ExecEnv>) -> TaskOutcome {
     let settings = cell.settings();
     let reports = cell.kind() != TaskKind::Event;
+    if let Some(result) = env.replayed(&cell) {
+        cell.set_result(result);
+        cell.finish(TaskState::Succeeded);
+        return TaskOutcome::Succeeded;
+    }
     let mut retries: u32 = 0;
     loop {
         if env.cancel.is_requested() {
@@ -64,7 +70,10 @@ pub async fn run_task(cell: Arc<TaskCell>, env: Arc<ExecEnv>) -> TaskOutcome {
         match judge(&cell, &settings, result, retries, &env).await {
             Judgement::Succeed(value) => {
                 if reports {
-                    env.bus.emit(Payload::TaskSucceeded(info, result_json(&value)));
+                    let seq = env.bus.emit(Payload::TaskSucceeded(info, result_json(&value)));
+                    if has_effects(&cell) {
+                        env.committed(seq).await;
+                    }
                 }
                 cell.set_result(value);
                 cell.finish(TaskState::Succeeded);
@@ -102,6 +111,12 @@ pub async fn run_task(cell: Arc<TaskCell>, env: Arc<ExecEnv>) -> TaskOutcome {
             }
         }
     }
+}
+
+/// Tasks whose success must be on disk before their dependents run. A no-op, a sleep or an
+/// event changes nothing outside: running one again after a crash is harmless.
+fn has_effects(cell: &TaskCell) -> bool {
+    matches!(cell.action, TaskAction::Script { .. } | TaskAction::Shell { .. } | TaskAction::Exec { .. })
 }
 
 /// The attempt itself.

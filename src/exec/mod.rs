@@ -8,6 +8,7 @@ mod attempt;
 mod cancel;
 mod error;
 mod process;
+mod replay;
 mod scheduler;
 mod verdict;
 
@@ -20,6 +21,7 @@ use tokio::sync::Semaphore;
 pub use attempt::{run_task, TaskOutcome};
 pub use cancel::CancelState;
 pub use error::{display_value, innermost, ErrorKind, FailedTask, TaskError, TERMINATED_BY_CANCEL};
+pub use replay::{Replay, ReplayedTask};
 pub use scheduler::execute_plan;
 pub use verdict::HandlerVerdict;
 
@@ -51,6 +53,12 @@ pub struct ExecEnv {
     /// Bounds the script threads busy at once: without it, 10k ready closures make the
     /// blocking pool start hundreds of threads, and starting them costs more than the calls.
     pub script_slots: Arc<Semaphore>,
+    /// The highest event `seq` the store committed; `None` when the store is in memory.
+    pub committed: Option<tokio::sync::watch::Receiver<u64>>,
+    /// On resume: what the execution did before.
+    pub replay: Option<Arc<Replay>>,
+    /// Told how many tasks are about to run (a graph's size, or 1 in standard mode).
+    pub on_planned: Option<Box<dyn Fn(u64) + Send + Sync>>,
     next_task_id: AtomicU64,
 }
 
@@ -71,7 +79,30 @@ impl ExecEnv {
             limiter: max_concurrency.map(|n| Arc::new(Semaphore::new(n.max(1)))),
             dry_run,
             script_slots: Arc::new(Semaphore::new(SCRIPT_THREADS)),
+            committed: None,
+            replay: None,
+            on_planned: None,
             next_task_id: AtomicU64::new(1),
+        }
+    }
+
+    /// The stored result of a task that succeeded before a resume.
+    pub fn replayed(&self, cell: &TaskCell) -> Option<rhai::Dynamic> {
+        self.replay.as_ref()?.result_of(cell)
+    }
+
+    /// Waits until the store has committed the event `seq`: a task's success must be on disk
+    /// before anything that depends on it runs.
+    pub async fn committed(&self, seq: u64) {
+        if let Some(committed) = &self.committed {
+            let mut committed = committed.clone();
+            let _ = committed.wait_for(|c| *c >= seq).await;
+        }
+    }
+
+    pub fn planned(&self, tasks: u64) {
+        if let Some(on_planned) = &self.on_planned {
+            on_planned(tasks);
         }
     }
 

@@ -39,6 +39,7 @@ struct Scheduler {
 
 /// Executes the plan; `Err` names the failed tasks, or says the execution was cancelled.
 pub async fn execute_plan(plan: Plan, env: Arc<ExecEnv>, fail_fast: bool) -> Result<(), TaskError> {
+    env.planned(plan.tasks.iter().filter(|t| t.entry == t.exit).count() as u64);
     let (done_tx, mut done_rx) = mpsc::unbounded_channel();
     let deps: Vec<u32> = plan.vertices.iter().map(|v| v.deps).collect();
     let ready = (0..deps.len() as u32).filter(|&v| deps[v as usize] == 0).collect();
@@ -135,12 +136,20 @@ impl Scheduler {
             self.subgraphs[p as usize].active += 1;
         }
         let cell = self.plan.tasks[task as usize].cell.clone();
+        if let Some(result) = self.env.replayed(&cell) {
+            cell.set_result(result);
+            cell.finish(TaskState::Succeeded);
+            self.finish(task, TaskOutcome::Succeeded);
+            return;
+        }
         if self.runs_inline(task) {
             let settings = cell.settings();
             let attempt_id = self.env.next_task_id();
             cell.begin_attempt(attempt_id, 0);
             match &cell.action {
-                TaskAction::Event { message } => self.env.bus.emit(Payload::WorkflowEvent { message: message.clone() }),
+                TaskAction::Event { message } => {
+                    self.env.bus.emit(Payload::WorkflowEvent { message: message.clone() });
+                }
                 _ => {
                     let info = task_info(&cell, attempt_id, 0, &settings);
                     self.env.bus.emit(Payload::TaskStarted(info.clone()));
@@ -335,11 +344,17 @@ mod tests {
 
     fn closure(name: &str, fn_name: &str) -> Arc<TaskCell> {
         let action = TaskAction::Script { closure: FnPtr::new(fn_name).unwrap(), arity: 0 };
-        TaskCell::new(name, action, TaskSettings::with_defaults(0, 0.0), Position::NONE)
+        TaskCell::new(name, action, TaskSettings::with_defaults(0, 0.0), Position::NONE, crate::graph::test_serial())
     }
 
     fn subgraph(name: &str) -> Arc<TaskCell> {
-        TaskCell::new(name, TaskAction::Subgraph, TaskSettings::with_defaults(0, 0.0), Position::NONE)
+        TaskCell::new(
+            name,
+            TaskAction::Subgraph,
+            TaskSettings::with_defaults(0, 0.0),
+            Position::NONE,
+            crate::graph::test_serial(),
+        )
     }
 
     fn execute(graph: &TaskGraph, fail_fast: bool) -> (Result<(), TaskError>, Vec<String>) {
@@ -390,6 +405,7 @@ mod tests {
             TaskAction::Sleep { seconds: 0.2 },
             TaskSettings::with_defaults(0, 0.0),
             Position::NONE,
+            crate::graph::test_serial(),
         );
         for t in [&bad, &slow, &next] {
             g.add(t, None).unwrap();

@@ -200,7 +200,7 @@ mod tests {
     use rhai::Position;
 
     fn task(name: &str, action: TaskAction) -> Arc<TaskCell> {
-        TaskCell::new(name, action, TaskSettings::with_defaults(0, 0.0), Position::NONE)
+        TaskCell::new(name, action, TaskSettings::with_defaults(0, 0.0), Position::NONE, crate::graph::test_serial())
     }
 
     #[test]

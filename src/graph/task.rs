@@ -3,7 +3,6 @@
 //! A `TaskCell` is shared by `Arc` between the script (which builds and reads it through a
 //! `Task` handle) and the executor (which runs it and updates its status).
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::{Condvar, Mutex};
@@ -177,22 +176,24 @@ pub struct TaskInner {
 pub struct TaskCell {
     pub name: Arc<str>,
     pub action: TaskAction,
-    /// Creation index within the run: a stable identity for display and resume.
+    /// Creation index within the run (1, 2, ...): with the name, the task's stable identity,
+    /// the same when a deterministic script runs again on resume.
     pub serial: u64,
+    /// `"<serial>:<name>"`.
+    pub key: Arc<str>,
     /// Where the script created it.
     pub defined_at: Position,
     pub inner: Mutex<TaskInner>,
     finished: Condvar,
 }
 
-static NEXT_SERIAL: AtomicU64 = AtomicU64::new(1);
-
 impl TaskCell {
-    pub fn new(name: &str, action: TaskAction, settings: TaskSettings, defined_at: Position) -> Arc<Self> {
+    pub fn new(name: &str, action: TaskAction, settings: TaskSettings, defined_at: Position, serial: u64) -> Arc<Self> {
         Arc::new(TaskCell {
             name: Arc::from(name),
+            key: Arc::from(format!("{serial}:{name}")),
             action,
-            serial: NEXT_SERIAL.fetch_add(1, Ordering::Relaxed),
+            serial,
             defined_at,
             inner: Mutex::new(TaskInner {
                 settings,
@@ -271,4 +272,11 @@ impl TaskCell {
         }
         inner.status.state.is_final().then(|| inner.status.clone())
     }
+}
+
+/// Unique creation indices for unit tests, which build tasks without a run.
+#[cfg(test)]
+pub fn test_serial() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }

@@ -4,7 +4,7 @@
 //! Host functions hold it through a `Weak` so that the engine does not keep it alive.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 
 use parking_lot::Mutex;
@@ -37,6 +37,8 @@ pub struct RunState {
     arity: OnceLock<HashMap<String, usize>>,
     /// Set when a dry run had to make up a standard-mode result.
     pub dry_results_used: Mutex<Option<Position>>,
+    /// Creation indices: the stable identity of tasks across a resume.
+    next_serial: AtomicU64,
 }
 
 pub type RunRef = Weak<RunState>;
@@ -52,6 +54,7 @@ impl RunState {
             executing: AtomicUsize::new(0),
             arity: OnceLock::new(),
             dry_results_used: Mutex::new(None),
+            next_serial: AtomicU64::new(1),
         })
     }
 
@@ -71,6 +74,24 @@ impl RunState {
     pub fn closure_arity(&self, closure: &FnPtr) -> usize {
         let declared = self.arity.get().and_then(|a| a.get(closure.fn_name()).copied()).unwrap_or(0);
         declared.saturating_sub(closure.curry().len())
+    }
+
+    /// Makes a task with the next creation index. On resume, a task that differs from the one
+    /// the first run made at this index means the script changed: invalid input.
+    pub fn new_task(
+        &self,
+        name: &str,
+        action: TaskAction,
+        settings: TaskSettings,
+        position: Position,
+    ) -> Result<Arc<TaskCell>, Box<EvalAltResult>> {
+        let serial = self.next_serial.fetch_add(1, Ordering::Relaxed);
+        if let Some(replay) = &self.env().replay {
+            if let Some(difference) = replay.difference(serial, name, action.kind().as_str()) {
+                return Err(TaskError::new(crate::exec::ErrorKind::Invalid, difference).at(position).into_rhai());
+            }
+        }
+        Ok(TaskCell::new(name, action, settings, position, serial))
     }
 
     pub fn new_settings(&self) -> TaskSettings {
@@ -100,6 +121,7 @@ impl RunState {
             return;
         }
         let env = self.env().clone();
+        env.planned(1);
         let handle = env.runtime.spawn(run_task(cell.clone(), env.clone()));
         self.standard.lock().push((cell.clone(), handle));
     }

@@ -1,41 +1,85 @@
-//! Where executions are recorded.
+//! Where executions are recorded (contract section 7).
 //!
-//! For now the only backend keeps events in memory for the life of the process; the durable
-//! embedded store (SQLite) comes behind the same trait. `--store` and `--ephemeral` are
-//! accepted already so that command lines written today keep working.
+//! `Store` is what the runner and the `executions` commands need from a backend. The
+//! embedded default is SQLite (`sqlite.rs`): a file under `./.rhaiflow/`, written by one thread
+//! per process in batched transactions. `MemoryStore` keeps nothing past the process
+//! (`--ephemeral`). Task states are derived from the events as they are written, so the two
+//! never disagree.
 
+mod memory;
+mod records;
+mod sqlite;
+
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use parking_lot::Mutex;
+pub use memory::MemoryStore;
+pub use records::{ExecutionRecord, ExecutionStatus, StoredTask, TaskRow};
+pub use sqlite::SqliteStore;
 
 use crate::events::{Event, EventSink, ExecutionLabel};
 
-/// The record of executions: their events, in order.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open the execution store {path}: {message}")]
+    Open { path: PathBuf, message: String },
+    #[error("the execution store {path} is damaged or not a rhaiflow store: {message}")]
+    Corrupt { path: PathBuf, message: String },
+    #[error("the execution store failed: {0}")]
+    Database(String),
+    #[error("no execution `{0}` in this store")]
+    NoSuchExecution(String),
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// The record of executions: their parameters, events and task states.
 pub trait Store: Send + Sync {
-    fn append(&self, label: &ExecutionLabel, event: &Event);
-    /// Every event recorded for the execution, in `seq` order.
-    fn events(&self, execution_id: &str) -> Vec<Event>;
+    /// Records an execution that starts (or starts again, on resume) in this process.
+    fn begin(&self, record: &ExecutionRecord) -> Result<()>;
+    /// Queues one event for writing; `task` is the task state it implies, if any.
+    fn append(&self, label: &ExecutionLabel, event: &Event, task: Option<TaskRow>);
+    /// `count` more tasks are about to run (for the done/total of `executions list`).
+    fn planned(&self, execution_id: &str, count: u64);
+    /// Records how the execution ended.
+    fn end(&self, execution_id: &str, status: ExecutionStatus, error: Option<String>);
+    /// Blocks until everything queued so far is committed.
+    fn flush(&self);
+    /// The highest event `seq` committed, as a watch: `None` when writes are durable at once
+    /// (nothing to wait for).
+    fn committed(&self) -> Option<tokio::sync::watch::Receiver<u64>>;
+
+    fn executions(&self) -> Result<Vec<ExecutionRecord>>;
+    fn execution(&self, id: &str) -> Result<ExecutionRecord>;
+    fn tasks(&self, id: &str) -> Result<Vec<StoredTask>>;
+    /// Events with `seq > after`, as their JSON lines, in order.
+    fn events_after(&self, id: &str, after: u64) -> Result<Vec<(u64, String)>>;
+    /// Asks a running execution to cancel (forced when `force`).
+    fn request_cancel(&self, id: &str, force: bool) -> Result<()>;
+    /// 0 = none, 1 = graceful, 2 = forced.
+    fn cancel_request(&self, id: &str) -> Result<u8>;
 }
 
-/// Keeps everything in memory; nothing survives the process.
-#[derive(Default)]
-pub struct MemoryStore {
-    executions: Mutex<Vec<(Arc<str>, Vec<Event>)>>,
+/// Where the store lives: `--store PATH`, else `$RHAIFLOW_STORE`, else `./.rhaiflow/`. A path
+/// ending in `.db`/`.sqlite` or naming an existing file is the database file; any other is a
+/// folder holding `rhaiflow.db`.
+pub fn locate(option: Option<&str>) -> PathBuf {
+    let given = option
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("RHAIFLOW_STORE").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from(".rhaiflow"));
+    let is_file =
+        given.is_file() || matches!(given.extension().and_then(|e| e.to_str()), Some("db" | "sqlite" | "sqlite3"));
+    if is_file {
+        given
+    } else {
+        given.join("rhaiflow.db")
+    }
 }
 
-impl Store for MemoryStore {
-    fn append(&self, label: &ExecutionLabel, event: &Event) {
-        let mut executions = self.executions.lock();
-        match executions.iter_mut().rev().find(|(id, _)| *id == label.execution_id) {
-            Some((_, events)) => events.push(event.clone()),
-            None => executions.push((label.execution_id.clone(), vec![event.clone()])),
-        }
-    }
-
-    fn events(&self, execution_id: &str) -> Vec<Event> {
-        let executions = self.executions.lock();
-        executions.iter().find(|(id, _)| &**id == execution_id).map(|(_, e)| e.clone()).unwrap_or_default()
-    }
+/// Opens the store at `path` (see `locate`).
+pub fn open(path: &Path) -> Result<Arc<dyn Store>> {
+    Ok(Arc::new(SqliteStore::open(path)?))
 }
 
 /// Feeds the event bus into a store.
@@ -43,6 +87,6 @@ pub struct StoreSink(pub Arc<dyn Store>);
 
 impl EventSink for StoreSink {
     fn accept(&mut self, event: &Event, label: &ExecutionLabel) {
-        self.0.append(label, event);
+        self.0.append(label, event, TaskRow::from_event(event));
     }
 }

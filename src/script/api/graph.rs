@@ -177,8 +177,9 @@ fn register_building<T: Building>(engine: &mut Engine, run: &RunRef) {
     let r = run.clone();
     engine.register_fn("subgraph", move |ctx: NativeCallContext, g: &mut T, name: &str| -> Result<SubgraphHandle> {
         let run = upgrade(&r)?;
-        let cell = TaskCell::new(name, TaskAction::Subgraph, run.new_settings(), ctx.call_position());
-        cell.inner.lock().settings.total_retries = 0;
+        let mut settings = run.new_settings();
+        settings.total_retries = 0;
+        let cell = run.new_task(name, TaskAction::Subgraph, settings, ctx.call_position())?;
         g.shared().graph.lock().add(&cell, g.parent()).map_err(graph_error)?;
         Ok(SubgraphHandle { graph: g.shared().clone(), cell })
     });

@@ -53,7 +53,7 @@ fn build(run: &Arc<RunState>, name: &str, action: TaskAction, position: Position
     if let TaskAction::Shell { options, .. } | TaskAction::Exec { options, .. } = &action {
         settings.timeout = options.timeout;
     }
-    let cell = TaskCell::new(name, action, settings, position);
+    let cell = run.new_task(name, action, settings, position)?;
     run.task_built(&cell);
     Ok(TaskHandle(cell))
 }

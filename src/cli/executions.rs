@@ -1,0 +1,291 @@
+//! `rhaiflow executions list | show ID | events ID [--follow] | cancel ID [--force] | resume ID`:
+//! what the store recorded, and acting on executions from another shell.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use clap::{Args, Subcommand};
+
+use super::report;
+use super::run::Output;
+use crate::runner::{self, RunReport, Status};
+use crate::script::ScriptDiagnostic;
+use crate::store::{self, ExecutionRecord, ExecutionStatus, Store};
+
+#[derive(Args)]
+pub struct ExecutionsArgs {
+    #[command(subcommand)]
+    command: ExecutionsCommand,
+}
+
+#[derive(Args)]
+struct StoreArg {
+    /// Execution store: a folder or a .db file (default: $RHAIFLOW_STORE, else ./.rhaiflow/).
+    #[arg(long, value_name = "PATH")]
+    store: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum ExecutionsCommand {
+    /// The executions in the store, oldest first.
+    List {
+        #[command(flatten)]
+        store: StoreArg,
+    },
+    /// One execution: parameters, tasks with their states and attempts, the error.
+    Show {
+        /// The execution id (a unique prefix is enough).
+        id: String,
+        #[command(flatten)]
+        store: StoreArg,
+    },
+    /// The events of an execution.
+    Events {
+        id: String,
+        #[command(flatten)]
+        store: StoreArg,
+        /// Keep printing events as a running execution produces them, until it ends.
+        #[arg(long)]
+        follow: bool,
+        /// The events as JSON lines, as `run --events-json` writes them.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Ask a running execution (in another process) to cancel.
+    Cancel {
+        id: String,
+        #[command(flatten)]
+        store: StoreArg,
+        /// Kill running processes and stop running scripts instead of letting them finish.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Run a failed, cancelled or crashed execution again: what succeeded is not run again.
+    Resume {
+        id: String,
+        #[command(flatten)]
+        store: StoreArg,
+        /// Append every event as one JSON object a line ("-" = stdout).
+        #[arg(long, value_name = "PATH")]
+        events_json: Option<String>,
+        /// Only errors, failures and the summary.
+        #[arg(short, long)]
+        quiet: bool,
+    },
+}
+
+pub fn executions(args: ExecutionsArgs) -> i32 {
+    let result = match args.command {
+        ExecutionsCommand::List { store } => list(&store),
+        ExecutionsCommand::Show { id, store } => show(&id, &store),
+        ExecutionsCommand::Events { id, store, follow, json } => events(&id, &store, follow, json),
+        ExecutionsCommand::Cancel { id, store, force } => cancel(&id, &store, force),
+        ExecutionsCommand::Resume { id, store, events_json, quiet } => {
+            return resume(&id, &store, events_json.as_deref(), quiet)
+        }
+    };
+    match result {
+        Ok(code) => code,
+        Err(d) => {
+            report(&d);
+            2
+        }
+    }
+}
+
+/// Tells how to resume an execution that failed or was cancelled.
+pub fn resume_hint(report: &RunReport) {
+    let (Some(path), Status::Failed | Status::Cancelled) = (&report.store_path, report.status) else { return };
+    let store = if *path == store::locate(None) { String::new() } else { format!(" --store {}", path.display()) };
+    eprintln!("  resume with: rhaiflow executions resume {}{store}", report.execution_id);
+}
+
+fn open_existing(arg: &StoreArg) -> Result<(PathBuf, Option<std::sync::Arc<dyn Store>>), ScriptDiagnostic> {
+    let path = store::locate(arg.store.as_deref());
+    if !path.exists() {
+        return Ok((path, None));
+    }
+    let store = store::open(&path).map_err(|e| ScriptDiagnostic::plain("rhaiflow::store", e.to_string()))?;
+    Ok((path, Some(store)))
+}
+
+fn store_error(e: store::StoreError) -> ScriptDiagnostic {
+    let help = matches!(e, store::StoreError::NoSuchExecution(_)).then(|| "`rhaiflow executions list` shows them");
+    let d = ScriptDiagnostic::plain("rhaiflow::store", e.to_string());
+    match help {
+        Some(h) => d.with_help(h),
+        None => d,
+    }
+}
+
+fn find(id: &str, arg: &StoreArg) -> Result<(PathBuf, std::sync::Arc<dyn Store>, ExecutionRecord), ScriptDiagnostic> {
+    let (path, store) = open_existing(arg)?;
+    let Some(store) = store else {
+        return Err(ScriptDiagnostic::plain(
+            "rhaiflow::store",
+            format!("no executions recorded in {}", path.display()),
+        ));
+    };
+    let record = store.execution(id).map_err(store_error)?;
+    Ok((path, store, record))
+}
+
+fn seconds_between(from: &str, to: Option<&str>) -> Option<f64> {
+    let from = humantime::parse_rfc3339_weak(from).ok()?;
+    let to = match to {
+        Some(t) => humantime::parse_rfc3339_weak(t).ok()?,
+        None => SystemTime::now(),
+    };
+    Some(to.duration_since(from).ok()?.as_secs_f64())
+}
+
+fn duration(record: &ExecutionRecord) -> String {
+    if record.crashed() {
+        return "-".into();
+    }
+    match seconds_between(&record.started_at, record.ended_at.as_deref()) {
+        Some(s) if s < 120.0 => format!("{s:.2}s"),
+        Some(s) => format!("{}m{:02}s", (s / 60.0) as u64, (s % 60.0) as u64),
+        None => "-".into(),
+    }
+}
+
+fn list(arg: &StoreArg) -> Result<i32, ScriptDiagnostic> {
+    let (path, store) = open_existing(arg)?;
+    let records = match store {
+        Some(store) => store.executions().map_err(store_error)?,
+        None => Vec::new(),
+    };
+    if records.is_empty() {
+        eprintln!("no executions recorded in {}", path.display());
+        return Ok(0);
+    }
+    println!("{:<36}  {:<20}  {:<10}  {:<23}  {:>9}  TASKS", "ID", "WORKFLOW", "STATUS", "STARTED", "DURATION");
+    for r in &records {
+        println!(
+            "{:<36}  {:<20}  {:<10}  {:<23}  {:>9}  {}/{}",
+            r.id,
+            r.workflow,
+            r.shown_status(),
+            r.started_at.replace('T', " ").trim_end_matches('Z'),
+            duration(r),
+            r.tasks_done,
+            r.tasks_total
+        );
+    }
+    Ok(0)
+}
+
+fn show(id: &str, arg: &StoreArg) -> Result<i32, ScriptDiagnostic> {
+    let (_, store, r) = find(id, arg)?;
+    println!("execution   {}", r.id);
+    println!("workflow    {} ({})", r.workflow, r.script);
+    println!("status      {}", r.shown_status());
+    println!("started     {}", r.started_at);
+    if let Some(ended) = &r.ended_at {
+        println!("ended       {ended} ({})", duration(&r));
+    }
+    if r.resumes > 0 {
+        println!("resumed     {} time{}", r.resumes, if r.resumes == 1 { "" } else { "s" });
+    }
+    println!("parameters  {}", r.parameters);
+    println!("tasks       {} of {} succeeded", r.tasks_done, r.tasks_total);
+    if let Some(error) = &r.error {
+        println!("error       {error}");
+    }
+    let tasks = store.tasks(&r.id).map_err(store_error)?;
+    if !tasks.is_empty() {
+        let width = tasks.iter().map(|t| t.name.chars().count()).max().unwrap_or(4).clamp(4, 40);
+        println!();
+        println!("{:<width$}  {:<9}  {:<11}  {:>8}  ERROR", "TASK", "KIND", "STATE", "ATTEMPTS");
+        for t in &tasks {
+            let error = t.error.as_deref().unwrap_or("").lines().next().unwrap_or("");
+            println!("{:<width$}  {:<9}  {:<11}  {:>8}  {error}", t.name, t.kind, t.state, t.attempts);
+        }
+    }
+    Ok(0)
+}
+
+/// One event as a person reads it.
+fn human_line(json: &str) -> String {
+    let Ok(e) = serde_json::from_str::<serde_json::Value>(json) else { return json.to_string() };
+    let text = |k: &str| e.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
+    let mut detail = text("task");
+    for key in ["message", "error"] {
+        if let Some(v) = e.get(key).and_then(|v| v.as_str()) {
+            if !detail.is_empty() {
+                detail.push_str(": ");
+            }
+            detail.push_str(v);
+        }
+    }
+    if let Some(result) = e.get("result") {
+        detail.push_str(&format!(" → {result}"));
+    }
+    format!("{:>6}  {}  {:<19}  {}", e["seq"], text("ts"), text("type"), detail)
+}
+
+fn events(id: &str, arg: &StoreArg, follow: bool, json: bool) -> Result<i32, ScriptDiagnostic> {
+    let (_, store, record) = find(id, arg)?;
+    let mut after = 0;
+    loop {
+        for (seq, line) in store.events_after(&record.id, after).map_err(store_error)? {
+            after = seq;
+            if json {
+                println!("{line}");
+            } else {
+                println!("{}", human_line(&line));
+            }
+        }
+        if !follow {
+            return Ok(0);
+        }
+        let now = store.execution(&record.id).map_err(store_error)?;
+        if now.status != ExecutionStatus::Running || now.crashed() {
+            // One more read: the last events are committed with the final status.
+            for (_, line) in store.events_after(&record.id, after).map_err(store_error)? {
+                println!("{}", if json { line } else { human_line(&line) });
+            }
+            return Ok(0);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn cancel(id: &str, arg: &StoreArg, force: bool) -> Result<i32, ScriptDiagnostic> {
+    let (_, store, record) = find(id, arg)?;
+    if record.status != ExecutionStatus::Running || record.crashed() {
+        eprintln!("execution {} is not running (it is {})", record.id, record.shown_status());
+        return Ok(1);
+    }
+    store.request_cancel(&record.id, force).map_err(store_error)?;
+    eprintln!("{} cancel requested for execution {}", if force { "forced" } else { "graceful" }, record.id);
+    // Wait a little to report the outcome; a graceful cancel may wait for running tasks.
+    for _ in 0..50 {
+        std::thread::sleep(Duration::from_millis(100));
+        let now = store.execution(&record.id).map_err(store_error)?;
+        if now.status != ExecutionStatus::Running {
+            eprintln!("execution {} is {}", now.id, now.shown_status());
+            return Ok(0);
+        }
+    }
+    eprintln!("execution {} will stop when its running tasks finish (--force stops them now)", record.id);
+    Ok(0)
+}
+
+fn resume(id: &str, arg: &StoreArg, events_json: Option<&str>, quiet: bool) -> i32 {
+    let path = store::locate(arg.store.as_deref());
+    if !Path::new(&path).exists() {
+        report(&ScriptDiagnostic::plain("rhaiflow::store", format!("no executions recorded in {}", path.display())));
+        return 2;
+    }
+    let mut output = match Output::new(quiet, events_json) {
+        Ok(o) => o,
+        Err(d) => {
+            report(&d);
+            return 2;
+        }
+    };
+    let report = runner::resume(&path, id, output.sinks(), true);
+    output.finish(&report)
+}
