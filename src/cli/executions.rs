@@ -222,7 +222,8 @@ fn human_line(json: &str) -> String {
     if let Some(result) = e.get("result") {
         detail.push_str(&format!(" → {result}"));
     }
-    format!("{:>6}  {}  {:<19}  {}", e["seq"], text("ts"), text("type"), detail)
+    let seq = e.get("seq").and_then(|s| s.as_u64()).unwrap_or(0);
+    format!("{seq:>6}  {}  {:<19}  {}", text("ts"), text("type"), detail)
 }
 
 fn events(id: &str, arg: &StoreArg, follow: bool, json: bool) -> Result<i32, ScriptDiagnostic> {

@@ -12,10 +12,12 @@ pub struct CancelState {
 impl CancelState {
     /// Asks for a cancel; a request when one was already made forces it.
     pub fn request(&self, force: bool) {
-        if force || self.graceful.is_cancelled() {
+        let force = force || self.graceful.is_cancelled();
+        // Graceful first: whoever wakes on the forced token must already see a request.
+        self.graceful.cancel();
+        if force {
             self.forced.cancel();
         }
-        self.graceful.cancel();
     }
 
     pub fn is_requested(&self) -> bool {

@@ -39,7 +39,11 @@ struct Scheduler {
 
 /// Executes the plan; `Err` names the failed tasks, or says the execution was cancelled.
 pub async fn execute_plan(plan: Plan, env: Arc<ExecEnv>, fail_fast: bool) -> Result<(), TaskError> {
-    env.planned(plan.tasks.iter().filter(|t| t.entry == t.exit).count() as u64);
+    // Subgraphs and event tasks have no task state of their own in the store.
+    env.planned(
+        plan.tasks.iter().filter(|t| !matches!(t.cell.action, TaskAction::Subgraph | TaskAction::Event { .. })).count()
+            as u64,
+    );
     let (done_tx, mut done_rx) = mpsc::unbounded_channel();
     let deps: Vec<u32> = plan.vertices.iter().map(|v| v.deps).collect();
     let ready = (0..deps.len() as u32).filter(|&v| deps[v as usize] == 0).collect();

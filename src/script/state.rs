@@ -121,7 +121,9 @@ impl RunState {
             return;
         }
         let env = self.env().clone();
-        env.planned(1);
+        if !matches!(cell.action, TaskAction::Event { .. }) {
+            env.planned(1);
+        }
         let handle = env.runtime.spawn(run_task(cell.clone(), env.clone()));
         self.standard.lock().push((cell.clone(), handle));
     }

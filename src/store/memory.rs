@@ -83,8 +83,11 @@ impl Store for MemoryStore {
         let inner = self.inner.lock();
         let mut record =
             inner.executions.get(id).cloned().ok_or_else(|| StoreError::NoSuchExecution(id.to_string()))?;
-        record.tasks_done =
-            inner.tasks.get(id).map(|t| t.values().filter(|t| t.state == "succeeded").count() as u64).unwrap_or(0);
+        record.tasks_done = inner
+            .tasks
+            .get(id)
+            .map(|t| t.values().filter(|t| t.state == "succeeded" || t.state == "ignored").count() as u64)
+            .unwrap_or(0);
         Ok(record)
     }
 

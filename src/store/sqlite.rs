@@ -90,15 +90,34 @@ fn connect(path: &Path) -> Result<Connection> {
     Ok(conn)
 }
 
+/// Opens the file and creates the tables. Processes starting together on a new file race to
+/// create it: setting WAL mode or the schema can then report "busy" at once, without waiting
+/// for the busy timeout, so those steps are retried.
+fn initialise(path: &Path) -> Result<Connection> {
+    let mut tries = 0;
+    loop {
+        let attempt = connect(path).and_then(|conn| {
+            conn.execute_batch(&format!("BEGIN IMMEDIATE; {SCHEMA} COMMIT;")).map_err(|e| database_error(path, e))?;
+            Ok(conn)
+        });
+        match attempt {
+            Err(StoreError::Database(message)) if tries < 100 && message.contains("locked") => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+}
+
 impl SqliteStore {
     pub fn open(path: &Path) -> Result<SqliteStore> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
                 .map_err(|e| StoreError::Open { path: path.to_path_buf(), message: e.to_string() })?;
         }
-        let reader = connect(path)?;
-        reader.execute_batch(SCHEMA).map_err(|e| database_error(path, e))?;
-        let writer = connect(path)?;
+        let reader = initialise(path)?;
+        let writer = initialise(path)?;
         let (tx, rx) = channel();
         let (committed_tx, committed) = watch::channel(0);
         let thread_path = path.to_path_buf();
@@ -225,7 +244,7 @@ fn now() -> String {
 
 const EXECUTION_COLUMNS: &str = "id, workflow, script, parameters, options, status, started_at, ended_at, error, pid,
     resumes, tasks_total, last_seq,
-    (SELECT COUNT(*) FROM tasks t WHERE t.execution_id = e.id AND t.state = 'succeeded' AND t.kind != 'subgraph')";
+    (SELECT COUNT(*) FROM tasks t WHERE t.execution_id = e.id AND t.state IN ('succeeded', 'ignored') AND t.kind != 'subgraph')";
 
 fn execution_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ExecutionRecord> {
     let parameters: String = row.get(3)?;

@@ -1,0 +1,199 @@
+//! The durable store: executions recorded, inspected, cancelled and resumed across processes.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::{Child, Command as StdCommand, Stdio};
+use std::time::{Duration, Instant};
+
+use assert_cmd::cargo::CommandCargoExt;
+use assert_cmd::Command;
+
+fn fixture(name: &str) -> String {
+    format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn rhaiflow() -> Command {
+    Command::cargo_bin("rhaiflow").unwrap()
+}
+
+fn spawn(args: &[&str]) -> Child {
+    StdCommand::cargo_bin("rhaiflow").unwrap().args(args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap()
+}
+
+fn events(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path).unwrap_or_default().lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
+}
+
+/// Waits (bounded) until `path` holds an event matching `pred`.
+fn wait_for_event(path: &Path, pred: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if let Some(e) = events(path).into_iter().find(|e| pred(e)) {
+            return e;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("no matching event in {} within 20 s", path.display());
+}
+
+fn store_events(store: &Path, id: &str) -> Vec<serde_json::Value> {
+    let out =
+        rhaiflow().args(["executions", "events", id, "--json", "--store", store.to_str().unwrap()]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+/// A small deterministic generator: the "random" kill moments are the same on every run.
+fn delays(seed: u64, count: usize) -> Vec<Duration> {
+    let mut x = seed;
+    (0..count)
+        .map(|_| {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            Duration::from_millis(60 + (x >> 33) % 200)
+        })
+        .collect()
+}
+
+// Killed with SIGKILL at several moments and resumed each time, the workflow ends with every
+// line written at least once, every task's success recorded exactly once, and success.
+#[test]
+fn killed_again_and_again_then_resumed_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, out, ev) = (dir.path().join("store"), dir.path().join("lines.txt"), dir.path().join("events.jsonl"));
+    let (store_s, out_s, ev_s) = (store.to_str().unwrap(), out.to_str().unwrap(), ev.to_str().unwrap());
+    let script = fixture("append_lines.rhai");
+    let param = format!("out={out_s}");
+    let mut child = spawn(&["run", &script, "-p", &param, "--store", store_s, "--events-json", ev_s, "-q"]);
+    let id = wait_for_event(&ev, |e| e["type"] == "workflow_started")["execution_id"].as_str().unwrap().to_string();
+    for delay in delays(7, 4) {
+        std::thread::sleep(delay);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        child = spawn(&["executions", "resume", &id, "--store", store_s, "-q"]);
+    }
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "the last resume finishes the workflow");
+
+    let written = std::fs::read_to_string(&out).unwrap();
+    let lines: std::collections::HashSet<&str> = written.lines().collect();
+    for n in 0..300 {
+        assert!(lines.contains(n.to_string().as_str()), "line {n} is missing");
+    }
+    let mut successes: HashMap<String, usize> = HashMap::new();
+    let recorded = store_events(&store, &id);
+    for e in recorded.iter().filter(|e| e["type"] == "task_succeeded") {
+        *successes.entry(e["task"].as_str().unwrap().to_string()).or_default() += 1;
+    }
+    assert_eq!(successes.len(), 300, "every task's success is recorded");
+    assert!(successes.values().all(|&n| n == 1), "no success is recorded twice: {successes:?}");
+    assert_eq!(recorded.last().unwrap()["type"], "workflow_succeeded");
+    let seqs: Vec<u64> = recorded.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "seq keeps increasing across resumes");
+}
+
+// `executions cancel ID` from another process reaches the run through the store.
+#[test]
+fn cancel_from_another_shell_stops_the_run_within_a_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, ev) = (dir.path().join("store"), dir.path().join("events.jsonl"));
+    let mut child = spawn(&[
+        "run",
+        &fixture("store_long_sleep.rhai"),
+        "--store",
+        store.to_str().unwrap(),
+        "--events-json",
+        ev.to_str().unwrap(),
+    ]);
+    let started = wait_for_event(&ev, |e| e["type"] == "task_started" && e["task"] == "long");
+    let id = started["execution_id"].as_str().unwrap();
+    let asked = Instant::now();
+    rhaiflow().args(["executions", "cancel", id, "--store", store.to_str().unwrap()]).assert().success();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(3));
+    assert!(asked.elapsed() < Duration::from_secs(3), "took {:?}", asked.elapsed());
+    let all = events(&ev);
+    assert!(all.iter().any(|e| e["type"] == "workflow_cancelled"));
+    assert!(!all.iter().any(|e| e["type"] == "task_started" && e["task"] == "after"));
+}
+
+// list and show tell what ran; a failed execution can be resumed, and a changed script is
+// refused with exit code 2 and says what differs.
+#[test]
+fn list_show_and_a_changed_script_on_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("s.db");
+    let store_s = store.to_str().unwrap();
+    let script = dir.path().join("flow.rhai");
+    std::fs::write(&script, std::fs::read_to_string(fixture("store_fails_once.rhai")).unwrap()).unwrap();
+    let out = rhaiflow()
+        .args(["run", script.to_str().unwrap(), "--store", store_s, "-p", "fail=true"])
+        .assert()
+        .code(1)
+        .get_output()
+        .clone();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("resume with: rhaiflow executions resume"), "{stderr}");
+
+    let list = rhaiflow().args(["executions", "list", "--store", store_s]).output().unwrap();
+    let list = String::from_utf8_lossy(&list.stdout).to_string();
+    assert!(list.contains("flow") && list.contains("failed") && list.contains("1/3"), "{list}");
+    let id = list.lines().nth(1).unwrap().split_whitespace().next().unwrap().to_string();
+
+    let show = rhaiflow().args(["executions", "show", &id[..8], "--store", store_s]).output().unwrap();
+    let show = String::from_utf8_lossy(&show.stdout).to_string();
+    assert!(show.contains("{\"fail\":true}") && show.contains("deploy") && show.contains("failed"), "{show}");
+
+    // The script changes the name of the second task: resume refuses it.
+    let changed = std::fs::read_to_string(&script).unwrap().replace("\"deploy\"", "\"deploy_v2\"");
+    std::fs::write(&script, changed).unwrap();
+    let refused =
+        rhaiflow().args(["executions", "resume", &id, "--store", store_s]).assert().code(2).get_output().clone();
+    let text = String::from_utf8_lossy(&refused.stderr);
+    assert!(text.contains("different graph") && text.contains("deploy_v2"), "{text}");
+}
+
+// A store file that is not a database gives a clear error, never a panic.
+#[test]
+fn a_corrupt_store_is_reported_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("broken.db");
+    std::fs::write(&store, b"this is not a sqlite database, just some bytes".repeat(100)).unwrap();
+    for args in [
+        vec!["run".to_string(), fixture("store_fails_once.rhai"), "--store".into(), store.display().to_string()],
+        vec!["executions".into(), "list".into(), "--store".into(), store.display().to_string()],
+    ] {
+        let out = rhaiflow().args(&args).assert().code(2).get_output().clone();
+        let text = String::from_utf8_lossy(&out.stderr);
+        assert!(text.contains("damaged or not a rhaiflow store") || text.contains("not a database"), "{text}");
+        assert!(!text.contains("panicked"), "{text}");
+    }
+}
+
+// Several processes share one store file at once; none fails on a locked database.
+#[test]
+fn several_processes_write_one_store_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let script = fixture("store_many_small_tasks.rhai");
+    let children: Vec<_> = (0..4)
+        .map(|_| {
+            StdCommand::cargo_bin("rhaiflow")
+                .unwrap()
+                .args(["run", &script, "-q", "--store", store.to_str().unwrap()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{stderr}");
+        assert!(!stderr.contains("locked"), "{stderr}");
+    }
+    let list = rhaiflow().args(["executions", "list", "--store", store.to_str().unwrap()]).output().unwrap();
+    let list = String::from_utf8_lossy(&list.stdout).to_string();
+    assert_eq!(list.matches("succeeded").count(), 4, "{list}");
+    assert_eq!(list.matches("200/200").count(), 4, "{list}");
+}
