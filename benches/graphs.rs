@@ -9,12 +9,18 @@
 use std::path::PathBuf;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use rhaiflow::{run, RunOptions, Status};
+use rhaiflow::{run, RunOptions, Status, StoreChoice};
 
 fn workload(name: &str, n: u64) -> RunOptions {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/workloads").join(format!("{name}.rhai"));
     let mut options = RunOptions::new(path);
     options.parameters.insert("n".into(), n.into());
+    options
+}
+
+/// The same workload recorded in the embedded SQLite store (a fresh file per benchmark).
+fn durable(mut options: RunOptions, dir: &tempfile::TempDir) -> RunOptions {
+    options.store = StoreChoice::File(dir.path().join("bench.db"));
     options
 }
 
@@ -24,10 +30,15 @@ fn run_workload(options: &RunOptions) {
 }
 
 fn bench(c: &mut Criterion, group_name: &str, script: &str, sizes: &[u64]) {
+    bench_in(c, group_name, script, sizes, false);
+}
+
+fn bench_in(c: &mut Criterion, group_name: &str, script: &str, sizes: &[u64], on_disk: bool) {
+    let dir = tempfile::tempdir().expect("a temporary folder");
     let mut group = c.benchmark_group(group_name);
     group.sample_size(10);
     for &n in sizes {
-        let options = workload(script, n);
+        let options = if on_disk { durable(workload(script, n), &dir) } else { workload(script, n) };
         group.throughput(Throughput::Elements(n));
         group.bench_with_input(BenchmarkId::from_parameter(n), &options, |b, options| b.iter(|| run_workload(options)));
     }
@@ -50,5 +61,10 @@ fn build_chain(c: &mut Criterion) {
     bench(c, "build_chain", "build_chain", &[100_000]);
 }
 
-criterion_group!(benches, noop_chain, noop_fanout, closures, build_chain);
+fn durable_store(c: &mut Criterion) {
+    bench_in(c, "durable/noop_chain", "noop_chain", &[10_000, 100_000], true);
+    bench_in(c, "durable/closures", "closures", &[10_000], true);
+}
+
+criterion_group!(benches, noop_chain, noop_fanout, closures, build_chain, durable_store);
 criterion_main!(benches);

@@ -14,7 +14,7 @@ use crate::events::{EventBus, EventSink, ExecutionLabel, Payload};
 use crate::exec::{innermost, CancelState, ErrorKind, ExecEnv, Replay, ReplayedTask, TaskError, TERMINATED_BY_CANCEL};
 use crate::script::api::GraphShared;
 use crate::script::{self, Limits, RunSettings, RunState, ScriptBridge, ScriptDiagnostic, Source};
-use crate::store::{self, ExecutionRecord, ExecutionStatus, MemoryStore, Store, StoreSink};
+use crate::store::{self, ExecutionRecord, ExecutionStatus, Store, StoreSink};
 use crate::value::{from_json, to_json};
 
 /// Everything a run needs to know, already validated.
@@ -33,10 +33,10 @@ pub struct RunOptions {
     pub store: StoreChoice,
 }
 
-/// The embedded store in a file, or memory only (`--ephemeral`).
+/// The embedded store in a file, or none (`--ephemeral`: events only go to the sinks).
 #[derive(Clone, Debug)]
 pub enum StoreChoice {
-    Memory,
+    Ephemeral,
     File(PathBuf),
 }
 
@@ -60,7 +60,7 @@ impl RunOptions {
             dry_run: false,
             limits: Limits::default(),
             handle_signals: false,
-            store: StoreChoice::Memory,
+            store: StoreChoice::Ephemeral,
         }
     }
 }
@@ -124,10 +124,10 @@ pub fn workflow_name(options: &RunOptions) -> String {
 /// Runs the script; every event goes to `sinks`, in order, and to the store.
 pub fn run(options: &RunOptions, sinks: Vec<Box<dyn EventSink>>) -> RunReport {
     let started = Instant::now();
-    let (store, store_path): (Arc<dyn Store>, Option<PathBuf>) = match &options.store {
-        StoreChoice::Memory => (Arc::new(MemoryStore::default()), None),
+    let (store, store_path) = match &options.store {
+        StoreChoice::Ephemeral => (None, None),
         StoreChoice::File(path) => match store::open(path) {
-            Ok(s) => (s, Some(path.clone())),
+            Ok(s) => (Some(s), Some(path.clone())),
             Err(e) => {
                 let d = ScriptDiagnostic::plain("rhaiflow::store", e.to_string());
                 return RunReport::invalid(String::new(), workflow_name(options), d, started);
@@ -188,13 +188,13 @@ pub fn resume(store_path: &Path, id: &str, sinks: Vec<Box<dyn EventSink>>, handl
         resumes: record.resumes + 1,
         started_at: record.started_at.clone(),
     };
-    run_execution(&options, sinks, store, Some(store_path.to_path_buf()), Some(from), started)
+    run_execution(&options, sinks, Some(store), Some(store_path.to_path_buf()), Some(from), started)
 }
 
 fn run_execution(
     options: &RunOptions,
     mut sinks: Vec<Box<dyn EventSink>>,
-    store: Arc<dyn Store>,
+    store: Option<Arc<dyn Store>>,
     store_path: Option<PathBuf>,
     resume: Option<ResumeFrom>,
     started: Instant,
@@ -262,8 +262,9 @@ fn run_execution(
         tasks_done: 0,
         last_seq: 0,
     };
-    let recorded = !options.dry_run;
-    if recorded {
+    // A dry run runs nothing, so it records nothing either.
+    let store = store.filter(|_| !options.dry_run);
+    if let Some(store) = &store {
         if let Err(e) = store.begin(&record) {
             let d = ScriptDiagnostic::plain("rhaiflow::store", e.to_string());
             return RunReport::invalid(execution_id, workflow, d, started);
@@ -282,15 +283,14 @@ fn run_execution(
         options.max_concurrency,
         options.dry_run,
     );
-    env.committed = store.committed();
+    env.committed = store.as_ref().and_then(|s| s.committed());
     env.replay = resume.as_ref().map(|r| r.replay.clone());
-    if recorded {
+    if let Some(store) = &store {
         let (store, id) = (store.clone(), execution_id.clone());
         env.on_planned = Some(Box::new(move |n| store.planned(&id, n)));
     }
     run_state.set_env(Arc::new(env));
-    let watcher =
-        (recorded && store_path.is_some()).then(|| CancelWatcher::start(store.clone(), &execution_id, cancel.clone()));
+    let watcher = store.as_ref().map(|s| CancelWatcher::start(s.clone(), &execution_id, cancel.clone()));
 
     let resumed = resume.is_some();
     bus.emit(Payload::WorkflowStarted { resumed, parameters: parameters.clone() });
@@ -326,7 +326,7 @@ fn run_execution(
     };
     bus.close();
     drop(watcher);
-    if recorded {
+    if let Some(store) = &store {
         let ended = match status {
             Status::Succeeded => ExecutionStatus::Succeeded,
             Status::Cancelled => ExecutionStatus::Cancelled,
@@ -348,7 +348,7 @@ fn run_execution(
         graphs,
         dry_result_used_at,
         elapsed: started.elapsed(),
-        store_path: store_path.filter(|_| recorded),
+        store_path: store_path.filter(|_| store.is_some()),
     }
 }
 

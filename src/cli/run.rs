@@ -146,6 +146,6 @@ fn prepare(args: &RunArgs) -> Result<(RunOptions, Output), ScriptDiagnostic> {
     options.limits.max_operations = args.max_operations;
     options.handle_signals = true;
     options.store =
-        if args.ephemeral { StoreChoice::Memory } else { StoreChoice::File(store::locate(args.store.as_deref())) };
+        if args.ephemeral { StoreChoice::Ephemeral } else { StoreChoice::File(store::locate(args.store.as_deref())) };
     Ok((options, Output::new(args.quiet, args.events_json.as_deref())?))
 }

@@ -2,18 +2,15 @@
 //!
 //! `Store` is what the runner and the `executions` commands need from a backend. The
 //! embedded default is SQLite (`sqlite.rs`): a file under `./.rhaiflow/`, written by one thread
-//! per process in batched transactions. `MemoryStore` keeps nothing past the process
-//! (`--ephemeral`). Task states are derived from the events as they are written, so the two
+//! per process in batched transactions. `--ephemeral` runs use no store at all. Task states are derived from the events as they are written, so the two
 //! never disagree.
 
-mod memory;
 mod records;
 mod sqlite;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub use memory::MemoryStore;
 pub use records::{ExecutionRecord, ExecutionStatus, StoredTask, TaskRow};
 pub use sqlite::SqliteStore;
 

@@ -201,8 +201,6 @@ fn write_batch(conn: &mut Connection, batch: &[WriteOp]) -> rusqlite::Result<()>
                     "INSERT OR REPLACE INTO events (execution_id, seq, type, body) VALUES (?1, ?2, ?3, ?4)",
                 )?
                 .execute(params![execution_id, seq, kind, body])?;
-                tx.prepare_cached("UPDATE executions SET last_seq = MAX(last_seq, ?2) WHERE id = ?1")?
-                    .execute(params![execution_id, seq])?;
                 if let Some(t) = task {
                     tx.prepare_cached(
                         "INSERT INTO tasks (execution_id, key, name, kind, state, attempts, current_retries, result, error)
@@ -234,6 +232,20 @@ fn write_batch(conn: &mut Connection, batch: &[WriteOp]) -> rusqlite::Result<()>
             }
             WriteOp::Sync(_) => {}
         }
+    }
+    // One update of each execution's last seq per batch, not one per event.
+    let mut last: Vec<(&str, u64)> = Vec::new();
+    for op in batch {
+        if let WriteOp::Event { execution_id, seq, .. } = op {
+            match last.iter_mut().find(|(id, _)| *id == execution_id.as_str()) {
+                Some((_, s)) => *s = (*s).max(*seq),
+                None => last.push((execution_id, *seq)),
+            }
+        }
+    }
+    for (id, seq) in last {
+        tx.prepare_cached("UPDATE executions SET last_seq = MAX(last_seq, ?2) WHERE id = ?1")?
+            .execute(params![id, seq])?;
     }
     tx.commit()
 }
