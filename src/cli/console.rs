@@ -117,12 +117,18 @@ fn shows_progress(kind: TaskKind) -> bool {
 }
 
 impl EventSink for Console {
-    fn accept(&mut self, event: &Event, _label: &ExecutionLabel) {
+    fn accept(&mut self, event: &Event, label: &ExecutionLabel) {
         let mut state = self.0.lock();
         let state = &mut *state;
         let at = state.started.elapsed().as_secs_f64();
         match &event.payload {
-            Payload::WorkflowStarted { .. } => state.workflow_started = true,
+            Payload::WorkflowStarted { resumed, .. } => {
+                state.workflow_started = true;
+                if !state.quiet {
+                    let what = if *resumed { "resuming" } else { "execution" };
+                    Console::line(state, format!("{what} {} ({})", label.execution_id, label.workflow));
+                }
+            }
             Payload::Log { level, message } => {
                 if *level != LogLevel::Debug || !state.quiet {
                     Console::line(state, format!("[{}] {message}", level.as_str()));
