@@ -197,3 +197,33 @@ fn several_processes_write_one_store_at_once() {
     assert_eq!(list.matches("succeeded").count(), 4, "{list}");
     assert_eq!(list.matches("200/200").count(), 4, "{list}");
 }
+
+// `executions events ID --follow` streams a running execution's events from another process
+// and returns when it ends.
+#[test]
+fn events_follow_streams_until_the_execution_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, ev) = (dir.path().join("store"), dir.path().join("events.jsonl"));
+    let store_s = store.to_str().unwrap().to_string();
+    let mut run = spawn(&[
+        "run",
+        &fixture("store_follow.rhai"),
+        "--store",
+        &store_s,
+        "--events-json",
+        ev.to_str().unwrap(),
+    ]);
+    let id = wait_for_event(&ev, |e| e["type"] == "workflow_started")["execution_id"].as_str().unwrap().to_string();
+    let follow = StdCommand::cargo_bin("rhaiflow")
+        .unwrap()
+        .args(["executions", "events", &id, "--follow", "--json", "--store", &store_s])
+        .output()
+        .unwrap();
+    assert_eq!(run.wait().unwrap().code(), Some(0));
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&follow.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let types: Vec<&str> = lines.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(types.first(), Some(&"workflow_started"));
+    assert_eq!(types.last(), Some(&"workflow_succeeded"), "{types:?}");
+    assert_eq!(types.iter().filter(|t| **t == "task_succeeded").count(), 3, "{types:?}");
+}
