@@ -314,7 +314,7 @@ fn run_execution(
             let diagnostic = ScriptDiagnostic::runtime(&err, &source);
             match status {
                 Status::Cancelled => bus.emit(Payload::WorkflowCancelled),
-                _ => bus.emit(Payload::WorkflowFailed { error: TaskError::from_rhai(&err).message }),
+                _ => bus.emit(Payload::WorkflowFailed { error: diagnostic.message.clone() }),
             };
             (status, None, Some(diagnostic))
         }

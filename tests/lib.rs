@@ -1,1 +1,17 @@
+//! The integration suite: one test binary driving the real `rhaiflow` binary, a module per
+//! area. Fixtures are real files under `tests/fixtures/`; diagnostics and drawings are insta
+//! snapshots under `tests/snapshots/`.
+
+mod support;
+
+mod cancel;
+mod check_and_graph;
+mod console_and_events;
+mod diagnostics;
+mod examples;
+mod graph_mode;
+mod params;
+mod processes;
+mod retries;
+mod standard_mode;
 mod store;

@@ -205,14 +205,8 @@ fn events_follow_streams_until_the_execution_ends() {
     let dir = tempfile::tempdir().unwrap();
     let (store, ev) = (dir.path().join("store"), dir.path().join("events.jsonl"));
     let store_s = store.to_str().unwrap().to_string();
-    let mut run = spawn(&[
-        "run",
-        &fixture("store_follow.rhai"),
-        "--store",
-        &store_s,
-        "--events-json",
-        ev.to_str().unwrap(),
-    ]);
+    let mut run =
+        spawn(&["run", &fixture("store_follow.rhai"), "--store", &store_s, "--events-json", ev.to_str().unwrap()]);
     let id = wait_for_event(&ev, |e| e["type"] == "workflow_started")["execution_id"].as_str().unwrap().to_string();
     let follow = StdCommand::cargo_bin("rhaiflow")
         .unwrap()

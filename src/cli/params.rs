@@ -20,7 +20,12 @@ pub fn collect(pairs: &[String], file: Option<&Path>) -> Result<Map<String, Valu
                 format!("cannot read the parameters file {}: {e}", file.display()),
             )
         })?;
-        let value: Value = serde_saphyr::from_str(&text).map_err(|e| {
+        // YAML 1.2: `no`, `on`, `y` are strings, as a person writing a country code means them;
+        // `012` stays the string it looks like.
+        let mut options = serde_saphyr::Options::default();
+        options.strict_booleans = true;
+        options.leading_zero_numbers_as_strings = true;
+        let value: Value = serde_saphyr::from_str_with_options(&text, options).map_err(|e| {
             ScriptDiagnostic::plain(
                 "rhaiflow::params_file",
                 format!("{} is neither YAML nor JSON: {e}", file.display()),

@@ -133,6 +133,15 @@ fn prepare(args: &RunArgs) -> Result<(RunOptions, Output), ScriptDiagnostic> {
             "a WORKFLOW name is for bundles, which are not built yet",
         ));
     }
+    if args.task_retries < -1 {
+        return Err(ScriptDiagnostic::plain(
+            "rhaiflow::bad_option",
+            format!("--task-retries {}: give a number of retries (0 or more), or -1 for unlimited", args.task_retries),
+        ));
+    }
+    if args.max_concurrency == Some(0) {
+        return Err(ScriptDiagnostic::plain("rhaiflow::bad_option", "--max-concurrency must be 1 or more"));
+    }
     if args.retry_interval < 0.0 || !args.retry_interval.is_finite() {
         return Err(ScriptDiagnostic::plain("rhaiflow::bad_option", "--retry-interval must be zero or more seconds"));
     }

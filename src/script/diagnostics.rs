@@ -128,7 +128,27 @@ impl ScriptDiagnostic {
             EvalAltResult::ErrorRuntime(v, _) if v.is::<TaskError>() => None,
             _ => Some("here".to_string()),
         };
-        d.label(source, inner.position(), primary_text, true);
+        // Some errors (a data race inside `map`) carry no position: point at the nearest call.
+        let mut position = inner.position();
+        let mut frame = err;
+        while position.is_none() {
+            match frame {
+                EvalAltResult::ErrorInFunctionCall(_, _, next, pos) | EvalAltResult::ErrorInModule(_, next, pos) => {
+                    position = *pos;
+                    frame = next;
+                }
+                _ => break,
+            }
+        }
+        if position.is_none() {
+            position = err.position();
+        }
+        if position.is_none() {
+            if let Some(span) = named_call_site(&d.message, source) {
+                d.labels.push((Some("the error comes from this call".into()), span, true));
+            }
+        }
+        d.label(source, position, primary_text, true);
         if let EvalAltResult::ErrorRuntime(value, _) = inner {
             if let Some(e) = value.read_lock::<TaskError>() {
                 d.task_labels(&e, source);
@@ -160,6 +180,26 @@ impl ScriptDiagnostic {
     }
 }
 
+/// Rhai raises some errors inside native functions without a position (a data race in
+/// `map`'s closure); when the message names the function and the script calls it in exactly
+/// one place, that call is where to look.
+fn named_call_site(message: &str, source: &Source) -> Option<SourceSpan> {
+    let name =
+        message.split('\'').nth(1).filter(|n| !n.is_empty() && n.chars().all(|c| c.is_alphanumeric() || c == '_'))?;
+    let pattern = format!("{name}(");
+    let mut found = source.text.match_indices(&pattern).filter(|(at, _)| {
+        let before = &source.text[..*at];
+        let line = &before[before.rfind('\n').map_or(0, |i| i + 1)..];
+        let starts_a_word = before.chars().last().is_none_or(|c| !(c.is_alphanumeric() || c == '_'));
+        starts_a_word && !line.contains("//")
+    });
+    let (at, _) = found.next()?;
+    if found.next().is_some() {
+        return None;
+    }
+    Some(SourceSpan::new(at.into(), name.len()))
+}
+
 /// The diagnostic's code, sentence and help for one Rhai error.
 fn describe(err: &EvalAltResult) -> (&'static str, String, Option<String>) {
     let mut text = err.to_string();
@@ -177,7 +217,13 @@ fn describe(err: &EvalAltResult) -> (&'static str, String, Option<String>) {
                     ErrorKind::GraphFailed => "rhaiflow::task_failed",
                     _ => "rhaiflow::error",
                 };
-                (code, e.message.clone(), None)
+                let message = match e.failed_tasks.as_slice() {
+                    [one] if !matches!(e.kind, ErrorKind::GraphFailed | ErrorKind::Invalid | ErrorKind::Cancelled) => {
+                        format!("task `{}` failed: {}", one.name, e.message)
+                    }
+                    _ => e.message.clone(),
+                };
+                (code, message, None)
             }
             None => ("rhaiflow::thrown", format!("the script threw: {}", crate::exec::display_value(value)), None),
         },

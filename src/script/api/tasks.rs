@@ -6,7 +6,7 @@ use std::sync::Arc;
 use rhai::{Array, Dynamic, Engine, EvalAltResult, FnPtr, Map, NativeCallContext, Position};
 
 use super::graph::SubgraphHandle;
-use crate::exec::TaskError;
+use crate::exec::{FailedTask, TaskError};
 use crate::graph::{ProcessOptions, TaskAction, TaskCell, TaskState};
 use crate::script::state::{upgrade, RunRef, RunState};
 
@@ -160,10 +160,17 @@ fn get(run: &RunRef, cell: &Arc<TaskCell>, position: Position) -> Result<Dynamic
         )));
     }
     let status = cell.wait_final();
-    match status.state {
-        TaskState::Succeeded => Ok(status.result),
-        _ => Err(status.error.unwrap_or_else(TaskError::cancelled).at(position).into_rhai()),
+    if status.state == TaskState::Succeeded {
+        return Ok(status.result);
     }
+    // The error keeps its message and kind for `catch`; it also names its task, so that an
+    // uncaught one says which task failed and where it was defined.
+    let cause = status.error.unwrap_or_else(TaskError::cancelled);
+    let mut error = cause.clone();
+    error.position = position;
+    error.failed_tasks =
+        Arc::new(vec![FailedTask { name: cell.name.clone(), defined_at: cell.defined_at, error: cause }]);
+    Err(error.into_rhai())
 }
 
 fn optional_closure(value: Dynamic, what: &str) -> Result<Option<FnPtr>> {

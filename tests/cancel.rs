@@ -1,0 +1,167 @@
+//! Cancellation (sections 1, 3, 6): the first SIGINT/SIGTERM is graceful, the second forces;
+//! runaway scripts are stopped.
+
+use std::time::Duration;
+
+use crate::support::{process_is_gone, Run};
+
+#[test]
+fn sigint_during_a_sleep_cancels_and_later_tasks_never_start() {
+    let mut run = Run::new("cancel_sleep_then_later.rhai").spawn();
+    run.wait_for_start("wait");
+    std::thread::sleep(Duration::from_millis(200));
+    run.interrupt();
+    let (out, took) = run.finish_within(Duration::from_secs(10));
+    out.assert_code(3);
+    assert!(took < Duration::from_secs(5), "a sleep ends at once on cancel, took {took:?}");
+    assert_eq!(out.events.final_status(), Some("workflow_cancelled"));
+    assert!(!out.events.started("later"));
+    assert!(out.stderr.contains("the execution was cancelled"), "{}", out.stderr);
+}
+
+#[test]
+fn sigterm_cancels_like_sigint() {
+    let mut run = Run::new("cancel_sleep_then_later.rhai").spawn();
+    run.wait_for_start("wait");
+    run.signal(libc::SIGTERM);
+    let (out, _) = run.finish_within(Duration::from_secs(10));
+    out.assert_code(3);
+    assert_eq!(out.events.final_status(), Some("workflow_cancelled"));
+    assert!(!out.events.started("later"));
+}
+
+#[test]
+fn a_graceful_cancel_lets_the_running_shell_task_finish() {
+    let mut run = Run::new("cancel_graceful_shell.rhai").spawn();
+    run.wait_for_start("finishing");
+    std::thread::sleep(Duration::from_millis(100));
+    run.interrupt();
+    let (out, _) = run.finish_within(Duration::from_secs(10));
+    out.assert_code(3);
+    assert_eq!(out.events.outcome("finishing"), Some("task_succeeded"), "{}", out.events.summary());
+    assert!(!out.events.started("after"));
+    assert_eq!(out.events.final_status(), Some("workflow_cancelled"));
+}
+
+#[test]
+fn two_signals_kill_a_long_shell_task_and_its_children_promptly() {
+    let run = Run::new("cancel_long_shell.rhai");
+    let pidfile = run.scratch().join("pid");
+    let mut run = run.param("pidfile", pidfile.display()).spawn();
+    run.wait_for_start("long");
+    let pid = wait_for_pid(&pidfile);
+    run.interrupt();
+    std::thread::sleep(Duration::from_millis(200));
+    run.interrupt();
+    let (out, took) = run.finish_within(Duration::from_secs(20));
+    out.assert_code(3);
+    assert!(took < Duration::from_secs(5), "a forced cancel stops `sleep 30` promptly, took {took:?}");
+    assert_eq!(out.events.final_status(), Some("workflow_cancelled"));
+    assert_eq!(out.events.outcome("long"), Some("task_failed"));
+    // The shell's child is in the task's process group: it is killed too.
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    while !process_is_gone(pid) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if !process_is_gone(pid) {
+        // SAFETY: clean up the leftover `sleep` before failing.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        panic!("the shell task's child `sleep 30` (pid {pid}) survived the forced cancel");
+    }
+}
+
+/// Waits (at most 10 s) until the shell task has written its child's pid.
+fn wait_for_pid(path: &std::path::Path) -> i32 {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(pid) = std::fs::read_to_string(path).ok().and_then(|s| s.trim().parse().ok()) {
+            return pid;
+        }
+        assert!(std::time::Instant::now() < deadline, "the shell task never wrote {}", path.display());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn a_loop_polling_has_cancel_request_ends_as_cancelled() {
+    let mut run = Run::new("cancel_polling_loop.rhai").spawn();
+    run.wait_for("the log `tick 2`", |e| e["type"] == "log" && e["message"] == "tick 2");
+    run.interrupt();
+    let (out, took) = run.finish_within(Duration::from_secs(10));
+    out.assert_code(3);
+    assert!(took < Duration::from_secs(3), "took {took:?}");
+    assert_eq!(out.events.final_status(), Some("workflow_cancelled"));
+    let ticks = out.events.of_type("log").filter(|e| e["message"].as_str().unwrap().starts_with("tick")).count();
+    assert!((3..50).contains(&ticks), "the loop stopped soon after the signal: {ticks} ticks");
+}
+
+#[test]
+fn a_script_may_catch_the_cancel_clean_up_and_rethrow_it() {
+    let mut run = Run::new("cancel_caught_and_rethrown.rhai").spawn();
+    run.wait_for_start("wait");
+    run.interrupt();
+    let (out, _) = run.finish_within(Duration::from_secs(10));
+    out.assert_code(3);
+    assert!(
+        out.events.of_type("log").any(|e| e["message"] == "cleaning up after the cancel"),
+        "{}",
+        out.events.summary()
+    );
+    assert!(!out.events.of_type("log").any(|e| e["message"] == "not a cancel"));
+    assert_eq!(out.events.final_status(), Some("workflow_cancelled"));
+}
+
+#[test]
+fn a_runaway_script_is_stopped_by_max_operations() {
+    let out = Run::new("runaway_loop.rhai").args(["--max-operations", "100000"]).output();
+    out.assert_code(2);
+    assert!(out.stderr.contains("too many operations"), "{}", out.stderr);
+    assert!(out.stderr.contains("runaway_loop.rhai:4:"), "{}", out.stderr);
+}
+
+#[test]
+fn a_runaway_script_is_stopped_by_two_sigints() {
+    let mut run = Run::new("runaway_loop.rhai").args(["--max-operations", "0"]).spawn();
+    run.wait_for("the log `spinning`", |e| e["type"] == "log" && e["message"] == "spinning");
+    run.interrupt();
+    std::thread::sleep(Duration::from_millis(300));
+    run.interrupt();
+    let (out, took) = run.finish_within(Duration::from_secs(10));
+    out.assert_code(3);
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    assert_eq!(out.events.final_status(), Some("workflow_cancelled"));
+}
+
+#[test]
+fn a_runaway_task_closure_is_stopped_by_two_sigints() {
+    let mut run = Run::new("runaway_closure.rhai").args(["--max-operations", "0"]).spawn();
+    run.wait_for_start("spin");
+    run.interrupt();
+    std::thread::sleep(Duration::from_millis(300));
+    run.interrupt();
+    let (out, took) = run.finish_within(Duration::from_secs(10));
+    out.assert_code(3);
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    assert_eq!(out.events.outcome("spin"), Some("task_failed"));
+    assert_eq!(out.events.final_status(), Some("workflow_cancelled"));
+}
+
+#[test]
+fn a_runaway_task_closure_fails_its_task_at_max_operations() {
+    let out = Run::new("runaway_closure.rhai").args(["--max-operations", "10000"]).output();
+    out.assert_code(1);
+    assert_eq!(out.events.outcome("spin"), Some("task_failed"));
+}
+
+#[test]
+fn a_cancel_ends_the_wait_before_a_retry() {
+    let mut run = Run::new("retries_cancel_during_wait.rhai").spawn();
+    run.wait_for("the first failure of `flaky`", |e| e["type"] == "task_rescheduled" && e["task"] == "flaky");
+    run.interrupt();
+    let (out, took) = run.finish_within(Duration::from_secs(20));
+    out.assert_code(3);
+    assert!(took < Duration::from_secs(5), "the 30 s retry wait ends at once on cancel, took {took:?}");
+    assert_eq!(out.events.attempts("flaky"), 1, "no retry starts after the cancel");
+    assert!(!out.events.started("after"));
+    assert_eq!(out.events.final_status(), Some("workflow_cancelled"));
+}

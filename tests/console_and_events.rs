@@ -1,0 +1,72 @@
+//! Where output goes: the result as JSON on stdout, or the events with `--events-json -`;
+//! human lines on stderr, fewer with `-q`; log levels in the events.
+
+use serde_json::json;
+
+use crate::support::{cli, Events, Run};
+
+#[test]
+fn the_result_goes_to_stdout_as_json() {
+    let out = Run::new("events_and_logs.rhai").output();
+    out.assert_code(0);
+    assert_eq!(out.stdout, "{\"answer\":42}\n");
+    assert!(out.stderr.contains("[info] info line") && out.stderr.contains("[warn] warn line"), "{}", out.stderr);
+    assert!(out.stderr.contains("[event] standard mode event"), "{}", out.stderr);
+}
+
+#[test]
+fn logs_and_events_have_their_levels_and_messages() {
+    let out = Run::new("events_and_logs.rhai").output();
+    out.assert_code(0);
+    let logs: Vec<_> = out.events.of_type("log").map(|e| (e["level"].clone(), e["message"].clone())).collect();
+    assert_eq!(
+        logs,
+        [
+            (json!("info"), json!("info line")),
+            (json!("debug"), json!("debug line")),
+            (json!("warn"), json!("warn line")),
+            (json!("error"), json!("error line")),
+        ]
+    );
+    let events: Vec<_> = out.events.of_type("workflow_event").map(|e| e["message"].clone()).collect();
+    assert_eq!(events, [json!("standard mode event")]);
+    assert_eq!(out.events.of_type("workflow_succeeded").next().unwrap()["result"], json!({"answer": 42}));
+}
+
+#[test]
+fn events_json_dash_puts_only_the_events_on_stdout() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = cli(&["run", "events_and_logs.rhai", "--events-json", "-", "--store", dir.path().to_str().unwrap()]);
+    out.assert_code(0);
+    let events =
+        Events(out.stdout.lines().map(|l| serde_json::from_str(l).expect("every stdout line is an event")).collect());
+    events.check_contract();
+    assert_eq!(events.final_status(), Some("workflow_succeeded"));
+    assert_eq!(events.of_type("task_succeeded").count(), 1);
+}
+
+#[test]
+fn quiet_keeps_logs_failures_and_the_summary_only() {
+    let out = Run::new("retries_exhausted.rhai").args(["-q"]).output();
+    out.assert_code(1);
+    assert!(!out.stderr.contains("start   hopeless"), "{}", out.stderr);
+    assert!(!out.stderr.contains("retry   hopeless"), "{}", out.stderr);
+    assert!(out.stderr.contains("FAILED  hopeless"), "{}", out.stderr);
+    assert!(out.stderr.contains("workflow failed"), "{}", out.stderr);
+
+    let out = Run::new("events_and_logs.rhai").args(["-q"]).output();
+    assert!(out.stderr.contains("[warn] warn line") && !out.stderr.contains("debug line"), "{}", out.stderr);
+}
+
+#[test]
+fn ctx_names_the_execution_and_the_workflow_of_the_events() {
+    let out = Run::new("context.rhai").args(["-p", "zone=b"]).output();
+    out.assert_code(0);
+    let result = out.result();
+    let started = out.events.of_type("workflow_started").next().unwrap();
+    assert_eq!(result["execution_id"], started["execution_id"]);
+    assert_eq!(result["workflow_id"], "context");
+    assert_eq!(started["workflow"], "context");
+    assert_eq!(result["resume"], false);
+    assert_eq!(result["parameters"], json!({"zone": "b"}));
+}

@@ -1,0 +1,210 @@
+//! What a person sees when something is wrong: miette diagnostics with the file, line and
+//! column, the source line underlined, and a plain sentence; snapshotted as rendered text.
+//! Each fixture is run by its bare name from the fixtures folder, so the snapshots hold no
+//! machine-specific path; execution ids and timings are normalised.
+
+use insta::assert_snapshot;
+
+use crate::support::{cli, normalise, Outcome, Run};
+
+/// Runs a fixture without a store, so the output names no scratch path.
+fn run(fixture: &str) -> Outcome {
+    Run::new(fixture).ephemeral().output()
+}
+
+#[test]
+fn compile_error_names_file_line_and_column_and_underlines_the_token() {
+    let out = run("compile_error.rhai");
+    out.assert_code(2);
+    assert!(out.events.0.is_empty(), "nothing runs, not even the workflow");
+    assert!(out.stderr.contains("[compile_error.rhai:2:32]"), "{}", out.stderr);
+    assert_snapshot!("compile_error", out.normalised_stderr());
+}
+
+#[test]
+fn unknown_function_is_invalid_input() {
+    let out = run("unknown_function.rhai");
+    out.assert_code(2);
+    assert_snapshot!("unknown_function", out.normalised_stderr());
+}
+
+#[test]
+fn wrong_argument_type_to_a_host_function_is_invalid_input() {
+    let out = run("wrong_argument_type.rhai");
+    out.assert_code(2);
+    assert!(!out.events.started("nap"));
+    assert_snapshot!("wrong_argument_type", out.normalised_stderr());
+}
+
+#[test]
+fn wrong_argument_type_to_shell_is_invalid_input() {
+    let out = run("wrong_argument_shell.rhai");
+    out.assert_code(2);
+    assert_snapshot!("wrong_argument_shell", out.normalised_stderr());
+}
+
+#[test]
+fn a_throwing_task_closure_names_the_task_the_throw_and_the_definition() {
+    let out = run("task_throws.rhai");
+    out.assert_code(1);
+    assert!(!out.events.started("B"));
+    assert!(out.stderr.contains("task `A` is defined here"), "{}", out.stderr);
+    assert!(out.stderr.contains(" 5 │     throw \"cannot create volume\";"), "{}", out.stderr);
+    assert!(out.stderr.contains("`A` failed here: cannot create volume"), "{}", out.stderr);
+    assert_snapshot!("task_throws", out.normalised_stderr());
+}
+
+#[test]
+fn a_cycle_is_invalid_input_naming_its_tasks_before_anything_runs() {
+    let out = run("cycle.rhai");
+    out.assert_code(2);
+    assert_eq!(out.events.of_type("task_started").count(), 0);
+    for task in ["`x`", "`y`", "`z`"] {
+        assert!(out.stderr.contains(task), "the diagnostic names {task}:\n{}", out.stderr);
+    }
+    assert_snapshot!("cycle", out.normalised_stderr());
+}
+
+#[test]
+fn a_cycle_through_a_subgraph_is_found_too() {
+    // Without it, `inside` waits for `after_sg`, which waits for the subgraph holding `inside`:
+    // a run that never ends.
+    let out = run("cycle_through_subgraph.rhai");
+    out.assert_code(2);
+    assert_eq!(out.events.of_type("task_started").count(), 0);
+    assert_snapshot!("cycle_through_subgraph", out.normalised_stderr());
+}
+
+#[test]
+fn a_task_added_to_two_subgraphs_fails_the_workflow() {
+    let out = run("task_in_two_subgraphs.rhai");
+    out.assert_code(1);
+    assert!(!out.events.started("shared"));
+    assert_eq!(out.events.final_status(), Some("workflow_failed"));
+    assert_snapshot!("task_in_two_subgraphs", out.normalised_stderr());
+}
+
+#[test]
+fn a_dependency_on_a_task_not_in_the_graph_fails_the_workflow() {
+    let out = run("dependency_not_in_graph.rhai");
+    out.assert_code(1);
+    assert!(!out.events.started("a"));
+    assert_snapshot!("dependency_not_in_graph", out.normalised_stderr());
+}
+
+#[test]
+fn the_operations_limit_names_the_loop() {
+    let out = Run::new("runaway_loop.rhai").ephemeral().args(["--max-operations", "100000"]).output();
+    out.assert_code(2);
+    assert_snapshot!("operations_limit", out.normalised_stderr());
+}
+
+#[test]
+fn an_uncaught_get_of_a_failed_task_points_at_the_script() {
+    let out = run("standard_get_uncaught.rhai");
+    out.assert_code(1);
+    assert_snapshot!("standard_get_uncaught", out.normalised_stderr());
+}
+
+#[test]
+fn check_accepts_a_good_script_and_runs_nothing() {
+    let out = cli(&["check", "check_good.rhai"]);
+    out.assert_code(0);
+    assert!(out.stdout.is_empty(), "{}", out.stdout);
+    assert_snapshot!("check_good", normalise(&out.stderr));
+}
+
+#[test]
+fn check_reports_a_compile_error_with_its_line() {
+    let out = cli(&["check", "compile_error.rhai"]);
+    out.assert_code(2);
+    assert_snapshot!("check_compile_error", normalise(&out.stderr));
+}
+
+#[test]
+fn check_reports_a_cycle() {
+    let out = cli(&["check", "cycle.rhai"]);
+    out.assert_code(2);
+    assert!(out.stderr.contains("cycle") && out.stderr.contains("`x`"), "{}", out.stderr);
+}
+
+#[test]
+fn check_reports_an_unknown_function() {
+    let out = cli(&["check", "unknown_function.rhai"]);
+    out.assert_code(2);
+    assert!(out.stderr.contains("create_volume"), "{}", out.stderr);
+}
+
+#[test]
+fn a_param_without_equals_sign_is_a_bad_command_line() {
+    let out = cli(&["run", "check_good.rhai", "--ephemeral", "-p", "region"]);
+    out.assert_code(2);
+    assert_snapshot!("param_without_equals", normalise(&out.stderr));
+}
+
+#[test]
+fn a_param_with_an_empty_name_is_a_bad_command_line() {
+    let out = cli(&["run", "check_good.rhai", "--ephemeral", "-p", "=3"]);
+    out.assert_code(2);
+    assert!(out.stderr.contains("the parameter name is empty"), "{}", out.stderr);
+}
+
+#[test]
+fn a_missing_script_is_invalid_input() {
+    let out = cli(&["run", "no_such_script.rhai", "--ephemeral"]);
+    out.assert_code(2);
+    assert_snapshot!("missing_script", normalise(&out.stderr));
+    let out = cli(&["check", "no_such_script.rhai"]);
+    out.assert_code(2);
+    assert!(out.stderr.contains("no_such_script.rhai"), "{}", out.stderr);
+}
+
+#[test]
+fn an_unknown_option_is_a_bad_command_line() {
+    let out = cli(&["run", "check_good.rhai", "--no-such-option"]);
+    out.assert_code(2);
+    assert!(out.stderr.contains("--no-such-option"), "{}", out.stderr);
+}
+
+#[test]
+fn a_negative_retry_interval_is_a_bad_command_line() {
+    let out = cli(&["run", "check_good.rhai", "--ephemeral", "--retry-interval", "-1"]);
+    out.assert_code(2);
+}
+
+// A Rhai error raised inside a native function (here `map`) carries no position; the
+// diagnostic then showed only "Data race detected on argument #2 of function 'map'", with no
+// file, line or source.
+#[test]
+fn a_runtime_error_inside_a_map_closure_still_points_at_the_script() {
+    let out = run("runtime_error_in_map_closure.rhai");
+    out.assert_code(1);
+    assert!(out.stderr.contains("runtime_error_in_map_closure.rhai:3:"), "{}", out.stderr);
+}
+
+// get() of a failed standard-mode task rethrows the task's error as it was: the diagnostic
+// said only "the disk is full", without naming the task or the get() that surfaced it.
+#[test]
+fn an_uncaught_get_names_the_failed_task() {
+    let out = run("standard_get_uncaught.rhai");
+    out.assert_code(1);
+    let diagnostic = &out.stderr[out.stderr.rfind("rhaiflow::").unwrap()..];
+    assert!(diagnostic.contains("`bad`"), "{diagnostic}");
+    let failed = out.events.of_type("workflow_failed").next().unwrap();
+    assert!(failed["error"].as_str().unwrap().contains("bad"), "{failed}");
+}
+
+// The contract allows N ≥ 0 or -1 (unlimited); -2 was taken as unlimited without a word, so
+// a typo turned into endless retries.
+#[test]
+fn task_retries_below_minus_one_is_a_bad_command_line() {
+    let out = cli(&["run", "check_good.rhai", "--ephemeral", "--dry-run", "--task-retries", "-2"]);
+    out.assert_code(2);
+}
+
+// "At most 0 tasks at once" cannot run anything; it was silently taken as 1.
+#[test]
+fn max_concurrency_zero_is_a_bad_command_line() {
+    let out = cli(&["run", "check_good.rhai", "--ephemeral", "--dry-run", "--max-concurrency", "0"]);
+    out.assert_code(2);
+}

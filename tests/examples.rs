@@ -1,0 +1,78 @@
+//! The shipped examples run as the README says, with the events the contract promises.
+
+use serde_json::json;
+
+use crate::support::{example, Run};
+
+#[test]
+fn hello_prints_42_and_emits_its_log_and_event() {
+    let out = Run::new(example("hello.rhai")).output();
+    out.assert_code(0);
+    assert_eq!(out.result(), json!(42));
+
+    let log: Vec<_> = out.events.of_type("log").collect();
+    assert_eq!(log.len(), 1, "{}", out.events.summary());
+    assert_eq!(log[0]["level"], "info");
+    assert_eq!(log[0]["message"], "hello from rhai");
+
+    let greet: Vec<_> = out.events.of_task("task_succeeded", "greet").collect();
+    assert_eq!(greet[0]["kind"], "shell");
+    assert_eq!(greet[0]["result"], json!({"code": 0, "stdout": "hello, world\n", "stderr": ""}));
+
+    let messages: Vec<_> = out.events.of_type("workflow_event").map(|e| e["message"].clone()).collect();
+    assert_eq!(messages, [json!("greeted: hello, world")]);
+    assert_eq!(out.events.final_status(), Some("workflow_succeeded"));
+    assert_eq!(out.events.of_type("workflow_succeeded").next().unwrap()["result"], json!(42));
+    assert_eq!(out.events.0[0]["workflow"], "hello");
+}
+
+#[test]
+fn deploy_app_runs_in_order_with_retries_and_an_ignored_failure() {
+    let out = Run::new(example("deploy_app.rhai")).param("release", "v2").output();
+    let result = out.result();
+    if let Some(folder) = result["folder"].as_str() {
+        let _ = std::fs::remove_dir_all(folder);
+    }
+    out.assert_code(0);
+    assert_eq!(result["release"], "v2");
+    assert_eq!(result["servers"], json!(["web1", "web2"]));
+    let ev = &out.events;
+
+    // The flaky health check: three attempts, each a new task id with current_retries + 1.
+    let health: Vec<_> = ev.of_task("task_started", "health_check").collect();
+    assert_eq!(health.len(), 3, "{}", ev.summary());
+    let retries: Vec<_> = health.iter().map(|e| e["current_retries"].as_u64().unwrap()).collect();
+    assert_eq!(retries, [0, 1, 2]);
+    let mut ids: Vec<_> = health.iter().map(|e| e["task_id"].as_u64().unwrap()).collect();
+    ids.dedup();
+    assert_eq!(ids.len(), 3, "each attempt has its own task_id");
+    assert!(health.iter().all(|e| e["total_retries"] == 5));
+    assert_eq!(ev.of_task("task_rescheduled", "health_check").count(), 2);
+    assert_eq!(ev.outcome("health_check"), Some("task_succeeded"));
+
+    // warm_cache fails, its handler ignores it, and the workflow goes on.
+    let warm: Vec<_> = ev.of_task("task_failed", "warm_cache").collect();
+    assert_eq!(warm.len(), 1);
+    assert_eq!(warm[0]["ignored"], true);
+    assert!(warm[0]["error"].as_str().unwrap().contains("cache node unreachable"));
+    assert!(ev
+        .of_type("log")
+        .any(|e| e["level"] == "warn" && e["message"].as_str().unwrap().starts_with("skipping warm_cache")));
+
+    // The sequence and its fork-joins, by seq numbers.
+    ev.assert_before("prepare", "build");
+    ev.assert_before("prepare", "provision_db");
+    assert!(ev.overlapped("build", "provision_db"), "the fork-join runs side by side:\n{}", ev.summary());
+    ev.assert_before("build", "migrate_db");
+    ev.assert_before("provision_db", "migrate_db");
+    ev.assert_before("migrate_db", "rollout");
+    assert!(ev.start_seq("rollout") < ev.start_seq("web1") && ev.start_seq("rollout") < ev.start_seq("web2"));
+    assert!(ev.overlapped("web1", "web2"), "{}", ev.summary());
+    assert!(ev.end_seq("web1") < ev.end_seq("rollout") && ev.end_seq("web2") < ev.end_seq("rollout"));
+    ev.assert_before("rollout", "health_check");
+    ev.assert_before("health_check", "warm_cache");
+    let deployed = ev.of_type("workflow_event").find(|e| e["message"] == "deployed v2").expect("the event");
+    let deployed = deployed["seq"].as_u64().unwrap();
+    assert!(ev.end_seq("warm_cache") < deployed && deployed < ev.start_seq("report"), "{}", ev.summary());
+    assert_eq!(ev.of_task("task_started", "rollout").next().unwrap()["kind"], "subgraph");
+}

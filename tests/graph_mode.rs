@@ -1,0 +1,182 @@
+//! Graph mode (section 6): sequences, fork-joins, dependencies, subgraphs, failures.
+
+use serde_json::json;
+
+use crate::support::Run;
+
+#[test]
+fn a_sequence_runs_its_items_one_after_the_other() {
+    let out = Run::new("graph_sequence.rhai").output();
+    out.assert_code(0);
+    let ev = &out.events;
+    assert_eq!(ev.start_order(), ["one", "two", "three", "four", "five"]);
+    for pair in ["one", "two", "three", "four", "five"].windows(2) {
+        ev.assert_before(pair[0], pair[1]);
+    }
+}
+
+#[test]
+fn a_forkjoin_runs_its_members_side_by_side_between_its_neighbours() {
+    let out = Run::new("graph_forkjoin.rhai").output();
+    out.assert_code(0);
+    let ev = &out.events;
+    for member in ["left", "middle", "right"] {
+        ev.assert_before("first", member);
+        ev.assert_before(member, "last");
+    }
+    assert!(
+        ev.overlapped("left", "middle") && ev.overlapped("middle", "right") && ev.overlapped("left", "right"),
+        "{}",
+        ev.summary()
+    );
+}
+
+#[test]
+fn two_sequences_are_independent_chains() {
+    let out = Run::new("graph_two_sequences.rhai").output();
+    out.assert_code(0);
+    let ev = &out.events;
+    ev.assert_before("a1", "a2");
+    ev.assert_before("b1", "b2");
+    assert!(ev.end_seq("b2") < ev.end_seq("a1"), "b2 does not wait for a1:\n{}", ev.summary());
+}
+
+#[test]
+fn add_dependency_makes_the_first_task_wait_for_the_second() {
+    let out = Run::new("graph_add_dependency.rhai").output();
+    out.assert_code(0);
+    assert_eq!(out.result(), json!("A"));
+    out.events.assert_before("b", "a");
+    assert_eq!(out.events.attempts("a"), 1, "a self-dependency is ignored, not a cycle");
+}
+
+#[test]
+fn remove_dependency_lets_the_task_start_without_waiting() {
+    let out = Run::new("graph_remove_dependency.rhai").output();
+    out.assert_code(0);
+    let ev = &out.events;
+    assert!(ev.end_seq("c") < ev.end_seq("b"), "c no longer waits for b:\n{}", ev.summary());
+    ev.assert_before("b", "d");
+}
+
+#[test]
+fn remove_task_drops_the_task_and_its_place_in_the_sequence() {
+    let out = Run::new("graph_remove_task.rhai").output();
+    out.assert_code(0);
+    assert_eq!(
+        out.result(),
+        json!({"before": ["removed", "kept", "after"], "after": ["kept", "after"], "removed_state": "pending"})
+    );
+    assert!(!out.events.started("removed"));
+    assert!(out.events.started("after"));
+}
+
+#[test]
+fn subgraphs_start_their_tasks_only_once_they_start_and_nest() {
+    let out = Run::new("graph_subgraphs.rhai").output();
+    out.assert_code(0);
+    assert_eq!(
+        out.result(),
+        json!({
+            "top": ["outer", "empty", "first", "last"],
+            "outer": ["inner", "after_inner"],
+            "inner": ["in1", "in2"],
+            "empty": [],
+            "executed": null,
+        })
+    );
+    let ev = &out.events;
+    assert_eq!(ev.start_order(), ["first", "outer", "inner", "in1", "in2", "after_inner", "empty", "last"]);
+    ev.assert_before("first", "outer");
+    assert!(ev.start_seq("outer") < ev.start_seq("inner") && ev.start_seq("inner") < ev.start_seq("in1"));
+    ev.assert_before("in1", "in2");
+    ev.assert_before("inner", "after_inner");
+    assert!(ev.end_seq("in2") < ev.end_seq("inner") && ev.end_seq("after_inner") < ev.end_seq("outer"));
+    ev.assert_before("outer", "empty");
+    ev.assert_before("empty", "last");
+    for sub in ["outer", "inner", "empty"] {
+        assert!(ev.of_task("task_started", sub).all(|e| e["kind"] == "subgraph"), "{sub}");
+        assert_eq!(ev.outcome(sub), Some("task_succeeded"), "{sub}");
+    }
+}
+
+#[test]
+fn a_failing_task_fails_its_subgraph_and_stops_what_follows_it() {
+    let out = Run::new("graph_subgraph_failure.rhai").output();
+    out.assert_code(1);
+    let ev = &out.events;
+    assert_eq!(ev.outcome("install"), Some("task_failed"));
+    let deploy = ev.of_task("task_failed", "deploy").next().expect("the subgraph fails");
+    assert_eq!(deploy["kind"], "subgraph");
+    assert_eq!(deploy["error"], "package not found", "the first error is the one reported");
+    assert!(!ev.started("start"), "the rest of the subgraph never starts");
+    assert!(!ev.started("after_deploy"), "dependents of the subgraph never start");
+    assert_eq!(ev.outcome("independent"), Some("task_succeeded"));
+    let failed = ev.of_type("workflow_failed").next().unwrap();
+    assert!(failed["error"].as_str().unwrap().contains("install"), "{failed}");
+}
+
+#[test]
+fn after_a_failure_independent_branches_finish_and_dependents_never_start() {
+    let out = Run::new("graph_failure_branches.rhai").param("fail_fast", false).output();
+    out.assert_code(1);
+    let ev = &out.events;
+    assert_eq!(ev.outcome("boom"), Some("task_failed"));
+    assert!(!ev.started("after_boom"));
+    ev.assert_before("boom", "after_slow");
+    assert_eq!(ev.outcome("after_slow"), Some("task_succeeded"));
+    assert_eq!(ev.final_status(), Some("workflow_failed"));
+    assert!(out.stderr.contains("task `boom` failed: broken"), "{}", out.stderr);
+}
+
+#[test]
+fn fail_fast_starts_nothing_new_after_the_first_failure() {
+    let out = Run::new("graph_failure_branches.rhai").param("fail_fast", true).output();
+    out.assert_code(1);
+    let ev = &out.events;
+    assert_eq!(ev.outcome("boom"), Some("task_failed"));
+    // `slow` was already running: it ends; what would follow it never starts.
+    assert_eq!(ev.outcome("slow"), Some("task_succeeded"));
+    assert!(!ev.started("after_slow"), "{}", ev.summary());
+    assert!(!ev.started("after_boom"));
+}
+
+#[test]
+fn get_in_graph_mode_waits_for_execute() {
+    let out = Run::new("graph_get_results.rhai").output();
+    out.assert_code(0);
+    let result = out.result();
+    assert_eq!(result["get"], 42);
+    assert_eq!(result["result"], 42);
+    assert_eq!(result["state"], "succeeded");
+    assert!(result["early"].as_str().unwrap().contains("has not run"), "{result}");
+}
+
+#[test]
+fn sequence_add_and_forkjoin_take_arrays() {
+    let out = Run::new("graph_array_forms.rhai").output();
+    out.assert_code(0);
+    let ev = &out.events;
+    for member in ["member0", "member1", "member2"] {
+        ev.assert_before("start", member);
+        ev.assert_before(member, "finish");
+    }
+    assert!(ev.overlapped("member0", "member2"), "{}", ev.summary());
+}
+
+#[test]
+fn subgraphs_do_not_hold_a_slot_of_max_concurrency() {
+    // With one slot, a subgraph that took it would wait forever for its own tasks.
+    let out = Run::new("graph_subgraphs.rhai").args(["--max-concurrency", "1"]).output();
+    out.assert_code(0);
+    assert_eq!(out.events.outcome("outer"), Some("task_succeeded"));
+    assert_eq!(out.events.outcome("last"), Some("task_succeeded"));
+}
+
+#[test]
+fn a_graph_result_of_unit_prints_nothing_on_stdout() {
+    let out = Run::new("graph_sequence.rhai").output();
+    out.assert_code(0);
+    assert_eq!(out.stdout, "");
+    assert!(out.events.of_type("workflow_succeeded").next().unwrap().get("result").is_none());
+}

@@ -1,0 +1,116 @@
+//! Shell and exec tasks: environment, folder, exit codes, timeouts, concurrency limits.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::support::Run;
+
+#[test]
+fn shell_and_exec_get_env_and_cwd_and_exec_uses_no_shell() {
+    let run = Run::new("process_env_cwd.rhai");
+    let dir = run.scratch().canonicalize().unwrap();
+    let out = run.param("dir", dir.display()).output();
+    out.assert_code(0);
+    assert_eq!(
+        out.result(),
+        json!({
+            "shell": format!("hello from {}\n", dir.display()),
+            "exec": "two words|$HOME|*|",
+            "code": 0,
+            "path_kept": 0,
+        })
+    );
+}
+
+#[test]
+fn a_non_zero_exit_fails_with_the_result_map_as_the_error_value() {
+    let out = Run::new("process_nonzero_exit.rhai").output();
+    out.assert_code(0);
+    let err = out.result();
+    assert_eq!(err["kind"], "recoverable");
+    assert_eq!(err["value"], json!({"code": 3, "stdout": "partial\n", "stderr": "disk quota exceeded\n"}));
+    let message = err["message"].as_str().unwrap();
+    assert!(message.contains("exited with code 3") && message.contains("disk quota exceeded"), "{message}");
+}
+
+#[test]
+fn a_failing_shell_task_fails_the_workflow_with_its_stderr() {
+    let out = Run::new("process_nonzero_uncaught.rhai").output();
+    out.assert_code(1);
+    let failed = out.events.of_task("task_failed", "migrate").next().unwrap();
+    assert!(failed["error"].as_str().unwrap().contains("relation users already exists"), "{failed}");
+    assert!(out.stderr.contains("task `migrate` failed"), "{}", out.stderr);
+}
+
+#[test]
+fn a_timeout_kills_the_whole_process_group_and_is_retried() {
+    let run = Run::new("process_timeout.rhai");
+    let marker = run.scratch().join("marker");
+    let out = run.param("marker", marker.display()).output();
+    out.assert_code(0);
+    let error = out.result();
+    assert!(error.as_str().unwrap().contains("timed out after 0.3s"), "{error}");
+    // A timeout is recoverable: retried once, then failed.
+    assert_eq!(out.events.attempts("slowpoke"), 2);
+    assert_eq!(out.events.of_task("task_rescheduled", "slowpoke").count(), 1);
+    // The background child would have written the marker 0.8 s after each attempt started.
+    std::thread::sleep(Duration::from_millis(1200));
+    assert!(!marker.exists(), "a child of the timed-out shell survived and wrote the marker");
+}
+
+#[test]
+fn the_timeout_property_works_like_the_option() {
+    let out = Run::new("process_timeout_property.rhai").output();
+    out.assert_code(1);
+    let failed = out.events.of_task("task_failed", "sleeper").next().unwrap();
+    assert!(failed["error"].as_str().unwrap().contains("timed out after 0.2s"), "{failed}");
+}
+
+#[test]
+fn exec_of_a_missing_program_fails_recoverably() {
+    let out = Run::new("process_missing_program.rhai").output();
+    out.assert_code(1);
+    assert_eq!(out.events.attempts("missing"), 3, "retried like any recoverable failure");
+    let failed = out.events.of_task("task_failed", "missing").next().unwrap();
+    assert!(failed["error"].as_str().unwrap().contains("/nonexistent/rhaiflow-test-program"), "{failed}");
+}
+
+#[test]
+fn independent_shell_tasks_overlap_without_a_limit() {
+    // The control for the next test: without --max-concurrency the jobs do run side by side.
+    let out = Run::new("process_concurrency.rhai").output();
+    out.assert_code(0);
+    assert!(out.events.overlapped("job0", "job1") && out.events.overlapped("job2", "job3"), "{}", out.events.summary());
+}
+
+#[test]
+fn max_concurrency_one_runs_one_task_at_a_time() {
+    let out = Run::new("process_concurrency.rhai").args(["--max-concurrency", "1"]).output();
+    out.assert_code(0);
+    let mut running = 0;
+    for e in &out.events.0 {
+        match e["type"].as_str().unwrap() {
+            "task_started" => running += 1,
+            "task_succeeded" | "task_failed" | "task_rescheduled" => running -= 1,
+            _ => {}
+        }
+        assert!(running <= 1, "two tasks ran at once:\n{}", out.events.summary());
+    }
+    assert_eq!(out.events.of_type("task_succeeded").count(), 4);
+}
+
+#[test]
+fn max_concurrency_also_limits_standard_mode_tasks() {
+    let out = Run::new("standard_tasks_start_at_once.rhai").args(["--max-concurrency", "1"]).output();
+    out.assert_code(0);
+    assert!(!out.events.overlapped("slow_a", "slow_b"), "{}", out.events.summary());
+}
+
+#[test]
+fn a_timeout_stops_a_closure_task_that_never_ends() {
+    let out = Run::new("process_closure_timeout.rhai").args(["--max-operations", "0"]).output();
+    out.assert_code(1);
+    let failed = out.events.of_task("task_failed", "busy").next().unwrap();
+    assert!(failed["error"].as_str().unwrap().contains("timed out after 0.3s"), "{failed}");
+}

@@ -1,0 +1,536 @@
+//! What every area's tests share: running the real binary on a fixture, reading the events
+//! it wrote, checking the contract's event invariants, and normalising human output (ids,
+//! timings) so that it can be snapshotted.
+//!
+//! Every run goes through [`Outcome::from_output`], which refuses any output that mentions a
+//! panic and checks the events against section 2 of the contract, so each test gets those
+//! checks for free.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command as StdCommand, Stdio};
+use std::time::{Duration, Instant};
+
+use assert_cmd::cargo::CommandCargoExt;
+use assert_cmd::Command;
+use serde_json::Value;
+use tempfile::TempDir;
+
+/// The folder of the `.rhai` fixtures; commands run there so diagnostics show bare file names.
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("fixtures")
+}
+
+pub fn example(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples").join(name)
+}
+
+/// `rhaiflow` run in the fixtures folder, with no store chosen by the environment.
+pub fn rhaiflow() -> Command {
+    let mut cmd = Command::cargo_bin("rhaiflow").unwrap();
+    cmd.current_dir(fixtures()).env_remove("RHAIFLOW_STORE").env_remove("NO_COLOR");
+    cmd
+}
+
+/// `rhaiflow run FIXTURE --events-json FILE` with a store in a scratch folder.
+pub struct Run {
+    script: String,
+    args: Vec<String>,
+    ephemeral: bool,
+    scratch: TempDir,
+}
+
+impl Run {
+    pub fn new(script: impl AsRef<Path>) -> Run {
+        Run {
+            script: script.as_ref().to_string_lossy().into_owned(),
+            args: Vec::new(),
+            ephemeral: false,
+            scratch: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub fn args<I, S>(mut self, args: I) -> Run
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    pub fn param(self, key: &str, value: impl std::fmt::Display) -> Run {
+        self.args(["-p".to_string(), format!("{key}={value}")])
+    }
+
+    /// No store: the console output carries no "resume with" line naming a scratch path.
+    pub fn ephemeral(mut self) -> Run {
+        self.ephemeral = true;
+        self
+    }
+
+    /// A scratch folder that lives as long as the run's outcome (for markers and files).
+    pub fn scratch(&self) -> &Path {
+        self.scratch.path()
+    }
+
+    fn events_path(&self) -> PathBuf {
+        self.scratch.path().join("events.jsonl")
+    }
+
+    fn argv(&self) -> Vec<String> {
+        let mut argv = vec!["run".to_string(), self.script.clone()];
+        argv.extend(self.args.iter().cloned());
+        argv.push("--events-json".into());
+        argv.push(self.events_path().display().to_string());
+        if self.ephemeral {
+            argv.push("--ephemeral".into());
+        } else {
+            argv.push("--store".into());
+            argv.push(self.scratch.path().join("store").display().to_string());
+        }
+        argv
+    }
+
+    /// Runs to the end (bounded by a generous timeout) and collects what it printed.
+    pub fn output(self) -> Outcome {
+        let output = rhaiflow().args(self.argv()).timeout(Duration::from_secs(60)).output().unwrap();
+        let events = Events::read(&self.events_path());
+        Outcome::from_output(output.status.code(), &output.stdout, &output.stderr, events, self.scratch)
+    }
+
+    /// Starts the run in the background, for tests that signal it.
+    pub fn spawn(self) -> Background {
+        let stdout = std::fs::File::create(self.scratch.path().join("stdout")).unwrap();
+        let stderr = std::fs::File::create(self.scratch.path().join("stderr")).unwrap();
+        let child = StdCommand::cargo_bin("rhaiflow")
+            .unwrap()
+            .current_dir(fixtures())
+            .env_remove("RHAIFLOW_STORE")
+            .args(self.argv())
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr)
+            .spawn()
+            .unwrap();
+        Background { child, events: self.events_path(), run: self }
+    }
+}
+
+/// A run in the background.
+pub struct Background {
+    child: Child,
+    events: PathBuf,
+    run: Run,
+}
+
+impl Background {
+    /// Waits (at most 20 s) until the events file holds an event matching `pred`.
+    pub fn wait_for(&mut self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(e) = Events::read(&self.events).0.into_iter().find(|e| pred(e)) {
+                return e;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("the run ended ({status}) before {what}; events: {:#?}", Events::read(&self.events));
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("no {what} within 20 s; events so far: {:#?}", Events::read(&self.events));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Waits for the `task_started` event of `task`.
+    pub fn wait_for_start(&mut self, task: &str) -> Value {
+        self.wait_for(&format!("task_started of `{task}`"), |e| e["type"] == "task_started" && e["task"] == task)
+    }
+
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: kill(2) on the pid of a child we spawned and have not reaped yet.
+        let rc = unsafe { libc::kill(self.child.id() as i32, signal) };
+        assert_eq!(rc, 0, "kill({}, {signal}) failed", self.child.id());
+    }
+
+    pub fn interrupt(&self) {
+        self.signal(libc::SIGINT);
+    }
+
+    /// Waits (at most `limit`) for the run to end; kills it and fails the test past that.
+    pub fn finish_within(mut self, limit: Duration) -> (Outcome, Duration) {
+        let start = Instant::now();
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            if start.elapsed() > limit {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                let stderr = std::fs::read_to_string(self.run.scratch().join("stderr")).unwrap_or_default();
+                panic!("the run did not end within {limit:?}; stderr:\n{stderr}");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let took = start.elapsed();
+        let stdout = std::fs::read(self.run.scratch().join("stdout")).unwrap();
+        let stderr = std::fs::read(self.run.scratch().join("stderr")).unwrap();
+        let events = Events::read(&self.events);
+        (Outcome::from_output(status.code(), &stdout, &stderr, events, self.run.scratch), took)
+    }
+}
+
+/// What a run printed and the events it wrote.
+pub struct Outcome {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    pub events: Events,
+    /// Kept alive so that files the workflow wrote there can be inspected.
+    pub scratch: TempDir,
+}
+
+impl Outcome {
+    pub fn from_output(code: Option<i32>, stdout: &[u8], stderr: &[u8], events: Events, scratch: TempDir) -> Outcome {
+        let outcome = Outcome {
+            code,
+            stdout: String::from_utf8_lossy(stdout).into_owned(),
+            stderr: String::from_utf8_lossy(stderr).into_owned(),
+            events,
+            scratch,
+        };
+        assert_no_panic(&outcome.stdout, &outcome.stderr);
+        outcome.events.check_contract();
+        outcome
+    }
+
+    /// Asserts the exit code, showing what the run printed when it differs.
+    #[track_caller]
+    pub fn assert_code(&self, expected: i32) -> &Outcome {
+        assert_eq!(
+            self.code,
+            Some(expected),
+            "exit code\n--- stderr:\n{}\n--- stdout:\n{}\n--- events:\n{}",
+            self.stderr,
+            self.stdout,
+            self.events.summary()
+        );
+        self
+    }
+
+    /// The workflow's result, as printed on stdout.
+    #[track_caller]
+    pub fn result(&self) -> Value {
+        serde_json::from_str(self.stdout.trim())
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}\nstderr:\n{}", self.stdout, self.stderr))
+    }
+
+    /// stderr with execution ids, timings and the scratch folder replaced by placeholders.
+    pub fn normalised_stderr(&self) -> String {
+        normalise(&self.stderr.replace(&self.scratch.path().display().to_string(), "[SCRATCH]"))
+    }
+}
+
+/// What a `rhaiflow` command other than a run printed.
+pub struct Cli {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `rhaiflow ARGS` in the fixtures folder; refuses any output that mentions a panic.
+pub fn cli(args: &[&str]) -> Cli {
+    let output = rhaiflow().args(args).timeout(Duration::from_secs(60)).output().unwrap();
+    let out = Cli {
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    };
+    assert_no_panic(&out.stdout, &out.stderr);
+    out
+}
+
+impl Cli {
+    #[track_caller]
+    pub fn assert_code(&self, expected: i32) -> &Cli {
+        assert_eq!(self.code, Some(expected), "exit code\n--- stderr:\n{}\n--- stdout:\n{}", self.stderr, self.stdout);
+        self
+    }
+}
+
+#[track_caller]
+pub fn assert_no_panic(stdout: &str, stderr: &str) {
+    for text in [stdout, stderr] {
+        assert!(!text.contains("panicked"), "the binary panicked:\n{text}");
+        assert!(!text.contains("RUST_BACKTRACE"), "the binary panicked:\n{text}");
+    }
+}
+
+/// The events of one run, in the order they were written.
+#[derive(Debug)]
+pub struct Events(pub Vec<Value>);
+
+impl Events {
+    pub fn read(path: &Path) -> Events {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        Events(
+            text.lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("an event is not JSON ({e}): {l}")))
+                .collect(),
+        )
+    }
+
+    /// One line per event: seq, type, task, current_retries; for assertion messages.
+    pub fn summary(&self) -> String {
+        self.0
+            .iter()
+            .map(|e| {
+                format!(
+                    "{:>3} {} {} {} {}",
+                    e["seq"],
+                    e["type"].as_str().unwrap_or("?"),
+                    e["task"].as_str().unwrap_or(""),
+                    e.get("current_retries").map(|r| r.to_string()).unwrap_or_default(),
+                    e.get("error").or_else(|| e.get("message")).map(|r| r.to_string()).unwrap_or_default()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    pub fn of_type<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
+        self.0.iter().filter(move |e| e["type"] == kind)
+    }
+
+    pub fn of_task<'a>(&'a self, kind: &'a str, task: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
+        self.of_type(kind).filter(move |e| e["task"] == task)
+    }
+
+    pub fn types(&self) -> Vec<&str> {
+        self.0.iter().map(|e| e["type"].as_str().unwrap()).collect()
+    }
+
+    /// How many attempts of `task` started.
+    pub fn attempts(&self, task: &str) -> usize {
+        self.of_task("task_started", task).count()
+    }
+
+    pub fn started(&self, task: &str) -> bool {
+        self.attempts(task) > 0
+    }
+
+    /// The seq of the first `task_started` of `task`.
+    #[track_caller]
+    pub fn start_seq(&self, task: &str) -> u64 {
+        self.of_task("task_started", task)
+            .next()
+            .unwrap_or_else(|| panic!("`{task}` never started:\n{}", self.summary()))["seq"]
+            .as_u64()
+            .unwrap()
+    }
+
+    /// The seq of the last outcome (`task_succeeded` / `task_failed`) of `task`.
+    #[track_caller]
+    pub fn end_seq(&self, task: &str) -> u64 {
+        self.0
+            .iter()
+            .filter(|e| e["task"] == task && (e["type"] == "task_succeeded" || e["type"] == "task_failed"))
+            .last()
+            .unwrap_or_else(|| panic!("`{task}` never ended:\n{}", self.summary()))["seq"]
+            .as_u64()
+            .unwrap()
+    }
+
+    /// The type of the last outcome event of `task`.
+    pub fn outcome(&self, task: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .filter(|e| {
+                e["task"] == task
+                    && matches!(e["type"].as_str(), Some("task_succeeded" | "task_failed" | "task_rescheduled"))
+            })
+            .last()
+            .map(|e| e["type"].as_str().unwrap())
+    }
+
+    /// `a` ended before `b` started.
+    #[track_caller]
+    pub fn assert_before(&self, a: &str, b: &str) {
+        assert!(self.end_seq(a) < self.start_seq(b), "`{a}` should end before `{b}` starts:\n{}", self.summary());
+    }
+
+    /// `a` and `b` were running at the same time.
+    pub fn overlapped(&self, a: &str, b: &str) -> bool {
+        self.start_seq(a) < self.end_seq(b) && self.start_seq(b) < self.end_seq(a)
+    }
+
+    /// The order in which the named tasks first started.
+    pub fn start_order(&self) -> Vec<&str> {
+        let mut order = Vec::new();
+        for e in self.of_type("task_started") {
+            let name = e["task"].as_str().unwrap();
+            if !order.contains(&name) {
+                order.push(name);
+            }
+        }
+        order
+    }
+
+    /// The last `workflow_*` event's type.
+    pub fn final_status(&self) -> Option<&str> {
+        self.0
+            .iter()
+            .rev()
+            .map(|e| e["type"].as_str().unwrap())
+            .find(|t| t.starts_with("workflow_") && *t != "workflow_event")
+    }
+
+    /// Section 2 of the contract, for every run: common fields, `seq` 1, 2, 3…, task fields,
+    /// and per attempt exactly one `task_started` followed by exactly one outcome.
+    #[track_caller]
+    pub fn check_contract(&self) {
+        if self.0.is_empty() {
+            return;
+        }
+        let dump = self.summary();
+        let execution = &self.0[0]["execution_id"];
+        for (i, e) in self.0.iter().enumerate() {
+            assert_eq!(e["seq"].as_u64(), Some(i as u64 + 1), "seq must be 1, 2, 3…: {e}\n{dump}");
+            assert!(e["type"].is_string() && e["workflow"].is_string(), "common fields: {e}");
+            assert_eq!(&e["execution_id"], execution, "one execution id: {e}");
+            assert!(is_rfc3339(e["ts"].as_str().unwrap_or("")), "ts is RFC 3339: {e}");
+            if e["type"].as_str().unwrap().starts_with("task_") {
+                for field in ["task", "task_id", "kind", "current_retries", "total_retries"] {
+                    assert!(e.get(field).is_some(), "a task event has `{field}`: {e}");
+                }
+                assert_ne!(e["kind"], "event", "send_event tasks emit only their workflow_event: {e}");
+            }
+        }
+        assert_eq!(self.0[0]["type"], "workflow_started", "the first event:\n{dump}");
+        let terminal: Vec<_> = self
+            .types()
+            .into_iter()
+            .filter(|t| matches!(*t, "workflow_succeeded" | "workflow_failed" | "workflow_cancelled"))
+            .collect();
+        assert!(terminal.len() <= 1, "at most one terminal workflow event:\n{dump}");
+        if terminal.len() == 1 {
+            let last = self.0.last().unwrap()["type"].as_str().unwrap();
+            assert_eq!(last, terminal[0], "the terminal event comes last:\n{dump}");
+        }
+        let mut attempts: std::collections::BTreeMap<u64, Vec<&str>> = Default::default();
+        for e in &self.0 {
+            let t = e["type"].as_str().unwrap();
+            if matches!(t, "task_started" | "task_succeeded" | "task_rescheduled" | "task_failed") {
+                attempts.entry(e["task_id"].as_u64().unwrap()).or_default().push(t);
+            }
+        }
+        for (id, seen) in attempts {
+            assert!(
+                seen.len() == 2 && seen[0] == "task_started" && seen[1] != "task_started",
+                "attempt {id} should have one task_started then one outcome, got {seen:?}:\n{dump}"
+            );
+        }
+    }
+}
+
+fn is_rfc3339(ts: &str) -> bool {
+    let b = ts.as_bytes();
+    b.len() >= 20
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b[10] == b'T'
+        && b[13] == b':'
+        && b[16] == b':'
+        && (ts.ends_with('Z') || ts[19..].contains('+') || ts[19..].contains('-'))
+        && [0..4, 5..7, 8..10, 11..13, 14..16, 17..19].iter().all(|r| ts[r.clone()].bytes().all(|c| c.is_ascii_digit()))
+}
+
+/// Replaces what changes from run to run: UUIDs by `[ID]`, the seconds of the progress lines
+/// and the summary by `[T]`.
+pub fn normalise(text: &str) -> String {
+    let text = replace_uuids(text);
+    text.lines().map(normalise_line).collect::<Vec<_>>().join("\n") + if text.ends_with('\n') { "\n" } else { "" }
+}
+
+fn replace_uuids(text: &str) -> String {
+    const SHAPE: [usize; 5] = [8, 4, 4, 4, 12];
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    'outer: while i < chars.len() {
+        let mut j = i;
+        for (k, len) in SHAPE.iter().enumerate() {
+            for _ in 0..*len {
+                if j >= chars.len() || !chars[j].is_ascii_hexdigit() {
+                    out.push(chars[i]);
+                    i += 1;
+                    continue 'outer;
+                }
+                j += 1;
+            }
+            if k < 4 {
+                if j >= chars.len() || chars[j] != '-' {
+                    out.push(chars[i]);
+                    i += 1;
+                    continue 'outer;
+                }
+                j += 1;
+            }
+        }
+        out.push_str("[ID]");
+        i = j;
+    }
+    out
+}
+
+/// `   0.007s  start   a` → `[T]  start   a`; `(0.20s)` → `([T])`; `in 0.77s` → `in [T]`.
+fn normalise_line(line: &str) -> String {
+    let trimmed = line.trim_start();
+    let mut line = match seconds_prefix(trimmed) {
+        Some(rest) if line.len() > trimmed.len() => format!("[T]{rest}"),
+        _ => line.to_string(),
+    };
+    for (open, close) in [("(", ")"), ("in ", " ")] {
+        let mut from = 0;
+        while let Some(at) = line[from..].find(open) {
+            let start = from + at + open.len();
+            match seconds_prefix(&line[start..]) {
+                Some(rest) if rest.starts_with(close) => {
+                    let end = line.len() - rest.len();
+                    line.replace_range(start..end, "[T]");
+                    from = start + 3;
+                }
+                _ => from = start,
+            }
+        }
+    }
+    line
+}
+
+/// `0.007s rest` → `Some(" rest")` when the text starts with a number of seconds.
+fn seconds_prefix(text: &str) -> Option<&str> {
+    let digits = text.bytes().take_while(|c| c.is_ascii_digit() || *c == b'.').count();
+    if digits == 0 || !text[..digits].contains('.') {
+        return None;
+    }
+    text[digits..].strip_prefix('s')
+}
+
+/// True when process `pid` is gone or a zombie (nobody may reap orphans in a container).
+pub fn process_is_gone(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat.rsplit_once(')').map(|(_, rest)| rest.trim_start().starts_with('Z')).unwrap_or(false),
+    }
+}
+
+#[test]
+fn normalise_replaces_ids_and_timings() {
+    let text = "execution 0409388e-fd67-4568-9272-d586926880db (hello)\n   0.005s  start   greet\n   0.007s  ok      greet (0.00s)\n✔ workflow succeeded in 0.01s · tasks: 1 succeeded · execution 0409388e-fd67-4568-9272-d586926880db\n";
+    assert_eq!(
+        normalise(text),
+        "execution [ID] (hello)\n[T]  start   greet\n[T]  ok      greet ([T])\n✔ workflow succeeded in [T] · tasks: 1 succeeded · execution [ID]\n"
+    );
+    assert_eq!(normalise("retry 1 of 2 in 0.2s)"), "retry 1 of 2 in 0.2s)");
+}
