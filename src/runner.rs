@@ -301,7 +301,12 @@ fn run_execution(
     let outcome = script::limits::guarded(&cancel, None, || {
         catch_unwind(AssertUnwindSafe(|| engine.eval_ast_with_scope::<Dynamic>(&mut scope, &ast)))
     });
-    run_state.wait_standard_tasks();
+    let unnoticed = run_state.wait_standard_tasks();
+    // A script that returned while a task it started failed unnoticed has failed.
+    let outcome = match (outcome, unnoticed) {
+        (Ok(Ok(_)), Some(error)) => Ok(Err(error.into_rhai())),
+        (outcome, _) => outcome,
+    };
 
     let (status, result, diagnostic) = match outcome {
         Ok(Ok(value)) => {

@@ -208,3 +208,13 @@ fn max_concurrency_zero_is_a_bad_command_line() {
     let out = cli(&["run", "check_good.rhai", "--ephemeral", "--dry-run", "--max-concurrency", "0"]);
     out.assert_code(2);
 }
+
+// Rhai names argument types as Rust does (`&str | ImmutableString | String`, `i64`); the
+// diagnostic now uses the names a script author knows.
+#[test]
+fn wrong_argument_types_use_script_type_names() {
+    let out = run("wrong_argument_shell.rhai");
+    out.assert_code(2);
+    assert!(out.stderr.contains("shell (string, int)"), "{}", out.stderr);
+    assert!(!out.stderr.contains("ImmutableString") && !out.stderr.contains("i64"), "{}", out.stderr);
+}

@@ -62,3 +62,22 @@ fn graph_mode_after_a_standard_task_ran_throws() {
     assert!(out.stderr.contains("graph_mode() must come before any task runs"), "{}", out.stderr);
     assert!(!out.events.started("late"));
 }
+
+// A standard-mode task that failed while the script never called get() on it ended the
+// workflow "succeeded" (exit 0): an unnoticed failure passed for a success.
+#[test]
+fn a_failure_nobody_waited_for_fails_the_workflow() {
+    let out = Run::new("standard_unnoticed_failure.rhai").output();
+    out.assert_code(1);
+    assert_eq!(out.events.final_status(), Some("workflow_failed"));
+    let failed = out.events.of_type("workflow_failed").next().unwrap();
+    let error = failed["error"].as_str().unwrap();
+    assert!(error.contains("`cleanup`") && error.contains("never waited"), "{error}");
+    assert_eq!(out.events.outcome("report"), Some("task_succeeded"));
+}
+
+#[test]
+fn a_failure_the_script_caught_with_get_does_not_fail_the_workflow() {
+    let out = Run::new("standard_get_of_failed_task.rhai").output();
+    out.assert_code(0);
+}

@@ -200,6 +200,16 @@ fn named_call_site(message: &str, source: &Source) -> Option<SourceSpan> {
     Some(SourceSpan::new(at.into(), name.len()))
 }
 
+/// Rhai names argument types as Rust does; a script author knows them as Rhai's.
+fn script_type_names(text: &str) -> String {
+    text.replace("&str | ImmutableString | String", "string")
+        .replace("ImmutableString", "string")
+        .replace("i64", "int")
+        .replace("f64", "float")
+        .replace("rhai::Map", "map")
+        .replace("rhai::Array", "array")
+}
+
 /// The diagnostic's code, sentence and help for one Rhai error.
 fn describe(err: &EvalAltResult) -> (&'static str, String, Option<String>) {
     let mut text = err.to_string();
@@ -229,7 +239,7 @@ fn describe(err: &EvalAltResult) -> (&'static str, String, Option<String>) {
         },
         EvalAltResult::ErrorFunctionNotFound(..) => (
             "rhaiflow::unknown_function",
-            text,
+            script_type_names(&text),
             Some("no function of this name takes arguments of these types: check the name, the number and the types of the arguments".into()),
         ),
         EvalAltResult::ErrorVariableNotFound(..) => (

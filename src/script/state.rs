@@ -12,7 +12,7 @@ use rhai::{EvalAltResult, FnPtr, Position};
 use tokio::task::JoinHandle;
 
 use super::api::GraphShared;
-use crate::exec::{run_task, ExecEnv, TaskError, TaskOutcome};
+use crate::exec::{run_task, ExecEnv, FailedTask, TaskError, TaskOutcome};
 use crate::graph::{TaskAction, TaskCell, TaskSettings};
 
 /// What the command line decided for this run.
@@ -39,6 +39,8 @@ pub struct RunState {
     pub dry_results_used: Mutex<Option<Position>>,
     /// Creation indices: the stable identity of tasks across a resume.
     next_serial: AtomicU64,
+    /// Standard-mode tasks whose outcome the script read with `get()`.
+    observed: Mutex<std::collections::HashSet<u64>>,
 }
 
 pub type RunRef = Weak<RunState>;
@@ -55,6 +57,7 @@ impl RunState {
             arity: OnceLock::new(),
             dry_results_used: Mutex::new(None),
             next_serial: AtomicU64::new(1),
+            observed: Mutex::new(std::collections::HashSet::new()),
         })
     }
 
@@ -129,17 +132,47 @@ impl RunState {
     }
 
     /// Waits for every standard-mode task (the script returned).
-    pub fn wait_standard_tasks(&self) {
+    /// Waits for every standard-mode task (the script returned). Returns the error of those
+    /// that failed while nothing waited for them with `get()`: an unnoticed failure must not
+    /// pass for a success.
+    pub fn wait_standard_tasks(&self) -> Option<TaskError> {
         let tasks = std::mem::take(&mut *self.standard.lock());
         if tasks.is_empty() {
-            return;
+            return None;
         }
         let runtime = self.env().runtime.clone();
-        runtime.block_on(async move {
-            for (_, handle) in tasks {
-                let _ = handle.await;
+        let outcomes = runtime.block_on(async move {
+            let mut outcomes = Vec::with_capacity(tasks.len());
+            for (cell, handle) in tasks {
+                outcomes.push((cell, handle.await));
             }
+            outcomes
         });
+        let observed = self.observed.lock();
+        let unnoticed: Vec<FailedTask> = outcomes
+            .into_iter()
+            .filter(|(cell, _)| !observed.contains(&cell.serial))
+            .filter_map(|(cell, outcome)| match outcome {
+                Ok(TaskOutcome::Failed(error)) => {
+                    Some(FailedTask { name: cell.name.clone(), defined_at: cell.defined_at, error })
+                }
+                _ => None,
+            })
+            .collect();
+        let names: Vec<String> = unnoticed.iter().map(|f| format!("`{}` ({})", f.name, f.error.message)).collect();
+        let (first, more) = names.split_first()?;
+        let message = match more.len() {
+            0 => format!("task {first} failed, and the script never waited for it with get()"),
+            n => format!("task {first} and {n} more failed, and the script never waited for them with get()"),
+        };
+        let mut error = TaskError::new(crate::exec::ErrorKind::GraphFailed, message);
+        error.failed_tasks = Arc::new(unnoticed);
+        Some(error)
+    }
+
+    /// `get()` was called on this task: its failure (if any) reached the script.
+    pub fn observe(&self, cell: &TaskCell) {
+        self.observed.lock().insert(cell.serial);
     }
 
     pub fn executing(&self) -> bool {

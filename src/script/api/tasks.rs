@@ -159,6 +159,7 @@ fn get(run: &RunRef, cell: &Arc<TaskCell>, position: Position) -> Result<Dynamic
             cell.name
         )));
     }
+    run.observe(cell);
     let status = cell.wait_final();
     if status.state == TaskState::Succeeded {
         return Ok(status.result);
