@@ -81,3 +81,12 @@ fn a_failure_the_script_caught_with_get_does_not_fail_the_workflow() {
     let out = Run::new("standard_get_of_failed_task.rhai").output();
     out.assert_code(0);
 }
+
+// Closures that block in get() hold a script thread each; with more of them than threads,
+// the pool must start spare threads or the run never ends.
+#[test]
+fn more_blocked_closures_than_script_threads_still_finish() {
+    let out = Run::new("standard_closures_wait_on_a_task.rhai").output();
+    out.assert_code(0);
+    assert_eq!(out.result(), json!(15));
+}

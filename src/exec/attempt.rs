@@ -171,12 +171,11 @@ async fn call_blocking(
     timeout: Option<f64>,
 ) -> Result<Dynamic, TaskError> {
     let scripts = env.scripts.clone();
-    let _slot = env.script_slots.acquire().await.expect("the script slots are never closed");
-    match tokio::task::spawn_blocking(move || scripts.call(&closure, args, timeout)).await {
-        Ok(result) => result,
-        Err(e) => Err(TaskError::new(
+    match env.scripts_pool.run(move || scripts.call(&closure, args, timeout)).await {
+        Some(result) => result,
+        None => Err(TaskError::new(
             ErrorKind::NonRecoverable,
-            format!("this is a bug in rhaiflow: a script thread stopped unexpectedly ({e}); please report it"),
+            "this is a bug in rhaiflow: a script thread stopped unexpectedly; please report it",
         )),
     }
 }

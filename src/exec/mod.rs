@@ -10,6 +10,7 @@ mod error;
 mod process;
 mod replay;
 mod scheduler;
+mod script_pool;
 mod verdict;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,6 +24,7 @@ pub use cancel::CancelState;
 pub use error::{display_value, innermost, ErrorKind, FailedTask, TaskError, TERMINATED_BY_CANCEL};
 pub use replay::{Replay, ReplayedTask};
 pub use scheduler::execute_plan;
+pub use script_pool::ScriptPool;
 pub use verdict::HandlerVerdict;
 
 use crate::events::EventBus;
@@ -36,9 +38,10 @@ pub trait ScriptCalls: Send + Sync {
     fn task_handle(&self, task: &Arc<TaskCell>) -> Dynamic;
 }
 
-/// Script closures running at once. Generous, because a closure may block (on `t.get()` of
-/// another task) while holding its slot.
-const SCRIPT_THREADS: usize = 64;
+/// One script thread per core: Rhai calls are CPU work.
+fn script_threads() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
+}
 
 /// Everything the executor shares for one execution.
 pub struct ExecEnv {
@@ -50,9 +53,8 @@ pub struct ExecEnv {
     pub limiter: Option<Arc<Semaphore>>,
     /// `--dry-run`: build and validate, run nothing.
     pub dry_run: bool,
-    /// Bounds the script threads busy at once: without it, 10k ready closures make the
-    /// blocking pool start hundreds of threads, and starting them costs more than the calls.
-    pub script_slots: Arc<Semaphore>,
+    /// The threads that run closures and handlers.
+    pub scripts_pool: ScriptPool,
     /// The highest event `seq` the store committed; `None` when the store is in memory.
     pub committed: Option<tokio::sync::watch::Receiver<u64>>,
     /// On resume: what the execution did before.
@@ -78,7 +80,7 @@ impl ExecEnv {
             scripts,
             limiter: max_concurrency.map(|n| Arc::new(Semaphore::new(n.max(1)))),
             dry_run,
-            script_slots: Arc::new(Semaphore::new(SCRIPT_THREADS)),
+            scripts_pool: ScriptPool::new(script_threads()),
             committed: None,
             replay: None,
             on_planned: None,

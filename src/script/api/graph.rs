@@ -8,7 +8,7 @@ use parking_lot::Mutex;
 use rhai::{Array, Dynamic, Engine, EvalAltResult, NativeCallContext};
 
 use super::tasks::{bad_argument, error, AsTask, TaskHandle};
-use crate::exec::{execute_plan, ErrorKind, FailedTask, TaskError};
+use crate::exec::{execute_plan, ErrorKind, FailedTask, ScriptPool, TaskError};
 use crate::graph::{Plan, TaskAction, TaskCell, TaskGraph, TaskKind};
 use crate::script::state::{upgrade, RunRef};
 
@@ -224,7 +224,7 @@ fn execute(run: &RunRef, g: &GraphHandle) -> Result<()> {
             let _ = done_tx.send(execute_plan(plan, env, fail_fast).await);
         }
     });
-    let result = done_rx.recv().unwrap_or_else(|_| {
+    let result = ScriptPool::blocking(|| done_rx.recv()).unwrap_or_else(|_| {
         Err(TaskError::new(
             ErrorKind::NonRecoverable,
             "this is a bug in rhaiflow: the executor stopped; please report it",

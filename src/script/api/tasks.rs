@@ -6,7 +6,7 @@ use std::sync::Arc;
 use rhai::{Array, Dynamic, Engine, EvalAltResult, FnPtr, Map, NativeCallContext, Position};
 
 use super::graph::SubgraphHandle;
-use crate::exec::{FailedTask, TaskError};
+use crate::exec::{FailedTask, ScriptPool, TaskError};
 use crate::graph::{ProcessOptions, TaskAction, TaskCell, TaskState};
 use crate::script::state::{upgrade, RunRef, RunState};
 
@@ -140,7 +140,9 @@ pub fn register(engine: &mut Engine, run: &RunRef) {
     register_properties::<SubgraphHandle>(engine);
 
     let r = run.clone();
-    engine.register_fn("get", move |ctx: NativeCallContext, t: &mut TaskHandle| get(&r, &t.0, ctx.call_position()));
+    // By value, not `&mut`: a closure that captured the handle must not hold its lock while it
+    // waits, or a second closure waiting on the same task sees a data race.
+    engine.register_fn("get", move |ctx: NativeCallContext, t: TaskHandle| get(&r, &t.0, ctx.call_position()));
     engine.register_fn("to_string", |t: &mut TaskHandle| format!("Task({})", t.0.name));
     engine.register_fn("to_debug", |t: &mut TaskHandle| format!("Task({}, {})", t.0.name, t.0.state().as_str()));
 }
@@ -160,7 +162,7 @@ fn get(run: &RunRef, cell: &Arc<TaskCell>, position: Position) -> Result<Dynamic
         )));
     }
     run.observe(cell);
-    let status = cell.wait_final();
+    let status = ScriptPool::blocking(|| cell.wait_final());
     if status.state == TaskState::Succeeded {
         return Ok(status.result);
     }

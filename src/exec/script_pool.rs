@@ -1,0 +1,167 @@
+//! The threads that run script code (task closures, handlers): never tokio's workers, since
+//! Rhai is not async and a closure may run for long.
+//!
+//! A fixed set of warm threads takes jobs from one queue; a thread that finishes a job looks
+//! for the next before going to sleep, so a burst of ready closures costs a queue operation
+//! each, not a thread wake-up. A closure may block (on `t.get()` of another task, or on a
+//! nested `execute()`); it says so with `ScriptPool::blocking`, and the pool starts a spare
+//! thread so that the queue never stalls behind blocked ones.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use parking_lot::{Condvar, Mutex};
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The owner's handle: dropping it lets the threads go once the queue is empty.
+pub struct ScriptPool {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    inner: Mutex<PoolState>,
+    work: Condvar,
+    /// Threads wanted when none is blocked.
+    base: usize,
+}
+
+struct PoolState {
+    queue: VecDeque<Job>,
+    threads: usize,
+    idle: usize,
+    blocked: usize,
+    shutdown: bool,
+}
+
+thread_local! {
+    /// The pool the current thread works for, if it is one of its threads.
+    static WORKER_OF: std::cell::RefCell<Option<Arc<Shared>>> = const { std::cell::RefCell::new(None) };
+}
+
+impl ScriptPool {
+    pub fn new(threads: usize) -> Self {
+        let shared = Arc::new(Shared {
+            inner: Mutex::new(PoolState { queue: VecDeque::new(), threads: 0, idle: 0, blocked: 0, shutdown: false }),
+            work: Condvar::new(),
+            base: threads.max(1),
+        });
+        for _ in 0..shared.base {
+            shared.start_thread();
+        }
+        ScriptPool { shared }
+    }
+
+    /// Queues `job` on a script thread.
+    pub fn submit(&self, job: Job) {
+        let mut state = self.shared.inner.lock();
+        state.queue.push_back(job);
+        if state.idle > 0 {
+            self.shared.work.notify_one();
+        }
+    }
+
+    /// Runs `f` on a script thread and waits for its value without blocking tokio.
+    pub async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.submit(Box::new(move || {
+            let _ = tx.send(f());
+        }));
+        rx.await.ok()
+    }
+
+    /// Runs `wait` (which blocks) on the current thread; if that is a script thread, a spare
+    /// thread takes its place meanwhile.
+    pub fn blocking<T>(wait: impl FnOnce() -> T) -> T {
+        let pool = WORKER_OF.with(|w| w.borrow().clone());
+        let Some(pool) = pool else { return wait() };
+        let spare_needed = {
+            let mut state = pool.inner.lock();
+            state.blocked += 1;
+            state.threads - state.blocked < pool.base
+        };
+        if spare_needed {
+            pool.start_thread();
+        }
+        let value = wait();
+        pool.inner.lock().blocked -= 1;
+        value
+    }
+}
+
+impl Drop for ScriptPool {
+    fn drop(&mut self) {
+        self.shared.inner.lock().shutdown = true;
+        self.shared.work.notify_all();
+    }
+}
+
+impl Shared {
+    fn start_thread(self: &Arc<Self>) {
+        self.inner.lock().threads += 1;
+        let shared = self.clone();
+        let started = std::thread::Builder::new().name("rhaiflow-script".into()).spawn(move || shared.work_loop());
+        if started.is_err() {
+            self.inner.lock().threads -= 1;
+        }
+    }
+
+    fn work_loop(self: Arc<Self>) {
+        WORKER_OF.with(|w| *w.borrow_mut() = Some(self.clone()));
+        let mut state = self.inner.lock();
+        loop {
+            if let Some(job) = state.queue.pop_front() {
+                drop(state);
+                job();
+                state = self.inner.lock();
+                continue;
+            }
+            // Spare threads started for blocked ones leave once they are not needed, and all
+            // leave when the pool's owner is gone.
+            if state.shutdown || state.threads - state.blocked > self.base {
+                state.threads -= 1;
+                drop(state);
+                WORKER_OF.with(|w| *w.borrow_mut() = None);
+                return;
+            }
+            state.idle += 1;
+            self.work.wait(&mut state);
+            state.idle -= 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn jobs_run_and_return_their_value() {
+        let pool = ScriptPool::new(2);
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let values: Vec<u32> = runtime.block_on(async {
+            let mut all = Vec::new();
+            for i in 0..100u32 {
+                all.push(pool.run(move || i * 2).await.unwrap());
+            }
+            all
+        });
+        assert_eq!(values[99], 198);
+    }
+
+    #[test]
+    fn a_blocked_job_does_not_stall_the_queue() {
+        // One thread; its job blocks until a second job has run: without a spare thread this
+        // would never finish.
+        let pool = ScriptPool::new(1);
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        runtime.block_on(async {
+            let first = pool.run(move || ScriptPool::blocking(|| rx.recv_timeout(Duration::from_secs(10)).is_ok()));
+            let second = pool.run(move || tx.send(()).is_ok());
+            let (a, b) = tokio::join!(first, second);
+            assert_eq!((a, b), (Some(true), Some(true)));
+        });
+    }
+}
