@@ -124,7 +124,8 @@ pub struct ExecutionLabel {
 }
 
 impl Event {
-    /// The event as one JSON object, the shape of section 2.
+    /// The event as one JSON object, the shape of section 2 (a `Value`; `write_json` writes
+    /// the same without building one).
     pub fn to_json(&self, label: &ExecutionLabel) -> Value {
         let mut m = serde_json::Map::new();
         m.insert("type".into(), self.payload.type_name().into());
@@ -170,6 +171,85 @@ impl Event {
             _ => {}
         }
         Value::Object(m)
+    }
+}
+
+impl Event {
+    /// Appends the event as one line of JSON (the shape of `to_json`, fields in a fixed
+    /// order) without building a `Value` first: this runs for every event of every run.
+    pub fn write_json(&self, label: &ExecutionLabel, out: &mut Vec<u8>) {
+        use std::io::Write as _;
+        fn string(out: &mut Vec<u8>, s: &str) {
+            // Writing a string into a Vec cannot fail.
+            let _ = serde_json::to_writer(&mut *out, s);
+        }
+        let _ = write!(
+            out,
+            "{{\"type\":\"{}\",\"seq\":{},\"ts\":\"{}\",\"execution_id\":",
+            self.payload.type_name(),
+            self.seq,
+            humantime::format_rfc3339_micros(self.ts)
+        );
+        string(out, &label.execution_id);
+        out.extend_from_slice(b",\"workflow\":");
+        string(out, &label.workflow);
+        if let Some(t) = self.payload.task() {
+            out.extend_from_slice(b",\"task\":");
+            string(out, &t.name);
+            let _ = write!(
+                out,
+                ",\"task_id\":{},\"kind\":\"{}\",\"current_retries\":{},\"total_retries\":{}",
+                t.task_id,
+                t.kind.as_str(),
+                t.current_retries,
+                t.total_retries
+            );
+        }
+        let field = |out: &mut Vec<u8>, name: &str| {
+            out.extend_from_slice(b",\"");
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b"\":");
+        };
+        match &self.payload {
+            Payload::WorkflowStarted { resumed, parameters } => {
+                let _ = write!(out, ",\"resumed\":{resumed}");
+                field(out, "parameters");
+                let _ = serde_json::to_writer(&mut *out, parameters);
+            }
+            Payload::WorkflowSucceeded { result: Some(r) } | Payload::TaskSucceeded(_, Some(r)) => {
+                field(out, "result");
+                let _ = serde_json::to_writer(&mut *out, r);
+            }
+            Payload::WorkflowFailed { error } => {
+                field(out, "error");
+                string(out, error);
+            }
+            Payload::TaskRescheduled(_, error, after) => {
+                field(out, "error");
+                string(out, error);
+                field(out, "retry_after");
+                let _ = serde_json::to_writer(&mut *out, after);
+            }
+            Payload::TaskFailed(_, error, ignored) => {
+                field(out, "error");
+                string(out, error);
+                if *ignored {
+                    out.extend_from_slice(b",\"ignored\":true");
+                }
+            }
+            Payload::WorkflowEvent { message } => {
+                field(out, "message");
+                string(out, message);
+            }
+            Payload::Log { level, message } => {
+                field(out, "level");
+                string(out, level.as_str());
+                field(out, "message");
+                string(out, message);
+            }
+            _ => {}
+        }
+        out.push(b'}');
     }
 }
 
@@ -239,11 +319,56 @@ impl JsonLinesSink {
 impl EventSink for JsonLinesSink {
     fn accept(&mut self, event: &Event, label: &ExecutionLabel) {
         self.line.clear();
-        // Serialising a `Value` we built cannot fail.
-        let _ = serde_json::to_writer(&mut self.line, &event.to_json(label));
+        event.write_json(label, &mut self.line);
         self.line.push(b'\n');
         // A reader that went away (a closed pipe) must not stop the workflow.
         let _ = self.out.write_all(&self.line);
         let _ = self.out.flush();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::TaskKind;
+
+    fn label() -> ExecutionLabel {
+        ExecutionLabel { execution_id: "e1".into(), workflow: "w \"quoted\"".into() }
+    }
+
+    fn task() -> TaskInfo {
+        TaskInfo {
+            name: "t\n1".into(),
+            key: "1:t".into(),
+            task_id: 7,
+            kind: TaskKind::Shell,
+            current_retries: 1,
+            total_retries: -1,
+        }
+    }
+
+    #[test]
+    fn written_json_is_the_same_object_as_the_value() {
+        let payloads = vec![
+            Payload::WorkflowStarted { resumed: true, parameters: serde_json::json!({"a": [1, "x"]}) },
+            Payload::WorkflowSucceeded { result: Some(serde_json::json!({"k": 1.5})) },
+            Payload::WorkflowSucceeded { result: None },
+            Payload::WorkflowFailed { error: "bad \"thing\"".into() },
+            Payload::WorkflowCancelled,
+            Payload::TaskStarted(task()),
+            Payload::TaskSucceeded(task(), Some(serde_json::json!("out"))),
+            Payload::TaskRescheduled(task(), "later".into(), 0.25),
+            Payload::TaskFailed(task(), "boom".into(), true),
+            Payload::TaskFailed(task(), "boom".into(), false),
+            Payload::WorkflowEvent { message: "deployed".into() },
+            Payload::Log { level: LogLevel::Warn, message: "careful".into() },
+        ];
+        for (i, payload) in payloads.into_iter().enumerate() {
+            let event = Event { seq: i as u64 + 1, ts: SystemTime::UNIX_EPOCH, payload };
+            let mut written = Vec::new();
+            event.write_json(&label(), &mut written);
+            let parsed: Value = serde_json::from_slice(&written).unwrap();
+            assert_eq!(parsed, event.to_json(&label()), "{}", String::from_utf8_lossy(&written));
+        }
     }
 }

@@ -2,8 +2,8 @@
 //!
 //! `Store` is what the runner and the `executions` commands need from a backend. The
 //! embedded default is SQLite (`sqlite.rs`): a file under `./.rhaiflow/`, written by one thread
-//! per process in batched transactions. `--ephemeral` runs use no store at all. Task states are derived from the events as they are written, so the two
-//! never disagree.
+//! per process in batched transactions. `--ephemeral` runs use no store at all. Task states
+//! are folded from the task events when read, so the two never disagree.
 
 mod records;
 mod sqlite;
@@ -11,7 +11,7 @@ mod sqlite;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub use records::{ExecutionRecord, ExecutionStatus, StoredTask, TaskRow};
+pub use records::{ExecutionRecord, ExecutionStatus, StoredTask};
 pub use sqlite::SqliteStore;
 
 use crate::events::{Event, EventSink, ExecutionLabel};
@@ -34,8 +34,8 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 pub trait Store: Send + Sync {
     /// Records an execution that starts (or starts again, on resume) in this process.
     fn begin(&self, record: &ExecutionRecord) -> Result<()>;
-    /// Queues one event for writing; `task` is the task state it implies, if any.
-    fn append(&self, label: &ExecutionLabel, event: &Event, task: Option<TaskRow>);
+    /// Queues one event for writing.
+    fn append(&self, label: &ExecutionLabel, event: &Event);
     /// `count` more tasks are about to run (for the done/total of `executions list`).
     fn planned(&self, execution_id: &str, count: u64);
     /// Records how the execution ended.
@@ -84,6 +84,6 @@ pub struct StoreSink(pub Arc<dyn Store>);
 
 impl EventSink for StoreSink {
     fn accept(&mut self, event: &Event, label: &ExecutionLabel) {
-        self.0.append(label, event, TaskRow::from_event(event));
+        self.0.append(label, event);
     }
 }

@@ -2,8 +2,6 @@
 
 use serde_json::Value;
 
-use crate::events::{Event, Payload};
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ExecutionStatus {
     Running,
@@ -79,41 +77,59 @@ pub fn process_alive(pid: u32) -> bool {
     r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
-/// A task's state as one event implies it.
-#[derive(Clone, Debug)]
-pub struct TaskRow {
-    pub key: String,
-    pub name: String,
-    pub kind: &'static str,
-    pub state: &'static str,
-    /// 1 for `task_started`, else 0: added to the stored count.
-    pub attempt: u32,
-    pub current_retries: u32,
-    pub result: Option<String>,
-    pub error: Option<String>,
+/// Builds task states from a task's events, in `seq` order.
+#[derive(Default)]
+pub struct TaskFold {
+    tasks: Vec<StoredTask>,
+    index: std::collections::HashMap<String, usize>,
 }
 
-impl TaskRow {
-    pub fn from_event(event: &Event) -> Option<TaskRow> {
-        let info = event.payload.task()?;
-        let (state, attempt, result, error) = match &event.payload {
-            Payload::TaskStarted(_) => ("started", 1, None, None),
-            Payload::TaskSucceeded(_, result) => ("succeeded", 0, result.as_ref().map(Value::to_string), None),
-            Payload::TaskRescheduled(_, error, _) => ("rescheduled", 0, None, Some(error.clone())),
-            Payload::TaskFailed(_, error, true) => ("ignored", 0, None, Some(error.clone())),
-            Payload::TaskFailed(_, error, false) => ("failed", 0, None, Some(error.clone())),
-            _ => return None,
-        };
-        Some(TaskRow {
-            key: info.key.to_string(),
-            name: info.name.to_string(),
-            kind: info.kind.as_str(),
-            state,
-            attempt,
-            current_retries: info.current_retries,
-            result,
-            error,
-        })
+impl TaskFold {
+    pub fn apply(&mut self, key: String, body: &str) {
+        let Ok(event) = serde_json::from_str::<Value>(body) else { return };
+        let text = |k: &str| event.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+        let at = *self.index.entry(key.clone()).or_insert_with(|| {
+            self.tasks.push(StoredTask {
+                key,
+                name: text("task"),
+                kind: text("kind"),
+                state: String::new(),
+                attempts: 0,
+                current_retries: 0,
+                result: None,
+                error: None,
+            });
+            self.tasks.len() - 1
+        });
+        let task = &mut self.tasks[at];
+        task.current_retries = event.get("current_retries").and_then(Value::as_u64).unwrap_or(0) as u32;
+        match event.get("type").and_then(Value::as_str).unwrap_or("") {
+            "task_started" => {
+                task.state = "started".into();
+                task.attempts += 1;
+                task.error = None;
+            }
+            "task_succeeded" => {
+                task.state = "succeeded".into();
+                task.result = event.get("result").cloned();
+            }
+            "task_rescheduled" => {
+                task.state = "rescheduled".into();
+                task.error = Some(text("error"));
+            }
+            "task_failed" => {
+                let ignored = event.get("ignored").and_then(Value::as_bool).unwrap_or(false);
+                task.state = if ignored { "ignored" } else { "failed" }.into();
+                task.error = Some(text("error"));
+            }
+            _ => {}
+        }
+    }
+
+    /// The tasks in creation order.
+    pub fn finish(mut self) -> Vec<StoredTask> {
+        self.tasks.sort_by_key(|t| t.index());
+        self.tasks
     }
 }
 

@@ -6,20 +6,27 @@
 //! disk. Reads use their own connection: WAL lets readers and the writer proceed together,
 //! and several processes share one file (a busy writer makes the others wait, not fail).
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use parking_lot::Mutex;
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension, TransactionBehavior};
 use tokio::sync::watch;
 
-use super::{ExecutionRecord, ExecutionStatus, Result, Store, StoreError, StoredTask, TaskRow};
-use crate::events::{Event, ExecutionLabel};
+use super::records::TaskFold;
+use super::{ExecutionRecord, ExecutionStatus, Result, Store, StoreError, StoredTask};
+use crate::events::{Event, ExecutionLabel, Payload};
+use crate::graph::TaskKind;
 
+/// Task states are not a table of their own: they are folded from the task events when read,
+/// so writing a task's progress is one insert per event.
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS executions (
-    id TEXT PRIMARY KEY,
+    number INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
     workflow TEXT NOT NULL,
     script TEXT NOT NULL,
     parameters TEXT NOT NULL,
@@ -31,33 +38,33 @@ CREATE TABLE IF NOT EXISTS executions (
     pid INTEGER NOT NULL,
     resumes INTEGER NOT NULL DEFAULT 0,
     tasks_total INTEGER NOT NULL DEFAULT 0,
+    tasks_done INTEGER NOT NULL DEFAULT 0,
     last_seq INTEGER NOT NULL DEFAULT 0,
     cancel_request INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS events (
-    execution_id TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    type TEXT NOT NULL,
-    body TEXT NOT NULL,
-    PRIMARY KEY (execution_id, seq)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS tasks (
-    execution_id TEXT NOT NULL,
-    key TEXT NOT NULL,
-    name TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    state TEXT NOT NULL,
-    attempts INTEGER NOT NULL,
-    current_retries INTEGER NOT NULL,
-    result TEXT,
-    error TEXT,
-    PRIMARY KEY (execution_id, key)
-) WITHOUT ROWID;
+    position INTEGER PRIMARY KEY,
+    task_key TEXT,
+    body TEXT NOT NULL
+);
 ";
+
+/// An event's row id: its execution's number in the high bits, its seq in the low 40. Events
+/// of a run are then appended at the end of the table's b-tree, the cheapest insert SQLite
+/// has, and an execution's events are one range.
+fn position(execution: i64, seq: u64) -> i64 {
+    (execution << 40) | (seq as i64 & ((1 << 40) - 1))
+}
+
+/// Writes queued for the writer thread at most.
+const QUEUE_LIMIT: usize = 50_000;
+
+/// Bumped when the schema changes, so an old file is recognised instead of misread.
+const SCHEMA_VERSION: i64 = 3;
 
 enum WriteOp {
     Begin(Box<ExecutionRecord>),
-    Event { execution_id: String, seq: u64, kind: &'static str, body: String, task: Option<TaskRow> },
+    Event { execution_id: Arc<str>, seq: u64, task_key: Option<Arc<str>>, body: Vec<u8>, done: bool },
     Planned { execution_id: String, count: u64 },
     End { execution_id: String, status: ExecutionStatus, error: Option<String>, at: String },
     Sync(SyncSender<()>),
@@ -66,7 +73,7 @@ enum WriteOp {
 pub struct SqliteStore {
     path: PathBuf,
     reader: Mutex<Connection>,
-    writes: Mutex<Sender<WriteOp>>,
+    writes: Mutex<SyncSender<WriteOp>>,
     committed: watch::Receiver<u64>,
 }
 
@@ -97,8 +104,26 @@ fn initialise(path: &Path) -> Result<Connection> {
     let mut tries = 0;
     loop {
         let attempt = connect(path).and_then(|conn| {
-            conn.execute_batch(&format!("BEGIN IMMEDIATE; {SCHEMA} COMMIT;")).map_err(|e| database_error(path, e))?;
-            Ok(conn)
+            conn.execute_batch("BEGIN IMMEDIATE").map_err(|e| database_error(path, e))?;
+            let created = (|| {
+                let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+                let tables: i64 =
+                    conn.query_row("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'", [], |r| r.get(0))?;
+                if version != SCHEMA_VERSION && tables > 0 {
+                    return Ok(Some(version));
+                }
+                conn.execute_batch(SCHEMA)?;
+                conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+                Ok(None)
+            })();
+            let _ = conn.execute_batch(if matches!(created, Ok(None)) { "COMMIT" } else { "ROLLBACK" });
+            match created.map_err(|e| database_error(path, e))? {
+                None => Ok(conn),
+                Some(version) => Err(StoreError::Corrupt {
+                    path: path.to_path_buf(),
+                    message: format!("it has schema version {version}, this rhaiflow reads version {SCHEMA_VERSION}"),
+                }),
+            }
         });
         match attempt {
             Err(StoreError::Database(message)) if tries < 100 && message.contains("locked") => {
@@ -118,7 +143,9 @@ impl SqliteStore {
         }
         let reader = initialise(path)?;
         let writer = initialise(path)?;
-        let (tx, rx) = channel();
+        // Bounded: when events come faster than the disk takes them, emitters wait instead of
+        // the queue growing without limit (a 1M-task run held 1.3 GB of queued events).
+        let (tx, rx) = sync_channel(QUEUE_LIMIT);
         let (committed_tx, committed) = watch::channel(0);
         let thread_path = path.to_path_buf();
         std::thread::Builder::new()
@@ -136,11 +163,20 @@ impl SqliteStore {
     fn err(&self, e: rusqlite::Error) -> StoreError {
         database_error(&self.path, e)
     }
+
+    /// The compact number of execution `id`, which keys its events.
+    fn number(&self, conn: &Connection, id: &str) -> Result<i64> {
+        conn.query_row("SELECT number FROM executions WHERE id = ?1", [id], |row| row.get(0))
+            .optional()
+            .map_err(|e| self.err(e))?
+            .ok_or_else(|| StoreError::NoSuchExecution(id.to_string()))
+    }
 }
 
 /// Takes every write that is queued, commits them together, publishes the committed `seq`.
 fn write_loop(mut conn: Connection, rx: Receiver<WriteOp>, committed: watch::Sender<u64>, path: PathBuf) {
     let mut reported = false;
+    let mut numbers: HashMap<Arc<str>, i64> = HashMap::new();
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < 20_000 {
@@ -149,7 +185,7 @@ fn write_loop(mut conn: Connection, rx: Receiver<WriteOp>, committed: watch::Sen
                 Err(_) => break,
             }
         }
-        if let Err(e) = write_batch(&mut conn, &batch) {
+        if let Err(e) = write_batch(&mut conn, &batch, &mut numbers) {
             if !reported {
                 eprintln!("rhaiflow: cannot write to the execution store {}: {}", path.display(), e);
                 reported = true;
@@ -173,8 +209,13 @@ fn write_loop(mut conn: Connection, rx: Receiver<WriteOp>, committed: watch::Sen
     }
 }
 
-fn write_batch(conn: &mut Connection, batch: &[WriteOp]) -> rusqlite::Result<()> {
+fn write_batch(conn: &mut Connection, batch: &[WriteOp], numbers: &mut HashMap<Arc<str>, i64>) -> rusqlite::Result<()> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    // Prepared once per batch: looking a cached statement up hashes its text, per row.
+    let mut insert_event =
+        tx.prepare_cached("INSERT OR REPLACE INTO events (position, task_key, body) VALUES (?1, ?2, ?3)")?;
+    // Per execution in this batch: its highest seq and how many tasks got done.
+    let mut progress: Vec<(i64, u64, u64)> = Vec::new();
     for op in batch {
         match op {
             WriteOp::Begin(r) => {
@@ -195,31 +236,20 @@ fn write_batch(conn: &mut Connection, batch: &[WriteOp]) -> rusqlite::Result<()>
                     r.pid,
                     r.resumes
                 ])?;
+                let number: i64 =
+                    tx.query_row("SELECT number FROM executions WHERE id = ?1", [&r.id], |row| row.get(0))?;
+                numbers.insert(Arc::from(r.id.as_str()), number);
             }
-            WriteOp::Event { execution_id, seq, kind, body, task } => {
-                tx.prepare_cached(
-                    "INSERT OR REPLACE INTO events (execution_id, seq, type, body) VALUES (?1, ?2, ?3, ?4)",
-                )?
-                .execute(params![execution_id, seq, kind, body])?;
-                if let Some(t) = task {
-                    tx.prepare_cached(
-                        "INSERT INTO tasks (execution_id, key, name, kind, state, attempts, current_retries, result, error)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-                         ON CONFLICT(execution_id, key) DO UPDATE SET state = excluded.state,
-                           attempts = tasks.attempts + excluded.attempts, current_retries = excluded.current_retries,
-                           result = COALESCE(excluded.result, tasks.result), error = excluded.error",
-                    )?
-                    .execute(params![
-                        execution_id,
-                        t.key,
-                        t.name,
-                        t.kind,
-                        t.state,
-                        t.attempt,
-                        t.current_retries,
-                        t.result,
-                        t.error
-                    ])?;
+            WriteOp::Event { execution_id, seq, task_key, body, done } => {
+                let Some(&number) = numbers.get(execution_id) else { continue };
+                let body = std::str::from_utf8(body).unwrap_or("{}");
+                insert_event.execute(params![position(number, *seq), task_key.as_deref(), body])?;
+                match progress.iter_mut().find(|(n, _, _)| *n == number) {
+                    Some((_, last, count)) => {
+                        *last = (*last).max(*seq);
+                        *count += *done as u64;
+                    }
+                    None => progress.push((number, *seq, *done as u64)),
                 }
             }
             WriteOp::Planned { execution_id, count } => {
@@ -233,20 +263,13 @@ fn write_batch(conn: &mut Connection, batch: &[WriteOp]) -> rusqlite::Result<()>
             WriteOp::Sync(_) => {}
         }
     }
-    // One update of each execution's last seq per batch, not one per event.
-    let mut last: Vec<(&str, u64)> = Vec::new();
-    for op in batch {
-        if let WriteOp::Event { execution_id, seq, .. } = op {
-            match last.iter_mut().find(|(id, _)| *id == execution_id.as_str()) {
-                Some((_, s)) => *s = (*s).max(*seq),
-                None => last.push((execution_id, *seq)),
-            }
-        }
+    for (number, seq, done) in progress {
+        tx.prepare_cached(
+            "UPDATE executions SET last_seq = MAX(last_seq, ?2), tasks_done = tasks_done + ?3 WHERE number = ?1",
+        )?
+        .execute(params![number, seq, done])?;
     }
-    for (id, seq) in last {
-        tx.prepare_cached("UPDATE executions SET last_seq = MAX(last_seq, ?2) WHERE id = ?1")?
-            .execute(params![id, seq])?;
-    }
+    drop(insert_event);
     tx.commit()
 }
 
@@ -255,8 +278,7 @@ fn now() -> String {
 }
 
 const EXECUTION_COLUMNS: &str = "id, workflow, script, parameters, options, status, started_at, ended_at, error, pid,
-    resumes, tasks_total, last_seq,
-    (SELECT COUNT(*) FROM tasks t WHERE t.execution_id = e.id AND t.state IN ('succeeded', 'ignored') AND t.kind != 'subgraph')";
+    resumes, tasks_total, last_seq, tasks_done";
 
 fn execution_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ExecutionRecord> {
     let parameters: String = row.get(3)?;
@@ -287,13 +309,20 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    fn append(&self, label: &ExecutionLabel, event: &Event, task: Option<TaskRow>) {
+    fn append(&self, label: &ExecutionLabel, event: &Event) {
+        let mut body = Vec::with_capacity(256);
+        event.write_json(label, &mut body);
+        let task = event.payload.task();
+        let done = match &event.payload {
+            Payload::TaskSucceeded(t, _) | Payload::TaskFailed(t, _, true) => t.kind != TaskKind::Subgraph,
+            _ => false,
+        };
         self.send(WriteOp::Event {
-            execution_id: label.execution_id.to_string(),
+            execution_id: label.execution_id.clone(),
             seq: event.seq,
-            kind: event.payload.type_name(),
-            body: event.to_json(label).to_string(),
-            task,
+            task_key: task.map(|t| t.key.clone()),
+            body,
+            done,
         });
     }
 
@@ -349,36 +378,36 @@ impl Store for SqliteStore {
         let conn = self.reader.lock();
         let mut stmt = conn
             .prepare(
-                "SELECT key, name, kind, state, attempts, current_retries, result, error FROM tasks
-                 WHERE execution_id = ?1",
+                "SELECT task_key, body FROM events
+                 WHERE position > ?1 AND position < ?2 AND task_key IS NOT NULL ORDER BY position",
             )
             .map_err(|e| self.err(e))?;
+        let number = self.number(&conn, id)?;
         let rows = stmt
-            .query_map([id], |row| {
-                let result: Option<String> = row.get(6)?;
-                Ok(StoredTask {
-                    key: row.get(0)?,
-                    name: row.get(1)?,
-                    kind: row.get(2)?,
-                    state: row.get(3)?,
-                    attempts: row.get(4)?,
-                    current_retries: row.get(5)?,
-                    result: result.and_then(|r| serde_json::from_str(&r).ok()),
-                    error: row.get(7)?,
-                })
+            .query_map(params![position(number, 0), position(number + 1, 0)], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
             })
             .map_err(|e| self.err(e))?;
-        let mut tasks = rows.collect::<rusqlite::Result<Vec<_>>>().map_err(|e| self.err(e))?;
-        tasks.sort_by_key(|t| t.index());
-        Ok(tasks)
+        let mut tasks = TaskFold::default();
+        for row in rows {
+            let (key, body) = row.map_err(|e| self.err(e))?;
+            tasks.apply(key, &body);
+        }
+        Ok(tasks.finish())
     }
 
     fn events_after(&self, id: &str, after: u64) -> Result<Vec<(u64, String)>> {
         let conn = self.reader.lock();
         let mut stmt = conn
-            .prepare_cached("SELECT seq, body FROM events WHERE execution_id = ?1 AND seq > ?2 ORDER BY seq")
+            .prepare_cached("SELECT position, body FROM events WHERE position > ?1 AND position < ?2 ORDER BY position")
             .map_err(|e| self.err(e))?;
-        let rows = stmt.query_map(params![id, after], |row| Ok((row.get(0)?, row.get(1)?))).map_err(|e| self.err(e))?;
+        let number = self.number(&conn, id)?;
+        let rows = stmt
+            .query_map(params![position(number, after), position(number + 1, 0)], |row| {
+                let at: i64 = row.get(0)?;
+                Ok(((at & ((1 << 40) - 1)) as u64, row.get(1)?))
+            })
+            .map_err(|e| self.err(e))?;
         rows.collect::<rusqlite::Result<Vec<_>>>().map_err(|e| self.err(e))
     }
 
