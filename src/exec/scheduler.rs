@@ -317,9 +317,9 @@ mod tests {
     use super::*;
     use crate::events::{Event, EventBus, EventSink, ExecutionLabel};
     use crate::exec::{CancelState, ScriptCalls};
-    use crate::graph::{TaskCell, TaskGraph, TaskSettings};
+    use crate::graph::{test_task, TaskCell, TaskGraph};
     use parking_lot::Mutex;
-    use rhai::{Dynamic, FnPtr, Position};
+    use rhai::{Dynamic, FnPtr};
 
     /// Closures named `fail` fail for good; any other succeeds.
     struct FakeScripts;
@@ -348,17 +348,11 @@ mod tests {
 
     fn closure(name: &str, fn_name: &str) -> Arc<TaskCell> {
         let action = TaskAction::Script { closure: FnPtr::new(fn_name).unwrap(), arity: 0 };
-        TaskCell::new(name, action, TaskSettings::with_defaults(0, 0.0), Position::NONE, crate::graph::test_serial())
+        test_task(name, action)
     }
 
     fn subgraph(name: &str) -> Arc<TaskCell> {
-        TaskCell::new(
-            name,
-            TaskAction::Subgraph,
-            TaskSettings::with_defaults(0, 0.0),
-            Position::NONE,
-            crate::graph::test_serial(),
-        )
+        test_task(name, TaskAction::Subgraph)
     }
 
     fn execute(graph: &TaskGraph, fail_fast: bool) -> (Result<(), TaskError>, Vec<String>) {
@@ -404,13 +398,7 @@ mod tests {
     fn fail_fast_starts_nothing_after_the_first_failure() {
         let mut g = TaskGraph::default();
         let (bad, next) = (closure("bad", "fail"), closure("next", "ok"));
-        let slow = TaskCell::new(
-            "slow",
-            TaskAction::Sleep { seconds: 0.2 },
-            TaskSettings::with_defaults(0, 0.0),
-            Position::NONE,
-            crate::graph::test_serial(),
-        );
+        let slow = test_task("slow", TaskAction::Sleep { seconds: 0.2 });
         for t in [&bad, &slow, &next] {
             g.add(t, None).unwrap();
         }

@@ -19,7 +19,7 @@ use petgraph::Direction;
 pub use plan::{CycleError, Plan, PlanTask, Role, Vertex};
 pub use render::{render, Format};
 #[cfg(test)]
-pub use task::test_serial;
+pub use task::test_task;
 pub use task::{ProcessOptions, Slot, TaskAction, TaskCell, TaskInner, TaskKind, TaskSettings, TaskState, TaskStatus};
 
 /// A mistake in how a script builds a graph. Thrown into the script as a recoverable error.
@@ -158,26 +158,13 @@ impl TaskGraph {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rhai::Position;
 
     pub fn noop(name: &str) -> Arc<TaskCell> {
-        TaskCell::new(
-            name,
-            TaskAction::Noop,
-            TaskSettings::with_defaults(0, 0.0),
-            Position::NONE,
-            crate::graph::test_serial(),
-        )
+        test_task(name, TaskAction::Noop)
     }
 
     pub fn subgraph(name: &str) -> Arc<TaskCell> {
-        TaskCell::new(
-            name,
-            TaskAction::Subgraph,
-            TaskSettings::with_defaults(0, 0.0),
-            Position::NONE,
-            crate::graph::test_serial(),
-        )
+        test_task(name, TaskAction::Subgraph)
     }
 
     #[test]

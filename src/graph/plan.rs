@@ -196,12 +196,7 @@ impl Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::graph::{TaskAction, TaskSettings};
-    use rhai::Position;
-
-    fn task(name: &str, action: TaskAction) -> Arc<TaskCell> {
-        TaskCell::new(name, action, TaskSettings::with_defaults(0, 0.0), Position::NONE, crate::graph::test_serial())
-    }
+    use crate::graph::{test_task as task, TaskAction};
 
     #[test]
     fn a_subgraph_is_an_open_and_a_close_vertex_around_its_members() {

@@ -274,9 +274,10 @@ impl TaskCell {
     }
 }
 
-/// Unique creation indices for unit tests, which build tasks without a run.
+/// A task for unit tests, which build tasks without a run: no retries, a unique index.
 #[cfg(test)]
-pub fn test_serial() -> u64 {
+pub fn test_task(name: &str, action: TaskAction) -> Arc<TaskCell> {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    let serial = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    TaskCell::new(name, action, TaskSettings::with_defaults(0, 0.0), Position::NONE, serial)
 }
