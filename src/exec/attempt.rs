@@ -29,14 +29,14 @@ enum Judgement {
     Cancelled,
 }
 
-pub fn task_info(cell: &TaskCell, task_id: u64, retries: u32, settings: &TaskSettings) -> TaskInfo {
+pub fn task_info(cell: &TaskCell, task_id: u64, retries: u32, total_retries: i64) -> TaskInfo {
     TaskInfo {
         name: cell.name.clone(),
         key: cell.key.clone(),
         task_id,
         kind: cell.kind(),
         current_retries: retries,
-        total_retries: settings.total_retries,
+        total_retries,
     }
 }
 
@@ -61,7 +61,7 @@ pub async fn run_task(cell: Arc<TaskCell>, env: Arc<ExecEnv>) -> TaskOutcome {
         };
         let attempt_id = env.next_task_id();
         cell.begin_attempt(attempt_id, retries);
-        let info = task_info(&cell, attempt_id, retries, &settings);
+        let info = task_info(&cell, attempt_id, retries, settings.total_retries);
         if reports {
             env.bus.emit(Payload::TaskStarted(info.clone()));
         }

@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use super::attempt::task_info;
 use super::{run_task, ErrorKind, ExecEnv, FailedTask, TaskError, TaskOutcome};
 use crate::events::Payload;
-use crate::graph::{Plan, Role, TaskAction, TaskState};
+use crate::graph::{Plan, Role, TaskAction, TaskCell, TaskState};
 
 /// Per subgraph: how many members are running or open, and the first failure inside it.
 #[derive(Default)]
@@ -127,7 +127,9 @@ impl Scheduler {
                 let settings = cell.settings();
                 let attempt_id = self.subgraphs[task as usize].attempt_id;
                 self.subgraphs[task as usize].ended = true;
-                self.env.bus.emit(Payload::TaskSucceeded(task_info(&cell, attempt_id, 0, &settings), None));
+                self.env
+                    .bus
+                    .emit(Payload::TaskSucceeded(task_info(&cell, attempt_id, 0, settings.total_retries), None));
                 cell.finish(TaskState::Succeeded);
                 self.finish(task, TaskOutcome::Succeeded);
             }
@@ -146,16 +148,14 @@ impl Scheduler {
             self.finish(task, TaskOutcome::Succeeded);
             return;
         }
-        if self.runs_inline(task) {
-            let settings = cell.settings();
-            let attempt_id = self.env.next_task_id();
-            cell.begin_attempt(attempt_id, 0);
+        let attempt_id = self.env.next_task_id();
+        if let Some(total_retries) = self.start_inline(&cell, attempt_id) {
             match &cell.action {
                 TaskAction::Event { message } => {
                     self.env.bus.emit(Payload::WorkflowEvent { message: message.clone() });
                 }
                 _ => {
-                    let info = task_info(&cell, attempt_id, 0, &settings);
+                    let info = task_info(&cell, attempt_id, 0, total_retries);
                     self.env.bus.emit(Payload::TaskStarted(info.clone()));
                     self.env.bus.emit(Payload::TaskSucceeded(info, None));
                 }
@@ -172,14 +172,19 @@ impl Scheduler {
         });
     }
 
-    /// No-op and event tasks without handlers cannot fail or wait: no need to spawn them.
-    fn runs_inline(&self, task: u32) -> bool {
-        let cell = &self.plan.tasks[task as usize].cell;
-        if !matches!(cell.action, TaskAction::Noop | TaskAction::Event { .. }) {
-            return false;
+    /// No-op and event tasks without handlers cannot fail or wait: they run in place, with no
+    /// spawn. Starts such an attempt and returns its `total_retries`.
+    fn start_inline(&self, cell: &TaskCell, attempt_id: u64) -> Option<i64> {
+        if !matches!(cell.action, TaskAction::Noop | TaskAction::Event { .. }) || self.env.limiter.is_some() {
+            return None;
         }
-        let inner = cell.inner.lock();
-        inner.settings.on_success.is_none() && inner.settings.on_failure.is_none() && self.env.limiter.is_none()
+        let mut inner = cell.inner.lock();
+        if inner.settings.on_success.is_some() || inner.settings.on_failure.is_some() {
+            return None;
+        }
+        inner.status.state = TaskState::Started;
+        inner.status.attempt_id = Some(attempt_id);
+        Some(inner.settings.total_retries)
     }
 
     fn open_subgraph(&mut self, task: u32) {
@@ -193,7 +198,7 @@ impl Scheduler {
         let state = &mut self.subgraphs[task as usize];
         state.opened = true;
         state.attempt_id = attempt_id;
-        self.env.bus.emit(Payload::TaskStarted(task_info(&cell, attempt_id, 0, &settings)));
+        self.env.bus.emit(Payload::TaskStarted(task_info(&cell, attempt_id, 0, settings.total_retries)));
         let entry = self.plan.tasks[task as usize].entry;
         self.release(entry);
     }
@@ -264,7 +269,7 @@ impl Scheduler {
         let settings = cell.settings();
         let outcome = if error.is_cancelled() {
             self.env.bus.emit(Payload::TaskFailed(
-                task_info(&cell, attempt_id, 0, &settings),
+                task_info(&cell, attempt_id, 0, settings.total_retries),
                 error.message.clone(),
                 false,
             ));
@@ -273,7 +278,7 @@ impl Scheduler {
             TaskOutcome::Cancelled
         } else {
             self.env.bus.emit(Payload::TaskFailed(
-                task_info(&cell, attempt_id, 0, &settings),
+                task_info(&cell, attempt_id, 0, settings.total_retries),
                 error.message.clone(),
                 false,
             ));
@@ -301,7 +306,7 @@ impl Scheduler {
                 TaskError::recoverable(format!("not all tasks of subgraph `{}` could run", cell.name))
             };
             self.env.bus.emit(Payload::TaskFailed(
-                task_info(&cell, state.attempt_id, 0, &settings),
+                task_info(&cell, state.attempt_id, 0, settings.total_retries),
                 error.message.clone(),
                 false,
             ));

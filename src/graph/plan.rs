@@ -68,7 +68,9 @@ impl std::fmt::Display for CycleError {
 impl Plan {
     pub fn build(graph: &TaskGraph) -> Result<Plan, CycleError> {
         let mut tasks = Vec::with_capacity(graph.len());
-        let mut position: HashMap<NodeIndex, u32> = HashMap::with_capacity(graph.len());
+        // Node index -> place in `tasks`; a vector, since indices are dense.
+        let bound = graph.dag.node_indices().map(|i| i.index() + 1).max().unwrap_or(0);
+        let mut position: Vec<u32> = vec![u32::MAX; bound];
         let mut ordered: Vec<(NodeIndex, &Arc<TaskCell>)> =
             graph.dag.node_indices().map(|i| (i, &graph.dag[i])).collect();
         // Creation order, so that tasks made earlier are offered to the scheduler first.
@@ -76,7 +78,7 @@ impl Plan {
         let mut vertices = Vec::with_capacity(graph.len() + 8);
         for (index, cell) in &ordered {
             let id = tasks.len() as u32;
-            position.insert(*index, id);
+            position[index.index()] = id;
             let entry = vertices.len() as u32;
             let exit = if cell.kind() == TaskKind::Subgraph {
                 vertices.push(Vertex { task: id, role: Role::Open, deps: 0, dependents: Vec::new() });
@@ -98,7 +100,7 @@ impl Plan {
                 link(&mut vertices, entry, exit);
             }
             let parent = tasks[id].cell.inner.lock().slot.and_then(|s| s.parent);
-            if let Some(parent) = parent.and_then(|p| position.get(&p).copied()) {
+            if let Some(parent) = parent.map(|p| position[p.index()]).filter(|&p| p != u32::MAX) {
                 tasks[id].parent = Some(parent);
                 let (p_entry, p_exit) = (tasks[parent as usize].entry, tasks[parent as usize].exit);
                 link(&mut vertices, p_entry, entry);
@@ -107,7 +109,7 @@ impl Plan {
         }
         for edge in graph.dag.edge_indices() {
             let (before, after) = graph.dag.edge_endpoints(edge).expect("edge index from this graph");
-            let (b, a) = (position[&before] as usize, position[&after] as usize);
+            let (b, a) = (position[before.index()] as usize, position[after.index()] as usize);
             link(&mut vertices, tasks[b].exit, tasks[a].entry);
         }
         let plan = Plan { tasks, vertices };
