@@ -44,6 +44,10 @@ pub enum Payload {
     TaskRescheduled(TaskInfo, String, f64),
     /// `ignored` is true when a handler's `ignore()`/`cont()` let the dependents run anyway.
     TaskFailed(TaskInfo, String, bool),
+    /// After a graph failed, a succeeded task's `revert` closure starts / ended / threw.
+    TaskReverting(TaskInfo),
+    TaskReverted(TaskInfo),
+    TaskRevertFailed(TaskInfo, String),
     WorkflowEvent {
         message: String,
     },
@@ -93,6 +97,9 @@ impl Payload {
             Payload::TaskSucceeded(..) => "task_succeeded",
             Payload::TaskRescheduled(..) => "task_rescheduled",
             Payload::TaskFailed(..) => "task_failed",
+            Payload::TaskReverting(..) => "task_reverting",
+            Payload::TaskReverted(..) => "task_reverted",
+            Payload::TaskRevertFailed(..) => "task_revert_failed",
             Payload::WorkflowEvent { .. } => "workflow_event",
             Payload::Log { .. } => "log",
         }
@@ -103,7 +110,10 @@ impl Payload {
             Payload::TaskStarted(t)
             | Payload::TaskSucceeded(t, _)
             | Payload::TaskRescheduled(t, _, _)
-            | Payload::TaskFailed(t, _, _) => Some(t),
+            | Payload::TaskFailed(t, _, _)
+            | Payload::TaskReverting(t)
+            | Payload::TaskReverted(t)
+            | Payload::TaskRevertFailed(t, _) => Some(t),
             _ => None,
         }
     }
@@ -148,7 +158,7 @@ impl Event {
             Payload::WorkflowSucceeded { result: Some(r) } | Payload::TaskSucceeded(_, Some(r)) => {
                 m.insert("result".into(), r.clone());
             }
-            Payload::WorkflowFailed { error } => {
+            Payload::WorkflowFailed { error } | Payload::TaskRevertFailed(_, error) => {
                 m.insert("error".into(), error.as_str().into());
             }
             Payload::TaskRescheduled(_, error, after) => {
@@ -220,7 +230,7 @@ impl Event {
                 field(out, "result");
                 let _ = serde_json::to_writer(&mut *out, r);
             }
-            Payload::WorkflowFailed { error } => {
+            Payload::WorkflowFailed { error } | Payload::TaskRevertFailed(_, error) => {
                 field(out, "error");
                 string(out, error);
             }
@@ -360,6 +370,8 @@ mod tests {
             Payload::TaskRescheduled(task(), "later".into(), 0.25),
             Payload::TaskFailed(task(), "boom".into(), true),
             Payload::TaskFailed(task(), "boom".into(), false),
+            Payload::TaskReverting(task()),
+            Payload::TaskRevertFailed(task(), "cleanup failed".into()),
             Payload::WorkflowEvent { message: "deployed".into() },
             Payload::Log { level: LogLevel::Warn, message: "careful".into() },
         ];

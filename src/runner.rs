@@ -228,6 +228,7 @@ fn run_execution(
     }
 
     let run_state = RunState::new(RunSettings {
+        parameters: from_json(&Value::Object(options.parameters.clone())).cast::<Map>(),
         task_retries: options.task_retries,
         retry_interval: options.retry_interval,
         dry_run: options.dry_run,

@@ -7,6 +7,7 @@ mod support;
 mod cancel;
 mod check_and_graph;
 mod console_and_events;
+mod dataflow;
 mod diagnostics;
 mod examples;
 mod graph_mode;

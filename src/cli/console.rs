@@ -181,6 +181,14 @@ impl EventSink for Console {
                 let word = if *ignored { "ignored" } else { "FAILED " };
                 Console::line(state, format!("{at:>8.3}s  {word} {}: {error}", t.name));
             }
+            Payload::TaskReverted(t) => {
+                if !state.quiet {
+                    Console::line(state, format!("{at:>8.3}s  revert  {}: reverted", t.name));
+                }
+            }
+            Payload::TaskRevertFailed(t, error) => {
+                Console::line(state, format!("{at:>8.3}s  REVERT FAILED {}: {error}", t.name));
+            }
             _ => {}
         }
         if let Some(bar) = &state.bar {

@@ -3,10 +3,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rhai::{Dynamic, FnPtr, Map};
+use rhai::{Dynamic, FnPtr};
 
 use super::{process, ErrorKind, ExecEnv, HandlerVerdict, TaskError};
 use crate::events::{Payload, TaskInfo};
+use crate::graph::dataflow::inputs_of;
 use crate::graph::{TaskAction, TaskCell, TaskKind, TaskSettings, TaskState};
 use crate::value::result_json;
 
@@ -141,7 +142,7 @@ async fn perform(cell: &Arc<TaskCell>, settings: &TaskSettings, env: &Arc<ExecEn
             process::run(argv, &argv.join(" "), options, settings.timeout, &env.cancel).await
         }
         TaskAction::Script { closure, arity } => {
-            let args = if *arity >= 1 { vec![Dynamic::from_map(inputs(settings))] } else { Vec::new() };
+            let args = if *arity >= 1 { vec![Dynamic::from_map(inputs_of(cell))] } else { Vec::new() };
             call_blocking(env, closure.clone(), args, settings.timeout).await
         }
     }
@@ -156,11 +157,6 @@ fn short_command(command: &str) -> String {
         None if more => format!("{first} …"),
         None => first.to_string(),
     }
-}
-
-/// The map a one-parameter closure receives: its injected values.
-fn inputs(settings: &TaskSettings) -> Map {
-    settings.inject.clone()
 }
 
 /// Runs script code on a blocking thread, never on tokio's workers.

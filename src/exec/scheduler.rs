@@ -33,6 +33,9 @@ struct Scheduler {
     subgraphs: Vec<SubgraphState>,
     /// Tasks (not subgraphs) that failed, in the order they failed.
     failed: Vec<FailedTask>,
+    /// Tasks (not subgraphs) that succeeded, in the order they did: reversed, an order in
+    /// which every task comes after all that depended on it.
+    succeeded: Vec<u32>,
     stopping: bool,
     done_tx: mpsc::UnboundedSender<(u32, TaskOutcome)>,
 }
@@ -57,6 +60,7 @@ pub async fn execute_plan(plan: Plan, env: Arc<ExecEnv>, fail_fast: bool) -> Res
         running: 0,
         subgraphs,
         failed: Vec::new(),
+        succeeded: Vec::new(),
         stopping: false,
         done_tx,
     };
@@ -79,6 +83,7 @@ pub async fn execute_plan(plan: Plan, env: Arc<ExecEnv>, fail_fast: bool) -> Res
     if s.failed.is_empty() {
         return Ok(());
     }
+    s.revert().await;
     Err(graph_failure(s.failed))
 }
 
@@ -223,6 +228,9 @@ impl Scheduler {
         let parent = self.plan.tasks[task as usize].parent;
         match outcome {
             TaskOutcome::Succeeded | TaskOutcome::Ignored => {
+                if !is_subgraph && matches!(outcome, TaskOutcome::Succeeded) {
+                    self.succeeded.push(task);
+                }
                 let exit = self.plan.tasks[task as usize].exit;
                 self.release(exit);
             }
@@ -287,6 +295,41 @@ impl Scheduler {
             TaskOutcome::Failed(error)
         };
         self.finish(task, outcome);
+    }
+
+    /// After a failure: every succeeded task with a `revert` closure is reverted, one at a
+    /// time, each after all tasks that depended on it; a revert that fails is reported and
+    /// the others still run (TaskFlow's semantics).
+    async fn revert(&mut self) {
+        for &task in self.succeeded.iter().rev() {
+            let cell = self.plan.tasks[task as usize].cell.clone();
+            let (revert, info) = {
+                let inner = cell.inner.lock();
+                let Some(revert) = inner.settings.revert.clone() else { continue };
+                let info = task_info(
+                    &cell,
+                    inner.status.attempt_id.unwrap_or(0),
+                    inner.status.current_retries,
+                    inner.settings.total_retries,
+                );
+                (revert, (info, inner.status.result.clone()))
+            };
+            let (info, result) = info;
+            self.env.bus.emit(Payload::TaskReverting(info.clone()));
+            let scripts = self.env.scripts.clone();
+            let outcome = self.env.scripts_pool.run(move || scripts.call(&revert, vec![result], None)).await;
+            match outcome {
+                Some(Ok(_)) => {
+                    self.env.bus.emit(Payload::TaskReverted(info));
+                }
+                Some(Err(e)) => {
+                    self.env.bus.emit(Payload::TaskRevertFailed(info, e.message));
+                }
+                None => {
+                    self.env.bus.emit(Payload::TaskRevertFailed(info, "the script thread stopped".into()));
+                }
+            }
+        }
     }
 
     /// Subgraphs that started but could not finish (a stop, or a member whose dependency

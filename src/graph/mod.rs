@@ -4,6 +4,7 @@
 //! subgraph in its `Slot`). An edge `b -> a` means **a waits for b**. `plan` turns a graph into
 //! the checked, flat form the executor runs; `render` draws it.
 
+pub mod dataflow;
 mod plan;
 mod render;
 mod task;

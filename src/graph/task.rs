@@ -171,6 +171,8 @@ pub struct TaskInner {
     pub slot: Option<Slot>,
     /// A subgraph's name for the error when a task is added to two of them.
     pub parent_name: Option<Arc<str>>,
+    /// Where each required key comes from, resolved when its graph executes.
+    pub inputs: Vec<(String, super::dataflow::InputSource)>,
 }
 
 pub struct TaskCell {
@@ -206,6 +208,7 @@ impl TaskCell {
                 },
                 slot: None,
                 parent_name: None,
+                inputs: Vec::new(),
             }),
             finished: Condvar::new(),
         })

@@ -18,6 +18,8 @@ use crate::graph::{TaskAction, TaskCell, TaskSettings};
 /// What the command line decided for this run.
 #[derive(Clone, Debug)]
 pub struct RunSettings {
+    /// The workflow parameters: the last place a required key is looked up.
+    pub parameters: rhai::Map,
     pub task_retries: i64,
     pub retry_interval: f64,
     pub dry_run: bool,

@@ -117,6 +117,11 @@ impl TaskFold {
                 task.state = "rescheduled".into();
                 task.error = Some(text("error"));
             }
+            "task_reverted" => task.state = "reverted".into(),
+            "task_revert_failed" => {
+                task.state = "revert_failed".into();
+                task.error = Some(text("error"));
+            }
             "task_failed" => {
                 let ignored = event.get("ignored").and_then(Value::as_bool).unwrap_or(false);
                 task.state = if ignored { "ignored" } else { "failed" }.into();

@@ -9,7 +9,7 @@ use rhai::{Array, Dynamic, Engine, EvalAltResult, NativeCallContext};
 
 use super::tasks::{bad_argument, error, AsTask, TaskHandle};
 use crate::exec::{execute_plan, ErrorKind, FailedTask, ScriptPool, TaskError};
-use crate::graph::{Plan, TaskAction, TaskCell, TaskGraph, TaskKind};
+use crate::graph::{dataflow, Plan, TaskAction, TaskCell, TaskGraph, TaskKind};
 use crate::script::state::{upgrade, RunRef};
 
 type Result<T> = std::result::Result<T, Box<EvalAltResult>>;
@@ -193,24 +193,26 @@ fn register_building<T: Building>(engine: &mut Engine, run: &RunRef) {
     });
 }
 
-/// `g.execute()`: validate, then run the graph and wait for it.
+/// A task named in an invalid-graph diagnostic, pointing at where it was defined.
+fn definition(task: &Arc<TaskCell>) -> FailedTask {
+    FailedTask { name: task.name.clone(), defined_at: task.defined_at, error: TaskError::recoverable("") }
+}
+
+/// `g.execute()`: link data, validate, then run the graph and wait for it.
 fn execute(run: &RunRef, g: &GraphHandle) -> Result<()> {
     let run = upgrade(run)?;
-    let plan = Plan::build(&g.0.graph.lock()).map_err(|cycle| {
+    let mut graph = g.0.graph.lock();
+    dataflow::link(&mut graph, &run.settings.parameters).map_err(|e| {
+        let mut error = TaskError::new(ErrorKind::Invalid, e.to_string());
+        error.failed_tasks = Arc::new(e.tasks.iter().map(definition).collect());
+        error.into_rhai()
+    })?;
+    let plan = Plan::build(&graph).map_err(|cycle| {
         let mut e = TaskError::new(ErrorKind::Invalid, cycle.to_string());
-        e.failed_tasks = Arc::new(
-            cycle
-                .tasks
-                .iter()
-                .map(|t| FailedTask {
-                    name: t.name.clone(),
-                    defined_at: t.defined_at,
-                    error: TaskError::recoverable(""),
-                })
-                .collect(),
-        );
+        e.failed_tasks = Arc::new(cycle.tasks.iter().map(definition).collect());
         e.into_rhai()
     })?;
+    drop(graph);
     if run.settings.dry_run {
         return Ok(());
     }

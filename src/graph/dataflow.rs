@@ -1,0 +1,159 @@
+//! Data flow (contract section 6, TaskFlow's provides/requires): each key a task requires is
+//! looked up in its `inject`, then among the tasks of the graph that provide it (which adds
+//! the dependency), then in the workflow parameters. Checked before anything runs.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use rhai::{Dynamic, Map};
+
+use super::{TaskCell, TaskGraph};
+
+/// Where a required value comes from when the task runs.
+#[derive(Clone)]
+pub enum InputSource {
+    Injected(Dynamic),
+    /// The result of the task that provides the key (it has run by then).
+    Provider(Arc<TaskCell>),
+    Parameter(Dynamic),
+}
+
+/// What is wrong with a graph's data links: every problem, not just the first.
+#[derive(Default)]
+pub struct DataFlowError {
+    pub problems: Vec<String>,
+    /// The tasks the problems are about, to point at where they were defined.
+    pub tasks: Vec<Arc<TaskCell>>,
+}
+
+impl std::fmt::Debug for DataFlowError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
+impl std::fmt::Display for DataFlowError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.problems.join("; "))
+    }
+}
+
+/// Resolves every task's requirements, adds "waits for its provider" edges, and records in
+/// each task where its inputs come from.
+pub fn link(graph: &mut TaskGraph, parameters: &Map) -> Result<(), DataFlowError> {
+    let cells: Vec<Arc<TaskCell>> = graph.dag.node_weights().cloned().collect();
+    let mut providers: HashMap<String, Vec<Arc<TaskCell>>> = HashMap::new();
+    for cell in &cells {
+        if let Some(key) = &cell.inner.lock().settings.provides {
+            providers.entry(key.clone()).or_default().push(cell.clone());
+        }
+    }
+    let mut error = DataFlowError::default();
+    let mut ordered = cells.clone();
+    ordered.sort_by_key(|c| c.serial);
+    for cell in &ordered {
+        let (requires, inject) = {
+            let inner = cell.inner.lock();
+            (inner.settings.requires.clone(), inner.settings.inject.clone())
+        };
+        let mut inputs = Vec::with_capacity(requires.len());
+        for key in requires {
+            if let Some(value) = inject.get(key.as_str()) {
+                inputs.push((key, InputSource::Injected(value.clone())));
+                continue;
+            }
+            match providers.get(&key).map(Vec::as_slice) {
+                Some([provider]) => {
+                    // A task providing what it requires would wait for itself.
+                    if !Arc::ptr_eq(provider, cell) {
+                        let _ = graph.add_dependency(cell, provider);
+                    }
+                    inputs.push((key, InputSource::Provider(provider.clone())));
+                }
+                Some(many @ [_, _, ..]) => {
+                    let names: Vec<String> = many.iter().map(|p| format!("`{}`", p.name)).collect();
+                    error.problems.push(format!(
+                        "task `{}` requires `{key}`, which {} all provide: a key needs exactly one provider",
+                        cell.name,
+                        names.join(" and ")
+                    ));
+                    error.tasks.push(cell.clone());
+                    error.tasks.extend(many.iter().cloned());
+                }
+                _ => match parameters.get(key.as_str()) {
+                    Some(value) => inputs.push((key, InputSource::Parameter(value.clone()))),
+                    None => {
+                        error.problems.push(format!(
+                            "task `{}` requires `{key}`, which no task provides, nothing injects and no parameter gives",
+                            cell.name
+                        ));
+                        error.tasks.push(cell.clone());
+                    }
+                },
+            }
+        }
+        cell.inner.lock().inputs = inputs;
+    }
+    if error.problems.is_empty() {
+        Ok(())
+    } else {
+        Err(error)
+    }
+}
+
+/// The map a one-parameter closure receives: its injected values, then its resolved inputs.
+pub fn inputs_of(cell: &TaskCell) -> Map {
+    let inner = cell.inner.lock();
+    let mut map = inner.settings.inject.clone();
+    for (key, source) in &inner.inputs {
+        let value = match source {
+            InputSource::Injected(v) | InputSource::Parameter(v) => v.clone(),
+            InputSource::Provider(p) => p.inner.lock().status.result.clone(),
+        };
+        map.insert(key.as_str().into(), value);
+    }
+    map
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::{test_task, TaskAction};
+
+    fn task(name: &str, provides: Option<&str>, requires: &[&str]) -> Arc<TaskCell> {
+        let t = test_task(name, TaskAction::Noop);
+        let mut inner = t.inner.lock();
+        inner.settings.provides = provides.map(String::from);
+        inner.settings.requires = requires.iter().map(|s| s.to_string()).collect();
+        drop(inner);
+        t
+    }
+
+    #[test]
+    fn a_provider_becomes_a_dependency_and_a_parameter_fills_the_rest() {
+        let mut g = TaskGraph::default();
+        let (consumer, provider) = (task("attach", None, &["volume", "region"]), task("create", Some("volume"), &[]));
+        g.add(&consumer, None).unwrap();
+        g.add(&provider, None).unwrap();
+        let mut params = Map::new();
+        params.insert("region".into(), "eu".into());
+        link(&mut g, &params).unwrap();
+        assert_eq!(g.dag.edge_count(), 1);
+        provider.set_result(Dynamic::from_int(7));
+        let inputs = inputs_of(&consumer);
+        assert_eq!(inputs["volume"].as_int().unwrap(), 7);
+        assert_eq!(inputs["region"].to_string(), "eu");
+    }
+
+    #[test]
+    fn missing_and_doubly_provided_keys_are_all_reported() {
+        let mut g = TaskGraph::default();
+        for t in [task("a", Some("x"), &[]), task("b", Some("x"), &[]), task("c", None, &["x", "y"])] {
+            g.add(&t, None).unwrap();
+        }
+        let err = link(&mut g, &Map::new()).unwrap_err();
+        assert_eq!(err.problems.len(), 2, "{err}");
+        assert!(err.problems[0].contains("`a` and `b`"), "{err}");
+        assert!(err.problems[1].contains("requires `y`"), "{err}");
+    }
+}

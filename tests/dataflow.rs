@@ -1,0 +1,62 @@
+//! Data flow and revert (section 6): provides/requires/inject, validation before anything
+//! runs, and reverting succeeded tasks in reverse order after a failure.
+
+use serde_json::json;
+
+use crate::support::Run;
+
+#[test]
+fn requirements_come_from_providers_inject_and_parameters_and_order_the_graph() {
+    let out = Run::new("dataflow_boot_instance.rhai").param("region", "eu-west").output();
+    out.assert_code(0);
+    assert_eq!(out.result(), json!("vm-1 + vol-10 in eu-west"));
+    let ev = &out.events;
+    assert!(ev.end_seq("create_volume") < ev.start_seq("attach"), "{}", ev.summary());
+    assert!(ev.end_seq("create_instance") < ev.start_seq("attach"), "{}", ev.summary());
+}
+
+#[test]
+fn a_requirement_nothing_gives_is_invalid_input_before_anything_runs() {
+    let out = Run::new("dataflow_boot_instance.rhai").output();
+    out.assert_code(2);
+    assert!(out.stderr.contains("task `attach` requires `region`"), "{}", out.stderr);
+    assert!(!out.events.started("create_volume"), "{}", out.events.summary());
+}
+
+#[test]
+fn two_providers_of_one_key_are_named_with_every_other_problem() {
+    let out = Run::new("dataflow_two_providers.rhai").output();
+    out.assert_code(2);
+    let stderr = &out.stderr;
+    assert!(stderr.contains("`primary_volume` and `spare_volume` all provide"), "{stderr}");
+    assert!(stderr.contains("requires `instance`"), "{stderr}");
+    assert!(!out.events.started("primary_volume"));
+}
+
+#[test]
+fn after_a_failure_succeeded_tasks_are_reverted_in_reverse_and_a_failed_revert_does_not_stop_the_others() {
+    let out = Run::new("revert_one_fails.rhai").output();
+    out.assert_code(1);
+    let types: Vec<(String, String)> = out
+        .events
+        .0
+        .iter()
+        .filter(|e| e["type"].as_str().unwrap().starts_with("task_revert"))
+        .map(|e| (e["type"].as_str().unwrap().to_string(), e["task"].as_str().unwrap().to_string()))
+        .collect();
+    let expected: Vec<(String, String)> = [
+        ("task_reverting", "create_instance"),
+        ("task_revert_failed", "create_instance"),
+        ("task_reverting", "create_volume"),
+        ("task_reverted", "create_volume"),
+    ]
+    .iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect();
+    assert_eq!(types, expected);
+    let failed = out.events.0.iter().find(|e| e["type"] == "task_revert_failed").unwrap().clone();
+    assert_eq!(failed["error"], "the API is down");
+    let logs: Vec<&str> = out.events.of_type("log").map(|e| e["message"].as_str().unwrap()).collect();
+    assert_eq!(logs, ["deleting v-1"]);
+    assert_eq!(out.events.final_status(), Some("workflow_failed"));
+}
