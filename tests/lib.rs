@@ -10,6 +10,7 @@ mod console_and_events;
 mod dataflow;
 mod diagnostics;
 mod examples;
+mod flows;
 mod graph_mode;
 mod params;
 mod processes;

@@ -5,6 +5,7 @@
 //! the checked, flat form the executor runs; `render` draws it.
 
 pub mod dataflow;
+pub mod flow_spec;
 mod plan;
 mod render;
 mod task;

@@ -5,10 +5,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use rhai::{Array, Dynamic, Engine, EvalAltResult, NativeCallContext};
+use rhai::{Array, Dynamic, Engine, EvalAltResult, Map, NativeCallContext};
 
 use super::tasks::{bad_argument, error, AsTask, TaskHandle};
 use crate::exec::{execute_plan, ErrorKind, FailedTask, ScriptPool, TaskError};
+use crate::graph::flow_spec::{self, FlowNode};
 use crate::graph::{dataflow, Plan, TaskAction, TaskCell, TaskGraph, TaskKind};
 use crate::script::state::{upgrade, RunRef};
 
@@ -183,6 +184,22 @@ fn register_building<T: Building>(engine: &mut Engine, run: &RunRef) {
         g.shared().graph.lock().add(&cell, g.parent()).map_err(graph_error)?;
         Ok(SubgraphHandle { graph: g.shared().clone(), cell })
     });
+    let r = run.clone();
+    engine.register_fn(
+        "flow",
+        move |ctx: NativeCallContext, g: &mut T, spec: &str, tasks: Map| -> Result<SubgraphHandle> {
+            let tree = flow_spec::parse(spec).map_err(|e| bad_argument(e.explain(spec)))?;
+            let run = upgrade(&r)?;
+            let mut settings = run.new_settings();
+            settings.total_retries = 0;
+            let sg = run.new_task("flow", TaskAction::Subgraph, settings, ctx.call_position())?;
+            let mut graph = g.shared().graph.lock();
+            graph.add(&sg, g.parent()).map_err(graph_error)?;
+            let mut used = Vec::new();
+            build_flow(&mut graph, &sg, &tree, &tasks, &mut used)?;
+            Ok(SubgraphHandle { graph: g.shared().clone(), cell: sg })
+        },
+    );
     engine.register_fn("tasks", |g: &mut T| -> Result<Array> {
         let graph = g.shared().graph.lock();
         let parent = match g.parent() {
@@ -191,6 +208,60 @@ fn register_building<T: Building>(engine: &mut Engine, run: &RunRef) {
         };
         Ok(graph.members(parent).into_iter().map(|c| handle_of(g.shared(), c)).collect())
     });
+}
+
+/// Builds a parsed flow string inside subgraph `sg`; returns the tasks it starts with and
+/// the ones it ends with, so that the caller can chain it.
+fn build_flow(
+    graph: &mut TaskGraph,
+    sg: &Arc<TaskCell>,
+    node: &FlowNode,
+    tasks: &Map,
+    used: &mut Vec<String>,
+) -> Result<(Vec<Arc<TaskCell>>, Vec<Arc<TaskCell>>)> {
+    match node {
+        FlowNode::Task(name) => {
+            let Some(value) = tasks.get(name.as_str()) else {
+                let mut known: Vec<&str> = tasks.keys().map(|k| k.as_str()).collect();
+                known.sort();
+                return Err(bad_argument(format!(
+                    "the flow string names `{name}`, which its map does not hold (it holds: {})",
+                    known.join(", ")
+                )));
+            };
+            if used.contains(name) {
+                return Err(bad_argument(format!("`{name}` appears twice in the flow string")));
+            }
+            used.push(name.clone());
+            let cell = task_of(value)?;
+            graph.add(&cell, Some(sg)).map_err(graph_error)?;
+            Ok((vec![cell.clone()], vec![cell]))
+        }
+        FlowNode::Sequence(items) => {
+            let mut entries = None;
+            let mut exits: Vec<Arc<TaskCell>> = Vec::new();
+            for item in items {
+                let (starts, ends) = build_flow(graph, sg, item, tasks, used)?;
+                for task in &starts {
+                    for before in &exits {
+                        graph.add_dependency(task, before).map_err(graph_error)?;
+                    }
+                }
+                entries.get_or_insert(starts);
+                exits = ends;
+            }
+            Ok((entries.unwrap_or_default(), exits))
+        }
+        FlowNode::Parallel(items) => {
+            let (mut entries, mut exits) = (Vec::new(), Vec::new());
+            for item in items {
+                let (starts, ends) = build_flow(graph, sg, item, tasks, used)?;
+                entries.extend(starts);
+                exits.extend(ends);
+            }
+            Ok((entries, exits))
+        }
+    }
 }
 
 /// A task named in an invalid-graph diagnostic, pointing at where it was defined.
