@@ -76,3 +76,52 @@ fn deploy_app_runs_in_order_with_retries_and_an_ignored_failure() {
     assert!(ev.end_seq("warm_cache") < deployed && deployed < ev.start_seq("report"), "{}", ev.summary());
     assert_eq!(ev.of_task("task_started", "rollout").next().unwrap()["kind"], "subgraph");
 }
+
+#[test]
+fn boot_instance_orders_by_data_and_retries_the_flaky_api() {
+    let out = Run::new(example("boot_instance.rhai")).param("instance_name", "web-1").output();
+    out.assert_code(0);
+    assert_eq!(
+        out.result(),
+        serde_json::json!({"instance_name": "web-1", "attached_volume": {"volume_name": "data-vol", "size_gb": 10}})
+    );
+    assert_eq!(out.events.attempts("create_instance"), 3);
+    assert!(out.events.end_seq("create_instance") < out.events.start_seq("attach"));
+    assert!(out.events.end_seq("create_volume") < out.events.start_seq("attach"));
+}
+
+#[test]
+fn boot_instance_revert_cleans_up_in_reverse_and_fails() {
+    let out = Run::new(example("boot_instance_revert.rhai")).output();
+    out.assert_code(1);
+    let reverted: Vec<&str> = out.events.of_type("task_reverted").map(|e| e["task"].as_str().unwrap()).collect();
+    assert_eq!(reverted, ["create_instance", "create_volume"]);
+    let logs: Vec<&str> = out.events.of_type("log").map(|e| e["message"].as_str().unwrap()).collect();
+    assert_eq!(logs, ["creating volume", "booting instance", "terminating instance vm-1", "deleting volume vol-1"]);
+}
+
+#[test]
+fn cloudmesh_flow_string_example_runs_its_stages_in_order() {
+    let out = Run::new(example("cloudmesh_flow.rhai")).output();
+    out.assert_code(0);
+    let ev = &out.events;
+    assert!(ev.overlapped("build", "lint"), "{}", ev.summary());
+    assert!(ev.end_seq("build") < ev.start_seq("deploy") && ev.end_seq("lint") < ev.start_seq("deploy"));
+    let dir = out.result();
+    let dir = std::path::Path::new(dir.as_str().unwrap());
+    assert!(dir.join("deployed.bin").exists());
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn cloudharness_dag_example_merges_then_reports() {
+    let out = Run::new(example("cloudharness_dag.rhai")).output();
+    out.assert_code(0);
+    let ev = &out.events;
+    assert!(ev.overlapped("fetch_prices", "fetch_stock"), "{}", ev.summary());
+    assert!(ev.end_seq("merge") < ev.start_seq("report"));
+    let dir = out.result();
+    let dir = std::path::Path::new(dir.as_str().unwrap());
+    assert_eq!(std::fs::read_to_string(dir.join("available")).unwrap(), "a 1 5\n");
+    let _ = std::fs::remove_dir_all(dir);
+}
