@@ -60,3 +60,29 @@ fn after_a_failure_succeeded_tasks_are_reverted_in_reverse_and_a_failed_revert_d
     assert_eq!(logs, ["deleting v-1"]);
     assert_eq!(out.events.final_status(), Some("workflow_failed"));
 }
+
+// sg.total_retries: the failed subgraph's succeeded tasks are reverted and the whole subgraph
+// runs again from fresh tasks (TaskFlow's Times retry of a flow).
+#[test]
+fn a_failed_subgraph_with_retries_is_reverted_and_runs_again() {
+    let out = Run::new("subgraph_retries.rhai").output();
+    out.assert_code(0);
+    assert_eq!(out.result(), json!(2));
+    let ev = &out.events;
+    assert_eq!(ev.attempts("provision"), 2, "{}", ev.summary());
+    assert_eq!(ev.attempts("create"), 2, "{}", ev.summary());
+    let logs: Vec<&str> = ev.of_type("log").map(|e| e["message"].as_str().unwrap()).collect();
+    assert_eq!(logs, ["destroying vm-1"]);
+    let rescheduled = ev.of_task("task_rescheduled", "provision").next().expect("the subgraph was rescheduled");
+    assert_eq!(rescheduled["error"], "not reachable yet");
+    assert_eq!(ev.outcome("after"), Some("task_succeeded"));
+}
+
+#[test]
+fn a_subgraph_out_of_retries_fails_and_its_dependents_never_run() {
+    let out = Run::new("subgraph_retries_exhausted.rhai").output();
+    out.assert_code(1);
+    assert_eq!(out.events.attempts("always_fails"), 2, "{}", out.events.summary());
+    assert_eq!(out.events.outcome("provision"), Some("task_failed"));
+    assert!(!out.events.started("after"));
+}

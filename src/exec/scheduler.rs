@@ -21,6 +21,8 @@ struct SubgraphState {
     ended: bool,
     failure: Option<TaskError>,
     attempt_id: u64,
+    /// Runs of the whole subgraph so far beyond the first (`sg.total_retries`).
+    retries: u32,
 }
 
 struct Scheduler {
@@ -28,11 +30,15 @@ struct Scheduler {
     env: Arc<ExecEnv>,
     fail_fast: bool,
     deps: Vec<u32>,
+    /// Vertices that released their dependents (to rebuild counts when a subgraph reruns).
+    complete: Vec<bool>,
     ready: VecDeque<u32>,
     running: usize,
     subgraphs: Vec<SubgraphState>,
-    /// Tasks (not subgraphs) that failed, in the order they failed.
-    failed: Vec<FailedTask>,
+    /// Tasks (not subgraphs) that failed, in the order they failed, with their plan index.
+    failed: Vec<(u32, FailedTask)>,
+    /// Failed subgraphs with retries left, to run again once the loop can await.
+    retries_due: Vec<u32>,
     /// Tasks (not subgraphs) that succeeded, in the order they did: reversed, an order in
     /// which every task comes after all that depended on it.
     succeeded: Vec<u32>,
@@ -55,11 +61,13 @@ pub async fn execute_plan(plan: Plan, env: Arc<ExecEnv>, fail_fast: bool) -> Res
         plan,
         env: env.clone(),
         fail_fast,
+        complete: vec![false; deps.len()],
         deps,
         ready,
         running: 0,
         subgraphs,
         failed: Vec::new(),
+        retries_due: Vec::new(),
         succeeded: Vec::new(),
         stopping: false,
         done_tx,
@@ -67,6 +75,10 @@ pub async fn execute_plan(plan: Plan, env: Arc<ExecEnv>, fail_fast: bool) -> Res
     loop {
         while let Some(v) = s.ready.pop_front() {
             s.activate(v);
+        }
+        if let Some(subgraph) = s.retries_due.pop() {
+            s.rerun_subgraph(subgraph).await;
+            continue;
         }
         if s.running == 0 {
             break;
@@ -83,8 +95,9 @@ pub async fn execute_plan(plan: Plan, env: Arc<ExecEnv>, fail_fast: bool) -> Res
     if s.failed.is_empty() {
         return Ok(());
     }
-    s.revert().await;
-    Err(graph_failure(s.failed))
+    let succeeded = std::mem::take(&mut s.succeeded);
+    s.revert(&succeeded).await;
+    Err(graph_failure(s.failed.into_iter().map(|(_, f)| f).collect()))
 }
 
 fn graph_failure(failed: Vec<FailedTask>) -> TaskError {
@@ -210,6 +223,7 @@ impl Scheduler {
 
     /// The vertices waiting for `vertex` have one less thing to wait for.
     fn release(&mut self, vertex: u32) {
+        self.complete[vertex as usize] = true;
         let Scheduler { plan, deps, ready, .. } = self;
         for &d in &plan.vertices[vertex as usize].dependents {
             deps[d as usize] -= 1;
@@ -237,11 +251,9 @@ impl Scheduler {
             TaskOutcome::Failed(error) => {
                 if !is_subgraph {
                     let cell = &self.plan.tasks[task as usize].cell;
-                    self.failed.push(FailedTask {
-                        name: cell.name.clone(),
-                        defined_at: cell.defined_at,
-                        error: error.clone(),
-                    });
+                    let failed =
+                        FailedTask { name: cell.name.clone(), defined_at: cell.defined_at, error: error.clone() };
+                    self.failed.push((task, failed));
                 }
                 if let Some(p) = parent {
                     self.subgraphs[p as usize].failure.get_or_insert(error);
@@ -271,6 +283,12 @@ impl Scheduler {
         let Some(error) = state.failure.clone() else {
             return;
         };
+        let total = self.plan.tasks[task as usize].cell.inner.lock().settings.total_retries;
+        let retries_left = total < 0 || (state.retries as i64) < total;
+        if retries_left && !error.is_cancelled() && !self.stopping && !self.env.cancel.is_requested() {
+            self.retries_due.push(task);
+            return;
+        }
         state.ended = true;
         let attempt_id = state.attempt_id;
         let cell = self.plan.tasks[task as usize].cell.clone();
@@ -297,11 +315,84 @@ impl Scheduler {
         self.finish(task, outcome);
     }
 
+    /// True when `task` sits inside subgraph `subgraph`, at any depth.
+    fn inside(&self, task: u32, subgraph: u32) -> bool {
+        let mut at = self.plan.tasks[task as usize].parent;
+        while let Some(p) = at {
+            if p == subgraph {
+                return true;
+            }
+            at = self.plan.tasks[p as usize].parent;
+        }
+        false
+    }
+
+    /// `sg.total_retries`: the failed subgraph's succeeded tasks are reverted, then the whole
+    /// subgraph runs again from fresh tasks (TaskFlow's `Times` retry of a flow).
+    async fn rerun_subgraph(&mut self, subgraph: u32) {
+        let members: Vec<u32> = (0..self.plan.tasks.len() as u32).filter(|&t| self.inside(t, subgraph)).collect();
+        let (undo, kept): (Vec<u32>, Vec<u32>) = self.succeeded.iter().partition(|&&t| self.inside(t, subgraph));
+        self.succeeded = kept;
+        self.revert(&undo).await;
+        self.failed.retain(|(t, _)| !members.contains(t));
+
+        // Every vertex of the subgraph waits again, for what is inside it and for what outside
+        // has not completed.
+        let sg = &self.plan.tasks[subgraph as usize];
+        let mut vertices: Vec<u32> = vec![sg.entry, sg.exit];
+        for &m in &members {
+            let t = &self.plan.tasks[m as usize];
+            vertices.push(t.entry);
+            if t.exit != t.entry {
+                vertices.push(t.exit);
+            }
+        }
+        for &v in &vertices {
+            self.complete[v as usize] = false;
+        }
+        let mut waits = vec![0u32; self.plan.vertices.len()];
+        for (from, vertex) in self.plan.vertices.iter().enumerate() {
+            if !self.complete[from] {
+                for &to in &vertex.dependents {
+                    waits[to as usize] += 1;
+                }
+            }
+        }
+        for &v in &vertices {
+            self.deps[v as usize] = waits[v as usize];
+        }
+        for &m in &members {
+            let cell = &self.plan.tasks[m as usize].cell;
+            let mut inner = cell.inner.lock();
+            inner.status.state = TaskState::Pending;
+            inner.status.result = rhai::Dynamic::UNIT;
+            inner.status.error = None;
+            drop(inner);
+            self.subgraphs[m as usize] = SubgraphState::default();
+        }
+
+        let cell = self.plan.tasks[subgraph as usize].cell.clone();
+        let total_retries = cell.inner.lock().settings.total_retries;
+        let state = &mut self.subgraphs[subgraph as usize];
+        let error = state.failure.take().map(|e| e.message).unwrap_or_default();
+        let info = task_info(&cell, state.attempt_id, state.retries, total_retries);
+        state.retries += 1;
+        state.active = 0;
+        let retries = state.retries;
+        self.env.bus.emit(Payload::TaskRescheduled(info, error, 0.0));
+        let attempt_id = self.env.next_task_id();
+        cell.begin_attempt(attempt_id, retries);
+        self.subgraphs[subgraph as usize].attempt_id = attempt_id;
+        self.env.bus.emit(Payload::TaskStarted(task_info(&cell, attempt_id, retries, total_retries)));
+        let entry = self.plan.tasks[subgraph as usize].entry;
+        self.release(entry);
+    }
+
     /// After a failure: every succeeded task with a `revert` closure is reverted, one at a
     /// time, each after all tasks that depended on it; a revert that fails is reported and
     /// the others still run (TaskFlow's semantics).
-    async fn revert(&mut self) {
-        for &task in self.succeeded.iter().rev() {
+    async fn revert(&mut self, succeeded: &[u32]) {
+        for &task in succeeded.iter().rev() {
             let cell = self.plan.tasks[task as usize].cell.clone();
             let (revert, info) = {
                 let inner = cell.inner.lock();
