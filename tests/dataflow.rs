@@ -86,3 +86,15 @@ fn a_subgraph_out_of_retries_fails_and_its_dependents_never_run() {
     assert_eq!(out.events.outcome("provision"), Some("task_failed"));
     assert!(!out.events.started("after"));
 }
+
+#[test]
+fn data_links_that_make_a_cycle_are_invalid_input_naming_the_tasks() {
+    let out = Run::new("dataflow_cycle.rhai").output();
+    out.assert_code(2);
+    assert!(
+        out.stderr.contains("cycle") && out.stderr.contains("make_key") && out.stderr.contains("make_cert"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.events.started("make_key"));
+}
