@@ -17,9 +17,9 @@ use crate::graph::TaskKind;
 #[derive(Clone, Debug)]
 pub struct TaskInfo {
     pub name: Arc<str>,
-    /// The task's stable identity within the execution (`"<creation index>:<name>"`), for
-    /// the store and resume; not part of the event's JSON.
-    pub key: Arc<str>,
+    /// The task's creation index: with its name, its stable identity within the execution,
+    /// for the store and resume; not part of the event's JSON.
+    pub serial: u64,
     pub task_id: u64,
     pub kind: TaskKind,
     pub current_retries: u32,
@@ -349,7 +349,7 @@ mod tests {
     fn task() -> TaskInfo {
         TaskInfo {
             name: "t\n1".into(),
-            key: "1:t".into(),
+            serial: 1,
             task_id: 7,
             kind: TaskKind::Shell,
             current_retries: 1,

@@ -33,7 +33,7 @@ enum Judgement {
 pub fn task_info(cell: &TaskCell, task_id: u64, retries: u32, total_retries: i64) -> TaskInfo {
     TaskInfo {
         name: cell.name.clone(),
-        key: cell.key.clone(),
+        serial: cell.serial,
         task_id,
         kind: cell.kind(),
         current_retries: retries,

@@ -181,8 +181,6 @@ pub struct TaskCell {
     /// Creation index within the run (1, 2, ...): with the name, the task's stable identity,
     /// the same when a deterministic script runs again on resume.
     pub serial: u64,
-    /// `"<serial>:<name>"`.
-    pub key: Arc<str>,
     /// Where the script created it.
     pub defined_at: Position,
     pub inner: Mutex<TaskInner>,
@@ -193,7 +191,6 @@ impl TaskCell {
     pub fn new(name: &str, action: TaskAction, settings: TaskSettings, defined_at: Position, serial: u64) -> Arc<Self> {
         Arc::new(TaskCell {
             name: Arc::from(name),
-            key: Arc::from(format!("{serial}:{name}")),
             action,
             serial,
             defined_at,

@@ -28,7 +28,7 @@ pub struct RunSettings {
 pub struct RunState {
     pub settings: RunSettings,
     env: OnceLock<Arc<ExecEnv>>,
-    graph_mode: Mutex<bool>,
+    graph_mode: std::sync::atomic::AtomicBool,
     /// Tasks started in standard mode, to wait for when the script returns.
     standard: Mutex<Vec<(Arc<TaskCell>, JoinHandle<TaskOutcome>)>>,
     /// Every graph `graph_mode()` made, for `rhaiflow graph`.
@@ -52,7 +52,7 @@ impl RunState {
         Arc::new(RunState {
             settings,
             env: OnceLock::new(),
-            graph_mode: Mutex::new(false),
+            graph_mode: std::sync::atomic::AtomicBool::new(false),
             standard: Mutex::new(Vec::new()),
             graphs: Mutex::new(Vec::new()),
             executing: AtomicUsize::new(0),
@@ -104,7 +104,7 @@ impl RunState {
     }
 
     pub fn is_graph_mode(&self) -> bool {
-        *self.graph_mode.lock()
+        self.graph_mode.load(Ordering::Acquire)
     }
 
     /// Switches to graph mode; refused once a task ran in standard mode.
@@ -116,7 +116,7 @@ impl RunState {
             ))
             .into_rhai());
         }
-        *self.graph_mode.lock() = true;
+        self.graph_mode.store(true, Ordering::Release);
         Ok(())
     }
 

@@ -64,7 +64,7 @@ const SCHEMA_VERSION: i64 = 3;
 
 enum WriteOp {
     Begin(Box<ExecutionRecord>),
-    Event { execution_id: Arc<str>, seq: u64, task_key: Option<Arc<str>>, body: Vec<u8>, done: bool },
+    Event { execution_id: Arc<str>, seq: u64, task_key: Option<String>, body: Vec<u8>, done: bool },
     Planned { execution_id: String, count: u64 },
     End { execution_id: String, status: ExecutionStatus, error: Option<String>, at: String },
     Sync(SyncSender<()>),
@@ -320,7 +320,7 @@ impl Store for SqliteStore {
         self.send(WriteOp::Event {
             execution_id: label.execution_id.clone(),
             seq: event.seq,
-            task_key: task.map(|t| t.key.clone()),
+            task_key: task.map(|t| format!("{}:{}", t.serial, t.name)),
             body,
             done,
         });
