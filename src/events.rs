@@ -193,27 +193,25 @@ impl Event {
             // Writing a string into a Vec cannot fail.
             let _ = serde_json::to_writer(&mut *out, s);
         }
-        let _ = write!(
-            out,
-            "{{\"type\":\"{}\",\"seq\":{},\"ts\":\"{}\",\"execution_id\":",
-            self.payload.type_name(),
-            self.seq,
-            humantime::format_rfc3339_micros(self.ts)
-        );
+        out.extend_from_slice(b"{\"type\":\"");
+        out.extend_from_slice(self.payload.type_name().as_bytes());
+        out.extend_from_slice(b"\",\"seq\":");
+        push_integer(out, self.seq as i64);
+        let _ = write!(out, ",\"ts\":\"{}\",\"execution_id\":", humantime::format_rfc3339_micros(self.ts));
         string(out, &label.execution_id);
         out.extend_from_slice(b",\"workflow\":");
         string(out, &label.workflow);
         if let Some(t) = self.payload.task() {
             out.extend_from_slice(b",\"task\":");
             string(out, &t.name);
-            let _ = write!(
-                out,
-                ",\"task_id\":{},\"kind\":\"{}\",\"current_retries\":{},\"total_retries\":{}",
-                t.task_id,
-                t.kind.as_str(),
-                t.current_retries,
-                t.total_retries
-            );
+            out.extend_from_slice(b",\"task_id\":");
+            push_integer(out, t.task_id as i64);
+            out.extend_from_slice(b",\"kind\":\"");
+            out.extend_from_slice(t.kind.as_str().as_bytes());
+            out.extend_from_slice(b"\",\"current_retries\":");
+            push_integer(out, t.current_retries as i64);
+            out.extend_from_slice(b",\"total_retries\":");
+            push_integer(out, t.total_retries);
         }
         let field = |out: &mut Vec<u8>, name: &str| {
             out.extend_from_slice(b",\"");
@@ -261,6 +259,25 @@ impl Event {
         }
         out.push(b'}');
     }
+}
+
+/// Appends `n` in decimal; cheaper than going through `fmt` for every number of every event.
+pub fn push_integer(out: &mut Vec<u8>, n: i64) {
+    if n < 0 {
+        out.push(b'-');
+    }
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut rest = n.unsigned_abs();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
 }
 
 /// Something that receives every event, in order.
@@ -354,6 +371,15 @@ mod tests {
             kind: TaskKind::Shell,
             current_retries: 1,
             total_retries: -1,
+        }
+    }
+
+    #[test]
+    fn integers_are_written_in_decimal() {
+        for n in [0, 7, -1, 10, 1234567890, i64::MAX, i64::MIN] {
+            let mut out = Vec::new();
+            push_integer(&mut out, n);
+            assert_eq!(String::from_utf8(out).unwrap(), n.to_string());
         }
     }
 

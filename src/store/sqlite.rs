@@ -320,7 +320,13 @@ impl Store for SqliteStore {
         self.send(WriteOp::Event {
             execution_id: label.execution_id.clone(),
             seq: event.seq,
-            task_key: task.map(|t| format!("{}:{}", t.serial, t.name)),
+            task_key: task.map(|t| {
+                let mut key = Vec::with_capacity(t.name.len() + 8);
+                crate::events::push_integer(&mut key, t.serial as i64);
+                key.push(b':');
+                key.extend_from_slice(t.name.as_bytes());
+                String::from_utf8(key).unwrap_or_default()
+            }),
             body,
             done,
         });
