@@ -81,21 +81,26 @@ impl Parser {
     }
 
     fn sequence(&mut self) -> Result<FlowNode, FlowSyntaxError> {
-        let mut items = vec![self.parallel()?];
-        while matches!(self.tokens.get(self.at), Some((Token::Then, _))) {
-            self.at += 1;
-            items.push(self.parallel()?);
-        }
-        Ok(if items.len() == 1 { items.pop().expect("one item") } else { FlowNode::Sequence(items) })
+        self.joined(Token::Then, Self::parallel, FlowNode::Sequence)
     }
 
     fn parallel(&mut self) -> Result<FlowNode, FlowSyntaxError> {
-        let mut items = vec![self.atom()?];
-        while matches!(self.tokens.get(self.at), Some((Token::And, _))) {
+        self.joined(Token::And, Self::atom, FlowNode::Parallel)
+    }
+
+    /// `item (separator item)*`: one item alone is itself, several are `wrap`ped.
+    fn joined(
+        &mut self,
+        separator: Token,
+        item: fn(&mut Self) -> Result<FlowNode, FlowSyntaxError>,
+        wrap: fn(Vec<FlowNode>) -> FlowNode,
+    ) -> Result<FlowNode, FlowSyntaxError> {
+        let mut items = vec![item(self)?];
+        while self.tokens.get(self.at).is_some_and(|(t, _)| *t == separator) {
             self.at += 1;
-            items.push(self.atom()?);
+            items.push(item(self)?);
         }
-        Ok(if items.len() == 1 { items.pop().expect("one item") } else { FlowNode::Parallel(items) })
+        Ok(if items.len() == 1 { items.pop().expect("one item") } else { wrap(items) })
     }
 
     fn atom(&mut self) -> Result<FlowNode, FlowSyntaxError> {
