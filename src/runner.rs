@@ -164,6 +164,16 @@ pub fn resume(store_path: &Path, id: &str, sinks: Vec<Box<dyn EventSink>>, handl
         }
         _ => {}
     }
+    match store.claim(&record, std::process::id()) {
+        Ok(true) => {}
+        Ok(false) => {
+            return fail(
+                "rhaiflow::resume",
+                format!("execution {} is being resumed by another process already", record.id),
+            )
+        }
+        Err(e) => return fail("rhaiflow::store", e.to_string()),
+    }
     let replay = Replay::new(
         record.id.clone(),
         tasks.iter().filter(|t| t.kind != "subgraph").filter_map(|t| {

@@ -221,3 +221,34 @@ fn events_follow_streams_until_the_execution_ends() {
     assert_eq!(types.last(), Some(&"workflow_succeeded"), "{types:?}");
     assert_eq!(types.iter().filter(|t| **t == "task_succeeded").count(), 3, "{types:?}");
 }
+
+// Two processes resuming one crashed execution at once: only one takes it over; the other
+// is refused with exit code 2 instead of running the same tasks twice.
+#[test]
+fn two_resumes_of_one_execution_do_not_both_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, ev) = (dir.path().join("store"), dir.path().join("events.jsonl"));
+    let store_s = store.to_str().unwrap().to_string();
+    let mut first =
+        spawn(&["run", &fixture("store_long_sleep.rhai"), "--store", &store_s, "--events-json", ev.to_str().unwrap()]);
+    let id = wait_for_event(&ev, |e| e["type"] == "task_started")["execution_id"].as_str().unwrap().to_string();
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let resumes: Vec<_> = (0..2)
+        .map(|_| {
+            StdCommand::cargo_bin("rhaiflow")
+                .unwrap()
+                .args(["executions", "resume", &id, "--store", &store_s, "-q"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    // The winner sleeps 20 s: cancel it once the loser has answered.
+    std::thread::sleep(Duration::from_millis(1500));
+    rhaiflow().args(["executions", "cancel", &id, "--force", "--store", &store_s]).assert().success();
+    let codes: Vec<Option<i32>> = resumes.into_iter().map(|c| c.wait_with_output().unwrap().status.code()).collect();
+    assert!(codes.contains(&Some(2)), "one resume is refused: {codes:?}");
+    assert!(codes.contains(&Some(3)), "the other ran until cancelled: {codes:?}");
+}

@@ -55,6 +55,9 @@ pub trait Store: Send + Sync {
     fn request_cancel(&self, id: &str, force: bool) -> Result<()>;
     /// 0 = none, 1 = graceful, 2 = forced.
     fn cancel_request(&self, id: &str) -> Result<u8>;
+    /// Takes an execution over for this process if it is still as `seen` left it (same status
+    /// and process): of two processes resuming one crashed execution, only one succeeds.
+    fn claim(&self, seen: &ExecutionRecord, pid: u32) -> Result<bool>;
 }
 
 /// Where the store lives: `--store PATH`, else `$RHAIFLOW_STORE`, else `./.rhaiflow/`. A path

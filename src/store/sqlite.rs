@@ -431,6 +431,17 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    fn claim(&self, seen: &ExecutionRecord, pid: u32) -> Result<bool> {
+        let conn = self.reader.lock();
+        let changed = conn
+            .execute(
+                "UPDATE executions SET pid = ?2, status = 'running' WHERE id = ?1 AND pid = ?3 AND status = ?4",
+                params![seen.id, pid, seen.pid, seen.status.as_str()],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(changed == 1)
+    }
+
     fn cancel_request(&self, id: &str) -> Result<u8> {
         let conn = self.reader.lock();
         conn.query_row("SELECT cancel_request FROM executions WHERE id = ?1", [id], |row| row.get(0))
