@@ -133,9 +133,10 @@ pub struct ExecutionLabel {
     pub workflow: Arc<str>,
 }
 
+#[cfg(test)]
 impl Event {
-    /// The event as one JSON object, the shape of section 2 (a `Value`; `write_json` writes
-    /// the same without building one).
+    /// The event as a `Value`, built field by field: the reference `write_json` is tested
+    /// against.
     pub fn to_json(&self, label: &ExecutionLabel) -> Value {
         let mut m = serde_json::Map::new();
         m.insert("type".into(), self.payload.type_name().into());

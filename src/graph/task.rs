@@ -263,15 +263,6 @@ impl TaskCell {
         }
         inner.status.clone()
     }
-
-    /// Like `wait_final`, but gives up after `timeout` so the caller can check for cancel.
-    pub fn wait_final_for(&self, timeout: std::time::Duration) -> Option<TaskStatus> {
-        let mut inner = self.inner.lock();
-        if !inner.status.state.is_final() {
-            self.finished.wait_for(&mut inner, timeout);
-        }
-        inner.status.state.is_final().then(|| inner.status.clone())
-    }
 }
 
 /// A task for unit tests, which build tasks without a run: no retries, a unique index.
