@@ -4,6 +4,7 @@
 //! graphs in `graph`), `exec` runs tasks and graphs on tokio, `events` reports what happened,
 //! `store` keeps it. `cli` is the command line on top.
 
+pub mod bundle;
 pub mod cli;
 pub mod events;
 pub mod exec;
@@ -12,5 +13,6 @@ pub mod runner;
 pub mod script;
 pub mod store;
 pub mod value;
+pub mod yaml;
 
 pub use runner::{resume, run, RunOptions, RunReport, Status, StoreChoice};

@@ -7,20 +7,27 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rhai::{Dynamic, EvalAltResult, Map, Position, Scope};
+use rhai::{Dynamic, EvalAltResult, Map, Position, Scope, AST};
 use serde_json::Value;
 
 use crate::events::{EventBus, EventSink, ExecutionLabel, Payload};
-use crate::exec::{innermost, CancelState, ErrorKind, ExecEnv, Replay, ReplayedTask, TaskError, TERMINATED_BY_CANCEL};
+use crate::exec::{
+    innermost, CancelState, ErrorKind, ExecEnv, Mocks, Replay, ReplayedTask, TaskError, TERMINATED_BY_CANCEL,
+};
 use crate::script::api::GraphShared;
-use crate::script::{self, Limits, RunSettings, RunState, ScriptBridge, ScriptDiagnostic, Source};
+use crate::script::{self, Limits, ModuleRoot, RunSettings, RunState, ScriptBridge, ScriptDiagnostic, Source};
 use crate::store::{self, ExecutionRecord, ExecutionStatus, Store, StoreSink};
 use crate::value::{from_json, to_json};
 
 /// Everything a run needs to know, already validated.
 #[derive(Clone, Debug)]
 pub struct RunOptions {
+    /// The workflow script, or for a bundle workflow the module that holds its function.
     pub script: PathBuf,
+    /// A bundle workflow: the function to call, with the parameters passed by name.
+    pub workflow: Option<BundleWorkflow>,
+    /// Bundles whose modules the script may import (besides the stdlib).
+    pub modules: Vec<ModuleRoot>,
     pub parameters: serde_json::Map<String, Value>,
     pub task_retries: i64,
     pub retry_interval: f64,
@@ -31,6 +38,32 @@ pub struct RunOptions {
     pub handle_signals: bool,
     /// Where the execution is recorded.
     pub store: StoreChoice,
+    /// Tasks that end as told instead of running (bundle tests).
+    pub mocks: Arc<Mocks>,
+    /// More host functions for this run's scripts (bundle tests add assertions).
+    pub extension: Option<HostExtension>,
+}
+
+/// Registers extra host functions on a run's engine.
+#[derive(Clone)]
+pub struct HostExtension(pub Arc<dyn Fn(&mut rhai::Engine) + Send + Sync>);
+
+impl std::fmt::Debug for HostExtension {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HostExtension")
+    }
+}
+
+/// A workflow of a bundle (SCRIPT_API.md section 9): `fn <function>(...)` in the module
+/// `RunOptions::script`, called with the validated parameters, each by its name.
+#[derive(Clone, Debug)]
+pub struct BundleWorkflow {
+    /// The workflow's name in `plugin.yaml` (the `workflow` of every event).
+    pub name: String,
+    /// The module's import path inside the bundle (`flows`, `aws/ec2`).
+    pub module: String,
+    pub function: String,
+    pub bundle: ModuleRoot,
 }
 
 /// The embedded store in a file, or none (`--ephemeral`: events only go to the sinks).
@@ -53,6 +86,8 @@ impl RunOptions {
     pub fn new(script: impl Into<PathBuf>) -> Self {
         RunOptions {
             script: script.into(),
+            workflow: None,
+            modules: Vec::new(),
             parameters: serde_json::Map::new(),
             task_retries: 0,
             retry_interval: 1.0,
@@ -61,6 +96,8 @@ impl RunOptions {
             limits: Limits::default(),
             handle_signals: false,
             store: StoreChoice::Ephemeral,
+            mocks: Arc::default(),
+            extension: None,
         }
     }
 }
@@ -116,8 +153,11 @@ impl RunReport {
     }
 }
 
-/// The workflow's name: the script's file name without `.rhai`.
+/// The workflow's name: a bundle workflow's, else the script's file name without `.rhai`.
 pub fn workflow_name(options: &RunOptions) -> String {
+    if let Some(workflow) = &options.workflow {
+        return workflow.name.clone();
+    }
     options.script.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "workflow".into())
 }
 
@@ -189,6 +229,17 @@ pub fn resume(store_path: &Path, id: &str, sinks: Vec<Box<dyn EventSink>>, handl
     options.retry_interval = o["retry_interval"].as_f64().unwrap_or(1.0);
     options.max_concurrency = o["max_concurrency"].as_u64().map(|n| n as usize);
     options.limits.max_operations = o["max_operations"].as_u64().unwrap_or(options.limits.max_operations);
+    if let Some(bundle) = o.get("bundle").filter(|b| b.is_object()) {
+        let text = |key: &str| bundle[key].as_str().unwrap_or_default().to_string();
+        let root = ModuleRoot { name: text("plugin"), dir: PathBuf::from(text("dir")) };
+        options.modules = vec![root.clone()];
+        options.workflow = Some(BundleWorkflow {
+            name: text("workflow"),
+            module: text("module"),
+            function: text("function"),
+            bundle: root,
+        });
+    }
     options.handle_signals = handle_signals;
     options.store = StoreChoice::File(store_path.to_path_buf());
     let from = ResumeFrom {
@@ -244,12 +295,32 @@ fn run_execution(
         dry_run: options.dry_run,
     });
     let run_ref = Arc::downgrade(&run_state);
-    let engine = script::build_engine(&run_ref, &options.limits);
+    let mut engine = script::build_engine(&run_ref, &options.limits, options.modules.clone());
+    if let Some(extend) = &options.extension {
+        (extend.0)(&mut engine);
+    }
     let ast = match engine.compile(&*source.text) {
         Ok(ast) => ast,
         Err(e) => return RunReport::invalid(execution_id, workflow, ScriptDiagnostic::compile(&e, &source), started),
     };
     run_state.set_arity(script::function_arities(&ast));
+    // A bundle workflow runs a call of its function; its closures live in its module.
+    let (ast, module, arguments) = match &options.workflow {
+        None => (ast, None, Vec::new()),
+        Some(w) => match entry_call(&ast, w, &options.parameters, &source) {
+            Ok((call, arguments)) => match engine.compile(&call) {
+                Ok(call) => (call, Some(Arc::new(ast)), arguments),
+                Err(e) => {
+                    let d = ScriptDiagnostic::plain(
+                        "rhaiflow::bug",
+                        format!("this is a bug in rhaiflow: the call of a bundle workflow does not compile: {e}"),
+                    );
+                    return RunReport::invalid(execution_id, workflow, d, started);
+                }
+            },
+            Err(d) => return RunReport::invalid(execution_id, workflow, d, started),
+        },
+    };
     let (engine, ast) = (Arc::new(engine), Arc::new(ast));
     let parameters = Value::Object(options.parameters.clone());
     let record = ExecutionRecord {
@@ -262,6 +333,13 @@ fn run_execution(
             "retry_interval": options.retry_interval,
             "max_concurrency": options.max_concurrency,
             "max_operations": options.limits.max_operations,
+            "bundle": options.workflow.as_ref().map(|w| serde_json::json!({
+                "plugin": w.bundle.name,
+                "dir": w.bundle.dir.display().to_string(),
+                "workflow": w.name,
+                "module": w.module,
+                "function": w.function,
+            })),
         }),
         status: ExecutionStatus::Running,
         started_at: resume.as_ref().map(|r| r.started_at.clone()).unwrap_or_else(now),
@@ -285,7 +363,7 @@ fn run_execution(
     let label =
         ExecutionLabel { execution_id: Arc::from(execution_id.as_str()), workflow: Arc::from(workflow.as_str()) };
     let bus = Arc::new(EventBus::continuing(label, sinks, resume.as_ref().map(|r| r.last_seq).unwrap_or(0)));
-    let bridge = Arc::new(ScriptBridge { engine: engine.clone(), ast: ast.clone(), cancel: cancel.clone() });
+    let bridge = Arc::new(ScriptBridge { engine: engine.clone(), ast: ast.clone(), module, cancel: cancel.clone() });
     let mut env = ExecEnv::new(
         runtime.handle().clone(),
         bus.clone(),
@@ -296,6 +374,7 @@ fn run_execution(
     );
     env.committed = store.as_ref().and_then(|s| s.committed());
     env.replay = resume.as_ref().map(|r| r.replay.clone());
+    env.mocks = options.mocks.clone();
     if let Some(store) = &store {
         let (store, id) = (store.clone(), execution_id.clone());
         env.on_planned = Some(Box::new(move |n| store.planned(&id, n)));
@@ -308,10 +387,21 @@ fn run_execution(
     let mut scope = Scope::new();
     scope.push_constant("params", from_json(&parameters));
     scope.push_constant("ctx", context(&execution_id, &workflow, &parameters, resumed));
+    for (name, value) in arguments {
+        scope.push_constant(name, value);
+    }
 
     let outcome = script::limits::guarded(&cancel, None, || {
         catch_unwind(AssertUnwindSafe(|| engine.eval_ast_with_scope::<Dynamic>(&mut scope, &ast)))
     });
+    // A bundle workflow's error is about its function: the call rhaiflow wrote adds nothing.
+    let outcome = match (outcome, &options.workflow) {
+        (Ok(Err(err)), Some(w)) => Ok(Err(match *err {
+            EvalAltResult::ErrorInFunctionCall(name, _, inner, _) if name.ends_with(&*w.function) => inner,
+            other => Box::new(other),
+        })),
+        (outcome, _) => outcome,
+    };
     let unnoticed = run_state.wait_standard_tasks();
     // A script that returned while a task it started failed unnoticed has failed.
     let outcome = match (outcome, unnoticed) {
@@ -327,7 +417,8 @@ fn run_execution(
         }
         Ok(Err(err)) => {
             let status = classify(&err);
-            let diagnostic = ScriptDiagnostic::runtime(&err, &source);
+            let mut diagnostic = ScriptDiagnostic::runtime(&err, &source);
+            name_the_limit(&mut diagnostic, &options.limits);
             match status {
                 Status::Cancelled => bus.emit(Payload::WorkflowCancelled),
                 _ => bus.emit(Payload::WorkflowFailed { error: diagnostic.message.clone() }),
@@ -366,6 +457,67 @@ fn run_execution(
         elapsed: started.elapsed(),
         store_path: store_path.filter(|_| store.is_some()),
     }
+}
+
+/// How a bundle workflow is run: a script that imports the function's module and calls it,
+/// each argument a constant of the same name (parameters by name, `ctx` as it is). Called
+/// through an import, the function and its closures see the module's own imports.
+fn entry_call(
+    module: &AST,
+    workflow: &BundleWorkflow,
+    parameters: &serde_json::Map<String, Value>,
+    source: &Source,
+) -> Result<(String, Vec<(String, Dynamic)>), ScriptDiagnostic> {
+    let function = module.iter_functions().find(|f| f.name == workflow.function).ok_or_else(|| {
+        ScriptDiagnostic::plain(
+            "rhaiflow::no_function",
+            format!(
+                "workflow `{}` maps to fn {}, which {} does not define",
+                workflow.name, workflow.function, source.name
+            ),
+        )
+        .with_help("`rhaiflow bundle check` checks every mapping")
+    })?;
+    let mut arguments = Vec::new();
+    for name in &function.params {
+        match (*name, parameters.get(*name)) {
+            ("ctx", _) => {}
+            (_, Some(value)) => arguments.push((name.to_string(), from_json(value))),
+            (_, None) => {
+                return Err(ScriptDiagnostic::plain(
+                    "rhaiflow::undeclared_parameter",
+                    format!(
+                        "fn {} takes `{name}`, which workflow `{}` does not declare in plugin.yaml",
+                        workflow.function, workflow.name
+                    ),
+                )
+                .with_help("declare it under the workflow's `parameters`, or name it `ctx` to receive the context"))
+            }
+        }
+    }
+    let call = format!(
+        "import \"{}/{}\" as workflow_module;\nworkflow_module::{}({})",
+        workflow.bundle.name,
+        workflow.module,
+        workflow.function,
+        function.params.join(", ")
+    );
+    Ok((call, arguments))
+}
+
+/// A script stopped by a limit is told which limit, and how large it is.
+fn name_the_limit(diagnostic: &mut ScriptDiagnostic, limits: &Limits) {
+    diagnostic.message = match diagnostic.code {
+        "rhaiflow::operations_limit" => format!(
+            "the script reached its limit of {} operations (--max-operations) and was stopped: is there an endless loop?",
+            limits.max_operations
+        ),
+        "rhaiflow::call_depth" => format!(
+            "the script called functions {} levels deep, its limit, and was stopped: is there an endless recursion?",
+            limits.max_call_levels
+        ),
+        _ => return,
+    };
 }
 
 /// `ctx` as scripts see it (section 3); the deployment model fills `nodes` later.

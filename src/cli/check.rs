@@ -1,25 +1,24 @@
-//! `rhaiflow check SCRIPT`: compile, build the graphs without running a task, validate them.
+//! `rhaiflow check SCRIPT | BUNDLE`: compile, build the graphs without running a task,
+//! validate them; for a bundle, what `rhaiflow bundle check` does.
 
 use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{report, script_target};
+use super::{report, report_all, resolve_target, Target};
 use crate::runner::{self, RunOptions, Status};
 
 #[derive(Args)]
 pub struct CheckArgs {
-    /// The workflow script (.rhai).
+    /// The workflow script (.rhai), or a bundle (folder, .tar.gz or installed name).
     target: PathBuf,
 }
 
 pub fn check(args: CheckArgs) -> i32 {
-    let script = match script_target(&args.target) {
-        Ok(s) => s,
-        Err(d) => {
-            report(&d);
-            return 2;
-        }
+    let script = match resolve_target(&args.target) {
+        Ok(Target::Script(script)) => script,
+        Ok(Target::Bundle(bundle)) => return super::bundle::check_bundle(&bundle),
+        Err(diagnostics) => return report_all(&diagnostics),
     };
     let mut options = RunOptions::new(script);
     options.dry_run = true;

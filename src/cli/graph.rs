@@ -4,15 +4,15 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{params, report, script_target};
+use super::{params, report, report_all, target_options};
 use crate::graph::{render, Format};
 use crate::runner::{self, RunOptions, Status};
 
 #[derive(Args)]
 pub struct GraphArgs {
-    /// The workflow script (.rhai).
+    /// The workflow script (.rhai), or a bundle (folder, .tar.gz or installed name).
     target: PathBuf,
-    /// The workflow of a bundle (bundles are not built yet).
+    /// The bundle's workflow.
     workflow: Option<String>,
     /// A workflow parameter; VALUE is JSON when it parses as JSON, else a string.
     #[arg(short = 'p', long = "param", value_name = "KEY=VALUE")]
@@ -22,18 +22,15 @@ pub struct GraphArgs {
 }
 
 pub fn graph(args: GraphArgs) -> i32 {
-    let prepared = script_target(&args.target).and_then(|script| {
-        let mut options = RunOptions::new(script);
-        options.parameters = params::collect(&args.params, None)?;
+    let prepared = params::collect(&args.params, None).map_err(|d| vec![d]).and_then(|given| {
+        let mut options = RunOptions::new(&args.target);
+        options.parameters = given;
         options.dry_run = true;
-        Ok(options)
+        target_options(&args.target, args.workflow.as_deref(), options)
     });
     let options = match prepared {
         Ok(o) => o,
-        Err(d) => {
-            report(&d);
-            return 2;
-        }
+        Err(diagnostics) => return report_all(&diagnostics),
     };
     let outcome = runner::run(&options, Vec::new());
     if outcome.status != Status::Succeeded && outcome.dry_result_used_at.is_none() {

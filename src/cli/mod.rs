@@ -1,6 +1,7 @@
 //! The command line: one file per subcommand. Each parses its arguments into validated
 //! options, calls the library, renders errors as diagnostics and returns the exit code.
 
+mod bundle;
 mod check;
 mod console;
 mod executions;
@@ -33,6 +34,8 @@ enum Command {
     Graph(graph::GraphArgs),
     /// Inspect, follow, cancel and resume recorded executions.
     Executions(executions::ExecutionsArgs),
+    /// Make, check, test, pack, install and remove bundles of workflows.
+    Bundle(bundle::BundleArgs),
 }
 
 /// Parses the command line and runs the subcommand; returns the process exit code.
@@ -50,6 +53,7 @@ pub fn main() -> i32 {
         Command::Check(args) => check::check(args),
         Command::Graph(args) => graph::graph(args),
         Command::Executions(args) => executions::executions(args),
+        Command::Bundle(args) => bundle::bundle(args),
     }
 }
 
@@ -59,17 +63,80 @@ pub fn report(diagnostic: &ScriptDiagnostic) {
     eprint!("{}", render(diagnostic, colour));
 }
 
-/// A workflow target must be a script file for now; says what is wrong otherwise.
-fn script_target(target: &Path) -> Result<PathBuf, ScriptDiagnostic> {
+/// What `run`, `check` and `graph` were pointed at.
+enum Target {
+    Script(PathBuf),
+    Bundle(crate::bundle::Bundle),
+}
+
+/// A `.rhai` file, a bundle folder or archive, or the name of an installed bundle.
+fn resolve_target(target: &Path) -> Result<Target, Vec<ScriptDiagnostic>> {
+    use crate::bundle::{archive, registry, Bundle};
     if target.is_dir() {
-        return Err(ScriptDiagnostic::plain(
-            "rhaiflow::bundles_not_built",
-            format!("{} is a folder: running bundles is not built yet; give a .rhai script", target.display()),
-        ));
+        return Bundle::load(target).map(Target::Bundle).map_err(|d| vec![d]);
     }
-    if !target.exists() {
-        return Err(ScriptDiagnostic::plain("rhaiflow::no_script", format!("no such script: {}", target.display()))
-            .with_help("give the path of a .rhai file; installed bundles and built-in workflows come later"));
+    if target.is_file() {
+        if archive::is_archive(target) {
+            return registry::unpacked(target).map(Target::Bundle);
+        }
+        return Ok(Target::Script(target.to_path_buf()));
     }
-    Ok(target.to_path_buf())
+    let name = target.to_string_lossy();
+    if crate::bundle::manifest::is_identifier(&name) {
+        if let Some(installed) = registry::find(&name) {
+            return Bundle::load(&installed.dir).map(Target::Bundle).map_err(|d| vec![d]);
+        }
+        let installed: Vec<String> = registry::list().into_iter().map(|i| i.name).collect();
+        let known = if installed.is_empty() { "none".to_string() } else { installed.join(", ") };
+        return Err(vec![ScriptDiagnostic::plain(
+            "rhaiflow::no_target",
+            format!("`{name}` is neither a file nor an installed bundle (installed: {known})"),
+        )
+        .with_help(
+            "give a .rhai script, a bundle folder or .tar.gz, or install a bundle with `rhaiflow bundle install`",
+        )]);
+    }
+    Err(vec![ScriptDiagnostic::plain("rhaiflow::no_script", format!("no such script: {}", target.display()))
+        .with_help("give the path of a .rhai file, a bundle folder or .tar.gz, or an installed bundle's name")])
+}
+
+/// `options` pointed at `target` (its `workflow`, for a bundle, whose parameters are then
+/// checked and completed).
+fn target_options(
+    target: &Path,
+    workflow: Option<&str>,
+    mut options: crate::runner::RunOptions,
+) -> Result<crate::runner::RunOptions, Vec<ScriptDiagnostic>> {
+    match resolve_target(target)? {
+        Target::Script(script) => {
+            if let Some(workflow) = workflow {
+                return Err(vec![ScriptDiagnostic::plain(
+                    "rhaiflow::not_a_bundle",
+                    format!("{} is a script, which has no workflow `{workflow}`: only bundles do", script.display()),
+                )]);
+            }
+            options.script = script;
+        }
+        Target::Bundle(bundle) => {
+            let Some(workflow) = workflow else {
+                return Err(vec![ScriptDiagnostic::plain(
+                    "rhaiflow::no_workflow",
+                    format!(
+                        "{} is bundle `{}`: name one of its workflows ({}) after it",
+                        target.display(),
+                        bundle.manifest.name,
+                        bundle.manifest.workflow_names()
+                    ),
+                )]);
+            };
+            bundle.prepare(workflow, &mut options).map_err(|d| vec![d])?;
+        }
+    }
+    Ok(options)
+}
+
+/// Reports every diagnostic; returns exit code 2 (invalid input).
+fn report_all(diagnostics: &[ScriptDiagnostic]) -> i32 {
+    diagnostics.iter().for_each(report);
+    2
 }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::console::Console;
-use super::{params, report, script_target};
+use super::{params, report_all, target_options};
 use crate::events::{EventSink, JsonLinesSink};
 use crate::runner::StoreChoice;
 use crate::runner::{self, RunOptions, RunReport};
@@ -16,9 +16,9 @@ use crate::store;
 
 #[derive(Args)]
 pub struct RunArgs {
-    /// The workflow script (.rhai).
+    /// The workflow script (.rhai), a bundle (folder or .tar.gz), or an installed bundle's name.
     target: PathBuf,
-    /// The workflow of a bundle to run (bundles are not built yet).
+    /// The bundle's workflow to run.
     workflow: Option<String>,
     /// A workflow parameter; VALUE is JSON when it parses as JSON, else a string.
     #[arg(short = 'p', long = "param", value_name = "KEY=VALUE")]
@@ -64,10 +64,7 @@ pub fn run(args: RunArgs) -> i32 {
             let report = runner::run(&options, output.sinks());
             output.finish(&report)
         }
-        Err(d) => {
-            report(&d);
-            2
-        }
+        Err(diagnostics) => report_all(&diagnostics),
     }
 }
 
@@ -120,17 +117,17 @@ impl Output {
     }
 }
 
-fn prepare(args: &RunArgs) -> Result<(RunOptions, Output), ScriptDiagnostic> {
+fn prepare(args: &RunArgs) -> Result<(RunOptions, Output), Vec<ScriptDiagnostic>> {
+    let (options, output) = prepare_options(args).map_err(|d| vec![d])?;
+    Ok((target_options(&args.target, args.workflow.as_deref(), options)?, output))
+}
+
+/// Everything but the target: checked before the target is read.
+fn prepare_options(args: &RunArgs) -> Result<(RunOptions, Output), ScriptDiagnostic> {
     if args.blueprint.is_some() {
         return Err(ScriptDiagnostic::plain(
             "rhaiflow::not_built",
             "--blueprint: the deployment model is not built yet",
-        ));
-    }
-    if args.workflow.is_some() {
-        return Err(ScriptDiagnostic::plain(
-            "rhaiflow::not_built",
-            "a WORKFLOW name is for bundles, which are not built yet",
         ));
     }
     if args.task_retries < -1 {
@@ -145,8 +142,7 @@ fn prepare(args: &RunArgs) -> Result<(RunOptions, Output), ScriptDiagnostic> {
     if args.retry_interval < 0.0 || !args.retry_interval.is_finite() {
         return Err(ScriptDiagnostic::plain("rhaiflow::bad_option", "--retry-interval must be zero or more seconds"));
     }
-    let script = script_target(&args.target)?;
-    let mut options = RunOptions::new(script);
+    let mut options = RunOptions::new(&args.target);
     options.parameters = params::collect(&args.params, args.params_file.as_deref())?;
     options.task_retries = args.task_retries;
     options.retry_interval = args.retry_interval;

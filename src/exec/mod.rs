@@ -38,6 +38,27 @@ pub trait ScriptCalls: Send + Sync {
     fn task_handle(&self, task: &Arc<TaskCell>) -> Dynamic;
 }
 
+/// Canned outcomes for tasks, by task name, that `bundle test` scripts set up: a mocked task
+/// does not run its action (no command, no closure, no operation), it just ends this way.
+#[derive(Clone, Debug, Default)]
+pub struct Mocks(pub std::collections::HashMap<String, Mock>);
+
+#[derive(Clone, Debug)]
+pub enum Mock {
+    Succeed(serde_json::Value),
+    /// Fails recoverably with this message (so retries and handlers are exercised too).
+    Fail(String),
+}
+
+impl Mock {
+    fn outcome(&self) -> Result<Dynamic, TaskError> {
+        match self {
+            Mock::Succeed(value) => Ok(crate::value::from_json(value)),
+            Mock::Fail(message) => Err(TaskError::new(ErrorKind::Recoverable, message.clone())),
+        }
+    }
+}
+
 /// One script thread per core: Rhai calls are CPU work.
 fn script_threads() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
@@ -61,6 +82,8 @@ pub struct ExecEnv {
     pub replay: Option<Arc<Replay>>,
     /// Told how many tasks are about to run (a graph's size, or 1 in standard mode).
     pub on_planned: Option<Box<dyn Fn(u64) + Send + Sync>>,
+    /// Tasks that do not run but end as told (bundle tests).
+    pub mocks: Arc<Mocks>,
     next_task_id: AtomicU64,
 }
 
@@ -84,6 +107,7 @@ impl ExecEnv {
             committed: None,
             replay: None,
             on_planned: None,
+            mocks: Arc::default(),
             next_task_id: AtomicU64::new(1),
         }
     }

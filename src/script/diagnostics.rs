@@ -117,8 +117,11 @@ impl ScriptDiagnostic {
         d
     }
 
-    /// An error raised while the script ran.
+    /// An error raised while the script ran. An error inside an imported module's function
+    /// is shown in that module's file.
     pub fn runtime(err: &EvalAltResult, source: &Source) -> Self {
+        let (err, module_source) = inside_module(err, source);
+        let source = module_source.as_ref().unwrap_or(source);
         let inner = innermost(err);
         let (code, message, help) = describe(inner);
         let mut d = ScriptDiagnostic::plain(code, message);
@@ -177,6 +180,35 @@ impl ScriptDiagnostic {
             }
             self.label(source, failed.defined_at, Some(format!("task `{}` is defined here", failed.name)), false);
         }
+    }
+}
+
+/// The part of `err` that happened in another file than `main` (a function of an imported
+/// module, or a module that does not compile), with that file; `err` itself otherwise.
+fn inside_module<'a>(err: &'a EvalAltResult, main: &Source) -> (&'a EvalAltResult, Option<Source>) {
+    let mut switch: Option<(&EvalAltResult, &str)> = None;
+    let mut frame = err;
+    loop {
+        match frame {
+            EvalAltResult::ErrorInFunctionCall(_, file, next, _) => {
+                if !file.is_empty() && file != &main.name {
+                    switch = Some((next, file));
+                }
+                frame = next;
+            }
+            EvalAltResult::ErrorInModule(file, next, _) => {
+                if file != &main.name && std::path::Path::new(file).is_file() {
+                    switch = Some((next, file));
+                }
+                frame = next;
+            }
+            _ => break,
+        }
+    }
+    let Some((inner, file)) = switch else { return (err, None) };
+    match std::fs::read_to_string(file) {
+        Ok(text) => (inner, Some(Source { name: file.to_string(), text: Arc::from(text.as_str()) })),
+        Err(_) => (err, None),
     }
 }
 

@@ -4,6 +4,7 @@
 pub mod api;
 pub mod diagnostics;
 pub mod limits;
+pub mod modules;
 pub mod state;
 
 use std::collections::HashMap;
@@ -14,6 +15,7 @@ use rhai::{Dynamic, Engine, FnPtr, OptimizationLevel, AST};
 
 pub use diagnostics::{ScriptDiagnostic, Source};
 pub use limits::Limits;
+pub use modules::{ModuleRoot, Modules};
 pub use state::{RunRef, RunSettings, RunState};
 
 use crate::events::{LogLevel, Payload};
@@ -21,37 +23,20 @@ use crate::exec::{CancelState, ErrorKind, ScriptCalls, TaskError};
 use crate::graph::TaskCell;
 
 /// Builds the engine for one run: limits always on, the host API, `print`/`debug` as log
-/// events.
-pub fn build_engine(run: &RunRef, limits: &Limits) -> Engine {
+/// events, imports from the stdlib and the bundles in `roots`.
+pub fn build_engine(run: &RunRef, limits: &Limits, roots: Vec<ModuleRoot>) -> Engine {
     let mut engine = Engine::new();
     // Assigning to a field of a constant map panics inside Rhai when optimising (rhai 1.27).
     engine.set_optimization_level(OptimizationLevel::None);
     limits::install(&mut engine, limits);
     api::register(&mut engine, run);
-    engine.set_module_resolver(stdlib(&engine));
+    let modules = Modules::new(&engine, roots);
+    engine.set_module_resolver(modules);
     let r = run.clone();
     engine.on_print(move |text| log(&r, LogLevel::Info, text.to_string()));
     let r = run.clone();
     engine.on_debug(move |text, _, _| log(&r, LogLevel::Debug, unquote(text)));
     engine
-}
-
-/// The modules scripts import as `"std/..."`, compiled with the host API in place. Only these
-/// names resolve: scripts read no module files from disk.
-fn stdlib(engine: &Engine) -> rhai::module_resolvers::StaticModuleResolver {
-    let mut resolver = rhai::module_resolvers::StaticModuleResolver::new();
-    for (name, source) in [("std/flow", include_str!("../../stdlib/flow.rhai"))] {
-        let module = engine
-            .compile(source)
-            .map_err(|e| e.to_string())
-            .and_then(|ast| rhai::Module::eval_ast_as_new(rhai::Scope::new(), &ast, engine).map_err(|e| e.to_string()));
-        match module {
-            Ok(module) => resolver.insert(name, module),
-            // Covered by a unit test; if it ever happens, importing it says "not found".
-            Err(e) => eprintln!("rhaiflow: this is a bug: the stdlib module {name} does not compile: {e}"),
-        }
-    }
-    resolver
 }
 
 fn log(run: &RunRef, level: LogLevel, message: String) {
@@ -79,13 +64,30 @@ pub fn function_arities(ast: &AST) -> HashMap<String, usize> {
 pub struct ScriptBridge {
     pub engine: Arc<Engine>,
     pub ast: Arc<AST>,
+    /// A bundle workflow's module, where its closures are defined. They are called by name
+    /// after the module's top level ran, so that they see the module's imports.
+    pub module: Option<Arc<AST>>,
     pub cancel: Arc<CancelState>,
+}
+
+impl ScriptBridge {
+    fn call_closure(&self, closure: &FnPtr, args: Vec<Dynamic>) -> Result<Dynamic, Box<rhai::EvalAltResult>> {
+        match &self.module {
+            None => closure.call::<Dynamic>(&self.engine, &self.ast, args),
+            Some(module) => {
+                // Captured variables are curried in front of the arguments, as FnPtr::call does.
+                let all: Vec<Dynamic> = closure.curry().iter().cloned().chain(args).collect();
+                let options = rhai::CallFnOptions::new().eval_ast(true);
+                self.engine.call_fn_with_options(options, &mut rhai::Scope::new(), module, closure.fn_name(), all)
+            }
+        }
+    }
 }
 
 impl ScriptCalls for ScriptBridge {
     fn call(&self, closure: &FnPtr, args: Vec<Dynamic>, timeout: Option<f64>) -> Result<Dynamic, TaskError> {
         limits::guarded(&self.cancel, timeout, || {
-            match catch_unwind(AssertUnwindSafe(|| closure.call::<Dynamic>(&self.engine, &self.ast, args))) {
+            match catch_unwind(AssertUnwindSafe(|| self.call_closure(closure, args))) {
                 Ok(Ok(value)) => Ok(value),
                 Ok(Err(err)) => Err(TaskError::from_rhai(&err)),
                 Err(_) => Err(TaskError::new(
@@ -108,10 +110,8 @@ mod tests {
     #[test]
     fn every_stdlib_module_compiles_and_resolves() {
         let run = std::sync::Weak::new();
-        let engine = build_engine(&run, &Limits::default());
-        let ast = engine.compile(r#"import "std/flow" as flow; flow::pipeline"#);
-        assert!(ast.is_ok());
-        let resolver = stdlib(&engine);
-        assert!(resolver.contains_path("std/flow"));
+        let engine = build_engine(&run, &Limits::default(), Vec::new());
+        let imported = engine.run(r#"import "std/flow" as flow;"#);
+        assert!(imported.is_ok(), "{imported:?}");
     }
 }
