@@ -20,7 +20,7 @@ use serde_json::Value;
 
 use super::Bundle;
 use crate::events::{Event, EventSink, ExecutionLabel};
-use crate::exec::{Mock, Mocks};
+use crate::exec::{display_value, Mock, Mocks};
 use crate::runner::{self, HostExtension, RunOptions, RunReport, StoreChoice};
 use crate::value::{from_json, to_json};
 
@@ -73,17 +73,22 @@ fn harness(bundle: Arc<Bundle>) -> HostExtension {
         engine.register_fn("assert", |ctx: NativeCallContext, ok: bool| {
             check(ok, "assertion failed".into(), ctx.call_position())
         });
-        engine.register_fn("assert", |ctx: NativeCallContext, ok: bool, message: &str| {
-            check(ok, format!("assertion failed: {message}"), ctx.call_position())
+        // The message may be any value (`run.error` is `()` when the run succeeded).
+        engine.register_fn("assert", |ctx: NativeCallContext, ok: bool, message: Dynamic| {
+            check(ok, format!("assertion failed: {}", display_value(&message)), ctx.call_position())
         });
         engine.register_fn("assert_eq", |ctx: NativeCallContext, actual: Dynamic, expected: Dynamic| {
             let (a, e) = (to_json(&actual), to_json(&expected));
             check(a == e, format!("assertion failed: expected {e}, got {a}"), ctx.call_position())
         });
-        engine.register_fn("assert_eq", |ctx: NativeCallContext, actual: Dynamic, expected: Dynamic, message: &str| {
-            let (a, e) = (to_json(&actual), to_json(&expected));
-            check(a == e, format!("assertion failed: {message}: expected {e}, got {a}"), ctx.call_position())
-        });
+        engine.register_fn(
+            "assert_eq",
+            |ctx: NativeCallContext, actual: Dynamic, expected: Dynamic, message: Dynamic| {
+                let (a, e) = (to_json(&actual), to_json(&expected));
+                let message = display_value(&message);
+                check(a == e, format!("assertion failed: {message}: expected {e}, got {a}"), ctx.call_position())
+            },
+        );
     }))
 }
 
