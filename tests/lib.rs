@@ -4,6 +4,7 @@
 
 mod support;
 
+mod bundles;
 mod cancel;
 mod check_and_graph;
 mod console_and_events;
