@@ -24,6 +24,8 @@ pub struct TaskInfo {
     pub kind: TaskKind,
     pub current_retries: u32,
     pub total_retries: i64,
+    /// The node instance an operation task runs on (deployment model).
+    pub node_instance: Option<Arc<str>>,
 }
 
 #[derive(Clone, Debug)]
@@ -48,8 +50,10 @@ pub enum Payload {
     TaskReverting(TaskInfo),
     TaskReverted(TaskInfo),
     TaskRevertFailed(TaskInfo, String),
+    /// `send_event(msg)`: a `workflow_event`; `instance.send_event(msg)`: a `node_event`.
     WorkflowEvent {
         message: String,
+        node_instance: Option<Arc<str>>,
     },
     Log {
         level: LogLevel,
@@ -100,7 +104,8 @@ impl Payload {
             Payload::TaskReverting(..) => "task_reverting",
             Payload::TaskReverted(..) => "task_reverted",
             Payload::TaskRevertFailed(..) => "task_revert_failed",
-            Payload::WorkflowEvent { .. } => "workflow_event",
+            Payload::WorkflowEvent { node_instance: None, .. } => "workflow_event",
+            Payload::WorkflowEvent { node_instance: Some(_), .. } => "node_event",
             Payload::Log { .. } => "log",
         }
     }
@@ -150,6 +155,9 @@ impl Event {
             m.insert("kind".into(), t.kind.as_str().into());
             m.insert("current_retries".into(), t.current_retries.into());
             m.insert("total_retries".into(), t.total_retries.into());
+            if let Some(instance) = &t.node_instance {
+                m.insert("node_instance".into(), (**instance).into());
+            }
         }
         match &self.payload {
             Payload::WorkflowStarted { resumed, parameters } => {
@@ -172,8 +180,11 @@ impl Event {
                     m.insert("ignored".into(), true.into());
                 }
             }
-            Payload::WorkflowEvent { message } => {
+            Payload::WorkflowEvent { message, node_instance } => {
                 m.insert("message".into(), message.as_str().into());
+                if let Some(instance) = node_instance {
+                    m.insert("node_instance".into(), (**instance).into());
+                }
             }
             Payload::Log { level, message } => {
                 m.insert("level".into(), level.as_str().into());
@@ -213,6 +224,10 @@ impl Event {
             push_integer(out, t.current_retries as i64);
             out.extend_from_slice(b",\"total_retries\":");
             push_integer(out, t.total_retries);
+            if let Some(instance) = &t.node_instance {
+                out.extend_from_slice(b",\"node_instance\":");
+                string(out, instance);
+            }
         }
         let field = |out: &mut Vec<u8>, name: &str| {
             out.extend_from_slice(b",\"");
@@ -246,9 +261,13 @@ impl Event {
                     out.extend_from_slice(b",\"ignored\":true");
                 }
             }
-            Payload::WorkflowEvent { message } => {
+            Payload::WorkflowEvent { message, node_instance } => {
                 field(out, "message");
                 string(out, message);
+                if let Some(instance) = node_instance {
+                    field(out, "node_instance");
+                    string(out, instance);
+                }
             }
             Payload::Log { level, message } => {
                 field(out, "level");
@@ -372,6 +391,7 @@ mod tests {
             kind: TaskKind::Shell,
             current_retries: 1,
             total_retries: -1,
+            node_instance: Some("db_1".into()),
         }
     }
 
@@ -399,7 +419,8 @@ mod tests {
             Payload::TaskFailed(task(), "boom".into(), false),
             Payload::TaskReverting(task()),
             Payload::TaskRevertFailed(task(), "cleanup failed".into()),
-            Payload::WorkflowEvent { message: "deployed".into() },
+            Payload::WorkflowEvent { message: "deployed".into(), node_instance: None },
+            Payload::WorkflowEvent { message: "db is up".into(), node_instance: Some("db_1".into()) },
             Payload::Log { level: LogLevel::Warn, message: "careful".into() },
         ];
         for (i, payload) in payloads.into_iter().enumerate() {

@@ -6,6 +6,7 @@
 
 pub mod bundle;
 pub mod cli;
+pub mod deploy;
 pub mod events;
 pub mod exec;
 pub mod graph;

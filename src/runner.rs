@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use rhai::{Dynamic, EvalAltResult, Map, Position, Scope, AST};
 use serde_json::Value;
 
+use crate::deploy::Deployment;
 use crate::events::{EventBus, EventSink, ExecutionLabel, Payload};
 use crate::exec::{
     innermost, CancelState, ErrorKind, ExecEnv, Mocks, Replay, ReplayedTask, TaskError, TERMINATED_BY_CANCEL,
@@ -40,6 +41,8 @@ pub struct RunOptions {
     pub store: StoreChoice,
     /// Tasks that end as told instead of running (bundle tests).
     pub mocks: Arc<Mocks>,
+    /// The deployment `ctx.nodes` describes.
+    pub deployment: Option<Arc<Deployment>>,
     /// More host functions for this run's scripts (bundle tests add assertions).
     pub extension: Option<HostExtension>,
 }
@@ -97,6 +100,7 @@ impl RunOptions {
             handle_signals: false,
             store: StoreChoice::Ephemeral,
             mocks: Arc::default(),
+            deployment: None,
             extension: None,
         }
     }
@@ -293,6 +297,7 @@ fn run_execution(
         task_retries: options.task_retries,
         retry_interval: options.retry_interval,
         dry_run: options.dry_run,
+        deployment: options.deployment.clone(),
     });
     let run_ref = Arc::downgrade(&run_state);
     let mut engine = script::build_engine(&run_ref, &options.limits, options.modules.clone());
@@ -333,6 +338,8 @@ fn run_execution(
             "retry_interval": options.retry_interval,
             "max_concurrency": options.max_concurrency,
             "max_operations": options.limits.max_operations,
+            "blueprint": options.deployment.as_ref().map(|d| d.blueprint.source.name.clone()),
+            "deployment": options.deployment.as_ref().map(|d| d.name.clone()),
             "bundle": options.workflow.as_ref().map(|w| serde_json::json!({
                 "plugin": w.bundle.name,
                 "dir": w.bundle.dir.display().to_string(),
@@ -363,7 +370,13 @@ fn run_execution(
     let label =
         ExecutionLabel { execution_id: Arc::from(execution_id.as_str()), workflow: Arc::from(workflow.as_str()) };
     let bus = Arc::new(EventBus::continuing(label, sinks, resume.as_ref().map(|r| r.last_seq).unwrap_or(0)));
-    let bridge = Arc::new(ScriptBridge { engine: engine.clone(), ast: ast.clone(), module, cancel: cancel.clone() });
+    let bridge = Arc::new(ScriptBridge {
+        engine: engine.clone(),
+        ast: ast.clone(),
+        module,
+        cancel: cancel.clone(),
+        operations: Default::default(),
+    });
     let mut env = ExecEnv::new(
         runtime.handle().clone(),
         bus.clone(),
@@ -386,7 +399,7 @@ fn run_execution(
     bus.emit(Payload::WorkflowStarted { resumed, parameters: parameters.clone() });
     let mut scope = Scope::new();
     scope.push_constant("params", from_json(&parameters));
-    scope.push_constant("ctx", context(&execution_id, &workflow, &parameters, resumed));
+    scope.push_constant("ctx", context(&execution_id, &workflow, &parameters, resumed, options.deployment.as_ref()));
     for (name, value) in arguments {
         scope.push_constant(name, value);
     }
@@ -521,14 +534,24 @@ fn name_the_limit(diagnostic: &mut ScriptDiagnostic, limits: &Limits) {
 }
 
 /// `ctx` as scripts see it (section 3); the deployment model fills `nodes` later.
-fn context(execution_id: &str, workflow: &str, parameters: &Value, resumed: bool) -> Dynamic {
+fn context(
+    execution_id: &str,
+    workflow: &str,
+    parameters: &Value,
+    resumed: bool,
+    deployment: Option<&Arc<Deployment>>,
+) -> Dynamic {
     let mut ctx = Map::new();
     ctx.insert("execution_id".into(), execution_id.into());
     ctx.insert("workflow_id".into(), workflow.into());
     ctx.insert("parameters".into(), from_json(parameters));
     ctx.insert("resume".into(), resumed.into());
-    ctx.insert("nodes".into(), Dynamic::from_array(Vec::new()));
-    ctx.insert("node_instances".into(), Dynamic::from_array(Vec::new()));
+    let (nodes, instances) = deployment.map(crate::script::api::deployment_nodes).unwrap_or_default();
+    ctx.insert("nodes".into(), Dynamic::from_array(nodes));
+    ctx.insert("node_instances".into(), Dynamic::from_array(instances));
+    if let Some(d) = deployment {
+        ctx.insert("deployment".into(), crate::script::api::deployment_handle(d));
+    }
     Dynamic::from_map(ctx)
 }
 

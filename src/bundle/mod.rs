@@ -8,6 +8,7 @@
 //! `testing` runs a bundle's own tests.
 
 pub mod archive;
+pub mod builtin;
 pub mod check;
 pub mod manifest;
 pub mod parameters;

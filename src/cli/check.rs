@@ -18,6 +18,10 @@ pub fn check(args: CheckArgs) -> i32 {
     let script = match resolve_target(&args.target) {
         Ok(Target::Script(script)) => script,
         Ok(Target::Bundle(bundle)) => return super::bundle::check_bundle(&bundle),
+        Ok(Target::Builtin(name)) => {
+            eprintln!("✔ `{name}` is a built-in workflow: give `rhaiflow run {name} --blueprint FILE` to run it");
+            return 0;
+        }
         Err(diagnostics) => return report_all(&diagnostics),
     };
     let mut options = RunOptions::new(script);

@@ -134,7 +134,12 @@ impl EventSink for Console {
                     Console::line(state, format!("[{}] {message}", level.as_str()));
                 }
             }
-            Payload::WorkflowEvent { message } => Console::line(state, format!("[event] {message}")),
+            Payload::WorkflowEvent { message, node_instance: None } => {
+                Console::line(state, format!("[event] {message}"))
+            }
+            Payload::WorkflowEvent { message, node_instance: Some(instance) } => {
+                Console::line(state, format!("[event {instance}] {message}"))
+            }
             Payload::TaskStarted(t) => {
                 state.running.insert(t.task_id, (t.name.clone(), Instant::now()));
                 if state.bar.is_none() && !state.quiet && shows_progress(t.kind) {

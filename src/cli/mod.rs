@@ -67,6 +67,8 @@ pub fn report(diagnostic: &ScriptDiagnostic) {
 enum Target {
     Script(PathBuf),
     Bundle(crate::bundle::Bundle),
+    /// A built-in workflow of the deployment model (`install`, ...).
+    Builtin(String),
 }
 
 /// A `.rhai` file, a bundle folder or archive, or the name of an installed bundle.
@@ -86,11 +88,17 @@ fn resolve_target(target: &Path) -> Result<Target, Vec<ScriptDiagnostic>> {
         if let Some(installed) = registry::find(&name) {
             return Bundle::load(&installed.dir).map(Target::Bundle).map_err(|d| vec![d]);
         }
+        if crate::bundle::builtin::WORKFLOWS.contains(&&*name) {
+            return Ok(Target::Builtin(name.into_owned()));
+        }
         let installed: Vec<String> = registry::list().into_iter().map(|i| i.name).collect();
         let known = if installed.is_empty() { "none".to_string() } else { installed.join(", ") };
         return Err(vec![ScriptDiagnostic::plain(
             "rhaiflow::no_target",
-            format!("`{name}` is neither a file nor an installed bundle (installed: {known})"),
+            format!(
+                "`{name}` is neither a file, an installed bundle (installed: {known}) nor a built-in workflow ({})",
+                crate::bundle::builtin::WORKFLOWS.join(", ")
+            ),
         )
         .with_help(
             "give a .rhai script, a bundle folder or .tar.gz, or install a bundle with `rhaiflow bundle install`",
@@ -131,8 +139,30 @@ fn target_options(
             };
             bundle.prepare(workflow, &mut options).map_err(|d| vec![d])?;
         }
+        Target::Builtin(name) => {
+            if let Some(extra) = workflow {
+                return Err(vec![ScriptDiagnostic::plain(
+                    "rhaiflow::bad_option",
+                    format!("`{name}` is a built-in workflow: `{extra}` after it means nothing"),
+                )]);
+            }
+            let bundle = crate::bundle::builtin::bundle().map_err(|d| vec![d])?;
+            bundle.prepare(&name, &mut options).map_err(|d| vec![d])?;
+        }
     }
     Ok(options)
+}
+
+/// Gives the run the deployment of the blueprint at `path` (a throw-away one, named after
+/// the file), with the bundles its operations call.
+fn attach_blueprint(options: &mut crate::runner::RunOptions, path: &Path) -> Result<(), Vec<ScriptDiagnostic>> {
+    use crate::deploy::{plugins, Blueprint, Deployment};
+    let blueprint = Blueprint::load(path).map_err(|d| vec![d])?;
+    let roots = plugins::resolve(&blueprint, &options.modules).map_err(|d| vec![d])?;
+    options.modules.extend(roots);
+    let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "blueprint".into());
+    options.deployment = Some(std::sync::Arc::new(Deployment::new(&name, blueprint)));
+    Ok(())
 }
 
 /// Reports every diagnostic; returns exit code 2 (invalid input).

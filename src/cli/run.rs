@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::console::Console;
-use super::{params, report_all, target_options};
+use super::{attach_blueprint, params, report_all, target_options};
 use crate::events::{EventSink, JsonLinesSink};
 use crate::runner::StoreChoice;
 use crate::runner::{self, RunOptions, RunReport};
@@ -38,7 +38,7 @@ pub struct RunArgs {
     /// At most N tasks running at once.
     #[arg(long, value_name = "N")]
     max_concurrency: Option<usize>,
-    /// Deployment model for ctx.nodes (not built yet).
+    /// Deployment model for ctx.nodes: a blueprint (a throw-away deployment of it).
     #[arg(long, value_name = "FILE")]
     blueprint: Option<PathBuf>,
     /// Execution store: a folder or a .db file (default: $RHAIFLOW_STORE, else ./.rhaiflow/).
@@ -119,17 +119,15 @@ impl Output {
 
 fn prepare(args: &RunArgs) -> Result<(RunOptions, Output), Vec<ScriptDiagnostic>> {
     let (options, output) = prepare_options(args).map_err(|d| vec![d])?;
-    Ok((target_options(&args.target, args.workflow.as_deref(), options)?, output))
+    let mut options = target_options(&args.target, args.workflow.as_deref(), options)?;
+    if let Some(blueprint) = &args.blueprint {
+        attach_blueprint(&mut options, blueprint)?;
+    }
+    Ok((options, output))
 }
 
 /// Everything but the target: checked before the target is read.
 fn prepare_options(args: &RunArgs) -> Result<(RunOptions, Output), ScriptDiagnostic> {
-    if args.blueprint.is_some() {
-        return Err(ScriptDiagnostic::plain(
-            "rhaiflow::not_built",
-            "--blueprint: the deployment model is not built yet",
-        ));
-    }
     if args.task_retries < -1 {
         return Err(ScriptDiagnostic::plain(
             "rhaiflow::bad_option",

@@ -38,6 +38,7 @@ pub fn task_info(cell: &TaskCell, task_id: u64, retries: u32, total_retries: i64
         kind: cell.kind(),
         current_retries: retries,
         total_retries,
+        node_instance: cell.action.node_instance(),
     }
 }
 
@@ -127,8 +128,8 @@ async fn perform(cell: &Arc<TaskCell>, settings: &TaskSettings, env: &Arc<ExecEn
     }
     match &cell.action {
         TaskAction::Noop | TaskAction::Subgraph => Ok(Dynamic::UNIT),
-        TaskAction::Event { message } => {
-            env.bus.emit(Payload::WorkflowEvent { message: message.clone() });
+        TaskAction::Event { message, node_instance } => {
+            env.bus.emit(Payload::WorkflowEvent { message: message.clone(), node_instance: node_instance.clone() });
             Ok(Dynamic::UNIT)
         }
         TaskAction::Sleep { seconds } => {
@@ -148,6 +149,11 @@ async fn perform(cell: &Arc<TaskCell>, settings: &TaskSettings, env: &Arc<ExecEn
             let args = if *arity >= 1 { vec![Dynamic::from_map(inputs_of(cell))] } else { Vec::new() };
             call_blocking(env, closure.clone(), args, settings.timeout).await
         }
+        TaskAction::SetState { deployment, instance, state } => {
+            deployment.set_state(instance, state);
+            Ok(Dynamic::UNIT)
+        }
+        TaskAction::Operation(call) => super::operation::run(call, cell, settings, env).await,
     }
 }
 

@@ -7,6 +7,7 @@
 mod attempt;
 mod cancel;
 mod error;
+mod operation;
 mod process;
 mod replay;
 mod scheduler;
@@ -36,6 +37,13 @@ pub trait ScriptCalls: Send + Sync {
     fn call(&self, closure: &FnPtr, args: Vec<Dynamic>, timeout: Option<f64>) -> Result<Dynamic, TaskError>;
     /// The script-visible handle of a task, passed to handlers.
     fn task_handle(&self, task: &Arc<TaskCell>) -> Dynamic;
+    /// Calls a bundle's operation function `fn op(ctx, inputs)`; blocks the calling thread.
+    fn call_operation(
+        &self,
+        call: &Arc<crate::deploy::OperationCall>,
+        retry_number: u32,
+        timeout: Option<f64>,
+    ) -> Result<Dynamic, TaskError>;
 }
 
 /// Canned outcomes for tasks, by task name, that `bundle test` scripts set up: a mocked task

@@ -169,8 +169,9 @@ impl Scheduler {
         let attempt_id = self.env.next_task_id();
         if let Some(total_retries) = self.start_inline(&cell, attempt_id) {
             match &cell.action {
-                TaskAction::Event { message } => {
-                    self.env.bus.emit(Payload::WorkflowEvent { message: message.clone() });
+                TaskAction::Event { message, node_instance } => {
+                    let node_instance = node_instance.clone();
+                    self.env.bus.emit(Payload::WorkflowEvent { message: message.clone(), node_instance });
                 }
                 _ => {
                     let info = task_info(&cell, attempt_id, 0, total_retries);

@@ -67,9 +67,18 @@ pub enum TaskAction {
         seconds: f64,
     },
     Noop,
-    /// Emits a `workflow_event`.
+    /// Emits a `workflow_event`, or a `node_event` for a node instance.
     Event {
         message: String,
+        node_instance: Option<Arc<str>>,
+    },
+    /// An operation of the deployment model on a node instance.
+    Operation(Arc<crate::deploy::OperationCall>),
+    /// `instance.set_state(s)`: records the instance's state in the deployment.
+    SetState {
+        deployment: Arc<crate::deploy::Deployment>,
+        instance: Arc<str>,
+        state: String,
     },
     /// A group of tasks; its members live in the same `TaskGraph`.
     Subgraph,
@@ -83,7 +92,18 @@ impl TaskAction {
             TaskAction::Sleep { .. } => TaskKind::Sleep,
             TaskAction::Noop => TaskKind::Noop,
             TaskAction::Event { .. } => TaskKind::Event,
+            TaskAction::Operation(_) | TaskAction::SetState { .. } => TaskKind::Operation,
             TaskAction::Subgraph => TaskKind::Subgraph,
+        }
+    }
+
+    /// The node instance the task acts on (`node_instance` in its events).
+    pub fn node_instance(&self) -> Option<Arc<str>> {
+        match self {
+            TaskAction::Event { node_instance, .. } => node_instance.clone(),
+            TaskAction::Operation(call) => Some(Arc::from(call.instance.as_str())),
+            TaskAction::SetState { instance, .. } => Some(instance.clone()),
+            _ => None,
         }
     }
 }

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
-use rhai::{Dynamic, Engine, FnPtr, OptimizationLevel, AST};
+use rhai::{Dynamic, Engine, FnPtr, Map, OptimizationLevel, AST};
 
 pub use diagnostics::{ScriptDiagnostic, Source};
 pub use limits::Limits;
@@ -60,6 +60,32 @@ pub fn function_arities(ast: &AST) -> HashMap<String, usize> {
     ast.iter_functions().map(|f| (f.name.to_string(), f.params.len())).collect()
 }
 
+/// What an operation function gets as `ctx`: its node and instance (for a relationship
+/// operation, `source` and `target`, each with `node` and `instance`), the operation's name
+/// and retry number, and the deployment's name.
+fn operation_context(call: &crate::deploy::OperationCall, retry_number: u32) -> Dynamic {
+    let d = &call.deployment;
+    let end = |id: &str| -> Map {
+        let mut m = Map::new();
+        if let Some(model) = d.instance(id) {
+            m.insert("node".into(), api::node_handle(d, model.node));
+        }
+        m.insert("instance".into(), api::instance_handle(d, id));
+        m
+    };
+    let mut ctx = end(&call.instance);
+    let mut operation = Map::new();
+    operation.insert("name".into(), call.name.clone().into());
+    operation.insert("retry_number".into(), (retry_number as i64).into());
+    ctx.insert("operation".into(), operation.into());
+    ctx.insert("deployment_id".into(), d.name.clone().into());
+    if let Some((_, target, _)) = &call.relationship {
+        ctx.insert("source".into(), end(&call.instance).into());
+        ctx.insert("target".into(), end(target).into());
+    }
+    Dynamic::from_map(ctx)
+}
+
 /// Runs closures for the executor, with cancel and timeouts watching them.
 pub struct ScriptBridge {
     pub engine: Arc<Engine>,
@@ -68,6 +94,8 @@ pub struct ScriptBridge {
     /// after the module's top level ran, so that they see the module's imports.
     pub module: Option<Arc<AST>>,
     pub cancel: Arc<CancelState>,
+    /// The calls of bundle operation functions, compiled once each.
+    pub operations: parking_lot::Mutex<HashMap<String, Arc<AST>>>,
 }
 
 impl ScriptBridge {
@@ -100,6 +128,49 @@ impl ScriptCalls for ScriptBridge {
 
     fn task_handle(&self, task: &Arc<TaskCell>) -> Dynamic {
         Dynamic::from(api::TaskHandle(task.clone()))
+    }
+
+    fn call_operation(
+        &self,
+        call: &Arc<crate::deploy::OperationCall>,
+        retry_number: u32,
+        timeout: Option<f64>,
+    ) -> Result<Dynamic, TaskError> {
+        let Some(crate::deploy::Implementation::Function { plugin, module, function }) =
+            call.operation.as_ref().map(|o| &o.implementation)
+        else {
+            return Ok(Dynamic::UNIT);
+        };
+        let key = format!("{plugin}/{module}::{function}");
+        let entry = {
+            let mut entries = self.operations.lock();
+            match entries.get(&key) {
+                Some(ast) => ast.clone(),
+                None => {
+                    let text = format!(
+                        "import \"{plugin}/{module}\" as operation_module;\noperation_module::{function}(ctx, inputs)"
+                    );
+                    let ast = Arc::new(self.engine.compile(text).map_err(|e| {
+                        TaskError::new(ErrorKind::NonRecoverable, format!("this is a bug in rhaiflow: {e}"))
+                    })?);
+                    entries.insert(key, ast.clone());
+                    ast
+                }
+            }
+        };
+        let mut scope = rhai::Scope::new();
+        scope.push("ctx", operation_context(call, retry_number));
+        scope.push("inputs", crate::value::from_json(&serde_json::Value::Object(call.inputs.clone())));
+        limits::guarded(&self.cancel, timeout, || {
+            match catch_unwind(AssertUnwindSafe(|| self.engine.eval_ast_with_scope::<Dynamic>(&mut scope, &entry))) {
+                Ok(Ok(value)) => Ok(value),
+                Ok(Err(err)) => Err(TaskError::from_rhai(&err)),
+                Err(_) => Err(TaskError::new(
+                    ErrorKind::NonRecoverable,
+                    "this is a bug in rhaiflow: the script engine panicked while running an operation; please report it",
+                )),
+            }
+        })
     }
 }
 

@@ -23,6 +23,8 @@ pub struct RunSettings {
     pub task_retries: i64,
     pub retry_interval: f64,
     pub dry_run: bool,
+    /// The deployment `ctx.nodes` describes (`--blueprint`, `--deployment`).
+    pub deployment: Option<Arc<crate::deploy::Deployment>>,
 }
 
 pub struct RunState {

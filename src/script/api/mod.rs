@@ -1,10 +1,12 @@
 //! The host API scripts call: one file per area. Every function reaches its run through a
 //! `RunRef`, so it works at the top level, inside functions and inside task closures alike.
 
+mod deployment;
 mod graph;
 mod misc;
 mod tasks;
 
+pub use deployment::{InstanceHandle, NodeHandle, RelationshipHandle};
 pub use graph::{GraphHandle, GraphShared, SubgraphHandle};
 pub use tasks::TaskHandle;
 
@@ -12,8 +14,13 @@ use rhai::Engine;
 
 use super::state::RunRef;
 
+/// `ctx.nodes` and `ctx.node_instances` of a deployment.
+pub use deployment::nodes as deployment_nodes;
+pub use deployment::{deployment_handle, instance as instance_handle, node as node_handle};
+
 pub fn register(engine: &mut Engine, run: &RunRef) {
     tasks::register(engine, run);
     graph::register(engine, run);
     misc::register(engine, run);
+    deployment::register(engine, run);
 }

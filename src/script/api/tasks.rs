@@ -45,7 +45,7 @@ pub fn seconds(value: &Dynamic, what: &str) -> Result<f64> {
     value.as_float().map_err(|t| bad_argument(format!("{what} must be a number of seconds, not {t}")))
 }
 
-fn build(run: &Arc<RunState>, name: &str, action: TaskAction, position: Position) -> Result<TaskHandle> {
+pub(super) fn build(run: &Arc<RunState>, name: &str, action: TaskAction, position: Position) -> Result<TaskHandle> {
     if name.is_empty() {
         return Err(bad_argument("a task needs a name"));
     }
@@ -133,7 +133,7 @@ pub fn register(engine: &mut Engine, run: &RunRef) {
     let r = run.clone();
     engine.register_fn("send_event", move |ctx: NativeCallContext, message: Dynamic| {
         let message = crate::exec::display_value(&message);
-        build(&upgrade(&r)?, "send_event", TaskAction::Event { message }, ctx.call_position())
+        build(&upgrade(&r)?, "send_event", TaskAction::Event { message, node_instance: None }, ctx.call_position())
     });
 
     register_properties::<TaskHandle>(engine);

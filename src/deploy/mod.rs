@@ -1,0 +1,81 @@
+//! The deployment model (SCRIPT_API.md section 8): blueprints, the nodes and instances of a
+//! deployment with their relationships, and the operations tasks run on instances.
+//!
+//! `blueprint` reads and validates the YAML; `model` is a deployment's nodes and instances
+//! and what executions change of them (state, runtime properties).
+
+pub mod blueprint;
+pub mod model;
+pub mod plugins;
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+pub use blueprint::{Blueprint, Implementation, Operation};
+pub use model::{Deployment, InstanceData};
+
+/// Which end of a relationship an operation runs for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    Source,
+    Target,
+}
+
+/// One operation called on one instance (`instance.execute_operation(op, kwargs)`), or on
+/// a relationship's source or target.
+#[derive(Clone, Debug)]
+pub struct OperationCall {
+    pub deployment: Arc<Deployment>,
+    pub instance: String,
+    /// As called: `lifecycle.configure`.
+    pub name: String,
+    /// `None` when the node (or relationship) does not define it: the task does nothing.
+    pub operation: Option<Operation>,
+    /// The operation's declared inputs with the call's kwargs laid over them.
+    pub inputs: Map<String, Value>,
+    /// For a relationship operation: the relationship's index on the instance, its target
+    /// instance, and which end runs.
+    pub relationship: Option<(usize, String, Side)>,
+}
+
+impl OperationCall {
+    /// The call of `name` on `instance` (or on its relationship `relationship`).
+    pub fn new(
+        deployment: &Arc<Deployment>,
+        instance: &str,
+        name: &str,
+        kwargs: Map<String, Value>,
+        relationship: Option<(usize, String, Side)>,
+    ) -> OperationCall {
+        let model = deployment.instance(instance);
+        let operation = model.and_then(|i| {
+            let node = &deployment.nodes[i.node];
+            match &relationship {
+                None => node.operations.get(name).cloned(),
+                Some((r, _, side)) => {
+                    let rel = &node.relationships[i.relationships[*r].0];
+                    match side {
+                        Side::Source => rel.source_operations.get(name).cloned(),
+                        Side::Target => rel.target_operations.get(name).cloned(),
+                    }
+                }
+            }
+        });
+        let mut inputs = operation.as_ref().map(|o| o.inputs.clone()).unwrap_or_default();
+        inputs.extend(kwargs);
+        OperationCall {
+            deployment: deployment.clone(),
+            instance: instance.to_string(),
+            name: name.to_string(),
+            operation,
+            inputs,
+            relationship,
+        }
+    }
+
+    /// The node of the instance the operation runs on.
+    pub fn node(&self) -> Option<&model::NodeModel> {
+        self.deployment.instance(&self.instance).map(|i| &self.deployment.nodes[i.node])
+    }
+}

@@ -1,0 +1,78 @@
+//! Operation tasks of the deployment model: a `script` run with `sh` in the blueprint's
+//! folder, or a bundle's `fn op(ctx, inputs)` on a script thread; an operation the node does
+//! not define does nothing.
+//!
+//! A script sees the instance through its environment: `RHAIFLOW_NODE`, `RHAIFLOW_INSTANCE`,
+//! `RHAIFLOW_OPERATION`, `RHAIFLOW_PROPERTIES` and `RHAIFLOW_INPUTS` (JSON), and
+//! `RHAIFLOW_RUNTIME_PROPERTIES`, a file holding the instance's runtime properties as a JSON
+//! object, which the script may rewrite to change them.
+
+use std::sync::Arc;
+
+use rhai::Dynamic;
+use serde_json::Value;
+
+use super::{process, ErrorKind, ExecEnv, TaskError};
+use crate::deploy::{Implementation, OperationCall};
+use crate::graph::{ProcessOptions, TaskCell, TaskSettings};
+
+pub async fn run(
+    call: &Arc<OperationCall>,
+    cell: &Arc<TaskCell>,
+    settings: &TaskSettings,
+    env: &Arc<ExecEnv>,
+) -> Result<Dynamic, TaskError> {
+    let Some(operation) = &call.operation else { return Ok(Dynamic::UNIT) };
+    match &operation.implementation {
+        Implementation::Nothing => Ok(Dynamic::UNIT),
+        Implementation::Script(path) => run_script(call, path, settings, env).await,
+        Implementation::Function { .. } => {
+            let (scripts, call) = (env.scripts.clone(), call.clone());
+            let (retry, timeout) = (cell.inner.lock().status.current_retries, settings.timeout);
+            match env.scripts_pool.run(move || scripts.call_operation(&call, retry, timeout)).await {
+                Some(result) => result,
+                None => {
+                    Err(TaskError::new(ErrorKind::NonRecoverable, "this is a bug in rhaiflow: a script thread stopped"))
+                }
+            }
+        }
+    }
+}
+
+async fn run_script(
+    call: &OperationCall,
+    path: &str,
+    settings: &TaskSettings,
+    env: &Arc<ExecEnv>,
+) -> Result<Dynamic, TaskError> {
+    let deployment = &call.deployment;
+    let dir = &deployment.blueprint.dir;
+    let node = call.node().map(|n| (n.id.clone(), Value::Object(n.properties.clone()))).unwrap_or_default();
+    let before = deployment.data_of(&call.instance).runtime_properties;
+    let file = std::env::temp_dir().join(format!("rhaiflow-runtime-{}.json", uuid::Uuid::new_v4()));
+    std::fs::write(&file, Value::Object(before.clone()).to_string())
+        .map_err(|e| TaskError::recoverable(format!("cannot write {}: {e}", file.display())))?;
+    let options = ProcessOptions {
+        env: vec![
+            ("RHAIFLOW_NODE".into(), node.0),
+            ("RHAIFLOW_INSTANCE".into(), call.instance.clone()),
+            ("RHAIFLOW_OPERATION".into(), call.name.clone()),
+            ("RHAIFLOW_PROPERTIES".into(), node.1.to_string()),
+            ("RHAIFLOW_INPUTS".into(), Value::Object(call.inputs.clone()).to_string()),
+            ("RHAIFLOW_DEPLOYMENT".into(), deployment.name.clone()),
+            ("RHAIFLOW_RUNTIME_PROPERTIES".into(), file.display().to_string()),
+        ],
+        cwd: Some(dir.display().to_string()),
+        timeout: settings.timeout,
+    };
+    let argv = ["sh".to_string(), dir.join(path).display().to_string()];
+    let result = process::run(&argv, path, &options, settings.timeout, &env.cancel).await;
+    let after = std::fs::read_to_string(&file).ok().and_then(|t| serde_json::from_str::<Value>(&t).ok());
+    let _ = std::fs::remove_file(&file);
+    if let Some(Value::Object(after)) = after {
+        if after != before {
+            deployment.set_runtime_properties(&call.instance, after);
+        }
+    }
+    result
+}
