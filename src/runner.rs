@@ -30,6 +30,8 @@ pub struct RunOptions {
     /// Bundles whose modules the script may import (besides the stdlib).
     pub modules: Vec<ModuleRoot>,
     pub parameters: serde_json::Map<String, Value>,
+    /// The text of each `-p` value as typed (a bundle parameter declared as a string keeps it).
+    pub parameter_texts: std::collections::BTreeMap<String, String>,
     pub task_retries: i64,
     pub retry_interval: f64,
     pub max_concurrency: Option<usize>,
@@ -92,6 +94,7 @@ impl RunOptions {
             workflow: None,
             modules: Vec::new(),
             parameters: serde_json::Map::new(),
+            parameter_texts: Default::default(),
             task_retries: 0,
             retry_interval: 1.0,
             max_concurrency: None,
@@ -408,10 +411,14 @@ fn run_execution(
         catch_unwind(AssertUnwindSafe(|| engine.eval_ast_with_scope::<Dynamic>(&mut scope, &ast)))
     });
     // A bundle workflow's error is about its function: the call rhaiflow wrote adds nothing.
+    // Limits stop a script without naming the function: their position is in that call.
     let outcome = match (outcome, &options.workflow) {
         (Ok(Err(err)), Some(w)) => Ok(Err(match *err {
             EvalAltResult::ErrorInFunctionCall(name, _, inner, _) if name.ends_with(&*w.function) => inner,
-            other => Box::new(other),
+            mut other => {
+                other.set_position(Position::NONE);
+                Box::new(other)
+            }
         })),
         (outcome, _) => outcome,
     };
@@ -432,6 +439,9 @@ fn run_execution(
             let status = classify(&err);
             let mut diagnostic = ScriptDiagnostic::runtime(&err, &source);
             name_the_limit(&mut diagnostic, &options.limits);
+            if let (Some(w), true) = (&options.workflow, diagnostic.labels.is_empty()) {
+                point_at_function(&mut diagnostic, &source, &w.function);
+            }
             match status {
                 Status::Cancelled => bus.emit(Payload::WorkflowCancelled),
                 _ => bus.emit(Payload::WorkflowFailed { error: diagnostic.message.clone() }),
@@ -516,6 +526,16 @@ fn entry_call(
         function.params.join(", ")
     );
     Ok((call, arguments))
+}
+
+/// For an error without a place in a bundle workflow: the workflow's function.
+fn point_at_function(diagnostic: &mut ScriptDiagnostic, source: &Source, function: &str) {
+    let pattern = format!("fn {function}(");
+    if let Some(at) = source.text.find(&pattern) {
+        let span = miette::SourceSpan::new((at + 3).into(), function.len());
+        diagnostic.labels.push((Some(format!("in workflow function `{function}`")), span, true));
+        diagnostic.source.get_or_insert_with(|| source.named());
+    }
 }
 
 /// A script stopped by a limit is told which limit, and how large it is.

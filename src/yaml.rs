@@ -39,11 +39,24 @@ pub fn parse(text: &str) -> Result<Node, (String, Option<SourceSpan>)> {
         Ok(root) => Ok(Node { span: span_of(&root.referenced), value: root.value }),
         Err(e) => {
             let span = e.location().map(|l| span_of(&l));
-            let message = e.to_string();
-            // The parser's message repeats the position; the diagnostic shows it as a label.
-            let message = message.split(" at line ").next().unwrap_or(&message).to_string();
-            Err((message, span))
+            Err((plain_message(&e.to_string()), span))
         }
+    }
+}
+
+/// The parser's message as one sentence: without its own rendering of the source, its
+/// position (the diagnostic shows both) or advice meant for Rust programmers.
+fn plain_message(text: &str) -> String {
+    let first = text.lines().next().unwrap_or(text);
+    let first = match first.strip_prefix("error: line ") {
+        Some(rest) => rest.split_once(": ").map(|(_, m)| m).unwrap_or(rest),
+        None => first,
+    };
+    let first = first.split(" at line ").next().unwrap_or(first);
+    let first = first.split(", set DuplicateKeyPolicy").next().unwrap_or(first);
+    match first.strip_prefix("duplicate mapping key: ") {
+        Some(key) => format!("`{key}` is written twice in the same map"),
+        None => first.to_string(),
     }
 }
 
@@ -211,6 +224,13 @@ mod tests {
         let keys: Vec<_> = root.entries().iter().map(|(k, _)| k.as_str().unwrap()).collect();
         assert_eq!(keys, ["b", "a"]);
         assert_eq!(root.to_json(), serde_json::json!({"b": 1, "a": [true, "no", 2.5, null]}));
+    }
+
+    #[test]
+    fn a_duplicate_key_is_one_plain_sentence() {
+        let (message, span) = parse("a: 1\nb: 2\na: 3\n").unwrap_err();
+        assert_eq!(message, "`a` is written twice in the same map");
+        assert_eq!(span.unwrap().offset(), 10);
     }
 
     #[test]

@@ -137,7 +137,10 @@ fn read_manifest(root: &Node, source: &Source, problems: &mut Problems) -> Optio
         Some(v) => match &v.value {
             Yaml::Str(s) if is_version(s) => Some(s.clone()),
             Yaml::Int(i) => Some(i.to_string()),
-            Yaml::Float(f) => Some(f.to_string()),
+            Yaml::Float(_) => {
+                problems.add("write the version in quotes (\"1.10\"): as a number YAML reads 1.10 as 1.1", v.span);
+                None
+            }
             _ => {
                 problems.add("the version must look like 1.0.0 (digits, dots, letters and `-`)", v.span);
                 None
@@ -325,17 +328,42 @@ fn is_version(s: &str) -> bool {
         && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '+')
 }
 
-/// Compares versions part by part, numbers as numbers: 1.10.0 is newer than 1.9.2.
+/// Compares versions as semver does: the numbers part by part (1.10.0 is newer than 1.9.2),
+/// and a pre-release (`1.0.0-rc1`) older than its release; build metadata (`+...`) is ignored.
 pub fn version_order(a: &str, b: &str) -> std::cmp::Ordering {
-    let parts = |v: &str| -> Vec<(u64, String)> {
-        v.split(['.', '-', '+'])
-            .map(|p| {
-                let digits: String = p.chars().take_while(|c| c.is_ascii_digit()).collect();
-                (digits.parse().unwrap_or(0), p[digits.len()..].to_string())
-            })
-            .collect()
-    };
-    parts(a).cmp(&parts(b))
+    fn split(v: &str) -> (Vec<u64>, Option<&str>) {
+        let v = v.split('+').next().unwrap_or(v);
+        let (core, pre) = match v.split_once('-') {
+            Some((core, pre)) => (core, Some(pre)),
+            None => (v, None),
+        };
+        (core.split('.').map(|p| p.parse().unwrap_or(0)).collect(), pre)
+    }
+    fn pre_order(a: &str, b: &str) -> std::cmp::Ordering {
+        let (a, b): (Vec<&str>, Vec<&str>) = (a.split('.').collect(), b.split('.').collect());
+        for (x, y) in a.iter().zip(&b) {
+            let order = match (x.parse::<u64>(), y.parse::<u64>()) {
+                (Ok(x), Ok(y)) => x.cmp(&y),
+                (Ok(_), Err(_)) => std::cmp::Ordering::Less,
+                (Err(_), Ok(_)) => std::cmp::Ordering::Greater,
+                (Err(_), Err(_)) => x.cmp(y),
+            };
+            if order.is_ne() {
+                return order;
+            }
+        }
+        a.len().cmp(&b.len())
+    }
+    let ((mut core_a, pre_a), (mut core_b, pre_b)) = (split(a), split(b));
+    let len = core_a.len().max(core_b.len());
+    core_a.resize(len, 0);
+    core_b.resize(len, 0);
+    core_a.cmp(&core_b).then_with(|| match (pre_a, pre_b) {
+        (None, None) => std::cmp::Ordering::Equal,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (Some(x), Some(y)) => pre_order(x, y),
+    })
 }
 
 /// The default values of a workflow's parameters, as JSON, for docs and `bundle check`.
@@ -388,5 +416,15 @@ mod tests {
         assert_eq!(version_order("1.10.0", "1.9.2"), Greater);
         assert_eq!(version_order("1.0.0", "1.0.0"), Equal);
         assert_eq!(version_order("0.9", "1.0"), Less);
+        assert_eq!(version_order("1.10.0-rc1", "1.10.0"), Less);
+        assert_eq!(version_order("1.10.0-rc.2", "1.10.0-rc.10"), Less);
+        assert_eq!(version_order("1.0", "1.0.0+build5"), Equal);
+    }
+
+    #[test]
+    fn an_unquoted_decimal_version_is_refused() {
+        let d = Manifest::parse("plugin.yaml", "plugin: {name: demo, version: 1.10}\nworkflows: {a: demo.f.a}\n")
+            .unwrap_err();
+        assert!(d.message.contains("in quotes"), "{}", d.message);
     }
 }

@@ -76,7 +76,8 @@ impl Bundle {
     /// their defaults).
     pub fn prepare(&self, name: &str, options: &mut RunOptions) -> Result<(), ScriptDiagnostic> {
         let decl = self.workflow(name)?;
-        options.parameters = parameters::resolve(decl, &options.parameters, &self.manifest.source)?;
+        options.parameters =
+            parameters::resolve(decl, &options.parameters, &options.parameter_texts, &self.manifest.source)?;
         options.script = self.module_file(&decl.mapping.module);
         options.modules = vec![self.module_root()];
         options.workflow = Some(BundleWorkflow {

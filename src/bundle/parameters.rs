@@ -122,6 +122,7 @@ fn shown(value: &Value) -> String {
 pub fn resolve(
     workflow: &WorkflowDecl,
     given: &Map<String, Value>,
+    texts: &std::collections::BTreeMap<String, String>,
     manifest: &Source,
 ) -> Result<Map<String, Value>, ScriptDiagnostic> {
     let mut problems: Vec<(String, Option<SourceSpan>)> = Vec::new();
@@ -138,6 +139,14 @@ pub fn resolve(
     for decl in &workflow.parameters {
         let value = match (given.get(&decl.name), &decl.default) {
             (Some(value), default) => {
+                // `-p v=1.10` for a string: the text as typed, not the number re-printed.
+                let typed = match (decl.kind, texts.get(&decl.name)) {
+                    (Some(ParamType::String), Some(text)) if value.is_number() || value.is_boolean() => {
+                        Value::String(text.clone())
+                    }
+                    _ => value.clone(),
+                };
+                let value = &typed;
                 let value = match decl.kind.map(|k| k.convert(value)) {
                     Some(Err(why)) => {
                         problems.push((format!("`{}` {why}", decl.name), Some(decl.span)));
@@ -202,7 +211,7 @@ mod tests {
 
     fn run(given: Value) -> Result<Map<String, Value>, ScriptDiagnostic> {
         let m = Manifest::parse("plugin.yaml", MANIFEST).unwrap();
-        resolve(m.workflow("greet").unwrap(), given.as_object().unwrap(), &m.source)
+        resolve(m.workflow("greet").unwrap(), given.as_object().unwrap(), &Default::default(), &m.source)
     }
 
     #[test]

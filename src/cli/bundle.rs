@@ -103,12 +103,12 @@ pub fn check_bundle(bundle: &Bundle) -> i32 {
         Ok(checked) => {
             let m = &bundle.manifest;
             eprintln!(
-                "✔ bundle {} {}: {} modules compile, {} workflows map to their functions, {} tests",
+                "✔ bundle {} {}: {} compile, {} map to their functions, {}",
                 m.name,
                 m.version,
-                checked.modules,
-                m.workflows.len(),
-                checked.tests
+                count(checked.modules, "module"),
+                count(m.workflows.len(), "workflow"),
+                count(checked.tests, "test")
             );
             for workflow in &m.workflows {
                 let params: Vec<String> = workflow
@@ -120,10 +120,20 @@ pub fn check_bundle(bundle: &Bundle) -> i32 {
                         (None, false) => format!("{}?", p.name),
                     })
                     .collect();
-                eprintln!("  {}({})  {}", workflow.name, params.join(", "), workflow.description);
+                let line = format!("  {}({})  {}", workflow.name, params.join(", "), workflow.description);
+                eprintln!("{}", line.trim_end());
             }
             0
         }
+    }
+}
+
+/// "1 module", "3 modules".
+fn count(n: usize, thing: &str) -> String {
+    if n == 1 {
+        format!("1 {thing}")
+    } else {
+        format!("{n} {thing}s")
     }
 }
 

@@ -25,6 +25,7 @@ pub fn graph(args: GraphArgs) -> i32 {
     let prepared = params::collect(&args.params, None).map_err(|d| vec![d]).and_then(|given| {
         let mut options = RunOptions::new(&args.target);
         options.parameters = given;
+        options.parameter_texts = params::texts(&args.params);
         options.dry_run = true;
         target_options(&args.target, args.workflow.as_deref(), options)
     });

@@ -11,6 +11,12 @@ pub fn parse_value(raw: &str) -> Value {
     serde_json::from_str(raw).unwrap_or_else(|_| Value::String(raw.to_string()))
 }
 
+/// The text of each `-p KEY=VALUE` as typed: a parameter declared as a string keeps it
+/// (`-p version=1.10` is "1.10", not the number 1.1).
+pub fn texts(pairs: &[String]) -> std::collections::BTreeMap<String, String> {
+    pairs.iter().filter_map(|p| p.split_once('=')).map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
 pub fn collect(pairs: &[String], file: Option<&Path>) -> Result<Map<String, Value>, ScriptDiagnostic> {
     let mut params = Map::new();
     if let Some(file) = file {

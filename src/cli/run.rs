@@ -142,6 +142,7 @@ fn prepare_options(args: &RunArgs) -> Result<(RunOptions, Output), ScriptDiagnos
     }
     let mut options = RunOptions::new(&args.target);
     options.parameters = params::collect(&args.params, args.params_file.as_deref())?;
+    options.parameter_texts = params::texts(&args.params);
     options.task_retries = args.task_retries;
     options.retry_interval = args.retry_interval;
     options.max_concurrency = args.max_concurrency;

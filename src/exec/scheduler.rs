@@ -474,6 +474,14 @@ mod tests {
         fn task_handle(&self, _: &Arc<TaskCell>) -> Dynamic {
             Dynamic::UNIT
         }
+        fn call_operation(
+            &self,
+            _: &Arc<crate::deploy::OperationCall>,
+            _: u32,
+            _: Option<f64>,
+        ) -> Result<Dynamic, TaskError> {
+            Ok(Dynamic::UNIT)
+        }
     }
 
     struct Recorder(Arc<Mutex<Vec<String>>>);
