@@ -238,7 +238,15 @@ pub fn resume(store_path: &Path, id: &str, sinks: Vec<Box<dyn EventSink>>, handl
     options.limits.max_operations = o["max_operations"].as_u64().unwrap_or(options.limits.max_operations);
     if let Some(bundle) = o.get("bundle").filter(|b| b.is_object()) {
         let text = |key: &str| bundle[key].as_str().unwrap_or_default().to_string();
-        let root = ModuleRoot { name: text("plugin"), dir: PathBuf::from(text("dir")) };
+        let mut root = ModuleRoot { name: text("plugin"), dir: PathBuf::from(text("dir")) };
+        // The built-in workflows live in a scratch folder that may be gone since.
+        if root.name == "builtin" {
+            match crate::bundle::builtin::bundle() {
+                Ok(builtin) => root.dir = builtin.dir,
+                Err(d) => return RunReport::invalid(record.id.clone(), record.workflow.clone(), d, started),
+            }
+        }
+        options.script = root.dir.join(format!("{}.rhai", text("module")));
         options.modules = vec![root.clone()];
         options.workflow = Some(BundleWorkflow {
             name: text("workflow"),
@@ -246,6 +254,15 @@ pub fn resume(store_path: &Path, id: &str, sinks: Vec<Box<dyn EventSink>>, handl
             function: text("function"),
             bundle: root,
         });
+    }
+    if let Some(name) = o["deployment"].as_str() {
+        match resumed_deployment(name, o, store_path, &options.modules) {
+            Ok((deployment, roots)) => {
+                options.deployment = Some(deployment);
+                options.modules.extend(roots);
+            }
+            Err(d) => return RunReport::invalid(record.id.clone(), record.workflow.clone(), d, started),
+        }
     }
     options.handle_signals = handle_signals;
     options.store = StoreChoice::File(store_path.to_path_buf());
@@ -257,6 +274,25 @@ pub fn resume(store_path: &Path, id: &str, sinks: Vec<Box<dyn EventSink>>, handl
         started_at: record.started_at.clone(),
     };
     run_execution(&options, sinks, Some(store), Some(store_path.to_path_buf()), Some(from), started)
+}
+
+/// The deployment a resumed execution ran on: the stored one as it is now, or the
+/// throw-away one of its blueprint again; with the bundles its operations call.
+fn resumed_deployment(
+    name: &str,
+    options: &Value,
+    store_path: &Path,
+    known: &[ModuleRoot],
+) -> Result<(Arc<Deployment>, Vec<ModuleRoot>), ScriptDiagnostic> {
+    let failed = |e: crate::store::StoreError| ScriptDiagnostic::plain("rhaiflow::deployments", e.to_string());
+    let deployment = if options["deployment_stored"].as_bool() == Some(true) {
+        crate::store::DeploymentStore::open(store_path).and_then(|s| s.load(name)).map_err(failed)?
+    } else {
+        let path = PathBuf::from(options["blueprint"].as_str().unwrap_or_default());
+        Arc::new(Deployment::new(name, crate::deploy::Blueprint::load(&path)?))
+    };
+    let roots = crate::deploy::plugins::resolve(&deployment.blueprint, known)?;
+    Ok((deployment, roots))
 }
 
 fn run_execution(
@@ -343,6 +379,7 @@ fn run_execution(
             "max_operations": options.limits.max_operations,
             "blueprint": options.deployment.as_ref().map(|d| d.blueprint.source.name.clone()),
             "deployment": options.deployment.as_ref().map(|d| d.name.clone()),
+            "deployment_stored": options.deployment.as_ref().is_some_and(|d| d.stored.load(std::sync::atomic::Ordering::Relaxed)),
             "bundle": options.workflow.as_ref().map(|w| serde_json::json!({
                 "plugin": w.bundle.name,
                 "dir": w.bundle.dir.display().to_string(),

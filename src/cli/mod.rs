@@ -4,6 +4,7 @@
 mod bundle;
 mod check;
 mod console;
+mod deployments;
 mod executions;
 mod graph;
 mod params;
@@ -36,6 +37,8 @@ enum Command {
     Executions(executions::ExecutionsArgs),
     /// Make, check, test, pack, install and remove bundles of workflows.
     Bundle(bundle::BundleArgs),
+    /// Create, list, show and delete deployments of blueprints.
+    Deployments(deployments::DeploymentsArgs),
 }
 
 /// Parses the command line and runs the subcommand; returns the process exit code.
@@ -54,6 +57,7 @@ pub fn main() -> i32 {
         Command::Graph(args) => graph::graph(args),
         Command::Executions(args) => executions::executions(args),
         Command::Bundle(args) => bundle::bundle(args),
+        Command::Deployments(args) => deployments::deployments(args),
     }
 }
 
@@ -153,15 +157,28 @@ fn target_options(
     Ok(options)
 }
 
-/// Gives the run the deployment of the blueprint at `path` (a throw-away one, named after
-/// the file), with the bundles its operations call.
-fn attach_blueprint(options: &mut crate::runner::RunOptions, path: &Path) -> Result<(), Vec<ScriptDiagnostic>> {
+/// Gives the run a deployment: a stored one (`--deployment NAME`), or a throw-away one of a
+/// blueprint (`--blueprint FILE`, named after the file); and the bundles its operations call.
+fn attach_deployment(
+    options: &mut crate::runner::RunOptions,
+    blueprint: Option<&Path>,
+    stored: Option<(&str, &Path)>,
+) -> Result<(), Vec<ScriptDiagnostic>> {
     use crate::deploy::{plugins, Blueprint, Deployment};
-    let blueprint = Blueprint::load(path).map_err(|d| vec![d])?;
-    let roots = plugins::resolve(&blueprint, &options.modules).map_err(|d| vec![d])?;
+    let deployment = match (blueprint, stored) {
+        (Some(path), _) => {
+            let blueprint = Blueprint::load(path).map_err(|d| vec![d])?;
+            let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "blueprint".into());
+            std::sync::Arc::new(Deployment::new(&name, blueprint))
+        }
+        (None, Some((name, store))) => crate::store::DeploymentStore::open(store)
+            .and_then(|s| s.load(name))
+            .map_err(|e| vec![ScriptDiagnostic::plain("rhaiflow::deployments", e.to_string())])?,
+        (None, None) => return Ok(()),
+    };
+    let roots = plugins::resolve(&deployment.blueprint, &options.modules).map_err(|d| vec![d])?;
     options.modules.extend(roots);
-    let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "blueprint".into());
-    options.deployment = Some(std::sync::Arc::new(Deployment::new(&name, blueprint)));
+    options.deployment = Some(deployment);
     Ok(())
 }
 

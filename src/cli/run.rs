@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::console::Console;
-use super::{attach_blueprint, params, report_all, target_options};
+use super::{attach_deployment, params, report_all, target_options};
 use crate::events::{EventSink, JsonLinesSink};
 use crate::runner::StoreChoice;
 use crate::runner::{self, RunOptions, RunReport};
@@ -39,8 +39,12 @@ pub struct RunArgs {
     #[arg(long, value_name = "N")]
     max_concurrency: Option<usize>,
     /// Deployment model for ctx.nodes: a blueprint (a throw-away deployment of it).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "deployment")]
     blueprint: Option<PathBuf>,
+    /// A deployment in the store (`rhaiflow deployments create`): instance states and runtime
+    /// properties carry over between executions.
+    #[arg(long, value_name = "NAME")]
+    deployment: Option<String>,
     /// Execution store: a folder or a .db file (default: $RHAIFLOW_STORE, else ./.rhaiflow/).
     #[arg(long, value_name = "PATH")]
     store: Option<String>,
@@ -120,9 +124,9 @@ impl Output {
 fn prepare(args: &RunArgs) -> Result<(RunOptions, Output), Vec<ScriptDiagnostic>> {
     let (options, output) = prepare_options(args).map_err(|d| vec![d])?;
     let mut options = target_options(&args.target, args.workflow.as_deref(), options)?;
-    if let Some(blueprint) = &args.blueprint {
-        attach_blueprint(&mut options, blueprint)?;
-    }
+    let store = store::locate(args.store.as_deref());
+    let stored = args.deployment.as_deref().map(|name| (name, store.as_path()));
+    attach_deployment(&mut options, args.blueprint.as_deref(), stored)?;
     Ok((options, output))
 }
 

@@ -63,6 +63,10 @@ pub struct Deployment {
     pub modification: Mutex<BTreeMap<String, String>>,
     /// Told whenever an instance's data changes (the store writes it through).
     pub on_change: Mutex<Option<Box<dyn Fn(&str, &InstanceData) + Send + Sync>>>,
+    /// Kept in a store (rather than a throw-away deployment of a blueprint).
+    pub stored: std::sync::atomic::AtomicBool,
+    /// Told when a modification ended and the set of instances changed.
+    pub on_modified: Mutex<Option<Box<dyn Fn(&Deployment) + Send + Sync>>>,
 }
 
 impl std::fmt::Debug for Deployment {
@@ -114,6 +118,8 @@ impl Deployment {
             counters: Mutex::new(BTreeMap::new()),
             modification: Mutex::new(BTreeMap::new()),
             on_change: Mutex::new(None),
+            on_modified: Mutex::new(None),
+            stored: Default::default(),
         };
         let order = deployment.containment_order();
         for node in order {
@@ -314,6 +320,13 @@ impl Deployment {
             self.modification.lock().iter().filter(|(_, m)| *m == "removed").map(|(id, _)| id.clone()).collect();
         self.remove_instances(&removed);
         self.modification.lock().clear();
+        self.modified();
+    }
+
+    fn modified(&self) {
+        if let Some(on_modified) = &*self.on_modified.lock() {
+            on_modified(self);
+        }
     }
 
     /// Undoes a modification: added instances go, removed ones stay.
@@ -322,6 +335,7 @@ impl Deployment {
             self.modification.lock().iter().filter(|(_, m)| *m == "added").map(|(id, _)| id.clone()).collect();
         self.remove_instances(&added);
         self.modification.lock().clear();
+        self.modified();
     }
 
     pub fn instance(&self, id: &str) -> Option<InstanceModel> {
@@ -372,7 +386,12 @@ impl Deployment {
 
     /// Takes over what a stored deployment recorded: instances (with their numbers) and
     /// their data.
-    pub fn restore(&self, stored: Vec<(String, String, Option<String>, InstanceData)>) {
+    pub fn restore(&self, mut stored: Vec<(String, String, Option<String>, InstanceData)>) {
+        // Creation order: nodes as the blueprint lists them, then by number (db_2 before db_10).
+        stored.sort_by_key(|(id, node, _, _)| {
+            let n: u64 = id.rsplit('_').next().and_then(|n| n.parse().ok()).unwrap_or(0);
+            (self.node_index(node).unwrap_or(usize::MAX), n)
+        });
         let mut instances = Vec::new();
         let mut counters = BTreeMap::new();
         let mut data = BTreeMap::new();

@@ -52,19 +52,21 @@ async fn run_script(
     let file = std::env::temp_dir().join(format!("rhaiflow-runtime-{}.json", uuid::Uuid::new_v4()));
     std::fs::write(&file, Value::Object(before.clone()).to_string())
         .map_err(|e| TaskError::recoverable(format!("cannot write {}: {e}", file.display())))?;
-    let options = ProcessOptions {
-        env: vec![
-            ("RHAIFLOW_NODE".into(), node.0),
-            ("RHAIFLOW_INSTANCE".into(), call.instance.clone()),
-            ("RHAIFLOW_OPERATION".into(), call.name.clone()),
-            ("RHAIFLOW_PROPERTIES".into(), node.1.to_string()),
-            ("RHAIFLOW_INPUTS".into(), Value::Object(call.inputs.clone()).to_string()),
-            ("RHAIFLOW_DEPLOYMENT".into(), deployment.name.clone()),
-            ("RHAIFLOW_RUNTIME_PROPERTIES".into(), file.display().to_string()),
-        ],
-        cwd: Some(dir.display().to_string()),
-        timeout: settings.timeout,
-    };
+    let mut env_vars = vec![
+        ("RHAIFLOW_NODE".into(), node.0),
+        ("RHAIFLOW_INSTANCE".into(), call.instance.clone()),
+        ("RHAIFLOW_OPERATION".into(), call.name.clone()),
+        ("RHAIFLOW_PROPERTIES".into(), node.1.to_string()),
+        ("RHAIFLOW_INPUTS".into(), Value::Object(call.inputs.clone()).to_string()),
+        ("RHAIFLOW_DEPLOYMENT".into(), deployment.name.clone()),
+        ("RHAIFLOW_RUNTIME_PROPERTIES".into(), file.display().to_string()),
+    ];
+    // A relationship operation also names both ends.
+    if let Some((_, target, _)) = &call.relationship {
+        env_vars.push(("RHAIFLOW_SOURCE_INSTANCE".into(), call.instance.clone()));
+        env_vars.push(("RHAIFLOW_TARGET_INSTANCE".into(), target.clone()));
+    }
+    let options = ProcessOptions { env: env_vars, cwd: Some(dir.display().to_string()), timeout: settings.timeout };
     let argv = ["sh".to_string(), dir.join(path).display().to_string()];
     let result = process::run(&argv, path, &options, settings.timeout, &env.cancel).await;
     let after = std::fs::read_to_string(&file).ok().and_then(|t| serde_json::from_str::<Value>(&t).ok());

@@ -5,12 +5,14 @@
 //! per process in batched transactions. `--ephemeral` runs use no store at all. Task states
 //! are folded from the task events when read, so the two never disagree.
 
+pub mod deployments;
 mod records;
 mod sqlite;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+pub use deployments::DeploymentStore;
 pub use records::{ExecutionRecord, ExecutionStatus, StoredTask};
 pub use sqlite::SqliteStore;
 

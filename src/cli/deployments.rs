@@ -1,0 +1,139 @@
+//! `rhaiflow deployments create NAME --blueprint FILE | list | show NAME | delete NAME`:
+//! deployments kept in the execution store, whose instances' states and runtime properties
+//! carry over from one execution to the next (`rhaiflow run ... --deployment NAME`).
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+
+use super::report_all;
+use crate::deploy::Blueprint;
+use crate::script::ScriptDiagnostic;
+use crate::store::{self, DeploymentStore};
+
+#[derive(Args)]
+pub struct DeploymentsArgs {
+    #[command(subcommand)]
+    command: DeploymentsCommand,
+    /// Execution store: a folder or a .db file (default: $RHAIFLOW_STORE, else ./.rhaiflow/).
+    #[arg(long, value_name = "PATH", global = true)]
+    store: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum DeploymentsCommand {
+    /// Create a deployment of a blueprint: its instances, all `uninitialized`.
+    Create {
+        name: String,
+        #[arg(long, value_name = "FILE")]
+        blueprint: PathBuf,
+    },
+    /// The deployments, with how many instances are in each state.
+    List,
+    /// A deployment's instances: node, container, state, runtime properties.
+    Show { name: String },
+    /// Forget a deployment (its instances must be uninstalled, unless --force).
+    Delete {
+        name: String,
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+fn store_failed(e: store::StoreError) -> i32 {
+    report_all(&[ScriptDiagnostic::plain("rhaiflow::deployments", e.to_string())])
+}
+
+pub fn deployments(args: DeploymentsArgs) -> i32 {
+    let path = store::locate(args.store.as_deref());
+    let deployments = match DeploymentStore::open(&path) {
+        Ok(d) => d,
+        Err(e) => return store_failed(e),
+    };
+    match args.command {
+        DeploymentsCommand::Create { name, blueprint: file } => {
+            if !crate::bundle::manifest::is_identifier(&name) {
+                return report_all(&[ScriptDiagnostic::plain(
+                    "rhaiflow::deployments",
+                    format!("`{name}` cannot name a deployment: use letters, digits and `_`"),
+                )]);
+            }
+            // The bundles its operations call are looked for when it runs.
+            let blueprint = match Blueprint::load(&file) {
+                Ok(b) => b,
+                Err(d) => return report_all(&[d]),
+            };
+            match deployments.create(&name, &file, blueprint) {
+                Ok(d) => {
+                    let count = d.instances.lock().len();
+                    eprintln!(
+                        "✔ deployment {name} created from {}: {} nodes, {count} instances",
+                        file.display(),
+                        d.nodes.len()
+                    );
+                    eprintln!("  install it: rhaiflow run install --deployment {name}");
+                    0
+                }
+                Err(e) => store_failed(e),
+            }
+        }
+        DeploymentsCommand::List => match deployments.list() {
+            Ok(list) => {
+                if list.is_empty() {
+                    eprintln!("no deployments in {}", path.display());
+                }
+                for d in list {
+                    let states: Vec<String> = d.states.iter().map(|(s, n)| format!("{n} {s}")).collect();
+                    println!(
+                        "{}\t{} instances ({})\t{}\t{}",
+                        d.name,
+                        d.instances,
+                        states.join(", "),
+                        d.created_at,
+                        d.blueprint
+                    );
+                }
+                0
+            }
+            Err(e) => store_failed(e),
+        },
+        DeploymentsCommand::Show { name } => match deployments.instances(&name) {
+            Ok(instances) => {
+                println!("deployment {name}");
+                for i in instances {
+                    let inside = i.container.map(|c| format!(" in {c}")).unwrap_or_default();
+                    let properties = serde_json::Value::Object(i.data.runtime_properties);
+                    println!("  {:<16} {:<12} {:<14}{inside}  {properties}", i.id, i.node_id, i.data.state);
+                }
+                0
+            }
+            Err(e) => store_failed(e),
+        },
+        DeploymentsCommand::Delete { name, force } => {
+            let live = match deployments.instances(&name) {
+                Ok(instances) => instances
+                    .into_iter()
+                    .filter(|i| !matches!(i.data.state.as_str(), "uninitialized" | "deleted"))
+                    .map(|i| i.id)
+                    .collect::<Vec<_>>(),
+                Err(e) => return store_failed(e),
+            };
+            if !live.is_empty() && !force {
+                return report_all(&[ScriptDiagnostic::plain(
+                    "rhaiflow::deployments",
+                    format!("deployment {name} still has installed instances ({})", live.join(", ")),
+                )
+                .with_help(format!(
+                    "uninstall it first (rhaiflow run uninstall --deployment {name}), or use --force"
+                ))]);
+            }
+            match deployments.delete(&name) {
+                Ok(()) => {
+                    eprintln!("✔ deployment {name} deleted");
+                    0
+                }
+                Err(e) => store_failed(e),
+            }
+        }
+    }
+}
