@@ -1,10 +1,11 @@
-//! `rhaiflow graph SCRIPT --format dot|mermaid|json|text`: the graph, drawn, nothing run.
+//! `rhaiflow graph SCRIPT | BUNDLE WORKFLOW | BUILTIN --format dot|mermaid|json|text`: the
+//! graph, drawn, nothing run.
 
 use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{params, report, report_all, target_options};
+use super::{attach_deployment, params, report, report_all, target_options};
 use crate::graph::{render, Format};
 use crate::runner::{self, RunOptions, Status};
 
@@ -19,6 +20,15 @@ pub struct GraphArgs {
     params: Vec<String>,
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
+    /// Deployment model for ctx.nodes: a blueprint.
+    #[arg(long, value_name = "FILE", conflicts_with = "deployment")]
+    blueprint: Option<PathBuf>,
+    /// A deployment in the store, as it is now.
+    #[arg(long, value_name = "NAME")]
+    deployment: Option<String>,
+    /// Execution store holding the deployment (default: $RHAIFLOW_STORE, else ./.rhaiflow/).
+    #[arg(long, value_name = "PATH")]
+    store: Option<String>,
 }
 
 pub fn graph(args: GraphArgs) -> i32 {
@@ -27,7 +37,11 @@ pub fn graph(args: GraphArgs) -> i32 {
         options.parameters = given;
         options.parameter_texts = params::texts(&args.params);
         options.dry_run = true;
-        target_options(&args.target, args.workflow.as_deref(), options)
+        let mut options = target_options(&args.target, args.workflow.as_deref(), options)?;
+        let store = crate::store::locate(args.store.as_deref());
+        let stored = args.deployment.as_deref().map(|name| (name, store.as_path()));
+        attach_deployment(&mut options, args.blueprint.as_deref(), stored)?;
+        Ok(options)
     });
     let options = match prepared {
         Ok(o) => o,
