@@ -11,6 +11,7 @@ pub mod graph;
 pub mod runner;
 pub mod script;
 pub mod store;
+mod timestamp;
 pub mod value;
 
 pub use runner::{resume, run, RunOptions, RunReport, Status, StoreChoice};

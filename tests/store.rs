@@ -169,6 +169,23 @@ fn a_corrupt_store_is_reported_not_a_panic() {
     }
 }
 
+// A store written by rhaiflow before events were kept many to a row (schema 3) is refused
+// with exit code 2 and says why, instead of being misread.
+#[test]
+fn a_store_of_an_older_format_is_refused_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("old.db");
+    std::fs::copy(fixture("store_schema_v3.db"), &store).unwrap();
+    for args in [
+        vec!["run".to_string(), fixture("store_fails_once.rhai"), "--store".into(), store.display().to_string()],
+        vec!["executions".into(), "list".into(), "--store".into(), store.display().to_string()],
+    ] {
+        let out = rhaiflow().args(&args).assert().code(2).get_output().clone();
+        let text = String::from_utf8_lossy(&out.stderr);
+        assert!(text.contains("another version of rhaiflow") && text.contains("format 3"), "{text}");
+    }
+}
+
 // Several processes share one store file at once; none fails on a locked database.
 #[test]
 fn several_processes_write_one_store_at_once() {
