@@ -6,6 +6,7 @@
 
 mod attempt;
 mod cancel;
+mod direct_closure;
 mod error;
 mod process;
 mod replay;
@@ -19,7 +20,7 @@ use std::sync::Arc;
 use rhai::{Dynamic, FnPtr};
 use tokio::sync::Semaphore;
 
-pub use attempt::{run_task, TaskOutcome};
+pub use attempt::{continue_task, run_task, TaskOutcome};
 pub use cancel::CancelState;
 pub use error::{display_value, innermost, ErrorKind, FailedTask, TaskError, TERMINATED_BY_CANCEL};
 pub use replay::{Replay, ReplayedTask};
