@@ -28,7 +28,7 @@ count() {
 startup=$(count noop_chain 0)
 echo "startup (N = 0): $startup instructions in memory"
 printf '%-22s %14s %16s\n' workload instructions "per task"
-for w in build_chain noop_chain noop_fanout closures flaky_retry; do
+for w in build_chain noop_chain build_fanout noop_fanout build_closures closures flaky_retry; do
     total=$(count "$w" "$n")
     printf '%-22s %14s %16s\n' "$w" "$total" "$(( (total - startup) / n ))"
 done
