@@ -30,7 +30,7 @@ pub enum DirectEnd {
     Succeeded { value: Dynamic, seq: u64 },
     /// A cancel came first: the task is finished, as cancelled.
     Cancelled,
-    /// The closure threw: to be judged (retries, `on_failure` has none here) by `run_task`.
+    /// The closure threw: `continue_task` judges it, and retries it, as any other attempt.
     Failed(FirstAttempt),
 }
 
