@@ -196,23 +196,56 @@ impl Event {
     }
 }
 
+impl ExecutionLabel {
+    /// Appends `,"execution_id":…,"workflow":…`: the fields every event of the execution
+    /// shares, which `Event::write_json_unlabelled` leaves out.
+    pub fn write_json_fields(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b",\"execution_id\":");
+        push_json_string(out, &self.execution_id);
+        out.extend_from_slice(b",\"workflow\":");
+        push_json_string(out, &self.workflow);
+    }
+}
+
+fn push_json_string(out: &mut Vec<u8>, s: &str) {
+    // Writing a string into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, s);
+}
+
 impl Event {
     /// Appends the event as one line of JSON (the shape of `to_json`, fields in a fixed
     /// order) without building a `Value` first: this runs for every event of every run.
     pub fn write_json(&self, label: &ExecutionLabel, out: &mut Vec<u8>) {
-        use std::io::Write as _;
-        fn string(out: &mut Vec<u8>, s: &str) {
-            // Writing a string into a Vec cannot fail.
-            let _ = serde_json::to_writer(&mut *out, s);
-        }
+        self.write_head(out);
+        label.write_json_fields(out);
+        self.write_tail(out);
+    }
+
+    /// Appends the event's JSON without its label's fields and returns the offset, from where
+    /// it started writing, at which they belong: the label's fields written there make
+    /// `write_json`'s text. The store keeps the label once per execution, not in every event.
+    pub fn write_json_unlabelled(&self, out: &mut Vec<u8>) -> usize {
+        let start = out.len();
+        self.write_head(out);
+        let label_at = out.len() - start;
+        self.write_tail(out);
+        label_at
+    }
+
+    /// `{"type":…,"seq":…,"ts":…`: what comes before the label.
+    fn write_head(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(b"{\"type\":\"");
         out.extend_from_slice(self.payload.type_name().as_bytes());
         out.extend_from_slice(b"\",\"seq\":");
         push_integer(out, self.seq as i64);
-        let _ = write!(out, ",\"ts\":\"{}\",\"execution_id\":", humantime::format_rfc3339_micros(self.ts));
-        string(out, &label.execution_id);
-        out.extend_from_slice(b",\"workflow\":");
-        string(out, &label.workflow);
+        out.extend_from_slice(b",\"ts\":\"");
+        crate::timestamp::push_rfc3339_micros(out, self.ts);
+        out.push(b'"');
+    }
+
+    /// The task's fields and the payload's, and the closing brace.
+    fn write_tail(&self, out: &mut Vec<u8>) {
+        let string = push_json_string;
         if let Some(t) = self.payload.task() {
             out.extend_from_slice(b",\"task\":");
             string(out, &t.name);
@@ -429,6 +462,25 @@ mod tests {
             event.write_json(&label(), &mut written);
             let parsed: Value = serde_json::from_slice(&written).unwrap();
             assert_eq!(parsed, event.to_json(&label()), "{}", String::from_utf8_lossy(&written));
+        }
+    }
+
+    #[test]
+    fn the_label_spliced_into_unlabelled_json_gives_the_full_line() {
+        let payloads = [
+            Payload::WorkflowStarted { resumed: false, parameters: serde_json::json!({}) },
+            Payload::TaskSucceeded(task(), Some(serde_json::json!([1, 2]))),
+        ];
+        for payload in payloads {
+            let event = Event { seq: 12, ts: SystemTime::now(), payload };
+            let mut full = Vec::new();
+            event.write_json(&label(), &mut full);
+            let mut unlabelled = b"prefix".to_vec();
+            let at = event.write_json_unlabelled(&mut unlabelled) + b"prefix".len();
+            let mut fields = Vec::new();
+            label().write_json_fields(&mut fields);
+            unlabelled.splice(at..at, fields);
+            assert_eq!(&unlabelled[b"prefix".len()..], &full[..]);
         }
     }
 }

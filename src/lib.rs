@@ -13,6 +13,7 @@ pub mod graph;
 pub mod runner;
 pub mod script;
 pub mod store;
+mod timestamp;
 pub mod value;
 pub mod yaml;
 

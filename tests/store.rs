@@ -54,6 +54,32 @@ fn delays(seed: u64, count: usize) -> Vec<Duration> {
         .collect()
 }
 
+/// Kills `child` (a run of execution `id`) after each of `kills` moments drawn from `seed`,
+/// resuming it each time, and returns the last resume's exit code.
+fn kill_and_resume(mut child: Child, id: &str, store: &str, seed: u64, kills: usize) -> Option<i32> {
+    for delay in delays(seed, kills) {
+        std::thread::sleep(delay);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        child = spawn(&["executions", "resume", id, "--store", store, "-q"]);
+    }
+    child.wait().unwrap().code()
+}
+
+/// The stored events of `id`, checked to record `tasks` successes, each once, and to end
+/// with the workflow's success.
+fn each_success_recorded_once(store: &Path, id: &str, tasks: usize) -> Vec<serde_json::Value> {
+    let mut successes: HashMap<String, usize> = HashMap::new();
+    let recorded = store_events(store, id);
+    for e in recorded.iter().filter(|e| e["type"] == "task_succeeded") {
+        *successes.entry(e["task"].as_str().unwrap().to_string()).or_default() += 1;
+    }
+    assert_eq!(successes.len(), tasks, "every task's success is recorded");
+    assert!(successes.values().all(|&n| n == 1), "no success is recorded twice: {successes:?}");
+    assert_eq!(recorded.last().unwrap()["type"], "workflow_succeeded");
+    recorded
+}
+
 // Killed with SIGKILL at several moments and resumed each time, the workflow ends with every
 // line written at least once, every task's success recorded exactly once, and success.
 #[test]
@@ -63,32 +89,32 @@ fn killed_again_and_again_then_resumed_loses_nothing() {
     let (store_s, out_s, ev_s) = (store.to_str().unwrap(), out.to_str().unwrap(), ev.to_str().unwrap());
     let script = fixture("append_lines.rhai");
     let param = format!("out={out_s}");
-    let mut child = spawn(&["run", &script, "-p", &param, "--store", store_s, "--events-json", ev_s, "-q"]);
+    let child = spawn(&["run", &script, "-p", &param, "--store", store_s, "--events-json", ev_s, "-q"]);
     let id = wait_for_event(&ev, |e| e["type"] == "workflow_started")["execution_id"].as_str().unwrap().to_string();
-    for delay in delays(7, 4) {
-        std::thread::sleep(delay);
-        child.kill().unwrap();
-        child.wait().unwrap();
-        child = spawn(&["executions", "resume", &id, "--store", store_s, "-q"]);
-    }
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(0), "the last resume finishes the workflow");
+    assert_eq!(kill_and_resume(child, &id, store_s, 7, 4), Some(0), "the last resume finishes the workflow");
 
     let written = std::fs::read_to_string(&out).unwrap();
     let lines: std::collections::HashSet<&str> = written.lines().collect();
     for n in 0..300 {
         assert!(lines.contains(n.to_string().as_str()), "line {n} is missing");
     }
-    let mut successes: HashMap<String, usize> = HashMap::new();
-    let recorded = store_events(&store, &id);
-    for e in recorded.iter().filter(|e| e["type"] == "task_succeeded") {
-        *successes.entry(e["task"].as_str().unwrap().to_string()).or_default() += 1;
-    }
-    assert_eq!(successes.len(), 300, "every task's success is recorded");
-    assert!(successes.values().all(|&n| n == 1), "no success is recorded twice: {successes:?}");
-    assert_eq!(recorded.last().unwrap()["type"], "workflow_succeeded");
+    let recorded = each_success_recorded_once(&store, &id, 300);
     let seqs: Vec<u64> = recorded.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
     assert!(seqs.windows(2).all(|w| w[0] < w[1]), "seq keeps increasing across resumes");
+}
+
+// The same with closure tasks, whose first attempt runs straight on a script thread and
+// whose success the scheduler finishes only once it is committed: after SIGKILLs and
+// resumes, every success is recorded exactly once and the workflow ends.
+#[test]
+fn killed_closure_tasks_resume_with_every_success_recorded_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, ev) = (dir.path().join("store"), dir.path().join("events.jsonl"));
+    let (store_s, ev_s) = (store.to_str().unwrap(), ev.to_str().unwrap());
+    let child = spawn(&["run", &fixture("closure_layers.rhai"), "--store", store_s, "--events-json", ev_s, "-q"]);
+    let id = wait_for_event(&ev, |e| e["type"] == "workflow_started")["execution_id"].as_str().unwrap().to_string();
+    assert_eq!(kill_and_resume(child, &id, store_s, 11, 3), Some(0), "the last resume finishes the workflow");
+    each_success_recorded_once(&store, &id, 400);
 }
 
 // `executions cancel ID` from another process reaches the run through the store.
@@ -166,6 +192,23 @@ fn a_corrupt_store_is_reported_not_a_panic() {
         let text = String::from_utf8_lossy(&out.stderr);
         assert!(text.contains("damaged or not a rhaiflow store") || text.contains("not a database"), "{text}");
         assert!(!text.contains("panicked"), "{text}");
+    }
+}
+
+// A store written by rhaiflow before events were kept many to a row (schema 3) is refused
+// with exit code 2 and says why, instead of being misread.
+#[test]
+fn a_store_of_an_older_format_is_refused_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("old.db");
+    std::fs::copy(fixture("store_schema_v3.db"), &store).unwrap();
+    for args in [
+        vec!["run".to_string(), fixture("store_fails_once.rhai"), "--store".into(), store.display().to_string()],
+        vec!["executions".into(), "list".into(), "--store".into(), store.display().to_string()],
+    ] {
+        let out = rhaiflow().args(&args).assert().code(2).get_output().clone();
+        let text = String::from_utf8_lossy(&out.stderr);
+        assert!(text.contains("another version of rhaiflow") && text.contains("format 3"), "{text}");
     }
 }
 

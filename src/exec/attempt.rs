@@ -42,33 +42,55 @@ pub fn task_info(cell: &TaskCell, task_id: u64, retries: u32, total_retries: i64
     }
 }
 
+/// An attempt that already ran (a closure's, on a script thread: `direct_closure`), its
+/// `task_started` emitted, waiting to be judged.
+pub struct FirstAttempt {
+    pub info: TaskInfo,
+    pub result: Result<Dynamic, TaskError>,
+}
+
 /// Runs every attempt of `cell` until it succeeds, fails for good, or is cancelled.
 pub async fn run_task(cell: Arc<TaskCell>, env: Arc<ExecEnv>) -> TaskOutcome {
-    let settings = cell.settings();
-    let reports = cell.kind() != TaskKind::Event;
     if let Some(result) = env.replayed(&cell) {
         cell.set_result(result);
         cell.finish(TaskState::Succeeded);
         return TaskOutcome::Succeeded;
     }
-    let mut retries: u32 = 0;
+    run_attempts(cell, env, None).await
+}
+
+/// Judges an attempt that already ran, then goes on as `run_task` (retries).
+pub async fn continue_task(cell: Arc<TaskCell>, env: Arc<ExecEnv>, first: FirstAttempt) -> TaskOutcome {
+    run_attempts(cell, env, Some(first)).await
+}
+
+async fn run_attempts(cell: Arc<TaskCell>, env: Arc<ExecEnv>, mut first: Option<FirstAttempt>) -> TaskOutcome {
+    let settings = cell.settings();
+    let reports = cell.kind() != TaskKind::Event;
+    let mut retries: u32 = first.as_ref().map_or(0, |f| f.info.current_retries);
     loop {
-        if env.cancel.is_requested() {
-            cell.finish(TaskState::Cancelled);
-            return TaskOutcome::Cancelled;
-        }
-        let permit = match &env.limiter {
-            Some(limiter) => Some(limiter.clone().acquire_owned().await.expect("the limiter is never closed")),
-            None => None,
+        let (info, result) = match first.take() {
+            Some(FirstAttempt { info, result }) => (info, result),
+            None => {
+                if env.cancel.is_requested() {
+                    cell.finish(TaskState::Cancelled);
+                    return TaskOutcome::Cancelled;
+                }
+                let permit = match &env.limiter {
+                    Some(limiter) => Some(limiter.clone().acquire_owned().await.expect("the limiter is never closed")),
+                    None => None,
+                };
+                let attempt_id = env.next_task_id();
+                cell.begin_attempt(attempt_id, retries);
+                let info = task_info(&cell, attempt_id, retries, settings.total_retries);
+                if reports {
+                    env.bus.emit(Payload::TaskStarted(info.clone()));
+                }
+                let result = perform(&cell, &settings, &env).await;
+                drop(permit);
+                (info, result)
+            }
         };
-        let attempt_id = env.next_task_id();
-        cell.begin_attempt(attempt_id, retries);
-        let info = task_info(&cell, attempt_id, retries, settings.total_retries);
-        if reports {
-            env.bus.emit(Payload::TaskStarted(info.clone()));
-        }
-        let result = perform(&cell, &settings, &env).await;
-        drop(permit);
         match judge(&cell, &settings, result, retries, &env).await {
             Judgement::Succeed(value) => {
                 if reports {
@@ -145,9 +167,9 @@ async fn perform(cell: &Arc<TaskCell>, settings: &TaskSettings, env: &Arc<ExecEn
         TaskAction::Exec { argv, options } => {
             process::run(argv, &argv.join(" "), options, settings.timeout, &env.cancel).await
         }
-        TaskAction::Script { closure, arity } => {
-            let args = if *arity >= 1 { vec![Dynamic::from_map(inputs_of(cell))] } else { Vec::new() };
-            call_blocking(env, closure.clone(), args, settings.timeout).await
+        TaskAction::Script { .. } => {
+            let (closure, args) = closure_call(cell).expect("the task runs a closure");
+            call_blocking(env, closure, args, settings.timeout).await
         }
         TaskAction::SetState { deployment, instance, state } => {
             deployment.set_state(instance, state);
@@ -155,6 +177,14 @@ async fn perform(cell: &Arc<TaskCell>, settings: &TaskSettings, env: &Arc<ExecEn
         }
         TaskAction::Operation(call) => super::operation::run(call, cell, settings, env).await,
     }
+}
+
+/// A closure task's closure and the arguments it is called with: its inputs (`requires`,
+/// `inject`), when it takes a parameter.
+pub fn closure_call(cell: &TaskCell) -> Option<(FnPtr, Vec<Dynamic>)> {
+    let TaskAction::Script { closure, arity } = &cell.action else { return None };
+    let args = if *arity >= 1 { vec![Dynamic::from_map(inputs_of(cell))] } else { Vec::new() };
+    Some((closure.clone(), args))
 }
 
 /// A command as messages name it: its first line, cut short.

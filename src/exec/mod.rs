@@ -6,6 +6,7 @@
 
 mod attempt;
 mod cancel;
+mod direct_closure;
 mod error;
 mod operation;
 mod process;
@@ -20,7 +21,7 @@ use std::sync::Arc;
 use rhai::{Dynamic, FnPtr};
 use tokio::sync::Semaphore;
 
-pub use attempt::{run_task, TaskOutcome};
+pub use attempt::{continue_task, run_task, TaskOutcome};
 pub use cancel::CancelState;
 pub use error::{display_value, innermost, ErrorKind, FailedTask, TaskError, TERMINATED_BY_CANCEL};
 pub use replay::{Replay, ReplayedTask};
@@ -43,7 +44,10 @@ pub trait ScriptCalls: Send + Sync {
         call: &Arc<crate::deploy::OperationCall>,
         retry_number: u32,
         timeout: Option<f64>,
-    ) -> Result<Dynamic, TaskError>;
+    ) -> Result<Dynamic, TaskError> {
+        let _ = (call, retry_number, timeout);
+        Err(TaskError::new(ErrorKind::NonRecoverable, "this host runs no operation functions"))
+    }
 }
 
 /// Canned outcomes for tasks, by task name, that `bundle test` scripts set up: a mocked task

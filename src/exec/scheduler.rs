@@ -1,17 +1,28 @@
 //! Runs a `Plan`: every vertex starts when the vertices it waits for are done.
 //!
 //! Event-driven: tasks report their outcome on a channel, cancel arrives as a future; there
-//! is no polling. No-op and event tasks run inline (no spawn), which keeps big graphs cheap.
+//! is no polling. No-op and event tasks run inline (no spawn), which keeps big graphs cheap;
+//! closure tasks without handlers go straight to a script thread (`direct_closure`).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use tokio::sync::mpsc;
+use rhai::Dynamic;
+use tokio::sync::{mpsc, watch};
 
 use super::attempt::task_info;
-use super::{run_task, ErrorKind, ExecEnv, FailedTask, TaskError, TaskOutcome};
+use super::direct_closure::{DirectClosure, DirectEnd};
+use super::{continue_task, run_task, ErrorKind, ExecEnv, FailedTask, TaskError, TaskOutcome};
 use crate::events::Payload;
 use crate::graph::{Plan, Role, TaskAction, TaskCell, TaskState};
+
+/// What a task's runner tells the scheduler.
+enum Report {
+    /// The task ended (`run_task`).
+    Ended(TaskOutcome),
+    /// The first attempt of a closure task on the direct path ended.
+    Direct(DirectEnd),
+}
 
 /// Per subgraph: how many members are running or open, and the first failure inside it.
 #[derive(Default)]
@@ -43,7 +54,13 @@ struct Scheduler {
     /// which every task comes after all that depended on it.
     succeeded: Vec<u32>,
     stopping: bool,
-    done_tx: mpsc::UnboundedSender<(u32, TaskOutcome)>,
+    done_tx: mpsc::UnboundedSender<(u32, Report)>,
+    /// Closure tasks that succeeded on the direct path, with the `seq` of their success: they
+    /// finish once the store committed it, so that nothing runs on top of a success that is
+    /// not on disk.
+    awaiting_commit: Vec<(u64, u32, Dynamic)>,
+    /// The highest `seq` the store committed; `None` in memory (nothing to wait for).
+    committed: Option<watch::Receiver<u64>>,
 }
 
 /// Executes the plan; `Err` names the failed tasks, or says the execution was cancelled.
@@ -71,6 +88,8 @@ pub async fn execute_plan(plan: Plan, env: Arc<ExecEnv>, fail_fast: bool) -> Res
         succeeded: Vec::new(),
         stopping: false,
         done_tx,
+        awaiting_commit: Vec::new(),
+        committed: env.committed.clone(),
     };
     loop {
         while let Some(v) = s.ready.pop_front() {
@@ -84,8 +103,9 @@ pub async fn execute_plan(plan: Plan, env: Arc<ExecEnv>, fail_fast: bool) -> Res
             break;
         }
         tokio::select! {
-            Some((task, outcome)) = done_rx.recv() => s.finish(task, outcome),
+            Some((task, report)) = done_rx.recv() => s.report(task, report),
             _ = env.cancel.requested(), if !s.stopping => s.stopping = true,
+            _ = next_commit(&mut s.committed), if !s.awaiting_commit.is_empty() => s.finish_committed(),
         }
     }
     s.close_unfinished_subgraphs();
@@ -98,6 +118,19 @@ pub async fn execute_plan(plan: Plan, env: Arc<ExecEnv>, fail_fast: bool) -> Res
     let succeeded = std::mem::take(&mut s.succeeded);
     s.revert(&succeeded).await;
     Err(graph_failure(s.failed.into_iter().map(|(_, f)| f).collect()))
+}
+
+/// Waits until the store commits more; never returns when there is no store. A store that
+/// stopped commits nothing more: waiting on it must not hold the run, as in `ExecEnv::committed`.
+async fn next_commit(committed: &mut Option<watch::Receiver<u64>>) {
+    match committed {
+        Some(receiver) => {
+            if receiver.changed().await.is_err() {
+                *committed = None;
+            }
+        }
+        None => std::future::pending().await,
+    }
 }
 
 fn graph_failure(failed: Vec<FailedTask>) -> TaskError {
@@ -185,10 +218,60 @@ impl Scheduler {
         }
         let env = self.env.clone();
         let done = self.done_tx.clone();
+        if let Some(direct) = DirectClosure::for_task(&cell, &env) {
+            self.env.scripts_pool.submit(Box::new(move || {
+                let end = direct.run(&cell, &env);
+                let _ = done.send((task, Report::Direct(end)));
+            }));
+            return;
+        }
         self.env.runtime.spawn(async move {
             let outcome = run_task(cell, env).await;
-            let _ = done.send((task, outcome));
+            let _ = done.send((task, Report::Ended(outcome)));
         });
+    }
+
+    fn report(&mut self, task: u32, report: Report) {
+        match report {
+            Report::Ended(outcome) => self.finish(task, outcome),
+            Report::Direct(DirectEnd::Succeeded { value, seq }) => {
+                let committed = self.committed.as_ref().is_none_or(|c| *c.borrow() >= seq);
+                if committed {
+                    self.finish_succeeded(task, value);
+                } else {
+                    self.awaiting_commit.push((seq, task, value));
+                }
+            }
+            Report::Direct(DirectEnd::Cancelled) => self.finish(task, TaskOutcome::Cancelled),
+            Report::Direct(DirectEnd::Failed(first)) => {
+                let (cell, env, done) =
+                    (self.plan.tasks[task as usize].cell.clone(), self.env.clone(), self.done_tx.clone());
+                self.env.runtime.spawn(async move {
+                    let outcome = continue_task(cell, env, first).await;
+                    let _ = done.send((task, Report::Ended(outcome)));
+                });
+            }
+        }
+    }
+
+    /// A closure task on the direct path succeeded, and its success is on disk.
+    fn finish_succeeded(&mut self, task: u32, value: Dynamic) {
+        let cell = &self.plan.tasks[task as usize].cell;
+        cell.set_result(value);
+        cell.finish(TaskState::Succeeded);
+        self.finish(task, TaskOutcome::Succeeded);
+    }
+
+    /// Finishes the tasks whose success the store has now committed (all of them when the
+    /// store stopped).
+    fn finish_committed(&mut self) {
+        let committed = self.committed.as_ref().map_or(u64::MAX, |c| *c.borrow());
+        let (now, later): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.awaiting_commit).into_iter().partition(|(seq, _, _)| *seq <= committed);
+        self.awaiting_commit = later;
+        for (_, task, value) in now {
+            self.finish_succeeded(task, value);
+        }
     }
 
     /// No-op and event tasks without handlers cannot fail or wait: they run in place, with no
@@ -474,14 +557,6 @@ mod tests {
         fn task_handle(&self, _: &Arc<TaskCell>) -> Dynamic {
             Dynamic::UNIT
         }
-        fn call_operation(
-            &self,
-            _: &Arc<crate::deploy::OperationCall>,
-            _: u32,
-            _: Option<f64>,
-        ) -> Result<Dynamic, TaskError> {
-            Ok(Dynamic::UNIT)
-        }
     }
 
     struct Recorder(Arc<Mutex<Vec<String>>>);
@@ -555,6 +630,66 @@ mod tests {
         assert!(result.is_err());
         assert!(events.contains(&"task_succeeded slow".to_string()), "running tasks finish: {events:?}");
         assert!(!events.iter().any(|e| e.ends_with(" next")), "{events:?}");
+    }
+
+    /// Records, when `b` runs, the highest seq the fake store has committed.
+    struct SeesCommitted(tokio::sync::watch::Receiver<u64>, Arc<Mutex<Option<u64>>>);
+
+    impl ScriptCalls for SeesCommitted {
+        fn call(&self, closure: &FnPtr, _: Vec<Dynamic>, _: Option<f64>) -> Result<Dynamic, TaskError> {
+            if closure.fn_name() == "b" {
+                *self.1.lock() = Some(*self.0.borrow());
+            }
+            Ok(Dynamic::UNIT)
+        }
+        fn task_handle(&self, _: &Arc<TaskCell>) -> Dynamic {
+            Dynamic::UNIT
+        }
+    }
+
+    /// A store that commits every event a little after it is emitted.
+    struct SlowStore(std::sync::mpsc::Sender<u64>, Arc<Mutex<Option<u64>>>);
+
+    impl EventSink for SlowStore {
+        fn accept(&mut self, event: &Event, _: &ExecutionLabel) {
+            if let Payload::TaskSucceeded(t, _) = &event.payload {
+                if &*t.name == "a" {
+                    *self.1.lock() = Some(event.seq);
+                }
+            }
+            let _ = self.0.send(event.seq);
+        }
+    }
+
+    // A closure task that succeeded on a script thread released its dependents before the
+    // store had committed its success: a crash then could lose it while they ran on top of it.
+    #[test]
+    fn a_closure_success_is_committed_before_its_dependents_start() {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let (commit_tx, committed) = tokio::sync::watch::channel(0u64);
+        let (emitted_tx, emitted) = std::sync::mpsc::channel::<u64>();
+        std::thread::spawn(move || {
+            for seq in emitted {
+                // Late enough that a dependent started without waiting would run first.
+                std::thread::sleep(std::time::Duration::from_millis(5));
+                commit_tx.send_replace(seq);
+            }
+        });
+        let (a_seq, seen_by_b) = (Arc::new(Mutex::new(None)), Arc::new(Mutex::new(None)));
+        let label = ExecutionLabel { execution_id: "e".into(), workflow: "w".into() };
+        let bus = Arc::new(EventBus::new(label, vec![Box::new(SlowStore(emitted_tx, a_seq.clone()))]));
+        let scripts = Arc::new(SeesCommitted(committed.clone(), seen_by_b.clone()));
+        let mut env =
+            ExecEnv::new(runtime.handle().clone(), bus, Arc::new(CancelState::default()), scripts, None, false);
+        env.committed = Some(committed);
+        let mut g = TaskGraph::default();
+        let (a, b) = (closure("a", "a"), closure("b", "b"));
+        g.add(&a, None).unwrap();
+        g.add(&b, None).unwrap();
+        g.add_dependency(&b, &a).unwrap();
+        runtime.block_on(execute_plan(Plan::build(&g).unwrap(), Arc::new(env), false)).unwrap();
+        let (a_seq, seen) = (a_seq.lock().unwrap(), seen_by_b.lock().unwrap());
+        assert!(seen >= a_seq, "b ran when the store had committed up to {seen}, a succeeded at {a_seq}");
     }
 
     #[test]

@@ -6,8 +6,10 @@
 //! are folded from the task events when read, so the two never disagree.
 
 pub mod deployments;
+mod event_rows;
 mod records;
 mod sqlite;
+mod write_queue;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -24,6 +26,11 @@ pub enum StoreError {
     Open { path: PathBuf, message: String },
     #[error("the execution store {path} is damaged or not a rhaiflow store: {message}")]
     Corrupt { path: PathBuf, message: String },
+    #[error(
+        "the execution store {path} was written by another version of rhaiflow (store format {found}; this \
+         rhaiflow reads format {reads}): use a new store (--store PATH), or move this one aside"
+    )]
+    OtherVersion { path: PathBuf, found: i64, reads: i64 },
     #[error("the execution store failed: {0}")]
     Database(String),
     #[error("no execution `{0}` in this store")]

@@ -85,9 +85,11 @@ pub struct TaskFold {
 }
 
 impl TaskFold {
-    pub fn apply(&mut self, key: String, body: &str) {
+    /// Applies the event `body` (its JSON) of the task created `serial`-th.
+    pub fn apply(&mut self, serial: u64, body: &str) {
         let Ok(event) = serde_json::from_str::<Value>(body) else { return };
         let text = |k: &str| event.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+        let key = format!("{serial}:{}", text("task"));
         let at = *self.index.entry(key.clone()).or_insert_with(|| {
             self.tasks.push(StoredTask {
                 key,

@@ -1,14 +1,14 @@
 //! The embedded store: one SQLite file in WAL mode.
 //!
-//! Writes go through one writer thread per process, which takes every queued write, commits
-//! them in one transaction (group commit), then publishes the highest committed event `seq`;
-//! a task's dependents wait on that watch, so nothing runs on top of a success that is not on
-//! disk. Reads use their own connection: WAL lets readers and the writer proceed together,
+//! Writes go through one writer thread per process, which takes every queued write
+//! (`write_queue`), commits them in one transaction (group commit), then publishes the highest
+//! committed event `seq`; a task's dependents wait on that watch, so nothing runs on top of a
+//! success that is not on disk. Events are stored many to a row (`event_rows`). Reads use their own connection: WAL lets readers and the writer proceed together,
 //! and several processes share one file (a busy writer makes the others wait, not fail).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::mpsc::sync_channel;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -16,13 +16,15 @@ use parking_lot::Mutex;
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension, TransactionBehavior};
 use tokio::sync::watch;
 
+use super::event_rows::{read_row, StoredEvent};
 use super::records::TaskFold;
+use super::write_queue::{Batch, WriteOp, WriteQueue};
 use super::{ExecutionRecord, ExecutionStatus, Result, Store, StoreError, StoredTask};
-use crate::events::{Event, ExecutionLabel, Payload};
-use crate::graph::TaskKind;
+use crate::events::{Event, ExecutionLabel};
 
-/// Task states are not a table of their own: they are folded from the task events when read,
-/// so writing a task's progress is one insert per event.
+/// Task states are not a table of their own: they are folded from the task events when read.
+/// Events are kept many to a row (`event_rows`): `position` is the execution's number and the
+/// seq of the row's last event, `first_seq` the seq of its first.
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS executions (
     number INTEGER PRIMARY KEY,
@@ -42,38 +44,29 @@ CREATE TABLE IF NOT EXISTS executions (
     last_seq INTEGER NOT NULL DEFAULT 0,
     cancel_request INTEGER NOT NULL DEFAULT 0
 );
-CREATE TABLE IF NOT EXISTS events (
+CREATE TABLE IF NOT EXISTS event_rows (
     position INTEGER PRIMARY KEY,
-    task_key TEXT,
-    body TEXT NOT NULL
+    first_seq INTEGER NOT NULL,
+    events BLOB NOT NULL
 );
 ";
 
-/// An event's row id: its execution's number in the high bits, its seq in the low 40. Events
-/// of a run are then appended at the end of the table's b-tree, the cheapest insert SQLite
-/// has, and an execution's events are one range.
+/// An event row's id: its execution's number in the high bits, the seq of its last event in
+/// the low 40. Events of a run are then appended at the end of the table's b-tree, the
+/// cheapest insert SQLite has; an execution's events are one range, and the rows holding the
+/// events after seq N are the rows from `position(execution, N)` on.
 fn position(execution: i64, seq: u64) -> i64 {
     (execution << 40) | (seq as i64 & ((1 << 40) - 1))
 }
 
-/// Writes queued for the writer thread at most.
-const QUEUE_LIMIT: usize = 50_000;
-
 /// Bumped when the schema changes, so an old file is recognised instead of misread.
-const SCHEMA_VERSION: i64 = 3;
-
-enum WriteOp {
-    Begin(Box<ExecutionRecord>),
-    Event { execution_id: Arc<str>, seq: u64, task_key: Option<String>, body: Vec<u8>, done: bool },
-    Planned { execution_id: String, count: u64 },
-    End { execution_id: String, status: ExecutionStatus, error: Option<String>, at: String },
-    Sync(SyncSender<()>),
-}
+/// 4: events many to a row, without the execution's id and workflow in each.
+const SCHEMA_VERSION: i64 = 4;
 
 pub struct SqliteStore {
     path: PathBuf,
     reader: Mutex<Connection>,
-    writes: Mutex<SyncSender<WriteOp>>,
+    writes: Arc<WriteQueue>,
     committed: watch::Receiver<u64>,
 }
 
@@ -109,7 +102,12 @@ fn initialise(path: &Path) -> Result<Connection> {
                 let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
                 let tables: i64 =
                     conn.query_row("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'", [], |r| r.get(0))?;
-                if version != SCHEMA_VERSION && tables > 0 {
+                if version == SCHEMA_VERSION {
+                    // Set up already: writing nothing keeps the commit free of an fsync, on
+                    // every start of every process.
+                    return Ok(None);
+                }
+                if tables > 0 {
                     return Ok(Some(version));
                 }
                 conn.execute_batch(SCHEMA)?;
@@ -119,10 +117,7 @@ fn initialise(path: &Path) -> Result<Connection> {
             let _ = conn.execute_batch(if matches!(created, Ok(None)) { "COMMIT" } else { "ROLLBACK" });
             match created.map_err(|e| database_error(path, e))? {
                 None => Ok(conn),
-                Some(version) => Err(StoreError::Corrupt {
-                    path: path.to_path_buf(),
-                    message: format!("it has schema version {version}, this rhaiflow reads version {SCHEMA_VERSION}"),
-                }),
+                Some(found) => Err(StoreError::OtherVersion { path: path.to_path_buf(), found, reads: SCHEMA_VERSION }),
             }
         });
         match attempt {
@@ -143,65 +138,90 @@ impl SqliteStore {
         }
         let reader = initialise(path)?;
         let writer = initialise(path)?;
-        // Bounded: when events come faster than the disk takes them, emitters wait instead of
-        // the queue growing without limit (a 1M-task run held 1.3 GB of queued events).
-        let (tx, rx) = sync_channel(QUEUE_LIMIT);
+        let writes = Arc::new(WriteQueue::default());
         let (committed_tx, committed) = watch::channel(0);
-        let thread_path = path.to_path_buf();
+        let (thread_path, queue) = (path.to_path_buf(), writes.clone());
         std::thread::Builder::new()
             .name("rhaiflow-store".into())
-            .spawn(move || write_loop(writer, rx, committed_tx, thread_path))
+            .spawn(move || write_loop(writer, &queue, committed_tx, thread_path))
             .map_err(|e| StoreError::Open { path: path.to_path_buf(), message: e.to_string() })?;
-        Ok(SqliteStore { path: path.to_path_buf(), reader: Mutex::new(reader), writes: Mutex::new(tx), committed })
+        Ok(SqliteStore { path: path.to_path_buf(), reader: Mutex::new(reader), writes, committed })
     }
 
     fn send(&self, op: WriteOp) {
-        // The writer only stops when the store is dropped.
-        let _ = self.writes.lock().send(op);
+        self.writes.push_op(op);
     }
 
     fn err(&self, e: rusqlite::Error) -> StoreError {
         database_error(&self.path, e)
     }
 
-    /// The compact number of execution `id`, which keys its events.
-    fn number(&self, conn: &Connection, id: &str) -> Result<i64> {
-        conn.query_row("SELECT number FROM executions WHERE id = ?1", [id], |row| row.get(0))
+    /// The compact number of execution `id`, which keys its events, and the JSON fields its
+    /// events share (`ExecutionLabel::write_json_fields`), which their rows leave out.
+    fn number_and_label(&self, conn: &Connection, id: &str) -> Result<(i64, String)> {
+        let (number, workflow): (i64, String) = conn
+            .query_row("SELECT number, workflow FROM executions WHERE id = ?1", [id], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })
             .optional()
             .map_err(|e| self.err(e))?
-            .ok_or_else(|| StoreError::NoSuchExecution(id.to_string()))
+            .ok_or_else(|| StoreError::NoSuchExecution(id.to_string()))?;
+        let mut fields = Vec::new();
+        ExecutionLabel { execution_id: id.into(), workflow: workflow.into() }.write_json_fields(&mut fields);
+        Ok((number, String::from_utf8(fields).expect("JSON is UTF-8")))
+    }
+
+    /// Calls `each` with every stored event of execution `number` after seq `after`, in order.
+    fn read_events(
+        &self,
+        conn: &Connection,
+        number: i64,
+        after: u64,
+        mut each: impl FnMut(StoredEvent<'_>),
+    ) -> Result<()> {
+        let mut stmt = conn
+            .prepare_cached("SELECT events FROM event_rows WHERE position > ?1 AND position < ?2 ORDER BY position")
+            .map_err(|e| self.err(e))?;
+        let mut rows =
+            stmt.query(params![position(number, after), position(number + 1, 0)]).map_err(|e| self.err(e))?;
+        while let Some(row) = rows.next().map_err(|e| self.err(e))? {
+            let body = row.get_ref(0).and_then(|v| Ok(v.as_blob()?)).map_err(|e| self.err(e))?;
+            for event in read_row(body) {
+                let event = event.map_err(|_| StoreError::Corrupt {
+                    path: self.path.clone(),
+                    message: "a row of events cannot be read".into(),
+                })?;
+                if event.seq > after {
+                    each(event);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        // The writer commits what is queued, then stops.
+        self.writes.close();
     }
 }
 
 /// Takes every write that is queued, commits them together, publishes the committed `seq`.
-fn write_loop(mut conn: Connection, rx: Receiver<WriteOp>, committed: watch::Sender<u64>, path: PathBuf) {
+fn write_loop(mut conn: Connection, queue: &WriteQueue, committed: watch::Sender<u64>, path: PathBuf) {
     let mut reported = false;
     let mut numbers: HashMap<Arc<str>, i64> = HashMap::new();
-    while let Ok(first) = rx.recv() {
-        let mut batch = vec![first];
-        while batch.len() < 20_000 {
-            match rx.try_recv() {
-                Ok(op) => batch.push(op),
-                Err(_) => break,
-            }
-        }
+    while let Some(batch) = queue.take() {
         if let Err(e) = write_batch(&mut conn, &batch, &mut numbers) {
             if !reported {
                 eprintln!("rhaiflow: cannot write to the execution store {}: {}", path.display(), e);
                 reported = true;
             }
         }
-        let highest = batch
-            .iter()
-            .filter_map(|op| match op {
-                WriteOp::Event { seq, .. } => Some(*seq),
-                _ => None,
-            })
-            .max();
-        if let Some(seq) = highest {
+        if let Some(seq) = batch.rows.iter().map(|row| row.last_seq).max() {
             committed.send_modify(|c| *c = (*c).max(seq));
         }
-        for op in batch {
+        for op in batch.ops {
             if let WriteOp::Sync(ack) = op {
                 let _ = ack.send(());
             }
@@ -209,49 +229,32 @@ fn write_loop(mut conn: Connection, rx: Receiver<WriteOp>, committed: watch::Sen
     }
 }
 
-fn write_batch(conn: &mut Connection, batch: &[WriteOp], numbers: &mut HashMap<Arc<str>, i64>) -> rusqlite::Result<()> {
+fn write_batch(conn: &mut Connection, batch: &Batch, numbers: &mut HashMap<Arc<str>, i64>) -> rusqlite::Result<()> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    // Prepared once per batch: looking a cached statement up hashes its text, per row.
-    let mut insert_event =
-        tx.prepare_cached("INSERT OR REPLACE INTO events (position, task_key, body) VALUES (?1, ?2, ?3)")?;
+    // An execution's start comes first: its events are keyed by the number it gets.
+    for op in &batch.ops {
+        if let WriteOp::Begin(r) = op {
+            begin_execution(&tx, r, numbers)?;
+        }
+    }
     // Per execution in this batch: its highest seq and how many tasks got done.
     let mut progress: Vec<(i64, u64, u64)> = Vec::new();
-    for op in batch {
+    let mut insert_row =
+        tx.prepare_cached("INSERT OR REPLACE INTO event_rows (position, first_seq, events) VALUES (?1, ?2, ?3)")?;
+    for row in &batch.rows {
+        let Some(&number) = numbers.get(&row.execution_id) else { continue };
+        insert_row.execute(params![position(number, row.last_seq), row.first_seq, row.body])?;
+        match progress.iter_mut().find(|(n, _, _)| *n == number) {
+            Some((_, last, done)) => {
+                *last = (*last).max(row.last_seq);
+                *done += row.tasks_done;
+            }
+            None => progress.push((number, row.last_seq, row.tasks_done)),
+        }
+    }
+    drop(insert_row);
+    for op in &batch.ops {
         match op {
-            WriteOp::Begin(r) => {
-                tx.prepare_cached(
-                    "INSERT INTO executions (id, workflow, script, parameters, options, status, started_at, pid, resumes)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-                     ON CONFLICT(id) DO UPDATE SET status = excluded.status, pid = excluded.pid,
-                       resumes = excluded.resumes, ended_at = NULL, error = NULL, cancel_request = 0",
-                )?
-                .execute(params![
-                    r.id,
-                    r.workflow,
-                    r.script,
-                    r.parameters.to_string(),
-                    r.options.to_string(),
-                    r.status.as_str(),
-                    r.started_at,
-                    r.pid,
-                    r.resumes
-                ])?;
-                let number: i64 =
-                    tx.query_row("SELECT number FROM executions WHERE id = ?1", [&r.id], |row| row.get(0))?;
-                numbers.insert(Arc::from(r.id.as_str()), number);
-            }
-            WriteOp::Event { execution_id, seq, task_key, body, done } => {
-                let Some(&number) = numbers.get(execution_id) else { continue };
-                let body = std::str::from_utf8(body).unwrap_or("{}");
-                insert_event.execute(params![position(number, *seq), task_key.as_deref(), body])?;
-                match progress.iter_mut().find(|(n, _, _)| *n == number) {
-                    Some((_, last, count)) => {
-                        *last = (*last).max(*seq);
-                        *count += *done as u64;
-                    }
-                    None => progress.push((number, *seq, *done as u64)),
-                }
-            }
             WriteOp::Planned { execution_id, count } => {
                 tx.prepare_cached("UPDATE executions SET tasks_total = tasks_total + ?2 WHERE id = ?1")?
                     .execute(params![execution_id, count])?;
@@ -260,7 +263,7 @@ fn write_batch(conn: &mut Connection, batch: &[WriteOp], numbers: &mut HashMap<A
                 tx.prepare_cached("UPDATE executions SET status = ?2, error = ?3, ended_at = ?4 WHERE id = ?1")?
                     .execute(params![execution_id, status.as_str(), error, at])?;
             }
-            WriteOp::Sync(_) => {}
+            WriteOp::Begin(_) | WriteOp::Sync(_) => {}
         }
     }
     for (number, seq, done) in progress {
@@ -269,8 +272,34 @@ fn write_batch(conn: &mut Connection, batch: &[WriteOp], numbers: &mut HashMap<A
         )?
         .execute(params![number, seq, done])?;
     }
-    drop(insert_event);
     tx.commit()
+}
+
+fn begin_execution(
+    tx: &rusqlite::Transaction<'_>,
+    r: &ExecutionRecord,
+    numbers: &mut HashMap<Arc<str>, i64>,
+) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO executions (id, workflow, script, parameters, options, status, started_at, pid, resumes)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+         ON CONFLICT(id) DO UPDATE SET status = excluded.status, pid = excluded.pid,
+           resumes = excluded.resumes, ended_at = NULL, error = NULL, cancel_request = 0",
+    )?
+    .execute(params![
+        r.id,
+        r.workflow,
+        r.script,
+        r.parameters.to_string(),
+        r.options.to_string(),
+        r.status.as_str(),
+        r.started_at,
+        r.pid,
+        r.resumes
+    ])?;
+    let number: i64 = tx.query_row("SELECT number FROM executions WHERE id = ?1", [&r.id], |row| row.get(0))?;
+    numbers.insert(Arc::from(r.id.as_str()), number);
+    Ok(())
 }
 
 fn now() -> String {
@@ -310,26 +339,7 @@ impl Store for SqliteStore {
     }
 
     fn append(&self, label: &ExecutionLabel, event: &Event) {
-        let mut body = Vec::with_capacity(256);
-        event.write_json(label, &mut body);
-        let task = event.payload.task();
-        let done = match &event.payload {
-            Payload::TaskSucceeded(t, _) | Payload::TaskFailed(t, _, true) => t.kind != TaskKind::Subgraph,
-            _ => false,
-        };
-        self.send(WriteOp::Event {
-            execution_id: label.execution_id.clone(),
-            seq: event.seq,
-            task_key: task.map(|t| {
-                let mut key = Vec::with_capacity(t.name.len() + 8);
-                crate::events::push_integer(&mut key, t.serial as i64);
-                key.push(b':');
-                key.extend_from_slice(t.name.as_bytes());
-                String::from_utf8(key).unwrap_or_default()
-            }),
-            body,
-            done,
-        });
+        self.writes.push_event(&label.execution_id, event);
     }
 
     fn planned(&self, execution_id: &str, count: u64) {
@@ -382,39 +392,22 @@ impl Store for SqliteStore {
 
     fn tasks(&self, id: &str) -> Result<Vec<StoredTask>> {
         let conn = self.reader.lock();
-        let mut stmt = conn
-            .prepare(
-                "SELECT task_key, body FROM events
-                 WHERE position > ?1 AND position < ?2 AND task_key IS NOT NULL ORDER BY position",
-            )
-            .map_err(|e| self.err(e))?;
-        let number = self.number(&conn, id)?;
-        let rows = stmt
-            .query_map(params![position(number, 0), position(number + 1, 0)], |row| {
-                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
-            })
-            .map_err(|e| self.err(e))?;
+        let (number, _) = self.number_and_label(&conn, id)?;
         let mut tasks = TaskFold::default();
-        for row in rows {
-            let (key, body) = row.map_err(|e| self.err(e))?;
-            tasks.apply(key, &body);
-        }
+        self.read_events(&conn, number, 0, |event| {
+            if let Some(serial) = event.serial {
+                tasks.apply(serial, event.unlabelled);
+            }
+        })?;
         Ok(tasks.finish())
     }
 
     fn events_after(&self, id: &str, after: u64) -> Result<Vec<(u64, String)>> {
         let conn = self.reader.lock();
-        let mut stmt = conn
-            .prepare_cached("SELECT position, body FROM events WHERE position > ?1 AND position < ?2 ORDER BY position")
-            .map_err(|e| self.err(e))?;
-        let number = self.number(&conn, id)?;
-        let rows = stmt
-            .query_map(params![position(number, after), position(number + 1, 0)], |row| {
-                let at: i64 = row.get(0)?;
-                Ok(((at & ((1 << 40) - 1)) as u64, row.get(1)?))
-            })
-            .map_err(|e| self.err(e))?;
-        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(|e| self.err(e))
+        let (number, label) = self.number_and_label(&conn, id)?;
+        let mut events = Vec::new();
+        self.read_events(&conn, number, after, |event| events.push((event.seq, event.json(&label))))?;
+        Ok(events)
     }
 
     fn request_cancel(&self, id: &str, force: bool) -> Result<()> {

@@ -1,0 +1,74 @@
+//! A closure task's first attempt, run straight on a script thread.
+//!
+//! The general path (`attempt::run_task`) is a tokio task that hands the closure to a script
+//! thread and waits for its value: for every closure a spawn, a job, a oneshot channel and two
+//! more thread wake-ups. Most closure tasks have no handlers and succeed at once, so for them
+//! the scheduler queues the attempt on the script pool itself and the script thread reports
+//! the outcome back. A failure must be judged and perhaps retried after a wait: it goes on
+//! through `run_task`, with this attempt as its first.
+
+use std::sync::Arc;
+
+use rhai::Dynamic;
+
+use super::attempt::{closure_call, task_info, FirstAttempt};
+use super::ExecEnv;
+use crate::events::Payload;
+use crate::graph::{TaskAction, TaskCell, TaskState};
+use crate::value::result_json;
+
+/// A closure task that can take the direct path, with the settings its attempt needs.
+pub struct DirectClosure {
+    timeout: Option<f64>,
+    total_retries: i64,
+}
+
+/// How the direct attempt ended.
+pub enum DirectEnd {
+    /// The closure returned `value`; its `task_succeeded` event is `seq`. The task is finished
+    /// (its result set, its dependents released) once that event is committed.
+    Succeeded { value: Dynamic, seq: u64 },
+    /// A cancel came first: the task is finished, as cancelled.
+    Cancelled,
+    /// The closure threw: `continue_task` judges it, and retries it, as any other attempt.
+    Failed(FirstAttempt),
+}
+
+impl DirectClosure {
+    /// A closure task without handlers, in a run without a concurrency limit (whose permits
+    /// are awaited on tokio), takes the direct path; a mocked one does not run its closure.
+    pub fn for_task(cell: &TaskCell, env: &ExecEnv) -> Option<Self> {
+        if !matches!(cell.action, TaskAction::Script { .. }) || env.limiter.is_some() {
+            return None;
+        }
+        if !env.mocks.0.is_empty() && env.mocks.0.contains_key(&*cell.name) {
+            return None;
+        }
+        let inner = cell.inner.lock();
+        let settings = &inner.settings;
+        if settings.on_success.is_some() || settings.on_failure.is_some() {
+            return None;
+        }
+        Some(DirectClosure { timeout: settings.timeout, total_retries: settings.total_retries })
+    }
+
+    /// Runs the first attempt on the calling (script) thread, as `run_task` would.
+    pub fn run(self, cell: &Arc<TaskCell>, env: &ExecEnv) -> DirectEnd {
+        if env.cancel.is_requested() {
+            cell.finish(TaskState::Cancelled);
+            return DirectEnd::Cancelled;
+        }
+        let attempt_id = env.next_task_id();
+        cell.begin_attempt(attempt_id, 0);
+        let info = task_info(cell, attempt_id, 0, self.total_retries);
+        env.bus.emit(Payload::TaskStarted(info.clone()));
+        let (closure, args) = closure_call(cell).expect("a direct task runs a closure");
+        match env.scripts.call(&closure, args, self.timeout) {
+            Ok(value) => {
+                let seq = env.bus.emit(Payload::TaskSucceeded(info, result_json(&value)));
+                DirectEnd::Succeeded { value, seq }
+            }
+            Err(error) => DirectEnd::Failed(FirstAttempt { info, result: Err(error) }),
+        }
+    }
+}
