@@ -76,7 +76,10 @@ pub fn bundle(args: BundleArgs) -> i32 {
             }
             Err(diagnostics) => report_all(&diagnostics),
         },
-        BundleCommand::List => list(),
+        BundleCommand::List => {
+            super::end_quietly_on_closed_pipe();
+            list()
+        }
         BundleCommand::Remove { name, version } => match registry::remove(&name, version.as_deref()) {
             Ok(removed) => {
                 for r in removed {

@@ -45,6 +45,7 @@ fn store_failed(e: store::StoreError) -> i32 {
 }
 
 pub fn deployments(args: DeploymentsArgs) -> i32 {
+    super::end_quietly_on_closed_pipe();
     let path = store::locate(args.store.as_deref());
     let deployments = match DeploymentStore::open(&path) {
         Ok(d) => d,

@@ -76,9 +76,18 @@ enum ExecutionsCommand {
 
 pub fn executions(args: ExecutionsArgs) -> i32 {
     let result = match args.command {
-        ExecutionsCommand::List { store } => list(&store),
-        ExecutionsCommand::Show { id, store } => show(&id, &store),
-        ExecutionsCommand::Events { id, store, follow, json } => events(&id, &store, follow, json),
+        ExecutionsCommand::List { store } => {
+            super::end_quietly_on_closed_pipe();
+            list(&store)
+        }
+        ExecutionsCommand::Show { id, store } => {
+            super::end_quietly_on_closed_pipe();
+            show(&id, &store)
+        }
+        ExecutionsCommand::Events { id, store, follow, json } => {
+            super::end_quietly_on_closed_pipe();
+            events(&id, &store, follow, json)
+        }
         ExecutionsCommand::Cancel { id, store, force } => cancel(&id, &store, force),
         ExecutionsCommand::Resume { id, store, events_json, quiet } => {
             return resume(&id, &store, events_json.as_deref(), quiet)

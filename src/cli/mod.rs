@@ -54,10 +54,23 @@ pub fn main() -> i32 {
     match cli.command {
         Command::Run(args) => run::run(args),
         Command::Check(args) => check::check(args),
-        Command::Graph(args) => graph::graph(args),
+        Command::Graph(args) => {
+            end_quietly_on_closed_pipe();
+            graph::graph(args)
+        }
         Command::Executions(args) => executions::executions(args),
         Command::Bundle(args) => bundle::bundle(args),
         Command::Deployments(args) => deployments::deployments(args),
+    }
+}
+
+/// For commands that only print (`executions events ID | head`): a reader that goes away
+/// ends the process as it ends other Unix tools, instead of a panic in `println!`. Runs keep
+/// Rust's default (a closed pipe is an error they ignore), so a workflow never dies of it.
+fn end_quietly_on_closed_pipe() {
+    // SAFETY: setting a signal's disposition to its default has no preconditions.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 

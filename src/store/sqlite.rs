@@ -284,7 +284,8 @@ fn begin_execution(
         "INSERT INTO executions (id, workflow, script, parameters, options, status, started_at, pid, resumes)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
          ON CONFLICT(id) DO UPDATE SET status = excluded.status, pid = excluded.pid,
-           resumes = excluded.resumes, ended_at = NULL, error = NULL, cancel_request = 0",
+           resumes = excluded.resumes, ended_at = NULL, error = NULL, cancel_request = 0,
+           tasks_total = 0",
     )?
     .execute(params![
         r.id,
