@@ -20,7 +20,7 @@ use insta::assert_snapshot;
 use serde_json::{json, Value};
 use tempfile::TempDir;
 
-use crate::support::{assert_no_panic, example, fixtures, normalise, rhaiflow, Cli, Events, Outcome};
+use crate::support::{assert_no_panic, example, fixtures, rhaiflow, Cli, Events, Outcome};
 
 const THREE_TIER: &str = "three_tier/blueprint.yaml";
 
@@ -101,8 +101,16 @@ impl Lab {
 
     /// `deployments create NAME --blueprint FILE`; `blueprint` is relative to the fixtures.
     fn create(&self, name: &str, blueprint: &Path) {
-        self.cli(&["deployments", "create", name, "--blueprint", blueprint.to_str().unwrap(), "--store", &self.store()])
-            .assert_code(0);
+        self.cli(&[
+            "deployments",
+            "create",
+            name,
+            "--blueprint",
+            blueprint.to_str().unwrap(),
+            "--store",
+            &self.store(),
+        ])
+        .assert_code(0);
     }
 
     /// Installs the `depops` fixture bundle into the lab's registry.
@@ -164,7 +172,12 @@ impl Lab {
             .current_dir(fixtures())
             .env_remove("RHAIFLOW_STORE")
             .envs(self.envs())
-            .args(args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap()
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
     }
 }
 
@@ -174,4 +187,886 @@ struct Shown {
     state: String,
     container: Option<String>,
     runtime_properties: Value,
+}
+
+/// An operation as called on one instance: `(lifecycle.create, vm_1)`.
+type Op<'a> = (&'a str, &'a str);
+
+/// Operation tasks (not `set_state`) in the order they first started, with their instance.
+fn operations(events: &Events) -> Vec<(String, String)> {
+    let mut seen = Vec::new();
+    for e in events.of_type("task_started") {
+        if e["kind"] == "operation" && e["task"] != "set_state" {
+            let op = (e["task"].as_str().unwrap().to_string(), e["node_instance"].as_str().unwrap().to_string());
+            if !seen.contains(&op) {
+                seen.push(op);
+            }
+        }
+    }
+    seen
+}
+
+/// The operations that ran on `instance`, in order.
+fn operations_on(events: &Events, instance: &str) -> Vec<String> {
+    operations(events).into_iter().filter(|(_, i)| i == instance).map(|(op, _)| op).collect()
+}
+
+fn seq_of(events: &Events, (task, instance): Op, kinds: &[&str], first: bool) -> u64 {
+    let mut matching = events.0.iter().filter(|e| {
+        e["task"] == task && e["node_instance"] == instance && kinds.contains(&e["type"].as_str().unwrap())
+    });
+    let found = if first { matching.next() } else { matching.last() };
+    found.unwrap_or_else(|| panic!("no {kinds:?} of `{task}` on {instance}:\n{}", events.summary()))["seq"]
+        .as_u64()
+        .unwrap()
+}
+
+/// Operation `a` (on its instance) ended before operation `b` started.
+#[track_caller]
+fn assert_op_before(events: &Events, a: Op, b: Op) {
+    let end = seq_of(events, a, &["task_succeeded", "task_failed"], false);
+    let start = seq_of(events, b, &["task_started"], true);
+    assert!(end < start, "{a:?} should end before {b:?} starts:\n{}", events.summary());
+}
+
+/// The messages of `node_event`s, with their instance, in order.
+fn node_events(events: &Events) -> Vec<(String, String)> {
+    events
+        .of_type("node_event")
+        .map(|e| (e["node_instance"].as_str().unwrap().to_string(), e["message"].as_str().unwrap().to_string()))
+        .collect()
+}
+
+/// `KEY=VALUE` lines that `record_env.sh` wrote.
+fn recorded_env(lab: &Lab, file: &str) -> BTreeMap<String, String> {
+    let text = std::fs::read_to_string(lab.record().join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+    text.lines().filter_map(|l| l.split_once('=')).map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+fn json_of(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+fn blueprint(name: &str) -> PathBuf {
+    fixtures().join("deployments").join(name)
+}
+
+// ---------------------------------------------------------------------------------------
+// The model as a script sees it
+
+#[test]
+fn a_script_sees_nodes_instances_relationships_and_type_hierarchies() {
+    let out = Lab::new().run(&["deployments/model.rhai", "--blueprint", "deployments/model.yaml"]);
+    out.assert_code(0);
+    let result = out.result();
+    let node = |id: &str| result["nodes"].as_array().unwrap().iter().find(|n| n["id"] == id).unwrap().clone();
+    assert_eq!(
+        node("db"),
+        json!({
+            "id": "db", "type": "shop.Database",
+            "type_hierarchy": ["rhaiflow.nodes.Root", "shop.Server", "shop.Database"],
+            "properties": {"port": 5432, "tier": "back", "name": "orders"},
+            "instances": ["db_1", "db_2", "db_3", "db_4"], "number_of_instances": 4,
+        }),
+        "the nearest default wins, template properties are added, 2 instances per host"
+    );
+    assert_eq!(node("host")["type_hierarchy"], json!(["rhaiflow.nodes.Root", "rhaiflow.nodes.Compute"]));
+    assert_eq!(node("app")["properties"], json!({"port": 8080, "tier": "back"}), "the template overrides a default");
+    assert_eq!(node("agent")["instances"], json!(["agent_1", "agent_2", "agent_3", "agent_4"]), "one per db");
+    assert_eq!(node("app")["number_of_instances"], 1);
+
+    let instances: BTreeMap<String, Value> = result["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| (i["id"].as_str().unwrap().to_string(), i.clone()))
+        .collect();
+    assert_eq!(instances.len(), 2 + 4 + 4 + 1);
+    let host_2 = &instances["host_2"];
+    assert_eq!(host_2["contained_instances"], json!(["db_3", "db_4"]));
+    assert_eq!(host_2["subgraph"], json!(["host_2", "db_3", "db_4", "agent_3", "agent_4"]), "itself first");
+    assert_eq!(instances["db_3"]["relationships"][0]["target_id"], "host_2", "contained in its own host");
+    assert_eq!(instances["agent_4"]["relationships"][0]["target_id"], "db_4");
+    for i in instances.values() {
+        assert_eq!(i["state"], "uninitialized");
+        assert_eq!(i["runtime_properties"], json!({}));
+        assert_eq!(i["modification"], "");
+        assert_eq!(i["node"], i["node_id"]);
+    }
+    let app = &instances["app_1"]["relationships"];
+    let targets: Vec<(&str, &str)> = app
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["type"].as_str().unwrap(), r["target_id"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        targets,
+        [
+            ("shop.uses", "db_1"),
+            ("shop.uses", "db_2"),
+            ("shop.uses", "db_3"),
+            ("shop.uses", "db_4"),
+            ("rhaiflow.relationships.depends_on", "host_1"),
+            ("rhaiflow.relationships.depends_on", "host_2"),
+        ],
+        "connected_to and depends_on link to every instance of the target node"
+    );
+    assert_eq!(
+        app[0],
+        json!({
+            "type": "shop.uses", "target_id": "db_1", "target": "db_1", "target_node": "db",
+            "type_hierarchy": ["rhaiflow.relationships.depends_on", "rhaiflow.relationships.connected_to", "shop.uses"],
+        })
+    );
+    assert_eq!(result["get_node"], "shop.Database");
+    assert_eq!(result["get_node_instance"], "agent");
+    assert_eq!(result["deployment"], "model", "a blueprint's throw-away deployment is named after its file");
+}
+
+// ---------------------------------------------------------------------------------------
+// Validation
+
+#[test]
+fn blueprint_problems_are_reported_together_before_anything_runs() {
+    let out = Lab::new().run(&["install", "--blueprint", "deployments/invalid.yaml"]);
+    out.assert_code(2);
+    assert!(out.events.0.is_empty(), "nothing ran, no events:\n{}", out.events.summary());
+    for expected in [
+        "deployments/invalid.yaml has 9 problems",
+        "script `../outside.sh` must be a path inside the blueprint's folder",
+        "script `/usr/local/bin/start.sh` must be a path inside the blueprint's folder",
+        "derives from `shop.Missing`, which is not defined",
+        "node `web` has type `shop.Typo`, which is not defined",
+        "node `app` relates to `ghost`, which is not a node template",
+        "relationship type `shop.links_to` is not defined",
+        "node `app` is contained in more than one node",
+        "contained_in makes a cycle: left → right → left",
+        "[deployments/invalid.yaml:4:5]",
+    ] {
+        assert!(out.stderr.contains(expected), "`{expected}` is missing:\n{}", out.stderr);
+    }
+    assert_snapshot!("deployments_invalid_blueprint", out.normalised_stderr());
+}
+
+#[test]
+fn deployments_create_refuses_an_invalid_blueprint_and_keeps_nothing() {
+    let lab = Lab::new();
+    let out =
+        lab.cli(&["deployments", "create", "bad", "--blueprint", "deployments/invalid.yaml", "--store", &lab.store()]);
+    out.assert_code(2);
+    assert!(out.stderr.contains("has 9 problems"), "{}", out.stderr);
+    let list = lab.cli(&["deployments", "list", "--store", &lab.store()]);
+    list.assert_code(0);
+    assert_eq!(list.stdout, "", "no deployment was recorded");
+}
+
+// The problems of node types and relationship types came out of a HashMap: their order
+// changed from one run to the next on the same file.
+#[test]
+#[ignore = "bug: problems of node/relationship types are listed in a different order on every run"]
+fn type_problems_are_listed_in_the_same_order_on_every_run() {
+    let lab = Lab::new();
+    let reports: Vec<String> = (0..6)
+        .map(|_| {
+            let out = lab.cli(&["run", "install", "--blueprint", "deployments/type_problems.yaml", "--ephemeral"]);
+            out.assert_code(2);
+            out.stderr
+        })
+        .collect();
+    assert!(reports[0].contains("has 6 problems"), "{}", reports[0]);
+    for report in &reports[1..] {
+        assert_eq!(report, &reports[0], "the same blueprint gives the same report");
+    }
+}
+
+#[test]
+fn invalid_yaml_and_duplicate_keys_point_at_their_line() {
+    let lab = Lab::new();
+    let dir = tempfile::tempdir().unwrap();
+    let duplicate = dir.path().join("duplicate.yaml");
+    std::fs::write(
+        &duplicate,
+        "node_templates:\n  vm: {type: rhaiflow.nodes.Compute}\n  vm: {type: rhaiflow.nodes.Root}\n",
+    )
+    .unwrap();
+    let broken = dir.path().join("broken.yaml");
+    std::fs::write(&broken, "node_templates:\n  vm: {type: rhaiflow.nodes.Compute\n").unwrap();
+    for (file, line) in [(&duplicate, ":3:"), (&broken, ":2:")] {
+        let out = lab.run(&["install", "--blueprint", file.to_str().unwrap()]);
+        out.assert_code(2);
+        assert!(out.events.0.is_empty());
+        assert!(out.stderr.contains(&format!("{}{line}", file.display())), "points at the line:\n{}", out.stderr);
+    }
+    let out = lab.run(&["install", "--blueprint", duplicate.to_str().unwrap()]);
+    assert!(out.stderr.to_lowercase().contains("duplicate"), "{}", out.stderr);
+}
+
+#[test]
+fn an_operation_mapped_to_a_missing_bundle_or_function_is_invalid_input() {
+    let lab = Lab::new();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("missing.yaml");
+    std::fs::write(
+        &file,
+        "node_templates:\n  a:\n    type: rhaiflow.nodes.Root\n    interfaces: {lifecycle: {create: nobundle.ops.create, start: depops.ops.nothere}}\n",
+    )
+    .unwrap();
+    lab.install_depops();
+    let out = lab.run(&["install", "--blueprint", file.to_str().unwrap()]);
+    out.assert_code(2);
+    assert!(out.events.of_type("task_started").next().is_none(), "{}", out.events.summary());
+    for expected in [
+        "`nobundle.ops.create`: no bundle `nobundle` is installed",
+        "`depops.ops.nothere`: bundle `depops` has no fn nothere in ops.rhai",
+        "missing.yaml:4:",
+    ] {
+        assert!(out.stderr.contains(expected), "`{expected}` is missing:\n{}", out.stderr);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Operations: environment, inputs, retries, runtime properties
+
+#[test]
+fn a_script_operation_gets_its_instance_properties_and_inputs_in_its_environment() {
+    let lab = Lab::new();
+    lab.install_depops();
+    let out = lab.run(&["deployments/env.rhai", "--blueprint", "deployments/env.yaml"]);
+    out.assert_code(0);
+
+    let feeder = recorded_env(&lab, "feeder_1.lifecycle.configure");
+    assert_eq!(feeder["RHAIFLOW_NODE"], "feeder");
+    assert_eq!(feeder["RHAIFLOW_INSTANCE"], "feeder_1");
+    assert_eq!(feeder["RHAIFLOW_OPERATION"], "lifecycle.configure");
+    assert_eq!(feeder["RHAIFLOW_DEPLOYMENT"], "env");
+    assert_eq!(json_of(&feeder["RHAIFLOW_PROPERTIES"]), json!({"port": 80, "name": "svc"}));
+    assert_eq!(
+        json_of(&feeder["RHAIFLOW_INPUTS"]),
+        json!({"mode": "fast", "level": 2, "extra": "given"}),
+        "the call's kwargs are laid over the declared inputs"
+    );
+    assert_eq!(json_of(&feeder["RUNTIME_PROPERTIES_FILE"]), json!({}));
+    assert_eq!(
+        Path::new(&feeder["CWD"]).canonicalize().unwrap(),
+        fixtures().join("deployments").canonicalize().unwrap(),
+        "scripts run in the blueprint's folder"
+    );
+    assert!(!feeder.contains_key("RHAIFLOW_TARGET_INSTANCE"), "not a relationship operation");
+
+    let store = recorded_env(&lab, "store_1.lifecycle.configure");
+    assert_eq!(json_of(&store["RHAIFLOW_PROPERTIES"]), json!({"port": 5432, "name": "svc"}));
+    assert_eq!(
+        json_of(&store["RHAIFLOW_INPUTS"]),
+        json!({"mode": "fast", "level": 1}),
+        "no kwargs: the declared inputs"
+    );
+
+    let source = recorded_env(&lab, "feeder_1.relationship_lifecycle.preconfigure");
+    assert_eq!(source["RHAIFLOW_SOURCE_INSTANCE"], "feeder_1");
+    assert_eq!(source["RHAIFLOW_TARGET_INSTANCE"], "store_1");
+    assert_eq!(source["RHAIFLOW_OPERATION"], "relationship_lifecycle.preconfigure");
+    assert_eq!(json_of(&source["RHAIFLOW_INPUTS"]), json!({"side": "source"}));
+
+    // The target end is a bundle function: it sees both ends in ctx.source / ctx.target.
+    let target = out
+        .events
+        .of_type("task_succeeded")
+        .find(|e| e["task"] == "relationship_lifecycle.preconfigure" && e["result"].get("target").is_some())
+        .unwrap_or_else(|| panic!("no result of the target operation:\n{}", out.events.summary()));
+    assert_eq!(
+        target["result"],
+        json!({"source": "feeder_1", "source_node": "feeder", "target": "store_1", "target_node": "store"})
+    );
+    for e in out.events.of_type("task_started").filter(|e| e["kind"] == "operation") {
+        assert!(e["node_instance"].is_string(), "an operation's events carry node_instance: {e}");
+    }
+}
+
+#[test]
+fn runtime_properties_from_script_and_function_operations_persist_in_a_stored_deployment() {
+    let lab = Lab::new();
+    lab.install_depops();
+    lab.create("rt", &blueprint("runtime.yaml"));
+    lab.on("rt", "install", &[]).assert_code(0);
+
+    let shown = lab.show("rt");
+    assert_eq!(
+        shown["svc_2"],
+        Shown {
+            node: "svc".into(),
+            state: "started".into(),
+            container: None,
+            runtime_properties: json!({
+                "from_script": "svc_2", "before": {},
+                "from_function": "configured",
+                "seen_by_function": "lifecycle.configure on svc_2 of svc in rt",
+            }),
+        },
+        "the script's rewrite of the file and the function's assignment are both kept"
+    );
+
+    // The next execution starts from what the last one left.
+    let out = lab.on("rt", "depops", &["states"]);
+    out.assert_code(0);
+    assert_eq!(out.result()["svc_1"]["state"], "started");
+    assert_eq!(out.result()["svc_1"]["runtime_properties"]["from_script"], "svc_1");
+    assert_eq!(out.result()["svc_1"]["runtime_properties"]["from_function"], "configured");
+
+    // A script operation sees the stored properties in its file, and may replace them.
+    let out = lab.on(
+        "rt",
+        "execute_operation",
+        &["-p", "operation=lifecycle.create", "-p", r#"node_instance_ids=["svc_1"]"#],
+    );
+    out.assert_code(0);
+    let shown = lab.show("rt");
+    assert_eq!(shown["svc_1"].runtime_properties["before"]["from_function"], "configured");
+    assert_eq!(shown["svc_1"].runtime_properties.get("from_function"), None, "the script replaced them");
+    assert_eq!(shown["svc_2"].runtime_properties["from_function"], "configured", "svc_2 was not chosen");
+}
+
+#[test]
+fn operation_retry_from_a_function_retries_and_counts_against_the_retries() {
+    let lab = Lab::new();
+    lab.install_depops();
+    let args = ["execute_operation", "--blueprint", "deployments/retries.yaml", "-p", "operation=lifecycle.start"];
+    let patient = |retries: &str| {
+        let mut all = args.to_vec();
+        all.extend(["-p", r#"node_ids=["patient"]"#, "--task-retries", retries]);
+        lab.run(&all)
+    };
+    let out = patient("5");
+    out.assert_code(0);
+    assert_eq!(out.events.attempts("lifecycle.start"), 3);
+    let retried: Vec<&Value> = out.events.of_task("task_rescheduled", "lifecycle.start").collect();
+    assert_eq!(retried.len(), 2);
+    assert!(retried[0]["error"].as_str().unwrap().contains("not ready yet (attempt 0)"), "{}", retried[0]);
+    assert_eq!(retried[0]["retry_after"].as_f64(), Some(0.0), "after the seconds it asked for");
+    let done = out.events.of_task("task_succeeded", "lifecycle.start").next().unwrap();
+    assert_eq!(done["result"], json!({"attempt": 2, "instance": "patient_1"}), "ctx.operation.retry_number");
+
+    let out = patient("1");
+    out.assert_code(1);
+    assert_eq!(out.events.attempts("lifecycle.start"), 2, "two attempts, then the retries are used up");
+    assert_eq!(out.events.outcome("lifecycle.start"), Some("task_failed"));
+}
+
+#[test]
+fn non_recoverable_from_a_function_fails_at_once() {
+    let lab = Lab::new();
+    lab.install_depops();
+    let out = lab.run(&[
+        "execute_operation",
+        "--blueprint",
+        "deployments/retries.yaml",
+        "-p",
+        "operation=lifecycle.start",
+        "-p",
+        r#"node_ids=["broken"]"#,
+        "--task-retries",
+        "5",
+    ]);
+    out.assert_code(1);
+    assert_eq!(out.events.attempts("lifecycle.start"), 1, "not retried");
+    let failed = out.events.of_task("task_failed", "lifecycle.start").next().unwrap();
+    assert!(failed["error"].as_str().unwrap().contains("the disk of broken_1 is gone"), "{failed}");
+    assert_eq!(failed["node_instance"], "broken_1");
+    assert!(out.stderr.contains("the disk of broken_1 is gone"), "{}", out.stderr);
+}
+
+#[test]
+fn a_failing_script_operation_is_retried_with_task_retries() {
+    let lab = Lab::new();
+    lab.install_depops();
+    let run = |retries: &str| {
+        let _ = std::fs::remove_file(lab.record().join("flaky_1.attempts"));
+        lab.run(&[
+            "execute_operation",
+            "--blueprint",
+            "deployments/retries.yaml",
+            "-p",
+            "operation=lifecycle.start",
+            "-p",
+            r#"type_names=["rhaiflow.nodes.Root"]"#,
+            "-p",
+            r#"node_instance_ids=["flaky_1"]"#,
+            "--task-retries",
+            retries,
+            "--retry-interval",
+            "0",
+        ])
+    };
+    let out = run("2");
+    out.assert_code(0);
+    assert_eq!(out.events.attempts("lifecycle.start"), 3);
+    assert_eq!(out.events.of_task("task_rescheduled", "lifecycle.start").count(), 2);
+    let done = out.events.of_task("task_succeeded", "lifecycle.start").next().unwrap();
+    assert_eq!(done["result"]["stdout"], "succeeded on attempt 3\n");
+
+    let out = run("1");
+    out.assert_code(1);
+    assert_eq!(out.events.attempts("lifecycle.start"), 2);
+    let failed = out.events.of_task("task_failed", "lifecycle.start").next().unwrap();
+    assert_eq!(failed["current_retries"], 1);
+    assert_eq!(failed["node_instance"], "flaky_1");
+}
+
+// ---------------------------------------------------------------------------------------
+// Stored deployments and the built-in workflows on the three-tier example
+
+#[test]
+fn three_tier_install_runs_each_lifecycle_in_order_targets_first() {
+    let lab = Lab::new();
+    lab.create("shop", &example(THREE_TIER));
+    let list = lab.cli(&["deployments", "list", "--store", &lab.store()]);
+    let fields: Vec<&str> = list.stdout.trim_end().split('\t').collect();
+    assert_eq!(fields[..2], ["shop", "4 instances (4 uninitialized)"], "{}", list.stdout);
+    assert!(fields[3].ends_with("three_tier/blueprint.yaml"), "{}", list.stdout);
+    let before = lab.show("shop");
+    assert_eq!(before["database_1"].container.as_deref(), Some("vm_1"));
+    assert_eq!(before["vm_1"].container, None);
+    assert!(before.values().all(|i| i.state == "uninitialized"));
+
+    let out = lab.on("shop", "install", &[]);
+    out.assert_code(0);
+    let e = &out.events;
+    assert_eq!(operations_on(e, "vm_1"), ["lifecycle.create", "lifecycle.configure", "lifecycle.start"]);
+    assert_eq!(operations_on(e, "database_1"), ["lifecycle.create", "lifecycle.configure", "lifecycle.start"]);
+    for web in ["web_1", "web_2"] {
+        assert_eq!(
+            operations_on(e, web),
+            ["lifecycle.create", "relationship_lifecycle.preconfigure", "lifecycle.configure", "lifecycle.start"]
+        );
+        // An instance starts only once the instances it relates to are started.
+        assert_op_before(e, ("lifecycle.start", "database_1"), ("lifecycle.create", web));
+        assert_op_before(e, ("lifecycle.start", "vm_1"), ("lifecycle.create", web));
+    }
+    assert_op_before(e, ("lifecycle.start", "vm_1"), ("lifecycle.create", "database_1"));
+    assert_eq!(
+        node_events(e).iter().filter(|(i, _)| i == "web_1").map(|(_, m)| m.as_str()).collect::<Vec<_>>(),
+        ["Creating node instance", "Configuring node instance", "Starting node instance"]
+    );
+
+    // What the scripts did.
+    assert_eq!(lab.log("vm_1"), ["lifecycle.create"], "configure and start are the Root's no-ops");
+    assert_eq!(lab.log("database_1"), ["lifecycle.create", "lifecycle.configure", "lifecycle.start"]);
+    assert_eq!(
+        lab.log("web_2"),
+        ["lifecycle.create", "relationship_lifecycle.preconfigure", "lifecycle.configure", "lifecycle.start"]
+    );
+    let database = std::fs::read_to_string(lab.root().join("web_1/database")).unwrap();
+    assert_eq!(database, "database_1 {\"pool_size\":5}\n", "the relationship's target and declared inputs");
+    assert_eq!(
+        json_of(&std::fs::read_to_string(lab.root().join("vm_1/properties.json")).unwrap()),
+        json!({"size": "large"}),
+        "the template's property over the type's default"
+    );
+    assert!(lab.root().join("web_1/pid").exists());
+
+    let after = lab.show("shop");
+    assert!(after.values().all(|i| i.state == "started"), "{after:?}");
+    assert_eq!(after["vm_1"].runtime_properties, json!({"ip": "10.0.0.1"}));
+    let list = lab.cli(&["deployments", "list", "--store", &lab.store()]);
+    assert!(list.stdout.contains("shop\t4 instances (4 started)\t"), "{}", list.stdout);
+}
+
+#[test]
+fn a_second_install_runs_no_operation() {
+    let lab = Lab::installed_shop();
+    let out = lab.on("shop", "install", &[]);
+    out.assert_code(0);
+    assert_eq!(
+        out.events.of_type("task_started").filter(|e| e["kind"] != "subgraph").count(),
+        0,
+        "{}",
+        out.events.summary()
+    );
+    assert_eq!(lab.log("database_1").len(), 3, "no script ran again");
+}
+
+#[test]
+fn scale_out_installs_a_new_web_and_scale_in_uninstalls_the_newest() {
+    let lab = Lab::installed_shop();
+    let out = lab.on("shop", "scale", &["-p", "node_id=web"]);
+    out.assert_code(0);
+    assert_eq!(out.result(), json!({"node_id": "web", "instances": 3}));
+    let touched: Vec<String> = operations(&out.events).into_iter().map(|(_, i)| i).collect();
+    assert!(touched.iter().all(|i| i == "web_3"), "only the new instance is installed: {touched:?}");
+    assert_eq!(
+        operations_on(&out.events, "web_3"),
+        ["lifecycle.create", "relationship_lifecycle.preconfigure", "lifecycle.configure", "lifecycle.start"]
+    );
+    assert_eq!(std::fs::read_to_string(lab.root().join("web_3/database")).unwrap(), "database_1 {\"pool_size\":5}\n");
+    let shown = lab.show("shop");
+    assert_eq!(shown.keys().collect::<Vec<_>>(), ["database_1", "vm_1", "web_1", "web_2", "web_3"]);
+    assert_eq!(shown["web_3"].state, "started");
+    assert_eq!(shown["web_3"].container.as_deref(), Some("vm_1"), "in the container of the others");
+
+    let out = lab.on("shop", "scale", &["-p", "node_id=web", "-p", "delta=-1"]);
+    out.assert_code(0);
+    assert_eq!(out.result(), json!({"node_id": "web", "instances": 2}));
+    assert_eq!(
+        operations_on(&out.events, "web_3"),
+        ["lifecycle.stop", "relationship_lifecycle.unlink", "lifecycle.delete"],
+        "the newest is uninstalled before it goes"
+    );
+    assert!(operations(&out.events).iter().all(|(_, i)| i == "web_3"));
+    assert!(!lab.root().join("web_3").exists(), "its folder was deleted");
+    assert_eq!(lab.show("shop").keys().collect::<Vec<_>>(), ["database_1", "vm_1", "web_1", "web_2"]);
+    assert_eq!(lab.log("web_1").len(), 4, "web_1 was not touched");
+}
+
+// A stored deployment forgot the highest instance number given out: after scaling web in
+// (web_3 removed) and out again, the new instance was called web_3 again.
+#[test]
+#[ignore = "bug: a stored deployment reuses the id of a removed instance (web_3 again after scale +1, -1, +1)"]
+fn ids_of_removed_instances_are_not_reused() {
+    let lab = Lab::installed_shop();
+    lab.on("shop", "scale", &["-p", "node_id=web"]).assert_code(0);
+    lab.on("shop", "scale", &["-p", "node_id=web", "-p", "delta=-1"]).assert_code(0);
+    let out = lab.on("shop", "scale", &["-p", "node_id=web"]);
+    out.assert_code(0);
+    assert_eq!(lab.show("shop").keys().collect::<Vec<_>>(), ["database_1", "vm_1", "web_1", "web_2", "web_4"]);
+}
+
+// scale computed the wanted count from the node's total over all containers and applied it
+// per container: +1 on a node with 2 instances in each of 2 hosts gave every host 5.
+#[test]
+#[ignore = "bug: scale of a contained node with several containers adds far more than delta (6 dbs for delta 1)"]
+fn scaling_a_node_in_two_containers_adds_one_per_container() {
+    let out = Lab::new().run(&["scale", "--blueprint", "deployments/model.yaml", "-p", "node_id=db"]);
+    out.assert_code(0);
+    let created: Vec<String> = operations(&out.events)
+        .into_iter()
+        .filter(|(op, i)| op == "lifecycle.create" && i.starts_with("db_"))
+        .map(|(_, i)| i)
+        .collect();
+    assert_eq!(created, ["db_5", "db_6"], "one new db in each host");
+}
+
+#[test]
+fn heal_reinstalls_the_instance_and_leaves_the_others_alone() {
+    let lab = Lab::installed_shop();
+    let out = lab.on("shop", "heal", &["-p", "node_instance_id=web_1"]);
+    out.assert_code(0);
+    assert_eq!(out.result(), json!({"healed": ["web_1"]}));
+    assert_eq!(
+        operations_on(&out.events, "web_1"),
+        [
+            "lifecycle.stop",
+            "relationship_lifecycle.unlink",
+            "lifecycle.delete",
+            "lifecycle.create",
+            "relationship_lifecycle.preconfigure",
+            "lifecycle.configure",
+            "lifecycle.start",
+        ]
+    );
+    assert!(operations(&out.events).iter().all(|(_, i)| i == "web_1"), "{:?}", operations(&out.events));
+    assert_eq!(lab.log("web_1").len(), 4, "a fresh folder, installed again");
+    assert_eq!(lab.log("web_2").len(), 4);
+    assert_eq!(lab.log("database_1").len(), 3);
+    assert!(lab.states("shop").values().all(|s| s == "started"));
+
+    // Healing the VM reinstalls everything it contains, targets first again.
+    let out = lab.on("shop", "heal", &["-p", "node_instance_id=vm_1"]);
+    out.assert_code(0);
+    let e = &out.events;
+    assert_op_before(e, ("lifecycle.delete", "web_1"), ("lifecycle.stop", "database_1"));
+    assert_op_before(e, ("lifecycle.delete", "database_1"), ("lifecycle.stop", "vm_1"));
+    assert_op_before(e, ("lifecycle.start", "database_1"), ("lifecycle.create", "web_2"));
+    assert!(lab.states("shop").values().all(|s| s == "started"));
+    assert_eq!(lab.show("shop")["vm_1"].runtime_properties, json!({"ip": "10.0.0.1"}));
+}
+
+#[test]
+fn execute_operation_on_chosen_nodes_by_dependency_order() {
+    let lab = Lab::installed_shop();
+    let out = lab.on(
+        "shop",
+        "execute_operation",
+        &[
+            "-p",
+            "operation=lifecycle.configure",
+            "-p",
+            r#"node_ids=["web", "database"]"#,
+            "-p",
+            "run_by_dependency_order=true",
+        ],
+    );
+    out.assert_code(0);
+    assert_eq!(out.result(), json!(3), "three instances chosen");
+    let mut touched: Vec<String> = operations(&out.events).into_iter().map(|(_, i)| i).collect();
+    touched.sort();
+    assert_eq!(touched, ["database_1", "web_1", "web_2"], "not the vm");
+    assert_op_before(&out.events, ("lifecycle.configure", "database_1"), ("lifecycle.configure", "web_1"));
+    assert_op_before(&out.events, ("lifecycle.configure", "database_1"), ("lifecycle.configure", "web_2"));
+    assert_eq!(lab.log("web_1").last().map(String::as_str), Some("lifecycle.configure"));
+    assert_eq!(
+        node_events(&out.events).iter().filter(|(i, _)| i == "database_1").map(|(_, m)| m.as_str()).collect::<Vec<_>>(),
+        ["Starting to execute operation lifecycle.configure", "Finished executing operation lifecycle.configure"]
+    );
+    assert!(lab.states("shop").values().all(|s| s == "started"), "execute_operation does not change states");
+}
+
+#[test]
+fn uninstall_goes_sources_first_and_then_the_deployment_can_be_deleted() {
+    let lab = Lab::installed_shop();
+    let refused = lab.cli(&["deployments", "delete", "shop", "--store", &lab.store()]);
+    refused.assert_code(2);
+    assert!(refused.stderr.contains("still has installed instances"), "{}", refused.stderr);
+    assert!(refused.stderr.contains("rhaiflow run uninstall --deployment shop"), "{}", refused.stderr);
+
+    let out = lab.on("shop", "uninstall", &[]);
+    out.assert_code(0);
+    let e = &out.events;
+    for web in ["web_1", "web_2"] {
+        assert_eq!(operations_on(e, web), ["lifecycle.stop", "relationship_lifecycle.unlink", "lifecycle.delete"]);
+        assert_op_before(e, ("lifecycle.delete", web), ("lifecycle.stop", "database_1"));
+    }
+    assert_eq!(operations_on(e, "database_1"), ["lifecycle.stop", "lifecycle.delete"]);
+    assert_op_before(e, ("lifecycle.delete", "database_1"), ("lifecycle.stop", "vm_1"));
+    assert_eq!(std::fs::read_dir(lab.root()).unwrap().count(), 0, "every instance's folder was deleted");
+    assert!(lab.states("shop").values().all(|s| s == "deleted"), "{:?}", lab.states("shop"));
+
+    let out = lab.on("shop", "uninstall", &[]);
+    out.assert_code(0);
+    assert!(operations(&out.events).is_empty(), "nothing left to uninstall");
+
+    lab.cli(&["deployments", "delete", "shop", "--store", &lab.store()]).assert_code(0);
+    assert_eq!(lab.cli(&["deployments", "list", "--store", &lab.store()]).stdout, "");
+    let gone = lab.on("shop", "install", &[]);
+    gone.assert_code(2);
+}
+
+#[test]
+fn delete_with_force_forgets_an_installed_deployment() {
+    let lab = Lab::installed_shop();
+    let out = lab.cli(&["deployments", "delete", "shop", "--force", "--store", &lab.store()]);
+    out.assert_code(0);
+    assert_eq!(lab.cli(&["deployments", "list", "--store", &lab.store()]).stdout, "");
+}
+
+#[test]
+fn tutorial_bundle_runs_an_operation_targets_first_on_the_three_tier_blueprint() {
+    let lab = Lab::new();
+    let tutorial = example("bundles/tutorial");
+    let out = lab.run(&[
+        tutorial.to_str().unwrap(),
+        "run_operation",
+        "--blueprint",
+        example(THREE_TIER).to_str().unwrap(),
+        "-p",
+        "operation=lifecycle.configure",
+        "-p",
+        "type_name=three_tier.Service",
+    ]);
+    out.assert_code(0);
+    assert_eq!(out.result(), json!(3), "the vm is no three_tier.Service");
+    let messages = node_events(&out.events);
+    let at = |instance: &str, message: &str| {
+        messages
+            .iter()
+            .position(|(i, m)| i == instance && m == message)
+            .unwrap_or_else(|| panic!("no `{message}` of {instance}: {messages:?}"))
+    };
+    assert_eq!(messages.len(), 6, "{messages:?}");
+    for web in ["web_1", "web_2"] {
+        assert!(at("database_1", "Done running operation on database") < at(web, "Starting to run operation on web"));
+        assert!(at(web, "Starting to run operation on web") < at(web, "Done running operation on web"));
+    }
+    assert_op_before(&out.events, ("lifecycle.configure", "database_1"), ("lifecycle.configure", "web_2"));
+    assert_eq!(lab.log("web_1"), ["lifecycle.configure"]);
+    assert!(!lab.root().join("vm_1").exists(), "the vm's configure did not run");
+}
+
+#[test]
+fn a_builtin_workflow_with_bad_parameters_runs_nothing() {
+    let lab = Lab::new();
+    let out = lab.run(&["scale", "--blueprint", example(THREE_TIER).to_str().unwrap(), "-p", "delta=many"]);
+    out.assert_code(2);
+    assert!(out.events.of_type("task_started").next().is_none(), "{}", out.events.summary());
+    assert!(out.stderr.contains("`node_id` is mandatory"), "{}", out.stderr);
+    assert!(out.stderr.contains("delta"), "{}", out.stderr);
+
+    let out = lab.run(&["execute_operation", "--blueprint", example(THREE_TIER).to_str().unwrap()]);
+    out.assert_code(2);
+    assert!(out.stderr.contains("`operation` is mandatory"), "{}", out.stderr);
+
+    let out = lab.run(&[
+        "execute_operation",
+        "--blueprint",
+        example(THREE_TIER).to_str().unwrap(),
+        "-p",
+        "operation=lifecycle.start",
+        "-p",
+        "run_by_dependency_order=perhaps",
+    ]);
+    out.assert_code(2);
+    assert!(out.stderr.contains("run_by_dependency_order"), "{}", out.stderr);
+
+    let out = lab.run(&["heal", "--blueprint", example(THREE_TIER).to_str().unwrap(), "-p", "node_instance_id=web_9"]);
+    out.assert_code(2);
+    assert!(out.stderr.contains("the deployment has no node instance `web_9`"), "{}", out.stderr);
+    assert!(out.events.of_type("task_started").next().is_none(), "{}", out.events.summary());
+    assert!(!lab.root().exists(), "no operation ran");
+}
+
+#[test]
+fn an_unknown_deployment_is_invalid_input() {
+    let lab = Lab::new();
+    let out = lab.on("nosuch", "install", &[]);
+    out.assert_code(2);
+    assert!(out.events.0.is_empty(), "{}", out.events.summary());
+    assert!(out.stderr.contains("there is no deployment `nosuch`"), "{}", out.stderr);
+    assert!(out.stderr.contains("rhaiflow deployments list"), "says where to look:\n{}", out.stderr);
+    let show = lab.cli(&["deployments", "show", "nosuch", "--store", &lab.store()]);
+    show.assert_code(2);
+    assert!(show.stderr.contains("there is no deployment `nosuch`"), "{}", show.stderr);
+}
+
+#[test]
+fn a_deployment_name_is_created_once() {
+    let lab = Lab::new();
+    lab.create("shop", &example(THREE_TIER));
+    let again = lab.cli(&[
+        "deployments",
+        "create",
+        "shop",
+        "--blueprint",
+        example(THREE_TIER).to_str().unwrap(),
+        "--store",
+        &lab.store(),
+    ]);
+    again.assert_code(2);
+    assert!(again.stderr.contains("a deployment named `shop` exists already"), "{}", again.stderr);
+    let bad = lab.cli(&[
+        "deployments",
+        "create",
+        "my-shop",
+        "--blueprint",
+        "deployments/model.yaml",
+        "--store",
+        &lab.store(),
+    ]);
+    bad.assert_code(2);
+    assert!(bad.stderr.contains("cannot name a deployment"), "{}", bad.stderr);
+}
+
+// ---------------------------------------------------------------------------------------
+// A killed install
+
+/// Waits (at most 20 s) until `events` holds `count` events matching `pred`.
+fn wait_for_events(events: &Path, count: usize, pred: impl Fn(&Value) -> bool) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let found: Vec<Value> = Events::read(events).0.into_iter().filter(|e| pred(e)).collect();
+        if found.len() >= count {
+            return found;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not {count} matching events within 20 s:\n{}",
+            Events::read(events).summary()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Installs `slow.yaml` as deployment `slow` and kills the run with SIGKILL while every
+/// worker's start waits; then lets the orphaned start scripts end. Returns the execution id.
+fn kill_install_half_way(lab: &Lab) -> String {
+    lab.create("slow", &blueprint("slow.yaml"));
+    let events = lab.dir.path().join("killed.jsonl");
+    let mut child = lab.spawn(&[
+        "run",
+        "install",
+        "--deployment",
+        "slow",
+        "--store",
+        &lab.store(),
+        "--events-json",
+        events.to_str().unwrap(),
+    ]);
+    let waiting = wait_for_events(&events, 3, |e| {
+        e["type"] == "task_started" && e["task"] == "lifecycle.start" && e["node_instance"] != "base_1"
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    std::fs::write(lab.record().join("release"), "").unwrap();
+    waiting[0]["execution_id"].as_str().unwrap().to_string()
+}
+
+/// How many times each instance's create script ran.
+fn creates(lab: &Lab) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for line in std::fs::read_to_string(lab.record().join("creates")).unwrap_or_default().lines() {
+        *counts.entry(line.to_string()).or_default() += 1;
+    }
+    counts
+}
+
+// `executions resume` of an install on a stored deployment rebuilt the graph from the
+// states the killed run had stored, skipping steps, and so refused it as a different graph.
+#[test]
+#[ignore = "bug: resuming a killed install on a stored deployment exits 2 (the script builds a different graph)"]
+fn a_killed_install_is_finished_by_executions_resume() {
+    let lab = Lab::new();
+    let id = kill_install_half_way(&lab);
+    let resume = lab.cli(&["executions", "resume", &id, "--store", &lab.store()]);
+    resume.assert_code(0);
+    for (instance, n) in creates(&lab) {
+        assert!((1..=2).contains(&n), "{instance} was created {n} times: at least once, at most once more");
+    }
+    assert_eq!(creates(&lab).len(), 4);
+    assert!(lab.states("slow").values().all(|s| s == "started"), "{:?}", lab.states("slow"));
+}
+
+#[test]
+fn a_killed_install_is_finished_by_running_install_again() {
+    let lab = Lab::new();
+    kill_install_half_way(&lab);
+    let states = lab.states("slow");
+    assert_eq!(states["base_1"], "started");
+    for worker in ["worker_1", "worker_2", "worker_3"] {
+        assert_eq!(states[worker], "configured", "the state each reached was stored as it changed");
+    }
+    let out = lab.on("slow", "install", &[]);
+    out.assert_code(0);
+    assert_eq!(
+        operations(&out.events).into_iter().map(|(op, _)| op).collect::<Vec<_>>(),
+        ["lifecycle.start", "lifecycle.start", "lifecycle.start"],
+        "only what the killed run had not finished"
+    );
+    assert_eq!(
+        creates(&lab),
+        BTreeMap::from([("base_1".into(), 1), ("worker_1".into(), 1), ("worker_2".into(), 1), ("worker_3".into(), 1)])
+    );
+    assert!(lab.states("slow").values().all(|s| s == "started"), "{:?}", lab.states("slow"));
+}
+
+// ---------------------------------------------------------------------------------------
+// Output
+
+// Printing the result to a closed stdout (`rhaiflow run ... | head -c 100`) panicked with
+// "failed printing to stdout: Broken pipe".
+#[test]
+#[ignore = "bug: run panics when its stdout is closed before the result is printed"]
+fn a_closed_stdout_does_not_panic() {
+    let lab = Lab::new();
+    let mut child = StdCommand::cargo_bin("rhaiflow")
+        .unwrap()
+        .current_dir(fixtures())
+        .envs(lab.envs())
+        .args(["run", "deployments/model.rhai", "--blueprint", "deployments/model.yaml", "--ephemeral", "-q"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }

@@ -9,6 +9,7 @@ mod cancel;
 mod check_and_graph;
 mod console_and_events;
 mod dataflow;
+mod deployments;
 mod diagnostics;
 mod examples;
 mod flows;
