@@ -10,6 +10,7 @@ pub mod deploy;
 pub mod events;
 pub mod exec;
 pub mod graph;
+pub mod repl;
 pub mod runner;
 pub mod script;
 pub mod store;

@@ -16,6 +16,7 @@ mod flows;
 mod graph_mode;
 mod params;
 mod processes;
+mod repl;
 mod retries;
 mod standard_mode;
 mod store;

@@ -3,11 +3,12 @@
 
 mod bundle;
 mod check;
-mod console;
+pub(crate) mod console;
 mod deployments;
 mod executions;
 mod graph;
 mod params;
+mod repl;
 mod run;
 
 use std::io::IsTerminal;
@@ -39,6 +40,8 @@ enum Command {
     Bundle(bundle::BundleArgs),
     /// Create, list, show and delete deployments of blueprints.
     Deployments(deployments::DeploymentsArgs),
+    /// Build and run workflows interactively, a line at a time.
+    Repl(repl::ReplArgs),
 }
 
 /// Parses the command line and runs the subcommand; returns the process exit code.
@@ -61,6 +64,7 @@ pub fn main() -> i32 {
         Command::Executions(args) => executions::executions(args),
         Command::Bundle(args) => bundle::bundle(args),
         Command::Deployments(args) => deployments::deployments(args),
+        Command::Repl(args) => repl::repl(args),
     }
 }
 

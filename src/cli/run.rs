@@ -115,7 +115,8 @@ impl Output {
             super::report(d);
         }
         if let (Some(result), false) = (&report.result, self.json_to_stdout) {
-            println!("{result}");
+            // A reader that went away (`| head`) must not turn a finished run into a panic.
+            let _ = writeln!(std::io::stdout(), "{result}");
         }
         report.status.exit_code()
     }

@@ -38,7 +38,7 @@ pub struct RunState {
     /// Graphs executing right now (a `get()` on a pending task waits only then).
     executing: AtomicUsize,
     /// Declared parameter count of each script function, to know what a closure takes.
-    arity: OnceLock<HashMap<String, usize>>,
+    arity: parking_lot::RwLock<HashMap<String, usize>>,
     /// Set when a dry run had to make up a standard-mode result.
     pub dry_results_used: Mutex<Option<Position>>,
     /// Creation indices: the stable identity of tasks across a resume.
@@ -58,7 +58,7 @@ impl RunState {
             standard: Mutex::new(Vec::new()),
             graphs: Mutex::new(Vec::new()),
             executing: AtomicUsize::new(0),
-            arity: OnceLock::new(),
+            arity: Default::default(),
             dry_results_used: Mutex::new(None),
             next_serial: AtomicU64::new(1),
             observed: Mutex::new(std::collections::HashSet::new()),
@@ -74,12 +74,17 @@ impl RunState {
     }
 
     pub fn set_arity(&self, arity: HashMap<String, usize>) {
-        let _ = self.arity.set(arity);
+        *self.arity.write() = arity;
+    }
+
+    /// More functions (the REPL defines them line by line).
+    pub fn add_arity(&self, arity: HashMap<String, usize>) {
+        self.arity.write().extend(arity);
     }
 
     /// How many parameters a closure takes, not counting the variables it captured.
     pub fn closure_arity(&self, closure: &FnPtr) -> usize {
-        let declared = self.arity.get().and_then(|a| a.get(closure.fn_name()).copied()).unwrap_or(0);
+        let declared = self.arity.read().get(closure.fn_name()).copied().unwrap_or(0);
         declared.saturating_sub(closure.curry().len())
     }
 
@@ -110,6 +115,12 @@ impl RunState {
     }
 
     /// Switches to graph mode; refused once a task ran in standard mode.
+    /// Forgets standard-mode tasks that have ended (the REPL, between lines: a session may
+    /// switch to graph mode once its earlier tasks are done).
+    pub fn settle_standard_tasks(&self) {
+        self.standard.lock().retain(|(_, handle)| !handle.is_finished());
+    }
+
     pub fn enter_graph_mode(&self) -> Result<(), Box<EvalAltResult>> {
         if let Some((first, _)) = self.standard.lock().first() {
             return Err(TaskError::recoverable(format!(

@@ -1,0 +1,58 @@
+//! `rhaiflow repl [--blueprint FILE | --deployment NAME]`: the interactive session.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::{attach_deployment, report_all};
+use crate::repl::session::SessionSetup;
+use crate::repl::{self, ReplOptions};
+use crate::runner::RunOptions;
+
+#[derive(Args)]
+pub struct ReplArgs {
+    /// Deployment model for ctx.nodes: a blueprint.
+    #[arg(long, value_name = "FILE", conflicts_with = "deployment")]
+    blueprint: Option<PathBuf>,
+    /// A deployment in the store.
+    #[arg(long, value_name = "NAME")]
+    deployment: Option<String>,
+    /// Execution store holding the deployment (default: $RHAIFLOW_STORE, else ./.rhaiflow/).
+    #[arg(long, value_name = "PATH")]
+    store: Option<String>,
+    /// The history file (default: $XDG_STATE_HOME/rhaiflow/history, else
+    /// ~/.local/state/rhaiflow/history).
+    #[arg(long, value_name = "FILE")]
+    history: Option<PathBuf>,
+}
+
+pub fn repl(args: ReplArgs) -> i32 {
+    // Installed bundles are importable by name, as the stdlib is.
+    let mut options = RunOptions::new("<repl>");
+    options.modules = installed_bundles();
+    let store = crate::store::locate(args.store.as_deref());
+    let stored = args.deployment.as_deref().map(|name| (name, store.as_path()));
+    if let Err(diagnostics) = attach_deployment(&mut options, args.blueprint.as_deref(), stored) {
+        return report_all(&diagnostics);
+    }
+    let setup = SessionSetup { deployment: options.deployment, modules: options.modules };
+    repl::run(ReplOptions { setup, history: args.history.or_else(default_history) })
+}
+
+/// The newest version of every installed bundle.
+fn installed_bundles() -> Vec<crate::script::ModuleRoot> {
+    let mut roots: Vec<crate::script::ModuleRoot> = Vec::new();
+    for installed in crate::bundle::registry::list() {
+        roots.retain(|r| r.name != installed.name);
+        roots.push(crate::script::ModuleRoot { name: installed.name, dir: installed.dir });
+    }
+    roots
+}
+
+fn default_history() -> Option<PathBuf> {
+    let state = std::env::var_os("XDG_STATE_HOME")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))?;
+    Some(state.join("rhaiflow/history"))
+}

@@ -1,0 +1,131 @@
+//! The line editor's helper: an unfinished block (an open bracket, brace or string) continues
+//! on the next line, and Tab completes host functions, task methods and properties, the
+//! session's variables and functions, and `:commands`.
+
+use std::borrow::Cow;
+
+use rustyline::completion::{Completer, Pair};
+use rustyline::highlight::Highlighter;
+use rustyline::hint::Hinter;
+use rustyline::validate::{ValidationContext, ValidationResult, Validator};
+use rustyline::{Context, Helper};
+
+use super::help::{COMMANDS, PROPERTIES};
+
+#[derive(Default)]
+pub struct InputHelper {
+    /// Host functions, and the session's variables and functions (refreshed after each line).
+    pub words: Vec<String>,
+}
+
+impl Helper for InputHelper {}
+
+impl Hinter for InputHelper {
+    type Hint = String;
+}
+
+impl Highlighter for InputHelper {
+    fn highlight_prompt<'b, 's: 'b, 'p: 'b>(&'s self, prompt: &'p str, _default: bool) -> Cow<'b, str> {
+        Cow::Borrowed(prompt)
+    }
+}
+
+impl Validator for InputHelper {
+    fn validate(&self, ctx: &mut ValidationContext) -> rustyline::Result<ValidationResult> {
+        let input = ctx.input();
+        if input.trim_start().starts_with(':') || !unfinished(input) {
+            Ok(ValidationResult::Valid(None))
+        } else {
+            Ok(ValidationResult::Incomplete)
+        }
+    }
+}
+
+/// Is a bracket, brace or string still open (outside comments)?
+pub fn unfinished(text: &str) -> bool {
+    let mut depth: i64 = 0;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '(' | '[' | '{' => depth += 1,
+            ')' | ']' | '}' => depth -= 1,
+            '"' | '`' | '\'' => {
+                let mut closed = false;
+                while let Some(d) = chars.next() {
+                    if d == '\\' {
+                        chars.next();
+                    } else if d == c {
+                        closed = true;
+                        break;
+                    }
+                }
+                if !closed {
+                    return true;
+                }
+            }
+            '/' if chars.peek() == Some(&'/') => {
+                for d in chars.by_ref() {
+                    if d == '\n' {
+                        break;
+                    }
+                }
+            }
+            '/' if chars.peek() == Some(&'*') => {
+                chars.next();
+                let mut closed = false;
+                while let Some(d) = chars.next() {
+                    if d == '*' && chars.peek() == Some(&'/') {
+                        chars.next();
+                        closed = true;
+                        break;
+                    }
+                }
+                if !closed {
+                    return true;
+                }
+            }
+            _ => {}
+        }
+    }
+    depth > 0
+}
+
+impl Completer for InputHelper {
+    type Candidate = Pair;
+
+    fn complete(&self, line: &str, pos: usize, _ctx: &Context<'_>) -> rustyline::Result<(usize, Vec<Pair>)> {
+        let before = &line[..pos];
+        let start = before.rfind(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':')).map_or(0, |i| i + 1);
+        let word = &before[start..];
+        let after_dot = before[..start].ends_with('.');
+        let candidates: Vec<String> = if word.starts_with(':') && start == 0 {
+            COMMANDS.iter().map(|(c, _)| c.to_string()).filter(|c| c.starts_with(word)).collect()
+        } else if after_dot {
+            PROPERTIES.iter().map(|p| p.to_string()).filter(|p| p.starts_with(word)).collect()
+        } else if word.is_empty() {
+            Vec::new()
+        } else {
+            let mut all: Vec<String> = self.words.iter().filter(|w| w.starts_with(word)).cloned().collect();
+            all.sort();
+            all.dedup();
+            all
+        };
+        Ok((start, candidates.into_iter().map(|c| Pair { display: c.clone(), replacement: c }).collect()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_blocks_and_strings_continue() {
+        assert!(unfinished("let s = g.sequence(); s.add(a,"));
+        assert!(unfinished("fn f() {"));
+        assert!(unfinished("let x = \"abc"));
+        assert!(unfinished("/* a comment"));
+        assert!(!unfinished("let x = \"(\"; // ( in a comment"));
+        assert!(!unfinished("fn f() { 1 }"));
+        assert!(!unfinished("let x = 1"));
+    }
+}

@@ -1,0 +1,226 @@
+//! `rhaiflow repl`: type a line, see its value; build a graph step by step, look at it, run
+//! it, look at its events. The session (variables, functions, graphs) lasts from line to
+//! line; an error is shown as the same diagnostic `run` shows and never ends the session.
+//!
+//! `session` holds the scope and the host that runs lines; `input` is the line editor's
+//! helper (multi-line input, completion); `help` is what `:help` prints.
+
+pub mod help;
+pub mod input;
+pub mod session;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use parking_lot::Mutex;
+use rustyline::error::ReadlineError;
+use rustyline::history::DefaultHistory;
+use rustyline::Editor;
+use serde_json::Value;
+
+use crate::cli::console::Console;
+use crate::exec::CancelState;
+use crate::graph::{render, Format};
+use crate::runner::Status;
+use crate::script::diagnostics::render as render_diagnostic;
+use crate::script::ScriptDiagnostic;
+use input::InputHelper;
+use session::{show, Outcome, Session, SessionSetup};
+
+pub struct ReplOptions {
+    pub setup: SessionSetup,
+    /// Where the history is kept (none: no history file).
+    pub history: Option<PathBuf>,
+}
+
+/// The cancel of whatever runs now; Ctrl-C while a line runs reaches it as SIGINT (the
+/// terminal is not in raw mode then).
+type Running = Arc<Mutex<Option<Arc<CancelState>>>>;
+
+pub fn run(options: ReplOptions) -> i32 {
+    let mut session = match Session::new(options.setup.clone()) {
+        Ok(s) => s,
+        Err(d) => {
+            print_diagnostic(&d);
+            return 2;
+        }
+    };
+    let running: Running = Arc::default();
+    watch_interrupts(running.clone());
+    let mut editor = match Editor::<InputHelper, DefaultHistory>::new() {
+        Ok(editor) => editor,
+        Err(e) => {
+            eprintln!("rhaiflow: cannot start the line editor: {e}");
+            return 2;
+        }
+    };
+    let host_words = host_functions(&session);
+    editor.set_helper(Some(InputHelper { words: host_words.clone() }));
+    if let Some(path) = &options.history {
+        let _ = editor.load_history(path);
+    }
+    eprintln!(
+        "rhaiflow {} — Rhai workflows, one line at a time. :help lists the API, Ctrl-D leaves.",
+        env!("CARGO_PKG_VERSION")
+    );
+    loop {
+        let line = match editor.readline("rhaiflow> ") {
+            Ok(line) => line,
+            Err(ReadlineError::Interrupted) => {
+                eprintln!("^C (Ctrl-D or :quit leaves)");
+                continue;
+            }
+            Err(ReadlineError::Eof) => break,
+            Err(e) => {
+                eprintln!("rhaiflow: cannot read the line: {e}");
+                break;
+            }
+        };
+        if line.trim().is_empty() {
+            continue;
+        }
+        let _ = editor.add_history_entry(line.as_str());
+        let keep_going = match line.trim().strip_prefix(':') {
+            Some(command) => command_line(command.trim(), &mut session, &options, &running),
+            None => {
+                evaluate(&mut session, &running, |s| Some(s.eval("<repl>", &line)));
+                true
+            }
+        };
+        if let Some(helper) = editor.helper_mut() {
+            helper.words = host_words.iter().cloned().chain(session.variables()).chain(session.functions()).collect();
+        }
+        if let Some(path) = &options.history {
+            save_history(&mut editor, path);
+        }
+        if !keep_going {
+            break;
+        }
+    }
+    0
+}
+
+fn save_history(editor: &mut Editor<InputHelper, DefaultHistory>, path: &PathBuf) {
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let _ = editor.save_history(path);
+}
+
+/// A `:command`; false to leave.
+fn command_line(command: &str, session: &mut Session, options: &ReplOptions, running: &Running) -> bool {
+    let (name, argument) = command.split_once(char::is_whitespace).map_or((command, ""), |(n, a)| (n, a.trim()));
+    match name {
+        "quit" | "q" | "exit" => return false,
+        "help" | "h" => print!("{}", help::text()),
+        "graph" => match session.current_graph() {
+            Some(graph) => print!("{}", render(&[&*graph.graph.lock()], Format::Text)),
+            None => eprintln!("no graph yet: `let g = graph_mode();` starts one"),
+        },
+        "run" => evaluate(session, running, |s| {
+            let outcome = s.run_graph();
+            if outcome.is_none() {
+                eprintln!("no graph to run: `let g = graph_mode();` starts one");
+            }
+            outcome
+        }),
+        "events" => print_events(session),
+        "load" => match std::fs::read_to_string(argument) {
+            Ok(text) if !argument.is_empty() => {
+                let name = argument.to_string();
+                evaluate(session, running, |s| Some(s.eval(&name, &text)));
+            }
+            Ok(_) => eprintln!(":load needs a file: `:load path/to/script.rhai`"),
+            Err(e) => eprintln!("cannot read {argument}: {e}"),
+        },
+        "reset" => match Session::new(options.setup.clone()) {
+            Ok(fresh) => {
+                *session = fresh;
+                eprintln!("a new session: no variables, no functions, standard mode");
+            }
+            Err(d) => print_diagnostic(&d),
+        },
+        other => eprintln!("unknown command :{other} (:help lists them)"),
+    }
+    true
+}
+
+/// Runs `f` with live progress on the console and Ctrl-C cancelling it; shows its value or
+/// its diagnostic.
+fn evaluate(session: &mut Session, running: &Running, f: impl FnOnce(&mut Session) -> Option<Outcome>) {
+    let console = Console::new(false);
+    *session.log.shown_by.lock() = Some(console.sink());
+    let from = session.log.events.lock().len();
+    *running.lock() = Some(session.cancel());
+    let started = Instant::now();
+    let outcome = f(session);
+    *running.lock() = None;
+    console.finish(Status::Succeeded, started.elapsed(), &session.execution_id);
+    *session.log.shown_by.lock() = None;
+    let ran_tasks = session.log.events.lock()[from..].iter().any(|e| e.get("task").is_some());
+    if ran_tasks {
+        session.last_run_from = from;
+    }
+    match outcome {
+        Some(Outcome::Value(value)) if !value.is_unit() => println!("{}", show(&value)),
+        Some(Outcome::Failed(d)) => print_diagnostic(&d),
+        _ => {}
+    }
+}
+
+fn print_diagnostic(d: &ScriptDiagnostic) {
+    use std::io::IsTerminal;
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    eprint!("{}", render_diagnostic(d, colour));
+}
+
+/// `:events`: one line an event of the last run.
+fn print_events(session: &Session) {
+    let events = session.log.events.lock();
+    let last = &events[session.last_run_from.min(events.len())..];
+    if last.is_empty() {
+        eprintln!("no events yet");
+    }
+    for e in last {
+        let text = |key: &str| e.get(key).and_then(Value::as_str).unwrap_or("");
+        let mut line = format!("{:>5}  {:<18}", e["seq"], text("type"));
+        for key in ["task", "node_instance", "message", "error"] {
+            if !text(key).is_empty() {
+                line.push_str("  ");
+                line.push_str(text(key));
+            }
+        }
+        if let Some(result) = e.get("result") {
+            line.push_str(&format!("  => {result}"));
+        }
+        println!("{}", line.trim_end());
+    }
+}
+
+/// The names of the host's functions, for completion.
+fn host_functions(_session: &Session) -> Vec<String> {
+    help::FUNCTIONS.iter().map(|f| f.to_string()).collect()
+}
+
+/// Ctrl-C while a line runs asks its run to cancel; a second one forces it. The handler is
+/// in place before the line editor first starts, so the editor keeps it.
+fn watch_interrupts(running: Running) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+    let Ok(mut interrupts) = runtime.block_on(async { signal(SignalKind::interrupt()) }) else { return };
+    let _ = std::thread::Builder::new().name("rhaiflow-interrupts".into()).spawn(move || {
+        runtime.block_on(async move {
+            while interrupts.recv().await.is_some() {
+                if let Some(cancel) = running.lock().clone() {
+                    let forced = cancel.is_requested();
+                    eprintln!(
+                        "{}",
+                        if forced { "^C forcing: stopping running tasks" } else { "^C cancelling (again to force)" }
+                    );
+                    cancel.request(forced);
+                }
+            }
+        });
+    });
+}

@@ -1,0 +1,276 @@
+//! One REPL session: what persists from line to line (the scope with its variables, the
+//! functions defined so far, the events) and the host that runs them (engine, executor,
+//! event bus). A cancelled run leaves the session standing: the host is built anew and the
+//! variables stay.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use rhai::{Dynamic, Engine, FnPtr, Scope, AST};
+use serde_json::Value;
+
+use crate::deploy::Deployment;
+use crate::events::{Event, EventBus, EventSink, ExecutionLabel};
+use crate::exec::{CancelState, ExecEnv, ScriptCalls, TaskError};
+use crate::graph::TaskCell;
+use crate::script::api::GraphShared;
+use crate::script::{self, Limits, ModuleRoot, RunSettings, RunState, ScriptBridge, ScriptDiagnostic, Source};
+
+/// Where events go: every one is kept (for `:events`), and shown by whichever console the
+/// current evaluation set.
+#[derive(Clone, Default)]
+pub struct EventLog {
+    pub events: Arc<Mutex<Vec<Value>>>,
+    pub shown_by: Arc<Mutex<Option<Box<dyn EventSink>>>>,
+}
+
+impl EventSink for EventLog {
+    fn accept(&mut self, event: &Event, label: &ExecutionLabel) {
+        let mut line = Vec::new();
+        event.write_json(label, &mut line);
+        if let Ok(value) = serde_json::from_slice(&line) {
+            self.events.lock().push(value);
+        }
+        if let Some(sink) = self.shown_by.lock().as_mut() {
+            sink.accept(event, label);
+        }
+    }
+}
+
+/// Runs closures with the functions defined so far: the session's AST grows line by line.
+struct GrowingBridge(Mutex<Arc<ScriptBridge>>);
+
+impl ScriptCalls for GrowingBridge {
+    fn call(&self, closure: &FnPtr, args: Vec<Dynamic>, timeout: Option<f64>) -> Result<Dynamic, TaskError> {
+        let bridge = self.0.lock().clone();
+        bridge.call(closure, args, timeout)
+    }
+
+    fn task_handle(&self, task: &Arc<TaskCell>) -> Dynamic {
+        let bridge = self.0.lock().clone();
+        bridge.task_handle(task)
+    }
+
+    fn call_operation(
+        &self,
+        call: &Arc<crate::deploy::OperationCall>,
+        retry_number: u32,
+        timeout: Option<f64>,
+    ) -> Result<Dynamic, TaskError> {
+        let bridge = self.0.lock().clone();
+        bridge.call_operation(call, retry_number, timeout)
+    }
+}
+
+/// The part of a session that a cancel throws away.
+struct Host {
+    runtime: tokio::runtime::Runtime,
+    run_state: Arc<RunState>,
+    engine: Arc<Engine>,
+    bridge: Arc<GrowingBridge>,
+    cancel: Arc<CancelState>,
+}
+
+/// What the session is set up with.
+#[derive(Clone, Default)]
+pub struct SessionSetup {
+    pub deployment: Option<Arc<Deployment>>,
+    pub modules: Vec<ModuleRoot>,
+}
+
+pub struct Session {
+    setup: SessionSetup,
+    host: Host,
+    pub scope: Scope<'static>,
+    /// Every function defined so far (closures included); no statements between lines.
+    ast: AST,
+    pub log: EventLog,
+    bus: Arc<EventBus>,
+    /// Where `:events` starts: the first event of the last line or `:run` that ran tasks.
+    pub last_run_from: usize,
+    pub execution_id: String,
+}
+
+/// How a line ended.
+pub enum Outcome {
+    Value(Dynamic),
+    Failed(ScriptDiagnostic),
+}
+
+impl Session {
+    pub fn new(setup: SessionSetup) -> Result<Session, ScriptDiagnostic> {
+        let execution_id = uuid::Uuid::new_v4().to_string();
+        let log = EventLog::default();
+        let label = ExecutionLabel { execution_id: Arc::from(execution_id.as_str()), workflow: Arc::from("repl") };
+        let bus = Arc::new(EventBus::new(label, vec![Box::new(log.clone())]));
+        let host = Host::new(&setup, &bus)?;
+        let mut session =
+            Session { setup, host, scope: Scope::new(), ast: AST::empty(), log, bus, last_run_from: 0, execution_id };
+        session.push_context();
+        Ok(session)
+    }
+
+    fn push_context(&mut self) {
+        let mut ctx = rhai::Map::new();
+        ctx.insert("execution_id".into(), self.execution_id.clone().into());
+        ctx.insert("workflow_id".into(), "repl".into());
+        ctx.insert("parameters".into(), Dynamic::from_map(rhai::Map::new()));
+        ctx.insert("resume".into(), false.into());
+        let (nodes, instances) =
+            self.setup.deployment.as_ref().map(crate::script::api::deployment_nodes).unwrap_or_default();
+        ctx.insert("nodes".into(), nodes.into());
+        ctx.insert("node_instances".into(), instances.into());
+        if let Some(d) = &self.setup.deployment {
+            ctx.insert("deployment".into(), crate::script::api::deployment_handle(d));
+        }
+        self.scope.push_constant("params", Dynamic::from_map(rhai::Map::new()));
+        self.scope.push_constant("ctx", Dynamic::from_map(ctx));
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.host.engine
+    }
+
+    /// Compiles and runs `text` (named `name` in diagnostics) in the session's scope.
+    pub fn eval(&mut self, name: &str, text: &str) -> Outcome {
+        let source = Source { name: name.to_string(), text: Arc::from(text) };
+        let line = match self.host.engine.compile_with_scope(&self.scope, text) {
+            Ok(ast) => ast,
+            Err(e) => return Outcome::Failed(ScriptDiagnostic::compile(&e, &source)),
+        };
+        self.host.run_state.add_arity(script::function_arities(&line));
+        self.host.run_state.settle_standard_tasks();
+        self.ast += line;
+        let ast = Arc::new(self.ast.clone());
+        *self.host.bridge.0.lock() = Arc::new(self.host.script_bridge(ast.clone()));
+        let outcome = self.guarded(|engine, scope| engine.eval_ast_with_scope::<Dynamic>(scope, &ast));
+        self.ast.clear_statements();
+        match outcome {
+            Ok(Ok(value)) => Outcome::Value(value),
+            Ok(Err(err)) => Outcome::Failed(ScriptDiagnostic::runtime(&err, &source)),
+            Err(d) => Outcome::Failed(d),
+        }
+    }
+
+    /// Runs `f` with cancel watching, catching a panic inside the engine; a cancel rebuilds
+    /// the host so that the next line starts clean.
+    fn guarded(
+        &mut self,
+        f: impl FnOnce(&Engine, &mut Scope<'static>) -> Result<Dynamic, Box<rhai::EvalAltResult>>,
+    ) -> Result<Result<Dynamic, Box<rhai::EvalAltResult>>, ScriptDiagnostic> {
+        let engine = self.host.engine.clone();
+        let scope = &mut self.scope;
+        let outcome =
+            script::limits::guarded(&self.host.cancel, None, || catch_unwind(AssertUnwindSafe(|| f(&engine, scope))));
+        if self.host.cancel.is_requested() {
+            self.rebuild_host();
+        }
+        outcome.map_err(|_| {
+            ScriptDiagnostic::plain(
+                "rhaiflow::bug",
+                "this is a bug in rhaiflow: the script engine panicked; the session goes on, please report the line",
+            )
+        })
+    }
+
+    fn rebuild_host(&mut self) {
+        if let Ok(host) = Host::new(&self.setup, &self.bus) {
+            host.run_state.add_arity(script::function_arities(&self.ast));
+            self.host = host;
+        }
+    }
+
+    /// The graph `graph_mode()` made last, if any.
+    pub fn current_graph(&self) -> Option<Arc<GraphShared>> {
+        self.host.run_state.graphs.lock().last().cloned()
+    }
+
+    /// Executes the current graph (as `g.execute()` would).
+    pub fn run_graph(&mut self) -> Option<Outcome> {
+        let graph = self.current_graph()?;
+        self.scope.push("__repl_graph", crate::script::api::GraphHandle(graph));
+        let source = Source { name: ":run".into(), text: Arc::from("__repl_graph.execute()") };
+        let outcome = self.guarded(|engine, scope| engine.eval_with_scope::<Dynamic>(scope, "__repl_graph.execute()"));
+        let _ = self.scope.remove::<Dynamic>("__repl_graph");
+        Some(match outcome {
+            Ok(Ok(value)) => Outcome::Value(value),
+            Ok(Err(err)) => Outcome::Failed(ScriptDiagnostic::runtime(&err, &source)),
+            Err(d) => Outcome::Failed(d),
+        })
+    }
+
+    pub fn cancel(&self) -> Arc<CancelState> {
+        self.host.cancel.clone()
+    }
+
+    /// Names of the session's variables, for completion.
+    pub fn variables(&self) -> Vec<String> {
+        self.scope.iter().map(|(name, _, _)| name.to_string()).filter(|n| !n.starts_with("__")).collect()
+    }
+
+    /// Names of the functions defined so far, for completion.
+    pub fn functions(&self) -> Vec<String> {
+        self.ast.iter_functions().map(|f| f.name.to_string()).filter(|n| !n.starts_with("anon$")).collect()
+    }
+}
+
+impl Host {
+    fn new(setup: &SessionSetup, bus: &Arc<EventBus>) -> Result<Host, ScriptDiagnostic> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .thread_name("rhaiflow-executor")
+            .build()
+            .map_err(|e| ScriptDiagnostic::plain("rhaiflow::runtime", format!("cannot start the executor: {e}")))?;
+        let cancel = Arc::new(CancelState::default());
+        let run_state = RunState::new(RunSettings {
+            parameters: rhai::Map::new(),
+            task_retries: 0,
+            retry_interval: 1.0,
+            dry_run: false,
+            deployment: setup.deployment.clone(),
+        });
+        let engine =
+            Arc::new(script::build_engine(&Arc::downgrade(&run_state), &Limits::default(), setup.modules.clone()));
+        let first = ScriptBridge {
+            engine: engine.clone(),
+            ast: Arc::new(AST::empty()),
+            module: None,
+            cancel: cancel.clone(),
+            operations: Default::default(),
+        };
+        let bridge = Arc::new(GrowingBridge(Mutex::new(Arc::new(first))));
+        let env = ExecEnv::new(runtime.handle().clone(), bus.clone(), cancel.clone(), bridge.clone(), None, false);
+        run_state.set_env(Arc::new(env));
+        Ok(Host { runtime, run_state, engine, bridge, cancel })
+    }
+
+    fn script_bridge(&self, ast: Arc<AST>) -> ScriptBridge {
+        ScriptBridge {
+            engine: self.engine.clone(),
+            ast,
+            module: None,
+            cancel: self.cancel.clone(),
+            operations: Default::default(),
+        }
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        // Closures stopped by a forced cancel may still be unwinding: don't wait for them.
+        let runtime = std::mem::replace(
+            &mut self.runtime,
+            tokio::runtime::Builder::new_current_thread().build().expect("a runtime with no threads"),
+        );
+        runtime.shutdown_background();
+    }
+}
+
+/// A value as the REPL shows it: strings quoted, maps and arrays as Rhai writes them.
+pub fn show(value: &Dynamic) -> String {
+    if value.is::<rhai::ImmutableString>() || value.is::<rhai::Map>() || value.is::<rhai::Array>() {
+        return serde_json::to_string(&crate::value::to_json(value)).unwrap_or_else(|_| format!("{value:?}"));
+    }
+    value.to_string()
+}
