@@ -286,7 +286,12 @@ fn resumed_deployment(
 ) -> Result<(Arc<Deployment>, Vec<ModuleRoot>), ScriptDiagnostic> {
     let failed = |e: crate::store::StoreError| ScriptDiagnostic::plain("rhaiflow::deployments", e.to_string());
     let deployment = if options["deployment_stored"].as_bool() == Some(true) {
-        crate::store::DeploymentStore::open(store_path).and_then(|s| s.load(name)).map_err(failed)?
+        let deployment = crate::store::DeploymentStore::open(store_path).and_then(|s| s.load(name)).map_err(failed)?;
+        // The script must build the graph it built: from the states the execution began with.
+        if let Some(snapshot) = options.get("deployment_snapshot").filter(|s| s.is_array()) {
+            deployment.restore_snapshot(snapshot);
+        }
+        deployment
     } else {
         let path = PathBuf::from(options["blueprint"].as_str().unwrap_or_default());
         Arc::new(Deployment::new(name, crate::deploy::Blueprint::load(&path)?))
@@ -379,6 +384,8 @@ fn run_execution(
             "max_operations": options.limits.max_operations,
             "blueprint": options.deployment.as_ref().map(|d| d.blueprint.source.name.clone()),
             "deployment": options.deployment.as_ref().map(|d| d.name.clone()),
+            // What a resume builds its graph from: the states this execution started with.
+            "deployment_snapshot": options.deployment.as_ref().map(|d| d.snapshot()),
             "deployment_stored": options.deployment.as_ref().is_some_and(|d| d.stored.load(std::sync::atomic::Ordering::Relaxed)),
             "bundle": options.workflow.as_ref().map(|w| serde_json::json!({
                 "plugin": w.bundle.name,

@@ -342,7 +342,7 @@ fn blueprint_problems_are_reported_together_before_anything_runs() {
         "relationship type `shop.links_to` is not defined",
         "node `app` is contained in more than one node",
         "contained_in makes a cycle: left → right → left",
-        "[deployments/invalid.yaml:4:5]",
+        "[deployments/invalid.yaml:4:19]",
     ] {
         assert!(out.stderr.contains(expected), "`{expected}` is missing:\n{}", out.stderr);
     }
@@ -364,7 +364,6 @@ fn deployments_create_refuses_an_invalid_blueprint_and_keeps_nothing() {
 // The problems of node types and relationship types came out of a HashMap: their order
 // changed from one run to the next on the same file.
 #[test]
-#[ignore = "bug: problems of node/relationship types are listed in a different order on every run"]
 fn type_problems_are_listed_in_the_same_order_on_every_run() {
     let lab = Lab::new();
     let reports: Vec<String> = (0..6)
@@ -720,7 +719,6 @@ fn scale_out_installs_a_new_web_and_scale_in_uninstalls_the_newest() {
 // A stored deployment forgot the highest instance number given out: after scaling web in
 // (web_3 removed) and out again, the new instance was called web_3 again.
 #[test]
-#[ignore = "bug: a stored deployment reuses the id of a removed instance (web_3 again after scale +1, -1, +1)"]
 fn ids_of_removed_instances_are_not_reused() {
     let lab = Lab::installed_shop();
     lab.on("shop", "scale", &["-p", "node_id=web"]).assert_code(0);
@@ -733,15 +731,16 @@ fn ids_of_removed_instances_are_not_reused() {
 // scale computed the wanted count from the node's total over all containers and applied it
 // per container: +1 on a node with 2 instances in each of 2 hosts gave every host 5.
 #[test]
-#[ignore = "bug: scale of a contained node with several containers adds far more than delta (6 dbs for delta 1)"]
 fn scaling_a_node_in_two_containers_adds_one_per_container() {
     let out = Lab::new().run(&["scale", "--blueprint", "deployments/model.yaml", "-p", "node_id=db"]);
     out.assert_code(0);
-    let created: Vec<String> = operations(&out.events)
+    let mut created: Vec<String> = operations(&out.events)
         .into_iter()
         .filter(|(op, i)| op == "lifecycle.create" && i.starts_with("db_"))
         .map(|(_, i)| i)
         .collect();
+    // The two hosts' new dbs are installed in parallel: in either order.
+    created.sort();
     assert_eq!(created, ["db_5", "db_6"], "one new db in each host");
 }
 
@@ -1010,7 +1009,6 @@ fn creates(lab: &Lab) -> BTreeMap<String, usize> {
 // `executions resume` of an install on a stored deployment rebuilt the graph from the
 // states the killed run had stored, skipping steps, and so refused it as a different graph.
 #[test]
-#[ignore = "bug: resuming a killed install on a stored deployment exits 2 (the script builds a different graph)"]
 fn a_killed_install_is_finished_by_executions_resume() {
     let lab = Lab::new();
     let id = kill_install_half_way(&lab);
@@ -1052,7 +1050,6 @@ fn a_killed_install_is_finished_by_running_install_again() {
 // Printing the result to a closed stdout (`rhaiflow run ... | head -c 100`) panicked with
 // "failed printing to stdout: Broken pipe".
 #[test]
-#[ignore = "bug: run panics when its stdout is closed before the result is printed"]
 fn a_closed_stdout_does_not_panic() {
     let lab = Lab::new();
     let mut child = StdCommand::cargo_bin("rhaiflow")

@@ -87,10 +87,14 @@ impl Problems {
 
     /// One diagnostic: the problems as a list in the message, each also a label in the file.
     pub fn into_diagnostic(self, source: &Source) -> ScriptDiagnostic {
+        self.into_coded_diagnostic("rhaiflow::manifest", source)
+    }
+
+    pub fn into_coded_diagnostic(self, code: &'static str, source: &Source) -> ScriptDiagnostic {
         let mut d = match self.0.as_slice() {
-            [(one, _)] => ScriptDiagnostic::plain("rhaiflow::manifest", format!("{}: {one}", source.name)),
+            [(one, _)] => ScriptDiagnostic::plain(code, format!("{}: {one}", source.name)),
             many => ScriptDiagnostic::plain(
-                "rhaiflow::manifest",
+                code,
                 format!(
                     "{} has {} problems:\n{}",
                     source.name,

@@ -43,6 +43,8 @@ pub type Operations = BTreeMap<String, Operation>;
 #[derive(Clone, Debug)]
 pub struct NodeType {
     pub derived_from: Option<String>,
+    /// Where `derived_from` is written (else the type's own place).
+    pub derived_span: SourceSpan,
     /// Property defaults (a property without a default is required).
     pub properties: Vec<(String, Option<Value>)>,
     pub operations: Operations,
@@ -68,6 +70,8 @@ pub struct RelationshipDecl {
 pub struct NodeTemplate {
     pub id: String,
     pub type_name: String,
+    /// Where the type is written.
+    pub type_span: SourceSpan,
     pub properties: Map<String, Value>,
     pub deploy: usize,
     pub relationships: Vec<RelationshipDecl>,
@@ -109,7 +113,7 @@ impl Blueprint {
             Ok(root) => root,
             Err((message, span)) => {
                 problems.add(format!("not valid YAML: {message}"), span.unwrap_or(no_span()));
-                return Err(problems.into_diagnostic(&source));
+                return Err(problems.into_coded_diagnostic("rhaiflow::blueprint", &source));
             }
         };
         let mut blueprint = Blueprint {
@@ -121,7 +125,7 @@ impl Blueprint {
         };
         if !root.is_map() {
             problems.add(format!("a blueprint is a map with node_templates, found {}", root.kind()), root.span);
-            return Err(problems.into_diagnostic(&source));
+            return Err(problems.into_coded_diagnostic("rhaiflow::blueprint", &source));
         }
         known_keys(
             &root,
@@ -161,23 +165,31 @@ impl Blueprint {
         if problems.is_empty() {
             Ok(blueprint)
         } else {
-            Err(problems.into_diagnostic(&source))
+            Err(problems.into_coded_diagnostic("rhaiflow::blueprint", &source))
         }
     }
 
     /// Types and targets exist, hierarchies and containment have no cycles, each node is
     /// contained in at most one other.
     fn validate(&self, problems: &mut Problems) {
-        for (name, t) in &self.node_types {
+        // In the order written, whatever order the maps keep.
+        let mut node_types: Vec<(&String, &NodeType)> = self.node_types.iter().collect();
+        node_types.sort_by_key(|(name, t)| (t.span.offset(), name.to_string()));
+        let mut relationship_types: Vec<(&String, &RelationshipType)> = self.relationship_types.iter().collect();
+        relationship_types.sort_by_key(|(name, t)| (t.span.offset(), name.to_string()));
+        for (name, t) in node_types {
             if let Some(parent) = &t.derived_from {
                 if !self.node_types.contains_key(parent) {
-                    problems.add(format!("node type `{name}` derives from `{parent}`, which is not defined"), t.span);
+                    problems.add(
+                        format!("node type `{name}` derives from `{parent}`, which is not defined"),
+                        t.derived_span,
+                    );
                 } else if self.node_hierarchy(name).is_none() {
-                    problems.add(format!("node type `{name}` derives from itself (a cycle in derived_from)"), t.span);
+                    problems.add(format!("node type `{name}` is part of a cycle of derived_from"), t.span);
                 }
             }
         }
-        for (name, t) in &self.relationship_types {
+        for (name, t) in relationship_types {
             if let Some(parent) = &t.derived_from {
                 if !self.relationship_types.contains_key(parent) {
                     problems.add(
@@ -185,10 +197,7 @@ impl Blueprint {
                         t.span,
                     );
                 } else if self.relationship_hierarchy(name).is_none() {
-                    problems.add(
-                        format!("relationship type `{name}` derives from itself (a cycle in derived_from)"),
-                        t.span,
-                    );
+                    problems.add(format!("relationship type `{name}` is part of a cycle of derived_from"), t.span);
                 }
             }
         }
@@ -328,9 +337,16 @@ fn builtin_node_types() -> HashMap<String, NodeType> {
             )
         })
         .collect();
-    let root = NodeType { derived_from: None, properties: Vec::new(), operations: lifecycle, span: no_span() };
+    let root = NodeType {
+        derived_from: None,
+        derived_span: no_span(),
+        properties: Vec::new(),
+        operations: lifecycle,
+        span: no_span(),
+    };
     let compute = NodeType {
         derived_from: Some(ROOT.into()),
+        derived_span: no_span(),
         properties: Vec::new(),
         operations: Operations::new(),
         span: no_span(),
@@ -405,6 +421,7 @@ fn read_node_type(node: &Node, problems: &mut Problems) -> Option<NodeType> {
         .collect();
     Some(NodeType {
         derived_from: text(node.get("derived_from"), "derived_from", problems),
+        derived_span: node.get("derived_from").map_or(node.span, |d| d.span),
         properties,
         operations: read_interfaces(node.get("interfaces"), problems),
         span: node.span,
@@ -449,6 +466,7 @@ fn read_template(id: &str, node: &Node, problems: &mut Problems) -> Option<NodeT
         problems.add(format!("node `{id}` has no `type`"), node.span);
         return None;
     };
+    let type_span = node.get("type").map_or(node.span, |t| t.span);
     let properties = match node.get("properties") {
         None => Map::new(),
         Some(p) => match p.to_json() {
@@ -488,6 +506,7 @@ fn read_template(id: &str, node: &Node, problems: &mut Problems) -> Option<NodeT
     Some(NodeTemplate {
         id: id.to_string(),
         type_name,
+        type_span,
         properties,
         deploy,
         relationships,

@@ -384,6 +384,66 @@ impl Deployment {
         }
     }
 
+    /// Every instance with its node, container and data, as JSON: what an execution started
+    /// from (a resume builds its graph from the same states).
+    pub fn snapshot(&self) -> Value {
+        let instances = self.instances.lock().clone();
+        Value::Array(
+            instances
+                .iter()
+                .map(|i| {
+                    let data = self.data_of(&i.id);
+                    serde_json::json!({
+                        "id": i.id,
+                        "node_id": self.nodes[i.node].id,
+                        "container": i.contained_in,
+                        "state": data.state,
+                        "runtime_properties": data.runtime_properties,
+                    })
+                })
+                .collect(),
+        )
+    }
+
+    /// Goes back to the instances and states of a `snapshot`; runtime properties stay as
+    /// they are now (operations wrote them since), and so do the instance numbers given out.
+    pub fn restore_snapshot(&self, snapshot: &Value) {
+        let counters = self.counters();
+        let now = self.data.lock().clone();
+        let stored = snapshot
+            .as_array()
+            .map(|all| {
+                all.iter()
+                    .map(|i| {
+                        let text = |key: &str| i[key].as_str().unwrap_or_default().to_string();
+                        let runtime_properties = match now.get(&text("id")) {
+                            Some(current) => current.runtime_properties.clone(),
+                            None => i["runtime_properties"].as_object().cloned().unwrap_or_default(),
+                        };
+                        let data = InstanceData { state: text("state"), runtime_properties };
+                        (text("id"), text("node_id"), i["container"].as_str().map(str::to_string), data)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        self.restore(stored);
+        self.raise_counters(&counters);
+    }
+
+    /// The highest instance number given out, per node.
+    pub fn counters(&self) -> BTreeMap<String, usize> {
+        self.counters.lock().clone()
+    }
+
+    /// Numbers given out before (and since removed) are not given again.
+    pub fn raise_counters(&self, given_out: &BTreeMap<String, usize>) {
+        let mut counters = self.counters.lock();
+        for (node, n) in given_out {
+            let c = counters.entry(node.clone()).or_insert(0);
+            *c = (*c).max(*n);
+        }
+    }
+
     /// Takes over what a stored deployment recorded: instances (with their numbers) and
     /// their data.
     pub fn restore(&self, mut stored: Vec<(String, String, Option<String>, InstanceData)>) {

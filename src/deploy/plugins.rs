@@ -42,6 +42,6 @@ pub fn resolve(blueprint: &Blueprint, known: &[ModuleRoot]) -> Result<Vec<Module
     if problems.is_empty() {
         Ok(needed)
     } else {
-        Err(problems.into_diagnostic(&blueprint.source))
+        Err(problems.into_coded_diagnostic("rhaiflow::blueprint", &blueprint.source))
     }
 }

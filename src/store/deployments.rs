@@ -19,7 +19,9 @@ CREATE TABLE IF NOT EXISTS deployments (
     blueprint_path TEXT NOT NULL,
     blueprint_dir TEXT NOT NULL,
     blueprint_text TEXT NOT NULL,
-    created_at TEXT NOT NULL
+    created_at TEXT NOT NULL,
+    -- The highest instance number given out per node (JSON): ids are never reused.
+    counters TEXT NOT NULL DEFAULT '{}'
 );
 CREATE TABLE IF NOT EXISTS deployment_instances (
     deployment TEXT NOT NULL,
@@ -88,13 +90,14 @@ impl DeploymentStore {
         }
         let path = blueprint_path.canonicalize().unwrap_or_else(|_| blueprint_path.to_path_buf());
         tx.execute(
-            "INSERT INTO deployments (name, blueprint_path, blueprint_dir, blueprint_text, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT INTO deployments (name, blueprint_path, blueprint_dir, blueprint_text, created_at, counters) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![
                 name,
                 path.display().to_string(),
                 blueprint.dir.display().to_string(),
                 &*blueprint.source.text,
-                humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+                humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+                serde_json::to_string(&deployment.counters()).unwrap_or_else(|_| "{}".into())
             ],
         )
         .map_err(|e| self.err(e))?;
@@ -108,15 +111,15 @@ impl DeploymentStore {
     /// The deployment `name` as its last execution left it; changes are written through.
     pub fn load(&self, name: &str) -> Result<Arc<Deployment>> {
         let conn = self.conn.lock();
-        let row: Option<(String, String, String)> = conn
+        let row: Option<(String, String, String, String)> = conn
             .query_row(
-                "SELECT blueprint_path, blueprint_dir, blueprint_text FROM deployments WHERE name = ?1",
+                "SELECT blueprint_path, blueprint_dir, blueprint_text, counters FROM deployments WHERE name = ?1",
                 [name],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
             )
             .optional()
             .map_err(|e| self.err(e))?;
-        let Some((path, dir, text)) = row else {
+        let Some((path, dir, text, counters)) = row else {
             return Err(StoreError::Database(format!("there is no deployment `{name}` (rhaiflow deployments list)")));
         };
         let blueprint = Blueprint::parse(&path, &text, PathBuf::from(dir))
@@ -125,6 +128,7 @@ impl DeploymentStore {
         let stored = instances(&conn, name).map_err(|e| self.err(e))?;
         drop(conn);
         deployment.restore(stored.into_iter().map(|i| (i.id, i.node_id, i.container, i.data)).collect());
+        deployment.raise_counters(&serde_json::from_str(&counters).unwrap_or_default());
         self.watch(&deployment);
         Ok(deployment)
     }
@@ -165,6 +169,9 @@ impl DeploymentStore {
         tx.execute("DELETE FROM deployment_instances WHERE deployment = ?1", [&deployment.name])
             .map_err(|e| self.err(e))?;
         write_instances(&tx, deployment).map_err(|e| self.err(e))?;
+        let counters = serde_json::to_string(&deployment.counters()).unwrap_or_else(|_| "{}".into());
+        tx.execute("UPDATE deployments SET counters = ?2 WHERE name = ?1", params![deployment.name, counters])
+            .map_err(|e| self.err(e))?;
         tx.commit().map_err(|e| self.err(e))
     }
 

@@ -132,6 +132,9 @@ pub fn register(engine: &mut Engine, run: &RunRef) {
         i.deployment.set_runtime_properties(&i.id, kwargs(properties));
     });
     engine.register_get("modification", |i: &mut InstanceHandle| i.deployment.modification_of(&i.id));
+    engine.register_get("contained_in", |i: &mut InstanceHandle| -> Result<Dynamic> {
+        Ok(i.model()?.contained_in.map(Dynamic::from).unwrap_or(Dynamic::UNIT))
+    });
     engine.register_get("relationships", |i: &mut InstanceHandle| -> Result<Array> {
         let model = i.model()?;
         Ok((0..model.relationships.len())
