@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{attach_deployment, params, report, report_all, target_options};
+use super::{params, report, report_all, target_options, DeploymentArgs};
 use crate::graph::{render, Format};
 use crate::runner::{self, RunOptions, Status};
 
@@ -20,12 +20,8 @@ pub struct GraphArgs {
     params: Vec<String>,
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
-    /// Deployment model for ctx.nodes: a blueprint.
-    #[arg(long, value_name = "FILE", conflicts_with = "deployment")]
-    blueprint: Option<PathBuf>,
-    /// A deployment in the store, as it is now.
-    #[arg(long, value_name = "NAME")]
-    deployment: Option<String>,
+    #[command(flatten)]
+    model: DeploymentArgs,
     /// Execution store holding the deployment (default: $RHAIFLOW_STORE, else ./.rhaiflow/).
     #[arg(long, value_name = "PATH")]
     store: Option<String>,
@@ -38,9 +34,7 @@ pub fn graph(args: GraphArgs) -> i32 {
         options.parameter_texts = params::texts(&args.params);
         options.dry_run = true;
         let mut options = target_options(&args.target, args.workflow.as_deref(), options)?;
-        let store = crate::store::locate(args.store.as_deref());
-        let stored = args.deployment.as_deref().map(|name| (name, store.as_path()));
-        attach_deployment(&mut options, args.blueprint.as_deref(), stored)?;
+        args.model.attach(&mut options, args.store.as_deref())?;
         Ok(options)
     });
     let options = match prepared {

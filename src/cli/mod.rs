@@ -174,6 +174,32 @@ fn target_options(
     Ok(options)
 }
 
+/// The deployment model a run, a drawing or a REPL session sees.
+#[derive(clap::Args)]
+struct DeploymentArgs {
+    /// Deployment model for ctx.nodes: a blueprint (a throw-away deployment of it).
+    #[arg(long, value_name = "FILE", conflicts_with = "deployment")]
+    blueprint: Option<PathBuf>,
+    /// A deployment in the store (`rhaiflow deployments create`): instance states and runtime
+    /// properties carry over between executions.
+    #[arg(long, value_name = "NAME")]
+    deployment: Option<String>,
+}
+
+impl DeploymentArgs {
+    /// Gives `options` the deployment asked for (from the store at `store`), with the
+    /// bundles its operations call.
+    fn attach(
+        &self,
+        options: &mut crate::runner::RunOptions,
+        store: Option<&str>,
+    ) -> Result<(), Vec<ScriptDiagnostic>> {
+        let store = crate::store::locate(store);
+        let stored = self.deployment.as_deref().map(|name| (name, store.as_path()));
+        attach_deployment(options, self.blueprint.as_deref(), stored)
+    }
+}
+
 /// Gives the run a deployment: a stored one (`--deployment NAME`), or a throw-away one of a
 /// blueprint (`--blueprint FILE`, named after the file); and the bundles its operations call.
 fn attach_deployment(

@@ -4,19 +4,15 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{attach_deployment, report_all};
+use super::{report_all, DeploymentArgs};
 use crate::repl::session::SessionSetup;
 use crate::repl::{self, ReplOptions};
 use crate::runner::RunOptions;
 
 #[derive(Args)]
 pub struct ReplArgs {
-    /// Deployment model for ctx.nodes: a blueprint.
-    #[arg(long, value_name = "FILE", conflicts_with = "deployment")]
-    blueprint: Option<PathBuf>,
-    /// A deployment in the store.
-    #[arg(long, value_name = "NAME")]
-    deployment: Option<String>,
+    #[command(flatten)]
+    model: DeploymentArgs,
     /// Execution store holding the deployment (default: $RHAIFLOW_STORE, else ./.rhaiflow/).
     #[arg(long, value_name = "PATH")]
     store: Option<String>,
@@ -30,9 +26,7 @@ pub fn repl(args: ReplArgs) -> i32 {
     // Installed bundles are importable by name, as the stdlib is.
     let mut options = RunOptions::new("<repl>");
     options.modules = installed_bundles();
-    let store = crate::store::locate(args.store.as_deref());
-    let stored = args.deployment.as_deref().map(|name| (name, store.as_path()));
-    if let Err(diagnostics) = attach_deployment(&mut options, args.blueprint.as_deref(), stored) {
+    if let Err(diagnostics) = args.model.attach(&mut options, args.store.as_deref()) {
         return report_all(&diagnostics);
     }
     let setup = SessionSetup { deployment: options.deployment, modules: options.modules };

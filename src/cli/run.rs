@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::console::Console;
-use super::{attach_deployment, params, report_all, target_options};
+use super::{params, report_all, target_options, DeploymentArgs};
 use crate::events::{EventSink, JsonLinesSink};
 use crate::runner::StoreChoice;
 use crate::runner::{self, RunOptions, RunReport};
@@ -38,13 +38,8 @@ pub struct RunArgs {
     /// At most N tasks running at once.
     #[arg(long, value_name = "N")]
     max_concurrency: Option<usize>,
-    /// Deployment model for ctx.nodes: a blueprint (a throw-away deployment of it).
-    #[arg(long, value_name = "FILE", conflicts_with = "deployment")]
-    blueprint: Option<PathBuf>,
-    /// A deployment in the store (`rhaiflow deployments create`): instance states and runtime
-    /// properties carry over between executions.
-    #[arg(long, value_name = "NAME")]
-    deployment: Option<String>,
+    #[command(flatten)]
+    model: DeploymentArgs,
     /// Execution store: a folder or a .db file (default: $RHAIFLOW_STORE, else ./.rhaiflow/).
     #[arg(long, value_name = "PATH")]
     store: Option<String>,
@@ -125,9 +120,7 @@ impl Output {
 fn prepare(args: &RunArgs) -> Result<(RunOptions, Output), Vec<ScriptDiagnostic>> {
     let (options, output) = prepare_options(args).map_err(|d| vec![d])?;
     let mut options = target_options(&args.target, args.workflow.as_deref(), options)?;
-    let store = store::locate(args.store.as_deref());
-    let stored = args.deployment.as_deref().map(|name| (name, store.as_path()));
-    attach_deployment(&mut options, args.blueprint.as_deref(), stored)?;
+    args.model.attach(&mut options, args.store.as_deref())?;
     Ok((options, output))
 }
 
