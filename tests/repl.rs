@@ -182,3 +182,20 @@ fn a_blueprint_gives_the_session_its_nodes_and_instances() {
     type_line(&mut s, "ctx.get_node(\"web\").type_hierarchy", "three_tier.WebApp");
     type_line(&mut s, "import \"std/flow\" as flow; \"imported\"", "imported");
 }
+
+#[test]
+fn modules_of_installed_bundles_are_imported_and_stay_imported() {
+    let home = tempfile::tempdir().unwrap();
+    let installed = assert_cmd::Command::cargo_bin("rhaiflow")
+        .unwrap()
+        .args(["bundle", "install", example("bundles/cloudops").to_str().unwrap()])
+        .env("RHAIFLOW_BUNDLES", home.path().join("bundles"))
+        .output()
+        .unwrap();
+    assert!(installed.status.success(), "{}", String::from_utf8_lossy(&installed.stderr));
+    let mut s = repl(home.path(), &[]);
+    s.send_line("import \"cloudops/cloud\" as cloud;").unwrap();
+    s.expect(PROMPT).unwrap();
+    // A later line still reaches the module.
+    type_line(&mut s, "cloud::boot_instance(\"/tmp/w\", \"vm9\", \"m1\")", "printf vm9");
+}

@@ -85,6 +85,9 @@ pub struct Session {
     pub scope: Scope<'static>,
     /// Every function defined so far (closures included); no statements between lines.
     ast: AST,
+    /// The `import "..." as name;` statements of earlier lines: they run again before each
+    /// line, so that a module imported once stays in reach (the resolver keeps it loaded).
+    imports: Vec<(String, String)>,
     pub log: EventLog,
     bus: Arc<EventBus>,
     /// Where `:events` starts: the first event of the last line or `:run` that ran tasks.
@@ -105,8 +108,17 @@ impl Session {
         let label = ExecutionLabel { execution_id: Arc::from(execution_id.as_str()), workflow: Arc::from("repl") };
         let bus = Arc::new(EventBus::new(label, vec![Box::new(log.clone())]));
         let host = Host::new(&setup, &bus)?;
-        let mut session =
-            Session { setup, host, scope: Scope::new(), ast: AST::empty(), log, bus, last_run_from: 0, execution_id };
+        let mut session = Session {
+            setup,
+            host,
+            scope: Scope::new(),
+            ast: AST::empty(),
+            imports: Vec::new(),
+            log,
+            bus,
+            last_run_from: 0,
+            execution_id,
+        };
         session.push_context();
         Ok(session)
     }
@@ -144,8 +156,19 @@ impl Session {
         self.ast += line;
         let ast = Arc::new(self.ast.clone());
         *self.host.bridge.0.lock() = Arc::new(self.host.script_bridge(ast.clone()));
-        let outcome = self.guarded(|engine, scope| engine.eval_ast_with_scope::<Dynamic>(scope, &ast));
+        let imports: String = self.imports.iter().map(|(_, statement)| format!("{statement}\n")).collect();
+        let run = match self.host.engine.compile(&imports) {
+            Ok(imports) => imports.merge(&ast),
+            Err(_) => (*ast).clone(),
+        };
+        let outcome = self.guarded(|engine, scope| engine.eval_ast_with_scope::<Dynamic>(scope, &run));
         self.ast.clear_statements();
+        if matches!(outcome, Ok(Ok(_))) {
+            for (alias, statement) in import_statements(text) {
+                self.imports.retain(|(a, _)| *a != alias);
+                self.imports.push((alias, statement));
+            }
+        }
         match outcome {
             Ok(Ok(value)) => Outcome::Value(value),
             Ok(Err(err)) => Outcome::Failed(ScriptDiagnostic::runtime(&err, &source)),
@@ -215,6 +238,24 @@ impl Session {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn import_statements_are_found_with_their_names() {
+        let found = import_statements("import \"std/flow\" as flow; let x = 1; import \"demo/ops\" as ops");
+        assert_eq!(
+            found,
+            [
+                ("flow".to_string(), "import \"std/flow\" as flow;".to_string()),
+                ("ops".to_string(), "import \"demo/ops\" as ops;".to_string())
+            ]
+        );
+        assert!(import_statements("let important = 1;").is_empty());
+    }
+}
+
 impl Host {
     fn new(setup: &SessionSetup, bus: &Arc<EventBus>) -> Result<Host, ScriptDiagnostic> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -265,6 +306,21 @@ impl Drop for Host {
         );
         runtime.shutdown_background();
     }
+}
+
+/// The `import "path" as name;` statements of a line, with their names.
+fn import_statements(text: &str) -> Vec<(String, String)> {
+    text.split(';')
+        .filter_map(|part| {
+            let statement = part.trim();
+            let rest = statement.strip_prefix("import")?.trim_start();
+            let (path, alias) = rest.split_once(" as ")?;
+            let alias = alias.trim();
+            let quoted = path.trim().starts_with('"') && path.trim().ends_with('"');
+            let word = !alias.is_empty() && alias.chars().all(|c| c.is_alphanumeric() || c == '_');
+            (quoted && word).then(|| (alias.to_string(), format!("{statement};")))
+        })
+        .collect()
 }
 
 /// A value as the REPL shows it: strings quoted, maps and arrays as Rhai writes them.
