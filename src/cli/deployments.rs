@@ -98,13 +98,16 @@ pub fn deployments(args: DeploymentsArgs) -> i32 {
             }
             Err(e) => store_failed(e),
         },
-        DeploymentsCommand::Show { name } => match deployments.instances(&name) {
-            Ok(instances) => {
+        DeploymentsCommand::Show { name } => match deployments.load(&name) {
+            Ok(deployment) => {
                 println!("deployment {name}");
+                let instances = deployment.instances.lock().clone();
                 for i in instances {
-                    let inside = i.container.map(|c| format!(" in {c}")).unwrap_or_default();
-                    let properties = serde_json::Value::Object(i.data.runtime_properties);
-                    println!("  {:<16} {:<12} {:<14}{inside}  {properties}", i.id, i.node_id, i.data.state);
+                    let data = deployment.data_of(&i.id);
+                    let inside = i.contained_in.map(|c| format!(" in {c}")).unwrap_or_default();
+                    let properties = serde_json::Value::Object(data.runtime_properties);
+                    let node = &deployment.nodes[i.node].id;
+                    println!("  {:<16} {:<12} {:<14}{inside}  {properties}", i.id, node, data.state);
                 }
                 0
             }
