@@ -1,24 +1,31 @@
 //! One run of a workflow script, from source to final event: the public entry point that the
-//! CLI, tests and benchmarks use.
+//! CLI, tests and benchmarks use. `resume` takes an execution up again; `entry` calls a
+//! bundle's workflow function; `watchers` bring cancel requests in from outside.
+
+mod entry;
+mod resume;
+mod watchers;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rhai::{Dynamic, EvalAltResult, Map, Position, Scope, AST};
+use rhai::{Dynamic, EvalAltResult, Map, Position, Scope};
 use serde_json::Value;
+
+pub use resume::resume;
 
 use crate::deploy::Deployment;
 use crate::events::{EventBus, EventSink, ExecutionLabel, Payload};
-use crate::exec::{
-    innermost, CancelState, ErrorKind, ExecEnv, Mocks, Replay, ReplayedTask, TaskError, TERMINATED_BY_CANCEL,
-};
+use crate::exec::{innermost, CancelState, ErrorKind, ExecEnv, Mocks, TaskError, TERMINATED_BY_CANCEL};
 use crate::script::api::GraphShared;
 use crate::script::{self, Limits, ModuleRoot, RunSettings, RunState, ScriptBridge, ScriptDiagnostic, Source};
 use crate::store::{self, ExecutionRecord, ExecutionStatus, Store, StoreSink};
 use crate::value::{from_json, to_json};
+use entry::{entry_call, point_at_function};
+use resume::ResumeFrom;
+use watchers::{watch_signals, CancelWatcher};
 
 /// Everything a run needs to know, already validated.
 #[derive(Clone, Debug)]
@@ -76,15 +83,6 @@ pub struct BundleWorkflow {
 pub enum StoreChoice {
     Ephemeral,
     File(PathBuf),
-}
-
-/// What a resumed execution takes over from its first run.
-struct ResumeFrom {
-    execution_id: String,
-    replay: Arc<Replay>,
-    last_seq: u64,
-    resumes: u32,
-    started_at: String,
 }
 
 impl RunOptions {
@@ -182,122 +180,6 @@ pub fn run(options: &RunOptions, sinks: Vec<Box<dyn EventSink>>) -> RunReport {
         },
     };
     run_execution(options, sinks, store, store_path, None, started)
-}
-
-/// Resumes a failed, cancelled or crashed execution recorded in the store at `store_path`:
-/// its script runs again with its parameters; tasks that succeeded give their stored result.
-pub fn resume(store_path: &Path, id: &str, sinks: Vec<Box<dyn EventSink>>, handle_signals: bool) -> RunReport {
-    let started = Instant::now();
-    let fail = |code: &'static str, message: String| {
-        RunReport::invalid(id.to_string(), String::new(), ScriptDiagnostic::plain(code, message), started)
-    };
-    let store = match store::open(store_path) {
-        Ok(s) => s,
-        Err(e) => return fail("rhaiflow::store", e.to_string()),
-    };
-    let (record, tasks) = match store.execution(id).and_then(|r| Ok((store.tasks(&r.id)?, r))) {
-        Ok((tasks, record)) => (record, tasks),
-        Err(e) => return fail("rhaiflow::store", e.to_string()),
-    };
-    match record.status {
-        ExecutionStatus::Succeeded => {
-            return fail("rhaiflow::resume", format!("execution {} already succeeded: nothing to resume", record.id))
-        }
-        ExecutionStatus::Running if !record.crashed() => {
-            return fail(
-                "rhaiflow::resume",
-                format!("execution {} is still running (process {}); cancel it first", record.id, record.pid),
-            )
-        }
-        _ => {}
-    }
-    match store.claim(&record, std::process::id()) {
-        Ok(true) => {}
-        Ok(false) => {
-            return fail(
-                "rhaiflow::resume",
-                format!("execution {} is being resumed by another process already", record.id),
-            )
-        }
-        Err(e) => return fail("rhaiflow::store", e.to_string()),
-    }
-    let replay = Replay::new(
-        record.id.clone(),
-        tasks.iter().filter(|t| t.kind != "subgraph").filter_map(|t| {
-            let done = t.state == "succeeded" || t.state == "ignored";
-            let success = done.then(|| t.result.clone().unwrap_or(Value::Null));
-            Some((t.index()?, ReplayedTask { name: t.name.clone(), kind: t.kind.clone(), success }))
-        }),
-    );
-    let mut options = RunOptions::new(&record.script);
-    options.parameters = record.parameters.as_object().cloned().unwrap_or_default();
-    let o = &record.options;
-    options.task_retries = o["task_retries"].as_i64().unwrap_or(0);
-    options.retry_interval = o["retry_interval"].as_f64().unwrap_or(1.0);
-    options.max_concurrency = o["max_concurrency"].as_u64().map(|n| n as usize);
-    options.limits.max_operations = o["max_operations"].as_u64().unwrap_or(options.limits.max_operations);
-    if let Some(bundle) = o.get("bundle").filter(|b| b.is_object()) {
-        let text = |key: &str| bundle[key].as_str().unwrap_or_default().to_string();
-        let mut root = ModuleRoot { name: text("plugin"), dir: PathBuf::from(text("dir")) };
-        // The built-in workflows live in a scratch folder that may be gone since.
-        if root.name == "builtin" {
-            match crate::bundle::builtin::bundle() {
-                Ok(builtin) => root.dir = builtin.dir,
-                Err(d) => return RunReport::invalid(record.id.clone(), record.workflow.clone(), d, started),
-            }
-        }
-        options.script = root.dir.join(format!("{}.rhai", text("module")));
-        options.modules = vec![root.clone()];
-        options.workflow = Some(BundleWorkflow {
-            name: text("workflow"),
-            module: text("module"),
-            function: text("function"),
-            bundle: root,
-        });
-    }
-    if let Some(name) = o["deployment"].as_str() {
-        match resumed_deployment(name, o, store_path, &options.modules) {
-            Ok((deployment, roots)) => {
-                options.deployment = Some(deployment);
-                options.modules.extend(roots);
-            }
-            Err(d) => return RunReport::invalid(record.id.clone(), record.workflow.clone(), d, started),
-        }
-    }
-    options.handle_signals = handle_signals;
-    options.store = StoreChoice::File(store_path.to_path_buf());
-    let from = ResumeFrom {
-        execution_id: record.id.clone(),
-        replay: Arc::new(replay),
-        last_seq: record.last_seq,
-        resumes: record.resumes + 1,
-        started_at: record.started_at.clone(),
-    };
-    run_execution(&options, sinks, Some(store), Some(store_path.to_path_buf()), Some(from), started)
-}
-
-/// The deployment a resumed execution ran on: the stored one as it is now, or the
-/// throw-away one of its blueprint again; with the bundles its operations call.
-fn resumed_deployment(
-    name: &str,
-    options: &Value,
-    store_path: &Path,
-    known: &[ModuleRoot],
-) -> Result<(Arc<Deployment>, Vec<ModuleRoot>), ScriptDiagnostic> {
-    let failed = |e: crate::store::StoreError| ScriptDiagnostic::plain("rhaiflow::deployments", e.to_string());
-    let deployment = if options["deployment_stored"].as_bool() == Some(true) {
-        let deployment = crate::store::DeploymentStore::open(store_path).and_then(|s| s.load(name)).map_err(failed)?;
-        // The script must build the graph it built: from the states the execution began with.
-        if let Some(snapshot) = options.get("deployment_snapshot").filter(|s| s.is_array()) {
-            deployment.restore_snapshot(snapshot);
-        }
-        deployment
-    } else {
-        let path = PathBuf::from(options["blueprint"].as_str().unwrap_or_default());
-        Arc::new(Deployment::new(name, crate::deploy::Blueprint::load(&path)?))
-    };
-    let roots = crate::deploy::plugins::resolve(&deployment.blueprint, known)?;
-    Ok((deployment, roots))
 }
 
 fn run_execution(
@@ -526,62 +408,6 @@ fn run_execution(
     }
 }
 
-/// How a bundle workflow is run: a script that imports the function's module and calls it,
-/// each argument a constant of the same name (parameters by name, `ctx` as it is). Called
-/// through an import, the function and its closures see the module's own imports.
-fn entry_call(
-    module: &AST,
-    workflow: &BundleWorkflow,
-    parameters: &serde_json::Map<String, Value>,
-    source: &Source,
-) -> Result<(String, Vec<(String, Dynamic)>), ScriptDiagnostic> {
-    let function = module.iter_functions().find(|f| f.name == workflow.function).ok_or_else(|| {
-        ScriptDiagnostic::plain(
-            "rhaiflow::no_function",
-            format!(
-                "workflow `{}` maps to fn {}, which {} does not define",
-                workflow.name, workflow.function, source.name
-            ),
-        )
-        .with_help("`rhaiflow bundle check` checks every mapping")
-    })?;
-    let mut arguments = Vec::new();
-    for name in &function.params {
-        match (*name, parameters.get(*name)) {
-            ("ctx", _) => {}
-            (_, Some(value)) => arguments.push((name.to_string(), from_json(value))),
-            (_, None) => {
-                return Err(ScriptDiagnostic::plain(
-                    "rhaiflow::undeclared_parameter",
-                    format!(
-                        "fn {} takes `{name}`, which workflow `{}` does not declare in plugin.yaml",
-                        workflow.function, workflow.name
-                    ),
-                )
-                .with_help("declare it under the workflow's `parameters`, or name it `ctx` to receive the context"))
-            }
-        }
-    }
-    let call = format!(
-        "import \"{}/{}\" as workflow_module;\nworkflow_module::{}({})",
-        workflow.bundle.name,
-        workflow.module,
-        workflow.function,
-        function.params.join(", ")
-    );
-    Ok((call, arguments))
-}
-
-/// For an error without a place in a bundle workflow: the workflow's function.
-fn point_at_function(diagnostic: &mut ScriptDiagnostic, source: &Source, function: &str) {
-    let pattern = format!("fn {function}(");
-    if let Some(at) = source.text.find(&pattern) {
-        let span = miette::SourceSpan::new((at + 3).into(), function.len());
-        diagnostic.labels.push((Some(format!("in workflow function `{function}`")), span, true));
-        diagnostic.source.get_or_insert_with(|| source.named());
-    }
-}
-
 /// A script stopped by a limit is told which limit, and how large it is.
 fn name_the_limit(diagnostic: &mut ScriptDiagnostic, limits: &Limits) {
     diagnostic.message = match diagnostic.code {
@@ -642,59 +468,4 @@ fn classify(err: &EvalAltResult) -> Status {
 
 fn now() -> String {
     humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
-}
-
-/// Polls the store for `executions cancel ID` from another shell, five times a second: the
-/// request reaches the run within a second without a server in between.
-struct CancelWatcher {
-    stop: Arc<AtomicBool>,
-}
-
-impl CancelWatcher {
-    fn start(store: Arc<dyn Store>, execution_id: &str, cancel: Arc<CancelState>) -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        let (flag, id) = (stop.clone(), execution_id.to_string());
-        let _ = std::thread::Builder::new().name("rhaiflow-cancel".into()).spawn(move || {
-            let mut seen = 0;
-            while !flag.load(Ordering::Relaxed) {
-                std::thread::sleep(Duration::from_millis(200));
-                let request = store.cancel_request(&id).unwrap_or(0);
-                if request > seen {
-                    seen = request;
-                    let how = if request > 1 { " (forced)" } else { "" };
-                    eprintln!("rhaiflow: cancel requested from another shell{how}");
-                    cancel.request(request > 1);
-                }
-            }
-        });
-        CancelWatcher { stop }
-    }
-}
-
-impl Drop for CancelWatcher {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-    }
-}
-
-/// The first SIGINT/SIGTERM asks for a graceful cancel, the second forces it.
-async fn watch_signals(cancel: Arc<CancelState>) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut interrupt), Ok(mut terminate)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
-    else {
-        return;
-    };
-    loop {
-        tokio::select! {
-            _ = interrupt.recv() => {}
-            _ = terminate.recv() => {}
-        }
-        if cancel.is_requested() {
-            eprintln!("rhaiflow: forcing the cancel: stopping running tasks");
-            cancel.request(true);
-        } else {
-            eprintln!("rhaiflow: cancelling: running tasks finish, nothing new starts (again to force)");
-            cancel.request(false);
-        }
-    }
 }

@@ -1,0 +1,65 @@
+//! How a bundle workflow is called: through an import of its module, with its parameters by
+//! name; and where its errors point when they carry no place.
+
+use rhai::{Dynamic, AST};
+use serde_json::Value;
+
+use super::BundleWorkflow;
+use crate::script::{ScriptDiagnostic, Source};
+use crate::value::from_json;
+
+/// How a bundle workflow is run: a script that imports the function's module and calls it,
+/// each argument a constant of the same name (parameters by name, `ctx` as it is). Called
+/// through an import, the function and its closures see the module's own imports.
+pub(super) fn entry_call(
+    module: &AST,
+    workflow: &BundleWorkflow,
+    parameters: &serde_json::Map<String, Value>,
+    source: &Source,
+) -> Result<(String, Vec<(String, Dynamic)>), ScriptDiagnostic> {
+    let function = module.iter_functions().find(|f| f.name == workflow.function).ok_or_else(|| {
+        ScriptDiagnostic::plain(
+            "rhaiflow::no_function",
+            format!(
+                "workflow `{}` maps to fn {}, which {} does not define",
+                workflow.name, workflow.function, source.name
+            ),
+        )
+        .with_help("`rhaiflow bundle check` checks every mapping")
+    })?;
+    let mut arguments = Vec::new();
+    for name in &function.params {
+        match (*name, parameters.get(*name)) {
+            ("ctx", _) => {}
+            (_, Some(value)) => arguments.push((name.to_string(), from_json(value))),
+            (_, None) => {
+                return Err(ScriptDiagnostic::plain(
+                    "rhaiflow::undeclared_parameter",
+                    format!(
+                        "fn {} takes `{name}`, which workflow `{}` does not declare in plugin.yaml",
+                        workflow.function, workflow.name
+                    ),
+                )
+                .with_help("declare it under the workflow's `parameters`, or name it `ctx` to receive the context"))
+            }
+        }
+    }
+    let call = format!(
+        "import \"{}/{}\" as workflow_module;\nworkflow_module::{}({})",
+        workflow.bundle.name,
+        workflow.module,
+        workflow.function,
+        function.params.join(", ")
+    );
+    Ok((call, arguments))
+}
+
+/// For an error without a place in a bundle workflow: the workflow's function.
+pub(super) fn point_at_function(diagnostic: &mut ScriptDiagnostic, source: &Source, function: &str) {
+    let pattern = format!("fn {function}(");
+    if let Some(at) = source.text.find(&pattern) {
+        let span = miette::SourceSpan::new((at + 3).into(), function.len());
+        diagnostic.labels.push((Some(format!("in workflow function `{function}`")), span, true));
+        diagnostic.source.get_or_insert_with(|| source.named());
+    }
+}

@@ -1,0 +1,140 @@
+//! Resuming an execution: its options and parameters as recorded, its deployment as its
+//! first run began, and the stored results of the tasks that succeeded.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::Value;
+
+use super::{run_execution, BundleWorkflow, RunOptions, RunReport, StoreChoice};
+use crate::deploy::Deployment;
+use crate::events::EventSink;
+use crate::exec::{Replay, ReplayedTask};
+use crate::script::{ModuleRoot, ScriptDiagnostic};
+use crate::store::{self, ExecutionStatus};
+
+/// What a resumed execution takes over from its first run.
+pub(super) struct ResumeFrom {
+    pub(super) execution_id: String,
+    pub(super) replay: Arc<Replay>,
+    pub(super) last_seq: u64,
+    pub(super) resumes: u32,
+    pub(super) started_at: String,
+}
+
+/// Resumes a failed, cancelled or crashed execution recorded in the store at `store_path`:
+/// its script runs again with its parameters; tasks that succeeded give their stored result.
+pub fn resume(store_path: &Path, id: &str, sinks: Vec<Box<dyn EventSink>>, handle_signals: bool) -> RunReport {
+    let started = Instant::now();
+    let fail = |code: &'static str, message: String| {
+        RunReport::invalid(id.to_string(), String::new(), ScriptDiagnostic::plain(code, message), started)
+    };
+    let store = match store::open(store_path) {
+        Ok(s) => s,
+        Err(e) => return fail("rhaiflow::store", e.to_string()),
+    };
+    let (record, tasks) = match store.execution(id).and_then(|r| Ok((store.tasks(&r.id)?, r))) {
+        Ok((tasks, record)) => (record, tasks),
+        Err(e) => return fail("rhaiflow::store", e.to_string()),
+    };
+    match record.status {
+        ExecutionStatus::Succeeded => {
+            return fail("rhaiflow::resume", format!("execution {} already succeeded: nothing to resume", record.id))
+        }
+        ExecutionStatus::Running if !record.crashed() => {
+            return fail(
+                "rhaiflow::resume",
+                format!("execution {} is still running (process {}); cancel it first", record.id, record.pid),
+            )
+        }
+        _ => {}
+    }
+    match store.claim(&record, std::process::id()) {
+        Ok(true) => {}
+        Ok(false) => {
+            return fail(
+                "rhaiflow::resume",
+                format!("execution {} is being resumed by another process already", record.id),
+            )
+        }
+        Err(e) => return fail("rhaiflow::store", e.to_string()),
+    }
+    let replay = Replay::new(
+        record.id.clone(),
+        tasks.iter().filter(|t| t.kind != "subgraph").filter_map(|t| {
+            let done = t.state == "succeeded" || t.state == "ignored";
+            let success = done.then(|| t.result.clone().unwrap_or(Value::Null));
+            Some((t.index()?, ReplayedTask { name: t.name.clone(), kind: t.kind.clone(), success }))
+        }),
+    );
+    let mut options = RunOptions::new(&record.script);
+    options.parameters = record.parameters.as_object().cloned().unwrap_or_default();
+    let o = &record.options;
+    options.task_retries = o["task_retries"].as_i64().unwrap_or(0);
+    options.retry_interval = o["retry_interval"].as_f64().unwrap_or(1.0);
+    options.max_concurrency = o["max_concurrency"].as_u64().map(|n| n as usize);
+    options.limits.max_operations = o["max_operations"].as_u64().unwrap_or(options.limits.max_operations);
+    if let Some(bundle) = o.get("bundle").filter(|b| b.is_object()) {
+        let text = |key: &str| bundle[key].as_str().unwrap_or_default().to_string();
+        let mut root = ModuleRoot { name: text("plugin"), dir: PathBuf::from(text("dir")) };
+        // The built-in workflows live in a scratch folder that may be gone since.
+        if root.name == "builtin" {
+            match crate::bundle::builtin::bundle() {
+                Ok(builtin) => root.dir = builtin.dir,
+                Err(d) => return RunReport::invalid(record.id.clone(), record.workflow.clone(), d, started),
+            }
+        }
+        options.script = root.dir.join(format!("{}.rhai", text("module")));
+        options.modules = vec![root.clone()];
+        options.workflow = Some(BundleWorkflow {
+            name: text("workflow"),
+            module: text("module"),
+            function: text("function"),
+            bundle: root,
+        });
+    }
+    if let Some(name) = o["deployment"].as_str() {
+        match resumed_deployment(name, o, store_path, &options.modules) {
+            Ok((deployment, roots)) => {
+                options.deployment = Some(deployment);
+                options.modules.extend(roots);
+            }
+            Err(d) => return RunReport::invalid(record.id.clone(), record.workflow.clone(), d, started),
+        }
+    }
+    options.handle_signals = handle_signals;
+    options.store = StoreChoice::File(store_path.to_path_buf());
+    let from = ResumeFrom {
+        execution_id: record.id.clone(),
+        replay: Arc::new(replay),
+        last_seq: record.last_seq,
+        resumes: record.resumes + 1,
+        started_at: record.started_at.clone(),
+    };
+    run_execution(&options, sinks, Some(store), Some(store_path.to_path_buf()), Some(from), started)
+}
+
+/// The deployment a resumed execution ran on: the stored one as it is now, or the
+/// throw-away one of its blueprint again; with the bundles its operations call.
+fn resumed_deployment(
+    name: &str,
+    options: &Value,
+    store_path: &Path,
+    known: &[ModuleRoot],
+) -> Result<(Arc<Deployment>, Vec<ModuleRoot>), ScriptDiagnostic> {
+    let failed = |e: crate::store::StoreError| ScriptDiagnostic::plain("rhaiflow::deployments", e.to_string());
+    let deployment = if options["deployment_stored"].as_bool() == Some(true) {
+        let deployment = crate::store::DeploymentStore::open(store_path).and_then(|s| s.load(name)).map_err(failed)?;
+        // The script must build the graph it built: from the states the execution began with.
+        if let Some(snapshot) = options.get("deployment_snapshot").filter(|s| s.is_array()) {
+            deployment.restore_snapshot(snapshot);
+        }
+        deployment
+    } else {
+        let path = PathBuf::from(options["blueprint"].as_str().unwrap_or_default());
+        Arc::new(Deployment::new(name, crate::deploy::Blueprint::load(&path)?))
+    };
+    let roots = crate::deploy::plugins::resolve(&deployment.blueprint, known)?;
+    Ok((deployment, roots))
+}
