@@ -26,7 +26,7 @@ use crate::runner::Status;
 use crate::script::diagnostics::render as render_diagnostic;
 use crate::script::ScriptDiagnostic;
 use input::InputHelper;
-use session::{show, Outcome, Session, SessionSetup};
+use session::{Outcome, Session, SessionSetup};
 
 pub struct ReplOptions {
     pub setup: SessionSetup,
@@ -163,7 +163,7 @@ fn evaluate(session: &mut Session, running: &Running, f: impl FnOnce(&mut Sessio
         session.last_run_from = from;
     }
     match outcome {
-        Some(Outcome::Value(value)) if !value.is_unit() => println!("{}", show(&value)),
+        Some(Outcome::Value(value)) if !value.is_unit() => println!("{}", session.show(&value)),
         Some(Outcome::Failed(d)) => print_diagnostic(&d),
         _ => {}
     }

@@ -218,7 +218,13 @@ impl Session {
         let _ = self.scope.remove::<Dynamic>("__repl_graph");
         Some(match outcome {
             Ok(Ok(value)) => Outcome::Value(value),
-            Ok(Err(err)) => Outcome::Failed(ScriptDiagnostic::runtime(&err, &source)),
+            Ok(Err(err)) => {
+                // The tasks were defined on earlier lines: a snippet of `:run` would mislead.
+                let mut d = ScriptDiagnostic::runtime(&err, &source);
+                d.labels.clear();
+                d.source = None;
+                Outcome::Failed(d)
+            }
             Err(d) => Outcome::Failed(d),
         })
     }
@@ -323,10 +329,15 @@ fn import_statements(text: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// A value as the REPL shows it: strings quoted, maps and arrays as Rhai writes them.
-pub fn show(value: &Dynamic) -> String {
-    if value.is::<rhai::ImmutableString>() || value.is::<rhai::Map>() || value.is::<rhai::Array>() {
-        return serde_json::to_string(&crate::value::to_json(value)).unwrap_or_else(|_| format!("{value:?}"));
+impl Session {
+    /// A value as the REPL shows it: strings, maps and arrays as JSON; a host value (a task,
+    /// a graph, a node instance) as its `to_string` says.
+    pub fn show(&self, value: &Dynamic) -> String {
+        if value.is::<rhai::ImmutableString>() || value.is::<rhai::Map>() || value.is::<rhai::Array>() {
+            return serde_json::to_string(&crate::value::to_json(value)).unwrap_or_else(|_| format!("{value:?}"));
+        }
+        let mut scope = Scope::new();
+        scope.push("shown", value.clone());
+        self.host.engine.eval_with_scope::<String>(&mut scope, "to_string(shown)").unwrap_or_else(|_| value.to_string())
     }
-    value.to_string()
 }
