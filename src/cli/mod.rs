@@ -10,14 +10,15 @@ mod graph;
 mod params;
 mod repl;
 mod run;
+mod target;
 
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
 
 use crate::script::diagnostics::render;
 use crate::script::ScriptDiagnostic;
+use target::{resolve_target, target_options, DeploymentArgs, Target};
 
 #[derive(Parser)]
 #[command(name = "rhaiflow", version, about = "Workflows written as Rhai scripts, run as task graphs")]
@@ -82,147 +83,6 @@ fn end_quietly_on_closed_pipe() {
 pub fn report(diagnostic: &ScriptDiagnostic) {
     let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     eprint!("{}", render(diagnostic, colour));
-}
-
-/// What `run`, `check` and `graph` were pointed at.
-enum Target {
-    Script(PathBuf),
-    Bundle(crate::bundle::Bundle),
-    /// A built-in workflow of the deployment model (`install`, ...).
-    Builtin(String),
-}
-
-/// A `.rhai` file, a bundle folder or archive, or the name of an installed bundle.
-fn resolve_target(target: &Path) -> Result<Target, Vec<ScriptDiagnostic>> {
-    use crate::bundle::{archive, registry, Bundle};
-    if target.is_dir() {
-        return Bundle::load(target).map(Target::Bundle).map_err(|d| vec![d]);
-    }
-    if target.is_file() {
-        if archive::is_archive(target) {
-            return registry::unpacked(target).map(Target::Bundle);
-        }
-        return Ok(Target::Script(target.to_path_buf()));
-    }
-    let name = target.to_string_lossy();
-    if crate::bundle::manifest::is_identifier(&name) {
-        if let Some(installed) = registry::find(&name) {
-            return Bundle::load(&installed.dir).map(Target::Bundle).map_err(|d| vec![d]);
-        }
-        if crate::bundle::builtin::WORKFLOWS.contains(&&*name) {
-            return Ok(Target::Builtin(name.into_owned()));
-        }
-        let installed: Vec<String> = registry::list().into_iter().map(|i| i.name).collect();
-        let known = if installed.is_empty() { "none".to_string() } else { installed.join(", ") };
-        return Err(vec![ScriptDiagnostic::plain(
-            "rhaiflow::no_target",
-            format!(
-                "`{name}` is neither a file, an installed bundle (installed: {known}) nor a built-in workflow ({})",
-                crate::bundle::builtin::WORKFLOWS.join(", ")
-            ),
-        )
-        .with_help(
-            "give a .rhai script, a bundle folder or .tar.gz, or install a bundle with `rhaiflow bundle install`",
-        )]);
-    }
-    Err(vec![ScriptDiagnostic::plain("rhaiflow::no_script", format!("no such script: {}", target.display()))
-        .with_help("give the path of a .rhai file, a bundle folder or .tar.gz, or an installed bundle's name")])
-}
-
-/// `options` pointed at `target` (its `workflow`, for a bundle, whose parameters are then
-/// checked and completed).
-fn target_options(
-    target: &Path,
-    workflow: Option<&str>,
-    mut options: crate::runner::RunOptions,
-) -> Result<crate::runner::RunOptions, Vec<ScriptDiagnostic>> {
-    match resolve_target(target)? {
-        Target::Script(script) => {
-            if let Some(workflow) = workflow {
-                return Err(vec![ScriptDiagnostic::plain(
-                    "rhaiflow::not_a_bundle",
-                    format!("{} is a script, which has no workflow `{workflow}`: only bundles do", script.display()),
-                )]);
-            }
-            options.script = script;
-        }
-        Target::Bundle(bundle) => {
-            let Some(workflow) = workflow else {
-                return Err(vec![ScriptDiagnostic::plain(
-                    "rhaiflow::no_workflow",
-                    format!(
-                        "{} is bundle `{}`: name one of its workflows ({}) after it",
-                        target.display(),
-                        bundle.manifest.name,
-                        bundle.manifest.workflow_names()
-                    ),
-                )]);
-            };
-            bundle.prepare(workflow, &mut options).map_err(|d| vec![d])?;
-        }
-        Target::Builtin(name) => {
-            if let Some(extra) = workflow {
-                return Err(vec![ScriptDiagnostic::plain(
-                    "rhaiflow::bad_option",
-                    format!("`{name}` is a built-in workflow: `{extra}` after it means nothing"),
-                )]);
-            }
-            let bundle = crate::bundle::builtin::bundle().map_err(|d| vec![d])?;
-            bundle.prepare(&name, &mut options).map_err(|d| vec![d])?;
-        }
-    }
-    Ok(options)
-}
-
-/// The deployment model a run, a drawing or a REPL session sees.
-#[derive(clap::Args)]
-struct DeploymentArgs {
-    /// Deployment model for ctx.nodes: a blueprint (a throw-away deployment of it).
-    #[arg(long, value_name = "FILE", conflicts_with = "deployment")]
-    blueprint: Option<PathBuf>,
-    /// A deployment in the store (`rhaiflow deployments create`): instance states and runtime
-    /// properties carry over between executions.
-    #[arg(long, value_name = "NAME")]
-    deployment: Option<String>,
-}
-
-impl DeploymentArgs {
-    /// Gives `options` the deployment asked for (from the store at `store`), with the
-    /// bundles its operations call.
-    fn attach(
-        &self,
-        options: &mut crate::runner::RunOptions,
-        store: Option<&str>,
-    ) -> Result<(), Vec<ScriptDiagnostic>> {
-        let store = crate::store::locate(store);
-        let stored = self.deployment.as_deref().map(|name| (name, store.as_path()));
-        attach_deployment(options, self.blueprint.as_deref(), stored)
-    }
-}
-
-/// Gives the run a deployment: a stored one (`--deployment NAME`), or a throw-away one of a
-/// blueprint (`--blueprint FILE`, named after the file); and the bundles its operations call.
-fn attach_deployment(
-    options: &mut crate::runner::RunOptions,
-    blueprint: Option<&Path>,
-    stored: Option<(&str, &Path)>,
-) -> Result<(), Vec<ScriptDiagnostic>> {
-    use crate::deploy::{plugins, Blueprint, Deployment};
-    let deployment = match (blueprint, stored) {
-        (Some(path), _) => {
-            let blueprint = Blueprint::load(path).map_err(|d| vec![d])?;
-            let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "blueprint".into());
-            std::sync::Arc::new(Deployment::new(&name, blueprint))
-        }
-        (None, Some((name, store))) => crate::store::DeploymentStore::open(store)
-            .and_then(|s| s.load(name))
-            .map_err(|e| vec![ScriptDiagnostic::plain("rhaiflow::deployments", e.to_string())])?,
-        (None, None) => return Ok(()),
-    };
-    let roots = plugins::resolve(&deployment.blueprint, &options.modules).map_err(|d| vec![d])?;
-    options.modules.extend(roots);
-    options.deployment = Some(deployment);
-    Ok(())
 }
 
 /// Reports every diagnostic; returns exit code 2 (invalid input).

@@ -264,7 +264,11 @@ fn run_execution(
             "retry_interval": options.retry_interval,
             "max_concurrency": options.max_concurrency,
             "max_operations": options.limits.max_operations,
-            "blueprint": options.deployment.as_ref().map(|d| d.blueprint.source.name.clone()),
+            // Absolute, so that a resume from another folder finds it.
+            "blueprint": options.deployment.as_ref().map(|d| {
+                let given = PathBuf::from(&d.blueprint.source.name);
+                given.canonicalize().unwrap_or(given).display().to_string()
+            }),
             "deployment": options.deployment.as_ref().map(|d| d.name.clone()),
             // What a resume builds its graph from: the states this execution started with.
             "deployment_snapshot": options.deployment.as_ref().map(|d| d.snapshot()),
