@@ -20,7 +20,7 @@ use insta::assert_snapshot;
 use serde_json::{json, Value};
 use tempfile::TempDir;
 
-use crate::support::{assert_no_panic, example, fixtures, rhaiflow, Cli, Events, Outcome};
+use crate::support::{cli_of, example, fixtures, rhaiflow, Cli, Events, Outcome};
 
 const THREE_TIER: &str = "three_tier/blueprint.yaml";
 
@@ -67,14 +67,7 @@ impl Lab {
 
     /// `rhaiflow ARGS` (not a run) in the fixtures folder.
     fn cli(&self, args: &[&str]) -> Cli {
-        let output = self.command().args(args).timeout(Duration::from_secs(60)).output().unwrap();
-        let out = Cli {
-            code: output.status.code(),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        };
-        assert_no_panic(&out.stdout, &out.stderr);
-        out
+        cli_of(self.command().args(args))
     }
 
     /// `rhaiflow run ARGS… --events-json … --store STORE`, its events checked.

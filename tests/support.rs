@@ -240,7 +240,12 @@ pub struct Cli {
 
 /// Runs `rhaiflow ARGS` in the fixtures folder; refuses any output that mentions a panic.
 pub fn cli(args: &[&str]) -> Cli {
-    let output = rhaiflow().args(args).timeout(Duration::from_secs(60)).output().unwrap();
+    cli_of(rhaiflow().args(args))
+}
+
+/// Runs a prepared `rhaiflow` command (not a run); refuses any output that mentions a panic.
+pub fn cli_of(command: &mut Command) -> Cli {
+    let output = command.timeout(Duration::from_secs(60)).output().unwrap();
     let out = Cli {
         code: output.status.code(),
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),

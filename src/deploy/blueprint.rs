@@ -173,34 +173,33 @@ impl Blueprint {
     /// contained in at most one other.
     fn validate(&self, problems: &mut Problems) {
         // In the order written, whatever order the maps keep.
-        let mut node_types: Vec<(&String, &NodeType)> = self.node_types.iter().collect();
-        node_types.sort_by_key(|(name, t)| (t.span.offset(), name.to_string()));
-        let mut relationship_types: Vec<(&String, &RelationshipType)> = self.relationship_types.iter().collect();
-        relationship_types.sort_by_key(|(name, t)| (t.span.offset(), name.to_string()));
-        for (name, t) in node_types {
-            if let Some(parent) = &t.derived_from {
-                if !self.node_types.contains_key(parent) {
-                    problems.add(
-                        format!("node type `{name}` derives from `{parent}`, which is not defined"),
-                        t.derived_span,
-                    );
-                } else if self.node_hierarchy(name).is_none() {
-                    problems.add(format!("node type `{name}` is part of a cycle of derived_from"), t.span);
-                }
-            }
-        }
-        for (name, t) in relationship_types {
-            if let Some(parent) = &t.derived_from {
-                if !self.relationship_types.contains_key(parent) {
-                    problems.add(
-                        format!("relationship type `{name}` derives from `{parent}`, which is not defined"),
-                        t.span,
-                    );
-                } else if self.relationship_hierarchy(name).is_none() {
-                    problems.add(format!("relationship type `{name}` is part of a cycle of derived_from"), t.span);
-                }
-            }
-        }
+        // In the order written, whatever order the maps keep.
+        let mut node_types: Vec<Derivation> = self
+            .node_types
+            .iter()
+            .map(|(n, t)| (n.as_str(), t.derived_from.as_deref(), t.derived_span, t.span))
+            .collect();
+        node_types.sort_by_key(|(name, _, _, span)| (span.offset(), name.to_string()));
+        check_derivations(
+            problems,
+            "node type",
+            &node_types,
+            |p| self.node_types.contains_key(p),
+            |n| self.node_hierarchy(n).is_some(),
+        );
+        let mut relationship_types: Vec<Derivation> = self
+            .relationship_types
+            .iter()
+            .map(|(n, t)| (n.as_str(), t.derived_from.as_deref(), t.span, t.span))
+            .collect();
+        relationship_types.sort_by_key(|(name, _, _, span)| (span.offset(), name.to_string()));
+        check_derivations(
+            problems,
+            "relationship type",
+            &relationship_types,
+            |p| self.relationship_types.contains_key(p),
+            |n| self.relationship_hierarchy(n).is_some(),
+        );
         let ids: HashSet<&str> = self.templates.iter().map(|t| t.id.as_str()).collect();
         for template in &self.templates {
             if !self.node_types.contains_key(&template.type_name) {
@@ -310,6 +309,27 @@ impl Blueprint {
             .filter(|o| matches!(o.implementation, Implementation::Function { .. }))
             .map(|o| (&o.implementation, o.span))
             .collect()
+    }
+}
+
+/// A type's name, its parent, where the parent is written, and where the type is.
+type Derivation<'a> = (&'a str, Option<&'a str>, SourceSpan, SourceSpan);
+
+/// Every parent exists, and no type derives from itself through its parents.
+fn check_derivations(
+    problems: &mut Problems,
+    what: &str,
+    types: &[Derivation],
+    exists: impl Fn(&str) -> bool,
+    acyclic: impl Fn(&str) -> bool,
+) {
+    for (name, parent, parent_span, span) in types {
+        let Some(parent) = parent else { continue };
+        if !exists(parent) {
+            problems.add(format!("{what} `{name}` derives from `{parent}`, which is not defined"), *parent_span);
+        } else if !acyclic(name) {
+            problems.add(format!("{what} `{name}` is part of a cycle of derived_from"), *span);
+        }
     }
 }
 
