@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use crate::support::Run;
+use crate::support::{cli, Run};
 
 #[test]
 fn requirements_come_from_providers_inject_and_parameters_and_order_the_graph() {
@@ -97,4 +97,35 @@ fn data_links_that_make_a_cycle_are_invalid_input_naming_the_tasks() {
         out.stderr
     );
     assert!(!out.events.started("make_key"));
+}
+
+// A task that required a key it also provided was its own provider: it waited for itself for
+// ever (and `check` called the graph valid).
+#[test]
+fn a_task_never_provides_its_own_requirement() {
+    let out = Run::new("dataflow_task_updates_its_own_key.rhai").param("x", 0).output();
+    out.assert_code(0);
+    assert_eq!(out.result(), json!({"bump": 1, "report": 1}));
+    out.events.assert_before("bump", "report");
+}
+
+// The same task, with nothing else giving `x`, was not reported as a missing requirement.
+#[test]
+fn a_requirement_only_the_task_itself_provides_is_missing_before_anything_runs() {
+    let out = Run::new("dataflow_task_updates_its_own_key.rhai").output();
+    out.assert_code(2);
+    assert!(out.stderr.contains("task `bump` requires `x`"), "{}", out.stderr);
+    assert!(!out.events.started("bump"), "{}", out.events.summary());
+    let check = cli(&["check", "dataflow_task_updates_its_own_key.rhai"]);
+    check.assert_code(2);
+    assert!(check.stderr.contains("task `bump` requires `x`"), "{}", check.stderr);
+}
+
+// Another task providing the key the task requires and provides made "two providers".
+#[test]
+fn another_provider_of_a_key_the_task_provides_too_is_its_one_provider() {
+    let out = Run::new("dataflow_own_key_from_another_provider.rhai").output();
+    out.assert_code(0);
+    assert_eq!(out.result(), json!(6));
+    out.events.assert_before("seed", "bump");
 }

@@ -1,5 +1,5 @@
 //! Data flow (contract section 6, TaskFlow's provides/requires): each key a task requires is
-//! looked up in its `inject`, then among the tasks of the graph that provide it (which adds
+//! looked up in its `inject`, then among the other tasks of the graph that provide it (which adds
 //! the dependency), then in the workflow parameters. Checked before anything runs.
 
 use std::collections::HashMap;
@@ -52,45 +52,15 @@ pub fn link(graph: &mut TaskGraph, parameters: &Map) -> Result<(), DataFlowError
     let mut ordered = cells.clone();
     ordered.sort_by_key(|c| c.serial);
     for cell in &ordered {
-        let (requires, inject) = {
-            let inner = cell.inner.lock();
-            (inner.settings.requires.clone(), inner.settings.inject.clone())
-        };
+        let requires = cell.inner.lock().settings.requires.clone();
         let mut inputs = Vec::with_capacity(requires.len());
         for key in requires {
-            if let Some(value) = inject.get(key.as_str()) {
-                inputs.push((key, InputSource::Injected(value.clone())));
-                continue;
+            let provided = providers.get(&key).map(Vec::as_slice).unwrap_or_default();
+            let Some(source) = source_of(cell, &key, provided, parameters, &mut error) else { continue };
+            if let InputSource::Provider(provider) = &source {
+                let _ = graph.add_dependency(cell, provider);
             }
-            match providers.get(&key).map(Vec::as_slice) {
-                Some([provider]) => {
-                    // A task providing what it requires would wait for itself.
-                    if !Arc::ptr_eq(provider, cell) {
-                        let _ = graph.add_dependency(cell, provider);
-                    }
-                    inputs.push((key, InputSource::Provider(provider.clone())));
-                }
-                Some(many @ [_, _, ..]) => {
-                    let names: Vec<String> = many.iter().map(|p| format!("`{}`", p.name)).collect();
-                    error.problems.push(format!(
-                        "task `{}` requires `{key}`, which {} all provide: a key needs exactly one provider",
-                        cell.name,
-                        names.join(" and ")
-                    ));
-                    error.tasks.push(cell.clone());
-                    error.tasks.extend(many.iter().cloned());
-                }
-                _ => match parameters.get(key.as_str()) {
-                    Some(value) => inputs.push((key, InputSource::Parameter(value.clone()))),
-                    None => {
-                        error.problems.push(format!(
-                            "task `{}` requires `{key}`, which no task provides, nothing injects and no parameter gives",
-                            cell.name
-                        ));
-                        error.tasks.push(cell.clone());
-                    }
-                },
-            }
+            inputs.push((key, source));
         }
         cell.inner.lock().inputs = inputs;
     }
@@ -99,6 +69,48 @@ pub fn link(graph: &mut TaskGraph, parameters: &Map) -> Result<(), DataFlowError
     } else {
         Err(error)
     }
+}
+
+/// Where `cell`'s required `key` comes from: its `inject`, the one task (other than itself)
+/// providing it, or the parameters; `None` with the problem recorded in `error`.
+fn source_of(
+    cell: &Arc<TaskCell>,
+    key: &str,
+    provided: &[Arc<TaskCell>],
+    parameters: &Map,
+    error: &mut DataFlowError,
+) -> Option<InputSource> {
+    if let Some(value) = cell.inner.lock().settings.inject.get(key) {
+        return Some(InputSource::Injected(value.clone()));
+    }
+    // A task's own result never feeds it (TaskFlow lets a task update a value it requires):
+    // counting it as its own provider made it wait for itself.
+    let own = provided.iter().any(|p| Arc::ptr_eq(p, cell));
+    let others: Vec<&Arc<TaskCell>> = provided.iter().filter(|p| !Arc::ptr_eq(p, cell)).collect();
+    match others.as_slice() {
+        [provider] => return Some(InputSource::Provider((*provider).clone())),
+        [_, _, ..] => {
+            let names: Vec<String> = others.iter().map(|p| format!("`{}`", p.name)).collect();
+            error.problems.push(format!(
+                "task `{}` requires `{key}`, which {} all provide: a key needs exactly one provider",
+                cell.name,
+                names.join(" and ")
+            ));
+            error.tasks.push(cell.clone());
+            error.tasks.extend(others.iter().map(|p| (*p).clone()));
+            return None;
+        }
+        [] => {}
+    }
+    if let Some(value) = parameters.get(key) {
+        return Some(InputSource::Parameter(value.clone()));
+    }
+    let nobody = if own { "no other task provides (its own result never feeds it)" } else { "no task provides" };
+    error
+        .problems
+        .push(format!("task `{}` requires `{key}`, which {nobody}, nothing injects and no parameter gives", cell.name));
+    error.tasks.push(cell.clone());
+    None
 }
 
 /// The map a one-parameter closure receives: its injected values, then its resolved inputs.
