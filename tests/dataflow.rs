@@ -129,3 +129,30 @@ fn another_provider_of_a_key_the_task_provides_too_is_its_one_provider() {
     assert_eq!(out.result(), json!(6));
     out.events.assert_before("seed", "bump");
 }
+
+// `a` required what `b` provides inside a retried subgraph: it ran right after b's first run
+// and kept the value of that run, which was then reverted.
+#[test]
+fn a_value_from_a_retried_subgraph_is_the_one_of_the_run_that_succeeded() {
+    let out = Run::new("subgraph_retried_provider.rhai").output();
+    out.assert_code(0);
+    assert_eq!(out.result(), json!(20));
+    let ev = &out.events;
+    assert_eq!(ev.attempts("a"), 1, "{}", ev.summary());
+    assert_eq!(ev.attempts("test2"), 2, "{}", ev.summary());
+    ev.assert_before("test2", "a");
+}
+
+// A dependent of a retried subgraph that also required a value from inside it was released
+// once per run of the subgraph: it started before the subgraph's task_succeeded, and the
+// executor then panicked (a count of what it waited for went below zero).
+#[test]
+fn a_dependent_of_a_retried_subgraph_starts_after_the_subgraph_succeeded() {
+    let out = Run::new("subgraph_retried_dependent.rhai").output();
+    out.assert_code(0);
+    assert_eq!(out.result(), json!("vm-2"));
+    let ev = &out.events;
+    ev.assert_before("provision", "after");
+    ev.assert_before("provision", "waits_for_a_member");
+    assert_eq!(ev.attempts("after"), 1, "{}", ev.summary());
+}

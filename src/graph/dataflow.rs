@@ -1,6 +1,8 @@
 //! Data flow (contract section 6, TaskFlow's provides/requires): each key a task requires is
 //! looked up in its `inject`, then among the other tasks of the graph that provide it (which adds
-//! the dependency), then in the workflow parameters. Checked before anything runs.
+//! the dependency), then in the workflow parameters. Checked before anything runs. A provider
+//! inside a subgraph that may run again is waited for through that subgraph (`plan`), so a
+//! consumer outside it reads the result of the run that succeeded.
 
 use std::collections::HashMap;
 use std::sync::Arc;

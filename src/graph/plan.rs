@@ -65,6 +65,45 @@ impl std::fmt::Display for CycleError {
     }
 }
 
+/// What a task waiting for `before` really waits for. A member of a subgraph that may run
+/// again (retries, handlers) has succeeded for good only once that subgraph has: a task
+/// outside it waits for the outermost such subgraph around `before` that does not hold it, so
+/// that it never starts on, nor reads the result of, a run that is then reverted (TaskFlow's
+/// retried nested flows). Released once per run of the subgraph, it also started early.
+fn waited_for(tasks: &[PlanTask], before: u32, after: u32) -> u32 {
+    let mut target = before;
+    let mut at = tasks[before as usize].parent;
+    while let Some(subgraph) = at {
+        if subgraph == after || holds(tasks, subgraph, after) {
+            break;
+        }
+        if may_run_again(&tasks[subgraph as usize].cell) {
+            target = subgraph;
+        }
+        at = tasks[subgraph as usize].parent;
+    }
+    target
+}
+
+/// True when `task` sits inside `subgraph`, at any depth.
+fn holds(tasks: &[PlanTask], subgraph: u32, task: u32) -> bool {
+    let mut at = tasks[task as usize].parent;
+    while let Some(p) = at {
+        if p == subgraph {
+            return true;
+        }
+        at = tasks[p as usize].parent;
+    }
+    false
+}
+
+/// A subgraph with retries, or with a handler (whose verdict may be a retry), may run again.
+fn may_run_again(cell: &TaskCell) -> bool {
+    let inner = cell.inner.lock();
+    let settings = &inner.settings;
+    settings.total_retries != 0 || settings.on_failure.is_some() || settings.on_success.is_some()
+}
+
 impl Plan {
     pub fn build(graph: &TaskGraph) -> Result<Plan, CycleError> {
         let mut tasks = Vec::with_capacity(graph.len());
@@ -109,8 +148,9 @@ impl Plan {
         }
         for edge in graph.dag.edge_indices() {
             let (before, after) = graph.dag.edge_endpoints(edge).expect("edge index from this graph");
-            let (b, a) = (position[before.index()] as usize, position[after.index()] as usize);
-            link(&mut vertices, tasks[b].exit, tasks[a].entry);
+            let (b, a) = (position[before.index()], position[after.index()]);
+            let b = waited_for(&tasks, b, a) as usize;
+            link(&mut vertices, tasks[b].exit, tasks[a as usize].entry);
         }
         let plan = Plan { tasks, vertices };
         plan.check_acyclic()?;
@@ -236,6 +276,34 @@ mod tests {
             text.contains("x → y → z → x") || text.contains("y → z → x → y") || text.contains("z → x → y → z"),
             "{text}"
         );
+    }
+
+    // A task outside a retried subgraph waiting for one of its members was released by each
+    // run of the subgraph: it started before the subgraph succeeded, on a run later reverted.
+    #[test]
+    fn a_task_waiting_for_a_member_of_a_retried_subgraph_waits_for_the_subgraph() {
+        let mut g = TaskGraph::default();
+        let (outer, inner, member) =
+            (task("outer", TaskAction::Subgraph), task("inner", TaskAction::Subgraph), task("m", TaskAction::Noop));
+        let (beside, outside) = (task("beside", TaskAction::Noop), task("outside", TaskAction::Noop));
+        outer.inner.lock().settings.total_retries = 1;
+        inner.inner.lock().settings.total_retries = 1;
+        g.add(&outer, None).unwrap();
+        g.add(&inner, Some(&outer)).unwrap();
+        g.add(&member, Some(&inner)).unwrap();
+        g.add(&beside, Some(&outer)).unwrap();
+        g.add(&outside, None).unwrap();
+        g.add_dependency(&beside, &member).unwrap();
+        g.add_dependency(&outside, &member).unwrap();
+        let plan = Plan::build(&g).unwrap();
+        let index = |cell: &Arc<TaskCell>| plan.tasks.iter().position(|t| Arc::ptr_eq(&t.cell, cell)).unwrap();
+        let waits_for = |after: &Arc<TaskCell>| -> Vec<u32> {
+            let entry = plan.tasks[index(after)].entry;
+            (0..plan.vertices.len() as u32).filter(|&v| plan.vertices[v as usize].dependents.contains(&entry)).collect()
+        };
+        // Inside `outer`, `beside` waits for `inner` (retried, not holding it); outside, for `outer`.
+        assert!(waits_for(&beside).contains(&plan.tasks[index(&inner)].exit));
+        assert_eq!(waits_for(&outside), [plan.tasks[index(&outer)].exit]);
     }
 
     #[test]
