@@ -42,7 +42,9 @@ pub enum Payload {
     },
     WorkflowCancelled,
     TaskStarted(TaskInfo),
-    TaskSucceeded(TaskInfo, Option<Value>),
+    /// `done` is false for an attempt that succeeded but that `on_success` sent round again
+    /// (a polling loop): its `task_rescheduled` follows, and the task is not done yet.
+    TaskSucceeded(TaskInfo, Option<Value>, bool),
     TaskRescheduled(TaskInfo, String, f64),
     /// `ignored` is true when a handler's `ignore()`/`cont()` let the dependents run anyway.
     TaskFailed(TaskInfo, String, bool),
@@ -113,7 +115,7 @@ impl Payload {
     pub fn task(&self) -> Option<&TaskInfo> {
         match self {
             Payload::TaskStarted(t)
-            | Payload::TaskSucceeded(t, _)
+            | Payload::TaskSucceeded(t, _, _)
             | Payload::TaskRescheduled(t, _, _)
             | Payload::TaskFailed(t, _, _)
             | Payload::TaskReverting(t)
@@ -164,7 +166,7 @@ impl Event {
                 m.insert("resumed".into(), (*resumed).into());
                 m.insert("parameters".into(), parameters.clone());
             }
-            Payload::WorkflowSucceeded { result: Some(r) } | Payload::TaskSucceeded(_, Some(r)) => {
+            Payload::WorkflowSucceeded { result: Some(r) } | Payload::TaskSucceeded(_, Some(r), _) => {
                 m.insert("result".into(), r.clone());
             }
             Payload::WorkflowFailed { error } | Payload::TaskRevertFailed(_, error) => {
@@ -273,7 +275,7 @@ impl Event {
                 field(out, "parameters");
                 let _ = serde_json::to_writer(&mut *out, parameters);
             }
-            Payload::WorkflowSucceeded { result: Some(r) } | Payload::TaskSucceeded(_, Some(r)) => {
+            Payload::WorkflowSucceeded { result: Some(r) } | Payload::TaskSucceeded(_, Some(r), _) => {
                 field(out, "result");
                 let _ = serde_json::to_writer(&mut *out, r);
             }
@@ -446,7 +448,7 @@ mod tests {
             Payload::WorkflowFailed { error: "bad \"thing\"".into() },
             Payload::WorkflowCancelled,
             Payload::TaskStarted(task()),
-            Payload::TaskSucceeded(task(), Some(serde_json::json!("out"))),
+            Payload::TaskSucceeded(task(), Some(serde_json::json!("out")), true),
             Payload::TaskRescheduled(task(), "later".into(), 0.25),
             Payload::TaskFailed(task(), "boom".into(), true),
             Payload::TaskFailed(task(), "boom".into(), false),
@@ -469,7 +471,7 @@ mod tests {
     fn the_label_spliced_into_unlabelled_json_gives_the_full_line() {
         let payloads = [
             Payload::WorkflowStarted { resumed: false, parameters: serde_json::json!({}) },
-            Payload::TaskSucceeded(task(), Some(serde_json::json!([1, 2]))),
+            Payload::TaskSucceeded(task(), Some(serde_json::json!([1, 2])), false),
         ];
         for payload in payloads {
             let event = Event { seq: 12, ts: SystemTime::now(), payload };

@@ -165,3 +165,19 @@ fn a_cancel_ends_the_wait_before_a_retry() {
     assert!(!out.events.started("after"));
     assert_eq!(out.events.final_status(), Some("workflow_cancelled"));
 }
+
+// A subgraph ran again at once after failing, so no cancel could come during its wait; now
+// that it waits its retry_interval, a cancel must end that wait at once and rerun nothing.
+#[test]
+fn a_cancel_ends_the_wait_before_a_subgraph_runs_again() {
+    let mut run = Run::new("subgraph_retry_cancel_during_wait.rhai").spawn();
+    run.wait_for("the first failure of `provision`", |e| e["type"] == "task_rescheduled" && e["task"] == "provision");
+    run.interrupt();
+    let (out, took) = run.finish_within(Duration::from_secs(20));
+    out.assert_code(3);
+    assert!(took < Duration::from_secs(5), "the 30 s retry wait ends at once on cancel, took {took:?}");
+    assert_eq!(out.events.attempts("provision"), 1, "no run starts after the cancel");
+    assert_eq!(out.events.attempts("check"), 1);
+    assert!(!out.events.started("after"));
+    assert_eq!(out.events.final_status(), Some("workflow_cancelled"));
+}

@@ -2,7 +2,7 @@
 
 use serde_json::{json, Value};
 
-use crate::support::{Events, Run};
+use crate::support::{cli, Events, Run};
 
 /// The `current_retries` and `task_id` of each attempt of `task`.
 fn attempts(ev: &Events, task: &str) -> (Vec<u64>, Vec<u64>) {
@@ -241,7 +241,7 @@ fn on_success_retry_is_a_polling_loop() {
     assert_eq!(retries, [0, 1, 2]);
     assert_eq!(distinct(&ids), 3);
     assert_eq!(out.events.of_task("task_rescheduled", "poll").count(), 2);
-    assert_eq!(out.events.of_task("task_succeeded", "poll").count(), 1, "only the last attempt succeeds");
+    assert_eq!(out.events.outcome("poll"), Some("task_succeeded"));
     out.events.assert_before("poll", "after_poll");
 }
 
@@ -253,4 +253,165 @@ fn an_on_success_handler_that_throws_fails_the_task() {
     let failed = out.events.of_task("task_failed", "checked").next().unwrap();
     assert!(failed["error"].as_str().unwrap().contains("the result looks wrong"), "{failed}");
     assert!(!out.events.started("after_checked"));
+}
+
+/// For each attempt (`task_id`) of `task`, the `current_retries` of each of its events.
+fn retries_by_attempt(ev: &Events, task: &str) -> Vec<Vec<u64>> {
+    let mut by_attempt: Vec<(u64, Vec<u64>)> = Vec::new();
+    for e in ev.0.iter().filter(|e| e["task"] == task) {
+        let (id, retries) = (e["task_id"].as_u64().unwrap(), e["current_retries"].as_u64().unwrap());
+        match by_attempt.iter_mut().find(|(i, _)| *i == id) {
+            Some((_, seen)) => seen.push(retries),
+            None => by_attempt.push((id, vec![retries])),
+        }
+    }
+    by_attempt.into_iter().map(|(_, seen)| seen).collect()
+}
+
+// The second run of a retried subgraph said current_retries 1 in its task_started and 0 in
+// its task_succeeded.
+#[test]
+fn every_event_of_a_subgraph_run_carries_that_run_s_current_retries() {
+    let out = Run::new("subgraph_retries.rhai").output();
+    out.assert_code(0);
+    assert_eq!(retries_by_attempt(&out.events, "provision"), [vec![0, 0], vec![1, 1]]);
+    let out = Run::new("subgraph_retries_exhausted.rhai").output();
+    out.assert_code(1);
+    assert_eq!(retries_by_attempt(&out.events, "provision"), [vec![0, 0], vec![1, 1]]);
+}
+
+// A subgraph ran again at once ("retry in 0s"), whatever its retry_interval.
+#[test]
+fn a_subgraph_waits_its_retry_interval_before_running_again() {
+    let out = Run::new("subgraph_retry_interval.rhai").param("interval", 0.4).output();
+    out.assert_code(0);
+    let rescheduled = out.events.of_task("task_rescheduled", "provision").next().unwrap();
+    assert_eq!(rescheduled["retry_after"], 0.4);
+    let second = out.events.of_task("task_started", "provision").nth(1).unwrap();
+    let gap = seconds_between(rescheduled["ts"].as_str().unwrap(), second["ts"].as_str().unwrap());
+    assert!(gap >= 0.35, "the second run started {gap}s after the first failed");
+}
+
+// --retry-interval was ignored by subgraphs too.
+#[test]
+fn retry_interval_option_is_the_default_for_subgraphs() {
+    let out = Run::new("subgraph_retry_interval.rhai").args(["--retry-interval", "0.3"]).output();
+    out.assert_code(0);
+    assert_eq!(out.result(), json!(2));
+    let rescheduled = out.events.of_task("task_rescheduled", "provision").next().unwrap();
+    assert_eq!(rescheduled["retry_after"], 0.3);
+}
+
+/// Runs the subgraph verdicts fixture with `verdict`; returns the outcome's result and events.
+fn subgraph_verdict(name: &str) -> (Value, Events) {
+    let out = Run::new("subgraph_verdicts.rhai").param("verdict", name).output();
+    out.assert_code(0);
+    (out.result(), out.events)
+}
+
+// A subgraph's on_failure was accepted and never called.
+#[test]
+fn a_subgraph_s_on_failure_cont_and_ignore_let_its_dependents_run() {
+    for name in ["cont", "ignore"] {
+        let (result, ev) = subgraph_verdict(name);
+        assert_eq!(result, json!({"seen": [0], "outcome": "succeeded"}), "{name}");
+        let failed = ev.of_task("task_failed", "deploy").next().unwrap();
+        assert_eq!(failed["ignored"], true, "{name}");
+        assert_eq!(ev.attempts("deploy"), 1, "{name}: not retried");
+        ev.assert_before("deploy", "dependent");
+    }
+}
+
+#[test]
+fn a_subgraph_s_on_failure_fail_fails_it_at_once_despite_retries_left() {
+    let (result, ev) = subgraph_verdict("fail");
+    assert_eq!(result["seen"], json!([0]));
+    assert!(result["outcome"].as_str().unwrap().contains("task `install` failed: nope"), "{result}");
+    assert_eq!(ev.attempts("deploy"), 1);
+    assert!(!ev.started("dependent"));
+}
+
+#[test]
+fn a_subgraph_s_on_failure_retry_runs_it_again_while_retries_remain() {
+    let (result, ev) = subgraph_verdict("retry");
+    assert_eq!(result["seen"], json!([0, 1, 2]));
+    assert_eq!(ev.attempts("deploy"), 3);
+    assert_eq!(ev.attempts("install"), 3);
+    assert_eq!(ev.outcome("deploy"), Some("task_failed"));
+    assert!(!ev.started("dependent"));
+}
+
+#[test]
+fn a_subgraph_s_on_failure_retry_ignoring_limit_runs_it_past_total_retries() {
+    let (result, ev) = subgraph_verdict("retry_ignoring_limit");
+    assert_eq!(result["seen"], json!([0, 1, 2, 3, 4]));
+    let (retries, ids) = attempts(&ev, "deploy");
+    assert_eq!(retries, [0, 1, 2, 3, 4]);
+    assert_eq!(distinct(&ids), 5);
+}
+
+#[test]
+fn a_subgraph_s_on_failure_returning_nothing_keeps_the_default_rules() {
+    let (result, ev) = subgraph_verdict("none");
+    assert_eq!(result["seen"], json!([0, 1, 2]));
+    assert_eq!(ev.attempts("deploy"), 3);
+}
+
+#[test]
+fn a_subgraph_s_on_failure_that_throws_fails_it() {
+    let (result, ev) = subgraph_verdict("throw");
+    assert_eq!(result["seen"], json!([0]));
+    assert_eq!(ev.attempts("deploy"), 1, "a throwing handler is fail(), not retry()");
+    let failed = ev.of_task("task_failed", "deploy").next().unwrap();
+    assert!(failed["error"].as_str().unwrap().contains("the handler broke"), "{failed}");
+    assert!(!ev.started("dependent"));
+}
+
+// A subgraph's on_success was accepted and never called: it could not poll.
+#[test]
+fn a_subgraph_s_on_success_retry_runs_it_again() {
+    let out = Run::new("subgraph_on_success_polling.rhai").output();
+    out.assert_code(0);
+    assert_eq!(out.result(), json!(3));
+    let ev = &out.events;
+    let (retries, _) = attempts(ev, "status");
+    assert_eq!(retries, [0, 1, 2]);
+    assert_eq!(ev.attempts("check"), 3);
+    assert_eq!(ev.of_task("task_rescheduled", "status").count(), 2);
+    ev.assert_before("status", "after");
+    assert_eq!(ev.attempts("after"), 1);
+}
+
+// An attempt that succeeded and that on_success sent round again emitted only its
+// task_rescheduled: the success (contract section 2, "an attempt succeeded") was never told.
+#[test]
+fn each_polling_attempt_that_succeeded_says_so_before_its_rescheduling() {
+    let out = Run::new("retries_on_success_polling.rhai").output();
+    out.assert_code(0);
+    let mut shapes: Vec<(u64, Vec<&str>)> = Vec::new();
+    for e in out.events.0.iter().filter(|e| e["task"] == "poll") {
+        let (id, kind) = (e["task_id"].as_u64().unwrap(), e["type"].as_str().unwrap());
+        match shapes.iter_mut().find(|(i, _)| *i == id) {
+            Some((_, seen)) => seen.push(kind),
+            None => shapes.push((id, vec![kind])),
+        }
+    }
+    let shapes: Vec<Vec<&str>> = shapes.into_iter().map(|(_, s)| s).collect();
+    let polled = vec!["task_started", "task_succeeded", "task_rescheduled"];
+    assert_eq!(shapes, [polled.clone(), polled, vec!["task_started", "task_succeeded"]]);
+    let results: Vec<&Value> = out.events.of_task("task_succeeded", "poll").map(|e| &e["result"]).collect();
+    assert_eq!(results, [&json!(1), &json!(2), &json!(3)]);
+}
+
+// With those successes told, the console and the store must still count `poll` once.
+#[test]
+fn a_polling_task_counts_as_one_task_done() {
+    let out = Run::new("retries_on_success_polling.rhai").output();
+    out.assert_code(0);
+    assert!(out.stderr.contains("tasks: 2 succeeded, 2 retries"), "{}", out.stderr);
+    let id = out.events.0[0]["execution_id"].as_str().unwrap().to_string();
+    let store = out.scratch.path().join("store");
+    let show = cli(&["executions", "show", &id, "--store", store.to_str().unwrap()]);
+    show.assert_code(0);
+    assert!(show.stdout.contains("tasks       2 of 2 succeeded"), "{}", show.stdout);
 }

@@ -392,7 +392,8 @@ impl Events {
     }
 
     /// Section 2 of the contract, for every run: common fields, `seq` 1, 2, 3…, task fields,
-    /// and per attempt exactly one `task_started` followed by exactly one outcome.
+    /// per attempt exactly one `task_started` followed by exactly one outcome (or, polled by
+    /// `on_success`, its success then its rescheduling), and one `current_retries`.
     #[track_caller]
     pub fn check_contract(&self) {
         if self.0.is_empty() {
@@ -424,15 +425,26 @@ impl Events {
             assert_eq!(last, terminal[0], "the terminal event comes last:\n{dump}");
         }
         let mut attempts: std::collections::BTreeMap<u64, Vec<&str>> = Default::default();
+        let mut retries: std::collections::BTreeMap<u64, &Value> = Default::default();
         for e in &self.0 {
             let t = e["type"].as_str().unwrap();
             if matches!(t, "task_started" | "task_succeeded" | "task_rescheduled" | "task_failed") {
                 attempts.entry(e["task_id"].as_u64().unwrap()).or_default().push(t);
             }
+            if t.starts_with("task_") {
+                let first = retries.entry(e["task_id"].as_u64().unwrap()).or_insert(&e["current_retries"]);
+                assert_eq!(
+                    *first, &e["current_retries"],
+                    "every event of one attempt has its current_retries: {e}\n{dump}"
+                );
+            }
         }
         for (id, seen) in attempts {
+            // An attempt that succeeded and that on_success sent round again (a polling loop)
+            // tells its success, then its rescheduling.
+            let polled = seen == ["task_started", "task_succeeded", "task_rescheduled"];
             assert!(
-                seen.len() == 2 && seen[0] == "task_started" && seen[1] != "task_started",
+                polled || (seen.len() == 2 && seen[0] == "task_started" && seen[1] != "task_started"),
                 "attempt {id} should have one task_started then one outcome, got {seen:?}:\n{dump}"
             );
         }

@@ -146,9 +146,10 @@ impl EventSink for Console {
                     Console::line(state, format!("{at:>8.3}s  start   {}", t.name));
                 }
             }
-            Payload::TaskSucceeded(t, _) => {
+            Payload::TaskSucceeded(t, _, done) => {
                 let began = state.running.remove(&t.task_id).map(|(_, s)| s.elapsed().as_secs_f64());
-                if t.kind != TaskKind::Subgraph {
+                // A success that on_success sends round again counts once the task ends.
+                if t.kind != TaskKind::Subgraph && *done {
                     state.tally.succeeded += 1;
                 }
                 if state.bar.is_none() && !state.quiet && shows_progress(t.kind) {

@@ -21,14 +21,26 @@ pub enum TaskOutcome {
     Cancelled,
 }
 
-/// What one attempt leads to.
-enum Judgement {
+/// What one attempt (of a task, or one run of a subgraph) leads to.
+pub enum Judgement {
     Succeed(Dynamic),
+    /// It succeeded, and `on_success` asked for another attempt (a polling loop): the
+    /// success is told, then the rescheduling.
+    Poll {
+        value: Dynamic,
+        after: f64,
+    },
     Ignore(TaskError),
-    Retry { after: f64, error: TaskError },
+    Retry {
+        after: f64,
+        error: TaskError,
+    },
     Fail(TaskError),
     Cancelled,
 }
+
+/// The error a polling attempt's `task_rescheduled` carries.
+pub const POLL_AGAIN: &str = "on_success asked for a retry";
 
 pub fn task_info(cell: &TaskCell, task_id: u64, retries: u32, total_retries: i64) -> TaskInfo {
     TaskInfo {
@@ -66,7 +78,6 @@ pub async fn continue_task(cell: Arc<TaskCell>, env: Arc<ExecEnv>, first: FirstA
 
 async fn run_attempts(cell: Arc<TaskCell>, env: Arc<ExecEnv>, mut first: Option<FirstAttempt>) -> TaskOutcome {
     let settings = cell.settings();
-    let reports = cell.kind() != TaskKind::Event;
     let mut retries: u32 = first.as_ref().map_or(0, |f| f.info.current_retries);
     loop {
         let (info, result) = match first.take() {
@@ -76,64 +87,82 @@ async fn run_attempts(cell: Arc<TaskCell>, env: Arc<ExecEnv>, mut first: Option<
                     cell.finish(TaskState::Cancelled);
                     return TaskOutcome::Cancelled;
                 }
-                let permit = match &env.limiter {
-                    Some(limiter) => Some(limiter.clone().acquire_owned().await.expect("the limiter is never closed")),
-                    None => None,
-                };
-                let attempt_id = env.next_task_id();
-                cell.begin_attempt(attempt_id, retries);
-                let info = task_info(&cell, attempt_id, retries, settings.total_retries);
-                if reports {
-                    env.bus.emit(Payload::TaskStarted(info.clone()));
-                }
-                let result = perform(&cell, &settings, &env).await;
-                drop(permit);
-                (info, result)
+                attempt(&cell, &settings, retries, &env).await
             }
         };
-        match judge(&cell, &settings, result, retries, &env).await {
-            Judgement::Succeed(value) => {
-                if reports {
-                    let seq = env.bus.emit(Payload::TaskSucceeded(info, result_json(&value)));
-                    if has_effects(&cell) {
-                        env.committed(seq).await;
-                    }
-                }
-                cell.set_result(value);
-                cell.finish(TaskState::Succeeded);
-                return TaskOutcome::Succeeded;
+        let (after, error) = match judge(&cell, &settings, result, retries, &env).await {
+            Judgement::Succeed(value) => return succeed(&cell, info, value, &env).await,
+            Judgement::Poll { value, after } => {
+                env.bus.emit(Payload::TaskSucceeded(info.clone(), result_json(&value), false));
+                (after, TaskError::recoverable(POLL_AGAIN))
             }
-            Judgement::Ignore(error) => {
-                env.bus.emit(Payload::TaskFailed(info, error.message.clone(), true));
-                cell.set_error(Some(error));
-                cell.finish(TaskState::Succeeded);
-                return TaskOutcome::Ignored;
-            }
-            Judgement::Fail(error) => {
-                env.bus.emit(Payload::TaskFailed(info, error.message.clone(), false));
-                cell.set_error(Some(error.clone()));
-                cell.finish(TaskState::Failed);
-                return TaskOutcome::Failed(error);
-            }
-            Judgement::Cancelled => {
-                env.bus.emit(Payload::TaskFailed(info, TaskError::cancelled().message, false));
-                cell.set_error(Some(TaskError::cancelled()));
-                cell.finish(TaskState::Cancelled);
-                return TaskOutcome::Cancelled;
-            }
-            Judgement::Retry { after, error } => {
-                env.bus.emit(Payload::TaskRescheduled(info, error.message.clone(), after));
-                cell.set_error(Some(error));
-                cell.set_state(TaskState::Rescheduled);
-                if after > 0.0 {
-                    tokio::select! {
-                        _ = tokio::time::sleep(Duration::from_secs_f64(after)) => {}
-                        _ = env.cancel.requested() => {}
-                    }
-                }
-                retries += 1;
+            Judgement::Retry { after, error } => (after, error),
+            Judgement::Ignore(error) => return fail(&cell, info, error, true, &env),
+            Judgement::Fail(error) => return fail(&cell, info, error, false, &env),
+            Judgement::Cancelled => return fail(&cell, info, TaskError::cancelled(), false, &env),
+        };
+        env.bus.emit(Payload::TaskRescheduled(info, error.message.clone(), after));
+        cell.set_error(Some(error));
+        cell.set_state(TaskState::Rescheduled);
+        if after > 0.0 {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs_f64(after)) => {}
+                _ = env.cancel.requested() => {}
             }
         }
+        retries += 1;
+    }
+}
+
+/// Starts and performs one attempt (a permit first under `--max-concurrency`).
+async fn attempt(
+    cell: &Arc<TaskCell>,
+    settings: &TaskSettings,
+    retries: u32,
+    env: &Arc<ExecEnv>,
+) -> (TaskInfo, Result<Dynamic, TaskError>) {
+    let permit = match &env.limiter {
+        Some(limiter) => Some(limiter.clone().acquire_owned().await.expect("the limiter is never closed")),
+        None => None,
+    };
+    let attempt_id = env.next_task_id();
+    cell.begin_attempt(attempt_id, retries);
+    let info = task_info(cell, attempt_id, retries, settings.total_retries);
+    if cell.kind() != TaskKind::Event {
+        env.bus.emit(Payload::TaskStarted(info.clone()));
+    }
+    let result = perform(cell, settings, env).await;
+    drop(permit);
+    (info, result)
+}
+
+/// The task succeeded: told, committed when it has effects, then finished.
+async fn succeed(cell: &TaskCell, info: TaskInfo, value: Dynamic, env: &ExecEnv) -> TaskOutcome {
+    if cell.kind() != TaskKind::Event {
+        let seq = env.bus.emit(Payload::TaskSucceeded(info, result_json(&value), true));
+        if has_effects(cell) {
+            env.committed(seq).await;
+        }
+    }
+    cell.set_result(value);
+    cell.finish(TaskState::Succeeded);
+    TaskOutcome::Succeeded
+}
+
+/// The task ends without success: failed, cancelled, or failed with `ignored` (a handler's
+/// `ignore()`/`cont()`: it counts as done).
+fn fail(cell: &TaskCell, info: TaskInfo, error: TaskError, ignored: bool, env: &ExecEnv) -> TaskOutcome {
+    env.bus.emit(Payload::TaskFailed(info, error.message.clone(), ignored));
+    cell.set_error(Some(error.clone()));
+    if ignored {
+        cell.finish(TaskState::Succeeded);
+        TaskOutcome::Ignored
+    } else if error.is_cancelled() {
+        cell.finish(TaskState::Cancelled);
+        TaskOutcome::Cancelled
+    } else {
+        cell.finish(TaskState::Failed);
+        TaskOutcome::Failed(error)
     }
 }
 
@@ -239,6 +268,14 @@ async fn call_handler(
     }
 }
 
+/// Whether retries remain after the attempt numbered `retries`, and the wait before one.
+fn retry_terms(settings: &TaskSettings, retries: u32) -> (bool, f64) {
+    let retries_left = settings.total_retries < 0 || (retries as i64) < settings.total_retries;
+    (retries_left, settings.retry_interval.max(0.0))
+}
+
+/// Section 5's order: a cancel, `operation_retry`, then `on_failure`'s verdict, then the
+/// default rules.
 async fn judge(
     cell: &Arc<TaskCell>,
     settings: &TaskSettings,
@@ -246,59 +283,116 @@ async fn judge(
     retries: u32,
     env: &Arc<ExecEnv>,
 ) -> Judgement {
-    let retries_left = settings.total_retries < 0 || (retries as i64) < settings.total_retries;
-    let interval = settings.retry_interval.max(0.0);
     match result {
-        Ok(value) => {
-            let Some(handler) = &settings.on_success else {
-                return Judgement::Succeed(value);
-            };
-            cell.set_result(value.clone());
-            match call_handler(env, cell, handler, "on_success").await {
-                Ok(None | Some(HandlerVerdict::Continue | HandlerVerdict::Ignore)) => Judgement::Succeed(value),
-                Ok(Some(HandlerVerdict::Retry)) if retries_left => {
-                    Judgement::Retry { after: interval, error: TaskError::recoverable("on_success asked for a retry") }
-                }
-                Ok(Some(HandlerVerdict::Retry)) => {
-                    Judgement::Fail(TaskError::recoverable("on_success asked for a retry, but no retries remain"))
-                }
-                Ok(Some(HandlerVerdict::RetryIgnoringLimit)) => {
-                    Judgement::Retry { after: interval, error: TaskError::recoverable("on_success asked for a retry") }
-                }
-                Ok(Some(HandlerVerdict::Fail)) => {
-                    Judgement::Fail(TaskError::recoverable("the on_success handler returned fail()"))
-                }
-                Err(e) => Judgement::Fail(e),
-            }
-        }
+        Ok(value) => judge_success(cell, settings, value, retries, env).await,
+        Err(error) if error.is_cancelled() => Judgement::Cancelled,
         Err(error) => {
-            if error.is_cancelled() {
-                return Judgement::Cancelled;
-            }
             if let ErrorKind::RetryAfter(after) = error.kind {
+                let (retries_left, _) = retry_terms(settings, retries);
                 return if retries_left { Judgement::Retry { after, error } } else { Judgement::Fail(error) };
             }
-            let verdict = match &settings.on_failure {
-                Some(handler) => {
-                    cell.set_error(Some(error.clone()));
-                    match call_handler(env, cell, handler, "on_failure").await {
-                        Ok(v) => v,
-                        Err(e) => return Judgement::Fail(e),
-                    }
-                }
-                None => None,
-            };
-            match verdict {
-                Some(HandlerVerdict::Continue | HandlerVerdict::Ignore) => Judgement::Ignore(error),
-                Some(HandlerVerdict::Fail) => Judgement::Fail(error),
-                Some(HandlerVerdict::RetryIgnoringLimit) => Judgement::Retry { after: interval, error },
-                None if matches!(error.kind, ErrorKind::NonRecoverable | ErrorKind::BadArgument) => {
-                    Judgement::Fail(error)
-                }
-                Some(HandlerVerdict::Retry) | None if retries_left => Judgement::Retry { after: interval, error },
-                Some(HandlerVerdict::Retry) | None => Judgement::Fail(error),
+            let default_fails = matches!(error.kind, ErrorKind::NonRecoverable | ErrorKind::BadArgument);
+            judge_failure(cell, settings, error, retries, default_fails, env).await
+        }
+    }
+}
+
+/// A subgraph's run, judged as a task's attempt except that, without a handler, any failure
+/// but a cancel is retried while retries remain (TaskFlow's `Times` retry of a flow). `None`
+/// when a handler has a say: then `judge_subgraph` calls it, on a script thread.
+pub fn judge_subgraph_now(settings: &TaskSettings, result: &Result<(), TaskError>, retries: u32) -> Option<Judgement> {
+    let (retries_left, interval) = retry_terms(settings, retries);
+    match result {
+        Ok(()) if settings.on_success.is_none() => Some(Judgement::Succeed(Dynamic::UNIT)),
+        Err(error) if error.is_cancelled() => Some(Judgement::Cancelled),
+        Err(error) if settings.on_failure.is_none() => {
+            Some(failure_verdict(None, error.clone(), retries_left, interval, false))
+        }
+        _ => None,
+    }
+}
+
+/// `judge_subgraph_now`, with the subgraph's handler called (cells of subgraphs, like tasks,
+/// are what handlers receive).
+pub async fn judge_subgraph(
+    cell: &Arc<TaskCell>,
+    result: Result<(), TaskError>,
+    retries: u32,
+    env: &Arc<ExecEnv>,
+) -> Judgement {
+    let settings = cell.settings();
+    match result {
+        Ok(()) => judge_success(cell, &settings, Dynamic::UNIT, retries, env).await,
+        Err(error) if error.is_cancelled() => Judgement::Cancelled,
+        Err(error) => judge_failure(cell, &settings, error, retries, false, env).await,
+    }
+}
+
+/// After a success: `on_success`'s verdict, if the task has one.
+async fn judge_success(
+    cell: &Arc<TaskCell>,
+    settings: &TaskSettings,
+    value: Dynamic,
+    retries: u32,
+    env: &Arc<ExecEnv>,
+) -> Judgement {
+    let Some(handler) = &settings.on_success else {
+        return Judgement::Succeed(value);
+    };
+    let (retries_left, interval) = retry_terms(settings, retries);
+    cell.set_result(value.clone());
+    match call_handler(env, cell, handler, "on_success").await {
+        Ok(None | Some(HandlerVerdict::Continue | HandlerVerdict::Ignore)) => Judgement::Succeed(value),
+        Ok(Some(HandlerVerdict::Retry)) if retries_left => Judgement::Poll { value, after: interval },
+        Ok(Some(HandlerVerdict::Retry)) => {
+            Judgement::Fail(TaskError::recoverable("on_success asked for a retry, but no retries remain"))
+        }
+        Ok(Some(HandlerVerdict::RetryIgnoringLimit)) => Judgement::Poll { value, after: interval },
+        Ok(Some(HandlerVerdict::Fail)) => {
+            Judgement::Fail(TaskError::recoverable("the on_success handler returned fail()"))
+        }
+        Err(e) => Judgement::Fail(e),
+    }
+}
+
+/// After a failure: `on_failure`'s verdict if the task has one (a handler that throws is a
+/// `fail()`), else the default rules; `default_fails` when those say "not retried".
+async fn judge_failure(
+    cell: &Arc<TaskCell>,
+    settings: &TaskSettings,
+    error: TaskError,
+    retries: u32,
+    default_fails: bool,
+    env: &Arc<ExecEnv>,
+) -> Judgement {
+    let (retries_left, interval) = retry_terms(settings, retries);
+    let verdict = match &settings.on_failure {
+        Some(handler) => {
+            cell.set_error(Some(error.clone()));
+            match call_handler(env, cell, handler, "on_failure").await {
+                Ok(v) => v,
+                Err(e) => return Judgement::Fail(e),
             }
         }
+        None => None,
+    };
+    failure_verdict(verdict, error, retries_left, interval, default_fails)
+}
+
+fn failure_verdict(
+    verdict: Option<HandlerVerdict>,
+    error: TaskError,
+    retries_left: bool,
+    interval: f64,
+    default_fails: bool,
+) -> Judgement {
+    match verdict {
+        Some(HandlerVerdict::Continue | HandlerVerdict::Ignore) => Judgement::Ignore(error),
+        Some(HandlerVerdict::Fail) => Judgement::Fail(error),
+        Some(HandlerVerdict::RetryIgnoringLimit) => Judgement::Retry { after: interval, error },
+        None if default_fails => Judgement::Fail(error),
+        Some(HandlerVerdict::Retry) | None if retries_left => Judgement::Retry { after: interval, error },
+        Some(HandlerVerdict::Retry) | None => Judgement::Fail(error),
     }
 }
 

@@ -65,7 +65,7 @@ impl DirectClosure {
         let (closure, args) = closure_call(cell).expect("a direct task runs a closure");
         match env.scripts.call(&closure, args, self.timeout) {
             Ok(value) => {
-                let seq = env.bus.emit(Payload::TaskSucceeded(info, result_json(&value)));
+                let seq = env.bus.emit(Payload::TaskSucceeded(info, result_json(&value), true));
                 DirectEnd::Succeeded { value, seq }
             }
             Err(error) => DirectEnd::Failed(FirstAttempt { info, result: Err(error) }),

@@ -10,30 +10,25 @@ use std::sync::Arc;
 use rhai::Dynamic;
 use tokio::sync::{mpsc, watch};
 
-use super::attempt::task_info;
+mod subgraphs;
+
+use super::attempt::{task_info, Judgement};
 use super::direct_closure::{DirectClosure, DirectEnd};
 use super::{continue_task, run_task, ErrorKind, ExecEnv, FailedTask, TaskError, TaskOutcome};
 use crate::events::Payload;
 use crate::graph::{Plan, Role, TaskAction, TaskCell, TaskState};
+use subgraphs::{SubgraphRetry, SubgraphState};
 
-/// What a task's runner tells the scheduler.
+/// What a task's runner, or a subgraph's handler or retry wait, tells the scheduler.
 enum Report {
     /// The task ended (`run_task`).
     Ended(TaskOutcome),
     /// The first attempt of a closure task on the direct path ended.
     Direct(DirectEnd),
-}
-
-/// Per subgraph: how many members are running or open, and the first failure inside it.
-#[derive(Default)]
-struct SubgraphState {
-    active: u32,
-    opened: bool,
-    ended: bool,
-    failure: Option<TaskError>,
-    attempt_id: u64,
-    /// Runs of the whole subgraph so far beyond the first (`sg.total_retries`).
-    retries: u32,
+    /// A subgraph's run was judged by its handler.
+    Judged(Judgement),
+    /// A subgraph's retry wait is over (or a cancel ended it).
+    RetryDue,
 }
 
 struct Scheduler {
@@ -48,8 +43,8 @@ struct Scheduler {
     subgraphs: Vec<SubgraphState>,
     /// Tasks (not subgraphs) that failed, in the order they failed, with their plan index.
     failed: Vec<(u32, FailedTask)>,
-    /// Failed subgraphs with retries left, to run again once the loop can await.
-    retries_due: Vec<u32>,
+    /// Subgraphs to run again, once the loop can await their reverts.
+    retries_due: Vec<SubgraphRetry>,
     /// Tasks (not subgraphs) that succeeded, in the order they did: reversed, an order in
     /// which every task comes after all that depended on it.
     succeeded: Vec<u32>,
@@ -95,8 +90,8 @@ pub async fn execute_plan(plan: Plan, env: Arc<ExecEnv>, fail_fast: bool) -> Res
         while let Some(v) = s.ready.pop_front() {
             s.activate(v);
         }
-        if let Some(subgraph) = s.retries_due.pop() {
-            s.rerun_subgraph(subgraph).await;
+        if let Some(retry) = s.retries_due.pop() {
+            s.retry_subgraph(retry).await;
             continue;
         }
         if s.running == 0 {
@@ -173,17 +168,7 @@ impl Scheduler {
         match role {
             Role::Run => self.start_task(task),
             Role::Open => self.open_subgraph(task),
-            Role::Close => {
-                let cell = self.plan.tasks[task as usize].cell.clone();
-                let settings = cell.settings();
-                let attempt_id = self.subgraphs[task as usize].attempt_id;
-                self.subgraphs[task as usize].ended = true;
-                self.env
-                    .bus
-                    .emit(Payload::TaskSucceeded(task_info(&cell, attempt_id, 0, settings.total_retries), None));
-                cell.finish(TaskState::Succeeded);
-                self.finish(task, TaskOutcome::Succeeded);
-            }
+            Role::Close => self.subgraph_ran(task, Ok(())),
         }
     }
 
@@ -209,7 +194,7 @@ impl Scheduler {
                 _ => {
                     let info = task_info(&cell, attempt_id, 0, total_retries);
                     self.env.bus.emit(Payload::TaskStarted(info.clone()));
-                    self.env.bus.emit(Payload::TaskSucceeded(info, None));
+                    self.env.bus.emit(Payload::TaskSucceeded(info, None, true));
                 }
             }
             cell.finish(TaskState::Succeeded);
@@ -251,6 +236,14 @@ impl Scheduler {
                     let _ = done.send((task, Report::Ended(outcome)));
                 });
             }
+            Report::Judged(judgement) => {
+                self.running -= 1;
+                self.subgraph_judged(task, judgement);
+            }
+            Report::RetryDue => {
+                self.running -= 1;
+                self.restart_subgraph(task);
+            }
         }
     }
 
@@ -287,22 +280,6 @@ impl Scheduler {
         inner.status.state = TaskState::Started;
         inner.status.attempt_id = Some(attempt_id);
         Some(inner.settings.total_retries)
-    }
-
-    fn open_subgraph(&mut self, task: u32) {
-        if let Some(p) = self.plan.tasks[task as usize].parent {
-            self.subgraphs[p as usize].active += 1;
-        }
-        let cell = self.plan.tasks[task as usize].cell.clone();
-        let settings = cell.settings();
-        let attempt_id = self.env.next_task_id();
-        cell.begin_attempt(attempt_id, 0);
-        let state = &mut self.subgraphs[task as usize];
-        state.opened = true;
-        state.attempt_id = attempt_id;
-        self.env.bus.emit(Payload::TaskStarted(task_info(&cell, attempt_id, 0, settings.total_retries)));
-        let entry = self.plan.tasks[task as usize].entry;
-        self.release(entry);
     }
 
     /// The vertices waiting for `vertex` have one less thing to wait for.
@@ -358,120 +335,6 @@ impl Scheduler {
         }
     }
 
-    /// A subgraph with a failure ends once none of its members is still running.
-    fn end_failed_subgraph(&mut self, task: u32) {
-        let state = &mut self.subgraphs[task as usize];
-        if state.ended || state.active > 0 {
-            return;
-        }
-        let Some(error) = state.failure.clone() else {
-            return;
-        };
-        let total = self.plan.tasks[task as usize].cell.inner.lock().settings.total_retries;
-        let retries_left = total < 0 || (state.retries as i64) < total;
-        if retries_left && !error.is_cancelled() && !self.stopping && !self.env.cancel.is_requested() {
-            self.retries_due.push(task);
-            return;
-        }
-        state.ended = true;
-        let attempt_id = state.attempt_id;
-        let cell = self.plan.tasks[task as usize].cell.clone();
-        let settings = cell.settings();
-        let outcome = if error.is_cancelled() {
-            self.env.bus.emit(Payload::TaskFailed(
-                task_info(&cell, attempt_id, 0, settings.total_retries),
-                error.message.clone(),
-                false,
-            ));
-            cell.set_error(Some(error));
-            cell.finish(TaskState::Cancelled);
-            TaskOutcome::Cancelled
-        } else {
-            self.env.bus.emit(Payload::TaskFailed(
-                task_info(&cell, attempt_id, 0, settings.total_retries),
-                error.message.clone(),
-                false,
-            ));
-            cell.set_error(Some(error.clone()));
-            cell.finish(TaskState::Failed);
-            TaskOutcome::Failed(error)
-        };
-        self.finish(task, outcome);
-    }
-
-    /// True when `task` sits inside subgraph `subgraph`, at any depth.
-    fn inside(&self, task: u32, subgraph: u32) -> bool {
-        let mut at = self.plan.tasks[task as usize].parent;
-        while let Some(p) = at {
-            if p == subgraph {
-                return true;
-            }
-            at = self.plan.tasks[p as usize].parent;
-        }
-        false
-    }
-
-    /// `sg.total_retries`: the failed subgraph's succeeded tasks are reverted, then the whole
-    /// subgraph runs again from fresh tasks (TaskFlow's `Times` retry of a flow).
-    async fn rerun_subgraph(&mut self, subgraph: u32) {
-        let members: Vec<u32> = (0..self.plan.tasks.len() as u32).filter(|&t| self.inside(t, subgraph)).collect();
-        let (undo, kept): (Vec<u32>, Vec<u32>) = self.succeeded.iter().partition(|&&t| self.inside(t, subgraph));
-        self.succeeded = kept;
-        self.revert(&undo).await;
-        self.failed.retain(|(t, _)| !members.contains(t));
-
-        // Every vertex of the subgraph waits again, for what is inside it and for what outside
-        // has not completed.
-        let sg = &self.plan.tasks[subgraph as usize];
-        let mut vertices: Vec<u32> = vec![sg.entry, sg.exit];
-        for &m in &members {
-            let t = &self.plan.tasks[m as usize];
-            vertices.push(t.entry);
-            if t.exit != t.entry {
-                vertices.push(t.exit);
-            }
-        }
-        for &v in &vertices {
-            self.complete[v as usize] = false;
-        }
-        let mut waits = vec![0u32; self.plan.vertices.len()];
-        for (from, vertex) in self.plan.vertices.iter().enumerate() {
-            if !self.complete[from] {
-                for &to in &vertex.dependents {
-                    waits[to as usize] += 1;
-                }
-            }
-        }
-        for &v in &vertices {
-            self.deps[v as usize] = waits[v as usize];
-        }
-        for &m in &members {
-            let cell = &self.plan.tasks[m as usize].cell;
-            let mut inner = cell.inner.lock();
-            inner.status.state = TaskState::Pending;
-            inner.status.result = rhai::Dynamic::UNIT;
-            inner.status.error = None;
-            drop(inner);
-            self.subgraphs[m as usize] = SubgraphState::default();
-        }
-
-        let cell = self.plan.tasks[subgraph as usize].cell.clone();
-        let total_retries = cell.inner.lock().settings.total_retries;
-        let state = &mut self.subgraphs[subgraph as usize];
-        let error = state.failure.take().map(|e| e.message).unwrap_or_default();
-        let info = task_info(&cell, state.attempt_id, state.retries, total_retries);
-        state.retries += 1;
-        state.active = 0;
-        let retries = state.retries;
-        self.env.bus.emit(Payload::TaskRescheduled(info, error, 0.0));
-        let attempt_id = self.env.next_task_id();
-        cell.begin_attempt(attempt_id, retries);
-        self.subgraphs[subgraph as usize].attempt_id = attempt_id;
-        self.env.bus.emit(Payload::TaskStarted(task_info(&cell, attempt_id, retries, total_retries)));
-        let entry = self.plan.tasks[subgraph as usize].entry;
-        self.release(entry);
-    }
-
     /// After a failure: every succeeded task with a `revert` closure is reverted, one at a
     /// time, each after all tasks that depended on it; a revert that fails is reported and
     /// the others still run (TaskFlow's semantics).
@@ -504,33 +367,6 @@ impl Scheduler {
                     self.env.bus.emit(Payload::TaskRevertFailed(info, "the script thread stopped".into()));
                 }
             }
-        }
-    }
-
-    /// Subgraphs that started but could not finish (a stop, or a member whose dependency
-    /// failed) still get their one closing event.
-    fn close_unfinished_subgraphs(&mut self) {
-        for task in 0..self.subgraphs.len() {
-            let state = &self.subgraphs[task];
-            if !state.opened || state.ended {
-                continue;
-            }
-            let cell = self.plan.tasks[task].cell.clone();
-            let settings = cell.settings();
-            let cancelled = self.env.cancel.is_requested();
-            let error = if cancelled {
-                TaskError::cancelled()
-            } else {
-                TaskError::recoverable(format!("not all tasks of subgraph `{}` could run", cell.name))
-            };
-            self.env.bus.emit(Payload::TaskFailed(
-                task_info(&cell, state.attempt_id, 0, settings.total_retries),
-                error.message.clone(),
-                false,
-            ));
-            cell.set_error(Some(error));
-            cell.finish(if cancelled { TaskState::Cancelled } else { TaskState::Failed });
-            self.subgraphs[task].ended = true;
         }
     }
 }
@@ -652,7 +488,7 @@ mod tests {
 
     impl EventSink for SlowStore {
         fn accept(&mut self, event: &Event, _: &ExecutionLabel) {
-            if let Payload::TaskSucceeded(t, _) = &event.payload {
+            if let Payload::TaskSucceeded(t, _, _) = &event.payload {
                 if &*t.name == "a" {
                     *self.1.lock() = Some(event.seq);
                 }

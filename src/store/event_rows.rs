@@ -47,7 +47,8 @@ impl RowBuilder {
         self.last_seq = event.seq;
         let task = event.payload.task();
         self.tasks_done += u64::from(match &event.payload {
-            Payload::TaskSucceeded(t, _) | Payload::TaskFailed(t, _, true) => t.kind != TaskKind::Subgraph,
+            // A success that `on_success` sent round again is not the task's end.
+            Payload::TaskSucceeded(t, _, true) | Payload::TaskFailed(t, _, true) => t.kind != TaskKind::Subgraph,
             _ => false,
         });
         push_varint(&mut self.body, event.seq);
@@ -161,7 +162,8 @@ mod tests {
         let events = [
             Payload::WorkflowStarted { resumed: false, parameters: serde_json::json!({"n": 1}) },
             Payload::TaskStarted(task(0, TaskKind::Noop)),
-            Payload::TaskSucceeded(task(0, TaskKind::Noop), None),
+            Payload::TaskSucceeded(task(0, TaskKind::Noop), None, true),
+            Payload::TaskSucceeded(task(0, TaskKind::Noop), None, false),
             Payload::TaskFailed(task(u64::MAX - 1, TaskKind::Subgraph), "boom".into(), true),
             Payload::Log { level: crate::events::LogLevel::Info, message: "ünïcode".into() },
         ]
@@ -173,7 +175,11 @@ mod tests {
         for event in &events {
             row.push(event);
         }
-        assert_eq!((row.first_seq, row.last_seq, row.tasks_done), (200, 204, 1), "a subgraph is not a task done");
+        assert_eq!(
+            (row.first_seq, row.last_seq, row.tasks_done),
+            (200, 205, 1),
+            "a subgraph, a polled attempt are no task done"
+        );
         let mut fields = Vec::new();
         label.write_json_fields(&mut fields);
         let fields = String::from_utf8(fields).unwrap();
