@@ -166,6 +166,22 @@ fn a_cancel_ends_the_wait_before_a_retry() {
     assert_eq!(out.events.final_status(), Some("workflow_cancelled"));
 }
 
+// A standard-mode task whose retry wait a cancel ended kept the error of its last attempt:
+// get() threw that error, and the execution ended "failed" (exit 1), not cancelled.
+#[test]
+fn a_cancel_during_a_standard_mode_retry_wait_ends_the_execution_cancelled() {
+    let mut run = Run::new("cancel_during_a_standard_retry_wait.rhai")
+        .args(["--task-retries", "5", "--retry-interval", "30"])
+        .spawn();
+    run.wait_for("the first failure of `flaky`", |e| e["type"] == "task_rescheduled" && e["task"] == "flaky");
+    run.interrupt();
+    let (out, took) = run.finish_within(Duration::from_secs(10));
+    out.assert_code(3);
+    assert!(took < Duration::from_secs(5), "the 30 s retry wait ends at once on cancel, took {took:?}");
+    assert_eq!(out.events.attempts("flaky"), 1, "no retry starts after the cancel");
+    assert_eq!(out.events.final_status(), Some("workflow_cancelled"));
+}
+
 // A subgraph ran again at once after failing, so no cancel could come during its wait; now
 // that it waits its retry_interval, a cancel must end that wait at once and rerun nothing.
 #[test]

@@ -84,6 +84,9 @@ async fn run_attempts(cell: Arc<TaskCell>, env: Arc<ExecEnv>, mut first: Option<
             Some(FirstAttempt { info, result }) => (info, result),
             None => {
                 if env.cancel.is_requested() {
+                    // A cancel ended the wait before this attempt: the task's error is the
+                    // cancel, not its last attempt's, or get() threw that one (exit 1, not 3).
+                    cell.set_error(Some(TaskError::cancelled()));
                     cell.finish(TaskState::Cancelled);
                     return TaskOutcome::Cancelled;
                 }
