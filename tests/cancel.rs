@@ -166,13 +166,26 @@ fn a_cancel_ends_the_wait_before_a_retry() {
     assert_eq!(out.events.final_status(), Some("workflow_cancelled"));
 }
 
+// A cancel that came while the script's end waited for a task it never waited for with get()
+// ended the execution "succeeded" (exit 0), the task failed with "the execution was cancelled".
+#[test]
+fn a_cancel_while_the_script_s_end_waits_for_its_tasks_ends_the_execution_cancelled() {
+    let mut run = Run::new("cancel_while_the_end_waits.rhai").spawn();
+    run.wait_for_start("background");
+    run.interrupt();
+    let (out, took) = run.finish_within(Duration::from_secs(10));
+    out.assert_code(3);
+    assert!(took < Duration::from_secs(5), "a sleep ends at once on cancel, took {took:?}");
+    assert_eq!(out.events.final_status(), Some("workflow_cancelled"));
+    assert!(out.stdout.trim().is_empty(), "no result on stdout: {}", out.stdout);
+}
+
 // A standard-mode task whose retry wait a cancel ended kept the error of its last attempt:
 // get() threw that error, and the execution ended "failed" (exit 1), not cancelled.
 #[test]
 fn a_cancel_during_a_standard_mode_retry_wait_ends_the_execution_cancelled() {
-    let mut run = Run::new("cancel_during_a_standard_retry_wait.rhai")
-        .args(["--task-retries", "5", "--retry-interval", "30"])
-        .spawn();
+    let mut run =
+        Run::new("cancel_during_a_standard_retry_wait.rhai").args(["--task-retries", "5", "--retry-interval", "30"]).spawn();
     run.wait_for("the first failure of `flaky`", |e| e["type"] == "task_rescheduled" && e["task"] == "flaky");
     run.interrupt();
     let (out, took) = run.finish_within(Duration::from_secs(10));

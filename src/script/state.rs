@@ -146,15 +146,18 @@ impl RunState {
         self.standard.lock().push((cell.clone(), handle));
     }
 
-    /// Waits for every standard-mode task (the script returned).
-    /// Waits for every standard-mode task (the script returned). Returns the error of those
-    /// that failed while nothing waited for them with `get()`: an unnoticed failure must not
-    /// pass for a success.
+    /// Waits for every standard-mode task (the script returned). Returns the cancel when one
+    /// came during that wait, or stopped a task nothing waited for with `get()` (the end of
+    /// the script is then a graph's `execute()`: it ends cancelled); else the error of those
+    /// that failed while nothing waited for them: an unnoticed failure must not pass for a
+    /// success.
     pub fn wait_standard_tasks(&self) -> Option<TaskError> {
         let tasks = std::mem::take(&mut *self.standard.lock());
         if tasks.is_empty() {
             return None;
         }
+        let cancel = self.env().cancel.clone();
+        let cancelled_before = cancel.is_requested();
         let runtime = self.env().runtime.clone();
         let outcomes = runtime.block_on(async move {
             let mut outcomes = Vec::with_capacity(tasks.len());
@@ -164,25 +167,16 @@ impl RunState {
             outcomes
         });
         let observed = self.observed.lock();
-        let unnoticed: Vec<FailedTask> = outcomes
+        let unnoticed: Vec<(Arc<TaskCell>, TaskOutcome)> = outcomes
             .into_iter()
             .filter(|(cell, _)| !observed.contains(&cell.serial))
-            .filter_map(|(cell, outcome)| match outcome {
-                Ok(TaskOutcome::Failed(error)) => {
-                    Some(FailedTask { name: cell.name.clone(), defined_at: cell.defined_at, error })
-                }
-                _ => None,
-            })
+            .filter_map(|(cell, outcome)| Some((cell, outcome.ok()?)))
             .collect();
-        let names: Vec<String> = unnoticed.iter().map(|f| format!("`{}` ({})", f.name, f.error.message)).collect();
-        let (first, more) = names.split_first()?;
-        let message = match more.len() {
-            0 => format!("task {first} failed, and the script never waited for it with get()"),
-            n => format!("task {first} and {n} more failed, and the script never waited for them with get()"),
-        };
-        let mut error = TaskError::new(crate::exec::ErrorKind::GraphFailed, message);
-        error.failed_tasks = Arc::new(unnoticed);
-        Some(error)
+        let stopped = unnoticed.iter().any(|(_, outcome)| matches!(outcome, TaskOutcome::Cancelled));
+        if stopped || (cancel.is_requested() && !cancelled_before) {
+            return Some(TaskError::cancelled());
+        }
+        unnoticed_failure(unnoticed)
     }
 
     /// `get()` was called on this task: its failure (if any) reached the script.
@@ -201,6 +195,28 @@ impl RunState {
     pub fn end_execution(&self) {
         self.executing.fetch_sub(1, Ordering::AcqRel);
     }
+}
+
+/// The error of the standard-mode tasks that failed while nothing waited for them, if any.
+fn unnoticed_failure(outcomes: Vec<(Arc<TaskCell>, TaskOutcome)>) -> Option<TaskError> {
+    let unnoticed: Vec<FailedTask> = outcomes
+        .into_iter()
+        .filter_map(|(cell, outcome)| match outcome {
+            TaskOutcome::Failed(error) => {
+                Some(FailedTask { name: cell.name.clone(), defined_at: cell.defined_at, error })
+            }
+            _ => None,
+        })
+        .collect();
+    let names: Vec<String> = unnoticed.iter().map(|f| format!("`{}` ({})", f.name, f.error.message)).collect();
+    let (first, more) = names.split_first()?;
+    let message = match more.len() {
+        0 => format!("task {first} failed, and the script never waited for it with get()"),
+        n => format!("task {first} and {n} more failed, and the script never waited for them with get()"),
+    };
+    let mut error = TaskError::new(crate::exec::ErrorKind::GraphFailed, message);
+    error.failed_tasks = Arc::new(unnoticed);
+    Some(error)
 }
 
 /// Upgrades the host functions' reference; fails only if a script value outlived its run.
