@@ -180,3 +180,15 @@ fn a_graph_result_of_unit_prints_nothing_on_stdout() {
     assert_eq!(out.stdout, "");
     assert!(out.events.of_type("workflow_succeeded").next().unwrap().get("result").is_none());
 }
+
+// `sg.timeout`, `sg.revert` and `sg.provides` were accepted on a subgraph and ignored: no
+// timeout stopped it, no revert ran, and a task requiring its key got ().
+#[test]
+fn settings_a_subgraph_cannot_honour_are_refused() {
+    for setting in ["timeout", "revert", "provides"] {
+        let out = Run::new("subgraph_without_code_settings.rhai").param("setting", setting).output();
+        out.assert_code(2);
+        assert!(out.stderr.contains(&format!("a subgraph has no `{setting}`")), "{setting}: {}", out.stderr);
+        assert!(!out.events.started("install"), "{setting}");
+    }
+}

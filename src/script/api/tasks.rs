@@ -7,7 +7,7 @@ use rhai::{Array, Dynamic, Engine, EvalAltResult, FnPtr, Map, NativeCallContext,
 
 use super::graph::SubgraphHandle;
 use crate::exec::{FailedTask, ScriptPool, TaskError};
-use crate::graph::{ProcessOptions, TaskAction, TaskCell, TaskState};
+use crate::graph::{ProcessOptions, TaskAction, TaskCell, TaskKind, TaskState};
 use crate::script::state::{upgrade, RunRef, RunState};
 
 type Result<T> = std::result::Result<T, Box<EvalAltResult>>;
@@ -196,6 +196,21 @@ fn strings(value: &Dynamic, what: &str) -> Result<Vec<String>> {
     Ok(array.iter().map(crate::exec::display_value).collect())
 }
 
+/// A subgraph runs no code of its own and has no result: a `timeout`, a `revert` or a
+/// `provides` on it would be silently ignored, so setting one is refused.
+fn refuse_on_subgraph(cell: &TaskCell, setting: &str, value: &Dynamic) -> Result<()> {
+    if cell.kind() != TaskKind::Subgraph || value.is_unit() {
+        return Ok(());
+    }
+    let instead = match setting {
+        "timeout" => "set it on its tasks",
+        "revert" => "give its tasks revert closures; they are reverted when it is retried or the graph fails",
+        "provides" => "it has no result; let one of its tasks provide the key",
+        _ => return Ok(()),
+    };
+    Err(bad_argument(format!("a subgraph has no `{setting}`: {instead} (subgraph `{}`)", cell.name)))
+}
+
 /// The properties every task-like handle has (section 4).
 pub fn register_properties<T: AsTask>(engine: &mut Engine) {
     engine.register_get("name", |t: &mut T| t.cell().name.to_string());
@@ -225,6 +240,7 @@ pub fn register_properties<T: AsTask>(engine: &mut Engine) {
         None => Dynamic::UNIT,
     });
     engine.register_set("timeout", |t: &mut T, secs: Dynamic| -> Result<()> {
+        refuse_on_subgraph(t.cell(), "timeout", &secs)?;
         let timeout = if secs.is_unit() { None } else { Some(seconds(&secs, "timeout")?) };
         t.cell().inner.lock().settings.timeout = timeout;
         Ok(())
@@ -236,6 +252,7 @@ pub fn register_properties<T: AsTask>(engine: &mut Engine) {
                 None => Dynamic::UNIT,
             });
             engine.register_set($name, |t: &mut T, f: Dynamic| -> Result<()> {
+                refuse_on_subgraph(t.cell(), $name, &f)?;
                 t.cell().inner.lock().settings.$field = optional_closure(f, $name)?;
                 Ok(())
             });
@@ -249,6 +266,7 @@ pub fn register_properties<T: AsTask>(engine: &mut Engine) {
         None => Dynamic::UNIT,
     });
     engine.register_set("provides", |t: &mut T, key: Dynamic| -> Result<()> {
+        refuse_on_subgraph(t.cell(), "provides", &key)?;
         let key = if key.is_unit() { None } else { Some(crate::exec::display_value(&key)) };
         t.cell().inner.lock().settings.provides = key;
         Ok(())
