@@ -1,5 +1,7 @@
 //! Failures, retries and handlers (section 5).
 
+use std::time::Duration;
+
 use serde_json::{json, Value};
 
 use crate::support::{cli, Events, Run};
@@ -414,4 +416,31 @@ fn a_polling_task_counts_as_one_task_done() {
     let show = cli(&["executions", "show", &id, "--store", store.to_str().unwrap()]);
     show.assert_code(0);
     assert!(show.stdout.contains("tasks       2 of 2 succeeded"), "{}", show.stdout);
+}
+
+// Its success now told before its rescheduling, a polled task must still not pass for done:
+// resumed, it runs again instead of replaying that success.
+#[test]
+fn a_polled_task_whose_wait_was_cancelled_runs_again_on_resume() {
+    let mut run = Run::new("retries_polling_cancelled.rhai").spawn();
+    let rescheduled =
+        run.wait_for("the rescheduling of `poll`", |e| e["type"] == "task_rescheduled" && e["task"] == "poll");
+    run.interrupt();
+    let (out, _) = run.finish_within(Duration::from_secs(10));
+    out.assert_code(3);
+    let id = rescheduled["execution_id"].as_str().unwrap();
+    let (store, events) = (out.scratch.path().join("store"), out.scratch.path().join("resumed.jsonl"));
+    let resumed = cli(&[
+        "executions",
+        "resume",
+        id,
+        "--store",
+        store.to_str().unwrap(),
+        "--events-json",
+        events.to_str().unwrap(),
+    ]);
+    resumed.assert_code(0);
+    let events = Events::read(&events);
+    assert_eq!(events.attempts("poll"), 1, "{}", events.summary());
+    assert_eq!(events.outcome("poll"), Some("task_succeeded"));
 }
