@@ -184,8 +184,9 @@ fn a_cancel_while_the_script_s_end_waits_for_its_tasks_ends_the_execution_cancel
 // get() threw that error, and the execution ended "failed" (exit 1), not cancelled.
 #[test]
 fn a_cancel_during_a_standard_mode_retry_wait_ends_the_execution_cancelled() {
-    let mut run =
-        Run::new("cancel_during_a_standard_retry_wait.rhai").args(["--task-retries", "5", "--retry-interval", "30"]).spawn();
+    let mut run = Run::new("cancel_during_a_standard_retry_wait.rhai")
+        .args(["--task-retries", "5", "--retry-interval", "30"])
+        .spawn();
     run.wait_for("the first failure of `flaky`", |e| e["type"] == "task_rescheduled" && e["task"] == "flaky");
     run.interrupt();
     let (out, took) = run.finish_within(Duration::from_secs(10));
