@@ -1,4 +1,5 @@
-//! One task from its first attempt to its final outcome: run, judge (section 5), retry.
+//! One task from its first attempt to its final outcome: run, judge (section 5), retry. A
+//! subgraph's runs are judged here too (`judge_subgraph`), by the same rules.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -382,6 +383,7 @@ async fn judge_failure(
     failure_verdict(verdict, error, retries_left, interval, default_fails)
 }
 
+/// What a failure leads to, given the handler's verdict (`None`: none, or it returned nothing).
 fn failure_verdict(
     verdict: Option<HandlerVerdict>,
     error: TaskError,

@@ -3,6 +3,7 @@
 //! Event-driven: tasks report their outcome on a channel, cancel arrives as a future; there
 //! is no polling. No-op and event tasks run inline (no spawn), which keeps big graphs cheap;
 //! closure tasks without handlers go straight to a script thread (`direct_closure`).
+//! A subgraph's runs, judged by its handlers and retried, are in `subgraphs`.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -41,7 +42,8 @@ struct Scheduler {
     ready: VecDeque<u32>,
     running: usize,
     subgraphs: Vec<SubgraphState>,
-    /// Tasks (not subgraphs) that failed, in the order they failed, with their plan index.
+    /// Tasks that failed, in the order they failed, with their plan index (and subgraphs a
+    /// handler failed while none of their members did).
     failed: Vec<(u32, FailedTask)>,
     /// Subgraphs to run again, once the loop can await their reverts.
     retries_due: Vec<SubgraphRetry>,
