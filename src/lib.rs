@@ -4,6 +4,9 @@
 //! graphs in `graph`), `exec` runs tasks and graphs on tokio, `events` reports what happened,
 //! `store` keeps it. `cli` is the command line on top.
 
+#[macro_use]
+mod say;
+
 pub mod bundle;
 pub mod cli;
 pub mod deploy;

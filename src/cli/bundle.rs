@@ -57,8 +57,8 @@ pub fn bundle(args: BundleArgs) -> i32 {
     match args.command {
         BundleCommand::New { name, dir } => match scaffold::create(&dir, &name) {
             Ok(created) => {
-                eprintln!("✔ created bundle {name} in {}", created.display());
-                eprintln!(
+                say!("✔ created bundle {name} in {}", created.display());
+                say!(
                     "  try: rhaiflow bundle test {0} && rhaiflow run {0} deploy -p server=web1",
                     created.display()
                 );
@@ -71,7 +71,7 @@ pub fn bundle(args: BundleArgs) -> i32 {
         BundleCommand::Pack { dir, output } => with_bundle(&dir, |bundle| pack(bundle, output.as_deref())),
         BundleCommand::Install { source, force } => match registry::install(&source, force) {
             Ok(installed) => {
-                eprintln!("✔ installed {} {} in {}", installed.name, installed.version, installed.dir.display());
+                say!("✔ installed {} {} in {}", installed.name, installed.version, installed.dir.display());
                 0
             }
             Err(diagnostics) => report_all(&diagnostics),
@@ -83,7 +83,7 @@ pub fn bundle(args: BundleArgs) -> i32 {
         BundleCommand::Remove { name, version } => match registry::remove(&name, version.as_deref()) {
             Ok(removed) => {
                 for r in removed {
-                    eprintln!("✔ removed {} {}", r.name, r.version);
+                    say!("✔ removed {} {}", r.name, r.version);
                 }
                 0
             }
@@ -105,7 +105,7 @@ pub fn check_bundle(bundle: &Bundle) -> i32 {
         Err(diagnostics) => report_all(&diagnostics),
         Ok(checked) => {
             let m = &bundle.manifest;
-            eprintln!(
+            say!(
                 "✔ bundle {} {}: {} compile, {} map to their functions, {}",
                 m.name,
                 m.version,
@@ -124,7 +124,7 @@ pub fn check_bundle(bundle: &Bundle) -> i32 {
                     })
                     .collect();
                 let line = format!("  {}({})  {}", workflow.name, params.join(", "), workflow.description);
-                eprintln!("{}", line.trim_end());
+                say!("{}", line.trim_end());
             }
             0
         }
@@ -148,9 +148,9 @@ fn test_bundle(bundle: &Bundle) -> i32 {
     let results = testing::run_tests(bundle, |result| {
         let ms = result.report.elapsed.as_millis();
         match result.report.status {
-            Status::Succeeded => eprintln!("test {} ... ok ({ms} ms)", shown(&result.file)),
+            Status::Succeeded => say!("test {} ... ok ({ms} ms)", shown(&result.file)),
             _ => {
-                eprintln!("test {} ... FAILED ({ms} ms)", shown(&result.file));
+                say!("test {} ... FAILED ({ms} ms)", shown(&result.file));
                 if let Some(d) = &result.report.diagnostic {
                     report(d);
                 }
@@ -159,9 +159,9 @@ fn test_bundle(bundle: &Bundle) -> i32 {
     });
     let failed = results.iter().filter(|r| r.report.status != Status::Succeeded).count();
     if results.is_empty() {
-        eprintln!("no tests: write them as tests/*.rhai (`rhaiflow bundle new` shows how)");
+        say!("no tests: write them as tests/*.rhai (`rhaiflow bundle new` shows how)");
     } else {
-        eprintln!("{} passed, {failed} failed", results.len() - failed);
+        say!("{} passed, {failed} failed", results.len() - failed);
     }
     if failed > 0 {
         1
@@ -179,10 +179,10 @@ fn pack(bundle: &Bundle, output: Option<&Path>) -> i32 {
     let output =
         output.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from(format!("{}-{}.tar.gz", m.name, m.version)));
     if let Err(e) = std::fs::write(&output, &bytes) {
-        eprintln!("rhaiflow: cannot write {}: {e}", output.display());
+        say!("rhaiflow: cannot write {}: {e}", output.display());
         return 2;
     }
-    eprintln!(
+    say!(
         "✔ packed {} {} into {} ({} bytes, sha256 {})",
         m.name,
         m.version,
@@ -196,14 +196,14 @@ fn pack(bundle: &Bundle, output: Option<&Path>) -> i32 {
 fn list() -> i32 {
     let installed = registry::list();
     if installed.is_empty() {
-        eprintln!("no bundles installed in {}", registry::root().display());
+        say!("no bundles installed in {}", registry::root().display());
         return 0;
     }
     for i in installed {
         let workflows = Bundle::load(&i.dir)
             .map(|b| b.manifest.workflow_names())
             .unwrap_or_else(|d| format!("(unreadable: {})", d.message));
-        println!("{}\t{}\t{}", i.name, i.version, workflows);
+        say_out!("{}\t{}\t{}", i.name, i.version, workflows);
     }
     0
 }

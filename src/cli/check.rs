@@ -19,7 +19,7 @@ pub fn check(args: CheckArgs) -> i32 {
         Ok(Target::Script(script)) => script,
         Ok(Target::Bundle(bundle)) => return super::bundle::check_bundle(&bundle),
         Ok(Target::Builtin(name)) => {
-            eprintln!("✔ `{name}` is a built-in workflow: give `rhaiflow run {name} --blueprint FILE` to run it");
+            say!("✔ `{name}` is a built-in workflow: give `rhaiflow run {name} --blueprint FILE` to run it");
             return 0;
         }
         Err(diagnostics) => return report_all(&diagnostics),
@@ -30,11 +30,11 @@ pub fn check(args: CheckArgs) -> i32 {
     let tasks: usize = outcome.graphs.iter().map(|g| g.graph.lock().len()).sum();
     match (outcome.status, outcome.dry_result_used_at) {
         (Status::Succeeded, _) => {
-            eprintln!("✔ {} compiles; its graphs hold {tasks} tasks and are valid", args.target.display());
+            say!("✔ {} compiles; its graphs hold {tasks} tasks and are valid", args.target.display());
             0
         }
         (_, Some(at)) if outcome.status != Status::Invalid || tasks == 0 => {
-            eprintln!(
+            say!(
                 "✔ {} compiles; checked up to line {}, where it uses a task's result that only a real run has",
                 args.target.display(),
                 at.line().unwrap_or(0)

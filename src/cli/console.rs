@@ -92,14 +92,14 @@ impl Console {
             Status::Invalid => ("✘", "stopped: invalid input"),
             Status::Cancelled => ("⊘", "cancelled"),
         };
-        eprintln!(
+        say!(
             "{mark} workflow {word} in {:.2}s · tasks: {} · execution {execution_id}",
             elapsed.as_secs_f64(),
             counts.join(", ")
         );
         if let Some((task, error)) = &t.first_failure {
             if status != Status::Succeeded {
-                eprintln!("  first failure: task `{task}`: {error}");
+                say!("  first failure: task `{task}`: {error}");
             }
         }
     }
@@ -107,7 +107,7 @@ impl Console {
     fn line(state: &ConsoleState, text: String) {
         match &state.bar {
             Some(bar) => bar.println(text),
-            None => eprintln!("{text}"),
+            None => say!("{text}"),
         }
     }
 }

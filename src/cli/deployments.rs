@@ -67,12 +67,12 @@ pub fn deployments(args: DeploymentsArgs) -> i32 {
             match deployments.create(&name, &file, blueprint) {
                 Ok(d) => {
                     let count = d.instances.lock().len();
-                    eprintln!(
+                    say!(
                         "✔ deployment {name} created from {}: {} nodes, {count} instances",
                         file.display(),
                         d.nodes.len()
                     );
-                    eprintln!("  install it: rhaiflow run install --deployment {name}");
+                    say!("  install it: rhaiflow run install --deployment {name}");
                     0
                 }
                 Err(e) => store_failed(e),
@@ -81,11 +81,11 @@ pub fn deployments(args: DeploymentsArgs) -> i32 {
         DeploymentsCommand::List => match deployments.list() {
             Ok(list) => {
                 if list.is_empty() {
-                    eprintln!("no deployments in {}", path.display());
+                    say!("no deployments in {}", path.display());
                 }
                 for d in list {
                     let states: Vec<String> = d.states.iter().map(|(s, n)| format!("{n} {s}")).collect();
-                    println!(
+                    say_out!(
                         "{}\t{} instances ({})\t{}\t{}",
                         d.name,
                         d.instances,
@@ -100,14 +100,14 @@ pub fn deployments(args: DeploymentsArgs) -> i32 {
         },
         DeploymentsCommand::Show { name } => match deployments.load(&name) {
             Ok(deployment) => {
-                println!("deployment {name}");
+                say_out!("deployment {name}");
                 let instances = deployment.instances.lock().clone();
                 for i in instances {
                     let data = deployment.data_of(&i.id);
                     let inside = i.contained_in.map(|c| format!(" in {c}")).unwrap_or_default();
                     let properties = serde_json::Value::Object(data.runtime_properties);
                     let node = &deployment.nodes[i.node].id;
-                    println!("  {:<16} {:<12} {:<14}{inside}  {properties}", i.id, node, data.state);
+                    say_out!("  {:<16} {:<12} {:<14}{inside}  {properties}", i.id, node, data.state);
                 }
                 0
             }
@@ -133,7 +133,7 @@ pub fn deployments(args: DeploymentsArgs) -> i32 {
             }
             match deployments.delete(&name) {
                 Ok(()) => {
-                    eprintln!("✔ deployment {name} deleted");
+                    say!("✔ deployment {name} deleted");
                     0
                 }
                 Err(e) => store_failed(e),

@@ -106,7 +106,7 @@ pub fn executions(args: ExecutionsArgs) -> i32 {
 pub fn resume_hint(report: &RunReport) {
     let (Some(path), Status::Failed | Status::Cancelled) = (&report.store_path, report.status) else { return };
     let store = if *path == store::locate(None) { String::new() } else { format!(" --store {}", path.display()) };
-    eprintln!("  resume with: rhaiflow executions resume {}{store}", report.execution_id);
+    say!("  resume with: rhaiflow executions resume {}{store}", report.execution_id);
 }
 
 fn open_existing(arg: &StoreArg) -> Result<(PathBuf, Option<std::sync::Arc<dyn Store>>), ScriptDiagnostic> {
@@ -166,12 +166,12 @@ fn list(arg: &StoreArg) -> Result<i32, ScriptDiagnostic> {
         None => Vec::new(),
     };
     if records.is_empty() {
-        eprintln!("no executions recorded in {}", path.display());
+        say!("no executions recorded in {}", path.display());
         return Ok(0);
     }
-    println!("{:<36}  {:<20}  {:<10}  {:<23}  {:>9}  TASKS", "ID", "WORKFLOW", "STATUS", "STARTED", "DURATION");
+    say_out!("{:<36}  {:<20}  {:<10}  {:<23}  {:>9}  TASKS", "ID", "WORKFLOW", "STATUS", "STARTED", "DURATION");
     for r in &records {
-        println!(
+        say_out!(
             "{:<36}  {:<20}  {:<10}  {:<23}  {:>9}  {}/{}",
             r.id,
             r.workflow,
@@ -187,29 +187,29 @@ fn list(arg: &StoreArg) -> Result<i32, ScriptDiagnostic> {
 
 fn show(id: &str, arg: &StoreArg) -> Result<i32, ScriptDiagnostic> {
     let (_, store, r) = find(id, arg)?;
-    println!("execution   {}", r.id);
-    println!("workflow    {} ({})", r.workflow, r.script);
-    println!("status      {}", r.shown_status());
-    println!("started     {}", r.started_at);
+    say_out!("execution   {}", r.id);
+    say_out!("workflow    {} ({})", r.workflow, r.script);
+    say_out!("status      {}", r.shown_status());
+    say_out!("started     {}", r.started_at);
     if let Some(ended) = &r.ended_at {
-        println!("ended       {ended} ({})", duration(&r));
+        say_out!("ended       {ended} ({})", duration(&r));
     }
     if r.resumes > 0 {
-        println!("resumed     {} time{}", r.resumes, if r.resumes == 1 { "" } else { "s" });
+        say_out!("resumed     {} time{}", r.resumes, if r.resumes == 1 { "" } else { "s" });
     }
-    println!("parameters  {}", r.parameters);
-    println!("tasks       {} of {} succeeded", r.tasks_done, r.tasks_total);
+    say_out!("parameters  {}", r.parameters);
+    say_out!("tasks       {} of {} succeeded", r.tasks_done, r.tasks_total);
     if let Some(error) = &r.error {
-        println!("error       {error}");
+        say_out!("error       {error}");
     }
     let tasks = store.tasks(&r.id).map_err(store_error)?;
     if !tasks.is_empty() {
         let width = tasks.iter().map(|t| t.name.chars().count()).max().unwrap_or(4).clamp(4, 40);
-        println!();
-        println!("{:<width$}  {:<9}  {:<11}  {:>8}  ERROR", "TASK", "KIND", "STATE", "ATTEMPTS");
+        say_out!();
+        say_out!("{:<width$}  {:<9}  {:<11}  {:>8}  ERROR", "TASK", "KIND", "STATE", "ATTEMPTS");
         for t in &tasks {
             let error = t.error.as_deref().unwrap_or("").lines().next().unwrap_or("");
-            println!("{:<width$}  {:<9}  {:<11}  {:>8}  {error}", t.name, t.kind, t.state, t.attempts);
+            say_out!("{:<width$}  {:<9}  {:<11}  {:>8}  {error}", t.name, t.kind, t.state, t.attempts);
         }
     }
     Ok(0)
@@ -242,9 +242,9 @@ fn events(id: &str, arg: &StoreArg, follow: bool, json: bool) -> Result<i32, Scr
         for (seq, line) in store.events_after(&record.id, after).map_err(store_error)? {
             after = seq;
             if json {
-                println!("{line}");
+                say_out!("{line}");
             } else {
-                println!("{}", human_line(&line));
+                say_out!("{}", human_line(&line));
             }
         }
         if !follow {
@@ -254,7 +254,7 @@ fn events(id: &str, arg: &StoreArg, follow: bool, json: bool) -> Result<i32, Scr
         if now.status != ExecutionStatus::Running || now.crashed() {
             // One more read: the last events are committed with the final status.
             for (_, line) in store.events_after(&record.id, after).map_err(store_error)? {
-                println!("{}", if json { line } else { human_line(&line) });
+                say_out!("{}", if json { line } else { human_line(&line) });
             }
             return Ok(0);
         }
@@ -265,21 +265,21 @@ fn events(id: &str, arg: &StoreArg, follow: bool, json: bool) -> Result<i32, Scr
 fn cancel(id: &str, arg: &StoreArg, force: bool) -> Result<i32, ScriptDiagnostic> {
     let (_, store, record) = find(id, arg)?;
     if record.status != ExecutionStatus::Running || record.crashed() {
-        eprintln!("execution {} is not running (it is {})", record.id, record.shown_status());
+        say!("execution {} is not running (it is {})", record.id, record.shown_status());
         return Ok(1);
     }
     store.request_cancel(&record.id, force).map_err(store_error)?;
-    eprintln!("{} cancel requested for execution {}", if force { "forced" } else { "graceful" }, record.id);
+    say!("{} cancel requested for execution {}", if force { "forced" } else { "graceful" }, record.id);
     // Wait a little to report the outcome; a graceful cancel may wait for running tasks.
     for _ in 0..50 {
         std::thread::sleep(Duration::from_millis(100));
         let now = store.execution(&record.id).map_err(store_error)?;
         if now.status != ExecutionStatus::Running {
-            eprintln!("execution {} is {}", now.id, now.shown_status());
+            say!("execution {} is {}", now.id, now.shown_status());
             return Ok(0);
         }
     }
-    eprintln!("execution {} will stop when its running tasks finish (--force stops them now)", record.id);
+    say!("execution {} will stop when its running tasks finish (--force stops them now)", record.id);
     Ok(0)
 }
 

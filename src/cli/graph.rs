@@ -51,8 +51,8 @@ pub fn graph(args: GraphArgs) -> i32 {
     let guards: Vec<_> = outcome.graphs.iter().map(|g| g.graph.lock()).collect();
     let graphs: Vec<&crate::graph::TaskGraph> = guards.iter().map(|g| &**g).collect();
     if graphs.is_empty() {
-        eprintln!("{} builds no graph: it never calls graph_mode()", args.target.display());
+        say!("{} builds no graph: it never calls graph_mode()", args.target.display());
     }
-    print!("{}", render(&graphs, args.format));
+    say_text!(stdout, render(&graphs, args.format));
     0
 }

@@ -82,7 +82,7 @@ fn end_quietly_on_closed_pipe() {
 /// Prints a diagnostic on stderr, in colour only at a terminal.
 pub fn report(diagnostic: &ScriptDiagnostic) {
     let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    eprint!("{}", render(diagnostic, colour));
+    say_text!(stderr, render(diagnostic, colour));
 }
 
 /// Reports every diagnostic; returns exit code 2 (invalid input).

@@ -267,7 +267,7 @@ impl TaskCell {
         self.inner.lock().status.error = error;
     }
 
-    /// Ends the task: its final state, and wakes whoever waits in `wait_final`.
+    /// Ends the task: its final state, and wakes whoever waits in `wait_final_for`.
     pub fn finish(&self, state: TaskState) {
         let mut inner = self.inner.lock();
         inner.status.state = state;
@@ -275,13 +275,14 @@ impl TaskCell {
         self.finished.notify_all();
     }
 
-    /// Blocks the calling (script) thread until the task reached a final state.
-    pub fn wait_final(&self) -> TaskStatus {
+    /// Blocks the calling (script) thread for at most `at_most`: the task's status once it
+    /// reached a final state, `None` if it has not by then.
+    pub fn wait_final_for(&self, at_most: std::time::Duration) -> Option<TaskStatus> {
         let mut inner = self.inner.lock();
-        while !inner.status.state.is_final() {
-            self.finished.wait(&mut inner);
+        if !inner.status.state.is_final() {
+            self.finished.wait_for(&mut inner, at_most);
         }
-        inner.status.clone()
+        inner.status.state.is_final().then(|| inner.status.clone())
     }
 }
 

@@ -51,7 +51,7 @@ pub fn run(options: ReplOptions) -> i32 {
     let mut editor = match Editor::<InputHelper, DefaultHistory>::new() {
         Ok(editor) => editor,
         Err(e) => {
-            eprintln!("rhaiflow: cannot start the line editor: {e}");
+            say!("rhaiflow: cannot start the line editor: {e}");
             return 2;
         }
     };
@@ -60,7 +60,7 @@ pub fn run(options: ReplOptions) -> i32 {
     if let Some(path) = &options.history {
         let _ = editor.load_history(path);
     }
-    eprintln!(
+    say!(
         "rhaiflow {} — Rhai workflows, one line at a time. :help lists the API, Ctrl-D leaves.",
         env!("CARGO_PKG_VERSION")
     );
@@ -68,12 +68,12 @@ pub fn run(options: ReplOptions) -> i32 {
         let line = match editor.readline("rhaiflow> ") {
             Ok(line) => line,
             Err(ReadlineError::Interrupted) => {
-                eprintln!("^C (Ctrl-D or :quit leaves)");
+                say!("^C (Ctrl-D or :quit leaves)");
                 continue;
             }
             Err(ReadlineError::Eof) => break,
             Err(e) => {
-                eprintln!("rhaiflow: cannot read the line: {e}");
+                say!("rhaiflow: cannot read the line: {e}");
                 break;
             }
         };
@@ -113,15 +113,15 @@ fn command_line(command: &str, session: &mut Session, options: &ReplOptions, run
     let (name, argument) = command.split_once(char::is_whitespace).map_or((command, ""), |(n, a)| (n, a.trim()));
     match name {
         "quit" | "q" | "exit" => return false,
-        "help" | "h" => print!("{}", help::text()),
+        "help" | "h" => say_text!(stdout, help::text()),
         "graph" => match session.current_graph() {
-            Some(graph) => print!("{}", render(&[&*graph.graph.lock()], Format::Text)),
-            None => eprintln!("no graph yet: `let g = graph_mode();` starts one"),
+            Some(graph) => say_text!(stdout, render(&[&*graph.graph.lock()], Format::Text)),
+            None => say!("no graph yet: `let g = graph_mode();` starts one"),
         },
         "run" => evaluate(session, running, |s| {
             let outcome = s.run_graph();
             if outcome.is_none() {
-                eprintln!("no graph to run: `let g = graph_mode();` starts one");
+                say!("no graph to run: `let g = graph_mode();` starts one");
             }
             outcome
         }),
@@ -131,17 +131,17 @@ fn command_line(command: &str, session: &mut Session, options: &ReplOptions, run
                 let name = argument.to_string();
                 evaluate(session, running, |s| Some(s.eval(&name, &text)));
             }
-            Ok(_) => eprintln!(":load needs a file: `:load path/to/script.rhai`"),
-            Err(e) => eprintln!("cannot read {argument}: {e}"),
+            Ok(_) => say!(":load needs a file: `:load path/to/script.rhai`"),
+            Err(e) => say!("cannot read {argument}: {e}"),
         },
         "reset" => match Session::new(options.setup.clone()) {
             Ok(fresh) => {
                 *session = fresh;
-                eprintln!("a new session: no variables, no functions, standard mode");
+                say!("a new session: no variables, no functions, standard mode");
             }
             Err(d) => print_diagnostic(&d),
         },
-        other => eprintln!("unknown command :{other} (:help lists them)"),
+        other => say!("unknown command :{other} (:help lists them)"),
     }
     true
 }
@@ -163,7 +163,7 @@ fn evaluate(session: &mut Session, running: &Running, f: impl FnOnce(&mut Sessio
         session.last_run_from = from;
     }
     match outcome {
-        Some(Outcome::Value(value)) if !value.is_unit() => println!("{}", session.show(&value)),
+        Some(Outcome::Value(value)) if !value.is_unit() => say_out!("{}", session.show(&value)),
         Some(Outcome::Failed(d)) => print_diagnostic(&d),
         _ => {}
     }
@@ -172,7 +172,7 @@ fn evaluate(session: &mut Session, running: &Running, f: impl FnOnce(&mut Sessio
 fn print_diagnostic(d: &ScriptDiagnostic) {
     use std::io::IsTerminal;
     let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    eprint!("{}", render_diagnostic(d, colour));
+    say_text!(stderr, render_diagnostic(d, colour));
 }
 
 /// `:events`: one line an event of the last run.
@@ -180,7 +180,7 @@ fn print_events(session: &Session) {
     let events = session.log.events.lock();
     let last = &events[session.last_run_from.min(events.len())..];
     if last.is_empty() {
-        eprintln!("no events yet");
+        say!("no events yet");
     }
     for e in last {
         let text = |key: &str| e.get(key).and_then(Value::as_str).unwrap_or("");
@@ -194,7 +194,7 @@ fn print_events(session: &Session) {
         if let Some(result) = e.get("result") {
             line.push_str(&format!("  => {result}"));
         }
-        println!("{}", line.trim_end());
+        say_out!("{}", line.trim_end());
     }
 }
 
@@ -214,7 +214,7 @@ fn watch_interrupts(running: Running) {
             while interrupts.recv().await.is_some() {
                 if let Some(cancel) = running.lock().clone() {
                     let forced = cancel.is_requested();
-                    eprintln!(
+                    say!(
                         "{}",
                         if forced { "^C forcing: stopping running tasks" } else { "^C cancelling (again to force)" }
                     );

@@ -26,7 +26,7 @@ impl CancelWatcher {
                 if request > seen {
                     seen = request;
                     let how = if request > 1 { " (forced)" } else { "" };
-                    eprintln!("rhaiflow: cancel requested from another shell{how}");
+                    say!("rhaiflow: cancel requested from another shell{how}");
                     cancel.request(request > 1);
                 }
             }
@@ -54,10 +54,10 @@ pub(super) async fn watch_signals(cancel: Arc<CancelState>) {
             _ = terminate.recv() => {}
         }
         if cancel.is_requested() {
-            eprintln!("rhaiflow: forcing the cancel: stopping running tasks");
+            say!("rhaiflow: forcing the cancel: stopping running tasks");
             cancel.request(true);
         } else {
-            eprintln!("rhaiflow: cancelling: running tasks finish, nothing new starts (again to force)");
+            say!("rhaiflow: cancelling: running tasks finish, nothing new starts (again to force)");
             cancel.request(false);
         }
     }

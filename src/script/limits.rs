@@ -8,7 +8,7 @@ use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rhai::{Dynamic, Engine};
+use rhai::{Dynamic, Engine, EvalAltResult, Position};
 
 use crate::exec::{CancelState, TERMINATED_BY_CANCEL};
 
@@ -58,18 +58,48 @@ pub fn install(engine: &mut Engine, limits: &Limits) {
         if operations & 0x3ff != 0 {
             return None;
         }
-        GUARD.with(|guard| {
-            let guard = guard.borrow();
-            let guard = guard.as_ref()?;
-            if guard.cancel.is_forced() {
-                return Some(Dynamic::from(TERMINATED_BY_CANCEL));
-            }
-            match guard.deadline {
-                Some((at, secs)) if Instant::now() >= at => Some(Dynamic::from(format!("timed out after {secs}s"))),
-                _ => None,
-            }
-        })
+        interruption()
     });
+}
+
+/// Why the script call running on this thread must stop now (a forced cancel, its timeout),
+/// as the value `on_progress` terminates a script with; `None` while it may go on.
+pub fn interruption() -> Option<Dynamic> {
+    GUARD.with(|guard| {
+        let guard = guard.borrow();
+        let guard = guard.as_ref()?;
+        if guard.cancel.is_forced() {
+            return Some(Dynamic::from(TERMINATED_BY_CANCEL));
+        }
+        match guard.deadline {
+            Some((at, secs)) if Instant::now() >= at => Some(Dynamic::from(format!("timed out after {secs}s"))),
+            _ => None,
+        }
+    })
+}
+
+/// How long a host function that blocks may wait before it looks at `interruption()` again:
+/// a forced cancel is seen within this, a timeout exactly when it falls due.
+pub fn next_check() -> Duration {
+    const AT_MOST: Duration = Duration::from_millis(50);
+    GUARD.with(|guard| match guard.borrow().as_ref().and_then(|g| g.deadline) {
+        Some((at, _)) => at.saturating_duration_since(Instant::now()).min(AT_MOST),
+        None => AT_MOST,
+    })
+}
+
+/// Waits with `wait(slice)` (which returns `Some` when its wait is over) until it is over or
+/// the script call on this thread is interrupted: a host function that blocks (`t.get()`,
+/// `g.execute()`) must not outlive a forced cancel or its task's timeout.
+pub fn wait_interruptibly<T>(mut wait: impl FnMut(Duration) -> Option<T>) -> Result<T, Box<EvalAltResult>> {
+    loop {
+        if let Some(value) = wait(next_check()) {
+            return Ok(value);
+        }
+        if let Some(reason) = interruption() {
+            return Err(Box::new(EvalAltResult::ErrorTerminated(reason, Position::NONE)));
+        }
+    }
 }
 
 /// Runs `f` with cancel and an optional timeout watching any script it evaluates.

@@ -46,7 +46,7 @@ impl Modules {
             match module {
                 Ok(module) => std.insert(*name, module),
                 // Covered by a unit test; if it ever happens, importing it says "not found".
-                Err(e) => eprintln!("rhaiflow: this is a bug: the stdlib module {name} does not compile: {e}"),
+                Err(e) => say!("rhaiflow: this is a bug: the stdlib module {name} does not compile: {e}"),
             }
         }
         Modules { std, roots, loaded: Mutex::new(HashMap::new()), loading: Mutex::new(HashSet::new()) }

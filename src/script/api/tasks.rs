@@ -8,6 +8,7 @@ use rhai::{Array, Dynamic, Engine, EvalAltResult, FnPtr, Map, NativeCallContext,
 use super::graph::SubgraphHandle;
 use crate::exec::{FailedTask, ScriptPool, TaskError};
 use crate::graph::{ProcessOptions, TaskAction, TaskCell, TaskKind, TaskState};
+use crate::script::limits;
 use crate::script::state::{upgrade, RunRef, RunState};
 
 type Result<T> = std::result::Result<T, Box<EvalAltResult>>;
@@ -155,14 +156,15 @@ fn get(run: &RunRef, cell: &Arc<TaskCell>, position: Position) -> Result<Dynamic
         run.dry_results_used.lock().get_or_insert(position);
         return Ok(Dynamic::UNIT);
     }
-    if state == TaskState::Pending && run.is_graph_mode() && !run.executing() {
-        return Err(error(format!(
-            "task `{}` has not run: in graph mode tasks run when the graph's execute() runs",
-            cell.name
-        )));
+    if run.is_graph_mode() && !state.is_final() {
+        return Err(not_run_in_graph_mode(&run, cell, position));
     }
     run.observe(cell);
-    let status = ScriptPool::blocking(|| cell.wait_final());
+    let status = ScriptPool::blocking(|| limits::wait_interruptibly(|slice| cell.wait_final_for(slice)))
+        .map_err(|mut e| {
+            e.set_position(position);
+            e
+        })?;
     if status.state == TaskState::Succeeded {
         return Ok(status.result);
     }
@@ -174,6 +176,22 @@ fn get(run: &RunRef, cell: &Arc<TaskCell>, position: Position) -> Result<Dynamic
     error.failed_tasks =
         Arc::new(vec![FailedTask { name: cell.name.clone(), defined_at: cell.defined_at, error: cause }]);
     Err(error.into_rhai())
+}
+
+/// `get()` of a graph task that has not finished. Waiting would be waiting for ever when the
+/// task runs after the caller (or in no graph at all), so in graph mode a task's value only
+/// reaches another task through provides/requires, after the graph ordered them.
+fn not_run_in_graph_mode(run: &RunState, cell: &TaskCell, position: Position) -> Box<EvalAltResult> {
+    let message = if run.executing() {
+        format!(
+            "task `{}` has not finished, and in graph mode a task cannot wait for another with get() (it would wait \
+             for ever if `{}` runs after it): pass the value with provides/requires, or order the tasks with add_dependency",
+            cell.name, cell.name
+        )
+    } else {
+        format!("task `{}` has not run: in graph mode tasks run when the graph's execute() runs", cell.name)
+    };
+    TaskError::recoverable(message).at(position).into_rhai()
 }
 
 fn optional_closure(value: Dynamic, what: &str) -> Result<Option<FnPtr>> {
