@@ -96,7 +96,12 @@ async fn run_attempts(cell: Arc<TaskCell>, env: Arc<ExecEnv>, mut first: Option<
                 if reports {
                     let seq = env.bus.emit(Payload::TaskSucceeded(info, result_json(&value)));
                     if has_effects(&cell) {
-                        env.committed(seq).await;
+                        // A success that is not on disk is no success: nothing may run on it.
+                        if let Err(error) = env.committed(seq).await {
+                            cell.set_error(Some(error.clone()));
+                            cell.finish(TaskState::Failed);
+                            return TaskOutcome::Failed(error);
+                        }
                     }
                 }
                 cell.set_result(value);

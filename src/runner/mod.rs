@@ -21,7 +21,7 @@ use crate::events::{EventBus, EventSink, ExecutionLabel, Payload};
 use crate::exec::{innermost, CancelState, ErrorKind, ExecEnv, Mocks, TaskError, TERMINATED_BY_CANCEL};
 use crate::script::api::GraphShared;
 use crate::script::{self, Limits, ModuleRoot, RunSettings, RunState, ScriptBridge, ScriptDiagnostic, Source};
-use crate::store::{self, ExecutionRecord, ExecutionStatus, Store, StoreSink};
+use crate::store::{self, ExecutionRecord, ExecutionStatus, Store, StoreError, StoreSink};
 use crate::value::{from_json, to_json};
 use entry::{entry_call, point_at_function};
 use resume::ResumeFrom;
@@ -360,41 +360,40 @@ fn run_execution(
     };
 
     let (status, result, diagnostic) = match outcome {
-        Ok(Ok(value)) => {
-            let result = (!value.is_unit()).then(|| to_json(&value));
-            bus.emit(Payload::WorkflowSucceeded { result: result.clone() });
-            (Status::Succeeded, result, None)
-        }
+        Ok(Ok(value)) => (Status::Succeeded, (!value.is_unit()).then(|| to_json(&value)), None),
         Ok(Err(err)) => {
-            let status = classify(&err);
             let mut diagnostic = ScriptDiagnostic::runtime(&err, &source);
             name_the_limit(&mut diagnostic, &options.limits);
             if let (Some(w), true) = (&options.workflow, diagnostic.labels.is_empty()) {
                 point_at_function(&mut diagnostic, &source, &w.function);
             }
-            match status {
-                Status::Cancelled => bus.emit(Payload::WorkflowCancelled),
-                _ => bus.emit(Payload::WorkflowFailed { error: diagnostic.message.clone() }),
-            };
-            (status, None, Some(diagnostic))
+            (classify(&err), None, Some(diagnostic))
         }
         Err(_) => {
             let message = "this is a bug in rhaiflow: the script engine panicked; please report it with the script";
-            bus.emit(Payload::WorkflowFailed { error: message.into() });
             (Status::Failed, None, Some(ScriptDiagnostic::plain("rhaiflow::bug", message)))
         }
     };
+    // A store that failed holds less than what ran: the run fails, whatever the script made
+    // of it (it may have caught the task failure the store caused).
+    let (status, result, diagnostic) = match store.as_deref().and_then(store_failure) {
+        Some(error) => (Status::Failed, None, Some(store_failed(&error))),
+        None => (status, result, diagnostic),
+    };
+    bus.emit(match status {
+        Status::Succeeded => Payload::WorkflowSucceeded { result: result.clone() },
+        Status::Cancelled => Payload::WorkflowCancelled,
+        Status::Failed | Status::Invalid => {
+            Payload::WorkflowFailed { error: diagnostic.as_ref().map(|d| d.message.clone()).unwrap_or_default() }
+        }
+    });
     bus.close();
     drop(watcher);
-    if let Some(store) = &store {
-        let ended = match status {
-            Status::Succeeded => ExecutionStatus::Succeeded,
-            Status::Cancelled => ExecutionStatus::Cancelled,
-            Status::Failed | Status::Invalid => ExecutionStatus::Failed,
-        };
-        store.end(&execution_id, ended, diagnostic.as_ref().map(|d| d.message.clone()));
-        store.flush();
-    }
+    let (status, result, diagnostic) = match store.as_deref().map(|s| record_end(s, &execution_id, status, &diagnostic))
+    {
+        Some(Err(error)) => (Status::Failed, None, Some(store_failed(&error))),
+        _ => (status, result, diagnostic),
+    };
     let graphs = run_state.graphs.lock().clone();
     let dry_result_used_at = *run_state.dry_results_used.lock();
     // Closures stopped by a forced cancel may still be unwinding: don't wait for them.
@@ -410,6 +409,36 @@ fn run_execution(
         elapsed: started.elapsed(),
         store_path: store_path.filter(|_| store.is_some()),
     }
+}
+
+/// The write of the store that failed so far, if one did (without waiting for what is queued).
+fn store_failure(store: &dyn Store) -> Option<StoreError> {
+    store.committed().and_then(|committed| committed.borrow().failure().cloned())
+}
+
+/// The diagnostic of a run whose store failed.
+fn store_failed(error: &StoreError) -> ScriptDiagnostic {
+    ScriptDiagnostic::plain("rhaiflow::store", error.to_string()).with_help(
+        "what ran after the store's last commit is not recorded: once the store can be written again, resuming the \
+         execution runs it again",
+    )
+}
+
+/// Records how the execution ended and waits until everything is on disk; `Err` when the store
+/// failed to record any of it.
+fn record_end(
+    store: &dyn Store,
+    execution_id: &str,
+    status: Status,
+    diagnostic: &Option<ScriptDiagnostic>,
+) -> Result<(), StoreError> {
+    let ended = match status {
+        Status::Succeeded => ExecutionStatus::Succeeded,
+        Status::Cancelled => ExecutionStatus::Cancelled,
+        Status::Failed | Status::Invalid => ExecutionStatus::Failed,
+    };
+    store.end(execution_id, ended, diagnostic.as_ref().map(|d| d.message.clone()))?;
+    store.flush()
 }
 
 /// A script stopped by a limit is told which limit, and how large it is.
