@@ -177,7 +177,7 @@ async fn perform(cell: &Arc<TaskCell>, settings: &TaskSettings, env: &Arc<ExecEn
             call_blocking(env, closure, args, settings.timeout).await
         }
         TaskAction::SetState { deployment, instance, state } => {
-            deployment.set_state(instance, state);
+            deployment.set_state(instance, state).map_err(|e| TaskError::unrecorded(&e))?;
             Ok(Dynamic::UNIT)
         }
         TaskAction::Operation(call) => super::operation::run(call, cell, settings, env).await,
@@ -279,6 +279,10 @@ async fn judge(
         Err(error) => {
             if error.is_cancelled() {
                 return Judgement::Cancelled;
+            }
+            // Nothing a retry or a handler does is recorded by a store that failed.
+            if error.kind == ErrorKind::StoreFailed {
+                return Judgement::Fail(error);
             }
             if let ErrorKind::RetryAfter(after) = error.kind {
                 return if retries_left { Judgement::Retry { after, error } } else { Judgement::Fail(error) };

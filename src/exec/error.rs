@@ -107,8 +107,9 @@ impl TaskError {
         self
     }
 
-    /// A task whose success the store could not record: `error` says why.
-    pub fn unrecorded(error: &crate::store::StoreError) -> Self {
+    /// What a task did (its success, an instance's new state) that the store could not
+    /// record: `error` says why.
+    pub fn unrecorded(error: &impl fmt::Display) -> Self {
         Self::new(ErrorKind::StoreFailed, error.to_string())
     }
 

@@ -16,6 +16,7 @@ use serde_json::Value;
 
 pub use resume::resume;
 
+use crate::deploy::model::NotRecorded;
 use crate::deploy::Deployment;
 use crate::events::{EventBus, EventSink, ExecutionLabel, Payload};
 use crate::exec::{innermost, CancelState, ErrorKind, ExecEnv, Mocks, TaskError, TERMINATED_BY_CANCEL};
@@ -376,9 +377,11 @@ fn run_execution(
     };
     // A store that failed holds less than what ran: the run fails, whatever the script made
     // of it (it may have caught the task failure the store caused).
-    let (status, result, diagnostic) = match store.as_deref().and_then(store_failure) {
-        Some(error) => (Status::Failed, None, Some(store_failed(&error))),
-        None => (status, result, diagnostic),
+    let unrecorded = options.deployment.as_ref().and_then(|d| d.unrecorded());
+    let (status, result, diagnostic) = match (store.as_deref().and_then(store_failure), unrecorded) {
+        (Some(error), _) => (Status::Failed, None, Some(store_failed(&error))),
+        (None, Some(lost)) => (Status::Failed, None, Some(deployment_not_recorded(&lost))),
+        (None, None) => (status, result, diagnostic),
     };
     bus.emit(match status {
         Status::Succeeded => Payload::WorkflowSucceeded { result: result.clone() },
@@ -422,6 +425,12 @@ fn store_failed(error: &StoreError) -> ScriptDiagnostic {
         "what ran after the store's last commit is not recorded: once the store can be written again, resuming the \
          execution runs it again",
     )
+}
+
+/// The diagnostic of a run that changed its deployment in ways the store did not record.
+fn deployment_not_recorded(lost: &NotRecorded) -> ScriptDiagnostic {
+    ScriptDiagnostic::plain("rhaiflow::deployments", lost.to_string())
+        .with_help("the stored deployment is as the store last recorded it, not as this run left the instances")
 }
 
 /// Records how the execution ended and waits until everything is on disk; `Err` when the store

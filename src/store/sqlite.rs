@@ -75,7 +75,7 @@ pub struct SqliteStore {
     committed: watch::Receiver<CommitState>,
 }
 
-fn database_error(path: &Path, e: rusqlite::Error) -> StoreError {
+pub(super) fn database_error(path: &Path, e: rusqlite::Error) -> StoreError {
     let corrupt = |message: String| StoreError::Corrupt { path: path.to_path_buf(), message };
     match e {
         // A value rhaiflow never writes: read as a default, it would be a guess.
@@ -91,7 +91,7 @@ fn database_error(path: &Path, e: rusqlite::Error) -> StoreError {
 }
 
 /// A row value that does not read as rhaiflow wrote it; `database_error` reports it as damage.
-fn damaged(column: usize, message: String) -> rusqlite::Error {
+pub(super) fn damaged(column: usize, message: String) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(column, rusqlite::types::Type::Text, message.into())
 }
 
