@@ -455,3 +455,23 @@ fn an_unparseable_event_is_reported() {
     conn.execute("UPDATE event_rows SET events = ?2 WHERE position = ?1", rusqlite::params![position, events]).unwrap();
     assert_reported_as_damaged(&run, &id, &[&["show"], &["events"], &["resume"]], "does not read as JSON");
 }
+
+// Setting up a new store ignored a COMMIT that failed: the store opened without its tables, and
+// the command failed later with "no such table: executions" instead of the real cause.
+#[test]
+fn a_store_that_cannot_be_set_up_says_why() {
+    let disk = match SmallDisk::mount("1m") {
+        Ok(disk) => disk,
+        Err(why) => return crate::support::skip("store::a_store_that_cannot_be_set_up_says_why", &why),
+    };
+    // An empty database kept open, so that its WAL and shared memory exist: on the full disk,
+    // only the commit of rhaiflow's tables has no room left.
+    let file = disk.path().join("store.db");
+    let holder = rusqlite::Connection::open(&file).unwrap();
+    holder.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE scratch (x); DROP TABLE scratch;").unwrap();
+    let _ = std::fs::write(disk.path().join("filler"), vec![0u8; 4 << 20]);
+    let out = cli(&["executions", "list", "--store", file.to_str().unwrap()]);
+    out.assert_code(2);
+    assert!(out.stderr.contains("database or disk is full"), "{}", out.stderr);
+    drop(holder);
+}

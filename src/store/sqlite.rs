@@ -522,3 +522,27 @@ impl Store for SqliteStore {
             .map_err(|e| self.err(e))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::Payload;
+
+    // Events of an execution whose start this writer never recorded were skipped, and their
+    // seq still published as committed: lost while counting as on disk.
+    #[test]
+    fn events_of_an_execution_never_begun_are_a_failed_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("s.db")).unwrap();
+        let label = ExecutionLabel { execution_id: "never-begun".into(), workflow: "w".into() };
+        let event = Event { seq: 1, ts: SystemTime::now(), payload: Payload::WorkflowCancelled };
+        store.append(&label, &event);
+        let flushed = store.flush();
+        assert!(
+            matches!(&flushed, Err(StoreError::Write { message, .. }) if message.contains("never-begun")),
+            "{flushed:?}"
+        );
+        let committed = store.committed().unwrap();
+        assert!(matches!(committed.borrow().outcome(1), Some(Err(StoreError::Write { .. }))));
+    }
+}
