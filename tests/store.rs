@@ -363,6 +363,29 @@ fn a_failed_store_write_fails_the_run() {
     }
 }
 
+// The end of the run (its status, its last events) failed to be written and the run still
+// exited 0 as succeeded, while the store kept it `running`.
+#[test]
+fn a_run_whose_end_cannot_be_recorded_fails() {
+    let first = Run::new("store_success_then_dependent.rhai").param("command", "exit 0").output();
+    first.assert_code(0);
+    first.alter_store(
+        "CREATE TRIGGER fail_ends BEFORE UPDATE OF status ON executions WHEN NEW.status != 'running'
+         BEGIN SELECT RAISE(ABORT, 'disk I/O error (injected)'); END;",
+    );
+    let run = Run::new("store_success_then_dependent.rhai")
+        .store_at(first.store.clone().unwrap())
+        .param("command", "exit 0")
+        .output();
+    run.assert_code(1);
+    let said = unwrapped(&run.stderr);
+    assert!(said.contains("the execution store failed: disk I/O error (injected)"), "{}", run.stderr);
+    assert!(said.contains("✘ workflow failed"), "{}", run.stderr);
+    let list = executions(&run, &["list"]);
+    let line = list.stdout.lines().find(|l| l.starts_with(&run.execution_id())).unwrap().to_string();
+    assert!(!line.contains("succeeded"), "{line}");
+}
+
 // The same on a real full disk: the workflow's first task fills the small disk the store is
 // on, so the commit of its success fails with SQLite's "database or disk is full".
 #[test]

@@ -360,42 +360,30 @@ fn run_execution(
         (outcome, _) => outcome,
     };
 
-    let (status, result, diagnostic) = match outcome {
-        Ok(Ok(value)) => (Status::Succeeded, (!value.is_unit()).then(|| to_json(&value)), None),
+    let ending = match outcome {
+        Ok(Ok(value)) => {
+            Ending { status: Status::Succeeded, result: (!value.is_unit()).then(|| to_json(&value)), diagnostic: None }
+        }
         Ok(Err(err)) => {
             let mut diagnostic = ScriptDiagnostic::runtime(&err, &source);
             name_the_limit(&mut diagnostic, &options.limits);
             if let (Some(w), true) = (&options.workflow, diagnostic.labels.is_empty()) {
                 point_at_function(&mut diagnostic, &source, &w.function);
             }
-            (classify(&err), None, Some(diagnostic))
+            Ending { status: classify(&err), result: None, diagnostic: Some(diagnostic) }
         }
         Err(_) => {
             let message = "this is a bug in rhaiflow: the script engine panicked; please report it with the script";
-            (Status::Failed, None, Some(ScriptDiagnostic::plain("rhaiflow::bug", message)))
+            Ending::failed(ScriptDiagnostic::plain("rhaiflow::bug", message))
         }
     };
-    // A store that failed holds less than what ran: the run fails, whatever the script made
-    // of it (it may have caught the task failure the store caused).
-    let unrecorded = options.deployment.as_ref().and_then(|d| d.unrecorded());
-    let (status, result, diagnostic) = match (store.as_deref().and_then(store_failure), unrecorded) {
-        (Some(error), _) => (Status::Failed, None, Some(store_failed(&error))),
-        (None, Some(lost)) => (Status::Failed, None, Some(deployment_not_recorded(&lost))),
-        (None, None) => (status, result, diagnostic),
-    };
-    bus.emit(match status {
-        Status::Succeeded => Payload::WorkflowSucceeded { result: result.clone() },
-        Status::Cancelled => Payload::WorkflowCancelled,
-        Status::Failed | Status::Invalid => {
-            Payload::WorkflowFailed { error: diagnostic.as_ref().map(|d| d.message.clone()).unwrap_or_default() }
-        }
-    });
+    let ending = ending.unless_unrecorded(store.as_deref(), options.deployment.as_deref());
+    bus.emit(ending.event());
     bus.close();
     drop(watcher);
-    let (status, result, diagnostic) = match store.as_deref().map(|s| record_end(s, &execution_id, status, &diagnostic))
-    {
-        Some(Err(error)) => (Status::Failed, None, Some(store_failed(&error))),
-        _ => (status, result, diagnostic),
+    let Ending { status, result, diagnostic } = match store.as_deref() {
+        Some(store) => ending.recorded(store, &execution_id),
+        None => ending,
     };
     let graphs = run_state.graphs.lock().clone();
     let dry_result_used_at = *run_state.dry_results_used.lock();
@@ -414,9 +402,55 @@ fn run_execution(
     }
 }
 
-/// The write of the store that failed so far, if one did (without waiting for what is queued).
-fn store_failure(store: &dyn Store) -> Option<StoreError> {
-    store.committed().and_then(|committed| committed.borrow().failure().cloned())
+/// How a run ended, before it is announced and recorded.
+struct Ending {
+    status: Status,
+    result: Option<Value>,
+    diagnostic: Option<ScriptDiagnostic>,
+}
+
+impl Ending {
+    fn failed(diagnostic: ScriptDiagnostic) -> Self {
+        Ending { status: Status::Failed, result: None, diagnostic: Some(diagnostic) }
+    }
+
+    /// A store that failed holds less than what ran: the run fails, whatever the script made
+    /// of it (it may have caught the task failure the store caused). Looked at without
+    /// waiting for what is queued: `recorded` waits.
+    fn unless_unrecorded(self, store: Option<&dyn Store>, deployment: Option<&Deployment>) -> Self {
+        let failure = store.and_then(|s| s.committed()).and_then(|c| c.borrow().failure().cloned());
+        match (failure, deployment.and_then(Deployment::unrecorded)) {
+            (Some(error), _) => Ending::failed(store_failed(&error)),
+            (None, Some(lost)) => Ending::failed(deployment_not_recorded(&lost)),
+            (None, None) => self,
+        }
+    }
+
+    /// The execution's last event.
+    fn event(&self) -> Payload {
+        match self.status {
+            Status::Succeeded => Payload::WorkflowSucceeded { result: self.result.clone() },
+            Status::Cancelled => Payload::WorkflowCancelled,
+            Status::Failed | Status::Invalid => Payload::WorkflowFailed {
+                error: self.diagnostic.as_ref().map(|d| d.message.clone()).unwrap_or_default(),
+            },
+        }
+    }
+
+    /// Records how the execution ended and waits until everything is on disk; a run whose
+    /// store failed to record any of it has failed.
+    fn recorded(self, store: &dyn Store, execution_id: &str) -> Self {
+        let ended = match self.status {
+            Status::Succeeded => ExecutionStatus::Succeeded,
+            Status::Cancelled => ExecutionStatus::Cancelled,
+            Status::Failed | Status::Invalid => ExecutionStatus::Failed,
+        };
+        let error = self.diagnostic.as_ref().map(|d| d.message.clone());
+        match store.end(execution_id, ended, error).and_then(|()| store.flush()) {
+            Ok(()) => self,
+            Err(e) => Ending::failed(store_failed(&e)),
+        }
+    }
 }
 
 /// The diagnostic of a run whose store failed.
@@ -431,23 +465,6 @@ fn store_failed(error: &StoreError) -> ScriptDiagnostic {
 fn deployment_not_recorded(lost: &NotRecorded) -> ScriptDiagnostic {
     ScriptDiagnostic::plain("rhaiflow::deployments", lost.to_string())
         .with_help("the stored deployment is as the store last recorded it, not as this run left the instances")
-}
-
-/// Records how the execution ended and waits until everything is on disk; `Err` when the store
-/// failed to record any of it.
-fn record_end(
-    store: &dyn Store,
-    execution_id: &str,
-    status: Status,
-    diagnostic: &Option<ScriptDiagnostic>,
-) -> Result<(), StoreError> {
-    let ended = match status {
-        Status::Succeeded => ExecutionStatus::Succeeded,
-        Status::Cancelled => ExecutionStatus::Cancelled,
-        Status::Failed | Status::Invalid => ExecutionStatus::Failed,
-    };
-    store.end(execution_id, ended, diagnostic.as_ref().map(|d| d.message.clone()))?;
-    store.flush()
 }
 
 /// A script stopped by a limit is told which limit, and how large it is.
