@@ -286,10 +286,12 @@ fn write_batch(
     numbers: &mut HashMap<Arc<str>, i64>,
 ) -> std::result::Result<(), WriteFailure> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    // An execution's start comes first: its events are keyed by the number it gets.
+    // An execution's start comes first: its events are keyed by the number it gets. Known only
+    // once committed: rolled back, the number may go to another process's execution.
+    let mut begun: HashMap<Arc<str>, i64> = HashMap::new();
     for op in &batch.ops {
         if let WriteOp::Begin(r) = op {
-            begin_execution(&tx, r, numbers)?;
+            begun.insert(Arc::from(r.id.as_str()), begin_execution(&tx, r)?);
         }
     }
     // Per execution in this batch: its highest seq and how many tasks got done.
@@ -298,7 +300,7 @@ fn write_batch(
         tx.prepare_cached("INSERT OR REPLACE INTO event_rows (position, first_seq, events) VALUES (?1, ?2, ?3)")?;
     for row in &batch.rows {
         // Skipped, these events would be lost while counting as committed.
-        let Some(&number) = numbers.get(&row.execution_id) else {
+        let Some(&number) = begun.get(&row.execution_id).or_else(|| numbers.get(&row.execution_id)) else {
             return Err(WriteFailure::UnknownExecution(row.execution_id.clone()));
         };
         insert_row.execute(params![position(number, row.last_seq), row.first_seq, row.body])?;
@@ -330,14 +332,13 @@ fn write_batch(
         )?
         .execute(params![number, seq, done])?;
     }
-    Ok(tx.commit()?)
+    tx.commit()?;
+    numbers.extend(begun);
+    Ok(())
 }
 
-fn begin_execution(
-    tx: &rusqlite::Transaction<'_>,
-    r: &ExecutionRecord,
-    numbers: &mut HashMap<Arc<str>, i64>,
-) -> rusqlite::Result<()> {
+/// Records an execution's start; gives its number.
+fn begin_execution(tx: &rusqlite::Transaction<'_>, r: &ExecutionRecord) -> rusqlite::Result<i64> {
     tx.prepare_cached(
         "INSERT INTO executions (id, workflow, script, parameters, options, status, started_at, pid, resumes)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
@@ -356,9 +357,7 @@ fn begin_execution(
         r.pid,
         r.resumes
     ])?;
-    let number: i64 = tx.query_row("SELECT number FROM executions WHERE id = ?1", [&r.id], |row| row.get(0))?;
-    numbers.insert(Arc::from(r.id.as_str()), number);
-    Ok(())
+    tx.query_row("SELECT number FROM executions WHERE id = ?1", [&r.id], |row| row.get(0))
 }
 
 fn now() -> String {
@@ -527,6 +526,7 @@ impl Store for SqliteStore {
 mod tests {
     use super::*;
     use crate::events::Payload;
+    use crate::store::event_rows::RowBuilder;
 
     // Events of an execution whose start this writer never recorded were skipped, and their
     // seq still published as committed: lost while counting as on disk.
@@ -544,5 +544,41 @@ mod tests {
         );
         let committed = store.committed().unwrap();
         assert!(matches!(committed.borrow().outcome(1), Some(Err(StoreError::Write { .. }))));
+    }
+
+    // The number an execution got in a start that was rolled back was kept, and its later
+    // events written under it: a number SQLite may give to another process's execution.
+    #[test]
+    fn a_start_rolled_back_leaves_no_number_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = initialise(&dir.path().join("s.db")).unwrap();
+        conn.execute_batch(
+            "CREATE TRIGGER fail_events BEFORE INSERT ON event_rows BEGIN SELECT RAISE(ABORT, 'injected'); END;",
+        )
+        .unwrap();
+        let record = ExecutionRecord {
+            id: "e-1".into(),
+            workflow: "w".into(),
+            script: "w.rhai".into(),
+            parameters: serde_json::json!({}),
+            options: serde_json::json!({}),
+            status: ExecutionStatus::Running,
+            started_at: now(),
+            ended_at: None,
+            error: None,
+            pid: std::process::id(),
+            resumes: 0,
+            tasks_total: 0,
+            tasks_done: 0,
+            last_seq: 0,
+        };
+        let mut row = RowBuilder::new("e-1".into());
+        row.push(&Event { seq: 1, ts: SystemTime::now(), payload: Payload::WorkflowCancelled });
+        let mut batch = Batch::default();
+        batch.ops.push(WriteOp::Begin(Box::new(record)));
+        batch.rows.push(row);
+        let mut numbers = HashMap::new();
+        assert!(write_batch(&mut conn, &batch, &mut numbers).is_err());
+        assert!(numbers.is_empty(), "the start was rolled back, its number kept: {numbers:?}");
     }
 }
