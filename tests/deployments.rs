@@ -748,6 +748,23 @@ fn an_instance_state_the_store_cannot_record_fails_the_run() {
     assert!(lab.states("shop").values().all(|s| s == "uninitialized"), "{:?}", lab.states("shop"));
 }
 
+// An operation's success was not waited for until the store had committed it: when that
+// commit failed, the operations that depend on it (configure after create) ran anyway.
+#[test]
+fn an_operation_whose_success_is_not_recorded_stops_the_install() {
+    let lab = Lab::new();
+    lab.create("shop", &example(THREE_TIER));
+    lab.alter_store(
+        "CREATE TRIGGER fail_success_commits BEFORE INSERT ON event_rows
+         WHEN instr(NEW.events, CAST('\"type\":\"task_succeeded\"' AS BLOB)) > 0
+         BEGIN SELECT RAISE(ABORT, 'disk I/O error (injected)'); END;",
+    );
+    let out = lab.on("shop", "install", &[]);
+    out.assert_code(1);
+    let ran: Vec<String> = operations(&out.events).into_iter().map(|(op, _)| op).collect();
+    assert!(ran.iter().all(|op| op == "lifecycle.create"), "ran on top of an unrecorded create: {ran:?}");
+}
+
 // Stored runtime properties that did not read as a JSON object were read as `{}` (and written
 // back so on the next change); damaged instance numbers as none given out, so ids came again.
 #[test]

@@ -142,10 +142,14 @@ async fn run_attempts(cell: Arc<TaskCell>, env: Arc<ExecEnv>, mut first: Option<
     }
 }
 
-/// Tasks whose success must be on disk before their dependents run. A no-op, a sleep or an
-/// event changes nothing outside: running one again after a crash is harmless.
+/// Tasks whose success must be on disk before their dependents run (an operation too: it
+/// changes an instance). A no-op, a sleep or an event changes nothing outside: running one
+/// again after a crash is harmless.
 fn has_effects(cell: &TaskCell) -> bool {
-    matches!(cell.action, TaskAction::Script { .. } | TaskAction::Shell { .. } | TaskAction::Exec { .. })
+    matches!(
+        cell.action,
+        TaskAction::Script { .. } | TaskAction::Shell { .. } | TaskAction::Exec { .. } | TaskAction::Operation(_)
+    )
 }
 
 /// The attempt itself.
