@@ -137,6 +137,12 @@ impl Lab {
             .collect()
     }
 
+    /// Changes the lab's store file behind rhaiflow's back (a damaged row, a failing write).
+    fn alter_store(&self, sql: &str) {
+        let file = self.dir.path().join("store").join("rhaiflow.db");
+        rusqlite::Connection::open(file).unwrap().execute_batch(sql).unwrap();
+    }
+
     fn states(&self, name: &str) -> BTreeMap<String, String> {
         self.show(name).into_iter().map(|(id, s)| (id, s.state)).collect()
     }
@@ -719,6 +725,73 @@ fn ids_of_removed_instances_are_not_reused() {
     let out = lab.on("shop", "scale", &["-p", "node_id=web"]);
     out.assert_code(0);
     assert_eq!(lab.show("shop").keys().collect::<Vec<_>>(), ["database_1", "vm_1", "web_1", "web_2", "web_4"]);
+}
+
+// An instance's new state that the store could not write was printed and forgotten: install
+// went on and "succeeded", and the stored deployment still had every instance uninitialized.
+#[test]
+fn an_instance_state_the_store_cannot_record_fails_the_run() {
+    let lab = Lab::new();
+    lab.create("shop", &example(THREE_TIER));
+    lab.alter_store(
+        "CREATE TRIGGER fail_instance_writes BEFORE INSERT ON deployment_instances
+         BEGIN SELECT RAISE(ABORT, 'disk I/O error (injected)'); END;",
+    );
+    let out = lab.on("shop", "install", &[]);
+    out.assert_code(1);
+    let said = out.stderr.split_whitespace().filter(|w| *w != "│").collect::<Vec<_>>().join(" ");
+    assert!(
+        said.contains("in deployment shop was not recorded") && said.contains("disk I/O error (injected)"),
+        "{said}"
+    );
+    assert_ne!(out.events.final_status(), Some("workflow_succeeded"));
+    assert!(lab.states("shop").values().all(|s| s == "uninitialized"), "{:?}", lab.states("shop"));
+}
+
+// An operation's success was not waited for until the store had committed it: when that
+// commit failed, the operations that depend on it (configure after create) ran anyway.
+#[test]
+fn an_operation_whose_success_is_not_recorded_stops_the_install() {
+    let lab = Lab::new();
+    lab.create("shop", &example(THREE_TIER));
+    lab.alter_store(
+        "CREATE TRIGGER fail_success_commits BEFORE INSERT ON event_rows
+         WHEN instr(NEW.events, CAST('\"type\":\"task_succeeded\"' AS BLOB)) > 0
+         BEGIN SELECT RAISE(ABORT, 'disk I/O error (injected)'); END;",
+    );
+    let out = lab.on("shop", "install", &[]);
+    out.assert_code(1);
+    let ran: Vec<String> = operations(&out.events).into_iter().map(|(op, _)| op).collect();
+    assert!(ran.iter().all(|op| op == "lifecycle.create"), "ran on top of an unrecorded create: {ran:?}");
+}
+
+// Stored runtime properties that did not read as a JSON object were read as `{}` (and written
+// back so on the next change); damaged instance numbers as none given out, so ids came again.
+#[test]
+fn damaged_instance_data_is_reported() {
+    for (damage, why) in [
+        (
+            "UPDATE deployment_instances SET runtime_properties = 'not json' WHERE id = 'vm_1'",
+            "runtime properties of vm_1",
+        ),
+        ("UPDATE deployments SET counters = '{\"web\": '", "instance numbers of deployment shop"),
+        ("UPDATE deployment_instances SET node_id = 'ghost' WHERE id = 'vm_1'", "of node `ghost`"),
+    ] {
+        let lab = Lab::installed_shop();
+        lab.alter_store(damage);
+        let run = lab.on("shop", "scale", &["-p", "node_id=web"]);
+        run.assert_code(2);
+        let said = run.stderr.split_whitespace().filter(|w| *w != "│").collect::<Vec<_>>().join(" ");
+        assert!(said.contains("is damaged or not a rhaiflow store") && said.contains(why), "{damage}:\n{said}");
+        assert!(run.events.0.is_empty(), "nothing ran on a guess");
+    }
+    let lab = Lab::installed_shop();
+    lab.alter_store("UPDATE deployment_instances SET runtime_properties = '[]' WHERE id = 'web_1'");
+    for command in [&["deployments", "show", "shop"][..], &["deployments", "list"]] {
+        let out = lab.cli(&[command, &["--store", &lab.store()]].concat());
+        out.assert_code(2);
+        assert!(out.stderr.contains("runtime properties of web_1"), "{command:?}:\n{}", out.stderr);
+    }
 }
 
 // scale computed the wanted count from the node's total over all containers and applied it

@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 use assert_cmd::cargo::CommandCargoExt;
 use assert_cmd::Command;
 
+use crate::support::{cli, Cli, Outcome, Run, SmallDisk};
+
 fn fixture(name: &str) -> String {
     format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
 }
@@ -294,4 +296,205 @@ fn two_resumes_of_one_execution_do_not_both_run() {
     let codes: Vec<Option<i32>> = resumes.into_iter().map(|c| c.wait_with_output().unwrap().status.code()).collect();
     assert!(codes.contains(&Some(2)), "one resume is refused: {codes:?}");
     assert!(codes.contains(&Some(3)), "the other ran until cancelled: {codes:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// A store that cannot write, and a store whose rows are damaged
+
+/// `rhaiflow executions ARGS… --store STORE` of a run's store.
+fn executions(run: &Outcome, args: &[&str]) -> Cli {
+    let store = run.store_arg();
+    let mut all = vec!["executions"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--store", &store]);
+    cli(&all)
+}
+
+/// A run whose store could not record the success of `record_me`: it failed, said why, and
+/// started nothing on top of that success.
+#[track_caller]
+fn assert_failed_on_the_store(run: &Outcome, store_error: &str) {
+    run.assert_code(1);
+    assert!(
+        unwrapped(&run.stderr).contains(&format!("the execution store failed: {store_error}")),
+        "the diagnostic names the store error:\n{}",
+        run.stderr
+    );
+    assert!(!run.events.started("after"), "`after` ran on top of a success not on disk:\n{}", run.events.summary());
+    assert_eq!(run.events.final_status(), Some("workflow_failed"), "{}", run.events.summary());
+    assert!(!run.stderr.contains("workflow succeeded"), "{}", run.stderr);
+}
+
+/// Fails, inside SQLite, every commit that records a task's success, as a failing disk would.
+const FAIL_SUCCESS_COMMITS: &str = "
+    CREATE TRIGGER fail_success_commits BEFORE INSERT ON event_rows
+    WHEN instr(NEW.events, CAST('\"type\":\"task_succeeded\"' AS BLOB)) > 0
+    BEGIN SELECT RAISE(ABORT, 'disk I/O error (injected)'); END;";
+
+// A commit that failed was printed once and then treated as done: `after` ran on top of a
+// success that was not on disk, and the run ended "succeeded" with nothing recorded.
+#[test]
+fn a_failed_store_write_fails_the_run() {
+    for closure in [true, false] {
+        let first = Run::new("store_success_then_dependent.rhai").param("command", "exit 0").output();
+        first.assert_code(0);
+        first.alter_store(FAIL_SUCCESS_COMMITS);
+        let run = Run::new("store_success_then_dependent.rhai")
+            .store_at(first.store.clone().unwrap())
+            .param("closure", closure)
+            .param("command", "exit 0")
+            .output();
+        assert_failed_on_the_store(&run, "disk I/O error (injected)");
+
+        // The record holds no success of `record_me`, and the execution is not `succeeded`.
+        let id = run.execution_id();
+        let show = executions(&run, &["show", &id]);
+        show.assert_code(0);
+        assert!(show.stdout.contains("status      failed"), "{}", show.stdout);
+        assert!(!show.stdout.lines().any(|l| l.starts_with("record_me") && l.contains("succeeded")), "{}", show.stdout);
+        assert!(!show.stdout.lines().any(|l| l.starts_with("after")), "{}", show.stdout);
+
+        // Once the store writes again, a resume runs what was not recorded.
+        run.alter_store("DROP TRIGGER fail_success_commits;");
+        let resumed = executions(&run, &["resume", &id, "-q"]);
+        resumed.assert_code(0);
+        let show = executions(&run, &["show", &id]);
+        assert!(show.stdout.contains("status      succeeded"), "{}", show.stdout);
+    }
+}
+
+// The end of the run (its status, its last events) failed to be written and the run still
+// exited 0 as succeeded, while the store kept it `running`.
+#[test]
+fn a_run_whose_end_cannot_be_recorded_fails() {
+    let first = Run::new("store_success_then_dependent.rhai").param("command", "exit 0").output();
+    first.assert_code(0);
+    first.alter_store(
+        "CREATE TRIGGER fail_ends BEFORE UPDATE OF status ON executions WHEN NEW.status != 'running'
+         BEGIN SELECT RAISE(ABORT, 'disk I/O error (injected)'); END;",
+    );
+    let run = Run::new("store_success_then_dependent.rhai")
+        .store_at(first.store.clone().unwrap())
+        .param("command", "exit 0")
+        .output();
+    run.assert_code(1);
+    let said = unwrapped(&run.stderr);
+    assert!(said.contains("the execution store failed: disk I/O error (injected)"), "{}", run.stderr);
+    assert!(said.contains("✘ workflow failed"), "{}", run.stderr);
+    let list = executions(&run, &["list"]);
+    let line = list.stdout.lines().find(|l| l.starts_with(&run.execution_id())).unwrap().to_string();
+    assert!(!line.contains("succeeded"), "{line}");
+}
+
+// The same on a real full disk: the workflow's first task fills the small disk the store is
+// on, so the commit of its success fails with SQLite's "database or disk is full".
+#[test]
+fn a_full_disk_fails_the_run() {
+    let disk = match SmallDisk::mount("2m") {
+        Ok(disk) => disk,
+        Err(why) => return crate::support::skip("store::a_full_disk_fails_the_run", &why),
+    };
+    let fill = format!("head -c 100000000 /dev/zero > {}/filler; true", disk.path().display());
+    let run = Run::new("store_success_then_dependent.rhai")
+        .store_at(disk.path().join("store.db"))
+        .param("command", fill)
+        .output();
+    assert_failed_on_the_store(&run, "database or disk is full");
+}
+
+/// A failed execution of `store_fails_once.rhai` (`build` succeeded, `deploy` failed) in a
+/// store of its own, for a test to damage.
+fn failed_execution() -> (Outcome, String) {
+    let run = Run::new("store_fails_once.rhai").param("fail", true).output();
+    run.assert_code(1);
+    let id = run.execution_id();
+    (run, id)
+}
+
+/// Every command that reads the execution says its store is damaged (exit 2); none guesses.
+#[track_caller]
+fn assert_reported_as_damaged(run: &Outcome, id: &str, commands: &[&[&str]], why: &str) {
+    for command in commands {
+        let mut args = command.to_vec();
+        if args[0] != "list" {
+            args.push(id);
+        }
+        let out = executions(run, &args);
+        out.assert_code(2);
+        let said = unwrapped(&out.stderr);
+        assert!(said.contains("is damaged or not a rhaiflow store"), "{command:?}:\n{}", out.stderr);
+        assert!(said.contains(why), "{command:?} says why:\n{}", out.stderr);
+    }
+}
+
+/// A diagnostic's text as one line, without the frame miette wraps it in.
+fn unwrapped(diagnostic: &str) -> String {
+    diagnostic.split_whitespace().filter(|w| *w != "│").collect::<Vec<_>>().join(" ")
+}
+
+const READERS: [&[&str]; 4] = [&["list"], &["show"], &["events"], &["resume"]];
+
+// A status rhaiflow never writes read as `running`: with its process gone the execution
+// showed as crashed, and `executions resume` ran it again.
+#[test]
+fn a_damaged_status_is_reported_not_resumed() {
+    let (run, id) = failed_execution();
+    run.alter_store("UPDATE executions SET status = 'paused'");
+    assert_reported_as_damaged(&run, &id, &READERS, "has the status `paused`, which rhaiflow never writes");
+    let resumes: i64 = run.store_file().query_row("SELECT resumes FROM executions", [], |r| r.get(0)).unwrap();
+    assert_eq!(resumes, 0, "the damaged execution was resumed");
+}
+
+// Parameters (or options) that do not read as a JSON object were read as `{}`: a resume ran
+// the workflow with none of its parameters (here without `fail`, so it "succeeded").
+#[test]
+fn unreadable_parameters_are_reported() {
+    for (column, value, why) in [
+        ("parameters", "{\"fail\": tru", "the parameters of execution"),
+        ("options", "[1, 2]", "the options of execution"),
+    ] {
+        let (run, id) = failed_execution();
+        run.store_file().execute(&format!("UPDATE executions SET {column} = ?1"), [value]).unwrap();
+        assert_reported_as_damaged(&run, &id, &READERS, why);
+    }
+}
+
+// A stored event that did not parse was skipped: `build`'s success was forgotten, `show` did
+// not say so, and a resume ran `build` again as if the process had crashed before it.
+#[test]
+fn an_unparseable_event_is_reported() {
+    let (run, id) = failed_execution();
+    let conn = run.store_file();
+    let (position, mut events): (i64, Vec<u8>) = conn
+        .query_row(
+            "SELECT position, events FROM event_rows WHERE instr(events, ?1) > 0",
+            [&b"task_succeeded"[..]],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    // Same length, so the row's framing still reads: only the event's JSON is broken.
+    let at = events.windows(17).position(|w| w == b"\"task_succeeded\",").unwrap();
+    events[at + 16] = b';';
+    conn.execute("UPDATE event_rows SET events = ?2 WHERE position = ?1", rusqlite::params![position, events]).unwrap();
+    assert_reported_as_damaged(&run, &id, &[&["show"], &["events"], &["resume"]], "does not read as JSON");
+}
+
+// Setting up a new store ignored a COMMIT that failed: the store opened without its tables, and
+// the command failed later with "no such table: executions" instead of the real cause.
+#[test]
+fn a_store_that_cannot_be_set_up_says_why() {
+    let disk = match SmallDisk::mount("1m") {
+        Ok(disk) => disk,
+        Err(why) => return crate::support::skip("store::a_store_that_cannot_be_set_up_says_why", &why),
+    };
+    // An empty database kept open, so that its WAL and shared memory exist: on the full disk,
+    // only the commit of rhaiflow's tables has no room left.
+    let file = disk.path().join("store.db");
+    let holder = rusqlite::Connection::open(&file).unwrap();
+    holder.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE scratch (x); DROP TABLE scratch;").unwrap();
+    let _ = std::fs::write(disk.path().join("filler"), vec![0u8; 4 << 20]);
+    let out = cli(&["executions", "list", "--store", file.to_str().unwrap()]);
+    out.assert_code(2);
+    assert!(out.stderr.contains("database or disk is full"), "{}", out.stderr);
+    drop(holder);
 }

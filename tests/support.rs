@@ -36,6 +36,8 @@ pub struct Run {
     script: String,
     args: Vec<String>,
     ephemeral: bool,
+    /// `--store`: a folder in the scratch one unless `store_at` chose another.
+    store: Option<PathBuf>,
     scratch: TempDir,
 }
 
@@ -45,6 +47,7 @@ impl Run {
             script: script.as_ref().to_string_lossy().into_owned(),
             args: Vec::new(),
             ephemeral: false,
+            store: None,
             scratch: tempfile::tempdir().unwrap(),
         }
     }
@@ -68,6 +71,17 @@ impl Run {
         self
     }
 
+    /// Records the run in the store at `path` (a folder or a `.db` file) instead of a fresh one.
+    pub fn store_at(mut self, path: impl Into<PathBuf>) -> Run {
+        self.store = Some(path.into());
+        self
+    }
+
+    /// The `--store` of the run.
+    pub fn store(&self) -> PathBuf {
+        self.store.clone().unwrap_or_else(|| self.scratch.path().join("store"))
+    }
+
     /// A scratch folder that lives as long as the run's outcome (for markers and files).
     pub fn scratch(&self) -> &Path {
         self.scratch.path()
@@ -86,7 +100,7 @@ impl Run {
             argv.push("--ephemeral".into());
         } else {
             argv.push("--store".into());
-            argv.push(self.scratch.path().join("store").display().to_string());
+            argv.push(self.store().display().to_string());
         }
         argv
     }
@@ -95,7 +109,11 @@ impl Run {
     pub fn output(self) -> Outcome {
         let output = rhaiflow().args(self.argv()).timeout(Duration::from_secs(60)).output().unwrap();
         let events = Events::read(&self.events_path());
-        Outcome::from_output(output.status.code(), &output.stdout, &output.stderr, events, self.scratch)
+        let store = (!self.ephemeral).then(|| self.store());
+        let mut outcome =
+            Outcome::from_output(output.status.code(), &output.stdout, &output.stderr, events, self.scratch);
+        outcome.store = store;
+        outcome
     }
 
     /// Starts the run in the background, for tests that signal it.
@@ -188,6 +206,8 @@ pub struct Outcome {
     pub events: Events,
     /// Kept alive so that files the workflow wrote there can be inspected.
     pub scratch: TempDir,
+    /// The `--store` of a run the `Run` builder made.
+    pub store: Option<PathBuf>,
 }
 
 impl Outcome {
@@ -198,6 +218,7 @@ impl Outcome {
             stderr: String::from_utf8_lossy(stderr).into_owned(),
             events,
             scratch,
+            store: None,
         };
         assert_no_panic(&outcome.stdout, &outcome.stderr);
         outcome.events.check_contract();
@@ -223,6 +244,34 @@ impl Outcome {
     pub fn result(&self) -> Value {
         serde_json::from_str(self.stdout.trim())
             .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}\nstderr:\n{}", self.stdout, self.stderr))
+    }
+
+    /// The execution's id, from its first event.
+    #[track_caller]
+    pub fn execution_id(&self) -> String {
+        let first = self.events.0.first().unwrap_or_else(|| panic!("no events; stderr:\n{}", self.stderr));
+        first["execution_id"].as_str().unwrap().to_string()
+    }
+
+    /// The run's store, as a `--store` argument.
+    #[track_caller]
+    pub fn store_arg(&self) -> String {
+        self.store.as_ref().expect("a run with a store").display().to_string()
+    }
+
+    /// The run's store file, opened behind rhaiflow's back (to damage a row, or make a write
+    /// fail).
+    #[track_caller]
+    pub fn store_file(&self) -> rusqlite::Connection {
+        let store = self.store.as_ref().expect("a run with a store");
+        let file = if store.extension().is_some() { store.clone() } else { store.join("rhaiflow.db") };
+        rusqlite::Connection::open(file).unwrap()
+    }
+
+    /// Changes the run's store file with `sql`.
+    #[track_caller]
+    pub fn alter_store(&self, sql: &str) {
+        self.store_file().execute_batch(sql).unwrap();
     }
 
     /// stderr with execution ids, timings and the scratch folder replaced by placeholders.
@@ -532,6 +581,45 @@ fn seconds_prefix(text: &str) -> Option<&str> {
         return None;
     }
     text[digits..].strip_prefix('s')
+}
+
+/// A small tmpfs mounted on a scratch folder, unmounted when dropped: a disk that fills up.
+pub struct SmallDisk {
+    dir: TempDir,
+}
+
+impl SmallDisk {
+    /// Mounts a tmpfs of `size` (as `mount -o size=` takes it); `Err` says why this environment
+    /// cannot (mounting needs root, or CAP_SYS_ADMIN).
+    pub fn mount(size: &str) -> Result<SmallDisk, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let output = StdCommand::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .output()
+            .map_err(|e| format!("cannot run mount: {e}"))?;
+        if !output.status.success() {
+            return Err(format!("mount -t tmpfs failed: {}", String::from_utf8_lossy(&output.stderr).trim()));
+        }
+        Ok(SmallDisk { dir })
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        // Lazily: a process that still holds a file there must not make the unmount fail.
+        let _ = StdCommand::new("umount").arg("-l").arg(self.dir.path()).status();
+    }
+}
+
+/// Says, on the terminal rather than in the captured output, that a test could not run here.
+pub fn skip(test: &str, why: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
 }
 
 /// True when process `pid` is gone or a zombie (nobody may reap orphans in a container).

@@ -10,6 +10,17 @@ use serde_json::{Map, Value};
 
 use super::blueprint::{Blueprint, Operations};
 
+/// An instance's data (or the set of instances) changed here, but the store the deployment is
+/// kept in could not record it: the next execution would start from what it last recorded.
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct NotRecorded(pub String);
+
+/// Writes an instance's changed data through to where the deployment is kept.
+pub type RecordChange = Box<dyn Fn(&str, &InstanceData) -> Result<(), NotRecorded> + Send + Sync>;
+/// Writes the whole set of instances, after a modification added or removed some.
+pub type RecordInstances = Box<dyn Fn(&Deployment) -> Result<(), NotRecorded> + Send + Sync>;
+
 #[derive(Debug)]
 pub struct NodeModel {
     pub id: String,
@@ -62,11 +73,13 @@ pub struct Deployment {
     /// During a deployment modification: `added` / `removed` by instance id.
     pub modification: Mutex<BTreeMap<String, String>>,
     /// Told whenever an instance's data changes (the store writes it through).
-    pub on_change: Mutex<Option<Box<dyn Fn(&str, &InstanceData) + Send + Sync>>>,
+    pub on_change: Mutex<Option<RecordChange>>,
     /// Kept in a store (rather than a throw-away deployment of a blueprint).
     pub stored: std::sync::atomic::AtomicBool,
     /// Told when a modification ended and the set of instances changed.
-    pub on_modified: Mutex<Option<Box<dyn Fn(&Deployment) + Send + Sync>>>,
+    pub on_modified: Mutex<Option<RecordInstances>>,
+    /// The first change the store could not record: the run that made it fails.
+    unrecorded: Mutex<Option<NotRecorded>>,
 }
 
 impl std::fmt::Debug for Deployment {
@@ -120,6 +133,7 @@ impl Deployment {
             on_change: Mutex::new(None),
             on_modified: Mutex::new(None),
             stored: Default::default(),
+            unrecorded: Mutex::new(None),
         };
         let order = deployment.containment_order();
         for node in order {
@@ -315,27 +329,41 @@ impl Deployment {
     }
 
     /// Ends a modification: removed instances go, marks are cleared.
-    pub fn finish_modification(&self) {
+    pub fn finish_modification(&self) -> Result<(), NotRecorded> {
         let removed: Vec<String> =
             self.modification.lock().iter().filter(|(_, m)| *m == "removed").map(|(id, _)| id.clone()).collect();
         self.remove_instances(&removed);
         self.modification.lock().clear();
-        self.modified();
+        self.modified()
     }
 
-    fn modified(&self) {
-        if let Some(on_modified) = &*self.on_modified.lock() {
-            on_modified(self);
+    fn modified(&self) -> Result<(), NotRecorded> {
+        match &*self.on_modified.lock() {
+            Some(record) => self.remember(record(self)),
+            None => Ok(()),
         }
     }
 
+    /// Keeps the first change that was not recorded, for `unrecorded`.
+    fn remember(&self, recorded: Result<(), NotRecorded>) -> Result<(), NotRecorded> {
+        if let Err(e) = &recorded {
+            self.unrecorded.lock().get_or_insert_with(|| e.clone());
+        }
+        recorded
+    }
+
+    /// The first change of this deployment its store could not record, if one was not.
+    pub fn unrecorded(&self) -> Option<NotRecorded> {
+        self.unrecorded.lock().clone()
+    }
+
     /// Undoes a modification: added instances go, removed ones stay.
-    pub fn rollback_modification(&self) {
+    pub fn rollback_modification(&self) -> Result<(), NotRecorded> {
         let added: Vec<String> =
             self.modification.lock().iter().filter(|(_, m)| *m == "added").map(|(id, _)| id.clone()).collect();
         self.remove_instances(&added);
         self.modification.lock().clear();
-        self.modified();
+        self.modified()
     }
 
     pub fn instance(&self, id: &str) -> Option<InstanceModel> {
@@ -364,23 +392,24 @@ impl Deployment {
         self.data.lock().get(id).cloned().unwrap_or_default()
     }
 
-    pub fn set_state(&self, id: &str, state: &str) {
-        self.update(id, |d| d.state = state.to_string());
+    pub fn set_state(&self, id: &str, state: &str) -> Result<(), NotRecorded> {
+        self.update(id, |d| d.state = state.to_string())
     }
 
-    pub fn set_runtime_properties(&self, id: &str, properties: Map<String, Value>) {
-        self.update(id, |d| d.runtime_properties = properties);
+    pub fn set_runtime_properties(&self, id: &str, properties: Map<String, Value>) -> Result<(), NotRecorded> {
+        self.update(id, |d| d.runtime_properties = properties)
     }
 
-    fn update(&self, id: &str, change: impl FnOnce(&mut InstanceData)) {
+    fn update(&self, id: &str, change: impl FnOnce(&mut InstanceData)) -> Result<(), NotRecorded> {
         let data = {
             let mut all = self.data.lock();
-            let Some(d) = all.get_mut(id) else { return };
+            let Some(d) = all.get_mut(id) else { return Ok(()) };
             change(d);
             d.clone()
         };
-        if let Some(on_change) = &*self.on_change.lock() {
-            on_change(id, &data);
+        match &*self.on_change.lock() {
+            Some(record) => self.remember(record(id, &data)),
+            None => Ok(()),
         }
     }
 
@@ -513,12 +542,12 @@ mod tests {
         assert_eq!(d.modification_of("db_3"), "added");
         let app = d.instance("app_1").unwrap();
         assert_eq!(app.relationships.len(), 3, "connected to every db, the new one too");
-        d.rollback_modification();
+        d.rollback_modification().unwrap();
         assert!(d.instance("vm_3").is_none());
         let (_, removed) = d.start_modification(vm, 1);
         assert_eq!(removed, ["vm_2", "db_2"]);
         assert!(d.instance("vm_2").is_some(), "removed instances stay until finish");
-        d.finish_modification();
+        d.finish_modification().unwrap();
         assert!(d.instance("db_2").is_none());
         assert_eq!(d.modification_of("vm_1"), "");
     }

@@ -145,7 +145,12 @@ async fn succeed(cell: &TaskCell, info: TaskInfo, value: Dynamic, env: &ExecEnv)
     if cell.kind() != TaskKind::Event {
         let seq = env.bus.emit(Payload::TaskSucceeded(info, result_json(&value), true));
         if has_effects(cell) {
-            env.committed(seq).await;
+            // A success that is not on disk is no success: nothing may run on it.
+            if let Err(error) = env.committed(seq).await {
+                cell.set_error(Some(error.clone()));
+                cell.finish(TaskState::Failed);
+                return TaskOutcome::Failed(error);
+            }
         }
     }
     cell.set_result(value);
@@ -170,10 +175,14 @@ fn fail(cell: &TaskCell, info: TaskInfo, error: TaskError, ignored: bool, env: &
     }
 }
 
-/// Tasks whose success must be on disk before their dependents run. A no-op, a sleep or an
-/// event changes nothing outside: running one again after a crash is harmless.
+/// Tasks whose success must be on disk before their dependents run (an operation too: it
+/// changes an instance). A no-op, a sleep or an event changes nothing outside: running one
+/// again after a crash is harmless.
 fn has_effects(cell: &TaskCell) -> bool {
-    matches!(cell.action, TaskAction::Script { .. } | TaskAction::Shell { .. } | TaskAction::Exec { .. })
+    matches!(
+        cell.action,
+        TaskAction::Script { .. } | TaskAction::Shell { .. } | TaskAction::Exec { .. } | TaskAction::Operation(_)
+    )
 }
 
 /// The attempt itself.
@@ -205,7 +214,7 @@ async fn perform(cell: &Arc<TaskCell>, settings: &TaskSettings, env: &Arc<ExecEn
             call_blocking(env, closure, args, settings.timeout).await
         }
         TaskAction::SetState { deployment, instance, state } => {
-            deployment.set_state(instance, state);
+            deployment.set_state(instance, state).map_err(|e| TaskError::unrecorded(&e))?;
             Ok(Dynamic::UNIT)
         }
         TaskAction::Operation(call) => super::operation::run(call, cell, settings, env).await,
@@ -291,6 +300,10 @@ async fn judge(
         Ok(value) => judge_success(cell, settings, value, retries, env).await,
         Err(error) if error.is_cancelled() => Judgement::Cancelled,
         Err(error) => {
+            // Nothing a retry or a handler does is recorded by a store that failed.
+            if error.kind == ErrorKind::StoreFailed {
+                return Judgement::Fail(error);
+            }
             if let ErrorKind::RetryAfter(after) = error.kind {
                 let (retries_left, _) = retry_terms(settings, retries);
                 return if retries_left { Judgement::Retry { after, error } } else { Judgement::Fail(error) };
@@ -309,6 +322,7 @@ pub fn judge_subgraph_now(settings: &TaskSettings, result: &Result<(), TaskError
     match result {
         Ok(()) if settings.on_success.is_none() => Some(Judgement::Succeed(Dynamic::UNIT)),
         Err(error) if error.is_cancelled() => Some(Judgement::Cancelled),
+        Err(error) if error.kind == ErrorKind::StoreFailed => Some(Judgement::Fail(error.clone())),
         Err(error) if settings.on_failure.is_none() => {
             Some(failure_verdict(None, error.clone(), retries_left, interval, false))
         }

@@ -26,6 +26,8 @@ pub enum ErrorKind {
     BadArgument,
     /// A graph ran and some of its tasks failed.
     GraphFailed,
+    /// The store could not record a task's success: the task failed, and so does the run.
+    StoreFailed,
 }
 
 impl ErrorKind {
@@ -38,6 +40,7 @@ impl ErrorKind {
             ErrorKind::Invalid => "invalid",
             ErrorKind::BadArgument => "bad_argument",
             ErrorKind::GraphFailed => "graph_failed",
+            ErrorKind::StoreFailed => "store_failed",
         }
     }
 }
@@ -102,6 +105,12 @@ impl TaskError {
             self.position = position;
         }
         self
+    }
+
+    /// What a task did (its success, an instance's new state) that the store could not
+    /// record: `error` says why.
+    pub fn unrecorded(error: &impl fmt::Display) -> Self {
+        Self::new(ErrorKind::StoreFailed, error.to_string())
     }
 
     pub fn is_cancelled(&self) -> bool {

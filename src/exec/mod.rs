@@ -31,6 +31,7 @@ pub use verdict::HandlerVerdict;
 
 use crate::events::EventBus;
 use crate::graph::TaskCell;
+use crate::store::{CommitState, StoreError};
 
 /// How the executor runs script code (task closures, handlers) without knowing Rhai's engine.
 pub trait ScriptCalls: Send + Sync {
@@ -88,8 +89,9 @@ pub struct ExecEnv {
     pub dry_run: bool,
     /// The threads that run closures and handlers.
     pub scripts_pool: ScriptPool,
-    /// The highest event `seq` the store committed; `None` when the store is in memory.
-    pub committed: Option<tokio::sync::watch::Receiver<u64>>,
+    /// How far the store's commits got (or the write that failed); `None` when the store is
+    /// in memory.
+    pub committed: Option<tokio::sync::watch::Receiver<CommitState>>,
     /// On resume: what the execution did before.
     pub replay: Option<Arc<Replay>>,
     /// Told how many tasks are about to run (a graph's size, or 1 in standard mode).
@@ -130,12 +132,16 @@ impl ExecEnv {
     }
 
     /// Waits until the store has committed the event `seq`: a task's success must be on disk
-    /// before anything that depends on it runs.
-    pub async fn committed(&self, seq: u64) {
-        if let Some(committed) = &self.committed {
-            let mut committed = committed.clone();
-            let _ = committed.wait_for(|c| *c >= seq).await;
-        }
+    /// before anything that depends on it runs. `Err` when it never will be: a write failed,
+    /// or the writer stopped.
+    pub async fn committed(&self, seq: u64) -> Result<(), TaskError> {
+        let Some(committed) = &self.committed else { return Ok(()) };
+        let mut committed = committed.clone();
+        let outcome = match committed.wait_for(|c| c.outcome(seq).is_some()).await {
+            Ok(state) => state.outcome(seq).unwrap_or(Err(StoreError::WriterStopped)),
+            Err(_) => Err(StoreError::WriterStopped),
+        };
+        outcome.map_err(|e| TaskError::unrecorded(&e))
     }
 
     pub fn planned(&self, tasks: u64) {

@@ -73,7 +73,7 @@ async fn run_script(
     let _ = std::fs::remove_file(&file);
     if let Some(Value::Object(after)) = after {
         if after != before {
-            deployment.set_runtime_properties(&call.instance, after);
+            deployment.set_runtime_properties(&call.instance, after).map_err(|e| TaskError::unrecorded(&e))?;
         }
     }
     result

@@ -18,6 +18,7 @@ use super::direct_closure::{DirectClosure, DirectEnd};
 use super::{continue_task, run_task, ErrorKind, ExecEnv, FailedTask, TaskError, TaskOutcome};
 use crate::events::Payload;
 use crate::graph::{Plan, Role, TaskAction, TaskCell, TaskState};
+use crate::store::{CommitState, StoreError};
 use subgraphs::{SubgraphRetry, SubgraphState};
 
 /// What a task's runner, or a subgraph's handler or retry wait, tells the scheduler.
@@ -56,8 +57,10 @@ struct Scheduler {
     /// finish once the store committed it, so that nothing runs on top of a success that is
     /// not on disk.
     awaiting_commit: Vec<(u64, u32, Dynamic)>,
-    /// The highest `seq` the store committed; `None` in memory (nothing to wait for).
-    committed: Option<watch::Receiver<u64>>,
+    /// How far the store's commits got; `None` in memory (nothing to wait for).
+    committed: Option<watch::Receiver<CommitState>>,
+    /// The store's writer is gone: what it has not committed, it never will.
+    writer_stopped: bool,
 }
 
 /// Executes the plan; `Err` names the failed tasks, or says the execution was cancelled.
@@ -87,6 +90,7 @@ pub async fn execute_plan(plan: Plan, env: Arc<ExecEnv>, fail_fast: bool) -> Res
         done_tx,
         awaiting_commit: Vec::new(),
         committed: env.committed.clone(),
+        writer_stopped: false,
     };
     loop {
         while let Some(v) = s.ready.pop_front() {
@@ -102,7 +106,10 @@ pub async fn execute_plan(plan: Plan, env: Arc<ExecEnv>, fail_fast: bool) -> Res
         tokio::select! {
             Some((task, report)) = done_rx.recv() => s.report(task, report),
             _ = env.cancel.requested(), if !s.stopping => s.stopping = true,
-            _ = next_commit(&mut s.committed), if !s.awaiting_commit.is_empty() => s.finish_committed(),
+            open = next_commit(&mut s.committed), if !s.awaiting_commit.is_empty() && !s.writer_stopped => {
+                s.writer_stopped = !open;
+                s.finish_committed();
+            }
         }
     }
     s.close_unfinished_subgraphs();
@@ -112,20 +119,21 @@ pub async fn execute_plan(plan: Plan, env: Arc<ExecEnv>, fail_fast: bool) -> Res
     if s.failed.is_empty() {
         return Ok(());
     }
-    let succeeded = std::mem::take(&mut s.succeeded);
-    s.revert(&succeeded).await;
+    // A store that failed cannot record reverts: a resume would take the reverted tasks for
+    // succeeded ones. The record stays as it is, and a resume goes on from it.
+    if !s.failed.iter().any(|(_, f)| f.error.kind == ErrorKind::StoreFailed) {
+        let succeeded = std::mem::take(&mut s.succeeded);
+        s.revert(&succeeded).await;
+    }
     Err(graph_failure(s.failed.into_iter().map(|(_, f)| f).collect()))
 }
 
-/// Waits until the store commits more; never returns when there is no store. A store that
-/// stopped commits nothing more: waiting on it must not hold the run, as in `ExecEnv::committed`.
-async fn next_commit(committed: &mut Option<watch::Receiver<u64>>) {
+/// Waits until the store's commits move on (`true`), or its writer stops (`false`: nothing
+/// more will be committed, and waiting on must not hold the run); never returns when there is
+/// no store.
+async fn next_commit(committed: &mut Option<watch::Receiver<CommitState>>) -> bool {
     match committed {
-        Some(receiver) => {
-            if receiver.changed().await.is_err() {
-                *committed = None;
-            }
-        }
+        Some(receiver) => receiver.changed().await.is_ok(),
         None => std::future::pending().await,
     }
 }
@@ -221,14 +229,11 @@ impl Scheduler {
     fn report(&mut self, task: u32, report: Report) {
         match report {
             Report::Ended(outcome) => self.finish(task, outcome),
-            Report::Direct(DirectEnd::Succeeded { value, seq }) => {
-                let committed = self.committed.as_ref().is_none_or(|c| *c.borrow() >= seq);
-                if committed {
-                    self.finish_succeeded(task, value);
-                } else {
-                    self.awaiting_commit.push((seq, task, value));
-                }
-            }
+            Report::Direct(DirectEnd::Succeeded { value, seq }) => match self.commit_outcome(seq) {
+                Some(Ok(())) => self.finish_succeeded(task, value),
+                Some(Err(e)) => self.finish_unrecorded(task, &e),
+                None => self.awaiting_commit.push((seq, task, value)),
+            },
             Report::Direct(DirectEnd::Cancelled) => self.finish(task, TaskOutcome::Cancelled),
             Report::Direct(DirectEnd::Failed(first)) => {
                 let (cell, env, done) =
@@ -257,15 +262,35 @@ impl Scheduler {
         self.finish(task, TaskOutcome::Succeeded);
     }
 
-    /// Finishes the tasks whose success the store has now committed (all of them when the
-    /// store stopped).
+    /// A closure task on the direct path succeeded, but the store could not record it: the
+    /// task fails (`finish` then starts nothing new).
+    fn finish_unrecorded(&mut self, task: u32, error: &StoreError) {
+        let error = TaskError::unrecorded(error);
+        let cell = &self.plan.tasks[task as usize].cell;
+        cell.set_error(Some(error.clone()));
+        cell.finish(TaskState::Failed);
+        self.finish(task, TaskOutcome::Failed(error));
+    }
+
+    /// Whether the event `seq` is on disk: `None` while it may still be.
+    fn commit_outcome(&self, seq: u64) -> Option<Result<(), StoreError>> {
+        let Some(committed) = &self.committed else { return Some(Ok(())) };
+        let outcome = committed.borrow().outcome(seq);
+        match outcome {
+            None if self.writer_stopped => Some(Err(StoreError::WriterStopped)),
+            outcome => outcome,
+        }
+    }
+
+    /// Finishes the tasks whose success the store has now committed, and fails those whose
+    /// success it never will.
     fn finish_committed(&mut self) {
-        let committed = self.committed.as_ref().map_or(u64::MAX, |c| *c.borrow());
-        let (now, later): (Vec<_>, Vec<_>) =
-            std::mem::take(&mut self.awaiting_commit).into_iter().partition(|(seq, _, _)| *seq <= committed);
-        self.awaiting_commit = later;
-        for (_, task, value) in now {
-            self.finish_succeeded(task, value);
+        for (seq, task, value) in std::mem::take(&mut self.awaiting_commit) {
+            match self.commit_outcome(seq) {
+                Some(Ok(())) => self.finish_succeeded(task, value),
+                Some(Err(e)) => self.finish_unrecorded(task, &e),
+                None => self.awaiting_commit.push((seq, task, value)),
+            }
         }
     }
 
@@ -318,11 +343,12 @@ impl Scheduler {
                         FailedTask { name: cell.name.clone(), defined_at: cell.defined_at, error: error.clone() };
                     self.failed.push((task, failed));
                 }
+                // A store that failed records nothing more: nothing new starts on top of it.
+                if self.fail_fast || error.kind == ErrorKind::StoreFailed {
+                    self.stopping = true;
+                }
                 if let Some(p) = parent {
                     self.subgraphs[p as usize].failure.get_or_insert(error);
-                }
-                if self.fail_fast {
-                    self.stopping = true;
                 }
             }
             TaskOutcome::Cancelled => {
@@ -470,13 +496,19 @@ mod tests {
         assert!(!events.iter().any(|e| e.ends_with(" next")), "{events:?}");
     }
 
-    /// Records, when `b` runs, the highest seq the fake store has committed.
-    struct SeesCommitted(tokio::sync::watch::Receiver<u64>, Arc<Mutex<Option<u64>>>);
+    /// Records, when `b` runs, whether the fake store had committed the success of `a`.
+    struct SeesCommitted {
+        committed: tokio::sync::watch::Receiver<CommitState>,
+        a_seq: Arc<Mutex<Option<u64>>>,
+        a_on_disk_when_b_ran: Arc<Mutex<Option<bool>>>,
+    }
 
     impl ScriptCalls for SeesCommitted {
         fn call(&self, closure: &FnPtr, _: Vec<Dynamic>, _: Option<f64>) -> Result<Dynamic, TaskError> {
             if closure.fn_name() == "b" {
-                *self.1.lock() = Some(*self.0.borrow());
+                let a_seq = self.a_seq.lock().expect("a succeeded before b runs");
+                let on_disk = matches!(self.committed.borrow().outcome(a_seq), Some(Ok(())));
+                *self.a_on_disk_when_b_ran.lock() = Some(on_disk);
             }
             Ok(Dynamic::UNIT)
         }
@@ -485,38 +517,49 @@ mod tests {
         }
     }
 
-    /// A store that commits every event a little after it is emitted.
-    struct SlowStore(std::sync::mpsc::Sender<u64>, Arc<Mutex<Option<u64>>>);
+    /// A store that commits every event a little after it is emitted, and fails the commit
+    /// of `a`'s success when `fail_a` is set.
+    struct SlowStore {
+        emitted: std::sync::mpsc::Sender<(u64, bool)>,
+        a_seq: Arc<Mutex<Option<u64>>>,
+        fail_a: bool,
+    }
 
     impl EventSink for SlowStore {
         fn accept(&mut self, event: &Event, _: &ExecutionLabel) {
+            let mut fails = false;
             if let Payload::TaskSucceeded(t, _, _) = &event.payload {
                 if &*t.name == "a" {
-                    *self.1.lock() = Some(event.seq);
+                    *self.a_seq.lock() = Some(event.seq);
+                    fails = self.fail_a;
                 }
             }
-            let _ = self.0.send(event.seq);
+            let _ = self.emitted.send((event.seq, fails));
         }
     }
 
-    // A closure task that succeeded on a script thread released its dependents before the
-    // store had committed its success: a crash then could lose it while they ran on top of it.
-    #[test]
-    fn a_closure_success_is_committed_before_its_dependents_start() {
+    /// Runs `a` then `b` (closures) on a `SlowStore`; gives the outcome, the events and
+    /// whether `a`'s success was on disk when `b` ran (`None`: `b` never ran).
+    fn a_then_b_on_a_slow_store(fail_a: bool) -> (Result<(), TaskError>, Vec<String>, Option<bool>) {
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-        let (commit_tx, committed) = tokio::sync::watch::channel(0u64);
-        let (emitted_tx, emitted) = std::sync::mpsc::channel::<u64>();
+        let (commit_tx, committed) = tokio::sync::watch::channel(CommitState::default());
+        let (emitted_tx, emitted) = std::sync::mpsc::channel::<(u64, bool)>();
         std::thread::spawn(move || {
-            for seq in emitted {
+            for (seq, fails) in emitted {
                 // Late enough that a dependent started without waiting would run first.
                 std::thread::sleep(std::time::Duration::from_millis(5));
-                commit_tx.send_replace(seq);
+                match fails {
+                    true => commit_tx.send_modify(|c| c.fail(&StoreError::Database("disk full".into()))),
+                    false => commit_tx.send_modify(|c| c.advance(seq)),
+                }
             }
         });
-        let (a_seq, seen_by_b) = (Arc::new(Mutex::new(None)), Arc::new(Mutex::new(None)));
+        let (a_seq, seen_by_b, events) = (Arc::new(Mutex::new(None)), Arc::new(Mutex::new(None)), Arc::default());
         let label = ExecutionLabel { execution_id: "e".into(), workflow: "w".into() };
-        let bus = Arc::new(EventBus::new(label, vec![Box::new(SlowStore(emitted_tx, a_seq.clone()))]));
-        let scripts = Arc::new(SeesCommitted(committed.clone(), seen_by_b.clone()));
+        let store = SlowStore { emitted: emitted_tx, a_seq: a_seq.clone(), fail_a };
+        let bus = Arc::new(EventBus::new(label, vec![Box::new(store), Box::new(Recorder(Arc::clone(&events)))]));
+        let scripts =
+            Arc::new(SeesCommitted { committed: committed.clone(), a_seq, a_on_disk_when_b_ran: seen_by_b.clone() });
         let mut env =
             ExecEnv::new(runtime.handle().clone(), bus, Arc::new(CancelState::default()), scripts, None, false);
         env.committed = Some(committed);
@@ -525,9 +568,31 @@ mod tests {
         g.add(&a, None).unwrap();
         g.add(&b, None).unwrap();
         g.add_dependency(&b, &a).unwrap();
-        runtime.block_on(execute_plan(Plan::build(&g).unwrap(), Arc::new(env), false)).unwrap();
-        let (a_seq, seen) = (a_seq.lock().unwrap(), seen_by_b.lock().unwrap());
-        assert!(seen >= a_seq, "b ran when the store had committed up to {seen}, a succeeded at {a_seq}");
+        let result = runtime.block_on(execute_plan(Plan::build(&g).unwrap(), Arc::new(env), false));
+        let seen = *seen_by_b.lock();
+        let events = events.lock().clone();
+        (result, events, seen)
+    }
+
+    // A closure task that succeeded on a script thread released its dependents before the
+    // store had committed its success: a crash then could lose it while they ran on top of it.
+    #[test]
+    fn a_closure_success_is_committed_before_its_dependents_start() {
+        let (result, _, a_on_disk) = a_then_b_on_a_slow_store(false);
+        result.unwrap();
+        assert_eq!(a_on_disk, Some(true), "b ran before the success of a was committed");
+    }
+
+    // A commit that failed advanced the committed seq all the same: `b` ran on top of a
+    // success of `a` that was never recorded, and the graph succeeded.
+    #[test]
+    fn a_success_the_store_cannot_record_fails_the_task_and_starts_nothing_after_it() {
+        let (result, events, a_on_disk) = a_then_b_on_a_slow_store(true);
+        let error = result.unwrap_err();
+        assert_eq!(error.failed_tasks[0].error.kind, ErrorKind::StoreFailed);
+        assert_eq!(error.message, "task `a` failed: the execution store failed: disk full");
+        assert_eq!(a_on_disk, None, "b ran: {events:?}");
+        assert!(!events.iter().any(|e| e.ends_with(" b")), "{events:?}");
     }
 
     #[test]

@@ -16,12 +16,13 @@ use serde_json::Value;
 
 pub use resume::resume;
 
+use crate::deploy::model::NotRecorded;
 use crate::deploy::Deployment;
 use crate::events::{EventBus, EventSink, ExecutionLabel, Payload};
 use crate::exec::{innermost, CancelState, ErrorKind, ExecEnv, Mocks, TaskError, TERMINATED_BY_CANCEL};
 use crate::script::api::GraphShared;
 use crate::script::{self, Limits, ModuleRoot, RunSettings, RunState, ScriptBridge, ScriptDiagnostic, Source};
-use crate::store::{self, ExecutionRecord, ExecutionStatus, Store, StoreSink};
+use crate::store::{self, ExecutionRecord, ExecutionStatus, Store, StoreError, StoreSink};
 use crate::value::{from_json, to_json};
 use entry::{entry_call, point_at_function};
 use resume::ResumeFrom;
@@ -359,42 +360,31 @@ fn run_execution(
         (outcome, _) => outcome,
     };
 
-    let (status, result, diagnostic) = match outcome {
+    let ending = match outcome {
         Ok(Ok(value)) => {
-            let result = (!value.is_unit()).then(|| to_json(&value));
-            bus.emit(Payload::WorkflowSucceeded { result: result.clone() });
-            (Status::Succeeded, result, None)
+            Ending { status: Status::Succeeded, result: (!value.is_unit()).then(|| to_json(&value)), diagnostic: None }
         }
         Ok(Err(err)) => {
-            let status = classify(&err);
             let mut diagnostic = ScriptDiagnostic::runtime(&err, &source);
             name_the_limit(&mut diagnostic, &options.limits);
             if let (Some(w), true) = (&options.workflow, diagnostic.labels.is_empty()) {
                 point_at_function(&mut diagnostic, &source, &w.function);
             }
-            match status {
-                Status::Cancelled => bus.emit(Payload::WorkflowCancelled),
-                _ => bus.emit(Payload::WorkflowFailed { error: diagnostic.message.clone() }),
-            };
-            (status, None, Some(diagnostic))
+            Ending { status: classify(&err), result: None, diagnostic: Some(diagnostic) }
         }
         Err(_) => {
             let message = "this is a bug in rhaiflow: the script engine panicked; please report it with the script";
-            bus.emit(Payload::WorkflowFailed { error: message.into() });
-            (Status::Failed, None, Some(ScriptDiagnostic::plain("rhaiflow::bug", message)))
+            Ending::failed(ScriptDiagnostic::plain("rhaiflow::bug", message))
         }
     };
+    let ending = ending.unless_unrecorded(store.as_deref(), options.deployment.as_deref());
+    bus.emit(ending.event());
     bus.close();
     drop(watcher);
-    if let Some(store) = &store {
-        let ended = match status {
-            Status::Succeeded => ExecutionStatus::Succeeded,
-            Status::Cancelled => ExecutionStatus::Cancelled,
-            Status::Failed | Status::Invalid => ExecutionStatus::Failed,
-        };
-        store.end(&execution_id, ended, diagnostic.as_ref().map(|d| d.message.clone()));
-        store.flush();
-    }
+    let Ending { status, result, diagnostic } = match store.as_deref() {
+        Some(store) => ending.recorded(store, &execution_id),
+        None => ending,
+    };
     let graphs = run_state.graphs.lock().clone();
     let dry_result_used_at = *run_state.dry_results_used.lock();
     // Closures stopped by a forced cancel may still be unwinding: don't wait for them.
@@ -410,6 +400,71 @@ fn run_execution(
         elapsed: started.elapsed(),
         store_path: store_path.filter(|_| store.is_some()),
     }
+}
+
+/// How a run ended, before it is announced and recorded.
+struct Ending {
+    status: Status,
+    result: Option<Value>,
+    diagnostic: Option<ScriptDiagnostic>,
+}
+
+impl Ending {
+    fn failed(diagnostic: ScriptDiagnostic) -> Self {
+        Ending { status: Status::Failed, result: None, diagnostic: Some(diagnostic) }
+    }
+
+    /// A store that failed holds less than what ran: the run fails, whatever the script made
+    /// of it (it may have caught the task failure the store caused). Looked at without
+    /// waiting for what is queued: `recorded` waits.
+    fn unless_unrecorded(self, store: Option<&dyn Store>, deployment: Option<&Deployment>) -> Self {
+        let failure = store.and_then(|s| s.committed()).and_then(|c| c.borrow().failure().cloned());
+        match (failure, deployment.and_then(Deployment::unrecorded)) {
+            (Some(error), _) => Ending::failed(store_failed(&error)),
+            (None, Some(lost)) => Ending::failed(deployment_not_recorded(&lost)),
+            (None, None) => self,
+        }
+    }
+
+    /// The execution's last event.
+    fn event(&self) -> Payload {
+        match self.status {
+            Status::Succeeded => Payload::WorkflowSucceeded { result: self.result.clone() },
+            Status::Cancelled => Payload::WorkflowCancelled,
+            Status::Failed | Status::Invalid => Payload::WorkflowFailed {
+                error: self.diagnostic.as_ref().map(|d| d.message.clone()).unwrap_or_default(),
+            },
+        }
+    }
+
+    /// Records how the execution ended and waits until everything is on disk; a run whose
+    /// store failed to record any of it has failed.
+    fn recorded(self, store: &dyn Store, execution_id: &str) -> Self {
+        let ended = match self.status {
+            Status::Succeeded => ExecutionStatus::Succeeded,
+            Status::Cancelled => ExecutionStatus::Cancelled,
+            Status::Failed | Status::Invalid => ExecutionStatus::Failed,
+        };
+        let error = self.diagnostic.as_ref().map(|d| d.message.clone());
+        match store.end(execution_id, ended, error).and_then(|()| store.flush()) {
+            Ok(()) => self,
+            Err(e) => Ending::failed(store_failed(&e)),
+        }
+    }
+}
+
+/// The diagnostic of a run whose store failed.
+fn store_failed(error: &StoreError) -> ScriptDiagnostic {
+    ScriptDiagnostic::plain("rhaiflow::store", error.to_string()).with_help(
+        "what ran after the store's last commit is not recorded: once the store can be written again, resuming the \
+         execution runs it again",
+    )
+}
+
+/// The diagnostic of a run that changed its deployment in ways the store did not record.
+fn deployment_not_recorded(lost: &NotRecorded) -> ScriptDiagnostic {
+    ScriptDiagnostic::plain("rhaiflow::deployments", lost.to_string())
+        .with_help("the stored deployment is as the store last recorded it, not as this run left the instances")
 }
 
 /// A script stopped by a limit is told which limit, and how large it is.

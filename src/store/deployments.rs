@@ -1,7 +1,10 @@
 //! Deployments kept in the execution store: the blueprint each was created from, and each
 //! instance's state and runtime properties, written through as executions change them so
-//! that they survive the process (and the next execution starts from them).
+//! that they survive the process (and the next execution starts from them). A write that
+//! fails is returned to what made the change (the run fails); a row that does not read as
+//! rhaiflow wrote it is damage (`StoreError::Corrupt`), never read as a default.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,7 +13,9 @@ use parking_lot::Mutex;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::Value;
 
+use super::sqlite::{damaged, database_error};
 use super::{Result, StoreError};
+use crate::deploy::model::NotRecorded;
 use crate::deploy::{Blueprint, Deployment, InstanceData};
 
 const SCHEMA: &str = "
@@ -72,7 +77,14 @@ impl DeploymentStore {
     }
 
     fn err(&self, e: rusqlite::Error) -> StoreError {
-        StoreError::Database(format!("{}: {e}", self.path.display()))
+        match database_error(&self.path, e) {
+            StoreError::Database(message) => StoreError::Database(format!("{}: {message}", self.path.display())),
+            other => other,
+        }
+    }
+
+    fn corrupt(&self, message: String) -> StoreError {
+        StoreError::Corrupt { path: self.path.clone(), message }
     }
 
     /// Records a new deployment of `blueprint` (read from `blueprint_path`), every instance
@@ -97,7 +109,7 @@ impl DeploymentStore {
                 blueprint.dir.display().to_string(),
                 &*blueprint.source.text,
                 humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
-                serde_json::to_string(&deployment.counters()).unwrap_or_else(|_| "{}".into())
+                counters_json(&deployment)?
             ],
         )
         .map_err(|e| self.err(e))?;
@@ -127,8 +139,13 @@ impl DeploymentStore {
         let deployment = Arc::new(Deployment::new(name, Arc::new(blueprint)));
         let stored = instances(&conn, name).map_err(|e| self.err(e))?;
         drop(conn);
+        let counters: BTreeMap<String, usize> = serde_json::from_str(&counters)
+            .map_err(|e| self.corrupt(format!("the instance numbers of deployment {name} do not read ({e})")))?;
+        for instance in &stored {
+            check_instance(&deployment, instance).map_err(|why| self.corrupt(format!("deployment {name}: {why}")))?;
+        }
         deployment.restore(stored.into_iter().map(|i| (i.id, i.node_id, i.container, i.data)).collect());
-        deployment.raise_counters(&serde_json::from_str(&counters).unwrap_or_default());
+        deployment.raise_counters(&counters);
         self.watch(&deployment);
         Ok(deployment)
     }
@@ -139,25 +156,28 @@ impl DeploymentStore {
         deployment.stored.store(true, std::sync::atomic::Ordering::Relaxed);
         let store = DeploymentStore { path: self.path.clone(), conn: self.conn.clone() };
         *deployment.on_modified.lock() = Some(Box::new(move |d: &Deployment| {
-            if let Err(e) = store.save(d) {
-                eprintln!("rhaiflow: cannot record the instances of deployment {}: {e}", d.name);
-            }
+            store
+                .save(d)
+                .map_err(|e| NotRecorded(format!("the instances of deployment {} were not recorded: {e}", d.name)))
         }));
         let conn = self.conn.clone();
         let weak = Arc::downgrade(deployment);
         let name = deployment.name.clone();
+        let path = self.path.clone();
         *deployment.on_change.lock() = Some(Box::new(move |id: &str, data: &InstanceData| {
-            let Some(deployment) = weak.upgrade() else { return };
-            let Some(model) = deployment.instance(id) else { return };
+            // Gone (or not an instance): nothing is kept of it to record.
+            let Some(deployment) = weak.upgrade() else { return Ok(()) };
+            let Some(model) = deployment.instance(id) else { return Ok(()) };
             let node = deployment.nodes[model.node].id.clone();
             let conn = conn.lock();
             let written = conn.execute(
                 "INSERT OR REPLACE INTO deployment_instances (deployment, id, node_id, container, state, runtime_properties) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![name, id, node, model.contained_in, data.state, Value::Object(data.runtime_properties.clone()).to_string()],
             );
-            if let Err(e) = written {
-                eprintln!("rhaiflow: cannot record the state of {id} in deployment {name}: {e}");
-            }
+            written.map(drop).map_err(|e| {
+                let e = StoreError::Database(format!("{}: {e}", path.display()));
+                NotRecorded(format!("the state of {id} in deployment {name} was not recorded: {e}"))
+            })
         }));
     }
 
@@ -169,7 +189,7 @@ impl DeploymentStore {
         tx.execute("DELETE FROM deployment_instances WHERE deployment = ?1", [&deployment.name])
             .map_err(|e| self.err(e))?;
         write_instances(&tx, deployment).map_err(|e| self.err(e))?;
-        let counters = serde_json::to_string(&deployment.counters()).unwrap_or_else(|_| "{}".into());
+        let counters = counters_json(deployment)?;
         tx.execute("UPDATE deployments SET counters = ?2 WHERE name = ?1", params![deployment.name, counters])
             .map_err(|e| self.err(e))?;
         tx.commit().map_err(|e| self.err(e))
@@ -223,6 +243,28 @@ impl DeploymentStore {
     }
 }
 
+/// The highest instance numbers given out, as stored; written as `{}` on a failure, ids would
+/// be given out again.
+fn counters_json(deployment: &Deployment) -> Result<String> {
+    serde_json::to_string(&deployment.counters()).map_err(|e| StoreError::Database(e.to_string()))
+}
+
+/// A stored instance that its deployment's blueprint could have made: `<node>_<number>` of one
+/// of its nodes. Any other is damage: restored, it would be dropped or numbered again.
+fn check_instance(deployment: &Deployment, instance: &StoredInstance) -> std::result::Result<(), String> {
+    if deployment.node_index(&instance.node_id).is_none() {
+        return Err(format!(
+            "instance {} is of node `{}`, which its blueprint does not have",
+            instance.id, instance.node_id
+        ));
+    }
+    let number = instance.id.strip_prefix(instance.node_id.as_str()).and_then(|n| n.strip_prefix('_'));
+    match number.map(str::parse::<usize>) {
+        Some(Ok(_)) => Ok(()),
+        _ => Err(format!("instance `{}` is not named `{}_<number>`", instance.id, instance.node_id)),
+    }
+}
+
 fn write_instances(tx: &rusqlite::Transaction, deployment: &Deployment) -> rusqlite::Result<()> {
     let instances = deployment.instances.lock().clone();
     let mut insert = tx.prepare(
@@ -248,13 +290,15 @@ fn instances(conn: &Connection, name: &str) -> rusqlite::Result<Vec<StoredInstan
     )?;
     let mut rows: Vec<StoredInstance> = statement
         .query_map([name], |r| {
-            let properties: String = r.get(4)?;
+            let (id, properties): (String, String) = (r.get(0)?, r.get(4)?);
             let runtime_properties = match serde_json::from_str(&properties) {
                 Ok(Value::Object(m)) => m,
-                _ => Default::default(),
+                // Read as `{}`, they would be written back so: lost for good.
+                Ok(_) => return Err(damaged(4, format!("the runtime properties of {id} are not a JSON object"))),
+                Err(e) => return Err(damaged(4, format!("the runtime properties of {id} do not read as JSON ({e})"))),
             };
             Ok(StoredInstance {
-                id: r.get(0)?,
+                id,
                 node_id: r.get(1)?,
                 container: r.get(2)?,
                 data: InstanceData { state: r.get(3)?, runtime_properties },

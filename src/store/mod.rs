@@ -5,6 +5,7 @@
 //! per process in batched transactions. `--ephemeral` runs use no store at all. Task states
 //! are folded from the task events when read, so the two never disagree.
 
+mod commits;
 pub mod deployments;
 mod event_rows;
 mod records;
@@ -14,13 +15,14 @@ mod write_queue;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+pub use commits::CommitState;
 pub use deployments::DeploymentStore;
 pub use records::{ExecutionRecord, ExecutionStatus, StoredTask};
 pub use sqlite::SqliteStore;
 
 use crate::events::{Event, EventSink, ExecutionLabel};
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("cannot open the execution store {path}: {message}")]
     Open { path: PathBuf, message: String },
@@ -33,6 +35,15 @@ pub enum StoreError {
     OtherVersion { path: PathBuf, found: i64, reads: i64 },
     #[error("the execution store failed: {0}")]
     Database(String),
+    /// A commit failed: what it held (and what ran on top of it) is not recorded.
+    #[error("the execution store failed: {message}: {path} could not be written")]
+    Write { path: PathBuf, message: String },
+    /// The writer thread ended with writes still queued (it panicked).
+    #[error(
+        "this is a bug in rhaiflow: the execution store's writer stopped before it recorded everything; please \
+         report it"
+    )]
+    WriterStopped,
     #[error("no execution `{0}` in this store")]
     NoSuchExecution(String),
 }
@@ -43,17 +54,20 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 pub trait Store: Send + Sync {
     /// Records an execution that starts (or starts again, on resume) in this process.
     fn begin(&self, record: &ExecutionRecord) -> Result<()>;
-    /// Queues one event for writing.
+    /// Queues one event for writing. It cannot fail here, on the hot path: a write that fails
+    /// later is reported through `committed` and `flush`.
     fn append(&self, label: &ExecutionLabel, event: &Event);
-    /// `count` more tasks are about to run (for the done/total of `executions list`).
+    /// `count` more tasks are about to run (for the done/total of `executions list`); queued
+    /// as `append` is.
     fn planned(&self, execution_id: &str, count: u64);
     /// Records how the execution ended.
-    fn end(&self, execution_id: &str, status: ExecutionStatus, error: Option<String>);
-    /// Blocks until everything queued so far is committed.
-    fn flush(&self);
-    /// The highest event `seq` committed, as a watch: `None` when writes are durable at once
-    /// (nothing to wait for).
-    fn committed(&self) -> Option<tokio::sync::watch::Receiver<u64>>;
+    fn end(&self, execution_id: &str, status: ExecutionStatus, error: Option<String>) -> Result<()>;
+    /// Blocks until everything queued so far is committed; `Err` when any write of this store
+    /// failed, then or before (what it held is not recorded).
+    fn flush(&self) -> Result<()>;
+    /// How far the writes got, as a watch: the highest event `seq` committed, or the write
+    /// that failed. `None` when writes are durable at once (nothing to wait for).
+    fn committed(&self) -> Option<tokio::sync::watch::Receiver<CommitState>>;
 
     fn executions(&self) -> Result<Vec<ExecutionRecord>>;
     fn execution(&self, id: &str) -> Result<ExecutionRecord>;

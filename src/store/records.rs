@@ -20,12 +20,14 @@ impl ExecutionStatus {
         }
     }
 
-    pub fn parse(s: &str) -> Self {
+    /// `None` for a status rhaiflow never writes (a damaged row).
+    pub fn parse(s: &str) -> Option<Self> {
         match s {
-            "succeeded" => ExecutionStatus::Succeeded,
-            "failed" => ExecutionStatus::Failed,
-            "cancelled" => ExecutionStatus::Cancelled,
-            _ => ExecutionStatus::Running,
+            "running" => Some(ExecutionStatus::Running),
+            "succeeded" => Some(ExecutionStatus::Succeeded),
+            "failed" => Some(ExecutionStatus::Failed),
+            "cancelled" => Some(ExecutionStatus::Cancelled),
+            _ => None,
         }
     }
 }
@@ -85,16 +87,21 @@ pub struct TaskFold {
 }
 
 impl TaskFold {
-    /// Applies the event `body` (its JSON) of the task created `serial`-th.
-    pub fn apply(&mut self, serial: u64, body: &str) {
-        let Ok(event) = serde_json::from_str::<Value>(body) else { return };
+    /// Applies the event `body` (its JSON) of the task created `serial`-th. An event that does
+    /// not read as a task event is damage (the message says why): skipped, it would leave
+    /// the task looking as if it never got that far, and a resume would run it again.
+    pub fn apply(&mut self, serial: u64, body: &str) -> Result<(), String> {
+        let event = serde_json::from_str::<Value>(body).map_err(|e| format!("does not read as JSON ({e})"))?;
+        let field =
+            |k: &str| event.get(k).and_then(Value::as_str).ok_or_else(|| format!("is a task event without `{k}`"));
+        let (kind, name, task_kind) = (field("type")?, field("task")?, field("kind")?);
         let text = |k: &str| event.get(k).and_then(Value::as_str).unwrap_or("").to_string();
-        let key = format!("{serial}:{}", text("task"));
+        let key = format!("{serial}:{name}");
         let at = *self.index.entry(key.clone()).or_insert_with(|| {
             self.tasks.push(StoredTask {
                 key,
-                name: text("task"),
-                kind: text("kind"),
+                name: name.to_string(),
+                kind: task_kind.to_string(),
                 state: String::new(),
                 attempts: 0,
                 current_retries: 0,
@@ -104,8 +111,12 @@ impl TaskFold {
             self.tasks.len() - 1
         });
         let task = &mut self.tasks[at];
-        task.current_retries = event.get("current_retries").and_then(Value::as_u64).unwrap_or(0) as u32;
-        match event.get("type").and_then(Value::as_str).unwrap_or("") {
+        task.current_retries = event
+            .get("current_retries")
+            .and_then(Value::as_u64)
+            .and_then(|n| u32::try_from(n).ok())
+            .ok_or("is a task event without `current_retries`")?;
+        match kind {
             "task_started" => {
                 task.state = "started".into();
                 task.attempts += 1;
@@ -131,6 +142,7 @@ impl TaskFold {
             }
             _ => {}
         }
+        Ok(())
     }
 
     /// The tasks in creation order.

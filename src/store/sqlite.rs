@@ -2,9 +2,13 @@
 //!
 //! Writes go through one writer thread per process, which takes every queued write
 //! (`write_queue`), commits them in one transaction (group commit), then publishes the highest
-//! committed event `seq`; a task's dependents wait on that watch, so nothing runs on top of a
-//! success that is not on disk. Events are stored many to a row (`event_rows`). Reads use their own connection: WAL lets readers and the writer proceed together,
-//! and several processes share one file (a busy writer makes the others wait, not fail).
+//! committed event `seq` (`CommitState`); a task's dependents wait on that watch, so nothing
+//! runs on top of a success that is not on disk. A commit that fails is published as such and
+//! the watermark stops there: the run learns it and fails, instead of going on as if it were
+//! recorded. Events are stored many to a row (`event_rows`). Reads use their own connection:
+//! WAL lets readers and the writer proceed together, and several processes share one file (a
+//! busy writer makes the others wait, not fail). A row that does not read as rhaiflow wrote it
+//! is reported as damage (`StoreError::Corrupt`), never read as a default.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -14,12 +18,13 @@ use std::time::{Duration, SystemTime};
 
 use parking_lot::Mutex;
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension, TransactionBehavior};
+use serde_json::Value;
 use tokio::sync::watch;
 
 use super::event_rows::{read_row, StoredEvent};
 use super::records::TaskFold;
 use super::write_queue::{Batch, WriteOp, WriteQueue};
-use super::{ExecutionRecord, ExecutionStatus, Result, Store, StoreError, StoredTask};
+use super::{CommitState, ExecutionRecord, ExecutionStatus, Result, Store, StoreError, StoredTask};
 use crate::events::{Event, ExecutionLabel};
 
 /// Task states are not a table of their own: they are folded from the task events when read.
@@ -67,16 +72,27 @@ pub struct SqliteStore {
     path: PathBuf,
     reader: Mutex<Connection>,
     writes: Arc<WriteQueue>,
-    committed: watch::Receiver<u64>,
+    committed: watch::Receiver<CommitState>,
 }
 
-fn database_error(path: &Path, e: rusqlite::Error) -> StoreError {
-    match e.sqlite_error_code() {
-        Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => {
-            StoreError::Corrupt { path: path.to_path_buf(), message: e.to_string() }
+pub(super) fn database_error(path: &Path, e: rusqlite::Error) -> StoreError {
+    let corrupt = |message: String| StoreError::Corrupt { path: path.to_path_buf(), message };
+    match e {
+        // A value rhaiflow never writes: read as a default, it would be a guess.
+        rusqlite::Error::FromSqlConversionFailure(_, _, reason) => corrupt(reason.to_string()),
+        rusqlite::Error::InvalidColumnType(..) | rusqlite::Error::IntegralValueOutOfRange(..) => {
+            corrupt(format!("a value of the wrong type: {e}"))
         }
-        _ => StoreError::Database(e.to_string()),
+        _ => match e.sqlite_error_code() {
+            Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => corrupt(e.to_string()),
+            _ => StoreError::Database(e.to_string()),
+        },
     }
+}
+
+/// A row value that does not read as rhaiflow wrote it; `database_error` reports it as damage.
+pub(super) fn damaged(column: usize, message: String) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(column, rusqlite::types::Type::Text, message.into())
 }
 
 fn connect(path: &Path) -> Result<Connection> {
@@ -114,7 +130,11 @@ fn initialise(path: &Path) -> Result<Connection> {
                 conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
                 Ok(None)
             })();
-            let _ = conn.execute_batch(if matches!(created, Ok(None)) { "COMMIT" } else { "ROLLBACK" });
+            let commit = matches!(created, Ok(None));
+            let ended = conn.execute_batch(if commit { "COMMIT" } else { "ROLLBACK" });
+            // A failed COMMIT leaves the schema unwritten; a failed ROLLBACK only follows the
+            // error (or the other version) already being reported.
+            let created = if commit { ended.map(|()| None) } else { created };
             match created.map_err(|e| database_error(path, e))? {
                 None => Ok(conn),
                 Some(found) => Err(StoreError::OtherVersion { path: path.to_path_buf(), found, reads: SCHEMA_VERSION }),
@@ -139,7 +159,7 @@ impl SqliteStore {
         let reader = initialise(path)?;
         let writer = initialise(path)?;
         let writes = Arc::new(WriteQueue::default());
-        let (committed_tx, committed) = watch::channel(0);
+        let (committed_tx, committed) = watch::channel(CommitState::default());
         let (thread_path, queue) = (path.to_path_buf(), writes.clone());
         std::thread::Builder::new()
             .name("rhaiflow-store".into())
@@ -154,6 +174,10 @@ impl SqliteStore {
 
     fn err(&self, e: rusqlite::Error) -> StoreError {
         database_error(&self.path, e)
+    }
+
+    fn corrupt(&self, message: String) -> StoreError {
+        StoreError::Corrupt { path: self.path.clone(), message }
     }
 
     /// The compact number of execution `id`, which keys its events, and the JSON fields its
@@ -171,13 +195,14 @@ impl SqliteStore {
         Ok((number, String::from_utf8(fields).expect("JSON is UTF-8")))
     }
 
-    /// Calls `each` with every stored event of execution `number` after seq `after`, in order.
+    /// Calls `each` with every stored event of execution `number` after seq `after`, in order;
+    /// an event `each` cannot read (its message) is damage.
     fn read_events(
         &self,
         conn: &Connection,
         number: i64,
         after: u64,
-        mut each: impl FnMut(StoredEvent<'_>),
+        mut each: impl FnMut(StoredEvent<'_>) -> std::result::Result<(), String>,
     ) -> Result<()> {
         let mut stmt = conn
             .prepare_cached("SELECT events FROM event_rows WHERE position > ?1 AND position < ?2 ORDER BY position")
@@ -187,13 +212,12 @@ impl SqliteStore {
         while let Some(row) = rows.next().map_err(|e| self.err(e))? {
             let body = row.get_ref(0).and_then(|v| Ok(v.as_blob()?)).map_err(|e| self.err(e))?;
             for event in read_row(body) {
-                let event = event.map_err(|_| StoreError::Corrupt {
-                    path: self.path.clone(),
-                    message: "a row of events cannot be read".into(),
-                })?;
-                if event.seq > after {
-                    each(event);
+                let event = event.map_err(|_| self.corrupt("a row of events cannot be read".into()))?;
+                if event.seq <= after {
+                    continue;
                 }
+                let seq = event.seq;
+                each(event).map_err(|message| self.corrupt(format!("event {seq} {message}")))?;
             }
         }
         Ok(())
@@ -207,34 +231,67 @@ impl Drop for SqliteStore {
     }
 }
 
-/// Takes every write that is queued, commits them together, publishes the committed `seq`.
-fn write_loop(mut conn: Connection, queue: &WriteQueue, committed: watch::Sender<u64>, path: PathBuf) {
-    let mut reported = false;
+/// Why a commit failed.
+#[derive(Debug, thiserror::Error)]
+enum WriteFailure {
+    #[error("{0}")]
+    Database(#[from] rusqlite::Error),
+    #[error("this is a bug in rhaiflow: events of execution {0} came before its start was recorded")]
+    UnknownExecution(Arc<str>),
+}
+
+/// Takes every write that is queued, commits them together, publishes how far it got. After a
+/// failed commit it goes on committing (a passing failure may leave later writes, such as the
+/// execution's end, recorded), but the published watermark stays where the failure was.
+fn write_loop(mut conn: Connection, queue: &WriteQueue, committed: watch::Sender<CommitState>, path: PathBuf) {
+    // Also when this thread panics: nobody is left waiting for an answer that never comes.
+    let _abandon = AbandonOnExit(queue);
     let mut numbers: HashMap<Arc<str>, i64> = HashMap::new();
+    let mut failure: Option<StoreError> = None;
     while let Some(batch) = queue.take() {
-        if let Err(e) = write_batch(&mut conn, &batch, &mut numbers) {
-            if !reported {
-                eprintln!("rhaiflow: cannot write to the execution store {}: {}", path.display(), e);
-                reported = true;
+        match write_batch(&mut conn, &batch, &mut numbers) {
+            Ok(()) if failure.is_none() => {
+                if let Some(seq) = batch.rows.iter().map(|row| row.last_seq).max() {
+                    committed.send_modify(|c| c.advance(seq));
+                }
             }
-        }
-        if let Some(seq) = batch.rows.iter().map(|row| row.last_seq).max() {
-            committed.send_modify(|c| *c = (*c).max(seq));
+            Ok(()) => {}
+            Err(e) => {
+                let error = StoreError::Write { path: path.clone(), message: e.to_string() };
+                committed.send_modify(|c| c.fail(&error));
+                failure.get_or_insert(error);
+            }
         }
         for op in batch.ops {
             if let WriteOp::Sync(ack) = op {
-                let _ = ack.send(());
+                // A flush that stopped waiting needs no answer.
+                let _ = ack.send(failure.clone().map_or(Ok(()), Err));
             }
         }
     }
 }
 
-fn write_batch(conn: &mut Connection, batch: &Batch, numbers: &mut HashMap<Arc<str>, i64>) -> rusqlite::Result<()> {
+/// Drops the queue when the writer ends, however it ends.
+struct AbandonOnExit<'a>(&'a WriteQueue);
+
+impl Drop for AbandonOnExit<'_> {
+    fn drop(&mut self) {
+        self.0.abandon();
+    }
+}
+
+fn write_batch(
+    conn: &mut Connection,
+    batch: &Batch,
+    numbers: &mut HashMap<Arc<str>, i64>,
+) -> std::result::Result<(), WriteFailure> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    // An execution's start comes first: its events are keyed by the number it gets.
+    // An execution's start comes first: its events are keyed by the number it gets. Known only
+    // once committed: rolled back, the number may go to another process's execution.
+    let mut begun: HashMap<Arc<str>, i64> = HashMap::new();
     for op in &batch.ops {
         if let WriteOp::Begin(r) = op {
-            begin_execution(&tx, r, numbers)?;
+            begun.insert(Arc::from(r.id.as_str()), begin_execution(&tx, r)?);
         }
     }
     // Per execution in this batch: its highest seq and how many tasks got done.
@@ -242,7 +299,10 @@ fn write_batch(conn: &mut Connection, batch: &Batch, numbers: &mut HashMap<Arc<s
     let mut insert_row =
         tx.prepare_cached("INSERT OR REPLACE INTO event_rows (position, first_seq, events) VALUES (?1, ?2, ?3)")?;
     for row in &batch.rows {
-        let Some(&number) = numbers.get(&row.execution_id) else { continue };
+        // Skipped, these events would be lost while counting as committed.
+        let Some(&number) = begun.get(&row.execution_id).or_else(|| numbers.get(&row.execution_id)) else {
+            return Err(WriteFailure::UnknownExecution(row.execution_id.clone()));
+        };
         insert_row.execute(params![position(number, row.last_seq), row.first_seq, row.body])?;
         match progress.iter_mut().find(|(n, _, _)| *n == number) {
             Some((_, last, done)) => {
@@ -272,14 +332,13 @@ fn write_batch(conn: &mut Connection, batch: &Batch, numbers: &mut HashMap<Arc<s
         )?
         .execute(params![number, seq, done])?;
     }
-    tx.commit()
+    tx.commit()?;
+    numbers.extend(begun);
+    Ok(())
 }
 
-fn begin_execution(
-    tx: &rusqlite::Transaction<'_>,
-    r: &ExecutionRecord,
-    numbers: &mut HashMap<Arc<str>, i64>,
-) -> rusqlite::Result<()> {
+/// Records an execution's start; gives its number.
+fn begin_execution(tx: &rusqlite::Transaction<'_>, r: &ExecutionRecord) -> rusqlite::Result<i64> {
     tx.prepare_cached(
         "INSERT INTO executions (id, workflow, script, parameters, options, status, started_at, pid, resumes)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
@@ -298,9 +357,7 @@ fn begin_execution(
         r.pid,
         r.resumes
     ])?;
-    let number: i64 = tx.query_row("SELECT number FROM executions WHERE id = ?1", [&r.id], |row| row.get(0))?;
-    numbers.insert(Arc::from(r.id.as_str()), number);
-    Ok(())
+    tx.query_row("SELECT number FROM executions WHERE id = ?1", [&r.id], |row| row.get(0))
 }
 
 fn now() -> String {
@@ -310,17 +367,20 @@ fn now() -> String {
 const EXECUTION_COLUMNS: &str = "id, workflow, script, parameters, options, status, started_at, ended_at, error, pid,
     resumes, tasks_total, last_seq, tasks_done";
 
+/// An execution's row; a status, parameters or options rhaiflow would not have written are
+/// damage: read as a default, a damaged execution could be taken for a crashed one and resumed.
 fn execution_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ExecutionRecord> {
-    let parameters: String = row.get(3)?;
-    let options: String = row.get(4)?;
+    let id: String = row.get(0)?;
     let status: String = row.get(5)?;
+    let status = ExecutionStatus::parse(&status)
+        .ok_or_else(|| damaged(5, format!("execution {id} has the status `{status}`, which rhaiflow never writes")))?;
     Ok(ExecutionRecord {
-        id: row.get(0)?,
+        parameters: json_object_column(row, 3, "parameters", &id)?,
+        options: json_object_column(row, 4, "options", &id)?,
+        id,
         workflow: row.get(1)?,
         script: row.get(2)?,
-        parameters: serde_json::from_str(&parameters).unwrap_or_default(),
-        options: serde_json::from_str(&options).unwrap_or_default(),
-        status: ExecutionStatus::parse(&status),
+        status,
         started_at: row.get(6)?,
         ended_at: row.get(7)?,
         error: row.get(8)?,
@@ -332,11 +392,20 @@ fn execution_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ExecutionReco
     })
 }
 
+/// A column holding a JSON object (an execution's parameters or options).
+fn json_object_column(row: &rusqlite::Row<'_>, column: usize, what: &str, id: &str) -> rusqlite::Result<Value> {
+    let text: String = row.get(column)?;
+    match serde_json::from_str(&text) {
+        Ok(value @ Value::Object(_)) => Ok(value),
+        Ok(_) => Err(damaged(column, format!("the {what} of execution {id} are not a JSON object"))),
+        Err(e) => Err(damaged(column, format!("the {what} of execution {id} do not read as JSON ({e})"))),
+    }
+}
+
 impl Store for SqliteStore {
     fn begin(&self, record: &ExecutionRecord) -> Result<()> {
         self.send(WriteOp::Begin(Box::new(record.clone())));
-        self.flush();
-        Ok(())
+        self.flush()
     }
 
     fn append(&self, label: &ExecutionLabel, event: &Event) {
@@ -347,17 +416,20 @@ impl Store for SqliteStore {
         self.send(WriteOp::Planned { execution_id: execution_id.to_string(), count });
     }
 
-    fn end(&self, execution_id: &str, status: ExecutionStatus, error: Option<String>) {
+    /// Queued: a failure to write it is reported by the `flush` that follows.
+    fn end(&self, execution_id: &str, status: ExecutionStatus, error: Option<String>) -> Result<()> {
         self.send(WriteOp::End { execution_id: execution_id.to_string(), status, error, at: now() });
+        Ok(())
     }
 
-    fn flush(&self) {
+    fn flush(&self) -> Result<()> {
         let (ack, done) = sync_channel(1);
         self.send(WriteOp::Sync(ack));
-        let _ = done.recv();
+        // No answer: the writer dropped the request, it is gone.
+        done.recv().unwrap_or(Err(StoreError::WriterStopped))
     }
 
-    fn committed(&self) -> Option<watch::Receiver<u64>> {
+    fn committed(&self) -> Option<watch::Receiver<CommitState>> {
         Some(self.committed.clone())
     }
 
@@ -395,10 +467,9 @@ impl Store for SqliteStore {
         let conn = self.reader.lock();
         let (number, _) = self.number_and_label(&conn, id)?;
         let mut tasks = TaskFold::default();
-        self.read_events(&conn, number, 0, |event| {
-            if let Some(serial) = event.serial {
-                tasks.apply(serial, event.unlabelled);
-            }
+        self.read_events(&conn, number, 0, |event| match event.serial {
+            Some(serial) => tasks.apply(serial, event.unlabelled),
+            None => Ok(()),
         })?;
         Ok(tasks.finish())
     }
@@ -407,7 +478,13 @@ impl Store for SqliteStore {
         let conn = self.reader.lock();
         let (number, label) = self.number_and_label(&conn, id)?;
         let mut events = Vec::new();
-        self.read_events(&conn, number, after, |event| events.push((event.seq, event.json(&label))))?;
+        self.read_events(&conn, number, after, |event| {
+            // Checked here, as `tasks` reads them: a reader must not pass damage on as an event.
+            serde_json::from_str::<serde::de::IgnoredAny>(event.unlabelled)
+                .map_err(|e| format!("does not read as JSON ({e})"))?;
+            events.push((event.seq, event.json(&label)));
+            Ok(())
+        })?;
         Ok(events)
     }
 
@@ -442,5 +519,66 @@ impl Store for SqliteStore {
             .optional()
             .map(|v| v.unwrap_or(0))
             .map_err(|e| self.err(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::Payload;
+    use crate::store::event_rows::RowBuilder;
+
+    // Events of an execution whose start this writer never recorded were skipped, and their
+    // seq still published as committed: lost while counting as on disk.
+    #[test]
+    fn events_of_an_execution_never_begun_are_a_failed_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("s.db")).unwrap();
+        let label = ExecutionLabel { execution_id: "never-begun".into(), workflow: "w".into() };
+        let event = Event { seq: 1, ts: SystemTime::now(), payload: Payload::WorkflowCancelled };
+        store.append(&label, &event);
+        let flushed = store.flush();
+        assert!(
+            matches!(&flushed, Err(StoreError::Write { message, .. }) if message.contains("never-begun")),
+            "{flushed:?}"
+        );
+        let committed = store.committed().unwrap();
+        assert!(matches!(committed.borrow().outcome(1), Some(Err(StoreError::Write { .. }))));
+    }
+
+    // The number an execution got in a start that was rolled back was kept, and its later
+    // events written under it: a number SQLite may give to another process's execution.
+    #[test]
+    fn a_start_rolled_back_leaves_no_number_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = initialise(&dir.path().join("s.db")).unwrap();
+        conn.execute_batch(
+            "CREATE TRIGGER fail_events BEFORE INSERT ON event_rows BEGIN SELECT RAISE(ABORT, 'injected'); END;",
+        )
+        .unwrap();
+        let record = ExecutionRecord {
+            id: "e-1".into(),
+            workflow: "w".into(),
+            script: "w.rhai".into(),
+            parameters: serde_json::json!({}),
+            options: serde_json::json!({}),
+            status: ExecutionStatus::Running,
+            started_at: now(),
+            ended_at: None,
+            error: None,
+            pid: std::process::id(),
+            resumes: 0,
+            tasks_total: 0,
+            tasks_done: 0,
+            last_seq: 0,
+        };
+        let mut row = RowBuilder::new("e-1".into());
+        row.push(&Event { seq: 1, ts: SystemTime::now(), payload: Payload::WorkflowCancelled });
+        let mut batch = Batch::default();
+        batch.ops.push(WriteOp::Begin(Box::new(record)));
+        batch.rows.push(row);
+        let mut numbers = HashMap::new();
+        assert!(write_batch(&mut conn, &batch, &mut numbers).is_err());
+        assert!(numbers.is_empty(), "the start was rolled back, its number kept: {numbers:?}");
     }
 }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use parking_lot::{Condvar, Mutex};
 
 use super::event_rows::RowBuilder;
-use super::{ExecutionRecord, ExecutionStatus};
+use super::{ExecutionRecord, ExecutionStatus, Result};
 use crate::events::Event;
 
 /// Bytes of encoded events queued at most (about 40,000 events).
@@ -33,8 +33,9 @@ pub enum WriteOp {
         error: Option<String>,
         at: String,
     },
-    /// Answered once everything queued before it is committed.
-    Sync(SyncSender<()>),
+    /// Answered once everything queued before it is committed, with the first write of the
+    /// store that failed, if any.
+    Sync(SyncSender<Result<()>>),
 }
 
 /// What one transaction writes.
@@ -78,6 +79,11 @@ impl WriteQueue {
         while pending.batch.bytes >= QUEUE_BYTES && !pending.closed {
             self.room.wait(&mut pending);
         }
+        if pending.closed {
+            // The writer is gone (`abandon`): the failure reaches the run through the commit
+            // watch; queuing more would only grow without limit.
+            return;
+        }
         let rows = &mut pending.batch.rows;
         let open = rows.last().is_some_and(|row| Arc::ptr_eq(&row.execution_id, execution_id) && !row.is_full());
         if !open {
@@ -113,5 +119,34 @@ impl WriteQueue {
         self.pending.lock().closed = true;
         self.work.notify_all();
         self.room.notify_all();
+    }
+
+    /// The writer stopped for good: what is queued is dropped, so that a `Sync` waiting in it
+    /// sees its answer will never come instead of blocking for ever.
+    pub fn abandon(&self) {
+        let dropped = {
+            let mut pending = self.pending.lock();
+            pending.closed = true;
+            std::mem::take(&mut pending.batch)
+        };
+        drop(dropped);
+        self.work.notify_all();
+        self.room.notify_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // A writer that stopped left a flush waiting for an answer for ever.
+    #[test]
+    fn an_abandoned_queue_drops_the_flushes_waiting_in_it() {
+        let queue = WriteQueue::default();
+        let (ack, answer) = std::sync::mpsc::sync_channel(1);
+        queue.push_op(WriteOp::Sync(ack));
+        queue.abandon();
+        assert!(answer.recv().is_err());
+        assert!(queue.take().is_none());
     }
 }

@@ -7,12 +7,19 @@ use std::sync::Arc;
 use rhai::{Array, Dynamic, Engine, EvalAltResult, Map, NativeCallContext};
 
 use super::tasks::{bad_argument, build, TaskHandle};
+use crate::deploy::model::NotRecorded;
 use crate::deploy::{Deployment, OperationCall, Side};
+use crate::exec::TaskError;
 use crate::graph::TaskAction;
 use crate::script::state::{upgrade, RunRef};
 use crate::value::{from_json, to_json};
 
 type Result<T> = std::result::Result<T, Box<EvalAltResult>>;
+
+/// A change the deployment's store could not record, thrown into the script.
+fn unrecorded(error: NotRecorded) -> Box<EvalAltResult> {
+    TaskError::unrecorded(&error).into_rhai()
+}
 
 #[derive(Clone)]
 pub struct NodeHandle {
@@ -128,8 +135,8 @@ pub fn register(engine: &mut Engine, run: &RunRef) {
     engine.register_get("runtime_properties", |i: &mut InstanceHandle| {
         from_json(&serde_json::Value::Object(i.deployment.data_of(&i.id).runtime_properties))
     });
-    engine.register_set("runtime_properties", |i: &mut InstanceHandle, properties: Map| {
-        i.deployment.set_runtime_properties(&i.id, kwargs(properties));
+    engine.register_set("runtime_properties", |i: &mut InstanceHandle, properties: Map| -> Result<()> {
+        i.deployment.set_runtime_properties(&i.id, kwargs(properties)).map_err(unrecorded)
     });
     engine.register_get("modification", |i: &mut InstanceHandle| i.deployment.modification_of(&i.id));
     engine.register_get("contained_in", |i: &mut InstanceHandle| -> Result<Dynamic> {
@@ -283,15 +290,13 @@ pub fn register(engine: &mut Engine, run: &RunRef) {
         if std::mem::replace(&mut *m.ended.lock(), true) {
             return Err(bad_argument("this modification has ended already"));
         }
-        m.deployment.finish_modification();
-        Ok(())
+        m.deployment.finish_modification().map_err(unrecorded)
     });
     engine.register_fn("rollback", |m: &mut ModificationHandle| -> Result<()> {
         if std::mem::replace(&mut *m.ended.lock(), true) {
             return Err(bad_argument("this modification has ended already"));
         }
-        m.deployment.rollback_modification();
-        Ok(())
+        m.deployment.rollback_modification().map_err(unrecorded)
     });
 
     // `ctx.get_node(id)`, `ctx.get_node_instance(id)`: ctx is a map; these take it by value.

@@ -1,0 +1,68 @@
+//! How far the store's writer got, as the executor watches it: a task's dependents start once
+//! its success is committed, and learn at once when it never will be.
+
+use super::StoreError;
+
+/// The highest event `seq` committed, and the first write that failed. After a failure `seq`
+/// never moves again: nothing queued after the lost write counts as committed, so nothing
+/// runs on top of a success that is not on disk, and no wait for it lasts for ever.
+#[derive(Clone, Debug, Default)]
+pub struct CommitState {
+    seq: u64,
+    failure: Option<StoreError>,
+}
+
+impl CommitState {
+    /// `Some(Ok)` once event `seq` is committed, `Some(Err)` once it never will be, `None`
+    /// while it may still be.
+    pub fn outcome(&self, seq: u64) -> Option<Result<(), StoreError>> {
+        if self.seq >= seq {
+            return Some(Ok(()));
+        }
+        self.failure.as_ref().map(|e| Err(e.clone()))
+    }
+
+    /// The write that failed, if one did.
+    pub fn failure(&self) -> Option<&StoreError> {
+        self.failure.as_ref()
+    }
+
+    /// A commit of the events up to `seq` succeeded.
+    pub fn advance(&mut self, seq: u64) {
+        if self.failure.is_none() {
+            self.seq = self.seq.max(seq);
+        }
+    }
+
+    /// A commit failed: the first failure is the one reported.
+    pub fn fail(&mut self, error: &StoreError) {
+        self.failure.get_or_insert_with(|| error.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // A write that failed once advanced the committed seq all the same: dependents ran on top
+    // of a success that was never on disk.
+    #[test]
+    fn nothing_after_a_failed_write_counts_as_committed() {
+        let mut state = CommitState::default();
+        state.advance(3);
+        state.fail(&StoreError::Database("disk full".into()));
+        state.advance(9);
+        assert!(matches!(state.outcome(3), Some(Ok(()))));
+        assert!(matches!(state.outcome(4), Some(Err(StoreError::Database(_)))));
+        assert!(matches!(state.outcome(9), Some(Err(_))));
+    }
+
+    #[test]
+    fn a_later_event_is_pending_until_committed() {
+        let mut state = CommitState::default();
+        state.advance(2);
+        assert!(state.outcome(5).is_none());
+        state.advance(5);
+        assert!(matches!(state.outcome(5), Some(Ok(()))));
+    }
+}
