@@ -16,7 +16,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use tempfile::TempDir;
 
-use crate::support::{cli, example, fixtures, normalise, rhaiflow, Cli, Events, Outcome, Run};
+use crate::support::{cli, copy_bundle, copy_dir, example, fixtures, normalise, rhaiflow, Cli, Events, Outcome, Run};
 
 /// `rhaiflow run bundles/NAME ARGS…` from the fixtures folder, without a store.
 fn run(bundle: &str, args: &[&str]) -> Outcome {
@@ -109,26 +109,6 @@ impl Registry {
         let out = self.cli(&["bundle", "list"]);
         out.assert_code(0);
         out.stdout.lines().map(str::to_string).collect()
-    }
-}
-
-/// A copy of fixture bundle `name` in `into/name`, so that a test may change it.
-fn copy_bundle(name: &str, into: &Path) -> PathBuf {
-    let dest = into.join(name);
-    copy_dir(&fixtures().join("bundles").join(name), &dest);
-    dest
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
     }
 }
 
@@ -425,7 +405,7 @@ fn an_import_through_a_symlink_leading_outside_the_bundle_is_refused() {
 #[test]
 fn max_operations_stops_a_runaway_bundle_workflow() {
     let out = run("runaway", &["spin", "--max-operations", "10000"]);
-    out.assert_code(2);
+    out.assert_code(1);
     assert!(out.stderr.contains("limit of 10000 operations (--max-operations)"), "{}", out.stderr);
     assert!(out.stderr.contains("runaway/flows.rhai"), "{}", out.stderr);
     assert_eq!(out.events.final_status(), Some("workflow_failed"));
@@ -434,7 +414,7 @@ fn max_operations_stops_a_runaway_bundle_workflow() {
 #[test]
 fn endless_recursion_in_a_bundle_workflow_is_stopped() {
     let out = run("runaway", &["recurse"]);
-    out.assert_code(2);
+    out.assert_code(1);
     assert!(out.stderr.contains("levels deep"), "{}", out.stderr);
     assert_eq!(out.events.final_status(), Some("workflow_failed"));
 }
@@ -446,7 +426,7 @@ fn endless_recursion_in_a_bundle_workflow_is_stopped() {
 fn a_limit_stopping_a_bundle_workflow_points_into_its_function() {
     for (workflow, lines) in [("spin", 3..=9), ("recurse", 10..=17)] {
         let out = run("runaway", &[workflow, "--max-operations", "10000"]);
-        out.assert_code(2);
+        out.assert_code(1);
         let at = out.stderr.split("runaway/flows.rhai:").nth(1).expect("the diagnostic shows flows.rhai");
         let line: usize = at.split(':').next().unwrap().parse().unwrap();
         assert!(lines.contains(&line), "`{workflow}` is shown at line {line}:\n{}", out.stderr);

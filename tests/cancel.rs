@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::support::{process_is_gone, Run};
+use crate::support::{cli, copy_bundle, process_is_gone, Background, Outcome, Run};
 
 #[test]
 fn sigint_during_a_sleep_cancels_and_later_tasks_never_start() {
@@ -114,7 +114,7 @@ fn a_script_may_catch_the_cancel_clean_up_and_rethrow_it() {
 #[test]
 fn a_runaway_script_is_stopped_by_max_operations() {
     let out = Run::new("runaway_loop.rhai").args(["--max-operations", "100000"]).output();
-    out.assert_code(2);
+    out.assert_code(1);
     assert!(out.stderr.contains("limit of 100000 operations (--max-operations)"), "{}", out.stderr);
     assert!(out.stderr.contains("runaway_loop.rhai:4:"), "{}", out.stderr);
 }
@@ -136,12 +136,9 @@ fn a_runaway_script_is_stopped_by_two_sigints() {
 fn a_runaway_task_closure_is_stopped_by_two_sigints() {
     let mut run = Run::new("runaway_closure.rhai").args(["--max-operations", "0"]).spawn();
     run.wait_for_start("spin");
-    run.interrupt();
-    std::thread::sleep(Duration::from_millis(300));
-    run.interrupt();
-    let (out, took) = run.finish_within(Duration::from_secs(10));
+    let (out, took) = force_with_signals(run);
     out.assert_code(3);
-    assert!(took < Duration::from_secs(5), "took {took:?}");
+    assert!(took < FORCED_CANCEL_BOUND, "an endless loop stops within a second of the forced cancel, took {took:?}");
     assert_eq!(out.events.outcome("spin"), Some("task_failed"));
     assert_eq!(out.events.final_status(), Some("workflow_cancelled"));
 }
@@ -210,4 +207,93 @@ fn a_cancel_ends_the_wait_before_a_subgraph_runs_again() {
     assert_eq!(out.events.attempts("check"), 1);
     assert!(!out.events.started("after"));
     assert_eq!(out.events.final_status(), Some("workflow_cancelled"));
+}
+
+// The hang guarantee: whatever the script threads are doing, a forced cancel ends the process
+// within a second and the execution is recorded as cancelled.
+
+/// How soon after a forced cancel the process must be gone.
+const FORCED_CANCEL_BOUND: Duration = Duration::from_secs(1);
+
+/// Asks for a graceful cancel, then forces it; how long the process took to end after that.
+fn force_with_signals(run: Background) -> (Outcome, Duration) {
+    run.interrupt();
+    std::thread::sleep(Duration::from_millis(200));
+    run.interrupt();
+    run.finish_within(Duration::from_secs(20))
+}
+
+#[track_caller]
+fn assert_recorded_cancelled(out: &Outcome) {
+    let status: String = out.store_file().query_row("SELECT status FROM executions", [], |row| row.get(0)).unwrap();
+    assert_eq!(status, "cancelled", "{}", out.stderr);
+}
+
+/// A copy of the `stuck_reader` bundle whose module `pipe` is a named pipe nobody writes: a
+/// closure that imports it is stuck in a read that no cancel or timeout can interrupt.
+fn stuck_reader(into: &std::path::Path) -> std::path::PathBuf {
+    let bundle = copy_bundle("stuck_reader", into);
+    let fifo = std::ffi::CString::new(bundle.join("pipe.rhai").to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo(3) with a NUL-terminated path and a plain mode.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0, "mkfifo failed");
+    bundle
+}
+
+// Two closures waiting for each other with get(), and the script waiting for one of them:
+// before, get() waited on a condition variable that no cancel reached, and the process
+// ignored every signal until SIGKILL.
+#[test]
+fn a_forced_cancel_ends_closures_deadlocked_in_get_within_a_second() {
+    let mut run = Run::new("hang_closures_wait_for_each_other.rhai").spawn();
+    run.wait_for_start("first");
+    run.wait_for_start("second");
+    let (out, took) = force_with_signals(run);
+    out.assert_code(3);
+    assert!(took < FORCED_CANCEL_BOUND, "took {took:?} after the forced cancel");
+    assert_eq!(out.events.final_status(), Some("workflow_cancelled"), "{}", out.events.summary());
+    assert_eq!(out.events.outcome("first"), Some("task_failed"));
+    assert_recorded_cancelled(&out);
+}
+
+// A closure stuck in a read that never returns cannot be stopped at all: the process ends
+// anyway, the execution recorded as cancelled.
+#[test]
+fn a_forced_cancel_ends_a_closure_stuck_in_a_native_call_within_a_second() {
+    let scratch = tempfile::tempdir().unwrap();
+    let mut run = Run::new(stuck_reader(scratch.path())).args(["stuck"]).spawn();
+    run.wait_for_start("reads_a_pipe");
+    let (out, took) = force_with_signals(run);
+    out.assert_code(3);
+    assert!(took < FORCED_CANCEL_BOUND, "took {took:?} after the forced cancel");
+    assert!(out.stderr.contains("did not stop within"), "{}", out.stderr);
+    assert_eq!(out.events.final_status(), Some("workflow_cancelled"), "{}", out.events.summary());
+    assert_recorded_cancelled(&out);
+}
+
+// `executions cancel --force` from another shell reached the run, but a stuck closure kept it
+// alive for good.
+#[test]
+fn cancel_force_from_another_shell_ends_a_stuck_closure_within_a_second() {
+    let scratch = tempfile::tempdir().unwrap();
+    let mut run = Run::new(stuck_reader(scratch.path())).args(["stuck"]).spawn();
+    let started = run.wait_for_start("reads_a_pipe");
+    let (id, store) = (started["execution_id"].as_str().unwrap().to_string(), run.store_arg());
+    cli(&["executions", "cancel", &id, "--force", "--store", &store]).assert_code(0);
+    let (out, took) = run.finish_within(Duration::from_secs(20));
+    out.assert_code(3);
+    assert!(took < FORCED_CANCEL_BOUND, "took {took:?} after `executions cancel --force`");
+    assert_recorded_cancelled(&out);
+}
+
+// A closure's timeout fired only at the script's next operation: stuck in a native call, the
+// task ran past it for ever.
+#[test]
+fn a_timeout_fires_for_a_closure_stuck_in_a_native_call() {
+    let scratch = tempfile::tempdir().unwrap();
+    let run = Run::new(stuck_reader(scratch.path())).args(["stuck_with_timeout"]).spawn();
+    let (out, took) = run.finish_within(Duration::from_secs(20));
+    out.assert_code(1);
+    assert!(took < Duration::from_secs(5), "the 0.5 s timeout fired after {took:?}");
+    let failed = out.events.of_task("task_failed", "reads_a_pipe").next().expect("the task failed");
+    assert!(failed["error"].as_str().unwrap().contains("timed out after 0.5s"), "{failed}");
 }

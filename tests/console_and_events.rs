@@ -70,3 +70,27 @@ fn ctx_names_the_execution_and_the_workflow_of_the_events() {
     assert_eq!(result["resume"], false);
     assert_eq!(result["parameters"], json!({"zone": "b"}));
 }
+
+// `rhaiflow run … 2>&1 | head -1`: the reader went away and the run hung until SIGKILL (a
+// panic in the thread printing the progress), or exited 101.
+#[test]
+fn a_run_whose_reader_goes_away_ends_quietly() {
+    let bin = assert_cmd::cargo::cargo_bin("rhaiflow");
+    let store = tempfile::tempdir().unwrap();
+    let pipeline = format!(
+        "'{}' run output_many_lines.rhai --store '{}' 2>&1 | head -1; echo \"exit=${{PIPESTATUS[0]}}\"",
+        bin.display(),
+        store.path().display()
+    );
+    let output = std::process::Command::new("timeout")
+        .args(["20", "bash", "-c", &pipeline])
+        .current_dir(crate::support::fixtures())
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(printed.starts_with("execution "), "{printed}");
+    assert!(printed.contains("exit=0"), "the run ends on its own, successfully: {printed}");
+    let db = rusqlite::Connection::open(store.path().join("rhaiflow.db")).unwrap();
+    let status: String = db.query_row("SELECT status FROM executions", [], |r| r.get(0)).unwrap();
+    assert_eq!(status, "succeeded", "the workflow ran to its end");
+}

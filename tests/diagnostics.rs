@@ -21,10 +21,13 @@ fn compile_error_names_file_line_and_column_and_underlines_the_token() {
     assert_snapshot!("compile_error", out.normalised_stderr());
 }
 
+// An unknown function met while the script runs is a failure (exit 1), not "invalid input,
+// nothing ran" (exit 2): it was 2, even after tasks had run and succeeded.
 #[test]
-fn unknown_function_is_invalid_input() {
+fn an_unknown_function_fails_the_run() {
     let out = run("unknown_function.rhai");
-    out.assert_code(2);
+    out.assert_code(1);
+    assert_eq!(out.events.final_status(), Some("workflow_failed"));
     assert_snapshot!("unknown_function", out.normalised_stderr());
 }
 
@@ -36,10 +39,12 @@ fn wrong_argument_type_to_a_host_function_is_invalid_input() {
     assert_snapshot!("wrong_argument_type", out.normalised_stderr());
 }
 
+// To Rhai a call with arguments of the wrong types is a call of a function that does not
+// exist: a failure met at run time, exit 1.
 #[test]
-fn wrong_argument_type_to_shell_is_invalid_input() {
+fn wrong_argument_types_to_shell_fail_the_run() {
     let out = run("wrong_argument_shell.rhai");
-    out.assert_code(2);
+    out.assert_code(1);
     assert_snapshot!("wrong_argument_shell", out.normalised_stderr());
 }
 
@@ -95,7 +100,7 @@ fn a_dependency_on_a_task_not_in_the_graph_fails_the_workflow() {
 #[test]
 fn the_operations_limit_names_the_loop() {
     let out = Run::new("runaway_loop.rhai").ephemeral().args(["--max-operations", "100000"]).output();
-    out.assert_code(2);
+    out.assert_code(1);
     assert_snapshot!("operations_limit", out.normalised_stderr());
 }
 
@@ -214,7 +219,28 @@ fn max_concurrency_zero_is_a_bad_command_line() {
 #[test]
 fn wrong_argument_types_use_script_type_names() {
     let out = run("wrong_argument_shell.rhai");
-    out.assert_code(2);
+    out.assert_code(1);
     assert!(out.stderr.contains("shell (string, int)"), "{}", out.stderr);
     assert!(!out.stderr.contains("ImmutableString") && !out.stderr.contains("i64"), "{}", out.stderr);
+}
+
+// Exit 2 promises that nothing ran; a run-time error after a task ran and succeeded said 2,
+// "invalid input".
+#[test]
+fn a_runtime_error_after_a_task_ran_fails_the_run() {
+    let out = Run::new("runtime_error_after_a_task.rhai").output();
+    out.assert_code(1);
+    assert_eq!(out.events.outcome("made"), Some("task_succeeded"));
+    assert_eq!(out.events.final_status(), Some("workflow_failed"));
+    assert!(out.stderr.contains("[runtime_error_after_a_task.rhai:4:1]"), "{}", out.stderr);
+    let status: String = out.store_file().query_row("SELECT status FROM executions", [], |r| r.get(0)).unwrap();
+    assert_eq!(status, "failed");
+}
+
+#[test]
+fn an_invalid_graph_once_a_graph_ran_fails_the_run() {
+    let out = Run::new("invalid_graph_after_a_graph_ran.rhai").output();
+    out.assert_code(1);
+    assert!(out.stderr.contains("the graph has a cycle"), "{}", out.stderr);
+    assert_eq!(out.events.outcome("first_graph"), Some("task_succeeded"));
 }

@@ -192,3 +192,22 @@ fn settings_a_subgraph_cannot_honour_are_refused() {
         assert!(!out.events.started("install"), "{setting}");
     }
 }
+
+// A closure that called get() on a task running after it (or on a task it built, which no
+// graph runs) waited for ever: no timeout, no signal and no `cancel --force` ended it.
+#[test]
+fn get_of_a_task_that_runs_later_is_an_error_at_its_line_not_a_deadlock() {
+    let out = Run::new("graph_get_of_a_later_task.rhai").output();
+    out.assert_code(1);
+    assert!(out.stderr.contains("task `later` has not finished"), "{}", out.stderr);
+    assert!(out.stderr.contains(" 5 │     later.get();"), "{}", out.stderr);
+    assert!(!out.events.started("later"));
+}
+
+#[test]
+fn get_of_a_task_the_closure_builds_itself_is_an_error_not_a_deadlock() {
+    let out = Run::new("graph_get_of_a_task_it_builds.rhai").output();
+    out.assert_code(1);
+    assert!(out.stderr.contains("task `inner` has not finished"), "{}", out.stderr);
+    assert_eq!(out.events.outcome("builder"), Some("task_failed"));
+}

@@ -58,10 +58,7 @@ pub fn bundle(args: BundleArgs) -> i32 {
         BundleCommand::New { name, dir } => match scaffold::create(&dir, &name) {
             Ok(created) => {
                 say!("✔ created bundle {name} in {}", created.display());
-                say!(
-                    "  try: rhaiflow bundle test {0} && rhaiflow run {0} deploy -p server=web1",
-                    created.display()
-                );
+                say!("  try: rhaiflow bundle test {0} && rhaiflow run {0} deploy -p server=web1", created.display());
                 0
             }
             Err(d) => report_all(&[d]),

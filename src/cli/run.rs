@@ -146,7 +146,7 @@ fn prepare_options(args: &RunArgs) -> Result<(RunOptions, Output), ScriptDiagnos
     options.max_concurrency = args.max_concurrency;
     options.dry_run = args.dry_run;
     options.limits.max_operations = args.max_operations;
-    options.handle_signals = true;
+    options.owns_process = true;
     options.store =
         if args.ephemeral { StoreChoice::Ephemeral } else { StoreChoice::File(store::locate(args.store.as_deref())) };
     Ok((options, Output::new(args.quiet, args.events_json.as_deref())?))

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use rhai::{Dynamic, FnPtr};
 
+use super::script_pool::Overdue;
 use super::{process, ErrorKind, ExecEnv, HandlerVerdict, TaskError};
 use crate::events::{Payload, TaskInfo};
 use crate::graph::dataflow::inputs_of;
@@ -248,12 +249,36 @@ async fn call_blocking(
     timeout: Option<f64>,
 ) -> Result<Dynamic, TaskError> {
     let scripts = env.scripts.clone();
-    match env.scripts_pool.run(move || scripts.call(&closure, args, timeout)).await {
-        Some(result) => result,
-        None => Err(TaskError::new(
+    on_script_thread(env, timeout, move || scripts.call(&closure, args, timeout)).await
+}
+
+/// How long past its timeout a script call may run before the executor stops waiting for
+/// it: the script itself stops at its timeout, unless it is stuck in a native call (a read
+/// that never returns), which no one can stop.
+const OVERDUE_GRACE: f64 = 0.5;
+
+/// Runs `call` (script code, which heeds `timeout` itself) on a script thread. Past its
+/// timeout and a grace, the task fails as timed out even if the thread is still stuck.
+pub(super) async fn on_script_thread(
+    env: &Arc<ExecEnv>,
+    timeout: Option<f64>,
+    call: impl FnOnce() -> Result<Dynamic, TaskError> + Send + 'static,
+) -> Result<Dynamic, TaskError> {
+    let limit = timeout.and_then(|secs| Duration::try_from_secs_f64(secs + OVERDUE_GRACE).ok());
+    let ran = match limit {
+        None => Ok(env.scripts_pool.run(call).await),
+        Some(limit) => env.scripts_pool.run_within(limit, call).await,
+    };
+    match ran {
+        Ok(Some(result)) => result,
+        Ok(None) => Err(TaskError::new(
             ErrorKind::NonRecoverable,
             "this is a bug in rhaiflow: a script thread stopped unexpectedly; please report it",
         )),
+        Err(Overdue) => Err(TaskError::recoverable(format!(
+            "timed out after {}s (its script thread is stuck in a native call and is left to finish)",
+            timeout.unwrap_or_default()
+        ))),
     }
 }
 

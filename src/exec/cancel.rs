@@ -1,12 +1,18 @@
 //! Cancel requests: the first one is graceful (start nothing new, let running tasks finish,
 //! stop sleeps), the second one is forced (kill processes, stop running scripts).
 
+use std::sync::OnceLock;
+
 use tokio_util::sync::CancellationToken;
+
+/// What a forced cancel also sets off (the runner's last resort), on the thread that forced it.
+pub type OnForced = Box<dyn Fn() + Send + Sync>;
 
 #[derive(Default)]
 pub struct CancelState {
     graceful: CancellationToken,
     forced: CancellationToken,
+    on_forced: OnceLock<OnForced>,
 }
 
 impl CancelState {
@@ -15,8 +21,20 @@ impl CancelState {
         let force = force || self.graceful.is_cancelled();
         // Graceful first: whoever wakes on the forced token must already see a request.
         self.graceful.cancel();
-        if force {
+        if force && !self.forced.is_cancelled() {
             self.forced.cancel();
+            if let Some(hook) = self.on_forced.get() {
+                hook();
+            }
+        }
+    }
+
+    /// Sets what a forced cancel also does (once); at once if the cancel was already forced.
+    pub fn on_forced(&self, hook: OnForced) {
+        if self.on_forced.set(hook).is_ok() && self.is_forced() {
+            if let Some(hook) = self.on_forced.get() {
+                hook();
+            }
         }
     }
 

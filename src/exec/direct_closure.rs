@@ -19,7 +19,6 @@ use crate::value::result_json;
 
 /// A closure task that can take the direct path, with the settings its attempt needs.
 pub struct DirectClosure {
-    timeout: Option<f64>,
     total_retries: i64,
 }
 
@@ -46,10 +45,11 @@ impl DirectClosure {
         }
         let inner = cell.inner.lock();
         let settings = &inner.settings;
-        if settings.on_success.is_some() || settings.on_failure.is_some() {
+        // A timeout is the executor's to enforce when the closure is stuck in a native call.
+        if settings.on_success.is_some() || settings.on_failure.is_some() || settings.timeout.is_some() {
             return None;
         }
-        Some(DirectClosure { timeout: settings.timeout, total_retries: settings.total_retries })
+        Some(DirectClosure { total_retries: settings.total_retries })
     }
 
     /// Runs the first attempt on the calling (script) thread, as `run_task` would.
@@ -63,7 +63,7 @@ impl DirectClosure {
         let info = task_info(cell, attempt_id, 0, self.total_retries);
         env.bus.emit(Payload::TaskStarted(info.clone()));
         let (closure, args) = closure_call(cell).expect("a direct task runs a closure");
-        match env.scripts.call(&closure, args, self.timeout) {
+        match env.scripts.call(&closure, args, None) {
             Ok(value) => {
                 let seq = env.bus.emit(Payload::TaskSucceeded(info, result_json(&value), true));
                 DirectEnd::Succeeded { value, seq }

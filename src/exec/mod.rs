@@ -15,7 +15,7 @@ mod scheduler;
 mod script_pool;
 mod verdict;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use rhai::{Dynamic, FnPtr};
@@ -99,6 +99,8 @@ pub struct ExecEnv {
     /// Tasks that do not run but end as told (bundle tests).
     pub mocks: Arc<Mocks>,
     next_task_id: AtomicU64,
+    /// Set once a task or graph was handed over to run (see `anything_started`).
+    scheduled: AtomicBool,
 }
 
 impl ExecEnv {
@@ -123,6 +125,7 @@ impl ExecEnv {
             on_planned: None,
             mocks: Arc::default(),
             next_task_id: AtomicU64::new(1),
+            scheduled: AtomicBool::new(false),
         }
     }
 
@@ -145,9 +148,17 @@ impl ExecEnv {
     }
 
     pub fn planned(&self, tasks: u64) {
+        // A task handed to the executor may start at any moment (standard mode spawns it).
+        self.scheduled.store(true, Ordering::Relaxed);
         if let Some(on_planned) = &self.on_planned {
             on_planned(tasks);
         }
+    }
+
+    /// True once any attempt (or subgraph) has started in this process: from then on an
+    /// error is no longer "invalid input, nothing ran".
+    pub fn anything_started(&self) -> bool {
+        self.scheduled.load(Ordering::Relaxed) || self.next_task_id.load(Ordering::Relaxed) > 1
     }
 
     /// A fresh attempt id, unique within the execution.

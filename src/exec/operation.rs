@@ -12,7 +12,7 @@ use std::sync::Arc;
 use rhai::Dynamic;
 use serde_json::Value;
 
-use super::{process, ErrorKind, ExecEnv, TaskError};
+use super::{process, ExecEnv, TaskError};
 use crate::deploy::{Implementation, OperationCall};
 use crate::graph::{ProcessOptions, TaskCell, TaskSettings};
 
@@ -29,12 +29,7 @@ pub async fn run(
         Implementation::Function { .. } => {
             let (scripts, call) = (env.scripts.clone(), call.clone());
             let (retry, timeout) = (cell.inner.lock().status.current_retries, settings.timeout);
-            match env.scripts_pool.run(move || scripts.call_operation(&call, retry, timeout)).await {
-                Some(result) => result,
-                None => {
-                    Err(TaskError::new(ErrorKind::NonRecoverable, "this is a bug in rhaiflow: a script thread stopped"))
-                }
-            }
+            super::attempt::on_script_thread(env, timeout, move || scripts.call_operation(&call, retry, timeout)).await
         }
     }
 }

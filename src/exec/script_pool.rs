@@ -8,11 +8,23 @@
 //! thread so that the queue never stalls behind blocked ones.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex};
 
 type Job = Box<dyn FnOnce() + Send>;
+
+/// A job of `run_within` that was still running when its caller stopped waiting.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Overdue;
+
+// The life of a `run_within` job.
+const QUEUED: u8 = 0;
+const RUNNING: u8 = 1;
+const DONE: u8 = 2;
+const ABANDONED: u8 = 3;
 
 /// The owner's handle: dropping it lets the threads go once the queue is empty.
 pub struct ScriptPool {
@@ -70,19 +82,46 @@ impl ScriptPool {
         rx.await.ok()
     }
 
+    /// `run`, waiting at most `limit`: `Err(Overdue)` past it. A job still queued then never
+    /// runs; one still running is left to finish (no thread can be stopped from outside) and
+    /// counts as blocked, so a spare thread takes its place in the meanwhile.
+    pub async fn run_within<T: Send + 'static>(
+        &self,
+        limit: Duration,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<Option<T>, Overdue> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job = Arc::new(AtomicU8::new(QUEUED));
+        let (mine, shared) = (job.clone(), self.shared.clone());
+        self.submit(Box::new(move || {
+            if mine.compare_exchange(QUEUED, RUNNING, Ordering::AcqRel, Ordering::Acquire).is_err() {
+                return; // abandoned before it started
+            }
+            let value = f();
+            if mine.swap(DONE, Ordering::AcqRel) == ABANDONED {
+                shared.inner.lock().blocked -= 1;
+            }
+            let _ = tx.send(value);
+        }));
+        match tokio::time::timeout(limit, rx).await {
+            Ok(value) => Ok(value.ok()),
+            Err(_) => {
+                match job.compare_exchange(RUNNING, ABANDONED, Ordering::AcqRel, Ordering::Acquire) {
+                    Ok(_) => self.shared.block_one(),
+                    Err(QUEUED) => job.store(ABANDONED, Ordering::Release),
+                    Err(_) => {} // it ended just now; its value is dropped with the channel
+                }
+                Err(Overdue)
+            }
+        }
+    }
+
     /// Runs `wait` (which blocks) on the current thread; if that is a script thread, a spare
     /// thread takes its place meanwhile.
     pub fn blocking<T>(wait: impl FnOnce() -> T) -> T {
         let pool = WORKER_OF.with(|w| w.borrow().clone());
         let Some(pool) = pool else { return wait() };
-        let spare_needed = {
-            let mut state = pool.inner.lock();
-            state.blocked += 1;
-            state.threads - state.blocked < pool.base
-        };
-        if spare_needed {
-            pool.start_thread();
-        }
+        pool.block_one();
         let value = wait();
         pool.inner.lock().blocked -= 1;
         value
@@ -97,6 +136,18 @@ impl Drop for ScriptPool {
 }
 
 impl Shared {
+    /// One of the threads is blocked: a spare takes its place if fewer than `base` are left.
+    fn block_one(self: &Arc<Self>) {
+        let spare_needed = {
+            let mut state = self.inner.lock();
+            state.blocked += 1;
+            state.threads - state.blocked < self.base
+        };
+        if spare_needed {
+            self.start_thread();
+        }
+    }
+
     fn start_thread(self: &Arc<Self>) {
         self.inner.lock().threads += 1;
         let shared = self.clone();
@@ -148,6 +199,23 @@ mod tests {
             all
         });
         assert_eq!(values[99], 198);
+    }
+
+    // A closure stuck in a native call held its task past its timeout, and its thread for good.
+    #[test]
+    fn a_job_past_its_limit_is_left_behind_and_a_spare_thread_runs_the_next() {
+        let pool = ScriptPool::new(1);
+        let (release, stuck) = std::sync::mpsc::channel::<()>();
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+        runtime.block_on(async {
+            let overdue =
+                pool.run_within(Duration::from_millis(50), move || stuck.recv_timeout(Duration::from_secs(10))).await;
+            assert_eq!(overdue.err(), Some(Overdue));
+            // The only thread is still stuck: the next job runs on a spare one.
+            let next = pool.run_within(Duration::from_secs(5), || 7).await;
+            assert_eq!(next, Ok(Some(7)));
+        });
+        release.send(()).unwrap();
     }
 
     #[test]

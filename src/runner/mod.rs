@@ -3,6 +3,7 @@
 //! bundle's workflow function; `watchers` bring cancel requests in from outside.
 
 mod entry;
+mod last_resort;
 mod resume;
 mod watchers;
 
@@ -25,6 +26,7 @@ use crate::script::{self, Limits, ModuleRoot, RunSettings, RunState, ScriptBridg
 use crate::store::{self, ExecutionRecord, ExecutionStatus, Store, StoreError, StoreSink};
 use crate::value::{from_json, to_json};
 use entry::{entry_call, point_at_function};
+use last_resort::LastResort;
 use resume::ResumeFrom;
 use watchers::{watch_signals, CancelWatcher};
 
@@ -45,8 +47,9 @@ pub struct RunOptions {
     pub max_concurrency: Option<usize>,
     pub dry_run: bool,
     pub limits: Limits,
-    /// Install SIGINT/SIGTERM handlers (the CLI does; tests and benchmarks don't).
-    pub handle_signals: bool,
+    /// The run owns its process (the CLI; not the REPL, tests or benchmarks): SIGINT/SIGTERM
+    /// cancel it, and a forced cancel that a script thread cannot heed ends the process.
+    pub owns_process: bool,
     /// Where the execution is recorded.
     pub store: StoreChoice,
     /// Tasks that end as told instead of running (bundle tests).
@@ -99,7 +102,7 @@ impl RunOptions {
             max_concurrency: None,
             dry_run: false,
             limits: Limits::default(),
-            handle_signals: false,
+            owns_process: false,
             store: StoreChoice::Ephemeral,
             mocks: Arc::default(),
             deployment: None,
@@ -215,7 +218,7 @@ fn run_execution(
             }
         };
     let cancel = Arc::new(CancelState::default());
-    if options.handle_signals {
+    if options.owns_process {
         runtime.spawn(watch_signals(cancel.clone()));
     }
 
@@ -328,6 +331,7 @@ fn run_execution(
     }
     run_state.set_env(Arc::new(env));
     let watcher = store.as_ref().map(|s| CancelWatcher::start(s.clone(), &execution_id, cancel.clone()));
+    let last_resort = LastResort::arm(options.owns_process, &cancel, bus.clone(), store.clone(), &execution_id);
 
     let resumed = resume.is_some();
     bus.emit(Payload::WorkflowStarted { resumed, parameters: parameters.clone() });
@@ -370,7 +374,8 @@ fn run_execution(
             if let (Some(w), true) = (&options.workflow, diagnostic.labels.is_empty()) {
                 point_at_function(&mut diagnostic, &source, &w.function);
             }
-            Ending { status: classify(&err), result: None, diagnostic: Some(diagnostic) }
+            let nothing_ran = !run_state.env().anything_started();
+            Ending { status: classify(&err, nothing_ran), result: None, diagnostic: Some(diagnostic) }
         }
         Err(_) => {
             let message = "this is a bug in rhaiflow: the script engine panicked; please report it with the script";
@@ -378,6 +383,7 @@ fn run_execution(
         }
     };
     let ending = ending.unless_unrecorded(store.as_deref(), options.deployment.as_deref());
+    last_resort.claim_end();
     bus.emit(ending.event());
     bus.close();
     drop(watcher);
@@ -504,24 +510,28 @@ fn context(
     Dynamic::from_map(ctx)
 }
 
-/// Exit code of a script that ended with an error: a wrong script is invalid input (2), a
-/// cancel is 3, anything the workflow threw or a failed graph is 1.
-fn classify(err: &EvalAltResult) -> Status {
-    match innermost(err) {
+/// Exit code of a script that ended with an error (section 1): a cancel is 3; invalid input
+/// (a graph that cannot run, a host function given a wrong value, a module that does not
+/// compile or is not there) is 2, but only while nothing has run, since exit 2 promises that;
+/// anything else the script meets while it runs (an unknown function, the operations or
+/// call-depth limit, a throw) is a failure, 1, as is invalid input met once tasks ran.
+fn classify(err: &EvalAltResult, nothing_ran: bool) -> Status {
+    let invalid_input = match innermost(err) {
         EvalAltResult::ErrorRuntime(value, _) => match value.read_lock::<TaskError>().map(|e| e.kind.clone()) {
-            Some(ErrorKind::Cancelled) => Status::Cancelled,
-            Some(ErrorKind::Invalid | ErrorKind::BadArgument) => Status::Invalid,
-            _ => Status::Failed,
+            Some(ErrorKind::Cancelled) => return Status::Cancelled,
+            Some(ErrorKind::Invalid | ErrorKind::BadArgument) => true,
+            _ => false,
         },
-        EvalAltResult::ErrorTerminated(value, _) if value.to_string() == TERMINATED_BY_CANCEL => Status::Cancelled,
-        EvalAltResult::ErrorTooManyOperations(..)
-        | EvalAltResult::ErrorStackOverflow(..)
-        | EvalAltResult::ErrorDataTooLarge(..)
-        | EvalAltResult::ErrorFunctionNotFound(..)
-        | EvalAltResult::ErrorVariableNotFound(..)
-        | EvalAltResult::ErrorModuleNotFound(..)
-        | EvalAltResult::ErrorParsing(..) => Status::Invalid,
-        _ => Status::Failed,
+        EvalAltResult::ErrorTerminated(value, _) if value.to_string() == TERMINATED_BY_CANCEL => {
+            return Status::Cancelled
+        }
+        EvalAltResult::ErrorModuleNotFound(..) | EvalAltResult::ErrorParsing(..) => true,
+        _ => false,
+    };
+    if invalid_input && nothing_ran {
+        Status::Invalid
+    } else {
+        Status::Failed
     }
 }
 

@@ -25,7 +25,7 @@ pub(super) struct ResumeFrom {
 
 /// Resumes a failed, cancelled or crashed execution recorded in the store at `store_path`:
 /// its script runs again with its parameters; tasks that succeeded give their stored result.
-pub fn resume(store_path: &Path, id: &str, sinks: Vec<Box<dyn EventSink>>, handle_signals: bool) -> RunReport {
+pub fn resume(store_path: &Path, id: &str, sinks: Vec<Box<dyn EventSink>>, owns_process: bool) -> RunReport {
     let started = Instant::now();
     let fail = |code: &'static str, message: String| {
         RunReport::invalid(id.to_string(), String::new(), ScriptDiagnostic::plain(code, message), started)
@@ -103,7 +103,7 @@ pub fn resume(store_path: &Path, id: &str, sinks: Vec<Box<dyn EventSink>>, handl
             Err(d) => return RunReport::invalid(record.id.clone(), record.workflow.clone(), d, started),
         }
     }
-    options.handle_signals = handle_signals;
+    options.owns_process = owns_process;
     options.store = StoreChoice::File(store_path.to_path_buf());
     let from = ResumeFrom {
         execution_id: record.id.clone(),

@@ -104,7 +104,11 @@ pub fn wait_interruptibly<T>(mut wait: impl FnMut(Duration) -> Option<T>) -> Res
 
 /// Runs `f` with cancel and an optional timeout watching any script it evaluates.
 pub fn guarded<R>(cancel: &Arc<CancelState>, timeout: Option<f64>, f: impl FnOnce() -> R) -> R {
-    let deadline = timeout.map(|secs| (Instant::now() + Duration::from_secs_f64(secs.max(0.0)), secs));
+    // A timeout too large for a clock is no deadline at all (it must not panic the thread).
+    let deadline = timeout.and_then(|secs| {
+        let after = Duration::try_from_secs_f64(secs.max(0.0)).ok()?;
+        Some((Instant::now().checked_add(after)?, secs))
+    });
     let previous = GUARD.with(|g| g.replace(Some(Guard { cancel: cancel.clone(), deadline })));
     let result = f();
     GUARD.with(|g| *g.borrow_mut() = previous);

@@ -160,8 +160,8 @@ fn get(run: &RunRef, cell: &Arc<TaskCell>, position: Position) -> Result<Dynamic
         return Err(not_run_in_graph_mode(&run, cell, position));
     }
     run.observe(cell);
-    let status = ScriptPool::blocking(|| limits::wait_interruptibly(|slice| cell.wait_final_for(slice)))
-        .map_err(|mut e| {
+    let status =
+        ScriptPool::blocking(|| limits::wait_interruptibly(|slice| cell.wait_final_for(slice))).map_err(|mut e| {
             e.set_position(position);
             e
         })?;
@@ -184,8 +184,9 @@ fn get(run: &RunRef, cell: &Arc<TaskCell>, position: Position) -> Result<Dynamic
 fn not_run_in_graph_mode(run: &RunState, cell: &TaskCell, position: Position) -> Box<EvalAltResult> {
     let message = if run.executing() {
         format!(
-            "task `{}` has not finished, and in graph mode a task cannot wait for another with get() (it would wait \
-             for ever if `{}` runs after it): pass the value with provides/requires, or order the tasks with add_dependency",
+            "task `{}` has not finished: in graph mode a task cannot wait for another with get(), which would wait for \
+             ever when `{}` runs after it or in no graph; pass the value with provides/requires, or order the tasks \
+             with add_dependency",
             cell.name, cell.name
         )
     } else {
