@@ -459,6 +459,17 @@ fn unreadable_parameters_are_reported() {
     }
 }
 
+// Options of the wrong shape were read key by key with defaults: a resume ran with no
+// retries (`task_retries` "three" read as 0) instead of saying the record was damaged.
+#[test]
+fn options_of_the_wrong_type_are_reported_on_resume() {
+    let (run, id) = failed_execution();
+    run.store_file()
+        .execute("UPDATE executions SET options = json_set(options, '$.task_retries', 'three')", [])
+        .unwrap();
+    assert_reported_as_damaged(&run, &id, &[&["resume"]], "the options of execution");
+}
+
 // A stored event that did not parse was skipped: `build`'s success was forgotten, `show` did
 // not say so, and a resume ran `build` again as if the process had crashed before it.
 #[test]

@@ -4,6 +4,7 @@
 
 mod entry;
 mod last_resort;
+mod recorded;
 mod resume;
 mod watchers;
 
@@ -27,6 +28,7 @@ use crate::store::{self, ExecutionRecord, ExecutionStatus, Store, StoreError, St
 use crate::value::{from_json, to_json};
 use entry::{entry_call, point_at_function};
 use last_resort::LastResort;
+use recorded::RecordedOptions;
 use resume::ResumeFrom;
 use watchers::{watch_signals, CancelWatcher};
 
@@ -263,28 +265,7 @@ fn run_execution(
         workflow: workflow.clone(),
         script: std::fs::canonicalize(&options.script).unwrap_or_else(|_| options.script.clone()).display().to_string(),
         parameters: parameters.clone(),
-        options: serde_json::json!({
-            "task_retries": options.task_retries,
-            "retry_interval": options.retry_interval,
-            "max_concurrency": options.max_concurrency,
-            "max_operations": options.limits.max_operations,
-            // Absolute, so that a resume from another folder finds it.
-            "blueprint": options.deployment.as_ref().map(|d| {
-                let given = PathBuf::from(&d.blueprint.source.name);
-                given.canonicalize().unwrap_or(given).display().to_string()
-            }),
-            "deployment": options.deployment.as_ref().map(|d| d.name.clone()),
-            // What a resume builds its graph from: the states this execution started with.
-            "deployment_snapshot": options.deployment.as_ref().map(|d| d.snapshot()),
-            "deployment_stored": options.deployment.as_ref().is_some_and(|d| d.stored.load(std::sync::atomic::Ordering::Relaxed)),
-            "bundle": options.workflow.as_ref().map(|w| serde_json::json!({
-                "plugin": w.bundle.name,
-                "dir": w.bundle.dir.display().to_string(),
-                "workflow": w.name,
-                "module": w.module,
-                "function": w.function,
-            })),
-        }),
+        options: RecordedOptions::of(options).to_json(),
         status: ExecutionStatus::Running,
         started_at: resume.as_ref().map(|r| r.started_at.clone()).unwrap_or_else(now),
         ended_at: None,

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use serde_json::Value;
 
+use super::recorded::RecordedOptions;
 use super::{run_execution, BundleWorkflow, RunOptions, RunReport, StoreChoice};
 use crate::deploy::Deployment;
 use crate::events::EventSink;
@@ -70,14 +71,16 @@ pub fn resume(store_path: &Path, id: &str, sinks: Vec<Box<dyn EventSink>>, owns_
     );
     let mut options = RunOptions::new(&record.script);
     options.parameters = record.parameters.as_object().cloned().unwrap_or_default();
-    let o = &record.options;
-    options.task_retries = o["task_retries"].as_i64().unwrap_or(0);
-    options.retry_interval = o["retry_interval"].as_f64().unwrap_or(1.0);
-    options.max_concurrency = o["max_concurrency"].as_u64().map(|n| n as usize);
-    options.limits.max_operations = o["max_operations"].as_u64().unwrap_or(options.limits.max_operations);
-    if let Some(bundle) = o.get("bundle").filter(|b| b.is_object()) {
-        let text = |key: &str| bundle[key].as_str().unwrap_or_default().to_string();
-        let mut root = ModuleRoot { name: text("plugin"), dir: PathBuf::from(text("dir")) };
+    let mut recorded = match RecordedOptions::read(&record.options, store_path, &record.id) {
+        Ok(recorded) => recorded,
+        Err(e) => return fail("rhaiflow::store", e.to_string()),
+    };
+    options.task_retries = recorded.task_retries;
+    options.retry_interval = recorded.retry_interval;
+    options.max_concurrency = recorded.max_concurrency;
+    options.limits.max_operations = recorded.max_operations;
+    if let Some(bundle) = recorded.bundle.take() {
+        let mut root = ModuleRoot { name: bundle.plugin, dir: bundle.dir };
         // The built-in workflows live in a scratch folder that may be gone since.
         if root.name == "builtin" {
             match crate::bundle::builtin::bundle() {
@@ -85,17 +88,18 @@ pub fn resume(store_path: &Path, id: &str, sinks: Vec<Box<dyn EventSink>>, owns_
                 Err(d) => return RunReport::invalid(record.id.clone(), record.workflow.clone(), d, started),
             }
         }
-        options.script = root.dir.join(format!("{}.rhai", text("module")));
+        options.script = root.dir.join(format!("{}.rhai", bundle.module));
         options.modules = vec![root.clone()];
         options.workflow = Some(BundleWorkflow {
-            name: text("workflow"),
-            module: text("module"),
-            function: text("function"),
+            name: bundle.workflow,
+            module: bundle.module,
+            function: bundle.function,
             bundle: root,
         });
     }
-    if let Some(name) = o["deployment"].as_str() {
-        match resumed_deployment(name, o, store_path, &options.modules) {
+    if let Some(name) = &recorded.deployment {
+        let resumed = resumed_deployment(name, &recorded, store_path, &options.modules);
+        match resumed {
             Ok((deployment, roots)) => {
                 options.deployment = Some(deployment);
                 options.modules.extend(roots);
@@ -119,20 +123,20 @@ pub fn resume(store_path: &Path, id: &str, sinks: Vec<Box<dyn EventSink>>, owns_
 /// throw-away one of its blueprint again; with the bundles its operations call.
 fn resumed_deployment(
     name: &str,
-    options: &Value,
+    recorded: &RecordedOptions,
     store_path: &Path,
     known: &[ModuleRoot],
 ) -> Result<(Arc<Deployment>, Vec<ModuleRoot>), ScriptDiagnostic> {
     let failed = |e: crate::store::StoreError| ScriptDiagnostic::plain("rhaiflow::deployments", e.to_string());
-    let deployment = if options["deployment_stored"].as_bool() == Some(true) {
+    let deployment = if recorded.deployment_stored {
         let deployment = crate::store::DeploymentStore::open(store_path).and_then(|s| s.load(name)).map_err(failed)?;
         // The script must build the graph it built: from the states the execution began with.
-        if let Some(snapshot) = options.get("deployment_snapshot").filter(|s| s.is_array()) {
+        if let Some(snapshot) = recorded.deployment_snapshot.as_ref().filter(|s| s.is_array()) {
             deployment.restore_snapshot(snapshot);
         }
         deployment
     } else {
-        let path = PathBuf::from(options["blueprint"].as_str().unwrap_or_default());
+        let path = PathBuf::from(recorded.blueprint.as_deref().unwrap_or_default());
         Arc::new(Deployment::new(name, crate::deploy::Blueprint::load(&path)?))
     };
     let roots = crate::deploy::plugins::resolve(&deployment.blueprint, known)?;

@@ -1,0 +1,76 @@
+//! The options a run records with its execution, and reads back on resume: one typed value
+//! both ways, so that a resume never guesses. A record it cannot read (a damaged store, or a
+//! field of the wrong type) is reported as damage, not filled in with defaults.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::RunOptions;
+use crate::store::StoreError;
+
+/// What shapes the graph of an execution, besides its script and parameters.
+#[derive(Serialize, Deserialize)]
+pub(super) struct RecordedOptions {
+    pub(super) task_retries: i64,
+    pub(super) retry_interval: f64,
+    pub(super) max_concurrency: Option<usize>,
+    pub(super) max_operations: u64,
+    /// The throw-away deployment's blueprint, absolute, so that a resume from another folder
+    /// finds it.
+    pub(super) blueprint: Option<String>,
+    pub(super) deployment: Option<String>,
+    /// What a resume builds its graph from: the instance states this execution started with.
+    pub(super) deployment_snapshot: Option<Value>,
+    pub(super) deployment_stored: bool,
+    pub(super) bundle: Option<RecordedBundle>,
+}
+
+/// A bundle workflow's entry (`runner::BundleWorkflow`).
+#[derive(Serialize, Deserialize)]
+pub(super) struct RecordedBundle {
+    pub(super) plugin: String,
+    pub(super) dir: PathBuf,
+    pub(super) workflow: String,
+    pub(super) module: String,
+    pub(super) function: String,
+}
+
+impl RecordedOptions {
+    pub(super) fn of(options: &RunOptions) -> Self {
+        let deployment = options.deployment.as_ref();
+        RecordedOptions {
+            task_retries: options.task_retries,
+            retry_interval: options.retry_interval,
+            max_concurrency: options.max_concurrency,
+            max_operations: options.limits.max_operations,
+            blueprint: deployment.map(|d| {
+                let given = PathBuf::from(&d.blueprint.source.name);
+                given.canonicalize().unwrap_or(given).display().to_string()
+            }),
+            deployment: deployment.map(|d| d.name.clone()),
+            deployment_snapshot: deployment.map(|d| d.snapshot()),
+            deployment_stored: deployment.is_some_and(|d| d.stored.load(std::sync::atomic::Ordering::Relaxed)),
+            bundle: options.workflow.as_ref().map(|w| RecordedBundle {
+                plugin: w.bundle.name.clone(),
+                dir: w.bundle.dir.clone(),
+                workflow: w.name.clone(),
+                module: w.module.clone(),
+                function: w.function.clone(),
+            }),
+        }
+    }
+
+    pub(super) fn to_json(&self) -> Value {
+        serde_json::to_value(self).unwrap_or(Value::Null)
+    }
+
+    /// Reads the options execution `id` recorded in the store at `store`.
+    pub(super) fn read(recorded: &Value, store: &Path, id: &str) -> Result<Self, StoreError> {
+        serde_json::from_value(recorded.clone()).map_err(|e| StoreError::Corrupt {
+            path: store.to_path_buf(),
+            message: format!("the options of execution {id} cannot be read: {e}"),
+        })
+    }
+}
