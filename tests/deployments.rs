@@ -481,6 +481,17 @@ fn a_script_operation_gets_its_instance_properties_and_inputs_in_its_environment
     }
 }
 
+// A script that left its runtime-properties file unreadable succeeded, and whatever it
+// meant to keep was dropped without a word.
+#[test]
+fn an_unreadable_runtime_properties_file_fails_the_operation() {
+    let lab = Lab::new();
+    let out = lab.run(&["install", "--blueprint", "deployments/garbled_runtime.yaml"]);
+    out.assert_code(1);
+    assert!(out.stderr.contains("lifecycle.create left $RHAIFLOW_RUNTIME_PROPERTIES unreadable"), "{}", out.stderr);
+    assert_eq!(out.events.outcome("lifecycle.create"), Some("task_failed"), "{}", out.events.summary());
+}
+
 #[test]
 fn runtime_properties_from_script_and_function_operations_persist_in_a_stored_deployment() {
     let lab = Lab::new();

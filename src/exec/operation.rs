@@ -64,12 +64,48 @@ async fn run_script(
     let options = ProcessOptions { env: env_vars, cwd: Some(dir.display().to_string()), timeout: settings.timeout };
     let argv = ["sh".to_string(), dir.join(path).display().to_string()];
     let result = process::run(&argv, path, &options, settings.timeout, &env.cancel).await;
-    let after = std::fs::read_to_string(&file).ok().and_then(|t| serde_json::from_str::<Value>(&t).ok());
+    let after = read_runtime_properties(&file, &call.name);
     let _ = std::fs::remove_file(&file);
-    if let Some(Value::Object(after)) = after {
-        if after != before {
+    match after {
+        Ok(after) if after != before => {
             deployment.set_runtime_properties(&call.instance, after).map_err(|e| TaskError::unrecorded(&e))?;
         }
+        Ok(_) => {}
+        // What the script meant to keep cannot be read: a success would lose it silently. A
+        // script that failed already says so.
+        Err(error) if result.is_ok() => return Err(error),
+        Err(_) => {}
     }
     result
+}
+
+/// The runtime properties a script operation left in its file: a JSON object, or an error
+/// saying what is wrong with it.
+fn read_runtime_properties(
+    file: &std::path::Path,
+    operation: &str,
+) -> Result<serde_json::Map<String, Value>, TaskError> {
+    let unreadable = |why: String| {
+        TaskError::recoverable(format!(
+            "{operation} left $RHAIFLOW_RUNTIME_PROPERTIES unreadable ({why}): the instance's runtime properties \
+             must be a JSON object"
+        ))
+    };
+    let text = std::fs::read_to_string(file).map_err(|e| unreadable(e.to_string()))?;
+    match serde_json::from_str::<Value>(&text) {
+        Ok(Value::Object(properties)) => Ok(properties),
+        Ok(other) => Err(unreadable(format!("it holds {}", json_kind(&other)))),
+        Err(e) => Err(unreadable(e.to_string())),
+    }
+}
+
+fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
 }
