@@ -244,7 +244,7 @@ mod tests {
 
     fn unpack_error(entries: &[(&str, &[u8], tar::EntryType)]) -> String {
         let dir = tempfile::tempdir().unwrap();
-        unpack(&archive_of(entries), &dir.path().join("out")).unwrap_err().message
+        unpack(&archive_of(entries), &dir.path().join("out")).unwrap_err().into_message()
     }
 
     #[test]

@@ -99,7 +99,7 @@ fn subfolders(dir: &Path) -> Vec<String> {
 
 /// The newest installed version of `name`.
 pub fn find(name: &str) -> Option<Installed> {
-    list().into_iter().filter(|i| i.name == name).next_back()
+    list().into_iter().rfind(|i| i.name == name)
 }
 
 /// Removes `name` (one `version`, or all of them); says what it removed.

@@ -50,10 +50,11 @@ mod tests {
         let parent = tempfile::tempdir().unwrap();
         let dir = create(parent.path(), "acme").unwrap();
         let bundle = Bundle::load(&dir).unwrap();
-        let checked = check::check(&bundle).map_err(|d| d.into_iter().map(|d| d.message).collect::<Vec<_>>()).unwrap();
+        let checked =
+            check::check(&bundle).map_err(|d| d.into_iter().map(|d| d.into_message()).collect::<Vec<_>>()).unwrap();
         assert_eq!((checked.modules, checked.tests), (2, 2));
         for result in testing::run_tests(&bundle, |_| {}) {
-            let message = result.report.diagnostic.map(|d| d.message);
+            let message = result.report.diagnostic.map(|d| d.into_message());
             assert_eq!(result.report.status, crate::Status::Succeeded, "{}: {message:?}", result.file.display());
         }
         assert!(create(parent.path(), "acme").is_err(), "an existing folder is not overwritten");

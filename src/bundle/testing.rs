@@ -114,7 +114,7 @@ fn run_workflow(bundle: &Bundle, name: &str, params: Map, mocks: &Mocks) -> Map 
     options.parameters = given;
     if let Err(d) = bundle.prepare(name, &mut options) {
         outcome.insert("status".into(), "invalid".into());
-        outcome.insert("error".into(), d.message.into());
+        outcome.insert("error".into(), d.into_message().into());
         for key in ["events", "started", "messages", "logs"] {
             outcome.insert(key.into(), Dynamic::from_array(Array::new()));
         }
@@ -132,7 +132,7 @@ fn run_workflow(bundle: &Bundle, name: &str, params: Map, mocks: &Mocks) -> Map 
     };
     outcome.insert("status".into(), status.into());
     outcome.insert("result".into(), report.result.as_ref().map(from_json).unwrap_or(Dynamic::UNIT));
-    outcome.insert("error".into(), report.diagnostic.map(|d| Dynamic::from(d.message)).unwrap_or(Dynamic::UNIT));
+    outcome.insert("error".into(), report.diagnostic.map(|d| Dynamic::from(d.into_message())).unwrap_or(Dynamic::UNIT));
     let field = |kinds: &[&str], key: &str| -> Dynamic {
         let picked =
             events.iter().filter(|e| kinds.contains(&e["type"].as_str().unwrap_or(""))).map(|e| from_json(&e[key]));

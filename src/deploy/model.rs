@@ -190,7 +190,7 @@ impl Deployment {
 
     fn add_in(&self, node: usize, containers: &[Option<String>], per_container: usize) -> Vec<String> {
         let mut added = Vec::new();
-        for container in containers.iter().cloned() {
+        for container in containers {
             for _ in 0..per_container {
                 let n = {
                     let mut counters = self.counters.lock();

@@ -244,24 +244,6 @@ impl Session {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn import_statements_are_found_with_their_names() {
-        let found = import_statements("import \"std/flow\" as flow; let x = 1; import \"demo/ops\" as ops");
-        assert_eq!(
-            found,
-            [
-                ("flow".to_string(), "import \"std/flow\" as flow;".to_string()),
-                ("ops".to_string(), "import \"demo/ops\" as ops;".to_string())
-            ]
-        );
-        assert!(import_statements("let important = 1;").is_empty());
-    }
-}
-
 impl Host {
     fn new(setup: &SessionSetup, bus: &Arc<EventBus>) -> Result<Host, ScriptDiagnostic> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -339,5 +321,23 @@ impl Session {
         let mut scope = Scope::new();
         scope.push("shown", value.clone());
         self.host.engine.eval_with_scope::<String>(&mut scope, "to_string(shown)").unwrap_or_else(|_| value.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn import_statements_are_found_with_their_names() {
+        let found = import_statements("import \"std/flow\" as flow; let x = 1; import \"demo/ops\" as ops");
+        assert_eq!(
+            found,
+            [
+                ("flow".to_string(), "import \"std/flow\" as flow;".to_string()),
+                ("ops".to_string(), "import \"demo/ops\" as ops;".to_string())
+            ]
+        );
+        assert!(import_statements("let important = 1;").is_empty());
     }
 }

@@ -43,14 +43,32 @@ impl Source {
     }
 }
 
-/// An error a person reads.
+/// An error a person reads. Boxed, so that a `Result` carrying one stays a pointer wide.
 #[derive(Debug)]
-pub struct ScriptDiagnostic {
+pub struct ScriptDiagnostic(Box<DiagnosticParts>);
+
+/// What a diagnostic says and where it points.
+#[derive(Debug)]
+pub struct DiagnosticParts {
     pub code: &'static str,
     pub message: String,
     pub help: Option<String>,
     pub source: Option<NamedSource<String>>,
     pub labels: Vec<(Option<String>, SourceSpan, bool)>,
+}
+
+impl std::ops::Deref for ScriptDiagnostic {
+    type Target = DiagnosticParts;
+
+    fn deref(&self) -> &DiagnosticParts {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for ScriptDiagnostic {
+    fn deref_mut(&mut self) -> &mut DiagnosticParts {
+        &mut self.0
+    }
 }
 
 impl fmt::Display for ScriptDiagnostic {
@@ -89,8 +107,19 @@ impl Diagnostic for ScriptDiagnostic {
 }
 
 impl ScriptDiagnostic {
+    /// Its plain sentence, for where only text goes (an event, a test's outcome).
+    pub fn into_message(self) -> String {
+        self.0.message
+    }
+
     pub fn plain(code: &'static str, message: impl Into<String>) -> Self {
-        ScriptDiagnostic { code, message: message.into(), help: None, source: None, labels: Vec::new() }
+        ScriptDiagnostic(Box::new(DiagnosticParts {
+            code,
+            message: message.into(),
+            help: None,
+            source: None,
+            labels: Vec::new(),
+        }))
     }
 
     pub fn with_help(mut self, help: impl Into<String>) -> Self {

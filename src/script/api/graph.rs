@@ -212,13 +212,16 @@ fn register_building<T: Building>(engine: &mut Engine, run: &RunRef) {
 
 /// Builds a parsed flow string inside subgraph `sg`; returns the tasks it starts with and
 /// the ones it ends with, so that the caller can chain it.
+/// The tasks a flow item starts with and the tasks it ends with.
+type FlowEnds = (Vec<Arc<TaskCell>>, Vec<Arc<TaskCell>>);
+
 fn build_flow(
     graph: &mut TaskGraph,
     sg: &Arc<TaskCell>,
     node: &FlowNode,
     tasks: &Map,
     used: &mut Vec<String>,
-) -> Result<(Vec<Arc<TaskCell>>, Vec<Arc<TaskCell>>)> {
+) -> Result<FlowEnds> {
     match node {
         FlowNode::Task(name) => {
             let Some(value) = tasks.get(name.as_str()) else {
