@@ -90,3 +90,13 @@ fn more_blocked_closures_than_script_threads_still_finish() {
     out.assert_code(0);
     assert_eq!(out.result(), json!(15));
 }
+
+// With --max-concurrency 1 a closure waiting in get() for a task started after it held the
+// only place: that task never started, and the run hung until SIGKILL.
+#[test]
+fn a_closure_waiting_in_get_gives_its_concurrency_place_up() {
+    let out = Run::new("standard_get_under_max_concurrency.rhai").args(["--max-concurrency", "1"]).output();
+    out.assert_code(0);
+    assert_eq!(out.result(), "b\n");
+    assert!(out.events.started("b"));
+}

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use rhai::{Dynamic, FnPtr};
 
-use super::script_pool::Overdue;
+use super::script_pool::{ConcurrencySlot, Overdue};
+use super::ScriptPool;
 use super::{process, ErrorKind, ExecEnv, HandlerVerdict, TaskError};
 use crate::events::{Payload, TaskInfo};
 use crate::graph::dataflow::inputs_of;
@@ -212,7 +213,7 @@ async fn perform(cell: &Arc<TaskCell>, settings: &TaskSettings, env: &Arc<ExecEn
         }
         TaskAction::Script { .. } => {
             let (closure, args) = closure_call(cell).expect("the task runs a closure");
-            call_blocking(env, closure, args, settings.timeout).await
+            call_blocking(env, closure, args, settings.timeout, Holds::Slot).await
         }
         TaskAction::SetState { deployment, instance, state } => {
             deployment.set_state(instance, state).map_err(|e| TaskError::unrecorded(&e))?;
@@ -247,9 +248,18 @@ async fn call_blocking(
     closure: FnPtr,
     args: Vec<Dynamic>,
     timeout: Option<f64>,
+    holds: Holds,
 ) -> Result<Dynamic, TaskError> {
     let scripts = env.scripts.clone();
-    on_script_thread(env, timeout, move || scripts.call(&closure, args, timeout)).await
+    on_script_thread(env, timeout, holds, move || scripts.call(&closure, args, timeout)).await
+}
+
+/// Whether script code runs as a task's attempt, which holds a `--max-concurrency` slot, or
+/// outside one (a handler, called once the attempt gave its slot back).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Holds {
+    Slot,
+    Nothing,
 }
 
 /// How long past its timeout a script call may run before the executor stops waiting for
@@ -262,8 +272,16 @@ const OVERDUE_GRACE: f64 = 0.5;
 pub(super) async fn on_script_thread(
     env: &Arc<ExecEnv>,
     timeout: Option<f64>,
+    holds: Holds,
     call: impl FnOnce() -> Result<Dynamic, TaskError> + Send + 'static,
 ) -> Result<Dynamic, TaskError> {
+    let slot = match (&env.limiter, holds) {
+        (Some(limiter), Holds::Slot) => {
+            Some(ConcurrencySlot { limiter: limiter.clone(), runtime: env.runtime.clone() })
+        }
+        _ => None,
+    };
+    let call = move || ScriptPool::holding(slot, call);
     let limit = timeout.and_then(|secs| Duration::try_from_secs_f64(secs + OVERDUE_GRACE).ok());
     let ran = match limit {
         None => Ok(env.scripts_pool.run(call).await),
@@ -290,7 +308,7 @@ async fn call_handler(
     which: &str,
 ) -> Result<Option<HandlerVerdict>, TaskError> {
     let handle = env.scripts.task_handle(cell);
-    match call_blocking(env, handler.clone(), vec![handle], None).await {
+    match call_blocking(env, handler.clone(), vec![handle], None, Holds::Nothing).await {
         Ok(value) if value.is_unit() => Ok(None),
         Ok(value) => match value.try_cast::<HandlerVerdict>() {
             Some(verdict) => Ok(Some(verdict)),

@@ -29,7 +29,8 @@ pub async fn run(
         Implementation::Function { .. } => {
             let (scripts, call) = (env.scripts.clone(), call.clone());
             let (retry, timeout) = (cell.inner.lock().status.current_retries, settings.timeout);
-            super::attempt::on_script_thread(env, timeout, move || scripts.call_operation(&call, retry, timeout)).await
+            let call = move || scripts.call_operation(&call, retry, timeout);
+            super::attempt::on_script_thread(env, timeout, super::attempt::Holds::Slot, call).await
         }
     }
 }

@@ -49,6 +49,30 @@ struct PoolState {
 thread_local! {
     /// The pool the current thread works for, if it is one of its threads.
     static WORKER_OF: std::cell::RefCell<Option<Arc<Shared>>> = const { std::cell::RefCell::new(None) };
+    /// The `--max-concurrency` slot of the task whose code runs on this thread, if it holds one.
+    static SLOT: std::cell::RefCell<Option<ConcurrencySlot>> = const { std::cell::RefCell::new(None) };
+}
+
+/// A running task's place under `--max-concurrency`. A task that waits (in `t.get()`, or a
+/// nested `execute()`) gives it up meanwhile: the task it waits for may need it, and would
+/// otherwise never start.
+#[derive(Clone)]
+pub struct ConcurrencySlot {
+    pub limiter: Arc<tokio::sync::Semaphore>,
+    pub runtime: tokio::runtime::Handle,
+}
+
+impl ConcurrencySlot {
+    fn give_back(&self) {
+        self.limiter.add_permits(1);
+    }
+
+    /// Waits for a place again; the permit stays taken until the task's own is dropped.
+    fn take_again(&self) {
+        if let Ok(permit) = self.runtime.block_on(self.limiter.acquire()) {
+            permit.forget();
+        }
+    }
 }
 
 impl ScriptPool {
@@ -116,13 +140,28 @@ impl ScriptPool {
         }
     }
 
+    /// Runs `f`, the code of a task that holds `slot` (if any), on the current thread.
+    pub fn holding<T>(slot: Option<ConcurrencySlot>, f: impl FnOnce() -> T) -> T {
+        let previous = SLOT.with(|s| s.replace(slot));
+        let value = f();
+        SLOT.with(|s| *s.borrow_mut() = previous);
+        value
+    }
+
     /// Runs `wait` (which blocks) on the current thread; if that is a script thread, a spare
-    /// thread takes its place meanwhile.
+    /// thread takes its place meanwhile, and the task's concurrency slot is given up.
     pub fn blocking<T>(wait: impl FnOnce() -> T) -> T {
         let pool = WORKER_OF.with(|w| w.borrow().clone());
         let Some(pool) = pool else { return wait() };
         pool.block_one();
+        let slot = SLOT.with(|s| s.borrow().clone());
+        if let Some(slot) = &slot {
+            slot.give_back();
+        }
         let value = wait();
+        if let Some(slot) = &slot {
+            slot.take_again();
+        }
         pool.inner.lock().blocked -= 1;
         value
     }
