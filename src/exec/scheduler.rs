@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, watch};
 
 mod subgraphs;
 
-use super::attempt::{task_info, Judgement};
+use super::attempt::{current_task_info, task_info, Judgement};
 use super::direct_closure::{DirectClosure, DirectEnd};
 use super::{continue_task, run_task, ErrorKind, ExecEnv, FailedTask, TaskError, TaskOutcome};
 use crate::events::Payload;
@@ -263,10 +263,12 @@ impl Scheduler {
     }
 
     /// A closure task on the direct path succeeded, but the store could not record it: the
-    /// task fails (`finish` then starts nothing new).
+    /// task fails (`finish` then starts nothing new). The bus never announces that success:
+    /// the attempt's outcome the sinks see is this failure.
     fn finish_unrecorded(&mut self, task: u32, error: &StoreError) {
         let error = TaskError::unrecorded(error);
         let cell = &self.plan.tasks[task as usize].cell;
+        self.env.bus.emit(Payload::TaskFailed(current_task_info(cell), error.message.clone(), false));
         cell.set_error(Some(error.clone()));
         cell.finish(TaskState::Failed);
         self.finish(task, TaskOutcome::Failed(error));
