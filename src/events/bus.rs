@@ -21,6 +21,10 @@ use super::{Event, EventSink, ExecutionLabel, Payload};
 /// (a sink slower than the run must not let the queue grow without limit).
 const HELD_AT_MOST: usize = 1 << 17;
 
+/// Events the deliverer takes at most at a time: it holds them while the sinks write them,
+/// and a whole commit's worth (tens of thousands) would stay allocated once taken.
+const DUE_AT_MOST: usize = 1024;
+
 /// Numbers events and hands them to the sinks.
 pub struct EventBus {
     label: ExecutionLabel,
@@ -255,7 +259,7 @@ impl Drop for EventBus {
 /// The deliverer's thread: after each piece of news, announces what became due, until the
 /// run's end is announced.
 fn deliver(shared: &Shared, label: &ExecutionLabel) {
-    let mut due = Vec::new();
+    let mut due = Vec::with_capacity(DUE_AT_MOST);
     loop {
         let tidings = take_news(shared);
         if take_due(shared, &tidings, &mut due) {
@@ -298,7 +302,7 @@ fn take_due(shared: &Shared, tidings: &Tidings, due: &mut Vec<Event>) -> bool {
     if tidings.no_more_commits {
         held.stop_waiting();
     }
-    held.take_due(due, tidings.ending);
+    held.take_due(due, tidings.ending, DUE_AT_MOST);
     let finished = tidings.ending && due.is_empty() && held.is_empty();
     state.delivered |= finished;
     finished

@@ -57,12 +57,13 @@ impl HeldEvents {
         !self.no_more_commits
     }
 
-    /// Moves the events that may be announced now to `due`, in `seq` order, and drops those
-    /// that never may. The workflow's end waits for `ending` (the run's own end): until then
-    /// a store that could not record it may make the run announce its failure after it, and
-    /// of several ends only the last is announced, so that the stream ends as the run did.
-    pub fn take_due(&mut self, due: &mut Vec<Event>, ending: bool) {
-        while let Some(front) = self.events.front() {
+    /// Moves the events that may be announced now to `due` (`at_most` of them), in `seq`
+    /// order, and drops those that never may. The workflow's end waits for `ending` (the run's
+    /// own end): until then a store that could not record it may make the run announce its
+    /// failure after it, and of several ends only the last is announced, so that the stream
+    /// ends as the run did.
+    pub fn take_due(&mut self, due: &mut Vec<Event>, ending: bool, at_most: usize) {
+        while let Some(front) = self.events.front().filter(|_| due.len() < at_most) {
             let committed = front.seq <= self.committed;
             if !committed && self.waits_for_commits() {
                 break;
@@ -127,15 +128,17 @@ mod tests {
     fn only_committed_events_are_due_in_order_and_each_once() {
         let mut held = held((0..6).map(|i| log(&i.to_string())).collect());
         let mut due = Vec::new();
-        held.take_due(&mut due, false);
+        held.take_due(&mut due, false, usize::MAX);
         assert!(due.is_empty(), "nothing is committed yet");
         held.committed(2);
-        held.take_due(&mut due, false);
-        held.take_due(&mut due, false);
+        held.take_due(&mut due, false, 1);
+        assert_eq!(seqs(&due), [1]);
+        held.take_due(&mut due, false, usize::MAX);
+        held.take_due(&mut due, false, usize::MAX);
         assert_eq!(seqs(&due), [1, 2]);
         held.committed(1);
         held.committed(5);
-        held.take_due(&mut due, false);
+        held.take_due(&mut due, false, usize::MAX);
         assert_eq!(seqs(&due), [1, 2, 3, 4, 5]);
         assert_eq!(held.len(), 1);
     }
@@ -155,7 +158,7 @@ mod tests {
         held.committed(1);
         held.stop_waiting();
         let mut due = Vec::new();
-        held.take_due(&mut due, false);
+        held.take_due(&mut due, false, usize::MAX);
         assert_eq!(seqs(&due), [1, 4, 5, 6]);
         assert!(held.is_empty());
     }
@@ -170,9 +173,9 @@ mod tests {
         ]);
         held.committed(4);
         let mut due = Vec::new();
-        held.take_due(&mut due, false);
+        held.take_due(&mut due, false, usize::MAX);
         assert_eq!(seqs(&due), [1], "the end and what follows it wait for the run's end");
-        held.take_due(&mut due, true);
+        held.take_due(&mut due, true, usize::MAX);
         assert_eq!(seqs(&due), [1, 3, 4], "the first end was replaced");
     }
 
@@ -183,7 +186,7 @@ mod tests {
         held.committed(1);
         held.stop_waiting();
         let mut due = Vec::new();
-        held.take_due(&mut due, true);
+        held.take_due(&mut due, true, usize::MAX);
         assert_eq!(seqs(&due), [1]);
     }
 }
