@@ -586,7 +586,8 @@ mod tests {
     }
 
     // A commit that failed advanced the committed seq all the same: `b` ran on top of a
-    // success of `a` that was never recorded, and the graph succeeded.
+    // success of `a` that was never recorded, and the graph succeeded. Then the task failed
+    // without any event: the sinks saw its attempt end only with the success never recorded.
     #[test]
     fn a_success_the_store_cannot_record_fails_the_task_and_starts_nothing_after_it() {
         let (result, events, a_on_disk) = a_then_b_on_a_slow_store(true);
@@ -595,6 +596,7 @@ mod tests {
         assert_eq!(error.message, "task `a` failed: the execution store failed: disk full");
         assert_eq!(a_on_disk, None, "b ran: {events:?}");
         assert!(!events.iter().any(|e| e.ends_with(" b")), "{events:?}");
+        assert_eq!(events.last().map(String::as_str), Some("task_failed a"), "{events:?}");
     }
 
     #[test]
