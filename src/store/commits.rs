@@ -32,9 +32,19 @@ impl CommitPublisher {
         self.publish(|c| c.advance(seq));
     }
 
-    /// A commit failed, or the writer stopped.
+    /// A commit failed.
     pub fn fail(&self, error: &StoreError) {
         self.publish(|c| c.fail(error));
+    }
+
+    /// The writer panicked: nothing more will be committed. The listeners are told unless
+    /// the panic came from inside one of them (their lock is held then).
+    pub fn stopped(&self) {
+        self.watch.send_modify(|c| c.fail(&StoreError::WriterStopped));
+        let state = self.watch.borrow().clone();
+        if let Some(listeners) = self.listeners.try_lock() {
+            listeners.iter().for_each(|listener| listener(&state));
+        }
     }
 
     fn publish(&self, change: impl FnOnce(&mut CommitState)) {

@@ -284,7 +284,7 @@ impl Drop for AbandonOnExit<'_> {
     fn drop(&mut self) {
         self.0.abandon();
         if std::thread::panicking() {
-            self.1.fail(&StoreError::WriterStopped);
+            self.1.stopped();
         }
     }
 }
