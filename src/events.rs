@@ -1,15 +1,20 @@
 //! Events: what happened in an execution, in the order it happened (contract section 2).
 //!
-//! Every part of the runtime reports through one `EventBus`; it numbers events (`seq`) under
-//! one lock so that the order of `seq` is the order of delivery to every sink (the JSON-lines
-//! file, the store, the console).
+//! Every part of the runtime reports through one `EventBus` (`bus`); it numbers events
+//! (`seq`) under one lock so that the order of `seq` is the order of delivery to every sink
+//! (the JSON-lines file, the store, the console). With a durable store the other sinks get an
+//! event once the store committed it (`held`).
+
+mod bus;
+mod held;
 
 use std::io::Write;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use parking_lot::Mutex;
 use serde_json::Value;
+
+pub use bus::{CommitFeed, EventBus};
 
 use crate::graph::TaskKind;
 
@@ -109,6 +114,21 @@ impl Payload {
             Payload::WorkflowEvent { node_instance: None, .. } => "workflow_event",
             Payload::WorkflowEvent { node_instance: Some(_), .. } => "node_event",
             Payload::Log { .. } => "log",
+        }
+    }
+
+    /// `workflow_succeeded`, `workflow_failed`, `workflow_cancelled`: the execution's last word.
+    pub fn ends_workflow(&self) -> bool {
+        matches!(self, Payload::WorkflowSucceeded { .. } | Payload::WorkflowFailed { .. } | Payload::WorkflowCancelled)
+    }
+
+    /// A success that counts only once the store recorded it: a task's with effects
+    /// (`TaskKind::has_effects`, whose dependents wait for the commit), or the workflow's.
+    pub fn is_success_to_record(&self) -> bool {
+        match self {
+            Payload::TaskSucceeded(t, _, _) => t.kind.has_effects(),
+            Payload::WorkflowSucceeded { .. } => true,
+            _ => false,
         }
     }
 
@@ -340,49 +360,6 @@ pub trait EventSink: Send {
     fn accept(&mut self, event: &Event, label: &ExecutionLabel);
     /// Called once when the execution ended.
     fn close(&mut self) {}
-}
-
-/// Numbers events and hands them to the sinks.
-pub struct EventBus {
-    label: ExecutionLabel,
-    inner: Mutex<BusInner>,
-}
-
-struct BusInner {
-    seq: u64,
-    sinks: Vec<Box<dyn EventSink>>,
-}
-
-impl EventBus {
-    pub fn new(label: ExecutionLabel, sinks: Vec<Box<dyn EventSink>>) -> Self {
-        Self::continuing(label, sinks, 0)
-    }
-
-    /// A bus whose first event is `last_seq + 1` (a resumed execution goes on numbering).
-    pub fn continuing(label: ExecutionLabel, sinks: Vec<Box<dyn EventSink>>, last_seq: u64) -> Self {
-        EventBus { label, inner: Mutex::new(BusInner { seq: last_seq, sinks }) }
-    }
-
-    pub fn label(&self) -> &ExecutionLabel {
-        &self.label
-    }
-
-    /// Delivers the event to every sink and returns its `seq`.
-    pub fn emit(&self, payload: Payload) -> u64 {
-        let mut inner = self.inner.lock();
-        inner.seq += 1;
-        let event = Event { seq: inner.seq, ts: SystemTime::now(), payload };
-        for sink in inner.sinks.iter_mut() {
-            sink.accept(&event, &self.label);
-        }
-        event.seq
-    }
-
-    pub fn close(&self) {
-        for sink in self.inner.lock().sinks.iter_mut() {
-            sink.close();
-        }
-    }
 }
 
 /// `--events-json PATH`: one JSON object a line, flushed as it happens so that another

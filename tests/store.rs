@@ -363,8 +363,80 @@ fn a_failed_store_write_fails_the_run() {
     }
 }
 
+// The store could not record the success of `record_me`, yet the events file said
+// `task_succeeded` and the console counted it ("tasks: 1 succeeded") while the run exited 1.
+#[test]
+fn a_success_the_store_did_not_record_is_not_reported() {
+    for closure in [true, false] {
+        let first = Run::new("store_success_then_dependent.rhai").param("command", "exit 0").output();
+        first.alter_store(FAIL_SUCCESS_COMMITS);
+        let run = Run::new("store_success_then_dependent.rhai")
+            .store_at(first.store.clone().unwrap())
+            .param("closure", closure)
+            .param("command", "exit 0")
+            .output();
+        assert_failed_on_the_store(&run, "disk I/O error (injected)");
+        let events = &run.events;
+        assert_eq!(events.of_task("task_succeeded", "record_me").count(), 0, "{}", events.summary());
+        let failed =
+            events.of_task("task_failed", "record_me").next().unwrap_or_else(|| panic!("{}", events.summary()));
+        let error = failed["error"].as_str().unwrap();
+        assert!(error.contains("the execution store failed: disk I/O error (injected)"), "{error}");
+        assert_eq!(events.0.last().unwrap()["type"], "workflow_failed", "{}", events.summary());
+        let said = unwrapped(&run.stderr);
+        assert!(said.contains("tasks: 0 succeeded, 1 failed"), "{}", run.stderr);
+    }
+}
+
+/// Makes every commit that records a task's success take a while, as a slow disk would: long
+/// enough for a reader of the events file to look in the store before the commit ends.
+const SLOW_SUCCESS_COMMITS: &str = "
+    CREATE TABLE slow (x);
+    INSERT INTO slow WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 2500) SELECT x FROM n;
+    CREATE TRIGGER slow_success_commits BEFORE INSERT ON event_rows
+    WHEN instr(NEW.events, CAST('\"type\":\"task_succeeded\"' AS BLOB)) > 0
+    BEGIN SELECT count(*) FROM slow a, slow b WHERE a.x * b.x % 7 = 3; END;";
+
+/// Whether the store holds, committed, the `task_succeeded` event `success` of its execution.
+fn stored(store: &rusqlite::Connection, success: &serde_json::Value) -> bool {
+    let needle = format!("\"type\":\"task_succeeded\",\"seq\":{},", success["seq"]);
+    store
+        .query_row(
+            "SELECT count(*) FROM event_rows r JOIN executions e ON r.position >> 40 = e.number
+             WHERE e.id = ?1 AND instr(r.events, CAST(?2 AS BLOB)) > 0",
+            rusqlite::params![success["execution_id"].as_str().unwrap(), needle],
+            |row| row.get::<_, i64>(0),
+        )
+        .unwrap()
+        > 0
+}
+
+// The events file said `task_succeeded` as soon as the task ended, before the store had
+// committed it: a reader saw a success that a failed commit could still take back.
+#[test]
+fn a_success_is_announced_only_once_the_store_committed_it() {
+    for closure in [true, false] {
+        let first = Run::new("store_success_then_dependent.rhai").param("command", "exit 0").output();
+        first.alter_store(SLOW_SUCCESS_COMMITS);
+        let mut run = Run::new("store_success_then_dependent.rhai")
+            .store_at(first.store.clone().unwrap())
+            .param("closure", closure)
+            .param("command", "exit 0")
+            .spawn();
+        let store = first.store_file();
+        for task in ["record_me", "after"] {
+            let success = run
+                .wait_for(&format!("the success of `{task}`"), |e| e["type"] == "task_succeeded" && e["task"] == task);
+            assert!(stored(&store, &success), "announced before the store committed it: {success}");
+        }
+        let (out, _) = run.finish_within(Duration::from_secs(60));
+        out.assert_code(0);
+    }
+}
+
 // The end of the run (its status, its last events) failed to be written and the run still
-// exited 0 as succeeded, while the store kept it `running`.
+// exited 0 as succeeded, while the store kept it `running`. Then it exited 1, but the events
+// file still ended with `workflow_succeeded`.
 #[test]
 fn a_run_whose_end_cannot_be_recorded_fails() {
     let first = Run::new("store_success_then_dependent.rhai").param("command", "exit 0").output();
@@ -381,6 +453,7 @@ fn a_run_whose_end_cannot_be_recorded_fails() {
     let said = unwrapped(&run.stderr);
     assert!(said.contains("the execution store failed: disk I/O error (injected)"), "{}", run.stderr);
     assert!(said.contains("✘ workflow failed"), "{}", run.stderr);
+    assert_eq!(run.events.0.last().unwrap()["type"], "workflow_failed", "{}", run.events.summary());
     let list = executions(&run, &["list"]);
     let line = list.stdout.lines().find(|l| l.starts_with(&run.execution_id())).unwrap().to_string();
     assert!(!line.contains("succeeded"), "{line}");

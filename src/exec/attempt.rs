@@ -57,6 +57,13 @@ pub fn task_info(cell: &TaskCell, task_id: u64, retries: u32, total_retries: i64
     }
 }
 
+/// The task's events of its current attempt (one that already started) describe it so.
+pub fn current_task_info(cell: &TaskCell) -> TaskInfo {
+    let inner = cell.inner.lock();
+    let (status, settings) = (&inner.status, &inner.settings);
+    task_info(cell, status.attempt_id.unwrap_or(0), status.current_retries, settings.total_retries)
+}
+
 /// An attempt that already ran (a closure's, on a script thread: `direct_closure`), its
 /// `task_started` emitted, waiting to be judged.
 pub struct FirstAttempt {
@@ -144,16 +151,15 @@ async fn attempt(
 
 /// The task succeeded: told, committed when it has effects, then finished.
 async fn succeed(cell: &TaskCell, info: TaskInfo, value: Dynamic, env: &ExecEnv) -> TaskOutcome {
-    if cell.kind() != TaskKind::Event {
-        let seq = env.bus.emit(Payload::TaskSucceeded(info, result_json(&value), true));
-        if has_effects(cell) {
-            // A success that is not on disk is no success: nothing may run on it.
-            if let Err(error) = env.committed(seq).await {
-                cell.set_error(Some(error.clone()));
-                cell.finish(TaskState::Failed);
-                return TaskOutcome::Failed(error);
-            }
+    if cell.kind().has_effects() {
+        let seq = env.bus.emit(Payload::TaskSucceeded(info.clone(), result_json(&value), true));
+        // A success that is not on disk is no success: nothing may run on it. The bus never
+        // announces it either: the attempt's outcome the sinks see is this failure.
+        if let Err(error) = env.committed(seq).await {
+            return fail(cell, info, error, false, env);
         }
+    } else if cell.kind() != TaskKind::Event {
+        env.bus.emit(Payload::TaskSucceeded(info, result_json(&value), true));
     }
     cell.set_result(value);
     cell.finish(TaskState::Succeeded);
@@ -175,16 +181,6 @@ fn fail(cell: &TaskCell, info: TaskInfo, error: TaskError, ignored: bool, env: &
         cell.finish(TaskState::Failed);
         TaskOutcome::Failed(error)
     }
-}
-
-/// Tasks whose success must be on disk before their dependents run (an operation too: it
-/// changes an instance). A no-op, a sleep or an event changes nothing outside: running one
-/// again after a crash is harmless.
-fn has_effects(cell: &TaskCell) -> bool {
-    matches!(
-        cell.action,
-        TaskAction::Script { .. } | TaskAction::Shell { .. } | TaskAction::Exec { .. } | TaskAction::Operation(_)
-    )
 }
 
 /// The attempt itself.

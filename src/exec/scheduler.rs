@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, watch};
 
 mod subgraphs;
 
-use super::attempt::{task_info, Judgement};
+use super::attempt::{current_task_info, task_info, Judgement};
 use super::direct_closure::{DirectClosure, DirectEnd};
 use super::{continue_task, run_task, ErrorKind, ExecEnv, FailedTask, TaskError, TaskOutcome};
 use crate::events::Payload;
@@ -263,10 +263,12 @@ impl Scheduler {
     }
 
     /// A closure task on the direct path succeeded, but the store could not record it: the
-    /// task fails (`finish` then starts nothing new).
+    /// task fails (`finish` then starts nothing new). The bus never announces that success:
+    /// the attempt's outcome the sinks see is this failure.
     fn finish_unrecorded(&mut self, task: u32, error: &StoreError) {
         let error = TaskError::unrecorded(error);
         let cell = &self.plan.tasks[task as usize].cell;
+        self.env.bus.emit(Payload::TaskFailed(current_task_info(cell), error.message.clone(), false));
         cell.set_error(Some(error.clone()));
         cell.finish(TaskState::Failed);
         self.finish(task, TaskOutcome::Failed(error));
@@ -584,7 +586,8 @@ mod tests {
     }
 
     // A commit that failed advanced the committed seq all the same: `b` ran on top of a
-    // success of `a` that was never recorded, and the graph succeeded.
+    // success of `a` that was never recorded, and the graph succeeded. Then the task failed
+    // without any event: the sinks saw its attempt end only with the success never recorded.
     #[test]
     fn a_success_the_store_cannot_record_fails_the_task_and_starts_nothing_after_it() {
         let (result, events, a_on_disk) = a_then_b_on_a_slow_store(true);
@@ -593,6 +596,7 @@ mod tests {
         assert_eq!(error.message, "task `a` failed: the execution store failed: disk full");
         assert_eq!(a_on_disk, None, "b ran: {events:?}");
         assert!(!events.iter().any(|e| e.ends_with(" b")), "{events:?}");
+        assert_eq!(events.last().map(String::as_str), Some("task_failed a"), "{events:?}");
     }
 
     #[test]

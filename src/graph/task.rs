@@ -35,6 +35,14 @@ impl TaskKind {
             TaskKind::Subgraph => "subgraph",
         }
     }
+
+    /// Tasks whose success must be on disk before it counts: before their dependents run and
+    /// before it is announced (an operation, or an instance's state, changes an instance). A
+    /// no-op, a sleep or an event changes nothing outside: running one again after a crash is
+    /// harmless. A subgraph's success is its members'.
+    pub fn has_effects(self) -> bool {
+        matches!(self, TaskKind::Script | TaskKind::Shell | TaskKind::Operation)
+    }
 }
 
 /// Options of a process task (`shell`, `exec`).

@@ -20,6 +20,9 @@ const GRACE: Duration = Duration::from_millis(500);
 /// How long recording the cancel may take before the process ends anyway (the store or the
 /// event sinks may be what is stuck).
 const RECORD_AT_MOST: Duration = Duration::from_millis(300);
+/// How long the sinks other than the store (the console, `--events-json`) may take to be given
+/// what they wait for, the cancel among it, before the process ends anyway.
+const ANNOUNCE_AT_MOST: Duration = Duration::from_millis(100);
 
 /// Exit code of a cancelled execution (section 1).
 const EXIT_CANCELLED: i32 = 3;
@@ -80,6 +83,9 @@ fn end_if_still_running(ended: &AtomicBool, record: Arc<Record>) {
         let _ = done_tx.send(recorder.record_cancelled());
     });
     let recorded = matches!(done.recv_timeout(RECORD_AT_MOST), Ok(true));
+    // The other sinks wait for the store's commits: they are given what is held now, committed
+    // or not (but no success the store did not record).
+    record.bus.close_within(ANNOUNCE_AT_MOST);
     let how = if recorded { "recorded as cancelled" } else { "the store could not record it in time" };
     say!(
         "rhaiflow: a script thread did not stop within {}s of the forced cancel: ending the process ({how}; \

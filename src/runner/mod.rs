@@ -190,7 +190,7 @@ pub fn run(options: &RunOptions, sinks: Vec<Box<dyn EventSink>>) -> RunReport {
 
 fn run_execution(
     options: &RunOptions,
-    mut sinks: Vec<Box<dyn EventSink>>,
+    sinks: Vec<Box<dyn EventSink>>,
     store: Option<Arc<dyn Store>>,
     store_path: Option<PathBuf>,
     resume: Option<ResumeFrom>,
@@ -283,11 +283,10 @@ fn run_execution(
             let d = ScriptDiagnostic::plain("rhaiflow::store", e.to_string());
             return RunReport::invalid(execution_id, workflow, d, started);
         }
-        sinks.push(Box::new(StoreSink(store.clone())));
     }
     let label =
         ExecutionLabel { execution_id: Arc::from(execution_id.as_str()), workflow: Arc::from(workflow.as_str()) };
-    let bus = Arc::new(EventBus::continuing(label, sinks, resume.as_ref().map(|r| r.last_seq).unwrap_or(0)));
+    let bus = event_bus(label, sinks, store.as_ref(), resume.as_ref().map(|r| r.last_seq).unwrap_or(0));
     let bridge = Arc::new(ScriptBridge {
         engine: engine.clone(),
         ast: ast.clone(),
@@ -365,13 +364,8 @@ fn run_execution(
     };
     let ending = ending.unless_unrecorded(store.as_deref(), options.deployment.as_deref());
     last_resort.claim_end();
-    bus.emit(ending.event());
-    bus.close();
+    let Ending { status, result, diagnostic } = announce_the_end(&bus, ending, store.as_deref(), &execution_id);
     drop(watcher);
-    let Ending { status, result, diagnostic } = match store.as_deref() {
-        Some(store) => ending.recorded(store, &execution_id),
-        None => ending,
-    };
     let graphs = run_state.graphs.lock().clone();
     let dry_result_used_at = *run_state.dry_results_used.lock();
     // Closures stopped by a forced cancel may still be unwinding: don't wait for them.
@@ -389,6 +383,38 @@ fn run_execution(
     }
 }
 
+/// Events go to `sinks` and to the store; with a store, `sinks` get each event once the store
+/// has committed it (`EventBus::recording`), as its writer tells the bus.
+fn event_bus(
+    label: ExecutionLabel,
+    sinks: Vec<Box<dyn EventSink>>,
+    store: Option<&Arc<dyn Store>>,
+    last_seq: u64,
+) -> Arc<EventBus> {
+    let Some(store) = store else { return Arc::new(EventBus::continuing(label, sinks, last_seq)) };
+    let bus = EventBus::recording(label, Box::new(StoreSink(store.clone())), sinks, last_seq);
+    let feed = bus.commit_feed();
+    store.on_commit(Box::new(move |state| feed.update(state.committed_seq(), state.failure().is_some())));
+    Arc::new(bus)
+}
+
+/// Emits the execution's last event, records the end, and closes the bus. When the store could
+/// not record the end, the run has failed after all: it says so last, and the sinks waiting
+/// for the store are given only that last end (the bus drops the one it replaces).
+fn announce_the_end(bus: &EventBus, ending: Ending, store: Option<&dyn Store>, execution_id: &str) -> Ending {
+    let announced_failure = ending.is_failure();
+    bus.emit(ending.event());
+    let ending = match store {
+        Some(store) => ending.recorded(store, execution_id),
+        None => ending,
+    };
+    if ending.is_failure() && !announced_failure {
+        bus.emit(ending.event());
+    }
+    bus.close();
+    ending
+}
+
 /// How a run ended, before it is announced and recorded.
 struct Ending {
     status: Status,
@@ -399,6 +425,10 @@ struct Ending {
 impl Ending {
     fn failed(diagnostic: ScriptDiagnostic) -> Self {
         Ending { status: Status::Failed, result: None, diagnostic: Some(diagnostic) }
+    }
+
+    fn is_failure(&self) -> bool {
+        matches!(self.status, Status::Failed | Status::Invalid)
     }
 
     /// A store that failed holds less than what ran: the run fails, whatever the script made

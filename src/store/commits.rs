@@ -1,7 +1,69 @@
 //! How far the store's writer got, as the executor watches it: a task's dependents start once
 //! its success is committed, and learn at once when it never will be.
 
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use tokio::sync::watch;
+
 use super::StoreError;
+
+/// Told of every change of the `CommitState`, on the store's writer thread: it must be quick
+/// and never wait for anything the writer does.
+pub type CommitListener = Box<dyn Fn(&CommitState) + Send + Sync>;
+
+/// The listeners of one store, shared by the store (which adds them) and its writer.
+pub type CommitListeners = Arc<Mutex<Vec<CommitListener>>>;
+
+/// The writer's side: publishes each change to the executor's watch and to the listeners
+/// (the event bus, which announces what is committed).
+pub struct CommitPublisher {
+    watch: watch::Sender<CommitState>,
+    listeners: CommitListeners,
+}
+
+impl CommitPublisher {
+    pub fn new(watch: watch::Sender<CommitState>, listeners: CommitListeners) -> Self {
+        CommitPublisher { watch, listeners }
+    }
+
+    /// A commit of the events up to `seq` succeeded.
+    pub fn advance(&self, seq: u64) {
+        self.publish(|c| c.advance(seq));
+    }
+
+    /// A commit failed.
+    pub fn fail(&self, error: &StoreError) {
+        self.publish(|c| c.fail(error));
+    }
+
+    /// The writer panicked: nothing more will be committed. The listeners are told unless
+    /// the panic came from inside one of them (their lock is held then).
+    pub fn stopped(&self) {
+        self.watch.send_modify(|c| c.fail(&StoreError::WriterStopped));
+        let state = self.watch.borrow().clone();
+        if let Some(listeners) = self.listeners.try_lock() {
+            listeners.iter().for_each(|listener| listener(&state));
+        }
+    }
+
+    fn publish(&self, change: impl FnOnce(&mut CommitState)) {
+        self.watch.send_modify(change);
+        let state = self.watch.borrow().clone();
+        for listener in self.listeners.lock().iter() {
+            listener(&state);
+        }
+    }
+}
+
+/// Adds `listener` to `listeners` and tells it the state as it is now: from then on, the
+/// writer tells it every change (registered first, so that no change falls in between).
+pub fn listen(listeners: &CommitListeners, now: &watch::Receiver<CommitState>, listener: CommitListener) {
+    let mut listeners = listeners.lock();
+    let state = now.borrow().clone();
+    listener(&state);
+    listeners.push(listener);
+}
 
 /// The highest event `seq` committed, and the first write that failed. After a failure `seq`
 /// never moves again: nothing queued after the lost write counts as committed, so nothing
@@ -20,6 +82,11 @@ impl CommitState {
             return Some(Ok(()));
         }
         self.failure.as_ref().map(|e| Err(e.clone()))
+    }
+
+    /// The highest event `seq` committed.
+    pub fn committed_seq(&self) -> u64 {
+        self.seq
     }
 
     /// The write that failed, if one did.

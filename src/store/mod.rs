@@ -15,7 +15,7 @@ mod write_queue;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub use commits::CommitState;
+pub use commits::{CommitListener, CommitState};
 pub use deployments::DeploymentStore;
 pub use records::{ExecutionRecord, ExecutionStatus, StoredTask};
 pub use sqlite::SqliteStore;
@@ -68,6 +68,10 @@ pub trait Store: Send + Sync {
     /// How far the writes got, as a watch: the highest event `seq` committed, or the write
     /// that failed. `None` when writes are durable at once (nothing to wait for).
     fn committed(&self) -> Option<tokio::sync::watch::Receiver<CommitState>>;
+    /// Tells `listener` how far the writes got, now and after every change, on the writer's
+    /// thread (the event bus announces events once they are committed). Never called when
+    /// writes are durable at once.
+    fn on_commit(&self, listener: CommitListener);
 
     fn executions(&self) -> Result<Vec<ExecutionRecord>>;
     fn execution(&self, id: &str) -> Result<ExecutionRecord>;

@@ -21,10 +21,11 @@ use rusqlite::{params, Connection, ErrorCode, OptionalExtension, TransactionBeha
 use serde_json::Value;
 use tokio::sync::watch;
 
+use super::commits::{listen, CommitListeners, CommitPublisher};
 use super::event_rows::{read_row, StoredEvent};
 use super::records::TaskFold;
 use super::write_queue::{Batch, WriteOp, WriteQueue};
-use super::{CommitState, ExecutionRecord, ExecutionStatus, Result, Store, StoreError, StoredTask};
+use super::{CommitListener, CommitState, ExecutionRecord, ExecutionStatus, Result, Store, StoreError, StoredTask};
 use crate::events::{Event, ExecutionLabel};
 
 /// Task states are not a table of their own: they are folded from the task events when read.
@@ -73,6 +74,7 @@ pub struct SqliteStore {
     reader: Mutex<Connection>,
     writes: Arc<WriteQueue>,
     committed: watch::Receiver<CommitState>,
+    listeners: CommitListeners,
 }
 
 pub(super) fn database_error(path: &Path, e: rusqlite::Error) -> StoreError {
@@ -160,12 +162,14 @@ impl SqliteStore {
         let writer = initialise(path)?;
         let writes = Arc::new(WriteQueue::default());
         let (committed_tx, committed) = watch::channel(CommitState::default());
+        let listeners = CommitListeners::default();
+        let publisher = CommitPublisher::new(committed_tx, listeners.clone());
         let (thread_path, queue) = (path.to_path_buf(), writes.clone());
         std::thread::Builder::new()
             .name("rhaiflow-store".into())
-            .spawn(move || write_loop(writer, &queue, committed_tx, thread_path))
+            .spawn(move || write_loop(writer, &queue, &publisher, thread_path))
             .map_err(|e| StoreError::Open { path: path.to_path_buf(), message: e.to_string() })?;
-        Ok(SqliteStore { path: path.to_path_buf(), reader: Mutex::new(reader), writes, committed })
+        Ok(SqliteStore { path: path.to_path_buf(), reader: Mutex::new(reader), writes, committed, listeners })
     }
 
     fn send(&self, op: WriteOp) {
@@ -243,22 +247,22 @@ enum WriteFailure {
 /// Takes every write that is queued, commits them together, publishes how far it got. After a
 /// failed commit it goes on committing (a passing failure may leave later writes, such as the
 /// execution's end, recorded), but the published watermark stays where the failure was.
-fn write_loop(mut conn: Connection, queue: &WriteQueue, committed: watch::Sender<CommitState>, path: PathBuf) {
+fn write_loop(mut conn: Connection, queue: &WriteQueue, committed: &CommitPublisher, path: PathBuf) {
     // Also when this thread panics: nobody is left waiting for an answer that never comes.
-    let _abandon = AbandonOnExit(queue);
+    let _abandon = AbandonOnExit(queue, committed);
     let mut numbers: HashMap<Arc<str>, i64> = HashMap::new();
     let mut failure: Option<StoreError> = None;
     while let Some(batch) = queue.take() {
         match write_batch(&mut conn, &batch, &mut numbers) {
             Ok(()) if failure.is_none() => {
                 if let Some(seq) = batch.rows.iter().map(|row| row.last_seq).max() {
-                    committed.send_modify(|c| c.advance(seq));
+                    committed.advance(seq);
                 }
             }
             Ok(()) => {}
             Err(e) => {
                 let error = StoreError::Write { path: path.clone(), message: e.to_string() };
-                committed.send_modify(|c| c.fail(&error));
+                committed.fail(&error);
                 failure.get_or_insert(error);
             }
         }
@@ -271,12 +275,17 @@ fn write_loop(mut conn: Connection, queue: &WriteQueue, committed: watch::Sender
     }
 }
 
-/// Drops the queue when the writer ends, however it ends.
-struct AbandonOnExit<'a>(&'a WriteQueue);
+/// Drops the queue when the writer ends, however it ends; when it panicked, says that nothing
+/// more will be committed (the executor also learns it from the watch closing, the event bus
+/// only from this).
+struct AbandonOnExit<'a>(&'a WriteQueue, &'a CommitPublisher);
 
 impl Drop for AbandonOnExit<'_> {
     fn drop(&mut self) {
         self.0.abandon();
+        if std::thread::panicking() {
+            self.1.stopped();
+        }
     }
 }
 
@@ -431,6 +440,10 @@ impl Store for SqliteStore {
 
     fn committed(&self) -> Option<watch::Receiver<CommitState>> {
         Some(self.committed.clone())
+    }
+
+    fn on_commit(&self, listener: CommitListener) {
+        listen(&self.listeners, &self.committed, listener);
     }
 
     fn executions(&self) -> Result<Vec<ExecutionRecord>> {
