@@ -27,7 +27,7 @@ fn durable(mut options: RunOptions, dir: &tempfile::TempDir) -> RunOptions {
 
 fn run_workload(options: &RunOptions) {
     let report = run(options, Vec::new());
-    assert_eq!(report.status, Status::Succeeded, "{:?}", report.diagnostic.map(|d| d.message));
+    assert_eq!(report.status, Status::Succeeded, "{:?}", report.diagnostic.map(|d| d.into_message()));
 }
 
 fn bench(c: &mut Criterion, group_name: &str, script: &str, sizes: &[u64]) {

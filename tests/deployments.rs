@@ -214,7 +214,7 @@ fn seq_of(events: &Events, (task, instance): Op, kinds: &[&str], first: bool) ->
     let mut matching = events.0.iter().filter(|e| {
         e["task"] == task && e["node_instance"] == instance && kinds.contains(&e["type"].as_str().unwrap())
     });
-    let found = if first { matching.next() } else { matching.last() };
+    let found = if first { matching.next() } else { matching.next_back() };
     found.unwrap_or_else(|| panic!("no {kinds:?} of `{task}` on {instance}:\n{}", events.summary()))["seq"]
         .as_u64()
         .unwrap()

@@ -400,8 +400,7 @@ impl Events {
     pub fn end_seq(&self, task: &str) -> u64 {
         self.0
             .iter()
-            .filter(|e| e["task"] == task && (e["type"] == "task_succeeded" || e["type"] == "task_failed"))
-            .last()
+            .rfind(|e| e["task"] == task && (e["type"] == "task_succeeded" || e["type"] == "task_failed"))
             .unwrap_or_else(|| panic!("`{task}` never ended:\n{}", self.summary()))["seq"]
             .as_u64()
             .unwrap()
@@ -411,11 +410,10 @@ impl Events {
     pub fn outcome(&self, task: &str) -> Option<&str> {
         self.0
             .iter()
-            .filter(|e| {
+            .rfind(|e| {
                 e["task"] == task
                     && matches!(e["type"].as_str(), Some("task_succeeded" | "task_failed" | "task_rescheduled"))
             })
-            .last()
             .map(|e| e["type"].as_str().unwrap())
     }
 

@@ -129,10 +129,8 @@ impl EventSink for Console {
                     Console::line(state, format!("{what} {} ({})", label.execution_id, label.workflow));
                 }
             }
-            Payload::Log { level, message } => {
-                if *level != LogLevel::Debug || !state.quiet {
-                    Console::line(state, format!("[{}] {message}", level.as_str()));
-                }
+            Payload::Log { level, message } if *level != LogLevel::Debug || !state.quiet => {
+                Console::line(state, format!("[{}] {message}", level.as_str()));
             }
             Payload::WorkflowEvent { message, node_instance: None } => {
                 Console::line(state, format!("[event] {message}"))
@@ -187,10 +185,8 @@ impl EventSink for Console {
                 let word = if *ignored { "ignored" } else { "FAILED " };
                 Console::line(state, format!("{at:>8.3}s  {word} {}: {error}", t.name));
             }
-            Payload::TaskReverted(t) => {
-                if !state.quiet {
-                    Console::line(state, format!("{at:>8.3}s  revert  {}: reverted", t.name));
-                }
+            Payload::TaskReverted(t) if !state.quiet => {
+                Console::line(state, format!("{at:>8.3}s  revert  {}: reverted", t.name));
             }
             Payload::TaskRevertFailed(t, error) => {
                 Console::line(state, format!("{at:>8.3}s  REVERT FAILED {}: {error}", t.name));
