@@ -5,7 +5,7 @@
 
 use insta::assert_snapshot;
 
-use crate::support::{cli, normalise, Outcome, Run};
+use crate::support::{cli, cli_of, normalise, rhaiflow, Outcome, Run};
 
 /// Runs a fixture without a store, so the output names no scratch path.
 fn run(fixture: &str) -> Outcome {
@@ -243,4 +243,36 @@ fn an_invalid_graph_once_a_graph_ran_fails_the_run() {
     out.assert_code(1);
     assert!(out.stderr.contains("the graph has a cycle"), "{}", out.stderr);
     assert_eq!(out.events.outcome("first_graph"), Some("task_succeeded"));
+}
+
+/// A line that stands for a secret in a file a script must not be able to show.
+const SECRET: &str = "SECRET=hunter2-do-not-print";
+
+// `import "/proc/self/environ"` was refused, but the diagnostic read the named file from disk
+// and printed its first line: the process's environment, secrets included.
+#[test]
+fn a_refused_import_never_prints_the_file_it_names() {
+    let run = Run::new("import_proc_environ.rhai").ephemeral().env("RHAIFLOW_TEST_SECRET", SECRET).output();
+    run.assert_code(2);
+    assert!(!run.stderr.contains("hunter2"), "{}", run.stderr);
+    assert!(run.stderr.contains("[import_proc_environ.rhai:1:8]"), "{}", run.stderr);
+    let check = cli_of(rhaiflow().args(["check", "import_proc_environ.rhai"]).env("RHAIFLOW_TEST_SECRET", SECRET));
+    check.assert_code(2);
+    assert!(!check.stderr.contains("hunter2"), "{}", check.stderr);
+    assert_snapshot!("import_proc_environ", normalise(&check.stderr));
+}
+
+// A path built at run time (`import `${folder}/secret.txt``) showed the lines of that file
+// around the import's line number.
+#[test]
+fn an_import_built_at_run_time_never_prints_the_file_it_names() {
+    let scratch = tempfile::tempdir().unwrap();
+    let lines: Vec<String> = (1..=10).map(|n| format!("{SECRET} line {n}")).collect();
+    std::fs::write(scratch.path().join("secret.txt"), lines.join("\n")).unwrap();
+    let folder = scratch.path().display().to_string();
+    let out = Run::new("import_a_file_named_at_run_time.rhai").ephemeral().param("folder", &folder).output();
+    out.assert_code(2);
+    assert!(!out.stderr.contains("hunter2"), "{}", out.stderr);
+    assert!(out.stderr.contains("[import_a_file_named_at_run_time.rhai:5:8]"), "{}", out.stderr);
+    assert_snapshot!("import_a_file_named_at_run_time", out.normalised_stderr().replace(&folder, "[FOLDER]"));
 }

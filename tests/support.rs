@@ -38,6 +38,8 @@ pub struct Run {
     ephemeral: bool,
     /// `--store`: a folder in the scratch one unless `store_at` chose another.
     store: Option<PathBuf>,
+    /// Variables added to the binary's environment.
+    env: Vec<(String, String)>,
     scratch: TempDir,
 }
 
@@ -48,6 +50,7 @@ impl Run {
             args: Vec::new(),
             ephemeral: false,
             store: None,
+            env: Vec::new(),
             scratch: tempfile::tempdir().unwrap(),
         }
     }
@@ -63,6 +66,12 @@ impl Run {
 
     pub fn param(self, key: &str, value: impl std::fmt::Display) -> Run {
         self.args(["-p".to_string(), format!("{key}={value}")])
+    }
+
+    /// Sets `key` in the environment of the binary.
+    pub fn env(mut self, key: &str, value: &str) -> Run {
+        self.env.push((key.to_string(), value.to_string()));
+        self
     }
 
     /// No store: the console output carries no "resume with" line naming a scratch path.
@@ -107,7 +116,12 @@ impl Run {
 
     /// Runs to the end (bounded by a generous timeout) and collects what it printed.
     pub fn output(self) -> Outcome {
-        let output = rhaiflow().args(self.argv()).timeout(Duration::from_secs(60)).output().unwrap();
+        let output = rhaiflow()
+            .args(self.argv())
+            .envs(self.env.iter().cloned())
+            .timeout(Duration::from_secs(60))
+            .output()
+            .unwrap();
         let events = Events::read(&self.events_path());
         let store = (!self.ephemeral).then(|| self.store());
         let mut outcome =

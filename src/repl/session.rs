@@ -171,7 +171,9 @@ impl Session {
         }
         match outcome {
             Ok(Ok(value)) => Outcome::Value(value),
-            Ok(Err(err)) => Outcome::Failed(ScriptDiagnostic::runtime(&err, &source)),
+            Ok(Err(err)) => {
+                Outcome::Failed(ScriptDiagnostic::runtime(&err, &source, &self.host.run_state.module_sources))
+            }
             Err(d) => Outcome::Failed(d),
         }
     }
@@ -220,7 +222,7 @@ impl Session {
             Ok(Ok(value)) => Outcome::Value(value),
             Ok(Err(err)) => {
                 // The tasks were defined on earlier lines: a snippet of `:run` would mislead.
-                let mut d = ScriptDiagnostic::runtime(&err, &source);
+                let mut d = ScriptDiagnostic::runtime(&err, &source, &self.host.run_state.module_sources);
                 d.labels.clear();
                 d.source = None;
                 Outcome::Failed(d)

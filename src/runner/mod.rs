@@ -349,7 +349,7 @@ fn run_execution(
             Ending { status: Status::Succeeded, result: (!value.is_unit()).then(|| to_json(&value)), diagnostic: None }
         }
         Ok(Err(err)) => {
-            let mut diagnostic = ScriptDiagnostic::runtime(&err, &source);
+            let mut diagnostic = ScriptDiagnostic::runtime(&err, &source, &run_state.module_sources);
             name_the_limit(&mut diagnostic, &options.limits);
             if let (Some(w), true) = (&options.workflow, diagnostic.labels.is_empty()) {
                 point_at_function(&mut diagnostic, &source, &w.function);

@@ -4,6 +4,7 @@
 //! One converter turns Rhai positions (1-based line and column, in characters) into spans;
 //! the innermost error is the primary label, the call frames around it are further labels.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -34,13 +35,43 @@ impl Source {
                 let rest = &self.text[start..];
                 let word =
                     rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').map(char::len_utf8).sum::<usize>();
-                let len = if word > 0 { word } else { rest.chars().next().map(char::len_utf8).unwrap_or(0) };
+                let len =
+                    if word > 0 { word } else { string_literal_len(rest).unwrap_or_else(|| first_char_len(rest)) };
                 return Some(SourceSpan::new(start.into(), len));
             }
             offset += text.len();
         }
         None
     }
+}
+
+/// The module files the resolver accepted and read, by the name their errors carry. A
+/// diagnostic shows a module's lines only from here: a name in an error is whatever the script
+/// wrote after `import`, and reading it from disk would print any file the user can read.
+#[derive(Clone, Debug, Default)]
+pub struct HeldSources(Arc<parking_lot::Mutex<HashMap<String, Arc<str>>>>);
+
+impl HeldSources {
+    /// Keeps `text`, read from the module file `name`, for diagnostics about it.
+    pub fn hold(&self, name: &str, text: Arc<str>) {
+        self.0.lock().insert(name.to_string(), text);
+    }
+
+    fn get(&self, name: &str) -> Option<Source> {
+        self.0.lock().get(name).map(|text| Source { name: name.to_string(), text: text.clone() })
+    }
+}
+
+/// The length of the string literal `text` starts with, quotes included, if it does and it
+/// ends on the same line (an `import "..."` refused is underlined whole).
+fn string_literal_len(text: &str) -> Option<usize> {
+    let body = text.strip_prefix('"')?;
+    let end = body.find(['"', '\n'])?;
+    body[end..].starts_with('"').then_some(end + 2)
+}
+
+fn first_char_len(text: &str) -> usize {
+    text.chars().next().map(char::len_utf8).unwrap_or(0)
 }
 
 /// An error a person reads. Boxed, so that a `Result` carrying one stays a pointer wide.
@@ -147,9 +178,9 @@ impl ScriptDiagnostic {
     }
 
     /// An error raised while the script ran. An error inside an imported module's function
-    /// is shown in that module's file.
-    pub fn runtime(err: &EvalAltResult, source: &Source) -> Self {
-        let (err, module_source) = inside_module(err, source);
+    /// is shown in that module's file, as `modules` holds it.
+    pub fn runtime(err: &EvalAltResult, source: &Source, modules: &HeldSources) -> Self {
+        let (err, module_source) = inside_module(err, source, modules);
         let source = module_source.as_ref().unwrap_or(source);
         let inner = innermost(err);
         let (code, message, help) = describe(inner);
@@ -213,31 +244,31 @@ impl ScriptDiagnostic {
 }
 
 /// The part of `err` that happened in another file than `main` (a function of an imported
-/// module, or a module that does not compile), with that file; `err` itself otherwise.
-fn inside_module<'a>(err: &'a EvalAltResult, main: &Source) -> (&'a EvalAltResult, Option<Source>) {
-    let mut switch: Option<(&EvalAltResult, &str)> = None;
+/// module, or a module that does not compile), with that file; `err` itself otherwise. Only a
+/// file the resolver read counts: an import it refused names a path it never opened.
+fn inside_module<'a>(
+    err: &'a EvalAltResult,
+    main: &Source,
+    modules: &HeldSources,
+) -> (&'a EvalAltResult, Option<Source>) {
+    let mut switch: Option<(&EvalAltResult, Source)> = None;
     let mut frame = err;
     loop {
-        match frame {
-            EvalAltResult::ErrorInFunctionCall(_, file, next, _) => {
-                if !file.is_empty() && file != &main.name {
-                    switch = Some((next, file));
-                }
-                frame = next;
-            }
-            EvalAltResult::ErrorInModule(file, next, _) => {
-                if file != &main.name && std::path::Path::new(file).is_file() {
-                    switch = Some((next, file));
-                }
-                frame = next;
-            }
+        let (file, next) = match frame {
+            EvalAltResult::ErrorInFunctionCall(_, file, next, _) => (file.as_str(), next),
+            EvalAltResult::ErrorInModule(file, next, _) => (file.as_str(), next),
             _ => break,
+        };
+        if file != main.name {
+            if let Some(held) = modules.get(file) {
+                switch = Some((next, held));
+            }
         }
+        frame = next;
     }
-    let Some((inner, file)) = switch else { return (err, None) };
-    match std::fs::read_to_string(file) {
-        Ok(text) => (inner, Some(Source { name: file.to_string(), text: Arc::from(text.as_str()) })),
-        Err(_) => (err, None),
+    match switch {
+        Some((inner, held)) => (inner, Some(held)),
+        None => (err, None),
     }
 }
 

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use rhai::{Dynamic, Engine, FnPtr, Map, OptimizationLevel, AST};
 
-pub use diagnostics::{ScriptDiagnostic, Source};
+pub use diagnostics::{HeldSources, ScriptDiagnostic, Source};
 pub use limits::Limits;
 pub use modules::{ModuleRoot, Modules};
 pub use state::{RunRef, RunSettings, RunState};
@@ -30,7 +30,8 @@ pub fn build_engine(run: &RunRef, limits: &Limits, roots: Vec<ModuleRoot>) -> En
     engine.set_optimization_level(OptimizationLevel::None);
     limits::install(&mut engine, limits);
     api::register(&mut engine, run);
-    let modules = Modules::new(&engine, roots);
+    let held = run.upgrade().map(|r| r.module_sources.clone()).unwrap_or_default();
+    let modules = Modules::new(&engine, roots, held);
     engine.set_module_resolver(modules);
     let r = run.clone();
     engine.on_print(move |text| log(&r, LogLevel::Info, text.to_string()));

@@ -7,6 +7,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use parking_lot::Mutex;
 use rhai::module_resolvers::StaticModuleResolver;
@@ -15,6 +16,7 @@ use rhai::{Engine, EvalAltResult, Module, ModuleResolver, Position, Scope, Share
 type SharedModule = Shared<Module>;
 
 use crate::bundle::manifest::is_identifier;
+use crate::script::diagnostics::HeldSources;
 
 /// The stdlib modules, by import path.
 const STDLIB: &[(&str, &str)] = &[("std/flow", include_str!("../../stdlib/flow.rhai"))];
@@ -32,11 +34,14 @@ pub struct Modules {
     loaded: Mutex<HashMap<String, SharedModule>>,
     /// Imports being evaluated, to report a cycle instead of recursing until the stack ends.
     loading: Mutex<HashSet<(std::thread::ThreadId, String)>>,
+    /// The texts of the module files read, the only ones a diagnostic may show.
+    held: HeldSources,
 }
 
 impl Modules {
-    /// The stdlib, compiled with `engine`'s host API, and the modules of `roots`.
-    pub fn new(engine: &Engine, roots: Vec<ModuleRoot>) -> Self {
+    /// The stdlib, compiled with `engine`'s host API, and the modules of `roots`; the files it
+    /// reads are kept in `held` for diagnostics.
+    pub fn new(engine: &Engine, roots: Vec<ModuleRoot>, held: HeldSources) -> Self {
         let mut std = StaticModuleResolver::new();
         for (name, source) in STDLIB {
             let module = engine
@@ -49,12 +54,14 @@ impl Modules {
                 Err(e) => say!("rhaiflow: this is a bug: the stdlib module {name} does not compile: {e}"),
             }
         }
-        Modules { std, roots, loaded: Mutex::new(HashMap::new()), loading: Mutex::new(HashSet::new()) }
+        Modules { std, roots, loaded: Mutex::new(HashMap::new()), loading: Mutex::new(HashSet::new()), held }
     }
 
     /// The file behind `import "<path>"`, if `path` names a bundle module.
     pub fn file_of(&self, path: &str) -> Result<PathBuf, String> {
-        let (name, rest) = path.split_once('/').ok_or_else(|| format!("`{path}` is not `bundle/module`"))?;
+        let not_a_module =
+            || "imports name a bundle's module as `bundle/module` (no absolute paths, no `..`)".to_string();
+        let (name, rest) = path.split_once('/').filter(|(name, _)| is_identifier(name)).ok_or_else(not_a_module)?;
         let root = self.roots.iter().find(|r| r.name == name).ok_or_else(|| {
             let known: Vec<_> = self.roots.iter().map(|r| r.name.as_str()).chain(["std"]).collect();
             format!("no bundle `{name}` here (modules come from: {})", known.join(", "))
@@ -70,6 +77,7 @@ impl Modules {
         let text = std::fs::read_to_string(&file).map_err(|e| not_found(path, e.to_string(), pos))?;
         // Errors name the file, so that diagnostics can show it.
         let name = file.display().to_string();
+        self.held.hold(&name, Arc::from(text.as_str()));
         let mut ast =
             engine.compile(text).map_err(|e| Box::new(EvalAltResult::ErrorInModule(name.clone(), e.into(), pos)))?;
         ast.set_source(name.clone());

@@ -45,6 +45,8 @@ pub struct RunState {
     next_serial: AtomicU64,
     /// Standard-mode tasks whose outcome the script read with `get()`.
     observed: Mutex<std::collections::HashSet<u64>>,
+    /// The module files this run's imports read, for its diagnostics.
+    pub module_sources: crate::script::HeldSources,
 }
 
 pub type RunRef = Weak<RunState>;
@@ -62,6 +64,7 @@ impl RunState {
             dry_results_used: Mutex::new(None),
             next_serial: AtomicU64::new(1),
             observed: Mutex::new(std::collections::HashSet::new()),
+            module_sources: Default::default(),
         })
     }
 
