@@ -32,32 +32,69 @@ pub enum Yaml {
 
 /// Parses `text`; a syntax error comes back with the span where the parser stopped.
 pub fn parse(text: &str) -> Result<Node, (String, Option<SourceSpan>)> {
+    match serde_saphyr::from_str_with_options::<Spanned<Yaml>>(text, options()) {
+        Ok(root) => Ok(Node { span: span_of(&root.referenced), value: root.value }),
+        Err(e) => Err((message_of(&e), e.location().map(|l| span_of(&l)))),
+    }
+}
+
+/// YAML 1.2: `no`, `on`, `y` are strings, as a person writing a country code means them;
+/// `012` stays the string it looks like.
+fn options() -> serde_saphyr::Options {
     let mut options = serde_saphyr::Options::default();
     options.strict_booleans = true;
     options.leading_zero_numbers_as_strings = true;
-    match serde_saphyr::from_str_with_options::<Spanned<Yaml>>(text, options) {
-        Ok(root) => Ok(Node { span: span_of(&root.referenced), value: root.value }),
-        Err(e) => {
-            let span = e.location().map(|l| span_of(&l));
-            Err((plain_message(&e.to_string()), span))
+    options
+}
+
+/// The parser's error as one sentence for a person: without its own rendering of the source or
+/// its position (the diagnostic shows both), its Rust Debug text, or advice meant for the
+/// programmer calling it ("set DuplicateKeyPolicy in Options").
+fn message_of(error: &serde_saphyr::Error) -> String {
+    use serde_saphyr::Error;
+    match error.without_snippet() {
+        Error::DuplicateMappingKey { key: Some(key), .. } => format!("`{key}` is written twice in the same map"),
+        Error::DuplicateMappingKey { key: None, .. } => "a key is written twice in the same map".into(),
+        Error::Budget { breach, .. } => breach_sentence(breach),
+        plain => {
+            let options = serde_saphyr::render_options! {
+                formatter: &serde_saphyr::UserMessageFormatter,
+                snippets: serde_saphyr::SnippetMode::Off,
+            };
+            plain_message(&plain.render_with_options(options))
         }
     }
 }
 
-/// The parser's message as one sentence: without its own rendering of the source, its
-/// position (the diagnostic shows both) or advice meant for Rust programmers.
+/// The limit a YAML file went past, as its writer can act on it.
+fn breach_sentence(breach: &serde_saphyr::budget::BudgetBreach) -> String {
+    use serde_saphyr::budget::BudgetBreach;
+    match breach {
+        BudgetBreach::Depth { depth } => {
+            format!("the YAML nests lists and maps more than {} levels deep", depth.saturating_sub(1))
+        }
+        BudgetBreach::Aliases { .. } | BudgetBreach::Anchors { .. } => {
+            "the YAML uses too many anchors or aliases (`&name`, `*name`)".into()
+        }
+        _ => "the YAML is too large or too complex to read".into(),
+    }
+}
+
+/// The first line of the parser's message, without the position it appends.
 fn plain_message(text: &str) -> String {
     let first = text.lines().next().unwrap_or(text);
     let first = match first.strip_prefix("error: line ") {
         Some(rest) => rest.split_once(": ").map(|(_, m)| m).unwrap_or(rest),
         None => first,
     };
-    let first = first.split(" at line ").next().unwrap_or(first);
-    let first = first.split(", set DuplicateKeyPolicy").next().unwrap_or(first);
-    match first.strip_prefix("duplicate mapping key: ") {
-        Some(key) => format!("`{key}` is written twice in the same map"),
-        None => first.to_string(),
-    }
+    first.split(" at line ").next().unwrap_or(first).to_string()
+}
+
+/// Parses a whole YAML (or JSON) document as JSON, with the same rules as [`parse`]; an error
+/// is a plain sentence and where the parser stopped.
+pub fn parse_json(text: &str) -> Result<Value, (String, Option<SourceSpan>)> {
+    serde_saphyr::from_str_with_options::<Value>(text, options())
+        .map_err(|e| (message_of(&e), e.location().map(|l| span_of(&l))))
 }
 
 fn span_of(at: &serde_saphyr::Location) -> SourceSpan {

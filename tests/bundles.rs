@@ -955,3 +955,13 @@ fn a_duplicate_key_in_plugin_yaml_is_one_plain_sentence() {
     assert!(!out.stderr.contains("DuplicateKeyPolicy"), "{}", out.stderr);
     assert_eq!(out.stderr.matches("duplicate_key.flows.deploy_again").count(), 1, "one snippet:\n{}", out.stderr);
 }
+
+// A plugin.yaml nested too deep said "budget breached: Depth { depth: 65 }", the parser's
+// Rust Debug text.
+#[test]
+fn a_plugin_yaml_nested_too_deep_names_the_limit_in_words() {
+    let out = cli(&["bundle", "check", "bundles/nested_too_deep"]);
+    out.assert_code(2);
+    assert!(!out.stderr.contains("Depth {") && !out.stderr.contains("budget"), "{}", out.stderr);
+    assert_snapshot!("bundle_nested_too_deep", out.stderr);
+}

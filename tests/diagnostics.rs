@@ -276,3 +276,15 @@ fn an_import_built_at_run_time_never_prints_the_file_it_names() {
     assert!(out.stderr.contains("[import_a_file_named_at_run_time.rhai:5:8]"), "{}", out.stderr);
     assert_snapshot!("import_a_file_named_at_run_time", out.normalised_stderr().replace(&folder, "[FOLDER]"));
 }
+
+// A syntax error at the end of a generated 9,000-character line echoed the whole line (a
+// 1.2 MB one filled the terminal with 1.2 MB).
+#[test]
+fn a_compile_error_on_a_long_line_shows_only_a_window_of_it() {
+    let out = run("compile_error_on_a_long_line.rhai");
+    out.assert_code(2);
+    let longest = out.stderr.lines().map(|l| l.chars().count()).max().unwrap_or(0);
+    assert!(longest < 200, "a line of {longest} characters:\n{}", out.stderr);
+    assert!(out.stderr.contains("[compile_error_on_a_long_line.rhai:2:9017]"), "{}", out.stderr);
+    assert_snapshot!("compile_error_on_a_long_line", out.normalised_stderr());
+}

@@ -93,3 +93,26 @@ fn a_yaml_params_file_keeps_yes_no_on_off_y_n_as_strings() {
         json!({"country": "no", "axes": ["x", "y"], "answer": "yes", "switch": "on", "flag": true})
     );
 }
+
+// A params file nested too deep said "budget breached: Depth { depth: 65 }" (the parser's Rust
+// Debug text) and rendered its own snippet, `--> <input>`, inside the message.
+#[test]
+fn a_params_file_nested_too_deep_names_the_limit_in_words() {
+    let out = Run::new("params_echo.rhai").ephemeral().args(["--params", "params_nested_too_deep.yaml"]).output();
+    out.assert_code(2);
+    for internal in ["Depth {", "budget", "<input>"] {
+        assert!(!out.stderr.contains(internal), "`{internal}`:\n{}", out.stderr);
+    }
+    insta::assert_snapshot!("params_nested_too_deep", out.normalised_stderr());
+}
+
+// A key written twice said "set DuplicateKeyPolicy in Options if acceptable", advice for the
+// Rust programmer calling the parser.
+#[test]
+fn a_params_file_with_a_duplicate_key_points_at_the_second_one() {
+    let out = Run::new("params_echo.rhai").ephemeral().args(["--params", "params_duplicate_key.yaml"]).output();
+    out.assert_code(2);
+    assert!(!out.stderr.contains("DuplicateKeyPolicy") && !out.stderr.contains("<input>"), "{}", out.stderr);
+    assert!(out.stderr.contains("[params_duplicate_key.yaml:4:1]"), "{}", out.stderr);
+    insta::assert_snapshot!("params_duplicate_key", out.normalised_stderr());
+}

@@ -17,6 +17,18 @@ pub fn texts(pairs: &[String]) -> std::collections::BTreeMap<String, String> {
     pairs.iter().filter_map(|p| p.split_once('=')).map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
+/// A parameters file that does not parse, pointing where the parser stopped.
+fn unreadable_params(file: &Path, text: &str, why: &str, span: Option<miette::SourceSpan>) -> ScriptDiagnostic {
+    let name = file.display().to_string();
+    let mut d =
+        ScriptDiagnostic::plain("rhaiflow::params_file", format!("cannot read the parameters in {name}: {why}"));
+    if let Some(span) = span {
+        d.source = Some(miette::NamedSource::new(name, text.to_string()));
+        d.labels.push((None, span, true));
+    }
+    d
+}
+
 pub fn collect(pairs: &[String], file: Option<&Path>) -> Result<Map<String, Value>, ScriptDiagnostic> {
     let mut params = Map::new();
     if let Some(file) = file {
@@ -26,17 +38,7 @@ pub fn collect(pairs: &[String], file: Option<&Path>) -> Result<Map<String, Valu
                 format!("cannot read the parameters file {}: {e}", file.display()),
             )
         })?;
-        // YAML 1.2: `no`, `on`, `y` are strings, as a person writing a country code means them;
-        // `012` stays the string it looks like.
-        let mut options = serde_saphyr::Options::default();
-        options.strict_booleans = true;
-        options.leading_zero_numbers_as_strings = true;
-        let value: Value = serde_saphyr::from_str_with_options(&text, options).map_err(|e| {
-            ScriptDiagnostic::plain(
-                "rhaiflow::params_file",
-                format!("{} is neither YAML nor JSON: {e}", file.display()),
-            )
-        })?;
+        let value = crate::yaml::parse_json(&text).map_err(|(why, span)| unreadable_params(file, &text, &why, span))?;
         match value {
             Value::Object(map) => params = map,
             Value::Null => {}

@@ -4,6 +4,8 @@
 //! One converter turns Rhai positions (1-based line and column, in characters) into spans;
 //! the innermost error is the primary label, the call frames around it are further labels.
 
+mod long_lines;
+
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
@@ -355,13 +357,64 @@ fn describe(err: &EvalAltResult) -> (&'static str, String, Option<String>) {
     }
 }
 
+/// A diagnostic shown with its source's long lines cut (see `long_lines`).
+struct WithLongLinesCut<'a> {
+    diagnostic: &'a ScriptDiagnostic,
+    source: long_lines::CutSource,
+    spans: Vec<SourceSpan>,
+}
+
+impl fmt::Debug for WithLongLinesCut<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.diagnostic.fmt(f)
+    }
+}
+
+impl fmt::Display for WithLongLinesCut<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.diagnostic.message)
+    }
+}
+
+impl std::error::Error for WithLongLinesCut<'_> {}
+
+impl Diagnostic for WithLongLinesCut<'_> {
+    fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        self.diagnostic.code()
+    }
+
+    fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        self.diagnostic.help()
+    }
+
+    fn source_code(&self) -> Option<&dyn miette::SourceCode> {
+        Some(&self.source)
+    }
+
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        let labels = self.diagnostic.labels.iter().zip(&self.spans);
+        Some(Box::new(labels.map(|((text, _, primary), span)| {
+            if *primary {
+                LabeledSpan::new_primary_with_span(text.clone(), *span)
+            } else {
+                LabeledSpan::new_with_span(text.clone(), *span)
+            }
+        })))
+    }
+}
+
 /// Renders a diagnostic as a person sees it: unicode, colours only at a terminal.
 pub fn render(diagnostic: &ScriptDiagnostic, colour: bool) -> String {
     use miette::{GraphicalReportHandler, GraphicalTheme};
     let theme = if colour { GraphicalTheme::unicode() } else { GraphicalTheme::unicode_nocolor() };
     let handler = GraphicalReportHandler::new_themed(theme).with_width(100).with_links(false);
     let mut out = String::new();
-    if handler.render_report(&mut out, diagnostic).is_err() {
+    let spans: Vec<SourceSpan> = diagnostic.labels.iter().map(|(_, span, _)| *span).collect();
+    let rendered = match diagnostic.source.as_ref().and_then(|source| long_lines::cut(source, &spans)) {
+        Some((source, spans)) => handler.render_report(&mut out, &WithLongLinesCut { diagnostic, source, spans }),
+        None => handler.render_report(&mut out, diagnostic),
+    };
+    if rendered.is_err() {
         return diagnostic.message.clone();
     }
     out
