@@ -288,3 +288,15 @@ fn a_compile_error_on_a_long_line_shows_only_a_window_of_it() {
     assert!(out.stderr.contains("[compile_error_on_a_long_line.rhai:2:9017]"), "{}", out.stderr);
     assert_snapshot!("compile_error_on_a_long_line", out.normalised_stderr());
 }
+
+// The operations limit reached inside a task closure said only "Too many operations"; at the
+// top level the diagnostic named the limit and the flag that sets it.
+#[test]
+fn an_operations_limit_reached_inside_a_task_names_the_limit() {
+    let out = Run::new("runaway_closure.rhai").ephemeral().args(["--max-operations", "10000"]).output();
+    out.assert_code(1);
+    assert!(!out.stderr.contains("Too many operations"), "{}", out.stderr);
+    let failed = out.events.of_task("task_failed", "spin").next().unwrap().to_string();
+    assert!(failed.contains("limit of 10000 operations (--max-operations)"), "{failed}");
+    assert_snapshot!("operations_limit_inside_a_task", out.normalised_stderr());
+}

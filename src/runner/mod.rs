@@ -487,14 +487,8 @@ fn deployment_not_recorded(lost: &NotRecorded) -> ScriptDiagnostic {
 /// A script stopped by a limit is told which limit, and how large it is.
 fn name_the_limit(diagnostic: &mut ScriptDiagnostic, limits: &Limits) {
     diagnostic.message = match diagnostic.code {
-        "rhaiflow::operations_limit" => format!(
-            "the script reached its limit of {} operations (--max-operations) and was stopped: is there an endless loop?",
-            limits.max_operations
-        ),
-        "rhaiflow::call_depth" => format!(
-            "the script called functions {} levels deep, its limit, and was stopped: is there an endless recursion?",
-            limits.max_call_levels
-        ),
+        "rhaiflow::operations_limit" => script::limits::operations_reached(limits.max_operations),
+        "rhaiflow::call_depth" => script::limits::call_depth_reached(limits.max_call_levels),
         _ => return,
     };
 }

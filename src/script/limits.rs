@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use rhai::{Dynamic, Engine, EvalAltResult, Position};
 
-use crate::exec::{CancelState, TERMINATED_BY_CANCEL};
+use crate::exec::{innermost, CancelState, TaskError, TERMINATED_BY_CANCEL};
 
 /// Bounds on what one script evaluation may use. A bundle cannot lift them.
 #[derive(Clone, Debug)]
@@ -33,6 +33,28 @@ impl Default for Limits {
             max_map_size: 10_000_000,
         }
     }
+}
+
+/// What a person reads when a script reached its operations limit.
+pub fn operations_reached(max_operations: u64) -> String {
+    format!("the script reached its limit of {max_operations} operations (--max-operations) and was stopped: is there an endless loop?")
+}
+
+/// What a person reads when a script called functions as deep as it may.
+pub fn call_depth_reached(max_call_levels: usize) -> String {
+    format!("the script called functions {max_call_levels} levels deep, its limit, and was stopped: is there an endless recursion?")
+}
+
+/// A closure's or an operation's error as its task's: a limit it reached is named with its
+/// value, as the top level names it, instead of Rhai's bare "Too many operations".
+pub fn task_error(err: &EvalAltResult, engine: &Engine) -> TaskError {
+    let mut error = TaskError::from_rhai(err);
+    match innermost(err) {
+        EvalAltResult::ErrorTooManyOperations(_) => error.message = operations_reached(engine.max_operations()),
+        EvalAltResult::ErrorStackOverflow(_) => error.message = call_depth_reached(engine.max_call_levels()),
+        _ => {}
+    }
+    error
 }
 
 struct Guard {

@@ -118,7 +118,7 @@ impl ScriptCalls for ScriptBridge {
         limits::guarded(&self.cancel, timeout, || {
             match catch_unwind(AssertUnwindSafe(|| self.call_closure(closure, args))) {
                 Ok(Ok(value)) => Ok(value),
-                Ok(Err(err)) => Err(TaskError::from_rhai(&err)),
+                Ok(Err(err)) => Err(limits::task_error(&err, &self.engine)),
                 Err(_) => Err(TaskError::new(
                     ErrorKind::NonRecoverable,
                     "this is a bug in rhaiflow: the script engine panicked while running a closure; please report it with the script",
@@ -165,7 +165,7 @@ impl ScriptCalls for ScriptBridge {
         limits::guarded(&self.cancel, timeout, || {
             match catch_unwind(AssertUnwindSafe(|| self.engine.eval_ast_with_scope::<Dynamic>(&mut scope, &entry))) {
                 Ok(Ok(value)) => Ok(value),
-                Ok(Err(err)) => Err(TaskError::from_rhai(&err)),
+                Ok(Err(err)) => Err(limits::task_error(&err, &self.engine)),
                 Err(_) => Err(TaskError::new(
                     ErrorKind::NonRecoverable,
                     "this is a bug in rhaiflow: the script engine panicked while running an operation; please report it",
