@@ -582,3 +582,29 @@ fn a_store_that_cannot_be_set_up_says_why() {
     assert!(out.stderr.contains("database or disk is full"), "{}", out.stderr);
     drop(holder);
 }
+
+// A store path whose parent is a file said "no executions recorded" with exit 0, as for a
+// store not made yet: the executions were there, only unreachable.
+#[test]
+fn executions_list_on_a_store_it_cannot_reach_says_so() {
+    let scratch = tempfile::tempdir().unwrap();
+    let file = scratch.path().join("a_file");
+    std::fs::write(&file, "not a folder").unwrap();
+    let store = file.join("store").display().to_string();
+    let out = cli(&["executions", "list", "--store", &store]);
+    out.assert_code(2);
+    assert!(out.stderr.contains("cannot read the execution store"), "{}", out.stderr);
+}
+
+// A SQLite database of another program was reported as "written by another version of
+// rhaiflow (store format 0)", which sends the user looking for an older rhaiflow.
+#[test]
+fn executions_list_on_a_foreign_sqlite_file_says_it_is_not_a_rhaiflow_store() {
+    let scratch = tempfile::tempdir().unwrap();
+    let foreign = scratch.path().join("contacts.db");
+    rusqlite::Connection::open(&foreign).unwrap().execute_batch("CREATE TABLE people (name TEXT);").unwrap();
+    let out = cli(&["executions", "list", "--store", foreign.to_str().unwrap()]);
+    out.assert_code(2);
+    assert!(out.stderr.contains("is not a rhaiflow store"), "{}", out.stderr);
+    assert!(!out.stderr.contains("another version"), "{}", out.stderr);
+}

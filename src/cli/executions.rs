@@ -111,8 +111,15 @@ pub fn resume_hint(report: &RunReport) {
 
 fn open_existing(arg: &StoreArg) -> Result<(PathBuf, Option<std::sync::Arc<dyn Store>>), ScriptDiagnostic> {
     let path = store::locate(arg.store.as_deref());
-    if !path.exists() {
-        return Ok((path, None));
+    match std::fs::metadata(&path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((path, None)),
+        // A store that cannot be reached (a parent that is a file) is not one with no
+        // executions: saying "none recorded" would hide where they went.
+        Err(e) => {
+            let message = format!("cannot read the execution store {}: {e}", path.display());
+            return Err(ScriptDiagnostic::plain("rhaiflow::store", message));
+        }
+        Ok(_) => {}
     }
     let store = store::open(&path).map_err(|e| ScriptDiagnostic::plain("rhaiflow::store", e.to_string()))?;
     Ok((path, Some(store)))

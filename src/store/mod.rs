@@ -33,6 +33,12 @@ pub enum StoreError {
          rhaiflow reads format {reads}): use a new store (--store PATH), or move this one aside"
     )]
     OtherVersion { path: PathBuf, found: i64, reads: i64 },
+    /// A SQLite database that some other program made (tables, no rhaiflow format).
+    #[error(
+        "{path} is not a rhaiflow store: it is a SQLite database with other tables; choose another store \
+         (--store PATH)"
+    )]
+    Foreign { path: PathBuf },
     #[error("the execution store failed: {0}")]
     Database(String),
     /// A commit failed: what it held (and what ran on top of it) is not recorded.

@@ -126,7 +126,7 @@ fn initialise(path: &Path) -> Result<Connection> {
                     return Ok(None);
                 }
                 if tables > 0 {
-                    return Ok(Some(version));
+                    return Ok(Some((version, is_ours(&conn)?)));
                 }
                 conn.execute_batch(SCHEMA)?;
                 conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
@@ -139,7 +139,10 @@ fn initialise(path: &Path) -> Result<Connection> {
             let created = if commit { ended.map(|()| None) } else { created };
             match created.map_err(|e| database_error(path, e))? {
                 None => Ok(conn),
-                Some(found) => Err(StoreError::OtherVersion { path: path.to_path_buf(), found, reads: SCHEMA_VERSION }),
+                Some((found, true)) => {
+                    Err(StoreError::OtherVersion { path: path.to_path_buf(), found, reads: SCHEMA_VERSION })
+                }
+                Some((_, false)) => Err(StoreError::Foreign { path: path.to_path_buf() }),
             }
         });
         match attempt {
@@ -150,6 +153,17 @@ fn initialise(path: &Path) -> Result<Connection> {
             other => return other,
         }
     }
+}
+
+/// Whether a database with tables is a rhaiflow store of some format: every format has had a
+/// user_version and an `executions` table; a database without is another program's.
+fn is_ours(conn: &Connection) -> rusqlite::Result<bool> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let executions: i64 =
+        conn.query_row("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'executions'", [], |r| {
+            r.get(0)
+        })?;
+    Ok(version > 0 || executions > 0)
 }
 
 impl SqliteStore {
