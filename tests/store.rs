@@ -57,13 +57,26 @@ fn delays(seed: u64, count: usize) -> Vec<Duration> {
 }
 
 /// Kills `child` (a run of execution `id`) after each of `kills` moments drawn from `seed`,
-/// resuming it each time, and returns the last resume's exit code.
-fn kill_and_resume(mut child: Child, id: &str, store: &str, seed: u64, kills: usize) -> Option<i32> {
+/// resuming it each time (with `more` arguments), and returns the last resume's exit code.
+fn kill_and_resume(child: Child, id: &str, store: &str, seed: u64, kills: usize) -> Option<i32> {
+    kill_and_resume_with(child, id, store, seed, kills, &[])
+}
+
+fn kill_and_resume_with(
+    mut child: Child,
+    id: &str,
+    store: &str,
+    seed: u64,
+    kills: usize,
+    more: &[&str],
+) -> Option<i32> {
     for delay in delays(seed, kills) {
         std::thread::sleep(delay);
         child.kill().unwrap();
         child.wait().unwrap();
-        child = spawn(&["executions", "resume", id, "--store", store, "-q"]);
+        let mut args = vec!["executions", "resume", id, "--store", store, "-q"];
+        args.extend_from_slice(more);
+        child = spawn(&args);
     }
     child.wait().unwrap().code()
 }
@@ -105,6 +118,33 @@ fn killed_again_and_again_then_resumed_loses_nothing() {
     assert!(seqs.windows(2).all(|w| w[0] < w[1]), "seq keeps increasing across resumes");
 }
 
+// What `--events-json` showed a reader was contradicted after a SIGKILL: successes announced
+// before their commit ran again on resume, under seq numbers the reader had already seen (637
+// seq numbers reused in 100 kills). One events file across the run and its resumes must read
+// as one history: seq only grows, and no task succeeds twice.
+#[test]
+fn what_a_reader_saw_is_never_contradicted_across_kills_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, out, ev) = (dir.path().join("store"), dir.path().join("lines.txt"), dir.path().join("events.jsonl"));
+    let (store_s, out_s, ev_s) = (store.to_str().unwrap(), out.to_str().unwrap(), ev.to_str().unwrap());
+    let param = format!("out={out_s}");
+    let script = fixture("append_lines.rhai");
+    let child = spawn(&["run", &script, "-p", &param, "--store", store_s, "--events-json", ev_s, "-q"]);
+    let id = wait_for_event(&ev, |e| e["type"] == "workflow_started")["execution_id"].as_str().unwrap().to_string();
+    let resumed = kill_and_resume_with(child, &id, store_s, 23, 5, &["--events-json", ev_s]);
+    assert_eq!(resumed, Some(0), "the last resume finishes the workflow");
+
+    let seen = events(&ev);
+    let seqs: Vec<u64> = seen.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "a seq a reader saw is never used again: {seqs:?}");
+    let mut successes: HashMap<&str, usize> = HashMap::new();
+    for e in seen.iter().filter(|e| e["type"] == "task_succeeded") {
+        *successes.entry(e["task"].as_str().unwrap()).or_default() += 1;
+    }
+    assert!(successes.values().all(|&n| n == 1), "a success a reader saw never runs again: {successes:?}");
+    assert_eq!(seen.last().unwrap()["type"], "workflow_succeeded");
+}
+
 // The same with closure tasks, whose first attempt runs straight on a script thread and
 // whose success the scheduler finishes only once it is committed: after SIGKILLs and
 // resumes, every success is recorded exactly once and the workflow ends.
@@ -117,6 +157,25 @@ fn killed_closure_tasks_resume_with_every_success_recorded_once() {
     let id = wait_for_event(&ev, |e| e["type"] == "workflow_started")["execution_id"].as_str().unwrap().to_string();
     assert_eq!(kill_and_resume(child, &id, store_s, 11, 3), Some(0), "the last resume finishes the workflow");
     each_success_recorded_once(&store, &id, 400);
+}
+
+// `executions events ID --follow` of a run whose process died ended without a word, as if
+// the run had finished.
+#[test]
+fn following_a_run_whose_process_died_says_it_crashed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, ev) = (dir.path().join("store"), dir.path().join("events.jsonl"));
+    let (store_s, ev_s) = (store.to_str().unwrap(), ev.to_str().unwrap());
+    let mut child = spawn(&["run", &fixture("store_long_sleep.rhai"), "--store", store_s, "--events-json", ev_s]);
+    let started = wait_for_event(&ev, |e| e["type"] == "task_started" && e["task"] == "long");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let id = started["execution_id"].as_str().unwrap();
+    let out = cli(&["executions", "events", id, "--follow", "--store", store_s]);
+    out.assert_code(0);
+    assert!(out.stdout.contains("long"), "the events so far are shown: {}", out.stdout);
+    assert!(out.stderr.contains("crashed: its process"), "{}", out.stderr);
+    assert!(out.stderr.contains(&format!("rhaiflow executions resume {id}")), "{}", out.stderr);
 }
 
 // `executions cancel ID` from another process reaches the run through the store.
@@ -607,4 +666,17 @@ fn executions_list_on_a_foreign_sqlite_file_says_it_is_not_a_rhaiflow_store() {
     out.assert_code(2);
     assert!(out.stderr.contains("is not a rhaiflow store"), "{}", out.stderr);
     assert!(!out.stderr.contains("another version"), "{}", out.stderr);
+}
+
+// Opening another program's database switched it to WAL mode before finding it was not a
+// rhaiflow store: refusing a file must leave it as it was.
+#[test]
+fn a_foreign_sqlite_file_is_left_as_it_was() {
+    let scratch = tempfile::tempdir().unwrap();
+    let foreign = scratch.path().join("contacts.db");
+    rusqlite::Connection::open(&foreign).unwrap().execute_batch("CREATE TABLE people (name TEXT);").unwrap();
+    cli(&["executions", "list", "--store", foreign.to_str().unwrap()]).assert_code(2);
+    let mode: String =
+        rusqlite::Connection::open(&foreign).unwrap().query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+    assert_eq!(mode, "delete", "the file's journal mode is untouched");
 }

@@ -263,6 +263,14 @@ fn events(id: &str, arg: &StoreArg, follow: bool, json: bool) -> Result<i32, Scr
             for (_, line) in store.events_after(&record.id, after).map_err(store_error)? {
                 say_out!("{}", if json { line } else { human_line(&line) });
             }
+            if now.crashed() {
+                say!(
+                    "execution {} crashed: its process {} is gone (`rhaiflow executions resume {}` takes it up again)",
+                    now.id,
+                    now.pid,
+                    now.id
+                );
+            }
             return Ok(0);
         }
         std::thread::sleep(Duration::from_millis(100));

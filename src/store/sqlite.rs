@@ -101,10 +101,15 @@ fn connect(path: &Path) -> Result<Connection> {
     let conn =
         Connection::open(path).map_err(|e| StoreError::Open { path: path.to_path_buf(), message: e.to_string() })?;
     conn.busy_timeout(Duration::from_secs(30)).map_err(|e| database_error(path, e))?;
-    // WAL: readers never block the writer; FULL: a commit survives a power loss, not only a
-    // killed process. Group commit pays the fsync once per batch.
-    conn.pragma_update(None, "journal_mode", "WAL").map_err(|e| database_error(path, e))?;
+    // FULL: a commit survives a power loss, not only a killed process. Group commit pays the
+    // fsync once per batch. (WAL comes once the file is known to be ours: `initialise`.)
     conn.pragma_update(None, "synchronous", "FULL").map_err(|e| database_error(path, e))?;
+    Ok(conn)
+}
+
+/// WAL: readers never block the writer. It changes the file, so only a rhaiflow store gets it.
+fn use_wal(conn: Connection, path: &Path) -> Result<Connection> {
+    conn.pragma_update(None, "journal_mode", "WAL").map_err(|e| database_error(path, e))?;
     Ok(conn)
 }
 
@@ -138,7 +143,7 @@ fn initialise(path: &Path) -> Result<Connection> {
             // error (or the other version) already being reported.
             let created = if commit { ended.map(|()| None) } else { created };
             match created.map_err(|e| database_error(path, e))? {
-                None => Ok(conn),
+                None => use_wal(conn, path),
                 Some((found, true)) => {
                     Err(StoreError::OtherVersion { path: path.to_path_buf(), found, reads: SCHEMA_VERSION })
                 }
