@@ -30,7 +30,7 @@ use entry::{entry_call, point_at_function};
 use last_resort::LastResort;
 use recorded::RecordedOptions;
 use resume::ResumeFrom;
-use watchers::{watch_signals, CancelWatcher};
+use watchers::{watch_signals, CancelWatcher, Signals};
 
 /// Everything a run needs to know, already validated.
 #[derive(Clone, Debug)]
@@ -220,8 +220,9 @@ fn run_execution(
             }
         };
     let cancel = Arc::new(CancelState::default());
-    if options.owns_process {
-        runtime.spawn(watch_signals(cancel.clone()));
+    let (nudge, nudged) = std::sync::mpsc::channel();
+    if let Some(signals) = options.owns_process.then(|| Signals::install(&runtime)).flatten() {
+        runtime.spawn(watch_signals(signals, cancel.clone(), nudge));
     }
 
     let run_state = RunState::new(RunSettings {
@@ -310,7 +311,7 @@ fn run_execution(
         env.on_planned = Some(Box::new(move |n| store.planned(&id, n)));
     }
     run_state.set_env(Arc::new(env));
-    let watcher = store.as_ref().map(|s| CancelWatcher::start(s.clone(), &execution_id, cancel.clone()));
+    let watcher = store.as_ref().map(|s| CancelWatcher::start(s.clone(), &execution_id, cancel.clone(), nudged));
     let last_resort = LastResort::arm(options.owns_process, &cancel, bus.clone(), store.clone(), &execution_id);
 
     let resumed = resume.is_some();

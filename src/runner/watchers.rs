@@ -2,26 +2,41 @@
 //! and SIGINT/SIGTERM.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::signal::unix::{signal, Signal, SignalKind};
 
 use crate::exec::CancelState;
 use crate::store::Store;
 
-/// Polls the store for `executions cancel ID` from another shell, five times a second: the
-/// request reaches the run within a second without a server in between.
+/// Reads the store for `executions cancel ID` from another shell when that command nudges
+/// the run (SIGUSR1, see `nudge_cancel_watcher`), and five times a second besides: the request
+/// reaches the run at once, and within a second without the nudge, without a server.
 pub(super) struct CancelWatcher {
     stop: Arc<AtomicBool>,
 }
 
+/// How the signal handler wakes the watcher.
+pub(super) type Nudge = Sender<()>;
+
 impl CancelWatcher {
-    pub(super) fn start(store: Arc<dyn Store>, execution_id: &str, cancel: Arc<CancelState>) -> Self {
+    pub(super) fn start(
+        store: Arc<dyn Store>,
+        execution_id: &str,
+        cancel: Arc<CancelState>,
+        nudged: Receiver<()>,
+    ) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let (flag, id) = (stop.clone(), execution_id.to_string());
         let _ = std::thread::Builder::new().name("rhaiflow-cancel".into()).spawn(move || {
             let mut seen = 0;
             while !flag.load(Ordering::Relaxed) {
-                std::thread::sleep(Duration::from_millis(200));
+                if let Err(RecvTimeoutError::Disconnected) = nudged.recv_timeout(Duration::from_millis(200)) {
+                    // No signal handler (a run that does not own its process): poll only.
+                    std::thread::sleep(Duration::from_millis(200));
+                }
                 let request = store.cancel_request(&id).unwrap_or(0);
                 if request > seen {
                     seen = request;
@@ -41,17 +56,38 @@ impl Drop for CancelWatcher {
     }
 }
 
-/// The first SIGINT/SIGTERM asks for a graceful cancel, the second forces it.
-pub(super) async fn watch_signals(cancel: Arc<CancelState>) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut interrupt), Ok(mut terminate)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
-    else {
-        return;
-    };
+/// The signals a run handles, installed before the execution is recorded: from then on
+/// `executions cancel` may send SIGUSR1, whose default would end the process.
+pub(super) struct Signals {
+    interrupt: Signal,
+    terminate: Signal,
+    nudged: Signal,
+}
+
+impl Signals {
+    /// Installs the handlers now (within `runtime`); `None` if the system refused one.
+    pub(super) fn install(runtime: &tokio::runtime::Runtime) -> Option<Signals> {
+        let _entered = runtime.enter();
+        Some(Signals {
+            interrupt: signal(SignalKind::interrupt()).ok()?,
+            terminate: signal(SignalKind::terminate()).ok()?,
+            nudged: signal(SignalKind::user_defined1()).ok()?,
+        })
+    }
+}
+
+/// The first SIGINT/SIGTERM asks for a graceful cancel, the second forces it. SIGUSR1 says
+/// that `executions cancel` wrote a request in the store: the watcher reads it now.
+pub(super) async fn watch_signals(signals: Signals, cancel: Arc<CancelState>, nudge: Nudge) {
+    let Signals { mut interrupt, mut terminate, mut nudged } = signals;
     loop {
         tokio::select! {
             _ = interrupt.recv() => {}
             _ = terminate.recv() => {}
+            _ = nudged.recv() => {
+                let _ = nudge.send(());
+                continue;
+            }
         }
         if cancel.is_requested() {
             say!("rhaiflow: forcing the cancel: stopping running tasks");

@@ -120,6 +120,13 @@ fn initialise(path: &Path) -> Result<Connection> {
     let mut tries = 0;
     loop {
         let attempt = connect(path).and_then(|conn| {
+            // Set up already (every start but the first): a read says so, without taking the
+            // write lock that many busy writers of one store would make every command wait for.
+            let version: i64 =
+                conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(|e| database_error(path, e))?;
+            if version == SCHEMA_VERSION {
+                return use_wal(conn, path);
+            }
             conn.execute_batch("BEGIN IMMEDIATE").map_err(|e| database_error(path, e))?;
             let created = (|| {
                 let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
