@@ -12,6 +12,7 @@ use super::{process, ErrorKind, ExecEnv, HandlerVerdict, TaskError};
 use crate::events::{Payload, TaskInfo};
 use crate::graph::dataflow::inputs_of;
 use crate::graph::{TaskAction, TaskCell, TaskKind, TaskSettings, TaskState};
+use crate::seconds;
 use crate::value::result_json;
 
 /// How a task ended, for the scheduler.
@@ -119,7 +120,7 @@ async fn run_attempts(cell: Arc<TaskCell>, env: Arc<ExecEnv>, mut first: Option<
         cell.set_state(TaskState::Rescheduled);
         if after > 0.0 {
             tokio::select! {
-                _ = tokio::time::sleep(Duration::from_secs_f64(after)) => {}
+                _ = tokio::time::sleep(seconds::duration(after)) => {}
                 _ = env.cancel.requested() => {}
             }
         }
@@ -194,9 +195,9 @@ async fn perform(cell: &Arc<TaskCell>, settings: &TaskSettings, env: &Arc<ExecEn
             env.bus.emit(Payload::WorkflowEvent { message: message.clone(), node_instance: node_instance.clone() });
             Ok(Dynamic::UNIT)
         }
-        TaskAction::Sleep { seconds } => {
+        TaskAction::Sleep { seconds: secs } => {
             tokio::select! {
-                _ = tokio::time::sleep(Duration::from_secs_f64(seconds.max(0.0))) => Ok(Dynamic::UNIT),
+                _ = tokio::time::sleep(seconds::duration(*secs)) => Ok(Dynamic::UNIT),
                 _ = env.cancel.requested() => Err(TaskError::cancelled()),
             }
         }

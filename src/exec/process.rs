@@ -2,7 +2,6 @@
 //! forced cancel kills it together with everything it started.
 
 use std::process::Stdio;
-use std::time::Duration;
 
 use rhai::{Dynamic, Map};
 use tokio::process::Command;
@@ -55,7 +54,7 @@ pub async fn run(
     };
     let deadline = async {
         match timeout {
-            Some(secs) => tokio::time::sleep(Duration::from_secs_f64(secs.max(0.0))).await,
+            Some(secs) => tokio::time::sleep(crate::seconds::duration(secs)).await,
             None => std::future::pending().await,
         }
     };
