@@ -88,6 +88,7 @@ pub async fn continue_task(cell: Arc<TaskCell>, env: Arc<ExecEnv>, first: FirstA
 }
 
 async fn run_attempts(cell: Arc<TaskCell>, env: Arc<ExecEnv>, mut first: Option<FirstAttempt>) -> TaskOutcome {
+    let _ends_on_panic = EndsOnPanic { cell: &cell, env: &env };
     let settings = cell.settings();
     let mut retries: u32 = first.as_ref().map_or(0, |f| f.info.current_retries);
     loop {
@@ -125,6 +126,30 @@ async fn run_attempts(cell: Arc<TaskCell>, env: Arc<ExecEnv>, mut first: Option<
             }
         }
         retries += 1;
+    }
+}
+
+/// Ends the task as failed if its runner panics: tokio catches the panic and drops the
+/// future, and without this the task would stay `started` for ever, and a `get()` on it wait
+/// for ever. Being a local of the runner, it costs no allocation.
+struct EndsOnPanic<'a> {
+    cell: &'a TaskCell,
+    env: &'a ExecEnv,
+}
+
+impl Drop for EndsOnPanic<'_> {
+    fn drop(&mut self) {
+        // A runner dropped without a panic (the runtime shutting down) ends nothing.
+        if !std::thread::panicking() || self.cell.state().is_final() {
+            return;
+        }
+        let error = TaskError::internal(&format!("the runner of task `{}` panicked", self.cell.name));
+        if self.cell.state() == TaskState::Started {
+            let info = current_task_info(self.cell);
+            self.env.bus.emit(Payload::TaskFailed(info, error.message.clone(), false));
+        }
+        self.cell.set_error(Some(error));
+        self.cell.finish(TaskState::Failed);
     }
 }
 
