@@ -16,6 +16,7 @@ pub mod graph;
 pub mod repl;
 pub mod runner;
 pub mod script;
+mod seconds;
 pub mod store;
 mod timestamp;
 pub mod value;

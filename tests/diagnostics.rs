@@ -300,3 +300,59 @@ fn an_operations_limit_reached_inside_a_task_names_the_limit() {
     assert!(failed.contains("limit of 10000 operations (--max-operations)"), "{failed}");
     assert_snapshot!("operations_limit_inside_a_task", out.normalised_stderr());
 }
+
+/// Runs `seconds_out_of_range.rhai` with `secs` given at `entry`.
+fn seconds_at(entry: &str, secs: &str) -> Outcome {
+    Run::new("seconds_out_of_range.rhai").ephemeral().param("entry", entry).param("secs", secs).output()
+}
+
+// `sleep("nap", 1e308)` panicked a tokio worker ("cannot convert float seconds to Duration"):
+// the run never ended, and ignored Ctrl-C.
+#[test]
+fn a_sleep_longer_than_a_duration_holds_is_a_bad_argument() {
+    let out = seconds_at("sleep", "1e308");
+    out.assert_code(2);
+    assert!(!out.events.started("nap"));
+    assert_snapshot!("sleep_out_of_range", out.normalised_stderr());
+}
+
+// Timeouts and retry intervals out of range were taken: 1e308 panicked the executor when it
+// fell due, a negative one was a wait of zero (a closure timed out at once).
+#[test]
+fn timeouts_and_retry_intervals_out_of_range_are_bad_arguments_at_their_line() {
+    for (entry, secs, line) in [
+        ("shell", "1e308", ":6:"),
+        ("exec", "-1", ":7:"),
+        ("retry_interval", "1e308", ":8:"),
+        ("closure_timeout", "-0.5", ":9:"),
+        ("closure_timeout", "1e20", ":9:"),
+    ] {
+        let out = seconds_at(entry, secs);
+        out.assert_code(2);
+        assert_eq!(out.events.of_type("task_started").count(), 0, "{entry}");
+        assert!(out.stderr.contains("must be from 0 to 31536000 seconds"), "{entry}: {}", out.stderr);
+        assert!(out.stderr.contains(&format!("seconds_out_of_range.rhai{line}")), "{entry}: {}", out.stderr);
+    }
+}
+
+// `operation_retry("not yet", 1e308)` asked for a retry the executor's wait panicked on: the
+// scheduler never heard back, and the run hung.
+#[test]
+fn an_operation_retry_out_of_range_fails_its_task() {
+    let out = seconds_at("operation_retry", "1e308");
+    out.assert_code(1);
+    assert_eq!(out.events.outcome("later"), Some("task_failed"));
+    assert_eq!(out.events.of_task("task_rescheduled", "later").count(), 0);
+    assert!(out.stderr.contains("operation_retry's retry_after must be from 0 to"), "{}", out.stderr);
+}
+
+// `--retry-interval 1e308` was accepted (only negative and infinite ones were refused), and the
+// first retry panicked the executor.
+#[test]
+fn a_retry_interval_option_out_of_range_is_a_bad_command_line() {
+    for secs in ["1e308", "NaN", "inf", "-0.5"] {
+        let out = cli(&["run", "check_good.rhai", "--ephemeral", &format!("--retry-interval={secs}")]);
+        out.assert_code(2);
+        assert!(out.stderr.contains("--retry-interval must be from 0 to 31536000 seconds"), "{secs}: {}", out.stderr);
+    }
+}

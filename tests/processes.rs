@@ -1,10 +1,10 @@
 //! Shell and exec tasks: environment, folder, exit codes, timeouts, concurrency limits.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::support::Run;
+use crate::support::{process_is_gone, Run};
 
 #[test]
 fn shell_and_exec_get_env_and_cwd_and_exec_uses_no_shell() {
@@ -113,4 +113,37 @@ fn a_timeout_stops_a_closure_task_that_never_ends() {
     out.assert_code(1);
     let failed = out.events.of_task("task_failed", "busy").next().unwrap();
     assert!(failed["error"].as_str().unwrap().contains("timed out after 0.3s"), "{failed}");
+}
+
+// SIGKILL of rhaiflow left its shell task's `sleep 30` running as an orphan: a resume then ran
+// the task again beside it.
+#[test]
+fn a_task_process_dies_with_a_killed_rhaiflow() {
+    let run = Run::new("process_outlived_by_nothing.rhai");
+    let pidfile = run.scratch().join("pid");
+    let mut run = run.param("pidfile", pidfile.display()).spawn();
+    run.wait_for_start("long");
+    let pid = wait_for_pid(&pidfile);
+    run.signal(libc::SIGKILL);
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while !process_is_gone(pid) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if !process_is_gone(pid) {
+        // SAFETY: clean up the orphan `sleep` before failing.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        panic!("the shell task's `sleep 30` (pid {pid}) outlived the SIGKILL of rhaiflow");
+    }
+}
+
+/// Waits (at most 10 s) until the shell task has written its pid.
+fn wait_for_pid(path: &std::path::Path) -> i32 {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(pid) = std::fs::read_to_string(path).ok().and_then(|s| s.trim().parse().ok()) {
+            return pid;
+        }
+        assert!(Instant::now() < deadline, "the shell task never wrote {}", path.display());
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }

@@ -47,6 +47,7 @@ enum Command {
 
 /// Parses the command line and runs the subcommand; returns the process exit code.
 pub fn main() -> i32 {
+    std::panic::set_hook(Box::new(report_bug));
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -67,6 +68,20 @@ pub fn main() -> i32 {
         Command::Deployments(args) => deployments::deployments(args),
         Command::Repl(args) => repl::repl(args),
     }
+}
+
+/// What a panic prints, on whichever thread: one plain line saying it is rhaiflow's bug, in
+/// place of Rust's message and backtrace hint. What the panic then does is up to the code
+/// around it: a task's runner ends the task as failed, a script thread's job is caught.
+fn report_bug(info: &std::panic::PanicHookInfo<'_>) {
+    let message = match (info.payload().downcast_ref::<&str>(), info.payload().downcast_ref::<String>()) {
+        (Some(text), _) => text.to_string(),
+        (None, Some(text)) => text.clone(),
+        (None, None) => "no message".to_string(),
+    };
+    let at = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+    let message = message.replace('\n', " ");
+    say!("rhaiflow: this is a bug in rhaiflow: it panicked{at}: {message}; please report it");
 }
 
 /// For commands that only print (`executions events ID | head`): a reader that goes away

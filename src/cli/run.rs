@@ -12,6 +12,7 @@ use crate::events::{EventSink, JsonLinesSink};
 use crate::runner::StoreChoice;
 use crate::runner::{self, RunOptions, RunReport};
 use crate::script::{Limits, ScriptDiagnostic};
+use crate::seconds;
 use crate::store;
 
 #[derive(Args)]
@@ -135,8 +136,8 @@ fn prepare_options(args: &RunArgs) -> Result<(RunOptions, Output), ScriptDiagnos
     if args.max_concurrency == Some(0) {
         return Err(ScriptDiagnostic::plain("rhaiflow::bad_option", "--max-concurrency must be 1 or more"));
     }
-    if args.retry_interval < 0.0 || !args.retry_interval.is_finite() {
-        return Err(ScriptDiagnostic::plain("rhaiflow::bad_option", "--retry-interval must be zero or more seconds"));
+    if let Err(e) = seconds::checked(args.retry_interval) {
+        return Err(ScriptDiagnostic::plain("rhaiflow::bad_option", format!("--retry-interval {e}")));
     }
     let mut options = RunOptions::new(&args.target);
     options.parameters = params::collect(&args.params, args.params_file.as_deref())?;

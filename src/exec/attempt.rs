@@ -12,6 +12,7 @@ use super::{process, ErrorKind, ExecEnv, HandlerVerdict, TaskError};
 use crate::events::{Payload, TaskInfo};
 use crate::graph::dataflow::inputs_of;
 use crate::graph::{TaskAction, TaskCell, TaskKind, TaskSettings, TaskState};
+use crate::seconds;
 use crate::value::result_json;
 
 /// How a task ended, for the scheduler.
@@ -87,6 +88,7 @@ pub async fn continue_task(cell: Arc<TaskCell>, env: Arc<ExecEnv>, first: FirstA
 }
 
 async fn run_attempts(cell: Arc<TaskCell>, env: Arc<ExecEnv>, mut first: Option<FirstAttempt>) -> TaskOutcome {
+    let _ends_on_panic = EndsOnPanic { cell: &cell, env: &env };
     let settings = cell.settings();
     let mut retries: u32 = first.as_ref().map_or(0, |f| f.info.current_retries);
     loop {
@@ -119,11 +121,35 @@ async fn run_attempts(cell: Arc<TaskCell>, env: Arc<ExecEnv>, mut first: Option<
         cell.set_state(TaskState::Rescheduled);
         if after > 0.0 {
             tokio::select! {
-                _ = tokio::time::sleep(Duration::from_secs_f64(after)) => {}
+                _ = tokio::time::sleep(seconds::duration(after)) => {}
                 _ = env.cancel.requested() => {}
             }
         }
         retries += 1;
+    }
+}
+
+/// Ends the task as failed if its runner panics: tokio catches the panic and drops the
+/// future, and without this the task would stay `started` for ever, and a `get()` on it wait
+/// for ever. Being a local of the runner, it costs no allocation.
+struct EndsOnPanic<'a> {
+    cell: &'a TaskCell,
+    env: &'a ExecEnv,
+}
+
+impl Drop for EndsOnPanic<'_> {
+    fn drop(&mut self) {
+        // A runner dropped without a panic (the runtime shutting down) ends nothing.
+        if !std::thread::panicking() || self.cell.state().is_final() {
+            return;
+        }
+        let error = TaskError::internal(&format!("the runner of task `{}` panicked", self.cell.name));
+        if self.cell.state() == TaskState::Started {
+            let info = current_task_info(self.cell);
+            self.env.bus.emit(Payload::TaskFailed(info, error.message.clone(), false));
+        }
+        self.cell.set_error(Some(error));
+        self.cell.finish(TaskState::Failed);
     }
 }
 
@@ -194,9 +220,9 @@ async fn perform(cell: &Arc<TaskCell>, settings: &TaskSettings, env: &Arc<ExecEn
             env.bus.emit(Payload::WorkflowEvent { message: message.clone(), node_instance: node_instance.clone() });
             Ok(Dynamic::UNIT)
         }
-        TaskAction::Sleep { seconds } => {
+        TaskAction::Sleep { seconds: secs } => {
             tokio::select! {
-                _ = tokio::time::sleep(Duration::from_secs_f64(seconds.max(0.0))) => Ok(Dynamic::UNIT),
+                _ = tokio::time::sleep(seconds::duration(*secs)) => Ok(Dynamic::UNIT),
                 _ = env.cancel.requested() => Err(TaskError::cancelled()),
             }
         }

@@ -96,6 +96,11 @@ impl TaskError {
         Self::new(ErrorKind::Recoverable, message)
     }
 
+    /// Something in rhaiflow itself went wrong (a panic): never retried, and said so.
+    pub fn internal(what: &str) -> Self {
+        Self::new(ErrorKind::NonRecoverable, format!("this is a bug in rhaiflow: {what}; please report it"))
+    }
+
     pub fn cancelled() -> Self {
         Self::new(ErrorKind::Cancelled, "the execution was cancelled")
     }

@@ -2,13 +2,35 @@
 //! forced cancel kills it together with everything it started.
 
 use std::process::Stdio;
-use std::time::Duration;
 
 use rhai::{Dynamic, Map};
 use tokio::process::Command;
 
 use super::{CancelState, ErrorKind, TaskError};
 use crate::graph::ProcessOptions;
+
+/// The child gets SIGKILL when rhaiflow dies, even of a SIGKILL: an orphan still running would
+/// run beside its own rerun after a resume. Linux sends it when the *thread* that forked the
+/// child ends; children are forked on tokio's executor threads, which live as long as the run
+/// (whose end kills every child anyway). It reaches the child itself: what that child starts
+/// in the background is not covered (a timeout or a forced cancel kills the whole group).
+fn dies_with_its_runner(command: &mut Command) {
+    // SAFETY: the closure runs in the forked child before exec and calls only prctl(2),
+    // getppid(2) and _exit(2), which are async-signal-safe and allocate nothing.
+    let runner = std::process::id() as libc::pid_t;
+    unsafe {
+        command.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The runner died between fork and prctl: nothing will send the signal now.
+            if libc::getppid() != runner {
+                libc::_exit(137);
+            }
+            Ok(())
+        });
+    }
+}
 
 /// Runs `argv` (`display` is how messages name it) and returns `#{code, stdout, stderr}`; a non-zero exit is a recoverable error
 /// whose value is that same map.
@@ -30,6 +52,7 @@ pub async fn run(
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
+    dies_with_its_runner(&mut command);
     for (key, value) in &options.env {
         command.env(key, value);
     }
@@ -55,7 +78,7 @@ pub async fn run(
     };
     let deadline = async {
         match timeout {
-            Some(secs) => tokio::time::sleep(Duration::from_secs_f64(secs.max(0.0))).await,
+            Some(secs) => tokio::time::sleep(crate::seconds::duration(secs)).await,
             None => std::future::pending().await,
         }
     };

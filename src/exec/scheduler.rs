@@ -33,6 +33,31 @@ enum Report {
     RetryDue,
 }
 
+/// A task's runner tells the scheduler how it ended, even when it panics: tokio catches the
+/// panic and drops the runner, and a scheduler that never heard back would wait for ever. A
+/// local of the runner, so it costs no allocation and no spawn.
+struct ReportsOnPanic<'a> {
+    task: u32,
+    done: &'a mpsc::UnboundedSender<(u32, Report)>,
+}
+
+impl ReportsOnPanic<'_> {
+    fn report(self, report: Report) {
+        let _ = self.done.send((self.task, report));
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for ReportsOnPanic<'_> {
+    fn drop(&mut self) {
+        // Dropped without a panic, the runner was stopped with the runtime: no one listens.
+        if std::thread::panicking() {
+            let error = TaskError::internal("a task's runner panicked");
+            let _ = self.done.send((self.task, Report::Ended(TaskOutcome::Failed(error))));
+        }
+    }
+}
+
 struct Scheduler {
     plan: Plan,
     env: Arc<ExecEnv>,
@@ -221,8 +246,9 @@ impl Scheduler {
             return;
         }
         self.env.runtime.spawn(async move {
+            let reporter = ReportsOnPanic { task, done: &done };
             let outcome = run_task(cell, env).await;
-            let _ = done.send((task, Report::Ended(outcome)));
+            reporter.report(Report::Ended(outcome));
         });
     }
 
@@ -239,8 +265,9 @@ impl Scheduler {
                 let (cell, env, done) =
                     (self.plan.tasks[task as usize].cell.clone(), self.env.clone(), self.done_tx.clone());
                 self.env.runtime.spawn(async move {
+                    let reporter = ReportsOnPanic { task, done: &done };
                     let outcome = continue_task(cell, env, first).await;
-                    let _ = done.send((task, Report::Ended(outcome)));
+                    reporter.report(Report::Ended(outcome));
                 });
             }
             Report::Judged(judgement) => {
@@ -619,5 +646,31 @@ mod tests {
                 "task_succeeded outer"
             ]
         );
+    }
+
+    // A task's runner that panicked never reported: the scheduler waited for it for ever.
+    #[test]
+    fn a_runner_that_panics_reports_its_task_failed() {
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let (done, mut reports) = mpsc::unbounded_channel();
+        let runner = runtime.spawn(async move {
+            let _reporter = ReportsOnPanic { task: 7, done: &done };
+            panic!("a runner's bug");
+        });
+        assert!(runtime.block_on(runner).is_err());
+        match reports.try_recv() {
+            Ok((7, Report::Ended(TaskOutcome::Failed(e)))) => {
+                assert!(e.message.starts_with("this is a bug in rhaiflow"), "{}", e.message)
+            }
+            _ => panic!("no failure reported for task 7"),
+        }
+    }
+
+    #[test]
+    fn a_runner_that_ends_reports_once() {
+        let (done, mut reports) = mpsc::unbounded_channel();
+        ReportsOnPanic { task: 3, done: &done }.report(Report::RetryDue);
+        assert!(matches!(reports.try_recv(), Ok((3, Report::RetryDue))));
+        assert!(reports.try_recv().is_err());
     }
 }

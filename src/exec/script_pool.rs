@@ -202,7 +202,7 @@ impl Shared {
         loop {
             if let Some(job) = state.queue.pop_front() {
                 drop(state);
-                job();
+                run_job(job);
                 state = self.inner.lock();
                 continue;
             }
@@ -219,6 +219,13 @@ impl Shared {
             state.idle -= 1;
         }
     }
+}
+
+/// Runs a job; one that panics must not take its thread with it (the pool would shrink, and
+/// whoever waits for the job hears it is gone: `run` gives `None`). Script evaluations catch
+/// their own panics; this is for the pool's own code and the jobs around them.
+fn run_job(job: Job) {
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
 }
 
 #[cfg(test)]
@@ -269,6 +276,18 @@ mod tests {
             let second = pool.run(move || tx.send(()).is_ok());
             let (a, b) = tokio::join!(first, second);
             assert_eq!((a, b), (Some(true), Some(true)));
+        });
+    }
+
+    // A job that panicked killed its thread: with one thread, the pool never ran anything again.
+    #[test]
+    fn a_job_that_panics_leaves_the_pool_working() {
+        let pool = ScriptPool::new(1);
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        runtime.block_on(async {
+            let lost: Option<u32> = pool.run(|| panic!("a job's bug")).await;
+            assert_eq!(lost, None, "whoever waits for the job hears it is gone");
+            assert_eq!(pool.run(|| 7).await, Some(7));
         });
     }
 }

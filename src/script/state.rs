@@ -173,7 +173,13 @@ impl RunState {
         let unnoticed: Vec<(Arc<TaskCell>, TaskOutcome)> = outcomes
             .into_iter()
             .filter(|(cell, _)| !observed.contains(&cell.serial))
-            .filter_map(|(cell, outcome)| Some((cell, outcome.ok()?)))
+            // A runner that panicked ended its task as failed (`EndsOnPanic`): so it is told.
+            .map(|(cell, outcome)| {
+                let outcome = outcome.unwrap_or_else(|_| {
+                    TaskOutcome::Failed(TaskError::internal(&format!("the runner of task `{}` panicked", cell.name)))
+                });
+                (cell, outcome)
+            })
             .collect();
         let stopped = unnoticed.iter().any(|(_, outcome)| matches!(outcome, TaskOutcome::Cancelled));
         if stopped || (cancel.is_requested() && !cancelled_before) {

@@ -5,7 +5,6 @@
 //! of its members, with `current_retries + 1`.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use super::{Report, Scheduler};
 use crate::events::{Payload, TaskInfo};
@@ -195,7 +194,7 @@ impl Scheduler {
         self.env.runtime.spawn(async move {
             if after > 0.0 {
                 tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_secs_f64(after)) => {}
+                    _ = tokio::time::sleep(crate::seconds::duration(after)) => {}
                     _ = cancel.requested() => {}
                 }
             }

@@ -38,12 +38,14 @@ pub fn bad_argument(message: impl Into<String>) -> Box<EvalAltResult> {
     TaskError::bad_argument(message).into_rhai()
 }
 
-/// Seconds given as an integer or a float.
+/// Seconds given as an integer or a float, from 0 to `seconds::MAX_SECONDS`: more than a
+/// `Duration` holds panicked the executor, and a negative or NaN wait means nothing.
 pub fn seconds(value: &Dynamic, what: &str) -> Result<f64> {
-    if let Ok(i) = value.as_int() {
-        return Ok(i as f64);
-    }
-    value.as_float().map_err(|t| bad_argument(format!("{what} must be a number of seconds, not {t}")))
+    let secs = match value.as_int() {
+        Ok(i) => i as f64,
+        Err(_) => value.as_float().map_err(|t| bad_argument(format!("{what} must be a number of seconds, not {t}")))?,
+    };
+    crate::seconds::checked(secs).map_err(|e| bad_argument(format!("{what} {e}")))
 }
 
 pub(super) fn build(run: &Arc<RunState>, name: &str, action: TaskAction, position: Position) -> Result<TaskHandle> {
@@ -70,7 +72,7 @@ fn process_options(opts: &Map, constructor: &str) -> Result<ProcessOptions> {
                 options.env = env.iter().map(|(k, v)| (k.to_string(), crate::exec::display_value(v))).collect();
             }
             "cwd" => options.cwd = Some(crate::exec::display_value(value)),
-            "timeout" => options.timeout = Some(seconds(value, "timeout")?),
+            "timeout" => options.timeout = Some(seconds(value, &format!("{constructor}'s timeout"))?),
             other => {
                 return Err(bad_argument(format!(
                     "{constructor}: unknown option `{other}` (expected env, cwd, timeout)"
