@@ -144,6 +144,7 @@ impl Drop for EndsOnPanic<'_> {
             return;
         }
         let error = TaskError::internal(&format!("the runner of task `{}` panicked", self.cell.name));
+        self.env.record_bug(&error);
         if self.cell.state() == TaskState::Started {
             let info = current_task_info(self.cell);
             self.env.bus.emit(Payload::TaskFailed(info, error.message.clone(), false));
@@ -311,10 +312,11 @@ pub(super) async fn on_script_thread(
     };
     match ran {
         Ok(Some(result)) => result,
-        Ok(None) => Err(TaskError::new(
-            ErrorKind::NonRecoverable,
-            "this is a bug in rhaiflow: a script thread stopped unexpectedly; please report it",
-        )),
+        Ok(None) => {
+            let error = TaskError::internal("a script thread stopped unexpectedly");
+            env.record_bug(&error);
+            Err(error)
+        }
         Err(Overdue) => Err(TaskError::recoverable(format!(
             "timed out after {}s (its script thread is stuck in a native call and is left to finish)",
             timeout.unwrap_or_default()
@@ -365,8 +367,9 @@ async fn judge(
         Ok(value) => judge_success(cell, settings, value, retries, env).await,
         Err(error) if error.is_cancelled() => Judgement::Cancelled,
         Err(error) => {
-            // Nothing a retry or a handler does is recorded by a store that failed.
-            if error.kind == ErrorKind::StoreFailed {
+            // Nothing a retry or a handler does is recorded by a store that failed, nor
+            // trustworthy after a bug in rhaiflow.
+            if error.ends_the_run() {
                 return Judgement::Fail(error);
             }
             if let ErrorKind::RetryAfter(after) = error.kind {
@@ -387,7 +390,7 @@ pub fn judge_subgraph_now(settings: &TaskSettings, result: &Result<(), TaskError
     match result {
         Ok(()) if settings.on_success.is_none() => Some(Judgement::Succeed(Dynamic::UNIT)),
         Err(error) if error.is_cancelled() => Some(Judgement::Cancelled),
-        Err(error) if error.kind == ErrorKind::StoreFailed => Some(Judgement::Fail(error.clone())),
+        Err(error) if error.ends_the_run() => Some(Judgement::Fail(error.clone())),
         Err(error) if settings.on_failure.is_none() => {
             Some(failure_verdict(None, error.clone(), retries_left, interval, false))
         }

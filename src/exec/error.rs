@@ -28,6 +28,8 @@ pub enum ErrorKind {
     GraphFailed,
     /// The store could not record a task's success: the task failed, and so does the run.
     StoreFailed,
+    /// rhaiflow itself went wrong (a panic): the task failed, and so does the run.
+    Internal,
 }
 
 impl ErrorKind {
@@ -41,6 +43,7 @@ impl ErrorKind {
             ErrorKind::BadArgument => "bad_argument",
             ErrorKind::GraphFailed => "graph_failed",
             ErrorKind::StoreFailed => "store_failed",
+            ErrorKind::Internal => "internal",
         }
     }
 }
@@ -98,7 +101,7 @@ impl TaskError {
 
     /// Something in rhaiflow itself went wrong (a panic): never retried, and said so.
     pub fn internal(what: &str) -> Self {
-        Self::new(ErrorKind::NonRecoverable, format!("this is a bug in rhaiflow: {what}; please report it"))
+        Self::new(ErrorKind::Internal, format!("this is a bug in rhaiflow: {what}; please report it"))
     }
 
     pub fn cancelled() -> Self {
@@ -116,6 +119,12 @@ impl TaskError {
     /// record: `error` says why.
     pub fn unrecorded(error: &impl fmt::Display) -> Self {
         Self::new(ErrorKind::StoreFailed, error.to_string())
+    }
+
+    /// Errors that end the task at once, whatever its retries and handlers say, and fail the
+    /// run even when the script catches them: nothing after them would be trustworthy.
+    pub fn ends_the_run(&self) -> bool {
+        matches!(self.kind, ErrorKind::StoreFailed | ErrorKind::Internal)
     }
 
     pub fn is_cancelled(&self) -> bool {

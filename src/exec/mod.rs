@@ -101,6 +101,9 @@ pub struct ExecEnv {
     next_task_id: AtomicU64,
     /// Set once a task or graph was handed over to run (see `anything_started`).
     scheduled: AtomicBool,
+    /// The first bug in rhaiflow met while running (a panic): the run fails, whatever the
+    /// script made of the task error it caused.
+    bug: std::sync::OnceLock<TaskError>,
 }
 
 impl ExecEnv {
@@ -126,6 +129,7 @@ impl ExecEnv {
             mocks: Arc::default(),
             next_task_id: AtomicU64::new(1),
             scheduled: AtomicBool::new(false),
+            bug: std::sync::OnceLock::new(),
         }
     }
 
@@ -159,6 +163,16 @@ impl ExecEnv {
     /// error is no longer "invalid input, nothing ran".
     pub fn anything_started(&self) -> bool {
         self.scheduled.load(Ordering::Relaxed) || self.next_task_id.load(Ordering::Relaxed) > 1
+    }
+
+    /// Remembers a bug in rhaiflow met while running (the first one counts).
+    pub fn record_bug(&self, error: &TaskError) {
+        let _ = self.bug.set(error.clone());
+    }
+
+    /// The first bug in rhaiflow this run met, if any.
+    pub fn bug(&self) -> Option<&TaskError> {
+        self.bug.get()
     }
 
     /// A fresh attempt id, unique within the execution.

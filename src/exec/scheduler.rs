@@ -254,6 +254,10 @@ impl Scheduler {
 
     fn report(&mut self, task: u32, report: Report) {
         match report {
+            Report::Ended(TaskOutcome::Failed(error)) if error.kind == ErrorKind::Internal => {
+                self.env.record_bug(&error);
+                self.finish(task, TaskOutcome::Failed(error))
+            }
             Report::Ended(outcome) => self.finish(task, outcome),
             Report::Direct(DirectEnd::Succeeded { value, seq }) => match self.commit_outcome(seq) {
                 Some(Ok(())) => self.finish_succeeded(task, value),
@@ -372,8 +376,9 @@ impl Scheduler {
                         FailedTask { name: cell.name.clone(), defined_at: cell.defined_at, error: error.clone() };
                     self.failed.push((task, failed));
                 }
-                // A store that failed records nothing more: nothing new starts on top of it.
-                if self.fail_fast || error.kind == ErrorKind::StoreFailed {
+                // A store that failed records nothing more, and after a bug in rhaiflow nothing is
+                // to be trusted: nothing new starts.
+                if self.fail_fast || error.ends_the_run() {
                     self.stopping = true;
                 }
                 if let Some(p) = parent {
@@ -488,6 +493,41 @@ mod tests {
         let result = runtime.block_on(execute_plan(plan, Arc::new(env), fail_fast));
         let seen = events.lock().clone();
         (result, seen)
+    }
+
+    /// Closures fail; handing a task to a handler panics (a bug in the host).
+    struct PanicsInHandles;
+
+    impl ScriptCalls for PanicsInHandles {
+        fn call(&self, _: &FnPtr, _: Vec<Dynamic>, _: Option<f64>) -> Result<Dynamic, TaskError> {
+            Err(TaskError::recoverable("boom"))
+        }
+        fn task_handle(&self, _: &Arc<TaskCell>) -> Dynamic {
+            panic!("a bug in the host");
+        }
+    }
+
+    // A panic in a task's runner failed the task, but a script that caught the error could
+    // end the run "succeeded": the run must know a bug happened.
+    #[test]
+    fn a_panic_in_a_task_s_runner_is_recorded_as_the_run_s_bug() {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let label = ExecutionLabel { execution_id: "e".into(), workflow: "w".into() };
+        let bus = Arc::new(EventBus::new(label, Vec::new()));
+        let scripts = Arc::new(PanicsInHandles);
+        let env = Arc::new(ExecEnv::new(runtime.handle().clone(), bus, Arc::default(), scripts, None, false));
+        let (bad, later) = (closure("bad", "fail"), closure("later", "ok"));
+        bad.inner.lock().settings.on_failure = Some(FnPtr::new("handler").unwrap());
+        let mut g = TaskGraph::default();
+        g.add(&bad, None).unwrap();
+        g.add(&later, None).unwrap();
+        g.add_dependency(&later, &bad).unwrap();
+        let result = runtime.block_on(execute_plan(Plan::build(&g).unwrap(), env.clone(), false));
+        let error = result.unwrap_err();
+        assert_eq!(error.failed_tasks[0].error.kind, ErrorKind::Internal, "{}", error.message);
+        let bug = env.bug().expect("the run knows of the bug");
+        assert!(bug.message.starts_with("this is a bug in rhaiflow"), "{}", bug.message);
+        assert_eq!(later.state(), TaskState::Pending, "nothing runs on top of a bug");
     }
 
     #[test]

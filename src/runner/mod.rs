@@ -364,6 +364,7 @@ fn run_execution(
         }
     };
     let ending = ending.unless_unrecorded(store.as_deref(), options.deployment.as_deref());
+    let ending = ending.unless_a_bug(run_state.env().bug());
     last_resort.claim_end();
     let Ending { status, result, diagnostic } = announce_the_end(&bus, ending, store.as_deref(), &execution_id);
     drop(watcher);
@@ -441,6 +442,15 @@ impl Ending {
             (Some(error), _) => Ending::failed(store_failed(&error)),
             (None, Some(lost)) => Ending::failed(deployment_not_recorded(&lost)),
             (None, None) => self,
+        }
+    }
+
+    /// A bug in rhaiflow met while running fails the run, even when the script caught the
+    /// task error it caused: what ran after it is not to be trusted.
+    fn unless_a_bug(self, bug: Option<&TaskError>) -> Self {
+        match bug {
+            Some(bug) => Ending::failed(ScriptDiagnostic::plain("rhaiflow::bug", bug.message.clone())),
+            None => self,
         }
     }
 

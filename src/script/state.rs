@@ -176,7 +176,9 @@ impl RunState {
             // A runner that panicked ended its task as failed (`EndsOnPanic`): so it is told.
             .map(|(cell, outcome)| {
                 let outcome = outcome.unwrap_or_else(|_| {
-                    TaskOutcome::Failed(TaskError::internal(&format!("the runner of task `{}` panicked", cell.name)))
+                    let bug = TaskError::internal(&format!("the runner of task `{}` panicked", cell.name));
+                    self.env().record_bug(&bug);
+                    TaskOutcome::Failed(bug)
                 });
                 (cell, outcome)
             })
