@@ -356,3 +356,34 @@ fn a_retry_interval_option_out_of_range_is_a_bad_command_line() {
         assert!(out.stderr.contains("--retry-interval must be from 0 to 31536000 seconds"), "{secs}: {}", out.stderr);
     }
 }
+
+/// A script of `lets` statements `let vN = N;`, written into `dir`.
+fn script_of_lets(dir: &std::path::Path, lets: usize) -> std::path::PathBuf {
+    let path = dir.join("lets.rhai");
+    std::fs::write(&path, (0..lets).map(|i| format!("let v{i} = {i};\n")).collect::<String>()).unwrap();
+    path
+}
+
+// A 10 MB script was read and handed to Rhai's parser whole: it never finished compiling.
+#[test]
+fn a_script_over_the_size_limit_is_refused_at_once() {
+    let scratch = tempfile::tempdir().unwrap();
+    let path = scratch.path().join("huge.rhai");
+    std::fs::write(&path, format!("// {}\n1\n", "x".repeat(5 << 20))).unwrap();
+    let out = cli(&["run", path.to_str().unwrap(), "--ephemeral"]);
+    out.assert_code(2);
+    assert!(out.stderr.contains("a script or module may be at most 4 MiB"), "{}", out.stderr);
+}
+
+// Rhai's parser checks each `let` against every one before it: 60,000 of them compiled for
+// half a minute (600,000: never), with no way to stop `run` or `check` but SIGKILL.
+#[test]
+fn a_script_whose_compile_runs_past_its_budget_is_refused() {
+    let scratch = tempfile::tempdir().unwrap();
+    let path = script_of_lets(scratch.path(), 60_000);
+    let started = std::time::Instant::now();
+    let out = cli(&["check", path.to_str().unwrap()]);
+    out.assert_code(2);
+    assert!(started.elapsed() < std::time::Duration::from_secs(20), "took {:?}", started.elapsed());
+    assert!(out.stderr.contains("did not compile within 10 s"), "{}", out.stderr);
+}

@@ -20,7 +20,8 @@ pub struct Checked {
 
 /// Every problem of `bundle`, each a diagnostic; none means it is fit to pack and run.
 pub fn check(bundle: &Bundle) -> Result<Checked, Vec<ScriptDiagnostic>> {
-    let engine = script::build_engine(&std::sync::Weak::new(), &Limits::default(), vec![bundle.module_root()]);
+    let engine =
+        Arc::new(script::build_engine(&std::sync::Weak::new(), &Limits::default(), vec![bundle.module_root()]));
     let mut diagnostics = Vec::new();
     let mut compiled: Vec<(PathBuf, AST)> = Vec::new();
     let files = rhai_files(&bundle.dir);
@@ -34,9 +35,9 @@ pub fn check(bundle: &Bundle) -> Result<Checked, Vec<ScriptDiagnostic>> {
             }
         };
         let source = Source { name: shown(&bundle.dir, file), text: Arc::from(text.as_str()) };
-        match engine.compile(&text) {
+        match script::compile::compile(&engine, &source) {
             Ok(ast) => compiled.push((file.clone(), ast)),
-            Err(e) => diagnostics.push(ScriptDiagnostic::compile(&e, &source)),
+            Err(d) => diagnostics.push(d),
         }
     }
     let mut problems = Problems::default();

@@ -237,9 +237,10 @@ fn run_execution(
     if let Some(extend) = &options.extension {
         (extend.0)(&mut engine);
     }
-    let ast = match engine.compile(&*source.text) {
+    let engine = Arc::new(engine);
+    let ast = match script::compile::compile(&engine, &source) {
         Ok(ast) => ast,
-        Err(e) => return RunReport::invalid(execution_id, workflow, ScriptDiagnostic::compile(&e, &source), started),
+        Err(d) => return RunReport::invalid(execution_id, workflow, d, started),
     };
     run_state.set_arity(script::function_arities(&ast));
     // A bundle workflow runs a call of its function; its closures live in its module.
@@ -259,7 +260,7 @@ fn run_execution(
             Err(d) => return RunReport::invalid(execution_id, workflow, d, started),
         },
     };
-    let (engine, ast) = (Arc::new(engine), Arc::new(ast));
+    let ast = Arc::new(ast);
     let parameters = Value::Object(options.parameters.clone());
     let record = ExecutionRecord {
         id: execution_id.clone(),

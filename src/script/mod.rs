@@ -2,6 +2,7 @@
 //! running closures for the executor.
 
 pub mod api;
+pub mod compile;
 pub mod diagnostics;
 pub mod limits;
 pub mod modules;

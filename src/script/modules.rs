@@ -74,6 +74,16 @@ impl Modules {
 
     fn load(&self, engine: &Engine, path: &str, pos: Position) -> Result<SharedModule, Box<EvalAltResult>> {
         let file = self.file_of(path).map_err(|why| not_found(path, why, pos))?;
+        // A module is read whole: one too large is refused before it is read.
+        let size = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+        if size > super::compile::MAX_SCRIPT_BYTES as u64 {
+            let why = format!(
+                "it is {} bytes, over the {} MiB a module may be",
+                size,
+                super::compile::MAX_SCRIPT_BYTES >> 20
+            );
+            return Err(not_found(path, why, pos));
+        }
         let text = std::fs::read_to_string(&file).map_err(|e| not_found(path, e.to_string(), pos))?;
         // Errors name the file, so that diagnostics can show it.
         let name = file.display().to_string();
