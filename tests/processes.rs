@@ -147,3 +147,20 @@ fn wait_for_pid(path: &std::path::Path) -> i32 {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+// A task printing 200 MB held ~1 GB of memory, grew the store by ~190 MB and wrote a 191 MB
+// event line; `t.get()` then failed "Length of string too large".
+#[test]
+fn a_task_printing_50_mb_keeps_a_bounded_tail_and_a_small_store() {
+    let out = Run::new("process_output_50mb.rhai").param("limit", 4).output();
+    out.assert_code(0);
+    let result = out.result();
+    let len = result["len"].as_u64().unwrap();
+    assert!(len > 1 << 20 && len <= (1 << 20) + 64, "kept {len} bytes");
+    assert_eq!(result["truncated"], true);
+    assert!(result["head"].as_str().unwrap().starts_with("[… 48951424 bytes cut …]"), "{result}");
+    assert_eq!(result["small"]["stdout"], "[… 6 bytes cut …]\nghij");
+    assert_eq!(result["small"]["stderr"], "err");
+    let store = std::fs::read_dir(out.store_arg()).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).sum::<u64>();
+    assert!(store < 8 << 20, "the store holds {store} bytes");
+}

@@ -48,6 +48,20 @@ enum Command {
 /// Parses the command line and runs the subcommand; returns the process exit code.
 pub fn main() -> i32 {
     std::panic::set_hook(Box::new(report_bug));
+    // Top-level scripts (runs, the REPL, bundle tests) are evaluated on the command's thread:
+    // it needs the stack of a script thread, which the main thread's 8 MiB is not.
+    let command = std::thread::Builder::new()
+        .name("rhaiflow-main".into())
+        .stack_size(crate::script::limits::SCRIPT_STACK_BYTES)
+        .spawn(run_command);
+    match command.map(|thread| thread.join()) {
+        Ok(Ok(code)) => code,
+        Ok(Err(panic)) => std::panic::resume_unwind(panic),
+        Err(_) => run_command(),
+    }
+}
+
+fn run_command() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

@@ -11,6 +11,21 @@ pub fn parse_value(raw: &str) -> Value {
     serde_json::from_str(raw).unwrap_or_else(|_| Value::String(raw.to_string()))
 }
 
+/// A parameter nested past the limit is refused before anything runs: a workflow would
+/// overflow its stack printing or comparing it. JSON deeper than the parser's own limit (128)
+/// is not parsed at all, so it is recognised by the parser's complaint, not taken as a string.
+fn check_nesting(key: &str, value: &Value, raw: Option<&str>) -> Result<(), ScriptDiagnostic> {
+    let what = || format!("the parameter `{key}`");
+    let too_deep_for_the_parser = raw.is_some_and(|raw| {
+        serde_json::from_str::<Value>(raw).is_err_and(|e| e.to_string().starts_with("recursion limit exceeded"))
+    });
+    let checked = match too_deep_for_the_parser {
+        true => Err(crate::value::NestedTooDeep { what: what() }),
+        false => crate::value::check_json_nesting(value, what),
+    };
+    checked.map_err(|e| ScriptDiagnostic::plain("rhaiflow::param_too_deep", e.to_string()))
+}
+
 /// The text of each `-p KEY=VALUE` as typed: a parameter declared as a string keeps it
 /// (`-p version=1.10` is "1.10", not the number 1.1).
 pub fn texts(pairs: &[String]) -> std::collections::BTreeMap<String, String> {
@@ -58,7 +73,12 @@ pub fn collect(pairs: &[String], file: Option<&Path>) -> Result<Map<String, Valu
         if key.is_empty() {
             return Err(ScriptDiagnostic::plain("rhaiflow::param", format!("-p {pair}: the parameter name is empty")));
         }
-        params.insert(key.to_string(), parse_value(value));
+        let parsed = parse_value(value);
+        check_nesting(key, &parsed, parsed.is_string().then_some(value))?;
+        params.insert(key.to_string(), parsed);
+    }
+    for (key, value) in &params {
+        check_nesting(key, value, None)?;
     }
     Ok(params)
 }

@@ -9,6 +9,7 @@ mod cancel;
 mod direct_closure;
 mod error;
 mod operation;
+mod output_tail;
 mod process;
 mod replay;
 mod scheduler;

@@ -62,7 +62,12 @@ async fn run_script(
         env_vars.push(("RHAIFLOW_SOURCE_INSTANCE".into(), call.instance.clone()));
         env_vars.push(("RHAIFLOW_TARGET_INSTANCE".into(), target.clone()));
     }
-    let options = ProcessOptions { env: env_vars, cwd: Some(dir.display().to_string()), timeout: settings.timeout };
+    let options = ProcessOptions {
+        env: env_vars,
+        cwd: Some(dir.display().to_string()),
+        timeout: settings.timeout,
+        output_limit: None,
+    };
     let argv = ["sh".to_string(), dir.join(path).display().to_string()];
     let result = process::run(&argv, path, &options, settings.timeout, &env.cancel).await;
     let after = read_runtime_properties(&file, &call.name);

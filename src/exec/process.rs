@@ -6,6 +6,7 @@ use std::process::Stdio;
 use rhai::{Dynamic, Map};
 use tokio::process::Command;
 
+use super::output_tail::{OutputTail, DEFAULT_OUTPUT_LIMIT};
 use super::{CancelState, ErrorKind, TaskError};
 use crate::graph::ProcessOptions;
 
@@ -59,7 +60,7 @@ pub async fn run(
     if let Some(cwd) = &options.cwd {
         command.current_dir(cwd);
     }
-    let child = command.spawn().map_err(|e| {
+    let mut child = command.spawn().map_err(|e| {
         let what = if options.cwd.is_some() && e.kind() == std::io::ErrorKind::NotFound {
             format!("cannot start `{program}` (in {}): {e}", options.cwd.as_deref().unwrap_or(""))
         } else {
@@ -82,8 +83,17 @@ pub async fn run(
             None => std::future::pending().await,
         }
     };
-    let output = tokio::select! {
-        output = child.wait_with_output() => output,
+    // Each stream keeps only its tail as it is read: a task printing gigabytes holds a
+    // megabyte, and its result and `task_succeeded` event stay that small.
+    let limit = options.output_limit.unwrap_or(DEFAULT_OUTPUT_LIMIT);
+    let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
+    let finished = async {
+        let (stdout, stderr) =
+            tokio::join!(OutputTail::read_piped(stdout, limit), OutputTail::read_piped(stderr, limit),);
+        (child.wait().await, stdout, stderr)
+    };
+    let (status, stdout, stderr) = tokio::select! {
+        finished = finished => finished,
         _ = deadline => {
             kill_group();
             return Err(TaskError::recoverable(format!("timed out after {}s; the process group was killed", timeout.unwrap_or(0.0))));
@@ -93,14 +103,17 @@ pub async fn run(
             return Err(TaskError::cancelled());
         }
     };
-    let output = output.map_err(|e| TaskError::recoverable(format!("lost track of `{program}`: {e}")))?;
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    let code = output.status.code();
+    let status = status.map_err(|e| TaskError::recoverable(format!("lost track of `{program}`: {e}")))?;
+    let truncated = stdout.was_cut() || stderr.was_cut();
+    let (stdout, stderr) = (stdout.text(), stderr.text());
+    let code = status.code();
     let mut result = Map::new();
     result.insert("code".into(), Dynamic::from_int(code.unwrap_or(-1) as rhai::INT));
     result.insert("stdout".into(), stdout.into());
     result.insert("stderr".into(), stderr.clone().into());
+    if truncated {
+        result.insert("truncated".into(), Dynamic::TRUE);
+    }
     if code == Some(0) {
         return Ok(result.into());
     }
@@ -108,7 +121,7 @@ pub async fn run(
         Some(c) => format!("exited with code {c}"),
         None => {
             use std::os::unix::process::ExitStatusExt;
-            format!("was killed by signal {}", output.status.signal().unwrap_or(0))
+            format!("was killed by signal {}", status.signal().unwrap_or(0))
         }
     };
     let tail: Vec<&str> = stderr.trim_end().lines().rev().take(3).collect();

@@ -190,7 +190,10 @@ impl Shared {
     fn start_thread(self: &Arc<Self>) {
         self.inner.lock().threads += 1;
         let shared = self.clone();
-        let started = std::thread::Builder::new().name("rhaiflow-script".into()).spawn(move || shared.work_loop());
+        let started = std::thread::Builder::new()
+            .name("rhaiflow-script".into())
+            .stack_size(crate::script::limits::SCRIPT_STACK_BYTES)
+            .spawn(move || shared.work_loop());
         if started.is_err() {
             self.inner.lock().threads -= 1;
         }

@@ -51,6 +51,9 @@ pub struct ProcessOptions {
     pub env: Vec<(String, String)>,
     pub cwd: Option<String>,
     pub timeout: Option<f64>,
+    /// How many bytes of stdout and of stderr the result keeps (the last ones); `None` is
+    /// the default of 1 MiB.
+    pub output_limit: Option<usize>,
 }
 
 /// The work itself.

@@ -347,9 +347,14 @@ fn run_execution(
     };
 
     let ending = match outcome {
-        Ok(Ok(value)) => {
-            Ending { status: Status::Succeeded, result: (!value.is_unit()).then(|| to_json(&value)), diagnostic: None }
-        }
+        Ok(Ok(value)) => match crate::value::check_nesting(&value, || "the workflow's result".into()) {
+            Ok(()) => Ending {
+                status: Status::Succeeded,
+                result: (!value.is_unit()).then(|| to_json(&value)),
+                diagnostic: None,
+            },
+            Err(e) => Ending::failed(ScriptDiagnostic::plain("rhaiflow::result_too_deep", e.to_string())),
+        },
         Ok(Err(err)) => {
             let mut diagnostic = ScriptDiagnostic::runtime(&err, &source, &run_state.module_sources);
             name_the_limit(&mut diagnostic, &options.limits);

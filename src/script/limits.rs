@@ -12,6 +12,13 @@ use rhai::{Dynamic, Engine, EvalAltResult, Position};
 
 use crate::exec::{innermost, CancelState, TaskError, TERMINATED_BY_CANCEL};
 
+/// The stack of every thread that evaluates scripts. Rhai prints, compares, checks the size
+/// of and drops arrays and maps by recursing once per level of nesting, with no bound of its
+/// own (docs/upstream/rhai-deep-values.md), and a script can build a value thousands of
+/// levels deep in a loop: the 2 MiB of a spawned thread overflowed at ~8,000 levels, aborting
+/// the process. Only the pages a script touches are allocated, so a large reserve costs nothing.
+pub const SCRIPT_STACK_BYTES: usize = 256 << 20;
+
 /// Bounds on what one script evaluation may use. A bundle cannot lift them.
 #[derive(Clone, Debug)]
 pub struct Limits {

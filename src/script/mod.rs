@@ -114,11 +114,19 @@ impl ScriptBridge {
     }
 }
 
+/// A closure's or an operation's value as its task's result. One nested past the limit fails
+/// the task before anything converts or stores it; never retried, as a retry returns the same.
+fn task_result(value: Dynamic) -> Result<Dynamic, TaskError> {
+    crate::value::check_nesting(&value, || "the task's result".into())
+        .map_err(|e| TaskError::new(ErrorKind::NonRecoverable, e.to_string()))?;
+    Ok(value)
+}
+
 impl ScriptCalls for ScriptBridge {
     fn call(&self, closure: &FnPtr, args: Vec<Dynamic>, timeout: Option<f64>) -> Result<Dynamic, TaskError> {
         limits::guarded(&self.cancel, timeout, || {
             match catch_unwind(AssertUnwindSafe(|| self.call_closure(closure, args))) {
-                Ok(Ok(value)) => Ok(value),
+                Ok(Ok(value)) => task_result(value),
                 Ok(Err(err)) => Err(limits::task_error(&err, &self.engine)),
                 Err(_) => Err(TaskError::new(
                     ErrorKind::NonRecoverable,
@@ -165,7 +173,7 @@ impl ScriptCalls for ScriptBridge {
         scope.push("inputs", crate::value::from_json(&serde_json::Value::Object(call.inputs.clone())));
         limits::guarded(&self.cancel, timeout, || {
             match catch_unwind(AssertUnwindSafe(|| self.engine.eval_ast_with_scope::<Dynamic>(&mut scope, &entry))) {
-                Ok(Ok(value)) => Ok(value),
+                Ok(Ok(value)) => task_result(value),
                 Ok(Err(err)) => Err(limits::task_error(&err, &self.engine)),
                 Err(_) => Err(TaskError::new(
                     ErrorKind::NonRecoverable,

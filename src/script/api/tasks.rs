@@ -73,14 +73,22 @@ fn process_options(opts: &Map, constructor: &str) -> Result<ProcessOptions> {
             }
             "cwd" => options.cwd = Some(crate::exec::display_value(value)),
             "timeout" => options.timeout = Some(seconds(value, &format!("{constructor}'s timeout"))?),
+            "output_limit" => options.output_limit = Some(output_limit(value, constructor)?),
             other => {
                 return Err(bad_argument(format!(
-                    "{constructor}: unknown option `{other}` (expected env, cwd, timeout)"
+                    "{constructor}: unknown option `{other}` (expected env, cwd, timeout, output_limit)"
                 )));
             }
         }
     }
     Ok(options)
+}
+
+/// `output_limit`: bytes of stdout and of stderr a process task keeps, a whole number ≥ 0.
+fn output_limit(value: &Dynamic, constructor: &str) -> Result<usize> {
+    value.as_int().ok().and_then(|n| usize::try_from(n).ok()).ok_or_else(|| {
+        bad_argument(format!("{constructor}: `output_limit` must be a number of bytes (0 or more), not {value}"))
+    })
 }
 
 fn argv_of(argv: &Array) -> Result<Vec<String>> {
