@@ -965,3 +965,14 @@ fn a_plugin_yaml_nested_too_deep_names_the_limit_in_words() {
     assert!(!out.stderr.contains("Depth {") && !out.stderr.contains("budget"), "{}", out.stderr);
     assert_snapshot!("bundle_nested_too_deep", out.stderr);
 }
+
+// A long line of lone `\r`s (line ends to miette, not to the cut of long lines) made the
+// snippet's column underflow: `bundle check` panicked instead of saying what is wrong. Found
+// by the `manifest` fuzz target (docs/FUZZING.md); the fixture is its minimised input.
+#[test]
+fn carriage_returns_in_a_long_plugin_yaml_line_render_without_panicking() {
+    let out = cli(&["bundle", "check", "bundles/carriage_returns"]);
+    out.assert_code(2);
+    assert!(out.stderr.contains("not valid YAML"), "{}", out.stderr);
+    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+}
