@@ -976,3 +976,12 @@ fn carriage_returns_in_a_long_plugin_yaml_line_render_without_panicking() {
     assert!(out.stderr.contains("not valid YAML"), "{}", out.stderr);
     assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
 }
+
+// A YAML error whose span ends inside a multi-byte character, on a line long enough to be cut,
+// panicked slicing the line there. Found by the `manifest` fuzz target; its input as found.
+#[test]
+fn a_yaml_error_inside_a_character_of_a_long_line_renders_without_panicking() {
+    let out = cli(&["bundle", "check", "bundles/span_inside_a_character"]);
+    out.assert_code(2);
+    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+}

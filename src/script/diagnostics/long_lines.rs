@@ -118,7 +118,8 @@ fn window_of(line: &str, start: usize, labels: &[SourceSpan]) -> (usize, usize) 
         return (start, start + line.len());
     }
     let first_label = labels.iter().map(SourceSpan::offset).filter(|o| (start..=start + line.len()).contains(o)).min();
-    let label_char = first_label.map_or(0, |o| line[..o - start].chars().count());
+    // Counted, not sliced: a parser's span may end inside a character.
+    let label_char = first_label.map_or(0, |o| line.char_indices().take_while(|&(b, _)| b < o - start).count());
     let from_char = label_char.saturating_sub(CONTEXT_BEFORE);
     let byte_at = |n: usize| line.char_indices().nth(n).map_or(line.len(), |(b, _)| b);
     (start + byte_at(from_char), start + byte_at(from_char + SHOWN_CHARS))
