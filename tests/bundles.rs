@@ -965,3 +965,23 @@ fn a_plugin_yaml_nested_too_deep_names_the_limit_in_words() {
     assert!(!out.stderr.contains("Depth {") && !out.stderr.contains("budget"), "{}", out.stderr);
     assert_snapshot!("bundle_nested_too_deep", out.stderr);
 }
+
+// A long line of lone `\r`s (line ends to miette, not to the cut of long lines) made the
+// snippet's column underflow: `bundle check` panicked instead of saying what is wrong. Found
+// by the `manifest` fuzz target (docs/FUZZING.md); the fixture is its minimised input.
+#[test]
+fn carriage_returns_in_a_long_plugin_yaml_line_render_without_panicking() {
+    let out = cli(&["bundle", "check", "bundles/carriage_returns"]);
+    out.assert_code(2);
+    assert!(out.stderr.contains("not valid YAML"), "{}", out.stderr);
+    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+}
+
+// A YAML error whose span ends inside a multi-byte character, on a line long enough to be cut,
+// panicked slicing the line there. Found by the `manifest` fuzz target; its input as found.
+#[test]
+fn a_yaml_error_inside_a_character_of_a_long_line_renders_without_panicking() {
+    let out = cli(&["bundle", "check", "bundles/span_inside_a_character"]);
+    out.assert_code(2);
+    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+}

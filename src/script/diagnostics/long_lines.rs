@@ -64,10 +64,13 @@ impl SourceCode for CutSource {
         let mut column = read.column();
         // A read that starts inside a window (the primary label's own line) is shifted by
         // what the cut hid; the ellipsis written in its place is not a column of the original.
+        // Only when miette counted the column from our line's start: it also ends lines at a
+        // lone `\r`, and a column counted from one inside the window is already true.
         let line = self.lines.iter().rposition(|l| l.cut_start <= at);
-        if let Some(i) =
-            line.filter(|&i| self.lines[i].prefix > 0 && at >= self.lines[i].cut_start + self.lines[i].prefix)
-        {
+        if let Some(i) = line.filter(|&i| {
+            let l = &self.lines[i];
+            l.prefix > 0 && at >= l.cut_start + l.prefix && column == at - l.cut_start
+        }) {
             column = column + self.hidden_before[i] - self.lines[i].prefix;
         }
         let data = &self.text.as_bytes()[at..at + len];
@@ -115,7 +118,8 @@ fn window_of(line: &str, start: usize, labels: &[SourceSpan]) -> (usize, usize) 
         return (start, start + line.len());
     }
     let first_label = labels.iter().map(SourceSpan::offset).filter(|o| (start..=start + line.len()).contains(o)).min();
-    let label_char = first_label.map_or(0, |o| line[..o - start].chars().count());
+    // Counted, not sliced: a parser's span may end inside a character.
+    let label_char = first_label.map_or(0, |o| line.char_indices().take_while(|&(b, _)| b < o - start).count());
     let from_char = label_char.saturating_sub(CONTEXT_BEFORE);
     let byte_at = |n: usize| line.char_indices().nth(n).map_or(line.len(), |(b, _)| b);
     (start + byte_at(from_char), start + byte_at(from_char + SHOWN_CHARS))
