@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::support::{cli, copy_bundle, process_is_gone, Background, Outcome, Run};
+use crate::support::{cli, copy_bundle, process_is_gone, wait_for_pid, Background, Outcome, Run};
 
 #[test]
 fn sigint_during_a_sleep_cancels_and_later_tasks_never_start() {
@@ -67,18 +67,6 @@ fn two_signals_kill_a_long_shell_task_and_its_children_promptly() {
         // SAFETY: clean up the leftover `sleep` before failing.
         unsafe { libc::kill(pid, libc::SIGKILL) };
         panic!("the shell task's child `sleep 30` (pid {pid}) survived the forced cancel");
-    }
-}
-
-/// Waits (at most 10 s) until the shell task has written its child's pid.
-fn wait_for_pid(path: &std::path::Path) -> i32 {
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(pid) = std::fs::read_to_string(path).ok().and_then(|s| s.trim().parse().ok()) {
-            return pid;
-        }
-        assert!(std::time::Instant::now() < deadline, "the shell task never wrote {}", path.display());
-        std::thread::sleep(Duration::from_millis(10));
     }
 }
 

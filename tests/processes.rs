@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::support::{process_is_gone, Run};
+use crate::support::{process_is_gone, wait_for_pid, Run};
 
 #[test]
 fn shell_and_exec_get_env_and_cwd_and_exec_uses_no_shell() {
@@ -133,18 +133,6 @@ fn a_task_process_dies_with_a_killed_rhaiflow() {
         // SAFETY: clean up the orphan `sleep` before failing.
         unsafe { libc::kill(pid, libc::SIGKILL) };
         panic!("the shell task's `sleep 30` (pid {pid}) outlived the SIGKILL of rhaiflow");
-    }
-}
-
-/// Waits (at most 10 s) until the shell task has written its pid.
-fn wait_for_pid(path: &std::path::Path) -> i32 {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(pid) = std::fs::read_to_string(path).ok().and_then(|s| s.trim().parse().ok()) {
-            return pid;
-        }
-        assert!(Instant::now() < deadline, "the shell task never wrote {}", path.display());
-        std::thread::sleep(Duration::from_millis(10));
     }
 }
 

@@ -691,6 +691,18 @@ pub fn skip(test: &str, why: &str) {
     let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
 }
 
+/// Waits (at most 10 s) until a shell task has written a pid into `path`.
+pub fn wait_for_pid(path: &Path) -> i32 {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(pid) = std::fs::read_to_string(path).ok().and_then(|s| s.trim().parse().ok()) {
+            return pid;
+        }
+        assert!(Instant::now() < deadline, "the shell task never wrote {}", path.display());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// True when process `pid` is gone or a zombie (nobody may reap orphans in a container).
 pub fn process_is_gone(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
