@@ -33,6 +33,22 @@ pub struct TaskInfo {
     pub node_instance: Option<Arc<str>>,
 }
 
+#[cfg(test)]
+impl TaskInfo {
+    /// A first attempt (task id 1) of task `name`, for the tests of the bus and its queue.
+    pub fn first_attempt(name: &str, kind: TaskKind) -> Self {
+        TaskInfo {
+            name: name.into(),
+            serial: 1,
+            task_id: 1,
+            kind,
+            current_retries: 0,
+            total_retries: 0,
+            node_instance: None,
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub enum Payload {
     WorkflowStarted {

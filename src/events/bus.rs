@@ -349,15 +349,7 @@ mod tests {
     }
 
     fn succeeded(name: &str, kind: TaskKind) -> Payload {
-        let info = TaskInfo {
-            name: name.into(),
-            serial: 1,
-            task_id: 1,
-            kind,
-            current_retries: 0,
-            total_retries: 0,
-            node_instance: None,
-        };
+        let info = TaskInfo::first_attempt(name, kind);
         Payload::TaskSucceeded(info, None, true)
     }
 

@@ -97,15 +97,7 @@ mod tests {
     use crate::graph::TaskKind;
 
     fn task(name: &str, kind: TaskKind) -> TaskInfo {
-        TaskInfo {
-            name: name.into(),
-            serial: 1,
-            task_id: 1,
-            kind,
-            current_retries: 0,
-            total_retries: 0,
-            node_instance: None,
-        }
+        TaskInfo::first_attempt(name, kind)
     }
 
     fn held(payloads: Vec<Payload>) -> HeldEvents {

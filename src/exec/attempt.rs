@@ -193,9 +193,9 @@ async fn succeed(cell: &TaskCell, info: TaskInfo, value: Dynamic, env: &ExecEnv)
     TaskOutcome::Succeeded
 }
 
-/// The task ends without success: failed, cancelled, or failed with `ignored` (a handler's
-/// `ignore()`/`cont()`: it counts as done).
-fn fail(cell: &TaskCell, info: TaskInfo, error: TaskError, ignored: bool, env: &ExecEnv) -> TaskOutcome {
+/// The task (or subgraph) ends without success: failed, cancelled, or failed with `ignored` (a
+/// handler's `ignore()`/`cont()`: it counts as done).
+pub(super) fn fail(cell: &TaskCell, info: TaskInfo, error: TaskError, ignored: bool, env: &ExecEnv) -> TaskOutcome {
     env.bus.emit(Payload::TaskFailed(info, error.message.clone(), ignored));
     cell.set_error(Some(error.clone()));
     if ignored {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use super::{Report, Scheduler};
 use crate::events::{Payload, TaskInfo};
-use crate::exec::attempt::{judge_subgraph, judge_subgraph_now, task_info, Judgement, POLL_AGAIN};
+use crate::exec::attempt::{fail, judge_subgraph, judge_subgraph_now, task_info, Judgement, POLL_AGAIN};
 use crate::exec::{FailedTask, TaskError, TaskOutcome};
 use crate::graph::{TaskAction, TaskCell, TaskState};
 
@@ -129,28 +129,18 @@ impl Scheduler {
     /// longer fail the graph).
     fn subgraph_failed(&mut self, task: u32, error: TaskError, ignored: bool) {
         let (cell, info) = self.subgraph_attempt(task);
-        self.env.bus.emit(Payload::TaskFailed(info, error.message.clone(), ignored));
-        cell.set_error(Some(error.clone()));
         self.subgraphs[task as usize].ended = true;
         let failed_inside: Vec<bool> = self.failed.iter().map(|(t, _)| self.inside(*t, task)).collect();
-        let outcome = if ignored {
+        if ignored {
             let mut inside = failed_inside.into_iter();
             self.failed.retain(|_| !inside.next().unwrap_or(false));
-            cell.finish(TaskState::Succeeded);
-            TaskOutcome::Ignored
-        } else if error.is_cancelled() {
-            cell.finish(TaskState::Cancelled);
-            TaskOutcome::Cancelled
-        } else {
+        } else if !error.is_cancelled() && !failed_inside.contains(&true) {
             // A handler can fail a run none of whose members failed (on_success's fail()):
             // the graph's error then names the subgraph.
-            if !failed_inside.contains(&true) {
-                let failed = FailedTask { name: cell.name.clone(), defined_at: cell.defined_at, error: error.clone() };
-                self.failed.push((task, failed));
-            }
-            cell.finish(TaskState::Failed);
-            TaskOutcome::Failed(error)
-        };
+            let failed = FailedTask { name: cell.name.clone(), defined_at: cell.defined_at, error: error.clone() };
+            self.failed.push((task, failed));
+        }
+        let outcome = fail(&cell, info, error, ignored, &self.env);
         self.finish(task, outcome);
     }
 
