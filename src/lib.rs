@@ -8,11 +8,13 @@
 mod say;
 
 pub mod bundle;
+mod byte_size;
 pub mod cli;
 pub mod deploy;
 pub mod events;
 pub mod exec;
 pub mod graph;
+pub mod memory;
 pub mod repl;
 pub mod runner;
 pub mod script;

@@ -14,6 +14,7 @@ mod diagnostics;
 mod examples;
 mod flows;
 mod graph_mode;
+mod limits;
 mod nesting;
 mod params;
 mod processes;

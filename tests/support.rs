@@ -220,6 +220,24 @@ impl Background {
     }
 }
 
+impl Background {
+    /// Waits for the run to end; its outcome and the most memory it held (peak resident set,
+    /// in bytes, as the kernel counted it).
+    pub fn finish_measuring_memory(self) -> (Outcome, u64) {
+        let pid = self.child.id() as libc::pid_t;
+        let mut status = 0;
+        // SAFETY: an all-zero rusage is valid, and wait4 only writes into the two locals.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        assert_eq!(unsafe { libc::wait4(pid, &mut status, 0, &mut usage) }, pid, "wait4 failed");
+        let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
+        let stdout = std::fs::read(self.run.scratch().join("stdout")).unwrap();
+        let stderr = std::fs::read(self.run.scratch().join("stderr")).unwrap();
+        let events = Events::read(&self.events);
+        let outcome = Outcome::from_output(code, &stdout, &stderr, events, self.run.scratch);
+        (outcome, usage.ru_maxrss as u64 * 1024)
+    }
+}
+
 /// What a run printed and the events it wrote.
 pub struct Outcome {
     pub code: Option<i32>,

@@ -35,9 +35,8 @@ fuzz_target!(|data: &[u8]| {
     options.limits = Limits {
         max_operations: 20_000,
         max_call_levels: 16,
-        max_string_size: 1 << 16,
-        max_array_size: 10_000,
-        max_map_size: 10_000,
+        max_memory: rhaiflow::memory::in_use() + (512 << 20),
+        max_tasks: 10_000,
     };
     let report = run(&options, Vec::new());
     if let Some(diagnostic) = &report.diagnostic {

@@ -56,6 +56,13 @@ pub struct RunArgs {
     /// Operations one script evaluation may run before it is stopped (0 = no limit).
     #[arg(long, default_value_t = Limits::default().max_operations, value_name = "N")]
     max_operations: u64,
+    /// Heap the run may hold before a running script is stopped, e.g. 4GiB (0 = no limit;
+    /// default: half the machine's memory).
+    #[arg(long, value_parser = crate::byte_size::parse, value_name = "SIZE")]
+    max_memory: Option<u64>,
+    /// Tasks one execution may make (0 = no limit).
+    #[arg(long, default_value_t = Limits::default().max_tasks, value_name = "N")]
+    max_tasks: u64,
 }
 
 pub fn run(args: RunArgs) -> i32 {
@@ -147,6 +154,10 @@ fn prepare_options(args: &RunArgs) -> Result<(RunOptions, Output), ScriptDiagnos
     options.max_concurrency = args.max_concurrency;
     options.dry_run = args.dry_run;
     options.limits.max_operations = args.max_operations;
+    options.limits.max_tasks = args.max_tasks;
+    if let Some(max_memory) = args.max_memory {
+        options.limits.max_memory = max_memory;
+    }
     options.owns_process = true;
     options.store =
         if args.ephemeral { StoreChoice::Ephemeral } else { StoreChoice::File(store::locate(args.store.as_deref())) };

@@ -151,6 +151,9 @@ impl TaskError {
                 e
             }
             EvalAltResult::ErrorTerminated(value, pos) => {
+                if let Some(limit) = value.read_lock::<LimitReached>() {
+                    return TaskError::new(ErrorKind::NonRecoverable, limit.message()).at(*pos);
+                }
                 let reason = value.to_string();
                 if reason == TERMINATED_BY_CANCEL {
                     TaskError::cancelled().at(*pos)
@@ -165,6 +168,55 @@ impl TaskError {
 
 /// The value `on_progress` stops a script with when the execution is force-cancelled.
 pub const TERMINATED_BY_CANCEL: &str = "the execution was cancelled";
+
+/// A limit the operator set for the whole run that a script reached. It stops the script
+/// where it is (as Rhai's own limits do, a `catch` cannot keep it going); inside a task, the
+/// task fails without retries, since another attempt would meet the same limit.
+#[derive(Clone, Debug, PartialEq)]
+pub enum LimitReached {
+    /// The process holds more heap than `--max-memory` allows.
+    Memory { limit: u64 },
+    /// The script made more tasks than `--max-tasks` allows.
+    Tasks { limit: u64 },
+}
+
+impl LimitReached {
+    pub fn message(&self) -> String {
+        match self {
+            LimitReached::Memory { limit } => format!(
+                "the run reached its memory limit of {} (--max-memory) and the script was stopped",
+                crate::byte_size::show(*limit)
+            ),
+            LimitReached::Tasks { limit } => format!(
+                "the script made {limit} tasks, the limit of one execution (--max-tasks), and was stopped: is there an endless loop?"
+            ),
+        }
+    }
+
+    /// The diagnostic code a person can look up.
+    pub fn code(&self) -> &'static str {
+        match self {
+            LimitReached::Memory { .. } => "rhaiflow::memory_limit",
+            LimitReached::Tasks { .. } => "rhaiflow::tasks_limit",
+        }
+    }
+
+    pub fn help(&self) -> &'static str {
+        match self {
+            LimitReached::Memory { .. } => {
+                "raise the limit with --max-memory SIZE (e.g. 16GiB; 0 = no limit) if the run needs it"
+            }
+            LimitReached::Tasks { .. } => {
+                "raise the limit with --max-tasks N (0 = no limit) if the workflow needs that many"
+            }
+        }
+    }
+
+    /// The error that stops the script (uncatchable, like Rhai's own limits).
+    pub fn into_rhai(self, position: Position) -> Box<EvalAltResult> {
+        Box::new(EvalAltResult::ErrorTerminated(Dynamic::from(self), position))
+    }
+}
 
 /// Errors raised inside function calls are wrapped once per call frame: the innermost one
 /// says what went wrong and where.

@@ -259,6 +259,7 @@ impl Host {
             task_retries: 0,
             retry_interval: 1.0,
             dry_run: false,
+            max_tasks: Limits::default().max_tasks,
             deployment: setup.deployment.clone(),
         });
         let engine =

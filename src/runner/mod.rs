@@ -230,6 +230,7 @@ fn run_execution(
         task_retries: options.task_retries,
         retry_interval: options.retry_interval,
         dry_run: options.dry_run,
+        max_tasks: options.limits.max_tasks,
         deployment: options.deployment.clone(),
     });
     let run_ref = Arc::downgrade(&run_state);

@@ -17,6 +17,11 @@ pub(super) struct RecordedOptions {
     pub(super) retry_interval: f64,
     pub(super) max_concurrency: Option<usize>,
     pub(super) max_operations: u64,
+    /// Executions recorded before these limits existed ran with the defaults.
+    #[serde(default = "crate::script::limits::default_max_memory")]
+    pub(super) max_memory: u64,
+    #[serde(default = "default_max_tasks")]
+    pub(super) max_tasks: u64,
     /// The throw-away deployment's blueprint, absolute, so that a resume from another folder
     /// finds it.
     pub(super) blueprint: Option<String>,
@@ -37,6 +42,10 @@ pub(super) struct RecordedBundle {
     pub(super) function: String,
 }
 
+fn default_max_tasks() -> u64 {
+    crate::script::Limits::default().max_tasks
+}
+
 impl RecordedOptions {
     pub(super) fn of(options: &RunOptions) -> Self {
         let deployment = options.deployment.as_ref();
@@ -45,6 +54,8 @@ impl RecordedOptions {
             retry_interval: options.retry_interval,
             max_concurrency: options.max_concurrency,
             max_operations: options.limits.max_operations,
+            max_memory: options.limits.max_memory,
+            max_tasks: options.limits.max_tasks,
             blueprint: deployment.map(|d| {
                 let given = PathBuf::from(&d.blueprint.source.name);
                 given.canonicalize().unwrap_or(given).display().to_string()

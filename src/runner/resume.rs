@@ -79,6 +79,8 @@ pub fn resume(store_path: &Path, id: &str, sinks: Vec<Box<dyn EventSink>>, owns_
     options.retry_interval = recorded.retry_interval;
     options.max_concurrency = recorded.max_concurrency;
     options.limits.max_operations = recorded.max_operations;
+    options.limits.max_memory = recorded.max_memory;
+    options.limits.max_tasks = recorded.max_tasks;
     if let Some(bundle) = recorded.bundle.take() {
         let mut root = ModuleRoot { name: bundle.plugin, dir: bundle.dir };
         // The built-in workflows live in a scratch folder that may be gone since.

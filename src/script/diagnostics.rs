@@ -13,7 +13,7 @@ use std::sync::Arc;
 use miette::{Diagnostic, LabeledSpan, NamedSource, SourceSpan};
 use rhai::{EvalAltResult, ParseError, Position};
 
-use crate::exec::{innermost, ErrorKind, TaskError};
+use crate::exec::{innermost, ErrorKind, LimitReached, TaskError};
 
 /// A script's text and the name to show for it.
 #[derive(Clone, Debug)]
@@ -352,7 +352,10 @@ fn describe(err: &EvalAltResult) -> (&'static str, String, Option<String>) {
             None,
         ),
         EvalAltResult::ErrorDataTooLarge(..) => ("rhaiflow::size_limit", text, None),
-        EvalAltResult::ErrorTerminated(..) => ("rhaiflow::cancelled", TaskError::cancelled().message, None),
+        EvalAltResult::ErrorTerminated(value, _) => match value.read_lock::<LimitReached>() {
+            Some(limit) => (limit.code(), limit.message(), Some(limit.help().into())),
+            None => ("rhaiflow::cancelled", TaskError::cancelled().message, None),
+        },
         _ => ("rhaiflow::script_error", text, None),
     }
 }

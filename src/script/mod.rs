@@ -2,6 +2,7 @@
 //! running closures for the executor.
 
 pub mod api;
+mod builtins;
 pub mod compile;
 pub mod diagnostics;
 pub mod limits;

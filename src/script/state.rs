@@ -23,6 +23,8 @@ pub struct RunSettings {
     pub task_retries: i64,
     pub retry_interval: f64,
     pub dry_run: bool,
+    /// Tasks the execution may make (`--max-tasks`); 0 = none.
+    pub max_tasks: u64,
     /// The deployment `ctx.nodes` describes (`--blueprint`, `--deployment`).
     pub deployment: Option<Arc<crate::deploy::Deployment>>,
 }
@@ -101,6 +103,10 @@ impl RunState {
         position: Position,
     ) -> Result<Arc<TaskCell>, Box<EvalAltResult>> {
         let serial = self.next_serial.fetch_add(1, Ordering::Relaxed);
+        let limit = self.settings.max_tasks;
+        if limit != 0 && serial > limit {
+            return Err(crate::exec::LimitReached::Tasks { limit }.into_rhai(position));
+        }
         if let Some(replay) = &self.env().replay {
             if let Some(difference) = replay.difference(serial, name, action.kind().as_str()) {
                 return Err(TaskError::new(crate::exec::ErrorKind::Invalid, difference).at(position).into_rhai());

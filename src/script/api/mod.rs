@@ -5,6 +5,7 @@ mod deployment;
 mod graph;
 mod misc;
 mod tasks;
+pub(crate) use tasks::seconds;
 
 pub use deployment::{InstanceHandle, NodeHandle, RelationshipHandle};
 pub use graph::{GraphHandle, GraphShared, SubgraphHandle};

@@ -1,0 +1,92 @@
+//! How much heap the process holds, counted as it allocates: the memory limit (`--max-memory`)
+//! is checked against this total on every script operation, in constant time.
+//!
+//! Rhai's own size limits re-measure a whole array or map after every change, so a loop of
+//! `a.push(..)` costs O(n) a push (quadratic to build a list of tasks); a running total of the
+//! heap bounds every value a script holds, and everything else the run keeps, at the cost of
+//! one atomic add per allocation.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// The system allocator, counting the bytes it hands out.
+pub struct CountingAllocator;
+
+static IN_USE: AtomicUsize = AtomicUsize::new(0);
+
+#[global_allocator]
+static ALLOCATOR: CountingAllocator = CountingAllocator;
+
+// SAFETY: every call is passed through to `System` unchanged; the counter only observes.
+unsafe impl GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let ptr = unsafe { System.alloc(layout) };
+        if !ptr.is_null() {
+            IN_USE.fetch_add(layout.size(), Ordering::Relaxed);
+        }
+        ptr
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        let ptr = unsafe { System.alloc_zeroed(layout) };
+        if !ptr.is_null() {
+            IN_USE.fetch_add(layout.size(), Ordering::Relaxed);
+        }
+        ptr
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) };
+        IN_USE.fetch_sub(layout.size(), Ordering::Relaxed);
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let new = unsafe { System.realloc(ptr, layout, new_size) };
+        if !new.is_null() {
+            if new_size >= layout.size() {
+                IN_USE.fetch_add(new_size - layout.size(), Ordering::Relaxed);
+            } else {
+                IN_USE.fetch_sub(layout.size() - new_size, Ordering::Relaxed);
+            }
+        }
+        new
+    }
+}
+
+/// Bytes of heap the process holds now (what it asked for, not the allocator's overhead).
+pub fn in_use() -> u64 {
+    IN_USE.load(Ordering::Relaxed) as u64
+}
+
+/// True when holding `more` bytes on top of what is held now would pass `limit` (0 = none).
+pub fn would_exceed(limit: u64, more: u64) -> bool {
+    limit != 0 && in_use().saturating_add(more) > limit
+}
+
+/// The machine's physical memory in bytes, if the system says.
+pub fn physical() -> Option<u64> {
+    // SAFETY: sysconf only reads system configuration.
+    let (pages, page_size) = unsafe { (libc::sysconf(libc::_SC_PHYS_PAGES), libc::sysconf(libc::_SC_PAGESIZE)) };
+    (pages > 0 && page_size > 0).then(|| pages as u64 * page_size as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_allocation_is_counted_while_it_lives() {
+        let before = in_use();
+        let block = vec![0u8; 64 << 20];
+        // Other test threads allocate and free meanwhile: allow them 16 MiB either way.
+        assert!(in_use() + (16 << 20) >= before + (64 << 20), "{} then {}", before, in_use());
+        drop(block);
+        assert!(in_use() < before + (48 << 20));
+    }
+
+    #[test]
+    fn no_limit_is_never_exceeded() {
+        assert!(!would_exceed(0, u64::MAX));
+        assert!(would_exceed(1, u64::MAX));
+    }
+}
