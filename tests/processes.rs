@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::support::{process_is_gone, wait_for_pid, Run};
+use crate::support::{cli, process_is_gone, wait_for_pid, Run};
 
 #[test]
 fn shell_and_exec_get_env_and_cwd_and_exec_uses_no_shell() {
@@ -151,4 +151,30 @@ fn a_task_printing_50_mb_keeps_a_bounded_tail_and_a_small_store() {
     assert_eq!(result["small"]["stderr"], "err");
     let store = std::fs::read_dir(out.store_arg()).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).sum::<u64>();
     assert!(store < 8 << 20, "the store holds {store} bytes");
+}
+
+// What a task started in the background outlived the SIGKILL of rhaiflow (PR_SET_PDEATHSIG
+// reaches only the task's own process), and a resume ran the task again beside it.
+#[test]
+fn a_resume_kills_what_the_previous_run_left_running() {
+    let run = Run::new("process_left_behind.rhai");
+    let pidfile = run.scratch().join("pid");
+    let mut run = run.param("pidfile", pidfile.display()).spawn();
+    run.wait_for_start("starts_a_daemon");
+    let daemon = wait_for_pid(&pidfile);
+    let (id, store) = {
+        let started = run.wait_for("workflow_started", |e| e["type"] == "workflow_started");
+        (started["execution_id"].as_str().unwrap().to_string(), run.store_arg())
+    };
+    run.kill();
+    assert!(!process_is_gone(daemon), "the background `sleep` should have outlived rhaiflow here");
+    let resume = cli(&["executions", "resume", &id, "--store", &store]);
+    let gone = process_is_gone(daemon);
+    if !gone {
+        // SAFETY: clean up the orphan `sleep` before failing.
+        unsafe { libc::kill(daemon, libc::SIGKILL) };
+    }
+    resume.assert_code(0);
+    assert!(gone, "the previous run's `sleep` (pid {daemon}) still ran after the resume");
+    assert!(resume.stderr.contains(&format!("left running: process(es) [{daemon}]")), "{}", resume.stderr);
 }

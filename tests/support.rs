@@ -221,6 +221,12 @@ impl Background {
 }
 
 impl Background {
+    /// SIGKILLs the run and reaps it, as a crash of its machine would leave it: no outcome.
+    pub fn kill(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
     /// Waits for the run to end; its outcome and the most memory it held (peak resident set,
     /// in bytes, as the kernel counted it).
     pub fn finish_measuring_memory(self) -> (Outcome, u64) {

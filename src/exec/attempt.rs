@@ -229,11 +229,9 @@ async fn perform(cell: &Arc<TaskCell>, settings: &TaskSettings, env: &Arc<ExecEn
         }
         TaskAction::Shell { command, options } => {
             let argv = ["sh".to_string(), "-c".to_string(), command.clone()];
-            process::run(&argv, &short_command(command), options, settings.timeout, &env.cancel).await
+            process::run(&argv, &short_command(command), options, settings.timeout, env).await
         }
-        TaskAction::Exec { argv, options } => {
-            process::run(argv, &argv.join(" "), options, settings.timeout, &env.cancel).await
-        }
+        TaskAction::Exec { argv, options } => process::run(argv, &argv.join(" "), options, settings.timeout, env).await,
         TaskAction::Script { .. } => {
             let (closure, args) = closure_call(cell).expect("the task runs a closure");
             call_blocking(env, closure, args, settings.timeout, Holds::Slot).await

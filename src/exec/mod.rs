@@ -8,6 +8,7 @@ mod attempt;
 mod cancel;
 mod direct_closure;
 mod error;
+pub mod left_behind;
 mod operation;
 mod output_tail;
 mod process;

@@ -69,7 +69,7 @@ async fn run_script(
         output_limit: None,
     };
     let argv = ["sh".to_string(), dir.join(path).display().to_string()];
-    let result = process::run(&argv, path, &options, settings.timeout, &env.cancel).await;
+    let result = process::run(&argv, path, &options, settings.timeout, env).await;
     let after = read_runtime_properties(&file, &call.name);
     let _ = std::fs::remove_file(&file);
     match after {

@@ -6,8 +6,9 @@ use std::process::Stdio;
 use rhai::{Dynamic, Map};
 use tokio::process::Command;
 
+use super::left_behind::EXECUTION_ID_VARIABLE;
 use super::output_tail::{OutputTail, DEFAULT_OUTPUT_LIMIT};
-use super::{CancelState, ErrorKind, TaskError};
+use super::{ErrorKind, ExecEnv, TaskError};
 use crate::graph::ProcessOptions;
 
 /// The child gets SIGKILL when rhaiflow dies, even of a SIGKILL: an orphan still running would
@@ -40,8 +41,9 @@ pub async fn run(
     display: &str,
     options: &ProcessOptions,
     timeout: Option<f64>,
-    cancel: &CancelState,
+    env: &ExecEnv,
 ) -> Result<Dynamic, TaskError> {
+    let cancel = &env.cancel;
     let Some((program, args)) = argv.split_first() else {
         return Err(TaskError::new(ErrorKind::NonRecoverable, "exec needs a program to run: argv is empty"));
     };
@@ -54,6 +56,8 @@ pub async fn run(
         .process_group(0)
         .kill_on_drop(true);
     dies_with_its_runner(&mut command);
+    // What a resume looks for, should this run die before the process ends (`left_behind`).
+    command.env(EXECUTION_ID_VARIABLE, &*env.bus.label().execution_id);
     for (key, value) in &options.env {
         command.env(key, value);
     }

@@ -20,7 +20,7 @@ pub use resume::resume;
 
 use crate::deploy::model::NotRecorded;
 use crate::deploy::Deployment;
-use crate::events::{EventBus, EventSink, ExecutionLabel, Payload};
+use crate::events::{EventBus, EventSink, ExecutionLabel, LogLevel, Payload};
 use crate::exec::{innermost, CancelState, ErrorKind, ExecEnv, Mocks, TaskError, TERMINATED_BY_CANCEL};
 use crate::script::api::GraphShared;
 use crate::script::{self, Limits, ModuleRoot, RunSettings, RunState, ScriptBridge, ScriptDiagnostic, Source};
@@ -318,6 +318,10 @@ fn run_execution(
 
     let resumed = resume.is_some();
     bus.emit(Payload::WorkflowStarted { resumed, parameters: parameters.clone() });
+    if let Some(killed) = resume.as_ref().map(|r| &r.left_behind).filter(|pids| !pids.is_empty()) {
+        let message = format!("killed what the previous run left running: process(es) {killed:?}");
+        bus.emit(Payload::Log { level: LogLevel::Warn, message });
+    }
     let mut scope = Scope::new();
     scope.push_constant("params", from_json(&parameters));
     scope.push_constant("ctx", context(&execution_id, &workflow, &parameters, resumed, options.deployment.as_ref()));

@@ -22,6 +22,8 @@ pub(super) struct ResumeFrom {
     pub(super) last_seq: u64,
     pub(super) resumes: u32,
     pub(super) started_at: String,
+    /// Processes of the previous run that were still running, killed before anything ran.
+    pub(super) left_behind: Vec<i32>,
 }
 
 /// Resumes a failed, cancelled or crashed execution recorded in the store at `store_path`:
@@ -61,6 +63,8 @@ pub fn resume(store_path: &Path, id: &str, sinks: Vec<Box<dyn EventSink>>, owns_
         }
         Err(e) => return fail("rhaiflow::store", e.to_string()),
     }
+    // Its tasks run again: what the previous run started must not run beside them.
+    let left_behind = crate::exec::left_behind::end_left_behind(&record.id);
     let replay = Replay::new(
         record.id.clone(),
         tasks.iter().filter(|t| t.kind != "subgraph").filter_map(|t| {
@@ -117,6 +121,7 @@ pub fn resume(store_path: &Path, id: &str, sinks: Vec<Box<dyn EventSink>>, owns_
         last_seq: record.last_seq,
         resumes: record.resumes + 1,
         started_at: record.started_at.clone(),
+        left_behind,
     };
     run_execution(&options, sinks, Some(store), Some(store_path.to_path_buf()), Some(from), started)
 }
