@@ -62,6 +62,7 @@ fn build_only(c: &mut Criterion) {
     bench(c, "build_chain", "build_chain", &[100_000]);
     bench(c, "build_fanout", "build_fanout", &[100_000]);
     bench(c, "build_closures", "build_closures", &[100_000]);
+    bench(c, "build_pushed", "build_pushed", &[100_000]);
 }
 
 fn durable_store(c: &mut Criterion) {

@@ -534,6 +534,30 @@ fn a_full_disk_fails_the_run() {
     assert_failed_on_the_store(&run, "database or disk is full");
 }
 
+// An unwritable store was not noticed until the end: the run went on, recorded nothing and
+// exited 0. (Root ignores file modes, so the store is on a read-only filesystem here.)
+#[test]
+fn an_unwritable_store_is_refused_before_any_task_runs() {
+    let disk = match SmallDisk::mount("4m") {
+        Ok(disk) => disk,
+        Err(why) => return crate::support::skip("store::an_unwritable_store_is_refused_before_any_task_runs", &why),
+    };
+    let store = disk.path().join("store.db");
+    Run::new("store_success_then_dependent.rhai").store_at(&store).param("command", "exit 0").output().assert_code(0);
+    disk.make_read_only();
+    for store in [store.clone(), disk.path().join("new.db")] {
+        let scratch = tempfile::tempdir().unwrap();
+        let marker = scratch.path().join("ran");
+        let run = Run::new("store_success_then_dependent.rhai")
+            .store_at(&store)
+            .param("command", format!("touch {}", marker.display()))
+            .output();
+        run.assert_code(2);
+        assert!(!marker.exists(), "a task ran on a store that cannot record it");
+        assert!(run.stderr.contains("rhaiflow::store"), "{}", run.stderr);
+    }
+}
+
 /// A failed execution of `store_fails_once.rhai` (`build` succeeded, `deploy` failed) in a
 /// store of its own, for a test to damage.
 fn failed_execution() -> (Outcome, String) {

@@ -700,6 +700,12 @@ impl SmallDisk {
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
+
+    /// Remounts the disk read-only: a store nobody may write, even root.
+    pub fn make_read_only(&self) {
+        let status = StdCommand::new("mount").args(["-o", "remount,ro"]).arg(self.dir.path()).status().unwrap();
+        assert!(status.success(), "remount,ro failed");
+    }
 }
 
 impl Drop for SmallDisk {

@@ -54,12 +54,37 @@ pub(super) fn entry_call(
     Ok((call, arguments))
 }
 
-/// For an error without a place in a bundle workflow: the workflow's function.
+/// For an error without a place in a bundle workflow: the workflow's function. The span is
+/// in `source`, so the diagnostic shows `source` (an error from an imported module names
+/// that module as its source, with nothing labelled in it).
 pub(super) fn point_at_function(diagnostic: &mut ScriptDiagnostic, source: &Source, function: &str) {
     let pattern = format!("fn {function}(");
-    if let Some(at) = source.text.find(&pattern) {
+    if let (Some(at), true) = (source.text.find(&pattern), diagnostic.labels.is_empty()) {
         let span = miette::SourceSpan::new((at + 3).into(), function.len());
         diagnostic.labels.push((Some(format!("in workflow function `{function}`")), span, true));
-        diagnostic.source.get_or_insert_with(|| source.named());
+        diagnostic.source = Some(source.named());
+    }
+}
+
+#[cfg(test)]
+mod point_at_function_tests {
+    use super::*;
+
+    // An error without a place raised inside an imported module left the module as the
+    // diagnostic's source, and the label computed in the workflow's file pointed past its
+    // end: "[Failed to read contents for label ... OutOfBounds]".
+    #[test]
+    fn the_label_is_shown_in_the_workflow_file_it_was_found_in() {
+        let module = Source { name: "helpers.rhai".into(), text: "fn f() {}\n".into() };
+        let workflow = Source {
+            name: "main.rhai".into(),
+            text: format!("{}\nfn install(p) {{ f() }}\n", "// ...\n".repeat(40)).into(),
+        };
+        let mut diagnostic = ScriptDiagnostic::plain("rhaiflow::error", "it went wrong");
+        diagnostic.source = Some(module.named());
+        point_at_function(&mut diagnostic, &workflow, "install");
+        let shown = crate::script::diagnostics::render(&diagnostic, false);
+        assert!(!shown.contains("Failed to read"), "{shown}");
+        assert!(shown.contains("main.rhai:42:4") && shown.contains("in workflow function `install`"), "{shown}");
     }
 }

@@ -129,7 +129,11 @@ impl Diagnostic for ScriptDiagnostic {
         if self.labels.is_empty() {
             return None;
         }
-        Some(Box::new(self.labels.iter().map(|(text, span, primary)| {
+        // A span past the end of the source would render as miette's "[Failed to read
+        // contents for label …]": a label in the wrong file is better left out.
+        let size = self.source.as_ref().map_or(0, |s| s.inner().len());
+        let inside = move |span: &SourceSpan| span.offset() + span.len() <= size;
+        Some(Box::new(self.labels.iter().filter(move |(_, span, _)| inside(span)).map(|(text, span, primary)| {
             if *primary {
                 LabeledSpan::new_primary_with_span(text.clone(), *span)
             } else {
@@ -449,5 +453,51 @@ mod tests {
     fn positions_outside_the_source_have_no_span() {
         assert!(source("x").span(Position::new(5, 1)).is_none());
         assert!(source("x").span(Position::NONE).is_none());
+    }
+}
+
+#[cfg(test)]
+mod every_position {
+    use super::*;
+
+    #[test]
+    fn a_label_past_the_end_of_its_source_is_left_out() {
+        let mut d = ScriptDiagnostic::plain("t", "m");
+        d.source = Some(NamedSource::new("w.rhai", "let a = 1;".to_string()));
+        d.labels.push((Some("far away".into()), SourceSpan::new(200.into(), 3), true));
+        let shown = render(&d, false);
+        assert!(!shown.contains("Failed to read") && !shown.contains("far away"), "{shown}");
+    }
+
+    // Every position of sources with CRLF, lone CR, multi-byte characters, long lines, no
+    // final newline, labelled and rendered: none shows miette's "Failed to read contents".
+    #[test]
+    fn every_label_renders_its_source() {
+        let long = "x".repeat(300);
+        let texts = [
+            "let a = 1;\r\nlet b = 2;\r\n".to_string(),
+            "a\rb\rc".to_string(),
+            format!("let s = \"{long}\";\nlet t = 1;"),
+            format!("{long}\r{long}\n\n"),
+            "é€😀 = 1\n\n\n".to_string(),
+            format!("let x = `{long}\n{long}`;"),
+            "\n\n\n".to_string(),
+            "\"unterminated\n".to_string(),
+            format!("\"{}", "é".repeat(200)),
+        ];
+        for text in texts {
+            let src = Source { name: "w.rhai".into(), text: Arc::from(text.as_str()) };
+            let lines = text.split('\n').count() + 1;
+            for line in 1..=lines {
+                for column in 1..=320 {
+                    let mut d = ScriptDiagnostic::plain("t", "m");
+                    d.source = Some(src.named());
+                    d.label(&src, Position::new(line as u16, column as u16), Some("here".into()), true);
+                    d.label(&src, Position::new(1, 1), Some("there".into()), false);
+                    let out = render(&d, false);
+                    assert!(!out.contains("Failed to read"), "{text:?} {line}:{column}\n{out}");
+                }
+            }
+        }
     }
 }
