@@ -1,4 +1,4 @@
-//! Bundles (SCRIPT_API.md section 9): a folder of `plugin.yaml` and Rhai modules, run by
+//! Bundles (docs/BUNDLES.md): a folder of `plugin.yaml` and Rhai modules, run by
 //! workflow name with declared parameters; checked, tested, packed, installed, listed and
 //! removed with `rhaiflow bundle`.
 //!

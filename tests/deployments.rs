@@ -1,4 +1,4 @@
-//! The deployment model (SCRIPT_API.md section 8) and the built-in workflows: blueprints
+//! The deployment model (docs/DEPLOYMENTS.md) and the built-in workflows: blueprints
 //! validated, nodes and instances as scripts see them, operations (scripts and bundle
 //! functions) with their environment, inputs, retries and runtime properties, deployments
 //! kept in the store, and install / uninstall / scale / heal / execute_operation on the
@@ -33,6 +33,7 @@ impl Lab {
     fn new() -> Lab {
         let lab = Lab { dir: tempfile::tempdir().unwrap() };
         std::fs::create_dir_all(lab.record()).unwrap();
+        std::fs::create_dir_all(lab.temp()).unwrap();
         lab
     }
 
@@ -50,12 +51,18 @@ impl Lab {
         self.dir.path().join("three-tier")
     }
 
+    /// The lab's own temp folder (`$TMPDIR`), to see what a run leaves there.
+    fn temp(&self) -> PathBuf {
+        self.dir.path().join("tmp")
+    }
+
     /// The variables every command of the lab runs with.
-    fn envs(&self) -> [(&'static str, PathBuf); 3] {
+    fn envs(&self) -> [(&'static str, PathBuf); 4] {
         [
             ("RHAIFLOW_BUNDLES", self.dir.path().join("bundles")),
             ("RHAIFLOW_EXAMPLE_ROOT", self.root()),
             ("RECORD_DIR", self.record()),
+            ("TMPDIR", self.temp()),
         ]
     }
 
@@ -1081,6 +1088,20 @@ fn creates(lab: &Lab) -> BTreeMap<String, usize> {
         *counts.entry(line.to_string()).or_default() += 1;
     }
     counts
+}
+
+// Each script operation's runtime properties file was left in the temp folder when the run
+// was killed while the operation ran.
+#[test]
+fn a_killed_run_leaves_no_runtime_properties_file_behind() {
+    let lab = Lab::new();
+    kill_install_half_way(&lab);
+    let left: Vec<_> = std::fs::read_dir(lab.temp())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| !name.starts_with("rhaiflow-builtin-"))
+        .collect();
+    assert!(left.is_empty(), "left in the temp folder: {left:?}");
 }
 
 // `executions resume` of an install on a stored deployment rebuilt the graph from the

@@ -11,6 +11,7 @@ mod console_and_events;
 mod dataflow;
 mod deployments;
 mod diagnostics;
+mod docs;
 mod examples;
 mod flows;
 mod graph_mode;

@@ -1,4 +1,4 @@
-//! Bundles (SCRIPT_API.md section 9): a folder with `plugin.yaml` and Rhai modules, mapping
+//! Bundles (docs/BUNDLES.md): a folder with `plugin.yaml` and Rhai modules, mapping
 //! workflow names to functions with declared parameters; packed into a reproducible
 //! `.tar.gz`, installed side by side by version, checked and tested by their authors.
 //!

@@ -1,5 +1,5 @@
 //! A bundle workflow's declared parameters, and the values given to a run checked against
-//! them (SCRIPT_API.md section 9): every problem is found before anything runs and reported
+//! them (docs/BUNDLES.md): every problem is found before anything runs and reported
 //! in one diagnostic.
 
 use miette::SourceSpan;

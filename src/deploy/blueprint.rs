@@ -1,4 +1,4 @@
-//! A blueprint (SCRIPT_API.md section 8): node types with their hierarchy, properties and
+//! A blueprint (docs/DEPLOYMENTS.md): node types with their hierarchy, properties and
 //! interfaces, relationship types, and node templates; read from a spanned YAML tree and
 //! validated, every problem pointing at its line.
 

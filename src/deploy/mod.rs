@@ -1,4 +1,4 @@
-//! The deployment model (SCRIPT_API.md section 8): blueprints, the nodes and instances of a
+//! The deployment model (docs/DEPLOYMENTS.md): blueprints, the nodes and instances of a
 //! deployment with their relationships, and the operations tasks run on instances.
 //!
 //! `blueprint` reads and validates the YAML; `model` is a deployment's nodes and instances

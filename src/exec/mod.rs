@@ -13,6 +13,7 @@ mod operation;
 mod output_tail;
 mod process;
 mod replay;
+mod runtime_file;
 mod scheduler;
 mod script_pool;
 mod verdict;

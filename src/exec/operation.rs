@@ -12,6 +12,7 @@ use std::sync::Arc;
 use rhai::Dynamic;
 use serde_json::Value;
 
+use super::runtime_file::RuntimeFile;
 use super::{process, ExecEnv, TaskError};
 use crate::deploy::{Implementation, OperationCall};
 use crate::graph::{ProcessOptions, TaskCell, TaskSettings};
@@ -45,9 +46,8 @@ async fn run_script(
     let dir = &deployment.blueprint.dir;
     let node = call.node().map(|n| (n.id.clone(), Value::Object(n.properties.clone()))).unwrap_or_default();
     let before = deployment.data_of(&call.instance).runtime_properties;
-    let file = std::env::temp_dir().join(format!("rhaiflow-runtime-{}.json", uuid::Uuid::new_v4()));
-    std::fs::write(&file, Value::Object(before.clone()).to_string())
-        .map_err(|e| TaskError::recoverable(format!("cannot write {}: {e}", file.display())))?;
+    let mut file = RuntimeFile::holding(&Value::Object(before.clone()).to_string())
+        .map_err(|e| TaskError::recoverable(format!("cannot make the runtime properties file: {e}")))?;
     let mut env_vars = vec![
         ("RHAIFLOW_NODE".into(), node.0),
         ("RHAIFLOW_INSTANCE".into(), call.instance.clone()),
@@ -55,7 +55,7 @@ async fn run_script(
         ("RHAIFLOW_PROPERTIES".into(), node.1.to_string()),
         ("RHAIFLOW_INPUTS".into(), Value::Object(call.inputs.clone()).to_string()),
         ("RHAIFLOW_DEPLOYMENT".into(), deployment.name.clone()),
-        ("RHAIFLOW_RUNTIME_PROPERTIES".into(), file.display().to_string()),
+        ("RHAIFLOW_RUNTIME_PROPERTIES".into(), file.path()),
     ];
     // A relationship operation also names both ends.
     if let Some((_, target, _)) = &call.relationship {
@@ -70,8 +70,7 @@ async fn run_script(
     };
     let argv = ["sh".to_string(), dir.join(path).display().to_string()];
     let result = process::run(&argv, path, &options, settings.timeout, env).await;
-    let after = read_runtime_properties(&file, &call.name);
-    let _ = std::fs::remove_file(&file);
+    let after = read_runtime_properties(&mut file, &call.name);
     match after {
         Ok(after) if after != before => {
             deployment.set_runtime_properties(&call.instance, after).map_err(|e| TaskError::unrecorded(&e))?;
@@ -88,7 +87,7 @@ async fn run_script(
 /// The runtime properties a script operation left in its file: a JSON object, or an error
 /// saying what is wrong with it.
 fn read_runtime_properties(
-    file: &std::path::Path,
+    file: &mut RuntimeFile,
     operation: &str,
 ) -> Result<serde_json::Map<String, Value>, TaskError> {
     let unreadable = |why: String| {
@@ -97,7 +96,7 @@ fn read_runtime_properties(
              must be a JSON object"
         ))
     };
-    let text = std::fs::read_to_string(file).map_err(|e| unreadable(e.to_string()))?;
+    let text = file.contents().map_err(|e| unreadable(e.to_string()))?;
     match serde_json::from_str::<Value>(&text) {
         Ok(Value::Object(properties)) => Ok(properties),
         Ok(other) => Err(unreadable(format!("it holds {}", json_kind(&other)))),

@@ -128,7 +128,7 @@ pub fn text() -> String {
     for (command, what) in COMMANDS {
         out.push_str(&format!("  {command:<12} {what}\n"));
     }
-    out.push_str("\nThe host API (SCRIPT_API.md; docs/GUIDE.md):\n");
+    out.push_str("\nThe host API (all of it: docs/REFERENCE.md):\n");
     for (call, what) in API {
         out.push_str(&format!("  {call:<width$}  {what}\n"));
     }

@@ -72,7 +72,7 @@ impl std::fmt::Debug for HostExtension {
     }
 }
 
-/// A workflow of a bundle (SCRIPT_API.md section 9): `fn <function>(...)` in the module
+/// A workflow of a bundle (docs/BUNDLES.md): `fn <function>(...)` in the module
 /// `RunOptions::script`, called with the validated parameters, each by its name.
 #[derive(Clone, Debug)]
 pub struct BundleWorkflow {
