@@ -22,3 +22,4 @@ mod repl;
 mod retries;
 mod standard_mode;
 mod store;
+mod task_output;
