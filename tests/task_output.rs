@@ -106,3 +106,15 @@ fn the_console_shows_output_lines_led_by_the_task_and_quiet_hides_them() {
     quiet.assert_code(0);
     assert!(!quiet.stderr.contains(" | "), "{}", quiet.stderr);
 }
+
+// An operation's script printed into the void: its lines name the task and its instance.
+#[test]
+fn an_operation_script_s_lines_carry_its_node_instance() {
+    let out = Run::new("output_operation.rhai").args(["--blueprint", "output_operation/blueprint.yaml"]).output();
+    out.assert_code(0);
+    let line = out.events.of_task("task_output", "lifecycle.configure").next().expect("an output event");
+    assert_eq!((&line["node_instance"], &line["line"]), (&"web_1".into(), &"configuring web_1".into()));
+    assert!(out.stderr.lines().any(|l| l == "lifecycle.configure web_1 | configuring web_1"), "{}", out.stderr);
+    let logs = cli(&["executions", "logs", &out.execution_id(), "--store", &out.store_arg()]);
+    assert_eq!(logs.stdout, "lifecycle.configure web_1 | configuring web_1\n");
+}

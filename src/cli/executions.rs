@@ -246,7 +246,7 @@ fn human_line(json: &str) -> String {
     let Ok(e) = serde_json::from_str::<serde_json::Value>(json) else { return json.to_string() };
     let text = |k: &str| e.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
     let mut detail = text("task");
-    for key in ["message", "error"] {
+    for key in ["message", "error", "line"] {
         if let Some(v) = e.get(key).and_then(|v| v.as_str()) {
             if !detail.is_empty() {
                 detail.push_str(": ");
