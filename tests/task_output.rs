@@ -118,3 +118,13 @@ fn an_operation_script_s_lines_carry_its_node_instance() {
     let logs = cli(&["executions", "logs", &out.execution_id(), "--store", &out.store_arg()]);
     assert_eq!(logs.stdout, "lifecycle.configure web_1 | configuring web_1\n");
 }
+
+// What a task printed without a newline before its timeout killed it would be lost.
+#[test]
+fn a_last_line_without_newline_of_a_killed_task_comes_before_its_failure() {
+    let out = Run::new("output_timeout.rhai").output();
+    out.assert_code(1);
+    let line = out.events.of_task("task_output", "hangs").next().expect("the half line");
+    assert_eq!(line["line"], "waiting for the lock");
+    assert!(line["seq"].as_u64() < out.events.of_task("task_failed", "hangs").next().unwrap()["seq"].as_u64());
+}

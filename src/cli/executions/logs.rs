@@ -16,8 +16,8 @@ pub(super) fn logs(id: &str, task: Option<&str>, arg: &StoreArg, follow: bool) -
         let tasks = store.tasks(&record.id).map_err(store_error)?;
         // A task that has not started yet (followed while running) may still come.
         if !follow && !tasks.iter().any(|t| t.name == task) {
-            let mut names: Vec<&str> = tasks.iter().map(|t| t.name.as_str()).collect();
-            names.dedup();
+            let mut seen = std::collections::HashSet::new();
+            let names: Vec<&str> = tasks.iter().map(|t| t.name.as_str()).filter(|n| seen.insert(*n)).collect();
             let message = format!("execution {} has no task named `{task}`", record.id);
             let d = ScriptDiagnostic::plain("rhaiflow::no_such_task", message);
             return Err(d.with_help(format!("its tasks: {}", names.join(", "))));
