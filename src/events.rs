@@ -82,6 +82,30 @@ pub enum Payload {
         level: LogLevel,
         message: String,
     },
+    /// A line a shell or exec task (or an operation's script) printed; `truncated` on the last
+    /// one an attempt emits, where its output events were cut (`exec::output_lines`).
+    TaskOutput {
+        task: TaskInfo,
+        stream: OutputStream,
+        line: String,
+        truncated: bool,
+    },
+}
+
+/// Which of a process's streams a line of `task_output` came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutputStream {
+    Stdout,
+    Stderr,
+}
+
+impl OutputStream {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutputStream::Stdout => "stdout",
+            OutputStream::Stderr => "stderr",
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -130,6 +154,7 @@ impl Payload {
             Payload::WorkflowEvent { node_instance: None, .. } => "workflow_event",
             Payload::WorkflowEvent { node_instance: Some(_), .. } => "node_event",
             Payload::Log { .. } => "log",
+            Payload::TaskOutput { .. } => "task_output",
         }
     }
 
@@ -156,7 +181,8 @@ impl Payload {
             | Payload::TaskFailed(t, _, _)
             | Payload::TaskReverting(t)
             | Payload::TaskReverted(t)
-            | Payload::TaskRevertFailed(t, _) => Some(t),
+            | Payload::TaskRevertFailed(t, _)
+            | Payload::TaskOutput { task: t, .. } => Some(t),
             _ => None,
         }
     }
@@ -227,6 +253,13 @@ impl Event {
             Payload::Log { level, message } => {
                 m.insert("level".into(), level.as_str().into());
                 m.insert("message".into(), message.as_str().into());
+            }
+            Payload::TaskOutput { stream, line, truncated, .. } => {
+                m.insert("stream".into(), stream.as_str().into());
+                m.insert("line".into(), line.as_str().into());
+                if *truncated {
+                    m.insert("truncated".into(), true.into());
+                }
             }
             _ => {}
         }
@@ -346,6 +379,15 @@ impl Event {
                 field(out, "message");
                 string(out, message);
             }
+            Payload::TaskOutput { stream, line, truncated, .. } => {
+                field(out, "stream");
+                string(out, stream.as_str());
+                field(out, "line");
+                string(out, line);
+                if *truncated {
+                    out.extend_from_slice(b",\"truncated\":true");
+                }
+            }
             _ => {}
         }
         out.push(b'}');
@@ -450,6 +492,13 @@ mod tests {
             Payload::WorkflowEvent { message: "deployed".into(), node_instance: None },
             Payload::WorkflowEvent { message: "db is up".into(), node_instance: Some("db_1".into()) },
             Payload::Log { level: LogLevel::Warn, message: "careful".into() },
+            Payload::TaskOutput {
+                task: task(),
+                stream: OutputStream::Stderr,
+                line: "a \"line\"".into(),
+                truncated: false,
+            },
+            Payload::TaskOutput { task: task(), stream: OutputStream::Stdout, line: "[cut]".into(), truncated: true },
         ];
         for (i, payload) in payloads.into_iter().enumerate() {
             let event = Event { seq: i as u64 + 1, ts: SystemTime::UNIX_EPOCH, payload };

@@ -23,3 +23,4 @@ mod repl;
 mod retries;
 mod standard_mode;
 mod store;
+mod task_output;

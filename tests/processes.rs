@@ -151,6 +151,13 @@ fn a_task_printing_50_mb_keeps_a_bounded_tail_and_a_small_store() {
     assert_eq!(result["small"]["stderr"], "err");
     let store = std::fs::read_dir(out.store_arg()).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).sum::<u64>();
     assert!(store < 8 << 20, "the store holds {store} bytes");
+    // Its output events are bounded too (50 MB without a newline comes in 16 KiB pieces up
+    // to 1 MiB), and the last says where they were cut.
+    let big: Vec<_> = out.events.of_task("task_output", "big").collect();
+    assert!(big.len() > 1 && big.len() <= 10_001, "{} output events", big.len());
+    assert_eq!(big.last().unwrap()["truncated"], true);
+    let small: Vec<_> = out.events.of_task("task_output", "small").map(|e| e["line"].clone()).collect();
+    assert_eq!(small.len(), 2, "{small:?}");
 }
 
 // What a task started in the background outlived the SIGKILL of rhaiflow (PR_SET_PDEATHSIG

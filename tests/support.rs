@@ -552,6 +552,7 @@ impl Events {
                 );
             }
         }
+        self.check_output_within_attempts(&dump);
         for (id, seen) in attempts {
             // An attempt that succeeded and that on_success sent round again (a polling loop)
             // tells its success, then its rescheduling.
@@ -561,6 +562,30 @@ impl Events {
                 polled || open || (seen.len() == 2 && seen[0] == "task_started" && seen[1] != "task_started"),
                 "attempt {id} should have one task_started then one outcome, got {seen:?}:\n{dump}"
             );
+        }
+    }
+
+    /// A `task_output` event comes between its attempt's `task_started` and its outcome, and
+    /// an attempt's `truncated` one is its last.
+    #[track_caller]
+    fn check_output_within_attempts(&self, dump: &str) {
+        let mut open = std::collections::BTreeSet::new();
+        let mut cut = std::collections::BTreeSet::new();
+        for e in &self.0 {
+            let id = e["task_id"].as_u64().unwrap_or(0);
+            match e["type"].as_str().unwrap() {
+                "task_started" => drop(open.insert(id)),
+                "task_succeeded" | "task_rescheduled" | "task_failed" => drop(open.remove(&id)),
+                "task_output" => {
+                    assert!(open.contains(&id), "task_output outside its attempt: {e}\n{dump}");
+                    assert!(e["line"].is_string() && e["stream"].is_string(), "stream and line: {e}");
+                    assert!(!cut.contains(&id), "task_output after its attempt's truncated one: {e}\n{dump}");
+                    if e["truncated"] == true {
+                        cut.insert(id);
+                    }
+                }
+                _ => {}
+            }
         }
     }
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use parking_lot::Mutex;
 
-use crate::events::{Event, EventSink, ExecutionLabel, LogLevel, Payload};
+use crate::events::{Event, EventSink, ExecutionLabel, LogLevel, Payload, TaskInfo};
 use crate::exec::TaskError;
 use crate::graph::TaskKind;
 use crate::runner::Status;
@@ -112,6 +112,17 @@ impl Console {
     }
 }
 
+impl Console {
+    /// A line a task printed, led by the task as `docker compose` leads a service's lines
+    /// (`build | text`), so that the output of tasks running side by side stays readable.
+    fn output_line(state: &ConsoleState, task: &TaskInfo, line: &str) {
+        match &task.node_instance {
+            Some(instance) => Console::line(state, format!("{} {instance} | {line}", task.name)),
+            None => Console::line(state, format!("{} | {line}", task.name)),
+        }
+    }
+}
+
 fn shows_progress(kind: TaskKind) -> bool {
     !matches!(kind, TaskKind::Noop | TaskKind::Event | TaskKind::Subgraph)
 }
@@ -191,6 +202,7 @@ impl EventSink for Console {
             Payload::TaskRevertFailed(t, error) => {
                 Console::line(state, format!("{at:>8.3}s  REVERT FAILED {}: {error}", t.name));
             }
+            Payload::TaskOutput { task, line, .. } if !state.quiet => Console::output_line(state, task, line),
             _ => {}
         }
         if let Some(bar) = &state.bar {

@@ -1,5 +1,8 @@
-//! `rhaiflow executions list | show ID | events ID [--follow] | cancel ID [--force] | resume ID`:
-//! what the store recorded, and acting on executions from another shell.
+//! `rhaiflow executions list | show ID | events ID [--follow] | logs ID [--task NAME] [--follow]
+//! | cancel ID [--force] | resume ID`: what the store recorded, and acting on executions from
+//! another shell.
+
+mod logs;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -51,6 +54,18 @@ enum ExecutionsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// The lines its shell, exec and operation script tasks printed.
+    Logs {
+        id: String,
+        /// Only this task's lines, without the task in front of each.
+        #[arg(long, value_name = "NAME")]
+        task: Option<String>,
+        #[command(flatten)]
+        store: StoreArg,
+        /// Keep printing lines as a running execution's tasks print them, until it ends.
+        #[arg(long)]
+        follow: bool,
+    },
     /// Ask a running execution (in another process) to cancel.
     Cancel {
         id: String,
@@ -87,6 +102,10 @@ pub fn executions(args: ExecutionsArgs) -> i32 {
         ExecutionsCommand::Events { id, store, follow, json } => {
             super::end_quietly_on_closed_pipe();
             events(&id, &store, follow, json)
+        }
+        ExecutionsCommand::Logs { id, task, store, follow } => {
+            super::end_quietly_on_closed_pipe();
+            logs::logs(&id, task.as_deref(), &store, follow)
         }
         ExecutionsCommand::Cancel { id, store, force } => cancel(&id, &store, force),
         ExecutionsCommand::Resume { id, store, events_json, quiet } => {
@@ -227,7 +246,7 @@ fn human_line(json: &str) -> String {
     let Ok(e) = serde_json::from_str::<serde_json::Value>(json) else { return json.to_string() };
     let text = |k: &str| e.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
     let mut detail = text("task");
-    for key in ["message", "error"] {
+    for key in ["message", "error", "line"] {
         if let Some(v) = e.get(key).and_then(|v| v.as_str()) {
             if !detail.is_empty() {
                 detail.push_str(": ");
@@ -244,15 +263,28 @@ fn human_line(json: &str) -> String {
 
 fn events(id: &str, arg: &StoreArg, follow: bool, json: bool) -> Result<i32, ScriptDiagnostic> {
     let (_, store, record) = find(id, arg)?;
+    read_events(&*store, &record, follow, |line| {
+        if json {
+            say_out!("{line}");
+        } else {
+            say_out!("{}", human_line(line));
+        }
+    })
+}
+
+/// Gives `each` the recorded events of `record` (their JSON lines), and with `follow` the new
+/// ones as they are committed, until the execution ends or is found crashed.
+fn read_events(
+    store: &dyn Store,
+    record: &ExecutionRecord,
+    follow: bool,
+    mut each: impl FnMut(&str),
+) -> Result<i32, ScriptDiagnostic> {
     let mut after = 0;
     loop {
         for (seq, line) in store.events_after(&record.id, after).map_err(store_error)? {
             after = seq;
-            if json {
-                say_out!("{line}");
-            } else {
-                say_out!("{}", human_line(&line));
-            }
+            each(&line);
         }
         if !follow {
             return Ok(0);
@@ -261,7 +293,7 @@ fn events(id: &str, arg: &StoreArg, follow: bool, json: bool) -> Result<i32, Scr
         if now.status != ExecutionStatus::Running || now.crashed() {
             // One more read: the last events are committed with the final status.
             for (_, line) in store.events_after(&record.id, after).map_err(store_error)? {
-                say_out!("{}", if json { line } else { human_line(&line) });
+                each(&line);
             }
             if now.crashed() {
                 say!(

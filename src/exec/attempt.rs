@@ -229,9 +229,11 @@ async fn perform(cell: &Arc<TaskCell>, settings: &TaskSettings, env: &Arc<ExecEn
         }
         TaskAction::Shell { command, options } => {
             let argv = ["sh".to_string(), "-c".to_string(), command.clone()];
-            process::run(&argv, &short_command(command), options, settings.timeout, env).await
+            process::run(current_task_info(cell), &argv, &short_command(command), options, settings.timeout, env).await
         }
-        TaskAction::Exec { argv, options } => process::run(argv, &argv.join(" "), options, settings.timeout, env).await,
+        TaskAction::Exec { argv, options } => {
+            process::run(current_task_info(cell), argv, &argv.join(" "), options, settings.timeout, env).await
+        }
         TaskAction::Script { .. } => {
             let (closure, args) = closure_call(cell).expect("the task runs a closure");
             call_blocking(env, closure, args, settings.timeout, Holds::Slot).await

@@ -10,6 +10,7 @@ mod direct_closure;
 mod error;
 pub mod left_behind;
 mod operation;
+mod output_lines;
 mod output_tail;
 mod process;
 mod replay;

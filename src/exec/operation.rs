@@ -26,7 +26,7 @@ pub async fn run(
     let Some(operation) = &call.operation else { return Ok(Dynamic::UNIT) };
     match &operation.implementation {
         Implementation::Nothing => Ok(Dynamic::UNIT),
-        Implementation::Script(path) => run_script(call, path, settings, env).await,
+        Implementation::Script(path) => run_script(call, cell, path, settings, env).await,
         Implementation::Function { .. } => {
             let (scripts, call) = (env.scripts.clone(), call.clone());
             let (retry, timeout) = (cell.inner.lock().status.current_retries, settings.timeout);
@@ -38,6 +38,7 @@ pub async fn run(
 
 async fn run_script(
     call: &OperationCall,
+    cell: &TaskCell,
     path: &str,
     settings: &TaskSettings,
     env: &Arc<ExecEnv>,
@@ -69,7 +70,8 @@ async fn run_script(
         output_limit: None,
     };
     let argv = ["sh".to_string(), dir.join(path).display().to_string()];
-    let result = process::run(&argv, path, &options, settings.timeout, env).await;
+    let task = super::attempt::current_task_info(cell);
+    let result = process::run(task, &argv, path, &options, settings.timeout, env).await;
     let after = read_runtime_properties(&mut file, &call.name);
     match after {
         Ok(after) if after != before => {

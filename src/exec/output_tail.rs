@@ -16,21 +16,27 @@ pub struct OutputTail {
 }
 
 impl OutputTail {
-    /// Reads `stream` to its end, keeping its last `limit` bytes. A read error ends the stream:
-    /// the process's exit status says what happened to it.
-    pub async fn read(mut stream: impl AsyncRead + Unpin, limit: usize) -> OutputTail {
+    /// Reads `stream` to its end, keeping its last `limit` bytes; `seen` is shown every chunk
+    /// as it is read (the task's output events). A read error ends the stream: the process's
+    /// exit status says what happened to it.
+    pub async fn read(mut stream: impl AsyncRead + Unpin, limit: usize, mut seen: impl FnMut(&[u8])) -> OutputTail {
         let mut tail = OutputTail::default();
         let mut chunk = vec![0u8; 64 << 10];
         while let Ok(read @ 1..) = stream.read(&mut chunk).await {
+            seen(&chunk[..read]);
             tail.keep(&chunk[..read], limit);
         }
         tail
     }
 
     /// `read` of a child's piped stream (`None` only if it was not piped: nothing to read).
-    pub async fn read_piped(stream: Option<impl AsyncRead + Unpin>, limit: usize) -> OutputTail {
+    pub async fn read_piped(
+        stream: Option<impl AsyncRead + Unpin>,
+        limit: usize,
+        seen: impl FnMut(&[u8]),
+    ) -> OutputTail {
         match stream {
-            Some(stream) => OutputTail::read(stream, limit).await,
+            Some(stream) => OutputTail::read(stream, limit, seen).await,
             None => OutputTail::default(),
         }
     }
@@ -65,10 +71,10 @@ mod tests {
 
     #[tokio::test]
     async fn only_the_last_bytes_are_kept_and_the_cut_is_said() {
-        let tail = OutputTail::read(&b"0123456789"[..], 4).await;
+        let tail = OutputTail::read(&b"0123456789"[..], 4, |_| {}).await;
         assert!(tail.was_cut());
         assert_eq!(tail.text(), "[… 6 bytes cut …]\n6789");
-        let whole = OutputTail::read(&b"0123"[..], 4).await;
+        let whole = OutputTail::read(&b"0123"[..], 4, |_| {}).await;
         assert_eq!((whole.was_cut(), whole.text()), (false, "0123".to_string()));
     }
 }

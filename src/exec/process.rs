@@ -7,8 +7,10 @@ use rhai::{Dynamic, Map};
 use tokio::process::Command;
 
 use super::left_behind::EXECUTION_ID_VARIABLE;
+use super::output_lines::OutputLines;
 use super::output_tail::{OutputTail, DEFAULT_OUTPUT_LIMIT};
 use super::{ErrorKind, ExecEnv, TaskError};
+use crate::events::{OutputStream, TaskInfo};
 use crate::graph::ProcessOptions;
 
 /// The child gets SIGKILL when rhaiflow dies, even of a SIGKILL: an orphan still running would
@@ -35,8 +37,9 @@ fn dies_with_its_runner(command: &mut Command) {
 }
 
 /// Runs `argv` (`display` is how messages name it) and returns `#{code, stdout, stderr}`; a non-zero exit is a recoverable error
-/// whose value is that same map.
+/// whose value is that same map. What it prints is emitted line by line as `task`'s output.
 pub async fn run(
+    task: TaskInfo,
     argv: &[String],
     display: &str,
     options: &ProcessOptions,
@@ -91,22 +94,22 @@ pub async fn run(
     // megabyte, and its result and `task_succeeded` event stay that small.
     let limit = options.output_limit.unwrap_or(DEFAULT_OUTPUT_LIMIT);
     let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
+    let lines = OutputLines::new(env.bus.clone(), task);
     let finished = async {
-        let (stdout, stderr) =
-            tokio::join!(OutputTail::read_piped(stdout, limit), OutputTail::read_piped(stderr, limit),);
+        let (stdout, stderr) = tokio::join!(
+            OutputTail::read_piped(stdout, limit, |bytes| lines.take(OutputStream::Stdout, bytes)),
+            OutputTail::read_piped(stderr, limit, |bytes| lines.take(OutputStream::Stderr, bytes)),
+        );
         (child.wait().await, stdout, stderr)
     };
-    let (status, stdout, stderr) = tokio::select! {
-        finished = finished => finished,
-        _ = deadline => {
-            kill_group();
-            return Err(TaskError::recoverable(format!("timed out after {}s; the process group was killed", timeout.unwrap_or(0.0))));
-        }
-        _ = cancel.forced() => {
-            kill_group();
-            return Err(TaskError::cancelled());
-        }
+    let ended = tokio::select! {
+        finished = finished => Ok(finished),
+        _ = deadline => Err(TaskError::recoverable(format!("timed out after {}s; the process group was killed", timeout.unwrap_or(0.0)))),
+        _ = cancel.forced() => Err(TaskError::cancelled()),
     };
+    // A last line without its newline, also of a process killed now, comes before the outcome.
+    lines.finish();
+    let (status, stdout, stderr) = ended.inspect_err(|_| kill_group())?;
     let status = status.map_err(|e| TaskError::recoverable(format!("lost track of `{program}`: {e}")))?;
     let truncated = stdout.was_cut() || stderr.was_cut();
     let (stdout, stderr) = (stdout.text(), stderr.text());

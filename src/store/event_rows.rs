@@ -45,7 +45,9 @@ impl RowBuilder {
             self.first_seq = event.seq;
         }
         self.last_seq = event.seq;
-        let task = event.payload.task();
+        // Output lines change no task's state: stored without the task, the fold of task states
+        // (`executions show`, resume) does not read them.
+        let task = event.payload.task().filter(|_| !matches!(event.payload, Payload::TaskOutput { .. }));
         self.tasks_done += u64::from(match &event.payload {
             // A success that `on_success` sent round again is not the task's end.
             Payload::TaskSucceeded(t, _, true) | Payload::TaskFailed(t, _, true) => t.kind != TaskKind::Subgraph,
