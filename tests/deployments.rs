@@ -20,7 +20,7 @@ use insta::assert_snapshot;
 use serde_json::{json, Value};
 use tempfile::TempDir;
 
-use crate::support::{cli_of, example, fixtures, rhaiflow, Cli, Events, Outcome};
+use crate::support::{cli_of, example, fixtures, rhaiflow, Cli, Events, Outcome, Run};
 
 const THREE_TIER: &str = "three_tier/blueprint.yaml";
 
@@ -1143,4 +1143,58 @@ fn a_closed_stdout_does_not_panic() {
     let output = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+// ---------------------------------------------------------------------------------------
+// The built-in workflows as Cloudify orders them (issue 15): unlink in reverse, heal of a
+// host's subgraph, relationships of instances outside a workflow's set, dependency order
+// through nodes not chosen, a modification's node counts, target-side operations.
+
+/// `rhaiflow run WORKFLOW --deployment NAME -p PARAM…` through the shared `Run` builder, in
+/// the lab's store and environment.
+fn run_on(lab: &Lab, deployment: &str, workflow: &str, params: &[(&str, &str)]) -> Outcome {
+    let mut run = Run::new(workflow).args(["--deployment", deployment]).store_at(lab.store());
+    for (key, value) in lab.envs() {
+        run = run.env(key, value.to_str().unwrap());
+    }
+    for (key, value) in params {
+        run = run.param(key, value);
+    }
+    run.output()
+}
+
+/// The lines `record_op.sh` appended, in order (`OPERATION INSTANCE [-> TARGET]`).
+fn recorded_ops(lab: &Lab) -> Vec<String> {
+    let text = std::fs::read_to_string(lab.record().join("ops")).unwrap_or_default();
+    text.lines().map(str::to_string).collect()
+}
+
+/// A lab with `blueprint` (a deployments fixture) created as `name` and installed.
+fn installed(blueprint_name: &str, name: &str) -> Lab {
+    let lab = Lab::new();
+    lab.create(name, &blueprint(blueprint_name));
+    run_on(&lab, name, "install", &[]).assert_code(0);
+    lab
+}
+
+// Uninstall ran an instance's unlink operations in the order its relationships are declared,
+// not in the reverse (Cloudify's `_relationships_operations(reverse=True)`).
+#[test]
+fn uninstall_unlinks_relationships_in_reverse_declaration_order() {
+    let lab = installed("relationship_order.yaml", "order");
+    let establish = recorded_ops(&lab);
+    assert_eq!(
+        establish,
+        ["relationship_lifecycle.establish app_1 -> first_1", "relationship_lifecycle.establish app_1 -> second_1",]
+    );
+    std::fs::remove_file(lab.record().join("ops")).unwrap();
+    let out = run_on(&lab, "order", "uninstall", &[]);
+    out.assert_code(0);
+    assert_eq!(
+        recorded_ops(&lab),
+        ["relationship_lifecycle.unlink app_1 -> second_1", "relationship_lifecycle.unlink app_1 -> first_1"]
+    );
+    let e = &out.events;
+    assert_eq!(operations_on(e, "app_1"), ["lifecycle.stop", "relationship_lifecycle.unlink", "lifecycle.delete"]);
+    assert_op_before(e, ("lifecycle.delete", "app_1"), ("lifecycle.stop", "second_1"));
 }
