@@ -822,11 +822,11 @@ fn scaling_a_node_in_two_containers_adds_one_per_container() {
 }
 
 #[test]
-fn heal_reinstalls_the_instance_and_leaves_the_others_alone() {
+fn heal_of_a_web_server_reinstalls_its_vm_and_everything_on_it() {
     let lab = Lab::installed_shop();
     let out = lab.on("shop", "heal", &["-p", "node_instance_id=web_1"]);
     out.assert_code(0);
-    assert_eq!(out.result(), json!({"healed": ["web_1"]}));
+    assert_eq!(out.result(), json!({"healed": ["vm_1", "database_1", "web_1", "web_2"]}), "the host's subgraph");
     assert_eq!(
         operations_on(&out.events, "web_1"),
         [
@@ -839,15 +839,9 @@ fn heal_reinstalls_the_instance_and_leaves_the_others_alone() {
             "lifecycle.start",
         ]
     );
-    assert!(operations(&out.events).iter().all(|(_, i)| i == "web_1"), "{:?}", operations(&out.events));
     assert_eq!(lab.log("web_1").len(), 4, "a fresh folder, installed again");
     assert_eq!(lab.log("web_2").len(), 4);
     assert_eq!(lab.log("database_1").len(), 3);
-    assert!(lab.states("shop").values().all(|s| s == "started"));
-
-    // Healing the VM reinstalls everything it contains, targets first again.
-    let out = lab.on("shop", "heal", &["-p", "node_instance_id=vm_1"]);
-    out.assert_code(0);
     let e = &out.events;
     assert_op_before(e, ("lifecycle.delete", "web_1"), ("lifecycle.stop", "database_1"));
     assert_op_before(e, ("lifecycle.delete", "database_1"), ("lifecycle.stop", "vm_1"));
@@ -1197,4 +1191,43 @@ fn uninstall_unlinks_relationships_in_reverse_declaration_order() {
     let e = &out.events;
     assert_eq!(operations_on(e, "app_1"), ["lifecycle.stop", "relationship_lifecycle.unlink", "lifecycle.delete"]);
     assert_op_before(e, ("lifecycle.delete", "app_1"), ("lifecycle.stop", "second_1"));
+}
+
+// Heal reinstalled only the instance named and what it contains, not its host, and left the
+// instances related to it with relationships to an instance that was torn down (Cloudify's
+// `test_heal_correct_order`: unlink before the teardown, establish after the reinstall).
+#[test]
+fn heal_reinstalls_the_host_subgraph_and_relinks_the_instances_related_to_it() {
+    let lab = installed("heal_order.yaml", "heal");
+    std::fs::remove_file(lab.record().join("ops")).unwrap();
+    let out = run_on(&lab, "heal", "heal", &[("node_instance_id", "app_1")]);
+    out.assert_code(0);
+    assert_eq!(out.result(), json!({"healed": ["host_1", "app_1"]}), "the host and what it contains");
+    assert_eq!(
+        recorded_ops(&lab),
+        [
+            "lifecycle.stop app_1",
+            "relationship_lifecycle.unlink peer_1 -> host_1",
+            "lifecycle.stop host_1",
+            "lifecycle.create host_1",
+            "relationship_lifecycle.establish peer_1 -> host_1",
+            "lifecycle.create app_1",
+        ]
+    );
+    let e = &out.events;
+    assert_op_before(e, ("lifecycle.stop", "app_1"), ("relationship_lifecycle.unlink", "peer_1"));
+    assert_op_before(e, ("relationship_lifecycle.unlink", "peer_1"), ("lifecycle.stop", "host_1"));
+    assert_op_before(e, ("lifecycle.start", "host_1"), ("relationship_lifecycle.establish", "peer_1"));
+    assert_op_before(e, ("relationship_lifecycle.establish", "peer_1"), ("lifecycle.create", "app_1"));
+    let touched: Vec<(String, String)> =
+        operations(e).into_iter().filter(|(_, i)| i == "peer_1" || i == "bystander_1").collect();
+    assert_eq!(
+        touched,
+        [
+            ("relationship_lifecycle.unlink".to_string(), "peer_1".to_string()),
+            ("relationship_lifecycle.establish".to_string(), "peer_1".to_string())
+        ],
+        "the peer only relinks; the bystander is left alone"
+    );
+    assert!(lab.states("heal").values().all(|s| s == "started"), "{:?}", lab.states("heal"));
 }
