@@ -1231,3 +1231,51 @@ fn heal_reinstalls_the_host_subgraph_and_relinks_the_instances_related_to_it() {
     );
     assert!(lab.states("heal").values().all(|s| s == "started"), "{:?}", lab.states("heal"));
 }
+
+// Scaling a relationship target neither established the existing sources' relationships to
+// the new instances nor unlinked them from the removed ones.
+#[test]
+fn scale_relinks_the_sources_of_added_and_removed_instances() {
+    let lab = installed("scale_relink.yaml", "scale");
+    std::fs::remove_file(lab.record().join("ops")).unwrap();
+    let out = run_on(&lab, "scale", "scale", &[("node_id", "db"), ("delta", "1")]);
+    out.assert_code(0);
+    assert_eq!(recorded_ops(&lab), ["lifecycle.create db_2", "relationship_lifecycle.establish app_1 -> db_2"]);
+    assert_op_before(&out.events, ("lifecycle.start", "db_2"), ("relationship_lifecycle.establish", "app_1"));
+
+    std::fs::remove_file(lab.record().join("ops")).unwrap();
+    let out = run_on(&lab, "scale", "scale", &[("node_id", "db"), ("delta", "-1")]);
+    out.assert_code(0);
+    assert_eq!(
+        recorded_ops(&lab),
+        ["relationship_lifecycle.unlink app_1 -> db_2", "lifecycle.stop db_2", "lifecycle.delete db_2"]
+    );
+    assert_op_before(&out.events, ("relationship_lifecycle.unlink", "app_1"), ("lifecycle.stop", "db_2"));
+    let shown: Vec<String> = lab.show("scale").into_keys().collect();
+    assert_eq!(shown, ["app_1", "db_1"]);
+}
+
+// A scale-out whose install failed rolled the modification back but left what it had created
+// (db_2's create ran; nothing deleted it).
+#[test]
+fn a_failed_scale_out_uninstalls_what_it_created_and_rolls_back() {
+    let lab = installed("scale_relink.yaml", "scale");
+    std::fs::remove_file(lab.record().join("ops")).unwrap();
+    std::fs::write(lab.record().join("fail db_2 lifecycle.create"), "").unwrap();
+    let out = run_on(&lab, "scale", "scale", &[("node_id", "db"), ("delta", "1")]);
+    out.assert_code(1);
+    assert_eq!(
+        recorded_ops(&lab),
+        [
+            "lifecycle.create db_2",
+            "relationship_lifecycle.unlink app_1 -> db_2",
+            "lifecycle.stop db_2",
+            "lifecycle.delete db_2",
+        ]
+    );
+    assert_op_before(&out.events, ("lifecycle.create", "db_2"), ("lifecycle.delete", "db_2"));
+    assert_eq!(out.events.of_task("task_failed", "lifecycle.create").count(), 1);
+    let states = lab.states("scale");
+    assert_eq!(states.keys().collect::<Vec<_>>(), ["app_1", "db_1"], "the modification was rolled back");
+    assert!(states.values().all(|s| s == "started"), "{states:?}");
+}
