@@ -1279,3 +1279,21 @@ fn a_failed_scale_out_uninstalls_what_it_created_and_rolls_back() {
     assert_eq!(states.keys().collect::<Vec<_>>(), ["app_1", "db_1"], "the modification was rolled back");
     assert!(states.values().all(|s| s == "started"), "{states:?}");
 }
+
+// With run_by_dependency_order, chosen instances waited only for chosen instances they relate
+// to directly: front -> middle -> back with middle not chosen ran front and back together.
+#[test]
+fn execute_operation_by_dependency_order_follows_relationships_through_nodes_not_chosen() {
+    let lab = Lab::new();
+    lab.create("chain", &blueprint("indirect_order.yaml"));
+    let params = [
+        ("operation", "lifecycle.configure"),
+        ("node_ids", r#"["front", "back"]"#),
+        ("run_by_dependency_order", "true"),
+    ];
+    let out = run_on(&lab, "chain", "execute_operation", &params);
+    out.assert_code(0);
+    assert_eq!(out.result(), json!(2), "two instances chosen");
+    assert_op_before(&out.events, ("lifecycle.configure", "back_1"), ("lifecycle.configure", "front_1"));
+    assert_eq!(recorded_ops(&lab), ["lifecycle.configure back_1", "lifecycle.configure front_1"], "not middle");
+}
