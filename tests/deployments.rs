@@ -1297,3 +1297,33 @@ fn execute_operation_by_dependency_order_follows_relationships_through_nodes_not
     assert_op_before(&out.events, ("lifecycle.configure", "back_1"), ("lifecycle.configure", "front_1"));
     assert_eq!(recorded_ops(&lab), ["lifecycle.configure back_1", "lifecycle.configure front_1"], "not middle");
 }
+
+// During a modification a node already counted the instances it added, so `use_modify`
+// (which compares the count after start_modification) took the scale-in branch on a
+// scale-out and did nothing.
+#[test]
+fn a_node_reports_its_instance_count_until_the_modification_finishes() {
+    let out = Run::new("deployments/use_modify.rhai")
+        .args(["--blueprint", "deployments/scale_relink.yaml"])
+        .ephemeral()
+        .output();
+    out.assert_code(0);
+    assert_eq!(
+        out.result(),
+        json!({
+            "up": {"going_up": true, "touched": ["db_2", "db_3"], "after": 3},
+            "down": {"going_up": false, "touched": ["db_2", "db_3"], "after": 1},
+        })
+    );
+    let events: Vec<(String, String)> = node_events(&out.events);
+    let expected = [("db_2", "added"), ("db_3", "added"), ("db_2", "removed"), ("db_3", "removed")];
+    let mut sorted_up = events[..2].to_vec();
+    sorted_up.sort();
+    let mut sorted_down = events[2..].to_vec();
+    sorted_down.sort();
+    assert_eq!(
+        [sorted_up, sorted_down].concat(),
+        expected.map(|(i, m)| (i.to_string(), m.to_string())),
+        "the adds, then the removals"
+    );
+}
