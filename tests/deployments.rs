@@ -1327,3 +1327,41 @@ fn a_node_reports_its_instance_count_until_the_modification_finishes() {
         "the adds, then the removals"
     );
 }
+
+// A target-side relationship operation ran with the source's identity: RHAIFLOW_NODE,
+// RHAIFLOW_INSTANCE, ctx.instance and its events' node_instance all named the source.
+#[test]
+fn a_target_side_relationship_operation_runs_with_the_target_identity() {
+    let lab = Lab::new();
+    lab.install_depops();
+    lab.create("side", &blueprint("target_side.yaml"));
+    let out = run_on(&lab, "side", "install", &[]);
+    out.assert_code(0);
+
+    let target = recorded_env(&lab, "store_1.relationship_lifecycle.establish");
+    assert_eq!(target["RHAIFLOW_NODE"], "store");
+    assert_eq!(target["RHAIFLOW_INSTANCE"], "store_1");
+    assert_eq!(json_of(&target["RHAIFLOW_PROPERTIES"]), json!({"port": 5432}));
+    assert_eq!(json_of(&target["RUNTIME_PROPERTIES_FILE"]), json!({"from_script": "store_1", "before": {}}));
+    assert_eq!(
+        (target["RHAIFLOW_SOURCE_INSTANCE"].as_str(), target["RHAIFLOW_TARGET_INSTANCE"].as_str()),
+        ("feeder_1", "store_1")
+    );
+    let source = recorded_env(&lab, "feeder_1.relationship_lifecycle.establish");
+    assert_eq!((source["RHAIFLOW_NODE"].as_str(), source["RHAIFLOW_INSTANCE"].as_str()), ("feeder", "feeder_1"));
+    assert_eq!(json_of(&source["RHAIFLOW_PROPERTIES"]), json!({"port": 80}));
+
+    let e = &out.events;
+    let establish: Vec<String> = operations(e)
+        .into_iter()
+        .filter(|(op, _)| op == "relationship_lifecycle.establish")
+        .map(|(_, instance)| instance)
+        .collect();
+    assert_eq!(establish, ["feeder_1", "store_1"], "the source end, then the target end");
+    let done = e
+        .of_type("task_succeeded")
+        .find(|t| t["task"] == "relationship_lifecycle.postconfigure")
+        .unwrap_or_else(|| panic!("no postconfigure:\n{}", e.summary()));
+    assert_eq!(done["node_instance"], "store_1");
+    assert_eq!(done["result"], json!({"node": "store", "instance": "store_1"}));
+}
