@@ -20,7 +20,7 @@ use insta::assert_snapshot;
 use serde_json::{json, Value};
 use tempfile::TempDir;
 
-use crate::support::{cli_of, example, fixtures, rhaiflow, Cli, Events, Outcome};
+use crate::support::{cli_of, example, fixtures, rhaiflow, Cli, Events, Outcome, Run};
 
 const THREE_TIER: &str = "three_tier/blueprint.yaml";
 
@@ -829,11 +829,11 @@ fn scaling_a_node_in_two_containers_adds_one_per_container() {
 }
 
 #[test]
-fn heal_reinstalls_the_instance_and_leaves_the_others_alone() {
+fn heal_of_a_web_server_reinstalls_its_vm_and_everything_on_it() {
     let lab = Lab::installed_shop();
     let out = lab.on("shop", "heal", &["-p", "node_instance_id=web_1"]);
     out.assert_code(0);
-    assert_eq!(out.result(), json!({"healed": ["web_1"]}));
+    assert_eq!(out.result(), json!({"healed": ["vm_1", "database_1", "web_1", "web_2"]}), "the host's subgraph");
     assert_eq!(
         operations_on(&out.events, "web_1"),
         [
@@ -846,15 +846,9 @@ fn heal_reinstalls_the_instance_and_leaves_the_others_alone() {
             "lifecycle.start",
         ]
     );
-    assert!(operations(&out.events).iter().all(|(_, i)| i == "web_1"), "{:?}", operations(&out.events));
     assert_eq!(lab.log("web_1").len(), 4, "a fresh folder, installed again");
     assert_eq!(lab.log("web_2").len(), 4);
     assert_eq!(lab.log("database_1").len(), 3);
-    assert!(lab.states("shop").values().all(|s| s == "started"));
-
-    // Healing the VM reinstalls everything it contains, targets first again.
-    let out = lab.on("shop", "heal", &["-p", "node_instance_id=vm_1"]);
-    out.assert_code(0);
     let e = &out.events;
     assert_op_before(e, ("lifecycle.delete", "web_1"), ("lifecycle.stop", "database_1"));
     assert_op_before(e, ("lifecycle.delete", "database_1"), ("lifecycle.stop", "vm_1"));
@@ -1164,4 +1158,231 @@ fn a_closed_stdout_does_not_panic() {
     let output = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+// ---------------------------------------------------------------------------------------
+// The built-in workflows as Cloudify orders them (issue 15): unlink in reverse, heal of a
+// host's subgraph, relationships of instances outside a workflow's set, dependency order
+// through nodes not chosen, a modification's node counts, target-side operations.
+
+/// `rhaiflow run WORKFLOW --deployment NAME -p PARAM…` through the shared `Run` builder, in
+/// the lab's store and environment.
+fn run_on(lab: &Lab, deployment: &str, workflow: &str, params: &[(&str, &str)]) -> Outcome {
+    let mut run = Run::new(workflow).args(["--deployment", deployment]).store_at(lab.store());
+    for (key, value) in lab.envs() {
+        run = run.env(key, value.to_str().unwrap());
+    }
+    for (key, value) in params {
+        run = run.param(key, value);
+    }
+    run.output()
+}
+
+/// The lines `record_op.sh` appended, in order (`OPERATION INSTANCE [-> TARGET]`).
+fn recorded_ops(lab: &Lab) -> Vec<String> {
+    let text = std::fs::read_to_string(lab.record().join("ops")).unwrap_or_default();
+    text.lines().map(str::to_string).collect()
+}
+
+/// A lab with `blueprint` (a deployments fixture) created as `name` and installed.
+fn installed(blueprint_name: &str, name: &str) -> Lab {
+    let lab = Lab::new();
+    lab.create(name, &blueprint(blueprint_name));
+    run_on(&lab, name, "install", &[]).assert_code(0);
+    lab
+}
+
+// Uninstall ran an instance's unlink operations in the order its relationships are declared,
+// not in the reverse (Cloudify's `_relationships_operations(reverse=True)`).
+#[test]
+fn uninstall_unlinks_relationships_in_reverse_declaration_order() {
+    let lab = installed("relationship_order.yaml", "order");
+    let establish = recorded_ops(&lab);
+    assert_eq!(
+        establish,
+        ["relationship_lifecycle.establish app_1 -> first_1", "relationship_lifecycle.establish app_1 -> second_1",]
+    );
+    std::fs::remove_file(lab.record().join("ops")).unwrap();
+    let out = run_on(&lab, "order", "uninstall", &[]);
+    out.assert_code(0);
+    assert_eq!(
+        recorded_ops(&lab),
+        ["relationship_lifecycle.unlink app_1 -> second_1", "relationship_lifecycle.unlink app_1 -> first_1"]
+    );
+    let e = &out.events;
+    assert_eq!(operations_on(e, "app_1"), ["lifecycle.stop", "relationship_lifecycle.unlink", "lifecycle.delete"]);
+    assert_op_before(e, ("lifecycle.delete", "app_1"), ("lifecycle.stop", "second_1"));
+}
+
+// Heal reinstalled only the instance named and what it contains, not its host, and left the
+// instances related to it with relationships to an instance that was torn down (Cloudify's
+// `test_heal_correct_order`: unlink before the teardown, establish after the reinstall).
+#[test]
+fn heal_reinstalls_the_host_subgraph_and_relinks_the_instances_related_to_it() {
+    let lab = installed("heal_order.yaml", "heal");
+    std::fs::remove_file(lab.record().join("ops")).unwrap();
+    let out = run_on(&lab, "heal", "heal", &[("node_instance_id", "app_1")]);
+    out.assert_code(0);
+    assert_eq!(out.result(), json!({"healed": ["host_1", "app_1"]}), "the host and what it contains");
+    assert_eq!(
+        recorded_ops(&lab),
+        [
+            "lifecycle.stop app_1",
+            "relationship_lifecycle.unlink peer_1 -> host_1",
+            "lifecycle.stop host_1",
+            "lifecycle.create host_1",
+            "relationship_lifecycle.establish peer_1 -> host_1",
+            "lifecycle.create app_1",
+        ]
+    );
+    let e = &out.events;
+    assert_op_before(e, ("lifecycle.stop", "app_1"), ("relationship_lifecycle.unlink", "peer_1"));
+    assert_op_before(e, ("relationship_lifecycle.unlink", "peer_1"), ("lifecycle.stop", "host_1"));
+    assert_op_before(e, ("lifecycle.start", "host_1"), ("relationship_lifecycle.establish", "peer_1"));
+    assert_op_before(e, ("relationship_lifecycle.establish", "peer_1"), ("lifecycle.create", "app_1"));
+    let touched: Vec<(String, String)> =
+        operations(e).into_iter().filter(|(_, i)| i == "peer_1" || i == "bystander_1").collect();
+    assert_eq!(
+        touched,
+        [
+            ("relationship_lifecycle.unlink".to_string(), "peer_1".to_string()),
+            ("relationship_lifecycle.establish".to_string(), "peer_1".to_string())
+        ],
+        "the peer only relinks; the bystander is left alone"
+    );
+    assert!(lab.states("heal").values().all(|s| s == "started"), "{:?}", lab.states("heal"));
+}
+
+// Scaling a relationship target neither established the existing sources' relationships to
+// the new instances nor unlinked them from the removed ones.
+#[test]
+fn scale_relinks_the_sources_of_added_and_removed_instances() {
+    let lab = installed("scale_relink.yaml", "scale");
+    std::fs::remove_file(lab.record().join("ops")).unwrap();
+    let out = run_on(&lab, "scale", "scale", &[("node_id", "db"), ("delta", "1")]);
+    out.assert_code(0);
+    assert_eq!(recorded_ops(&lab), ["lifecycle.create db_2", "relationship_lifecycle.establish app_1 -> db_2"]);
+    assert_op_before(&out.events, ("lifecycle.start", "db_2"), ("relationship_lifecycle.establish", "app_1"));
+
+    std::fs::remove_file(lab.record().join("ops")).unwrap();
+    let out = run_on(&lab, "scale", "scale", &[("node_id", "db"), ("delta", "-1")]);
+    out.assert_code(0);
+    assert_eq!(
+        recorded_ops(&lab),
+        ["relationship_lifecycle.unlink app_1 -> db_2", "lifecycle.stop db_2", "lifecycle.delete db_2"]
+    );
+    assert_op_before(&out.events, ("relationship_lifecycle.unlink", "app_1"), ("lifecycle.stop", "db_2"));
+    let shown: Vec<String> = lab.show("scale").into_keys().collect();
+    assert_eq!(shown, ["app_1", "db_1"]);
+}
+
+// A scale-out whose install failed rolled the modification back but left what it had created
+// (db_2's create ran; nothing deleted it).
+#[test]
+fn a_failed_scale_out_uninstalls_what_it_created_and_rolls_back() {
+    let lab = installed("scale_relink.yaml", "scale");
+    std::fs::remove_file(lab.record().join("ops")).unwrap();
+    std::fs::write(lab.record().join("fail db_2 lifecycle.create"), "").unwrap();
+    let out = run_on(&lab, "scale", "scale", &[("node_id", "db"), ("delta", "1")]);
+    out.assert_code(1);
+    assert_eq!(
+        recorded_ops(&lab),
+        [
+            "lifecycle.create db_2",
+            "relationship_lifecycle.unlink app_1 -> db_2",
+            "lifecycle.stop db_2",
+            "lifecycle.delete db_2",
+        ]
+    );
+    assert_op_before(&out.events, ("lifecycle.create", "db_2"), ("lifecycle.delete", "db_2"));
+    assert_eq!(out.events.of_task("task_failed", "lifecycle.create").count(), 1);
+    let states = lab.states("scale");
+    assert_eq!(states.keys().collect::<Vec<_>>(), ["app_1", "db_1"], "the modification was rolled back");
+    assert!(states.values().all(|s| s == "started"), "{states:?}");
+}
+
+// With run_by_dependency_order, chosen instances waited only for chosen instances they relate
+// to directly: front -> middle -> back with middle not chosen ran front and back together.
+#[test]
+fn execute_operation_by_dependency_order_follows_relationships_through_nodes_not_chosen() {
+    let lab = Lab::new();
+    lab.create("chain", &blueprint("indirect_order.yaml"));
+    let params = [
+        ("operation", "lifecycle.configure"),
+        ("node_ids", r#"["front", "back"]"#),
+        ("run_by_dependency_order", "true"),
+    ];
+    let out = run_on(&lab, "chain", "execute_operation", &params);
+    out.assert_code(0);
+    assert_eq!(out.result(), json!(2), "two instances chosen");
+    assert_op_before(&out.events, ("lifecycle.configure", "back_1"), ("lifecycle.configure", "front_1"));
+    assert_eq!(recorded_ops(&lab), ["lifecycle.configure back_1", "lifecycle.configure front_1"], "not middle");
+}
+
+// During a modification a node already counted the instances it added, so `use_modify`
+// (which compares the count after start_modification) took the scale-in branch on a
+// scale-out and did nothing.
+#[test]
+fn a_node_reports_its_instance_count_until_the_modification_finishes() {
+    let out = Run::new("deployments/use_modify.rhai")
+        .args(["--blueprint", "deployments/scale_relink.yaml"])
+        .ephemeral()
+        .output();
+    out.assert_code(0);
+    assert_eq!(
+        out.result(),
+        json!({
+            "up": {"going_up": true, "touched": ["db_2", "db_3"], "after": 3},
+            "down": {"going_up": false, "touched": ["db_2", "db_3"], "after": 1},
+        })
+    );
+    let events: Vec<(String, String)> = node_events(&out.events);
+    let expected = [("db_2", "added"), ("db_3", "added"), ("db_2", "removed"), ("db_3", "removed")];
+    let mut sorted_up = events[..2].to_vec();
+    sorted_up.sort();
+    let mut sorted_down = events[2..].to_vec();
+    sorted_down.sort();
+    assert_eq!(
+        [sorted_up, sorted_down].concat(),
+        expected.map(|(i, m)| (i.to_string(), m.to_string())),
+        "the adds, then the removals"
+    );
+}
+
+// A target-side relationship operation ran with the source's identity: RHAIFLOW_NODE,
+// RHAIFLOW_INSTANCE, ctx.instance and its events' node_instance all named the source.
+#[test]
+fn a_target_side_relationship_operation_runs_with_the_target_identity() {
+    let lab = Lab::new();
+    lab.install_depops();
+    lab.create("side", &blueprint("target_side.yaml"));
+    let out = run_on(&lab, "side", "install", &[]);
+    out.assert_code(0);
+
+    let target = recorded_env(&lab, "store_1.relationship_lifecycle.establish");
+    assert_eq!(target["RHAIFLOW_NODE"], "store");
+    assert_eq!(target["RHAIFLOW_INSTANCE"], "store_1");
+    assert_eq!(json_of(&target["RHAIFLOW_PROPERTIES"]), json!({"port": 5432}));
+    assert_eq!(json_of(&target["RUNTIME_PROPERTIES_FILE"]), json!({"from_script": "store_1", "before": {}}));
+    assert_eq!(
+        (target["RHAIFLOW_SOURCE_INSTANCE"].as_str(), target["RHAIFLOW_TARGET_INSTANCE"].as_str()),
+        ("feeder_1", "store_1")
+    );
+    let source = recorded_env(&lab, "feeder_1.relationship_lifecycle.establish");
+    assert_eq!((source["RHAIFLOW_NODE"].as_str(), source["RHAIFLOW_INSTANCE"].as_str()), ("feeder", "feeder_1"));
+    assert_eq!(json_of(&source["RHAIFLOW_PROPERTIES"]), json!({"port": 80}));
+
+    let e = &out.events;
+    let establish: Vec<String> = operations(e)
+        .into_iter()
+        .filter(|(op, _)| op == "relationship_lifecycle.establish")
+        .map(|(_, instance)| instance)
+        .collect();
+    assert_eq!(establish, ["feeder_1", "store_1"], "the source end, then the target end");
+    let done = e
+        .of_type("task_succeeded")
+        .find(|t| t["task"] == "relationship_lifecycle.postconfigure")
+        .unwrap_or_else(|| panic!("no postconfigure:\n{}", e.summary()));
+    assert_eq!(done["node_instance"], "store_1");
+    assert_eq!(done["result"], json!({"node": "store", "instance": "store_1"}));
 }

@@ -74,8 +74,18 @@ impl OperationCall {
         }
     }
 
-    /// The node of the instance the operation runs on.
+    /// The instance the operation runs for: the target of a target-side relationship
+    /// operation, else the instance it was called on. Its identity is the operation's
+    /// (`RHAIFLOW_INSTANCE`, `ctx.instance`, the events' `node_instance`).
+    pub fn runs_for(&self) -> &str {
+        match &self.relationship {
+            Some((_, target, Side::Target)) => target,
+            _ => &self.instance,
+        }
+    }
+
+    /// The node of the instance the operation runs for.
     pub fn node(&self) -> Option<&model::NodeModel> {
-        self.deployment.instance(&self.instance).map(|i| &self.deployment.nodes[i.node])
+        self.deployment.instance(self.runs_for()).map(|i| &self.deployment.nodes[i.node])
     }
 }

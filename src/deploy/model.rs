@@ -219,6 +219,15 @@ impl Deployment {
         self.instances.lock().iter().filter(|i| i.node == node).map(|i| i.id.clone()).collect()
     }
 
+    /// How many instances `node` has as far as its node object tells: during a modification,
+    /// the ones it adds are not counted until it finishes (Cloudify's `number_of_instances`
+    /// changes when the modification does), and the ones it removes still are.
+    pub fn settled_count(&self, node: usize) -> usize {
+        let ids = self.instances_of(node);
+        let marks = self.modification.lock();
+        ids.iter().filter(|id| marks.get(*id).is_none_or(|m| m != "added")).count()
+    }
+
     /// Fills every instance's relationships: its container for contained_in, every instance
     /// of the target node otherwise.
     pub fn link_all(&self) {
@@ -542,11 +551,13 @@ mod tests {
         assert_eq!(d.modification_of("db_3"), "added");
         let app = d.instance("app_1").unwrap();
         assert_eq!(app.relationships.len(), 3, "connected to every db, the new one too");
+        assert_eq!(d.settled_count(vm), 2, "the added vm counts once the modification finishes");
         d.rollback_modification().unwrap();
         assert!(d.instance("vm_3").is_none());
         let (_, removed) = d.start_modification(vm, 1);
         assert_eq!(removed, ["vm_2", "db_2"]);
         assert!(d.instance("vm_2").is_some(), "removed instances stay until finish");
+        assert_eq!(d.settled_count(vm), 2);
         d.finish_modification().unwrap();
         assert!(d.instance("db_2").is_none());
         assert_eq!(d.modification_of("vm_1"), "");

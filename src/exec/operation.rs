@@ -2,7 +2,8 @@
 //! folder, or a bundle's `fn op(ctx, inputs)` on a script thread; an operation the node does
 //! not define does nothing.
 //!
-//! A script sees the instance through its environment: `RHAIFLOW_NODE`, `RHAIFLOW_INSTANCE`,
+//! A script sees the instance it runs for (for a relationship operation, the end it runs
+//! for) through its environment: `RHAIFLOW_NODE`, `RHAIFLOW_INSTANCE`,
 //! `RHAIFLOW_OPERATION`, `RHAIFLOW_PROPERTIES` and `RHAIFLOW_INPUTS` (JSON), and
 //! `RHAIFLOW_RUNTIME_PROPERTIES`, a file holding the instance's runtime properties as a JSON
 //! object, which the script may rewrite to change them.
@@ -46,12 +47,15 @@ async fn run_script(
     let deployment = &call.deployment;
     let dir = &deployment.blueprint.dir;
     let node = call.node().map(|n| (n.id.clone(), Value::Object(n.properties.clone()))).unwrap_or_default();
-    let before = deployment.data_of(&call.instance).runtime_properties;
+    // A target-side relationship operation runs for the target: its node, its instance and
+    // its runtime properties.
+    let instance = call.runs_for();
+    let before = deployment.data_of(instance).runtime_properties;
     let mut file = RuntimeFile::holding(&Value::Object(before.clone()).to_string())
         .map_err(|e| TaskError::recoverable(format!("cannot make the runtime properties file: {e}")))?;
     let mut env_vars = vec![
         ("RHAIFLOW_NODE".into(), node.0),
-        ("RHAIFLOW_INSTANCE".into(), call.instance.clone()),
+        ("RHAIFLOW_INSTANCE".into(), instance.to_string()),
         ("RHAIFLOW_OPERATION".into(), call.name.clone()),
         ("RHAIFLOW_PROPERTIES".into(), node.1.to_string()),
         ("RHAIFLOW_INPUTS".into(), Value::Object(call.inputs.clone()).to_string()),
@@ -75,7 +79,7 @@ async fn run_script(
     let after = read_runtime_properties(&mut file, &call.name);
     match after {
         Ok(after) if after != before => {
-            deployment.set_runtime_properties(&call.instance, after).map_err(|e| TaskError::unrecorded(&e))?;
+            deployment.set_runtime_properties(instance, after).map_err(|e| TaskError::unrecorded(&e))?;
         }
         Ok(_) => {}
         // What the script meant to keep cannot be read: a success would lose it silently. A

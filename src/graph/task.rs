@@ -112,7 +112,7 @@ impl TaskAction {
     pub fn node_instance(&self) -> Option<Arc<str>> {
         match self {
             TaskAction::Event { node_instance, .. } => node_instance.clone(),
-            TaskAction::Operation(call) => Some(Arc::from(call.instance.as_str())),
+            TaskAction::Operation(call) => Some(Arc::from(call.runs_for())),
             TaskAction::SetState { instance, .. } => Some(instance.clone()),
             _ => None,
         }

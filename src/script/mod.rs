@@ -76,7 +76,8 @@ fn operation_context(call: &crate::deploy::OperationCall, retry_number: u32) -> 
         m.insert("instance".into(), api::instance_handle(d, id));
         m
     };
-    let mut ctx = end(&call.instance);
+    // For a relationship operation, `ctx.node` and `ctx.instance` are the end it runs for.
+    let mut ctx = end(call.runs_for());
     let mut operation = Map::new();
     operation.insert("name".into(), call.name.clone().into());
     operation.insert("retry_number".into(), (retry_number as i64).into());

@@ -117,7 +117,7 @@ pub fn register(engine: &mut Engine, run: &RunRef) {
         from_json(&serde_json::Value::Object(n.deployment.nodes[n.node].properties.clone()))
     });
     engine.register_get("instances", |n: &mut NodeHandle| n.instances());
-    engine.register_get("number_of_instances", |n: &mut NodeHandle| n.deployment.instances_of(n.node).len() as i64);
+    engine.register_get("number_of_instances", |n: &mut NodeHandle| n.deployment.settled_count(n.node) as i64);
     engine.register_fn("to_string", |n: &mut NodeHandle| format!("Node({})", n.deployment.nodes[n.node].id));
     engine.register_fn("to_debug", |n: &mut NodeHandle| format!("Node({})", n.deployment.nodes[n.node].id));
     engine.register_fn("==", |a: NodeHandle, b: NodeHandle| {
