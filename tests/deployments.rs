@@ -1175,6 +1175,11 @@ fn executions_show_names_the_deployment_and_the_instance_of_each_task() {
     let mut sorted = created.clone();
     sorted.sort();
     assert_eq!(sorted, instances, "one lifecycle.create row per instance, each naming it:\n{}", show.stdout);
+
+    let events = lab.cli(&["executions", "events", &run.execution_id(), "--store", &lab.store()]);
+    let started = |what: &str| events.stdout.lines().any(|l| l.contains("task_started") && l.ends_with(what));
+    assert!(started("  vm_1 lifecycle.create") && started("  web_2 lifecycle.start"), "{}", events.stdout);
+    assert!(events.stdout.lines().any(|l| l.ends_with("  vm_1: Creating node instance")), "{}", events.stdout);
 }
 
 // `deployments list` and `bundle list` printed tab-separated text only: nothing a script could

@@ -175,7 +175,9 @@ fn duration(record: &ExecutionRecord) -> String {
 fn human_line(json: &str) -> String {
     let Ok(e) = serde_json::from_str::<serde_json::Value>(json) else { return json.to_string() };
     let text = |k: &str| e.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
-    let mut detail = text("task");
+    // An instance's tasks share their names: `web_1 lifecycle.configure`, as the console says.
+    let mut detail =
+        [text("node_instance"), text("task")].iter().filter(|t| !t.is_empty()).cloned().collect::<Vec<_>>().join(" ");
     for key in ["message", "error"] {
         if let Some(v) = e.get(key).and_then(|v| v.as_str()) {
             if !detail.is_empty() {
