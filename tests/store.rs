@@ -871,3 +871,14 @@ fn show_counts_its_own_table_and_a_cancelled_task_is_cancelled() {
     let tasks_line = show.stdout.lines().find(|l| l.starts_with("tasks ")).unwrap();
     assert_eq!(tasks_line, format!("tasks       {rows}: {rows} succeeded"), "{}", show.stdout);
 }
+
+// A time `--since` cannot read, or asking to prune running executions, must say what is
+// wrong and what would do, before the store is even opened.
+#[test]
+fn listing_and_pruning_options_that_do_not_read_are_reported() {
+    let since = cli(&["executions", "list", "--since", "last week", "--store", "/nonexistent/store"]);
+    since.assert_code(2);
+    let running = cli(&["executions", "prune", "--older-than", "1d", "--status", "running", "--store", "/nonexistent"]);
+    running.assert_code(2);
+    insta::assert_snapshot!("listing_options_that_do_not_read", format!("{}{}", since.stderr, running.stderr));
+}
