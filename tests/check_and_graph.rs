@@ -110,3 +110,22 @@ fn dry_run_of_the_deploy_example_runs_nothing() {
     assert_eq!(out.events.of_type("task_started").count(), 0, "{}", out.events.summary());
     assert_eq!(out.events.of_type("workflow_event").count(), 0);
 }
+
+// Operation tasks were drawn as `set_state (operation)` and `lifecycle.configure (operation)`,
+// the same for every instance: a drawing of a deployment's workflow could not be read.
+#[test]
+fn graph_labels_operations_by_operation_and_instance() {
+    let args = ["graph", "deployments/operations_graph.rhai", "--blueprint", "deployments/web_on_vm.yaml"];
+    let out = cli(&[&args[..], &["--format", "text"]].concat());
+    out.assert_code(0);
+    assert_snapshot!("graph_operations_text", out.stdout);
+    let out = cli(&[&args[..], &["--format", "json"]].concat());
+    let graph: Value = serde_json::from_str(&out.stdout).unwrap();
+    let on: Vec<(&str, &str)> = graph["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| Some((t["name"].as_str()?, t.get("node_instance")?.as_str()?)))
+        .collect();
+    assert!(on.contains(&("lifecycle.configure", "web_1")) && on.contains(&("set_state", "vm_1")), "{on:?}");
+}

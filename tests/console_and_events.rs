@@ -94,3 +94,22 @@ fn a_run_whose_reader_goes_away_ends_quietly() {
     let status: String = db.query_row("SELECT status FROM executions", [], |r| r.get(0)).unwrap();
     assert_eq!(status, "succeeded", "the workflow ran to its end");
 }
+
+// In a deployment run every instance's tasks were `start   lifecycle.configure`, and the
+// summary's first failure did not say which instance had failed.
+#[test]
+fn a_deployment_run_names_the_instance_of_each_task() {
+    let out = Run::new("install").args(["--blueprint", "deployments/web_on_vm.yaml"]).ephemeral().output();
+    out.assert_code(1);
+    let stderr = out.normalised_stderr();
+    let refused = "`scripts/refuse_to_start.sh` exited with code 1: port 8080 is taken";
+    for line in [
+        "[T]  start   vm_1 lifecycle.create".to_string(),
+        "[T]  ok      vm_1 lifecycle.create ([T])".to_string(),
+        "[T]  start   web_1 lifecycle.start".to_string(),
+        format!("[T]  FAILED  web_1 lifecycle.start: {refused}"),
+        format!("  first failure: task `lifecycle.start` on web_1: {refused}"),
+    ] {
+        assert!(stderr.lines().any(|l| l == line), "no line `{line}` in:\n{stderr}");
+    }
+}

@@ -1386,3 +1386,68 @@ fn a_target_side_relationship_operation_runs_with_the_target_identity() {
     assert_eq!(done["node_instance"], "store_1");
     assert_eq!(done["result"], json!({"node": "store", "instance": "store_1"}));
 }
+
+// What the listing commands say of deployment runs
+
+// `executions show` of an install listed a `set_state` and a `lifecycle.create` row per
+// instance with nothing saying which instance each was, nor what deployment the run was on.
+#[test]
+fn executions_show_names_the_deployment_and_the_instance_of_each_task() {
+    let lab = Lab::new();
+    lab.create("shop", &example(THREE_TIER));
+    let run = lab.on("shop", "install", &[]);
+    run.assert_code(0);
+    let show = lab.cli(&["executions", "show", &run.execution_id(), "--store", &lab.store()]);
+    show.assert_code(0);
+    assert!(show.stdout.lines().any(|l| l == "deployment  shop"), "{}", show.stdout);
+    let header = show.stdout.lines().find(|l| l.starts_with("TASK")).unwrap();
+    assert_eq!(
+        header.split_whitespace().collect::<Vec<_>>(),
+        ["TASK", "INSTANCE", "KIND", "STATE", "ATTEMPTS", "ERROR"]
+    );
+    let created: Vec<&str> = show
+        .stdout
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .filter(|words| words.first() == Some(&"lifecycle.create"))
+        .map(|words| words[1])
+        .collect();
+    let instances: Vec<String> = lab.show("shop").into_keys().collect();
+    let mut sorted = created.clone();
+    sorted.sort();
+    assert_eq!(sorted, instances, "one lifecycle.create row per instance, each naming it:\n{}", show.stdout);
+
+    let events = lab.cli(&["executions", "events", &run.execution_id(), "--store", &lab.store()]);
+    let started = |what: &str| events.stdout.lines().any(|l| l.contains("task_started") && l.ends_with(what));
+    assert!(started("  vm_1 lifecycle.create") && started("  web_2 lifecycle.start"), "{}", events.stdout);
+    assert!(events.stdout.lines().any(|l| l.ends_with("  vm_1: Creating node instance")), "{}", events.stdout);
+}
+
+// `deployments list` and `bundle list` printed tab-separated text only: nothing a script could
+// read without guessing at the columns.
+#[test]
+fn deployments_and_bundles_list_as_json() {
+    let lab = Lab::new();
+    let empty = lab.cli(&["deployments", "list", "--json", "--store", &lab.store()]);
+    empty.assert_code(0);
+    assert_eq!(json_of(&empty.stdout), json!([]));
+    assert_eq!(json_of(&lab.cli(&["bundle", "list", "--json"]).stdout), json!([]));
+
+    lab.install_depops();
+    lab.create("shop", &example(THREE_TIER));
+    let deployments = json_of(&lab.cli(&["deployments", "list", "--json", "--store", &lab.store()]).stdout);
+    assert_eq!(deployments.as_array().map(Vec::len), Some(1), "{deployments}");
+    let shop = &deployments[0];
+    assert_eq!(
+        (&shop["name"], &shop["instances"], &shop["states"]),
+        (&json!("shop"), &json!(4), &json!({"uninitialized": 4}))
+    );
+    assert!(shop["blueprint"].as_str().unwrap().ends_with("three_tier/blueprint.yaml"), "{shop}");
+    assert!(shop["created_at"].is_string(), "{shop}");
+
+    let bundles = json_of(&lab.cli(&["bundle", "list", "--json"]).stdout);
+    let depops = &bundles[0];
+    assert_eq!((&depops["name"], &depops["version"]), (&json!("depops"), &json!("1.0.0")), "{bundles}");
+    assert_eq!(depops["workflows"], json!(["states"]));
+    assert_eq!(depops["description"], "operations for the deployment tests");
+}

@@ -415,7 +415,7 @@ fn a_polling_task_counts_as_one_task_done() {
     let store = out.scratch.path().join("store");
     let show = cli(&["executions", "show", &id, "--store", store.to_str().unwrap()]);
     show.assert_code(0);
-    assert!(show.stdout.contains("tasks       2 of 2 succeeded"), "{}", show.stdout);
+    assert!(show.stdout.contains("tasks       2: 2 succeeded\n"), "{}", show.stdout);
 }
 
 // Its success now told before its rescheduling, a polled task must still not pass for done:

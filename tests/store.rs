@@ -704,3 +704,181 @@ fn a_foreign_sqlite_file_is_left_as_it_was() {
         rusqlite::Connection::open(&foreign).unwrap().query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
     assert_eq!(mode, "delete", "the file's journal mode is untouched");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Listing and pruning executions
+
+/// Three executions in one store, started 10 days, 3 hours and 1 minute ago: `hello`
+/// (succeeded), `store_fails_once` (failed), `store_fails_once` (succeeded). Their ids, oldest
+/// first, and the store.
+fn three_executions() -> (Outcome, [String; 3]) {
+    let first = Run::new(crate::support::example("hello.rhai")).output();
+    first.assert_code(0);
+    let store = first.store.clone().unwrap();
+    let second = Run::new("store_fails_once.rhai").param("fail", true).store_at(&store).output();
+    second.assert_code(1);
+    let third = Run::new("store_fails_once.rhai").store_at(&store).output();
+    third.assert_code(0);
+    let ids = [first.execution_id(), second.execution_id(), third.execution_id()];
+    for (id, ago) in ids.iter().zip(["-10 days", "-3 hours", "-1 minutes"]) {
+        first
+            .store_file()
+            .execute(
+                "UPDATE executions SET started_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?2),
+                   ended_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?2, '+1 seconds') WHERE id = ?1",
+                [id.as_str(), ago],
+            )
+            .unwrap();
+    }
+    (first, ids)
+}
+
+/// The ids `executions list ARGS…` shows, in its order.
+#[track_caller]
+fn listed(run: &Outcome, args: &[&str]) -> Vec<String> {
+    let mut all = vec!["list"];
+    all.extend_from_slice(args);
+    let out = executions(run, &all);
+    out.assert_code(0);
+    out.stdout.lines().skip(1).map(|l| l.split_whitespace().next().unwrap().to_string()).collect()
+}
+
+// `executions list` showed the oldest first, with no way to pick the failed ones, one
+// workflow's, the last few, the recent ones, or to read them from a script.
+#[test]
+fn executions_list_is_newest_first_and_picks_by_status_workflow_limit_and_age() {
+    let (run, [old, failed, new]) = three_executions();
+    let (old, failed, new) = (old.as_str(), failed.as_str(), new.as_str());
+    assert_eq!(listed(&run, &[]), [new, failed, old]);
+    assert_eq!(listed(&run, &["--status", "failed"]), [failed]);
+    assert_eq!(listed(&run, &["--status", "failed", "--status", "succeeded"]), [new, failed, old]);
+    assert_eq!(listed(&run, &["--workflow", "hello"]), [old]);
+    assert_eq!(listed(&run, &["--workflow", "store_fails_once", "--limit", "1"]), [new]);
+    assert_eq!(listed(&run, &["--since", "2h"]), [new]);
+    assert_eq!(listed(&run, &["--since", "1d"]), [new, failed]);
+    // Five days ago, written with an offset east of UTC.
+    let five_days_ago = run
+        .store_file()
+        .query_row("SELECT strftime('%Y-%m-%dT%H:%M:%S+02:00', 'now', '-5 days', '+2 hours')", [], |r| {
+            r.get::<_, String>(0)
+        })
+        .unwrap();
+    assert_eq!(listed(&run, &["--since", &five_days_ago]), [new, failed]);
+    let none = executions(&run, &["list", "--status", "cancelled"]);
+    none.assert_code(0);
+    assert!(none.stdout.is_empty() && none.stderr.contains("no such executions"), "{}", none.stderr);
+
+    let json = executions(&run, &["list", "--json"]);
+    json.assert_code(0);
+    let all: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    let all = all.as_array().unwrap();
+    assert_eq!(all.iter().map(|e| e["id"].as_str().unwrap()).collect::<Vec<_>>(), [new, failed, old]);
+    assert_eq!(all[1]["status"], "failed");
+    assert_eq!(all[1]["workflow"], "store_fails_once");
+    assert_eq!(all[1]["error"].as_str().map(|e| e.contains("the target is unreachable")), Some(true));
+    assert!(all[2]["started_at"].as_str().unwrap() < all[2]["ended_at"].as_str().unwrap());
+    assert_eq!((all[1]["tasks_done"].as_u64(), all[1]["tasks_total"].as_u64()), (Some(1), Some(3)));
+
+    for bad in [&["--status", "paused"][..], &["--since", "last week"], &["--limit", "many"]] {
+        let mut args = vec!["list"];
+        args.extend_from_slice(bad);
+        executions(&run, &args).assert_code(2);
+    }
+}
+
+/// The number of event rows of execution `id` in the run's store.
+fn event_rows_of(run: &Outcome, number: i64) -> i64 {
+    run.store_file()
+        .query_row("SELECT count(*) FROM event_rows WHERE position >> 40 = ?1", [number], |r| r.get(0))
+        .unwrap()
+}
+
+// There was no way to remove old executions: the store only grew.
+#[test]
+fn prune_removes_finished_executions_older_than_the_duration_and_never_a_running_one() {
+    let (run, [old, failed, new]) = three_executions();
+    // Two more, started 10 and 11 days ago and recorded as running: one whose process is this
+    // test (running), one whose process is gone (crashed).
+    let running = Run::new(crate::support::example("hello.rhai")).store_at(run.store.clone().unwrap()).output();
+    let crashed = Run::new(crate::support::example("hello.rhai")).store_at(run.store.clone().unwrap()).output();
+    let (running, crashed) = (running.execution_id(), crashed.execution_id());
+    let (old, failed, new) = (old.as_str(), failed.as_str(), new.as_str());
+    let (running, crashed) = (running.as_str(), crashed.as_str());
+    for (id, pid, ago) in [(running, std::process::id(), "-10 days"), (crashed, 0, "-11 days")] {
+        run.store_file()
+            .execute(
+                "UPDATE executions SET status = 'running', pid = ?2, ended_at = NULL,
+                   started_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?3) WHERE id = ?1",
+                rusqlite::params![id, pid, ago],
+            )
+            .unwrap();
+    }
+    let number = |id: &str| -> i64 {
+        run.store_file().query_row("SELECT number FROM executions WHERE id = ?1", [id], |r| r.get(0)).unwrap()
+    };
+    let (old_number, new_number) = (number(old), number(new));
+    assert!(event_rows_of(&run, old_number) > 0);
+
+    let pruned = executions(&run, &["prune", "--older-than", "1h"]);
+    pruned.assert_code(0);
+    let removed: Vec<&str> = pruned.stdout.lines().map(|l| l.split_whitespace().nth(1).unwrap()).collect();
+    assert_eq!(removed, [old, failed], "{}", pruned.stdout);
+    assert!(pruned.stderr.contains("pruned 2 executions older than 1h"), "{}", pruned.stderr);
+    assert_eq!(listed(&run, &[]), [new, running, crashed]);
+    assert_eq!(event_rows_of(&run, old_number), 0, "the events of a pruned execution are gone");
+    assert!(event_rows_of(&run, new_number) > 0);
+    executions(&run, &["events", old]).assert_code(2);
+
+    // A crashed execution can be resumed: it goes only when named.
+    let pruned = executions(&run, &["prune", "--older-than", "1d", "--status", "crashed"]);
+    pruned.assert_code(0);
+    assert_eq!(pruned.stdout.lines().count(), 1, "{}", pruned.stdout);
+    assert!(pruned.stdout.contains(crashed) && pruned.stdout.contains("crashed"), "{}", pruned.stdout);
+    assert_eq!(listed(&run, &[]), [new, running]);
+
+    executions(&run, &["prune", "--older-than", "1d", "--status", "running"]).assert_code(2);
+    executions(&run, &["prune", "--older-than", "soon"]).assert_code(2);
+    let nothing = executions(&run, &["prune", "--older-than", "1d"]);
+    nothing.assert_code(0);
+    assert!(nothing.stdout.is_empty() && nothing.stderr.contains("pruned 0 executions"), "{}", nothing.stderr);
+}
+
+// `executions show` said "2 of 3 succeeded" above a table of other rows (subgraphs in the
+// table, not in the count), and a task a cancel stopped was `failed` there and FAILED in the
+// console, as if it had an error of its own.
+#[test]
+fn show_counts_its_own_table_and_a_cancelled_task_is_cancelled() {
+    let mut background = Run::new("cancel_sleep_then_later.rhai").spawn();
+    background.wait_for_start("wait");
+    background.interrupt();
+    let (run, _) = background.finish_within(Duration::from_secs(10));
+    run.assert_code(3);
+    assert!(run.stderr.contains("cancelled wait"), "{}", run.stderr);
+    assert!(!run.stderr.contains("FAILED"), "{}", run.stderr);
+
+    let show = executions(&run, &["show", &run.execution_id()]);
+    show.assert_code(0);
+    let tasks_line = show.stdout.lines().find(|l| l.starts_with("tasks ")).unwrap();
+    assert_eq!(tasks_line, "tasks       1: 1 cancelled; 1 more never started", "{}", show.stdout);
+    let rows: Vec<&str> = show.stdout.lines().skip_while(|l| !l.starts_with("TASK")).skip(1).collect();
+    assert_eq!(rows.len(), 1, "{}", show.stdout);
+    assert_eq!(rows[0].split_whitespace().take(3).collect::<Vec<_>>(), ["wait", "sleep", "cancelled"]);
+
+    let nested = Run::new("graph_subgraphs.rhai").output();
+    nested.assert_code(0);
+    let show = executions(&nested, &["show", &nested.execution_id()]);
+    let rows = show.stdout.lines().skip_while(|l| !l.starts_with("TASK")).skip(1).count();
+    let tasks_line = show.stdout.lines().find(|l| l.starts_with("tasks ")).unwrap();
+    assert_eq!(tasks_line, format!("tasks       {rows}: {rows} succeeded"), "{}", show.stdout);
+}
+
+// A time `--since` cannot read, or asking to prune running executions, must say what is
+// wrong and what would do, before the store is even opened.
+#[test]
+fn listing_and_pruning_options_that_do_not_read_are_reported() {
+    let since = cli(&["executions", "list", "--since", "last week", "--store", "/nonexistent/store"]);
+    since.assert_code(2);
+    let running = cli(&["executions", "prune", "--older-than", "1d", "--status", "running", "--store", "/nonexistent"]);
+    running.assert_code(2);
+    insta::assert_snapshot!("listing_options_that_do_not_read", format!("{}{}", since.stderr, running.stderr));
+}

@@ -114,9 +114,9 @@ fn an_operation_script_s_lines_carry_its_node_instance() {
     out.assert_code(0);
     let line = out.events.of_task("task_output", "lifecycle.configure").next().expect("an output event");
     assert_eq!((&line["node_instance"], &line["line"]), (&"web_1".into(), &"configuring web_1".into()));
-    assert!(out.stderr.lines().any(|l| l == "lifecycle.configure web_1 | configuring web_1"), "{}", out.stderr);
+    assert!(out.stderr.lines().any(|l| l == "web_1 lifecycle.configure | configuring web_1"), "{}", out.stderr);
     let logs = cli(&["executions", "logs", &out.execution_id(), "--store", &out.store_arg()]);
-    assert_eq!(logs.stdout, "lifecycle.configure web_1 | configuring web_1\n");
+    assert_eq!(logs.stdout, "web_1 lifecycle.configure | configuring web_1\n");
 }
 
 // What a task printed without a newline before its timeout killed it would be lost.

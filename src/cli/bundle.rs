@@ -44,7 +44,11 @@ enum BundleCommand {
         force: bool,
     },
     /// The installed bundles and their workflows.
-    List,
+    List {
+        /// One JSON array of objects (name, version, dir, description, workflows).
+        #[arg(long)]
+        json: bool,
+    },
     /// Remove an installed bundle (every version, or one).
     Remove {
         name: String,
@@ -73,9 +77,13 @@ pub fn bundle(args: BundleArgs) -> i32 {
             }
             Err(diagnostics) => report_all(&diagnostics),
         },
-        BundleCommand::List => {
+        BundleCommand::List { json } => {
             super::end_quietly_on_closed_pipe();
-            list()
+            if json {
+                list_json()
+            } else {
+                list()
+            }
         }
         BundleCommand::Remove { name, version } => match registry::remove(&name, version.as_deref()) {
             Ok(removed) => {
@@ -202,5 +210,26 @@ fn list() -> i32 {
             .unwrap_or_else(|d| format!("(unreadable: {})", d.message));
         say_out!("{}\t{}\t{}", i.name, i.version, workflows);
     }
+    0
+}
+
+/// `bundle list --json`; a bundle that no longer loads has its `error` instead of workflows.
+fn list_json() -> i32 {
+    let all: Vec<serde_json::Value> = registry::list()
+        .into_iter()
+        .map(|i| {
+            let mut entry = serde_json::json!({ "name": i.name, "version": i.version, "dir": i.dir });
+            match Bundle::load(&i.dir) {
+                Ok(b) => {
+                    let workflows: Vec<&str> = b.manifest.workflows.iter().map(|w| w.name.as_str()).collect();
+                    entry["description"] = b.manifest.description.clone().into();
+                    entry["workflows"] = workflows.into();
+                }
+                Err(d) => entry["error"] = d.message.clone().into(),
+            }
+            entry
+        })
+        .collect();
+    say_out!("{}", serde_json::to_string_pretty(&all).unwrap_or_default());
     0
 }

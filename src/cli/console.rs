@@ -11,7 +11,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use parking_lot::Mutex;
 
 use crate::events::{Event, EventSink, ExecutionLabel, LogLevel, Payload, TaskInfo};
-use crate::exec::TaskError;
+use crate::exec::CANCELLED;
 use crate::graph::TaskKind;
 use crate::runner::Status;
 
@@ -22,7 +22,7 @@ pub struct Tally {
     pub ignored: u64,
     pub retries: u64,
     pub cancelled: u64,
-    /// The first task that failed, with its error.
+    /// The first task that failed (as `task_line` names it), with its error.
     pub first_failure: Option<(String, String)>,
 }
 
@@ -99,7 +99,7 @@ impl Console {
         );
         if let Some((task, error)) = &t.first_failure {
             if status != Status::Succeeded {
-                say!("  first failure: task `{task}`: {error}");
+                say!("  first failure: {task}: {error}");
             }
         }
     }
@@ -116,10 +116,24 @@ impl Console {
     /// A line a task printed, led by the task as `docker compose` leads a service's lines
     /// (`build | text`), so that the output of tasks running side by side stays readable.
     fn output_line(state: &ConsoleState, task: &TaskInfo, line: &str) {
-        match &task.node_instance {
-            Some(instance) => Console::line(state, format!("{} {instance} | {line}", task.name)),
-            None => Console::line(state, format!("{} | {line}", task.name)),
-        }
+        Console::line(state, format!("{} | {line}", task_line(task)));
+    }
+}
+
+/// A task as its lines name it: `lifecycle.configure` alone says nothing of which of
+/// twenty instances it ran on, so a task on an instance is `web_1 lifecycle.configure`.
+fn task_line(t: &TaskInfo) -> String {
+    match &t.node_instance {
+        Some(instance) => format!("{instance} {}", t.name),
+        None => t.name.to_string(),
+    }
+}
+
+/// The summary's name of a task: `task `greet``, `task `lifecycle.start` on web_1`.
+fn task_summary(t: &TaskInfo) -> String {
+    match &t.node_instance {
+        Some(instance) => format!("task `{}` on {instance}", t.name),
+        None => format!("task `{}`", t.name),
     }
 }
 
@@ -150,9 +164,9 @@ impl EventSink for Console {
                 Console::line(state, format!("[event {instance}] {message}"))
             }
             Payload::TaskStarted(t) => {
-                state.running.insert(t.task_id, (t.name.clone(), Instant::now()));
+                state.running.insert(t.task_id, (task_line(t).into(), Instant::now()));
                 if state.bar.is_none() && !state.quiet && shows_progress(t.kind) {
-                    Console::line(state, format!("{at:>8.3}s  start   {}", t.name));
+                    Console::line(state, format!("{at:>8.3}s  start   {}", task_line(t)));
                 }
             }
             Payload::TaskSucceeded(t, _, done) => {
@@ -162,7 +176,8 @@ impl EventSink for Console {
                     state.tally.succeeded += 1;
                 }
                 if state.bar.is_none() && !state.quiet && shows_progress(t.kind) {
-                    Console::line(state, format!("{at:>8.3}s  ok      {} ({:.2}s)", t.name, began.unwrap_or(0.0)));
+                    let took = began.unwrap_or(0.0);
+                    Console::line(state, format!("{at:>8.3}s  ok      {} ({took:.2}s)", task_line(t)));
                 }
             }
             Payload::TaskRescheduled(t, error, after) => {
@@ -174,7 +189,7 @@ impl EventSink for Console {
                         state,
                         format!(
                             "{at:>8.3}s  retry   {}: {error} (retry {} of {limit} in {after}s)",
-                            t.name,
+                            task_line(t),
                             t.current_retries + 1
                         ),
                     );
@@ -182,7 +197,7 @@ impl EventSink for Console {
             }
             Payload::TaskFailed(t, error, ignored) => {
                 state.running.remove(&t.task_id);
-                let cancelled = *error == TaskError::cancelled().message;
+                let cancelled = error == CANCELLED;
                 if t.kind != TaskKind::Subgraph {
                     if cancelled {
                         state.tally.cancelled += 1;
@@ -190,17 +205,23 @@ impl EventSink for Console {
                         state.tally.ignored += 1;
                     } else {
                         state.tally.failed += 1;
-                        state.tally.first_failure.get_or_insert_with(|| (t.name.to_string(), error.clone()));
+                        state.tally.first_failure.get_or_insert_with(|| (task_summary(t), error.clone()));
                     }
                 }
-                let word = if *ignored { "ignored" } else { "FAILED " };
-                Console::line(state, format!("{at:>8.3}s  {word} {}: {error}", t.name));
+                // A task a cancel stopped did not fail: shouting FAILED would send a person
+                // looking for an error that is not there.
+                let line = match (*ignored, cancelled) {
+                    (true, _) => format!("ignored {}: {error}", task_line(t)),
+                    (false, true) => format!("cancelled {}", task_line(t)),
+                    (false, false) => format!("FAILED  {}: {error}", task_line(t)),
+                };
+                Console::line(state, format!("{at:>8.3}s  {line}"));
             }
             Payload::TaskReverted(t) if !state.quiet => {
-                Console::line(state, format!("{at:>8.3}s  revert  {}: reverted", t.name));
+                Console::line(state, format!("{at:>8.3}s  revert  {}: reverted", task_line(t)));
             }
             Payload::TaskRevertFailed(t, error) => {
-                Console::line(state, format!("{at:>8.3}s  REVERT FAILED {}: {error}", t.name));
+                Console::line(state, format!("{at:>8.3}s  REVERT FAILED {}: {error}", task_line(t)));
             }
             Payload::TaskOutput { task, line, .. } if !state.quiet => Console::output_line(state, task, line),
             _ => {}

@@ -29,7 +29,11 @@ enum DeploymentsCommand {
         blueprint: PathBuf,
     },
     /// The deployments, with how many instances are in each state.
-    List,
+    List {
+        /// One JSON array of objects (name, blueprint, created_at, instances, states).
+        #[arg(long)]
+        json: bool,
+    },
     /// A deployment's instances: node, container, state, runtime properties.
     Show { name: String },
     /// Forget a deployment (its instances must be uninstalled, unless --force).
@@ -38,6 +42,25 @@ enum DeploymentsCommand {
         #[arg(long)]
         force: bool,
     },
+}
+
+/// `deployments list --json`: the states as an object, `{"started": 3}`.
+fn list_json(list: &[store::deployments::DeploymentSummary]) -> String {
+    let all: Vec<serde_json::Value> = list
+        .iter()
+        .map(|d| {
+            let states: serde_json::Map<String, serde_json::Value> =
+                d.states.iter().map(|(state, n)| (state.clone(), (*n).into())).collect();
+            serde_json::json!({
+                "name": d.name,
+                "blueprint": d.blueprint,
+                "created_at": d.created_at,
+                "instances": d.instances,
+                "states": states,
+            })
+        })
+        .collect();
+    serde_json::to_string_pretty(&all).unwrap_or_default()
 }
 
 fn store_failed(e: store::StoreError) -> i32 {
@@ -78,7 +101,14 @@ pub fn deployments(args: DeploymentsArgs) -> i32 {
                 Err(e) => store_failed(e),
             }
         }
-        DeploymentsCommand::List => match deployments.list() {
+        DeploymentsCommand::List { json: true } => match deployments.list() {
+            Ok(list) => {
+                say_out!("{}", list_json(&list));
+                0
+            }
+            Err(e) => store_failed(e),
+        },
+        DeploymentsCommand::List { json: false } => match deployments.list() {
             Ok(list) => {
                 if list.is_empty() {
                     say!("no deployments in {}", path.display());

@@ -1,8 +1,12 @@
 //! `rhaiflow executions list | show ID | events ID [--follow] | logs ID [--task NAME] [--follow]
-//! | cancel ID [--force] | resume ID`: what the store recorded, and acting on executions from
-//! another shell.
+//! | cancel ID [--force] | resume ID | prune`: what the store recorded, and acting on executions
+//! from another shell.
 
+mod age;
+mod list;
 mod logs;
+mod prune;
+mod show;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -30,11 +34,8 @@ struct StoreArg {
 
 #[derive(Subcommand)]
 enum ExecutionsCommand {
-    /// The executions in the store, oldest first.
-    List {
-        #[command(flatten)]
-        store: StoreArg,
-    },
+    /// The executions in the store, newest first.
+    List(list::ListArgs),
     /// One execution: parameters, tasks with their states and attempts, the error.
     Show {
         /// The execution id (a unique prefix is enough).
@@ -87,17 +88,19 @@ enum ExecutionsCommand {
         #[arg(short, long)]
         quiet: bool,
     },
+    /// Remove finished executions (their events and task states) older than a duration.
+    Prune(prune::PruneArgs),
 }
 
 pub fn executions(args: ExecutionsArgs) -> i32 {
     let result = match args.command {
-        ExecutionsCommand::List { store } => {
+        ExecutionsCommand::List(args) => {
             super::end_quietly_on_closed_pipe();
-            list(&store)
+            list::list(&args)
         }
         ExecutionsCommand::Show { id, store } => {
             super::end_quietly_on_closed_pipe();
-            show(&id, &store)
+            show::show(&id, &store)
         }
         ExecutionsCommand::Events { id, store, follow, json } => {
             super::end_quietly_on_closed_pipe();
@@ -111,6 +114,7 @@ pub fn executions(args: ExecutionsArgs) -> i32 {
         ExecutionsCommand::Resume { id, store, events_json, quiet } => {
             return resume(&id, &store, events_json.as_deref(), quiet)
         }
+        ExecutionsCommand::Prune(args) => prune::prune(&args),
     };
     match result {
         Ok(code) => code,
@@ -185,67 +189,13 @@ fn duration(record: &ExecutionRecord) -> String {
     }
 }
 
-fn list(arg: &StoreArg) -> Result<i32, ScriptDiagnostic> {
-    let (path, store) = open_existing(arg)?;
-    let records = match store {
-        Some(store) => store.executions().map_err(store_error)?,
-        None => Vec::new(),
-    };
-    if records.is_empty() {
-        say!("no executions recorded in {}", path.display());
-        return Ok(0);
-    }
-    say_out!("{:<36}  {:<20}  {:<10}  {:<23}  {:>9}  TASKS", "ID", "WORKFLOW", "STATUS", "STARTED", "DURATION");
-    for r in &records {
-        say_out!(
-            "{:<36}  {:<20}  {:<10}  {:<23}  {:>9}  {}/{}",
-            r.id,
-            r.workflow,
-            r.shown_status(),
-            r.started_at.replace('T', " ").trim_end_matches('Z'),
-            duration(r),
-            r.tasks_done,
-            r.tasks_total
-        );
-    }
-    Ok(0)
-}
-
-fn show(id: &str, arg: &StoreArg) -> Result<i32, ScriptDiagnostic> {
-    let (_, store, r) = find(id, arg)?;
-    say_out!("execution   {}", r.id);
-    say_out!("workflow    {} ({})", r.workflow, r.script);
-    say_out!("status      {}", r.shown_status());
-    say_out!("started     {}", r.started_at);
-    if let Some(ended) = &r.ended_at {
-        say_out!("ended       {ended} ({})", duration(&r));
-    }
-    if r.resumes > 0 {
-        say_out!("resumed     {} time{}", r.resumes, if r.resumes == 1 { "" } else { "s" });
-    }
-    say_out!("parameters  {}", r.parameters);
-    say_out!("tasks       {} of {} succeeded", r.tasks_done, r.tasks_total);
-    if let Some(error) = &r.error {
-        say_out!("error       {error}");
-    }
-    let tasks = store.tasks(&r.id).map_err(store_error)?;
-    if !tasks.is_empty() {
-        let width = tasks.iter().map(|t| t.name.chars().count()).max().unwrap_or(4).clamp(4, 40);
-        say_out!();
-        say_out!("{:<width$}  {:<9}  {:<11}  {:>8}  ERROR", "TASK", "KIND", "STATE", "ATTEMPTS");
-        for t in &tasks {
-            let error = t.error.as_deref().unwrap_or("").lines().next().unwrap_or("");
-            say_out!("{:<width$}  {:<9}  {:<11}  {:>8}  {error}", t.name, t.kind, t.state, t.attempts);
-        }
-    }
-    Ok(0)
-}
-
 /// One event as a person reads it.
 fn human_line(json: &str) -> String {
     let Ok(e) = serde_json::from_str::<serde_json::Value>(json) else { return json.to_string() };
     let text = |k: &str| e.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
-    let mut detail = text("task");
+    // An instance's tasks share their names: `web_1 lifecycle.configure`, as the console says.
+    let mut detail =
+        [text("node_instance"), text("task")].iter().filter(|t| !t.is_empty()).cloned().collect::<Vec<_>>().join(" ");
     for key in ["message", "error", "line"] {
         if let Some(v) = e.get(key).and_then(|v| v.as_str()) {
             if !detail.is_empty() {

@@ -105,7 +105,7 @@ impl TaskError {
     }
 
     pub fn cancelled() -> Self {
-        Self::new(ErrorKind::Cancelled, "the execution was cancelled")
+        Self::new(ErrorKind::Cancelled, CANCELLED)
     }
 
     pub fn at(mut self, position: Position) -> Self {
@@ -165,6 +165,10 @@ impl TaskError {
         }
     }
 }
+
+/// The error of a task a cancel stopped, as its `task_failed` event says it: how the console
+/// and `executions show` tell a cancelled task from a failed one.
+pub const CANCELLED: &str = "the execution was cancelled";
 
 /// The value `on_progress` stops a script with when the execution is force-cancelled.
 pub const TERMINATED_BY_CANCEL: &str = "the execution was cancelled";

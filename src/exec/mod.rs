@@ -27,7 +27,9 @@ use tokio::sync::Semaphore;
 
 pub use attempt::{continue_task, run_task, TaskOutcome};
 pub use cancel::CancelState;
-pub use error::{display_value, innermost, ErrorKind, FailedTask, LimitReached, TaskError, TERMINATED_BY_CANCEL};
+pub use error::{
+    display_value, innermost, ErrorKind, FailedTask, LimitReached, TaskError, CANCELLED, TERMINATED_BY_CANCEL,
+};
 pub use replay::{Replay, ReplayedTask};
 pub use scheduler::execute_plan;
 pub use script_pool::ScriptPool;

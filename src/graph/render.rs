@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use petgraph::stable_graph::NodeIndex;
 
-use super::{TaskGraph, TaskKind};
+use super::{TaskAction, TaskCell, TaskGraph, TaskKind};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -67,9 +67,28 @@ fn quoted(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_default()
 }
 
+/// A task as a drawing labels it: `build (shell)`. A task on a node instance is named by what
+/// it does to which instance (`lifecycle.configure web_1`, `set_state(started) web_1`): the
+/// tasks of twenty instances share their names, and `set_state (operation)` twenty times over
+/// says nothing.
 fn label(g: &TaskGraph, index: NodeIndex) -> String {
     let cell = &g.dag[index];
-    format!("{} ({})", cell.name, cell.kind().as_str())
+    match (short_label(cell), cell.kind()) {
+        (label, TaskKind::Operation) => label,
+        (label, kind) => format!("{label} ({})", kind.as_str()),
+    }
+}
+
+/// A task's name, with its instance (and the state it sets) when it acts on one: what
+/// `waits for:` names it by.
+fn short_label(cell: &TaskCell) -> String {
+    let Some(instance) = cell.action.node_instance() else {
+        return cell.name.to_string();
+    };
+    match &cell.action {
+        TaskAction::SetState { state, .. } => format!("{}({state}) {instance}", cell.name),
+        _ => format!("{} {instance}", cell.name),
+    }
 }
 
 fn dot_members(g: &TaskGraph, parent: Option<NodeIndex>, depth: usize, out: &mut String) {
@@ -116,25 +135,29 @@ fn json_tasks(g: &TaskGraph) -> Vec<serde_json::Value> {
             let parent = cell.inner.lock().slot.and_then(|s| s.parent);
             let mut waits: Vec<String> = g.dependencies(index).map(|d| id(g, d)).collect();
             waits.sort();
-            serde_json::json!({
+            let mut task = serde_json::json!({
                 "id": id(g, index),
                 "name": &*cell.name,
                 "kind": cell.kind().as_str(),
                 "subgraph": parent.map(|p| id(g, p)),
                 "waits_for": waits,
-            })
+            });
+            if let Some(instance) = cell.action.node_instance() {
+                task["node_instance"] = serde_json::Value::from(&*instance);
+            }
+            task
         })
         .collect()
 }
 
 fn text_members(g: &TaskGraph, parent: Option<NodeIndex>, depth: usize, out: &mut String) {
-    let names: HashMap<NodeIndex, &str> = g.dag.node_indices().map(|i| (i, &*g.dag[i].name)).collect();
+    let names: HashMap<NodeIndex, String> = g.dag.node_indices().map(|i| (i, short_label(&g.dag[i]))).collect();
     let pad = "  ".repeat(depth);
     for cell in g.members(parent) {
         let Some(index) = g.index_of(&cell) else {
             continue;
         };
-        let mut waits: Vec<&str> = g.dependencies(index).map(|d| names[&d]).collect();
+        let mut waits: Vec<&str> = g.dependencies(index).map(|d| names[&d].as_str()).collect();
         waits.sort();
         let _ = write!(out, "{pad}{}", label(g, index));
         if !waits.is_empty() {

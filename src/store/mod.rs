@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 pub use commits::{CommitListener, CommitState};
 pub use deployments::DeploymentStore;
-pub use records::{ExecutionRecord, ExecutionStatus, StoredTask};
+pub use records::{ExecutionQuery, ExecutionRecord, ExecutionStatus, ShownStatus, StoredTask};
 pub use sqlite::SqliteStore;
 
 use crate::events::{Event, EventSink, ExecutionLabel};
@@ -79,7 +79,12 @@ pub trait Store: Send + Sync {
     /// writes are durable at once.
     fn on_commit(&self, listener: CommitListener);
 
-    fn executions(&self) -> Result<Vec<ExecutionRecord>>;
+    /// The executions `query` picks, newest first.
+    fn executions(&self, query: &ExecutionQuery) -> Result<Vec<ExecutionRecord>>;
+    /// Removes, with their events, the executions with one of `statuses` that ended (a
+    /// crashed one: started) before `before` (RFC 3339 UTC, as the store writes times); never
+    /// a running one. Returns what it removed.
+    fn prune(&self, statuses: &[ShownStatus], before: &str) -> Result<Vec<ExecutionRecord>>;
     fn execution(&self, id: &str) -> Result<ExecutionRecord>;
     fn tasks(&self, id: &str) -> Result<Vec<StoredTask>>;
     /// Events with `seq > after`, as their JSON lines, in order.

@@ -2,6 +2,8 @@
 
 use serde_json::Value;
 
+use crate::exec::CANCELLED;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ExecutionStatus {
     Running,
@@ -61,12 +63,114 @@ impl ExecutionRecord {
         self.status == ExecutionStatus::Running && !process_alive(self.pid)
     }
 
-    pub fn shown_status(&self) -> &'static str {
-        if self.crashed() {
-            "crashed"
-        } else {
-            self.status.as_str()
+    /// Its status as a person is told it: `crashed` when `running` with its process gone.
+    pub fn shown(&self) -> ShownStatus {
+        match self.status {
+            ExecutionStatus::Running if self.crashed() => ShownStatus::Crashed,
+            ExecutionStatus::Running => ShownStatus::Running,
+            ExecutionStatus::Succeeded => ShownStatus::Succeeded,
+            ExecutionStatus::Failed => ShownStatus::Failed,
+            ExecutionStatus::Cancelled => ShownStatus::Cancelled,
         }
+    }
+
+    pub fn shown_status(&self) -> &'static str {
+        self.shown().as_str()
+    }
+
+    /// The deployment it ran on, as its options recorded it.
+    pub fn deployment(&self) -> Option<&str> {
+        self.options.get("deployment").and_then(Value::as_str)
+    }
+
+    /// True when it ran on a deployment kept in the store (not a throw-away one of a blueprint).
+    pub fn deployment_stored(&self) -> bool {
+        self.options.get("deployment_stored").and_then(Value::as_bool).unwrap_or(false)
+    }
+
+    /// When it ended, else when it started (an execution that crashed has no end).
+    fn last_time(&self) -> &str {
+        self.ended_at.as_deref().unwrap_or(&self.started_at)
+    }
+
+    /// Whether `prune` may remove it: finished (or crashed, when asked for by name), one of
+    /// `statuses`, and over before `before`. A running one never is.
+    pub fn prunable(&self, statuses: &[ShownStatus], before: &str) -> bool {
+        let shown = self.shown();
+        shown != ShownStatus::Running && statuses.contains(&shown) && self.last_time() < before
+    }
+}
+
+/// An execution's status as `executions list` shows it and `--status` picks it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShownStatus {
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+    /// Recorded as running, its process gone: resumable, not finished.
+    Crashed,
+}
+
+impl ShownStatus {
+    pub const ALL: [ShownStatus; 5] = [
+        ShownStatus::Running,
+        ShownStatus::Succeeded,
+        ShownStatus::Failed,
+        ShownStatus::Cancelled,
+        ShownStatus::Crashed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ShownStatus::Running => "running",
+            ShownStatus::Succeeded => "succeeded",
+            ShownStatus::Failed => "failed",
+            ShownStatus::Cancelled => "cancelled",
+            ShownStatus::Crashed => "crashed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|status| status.as_str() == s)
+    }
+
+    /// The status the store holds for it (a crashed execution is recorded as running).
+    fn stored(self) -> ExecutionStatus {
+        match self {
+            ShownStatus::Running | ShownStatus::Crashed => ExecutionStatus::Running,
+            ShownStatus::Succeeded => ExecutionStatus::Succeeded,
+            ShownStatus::Failed => ExecutionStatus::Failed,
+            ShownStatus::Cancelled => ExecutionStatus::Cancelled,
+        }
+    }
+}
+
+/// Which executions `executions list` wants, newest first.
+#[derive(Clone, Debug, Default)]
+pub struct ExecutionQuery {
+    /// Any of these; all when empty.
+    pub statuses: Vec<ShownStatus>,
+    pub workflow: Option<String>,
+    /// Started at or after this time (RFC 3339 UTC with milliseconds, as the store writes it).
+    pub since: Option<String>,
+    pub limit: Option<usize>,
+}
+
+impl ExecutionQuery {
+    /// The stored statuses to read, as a JSON array; `None` for all.
+    pub(super) fn stored_statuses(&self) -> Option<String> {
+        let stored: Vec<&str> = self.statuses.iter().map(|s| s.stored().as_str()).collect();
+        (!stored.is_empty()).then(|| serde_json::to_string(&stored).unwrap_or_default())
+    }
+
+    /// Whether a row read with `stored_statuses` must still be told running from crashed.
+    pub(super) fn needs_process_check(&self) -> bool {
+        self.statuses.iter().any(|s| s.stored() == ExecutionStatus::Running)
+    }
+
+    pub(super) fn wants(&self, record: &ExecutionRecord) -> bool {
+        self.statuses.is_empty() || self.statuses.contains(&record.shown())
     }
 }
 
@@ -107,6 +211,7 @@ impl TaskFold {
                 current_retries: 0,
                 result: None,
                 error: None,
+                node_instance: event.get("node_instance").and_then(Value::as_str).map(str::to_string),
             });
             self.tasks.len() - 1
         });
@@ -137,7 +242,14 @@ impl TaskFold {
             }
             "task_failed" => {
                 let ignored = event.get("ignored").and_then(Value::as_bool).unwrap_or(false);
-                task.state = if ignored { "ignored" } else { "failed" }.into();
+                // A task a cancel stopped did not fail: it is shown as what happened to it.
+                let cancelled = event.get("error").and_then(Value::as_str) == Some(CANCELLED);
+                task.state = match (ignored, cancelled) {
+                    (true, _) => "ignored",
+                    (false, true) => "cancelled",
+                    (false, false) => "failed",
+                }
+                .into();
                 task.error = Some(text("error"));
             }
             _ => {}
@@ -163,6 +275,8 @@ pub struct StoredTask {
     pub current_retries: u32,
     pub result: Option<Value>,
     pub error: Option<String>,
+    /// The node instance it ran on (an operation, an instance's state or event).
+    pub node_instance: Option<String>,
 }
 
 impl StoredTask {

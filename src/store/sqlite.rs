@@ -25,7 +25,10 @@ use super::commits::{listen, CommitListeners, CommitPublisher};
 use super::event_rows::{read_row, StoredEvent};
 use super::records::TaskFold;
 use super::write_queue::{Batch, WriteOp, WriteQueue};
-use super::{CommitListener, CommitState, ExecutionRecord, ExecutionStatus, Result, Store, StoreError, StoredTask};
+use super::{
+    CommitListener, CommitState, ExecutionQuery, ExecutionRecord, ExecutionStatus, Result, ShownStatus, Store,
+    StoreError, StoredTask,
+};
 use crate::events::{Event, ExecutionLabel};
 
 /// Task states are not a table of their own: they are folded from the task events when read.
@@ -472,13 +475,58 @@ impl Store for SqliteStore {
         listen(&self.listeners, &self.committed, listener);
     }
 
-    fn executions(&self) -> Result<Vec<ExecutionRecord>> {
+    fn executions(&self, query: &ExecutionQuery) -> Result<Vec<ExecutionRecord>> {
         let conn = self.reader.lock();
+        // Running and crashed are one stored status: told apart (and only then limited) here.
+        let limit = match query.limit {
+            Some(n) if !query.needs_process_check() => i64::try_from(n).unwrap_or(i64::MAX),
+            _ => -1,
+        };
         let mut stmt = conn
-            .prepare(&format!("SELECT {EXECUTION_COLUMNS} FROM executions e ORDER BY started_at"))
+            .prepare(&format!(
+                "SELECT {EXECUTION_COLUMNS} FROM executions e
+                 WHERE (?1 IS NULL OR status IN (SELECT value FROM json_each(?1)))
+                   AND (?2 IS NULL OR workflow = ?2) AND (?3 IS NULL OR started_at >= ?3)
+                 ORDER BY started_at DESC, number DESC LIMIT ?4"
+            ))
             .map_err(|e| self.err(e))?;
-        let rows = stmt.query_map([], execution_from_row).map_err(|e| self.err(e))?;
-        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(|e| self.err(e))
+        let rows = stmt
+            .query_map(params![query.stored_statuses(), query.workflow, query.since, limit], execution_from_row)
+            .map_err(|e| self.err(e))?;
+        let all = rows.collect::<rusqlite::Result<Vec<_>>>().map_err(|e| self.err(e))?;
+        let wanted = all.into_iter().filter(|r| query.wants(r));
+        Ok(wanted.take(query.limit.unwrap_or(usize::MAX)).collect())
+    }
+
+    fn prune(&self, statuses: &[ShownStatus], before: &str) -> Result<Vec<ExecutionRecord>> {
+        let mut conn = self.reader.lock();
+        // One transaction that holds the write lock: a resume cannot take an execution over
+        // between the look at it and its removal.
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| self.err(e))?;
+        let candidates: Vec<(i64, ExecutionRecord)> = {
+            let mut stmt = tx
+                .prepare(&format!(
+                    "SELECT {EXECUTION_COLUMNS}, number FROM executions e
+                     WHERE COALESCE(ended_at, started_at) < ?1 ORDER BY started_at, number"
+                ))
+                .map_err(|e| self.err(e))?;
+            let rows = stmt
+                .query_map([before], |row| Ok((row.get(14)?, execution_from_row(row)?)))
+                .map_err(|e| self.err(e))?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(|e| self.err(e))?
+        };
+        let mut removed = Vec::new();
+        for (number, record) in candidates.into_iter().filter(|(_, r)| r.prunable(statuses, before)) {
+            tx.execute(
+                "DELETE FROM event_rows WHERE position > ?1 AND position < ?2",
+                params![position(number, 0), position(number + 1, 0)],
+            )
+            .map_err(|e| self.err(e))?;
+            tx.execute("DELETE FROM executions WHERE number = ?1", [number]).map_err(|e| self.err(e))?;
+            removed.push(record);
+        }
+        tx.commit().map_err(|e| self.err(e))?;
+        Ok(removed)
     }
 
     fn execution(&self, id: &str) -> Result<ExecutionRecord> {

@@ -32,7 +32,7 @@ pub(super) fn logs(id: &str, task: Option<&str>, arg: &StoreArg, follow: bool) -
         match (task, event.get("node_instance").and_then(Value::as_str)) {
             (Some(task), _) if text("task") != task => {}
             (Some(_), _) => say_out!("{}", text("line")),
-            (None, Some(instance)) => say_out!("{} {instance} | {}", text("task"), text("line")),
+            (None, Some(instance)) => say_out!("{instance} {} | {}", text("task"), text("line")),
             (None, None) => say_out!("{} | {}", text("task"), text("line")),
         }
     })
