@@ -629,7 +629,7 @@ fn three_tier_install_runs_each_lifecycle_in_order_targets_first() {
     let lab = Lab::new();
     lab.create("shop", &example(THREE_TIER));
     let list = lab.cli(&["deployments", "list", "--store", &lab.store()]);
-    let fields: Vec<&str> = list.stdout.trim_end().split('\t').collect();
+    let fields: Vec<&str> = list.stdout.lines().nth(1).unwrap_or_default().split('\t').collect();
     assert_eq!(fields[..2], ["shop", "4 instances (4 uninitialized)"], "{}", list.stdout);
     assert!(fields[3].ends_with("three_tier/blueprint.yaml"), "{}", list.stdout);
     let before = lab.show("shop");
@@ -995,11 +995,11 @@ fn an_unknown_deployment_is_invalid_input() {
     let out = lab.on("nosuch", "install", &[]);
     out.assert_code(2);
     assert!(out.events.0.is_empty(), "{}", out.events.summary());
-    assert!(out.stderr.contains("there is no deployment `nosuch`"), "{}", out.stderr);
+    assert!(out.stderr.contains("no deployment named `nosuch`"), "{}", out.stderr);
     assert!(out.stderr.contains("rhaiflow deployments list"), "says where to look:\n{}", out.stderr);
     let show = lab.cli(&["deployments", "show", "nosuch", "--store", &lab.store()]);
     show.assert_code(2);
-    assert!(show.stderr.contains("there is no deployment `nosuch`"), "{}", show.stderr);
+    assert!(show.stderr.contains("no deployment named `nosuch`"), "{}", show.stderr);
 }
 
 #[test]
@@ -1143,4 +1143,81 @@ fn a_closed_stdout_does_not_panic() {
     let output = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+// ---------------------------------------------------------------------------------------
+// The command line of deployments: what a run is pointed at, names shown, the list
+
+// `rhaiflow run install` with neither --deployment nor --blueprint ran on no instance and
+// said "✔ workflow succeeded · 0 tasks", exit 0.
+#[test]
+fn a_builtin_workflow_without_a_deployment_is_refused() {
+    let lab = Lab::new();
+    for workflow in ["install", "uninstall", "heal"] {
+        let out = lab.run(&[workflow]);
+        out.assert_code(2);
+        assert!(out.events.0.is_empty(), "nothing ran:\n{}", out.events.summary());
+        assert!(out.stderr.contains("it needs a deployment to work on"), "{}", out.stderr);
+        assert!(out.stderr.contains("--deployment NAME") && out.stderr.contains("--blueprint FILE"), "{}", out.stderr);
+    }
+}
+
+// `--blueprint blueprint.yaml` (no folder in the path) gave the blueprint an empty folder: every
+// script operation failed with "cannot start `sh` (in )".
+#[test]
+fn a_blueprint_named_without_a_folder_runs_its_scripts() {
+    let lab = Lab::new();
+    let mut command = lab.command();
+    command.current_dir(example("three_tier"));
+    let out = cli_of(command.args(["run", "install", "--blueprint", "blueprint.yaml", "--ephemeral", "-q"]));
+    out.assert_code(0);
+    assert_eq!(lab.log("database_1"), ["lifecycle.create", "lifecycle.configure", "lifecycle.start"]);
+    // A stored deployment keeps the blueprint's folder, wherever it then runs from.
+    let lab = Lab::new();
+    let mut command = lab.command();
+    command.current_dir(example("three_tier"));
+    let store = lab.store();
+    cli_of(command.args(["deployments", "create", "bare", "--blueprint", "blueprint.yaml", "--store", &store]))
+        .assert_code(0);
+    lab.on("bare", "install", &[]).assert_code(0);
+    assert_eq!(lab.log("database_1"), ["lifecycle.create", "lifecycle.configure", "lifecycle.start"]);
+}
+
+// Diagnostics about a built-in workflow pointed into `/tmp/rhaiflow-builtin-<hash>/…`, the
+// folder it is unpacked into.
+#[test]
+fn diagnostics_name_builtin_files_by_their_builtin_name() {
+    let lab = Lab::new();
+    let out = lab.run(&["heal", "--blueprint", example(THREE_TIER).to_str().unwrap(), "-p", "node_instance_id=web_9"]);
+    out.assert_code(2);
+    assert!(out.stderr.contains("[builtin:lifecycle.rhai:"), "{}", out.stderr);
+    let out = lab.run(&["scale", "--blueprint", example(THREE_TIER).to_str().unwrap(), "-p", "delta=many"]);
+    out.assert_code(2);
+    assert!(out.stderr.contains("[builtin:plugin.yaml:"), "{}", out.stderr);
+    for out in [&out.stderr, &lab.run(&["install", "--blueprint", "deployments/invalid.yaml"]).stderr] {
+        assert!(!out.contains("rhaiflow-builtin-"), "the scratch folder is named:\n{out}");
+    }
+}
+
+// `deployments list` printed rows without saying what the columns are; a missing deployment
+// was "the execution store failed: there is no deployment …", as if the store were broken.
+#[test]
+fn deployments_list_has_a_header_and_a_missing_deployment_is_named() {
+    let lab = Lab::new();
+    lab.create("shop", &example(THREE_TIER));
+    let list = lab.cli(&["deployments", "list", "--store", &lab.store()]);
+    list.assert_code(0);
+    let lines: Vec<&str> = list.stdout.lines().collect();
+    assert_eq!(lines[0], "NAME\tINSTANCES\tCREATED\tBLUEPRINT", "{}", list.stdout);
+    assert!(lines[1].starts_with("shop\t4 instances (4 uninitialized)\t"), "{}", list.stdout);
+    for command in [
+        &["deployments", "show", "nosuch"][..],
+        &["deployments", "delete", "nosuch"],
+        &["run", "install", "--deployment", "nosuch"],
+    ] {
+        let out = lab.cli(&[command, &["--store", &lab.store()]].concat());
+        out.assert_code(2);
+        assert!(out.stderr.contains("no deployment named `nosuch`"), "{command:?}:\n{}", out.stderr);
+        assert!(!out.stderr.contains("the execution store failed"), "{command:?}:\n{}", out.stderr);
+    }
 }

@@ -143,6 +143,10 @@ pub struct RunReport {
     pub graphs: Vec<Arc<GraphShared>>,
     /// In a dry run: where the script first used a result that only a real run has.
     pub dry_result_used_at: Option<Position>,
+    /// A dry run that stopped early, at `dry_result_used_at`: the script went on to fail on
+    /// the placeholder a dry run gives for a task's result. It succeeds, having checked the
+    /// graphs up to there.
+    pub dry_run_stopped_early: bool,
     pub elapsed: Duration,
     /// The store file, when the execution was recorded on disk (to tell how to resume it).
     pub store_path: Option<PathBuf>,
@@ -158,6 +162,7 @@ impl RunReport {
             diagnostic: Some(diagnostic),
             graphs: Vec::new(),
             dry_result_used_at: None,
+            dry_run_stopped_early: false,
             elapsed: started.elapsed(),
             store_path: None,
         }
@@ -210,7 +215,7 @@ fn run_execution(
             return RunReport::invalid(execution_id, workflow, d, started);
         }
     };
-    let source = Source { name: options.script.display().to_string(), text: Arc::from(text.as_str()) };
+    let source = Source { name: crate::bundle::builtin::shown_name(&options.script), text: Arc::from(text.as_str()) };
     let runtime =
         match tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("rhaiflow-executor").build() {
             Ok(rt) => rt,
@@ -374,6 +379,7 @@ fn run_execution(
             Ending::failed(ScriptDiagnostic::plain("rhaiflow::bug", message))
         }
     };
+    let (ending, dry_run_stopped_early) = ending.unless_a_dry_run_stopped(options.dry_run, &run_state, &bus);
     let ending = ending.unless_unrecorded(store.as_deref(), options.deployment.as_deref());
     let ending = ending.unless_a_bug(run_state.env().bug());
     last_resort.claim_end();
@@ -391,6 +397,7 @@ fn run_execution(
         diagnostic,
         graphs,
         dry_result_used_at,
+        dry_run_stopped_early,
         elapsed: started.elapsed(),
         store_path: store_path.filter(|_| store.is_some()),
     }
@@ -442,6 +449,28 @@ impl Ending {
 
     fn is_failure(&self) -> bool {
         matches!(self.status, Status::Failed | Status::Invalid)
+    }
+
+    /// A dry run gives a placeholder for a task's result: a script that goes on to read a
+    /// field of it (`t.get().stdout`) fails there, not because it is wrong. Such a dry run
+    /// ends as a success that says where it stopped (with `true`); any other ending stays.
+    /// An invalid graph built before is still invalid (`check` and `graph` judge it so).
+    fn unless_a_dry_run_stopped(self, dry_run: bool, run: &RunState, bus: &EventBus) -> (Self, bool) {
+        let used_at = *run.dry_results_used.lock();
+        let tasks: usize = run.graphs.lock().iter().map(|g| g.graph.lock().len()).sum();
+        let stopped = match (dry_run, used_at, self.status) {
+            (true, Some(_), Status::Failed) => true,
+            (true, Some(_), Status::Invalid) => tasks == 0,
+            _ => false,
+        };
+        let (Some(at), true) = (used_at, stopped) else { return (self, false) };
+        let why = self.diagnostic.as_ref().map(|d| d.message.clone()).unwrap_or_default();
+        let message = format!(
+            "dry run stopped at line {}: the script uses a task's result there, which only a real run has ({why})",
+            at.line().unwrap_or(0)
+        );
+        bus.emit(Payload::Log { level: LogLevel::Warn, message });
+        (Ending { status: Status::Succeeded, result: None, diagnostic: None }, true)
     }
 
     /// A store that failed holds less than what ran: the run fails, whatever the script made

@@ -52,6 +52,13 @@ pub enum StoreError {
     WriterStopped,
     #[error("no execution `{0}` in this store")]
     NoSuchExecution(String),
+    #[error("no deployment named `{0}` in this store (rhaiflow deployments list)")]
+    NoSuchDeployment(String),
+    /// Another execution is running on the deployment (a crashed one does not count).
+    #[error(
+        "deployment `{deployment}` is busy: execution {execution} ({workflow}) is running on it, in process {pid}"
+    )]
+    DeploymentBusy { deployment: String, execution: String, workflow: String, pid: u32 },
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
