@@ -1221,3 +1221,107 @@ fn deployments_list_has_a_header_and_a_missing_deployment_is_named() {
         assert!(!out.stderr.contains("the execution store failed"), "{command:?}:\n{}", out.stderr);
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// One execution at a time on a stored deployment
+
+/// A background run that ends with the test, passed or failed: killed, and the operations it
+/// left waiting released (they would wait for ever once the lab's folder is gone).
+struct Released {
+    child: Child,
+    release: PathBuf,
+}
+
+impl Released {
+    fn new(lab: &Lab, child: Child) -> Released {
+        Released { child, release: lab.record().join("release") }
+    }
+}
+
+impl Drop for Released {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::write(&self.release, "");
+    }
+}
+
+/// Waits (at most 20 s) for `child` to end; its exit code.
+fn exit_code_within(child: &mut Child, what: &str) -> Option<i32> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.code();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{what} did not end within 20 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+// A second install (or an uninstall) on a deployment that an install was running on ran
+// beside it, both changing the same instances.
+#[test]
+fn a_second_execution_on_a_busy_deployment_is_refused_until_the_first_is_gone() {
+    let lab = Lab::new();
+    lab.create("slow", &blueprint("slow.yaml"));
+    let events = lab.dir.path().join("first.jsonl");
+    let store = lab.store();
+    let first = lab.spawn(&[
+        "run",
+        "install",
+        "--deployment",
+        "slow",
+        "--store",
+        &store,
+        "--events-json",
+        events.to_str().unwrap(),
+    ]);
+    let first = Released::new(&lab, first);
+    let started = wait_for_events(&events, 1, |e| e["type"] == "task_started" && e["task"] == "lifecycle.start");
+    let running = started[0]["execution_id"].as_str().unwrap().to_string();
+    for workflow in ["install", "uninstall"] {
+        let refused = lab.on("slow", workflow, &[]);
+        refused.assert_code(2);
+        assert!(refused.events.0.is_empty(), "{workflow} ran:\n{}", refused.events.summary());
+        let said = refused.stderr.split_whitespace().filter(|w| *w != "│").collect::<Vec<_>>().join(" ");
+        assert!(said.contains("deployment `slow` is busy"), "{said}");
+        assert!(said.contains(&format!("execution {running} (install) is running on it")), "{said}");
+        assert!(said.contains(&format!("rhaiflow executions cancel {running}")), "{said}");
+    }
+    // Killed, the install crashed: it holds the deployment no more.
+    drop(first);
+    lab.on("slow", "install", &[]).assert_code(0);
+    assert!(lab.states("slow").values().all(|s| s == "started"), "{:?}", lab.states("slow"));
+}
+
+// Two installs started at the same moment on one deployment: both saw it free, both ran.
+#[test]
+fn of_two_executions_started_together_on_a_deployment_one_is_refused() {
+    let lab = Lab::new();
+    lab.create("slow", &blueprint("slow.yaml"));
+    let store = lab.store();
+    let mut runs: Vec<Released> = (0..2)
+        .map(|_| Released::new(&lab, lab.spawn(&["run", "install", "--deployment", "slow", "--store", &store])))
+        .collect();
+    // The refused one ends at once; the other waits for the release in its start operations.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let refused = loop {
+        if let Some(i) = runs.iter_mut().position(|r| r.child.try_wait().unwrap().is_some()) {
+            break i;
+        }
+        if Instant::now() > deadline {
+            std::fs::write(lab.record().join("release"), "").unwrap();
+            let codes: Vec<_> = runs.iter_mut().map(|r| exit_code_within(&mut r.child, "an install")).collect();
+            panic!("neither install was refused; they ended with {codes:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let refused_code = exit_code_within(&mut runs[refused].child, "the refused install");
+    std::fs::write(lab.record().join("release"), "").unwrap();
+    let other_code = exit_code_within(&mut runs[1 - refused].child, "the install that ran");
+    assert_eq!((refused_code, other_code), (Some(2), Some(0)), "one refused (2), one ran (0)");
+    assert_eq!(creates(&lab).values().copied().collect::<Vec<_>>(), [1, 1, 1, 1], "each instance created once");
+}

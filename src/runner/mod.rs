@@ -287,9 +287,8 @@ fn run_execution(
     // A dry run runs nothing, so it records nothing either.
     let store = store.filter(|_| !options.dry_run);
     if let Some(store) = &store {
-        if let Err(e) = store.begin(&record) {
-            let d = ScriptDiagnostic::plain("rhaiflow::store", e.to_string());
-            return RunReport::invalid(execution_id, workflow, d, started);
+        if let Err(e) = begin(store.as_ref(), &record, options.deployment.as_deref()) {
+            return RunReport::invalid(execution_id, workflow, not_begun(e), started);
         }
     }
     let label =
@@ -400,6 +399,28 @@ fn run_execution(
         dry_run_stopped_early,
         elapsed: started.elapsed(),
         store_path: store_path.filter(|_| store.is_some()),
+    }
+}
+
+/// Records the execution's start; on a stored deployment, only while no other execution runs
+/// on it (Cloudify refuses a second execution on a deployment as well).
+fn begin(store: &dyn Store, record: &ExecutionRecord, deployment: Option<&Deployment>) -> Result<(), StoreError> {
+    match deployment.filter(|d| d.stored.load(std::sync::atomic::Ordering::Relaxed)) {
+        Some(deployment) => store.begin_on_deployment(record, &deployment.name),
+        None => store.begin(record),
+    }
+}
+
+/// The diagnostic of an execution whose start was not recorded: nothing ran.
+fn not_begun(error: StoreError) -> ScriptDiagnostic {
+    match &error {
+        StoreError::DeploymentBusy { execution, .. } => {
+            ScriptDiagnostic::plain("rhaiflow::deployment_busy", error.to_string()).with_help(format!(
+                "one execution at a time runs on a deployment: wait for it to end, or cancel it (rhaiflow \
+                 executions cancel {execution})"
+            ))
+        }
+        _ => ScriptDiagnostic::plain("rhaiflow::store", error.to_string()),
     }
 }
 

@@ -67,6 +67,11 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 pub trait Store: Send + Sync {
     /// Records an execution that starts (or starts again, on resume) in this process.
     fn begin(&self, record: &ExecutionRecord) -> Result<()>;
+    /// `begin` for an execution on the stored deployment `deployment`, refused with
+    /// `StoreError::DeploymentBusy` while another execution runs on it (one whose process is
+    /// gone, crashed, does not count). The check and the record are one transaction: of two
+    /// processes starting on one deployment at once, one is refused.
+    fn begin_on_deployment(&self, record: &ExecutionRecord, deployment: &str) -> Result<()>;
     /// Queues one event for writing. It cannot fail here, on the hot path: a write that fails
     /// later is reported through `committed` and `flush`.
     fn append(&self, label: &ExecutionLabel, event: &Event);
