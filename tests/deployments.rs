@@ -1197,6 +1197,12 @@ fn diagnostics_name_builtin_files_by_their_builtin_name() {
     for out in [&out.stderr, &lab.run(&["install", "--blueprint", "deployments/invalid.yaml"]).stderr] {
         assert!(!out.contains("rhaiflow-builtin-"), "the scratch folder is named:\n{out}");
     }
+    // The execution records it so too.
+    let installed = lab.run(&["install", "--blueprint", example(THREE_TIER).to_str().unwrap()]);
+    installed.assert_code(0);
+    let shown = lab.cli(&["executions", "show", &installed.execution_id(), "--store", &lab.store()]);
+    assert!(shown.stdout.contains("builtin:lifecycle.rhai"), "{}", shown.stdout);
+    assert!(!shown.stdout.contains("rhaiflow-builtin-"), "{}", shown.stdout);
 }
 
 // `deployments list` printed rows without saying what the columns are; a missing deployment

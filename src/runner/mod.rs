@@ -271,7 +271,7 @@ fn run_execution(
     let record = ExecutionRecord {
         id: execution_id.clone(),
         workflow: workflow.clone(),
-        script: std::fs::canonicalize(&options.script).unwrap_or_else(|_| options.script.clone()).display().to_string(),
+        script: recorded_script(&options.script),
         parameters: parameters.clone(),
         options: RecordedOptions::of(options).to_json(),
         status: ExecutionStatus::Running,
@@ -400,6 +400,13 @@ fn run_execution(
         elapsed: started.elapsed(),
         store_path: store_path.filter(|_| store.is_some()),
     }
+}
+
+/// The script as an execution records it: absolute, or a built-in file by its name
+/// (`builtin:lifecycle.rhai`; a resume finds the built-in workflows by their bundle).
+fn recorded_script(script: &std::path::Path) -> String {
+    let absolute = std::fs::canonicalize(script).unwrap_or_else(|_| script.to_path_buf());
+    crate::bundle::builtin::shown_name(&absolute)
 }
 
 /// Records the execution's start; on a stored deployment, only while no other execution runs
