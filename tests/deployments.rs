@@ -1331,3 +1331,38 @@ fn of_two_executions_started_together_on_a_deployment_one_is_refused() {
     assert_eq!((refused_code, other_code), (Some(2), Some(0)), "one refused (2), one ran (0)");
     assert_eq!(creates(&lab).values().copied().collect::<Vec<_>>(), [1, 1, 1, 1], "each instance created once");
 }
+
+// `executions resume` of a cancelled install took the execution over (status "running", in
+// its process) before it learned that another install was running on the deployment: refused,
+// it was left looking crashed.
+#[test]
+fn a_resume_on_a_busy_deployment_is_refused_and_leaves_the_execution_as_it_was() {
+    let lab = Lab::new();
+    lab.create("slow", &blueprint("slow.yaml"));
+    let store = lab.store();
+    let start = |events: &Path| {
+        let child = lab.spawn(&[
+            "run",
+            "install",
+            "--deployment",
+            "slow",
+            "--store",
+            &store,
+            "--events-json",
+            events.to_str().unwrap(),
+        ]);
+        let run = Released::new(&lab, child);
+        let started = wait_for_events(events, 1, |e| e["type"] == "task_started" && e["task"] == "lifecycle.start");
+        (run, started[0]["execution_id"].as_str().unwrap().to_string())
+    };
+    let (mut first, cancelled) = start(&lab.dir.path().join("first.jsonl"));
+    lab.cli(&["executions", "cancel", &cancelled, "--force", "--store", &store]).assert_code(0);
+    assert_eq!(exit_code_within(&mut first.child, "the cancelled install"), Some(3));
+    let (_second, _) = start(&lab.dir.path().join("second.jsonl"));
+    let resume = lab.cli(&["executions", "resume", &cancelled, "--store", &store]);
+    resume.assert_code(2);
+    assert!(resume.stderr.contains("deployment `slow` is busy"), "{}", resume.stderr);
+    let shown = lab.cli(&["executions", "show", &cancelled, "--store", &store]);
+    let status = shown.stdout.lines().find(|l| l.starts_with("status")).unwrap_or_default().to_string();
+    assert!(status.ends_with(" cancelled"), "still cancelled, not taken over:\n{}", shown.stdout);
+}

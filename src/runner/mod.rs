@@ -419,7 +419,7 @@ fn begin(store: &dyn Store, record: &ExecutionRecord, deployment: Option<&Deploy
 }
 
 /// The diagnostic of an execution whose start was not recorded: nothing ran.
-fn not_begun(error: StoreError) -> ScriptDiagnostic {
+pub(super) fn not_begun(error: StoreError) -> ScriptDiagnostic {
     match &error {
         StoreError::DeploymentBusy { execution, .. } => {
             ScriptDiagnostic::plain("rhaiflow::deployment_busy", error.to_string()).with_help(format!(

@@ -101,7 +101,8 @@ pub trait Store: Send + Sync {
     /// 0 = none, 1 = graceful, 2 = forced.
     fn cancel_request(&self, id: &str) -> Result<u8>;
     /// Takes an execution over for this process if it is still as `seen` left it (same status
-    /// and process): of two processes resuming one crashed execution, only one succeeds.
+    /// and process): of two processes resuming one crashed execution, only one succeeds. One
+    /// on a stored deployment another execution runs on is refused (`DeploymentBusy`).
     fn claim(&self, seen: &ExecutionRecord, pid: u32) -> Result<bool>;
 }
 

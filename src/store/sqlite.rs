@@ -581,13 +581,23 @@ impl Store for SqliteStore {
     }
 
     fn claim(&self, seen: &ExecutionRecord, pid: u32) -> Result<bool> {
-        let conn = self.reader.lock();
-        let changed = conn
+        let mut conn = self.reader.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| self.err(e))?;
+        // An execution on a stored deployment is taken over only while no other runs on it:
+        // refused later, it would be left as if running in this process.
+        let stored = seen.options["deployment_stored"] == Value::Bool(true);
+        if let (true, Some(deployment)) = (stored, seen.options["deployment"].as_str()) {
+            if let Some(running) = running_on(&tx, deployment, &seen.id).map_err(|e| self.err(e))? {
+                return Err(running);
+            }
+        }
+        let changed = tx
             .execute(
                 "UPDATE executions SET pid = ?2, status = 'running' WHERE id = ?1 AND pid = ?3 AND status = ?4",
                 params![seen.id, pid, seen.pid, seen.status.as_str()],
             )
             .map_err(|e| self.err(e))?;
+        tx.commit().map_err(|e| self.err(e))?;
         Ok(changed == 1)
     }
 
