@@ -200,6 +200,13 @@ fn check_and_graph_take_the_target_options_of_run() {
     drawn.assert_code(0);
     assert!(drawn.stdout.contains("lifecycle.create"), "{}", drawn.stdout);
     cli(&["check", "install", "--deployment", "shop", "--store", store]).assert_code(0);
+    // A bundle's workflow is checked with its parameters, as `run` would take them.
+    let greet = cli(&["check", "bundles/good", "greet", "-p", "target=web"]);
+    greet.assert_code(0);
+    assert!(greet.stderr.contains("✔ bundles/good greet compiles"), "{}", greet.stderr);
+    let missing = cli(&["check", "bundles/good", "greet"]);
+    missing.assert_code(2);
+    assert!(missing.stderr.contains("`target` is mandatory"), "{}", missing.stderr);
     for command in ["check", "graph"] {
         let out = cli(&[command, "install"]);
         out.assert_code(2);
