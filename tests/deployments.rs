@@ -1366,3 +1366,22 @@ fn a_resume_on_a_busy_deployment_is_refused_and_leaves_the_execution_as_it_was()
     let status = shown.stdout.lines().find(|l| l.starts_with("status")).unwrap_or_default().to_string();
     assert!(status.ends_with(" cancelled"), "still cancelled, not taken over:\n{}", shown.stdout);
 }
+
+// `--ephemeral --deployment NAME` recorded no execution, so it ran beside any other on the
+// deployment while it changed the stored instances.
+#[test]
+fn an_ephemeral_run_on_a_stored_deployment_is_refused() {
+    let lab = Lab::new();
+    lab.create("shop", &example(THREE_TIER));
+    let mut command = lab.command();
+    let out = cli_of(command.env("RHAIFLOW_STORE", lab.store()).args([
+        "run",
+        "install",
+        "--deployment",
+        "shop",
+        "--ephemeral",
+    ]));
+    out.assert_code(2);
+    assert!(out.stderr.contains("--ephemeral") && out.stderr.contains("--deployment"), "{}", out.stderr);
+    assert!(!lab.root().exists(), "no operation ran");
+}

@@ -175,22 +175,19 @@ fn prepare(
 ) -> Result<(), String> {
     let builtin_named = bundle.manifest.workflow(name).is_none() && builtin::WORKFLOWS.contains(&name);
     if builtin_named {
-        let Some(_) = &deployment else {
+        if deployment.is_none() {
             return Err(format!(
                 "`{name}` is a built-in workflow of the deployment model: give it a blueprint or deployment(FILE)"
             ));
-        };
+        }
         builtin::bundle().and_then(|b| b.prepare(name, options)).map_err(|d| d.into_message())?;
+        options.modules.push(bundle.module_root());
     } else {
         bundle.prepare(name, options).map_err(|d| d.into_message())?;
     }
     if let Some(deployment) = deployment {
-        let known: Vec<_> = options.modules.iter().cloned().chain([bundle.module_root()]).collect();
-        let roots = plugins::resolve(&deployment.blueprint, &known).map_err(|d| d.into_message())?;
+        let roots = plugins::resolve(&deployment.blueprint, &options.modules).map_err(|d| d.into_message())?;
         options.modules.extend(roots);
-        if builtin_named {
-            options.modules.push(bundle.module_root());
-        }
         options.deployment = Some(deployment);
     }
     Ok(())

@@ -30,8 +30,9 @@ pub struct RunArgs {
     /// At most N tasks running at once.
     #[arg(long, value_name = "N")]
     max_concurrency: Option<usize>,
-    /// Keep nothing on disk (no resume possible).
-    #[arg(long, conflicts_with = "store")]
+    /// Keep nothing on disk (no resume possible). Not with --deployment: a stored deployment
+    /// records its changes, and its executions take turns through the store.
+    #[arg(long, conflicts_with_all = ["store", "deployment"])]
     ephemeral: bool,
     /// Build and validate the graph, run nothing.
     #[arg(long)]
