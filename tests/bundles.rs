@@ -985,3 +985,22 @@ fn a_yaml_error_inside_a_character_of_a_long_line_renders_without_panicking() {
     out.assert_code(2);
     assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
 }
+
+// ---------------------------------------------------------------------------------------
+// bundle test on a deployment
+
+// A bundle's tests could not run install or heal: `run_workflow` took no blueprint, so the
+// workflows of the deployment model ran on no instance; and what a test printed was lost.
+#[test]
+fn bundle_tests_run_builtin_workflows_on_a_blueprint_and_show_what_they_print() {
+    let out = cli(&["bundle", "test", "bundles/deploy_tests"]);
+    out.assert_code(0);
+    for expected in [
+        "test tests/blueprints_test.rhai ... ok",
+        "test tests/install_and_heal_test.rhai ... ok",
+        "\n    install succeeded: 16 tasks\n    healed\n",
+        "2 passed, 0 failed",
+    ] {
+        assert!(out.stderr.contains(expected), "`{expected}` is missing:\n{}", out.stderr);
+    }
+}

@@ -129,3 +129,106 @@ fn graph_labels_operations_by_operation_and_instance() {
         .collect();
     assert!(on.contains(&("lifecycle.configure", "web_1")) && on.contains(&("set_state", "vm_1")), "{on:?}");
 }
+
+// ---------------------------------------------------------------------------------------
+// One set of target options for run, check and graph; --dry-run on every example
+
+/// The `-p`s an example's header gives in its `cargo run --release -- run examples/X ...` line.
+fn header_params(file: &std::path::Path) -> Vec<String> {
+    let text = std::fs::read_to_string(file).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.contains("-- run examples/"))
+        .unwrap_or_else(|| panic!("{} says in its header how it is run", file.display()));
+    let words: Vec<&str> = line.split('#').next().unwrap().split_whitespace().collect();
+    words.windows(2).filter(|w| w[0] == "-p").flat_map(|w| ["-p".to_string(), w[1].to_string()]).collect()
+}
+
+// `rhaiflow run examples/hello.rhai --dry-run` failed: the script reads `.stdout` of a task's
+// result, which a dry run only has as a placeholder.
+#[test]
+fn every_example_dry_runs() {
+    let mut scripts: Vec<_> = std::fs::read_dir(example(""))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "rhai"))
+        .collect();
+    scripts.sort();
+    assert!(scripts.len() >= 6, "{scripts:?}");
+    let blueprint = example("three_tier/blueprint.yaml").display().to_string();
+    let cloudops = example("bundles/cloudops").display().to_string();
+    let tutorial = example("bundles/tutorial").display().to_string();
+    let mut runs: Vec<Vec<String>> =
+        scripts.iter().map(|s| [vec![s.display().to_string()], header_params(s)].concat()).collect();
+    for other in [
+        vec!["install", "--blueprint", &blueprint],
+        vec!["uninstall", "--blueprint", &blueprint],
+        vec!["scale", "--blueprint", &blueprint, "-p", "node_id=web"],
+        vec!["heal", "--blueprint", &blueprint, "-p", "node_instance_id=web_1"],
+        vec!["execute_operation", "--blueprint", &blueprint, "-p", "operation=lifecycle.configure"],
+        vec![&cloudops, "provision", "-p", "name=web1"],
+        vec![&cloudops, "rollout", "-p", r#"servers=["a","b","c"]"#],
+        vec![&cloudops, "health"],
+        vec![&tutorial, "run_operation", "--blueprint", &blueprint, "-p", "operation=lifecycle.configure"],
+    ] {
+        runs.push(other.into_iter().map(String::from).collect());
+    }
+    for args in runs {
+        let (target, rest) = args.split_first().unwrap();
+        let out = Run::new(target).args(rest.iter().cloned()).args(["--dry-run"]).ephemeral().output();
+        assert_eq!(out.code, Some(0), "{args:?}:\n{}", out.stderr);
+        assert_eq!(out.events.of_type("task_started").count(), 0, "{args:?} ran a task");
+        assert_eq!(out.events.final_status(), Some("workflow_succeeded"), "{args:?}");
+    }
+}
+
+#[test]
+fn a_dry_run_that_stops_at_a_tasks_result_says_where() {
+    let out = Run::new(example("hello.rhai")).args(["--dry-run"]).ephemeral().output();
+    out.assert_code(0);
+    assert!(out.stderr.contains("dry run stopped at line 6"), "{}", out.stderr);
+    assert!(out.stdout.is_empty(), "no result: {}", out.stdout);
+}
+
+// `check` took only the target (no -p, --params, --blueprint, --deployment), so a script that
+// needs a parameter or a deployment could not be checked; `graph` had no --params.
+#[test]
+fn check_and_graph_take_the_target_options_of_run() {
+    let boot = example("boot_instance.rhai");
+    let boot = boot.to_str().unwrap();
+    let bare = cli(&["check", boot]);
+    bare.assert_code(2);
+    assert!(bare.stderr.contains("requires `instance_name`"), "{}", bare.stderr);
+    cli(&["check", boot, "-p", "instance_name=web-1"]).assert_code(0);
+    cli(&["check", boot, "--params", "boot_instance_params.yaml"]).assert_code(0);
+    cli(&["graph", boot, "--params", "boot_instance_params.yaml"]).assert_code(0);
+
+    let blueprint = example("three_tier/blueprint.yaml");
+    let blueprint = blueprint.to_str().unwrap();
+    let checked = cli(&["check", "install", "--blueprint", blueprint]);
+    checked.assert_code(0);
+    assert!(checked.stderr.contains("✔ install compiles; its graphs hold"), "{}", checked.stderr);
+    let bad = cli(&["check", "scale", "--blueprint", blueprint, "-p", "delta=many"]);
+    bad.assert_code(2);
+    assert!(bad.stderr.contains("`delta` must be an integer"), "{}", bad.stderr);
+
+    let store = tempfile::tempdir().unwrap();
+    let store = store.path().to_str().unwrap();
+    cli(&["deployments", "create", "shop", "--blueprint", blueprint, "--store", store]).assert_code(0);
+    let drawn = cli(&["graph", "install", "--deployment", "shop", "--store", store, "--format", "json"]);
+    drawn.assert_code(0);
+    assert!(drawn.stdout.contains("lifecycle.create"), "{}", drawn.stdout);
+    cli(&["check", "install", "--deployment", "shop", "--store", store]).assert_code(0);
+    // A bundle's workflow is checked with its parameters, as `run` would take them.
+    let greet = cli(&["check", "bundles/good", "greet", "-p", "target=web"]);
+    greet.assert_code(0);
+    assert!(greet.stderr.contains("✔ bundles/good greet compiles"), "{}", greet.stderr);
+    let missing = cli(&["check", "bundles/good", "greet"]);
+    missing.assert_code(2);
+    assert!(missing.stderr.contains("`target` is mandatory"), "{}", missing.stderr);
+    for command in ["check", "graph"] {
+        let out = cli(&[command, "install"]);
+        out.assert_code(2);
+        assert!(out.stderr.contains("it needs a deployment to work on"), "{command}: {}", out.stderr);
+    }
+}

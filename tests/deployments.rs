@@ -636,7 +636,7 @@ fn three_tier_install_runs_each_lifecycle_in_order_targets_first() {
     let lab = Lab::new();
     lab.create("shop", &example(THREE_TIER));
     let list = lab.cli(&["deployments", "list", "--store", &lab.store()]);
-    let fields: Vec<&str> = list.stdout.trim_end().split('\t').collect();
+    let fields: Vec<&str> = list.stdout.lines().nth(1).unwrap_or_default().split('\t').collect();
     assert_eq!(fields[..2], ["shop", "4 instances (4 uninitialized)"], "{}", list.stdout);
     assert!(fields[3].ends_with("three_tier/blueprint.yaml"), "{}", list.stdout);
     let before = lab.show("shop");
@@ -996,11 +996,11 @@ fn an_unknown_deployment_is_invalid_input() {
     let out = lab.on("nosuch", "install", &[]);
     out.assert_code(2);
     assert!(out.events.0.is_empty(), "{}", out.events.summary());
-    assert!(out.stderr.contains("there is no deployment `nosuch`"), "{}", out.stderr);
+    assert!(out.stderr.contains("no deployment named `nosuch`"), "{}", out.stderr);
     assert!(out.stderr.contains("rhaiflow deployments list"), "says where to look:\n{}", out.stderr);
     let show = lab.cli(&["deployments", "show", "nosuch", "--store", &lab.store()]);
     show.assert_code(2);
-    assert!(show.stderr.contains("there is no deployment `nosuch`"), "{}", show.stderr);
+    assert!(show.stderr.contains("no deployment named `nosuch`"), "{}", show.stderr);
 }
 
 #[test]
@@ -1450,4 +1450,244 @@ fn deployments_and_bundles_list_as_json() {
     assert_eq!((&depops["name"], &depops["version"]), (&json!("depops"), &json!("1.0.0")), "{bundles}");
     assert_eq!(depops["workflows"], json!(["states"]));
     assert_eq!(depops["description"], "operations for the deployment tests");
+}
+
+// The command line of deployments: what a run is pointed at, names shown, the list
+
+// `rhaiflow run install` with neither --deployment nor --blueprint ran on no instance and
+// said "✔ workflow succeeded · 0 tasks", exit 0.
+#[test]
+fn a_builtin_workflow_without_a_deployment_is_refused() {
+    let lab = Lab::new();
+    for workflow in ["install", "uninstall", "heal"] {
+        let out = lab.run(&[workflow]);
+        out.assert_code(2);
+        assert!(out.events.0.is_empty(), "nothing ran:\n{}", out.events.summary());
+        assert!(out.stderr.contains("it needs a deployment to work on"), "{}", out.stderr);
+        assert!(out.stderr.contains("--deployment NAME") && out.stderr.contains("--blueprint FILE"), "{}", out.stderr);
+    }
+}
+
+// `--blueprint blueprint.yaml` (no folder in the path) gave the blueprint an empty folder: every
+// script operation failed with "cannot start `sh` (in )".
+#[test]
+fn a_blueprint_named_without_a_folder_runs_its_scripts() {
+    let lab = Lab::new();
+    let mut command = lab.command();
+    command.current_dir(example("three_tier"));
+    let out = cli_of(command.args(["run", "install", "--blueprint", "blueprint.yaml", "--ephemeral", "-q"]));
+    out.assert_code(0);
+    assert_eq!(lab.log("database_1"), ["lifecycle.create", "lifecycle.configure", "lifecycle.start"]);
+    // A stored deployment keeps the blueprint's folder, wherever it then runs from.
+    let lab = Lab::new();
+    let mut command = lab.command();
+    command.current_dir(example("three_tier"));
+    let store = lab.store();
+    cli_of(command.args(["deployments", "create", "bare", "--blueprint", "blueprint.yaml", "--store", &store]))
+        .assert_code(0);
+    lab.on("bare", "install", &[]).assert_code(0);
+    assert_eq!(lab.log("database_1"), ["lifecycle.create", "lifecycle.configure", "lifecycle.start"]);
+}
+
+// Diagnostics about a built-in workflow pointed into `/tmp/rhaiflow-builtin-<hash>/…`, the
+// folder it is unpacked into.
+#[test]
+fn diagnostics_name_builtin_files_by_their_builtin_name() {
+    let lab = Lab::new();
+    let out = lab.run(&["heal", "--blueprint", example(THREE_TIER).to_str().unwrap(), "-p", "node_instance_id=web_9"]);
+    out.assert_code(2);
+    assert!(out.stderr.contains("[builtin:lifecycle.rhai:"), "{}", out.stderr);
+    let out = lab.run(&["scale", "--blueprint", example(THREE_TIER).to_str().unwrap(), "-p", "delta=many"]);
+    out.assert_code(2);
+    assert!(out.stderr.contains("[builtin:plugin.yaml:"), "{}", out.stderr);
+    for out in [&out.stderr, &lab.run(&["install", "--blueprint", "deployments/invalid.yaml"]).stderr] {
+        assert!(!out.contains("rhaiflow-builtin-"), "the scratch folder is named:\n{out}");
+    }
+    // The execution records it so too.
+    let installed = lab.run(&["install", "--blueprint", example(THREE_TIER).to_str().unwrap()]);
+    installed.assert_code(0);
+    let shown = lab.cli(&["executions", "show", &installed.execution_id(), "--store", &lab.store()]);
+    assert!(shown.stdout.contains("builtin:lifecycle.rhai"), "{}", shown.stdout);
+    assert!(!shown.stdout.contains("rhaiflow-builtin-"), "{}", shown.stdout);
+}
+
+// `deployments list` printed rows without saying what the columns are; a missing deployment
+// was "the execution store failed: there is no deployment …", as if the store were broken.
+#[test]
+fn deployments_list_has_a_header_and_a_missing_deployment_is_named() {
+    let lab = Lab::new();
+    lab.create("shop", &example(THREE_TIER));
+    let list = lab.cli(&["deployments", "list", "--store", &lab.store()]);
+    list.assert_code(0);
+    let lines: Vec<&str> = list.stdout.lines().collect();
+    assert_eq!(lines[0], "NAME\tINSTANCES\tCREATED\tBLUEPRINT", "{}", list.stdout);
+    assert!(lines[1].starts_with("shop\t4 instances (4 uninitialized)\t"), "{}", list.stdout);
+    for command in [
+        &["deployments", "show", "nosuch"][..],
+        &["deployments", "delete", "nosuch"],
+        &["run", "install", "--deployment", "nosuch"],
+    ] {
+        let out = lab.cli(&[command, &["--store", &lab.store()]].concat());
+        out.assert_code(2);
+        assert!(out.stderr.contains("no deployment named `nosuch`"), "{command:?}:\n{}", out.stderr);
+        assert!(!out.stderr.contains("the execution store failed"), "{command:?}:\n{}", out.stderr);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// One execution at a time on a stored deployment
+
+/// A background run that ends with the test, passed or failed: killed, and the operations it
+/// left waiting released (they would wait for ever once the lab's folder is gone).
+struct Released {
+    child: Child,
+    release: PathBuf,
+}
+
+impl Released {
+    fn new(lab: &Lab, child: Child) -> Released {
+        Released { child, release: lab.record().join("release") }
+    }
+}
+
+impl Drop for Released {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::write(&self.release, "");
+    }
+}
+
+/// Waits (at most 20 s) for `child` to end; its exit code.
+fn exit_code_within(child: &mut Child, what: &str) -> Option<i32> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.code();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{what} did not end within 20 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+// A second install (or an uninstall) on a deployment that an install was running on ran
+// beside it, both changing the same instances.
+#[test]
+fn a_second_execution_on_a_busy_deployment_is_refused_until_the_first_is_gone() {
+    let lab = Lab::new();
+    lab.create("slow", &blueprint("slow.yaml"));
+    let events = lab.dir.path().join("first.jsonl");
+    let store = lab.store();
+    let first = lab.spawn(&[
+        "run",
+        "install",
+        "--deployment",
+        "slow",
+        "--store",
+        &store,
+        "--events-json",
+        events.to_str().unwrap(),
+    ]);
+    let first = Released::new(&lab, first);
+    let started = wait_for_events(&events, 1, |e| e["type"] == "task_started" && e["task"] == "lifecycle.start");
+    let running = started[0]["execution_id"].as_str().unwrap().to_string();
+    for workflow in ["install", "uninstall"] {
+        let refused = lab.on("slow", workflow, &[]);
+        refused.assert_code(2);
+        assert!(refused.events.0.is_empty(), "{workflow} ran:\n{}", refused.events.summary());
+        let said = refused.stderr.split_whitespace().filter(|w| *w != "│").collect::<Vec<_>>().join(" ");
+        assert!(said.contains("deployment `slow` is busy"), "{said}");
+        assert!(said.contains(&format!("execution {running} (install) is running on it")), "{said}");
+        assert!(said.contains(&format!("rhaiflow executions cancel {running}")), "{said}");
+    }
+    // Killed, the install crashed: it holds the deployment no more.
+    drop(first);
+    lab.on("slow", "install", &[]).assert_code(0);
+    assert!(lab.states("slow").values().all(|s| s == "started"), "{:?}", lab.states("slow"));
+}
+
+// Two installs started at the same moment on one deployment: both saw it free, both ran.
+#[test]
+fn of_two_executions_started_together_on_a_deployment_one_is_refused() {
+    let lab = Lab::new();
+    lab.create("slow", &blueprint("slow.yaml"));
+    let store = lab.store();
+    let mut runs: Vec<Released> = (0..2)
+        .map(|_| Released::new(&lab, lab.spawn(&["run", "install", "--deployment", "slow", "--store", &store])))
+        .collect();
+    // The refused one ends at once; the other waits for the release in its start operations.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let refused = loop {
+        if let Some(i) = runs.iter_mut().position(|r| r.child.try_wait().unwrap().is_some()) {
+            break i;
+        }
+        if Instant::now() > deadline {
+            std::fs::write(lab.record().join("release"), "").unwrap();
+            let codes: Vec<_> = runs.iter_mut().map(|r| exit_code_within(&mut r.child, "an install")).collect();
+            panic!("neither install was refused; they ended with {codes:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let refused_code = exit_code_within(&mut runs[refused].child, "the refused install");
+    std::fs::write(lab.record().join("release"), "").unwrap();
+    let other_code = exit_code_within(&mut runs[1 - refused].child, "the install that ran");
+    assert_eq!((refused_code, other_code), (Some(2), Some(0)), "one refused (2), one ran (0)");
+    assert_eq!(creates(&lab).values().copied().collect::<Vec<_>>(), [1, 1, 1, 1], "each instance created once");
+}
+
+// `executions resume` of a cancelled install took the execution over (status "running", in
+// its process) before it learned that another install was running on the deployment: refused,
+// it was left looking crashed.
+#[test]
+fn a_resume_on_a_busy_deployment_is_refused_and_leaves_the_execution_as_it_was() {
+    let lab = Lab::new();
+    lab.create("slow", &blueprint("slow.yaml"));
+    let store = lab.store();
+    let start = |events: &Path| {
+        let child = lab.spawn(&[
+            "run",
+            "install",
+            "--deployment",
+            "slow",
+            "--store",
+            &store,
+            "--events-json",
+            events.to_str().unwrap(),
+        ]);
+        let run = Released::new(&lab, child);
+        let started = wait_for_events(events, 1, |e| e["type"] == "task_started" && e["task"] == "lifecycle.start");
+        (run, started[0]["execution_id"].as_str().unwrap().to_string())
+    };
+    let (mut first, cancelled) = start(&lab.dir.path().join("first.jsonl"));
+    lab.cli(&["executions", "cancel", &cancelled, "--force", "--store", &store]).assert_code(0);
+    assert_eq!(exit_code_within(&mut first.child, "the cancelled install"), Some(3));
+    let (_second, _) = start(&lab.dir.path().join("second.jsonl"));
+    let resume = lab.cli(&["executions", "resume", &cancelled, "--store", &store]);
+    resume.assert_code(2);
+    assert!(resume.stderr.contains("deployment `slow` is busy"), "{}", resume.stderr);
+    let shown = lab.cli(&["executions", "show", &cancelled, "--store", &store]);
+    let status = shown.stdout.lines().find(|l| l.starts_with("status")).unwrap_or_default().to_string();
+    assert!(status.ends_with(" cancelled"), "still cancelled, not taken over:\n{}", shown.stdout);
+}
+
+// `--ephemeral --deployment NAME` recorded no execution, so it ran beside any other on the
+// deployment while it changed the stored instances.
+#[test]
+fn an_ephemeral_run_on_a_stored_deployment_is_refused() {
+    let lab = Lab::new();
+    lab.create("shop", &example(THREE_TIER));
+    let mut command = lab.command();
+    let out = cli_of(command.env("RHAIFLOW_STORE", lab.store()).args([
+        "run",
+        "install",
+        "--deployment",
+        "shop",
+        "--ephemeral",
+    ]));
+    out.assert_code(2);
+    assert!(out.stderr.contains("--ephemeral") && out.stderr.contains("--deployment"), "{}", out.stderr);
+    assert!(!lab.root().exists(), "no operation ran");
 }

@@ -3,7 +3,8 @@
 //! embedded in the binary, and unpacked on first use into a folder named by its contents
 //! (so that a resume finds the same files).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use super::{archive, Bundle};
 use crate::script::ScriptDiagnostic;
@@ -17,10 +18,34 @@ const FILES: &[(&str, &str)] = &[
 /// The names `rhaiflow run NAME` takes as built-in workflows.
 pub const WORKFLOWS: &[&str] = &["install", "uninstall", "execute_operation", "scale", "heal"];
 
+/// How diagnostics name the built-in files: `builtin:lifecycle.rhai`, not the scratch folder
+/// they are unpacked into, which means nothing to a person.
+const SHOWN_PREFIX: &str = "builtin:";
+
+/// The scratch folder the built-in bundle is unpacked into, named by its contents.
+fn dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let all: String = FILES.iter().map(|(name, text)| format!("{name}\n{text}")).collect();
+        std::env::temp_dir().join(format!("rhaiflow-builtin-{}", &archive::sha256_hex(all.as_bytes())[..16]))
+    })
+}
+
+/// The name a diagnostic shows for the file `path`: `builtin:lifecycle.rhai` for a built-in
+/// file, else the path as given.
+pub fn shown_name(path: &Path) -> String {
+    // Bundles are loaded from their canonical folder: the temporary folder may be a link.
+    let real = dir().canonicalize().ok();
+    let inside = path.strip_prefix(dir()).ok().or_else(|| real.as_deref().and_then(|d| path.strip_prefix(d).ok()));
+    match inside {
+        Some(inside) => format!("{SHOWN_PREFIX}{}", inside.display()),
+        None => path.display().to_string(),
+    }
+}
+
 /// The built-in bundle, unpacked if it is not yet.
 pub fn bundle() -> Result<Bundle, ScriptDiagnostic> {
-    let all: String = FILES.iter().map(|(name, text)| format!("{name}\n{text}")).collect();
-    let dir = std::env::temp_dir().join(format!("rhaiflow-builtin-{}", &archive::sha256_hex(all.as_bytes())[..16]));
+    let dir = dir().to_path_buf();
     if !dir.join(super::MANIFEST_FILE).exists() {
         write(&dir).map_err(|e| {
             ScriptDiagnostic::plain(

@@ -42,7 +42,7 @@ impl Bundle {
                 "a bundle is a folder with plugin.yaml and .rhai modules; `rhaiflow bundle new NAME` makes one",
             )
         })?;
-        let manifest = Manifest::parse(&path.display().to_string(), &text)?;
+        let manifest = Manifest::parse(&builtin::shown_name(&path), &text)?;
         let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
         Ok(Bundle { dir, manifest })
     }

@@ -9,25 +9,42 @@
 //! ```
 //!
 //! A test passes when its script returns; a failed assertion (or any error) fails it with
-//! the usual diagnostic pointing at the line.
+//! the usual diagnostic pointing at the line. What it prints is kept and shown with its result.
+//!
+//! Workflows of the deployment model run on a blueprint of the bundle (a throw-away
+//! deployment for one run), or on a deployment the test built with `deployment(FILE)`, whose
+//! instances keep their states from one run to the next (install, then heal):
+//!
+//! ```rhai
+//! let shop = deployment("tests/shop.yaml");
+//! assert_eq(run_workflow("install", #{}, shop).status, "succeeded");
+//! assert(shop.node_instances.all(|i| i.state == "started"));
+//! ```
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
 use rhai::{Array, Dynamic, Engine, EvalAltResult, Map, NativeCallContext, Position};
 use serde_json::Value;
 
-use super::Bundle;
-use crate::events::{Event, EventSink, ExecutionLabel};
+use super::{builtin, Bundle};
+use crate::deploy::{plugins, Blueprint, Deployment};
+use crate::events::{Event, EventSink, ExecutionLabel, Payload};
 use crate::exec::{display_value, Mock, Mocks};
 use crate::runner::{self, HostExtension, RunOptions, RunReport, StoreChoice};
+use crate::script::api::deployment_nodes;
+use crate::script::api::DeploymentHandle;
 use crate::value::{from_json, to_json};
 
-/// One test file and how its run ended.
+type RhaiResult<T> = Result<T, Box<EvalAltResult>>;
+
+/// One test file, how its run ended and what it printed.
 pub struct TestResult {
     pub file: PathBuf,
     pub report: RunReport,
+    /// The lines the test's own `print` and `debug` gave, in order.
+    pub printed: Vec<String>,
 }
 
 /// The bundle's test files, in name order.
@@ -45,7 +62,10 @@ pub fn run_tests(bundle: &Bundle, mut done: impl FnMut(&TestResult)) -> Vec<Test
             options.modules = vec![bundle.module_root()];
             options.store = StoreChoice::Ephemeral;
             options.extension = Some(harness(bundle.clone()));
-            let result = TestResult { report: runner::run(&options, Vec::new()), file };
+            let printed: Arc<Mutex<Vec<String>>> = Arc::default();
+            let report = runner::run(&options, vec![Box::new(Printed(printed.clone()))]);
+            let printed = std::mem::take(&mut *printed.lock());
+            let result = TestResult { report, file, printed };
             done(&result);
             result
         })
@@ -57,9 +77,22 @@ fn harness(bundle: Arc<Bundle>) -> HostExtension {
     HostExtension(Arc::new(move |engine: &mut Engine| {
         let mocks: Arc<Mutex<Mocks>> = Arc::default();
         let (b, m) = (bundle.clone(), mocks.clone());
-        engine.register_fn("run_workflow", move |name: &str| run_workflow(&b, name, Map::new(), &m.lock()));
+        engine.register_fn("run_workflow", move |name: &str| run_workflow(&b, name, Map::new(), None, &m.lock()));
         let (b, m) = (bundle.clone(), mocks.clone());
-        engine.register_fn("run_workflow", move |name: &str, params: Map| run_workflow(&b, name, params, &m.lock()));
+        engine.register_fn("run_workflow", move |name: &str, params: Map| {
+            run_workflow(&b, name, params, None, &m.lock())
+        });
+        let (b, m) = (bundle.clone(), mocks.clone());
+        engine.register_fn("run_workflow", move |name: &str, params: Map, on: Dynamic| -> RhaiResult<Map> {
+            let deployment = deployment_of(&b, on)?;
+            Ok(run_workflow(&b, name, params, Some(deployment), &m.lock()))
+        });
+        let b = bundle.clone();
+        engine.register_fn("deployment", move |blueprint: &str| -> RhaiResult<DeploymentHandle> {
+            Ok(DeploymentHandle(throw_away(&b, blueprint)?))
+        });
+        engine.register_get("node_instances", |d: &mut DeploymentHandle| deployment_nodes(&d.0).1);
+        engine.register_get("nodes", |d: &mut DeploymentHandle| deployment_nodes(&d.0).0);
         let m = mocks.clone();
         engine.register_fn("mock", move |task: &str, result: Dynamic| {
             m.lock().0.insert(task.to_string(), Mock::Succeed(to_json(&result)));
@@ -100,21 +133,84 @@ fn check(ok: bool, message: String, at: Position) -> Result<(), Box<EvalAltResul
     }
 }
 
-/// Runs workflow `name` of the bundle as `rhaiflow run` would (parameters validated, nothing
-/// stored) and returns what a test asserts on: `status` ("succeeded", "failed", "cancelled",
-/// "invalid"), `result`, `error`, `events`, and for convenience `started` (task names in the
-/// order they started), `messages` (of workflow and node events) and `logs`.
-fn run_workflow(bundle: &Bundle, name: &str, params: Map, mocks: &Mocks) -> Map {
+/// A blueprint of the bundle (`tests/shop.yaml`, relative to its folder, and inside it: a test
+/// reads nothing else), as a deployment of its own, named after the file.
+fn throw_away(bundle: &Bundle, blueprint: &str) -> RhaiResult<Arc<Deployment>> {
+    let fail = |why: String| -> Box<EvalAltResult> { format!("deployment(\"{blueprint}\"): {why}").into() };
+    let path = bundle.dir.join(blueprint);
+    let real = path.canonicalize().map_err(|e| fail(format!("cannot read {}: {e}", path.display())))?;
+    if Path::new(blueprint).is_absolute() || !real.starts_with(&bundle.dir) {
+        return Err(fail(
+            "a test's blueprint is a file inside its bundle, named relative to the bundle's folder".into(),
+        ));
+    }
+    let loaded = Blueprint::load(&real).map_err(|d| fail(d.into_message()))?;
+    let name = real.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "blueprint".into());
+    Ok(Arc::new(Deployment::new(&name, loaded)))
+}
+
+/// What `run_workflow`'s third argument names: a blueprint of the bundle (a deployment for
+/// this one run), or a deployment from `deployment(FILE)` (kept from run to run).
+fn deployment_of(bundle: &Bundle, on: Dynamic) -> RhaiResult<Arc<Deployment>> {
+    if let Some(handle) = on.clone().try_cast::<DeploymentHandle>() {
+        return Ok(handle.0);
+    }
+    match on.into_immutable_string() {
+        Ok(blueprint) => throw_away(bundle, &blueprint),
+        Err(kind) => {
+            Err(format!("run_workflow: the deployment is a blueprint's file name or a deployment(FILE), not {kind}")
+                .into())
+        }
+    }
+}
+
+/// Points `options` at workflow `name` of the bundle, else at the built-in one of that name
+/// (`install`, ...), on `deployment` with the bundles its operations call (the bundle under
+/// test first, not an installed copy).
+fn prepare(
+    bundle: &Bundle,
+    name: &str,
+    deployment: Option<Arc<Deployment>>,
+    options: &mut RunOptions,
+) -> Result<(), String> {
+    let builtin_named = bundle.manifest.workflow(name).is_none() && builtin::WORKFLOWS.contains(&name);
+    if builtin_named {
+        if deployment.is_none() {
+            return Err(format!(
+                "`{name}` is a built-in workflow of the deployment model: give it a blueprint or deployment(FILE)"
+            ));
+        }
+        builtin::bundle().and_then(|b| b.prepare(name, options)).map_err(|d| d.into_message())?;
+        options.modules.push(bundle.module_root());
+    } else {
+        bundle.prepare(name, options).map_err(|d| d.into_message())?;
+    }
+    if let Some(deployment) = deployment {
+        let roots = plugins::resolve(&deployment.blueprint, &options.modules).map_err(|d| d.into_message())?;
+        options.modules.extend(roots);
+        options.deployment = Some(deployment);
+    }
+    Ok(())
+}
+
+/// Runs workflow `name` of the bundle (or a built-in one) as `rhaiflow run` would (parameters
+/// validated, nothing stored), on `deployment` if given, and returns what a test asserts on:
+/// `status` ("succeeded", "failed", "cancelled", "invalid"), `result`, `error`, `events`, and
+/// for convenience `started` (task names in the order they started), `messages` (of workflow
+/// and node events), `logs` and `deployment` (the one it ran on, or `()`).
+fn run_workflow(bundle: &Bundle, name: &str, params: Map, deployment: Option<Arc<Deployment>>, mocks: &Mocks) -> Map {
     let given = match to_json(&Dynamic::from_map(params)) {
         Value::Object(map) => map,
         _ => serde_json::Map::new(),
     };
     let mut outcome = Map::new();
+    let shown = deployment.as_ref().map(|d| Dynamic::from(DeploymentHandle(d.clone()))).unwrap_or(Dynamic::UNIT);
+    outcome.insert("deployment".into(), shown);
     let mut options = RunOptions::new(&bundle.dir);
     options.parameters = given;
-    if let Err(d) = bundle.prepare(name, &mut options) {
+    if let Err(message) = prepare(bundle, name, deployment, &mut options) {
         outcome.insert("status".into(), "invalid".into());
-        outcome.insert("error".into(), d.into_message().into());
+        outcome.insert("error".into(), message.into());
         for key in ["events", "started", "messages", "logs"] {
             outcome.insert(key.into(), Dynamic::from_array(Array::new()));
         }
@@ -143,6 +239,17 @@ fn run_workflow(bundle: &Bundle, name: &str, params: Map, mocks: &Mocks) -> Map 
     outcome.insert("logs".into(), field(&["log"], "message"));
     outcome.insert("events".into(), Dynamic::from_array(events.iter().map(from_json).collect()));
     outcome
+}
+
+/// Keeps what a test prints (its `print` and `debug` log events).
+struct Printed(Arc<Mutex<Vec<String>>>);
+
+impl EventSink for Printed {
+    fn accept(&mut self, event: &Event, _: &ExecutionLabel) {
+        if let Payload::Log { message, .. } = &event.payload {
+            self.0.lock().push(message.clone());
+        }
+    }
 }
 
 /// Keeps every event of a run as JSON.

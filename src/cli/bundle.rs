@@ -154,12 +154,14 @@ fn test_bundle(bundle: &Bundle) -> i32 {
         let ms = result.report.elapsed.as_millis();
         match result.report.status {
             Status::Succeeded => say!("test {} ... ok ({ms} ms)", shown(&result.file)),
-            _ => {
-                say!("test {} ... FAILED ({ms} ms)", shown(&result.file));
-                if let Some(d) = &result.report.diagnostic {
-                    report(d);
-                }
-            }
+            _ => say!("test {} ... FAILED ({ms} ms)", shown(&result.file)),
+        }
+        // What the test printed, under its result, before the diagnostic.
+        for line in result.printed.iter().flat_map(|printed| printed.lines()) {
+            say!("    {line}");
+        }
+        if let (Some(d), false) = (&result.report.diagnostic, result.report.status == Status::Succeeded) {
+            report(d);
         }
     });
     let failed = results.iter().filter(|r| r.report.status != Status::Succeeded).count();

@@ -112,7 +112,10 @@ pub fn deployments(args: DeploymentsArgs) -> i32 {
             Ok(list) => {
                 if list.is_empty() {
                     say!("no deployments in {}", path.display());
+                    return 0;
                 }
+                // Tab-separated, so that `cut -f1` gives the names.
+                say_out!("NAME\tINSTANCES\tCREATED\tBLUEPRINT");
                 for d in list {
                     let states: Vec<String> = d.states.iter().map(|(s, n)| format!("{n} {s}")).collect();
                     say_out!(

@@ -18,7 +18,7 @@ use clap::{Parser, Subcommand};
 
 use crate::script::diagnostics::render;
 use crate::script::ScriptDiagnostic;
-use target::{resolve_target, target_options, DeploymentArgs, Target};
+use target::{DeploymentArgs, Target, TargetArgs};
 
 #[derive(Parser)]
 #[command(name = "rhaiflow", version, about = "Workflows written as Rhai scripts, run as task graphs")]

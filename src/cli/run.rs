@@ -2,12 +2,11 @@
 
 use std::fs::OpenOptions;
 use std::io::Write;
-use std::path::PathBuf;
 
 use clap::Args;
 
 use super::console::Console;
-use super::{params, report_all, target_options, DeploymentArgs};
+use super::{report_all, TargetArgs};
 use crate::events::{EventSink, JsonLinesSink};
 use crate::runner::StoreChoice;
 use crate::runner::{self, RunOptions, RunReport};
@@ -17,16 +16,8 @@ use crate::store;
 
 #[derive(Args)]
 pub struct RunArgs {
-    /// The workflow script (.rhai), a bundle (folder or .tar.gz), or an installed bundle's name.
-    target: PathBuf,
-    /// The bundle's workflow to run.
-    workflow: Option<String>,
-    /// A workflow parameter; VALUE is JSON when it parses as JSON, else a string.
-    #[arg(short = 'p', long = "param", value_name = "KEY=VALUE")]
-    params: Vec<String>,
-    /// Parameters from a YAML or JSON file (-p wins over it).
-    #[arg(long = "params", value_name = "FILE")]
-    params_file: Option<PathBuf>,
+    #[command(flatten)]
+    target: TargetArgs,
     /// Append every event as one JSON object a line ("-" = stdout).
     #[arg(long, value_name = "PATH")]
     events_json: Option<String>,
@@ -39,13 +30,9 @@ pub struct RunArgs {
     /// At most N tasks running at once.
     #[arg(long, value_name = "N")]
     max_concurrency: Option<usize>,
-    #[command(flatten)]
-    model: DeploymentArgs,
-    /// Execution store: a folder or a .db file (default: $RHAIFLOW_STORE, else ./.rhaiflow/).
-    #[arg(long, value_name = "PATH")]
-    store: Option<String>,
-    /// Keep nothing on disk (no resume possible).
-    #[arg(long, conflicts_with = "store")]
+    /// Keep nothing on disk (no resume possible). Not with --deployment: a stored deployment
+    /// records its changes, and its executions take turns through the store.
+    #[arg(long, conflicts_with_all = ["store", "deployment"])]
     ephemeral: bool,
     /// Build and validate the graph, run nothing.
     #[arg(long)]
@@ -127,8 +114,7 @@ impl Output {
 
 fn prepare(args: &RunArgs) -> Result<(RunOptions, Output), Vec<ScriptDiagnostic>> {
     let (options, output) = prepare_options(args).map_err(|d| vec![d])?;
-    let mut options = target_options(&args.target, args.workflow.as_deref(), options)?;
-    args.model.attach(&mut options, args.store.as_deref())?;
+    let options = args.target.options(args.target.resolve()?, options)?;
     Ok((options, output))
 }
 
@@ -146,9 +132,7 @@ fn prepare_options(args: &RunArgs) -> Result<(RunOptions, Output), ScriptDiagnos
     if let Err(e) = seconds::checked(args.retry_interval) {
         return Err(ScriptDiagnostic::plain("rhaiflow::bad_option", format!("--retry-interval {e}")));
     }
-    let mut options = RunOptions::new(&args.target);
-    options.parameters = params::collect(&args.params, args.params_file.as_deref())?;
-    options.parameter_texts = params::texts(&args.params);
+    let mut options = RunOptions::new(&args.target.target);
     options.task_retries = args.task_retries;
     options.retry_interval = args.retry_interval;
     options.max_concurrency = args.max_concurrency;
@@ -159,7 +143,10 @@ fn prepare_options(args: &RunArgs) -> Result<(RunOptions, Output), ScriptDiagnos
         options.limits.max_memory = max_memory;
     }
     options.owns_process = true;
-    options.store =
-        if args.ephemeral { StoreChoice::Ephemeral } else { StoreChoice::File(store::locate(args.store.as_deref())) };
+    options.store = if args.ephemeral {
+        StoreChoice::Ephemeral
+    } else {
+        StoreChoice::File(store::locate(args.target.store.as_deref()))
+    };
     Ok((options, Output::new(args.quiet, args.events_json.as_deref())?))
 }

@@ -1,9 +1,71 @@
 //! What a command is pointed at: a script, a bundle (folder, archive or installed name) or a
 //! built-in workflow; and the deployment model it sees (`--blueprint`, `--deployment`).
+//! `run`, `check` and `graph` share one set of these arguments (`TargetArgs`), turned into run
+//! options in one place, so the three commands see a target the same way.
 
 use std::path::{Path, PathBuf};
 
+use super::params;
+use crate::runner::RunOptions;
 use crate::script::ScriptDiagnostic;
+
+/// The target of `run`, `check` and `graph`, its parameters and its deployment.
+#[derive(clap::Args)]
+pub(super) struct TargetArgs {
+    /// The workflow script (.rhai), a bundle (folder or .tar.gz), an installed bundle's name, or
+    /// a built-in workflow (install, uninstall, execute_operation, scale, heal).
+    pub(super) target: PathBuf,
+    /// The bundle's workflow.
+    pub(super) workflow: Option<String>,
+    /// A workflow parameter; VALUE is JSON when it parses as JSON, else a string.
+    #[arg(short = 'p', long = "param", value_name = "KEY=VALUE")]
+    params: Vec<String>,
+    /// Parameters from a YAML or JSON file (-p wins over it).
+    #[arg(long = "params", value_name = "FILE")]
+    params_file: Option<PathBuf>,
+    #[command(flatten)]
+    model: DeploymentArgs,
+    /// Execution store, where runs are recorded and deployments kept: a folder or a .db file
+    /// (default: $RHAIFLOW_STORE, else ./.rhaiflow/).
+    #[arg(long, value_name = "PATH")]
+    pub(super) store: Option<String>,
+}
+
+impl TargetArgs {
+    /// What the target names (read once: a bundle archive is unpacked here).
+    pub(super) fn resolve(&self) -> Result<Target, Vec<ScriptDiagnostic>> {
+        let target = resolve_target(&self.target)?;
+        if let Target::Builtin(name) = &target {
+            if !self.model.given() {
+                return Err(vec![needs_a_deployment(name)]);
+            }
+        }
+        Ok(target)
+    }
+
+    /// `options` pointed at `target` (from `resolve`), with the parameters given (checked
+    /// against a bundle workflow's declarations) and the deployment asked for.
+    pub(super) fn options(&self, target: Target, mut options: RunOptions) -> Result<RunOptions, Vec<ScriptDiagnostic>> {
+        options.parameters = params::collect(&self.params, self.params_file.as_deref()).map_err(|d| vec![d])?;
+        options.parameter_texts = params::texts(&self.params);
+        let mut options = target_options(target, &self.target, self.workflow.as_deref(), options)?;
+        self.model.attach(&mut options, self.store.as_deref())?;
+        Ok(options)
+    }
+}
+
+/// A built-in workflow works on a deployment's instances: without one it would run nothing
+/// and say it succeeded.
+fn needs_a_deployment(name: &str) -> ScriptDiagnostic {
+    ScriptDiagnostic::plain(
+        "rhaiflow::no_deployment",
+        format!("`{name}` is a built-in workflow of the deployment model: it needs a deployment to work on"),
+    )
+    .with_help(format!(
+        "give --deployment NAME (made with `rhaiflow deployments create NAME --blueprint FILE`), or --blueprint FILE \
+         for a throw-away deployment of a blueprint: rhaiflow run {name} --blueprint blueprint.yaml"
+    ))
+}
 
 /// What `run`, `check` and `graph` were pointed at.
 pub(super) enum Target {
@@ -14,7 +76,7 @@ pub(super) enum Target {
 }
 
 /// A `.rhai` file, a bundle folder or archive, or the name of an installed bundle.
-pub(super) fn resolve_target(target: &Path) -> Result<Target, Vec<ScriptDiagnostic>> {
+fn resolve_target(target: &Path) -> Result<Target, Vec<ScriptDiagnostic>> {
     use crate::bundle::{archive, registry, Bundle};
     if target.is_dir() {
         return Bundle::load(target).map(Target::Bundle).map_err(|d| vec![d]);
@@ -50,14 +112,15 @@ pub(super) fn resolve_target(target: &Path) -> Result<Target, Vec<ScriptDiagnost
         .with_help("give the path of a .rhai file, a bundle folder or .tar.gz, or an installed bundle's name")])
 }
 
-/// `options` pointed at `target` (its `workflow`, for a bundle, whose parameters are then
-/// checked and completed).
-pub(super) fn target_options(
+/// `options` pointed at `resolved`, which `target` named (its `workflow`, for a bundle, whose
+/// parameters are then checked and completed).
+fn target_options(
+    resolved: Target,
     target: &Path,
     workflow: Option<&str>,
-    mut options: crate::runner::RunOptions,
-) -> Result<crate::runner::RunOptions, Vec<ScriptDiagnostic>> {
-    match resolve_target(target)? {
+    mut options: RunOptions,
+) -> Result<RunOptions, Vec<ScriptDiagnostic>> {
+    match resolved {
         Target::Script(script) => {
             if let Some(workflow) = workflow {
                 return Err(vec![ScriptDiagnostic::plain(
@@ -108,6 +171,11 @@ pub(super) struct DeploymentArgs {
 }
 
 impl DeploymentArgs {
+    /// Whether a deployment was asked for.
+    fn given(&self) -> bool {
+        self.blueprint.is_some() || self.deployment.is_some()
+    }
+
     /// Gives `options` the deployment asked for (from the store at `store`), with the
     /// bundles its operations call.
     pub(super) fn attach(

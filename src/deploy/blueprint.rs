@@ -101,8 +101,9 @@ impl Blueprint {
         let text = std::fs::read_to_string(path).map_err(|e| {
             ScriptDiagnostic::plain("rhaiflow::blueprint", format!("cannot read the blueprint {}: {e}", path.display()))
         })?;
-        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        let dir = dir.canonicalize().unwrap_or(dir);
+        // A bare file name (`blueprint.yaml`) has the empty parent: its folder is the current one.
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
         Blueprint::parse(&path.display().to_string(), &text, dir).map(Arc::new)
     }
 

@@ -143,6 +143,10 @@ pub struct RunReport {
     pub graphs: Vec<Arc<GraphShared>>,
     /// In a dry run: where the script first used a result that only a real run has.
     pub dry_result_used_at: Option<Position>,
+    /// A dry run that stopped early, at `dry_result_used_at`: the script went on to fail on
+    /// the placeholder a dry run gives for a task's result. It succeeds, having checked the
+    /// graphs up to there.
+    pub dry_run_stopped_early: bool,
     pub elapsed: Duration,
     /// The store file, when the execution was recorded on disk (to tell how to resume it).
     pub store_path: Option<PathBuf>,
@@ -158,6 +162,7 @@ impl RunReport {
             diagnostic: Some(diagnostic),
             graphs: Vec::new(),
             dry_result_used_at: None,
+            dry_run_stopped_early: false,
             elapsed: started.elapsed(),
             store_path: None,
         }
@@ -210,7 +215,7 @@ fn run_execution(
             return RunReport::invalid(execution_id, workflow, d, started);
         }
     };
-    let source = Source { name: options.script.display().to_string(), text: Arc::from(text.as_str()) };
+    let source = Source { name: crate::bundle::builtin::shown_name(&options.script), text: Arc::from(text.as_str()) };
     let runtime =
         match tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("rhaiflow-executor").build() {
             Ok(rt) => rt,
@@ -266,7 +271,7 @@ fn run_execution(
     let record = ExecutionRecord {
         id: execution_id.clone(),
         workflow: workflow.clone(),
-        script: std::fs::canonicalize(&options.script).unwrap_or_else(|_| options.script.clone()).display().to_string(),
+        script: recorded_script(&options.script),
         parameters: parameters.clone(),
         options: RecordedOptions::of(options).to_json(),
         status: ExecutionStatus::Running,
@@ -282,9 +287,8 @@ fn run_execution(
     // A dry run runs nothing, so it records nothing either.
     let store = store.filter(|_| !options.dry_run);
     if let Some(store) = &store {
-        if let Err(e) = store.begin(&record) {
-            let d = ScriptDiagnostic::plain("rhaiflow::store", e.to_string());
-            return RunReport::invalid(execution_id, workflow, d, started);
+        if let Err(e) = begin(store.as_ref(), &record, options.deployment.as_deref()) {
+            return RunReport::invalid(execution_id, workflow, not_begun(e), started);
         }
     }
     let label =
@@ -374,6 +378,7 @@ fn run_execution(
             Ending::failed(ScriptDiagnostic::plain("rhaiflow::bug", message))
         }
     };
+    let (ending, dry_run_stopped_early) = ending.unless_a_dry_run_stopped(options.dry_run, &run_state, &bus);
     let ending = ending.unless_unrecorded(store.as_deref(), options.deployment.as_deref());
     let ending = ending.unless_a_bug(run_state.env().bug());
     last_resort.claim_end();
@@ -391,8 +396,38 @@ fn run_execution(
         diagnostic,
         graphs,
         dry_result_used_at,
+        dry_run_stopped_early,
         elapsed: started.elapsed(),
         store_path: store_path.filter(|_| store.is_some()),
+    }
+}
+
+/// The script as an execution records it: absolute, or a built-in file by its name
+/// (`builtin:lifecycle.rhai`; a resume finds the built-in workflows by their bundle).
+fn recorded_script(script: &std::path::Path) -> String {
+    let absolute = std::fs::canonicalize(script).unwrap_or_else(|_| script.to_path_buf());
+    crate::bundle::builtin::shown_name(&absolute)
+}
+
+/// Records the execution's start; on a stored deployment, only while no other execution runs
+/// on it (Cloudify refuses a second execution on a deployment as well).
+fn begin(store: &dyn Store, record: &ExecutionRecord, deployment: Option<&Deployment>) -> Result<(), StoreError> {
+    match deployment.filter(|d| d.stored.load(std::sync::atomic::Ordering::Relaxed)) {
+        Some(deployment) => store.begin_on_deployment(record, &deployment.name),
+        None => store.begin(record),
+    }
+}
+
+/// The diagnostic of an execution whose start was not recorded: nothing ran.
+pub(super) fn not_begun(error: StoreError) -> ScriptDiagnostic {
+    match &error {
+        StoreError::DeploymentBusy { execution, .. } => {
+            ScriptDiagnostic::plain("rhaiflow::deployment_busy", error.to_string()).with_help(format!(
+                "one execution at a time runs on a deployment: wait for it to end, or cancel it (rhaiflow \
+                 executions cancel {execution})"
+            ))
+        }
+        _ => ScriptDiagnostic::plain("rhaiflow::store", error.to_string()),
     }
 }
 
@@ -442,6 +477,28 @@ impl Ending {
 
     fn is_failure(&self) -> bool {
         matches!(self.status, Status::Failed | Status::Invalid)
+    }
+
+    /// A dry run gives a placeholder for a task's result: a script that goes on to read a
+    /// field of it (`t.get().stdout`) fails there, not because it is wrong. Such a dry run
+    /// ends as a success that says where it stopped (with `true`); any other ending stays.
+    /// An invalid graph built before is still invalid (`check` and `graph` judge it so).
+    fn unless_a_dry_run_stopped(self, dry_run: bool, run: &RunState, bus: &EventBus) -> (Self, bool) {
+        let used_at = *run.dry_results_used.lock();
+        let tasks: usize = run.graphs.lock().iter().map(|g| g.graph.lock().len()).sum();
+        let stopped = match (dry_run, used_at, self.status) {
+            (true, Some(_), Status::Failed) => true,
+            (true, Some(_), Status::Invalid) => tasks == 0,
+            _ => false,
+        };
+        let (Some(at), true) = (used_at, stopped) else { return (self, false) };
+        let why = self.diagnostic.as_ref().map(|d| d.message.clone()).unwrap_or_default();
+        let message = format!(
+            "dry run stopped at line {}: the script uses a task's result there, which only a real run has ({why})",
+            at.line().unwrap_or(0)
+        );
+        bus.emit(Payload::Log { level: LogLevel::Warn, message });
+        (Ending { status: Status::Succeeded, result: None, diagnostic: None }, true)
     }
 
     /// A store that failed holds less than what ran: the run fails, whatever the script made

@@ -61,7 +61,7 @@ pub fn resume(store_path: &Path, id: &str, sinks: Vec<Box<dyn EventSink>>, owns_
                 format!("execution {} is being resumed by another process already", record.id),
             )
         }
-        Err(e) => return fail("rhaiflow::store", e.to_string()),
+        Err(e) => return RunReport::invalid(id.to_string(), String::new(), super::not_begun(e), started),
     }
     // Its tasks run again: what the previous run started must not run beside them.
     let left_behind = crate::exec::left_behind::end_left_behind(&record.id);

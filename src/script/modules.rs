@@ -85,8 +85,8 @@ impl Modules {
             return Err(not_found(path, why, pos));
         }
         let text = std::fs::read_to_string(&file).map_err(|e| not_found(path, e.to_string(), pos))?;
-        // Errors name the file, so that diagnostics can show it.
-        let name = file.display().to_string();
+        // Errors name the file, so that diagnostics can show it (a built-in one by its name).
+        let name = crate::bundle::builtin::shown_name(&file);
         self.held.hold(&name, Arc::from(text.as_str()));
         let mut ast =
             engine.compile(text).map_err(|e| Box::new(EvalAltResult::ErrorInModule(name.clone(), e.into(), pos)))?;

@@ -132,7 +132,7 @@ impl DeploymentStore {
             .optional()
             .map_err(|e| self.err(e))?;
         let Some((path, dir, text, counters)) = row else {
-            return Err(StoreError::Database(format!("there is no deployment `{name}` (rhaiflow deployments list)")));
+            return Err(StoreError::NoSuchDeployment(name.to_string()));
         };
         let blueprint = Blueprint::parse(&path, &text, PathBuf::from(dir))
             .map_err(|d| StoreError::Corrupt { path: self.path.clone(), message: d.into_message() })?;
@@ -226,7 +226,7 @@ impl DeploymentStore {
             .optional()
             .map_err(|e| self.err(e))?;
         if known.is_none() {
-            return Err(StoreError::Database(format!("there is no deployment `{name}` (rhaiflow deployments list)")));
+            return Err(StoreError::NoSuchDeployment(name.to_string()));
         }
         instances(&conn, name).map_err(|e| self.err(e))
     }
@@ -236,7 +236,7 @@ impl DeploymentStore {
         let tx = conn.transaction().map_err(|e| self.err(e))?;
         let removed = tx.execute("DELETE FROM deployments WHERE name = ?1", [name]).map_err(|e| self.err(e))?;
         if removed == 0 {
-            return Err(StoreError::Database(format!("there is no deployment `{name}` (rhaiflow deployments list)")));
+            return Err(StoreError::NoSuchDeployment(name.to_string()));
         }
         tx.execute("DELETE FROM deployment_instances WHERE deployment = ?1", [name]).map_err(|e| self.err(e))?;
         tx.commit().map_err(|e| self.err(e))

@@ -52,6 +52,13 @@ pub enum StoreError {
     WriterStopped,
     #[error("no execution `{0}` in this store")]
     NoSuchExecution(String),
+    #[error("no deployment named `{0}` in this store (rhaiflow deployments list)")]
+    NoSuchDeployment(String),
+    /// Another execution is running on the deployment (a crashed one does not count).
+    #[error(
+        "deployment `{deployment}` is busy: execution {execution} ({workflow}) is running on it, in process {pid}"
+    )]
+    DeploymentBusy { deployment: String, execution: String, workflow: String, pid: u32 },
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -60,6 +67,11 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 pub trait Store: Send + Sync {
     /// Records an execution that starts (or starts again, on resume) in this process.
     fn begin(&self, record: &ExecutionRecord) -> Result<()>;
+    /// `begin` for an execution on the stored deployment `deployment`, refused with
+    /// `StoreError::DeploymentBusy` while another execution runs on it (one whose process is
+    /// gone, crashed, does not count). The check and the record are one transaction: of two
+    /// processes starting on one deployment at once, one is refused.
+    fn begin_on_deployment(&self, record: &ExecutionRecord, deployment: &str) -> Result<()>;
     /// Queues one event for writing. It cannot fail here, on the hot path: a write that fails
     /// later is reported through `committed` and `flush`.
     fn append(&self, label: &ExecutionLabel, event: &Event);
@@ -94,7 +106,8 @@ pub trait Store: Send + Sync {
     /// 0 = none, 1 = graceful, 2 = forced.
     fn cancel_request(&self, id: &str) -> Result<u8>;
     /// Takes an execution over for this process if it is still as `seen` left it (same status
-    /// and process): of two processes resuming one crashed execution, only one succeeds.
+    /// and process): of two processes resuming one crashed execution, only one succeeds. One
+    /// on a stored deployment another execution runs on is refused (`DeploymentBusy`).
     fn claim(&self, seen: &ExecutionRecord, pid: u32) -> Result<bool>;
 }
 

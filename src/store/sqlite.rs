@@ -398,6 +398,29 @@ fn begin_execution(tx: &rusqlite::Transaction<'_>, r: &ExecutionRecord) -> rusql
     tx.query_row("SELECT number FROM executions WHERE id = ?1", [&r.id], |row| row.get(0))
 }
 
+/// Another execution running on the stored deployment `deployment` (as a busy error), if
+/// there is one; one whose process is gone crashed and does not count.
+fn running_on(tx: &rusqlite::Transaction<'_>, deployment: &str, own_id: &str) -> rusqlite::Result<Option<StoreError>> {
+    let mut stmt = tx.prepare_cached(
+        "SELECT id, workflow, pid FROM executions WHERE status = 'running' AND id != ?2
+           AND json_extract(options, '$.deployment') = ?1 AND json_extract(options, '$.deployment_stored') = 1
+         ORDER BY number",
+    )?;
+    let rows = stmt.query_map(params![deployment, own_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    for row in rows {
+        let (execution, workflow, pid): (String, String, u32) = row?;
+        if super::records::process_alive(pid) {
+            return Ok(Some(StoreError::DeploymentBusy {
+                deployment: deployment.to_string(),
+                execution,
+                workflow,
+                pid,
+            }));
+        }
+    }
+    Ok(None)
+}
+
 fn now() -> String {
     humantime::format_rfc3339_millis(SystemTime::now()).to_string()
 }
@@ -444,6 +467,22 @@ impl Store for SqliteStore {
     fn begin(&self, record: &ExecutionRecord) -> Result<()> {
         self.send(WriteOp::Begin(Box::new(record.clone())));
         self.flush()
+    }
+
+    fn begin_on_deployment(&self, record: &ExecutionRecord, deployment: &str) -> Result<()> {
+        {
+            let mut conn = self.reader.lock();
+            // IMMEDIATE: the write lock is taken before the check, so no other process can
+            // record its start between this one's check and its record.
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| self.err(e))?;
+            if let Some(running) = running_on(&tx, deployment, &record.id).map_err(|e| self.err(e))? {
+                return Err(running);
+            }
+            begin_execution(&tx, record).map_err(|e| self.err(e))?;
+            tx.commit().map_err(|e| self.err(e))?;
+        }
+        // The writer records it again (the same row), and learns its number.
+        self.begin(record)
     }
 
     fn append(&self, label: &ExecutionLabel, event: &Event) {
@@ -590,13 +629,23 @@ impl Store for SqliteStore {
     }
 
     fn claim(&self, seen: &ExecutionRecord, pid: u32) -> Result<bool> {
-        let conn = self.reader.lock();
-        let changed = conn
+        let mut conn = self.reader.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| self.err(e))?;
+        // An execution on a stored deployment is taken over only while no other runs on it:
+        // refused later, it would be left as if running in this process.
+        let stored = seen.options["deployment_stored"] == Value::Bool(true);
+        if let (true, Some(deployment)) = (stored, seen.options["deployment"].as_str()) {
+            if let Some(running) = running_on(&tx, deployment, &seen.id).map_err(|e| self.err(e))? {
+                return Err(running);
+            }
+        }
+        let changed = tx
             .execute(
                 "UPDATE executions SET pid = ?2, status = 'running' WHERE id = ?1 AND pid = ?3 AND status = ?4",
                 params![seen.id, pid, seen.pid, seen.status.as_str()],
             )
             .map_err(|e| self.err(e))?;
+        tx.commit().map_err(|e| self.err(e))?;
         Ok(changed == 1)
     }
 

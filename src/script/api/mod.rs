@@ -7,7 +7,7 @@ mod misc;
 mod tasks;
 pub(crate) use tasks::seconds;
 
-pub use deployment::{InstanceHandle, NodeHandle, RelationshipHandle};
+pub use deployment::{DeploymentHandle, InstanceHandle, NodeHandle, RelationshipHandle};
 pub use graph::{GraphHandle, GraphShared, SubgraphHandle};
 pub use tasks::TaskHandle;
 
