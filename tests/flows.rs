@@ -18,9 +18,20 @@ fn a_flow_string_builds_its_order_inside_a_subgraph() {
 fn a_flow_string_mistake_points_into_the_string() {
     let out = Run::new("flow_string_typo.rhai").output();
     out.assert_code(2);
-    assert!(out.stderr.contains("unexpected `|`"), "{}", out.stderr);
+    // A lone `|` was only "unexpected": the user meant `||`.
+    assert!(out.stderr.contains("unexpected `|` (did you mean `||`?)"), "{}", out.stderr);
     assert!(out.stderr.contains("build; test |deploy\n") && out.stderr.contains("             ^"), "{}", out.stderr);
     assert!(!out.events.started("build"));
+}
+
+/// Tasks in the map but not in the string were silently dropped: they never ran and the run
+/// succeeded.
+#[test]
+fn a_task_handed_to_flow_but_left_out_of_its_string_is_an_error() {
+    let out = Run::new("flow_string_task_left_out.rhai").output();
+    out.assert_code(2);
+    assert!(out.stderr.contains("the flow string never names `lint`, `test`"), "{}", out.stderr);
+    assert!(!out.events.started("build"), "{}", out.events.summary());
 }
 
 #[test]
