@@ -199,3 +199,56 @@ fn modules_of_installed_bundles_are_imported_and_stay_imported() {
     // A later line still reaches the module.
     type_line(&mut s, "cloud::boot_instance(\"/tmp/w\", \"vm9\", \"m1\")", "printf vm9");
 }
+
+/// `:run` and `g.execute()` printed nothing of the run: no failed task, no outcome line.
+#[test]
+fn a_run_shows_its_task_lines_and_its_outcome_as_rhaiflow_run_does() {
+    let home = tempfile::tempdir().unwrap();
+    let mut s = repl(home.path(), &[]);
+    for line in ["let g = graph_mode();", "g.add_task(shell(\"bad\", \"exit 3\"));"] {
+        s.send_line(line).unwrap();
+        s.expect(PROMPT).unwrap();
+    }
+    s.send_line(":run").unwrap();
+    s.expect("FAILED  bad: `exit 3` exited with code 3").unwrap();
+    s.expect("✘ workflow failed").unwrap();
+    s.expect("first failure: task `bad`").unwrap();
+    s.expect(PROMPT).unwrap();
+    for line in ["let h = graph_mode();", "h.add_task(shell(\"good\", \"true\"));"] {
+        s.send_line(line).unwrap();
+        s.expect(PROMPT).unwrap();
+    }
+    s.send_line("h.execute()").unwrap();
+    s.expect("✔ workflow succeeded").unwrap();
+    s.expect("tasks: 1 succeeded").unwrap();
+    s.expect(PROMPT).unwrap();
+}
+
+/// Every line drew a progress line (a spinner), tasks or not, which the prompt then followed.
+#[test]
+fn a_line_that_runs_no_task_draws_no_progress_line() {
+    let home = tempfile::tempdir().unwrap();
+    let mut s = repl(home.path(), &[]);
+    s.send_line("let g = graph_mode();").unwrap();
+    let shown = s.expect(PROMPT).unwrap();
+    let shown = String::from_utf8_lossy(shown.before()).to_string();
+    assert!(!shown.contains("0s"), "a progress line was drawn: {shown:?}");
+}
+
+/// `let x = 40 +` failed at once with "Script is incomplete" instead of reading on.
+#[test]
+fn input_incomplete_at_its_end_goes_on_under_a_continuation_prompt() {
+    let home = tempfile::tempdir().unwrap();
+    let mut s = repl(home.path(), &[]);
+    s.send_line("let x = 40 +").unwrap();
+    s.expect("...> ").unwrap();
+    s.send_line("2;").unwrap();
+    s.expect(PROMPT).unwrap();
+    type_line(&mut s, "x", "42");
+    // Ctrl-C under the continuation prompt drops the whole input.
+    s.send_line("let y = [1,").unwrap();
+    s.expect("...> ").unwrap();
+    s.send(ControlCode::EndOfText).unwrap();
+    s.expect(PROMPT).unwrap();
+    type_line(&mut s, "x + 1", "43");
+}
