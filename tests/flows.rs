@@ -43,3 +43,74 @@ fn std_flow_parallel_and_pipeline_compose() {
     assert!(ev.end_seq("fetch_a") < ev.start_seq("merge"), "{}", ev.summary());
     assert!(ev.end_seq("merge") < ev.start_seq("publish"), "{}", ev.summary());
 }
+
+// YAML flow files (Cloudmesh style): tasks and their order, run wherever a script runs.
+
+/// A flow file was read as a Rhai script: "does not compile" at its first line.
+#[test]
+fn a_flow_file_with_after_runs_in_the_order_its_dependencies_give() {
+    let out = Run::new("flows/after.yaml").output();
+    out.assert_code(0);
+    let ev = &out.events;
+    assert!(ev.end_seq("fetch") < ev.start_seq("build") && ev.end_seq("fetch") < ev.start_seq("lint"));
+    assert!(ev.overlapped("build", "lint"), "{}", ev.summary());
+    assert!(ev.end_seq("build") < ev.start_seq("report") && ev.end_seq("lint") < ev.start_seq("report"));
+    let built: Vec<_> = ev.of_task("task_succeeded", "build").collect();
+    assert_eq!(built[0]["result"]["stdout"], "built 3\n", "params are the command's environment");
+    assert_eq!(ev.of_task("task_succeeded", "report").next().unwrap()["result"], "reported");
+    assert_eq!(ev.0[0]["workflow"], "after");
+}
+
+/// Problems of a flow file were "does not compile" of its first line, one at a time.
+#[test]
+fn a_flow_files_problems_are_one_diagnostic_pointing_at_their_lines() {
+    let out = Run::new("flows/problems.yaml").output();
+    out.assert_code(2);
+    assert!(out.events.0.is_empty(), "nothing ran: {}", out.events.summary());
+    insta::assert_snapshot!("flow_file_problems", out.normalised_stderr());
+}
+
+/// A failed task and a cycle pointed into a script nobody wrote, not at the file's tasks.
+#[test]
+fn a_flow_files_failed_task_and_cycle_point_at_the_tasks_in_the_file() {
+    let out = Run::new("flows/failing.yaml").output();
+    out.assert_code(1);
+    assert_eq!(out.events.attempts("flaky"), 2, "retries: 1 gives a second attempt");
+    assert!(out.stderr.contains("failing.yaml:4:11]"), "{}", out.stderr);
+    assert!(out.stderr.contains("4 │   - name: flaky"), "{}", out.stderr);
+    let out = Run::new("flows/cycle.yaml").output();
+    out.assert_code(2);
+    assert!(out.stderr.contains("the graph has a cycle"), "{}", out.stderr);
+    assert!(out.stderr.contains("5 │   - name: b") && out.stderr.contains("`b` is defined here"), "{}", out.stderr);
+}
+
+/// An error inside a task's Rhai expression pointed at a translated script, not the file.
+#[test]
+fn an_error_in_a_flow_files_expression_points_into_the_file() {
+    let out = Run::new("flows/expression_throws.yaml").output();
+    out.assert_code(1);
+    assert!(out.stderr.contains("expression_throws.yaml:5:11]"), "{}", out.stderr);
+    assert!(out.stderr.contains("5 │       x + missing"), "{}", out.stderr);
+}
+
+/// `check` and `graph` took a flow file for a script that does not compile.
+#[test]
+fn check_and_graph_take_a_flow_file() {
+    let checked = crate::support::cli(&["check", crate::support::example("release_flow.yaml").to_str().unwrap()]);
+    checked.assert_code(0);
+    assert!(checked.stderr.contains("compiles; its graphs hold 5 tasks and are valid"), "{}", checked.stderr);
+    let path = crate::support::fixtures().join("flows/problems.yaml");
+    crate::support::cli(&["check", path.to_str().unwrap()]).assert_code(2);
+    let drawn = crate::support::cli(&["graph", crate::support::fixtures().join("flows/after.yaml").to_str().unwrap()]);
+    drawn.assert_code(0);
+    assert!(drawn.stdout.contains("report (script)  waits for: build, lint"), "{}", drawn.stdout);
+}
+
+/// A bundle's plugin.yaml given as the target was read as a script (and then as a flow file).
+#[test]
+fn a_plugin_yaml_stands_for_its_bundle_not_a_flow_file() {
+    let manifest = crate::support::example("bundles/cloudops/plugin.yaml");
+    let checked = crate::support::cli(&["check", manifest.to_str().unwrap()]);
+    checked.assert_code(0);
+    assert!(checked.stderr.contains("bundle cloudops"), "{}", checked.stderr);
+}

@@ -1,6 +1,7 @@
 //! The line editor's helper and when input goes on: an unfinished block (an open bracket,
-//! brace or string) or expression (a trailing operator) continues on the next line, and Tab completes host functions, task methods and properties, the
-//! session's variables and functions, and `:commands`.
+//! brace or string) or expression (a trailing operator) continues on the next line, and Tab
+//! completes host functions, task methods and properties, the session's variables and
+//! functions, and `:commands`.
 
 use std::borrow::Cow;
 
