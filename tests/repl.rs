@@ -252,3 +252,30 @@ fn input_incomplete_at_its_end_goes_on_under_a_continuation_prompt() {
     s.expect(PROMPT).unwrap();
     type_line(&mut s, "x + 1", "43");
 }
+
+/// What a terminal shows of each line of `raw`: the text after the line's last erase (`\r`
+/// followed by the erase-line sequence), which is where the progress line is redrawn.
+fn visible_lines(raw: &str) -> Vec<String> {
+    raw.split('\n').map(|line| line.rsplit("\r\x1b[2K").next().unwrap_or("").trim_end().to_string()).collect()
+}
+
+/// "^C cancelling" was written after the progress line's text, leaving "running 1 · nap ^C
+/// cancelling" on the screen.
+#[test]
+fn ctrl_c_while_a_run_shows_progress_says_cancelling_on_a_line_of_its_own() {
+    let home = tempfile::tempdir().unwrap();
+    let mut s = repl(home.path(), &[]);
+    for line in ["let g = graph_mode();", "g.add_task(sleep(\"nap\", 60));"] {
+        s.send_line(line).unwrap();
+        s.expect(PROMPT).unwrap();
+    }
+    s.send_line(":run").unwrap();
+    s.expect("running 1").unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    s.send(ControlCode::EndOfText).unwrap();
+    let shown = s.expect(PROMPT).unwrap();
+    let shown = String::from_utf8_lossy(shown.before()).to_string();
+    let said = visible_lines(&shown).into_iter().find(|l| l.contains("cancelling")).expect("a cancelling line");
+    assert!(!said.contains("running"), "the message is glued to the progress line: {said:?} in {shown:?}");
+    assert!(shown.contains("⊘ workflow cancelled"), "{shown:?}");
+}

@@ -229,6 +229,7 @@ fn host_functions(_session: &Session) -> Vec<String> {
 /// Ctrl-C while a line runs asks its run to cancel; a second one forces it. The handler is
 /// in place before the line editor first starts, so the editor keeps it.
 fn watch_interrupts(running: Running) {
+    use std::io::IsTerminal;
     use tokio::signal::unix::{signal, SignalKind};
     let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
     let Ok(mut interrupts) = runtime.block_on(async { signal(SignalKind::interrupt()) }) else { return };
@@ -237,8 +238,12 @@ fn watch_interrupts(running: Running) {
             while interrupts.recv().await.is_some() {
                 if let Some(cancel) = running.lock().clone() {
                     let forced = cancel.is_requested();
+                    // At a terminal the progress line is drawn without its newline: the
+                    // message replaces it rather than being glued to its end (the progress
+                    // line comes back below on its next tick).
+                    let clear = if std::io::stderr().is_terminal() { "\r\x1b[2K" } else { "" };
                     say!(
-                        "{}",
+                        "{clear}{}",
                         if forced { "^C forcing: stopping running tasks" } else { "^C cancelling (again to force)" }
                     );
                     cancel.request(forced);
