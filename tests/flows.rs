@@ -114,3 +114,27 @@ fn a_plugin_yaml_stands_for_its_bundle_not_a_flow_file() {
     checked.assert_code(0);
     assert!(checked.stderr.contains("bundle cloudops"), "{}", checked.stderr);
 }
+
+/// A flow file is resumed as a script is: the file is read (and translated) again, and the
+/// tasks that succeeded are replayed.
+#[test]
+fn a_failed_flow_file_is_resumed_from_its_failed_task() {
+    let run = Run::new(crate::support::fixtures().join("flows/wait_for_marker.yaml"));
+    let scratch = run.scratch().to_path_buf();
+    let first = run.output();
+    first.assert_code(1);
+    let id = first.execution_id();
+    // The marker is looked for in the working folder of the resume.
+    std::fs::write(scratch.join("marker"), "").unwrap();
+    let events = scratch.join("resumed.jsonl");
+    let resumed = crate::support::cli_of(
+        crate::support::rhaiflow()
+            .current_dir(&scratch)
+            .args(["executions", "resume", &id, "--store", &first.store_arg()])
+            .args(["--events-json", events.to_str().unwrap()]),
+    );
+    resumed.assert_code(0);
+    let resumed = crate::support::Events::read(&events);
+    assert_eq!(resumed.attempts("prepare"), 0, "replayed, not run again: {}", resumed.summary());
+    assert_eq!(resumed.outcome("wait_for_marker"), Some("task_succeeded"), "{}", resumed.summary());
+}
