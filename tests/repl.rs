@@ -45,7 +45,9 @@ fn values_variables_and_functions_last_from_line_to_line() {
     s.send_line("let x = 40 + 2;").unwrap();
     s.expect(PROMPT).unwrap();
     type_line(&mut s, "x", "42");
-    // An open brace goes on on the next line.
+    // An open brace goes on on the next line. The three lines are sent at once, as typed
+    // ahead or pasted: the lines after the first were dropped when the continuation prompt
+    // started a new read (without rustyline's `buffer-redux`).
     s.send_line("fn twice(n) {").unwrap();
     s.send_line("    n * 2").unwrap();
     s.send_line("}").unwrap();
