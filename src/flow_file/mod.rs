@@ -167,3 +167,32 @@ fn column_span(node: &Node, text: &str, spec: &str, column: usize) -> SourceSpan
         None => node.span,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problems(text: &str) -> String {
+        let source = Source { name: "flow.yaml".into(), text: text.into() };
+        match FlowFile::parse(&source) {
+            Ok(_) => String::new(),
+            Err(d) => d.into_message(),
+        }
+    }
+
+    #[test]
+    fn the_flow_names_each_task_of_the_file_once() {
+        let tasks = "tasks:\n  - {name: a, shell: x}\n  - {name: b, shell: y}\n  - {name: c, shell: z}\n";
+        assert!(problems(&format!("{tasks}flow: a; b")).contains("the flow never names `c`"));
+        assert!(problems(&format!("{tasks}flow: a; b; c; d")).contains("the flow names `d`, which is no task here"));
+        assert!(problems(&format!("{tasks}flow: a; b || a; c")).contains("`a` appears twice"));
+        assert_eq!(problems(&format!("{tasks}flow: a; (b || c)")), "");
+    }
+
+    #[test]
+    fn after_names_other_tasks_and_goes_with_no_flow() {
+        let text = "tasks:\n  - {name: a, shell: x, after: [zz]}\n  - {name: b, shell: y, after: a}\n";
+        assert!(problems(text).contains("`zz` is no task here (tasks: a, b)"));
+        assert!(problems(&format!("{text}flow: a; b")).contains("task `b` has `after`, but the order is the `flow`"));
+    }
+}

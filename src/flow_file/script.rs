@@ -43,9 +43,24 @@ impl Layout {
     }
 }
 
-/// A Rhai string literal (JSON's escapes are Rhai's).
+/// A Rhai string literal of `text` (JSON's `\b` and `\f` are no Rhai escapes: control
+/// characters are written as `\u` escapes).
 fn literal(text: &str) -> String {
-    Value::String(text.to_string()).to_string()
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 /// A value for the script: parsed from its JSON at run time, so every value keeps its type.
@@ -173,5 +188,15 @@ mod tests {
     fn a_quoted_expression_is_written_after_its_task() {
         let script = translated("tasks:\n  - {name: a, rhai: \"'x' + 1\"}\n");
         assert!(script.lines().nth(1).unwrap().contains("task(\"a\", || { 'x' + 1 }));"), "{script}");
+    }
+}
+
+#[cfg(test)]
+mod literal_tests {
+    #[test]
+    fn any_text_is_a_rhai_string_literal_of_itself() {
+        let text = "a \"quoted\" \\ back\nslash\t\u{8}\u{c}\u{1} ü ${not interpolated}";
+        let engine = rhai::Engine::new_raw();
+        assert_eq!(engine.eval::<String>(&super::literal(text)).unwrap(), text);
     }
 }
