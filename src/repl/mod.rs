@@ -70,31 +70,7 @@ pub fn run(options: ReplOptions) -> i32 {
         "rhaiflow {} — Rhai workflows, one line at a time. :help lists the API, Ctrl-D leaves.",
         env!("CARGO_PKG_VERSION")
     );
-    let mut pending = String::new();
-    loop {
-        let prompt = if pending.is_empty() { PROMPT } else { CONTINUATION };
-        let line = match editor.readline(prompt) {
-            Ok(line) => line,
-            Err(ReadlineError::Interrupted) => {
-                pending.clear();
-                say!("^C (Ctrl-D or :quit leaves)");
-                continue;
-            }
-            Err(ReadlineError::Eof) => break,
-            Err(e) => {
-                say!("rhaiflow: cannot read the line: {e}");
-                break;
-            }
-        };
-        if pending.is_empty() && line.trim().is_empty() {
-            continue;
-        }
-        pending.push_str(&line);
-        if !pending.trim_start().starts_with(':') && input::incomplete(session.engine(), &pending) {
-            pending.push('\n');
-            continue;
-        }
-        let line = std::mem::take(&mut pending);
+    while let Some(line) = read_input(&mut editor, &session) {
         let _ = editor.add_history_entry(line.as_str());
         let keep_going = match line.trim().strip_prefix(':') {
             Some(command) => command_line(command.trim(), &mut session, &options, &running),
@@ -114,6 +90,36 @@ pub fn run(options: ReplOptions) -> i32 {
         }
     }
     0
+}
+
+/// The next complete input: lines are read, under the continuation prompt after the first,
+/// until the input no longer stops before its end; none at Ctrl-D or when reading fails.
+fn read_input(editor: &mut Editor<InputHelper, DefaultHistory>, session: &Session) -> Option<String> {
+    let mut pending = String::new();
+    loop {
+        let prompt = if pending.is_empty() { PROMPT } else { CONTINUATION };
+        let line = match editor.readline(prompt) {
+            Ok(line) => line,
+            Err(ReadlineError::Interrupted) => {
+                pending.clear();
+                say!("^C (Ctrl-D or :quit leaves)");
+                continue;
+            }
+            Err(ReadlineError::Eof) => return None,
+            Err(e) => {
+                say!("rhaiflow: cannot read the line: {e}");
+                return None;
+            }
+        };
+        if pending.is_empty() && line.trim().is_empty() {
+            continue;
+        }
+        pending.push_str(&line);
+        if pending.trim_start().starts_with(':') || !input::incomplete(session.engine(), &pending) {
+            return Some(pending);
+        }
+        pending.push('\n');
+    }
 }
 
 fn save_history(editor: &mut Editor<InputHelper, DefaultHistory>, path: &PathBuf) {
