@@ -138,3 +138,15 @@ fn a_failed_flow_file_is_resumed_from_its_failed_task() {
     assert_eq!(resumed.attempts("prepare"), 0, "replayed, not run again: {}", resumed.summary());
     assert_eq!(resumed.outcome("wait_for_marker"), Some("task_succeeded"), "{}", resumed.summary());
 }
+
+/// An expression that compiles alone but not as a task's body was shown in the translated
+/// script (blank lines where the file has its keys) instead of the file.
+#[test]
+fn an_expression_that_does_not_compile_as_a_task_is_shown_in_the_file() {
+    let path = crate::support::fixtures().join("flows/function_in_expression.yaml");
+    let checked = crate::support::cli(&["check", path.to_str().unwrap()]);
+    checked.assert_code(2);
+    assert!(checked.stderr.contains("Function definitions must"), "{}", checked.stderr);
+    assert!(checked.stderr.contains("3 │     rhai: |"), "{}", checked.stderr);
+    assert!(checked.stderr.contains("4 │       fn helper() { 1 }"), "{}", checked.stderr);
+}

@@ -195,4 +195,10 @@ mod tests {
         assert!(problems(text).contains("`zz` is no task here (tasks: a, b)"));
         assert!(problems(&format!("{text}flow: a; b")).contains("task `b` has `after`, but the order is the `flow`"));
     }
+
+    #[test]
+    fn a_keyword_is_no_parameter_of_an_expression() {
+        let text = "tasks:\n  - {name: a, rhai: x + 1, params: {fn: 1, x: 2}}\n";
+        assert!(problems(text).contains("`fn` is a Rhai keyword"), "{}", problems(text));
+    }
 }

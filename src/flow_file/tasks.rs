@@ -216,9 +216,15 @@ fn read_params(item: &Node, action: &Action, problems: &mut Problems) -> Vec<(St
         let name = key.as_str().unwrap_or("");
         let variable = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
             && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        let rhai = matches!(action, Action::Rhai { .. });
         if !variable {
-            let what = if matches!(action, Action::Rhai { .. }) { "a variable" } else { "an environment variable" };
+            let what = if rhai { "a variable" } else { "an environment variable" };
             problems.add(format!("a parameter's name becomes {what}: letters, digits and `_`"), key.span);
+            continue;
+        }
+        // `let fn = ..` would not compile: a keyword is no variable.
+        if rhai && rhai::Engine::new_raw().compile(format!("let {name} = ();")).is_err() {
+            problems.add(format!("`{name}` is a Rhai keyword: a parameter of an expression is a variable"), key.span);
             continue;
         }
         params.push((name.to_string(), value.to_json()));

@@ -243,7 +243,7 @@ fn run_execution(
         (extend.0)(&mut engine);
     }
     let engine = Arc::new(engine);
-    let ast = match script::compile::compile(&engine, &source) {
+    let ast = match script::compile::compile_shown(&engine, &source, &shown) {
         Ok(ast) => ast,
         Err(d) => return RunReport::invalid(execution_id, workflow, d, started),
     };
