@@ -13,6 +13,7 @@ pub mod cli;
 pub mod deploy;
 pub mod events;
 pub mod exec;
+pub mod flow_file;
 pub mod graph;
 pub mod memory;
 pub mod repl;

@@ -125,3 +125,17 @@ fn cloudharness_dag_example_merges_then_reports() {
     assert_eq!(std::fs::read_to_string(dir.join("available")).unwrap(), "a 1 5\n");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn release_flow_yaml_runs_fetch_then_build_and_check_then_publish() {
+    let out = Run::new(example("release_flow.yaml")).param("version", "1.2.0").output();
+    out.assert_code(0);
+    let ev = &out.events;
+    assert!(ev.end_seq("fetch") < ev.start_seq("build") && ev.end_seq("fetch") < ev.start_seq("check"));
+    assert!(ev.end_seq("build") < ev.start_seq("publish") && ev.end_seq("check") < ev.start_seq("publish"));
+    let result = |task: &str| ev.of_task("task_succeeded", task).next().unwrap()["result"].clone();
+    assert_eq!(result("build")["stdout"], "built release\n");
+    assert_eq!(result("check"), "42 checks passed");
+    assert_eq!(result("publish"), "published 1.2.0");
+    assert_eq!(ev.of_task("task_started", "build").next().unwrap()["total_retries"], 2);
+}

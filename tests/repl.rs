@@ -45,7 +45,9 @@ fn values_variables_and_functions_last_from_line_to_line() {
     s.send_line("let x = 40 + 2;").unwrap();
     s.expect(PROMPT).unwrap();
     type_line(&mut s, "x", "42");
-    // An open brace goes on on the next line.
+    // An open brace goes on on the next line. The three lines are sent at once, as typed
+    // ahead or pasted: the lines after the first were dropped when the continuation prompt
+    // started a new read (without rustyline's `buffer-redux`).
     s.send_line("fn twice(n) {").unwrap();
     s.send_line("    n * 2").unwrap();
     s.send_line("}").unwrap();
@@ -198,4 +200,84 @@ fn modules_of_installed_bundles_are_imported_and_stay_imported() {
     s.expect(PROMPT).unwrap();
     // A later line still reaches the module.
     type_line(&mut s, "cloud::boot_instance(\"/tmp/w\", \"vm9\", \"m1\")", "printf vm9");
+}
+
+/// `:run` and `g.execute()` printed nothing of the run: no failed task, no outcome line.
+#[test]
+fn a_run_shows_its_task_lines_and_its_outcome_as_rhaiflow_run_does() {
+    let home = tempfile::tempdir().unwrap();
+    let mut s = repl(home.path(), &[]);
+    for line in ["let g = graph_mode();", "g.add_task(shell(\"bad\", \"exit 3\"));"] {
+        s.send_line(line).unwrap();
+        s.expect(PROMPT).unwrap();
+    }
+    s.send_line(":run").unwrap();
+    s.expect("FAILED  bad: `exit 3` exited with code 3").unwrap();
+    s.expect("✘ workflow failed").unwrap();
+    s.expect("first failure: task `bad`").unwrap();
+    s.expect(PROMPT).unwrap();
+    for line in ["let h = graph_mode();", "h.add_task(shell(\"good\", \"true\"));"] {
+        s.send_line(line).unwrap();
+        s.expect(PROMPT).unwrap();
+    }
+    s.send_line("h.execute()").unwrap();
+    s.expect("✔ workflow succeeded").unwrap();
+    s.expect("tasks: 1 succeeded").unwrap();
+    s.expect(PROMPT).unwrap();
+}
+
+/// Every line drew a progress line (a spinner), tasks or not, which the prompt then followed.
+#[test]
+fn a_line_that_runs_no_task_draws_no_progress_line() {
+    let home = tempfile::tempdir().unwrap();
+    let mut s = repl(home.path(), &[]);
+    s.send_line("let g = graph_mode();").unwrap();
+    let shown = s.expect(PROMPT).unwrap();
+    let shown = String::from_utf8_lossy(shown.before()).to_string();
+    assert!(!shown.contains("0s"), "a progress line was drawn: {shown:?}");
+}
+
+/// `let x = 40 +` failed at once with "Script is incomplete" instead of reading on.
+#[test]
+fn input_incomplete_at_its_end_goes_on_under_a_continuation_prompt() {
+    let home = tempfile::tempdir().unwrap();
+    let mut s = repl(home.path(), &[]);
+    s.send_line("let x = 40 +").unwrap();
+    s.expect("...> ").unwrap();
+    s.send_line("2;").unwrap();
+    s.expect(PROMPT).unwrap();
+    type_line(&mut s, "x", "42");
+    // Ctrl-C under the continuation prompt drops the whole input.
+    s.send_line("let y = [1,").unwrap();
+    s.expect("...> ").unwrap();
+    s.send(ControlCode::EndOfText).unwrap();
+    s.expect(PROMPT).unwrap();
+    type_line(&mut s, "x + 1", "43");
+}
+
+/// What a terminal shows of each line of `raw`: the text after the line's last erase (`\r`
+/// followed by the erase-line sequence), which is where the progress line is redrawn.
+fn visible_lines(raw: &str) -> Vec<String> {
+    raw.split('\n').map(|line| line.rsplit("\r\x1b[2K").next().unwrap_or("").trim_end().to_string()).collect()
+}
+
+/// "^C cancelling" was written after the progress line's text, leaving "running 1 · nap ^C
+/// cancelling" on the screen.
+#[test]
+fn ctrl_c_while_a_run_shows_progress_says_cancelling_on_a_line_of_its_own() {
+    let home = tempfile::tempdir().unwrap();
+    let mut s = repl(home.path(), &[]);
+    for line in ["let g = graph_mode();", "g.add_task(sleep(\"nap\", 60));"] {
+        s.send_line(line).unwrap();
+        s.expect(PROMPT).unwrap();
+    }
+    s.send_line(":run").unwrap();
+    s.expect("running 1").unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    s.send(ControlCode::EndOfText).unwrap();
+    let shown = s.expect(PROMPT).unwrap();
+    let shown = String::from_utf8_lossy(shown.before()).to_string();
+    let said = visible_lines(&shown).into_iter().find(|l| l.contains("cancelling")).expect("a cancelling line");
+    assert!(!said.contains("running"), "the message is glued to the progress line: {said:?} in {shown:?}");
+    assert!(shown.contains("⊘ workflow cancelled"), "{shown:?}");
 }

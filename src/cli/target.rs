@@ -75,7 +75,8 @@ pub(super) enum Target {
     Builtin(String),
 }
 
-/// A `.rhai` file, a bundle folder or archive, or the name of an installed bundle.
+/// A `.rhai` script or `.yaml` flow file, a bundle folder, archive or `plugin.yaml`, or the
+/// name of an installed bundle.
 fn resolve_target(target: &Path) -> Result<Target, Vec<ScriptDiagnostic>> {
     use crate::bundle::{archive, registry, Bundle};
     if target.is_dir() {
@@ -84,6 +85,12 @@ fn resolve_target(target: &Path) -> Result<Target, Vec<ScriptDiagnostic>> {
     if target.is_file() {
         if archive::is_archive(target) {
             return registry::unpacked(target).map(Target::Bundle);
+        }
+        // A bundle's manifest stands for its bundle; any other .yaml is a flow file, which
+        // runs as a script does (the runner translates it).
+        if target.file_name().is_some_and(|n| n == "plugin.yaml") {
+            let folder = target.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            return Bundle::load(folder).map(Target::Bundle).map_err(|d| vec![d]);
         }
         return Ok(Target::Script(target.to_path_buf()));
     }

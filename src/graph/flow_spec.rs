@@ -63,6 +63,8 @@ fn tokens(spec: &str) -> Result<Vec<(Token, usize)>, FlowSyntaxError> {
                 }
                 out.push((Token::Name(chars[start..i].iter().collect()), column));
             }
+            // `a | b` is a shell pipe to the eye, but flows only know `||`.
+            '|' => return Err(FlowSyntaxError { message: "unexpected `|` (did you mean `||`?)".into(), column }),
             c => return Err(FlowSyntaxError { message: format!("unexpected `{c}`"), column }),
         }
     }
@@ -175,6 +177,7 @@ mod tests {
         assert!(e.explain("a; || b").ends_with("    a; || b\n       ^"), "{}", e.explain("a; || b"));
         assert_eq!(parse("(a; b").unwrap_err().message, "`(` is never closed");
         assert_eq!(parse("a | b").unwrap_err().column, 3);
+        assert_eq!(parse("a; b | c").unwrap_err().message, "unexpected `|` (did you mean `||`?)");
         assert!(parse("").is_err());
     }
 }

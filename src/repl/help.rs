@@ -132,6 +132,6 @@ pub fn text() -> String {
     for (call, what) in API {
         out.push_str(&format!("  {call:<width$}  {what}\n"));
     }
-    out.push_str("\nA line with an open bracket, brace or string goes on on the next line. Tab completes.\n");
+    out.push_str("\nInput that stops before its end (an open bracket, brace or string, a trailing operator) goes on\nunder `...>`. Tab completes.\n");
     out
 }

@@ -1,13 +1,14 @@
-//! The line editor's helper: an unfinished block (an open bracket, brace or string) continues
-//! on the next line, and Tab completes host functions, task methods and properties, the
-//! session's variables and functions, and `:commands`.
+//! The line editor's helper and when input goes on: an unfinished block (an open bracket,
+//! brace or string) or expression (a trailing operator) continues on the next line, and Tab
+//! completes host functions, task methods and properties, the session's variables and
+//! functions, and `:commands`.
 
 use std::borrow::Cow;
 
 use rustyline::completion::{Completer, Pair};
 use rustyline::highlight::Highlighter;
 use rustyline::hint::Hinter;
-use rustyline::validate::{ValidationContext, ValidationResult, Validator};
+use rustyline::validate::Validator;
 use rustyline::{Context, Helper};
 
 use super::help::{COMMANDS, PROPERTIES};
@@ -30,15 +31,15 @@ impl Highlighter for InputHelper {
     }
 }
 
-impl Validator for InputHelper {
-    fn validate(&self, ctx: &mut ValidationContext) -> rustyline::Result<ValidationResult> {
-        let input = ctx.input();
-        if input.trim_start().starts_with(':') || !unfinished(input) {
-            Ok(ValidationResult::Valid(None))
-        } else {
-            Ok(ValidationResult::Incomplete)
-        }
-    }
+// Enter always hands the line over: the session decides whether it is complete (it asks Rhai's
+// parser, which the helper does not have) and reads the rest under a continuation prompt.
+impl Validator for InputHelper {}
+
+/// Does `text` stop before its end: an open bracket, brace, string or comment, or what Rhai's
+/// parser calls incomplete (a trailing operator, `let x =`)? Then the next line continues it.
+pub fn incomplete(engine: &rhai::Engine, text: &str) -> bool {
+    unfinished(text)
+        || matches!(engine.compile(text), Err(e) if matches!(e.err_type(), rhai::ParseErrorType::UnexpectedEOF))
 }
 
 /// Is a bracket, brace or string still open (outside comments)?
@@ -127,5 +128,15 @@ mod tests {
         assert!(!unfinished("let x = \"(\"; // ( in a comment"));
         assert!(!unfinished("fn f() { 1 }"));
         assert!(!unfinished("let x = 1"));
+    }
+
+    #[test]
+    fn a_trailing_operator_continues_and_a_mistake_does_not() {
+        let engine = rhai::Engine::new_raw();
+        assert!(incomplete(&engine, "let x = 1 +"));
+        assert!(incomplete(&engine, "let total ="));
+        assert!(incomplete(&engine, "[1, 2,"));
+        assert!(!incomplete(&engine, "let x = 1 +* 2;"));
+        assert!(!incomplete(&engine, "let x = 1 + 2"));
     }
 }

@@ -3,15 +3,16 @@
 //! line; an error is shown as the same diagnostic `run` shows and never ends the session.
 //!
 //! `session` holds the scope and the host that runs lines; `input` is the line editor's
-//! helper (multi-line input, completion); `help` is what `:help` prints.
+//! helper (when input goes on, completion); `progress` shows what a line runs as `run` does;
+//! `help` is what `:help` prints.
 
 pub mod help;
 pub mod input;
+pub mod progress;
 pub mod session;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
 
 use parking_lot::Mutex;
 use rustyline::error::ReadlineError;
@@ -19,13 +20,13 @@ use rustyline::history::DefaultHistory;
 use rustyline::Editor;
 use serde_json::Value;
 
-use crate::cli::console::Console;
 use crate::exec::CancelState;
 use crate::graph::{render, Format};
 use crate::runner::Status;
 use crate::script::diagnostics::render as render_diagnostic;
 use crate::script::ScriptDiagnostic;
 use input::InputHelper;
+use progress::LineProgress;
 use session::{Outcome, Session, SessionSetup};
 
 pub struct ReplOptions {
@@ -33,6 +34,11 @@ pub struct ReplOptions {
     /// Where the history is kept (none: no history file).
     pub history: Option<PathBuf>,
 }
+
+const PROMPT: &str = "rhaiflow> ";
+/// Under the prompt while input started on an earlier line goes on (as wide, so that the
+/// lines align).
+const CONTINUATION: &str = "     ...> ";
 
 /// The cancel of whatever runs now; Ctrl-C while a line runs reaches it as SIGINT (the
 /// terminal is not in raw mode then).
@@ -64,22 +70,7 @@ pub fn run(options: ReplOptions) -> i32 {
         "rhaiflow {} — Rhai workflows, one line at a time. :help lists the API, Ctrl-D leaves.",
         env!("CARGO_PKG_VERSION")
     );
-    loop {
-        let line = match editor.readline("rhaiflow> ") {
-            Ok(line) => line,
-            Err(ReadlineError::Interrupted) => {
-                say!("^C (Ctrl-D or :quit leaves)");
-                continue;
-            }
-            Err(ReadlineError::Eof) => break,
-            Err(e) => {
-                say!("rhaiflow: cannot read the line: {e}");
-                break;
-            }
-        };
-        if line.trim().is_empty() {
-            continue;
-        }
+    while let Some(line) = read_input(&mut editor, &session) {
         let _ = editor.add_history_entry(line.as_str());
         let keep_going = match line.trim().strip_prefix(':') {
             Some(command) => command_line(command.trim(), &mut session, &options, &running),
@@ -99,6 +90,36 @@ pub fn run(options: ReplOptions) -> i32 {
         }
     }
     0
+}
+
+/// The next complete input: lines are read, under the continuation prompt after the first,
+/// until the input no longer stops before its end; none at Ctrl-D or when reading fails.
+fn read_input(editor: &mut Editor<InputHelper, DefaultHistory>, session: &Session) -> Option<String> {
+    let mut pending = String::new();
+    loop {
+        let prompt = if pending.is_empty() { PROMPT } else { CONTINUATION };
+        let line = match editor.readline(prompt) {
+            Ok(line) => line,
+            Err(ReadlineError::Interrupted) => {
+                pending.clear();
+                say!("^C (Ctrl-D or :quit leaves)");
+                continue;
+            }
+            Err(ReadlineError::Eof) => return None,
+            Err(e) => {
+                say!("rhaiflow: cannot read the line: {e}");
+                return None;
+            }
+        };
+        if pending.is_empty() && line.trim().is_empty() {
+            continue;
+        }
+        pending.push_str(&line);
+        if pending.trim_start().starts_with(':') || !input::incomplete(session.engine(), &pending) {
+            return Some(pending);
+        }
+        pending.push('\n');
+    }
 }
 
 fn save_history(editor: &mut Editor<InputHelper, DefaultHistory>, path: &PathBuf) {
@@ -146,26 +167,34 @@ fn command_line(command: &str, session: &mut Session, options: &ReplOptions, run
     true
 }
 
-/// Runs `f` with live progress on the console and Ctrl-C cancelling it; shows its value or
-/// its diagnostic.
+/// Runs `f` with live progress on the console and Ctrl-C cancelling it; shows its outcome
+/// line (when it ran tasks), then its value or its diagnostic.
 fn evaluate(session: &mut Session, running: &Running, f: impl FnOnce(&mut Session) -> Option<Outcome>) {
-    let console = Console::new(false);
-    *session.log.shown_by.lock() = Some(console.sink());
+    let progress = LineProgress::default();
+    *session.log.shown_by.lock() = Some(Box::new(progress.clone()));
     let from = session.log.events.lock().len();
     *running.lock() = Some(session.cancel());
-    let started = Instant::now();
     let outcome = f(session);
     *running.lock() = None;
-    console.finish(Status::Succeeded, started.elapsed(), &session.execution_id);
     *session.log.shown_by.lock() = None;
-    let ran_tasks = session.log.events.lock()[from..].iter().any(|e| e.get("task").is_some());
-    if ran_tasks {
+    progress.finish(status_of(outcome.as_ref()), &session.execution_id);
+    if progress.ran_tasks() {
         session.last_run_from = from;
     }
     match outcome {
         Some(Outcome::Value(value)) if !value.is_unit() => say_out!("{}", session.show(&value)),
         Some(Outcome::Failed(d)) => print_diagnostic(&d),
         _ => {}
+    }
+}
+
+/// How an evaluation ended, in the words of a run's outcome line.
+fn status_of(outcome: Option<&Outcome>) -> Status {
+    match outcome {
+        Some(Outcome::Failed(d)) if d.code == "rhaiflow::cancelled" => Status::Cancelled,
+        Some(Outcome::Failed(d)) if d.code == "rhaiflow::invalid_graph" => Status::Invalid,
+        Some(Outcome::Failed(_)) => Status::Failed,
+        _ => Status::Succeeded,
     }
 }
 
@@ -206,6 +235,7 @@ fn host_functions(_session: &Session) -> Vec<String> {
 /// Ctrl-C while a line runs asks its run to cancel; a second one forces it. The handler is
 /// in place before the line editor first starts, so the editor keeps it.
 fn watch_interrupts(running: Running) {
+    use std::io::IsTerminal;
     use tokio::signal::unix::{signal, SignalKind};
     let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
     let Ok(mut interrupts) = runtime.block_on(async { signal(SignalKind::interrupt()) }) else { return };
@@ -214,8 +244,12 @@ fn watch_interrupts(running: Running) {
             while interrupts.recv().await.is_some() {
                 if let Some(cancel) = running.lock().clone() {
                     let forced = cancel.is_requested();
+                    // At a terminal the progress line is drawn without its newline: the
+                    // message replaces it rather than being glued to its end (the progress
+                    // line comes back below on its next tick).
+                    let clear = if std::io::stderr().is_terminal() { "\r\x1b[2K" } else { "" };
                     say!(
-                        "{}",
+                        "{clear}{}",
                         if forced { "^C forcing: stopping running tasks" } else { "^C cancelling (again to force)" }
                     );
                     cancel.request(forced);

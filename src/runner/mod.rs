@@ -23,7 +23,7 @@ use crate::deploy::Deployment;
 use crate::events::{EventBus, EventSink, ExecutionLabel, LogLevel, Payload};
 use crate::exec::{innermost, CancelState, ErrorKind, ExecEnv, Mocks, TaskError, TERMINATED_BY_CANCEL};
 use crate::script::api::GraphShared;
-use crate::script::{self, Limits, ModuleRoot, RunSettings, RunState, ScriptBridge, ScriptDiagnostic, Source};
+use crate::script::{self, Limits, ModuleRoot, RunSettings, RunState, ScriptBridge, ScriptDiagnostic};
 use crate::store::{self, ExecutionRecord, ExecutionStatus, Store, StoreError, StoreSink};
 use crate::value::{from_json, to_json};
 use entry::{entry_call, point_at_function};
@@ -215,7 +215,14 @@ fn run_execution(
             return RunReport::invalid(execution_id, workflow, d, started);
         }
     };
-    let source = Source { name: crate::bundle::builtin::shown_name(&options.script), text: Arc::from(text.as_str()) };
+    // A flow file is compiled as the script it translates into, and shown as written; a
+    // built-in workflow is shown by its `builtin:` name.
+    let (mut source, mut shown) = match crate::flow_file::read(&options.script, text) {
+        Ok(read) => (read.script, read.shown),
+        Err(d) => return RunReport::invalid(execution_id, workflow, d, started),
+    };
+    source.name = crate::bundle::builtin::shown_name(&options.script);
+    shown.name = source.name.clone();
     let runtime =
         match tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("rhaiflow-executor").build() {
             Ok(rt) => rt,
@@ -244,7 +251,7 @@ fn run_execution(
         (extend.0)(&mut engine);
     }
     let engine = Arc::new(engine);
-    let ast = match script::compile::compile(&engine, &source) {
+    let ast = match script::compile::compile_shown(&engine, &source, &shown) {
         Ok(ast) => ast,
         Err(d) => return RunReport::invalid(execution_id, workflow, d, started),
     };
@@ -365,7 +372,7 @@ fn run_execution(
             Err(e) => Ending::failed(ScriptDiagnostic::plain("rhaiflow::result_too_deep", e.to_string())),
         },
         Ok(Err(err)) => {
-            let mut diagnostic = ScriptDiagnostic::runtime(&err, &source, &run_state.module_sources);
+            let mut diagnostic = ScriptDiagnostic::runtime(&err, &shown, &run_state.module_sources);
             name_the_limit(&mut diagnostic, &options.limits);
             if let (Some(w), true) = (&options.workflow, diagnostic.labels.is_empty()) {
                 point_at_function(&mut diagnostic, &source, &w.function);

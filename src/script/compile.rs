@@ -35,6 +35,12 @@ pub fn check_size(name: &str, text: &str) -> Result<(), ScriptDiagnostic> {
 /// compile past the budget cannot be stopped: its thread is left to finish while the caller
 /// reports the diagnostic and, as a command, exits.
 pub fn compile(engine: &Arc<Engine>, source: &Source) -> Result<AST, ScriptDiagnostic> {
+    compile_shown(engine, source, source)
+}
+
+/// Compiles `source`, and shows an error in `shown`: the file a person wrote, which `source`
+/// was translated from keeping its lines and columns (a flow file).
+pub fn compile_shown(engine: &Arc<Engine>, source: &Source, shown: &Source) -> Result<AST, ScriptDiagnostic> {
     check_size(&source.name, &source.text)?;
     let (done, compiled) = std::sync::mpsc::channel();
     let (engine, text) = (engine.clone(), source.text.clone());
@@ -47,7 +53,7 @@ pub fn compile(engine: &Arc<Engine>, source: &Source) -> Result<AST, ScriptDiagn
     };
     match outcome {
         Some(Ok(ast)) => Ok(ast),
-        Some(Err(e)) => Err(ScriptDiagnostic::compile(&e, source)),
+        Some(Err(e)) => Err(ScriptDiagnostic::compile(&e, shown)),
         None => Err(ScriptDiagnostic::plain(
             "rhaiflow::compile_budget",
             format!(

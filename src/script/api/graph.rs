@@ -197,6 +197,7 @@ fn register_building<T: Building>(engine: &mut Engine, run: &RunRef) {
             graph.add(&sg, g.parent()).map_err(graph_error)?;
             let mut used = Vec::new();
             build_flow(&mut graph, &sg, &tree, &tasks, &mut used)?;
+            not_left_out(&tasks, &used)?;
             Ok(SubgraphHandle { graph: g.shared().clone(), cell: sg })
         },
     );
@@ -265,6 +266,21 @@ fn build_flow(
             Ok((entries, exits))
         }
     }
+}
+
+/// Every task handed to `flow` is named in its string: one left out would silently never run.
+fn not_left_out(tasks: &Map, used: &[String]) -> Result<()> {
+    let mut unused: Vec<&str> = tasks.keys().map(|k| k.as_str()).filter(|k| !used.iter().any(|u| u == k)).collect();
+    if unused.is_empty() {
+        return Ok(());
+    }
+    unused.sort();
+    let list = unused.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
+    Err(bad_argument(format!(
+        "the flow string never names {list}, which its map holds: add {} to the string or leave {} out of the map",
+        if unused.len() == 1 { "it" } else { "them" },
+        if unused.len() == 1 { "it" } else { "them" },
+    )))
 }
 
 /// A task named in an invalid-graph diagnostic, pointing at where it was defined.
