@@ -92,6 +92,14 @@ impl Run {
     }
 
     /// A scratch folder that lives as long as the run's outcome (for markers and files).
+    /// The run's temp folder (`$TMPDIR`): what it unpacks or spills there goes with the test,
+    /// never into the system's temp folder.
+    fn temp(&self) -> PathBuf {
+        let dir = self.scratch.path().join("tmp");
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
     pub fn scratch(&self) -> &Path {
         self.scratch.path()
     }
@@ -118,6 +126,7 @@ impl Run {
     pub fn output(self) -> Outcome {
         let output = rhaiflow()
             .args(self.argv())
+            .env("TMPDIR", self.temp())
             .envs(self.env.iter().cloned())
             .timeout(Duration::from_secs(60))
             .output()
@@ -138,6 +147,7 @@ impl Run {
             .unwrap()
             .current_dir(fixtures())
             .env_remove("RHAIFLOW_STORE")
+            .env("TMPDIR", self.temp())
             .args(self.argv())
             .stdin(Stdio::null())
             .stdout(stdout)
@@ -343,7 +353,9 @@ pub fn cli(args: &[&str]) -> Cli {
 
 /// Runs a prepared `rhaiflow` command (not a run); refuses any output that mentions a panic.
 pub fn cli_of(command: &mut Command) -> Cli {
-    let output = command.timeout(Duration::from_secs(60)).output().unwrap();
+    // What the command unpacks or spills into the temp folder goes with the test.
+    let temp = tempfile::tempdir().unwrap();
+    let output = command.env("TMPDIR", temp.path()).timeout(Duration::from_secs(60)).output().unwrap();
     let out = Cli {
         code: output.status.code(),
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),

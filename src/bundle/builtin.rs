@@ -45,7 +45,12 @@ pub fn shown_name(path: &Path) -> String {
 
 /// The built-in bundle, unpacked if it is not yet.
 pub fn bundle() -> Result<Bundle, ScriptDiagnostic> {
-    let dir = dir().to_path_buf();
+    unpacked_in(dir())
+}
+
+/// The built-in bundle in `dir`, unpacked there if it is not yet.
+fn unpacked_in(dir: &Path) -> Result<Bundle, ScriptDiagnostic> {
+    let dir = dir.to_path_buf();
     if !dir.join(super::MANIFEST_FILE).exists() {
         write(&dir).map_err(|e| {
             ScriptDiagnostic::plain(
@@ -80,7 +85,9 @@ mod tests {
 
     #[test]
     fn the_builtin_bundle_checks() {
-        let bundle = bundle().unwrap();
+        // Unpacked into a folder of the test's own: the tests leave nothing in the temp folder.
+        let scratch = tempfile::tempdir().unwrap();
+        let bundle = unpacked_in(&scratch.path().join("builtin")).unwrap();
         let names: Vec<&str> = bundle.manifest.workflows.iter().map(|w| w.name.as_str()).collect();
         assert_eq!(names, WORKFLOWS);
         if let Err(diagnostics) = super::super::check::check(&bundle) {
