@@ -112,4 +112,8 @@ fn a_deployment_run_names_the_instance_of_each_task() {
     ] {
         assert!(stderr.lines().any(|l| l == line), "no line `{line}` in:\n{stderr}");
     }
+    // The workflow's error (its event, the diagnostic, `executions show`) did not say either.
+    let failed = out.events.of_type("workflow_failed").next().unwrap()["error"].as_str().unwrap().to_string();
+    assert!(failed.contains("task `lifecycle.start` on web_1 failed"), "{failed}");
+    assert!(stderr.contains("× task `lifecycle.start` on web_1 failed"), "{stderr}");
 }

@@ -52,8 +52,29 @@ impl ErrorKind {
 #[derive(Clone, Debug)]
 pub struct FailedTask {
     pub name: Arc<str>,
+    /// The instance an operation task ran on: twenty instances share `lifecycle.start`.
+    pub node_instance: Option<Arc<str>>,
     pub defined_at: Position,
     pub error: TaskError,
+}
+
+impl FailedTask {
+    pub fn of(cell: &crate::graph::TaskCell, error: TaskError) -> Self {
+        FailedTask {
+            name: cell.name.clone(),
+            node_instance: cell.action.node_instance(),
+            defined_at: cell.defined_at,
+            error,
+        }
+    }
+
+    /// How a message names it: `` `greet` ``, or `` `lifecycle.start` on web_1 ``.
+    pub fn shown(&self) -> String {
+        match &self.node_instance {
+            Some(instance) => format!("`{}` on {instance}", self.name),
+            None => format!("`{}`", self.name),
+        }
+    }
 }
 
 #[derive(Clone)]

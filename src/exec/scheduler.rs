@@ -165,9 +165,9 @@ async fn next_commit(committed: &mut Option<watch::Receiver<CommitState>>) -> bo
 
 fn graph_failure(failed: Vec<FailedTask>) -> TaskError {
     let message = match failed.as_slice() {
-        [one] => format!("task `{}` failed: {}", one.name, one.error.message),
+        [one] => format!("task {} failed: {}", one.shown(), one.error.message),
         many => {
-            let list: Vec<String> = many.iter().map(|f| format!("`{}` ({})", f.name, f.error.message)).collect();
+            let list: Vec<String> = many.iter().map(|f| format!("{} ({})", f.shown(), f.error.message)).collect();
             format!("{} tasks failed: {}", many.len(), list.join(", "))
         }
     };
@@ -372,8 +372,7 @@ impl Scheduler {
             TaskOutcome::Failed(error) => {
                 if !is_subgraph {
                     let cell = &self.plan.tasks[task as usize].cell;
-                    let failed =
-                        FailedTask { name: cell.name.clone(), defined_at: cell.defined_at, error: error.clone() };
+                    let failed = FailedTask::of(cell, error.clone());
                     self.failed.push((task, failed));
                 }
                 // A store that failed records nothing more, and after a bug in rhaiflow nothing is

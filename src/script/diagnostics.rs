@@ -241,7 +241,7 @@ impl ScriptDiagnostic {
                 continue;
             }
             if !failed.error.position.is_none() {
-                let text = format!("`{}` failed here: {}", failed.name, failed.error.message);
+                let text = format!("{} failed here: {}", failed.shown(), failed.error.message);
                 self.label(source, failed.error.position, Some(text), false);
             }
             self.label(source, failed.defined_at, Some(format!("task `{}` is defined here", failed.name)), false);
@@ -327,7 +327,7 @@ fn describe(err: &EvalAltResult) -> (&'static str, String, Option<String>) {
                 };
                 let message = match e.failed_tasks.as_slice() {
                     [one] if !matches!(e.kind, ErrorKind::GraphFailed | ErrorKind::Invalid | ErrorKind::Cancelled) => {
-                        format!("task `{}` failed: {}", one.name, e.message)
+                        format!("task {} failed: {}", one.shown(), e.message)
                     }
                     _ => e.message.clone(),
                 };

@@ -219,13 +219,11 @@ fn unnoticed_failure(outcomes: Vec<(Arc<TaskCell>, TaskOutcome)>) -> Option<Task
     let unnoticed: Vec<FailedTask> = outcomes
         .into_iter()
         .filter_map(|(cell, outcome)| match outcome {
-            TaskOutcome::Failed(error) => {
-                Some(FailedTask { name: cell.name.clone(), defined_at: cell.defined_at, error })
-            }
+            TaskOutcome::Failed(error) => Some(FailedTask::of(&cell, error)),
             _ => None,
         })
         .collect();
-    let names: Vec<String> = unnoticed.iter().map(|f| format!("`{}` ({})", f.name, f.error.message)).collect();
+    let names: Vec<String> = unnoticed.iter().map(|f| format!("{} ({})", f.shown(), f.error.message)).collect();
     let (first, more) = names.split_first()?;
     let message = match more.len() {
         0 => format!("task {first} failed, and the script never waited for it with get()"),

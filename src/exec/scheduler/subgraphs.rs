@@ -137,7 +137,7 @@ impl Scheduler {
         } else if !error.is_cancelled() && !failed_inside.contains(&true) {
             // A handler can fail a run none of whose members failed (on_success's fail()):
             // the graph's error then names the subgraph.
-            let failed = FailedTask { name: cell.name.clone(), defined_at: cell.defined_at, error: error.clone() };
+            let failed = FailedTask::of(&cell, error.clone());
             self.failed.push((task, failed));
         }
         let outcome = fail(&cell, info, error, ignored, &self.env);

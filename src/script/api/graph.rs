@@ -285,7 +285,7 @@ fn not_left_out(tasks: &Map, used: &[String]) -> Result<()> {
 
 /// A task named in an invalid-graph diagnostic, pointing at where it was defined.
 fn definition(task: &Arc<TaskCell>) -> FailedTask {
-    FailedTask { name: task.name.clone(), defined_at: task.defined_at, error: TaskError::recoverable("") }
+    FailedTask::of(task, TaskError::recoverable(""))
 }
 
 /// `g.execute()`: link data, validate, then run the graph and wait for it.
