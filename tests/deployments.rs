@@ -171,6 +171,21 @@ impl Lab {
             .collect()
     }
 
+    /// `rhaiflow run install --deployment NAME` in the background, writing its events to `events`.
+    fn spawn_install(&self, deployment: &str, events: &Path) -> Child {
+        let store = self.store();
+        self.spawn(&[
+            "run",
+            "install",
+            "--deployment",
+            deployment,
+            "--store",
+            &store,
+            "--events-json",
+            events.to_str().unwrap(),
+        ])
+    }
+
     /// Starts `rhaiflow ARGS` in the background (for the test that kills it).
     fn spawn(&self, args: &[&str]) -> Child {
         StdCommand::cargo_bin("rhaiflow")
@@ -1056,16 +1071,7 @@ fn wait_for_events(events: &Path, count: usize, pred: impl Fn(&Value) -> bool) -
 fn kill_install_half_way(lab: &Lab) -> String {
     lab.create("slow", &blueprint("slow.yaml"));
     let events = lab.dir.path().join("killed.jsonl");
-    let mut child = lab.spawn(&[
-        "run",
-        "install",
-        "--deployment",
-        "slow",
-        "--store",
-        &lab.store(),
-        "--events-json",
-        events.to_str().unwrap(),
-    ]);
+    let mut child = lab.spawn_install("slow", &events);
     let waiting = wait_for_events(&events, 3, |e| {
         e["type"] == "task_started" && e["task"] == "lifecycle.start" && e["node_instance"] != "base_1"
     });
@@ -1580,17 +1586,7 @@ fn a_second_execution_on_a_busy_deployment_is_refused_until_the_first_is_gone() 
     let lab = Lab::new();
     lab.create("slow", &blueprint("slow.yaml"));
     let events = lab.dir.path().join("first.jsonl");
-    let store = lab.store();
-    let first = lab.spawn(&[
-        "run",
-        "install",
-        "--deployment",
-        "slow",
-        "--store",
-        &store,
-        "--events-json",
-        events.to_str().unwrap(),
-    ]);
+    let first = lab.spawn_install("slow", &events);
     let first = Released::new(&lab, first);
     let started = wait_for_events(&events, 1, |e| e["type"] == "task_started" && e["task"] == "lifecycle.start");
     let running = started[0]["execution_id"].as_str().unwrap().to_string();
@@ -1647,16 +1643,7 @@ fn a_resume_on_a_busy_deployment_is_refused_and_leaves_the_execution_as_it_was()
     lab.create("slow", &blueprint("slow.yaml"));
     let store = lab.store();
     let start = |events: &Path| {
-        let child = lab.spawn(&[
-            "run",
-            "install",
-            "--deployment",
-            "slow",
-            "--store",
-            &store,
-            "--events-json",
-            events.to_str().unwrap(),
-        ]);
+        let child = lab.spawn_install("slow", events);
         let run = Released::new(&lab, child);
         let started = wait_for_events(events, 1, |e| e["type"] == "task_started" && e["task"] == "lifecycle.start");
         (run, started[0]["execution_id"].as_str().unwrap().to_string())

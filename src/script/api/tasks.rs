@@ -183,7 +183,7 @@ fn get(run: &RunRef, cell: &Arc<TaskCell>, position: Position) -> Result<Dynamic
     let cause = status.error.unwrap_or_else(TaskError::cancelled);
     let mut error = cause.clone();
     error.position = position;
-    error.failed_tasks = Arc::new(vec![FailedTask::of(&cell, cause)]);
+    error.failed_tasks = Arc::new(vec![FailedTask::of(cell, cause)]);
     Err(error.into_rhai())
 }
 
