@@ -19,6 +19,11 @@ pub use bus::{CommitFeed, EventBus};
 use crate::graph::TaskKind;
 
 /// Which task an event is about.
+/// The error of a task a cancel stopped, as its `task_failed` event says it: how the console
+/// and `executions show` (which read events, not the executor) tell a cancelled task from a
+/// failed one.
+pub const CANCELLED: &str = "the execution was cancelled";
+
 #[derive(Clone, Debug)]
 pub struct TaskInfo {
     pub name: Arc<str>,

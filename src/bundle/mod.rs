@@ -14,7 +14,6 @@ pub mod manifest;
 pub mod parameters;
 pub mod registry;
 pub mod scaffold;
-pub mod testing;
 
 use std::path::{Path, PathBuf};
 

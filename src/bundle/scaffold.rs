@@ -43,7 +43,8 @@ pub fn create(parent: &Path, name: &str) -> Result<PathBuf, ScriptDiagnostic> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bundle::{check, testing, Bundle};
+    use crate::bundle::{check, Bundle};
+    use crate::runner::bundle_tests as testing;
 
     #[test]
     fn the_skeleton_checks_and_its_tests_pass() {

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Subcommand};
 
 use super::{report, report_all};
-use crate::bundle::{archive, check, registry, scaffold, testing, Bundle};
+use crate::bundle::{archive, check, registry, scaffold, Bundle};
+use crate::runner::bundle_tests as testing;
 use crate::runner::Status;
 
 #[derive(Args)]

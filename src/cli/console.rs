@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use parking_lot::Mutex;
 
+use crate::events::CANCELLED;
 use crate::events::{Event, EventSink, ExecutionLabel, LogLevel, Payload, TaskInfo};
-use crate::exec::CANCELLED;
 use crate::graph::TaskKind;
 use crate::runner::Status;
 

@@ -187,9 +187,7 @@ impl TaskError {
     }
 }
 
-/// The error of a task a cancel stopped, as its `task_failed` event says it: how the console
-/// and `executions show` tell a cancelled task from a failed one.
-pub const CANCELLED: &str = "the execution was cancelled";
+pub use crate::events::CANCELLED;
 
 /// The value `on_progress` stops a script with when the execution is force-cancelled.
 pub const TERMINATED_BY_CANCEL: &str = "the execution was cancelled";

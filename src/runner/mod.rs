@@ -2,6 +2,7 @@
 //! CLI, tests and benchmarks use. `resume` takes an execution up again; `entry` calls a
 //! bundle's workflow function; `watchers` bring cancel requests in from outside.
 
+pub mod bundle_tests;
 mod entry;
 mod last_resort;
 mod recorded;

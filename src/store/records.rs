@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use crate::exec::CANCELLED;
+use crate::events::CANCELLED;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ExecutionStatus {

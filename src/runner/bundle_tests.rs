@@ -28,11 +28,12 @@ use parking_lot::Mutex;
 use rhai::{Array, Dynamic, Engine, EvalAltResult, Map, NativeCallContext, Position};
 use serde_json::Value;
 
-use super::{builtin, Bundle};
+use super::{HostExtension, RunOptions, RunReport, StoreChoice};
+use crate::bundle::{builtin, Bundle};
 use crate::deploy::{plugins, Blueprint, Deployment};
 use crate::events::{Event, EventSink, ExecutionLabel, Payload};
 use crate::exec::{display_value, Mock, Mocks};
-use crate::runner::{self, HostExtension, RunOptions, RunReport, StoreChoice};
+use crate::runner;
 use crate::script::api::deployment_nodes;
 use crate::script::api::DeploymentHandle;
 use crate::value::{from_json, to_json};
@@ -49,7 +50,7 @@ pub struct TestResult {
 
 /// The bundle's test files, in name order.
 pub fn test_files(bundle: &Bundle) -> Vec<PathBuf> {
-    super::check::rhai_files(&bundle.dir.join("tests"))
+    crate::bundle::check::rhai_files(&bundle.dir.join("tests"))
 }
 
 /// Runs every test file of `bundle`, calling `done` after each.
