@@ -14,9 +14,41 @@ use std::time::SystemTime;
 
 use serde_json::Value;
 
-pub use bus::{CommitFeed, EventBus};
+/// What kind of work a task does; shown as `kind` in events.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TaskKind {
+    Script,
+    Shell,
+    Event,
+    Noop,
+    Sleep,
+    Operation,
+    Subgraph,
+}
 
-use crate::graph::TaskKind;
+impl TaskKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskKind::Script => "script",
+            TaskKind::Shell => "shell",
+            TaskKind::Event => "event",
+            TaskKind::Noop => "noop",
+            TaskKind::Sleep => "sleep",
+            TaskKind::Operation => "operation",
+            TaskKind::Subgraph => "subgraph",
+        }
+    }
+
+    /// Tasks whose success must be on disk before it counts: before their dependents run and
+    /// before it is announced (an operation, or an instance's state, changes an instance). A
+    /// no-op, a sleep or an event changes nothing outside: running one again after a crash is
+    /// harmless. A subgraph's success is its members'.
+    pub fn has_effects(self) -> bool {
+        matches!(self, TaskKind::Script | TaskKind::Shell | TaskKind::Operation)
+    }
+}
+
+pub use bus::{CommitFeed, EventBus};
 
 /// Which task an event is about.
 /// The error of a task a cancel stopped, as its `task_failed` event says it: how the console
@@ -452,7 +484,6 @@ impl EventSink for JsonLinesSink {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::graph::TaskKind;
 
     fn label() -> ExecutionLabel {
         ExecutionLabel { execution_id: "e1".into(), workflow: "w \"quoted\"".into() }

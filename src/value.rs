@@ -126,6 +126,14 @@ pub fn result_json(value: &Dynamic) -> Option<Value> {
     (!value.is_unit()).then(|| to_json(value))
 }
 
+/// A thrown value as a person reads it: strings without quotes.
+pub fn display_value(value: &Dynamic) -> String {
+    if let Some(s) = value.read_lock::<rhai::ImmutableString>() {
+        return s.to_string();
+    }
+    value.to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,7 +16,7 @@ use flate2::Compression;
 
 use libfuzzer_sys::fuzz_target;
 use rhaiflow::bundle::archive::unpack;
-use rhaiflow::script::diagnostics::render;
+use rhaiflow::diagnostic::render;
 
 fuzz_target!(|data: &[u8]| {
     // root/inner/dest: an entry that climbs out one or two levels shows up in root or inner.

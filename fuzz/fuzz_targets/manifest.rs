@@ -11,7 +11,7 @@ use libfuzzer_sys::fuzz_target;
 use rhaiflow::bundle::manifest::defaults;
 use rhaiflow::bundle::Manifest;
 use rhaiflow::deploy::{Blueprint, Deployment};
-use rhaiflow::script::diagnostics::render;
+use rhaiflow::diagnostic::render;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use rhaiflow::script::diagnostics::render;
+use rhaiflow::diagnostic::render;
 use rhaiflow::script::Limits;
 use rhaiflow::{run, RunOptions, StoreChoice};
 
@@ -40,7 +40,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let report = run(&options, Vec::new());
     if let Some(diagnostic) = &report.diagnostic {
-        assert_ne!(diagnostic.code, "rhaiflow::bug", "an internal error: {}", diagnostic.message);
+        assert_ne!(diagnostic.code, rhaiflow::diagnostic::Code::Bug, "an internal error: {}", diagnostic.message);
         // Diagnostics point into the fuzzed text: rendering them must not panic either.
         let _ = render(diagnostic, false);
     }

@@ -7,10 +7,9 @@ use std::path::{Component, Path, PathBuf};
 
 use flate2::read::GzDecoder;
 use flate2::{Compression, GzBuilder};
-use sha2::{Digest, Sha256};
 
 use super::{check, Bundle};
-use crate::script::ScriptDiagnostic;
+use crate::diagnostic::{Code, Diagnostic};
 
 /// The checksum manifest inside every archive: `<sha256>  <path>` a line.
 pub const CHECKSUMS: &str = "CHECKSUMS";
@@ -19,13 +18,13 @@ pub const MAX_FILE_BYTES: u64 = 16 << 20;
 pub const MAX_TOTAL_BYTES: u64 = 128 << 20;
 pub const MAX_ENTRIES: usize = 10_000;
 
-fn bad(message: impl Into<String>) -> ScriptDiagnostic {
-    ScriptDiagnostic::plain("rhaiflow::bad_archive", message)
+fn bad(message: impl Into<String>) -> Diagnostic {
+    Diagnostic::plain(Code::BadArchive, message)
 }
 
 /// Packs the bundle in `dir` (which must pass `bundle check`) into `.tar.gz` bytes. The same
 /// files give the same bytes: entries are sorted, with no times, owners or extended attributes.
-pub fn pack(bundle: &Bundle) -> Result<Vec<u8>, Vec<ScriptDiagnostic>> {
+pub fn pack(bundle: &Bundle) -> Result<Vec<u8>, Vec<Diagnostic>> {
     check::check(bundle)?;
     let files = bundle_files(&bundle.dir).map_err(|d| vec![d])?;
     let mut sums = String::new();
@@ -61,7 +60,7 @@ fn append(tar: &mut tar::Builder<impl Write>, path: &str, bytes: &[u8], executab
 
 /// The files a bundle is made of, as (path inside the bundle, path on disk), sorted. Hidden
 /// files and folders are left out; a link is refused, since it could point anywhere.
-fn bundle_files(dir: &Path) -> Result<Vec<(String, PathBuf)>, ScriptDiagnostic> {
+fn bundle_files(dir: &Path) -> Result<Vec<(String, PathBuf)>, Diagnostic> {
     let mut files = Vec::new();
     let mut folders = vec![dir.to_path_buf()];
     while let Some(folder) = folders.pop() {
@@ -93,14 +92,12 @@ fn is_executable(path: &Path) -> bool {
     std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o111 != 0)
 }
 
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
-}
+pub use crate::embedded::sha256_hex;
 
 /// Unpacks `archive` (a `.tar.gz` made by `pack`) into the new folder `dest`, refusing
 /// anything unsafe, and verifies every checksum. On error `dest` may hold part of the
 /// archive; the caller removes it.
-pub fn unpack(archive: &[u8], dest: &Path) -> Result<(), ScriptDiagnostic> {
+pub fn unpack(archive: &[u8], dest: &Path) -> Result<(), Diagnostic> {
     let mut tar = tar::Archive::new(GzDecoder::new(archive));
     let entries = tar.entries().map_err(|e| bad(format!("not a .tar.gz archive: {e}")))?;
     let mut top: Option<String> = None;
@@ -149,7 +146,7 @@ pub fn unpack(archive: &[u8], dest: &Path) -> Result<(), ScriptDiagnostic> {
 }
 
 /// Splits an entry's path into its top folder and the rest, refusing absolute paths and `..`.
-fn safe_path(name: &str) -> Result<(String, Option<String>), ScriptDiagnostic> {
+fn safe_path(name: &str) -> Result<(String, Option<String>), Diagnostic> {
     let mut parts = Vec::new();
     for component in Path::new(name).components() {
         match component {
@@ -167,7 +164,7 @@ fn safe_path(name: &str) -> Result<(String, Option<String>), ScriptDiagnostic> {
     Ok((first.clone(), (!rest.is_empty()).then(|| rest.join("/"))))
 }
 
-fn write_new(path: &Path, bytes: &[u8], executable: bool) -> Result<(), ScriptDiagnostic> {
+fn write_new(path: &Path, bytes: &[u8], executable: bool) -> Result<(), Diagnostic> {
     use std::os::unix::fs::OpenOptionsExt;
     let mut file = std::fs::OpenOptions::new()
         .write(true)
@@ -179,7 +176,7 @@ fn write_new(path: &Path, bytes: &[u8], executable: bool) -> Result<(), ScriptDi
 }
 
 /// Every file is listed in CHECKSUMS with its sum, and every listed file is there.
-fn verify(files: &[(String, Vec<u8>)]) -> Result<(), ScriptDiagnostic> {
+fn verify(files: &[(String, Vec<u8>)]) -> Result<(), Diagnostic> {
     let sums = files
         .iter()
         .find(|(name, _)| name == CHECKSUMS)
@@ -207,7 +204,7 @@ fn verify(files: &[(String, Vec<u8>)]) -> Result<(), ScriptDiagnostic> {
 }
 
 /// Reads an archive file, refusing one larger than any bundle could be.
-pub fn read(path: &Path) -> Result<Vec<u8>, ScriptDiagnostic> {
+pub fn read(path: &Path) -> Result<Vec<u8>, Diagnostic> {
     let size = std::fs::metadata(path).map_err(|e| bad(format!("cannot read {}: {e}", path.display())))?.len();
     if size > MAX_TOTAL_BYTES {
         return Err(bad(format!("{} is {size} bytes: larger than any bundle may be", path.display())));

@@ -7,9 +7,10 @@ use std::sync::Arc;
 
 use rhai::AST;
 
-use super::manifest::Problems;
 use super::Bundle;
-use crate::script::{self, Limits, ScriptDiagnostic, Source};
+use crate::diagnostic::Problems;
+use crate::diagnostic::{Code, Diagnostic, Source};
+use crate::script::{self, Limits};
 
 /// What a clean check found, for its summary line.
 #[derive(Debug)]
@@ -19,7 +20,7 @@ pub struct Checked {
 }
 
 /// Every problem of `bundle`, each a diagnostic; none means it is fit to pack and run.
-pub fn check(bundle: &Bundle) -> Result<Checked, Vec<ScriptDiagnostic>> {
+pub fn check(bundle: &Bundle) -> Result<Checked, Vec<Diagnostic>> {
     let engine =
         Arc::new(script::build_engine(&std::sync::Weak::new(), &Limits::default(), vec![bundle.module_root()]));
     let mut diagnostics = Vec::new();
@@ -29,8 +30,7 @@ pub fn check(bundle: &Bundle) -> Result<Checked, Vec<ScriptDiagnostic>> {
         let text = match std::fs::read_to_string(file) {
             Ok(text) => text,
             Err(e) => {
-                diagnostics
-                    .push(ScriptDiagnostic::plain("rhaiflow::module", format!("cannot read {}: {e}", file.display())));
+                diagnostics.push(Diagnostic::plain(Code::Module, format!("cannot read {}: {e}", file.display())));
                 continue;
             }
         };
@@ -85,7 +85,7 @@ pub fn check(bundle: &Bundle) -> Result<Checked, Vec<ScriptDiagnostic>> {
         }
     }
     if !problems.is_empty() {
-        diagnostics.insert(0, problems.into_diagnostic(&bundle.manifest.source));
+        diagnostics.insert(0, problems.into_diagnostic(Code::Manifest, &bundle.manifest.source));
     }
     if !diagnostics.is_empty() {
         return Err(diagnostics);

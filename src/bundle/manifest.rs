@@ -7,7 +7,9 @@ use miette::SourceSpan;
 use serde_json::Value;
 
 use super::parameters::{ParamDecl, ParamType};
-use crate::script::{ScriptDiagnostic, Source};
+
+use crate::diagnostic::{Code, Diagnostic, Problems, Source};
+use crate::names::{is_identifier, is_version};
 use crate::yaml::{self, Node, Yaml};
 
 /// A validated `plugin.yaml`.
@@ -45,20 +47,20 @@ pub struct Mapping {
 impl Manifest {
     /// Parses and validates `text` (the contents of `name`); every problem found is in the one
     /// diagnostic returned.
-    pub fn parse(name: &str, text: &str) -> Result<Manifest, ScriptDiagnostic> {
+    pub fn parse(name: &str, text: &str) -> Result<Manifest, Diagnostic> {
         let source = Source { name: name.to_string(), text: Arc::from(text) };
         let mut problems = Problems::default();
         let root = match yaml::parse(text) {
             Ok(root) => root,
             Err((message, span)) => {
                 problems.add(format!("not valid YAML: {message}"), span.unwrap_or(SourceSpan::new(0.into(), 0)));
-                return Err(problems.into_diagnostic(&source));
+                return Err(problems.into_diagnostic(Code::Manifest, &source));
             }
         };
         let manifest = read_manifest(&root, &source, &mut problems);
         match manifest {
             Some(m) if problems.is_empty() => Ok(m),
-            _ => Err(problems.into_diagnostic(&source)),
+            _ => Err(problems.into_diagnostic(Code::Manifest, &source)),
         }
     }
 
@@ -69,43 +71,6 @@ impl Manifest {
     /// "greet, simple": for "unknown workflow" messages.
     pub fn workflow_names(&self) -> String {
         self.workflows.iter().map(|w| w.name.as_str()).collect::<Vec<_>>().join(", ")
-    }
-}
-
-/// Problems found in a file, each with its place; reported together.
-#[derive(Default)]
-pub struct Problems(Vec<(String, SourceSpan)>);
-
-impl Problems {
-    pub fn add(&mut self, message: impl Into<String>, span: SourceSpan) {
-        self.0.push((message.into(), span));
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    /// One diagnostic: the problems as a list in the message, each also a label in the file.
-    pub fn into_diagnostic(self, source: &Source) -> ScriptDiagnostic {
-        self.into_coded_diagnostic("rhaiflow::manifest", source)
-    }
-
-    pub fn into_coded_diagnostic(self, code: &'static str, source: &Source) -> ScriptDiagnostic {
-        let mut d = match self.0.as_slice() {
-            [(one, _)] => ScriptDiagnostic::plain(code, format!("{}: {one}", source.name)),
-            many => ScriptDiagnostic::plain(
-                code,
-                format!(
-                    "{} has {} problems:\n{}",
-                    source.name,
-                    many.len(),
-                    many.iter().map(|(m, _)| format!("  - {m}")).collect::<Vec<_>>().join("\n")
-                ),
-            ),
-        };
-        d.source = Some(source.named());
-        d.labels = self.0.into_iter().map(|(m, span)| (Some(m), span, true)).collect();
-        d
     }
 }
 
@@ -317,19 +282,6 @@ fn unknown_keys(node: &Node, known: &[&str], place: &str, problems: &mut Problem
             problems.add(format!("unknown key `{text}` {place} (known: {})", known.join(", ")), key.span);
         }
     }
-}
-
-/// Names that are also Rhai identifiers and path segments: no dots, slashes or `..`.
-pub fn is_identifier(s: &str) -> bool {
-    let mut chars = s.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
-fn is_version(s: &str) -> bool {
-    !s.is_empty()
-        && s.starts_with(|c: char| c.is_ascii_digit())
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '+')
 }
 
 /// Compares versions as semver does: the numbers part by part (1.10.0 is newer than 1.9.2),

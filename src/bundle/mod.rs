@@ -12,6 +12,7 @@ pub mod builtin;
 pub mod check;
 pub mod manifest;
 pub mod parameters;
+pub mod plugins;
 pub mod registry;
 pub mod scaffold;
 
@@ -19,8 +20,8 @@ use std::path::{Path, PathBuf};
 
 pub use manifest::{Manifest, WorkflowDecl};
 
-use crate::runner::{BundleWorkflow, RunOptions};
-use crate::script::{ModuleRoot, ScriptDiagnostic};
+use crate::diagnostic::{Code, Diagnostic};
+use crate::script::ModuleRoot;
 
 /// The file every bundle has at its top.
 pub const MANIFEST_FILE: &str = "plugin.yaml";
@@ -34,10 +35,10 @@ pub struct Bundle {
 
 impl Bundle {
     /// Reads `dir/plugin.yaml`.
-    pub fn load(dir: &Path) -> Result<Bundle, ScriptDiagnostic> {
+    pub fn load(dir: &Path) -> Result<Bundle, Diagnostic> {
         let path = dir.join(MANIFEST_FILE);
         let text = std::fs::read_to_string(&path).map_err(|e| {
-            ScriptDiagnostic::plain("rhaiflow::not_a_bundle", format!("cannot read {}: {e}", path.display())).with_help(
+            Diagnostic::plain(Code::NotABundle, format!("cannot read {}: {e}", path.display())).with_help(
                 "a bundle is a folder with plugin.yaml and .rhai modules; `rhaiflow bundle new NAME` makes one",
             )
         })?;
@@ -57,10 +58,10 @@ impl Bundle {
     }
 
     /// The declaration of workflow `name`; an unknown name lists the ones there are.
-    pub fn workflow(&self, name: &str) -> Result<&WorkflowDecl, ScriptDiagnostic> {
+    pub fn workflow(&self, name: &str) -> Result<&WorkflowDecl, Diagnostic> {
         self.manifest.workflow(name).ok_or_else(|| {
-            ScriptDiagnostic::plain(
-                "rhaiflow::unknown_workflow",
+            Diagnostic::plain(
+                Code::UnknownWorkflow,
                 format!(
                     "bundle `{}` has no workflow `{name}`; its workflows are: {}",
                     self.manifest.name,
@@ -68,23 +69,5 @@ impl Bundle {
                 ),
             )
         })
-    }
-
-    /// Points `options` at workflow `name`: its module and function, and its parameters
-    /// (`options.parameters` as given, checked against the declarations and merged over
-    /// their defaults).
-    pub fn prepare(&self, name: &str, options: &mut RunOptions) -> Result<(), ScriptDiagnostic> {
-        let decl = self.workflow(name)?;
-        options.parameters =
-            parameters::resolve(decl, &options.parameters, &options.parameter_texts, &self.manifest.source)?;
-        options.script = self.module_file(&decl.mapping.module);
-        options.modules = vec![self.module_root()];
-        options.workflow = Some(BundleWorkflow {
-            name: decl.name.clone(),
-            module: decl.mapping.module.clone(),
-            function: decl.mapping.function.clone(),
-            bundle: self.module_root(),
-        });
-        Ok(())
     }
 }

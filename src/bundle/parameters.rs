@@ -6,7 +6,7 @@ use miette::SourceSpan;
 use serde_json::{Map, Value};
 
 use super::manifest::WorkflowDecl;
-use crate::script::{ScriptDiagnostic, Source};
+use crate::diagnostic::{Code, Diagnostic, Source};
 
 /// One parameter as `plugin.yaml` declares it.
 #[derive(Clone, Debug)]
@@ -124,7 +124,7 @@ pub fn resolve(
     given: &Map<String, Value>,
     texts: &std::collections::BTreeMap<String, String>,
     manifest: &Source,
-) -> Result<Map<String, Value>, ScriptDiagnostic> {
+) -> Result<Map<String, Value>, Diagnostic> {
     let mut problems: Vec<(String, Option<SourceSpan>)> = Vec::new();
     let declared: Vec<&str> = workflow.parameters.iter().map(|p| p.name.as_str()).collect();
     for name in given.keys().filter(|k| !declared.contains(&k.as_str())) {
@@ -173,8 +173,8 @@ pub fn resolve(
         return Ok(resolved);
     }
     let list = problems.iter().map(|(m, _)| format!("  - {m}")).collect::<Vec<_>>().join("\n");
-    let mut d = ScriptDiagnostic::plain(
-        "rhaiflow::parameters",
+    let mut d = Diagnostic::plain(
+        Code::Parameters,
         format!("workflow `{}` was given wrong parameters; nothing ran:\n{list}", workflow.name),
     )
     .with_help("give parameters with -p NAME=VALUE (repeatable) or --params FILE; `rhaiflow bundle check` lists them");
@@ -209,7 +209,7 @@ mod tests {
 
     const MANIFEST: &str = "plugin: {name: demo, version: 1.0.0}\nworkflows:\n  greet:\n    mapping: demo.flows.greet\n    parameters:\n      target_host: {description: who}\n      greeting: {default: Hello}\n      replicas: {type: integer, default: 2}\n      ratio: {type: float, required: false}\n      verbose: {type: boolean, default: false}\n      options: {default: {loud: false, suffix: \"!\", deep: {a: 1, b: 2}}}\n";
 
-    fn run(given: Value) -> Result<Map<String, Value>, ScriptDiagnostic> {
+    fn run(given: Value) -> Result<Map<String, Value>, Diagnostic> {
         let m = Manifest::parse("plugin.yaml", MANIFEST).unwrap();
         resolve(m.workflow("greet").unwrap(), given.as_object().unwrap(), &Default::default(), &m.source)
     }

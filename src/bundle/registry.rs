@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::manifest::version_order;
 use super::{archive, Bundle};
-use crate::script::ScriptDiagnostic;
+use crate::diagnostic::{Code, Diagnostic};
 
 pub fn root() -> PathBuf {
     if let Some(dir) = std::env::var_os("RHAIFLOW_BUNDLES").filter(|d| !d.is_empty()) {
@@ -20,8 +20,8 @@ pub fn root() -> PathBuf {
     data.join("rhaiflow/bundles")
 }
 
-fn failed(message: impl Into<String>) -> ScriptDiagnostic {
-    ScriptDiagnostic::plain("rhaiflow::bundle_registry", message)
+fn failed(message: impl Into<String>) -> Diagnostic {
+    Diagnostic::plain(Code::BundleRegistry, message)
 }
 
 /// An installed version of a bundle.
@@ -35,7 +35,7 @@ pub struct Installed {
 /// Installs the bundle in `source` (a folder, or a `.tar.gz` made by `bundle pack`): the
 /// archive is verified and unpacked into a scratch folder, checked, then moved into place.
 /// A version already installed is replaced only with `replace`.
-pub fn install(source: &Path, replace: bool) -> Result<Installed, Vec<ScriptDiagnostic>> {
+pub fn install(source: &Path, replace: bool) -> Result<Installed, Vec<Diagnostic>> {
     let bytes = if archive::is_archive(source) {
         archive::read(source).map_err(|d| vec![d])?
     } else {
@@ -66,7 +66,7 @@ pub fn install(source: &Path, replace: bool) -> Result<Installed, Vec<ScriptDiag
 }
 
 /// Unpacks and checks an archive into `dir`.
-fn unpack_checked(bytes: &[u8], dir: &Path) -> Result<Bundle, Vec<ScriptDiagnostic>> {
+fn unpack_checked(bytes: &[u8], dir: &Path) -> Result<Bundle, Vec<Diagnostic>> {
     archive::unpack(bytes, dir).map_err(|d| vec![d])?;
     let bundle = Bundle::load(dir).map_err(|d| vec![d])?;
     super::check::check(&bundle)?;
@@ -103,7 +103,7 @@ pub fn find(name: &str) -> Option<Installed> {
 }
 
 /// Removes `name` (one `version`, or all of them); says what it removed.
-pub fn remove(name: &str, version: Option<&str>) -> Result<Vec<Installed>, ScriptDiagnostic> {
+pub fn remove(name: &str, version: Option<&str>) -> Result<Vec<Installed>, Diagnostic> {
     let matching: Vec<Installed> =
         list().into_iter().filter(|i| i.name == name && version.is_none_or(|v| v == i.version)).collect();
     if matching.is_empty() {
@@ -123,7 +123,7 @@ pub fn remove(name: &str, version: Option<&str>) -> Result<Vec<Installed>, Scrip
 
 /// An archive to run directly: unpacked once into a folder named by its checksum (so a
 /// resume finds the same files), verified and checked like an install.
-pub fn unpacked(archive_path: &Path) -> Result<Bundle, Vec<ScriptDiagnostic>> {
+pub fn unpacked(archive_path: &Path) -> Result<Bundle, Vec<Diagnostic>> {
     let bytes = archive::read(archive_path).map_err(|d| vec![d])?;
     let dir = root().join(".unpacked").join(archive::sha256_hex(&bytes));
     if dir.join(super::MANIFEST_FILE).exists() {

@@ -8,7 +8,7 @@ use clap::{Args, Subcommand};
 
 use super::report_all;
 use crate::deploy::Blueprint;
-use crate::script::ScriptDiagnostic;
+use crate::diagnostic::{Code, Diagnostic};
 use crate::store::{self, DeploymentStore};
 
 #[derive(Args)]
@@ -64,7 +64,7 @@ fn list_json(list: &[store::deployments::DeploymentSummary]) -> String {
 }
 
 fn store_failed(e: store::StoreError) -> i32 {
-    report_all(&[ScriptDiagnostic::plain("rhaiflow::deployments", e.to_string())])
+    report_all(&[Diagnostic::plain(Code::Deployments, e.to_string())])
 }
 
 pub fn deployments(args: DeploymentsArgs) -> i32 {
@@ -76,9 +76,9 @@ pub fn deployments(args: DeploymentsArgs) -> i32 {
     };
     match args.command {
         DeploymentsCommand::Create { name, blueprint: file } => {
-            if !crate::bundle::manifest::is_identifier(&name) {
-                return report_all(&[ScriptDiagnostic::plain(
-                    "rhaiflow::deployments",
+            if !crate::names::is_identifier(&name) {
+                return report_all(&[Diagnostic::plain(
+                    Code::Deployments,
                     format!("`{name}` cannot name a deployment: use letters, digits and `_`"),
                 )]);
             }
@@ -156,8 +156,8 @@ pub fn deployments(args: DeploymentsArgs) -> i32 {
                 Err(e) => return store_failed(e),
             };
             if !live.is_empty() && !force {
-                return report_all(&[ScriptDiagnostic::plain(
-                    "rhaiflow::deployments",
+                return report_all(&[Diagnostic::plain(
+                    Code::Deployments,
                     format!("deployment {name} still has installed instances ({})", live.join(", ")),
                 )
                 .with_help(format!(

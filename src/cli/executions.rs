@@ -15,8 +15,8 @@ use clap::{Args, Subcommand};
 
 use super::report;
 use super::run::Output;
+use crate::diagnostic::{Code, Diagnostic};
 use crate::runner::{self, RunReport, Status};
-use crate::script::ScriptDiagnostic;
 use crate::store::{self, ExecutionRecord, ExecutionStatus, Store};
 
 #[derive(Args)]
@@ -132,7 +132,7 @@ pub fn resume_hint(report: &RunReport) {
     say!("  resume with: rhaiflow executions resume {}{store}", report.execution_id);
 }
 
-fn open_existing(arg: &StoreArg) -> Result<(PathBuf, Option<std::sync::Arc<dyn Store>>), ScriptDiagnostic> {
+fn open_existing(arg: &StoreArg) -> Result<(PathBuf, Option<std::sync::Arc<dyn Store>>), Diagnostic> {
     let path = store::locate(arg.store.as_deref());
     match std::fs::metadata(&path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((path, None)),
@@ -140,30 +140,27 @@ fn open_existing(arg: &StoreArg) -> Result<(PathBuf, Option<std::sync::Arc<dyn S
         // executions: saying "none recorded" would hide where they went.
         Err(e) => {
             let message = format!("cannot read the execution store {}: {e}", path.display());
-            return Err(ScriptDiagnostic::plain("rhaiflow::store", message));
+            return Err(Diagnostic::plain(Code::Store, message));
         }
         Ok(_) => {}
     }
-    let store = store::open(&path).map_err(|e| ScriptDiagnostic::plain("rhaiflow::store", e.to_string()))?;
+    let store = store::open(&path).map_err(|e| Diagnostic::plain(Code::Store, e.to_string()))?;
     Ok((path, Some(store)))
 }
 
-fn store_error(e: store::StoreError) -> ScriptDiagnostic {
+fn store_error(e: store::StoreError) -> Diagnostic {
     let help = matches!(e, store::StoreError::NoSuchExecution(_)).then(|| "`rhaiflow executions list` shows them");
-    let d = ScriptDiagnostic::plain("rhaiflow::store", e.to_string());
+    let d = Diagnostic::plain(Code::Store, e.to_string());
     match help {
         Some(h) => d.with_help(h),
         None => d,
     }
 }
 
-fn find(id: &str, arg: &StoreArg) -> Result<(PathBuf, std::sync::Arc<dyn Store>, ExecutionRecord), ScriptDiagnostic> {
+fn find(id: &str, arg: &StoreArg) -> Result<(PathBuf, std::sync::Arc<dyn Store>, ExecutionRecord), Diagnostic> {
     let (path, store) = open_existing(arg)?;
     let Some(store) = store else {
-        return Err(ScriptDiagnostic::plain(
-            "rhaiflow::store",
-            format!("no executions recorded in {}", path.display()),
-        ));
+        return Err(Diagnostic::plain(Code::Store, format!("no executions recorded in {}", path.display())));
     };
     let record = store.execution(id).map_err(store_error)?;
     Ok((path, store, record))
@@ -211,7 +208,7 @@ fn human_line(json: &str) -> String {
     format!("{seq:>6}  {}  {:<19}  {}", text("ts"), text("type"), detail)
 }
 
-fn events(id: &str, arg: &StoreArg, follow: bool, json: bool) -> Result<i32, ScriptDiagnostic> {
+fn events(id: &str, arg: &StoreArg, follow: bool, json: bool) -> Result<i32, Diagnostic> {
     let (_, store, record) = find(id, arg)?;
     read_events(&*store, &record, follow, |line| {
         if json {
@@ -229,7 +226,7 @@ fn read_events(
     record: &ExecutionRecord,
     follow: bool,
     mut each: impl FnMut(&str),
-) -> Result<i32, ScriptDiagnostic> {
+) -> Result<i32, Diagnostic> {
     let mut after = 0;
     loop {
         for (seq, line) in store.events_after(&record.id, after).map_err(store_error)? {
@@ -259,7 +256,7 @@ fn read_events(
     }
 }
 
-fn cancel(id: &str, arg: &StoreArg, force: bool) -> Result<i32, ScriptDiagnostic> {
+fn cancel(id: &str, arg: &StoreArg, force: bool) -> Result<i32, Diagnostic> {
     let (_, store, record) = find(id, arg)?;
     if record.status != ExecutionStatus::Running || record.crashed() {
         say!("execution {} is not running (it is {})", record.id, record.shown_status());
@@ -295,7 +292,7 @@ fn nudge(pid: u32) {
 fn resume(id: &str, arg: &StoreArg, events_json: Option<&str>, quiet: bool) -> i32 {
     let path = store::locate(arg.store.as_deref());
     if !Path::new(&path).exists() {
-        report(&ScriptDiagnostic::plain("rhaiflow::store", format!("no executions recorded in {}", path.display())));
+        report(&Diagnostic::plain(Code::Store, format!("no executions recorded in {}", path.display())));
         return 2;
     }
     let mut output = match Output::new(quiet, events_json) {

@@ -3,7 +3,6 @@
 
 mod bundle;
 mod check;
-pub(crate) mod console;
 mod deployments;
 mod executions;
 mod graph;
@@ -16,8 +15,8 @@ use std::io::IsTerminal;
 
 use clap::{Parser, Subcommand};
 
-use crate::script::diagnostics::render;
-use crate::script::ScriptDiagnostic;
+use crate::diagnostic::render;
+use crate::diagnostic::Diagnostic;
 use target::{DeploymentArgs, Target, TargetArgs};
 
 #[derive(Parser)]
@@ -52,7 +51,7 @@ pub fn main() -> i32 {
     // it needs the stack of a script thread, which the main thread's 8 MiB is not.
     let command = std::thread::Builder::new()
         .name("rhaiflow-main".into())
-        .stack_size(crate::script::limits::SCRIPT_STACK_BYTES)
+        .stack_size(crate::exec::SCRIPT_STACK_BYTES)
         .spawn(run_command);
     match command.map(|thread| thread.join()) {
         Ok(Ok(code)) => code,
@@ -95,7 +94,7 @@ fn report_bug(info: &std::panic::PanicHookInfo<'_>) {
     };
     let at = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
     let message = message.replace('\n', " ");
-    say!("rhaiflow: this is a bug in rhaiflow: it panicked{at}: {message}; please report it");
+    say!("rhaiflow: {}", crate::diagnostic::bug_message(format!("it panicked{at}: {message}")));
 }
 
 /// For commands that only print (`executions events ID | head`): a reader that goes away
@@ -109,13 +108,13 @@ fn end_quietly_on_closed_pipe() {
 }
 
 /// Prints a diagnostic on stderr, in colour only at a terminal.
-pub fn report(diagnostic: &ScriptDiagnostic) {
+pub fn report(diagnostic: &Diagnostic) {
     let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     say_text!(stderr, render(diagnostic, colour));
 }
 
 /// Reports every diagnostic; returns exit code 2 (invalid input).
-fn report_all(diagnostics: &[ScriptDiagnostic]) -> i32 {
+fn report_all(diagnostics: &[Diagnostic]) -> i32 {
     diagnostics.iter().for_each(report);
     2
 }

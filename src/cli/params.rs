@@ -2,9 +2,8 @@
 
 use std::path::Path;
 
+use crate::diagnostic::{Code, Diagnostic};
 use serde_json::{Map, Value};
-
-use crate::script::ScriptDiagnostic;
 
 /// A `-p` value: JSON when it parses as JSON (42, true, [1,2], {"a":1}), else the string.
 pub fn parse_value(raw: &str) -> Value {
@@ -14,7 +13,7 @@ pub fn parse_value(raw: &str) -> Value {
 /// A parameter nested past the limit is refused before anything runs: a workflow would
 /// overflow its stack printing or comparing it. JSON deeper than the parser's own limit (128)
 /// is not parsed at all, so it is recognised by the parser's complaint, not taken as a string.
-fn check_nesting(key: &str, value: &Value, raw: Option<&str>) -> Result<(), ScriptDiagnostic> {
+fn check_nesting(key: &str, value: &Value, raw: Option<&str>) -> Result<(), Diagnostic> {
     let what = || format!("the parameter `{key}`");
     let too_deep_for_the_parser = raw.is_some_and(|raw| {
         serde_json::from_str::<Value>(raw).is_err_and(|e| e.to_string().starts_with("recursion limit exceeded"))
@@ -23,7 +22,7 @@ fn check_nesting(key: &str, value: &Value, raw: Option<&str>) -> Result<(), Scri
         true => Err(crate::value::NestedTooDeep { what: what() }),
         false => crate::value::check_json_nesting(value, what),
     };
-    checked.map_err(|e| ScriptDiagnostic::plain("rhaiflow::param_too_deep", e.to_string()))
+    checked.map_err(|e| Diagnostic::plain(Code::ParamTooDeep, e.to_string()))
 }
 
 /// The text of each `-p KEY=VALUE` as typed: a parameter declared as a string keeps it
@@ -33,10 +32,9 @@ pub fn texts(pairs: &[String]) -> std::collections::BTreeMap<String, String> {
 }
 
 /// A parameters file that does not parse, pointing where the parser stopped.
-fn unreadable_params(file: &Path, text: &str, why: &str, span: Option<miette::SourceSpan>) -> ScriptDiagnostic {
+fn unreadable_params(file: &Path, text: &str, why: &str, span: Option<miette::SourceSpan>) -> Diagnostic {
     let name = file.display().to_string();
-    let mut d =
-        ScriptDiagnostic::plain("rhaiflow::params_file", format!("cannot read the parameters in {name}: {why}"));
+    let mut d = Diagnostic::plain(Code::ParamsFile, format!("cannot read the parameters in {name}: {why}"));
     if let Some(span) = span {
         d.source = Some(miette::NamedSource::new(name, text.to_string()));
         d.labels.push((None, span, true));
@@ -44,22 +42,19 @@ fn unreadable_params(file: &Path, text: &str, why: &str, span: Option<miette::So
     d
 }
 
-pub fn collect(pairs: &[String], file: Option<&Path>) -> Result<Map<String, Value>, ScriptDiagnostic> {
+pub fn collect(pairs: &[String], file: Option<&Path>) -> Result<Map<String, Value>, Diagnostic> {
     let mut params = Map::new();
     if let Some(file) = file {
         let text = std::fs::read_to_string(file).map_err(|e| {
-            ScriptDiagnostic::plain(
-                "rhaiflow::params_file",
-                format!("cannot read the parameters file {}: {e}", file.display()),
-            )
+            Diagnostic::plain(Code::ParamsFile, format!("cannot read the parameters file {}: {e}", file.display()))
         })?;
         let value = crate::yaml::parse_json(&text).map_err(|(why, span)| unreadable_params(file, &text, &why, span))?;
         match value {
             Value::Object(map) => params = map,
             Value::Null => {}
             _ => {
-                return Err(ScriptDiagnostic::plain(
-                    "rhaiflow::params_file",
+                return Err(Diagnostic::plain(
+                    Code::ParamsFile,
                     format!("{} must hold a map of parameter names to values", file.display()),
                 ))
             }
@@ -67,11 +62,11 @@ pub fn collect(pairs: &[String], file: Option<&Path>) -> Result<Map<String, Valu
     }
     for pair in pairs {
         let Some((key, value)) = pair.split_once('=') else {
-            return Err(ScriptDiagnostic::plain("rhaiflow::param", format!("-p {pair}: expected KEY=VALUE"))
+            return Err(Diagnostic::plain(Code::Param, format!("-p {pair}: expected KEY=VALUE"))
                 .with_help("for example: -p region=eu-west -p replicas=3 -p 'tags=[\"a\",\"b\"]'"));
         };
         if key.is_empty() {
-            return Err(ScriptDiagnostic::plain("rhaiflow::param", format!("-p {pair}: the parameter name is empty")));
+            return Err(Diagnostic::plain(Code::Param, format!("-p {pair}: the parameter name is empty")));
         }
         let parsed = parse_value(value);
         check_nesting(key, &parsed, parsed.is_string().then_some(value))?;

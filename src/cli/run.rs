@@ -5,12 +5,13 @@ use std::io::Write;
 
 use clap::Args;
 
-use super::console::Console;
 use super::{report_all, TargetArgs};
+use crate::console::Console;
+use crate::diagnostic::{Code, Diagnostic};
 use crate::events::{EventSink, JsonLinesSink};
 use crate::runner::StoreChoice;
 use crate::runner::{self, RunOptions, RunReport};
-use crate::script::{Limits, ScriptDiagnostic};
+use crate::script::Limits;
 use crate::seconds;
 use crate::store;
 
@@ -70,7 +71,7 @@ pub(super) struct Output {
 }
 
 impl Output {
-    pub(super) fn new(quiet: bool, events_json: Option<&str>) -> Result<Output, ScriptDiagnostic> {
+    pub(super) fn new(quiet: bool, events_json: Option<&str>) -> Result<Output, Diagnostic> {
         let mut json_to_stdout = false;
         let events_json = match events_json {
             None => None,
@@ -79,9 +80,10 @@ impl Output {
                 Some(Box::new(std::io::stdout()) as Box<dyn Write + Send>)
             }
             Some(path) => {
-                let file = OpenOptions::new().create(true).append(true).open(path).map_err(|e| {
-                    ScriptDiagnostic::plain("rhaiflow::events_json", format!("cannot open {path} for events: {e}"))
-                })?;
+                let file =
+                    OpenOptions::new().create(true).append(true).open(path).map_err(|e| {
+                        Diagnostic::plain(Code::EventsJson, format!("cannot open {path} for events: {e}"))
+                    })?;
                 Some(Box::new(std::io::BufWriter::new(file)) as Box<dyn Write + Send>)
             }
         };
@@ -112,25 +114,25 @@ impl Output {
     }
 }
 
-fn prepare(args: &RunArgs) -> Result<(RunOptions, Output), Vec<ScriptDiagnostic>> {
+fn prepare(args: &RunArgs) -> Result<(RunOptions, Output), Vec<Diagnostic>> {
     let (options, output) = prepare_options(args).map_err(|d| vec![d])?;
     let options = args.target.options(args.target.resolve()?, options)?;
     Ok((options, output))
 }
 
 /// Everything but the target: checked before the target is read.
-fn prepare_options(args: &RunArgs) -> Result<(RunOptions, Output), ScriptDiagnostic> {
+fn prepare_options(args: &RunArgs) -> Result<(RunOptions, Output), Diagnostic> {
     if args.task_retries < -1 {
-        return Err(ScriptDiagnostic::plain(
-            "rhaiflow::bad_option",
+        return Err(Diagnostic::plain(
+            Code::BadOption,
             format!("--task-retries {}: give a number of retries (0 or more), or -1 for unlimited", args.task_retries),
         ));
     }
     if args.max_concurrency == Some(0) {
-        return Err(ScriptDiagnostic::plain("rhaiflow::bad_option", "--max-concurrency must be 1 or more"));
+        return Err(Diagnostic::plain(Code::BadOption, "--max-concurrency must be 1 or more"));
     }
     if let Err(e) = seconds::checked(args.retry_interval) {
-        return Err(ScriptDiagnostic::plain("rhaiflow::bad_option", format!("--retry-interval {e}")));
+        return Err(Diagnostic::plain(Code::BadOption, format!("--retry-interval {e}")));
     }
     let mut options = RunOptions::new(&args.target.target);
     options.task_retries = args.task_retries;

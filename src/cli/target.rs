@@ -6,8 +6,8 @@
 use std::path::{Path, PathBuf};
 
 use super::params;
+use crate::diagnostic::{Code, Diagnostic};
 use crate::runner::RunOptions;
-use crate::script::ScriptDiagnostic;
 
 /// The target of `run`, `check` and `graph`, its parameters and its deployment.
 #[derive(clap::Args)]
@@ -33,7 +33,7 @@ pub(super) struct TargetArgs {
 
 impl TargetArgs {
     /// What the target names (read once: a bundle archive is unpacked here).
-    pub(super) fn resolve(&self) -> Result<Target, Vec<ScriptDiagnostic>> {
+    pub(super) fn resolve(&self) -> Result<Target, Vec<Diagnostic>> {
         let target = resolve_target(&self.target)?;
         if let Target::Builtin(name) = &target {
             if !self.model.given() {
@@ -45,7 +45,7 @@ impl TargetArgs {
 
     /// `options` pointed at `target` (from `resolve`), with the parameters given (checked
     /// against a bundle workflow's declarations) and the deployment asked for.
-    pub(super) fn options(&self, target: Target, mut options: RunOptions) -> Result<RunOptions, Vec<ScriptDiagnostic>> {
+    pub(super) fn options(&self, target: Target, mut options: RunOptions) -> Result<RunOptions, Vec<Diagnostic>> {
         options.parameters = params::collect(&self.params, self.params_file.as_deref()).map_err(|d| vec![d])?;
         options.parameter_texts = params::texts(&self.params);
         let mut options = target_options(target, &self.target, self.workflow.as_deref(), options)?;
@@ -56,9 +56,9 @@ impl TargetArgs {
 
 /// A built-in workflow works on a deployment's instances: without one it would run nothing
 /// and say it succeeded.
-fn needs_a_deployment(name: &str) -> ScriptDiagnostic {
-    ScriptDiagnostic::plain(
-        "rhaiflow::no_deployment",
+fn needs_a_deployment(name: &str) -> Diagnostic {
+    Diagnostic::plain(
+        Code::NoDeployment,
         format!("`{name}` is a built-in workflow of the deployment model: it needs a deployment to work on"),
     )
     .with_help(format!(
@@ -77,7 +77,7 @@ pub(super) enum Target {
 
 /// A `.rhai` script or `.yaml` flow file, a bundle folder, archive or `plugin.yaml`, or the
 /// name of an installed bundle.
-fn resolve_target(target: &Path) -> Result<Target, Vec<ScriptDiagnostic>> {
+fn resolve_target(target: &Path) -> Result<Target, Vec<Diagnostic>> {
     use crate::bundle::{archive, registry, Bundle};
     if target.is_dir() {
         return Bundle::load(target).map(Target::Bundle).map_err(|d| vec![d]);
@@ -95,7 +95,7 @@ fn resolve_target(target: &Path) -> Result<Target, Vec<ScriptDiagnostic>> {
         return Ok(Target::Script(target.to_path_buf()));
     }
     let name = target.to_string_lossy();
-    if crate::bundle::manifest::is_identifier(&name) {
+    if crate::names::is_identifier(&name) {
         if let Some(installed) = registry::find(&name) {
             return Bundle::load(&installed.dir).map(Target::Bundle).map_err(|d| vec![d]);
         }
@@ -104,8 +104,8 @@ fn resolve_target(target: &Path) -> Result<Target, Vec<ScriptDiagnostic>> {
         }
         let installed: Vec<String> = registry::list().into_iter().map(|i| i.name).collect();
         let known = if installed.is_empty() { "none".to_string() } else { installed.join(", ") };
-        return Err(vec![ScriptDiagnostic::plain(
-            "rhaiflow::no_target",
+        return Err(vec![Diagnostic::plain(
+            Code::NoTarget,
             format!(
                 "`{name}` is neither a file, an installed bundle (installed: {known}) nor a built-in workflow ({})",
                 crate::bundle::builtin::WORKFLOWS.join(", ")
@@ -115,7 +115,7 @@ fn resolve_target(target: &Path) -> Result<Target, Vec<ScriptDiagnostic>> {
             "give a .rhai script, a bundle folder or .tar.gz, or install a bundle with `rhaiflow bundle install`",
         )]);
     }
-    Err(vec![ScriptDiagnostic::plain("rhaiflow::no_script", format!("no such script: {}", target.display()))
+    Err(vec![Diagnostic::plain(Code::NoScript, format!("no such script: {}", target.display()))
         .with_help("give the path of a .rhai file, a bundle folder or .tar.gz, or an installed bundle's name")])
 }
 
@@ -126,12 +126,12 @@ fn target_options(
     target: &Path,
     workflow: Option<&str>,
     mut options: RunOptions,
-) -> Result<RunOptions, Vec<ScriptDiagnostic>> {
+) -> Result<RunOptions, Vec<Diagnostic>> {
     match resolved {
         Target::Script(script) => {
             if let Some(workflow) = workflow {
-                return Err(vec![ScriptDiagnostic::plain(
-                    "rhaiflow::not_a_bundle",
+                return Err(vec![Diagnostic::plain(
+                    Code::NotABundle,
                     format!("{} is a script, which has no workflow `{workflow}`: only bundles do", script.display()),
                 )]);
             }
@@ -139,8 +139,8 @@ fn target_options(
         }
         Target::Bundle(bundle) => {
             let Some(workflow) = workflow else {
-                return Err(vec![ScriptDiagnostic::plain(
-                    "rhaiflow::no_workflow",
+                return Err(vec![Diagnostic::plain(
+                    Code::NoWorkflow,
                     format!(
                         "{} is bundle `{}`: name one of its workflows ({}) after it",
                         target.display(),
@@ -149,17 +149,17 @@ fn target_options(
                     ),
                 )]);
             };
-            bundle.prepare(workflow, &mut options).map_err(|d| vec![d])?;
+            crate::runner::prepare_bundle_workflow(&bundle, workflow, &mut options).map_err(|d| vec![d])?;
         }
         Target::Builtin(name) => {
             if let Some(extra) = workflow {
-                return Err(vec![ScriptDiagnostic::plain(
-                    "rhaiflow::bad_option",
+                return Err(vec![Diagnostic::plain(
+                    Code::BadOption,
                     format!("`{name}` is a built-in workflow: `{extra}` after it means nothing"),
                 )]);
             }
             let bundle = crate::bundle::builtin::bundle().map_err(|d| vec![d])?;
-            bundle.prepare(&name, &mut options).map_err(|d| vec![d])?;
+            crate::runner::prepare_bundle_workflow(&bundle, &name, &mut options).map_err(|d| vec![d])?;
         }
     }
     Ok(options)
@@ -189,7 +189,7 @@ impl DeploymentArgs {
         &self,
         options: &mut crate::runner::RunOptions,
         store: Option<&str>,
-    ) -> Result<(), Vec<ScriptDiagnostic>> {
+    ) -> Result<(), Vec<Diagnostic>> {
         let store = crate::store::locate(store);
         let stored = self.deployment.as_deref().map(|name| (name, store.as_path()));
         attach_deployment(options, self.blueprint.as_deref(), stored)
@@ -202,8 +202,9 @@ fn attach_deployment(
     options: &mut crate::runner::RunOptions,
     blueprint: Option<&Path>,
     stored: Option<(&str, &Path)>,
-) -> Result<(), Vec<ScriptDiagnostic>> {
-    use crate::deploy::{plugins, Blueprint, Deployment};
+) -> Result<(), Vec<Diagnostic>> {
+    use crate::bundle::plugins;
+    use crate::deploy::{Blueprint, Deployment};
     let deployment = match (blueprint, stored) {
         (Some(path), _) => {
             let blueprint = Blueprint::load(path).map_err(|d| vec![d])?;
@@ -212,7 +213,7 @@ fn attach_deployment(
         }
         (None, Some((name, store))) => crate::store::DeploymentStore::open(store)
             .and_then(|s| s.load(name))
-            .map_err(|e| vec![ScriptDiagnostic::plain("rhaiflow::deployments", e.to_string())])?,
+            .map_err(|e| vec![Diagnostic::plain(Code::Deployments, e.to_string())])?,
         (None, None) => return Ok(()),
     };
     let roots = plugins::resolve(&deployment.blueprint, &options.modules).map_err(|d| vec![d])?;

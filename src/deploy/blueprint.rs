@@ -9,8 +9,10 @@ use std::sync::Arc;
 use miette::SourceSpan;
 use serde_json::{Map, Value};
 
-use crate::bundle::manifest::{is_identifier, Problems};
-use crate::script::{ScriptDiagnostic, Source};
+use crate::diagnostic::Problems;
+use crate::diagnostic::{Code, Diagnostic, Source};
+use crate::names::is_identifier;
+
 use crate::yaml::{self, Node, Yaml};
 
 pub const ROOT: &str = "rhaiflow.nodes.Root";
@@ -97,9 +99,9 @@ fn no_span() -> SourceSpan {
 
 impl Blueprint {
     /// Reads and validates the blueprint at `path`.
-    pub fn load(path: &Path) -> Result<Arc<Blueprint>, ScriptDiagnostic> {
+    pub fn load(path: &Path) -> Result<Arc<Blueprint>, Diagnostic> {
         let text = std::fs::read_to_string(path).map_err(|e| {
-            ScriptDiagnostic::plain("rhaiflow::blueprint", format!("cannot read the blueprint {}: {e}", path.display()))
+            Diagnostic::plain(Code::Blueprint, format!("cannot read the blueprint {}: {e}", path.display()))
         })?;
         // A bare file name (`blueprint.yaml`) has the empty parent: its folder is the current one.
         let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
@@ -107,14 +109,14 @@ impl Blueprint {
         Blueprint::parse(&path.display().to_string(), &text, dir).map(Arc::new)
     }
 
-    pub fn parse(name: &str, text: &str, dir: PathBuf) -> Result<Blueprint, ScriptDiagnostic> {
+    pub fn parse(name: &str, text: &str, dir: PathBuf) -> Result<Blueprint, Diagnostic> {
         let source = Source { name: name.to_string(), text: Arc::from(text) };
         let mut problems = Problems::default();
         let root = match yaml::parse(text) {
             Ok(root) => root,
             Err((message, span)) => {
                 problems.add(format!("not valid YAML: {message}"), span.unwrap_or(no_span()));
-                return Err(problems.into_coded_diagnostic("rhaiflow::blueprint", &source));
+                return Err(problems.into_diagnostic(Code::Blueprint, &source));
             }
         };
         let mut blueprint = Blueprint {
@@ -126,7 +128,7 @@ impl Blueprint {
         };
         if !root.is_map() {
             problems.add(format!("a blueprint is a map with node_templates, found {}", root.kind()), root.span);
-            return Err(problems.into_coded_diagnostic("rhaiflow::blueprint", &source));
+            return Err(problems.into_diagnostic(Code::Blueprint, &source));
         }
         known_keys(
             &root,
@@ -166,7 +168,7 @@ impl Blueprint {
         if problems.is_empty() {
             Ok(blueprint)
         } else {
-            Err(problems.into_coded_diagnostic("rhaiflow::blueprint", &source))
+            Err(problems.into_diagnostic(Code::Blueprint, &source))
         }
     }
 
@@ -627,7 +629,7 @@ fn text(node: Option<&Node>, what: &str, problems: &mut Problems) -> Option<Stri
 mod tests {
     use super::*;
 
-    fn parse(text: &str) -> Result<Blueprint, ScriptDiagnostic> {
+    fn parse(text: &str) -> Result<Blueprint, Diagnostic> {
         Blueprint::parse("bp.yaml", text, PathBuf::from("/tmp"))
     }
 

@@ -6,7 +6,6 @@
 
 pub mod blueprint;
 pub mod model;
-pub mod plugins;
 
 use std::sync::Arc;
 

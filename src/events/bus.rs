@@ -313,8 +313,8 @@ mod tests {
     use std::sync::atomic::{AtomicU64, Ordering};
 
     use super::*;
+    use crate::events::TaskKind;
     use crate::events::{LogLevel, TaskInfo};
-    use crate::graph::TaskKind;
 
     fn label() -> ExecutionLabel {
         ExecutionLabel { execution_id: "e".into(), workflow: "w".into() }

@@ -93,8 +93,8 @@ mod tests {
     use std::time::SystemTime;
 
     use super::*;
+    use crate::events::TaskKind;
     use crate::events::{LogLevel, Payload, TaskInfo};
-    use crate::graph::TaskKind;
 
     fn task(name: &str, kind: TaskKind) -> TaskInfo {
         TaskInfo::first_attempt(name, kind)

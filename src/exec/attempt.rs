@@ -8,11 +8,13 @@ use rhai::{Dynamic, FnPtr};
 
 use super::script_pool::{ConcurrencySlot, Overdue};
 use super::ScriptPool;
-use super::{process, ErrorKind, ExecEnv, HandlerVerdict, TaskError};
+use super::{process, ExecEnv, HandlerVerdict};
+use crate::events::TaskKind;
 use crate::events::{Payload, TaskInfo};
 use crate::graph::dataflow::inputs_of;
-use crate::graph::{TaskAction, TaskCell, TaskKind, TaskSettings, TaskState};
 use crate::seconds;
+use crate::task::{ErrorKind, TaskError};
+use crate::task::{TaskAction, TaskCell, TaskSettings, TaskState};
 use crate::value::result_json;
 
 /// How a task ended, for the scheduler.

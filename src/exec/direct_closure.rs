@@ -14,7 +14,7 @@ use rhai::Dynamic;
 use super::attempt::{closure_call, task_info, FirstAttempt};
 use super::ExecEnv;
 use crate::events::Payload;
-use crate::graph::{TaskAction, TaskCell, TaskState};
+use crate::task::{TaskAction, TaskCell, TaskState};
 use crate::value::result_json;
 
 /// A closure task that can take the direct path, with the settings its attempt needs.

@@ -7,7 +7,6 @@
 mod attempt;
 mod cancel;
 mod direct_closure;
-mod error;
 pub mod left_behind;
 mod operation;
 mod output_lines;
@@ -27,17 +26,14 @@ use tokio::sync::Semaphore;
 
 pub use attempt::{continue_task, run_task, TaskOutcome};
 pub use cancel::CancelState;
-pub use error::{
-    display_value, innermost, ErrorKind, FailedTask, LimitReached, TaskError, CANCELLED, TERMINATED_BY_CANCEL,
-};
 pub use replay::{Replay, ReplayedTask};
 pub use scheduler::execute_plan;
-pub use script_pool::ScriptPool;
+pub use script_pool::{ScriptPool, SCRIPT_STACK_BYTES};
 pub use verdict::HandlerVerdict;
 
 use crate::events::EventBus;
-use crate::graph::TaskCell;
 use crate::store::{CommitState, StoreError};
+use crate::task::{ErrorKind, TaskCell, TaskError};
 
 /// How the executor runs script code (task closures, handlers) without knowing Rhai's engine.
 pub trait ScriptCalls: Send + Sync {

@@ -14,9 +14,10 @@ use rhai::Dynamic;
 use serde_json::Value;
 
 use super::runtime_file::RuntimeFile;
-use super::{process, ExecEnv, TaskError};
+use super::{process, ExecEnv};
 use crate::deploy::{Implementation, OperationCall};
-use crate::graph::{ProcessOptions, TaskCell, TaskSettings};
+use crate::task::TaskError;
+use crate::task::{ProcessOptions, TaskCell, TaskSettings};
 
 pub async fn run(
     call: &Arc<OperationCall>,

@@ -121,8 +121,8 @@ fn char_boundary(bytes: &[u8], at: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::events::TaskKind;
     use crate::events::{Event, EventSink, ExecutionLabel};
-    use crate::graph::TaskKind;
 
     #[derive(Clone, Default)]
     struct Lines(Arc<Mutex<Vec<(OutputStream, String, bool)>>>);

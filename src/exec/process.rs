@@ -9,9 +9,10 @@ use tokio::process::Command;
 use super::left_behind::EXECUTION_ID_VARIABLE;
 use super::output_lines::OutputLines;
 use super::output_tail::{OutputTail, DEFAULT_OUTPUT_LIMIT};
-use super::{ErrorKind, ExecEnv, TaskError};
+use super::ExecEnv;
 use crate::events::{OutputStream, TaskInfo};
-use crate::graph::ProcessOptions;
+use crate::task::ProcessOptions;
+use crate::task::{ErrorKind, TaskError};
 
 /// The child gets SIGKILL when rhaiflow dies, even of a SIGKILL: an orphan still running would
 /// run beside its own rerun after a resume. Linux sends it when the *thread* that forked the

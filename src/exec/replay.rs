@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use rhai::Dynamic;
 use serde_json::Value;
 
-use crate::graph::TaskCell;
+use crate::task::TaskCell;
 use crate::value::from_json;
 
 /// What the execution being resumed did with one task.
@@ -55,7 +55,7 @@ impl Replay {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::graph::{TaskAction, TaskSettings};
+    use crate::task::{TaskAction, TaskSettings};
     use rhai::Position;
 
     fn replay() -> Replay {

@@ -15,10 +15,12 @@ mod subgraphs;
 
 use super::attempt::{current_task_info, task_info, Judgement};
 use super::direct_closure::{DirectClosure, DirectEnd};
-use super::{continue_task, run_task, ErrorKind, ExecEnv, FailedTask, TaskError, TaskOutcome};
+use super::{continue_task, run_task, ExecEnv, TaskOutcome};
 use crate::events::Payload;
-use crate::graph::{Plan, Role, TaskAction, TaskCell, TaskState};
+use crate::graph::{Plan, Role};
 use crate::store::{CommitState, StoreError};
+use crate::task::{ErrorKind, FailedTask, TaskError};
+use crate::task::{TaskAction, TaskCell, TaskState};
 use subgraphs::{SubgraphRetry, SubgraphState};
 
 /// What a task's runner, or a subgraph's handler or retry wait, tells the scheduler.
@@ -437,7 +439,8 @@ mod tests {
     use super::*;
     use crate::events::{Event, EventBus, EventSink, ExecutionLabel};
     use crate::exec::{CancelState, ScriptCalls};
-    use crate::graph::{test_task, TaskCell, TaskGraph};
+    use crate::graph::TaskGraph;
+    use crate::task::{test_task, TaskCell};
     use parking_lot::Mutex;
     use rhai::{Dynamic, FnPtr};
 

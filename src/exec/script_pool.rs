@@ -21,6 +21,13 @@ type Job = Box<dyn FnOnce() + Send>;
 pub struct Overdue;
 
 // The life of a `run_within` job.
+/// The stack of every thread that evaluates scripts. Rhai prints, compares, checks the size
+/// of and drops arrays and maps by recursing once per level of nesting, with no bound of its
+/// own (docs/upstream/rhai-deep-values.md), and a script can build a value thousands of
+/// levels deep in a loop: the 2 MiB of a spawned thread overflowed at ~8,000 levels, aborting
+/// the process. Only the pages a script touches are allocated, so a large reserve costs nothing.
+pub const SCRIPT_STACK_BYTES: usize = 256 << 20;
+
 const QUEUED: u8 = 0;
 const RUNNING: u8 = 1;
 const DONE: u8 = 2;
@@ -192,7 +199,7 @@ impl Shared {
         let shared = self.clone();
         let started = std::thread::Builder::new()
             .name("rhaiflow-script".into())
-            .stack_size(crate::script::limits::SCRIPT_STACK_BYTES)
+            .stack_size(SCRIPT_STACK_BYTES)
             .spawn(move || shared.work_loop());
         if started.is_err() {
             self.inner.lock().threads -= 1;

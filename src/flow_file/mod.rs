@@ -15,9 +15,10 @@ use std::sync::Arc;
 
 use miette::SourceSpan;
 
-use crate::bundle::manifest::Problems;
+use crate::diagnostic::Problems;
+use crate::diagnostic::{Code, Diagnostic, Source};
 use crate::graph::flow_spec::{self, FlowNode};
-use crate::script::{ScriptDiagnostic, Source};
+
 use crate::yaml::{self, Node};
 pub use tasks::{Action, TaskSpec};
 
@@ -43,7 +44,7 @@ pub fn is_flow_file(path: &Path) -> bool {
 }
 
 /// A workflow file as the runner compiles it: a script as it is, a flow file translated.
-pub fn read(path: &Path, text: String) -> Result<WorkflowText, ScriptDiagnostic> {
+pub fn read(path: &Path, text: String) -> Result<WorkflowText, Diagnostic> {
     let name = path.display().to_string();
     let shown = Source { name: name.clone(), text: Arc::from(text.as_str()) };
     if !is_flow_file(path) {
@@ -56,19 +57,19 @@ pub fn read(path: &Path, text: String) -> Result<WorkflowText, ScriptDiagnostic>
 
 impl FlowFile {
     /// Reads and validates a flow file; every problem found is in the one diagnostic returned.
-    pub fn parse(source: &Source) -> Result<FlowFile, ScriptDiagnostic> {
+    pub fn parse(source: &Source) -> Result<FlowFile, Diagnostic> {
         let mut problems = Problems::default();
         let root = match yaml::parse(&source.text) {
             Ok(root) => root,
             Err((message, span)) => {
                 problems.add(format!("not valid YAML: {message}"), span.unwrap_or(SourceSpan::new(0.into(), 0)));
-                return Err(problems.into_coded_diagnostic("rhaiflow::flow_file", source));
+                return Err(problems.into_diagnostic(Code::FlowFile, source));
             }
         };
         let flow = read_root(&root, &source.text, &mut problems);
         match flow {
             Some(flow) if problems.is_empty() => Ok(flow),
-            _ => Err(problems.into_coded_diagnostic("rhaiflow::flow_file", source)),
+            _ => Err(problems.into_diagnostic(Code::FlowFile, source)),
         }
     }
 }

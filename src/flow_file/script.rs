@@ -165,7 +165,7 @@ fn env(task: &TaskSpec) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::script::Source;
+    use crate::diagnostic::Source;
 
     fn translated(text: &str) -> String {
         let source = Source { name: "flow.yaml".into(), text: text.into() };

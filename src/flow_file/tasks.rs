@@ -4,7 +4,7 @@
 use miette::SourceSpan;
 use serde_json::Value;
 
-use crate::bundle::manifest::Problems;
+use crate::diagnostic::Problems;
 use crate::yaml::{Node, Yaml};
 
 const TASK_KEYS: &[&str] =

@@ -7,18 +7,10 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use rhai::{Dynamic, Map};
+use rhai::Map;
 
-use super::{TaskCell, TaskGraph};
-
-/// Where a required value comes from when the task runs.
-#[derive(Clone)]
-pub enum InputSource {
-    Injected(Dynamic),
-    /// The result of the task that provides the key (it has run by then).
-    Provider(Arc<TaskCell>),
-    Parameter(Dynamic),
-}
+use super::TaskGraph;
+use crate::task::{InputSource, TaskCell};
 
 /// What is wrong with a graph's data links: every problem, not just the first.
 #[derive(Default)]
@@ -132,7 +124,7 @@ pub fn inputs_of(cell: &TaskCell) -> Map {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::graph::{test_task, TaskAction};
+    use crate::task::{test_task, TaskAction};
 
     fn task(name: &str, provides: Option<&str>, requires: &[&str]) -> Arc<TaskCell> {
         let t = test_task(name, TaskAction::Noop);
@@ -153,7 +145,7 @@ mod tests {
         params.insert("region".into(), "eu".into());
         link(&mut g, &params).unwrap();
         assert_eq!(g.dag.edge_count(), 1);
-        provider.set_result(Dynamic::from_int(7));
+        provider.set_result(rhai::Dynamic::from_int(7));
         let inputs = inputs_of(&consumer);
         assert_eq!(inputs["volume"].as_int().unwrap(), 7);
         assert_eq!(inputs["region"].to_string(), "eu");

@@ -8,7 +8,6 @@ pub mod dataflow;
 pub mod flow_spec;
 mod plan;
 mod render;
-mod task;
 
 use std::collections::HashSet;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -19,11 +18,10 @@ use petgraph::stable_graph::{NodeIndex, StableDiGraph};
 use petgraph::visit::EdgeRef;
 use petgraph::Direction;
 
+use crate::task::{Slot, TaskCell};
+
 pub use plan::{CycleError, Plan, PlanTask, Role, Vertex};
 pub use render::{render, Format};
-#[cfg(test)]
-pub use task::test_task;
-pub use task::{ProcessOptions, Slot, TaskAction, TaskCell, TaskInner, TaskKind, TaskSettings, TaskState, TaskStatus};
 
 /// A mistake in how a script builds a graph. Thrown into the script as a recoverable error.
 #[derive(Debug, thiserror::Error)]
@@ -186,6 +184,7 @@ impl TaskGraph {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::task::{test_task, TaskAction};
 
     pub fn noop(name: &str) -> Arc<TaskCell> {
         test_task(name, TaskAction::Noop)

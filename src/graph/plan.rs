@@ -11,7 +11,9 @@ use std::sync::Arc;
 use petgraph::graph::DiGraph;
 use petgraph::stable_graph::NodeIndex;
 
-use super::{TaskCell, TaskGraph, TaskKind};
+use super::TaskGraph;
+use crate::events::TaskKind;
+use crate::task::TaskCell;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
@@ -238,7 +240,7 @@ impl Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::graph::{test_task as task, TaskAction};
+    use crate::task::{test_task as task, TaskAction};
 
     #[test]
     fn a_subgraph_is_an_open_and_a_close_vertex_around_its_members() {

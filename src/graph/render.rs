@@ -5,7 +5,9 @@ use std::fmt::Write;
 
 use petgraph::stable_graph::NodeIndex;
 
-use super::{TaskAction, TaskCell, TaskGraph, TaskKind};
+use super::TaskGraph;
+use crate::events::TaskKind;
+use crate::task::{TaskAction, TaskCell};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {

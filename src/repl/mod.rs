@@ -20,11 +20,11 @@ use rustyline::history::DefaultHistory;
 use rustyline::Editor;
 use serde_json::Value;
 
+use crate::diagnostic::render as render_diagnostic;
+use crate::diagnostic::{Code, Diagnostic};
 use crate::exec::CancelState;
 use crate::graph::{render, Format};
 use crate::runner::Status;
-use crate::script::diagnostics::render as render_diagnostic;
-use crate::script::ScriptDiagnostic;
 use input::InputHelper;
 use progress::LineProgress;
 use session::{Outcome, Session, SessionSetup};
@@ -191,14 +191,14 @@ fn evaluate(session: &mut Session, running: &Running, f: impl FnOnce(&mut Sessio
 /// How an evaluation ended, in the words of a run's outcome line.
 fn status_of(outcome: Option<&Outcome>) -> Status {
     match outcome {
-        Some(Outcome::Failed(d)) if d.code == "rhaiflow::cancelled" => Status::Cancelled,
-        Some(Outcome::Failed(d)) if d.code == "rhaiflow::invalid_graph" => Status::Invalid,
+        Some(Outcome::Failed(d)) if d.code == Code::Cancelled => Status::Cancelled,
+        Some(Outcome::Failed(d)) if d.code == Code::InvalidGraph => Status::Invalid,
         Some(Outcome::Failed(_)) => Status::Failed,
         _ => Status::Succeeded,
     }
 }
 
-fn print_diagnostic(d: &ScriptDiagnostic) {
+fn print_diagnostic(d: &Diagnostic) {
     use std::io::IsTerminal;
     let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     say_text!(stderr, render_diagnostic(d, colour));

@@ -8,7 +8,7 @@ use std::time::{Instant, SystemTime};
 
 use parking_lot::Mutex;
 
-use crate::cli::console::Console;
+use crate::console::Console;
 use crate::events::{Event, EventSink, ExecutionLabel, Payload};
 use crate::runner::Status;
 

@@ -11,11 +11,13 @@ use rhai::{Dynamic, Engine, FnPtr, Scope, AST};
 use serde_json::Value;
 
 use crate::deploy::Deployment;
+use crate::diagnostic::{Code, Diagnostic, Source};
 use crate::events::{Event, EventBus, EventSink, ExecutionLabel};
-use crate::exec::{CancelState, ExecEnv, ScriptCalls, TaskError};
-use crate::graph::TaskCell;
+use crate::exec::{CancelState, ExecEnv, ScriptCalls};
 use crate::script::api::GraphShared;
-use crate::script::{self, Limits, ModuleRoot, RunSettings, RunState, ScriptBridge, ScriptDiagnostic, Source};
+use crate::script::{self, Limits, ModuleRoot, RunSettings, RunState, ScriptBridge};
+use crate::task::TaskCell;
+use crate::task::TaskError;
 
 /// Where events go: every one is kept (for `:events`), and shown by whichever console the
 /// current evaluation set.
@@ -98,11 +100,11 @@ pub struct Session {
 /// How a line ended.
 pub enum Outcome {
     Value(Dynamic),
-    Failed(ScriptDiagnostic),
+    Failed(Diagnostic),
 }
 
 impl Session {
-    pub fn new(setup: SessionSetup) -> Result<Session, ScriptDiagnostic> {
+    pub fn new(setup: SessionSetup) -> Result<Session, Diagnostic> {
         let execution_id = uuid::Uuid::new_v4().to_string();
         let log = EventLog::default();
         let label = ExecutionLabel { execution_id: Arc::from(execution_id.as_str()), workflow: Arc::from("repl") };
@@ -149,7 +151,7 @@ impl Session {
         let source = Source { name: name.to_string(), text: Arc::from(text) };
         let line = match self.host.engine.compile_with_scope(&self.scope, text) {
             Ok(ast) => ast,
-            Err(e) => return Outcome::Failed(ScriptDiagnostic::compile(&e, &source)),
+            Err(e) => return Outcome::Failed(Diagnostic::compile(&e, &source)),
         };
         self.host.run_state.add_arity(script::function_arities(&line));
         self.host.run_state.settle_standard_tasks();
@@ -171,9 +173,7 @@ impl Session {
         }
         match outcome {
             Ok(Ok(value)) => Outcome::Value(value),
-            Ok(Err(err)) => {
-                Outcome::Failed(ScriptDiagnostic::runtime(&err, &source, &self.host.run_state.module_sources))
-            }
+            Ok(Err(err)) => Outcome::Failed(Diagnostic::runtime(&err, &source, &self.host.run_state.module_sources)),
             Err(d) => Outcome::Failed(d),
         }
     }
@@ -183,7 +183,7 @@ impl Session {
     fn guarded(
         &mut self,
         f: impl FnOnce(&Engine, &mut Scope<'static>) -> Result<Dynamic, Box<rhai::EvalAltResult>>,
-    ) -> Result<Result<Dynamic, Box<rhai::EvalAltResult>>, ScriptDiagnostic> {
+    ) -> Result<Result<Dynamic, Box<rhai::EvalAltResult>>, Diagnostic> {
         let engine = self.host.engine.clone();
         let scope = &mut self.scope;
         let outcome =
@@ -191,12 +191,7 @@ impl Session {
         if self.host.cancel.is_requested() {
             self.rebuild_host();
         }
-        outcome.map_err(|_| {
-            ScriptDiagnostic::plain(
-                "rhaiflow::bug",
-                "this is a bug in rhaiflow: the script engine panicked; the session goes on, please report the line",
-            )
-        })
+        outcome.map_err(|_| Diagnostic::bug("the script engine panicked on this line (the session goes on)"))
     }
 
     fn rebuild_host(&mut self) {
@@ -222,7 +217,7 @@ impl Session {
             Ok(Ok(value)) => Outcome::Value(value),
             Ok(Err(err)) => {
                 // The tasks were defined on earlier lines: a snippet of `:run` would mislead.
-                let mut d = ScriptDiagnostic::runtime(&err, &source, &self.host.run_state.module_sources);
+                let mut d = Diagnostic::runtime(&err, &source, &self.host.run_state.module_sources);
                 d.labels.clear();
                 d.source = None;
                 Outcome::Failed(d)
@@ -247,12 +242,12 @@ impl Session {
 }
 
 impl Host {
-    fn new(setup: &SessionSetup, bus: &Arc<EventBus>) -> Result<Host, ScriptDiagnostic> {
+    fn new(setup: &SessionSetup, bus: &Arc<EventBus>) -> Result<Host, Diagnostic> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .thread_name("rhaiflow-executor")
             .build()
-            .map_err(|e| ScriptDiagnostic::plain("rhaiflow::runtime", format!("cannot start the executor: {e}")))?;
+            .map_err(|e| Diagnostic::plain(Code::Runtime, format!("cannot start the executor: {e}")))?;
         let cancel = Arc::new(CancelState::default());
         let run_state = RunState::new(RunSettings {
             parameters: rhai::Map::new(),

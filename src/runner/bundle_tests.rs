@@ -29,13 +29,14 @@ use rhai::{Array, Dynamic, Engine, EvalAltResult, Map, NativeCallContext, Positi
 use serde_json::Value;
 
 use super::{HostExtension, RunOptions, RunReport, StoreChoice};
-use crate::bundle::{builtin, Bundle};
-use crate::deploy::{plugins, Blueprint, Deployment};
+use crate::bundle::{builtin, plugins, Bundle};
+use crate::deploy::{Blueprint, Deployment};
 use crate::events::{Event, EventSink, ExecutionLabel, Payload};
-use crate::exec::{display_value, Mock, Mocks};
+use crate::exec::{Mock, Mocks};
 use crate::runner;
 use crate::script::api::deployment_nodes;
 use crate::script::api::DeploymentHandle;
+use crate::value::display_value;
 use crate::value::{from_json, to_json};
 
 type RhaiResult<T> = Result<T, Box<EvalAltResult>>;
@@ -181,10 +182,10 @@ fn prepare(
                 "`{name}` is a built-in workflow of the deployment model: give it a blueprint or deployment(FILE)"
             ));
         }
-        builtin::bundle().and_then(|b| b.prepare(name, options)).map_err(|d| d.into_message())?;
+        builtin::bundle().and_then(|b| super::entry::prepare(&b, name, options)).map_err(|d| d.into_message())?;
         options.modules.push(bundle.module_root());
     } else {
-        bundle.prepare(name, options).map_err(|d| d.into_message())?;
+        super::entry::prepare(bundle, name, options).map_err(|d| d.into_message())?;
     }
     if let Some(deployment) = deployment {
         let roots = plugins::resolve(&deployment.blueprint, &options.modules).map_err(|d| d.into_message())?;
@@ -262,6 +263,24 @@ impl EventSink for Collect {
         event.write_json(label, &mut line);
         if let Ok(value) = serde_json::from_slice(&line) {
             self.0.lock().push(value);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tests_of_a_new_bundle_pass() {
+        let parent = tempfile::tempdir().unwrap();
+        let dir = crate::bundle::scaffold::create(parent.path(), "acme").unwrap();
+        let bundle = Bundle::load(&dir).unwrap();
+        let results = run_tests(&bundle, |_| {});
+        assert_eq!(results.len(), 2);
+        for result in results {
+            let message = result.report.diagnostic.map(|d| d.into_message());
+            assert_eq!(result.report.status, crate::Status::Succeeded, "{}: {message:?}", result.file.display());
         }
     }
 }

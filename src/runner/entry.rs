@@ -4,9 +4,29 @@
 use rhai::{Dynamic, AST};
 use serde_json::Value;
 
-use super::BundleWorkflow;
-use crate::script::{ScriptDiagnostic, Source};
+use super::{BundleWorkflow, RunOptions};
+use crate::bundle::{parameters, Bundle};
+
+use crate::diagnostic::{Code, Diagnostic, Source};
 use crate::value::from_json;
+
+/// Points `options` at workflow `name` of `bundle`: its module and function, and its
+/// parameters (`options.parameters` as given, checked against the declarations and merged
+/// over their defaults).
+pub fn prepare(bundle: &Bundle, name: &str, options: &mut RunOptions) -> Result<(), Diagnostic> {
+    let decl = bundle.workflow(name)?;
+    options.parameters =
+        parameters::resolve(decl, &options.parameters, &options.parameter_texts, &bundle.manifest.source)?;
+    options.script = bundle.module_file(&decl.mapping.module);
+    options.modules = vec![bundle.module_root()];
+    options.workflow = Some(BundleWorkflow {
+        name: decl.name.clone(),
+        module: decl.mapping.module.clone(),
+        function: decl.mapping.function.clone(),
+        bundle: bundle.module_root(),
+    });
+    Ok(())
+}
 
 /// How a bundle workflow is run: a script that imports the function's module and calls it,
 /// each argument a constant of the same name (parameters by name, `ctx` as it is). Called
@@ -16,10 +36,10 @@ pub(super) fn entry_call(
     workflow: &BundleWorkflow,
     parameters: &serde_json::Map<String, Value>,
     source: &Source,
-) -> Result<(String, Vec<(String, Dynamic)>), ScriptDiagnostic> {
+) -> Result<(String, Vec<(String, Dynamic)>), Diagnostic> {
     let function = module.iter_functions().find(|f| f.name == workflow.function).ok_or_else(|| {
-        ScriptDiagnostic::plain(
-            "rhaiflow::no_function",
+        Diagnostic::plain(
+            Code::NoFunction,
             format!(
                 "workflow `{}` maps to fn {}, which {} does not define",
                 workflow.name, workflow.function, source.name
@@ -33,8 +53,8 @@ pub(super) fn entry_call(
             ("ctx", _) => {}
             (_, Some(value)) => arguments.push((name.to_string(), from_json(value))),
             (_, None) => {
-                return Err(ScriptDiagnostic::plain(
-                    "rhaiflow::undeclared_parameter",
+                return Err(Diagnostic::plain(
+                    Code::UndeclaredParameter,
                     format!(
                         "fn {} takes `{name}`, which workflow `{}` does not declare in plugin.yaml",
                         workflow.function, workflow.name
@@ -57,7 +77,7 @@ pub(super) fn entry_call(
 /// For an error without a place in a bundle workflow: the workflow's function. The span is
 /// in `source`, so the diagnostic shows `source` (an error from an imported module names
 /// that module as its source, with nothing labelled in it).
-pub(super) fn point_at_function(diagnostic: &mut ScriptDiagnostic, source: &Source, function: &str) {
+pub(super) fn point_at_function(diagnostic: &mut Diagnostic, source: &Source, function: &str) {
     let pattern = format!("fn {function}(");
     if let (Some(at), true) = (source.text.find(&pattern), diagnostic.labels.is_empty()) {
         let span = miette::SourceSpan::new((at + 3).into(), function.len());
@@ -80,10 +100,10 @@ mod point_at_function_tests {
             name: "main.rhai".into(),
             text: format!("{}\nfn install(p) {{ f() }}\n", "// ...\n".repeat(40)).into(),
         };
-        let mut diagnostic = ScriptDiagnostic::plain("rhaiflow::error", "it went wrong");
+        let mut diagnostic = Diagnostic::plain(Code::Error, "it went wrong");
         diagnostic.source = Some(module.named());
         point_at_function(&mut diagnostic, &workflow, "install");
-        let shown = crate::script::diagnostics::render(&diagnostic, false);
+        let shown = crate::diagnostic::render(&diagnostic, false);
         assert!(!shown.contains("Failed to read"), "{shown}");
         assert!(shown.contains("main.rhai:42:4") && shown.contains("in workflow function `install`"), "{shown}");
     }

@@ -17,15 +17,18 @@ use std::time::{Duration, Instant};
 use rhai::{Dynamic, EvalAltResult, Map, Position, Scope};
 use serde_json::Value;
 
+pub use entry::prepare as prepare_bundle_workflow;
 pub use resume::resume;
 
 use crate::deploy::model::NotRecorded;
 use crate::deploy::Deployment;
+use crate::diagnostic::{Code, Diagnostic};
 use crate::events::{EventBus, EventSink, ExecutionLabel, LogLevel, Payload};
-use crate::exec::{innermost, CancelState, ErrorKind, ExecEnv, Mocks, TaskError, TERMINATED_BY_CANCEL};
+use crate::exec::{CancelState, ExecEnv, Mocks};
 use crate::script::api::GraphShared;
-use crate::script::{self, Limits, ModuleRoot, RunSettings, RunState, ScriptBridge, ScriptDiagnostic};
+use crate::script::{self, Limits, ModuleRoot, RunSettings, RunState, ScriptBridge};
 use crate::store::{self, ExecutionRecord, ExecutionStatus, Store, StoreError, StoreSink};
+use crate::task::{innermost, ErrorKind, TaskError, TERMINATED_BY_CANCEL};
 use crate::value::{from_json, to_json};
 use entry::{entry_call, point_at_function};
 use last_resort::LastResort;
@@ -139,7 +142,7 @@ pub struct RunReport {
     pub workflow: String,
     pub status: Status,
     pub result: Option<Value>,
-    pub diagnostic: Option<ScriptDiagnostic>,
+    pub diagnostic: Option<Diagnostic>,
     /// The graphs the script built (for `rhaiflow graph`).
     pub graphs: Vec<Arc<GraphShared>>,
     /// In a dry run: where the script first used a result that only a real run has.
@@ -154,7 +157,7 @@ pub struct RunReport {
 }
 
 impl RunReport {
-    fn invalid(execution_id: String, workflow: String, diagnostic: ScriptDiagnostic, started: Instant) -> Self {
+    fn invalid(execution_id: String, workflow: String, diagnostic: Diagnostic, started: Instant) -> Self {
         RunReport {
             execution_id,
             workflow,
@@ -186,7 +189,7 @@ pub fn run(options: &RunOptions, sinks: Vec<Box<dyn EventSink>>) -> RunReport {
         StoreChoice::File(path) => match store::open(path) {
             Ok(s) => (Some(s), Some(path.clone())),
             Err(e) => {
-                let d = ScriptDiagnostic::plain("rhaiflow::store", e.to_string());
+                let d = Diagnostic::plain(Code::Store, e.to_string());
                 return RunReport::invalid(String::new(), workflow_name(options), d, started);
             }
         },
@@ -209,10 +212,7 @@ fn run_execution(
     let text = match std::fs::read_to_string(&options.script) {
         Ok(text) => text,
         Err(e) => {
-            let d = ScriptDiagnostic::plain(
-                "rhaiflow::no_script",
-                format!("cannot read {}: {e}", options.script.display()),
-            );
+            let d = Diagnostic::plain(Code::NoScript, format!("cannot read {}: {e}", options.script.display()));
             return RunReport::invalid(execution_id, workflow, d, started);
         }
     };
@@ -228,7 +228,7 @@ fn run_execution(
         match tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("rhaiflow-executor").build() {
             Ok(rt) => rt,
             Err(e) => {
-                let d = ScriptDiagnostic::plain("rhaiflow::runtime", format!("cannot start the executor: {e}"));
+                let d = Diagnostic::plain(Code::Runtime, format!("cannot start the executor: {e}"));
                 return RunReport::invalid(execution_id, workflow, d, started);
             }
         };
@@ -264,10 +264,7 @@ fn run_execution(
             Ok((call, arguments)) => match engine.compile(&call) {
                 Ok(call) => (call, Some(Arc::new(ast)), arguments),
                 Err(e) => {
-                    let d = ScriptDiagnostic::plain(
-                        "rhaiflow::bug",
-                        format!("this is a bug in rhaiflow: the call of a bundle workflow does not compile: {e}"),
-                    );
+                    let d = Diagnostic::bug(format!("the call of a bundle workflow does not compile: {e}"));
                     return RunReport::invalid(execution_id, workflow, d, started);
                 }
             },
@@ -370,10 +367,10 @@ fn run_execution(
                 result: (!value.is_unit()).then(|| to_json(&value)),
                 diagnostic: None,
             },
-            Err(e) => Ending::failed(ScriptDiagnostic::plain("rhaiflow::result_too_deep", e.to_string())),
+            Err(e) => Ending::failed(Diagnostic::plain(Code::ResultTooDeep, e.to_string())),
         },
         Ok(Err(err)) => {
-            let mut diagnostic = ScriptDiagnostic::runtime(&err, &shown, &run_state.module_sources);
+            let mut diagnostic = Diagnostic::runtime(&err, &shown, &run_state.module_sources);
             name_the_limit(&mut diagnostic, &options.limits);
             if let (Some(w), true) = (&options.workflow, diagnostic.labels.is_empty()) {
                 point_at_function(&mut diagnostic, &source, &w.function);
@@ -381,10 +378,7 @@ fn run_execution(
             let nothing_ran = !run_state.env().anything_started();
             Ending { status: classify(&err, nothing_ran), result: None, diagnostic: Some(diagnostic) }
         }
-        Err(_) => {
-            let message = "this is a bug in rhaiflow: the script engine panicked; please report it with the script";
-            Ending::failed(ScriptDiagnostic::plain("rhaiflow::bug", message))
-        }
+        Err(_) => Ending::failed(Diagnostic::bug("the script engine panicked on this script")),
     };
     let (ending, dry_run_stopped_early) = ending.unless_a_dry_run_stopped(options.dry_run, &run_state, &bus);
     let ending = ending.unless_unrecorded(store.as_deref(), options.deployment.as_deref());
@@ -427,15 +421,14 @@ fn begin(store: &dyn Store, record: &ExecutionRecord, deployment: Option<&Deploy
 }
 
 /// The diagnostic of an execution whose start was not recorded: nothing ran.
-pub(super) fn not_begun(error: StoreError) -> ScriptDiagnostic {
+pub(super) fn not_begun(error: StoreError) -> Diagnostic {
     match &error {
-        StoreError::DeploymentBusy { execution, .. } => {
-            ScriptDiagnostic::plain("rhaiflow::deployment_busy", error.to_string()).with_help(format!(
+        StoreError::DeploymentBusy { execution, .. } => Diagnostic::plain(Code::DeploymentBusy, error.to_string())
+            .with_help(format!(
                 "one execution at a time runs on a deployment: wait for it to end, or cancel it (rhaiflow \
                  executions cancel {execution})"
-            ))
-        }
-        _ => ScriptDiagnostic::plain("rhaiflow::store", error.to_string()),
+            )),
+        _ => Diagnostic::plain(Code::Store, error.to_string()),
     }
 }
 
@@ -475,11 +468,11 @@ fn announce_the_end(bus: &EventBus, ending: Ending, store: Option<&dyn Store>, e
 struct Ending {
     status: Status,
     result: Option<Value>,
-    diagnostic: Option<ScriptDiagnostic>,
+    diagnostic: Option<Diagnostic>,
 }
 
 impl Ending {
-    fn failed(diagnostic: ScriptDiagnostic) -> Self {
+    fn failed(diagnostic: Diagnostic) -> Self {
         Ending { status: Status::Failed, result: None, diagnostic: Some(diagnostic) }
     }
 
@@ -525,7 +518,7 @@ impl Ending {
     /// task error it caused: what ran after it is not to be trusted.
     fn unless_a_bug(self, bug: Option<&TaskError>) -> Self {
         match bug {
-            Some(bug) => Ending::failed(ScriptDiagnostic::plain("rhaiflow::bug", bug.message.clone())),
+            Some(bug) => Ending::failed(Diagnostic::plain(Code::Bug, bug.message.clone())),
             None => self,
         }
     }
@@ -558,24 +551,24 @@ impl Ending {
 }
 
 /// The diagnostic of a run whose store failed.
-fn store_failed(error: &StoreError) -> ScriptDiagnostic {
-    ScriptDiagnostic::plain("rhaiflow::store", error.to_string()).with_help(
+fn store_failed(error: &StoreError) -> Diagnostic {
+    Diagnostic::plain(Code::Store, error.to_string()).with_help(
         "what ran after the store's last commit is not recorded: once the store can be written again, resuming the \
          execution runs it again",
     )
 }
 
 /// The diagnostic of a run that changed its deployment in ways the store did not record.
-fn deployment_not_recorded(lost: &NotRecorded) -> ScriptDiagnostic {
-    ScriptDiagnostic::plain("rhaiflow::deployments", lost.to_string())
+fn deployment_not_recorded(lost: &NotRecorded) -> Diagnostic {
+    Diagnostic::plain(Code::Deployments, lost.to_string())
         .with_help("the stored deployment is as the store last recorded it, not as this run left the instances")
 }
 
 /// A script stopped by a limit is told which limit, and how large it is.
-fn name_the_limit(diagnostic: &mut ScriptDiagnostic, limits: &Limits) {
+fn name_the_limit(diagnostic: &mut Diagnostic, limits: &Limits) {
     diagnostic.message = match diagnostic.code {
-        "rhaiflow::operations_limit" => script::limits::operations_reached(limits.max_operations),
-        "rhaiflow::call_depth" => script::limits::call_depth_reached(limits.max_call_levels),
+        Code::OperationsLimit => script::limits::operations_reached(limits.max_operations),
+        Code::CallDepth => script::limits::call_depth_reached(limits.max_call_levels),
         _ => return,
     };
 }

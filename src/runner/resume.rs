@@ -10,9 +10,10 @@ use serde_json::Value;
 use super::recorded::RecordedOptions;
 use super::{run_execution, BundleWorkflow, RunOptions, RunReport, StoreChoice};
 use crate::deploy::Deployment;
+use crate::diagnostic::{Code, Diagnostic};
 use crate::events::EventSink;
 use crate::exec::{Replay, ReplayedTask};
-use crate::script::{ModuleRoot, ScriptDiagnostic};
+use crate::script::ModuleRoot;
 use crate::store::{self, ExecutionStatus};
 
 /// What a resumed execution takes over from its first run.
@@ -30,24 +31,24 @@ pub(super) struct ResumeFrom {
 /// its script runs again with its parameters; tasks that succeeded give their stored result.
 pub fn resume(store_path: &Path, id: &str, sinks: Vec<Box<dyn EventSink>>, owns_process: bool) -> RunReport {
     let started = Instant::now();
-    let fail = |code: &'static str, message: String| {
-        RunReport::invalid(id.to_string(), String::new(), ScriptDiagnostic::plain(code, message), started)
+    let fail = |code: Code, message: String| {
+        RunReport::invalid(id.to_string(), String::new(), Diagnostic::plain(code, message), started)
     };
     let store = match store::open(store_path) {
         Ok(s) => s,
-        Err(e) => return fail("rhaiflow::store", e.to_string()),
+        Err(e) => return fail(Code::Store, e.to_string()),
     };
     let (record, tasks) = match store.execution(id).and_then(|r| Ok((store.tasks(&r.id)?, r))) {
         Ok((tasks, record)) => (record, tasks),
-        Err(e) => return fail("rhaiflow::store", e.to_string()),
+        Err(e) => return fail(Code::Store, e.to_string()),
     };
     match record.status {
         ExecutionStatus::Succeeded => {
-            return fail("rhaiflow::resume", format!("execution {} already succeeded: nothing to resume", record.id))
+            return fail(Code::Resume, format!("execution {} already succeeded: nothing to resume", record.id))
         }
         ExecutionStatus::Running if !record.crashed() => {
             return fail(
-                "rhaiflow::resume",
+                Code::Resume,
                 format!("execution {} is still running (process {}); cancel it first", record.id, record.pid),
             )
         }
@@ -56,10 +57,7 @@ pub fn resume(store_path: &Path, id: &str, sinks: Vec<Box<dyn EventSink>>, owns_
     match store.claim(&record, std::process::id()) {
         Ok(true) => {}
         Ok(false) => {
-            return fail(
-                "rhaiflow::resume",
-                format!("execution {} is being resumed by another process already", record.id),
-            )
+            return fail(Code::Resume, format!("execution {} is being resumed by another process already", record.id))
         }
         Err(e) => return RunReport::invalid(id.to_string(), String::new(), super::not_begun(e), started),
     }
@@ -77,7 +75,7 @@ pub fn resume(store_path: &Path, id: &str, sinks: Vec<Box<dyn EventSink>>, owns_
     options.parameters = record.parameters.as_object().cloned().unwrap_or_default();
     let mut recorded = match RecordedOptions::read(&record.options, store_path, &record.id) {
         Ok(recorded) => recorded,
-        Err(e) => return fail("rhaiflow::store", e.to_string()),
+        Err(e) => return fail(Code::Store, e.to_string()),
     };
     options.task_retries = recorded.task_retries;
     options.retry_interval = recorded.retry_interval;
@@ -133,8 +131,8 @@ fn resumed_deployment(
     recorded: &RecordedOptions,
     store_path: &Path,
     known: &[ModuleRoot],
-) -> Result<(Arc<Deployment>, Vec<ModuleRoot>), ScriptDiagnostic> {
-    let failed = |e: crate::store::StoreError| ScriptDiagnostic::plain("rhaiflow::deployments", e.to_string());
+) -> Result<(Arc<Deployment>, Vec<ModuleRoot>), Diagnostic> {
+    let failed = |e: crate::store::StoreError| Diagnostic::plain(Code::Deployments, e.to_string());
     let deployment = if recorded.deployment_stored {
         let deployment = crate::store::DeploymentStore::open(store_path).and_then(|s| s.load(name)).map_err(failed)?;
         // The script must build the graph it built: from the states the execution began with.
@@ -146,6 +144,6 @@ fn resumed_deployment(
         let path = PathBuf::from(recorded.blueprint.as_deref().unwrap_or_default());
         Arc::new(Deployment::new(name, crate::deploy::Blueprint::load(&path)?))
     };
-    let roots = crate::deploy::plugins::resolve(&deployment.blueprint, known)?;
+    let roots = crate::bundle::plugins::resolve(&deployment.blueprint, known)?;
     Ok((deployment, roots))
 }

@@ -17,8 +17,8 @@ use rhai::{Array, Blob, Dynamic, Engine, EvalAltResult, ImmutableString, Positio
 
 use super::api::seconds;
 use super::limits::wait_interruptibly;
-use crate::exec::{LimitReached, TaskError};
 use crate::memory;
+use crate::task::{LimitReached, TaskError};
 
 type Outcome<T> = Result<T, Box<EvalAltResult>>;
 

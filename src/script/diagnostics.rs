@@ -4,47 +4,30 @@
 //! One converter turns Rhai positions (1-based line and column, in characters) into spans;
 //! the innermost error is the primary label, the call frames around it are further labels.
 
-mod long_lines;
-
 use std::collections::HashMap;
-use std::fmt;
 use std::sync::Arc;
 
-use miette::{Diagnostic, LabeledSpan, NamedSource, SourceSpan};
+use miette::SourceSpan;
 use rhai::{EvalAltResult, ParseError, Position};
 
-use crate::exec::{innermost, ErrorKind, LimitReached, TaskError};
+use crate::diagnostic::{Code, Diagnostic, Source};
+use crate::task::{innermost, ErrorKind, LimitReached, TaskError};
 
-/// A script's text and the name to show for it.
-#[derive(Clone, Debug)]
-pub struct Source {
-    pub name: String,
-    pub text: Arc<str>,
-}
-
-impl Source {
-    pub fn named(&self) -> NamedSource<String> {
-        NamedSource::new(&self.name, self.text.to_string())
-    }
-
-    /// The byte span of the token at `position`, if the position is in this source.
-    pub fn span(&self, position: Position) -> Option<SourceSpan> {
-        let (line, column) = (position.line()?, position.position().unwrap_or(1).max(1));
-        let mut offset = 0;
-        for (i, text) in self.text.split_inclusive('\n').enumerate() {
-            if i + 1 == line {
-                let start = offset + text.char_indices().nth(column - 1).map(|(b, _)| b).unwrap_or(0);
-                let rest = &self.text[start..];
-                let word =
-                    rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').map(char::len_utf8).sum::<usize>();
-                let len =
-                    if word > 0 { word } else { string_literal_len(rest).unwrap_or_else(|| first_char_len(rest)) };
-                return Some(SourceSpan::new(start.into(), len));
-            }
-            offset += text.len();
+/// The byte span of the token at `position`, if the position is in this source.
+fn span(source: &Source, position: Position) -> Option<SourceSpan> {
+    let (line, column) = (position.line()?, position.position().unwrap_or(1).max(1));
+    let mut offset = 0;
+    for (i, text) in source.text.split_inclusive('\n').enumerate() {
+        if i + 1 == line {
+            let start = offset + text.char_indices().nth(column - 1).map(|(b, _)| b).unwrap_or(0);
+            let rest = &source.text[start..];
+            let word = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').map(char::len_utf8).sum::<usize>();
+            let len = if word > 0 { word } else { string_literal_len(rest).unwrap_or_else(|| first_char_len(rest)) };
+            return Some(SourceSpan::new(start.into(), len));
         }
-        None
+        offset += text.len();
     }
+    None
 }
 
 /// The module files the resolver accepted and read, by the name their errors carry. A
@@ -76,96 +59,9 @@ fn first_char_len(text: &str) -> usize {
     text.chars().next().map(char::len_utf8).unwrap_or(0)
 }
 
-/// An error a person reads. Boxed, so that a `Result` carrying one stays a pointer wide.
-#[derive(Debug)]
-pub struct ScriptDiagnostic(Box<DiagnosticParts>);
-
-/// What a diagnostic says and where it points.
-#[derive(Debug)]
-pub struct DiagnosticParts {
-    pub code: &'static str,
-    pub message: String,
-    pub help: Option<String>,
-    pub source: Option<NamedSource<String>>,
-    pub labels: Vec<(Option<String>, SourceSpan, bool)>,
-}
-
-impl std::ops::Deref for ScriptDiagnostic {
-    type Target = DiagnosticParts;
-
-    fn deref(&self) -> &DiagnosticParts {
-        &self.0
-    }
-}
-
-impl std::ops::DerefMut for ScriptDiagnostic {
-    fn deref_mut(&mut self) -> &mut DiagnosticParts {
-        &mut self.0
-    }
-}
-
-impl fmt::Display for ScriptDiagnostic {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for ScriptDiagnostic {}
-
-impl Diagnostic for ScriptDiagnostic {
-    fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
-        Some(Box::new(self.code))
-    }
-
-    fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
-        self.help.as_ref().map(|h| Box::new(h.as_str()) as Box<dyn fmt::Display>)
-    }
-
-    fn source_code(&self) -> Option<&dyn miette::SourceCode> {
-        self.source.as_ref().map(|s| s as &dyn miette::SourceCode)
-    }
-
-    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
-        if self.labels.is_empty() {
-            return None;
-        }
-        // A span past the end of the source would render as miette's "[Failed to read
-        // contents for label …]": a label in the wrong file is better left out.
-        let size = self.source.as_ref().map_or(0, |s| s.inner().len());
-        let inside = move |span: &SourceSpan| span.offset() + span.len() <= size;
-        Some(Box::new(self.labels.iter().filter(move |(_, span, _)| inside(span)).map(|(text, span, primary)| {
-            if *primary {
-                LabeledSpan::new_primary_with_span(text.clone(), *span)
-            } else {
-                LabeledSpan::new_with_span(text.clone(), *span)
-            }
-        })))
-    }
-}
-
-impl ScriptDiagnostic {
-    /// Its plain sentence, for where only text goes (an event, a test's outcome).
-    pub fn into_message(self) -> String {
-        self.0.message
-    }
-
-    pub fn plain(code: &'static str, message: impl Into<String>) -> Self {
-        ScriptDiagnostic(Box::new(DiagnosticParts {
-            code,
-            message: message.into(),
-            help: None,
-            source: None,
-            labels: Vec::new(),
-        }))
-    }
-
-    pub fn with_help(mut self, help: impl Into<String>) -> Self {
-        self.help = Some(help.into());
-        self
-    }
-
+impl Diagnostic {
     fn label(&mut self, source: &Source, position: Position, text: Option<String>, primary: bool) {
-        if let Some(span) = source.span(position) {
+        if let Some(span) = span(source, position) {
             if !self.labels.iter().any(|(_, s, _)| *s == span) {
                 self.labels.push((text, span, primary));
             }
@@ -174,10 +70,7 @@ impl ScriptDiagnostic {
 
     /// The script does not parse.
     pub fn compile(err: &ParseError, source: &Source) -> Self {
-        let mut d = ScriptDiagnostic::plain(
-            "rhaiflow::compile",
-            format!("{} does not compile: {}", source.name, err.err_type()),
-        );
+        let mut d = Diagnostic::plain(Code::Compile, format!("{} does not compile: {}", source.name, err.err_type()));
         d.source = Some(source.named());
         d.label(source, err.position(), Some(err.err_type().to_string()), true);
         d
@@ -190,7 +83,7 @@ impl ScriptDiagnostic {
         let source = module_source.as_ref().unwrap_or(source);
         let inner = innermost(err);
         let (code, message, help) = describe(inner);
-        let mut d = ScriptDiagnostic::plain(code, message);
+        let mut d = Diagnostic::plain(code, message);
         d.help = help;
         d.source = Some(source.named());
         let primary_text = match inner {
@@ -309,7 +202,7 @@ fn script_type_names(text: &str) -> String {
 }
 
 /// The diagnostic's code, sentence and help for one Rhai error.
-fn describe(err: &EvalAltResult) -> (&'static str, String, Option<String>) {
+fn describe(err: &EvalAltResult) -> (Code, String, Option<String>) {
     let mut text = err.to_string();
     // Rhai appends the position; the diagnostic shows it in the snippet instead.
     if let Some(at) = text.rfind(" (line ") {
@@ -319,11 +212,11 @@ fn describe(err: &EvalAltResult) -> (&'static str, String, Option<String>) {
         EvalAltResult::ErrorRuntime(value, _) => match value.read_lock::<TaskError>() {
             Some(e) => {
                 let code = match e.kind {
-                    ErrorKind::Cancelled => "rhaiflow::cancelled",
-                    ErrorKind::Invalid => "rhaiflow::invalid_graph",
-                    ErrorKind::BadArgument => "rhaiflow::bad_argument",
-                    ErrorKind::GraphFailed => "rhaiflow::task_failed",
-                    _ => "rhaiflow::error",
+                    ErrorKind::Cancelled => Code::Cancelled,
+                    ErrorKind::Invalid => Code::InvalidGraph,
+                    ErrorKind::BadArgument => Code::BadArgument,
+                    ErrorKind::GraphFailed => Code::TaskFailed,
+                    _ => Code::Error,
                 };
                 let message = match e.failed_tasks.as_slice() {
                     [one] if !matches!(e.kind, ErrorKind::GraphFailed | ErrorKind::Invalid | ErrorKind::Cancelled) => {
@@ -333,98 +226,35 @@ fn describe(err: &EvalAltResult) -> (&'static str, String, Option<String>) {
                 };
                 (code, message, None)
             }
-            None => ("rhaiflow::thrown", format!("the script threw: {}", crate::exec::display_value(value)), None),
+            None => (Code::Thrown, format!("the script threw: {}", crate::value::display_value(value)), None),
         },
         EvalAltResult::ErrorFunctionNotFound(..) => (
-            "rhaiflow::unknown_function",
+            Code::UnknownFunction,
             script_type_names(&text),
             Some("no function of this name takes arguments of these types: check the name, the number and the types of the arguments".into()),
         ),
         EvalAltResult::ErrorVariableNotFound(..) => (
-            "rhaiflow::unknown_variable",
+            Code::UnknownVariable,
             text,
             Some("functions do not see the script's variables: pass them as arguments (or use `params`/`ctx` at the top level)".into()),
         ),
         EvalAltResult::ErrorTooManyOperations(..) => (
-            "rhaiflow::operations_limit",
+            Code::OperationsLimit,
             "the script ran too many operations and was stopped (is there an endless loop?)".into(),
             Some("raise the limit with --max-operations N (0 = no limit) if the work is legitimate".into()),
         ),
         EvalAltResult::ErrorStackOverflow(..) => (
-            "rhaiflow::call_depth",
+            Code::CallDepth,
             "the script called functions too deeply and was stopped (endless recursion?)".into(),
             None,
         ),
-        EvalAltResult::ErrorDataTooLarge(..) => ("rhaiflow::size_limit", text, None),
+        EvalAltResult::ErrorDataTooLarge(..) => (Code::SizeLimit, text, None),
         EvalAltResult::ErrorTerminated(value, _) => match value.read_lock::<LimitReached>() {
             Some(limit) => (limit.code(), limit.message(), Some(limit.help().into())),
-            None => ("rhaiflow::cancelled", TaskError::cancelled().message, None),
+            None => (Code::Cancelled, TaskError::cancelled().message, None),
         },
-        _ => ("rhaiflow::script_error", text, None),
+        _ => (Code::ScriptError, text, None),
     }
-}
-
-/// A diagnostic shown with its source's long lines cut (see `long_lines`).
-struct WithLongLinesCut<'a> {
-    diagnostic: &'a ScriptDiagnostic,
-    source: long_lines::CutSource,
-    spans: Vec<SourceSpan>,
-}
-
-impl fmt::Debug for WithLongLinesCut<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.diagnostic.fmt(f)
-    }
-}
-
-impl fmt::Display for WithLongLinesCut<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.diagnostic.message)
-    }
-}
-
-impl std::error::Error for WithLongLinesCut<'_> {}
-
-impl Diagnostic for WithLongLinesCut<'_> {
-    fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
-        self.diagnostic.code()
-    }
-
-    fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
-        self.diagnostic.help()
-    }
-
-    fn source_code(&self) -> Option<&dyn miette::SourceCode> {
-        Some(&self.source)
-    }
-
-    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
-        let labels = self.diagnostic.labels.iter().zip(&self.spans);
-        Some(Box::new(labels.map(|((text, _, primary), span)| {
-            if *primary {
-                LabeledSpan::new_primary_with_span(text.clone(), *span)
-            } else {
-                LabeledSpan::new_with_span(text.clone(), *span)
-            }
-        })))
-    }
-}
-
-/// Renders a diagnostic as a person sees it: unicode, colours only at a terminal.
-pub fn render(diagnostic: &ScriptDiagnostic, colour: bool) -> String {
-    use miette::{GraphicalReportHandler, GraphicalTheme};
-    let theme = if colour { GraphicalTheme::unicode() } else { GraphicalTheme::unicode_nocolor() };
-    let handler = GraphicalReportHandler::new_themed(theme).with_width(100).with_links(false);
-    let mut out = String::new();
-    let spans: Vec<SourceSpan> = diagnostic.labels.iter().map(|(_, span, _)| *span).collect();
-    let rendered = match diagnostic.source.as_ref().and_then(|source| long_lines::cut(source, &spans)) {
-        Some((source, spans)) => handler.render_report(&mut out, &WithLongLinesCut { diagnostic, source, spans }),
-        None => handler.render_report(&mut out, diagnostic),
-    };
-    if rendered.is_err() {
-        return diagnostic.message.clone();
-    }
-    out
 }
 
 #[cfg(test)]
@@ -438,21 +268,21 @@ mod tests {
     #[test]
     fn a_span_covers_the_word_at_the_position() {
         let s = source("let a = 1;\nlet g = graph_mode();\n");
-        let span = s.span(Position::new(2, 9)).unwrap();
+        let span = span(&s, Position::new(2, 9)).unwrap();
         assert_eq!(&s.text[span.offset()..span.offset() + span.len()], "graph_mode");
     }
 
     #[test]
     fn a_span_on_punctuation_is_one_character_and_columns_count_characters() {
         let s = source("let é = 1 +* 3;\n");
-        let span = s.span(Position::new(1, 12)).unwrap();
+        let span = span(&s, Position::new(1, 12)).unwrap();
         assert_eq!(&s.text[span.offset()..span.offset() + span.len()], "*");
     }
 
     #[test]
     fn positions_outside_the_source_have_no_span() {
-        assert!(source("x").span(Position::new(5, 1)).is_none());
-        assert!(source("x").span(Position::NONE).is_none());
+        assert!(span(&source("x"), Position::new(5, 1)).is_none());
+        assert!(span(&source("x"), Position::NONE).is_none());
     }
 }
 
@@ -462,10 +292,10 @@ mod every_position {
 
     #[test]
     fn a_label_past_the_end_of_its_source_is_left_out() {
-        let mut d = ScriptDiagnostic::plain("t", "m");
-        d.source = Some(NamedSource::new("w.rhai", "let a = 1;".to_string()));
+        let mut d = Diagnostic::plain(Code::Error, "m");
+        d.source = Some(miette::NamedSource::new("w.rhai", "let a = 1;".to_string()));
         d.labels.push((Some("far away".into()), SourceSpan::new(200.into(), 3), true));
-        let shown = render(&d, false);
+        let shown = crate::diagnostic::render(&d, false);
         assert!(!shown.contains("Failed to read") && !shown.contains("far away"), "{shown}");
     }
 
@@ -490,11 +320,11 @@ mod every_position {
             let lines = text.split('\n').count() + 1;
             for line in 1..=lines {
                 for column in 1..=320 {
-                    let mut d = ScriptDiagnostic::plain("t", "m");
+                    let mut d = Diagnostic::plain(Code::Error, "m");
                     d.source = Some(src.named());
                     d.label(&src, Position::new(line as u16, column as u16), Some("here".into()), true);
                     d.label(&src, Position::new(1, 1), Some("there".into()), false);
-                    let out = render(&d, false);
+                    let out = crate::diagnostic::render(&d, false);
                     assert!(!out.contains("Failed to read"), "{text:?} {line}:{column}\n{out}");
                 }
             }

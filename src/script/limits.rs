@@ -10,15 +10,9 @@ use std::time::{Duration, Instant};
 
 use rhai::{Dynamic, Engine, EvalAltResult, Position};
 
-use crate::exec::{innermost, CancelState, LimitReached, TaskError, TERMINATED_BY_CANCEL};
+use crate::exec::CancelState;
 use crate::memory;
-
-/// The stack of every thread that evaluates scripts. Rhai prints, compares, checks the size
-/// of and drops arrays and maps by recursing once per level of nesting, with no bound of its
-/// own (docs/upstream/rhai-deep-values.md), and a script can build a value thousands of
-/// levels deep in a loop: the 2 MiB of a spawned thread overflowed at ~8,000 levels, aborting
-/// the process. Only the pages a script touches are allocated, so a large reserve costs nothing.
-pub const SCRIPT_STACK_BYTES: usize = 256 << 20;
+use crate::task::{innermost, LimitReached, TaskError, TERMINATED_BY_CANCEL};
 
 /// Bounds on what a run's scripts may use. The operator sets them; a bundle cannot lift them.
 #[derive(Clone, Debug)]

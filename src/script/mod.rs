@@ -15,14 +15,15 @@ use std::sync::Arc;
 
 use rhai::{Dynamic, Engine, FnPtr, Map, OptimizationLevel, AST};
 
-pub use diagnostics::{HeldSources, ScriptDiagnostic, Source};
+pub use diagnostics::HeldSources;
 pub use limits::Limits;
 pub use modules::{ModuleRoot, Modules};
 pub use state::{RunRef, RunSettings, RunState};
 
 use crate::events::{LogLevel, Payload};
-use crate::exec::{CancelState, ErrorKind, ScriptCalls, TaskError};
-use crate::graph::TaskCell;
+use crate::exec::{CancelState, ScriptCalls};
+use crate::task::TaskCell;
+use crate::task::{ErrorKind, TaskError};
 
 /// Builds the engine for one run: limits always on, the host API, `print`/`debug` as log
 /// events, imports from the stdlib and the bundles in `roots`.

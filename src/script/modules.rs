@@ -15,11 +15,8 @@ use rhai::{Engine, EvalAltResult, Module, ModuleResolver, Position, Scope, Share
 
 type SharedModule = Shared<Module>;
 
-use crate::bundle::manifest::is_identifier;
+use crate::names::is_identifier;
 use crate::script::diagnostics::HeldSources;
-
-/// The stdlib modules, by import path.
-const STDLIB: &[(&str, &str)] = &[("std/flow", include_str!("../../stdlib/flow.rhai"))];
 
 /// A bundle whose modules scripts may import, as `name/module`.
 #[derive(Clone, Debug)]
@@ -43,7 +40,7 @@ impl Modules {
     /// reads are kept in `held` for diagnostics.
     pub fn new(engine: &Engine, roots: Vec<ModuleRoot>, held: HeldSources) -> Self {
         let mut std = StaticModuleResolver::new();
-        for (name, source) in STDLIB {
+        for (name, source) in crate::embedded::STDLIB {
             let module = engine
                 .compile(*source)
                 .map_err(|e| e.to_string())
@@ -86,7 +83,7 @@ impl Modules {
         }
         let text = std::fs::read_to_string(&file).map_err(|e| not_found(path, e.to_string(), pos))?;
         // Errors name the file, so that diagnostics can show it (a built-in one by its name).
-        let name = crate::bundle::builtin::shown_name(&file);
+        let name = crate::embedded::shown_name(&file);
         self.held.hold(&name, Arc::from(text.as_str()));
         let mut ast =
             engine.compile(text).map_err(|e| Box::new(EvalAltResult::ErrorInModule(name.clone(), e.into(), pos)))?;

@@ -12,8 +12,9 @@ use rhai::{EvalAltResult, FnPtr, Position};
 use tokio::task::JoinHandle;
 
 use super::api::GraphShared;
-use crate::exec::{run_task, ExecEnv, FailedTask, TaskError, TaskOutcome};
-use crate::graph::{TaskAction, TaskCell, TaskSettings};
+use crate::exec::{run_task, ExecEnv, TaskOutcome};
+use crate::task::{FailedTask, TaskError};
+use crate::task::{TaskAction, TaskCell, TaskSettings};
 
 /// What the command line decided for this run.
 #[derive(Clone, Debug)]
@@ -105,11 +106,11 @@ impl RunState {
         let serial = self.next_serial.fetch_add(1, Ordering::Relaxed);
         let limit = self.settings.max_tasks;
         if limit != 0 && serial > limit {
-            return Err(crate::exec::LimitReached::Tasks { limit }.into_rhai(position));
+            return Err(crate::task::LimitReached::Tasks { limit }.into_rhai(position));
         }
         if let Some(replay) = &self.env().replay {
             if let Some(difference) = replay.difference(serial, name, action.kind().as_str()) {
-                return Err(TaskError::new(crate::exec::ErrorKind::Invalid, difference).at(position).into_rhai());
+                return Err(TaskError::new(crate::task::ErrorKind::Invalid, difference).at(position).into_rhai());
             }
         }
         Ok(TaskCell::new(name, action, settings, position, serial))
@@ -229,7 +230,7 @@ fn unnoticed_failure(outcomes: Vec<(Arc<TaskCell>, TaskOutcome)>) -> Option<Task
         0 => format!("task {first} failed, and the script never waited for it with get()"),
         n => format!("task {first} and {n} more failed, and the script never waited for them with get()"),
     };
-    let mut error = TaskError::new(crate::exec::ErrorKind::GraphFailed, message);
+    let mut error = TaskError::new(crate::task::ErrorKind::GraphFailed, message);
     error.failed_tasks = Arc::new(unnoticed);
     Some(error)
 }

@@ -13,8 +13,8 @@
 
 use std::sync::Arc;
 
+use crate::events::TaskKind;
 use crate::events::{Event, Payload};
-use crate::graph::TaskKind;
 
 /// A row is closed once it holds this many bytes: rows stay small enough for a reader
 /// following a live execution to read the last one again and again.

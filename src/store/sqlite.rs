@@ -269,7 +269,7 @@ impl Drop for SqliteStore {
 enum WriteFailure {
     #[error("{0}")]
     Database(#[from] rusqlite::Error),
-    #[error("this is a bug in rhaiflow: events of execution {0} came before its start was recorded")]
+    #[error("this is a bug in rhaiflow: events of execution {0} came before its start was recorded; please report it")]
     UnknownExecution(Arc<str>),
 }
 

@@ -3,14 +3,13 @@
 //! `--since`, an RFC 3339 time. Both become the store's own form of a time (RFC 3339 in UTC
 //! with milliseconds), which orders as text the way the times do.
 
+use crate::diagnostic::{Code, Diagnostic};
 use std::time::{Duration, SystemTime};
 
-use crate::script::ScriptDiagnostic;
-
 /// An age such as `7d`; a diagnostic (exit 2) when it does not read as one.
-pub fn parse_age(option: &str, text: &str) -> Result<Duration, ScriptDiagnostic> {
+pub fn parse_age(option: &str, text: &str) -> Result<Duration, Diagnostic> {
     humantime::parse_duration(text.trim()).map_err(|e| {
-        ScriptDiagnostic::plain("rhaiflow::bad_option", format!("{option} {text}: not a duration ({e})"))
+        Diagnostic::plain(Code::BadOption, format!("{option} {text}: not a duration ({e})"))
             .with_help("a number and a unit: 30m, 2h, 7d, 1h 30m")
     })
 }
@@ -22,16 +21,13 @@ pub fn ago(age: Duration) -> String {
 }
 
 /// `--since`: an age (`2h`) or an RFC 3339 time (`2026-11-30T08:00:00Z`, `…+02:00`).
-pub fn parse_since(text: &str) -> Result<String, ScriptDiagnostic> {
+pub fn parse_since(text: &str) -> Result<String, Diagnostic> {
     if let Some(at) = parse_time(text.trim()) {
         return Ok(stored_form(at));
     }
     let age = humantime::parse_duration(text.trim()).map_err(|_| {
-        ScriptDiagnostic::plain(
-            "rhaiflow::bad_option",
-            format!("--since {text}: neither a duration nor an RFC 3339 time"),
-        )
-        .with_help("a duration back from now (30m, 2h, 7d) or a time such as 2026-11-30T08:00:00Z")
+        Diagnostic::plain(Code::BadOption, format!("--since {text}: neither a duration nor an RFC 3339 time"))
+            .with_help("a duration back from now (30m, 2h, 7d) or a time such as 2026-11-30T08:00:00Z")
     })?;
     Ok(ago(age))
 }

@@ -4,7 +4,7 @@
 use serde_json::{json, Value};
 
 use super::{age, duration, open_existing, store_error, StoreArg};
-use crate::script::ScriptDiagnostic;
+use crate::diagnostic::Diagnostic;
 use crate::store::{ExecutionQuery, ExecutionRecord, ShownStatus};
 
 /// What `executions list` was asked for, as typed on the command line.
@@ -39,7 +39,7 @@ pub fn parse_status(text: &str) -> Result<ShownStatus, String> {
     })
 }
 
-pub fn list(args: &ListArgs) -> Result<i32, ScriptDiagnostic> {
+pub fn list(args: &ListArgs) -> Result<i32, Diagnostic> {
     let query = ExecutionQuery {
         statuses: args.status.clone(),
         workflow: args.workflow.clone(),

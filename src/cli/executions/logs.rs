@@ -5,12 +5,12 @@
 use serde_json::Value;
 
 use super::{find, read_events, store_error, StoreArg};
-use crate::script::ScriptDiagnostic;
+use crate::diagnostic::{Code, Diagnostic};
 
 /// Every recorded line starts so: events are written with their type first.
 const OUTPUT_EVENT: &str = "{\"type\":\"task_output\"";
 
-pub(super) fn logs(id: &str, task: Option<&str>, arg: &StoreArg, follow: bool) -> Result<i32, ScriptDiagnostic> {
+pub(super) fn logs(id: &str, task: Option<&str>, arg: &StoreArg, follow: bool) -> Result<i32, Diagnostic> {
     let (_, store, record) = find(id, arg)?;
     if let Some(task) = task {
         let tasks = store.tasks(&record.id).map_err(store_error)?;
@@ -19,7 +19,7 @@ pub(super) fn logs(id: &str, task: Option<&str>, arg: &StoreArg, follow: bool) -
             let mut seen = std::collections::HashSet::new();
             let names: Vec<&str> = tasks.iter().map(|t| t.name.as_str()).filter(|n| seen.insert(*n)).collect();
             let message = format!("execution {} has no task named `{task}`", record.id);
-            let d = ScriptDiagnostic::plain("rhaiflow::no_such_task", message);
+            let d = Diagnostic::plain(Code::NoSuchTask, message);
             return Err(d.with_help(format!("its tasks: {}", names.join(", "))));
         }
     }

@@ -8,7 +8,7 @@
 //! execution has no end, so its age counts from its start.
 
 use super::{age, open_existing, store_error, StoreArg};
-use crate::script::ScriptDiagnostic;
+use crate::diagnostic::{Code, Diagnostic};
 use crate::store::ShownStatus;
 
 #[derive(clap::Args)]
@@ -27,14 +27,11 @@ pub struct PruneArgs {
 /// The statuses pruned when none is named: every finished one.
 const FINISHED: [ShownStatus; 3] = [ShownStatus::Succeeded, ShownStatus::Failed, ShownStatus::Cancelled];
 
-pub fn prune(args: &PruneArgs) -> Result<i32, ScriptDiagnostic> {
+pub fn prune(args: &PruneArgs) -> Result<i32, Diagnostic> {
     let before = age::ago(age::parse_age("--older-than", &args.older_than)?);
     if args.status.contains(&ShownStatus::Running) {
-        return Err(ScriptDiagnostic::plain(
-            "rhaiflow::bad_option",
-            "--status running: a running execution is never pruned",
-        )
-        .with_help("cancel it first (rhaiflow executions cancel ID)"));
+        return Err(Diagnostic::plain(Code::BadOption, "--status running: a running execution is never pruned")
+            .with_help("cancel it first (rhaiflow executions cancel ID)"));
     }
     let statuses = if args.status.is_empty() { FINISHED.to_vec() } else { args.status.clone() };
     let (path, store) = open_existing(&args.store)?;

@@ -3,14 +3,14 @@
 //! deployment run get an INSTANCE column.
 
 use super::{duration, find, store_error, StoreArg};
-use crate::script::ScriptDiagnostic;
+use crate::diagnostic::Diagnostic;
 use crate::store::{ExecutionRecord, StoredTask};
 
 /// The order states are counted in, in the header.
 const STATES: [&str; 8] =
     ["succeeded", "failed", "cancelled", "ignored", "rescheduled", "started", "reverted", "revert_failed"];
 
-pub fn show(id: &str, arg: &StoreArg) -> Result<i32, ScriptDiagnostic> {
+pub fn show(id: &str, arg: &StoreArg) -> Result<i32, Diagnostic> {
     let (_, store, r) = find(id, arg)?;
     let tasks = store.tasks(&r.id).map_err(store_error)?;
     say_out!("execution   {}", r.id);

@@ -9,8 +9,9 @@ use std::sync::Arc;
 use super::{Report, Scheduler};
 use crate::events::{Payload, TaskInfo};
 use crate::exec::attempt::{fail, judge_subgraph, judge_subgraph_now, task_info, Judgement, POLL_AGAIN};
-use crate::exec::{FailedTask, TaskError, TaskOutcome};
-use crate::graph::{TaskAction, TaskCell, TaskState};
+use crate::exec::TaskOutcome;
+use crate::task::{FailedTask, TaskError};
+use crate::task::{TaskAction, TaskCell, TaskState};
 
 /// Per subgraph: how many members are running or open, and the first failure inside it.
 #[derive(Default)]

@@ -9,9 +9,9 @@ use rhai::{Array, Dynamic, Engine, EvalAltResult, Map, NativeCallContext};
 use super::tasks::{bad_argument, build, TaskHandle};
 use crate::deploy::model::NotRecorded;
 use crate::deploy::{Deployment, OperationCall, Side};
-use crate::exec::TaskError;
-use crate::graph::TaskAction;
 use crate::script::state::{upgrade, RunRef};
+use crate::task::TaskAction;
+use crate::task::TaskError;
 use crate::value::{from_json, to_json};
 
 type Result<T> = std::result::Result<T, Box<EvalAltResult>>;
@@ -187,7 +187,7 @@ pub fn register(engine: &mut Engine, run: &RunRef) {
     let r = run.clone();
     engine.register_fn("send_event", move |ctx: NativeCallContext, i: &mut InstanceHandle, message: Dynamic| {
         let action =
-            TaskAction::Event { message: crate::exec::display_value(&message), node_instance: Some(i.id.clone()) };
+            TaskAction::Event { message: crate::value::display_value(&message), node_instance: Some(i.id.clone()) };
         build(&upgrade(&r)?, "send_event", action, ctx.call_position())
     });
     let r = run.clone();

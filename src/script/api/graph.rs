@@ -8,10 +8,13 @@ use parking_lot::Mutex;
 use rhai::{Array, Dynamic, Engine, EvalAltResult, Map, NativeCallContext};
 
 use super::tasks::{bad_argument, error, AsTask, TaskHandle};
-use crate::exec::{execute_plan, ErrorKind, FailedTask, ScriptPool, TaskError};
+use crate::events::TaskKind;
+use crate::exec::{execute_plan, ScriptPool};
 use crate::graph::flow_spec::{self, FlowNode};
-use crate::graph::{dataflow, Plan, TaskAction, TaskCell, TaskGraph, TaskKind};
+use crate::graph::{dataflow, Plan, TaskGraph};
 use crate::script::state::{upgrade, RunRef};
+use crate::task::{ErrorKind, FailedTask, TaskError};
+use crate::task::{TaskAction, TaskCell};
 
 type Result<T> = std::result::Result<T, Box<EvalAltResult>>;
 

@@ -4,8 +4,9 @@ use rhai::{Dynamic, Engine, EvalAltResult, Module};
 
 use super::tasks::{bad_argument, seconds};
 use crate::events::{LogLevel, Payload};
-use crate::exec::{ErrorKind, HandlerVerdict, TaskError};
+use crate::exec::HandlerVerdict;
 use crate::script::state::{upgrade, RunRef};
+use crate::task::{ErrorKind, TaskError};
 
 type Result<T> = std::result::Result<T, Box<EvalAltResult>>;
 
@@ -15,7 +16,7 @@ pub fn register(engine: &mut Engine, run: &RunRef) {
         let level = LogLevel::parse(level)
             .ok_or_else(|| bad_argument(format!("unknown log level `{level}`: use debug, info, warn or error")))?;
         let run = upgrade(&r)?;
-        run.env().bus.emit(Payload::Log { level, message: crate::exec::display_value(&message) });
+        run.env().bus.emit(Payload::Log { level, message: crate::value::display_value(&message) });
         Ok(())
     });
 
@@ -27,11 +28,11 @@ pub fn register(engine: &mut Engine, run: &RunRef) {
     });
     engine.register_fn("execution_cancelled", TaskError::cancelled);
     engine.register_fn("non_recoverable", |message: Dynamic| {
-        TaskError::new(ErrorKind::NonRecoverable, crate::exec::display_value(&message))
+        TaskError::new(ErrorKind::NonRecoverable, crate::value::display_value(&message))
     });
     engine.register_fn("operation_retry", |message: Dynamic, secs: Dynamic| -> Result<TaskError> {
         let after = seconds(&secs, "operation_retry's retry_after")?;
-        Ok(TaskError::new(ErrorKind::RetryAfter(after), crate::exec::display_value(&message)))
+        Ok(TaskError::new(ErrorKind::RetryAfter(after), crate::value::display_value(&message)))
     });
 
     engine.register_type_with_name::<TaskError>("Error");

@@ -6,10 +6,12 @@ use std::sync::Arc;
 use rhai::{Array, Dynamic, Engine, EvalAltResult, FnPtr, Map, NativeCallContext, Position};
 
 use super::graph::SubgraphHandle;
-use crate::exec::{FailedTask, ScriptPool, TaskError};
-use crate::graph::{ProcessOptions, TaskAction, TaskCell, TaskKind, TaskState};
+use crate::events::TaskKind;
+use crate::exec::ScriptPool;
 use crate::script::limits;
 use crate::script::state::{upgrade, RunRef, RunState};
+use crate::task::{FailedTask, TaskError};
+use crate::task::{ProcessOptions, TaskAction, TaskCell, TaskState};
 
 type Result<T> = std::result::Result<T, Box<EvalAltResult>>;
 
@@ -69,9 +71,9 @@ fn process_options(opts: &Map, constructor: &str) -> Result<ProcessOptions> {
                 let env = value
                     .read_lock::<Map>()
                     .ok_or_else(|| bad_argument(format!("{constructor}: `env` must be a map of names to values")))?;
-                options.env = env.iter().map(|(k, v)| (k.to_string(), crate::exec::display_value(v))).collect();
+                options.env = env.iter().map(|(k, v)| (k.to_string(), crate::value::display_value(v))).collect();
             }
-            "cwd" => options.cwd = Some(crate::exec::display_value(value)),
+            "cwd" => options.cwd = Some(crate::value::display_value(value)),
             "timeout" => options.timeout = Some(seconds(value, &format!("{constructor}'s timeout"))?),
             "output_limit" => options.output_limit = Some(output_limit(value, constructor)?),
             other => {
@@ -95,7 +97,7 @@ fn argv_of(argv: &Array) -> Result<Vec<String>> {
     if argv.is_empty() {
         return Err(bad_argument("exec needs at least the program to run: exec(name, [\"program\", \"arg\", ...])"));
     }
-    Ok(argv.iter().map(crate::exec::display_value).collect())
+    Ok(argv.iter().map(crate::value::display_value).collect())
 }
 
 pub fn register(engine: &mut Engine, run: &RunRef) {
@@ -143,7 +145,7 @@ pub fn register(engine: &mut Engine, run: &RunRef) {
     });
     let r = run.clone();
     engine.register_fn("send_event", move |ctx: NativeCallContext, message: Dynamic| {
-        let message = crate::exec::display_value(&message);
+        let message = crate::value::display_value(&message);
         build(&upgrade(&r)?, "send_event", TaskAction::Event { message, node_instance: None }, ctx.call_position())
     });
 
@@ -216,12 +218,12 @@ fn optional_closure(value: Dynamic, what: &str) -> Result<Option<FnPtr>> {
 
 fn strings(value: &Dynamic, what: &str) -> Result<Vec<String>> {
     if value.is_string() {
-        return Ok(vec![crate::exec::display_value(value)]);
+        return Ok(vec![crate::value::display_value(value)]);
     }
     let array = value
         .read_lock::<Array>()
         .ok_or_else(|| bad_argument(format!("{what} must be a string or an array of strings")))?;
-    Ok(array.iter().map(crate::exec::display_value).collect())
+    Ok(array.iter().map(crate::value::display_value).collect())
 }
 
 /// A subgraph runs no code of its own and has no result: a `timeout`, a `revert` or a
@@ -295,7 +297,7 @@ pub fn register_properties<T: AsTask>(engine: &mut Engine) {
     });
     engine.register_set("provides", |t: &mut T, key: Dynamic| -> Result<()> {
         refuse_on_subgraph(t.cell(), "provides", &key)?;
-        let key = if key.is_unit() { None } else { Some(crate::exec::display_value(&key)) };
+        let key = if key.is_unit() { None } else { Some(crate::value::display_value(&key)) };
         t.cell().inner.lock().settings.provides = key;
         Ok(())
     });

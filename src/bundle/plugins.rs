@@ -1,15 +1,16 @@
 //! The bundles a blueprint's operations call (`create: demo.ops.create`): each must be the
 //! bundle being run or an installed one, and define the function in the module named.
 
-use crate::bundle::manifest::Problems;
-use crate::bundle::registry;
-use crate::script::{ModuleRoot, ScriptDiagnostic};
+use crate::diagnostic::Problems;
+use crate::diagnostic::{Code, Diagnostic};
+use crate::script::ModuleRoot;
 
-use super::{Blueprint, Implementation};
+use super::registry;
+use crate::deploy::{Blueprint, Implementation};
 
 /// The module roots the blueprint's operation functions need, besides `known`; every
 /// missing bundle, module or function is a problem pointing at the blueprint's line.
-pub fn resolve(blueprint: &Blueprint, known: &[ModuleRoot]) -> Result<Vec<ModuleRoot>, ScriptDiagnostic> {
+pub fn resolve(blueprint: &Blueprint, known: &[ModuleRoot]) -> Result<Vec<ModuleRoot>, Diagnostic> {
     let mut problems = Problems::default();
     let mut needed: Vec<ModuleRoot> = Vec::new();
     let engine = rhai::Engine::new_raw();
@@ -42,6 +43,6 @@ pub fn resolve(blueprint: &Blueprint, known: &[ModuleRoot]) -> Result<Vec<Module
     if problems.is_empty() {
         Ok(needed)
     } else {
-        Err(problems.into_coded_diagnostic("rhaiflow::blueprint", &blueprint.source))
+        Err(problems.into_diagnostic(Code::Blueprint, &blueprint.source))
     }
 }

@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use parking_lot::Mutex;
 
+use crate::events::TaskKind;
 use crate::events::CANCELLED;
 use crate::events::{Event, EventSink, ExecutionLabel, LogLevel, Payload, TaskInfo};
-use crate::graph::TaskKind;
 use crate::runner::Status;
 
 #[derive(Default)]

@@ -1,7 +1,12 @@
-//! A task: what it runs, its settings (retries, handlers), and its live status.
+//! A task: what it runs, its settings (retries, handlers), its live status, and how it fails
+//! (`error`).
 //!
 //! A `TaskCell` is shared by `Arc` between the script (which builds and reads it through a
 //! `Task` handle) and the executor (which runs it and updates its status).
+
+mod error;
+
+pub use error::{innermost, ErrorKind, FailedTask, LimitReached, TaskError, TERMINATED_BY_CANCEL};
 
 use std::sync::Arc;
 
@@ -9,41 +14,7 @@ use parking_lot::{Condvar, Mutex};
 use petgraph::stable_graph::NodeIndex;
 use rhai::{Dynamic, FnPtr, Map, Position};
 
-use crate::exec::TaskError;
-
-/// What kind of work a task does; shown as `kind` in events.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TaskKind {
-    Script,
-    Shell,
-    Event,
-    Noop,
-    Sleep,
-    Operation,
-    Subgraph,
-}
-
-impl TaskKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TaskKind::Script => "script",
-            TaskKind::Shell => "shell",
-            TaskKind::Event => "event",
-            TaskKind::Noop => "noop",
-            TaskKind::Sleep => "sleep",
-            TaskKind::Operation => "operation",
-            TaskKind::Subgraph => "subgraph",
-        }
-    }
-
-    /// Tasks whose success must be on disk before it counts: before their dependents run and
-    /// before it is announced (an operation, or an instance's state, changes an instance). A
-    /// no-op, a sleep or an event changes nothing outside: running one again after a crash is
-    /// harmless. A subgraph's success is its members'.
-    pub fn has_effects(self) -> bool {
-        matches!(self, TaskKind::Script | TaskKind::Shell | TaskKind::Operation)
-    }
-}
+use crate::events::TaskKind;
 
 /// Options of a process task (`shell`, `exec`).
 #[derive(Clone, Debug, Default)]
@@ -196,6 +167,15 @@ pub struct Slot {
     pub parent: Option<NodeIndex>,
 }
 
+/// Where a required value comes from when the task runs.
+#[derive(Clone)]
+pub enum InputSource {
+    Injected(Dynamic),
+    /// The result of the task that provides the key (it has run by then).
+    Provider(Arc<TaskCell>),
+    Parameter(Dynamic),
+}
+
 pub struct TaskInner {
     pub settings: TaskSettings,
     pub status: TaskStatus,
@@ -203,7 +183,7 @@ pub struct TaskInner {
     /// A subgraph's name for the error when a task is added to two of them.
     pub parent_name: Option<Arc<str>>,
     /// Where each required key comes from, resolved when its graph executes.
-    pub inputs: Vec<(String, super::dataflow::InputSource)>,
+    pub inputs: Vec<(String, InputSource)>,
 }
 
 pub struct TaskCell {

@@ -7,6 +7,8 @@
 use std::fmt;
 use std::sync::Arc;
 
+use crate::diagnostic::Code;
+use crate::value::display_value;
 use rhai::{Dynamic, EvalAltResult, Position};
 
 /// How the runtime treats an error (section 5 of the contract).
@@ -59,7 +61,7 @@ pub struct FailedTask {
 }
 
 impl FailedTask {
-    pub fn of(cell: &crate::graph::TaskCell, error: TaskError) -> Self {
+    pub fn of(cell: &crate::task::TaskCell, error: TaskError) -> Self {
         FailedTask {
             name: cell.name.clone(),
             node_instance: cell.action.node_instance(),
@@ -122,7 +124,7 @@ impl TaskError {
 
     /// Something in rhaiflow itself went wrong (a panic): never retried, and said so.
     pub fn internal(what: &str) -> Self {
-        Self::new(ErrorKind::Internal, format!("this is a bug in rhaiflow: {what}; please report it"))
+        Self::new(ErrorKind::Internal, crate::diagnostic::bug_message(what))
     }
 
     pub fn cancelled() -> Self {
@@ -217,10 +219,10 @@ impl LimitReached {
     }
 
     /// The diagnostic code a person can look up.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> Code {
         match self {
-            LimitReached::Memory { .. } => "rhaiflow::memory_limit",
-            LimitReached::Tasks { .. } => "rhaiflow::tasks_limit",
+            LimitReached::Memory { .. } => Code::MemoryLimit,
+            LimitReached::Tasks { .. } => Code::TasksLimit,
         }
     }
 
@@ -248,12 +250,4 @@ pub fn innermost(mut err: &EvalAltResult) -> &EvalAltResult {
         err = inner;
     }
     err
-}
-
-/// A thrown value as a person reads it: strings without quotes.
-pub fn display_value(value: &Dynamic) -> String {
-    if let Some(s) = value.read_lock::<rhai::ImmutableString>() {
-        return s.to_string();
-    }
-    value.to_string()
 }
