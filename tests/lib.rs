@@ -15,6 +15,7 @@ mod docs;
 mod examples;
 mod flows;
 mod graph_mode;
+mod layers;
 mod limits;
 mod nesting;
 mod params;
