@@ -67,6 +67,7 @@ impl Drop for ReportsOnPanic<'_> {
     }
 }
 
+/// One plan's run: what is ready, running, failed and succeeded, and each subgraph's runs.
 struct Scheduler {
     plan: Plan,
     env: Arc<ExecEnv>,
