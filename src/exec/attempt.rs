@@ -6,12 +6,12 @@ use std::time::Duration;
 
 use rhai::{Dynamic, FnPtr};
 
+use super::ending::{end, Ending};
 use super::script_pool::{ConcurrencySlot, Overdue};
 use super::ScriptPool;
 use super::{process, ExecEnv, HandlerVerdict};
 use crate::events::TaskKind;
 use crate::events::{Payload, TaskInfo};
-use crate::graph::dataflow::inputs_of;
 use crate::seconds;
 use crate::task::{ErrorKind, TaskError};
 use crate::task::{TaskAction, TaskCell, TaskSettings, TaskState};
@@ -62,9 +62,8 @@ pub fn task_info(cell: &TaskCell, task_id: u64, retries: u32, total_retries: i64
 
 /// The task's events of its current attempt (one that already started) describe it so.
 pub fn current_task_info(cell: &TaskCell) -> TaskInfo {
-    let inner = cell.inner.lock();
-    let (status, settings) = (&inner.status, &inner.settings);
-    task_info(cell, status.attempt_id.unwrap_or(0), status.current_retries, settings.total_retries)
+    let attempt = cell.current_attempt();
+    task_info(cell, attempt.id, attempt.retries, attempt.total_retries)
 }
 
 /// An attempt that already ran (a closure's, on a script thread: `direct_closure`), its
@@ -77,9 +76,7 @@ pub struct FirstAttempt {
 /// Runs every attempt of `cell` until it succeeds, fails for good, or is cancelled.
 pub async fn run_task(cell: Arc<TaskCell>, env: Arc<ExecEnv>) -> TaskOutcome {
     if let Some(result) = env.replayed(&cell) {
-        cell.set_result(result);
-        cell.finish(TaskState::Succeeded);
-        return TaskOutcome::Succeeded;
+        return end(&cell, Ending::Succeeded { result, told: None }, &env);
     }
     run_attempts(cell, env, None).await
 }
@@ -100,9 +97,8 @@ async fn run_attempts(cell: Arc<TaskCell>, env: Arc<ExecEnv>, mut first: Option<
                 if env.cancel.is_requested() {
                     // A cancel ended the wait before this attempt: the task's error is the
                     // cancel, not its last attempt's, or get() threw that one (exit 1, not 3).
-                    cell.set_error(Some(TaskError::cancelled()));
-                    cell.finish(TaskState::Cancelled);
-                    return TaskOutcome::Cancelled;
+                    let ending = Ending::Failed { error: TaskError::cancelled(), ignored: false, told: None };
+                    return end(&cell, ending, &env);
                 }
                 attempt(&cell, &settings, retries, &env).await
             }
@@ -114,13 +110,12 @@ async fn run_attempts(cell: Arc<TaskCell>, env: Arc<ExecEnv>, mut first: Option<
                 (after, TaskError::recoverable(POLL_AGAIN))
             }
             Judgement::Retry { after, error } => (after, error),
-            Judgement::Ignore(error) => return fail(&cell, info, error, true, &env),
-            Judgement::Fail(error) => return fail(&cell, info, error, false, &env),
-            Judgement::Cancelled => return fail(&cell, info, TaskError::cancelled(), false, &env),
+            Judgement::Ignore(error) => return failed(&cell, info, error, true, &env),
+            Judgement::Fail(error) => return failed(&cell, info, error, false, &env),
+            Judgement::Cancelled => return failed(&cell, info, TaskError::cancelled(), false, &env),
         };
         env.bus.emit(Payload::TaskRescheduled(info, error.message.clone(), after));
-        cell.set_error(Some(error));
-        cell.set_state(TaskState::Rescheduled);
+        cell.reschedule(error);
         if after > 0.0 {
             tokio::select! {
                 _ = tokio::time::sleep(seconds::duration(after)) => {}
@@ -147,12 +142,8 @@ impl Drop for EndsOnPanic<'_> {
         }
         let error = TaskError::internal(&format!("the runner of task `{}` panicked", self.cell.name));
         self.env.record_bug(&error);
-        if self.cell.state() == TaskState::Started {
-            let info = current_task_info(self.cell);
-            self.env.bus.emit(Payload::TaskFailed(info, error.message.clone(), false));
-        }
-        self.cell.set_error(Some(error));
-        self.cell.finish(TaskState::Failed);
+        let told = (self.cell.state() == TaskState::Started).then(|| current_task_info(self.cell));
+        end(self.cell, Ending::Failed { error, ignored: false, told }, self.env);
     }
 }
 
@@ -185,31 +176,17 @@ async fn succeed(cell: &TaskCell, info: TaskInfo, value: Dynamic, env: &ExecEnv)
         // A success that is not on disk is no success: nothing may run on it. The bus never
         // announces it either: the attempt's outcome the sinks see is this failure.
         if let Err(error) = env.committed(seq).await {
-            return fail(cell, info, error, false, env);
+            return failed(cell, info, error, false, env);
         }
-    } else if cell.kind() != TaskKind::Event {
-        env.bus.emit(Payload::TaskSucceeded(info, result_json(&value), true));
+        return end(cell, Ending::Succeeded { result: value, told: None }, env);
     }
-    cell.set_result(value);
-    cell.finish(TaskState::Succeeded);
-    TaskOutcome::Succeeded
+    let told = (cell.kind() != TaskKind::Event).then_some(info);
+    end(cell, Ending::Succeeded { result: value, told }, env)
 }
 
-/// The task (or subgraph) ends without success: failed, cancelled, or failed with `ignored` (a
-/// handler's `ignore()`/`cont()`: it counts as done).
-pub(super) fn fail(cell: &TaskCell, info: TaskInfo, error: TaskError, ignored: bool, env: &ExecEnv) -> TaskOutcome {
-    env.bus.emit(Payload::TaskFailed(info, error.message.clone(), ignored));
-    cell.set_error(Some(error.clone()));
-    if ignored {
-        cell.finish(TaskState::Succeeded);
-        TaskOutcome::Ignored
-    } else if error.is_cancelled() {
-        cell.finish(TaskState::Cancelled);
-        TaskOutcome::Cancelled
-    } else {
-        cell.finish(TaskState::Failed);
-        TaskOutcome::Failed(error)
-    }
+/// The attempt's failure is told and ends the task (or, `ignored`, makes it count as done).
+fn failed(cell: &TaskCell, info: TaskInfo, error: TaskError, ignored: bool, env: &ExecEnv) -> TaskOutcome {
+    end(cell, Ending::Failed { error, ignored, told: Some(info) }, env)
 }
 
 /// The attempt itself.
@@ -252,7 +229,7 @@ async fn perform(cell: &Arc<TaskCell>, settings: &TaskSettings, env: &Arc<ExecEn
 /// `inject`), when it takes a parameter.
 pub fn closure_call(cell: &TaskCell) -> Option<(FnPtr, Vec<Dynamic>)> {
     let TaskAction::Script { closure, arity } = &cell.action else { return None };
-    let args = if *arity >= 1 { vec![Dynamic::from_map(inputs_of(cell))] } else { Vec::new() };
+    let args = if *arity >= 1 { vec![Dynamic::from_map(cell.inputs())] } else { Vec::new() };
     Some((closure.clone(), args))
 }
 
@@ -456,7 +433,7 @@ async fn judge_failure(
     let (retries_left, interval) = retry_terms(settings, retries);
     let verdict = match &settings.on_failure {
         Some(handler) => {
-            cell.set_error(Some(error.clone()));
+            cell.set_error(error.clone());
             match call_handler(env, cell, handler, "on_failure").await {
                 Ok(v) => v,
                 Err(e) => return Judgement::Fail(e),

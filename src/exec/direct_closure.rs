@@ -14,7 +14,7 @@ use rhai::Dynamic;
 use super::attempt::{closure_call, task_info, FirstAttempt};
 use super::ExecEnv;
 use crate::events::Payload;
-use crate::task::{TaskAction, TaskCell, TaskState};
+use crate::task::{TaskAction, TaskCell};
 use crate::value::result_json;
 
 /// A closure task that can take the direct path, with the settings its attempt needs.
@@ -43,19 +43,17 @@ impl DirectClosure {
         if !env.mocks.0.is_empty() && env.mocks.0.contains_key(&*cell.name) {
             return None;
         }
-        let inner = cell.inner.lock();
-        let settings = &inner.settings;
         // A timeout is the executor's to enforce when the closure is stuck in a native call.
-        if settings.on_success.is_some() || settings.on_failure.is_some() || settings.timeout.is_some() {
-            return None;
-        }
-        Some(DirectClosure { total_retries: settings.total_retries })
+        cell.with_settings(|settings| {
+            let handled = settings.on_success.is_some() || settings.on_failure.is_some();
+            (!handled && settings.timeout.is_none()).then_some(DirectClosure { total_retries: settings.total_retries })
+        })
     }
 
     /// Runs the first attempt on the calling (script) thread, as `run_task` would.
     pub fn run(self, cell: &Arc<TaskCell>, env: &ExecEnv) -> DirectEnd {
         if env.cancel.is_requested() {
-            cell.finish(TaskState::Cancelled);
+            cell.cancel_unstarted();
             return DirectEnd::Cancelled;
         }
         let attempt_id = env.next_task_id();

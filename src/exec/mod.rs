@@ -7,6 +7,7 @@
 mod attempt;
 mod cancel;
 mod direct_closure;
+mod ending;
 pub mod left_behind;
 mod operation;
 mod output_lines;

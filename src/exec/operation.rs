@@ -31,7 +31,7 @@ pub async fn run(
         Implementation::Script(path) => run_script(call, cell, path, settings, env).await,
         Implementation::Function { .. } => {
             let (scripts, call) = (env.scripts.clone(), call.clone());
-            let (retry, timeout) = (cell.inner.lock().status.current_retries, settings.timeout);
+            let (retry, timeout) = (cell.current_retries(), settings.timeout);
             let call = move || scripts.call_operation(&call, retry, timeout);
             super::attempt::on_script_thread(env, timeout, super::attempt::Holds::Slot, call).await
         }

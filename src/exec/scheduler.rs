@@ -3,24 +3,31 @@
 //! Event-driven: tasks report their outcome on a channel, cancel arrives as a future; there
 //! is no polling. No-op and event tasks run inline (no spawn), which keeps big graphs cheap;
 //! closure tasks without handlers go straight to a script thread (`direct_closure`).
-//! A subgraph's runs, judged by its handlers and retried, are in `subgraphs`.
+//! The loop and how a task ends are here; the vertices ready to start are in `ready`, a
+//! subgraph's runs (judged by its handlers, retried) in `subgraphs`, the reverts after a
+//! failure in `revert`, and closure successes waiting for the store's commit in `commits`.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 
 use rhai::Dynamic;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
+mod commits;
+mod ready;
+mod revert;
 mod subgraphs;
 
 use super::attempt::{current_task_info, task_info, Judgement};
 use super::direct_closure::{DirectClosure, DirectEnd};
+use super::ending::{end, Ending};
 use super::{continue_task, run_task, ExecEnv, TaskOutcome};
 use crate::events::Payload;
-use crate::graph::{Plan, Role};
-use crate::store::{CommitState, StoreError};
+use crate::graph::{IndexVec, Plan, Role, TaskIx, VertexIx};
+use crate::store::StoreError;
 use crate::task::{ErrorKind, FailedTask, TaskError};
-use crate::task::{TaskAction, TaskCell, TaskState};
+use crate::task::{TaskAction, TaskCell};
+use commits::Commits;
+use ready::ReadySet;
 use subgraphs::{SubgraphRetry, SubgraphState};
 
 /// What a task's runner, or a subgraph's handler or retry wait, tells the scheduler.
@@ -39,8 +46,8 @@ enum Report {
 /// panic and drops the runner, and a scheduler that never heard back would wait for ever. A
 /// local of the runner, so it costs no allocation and no spawn.
 struct ReportsOnPanic<'a> {
-    task: u32,
-    done: &'a mpsc::UnboundedSender<(u32, Report)>,
+    task: TaskIx,
+    done: &'a mpsc::UnboundedSender<(TaskIx, Report)>,
 }
 
 impl ReportsOnPanic<'_> {
@@ -60,67 +67,50 @@ impl Drop for ReportsOnPanic<'_> {
     }
 }
 
+/// One plan's run: what is ready, running, failed and succeeded, and each subgraph's runs.
 struct Scheduler {
     plan: Plan,
     env: Arc<ExecEnv>,
     fail_fast: bool,
-    deps: Vec<u32>,
-    /// Vertices that released their dependents (to rebuild counts when a subgraph reruns).
-    complete: Vec<bool>,
-    ready: VecDeque<u32>,
+    ready: ReadySet,
+    /// Tasks running, and subgraphs being judged or waiting to run again: the run ends when
+    /// none is left and nothing is ready.
     running: usize,
-    subgraphs: Vec<SubgraphState>,
-    /// Tasks that failed, in the order they failed, with their plan index (and subgraphs a
-    /// handler failed while none of their members did).
-    failed: Vec<(u32, FailedTask)>,
+    subgraphs: IndexVec<TaskIx, SubgraphState>,
+    /// Tasks that failed, in the order they failed (and subgraphs a handler failed while none
+    /// of their members did).
+    failed: Vec<(TaskIx, FailedTask)>,
     /// Subgraphs to run again, once the loop can await their reverts.
     retries_due: Vec<SubgraphRetry>,
     /// Tasks (not subgraphs) that succeeded, in the order they did: reversed, an order in
     /// which every task comes after all that depended on it.
-    succeeded: Vec<u32>,
+    succeeded: Vec<TaskIx>,
     stopping: bool,
-    done_tx: mpsc::UnboundedSender<(u32, Report)>,
-    /// Closure tasks that succeeded on the direct path, with the `seq` of their success: they
-    /// finish once the store committed it, so that nothing runs on top of a success that is
-    /// not on disk.
-    awaiting_commit: Vec<(u64, u32, Dynamic)>,
-    /// How far the store's commits got; `None` in memory (nothing to wait for).
-    committed: Option<watch::Receiver<CommitState>>,
-    /// The store's writer is gone: what it has not committed, it never will.
-    writer_stopped: bool,
+    done_tx: mpsc::UnboundedSender<(TaskIx, Report)>,
+    commits: Commits,
 }
 
 /// Executes the plan; `Err` names the failed tasks, or says the execution was cancelled.
 pub async fn execute_plan(plan: Plan, env: Arc<ExecEnv>, fail_fast: bool) -> Result<(), TaskError> {
     // Subgraphs and event tasks have no task state of their own in the store.
-    env.planned(
-        plan.tasks.iter().filter(|t| !matches!(t.cell.action, TaskAction::Subgraph | TaskAction::Event { .. })).count()
-            as u64,
-    );
+    env.planned(plan.tasks.iter().filter(|t| has_stored_state(&t.cell)).count() as u64);
     let (done_tx, mut done_rx) = mpsc::unbounded_channel();
-    let deps: Vec<u32> = plan.vertices.iter().map(|v| v.deps).collect();
-    let ready = (0..deps.len() as u32).filter(|&v| deps[v as usize] == 0).collect();
-    let subgraphs = plan.tasks.iter().map(|_| SubgraphState::default()).collect();
     let mut s = Scheduler {
+        ready: ReadySet::new(&plan),
+        subgraphs: plan.tasks.iter().map(|_| SubgraphState::default()).collect(),
         plan,
         env: env.clone(),
         fail_fast,
-        complete: vec![false; deps.len()],
-        deps,
-        ready,
         running: 0,
-        subgraphs,
         failed: Vec::new(),
         retries_due: Vec::new(),
         succeeded: Vec::new(),
         stopping: false,
         done_tx,
-        awaiting_commit: Vec::new(),
-        committed: env.committed.clone(),
-        writer_stopped: false,
+        commits: Commits::new(env.committed.clone()),
     };
     loop {
-        while let Some(v) = s.ready.pop_front() {
+        while let Some(v) = s.ready.pop() {
             s.activate(v);
         }
         if let Some(retry) = s.retries_due.pop() {
@@ -133,10 +123,7 @@ pub async fn execute_plan(plan: Plan, env: Arc<ExecEnv>, fail_fast: bool) -> Res
         tokio::select! {
             Some((task, report)) = done_rx.recv() => s.report(task, report),
             _ = env.cancel.requested(), if !s.stopping => s.stopping = true,
-            open = next_commit(&mut s.committed), if !s.awaiting_commit.is_empty() && !s.writer_stopped => {
-                s.writer_stopped = !open;
-                s.finish_committed();
-            }
+            _ = s.commits.changed(), if s.commits.pending() => s.finish_committed(),
         }
     }
     s.close_unfinished_subgraphs();
@@ -149,20 +136,15 @@ pub async fn execute_plan(plan: Plan, env: Arc<ExecEnv>, fail_fast: bool) -> Res
     // A store that failed cannot record reverts: a resume would take the reverted tasks for
     // succeeded ones. The record stays as it is, and a resume goes on from it.
     if !s.failed.iter().any(|(_, f)| f.error.kind == ErrorKind::StoreFailed) {
-        let succeeded = std::mem::take(&mut s.succeeded);
-        s.revert(&succeeded).await;
+        revert::revert(&s.plan.tasks, &env, &s.succeeded).await;
     }
     Err(graph_failure(s.failed.into_iter().map(|(_, f)| f).collect()))
 }
 
-/// Waits until the store's commits move on (`true`), or its writer stops (`false`: nothing
-/// more will be committed, and waiting on must not hold the run); never returns when there is
-/// no store.
-async fn next_commit(committed: &mut Option<watch::Receiver<CommitState>>) -> bool {
-    match committed {
-        Some(receiver) => receiver.changed().await.is_ok(),
-        None => std::future::pending().await,
-    }
+/// Subgraphs and event tasks have no task state of their own in the store (nor count in the
+/// execution's done/total).
+fn has_stored_state(cell: &TaskCell) -> bool {
+    !matches!(cell.action, TaskAction::Subgraph | TaskAction::Event { .. })
 }
 
 fn graph_failure(failed: Vec<FailedTask>) -> TaskError {
@@ -180,23 +162,23 @@ fn graph_failure(failed: Vec<FailedTask>) -> TaskError {
 
 impl Scheduler {
     /// True when the task must not start: a stop was asked for, or a subgraph around it failed.
-    fn blocked(&self, task: u32) -> bool {
+    fn blocked(&self, task: TaskIx) -> bool {
         if self.stopping || self.env.cancel.is_requested() {
             return true;
         }
-        let mut at = self.plan.tasks[task as usize].parent;
+        let mut at = self.plan.tasks[task].parent;
         while let Some(p) = at {
-            if self.subgraphs[p as usize].failure.is_some() {
+            if self.subgraphs[p].failure.is_some() {
                 return true;
             }
-            at = self.plan.tasks[p as usize].parent;
+            at = self.plan.tasks[p].parent;
         }
         false
     }
 
-    fn activate(&mut self, vertex: u32) {
+    fn activate(&mut self, vertex: VertexIx) {
         let (task, role) = {
-            let v = &self.plan.vertices[vertex as usize];
+            let v = &self.plan.vertices[vertex];
             (v.task, v.role)
         };
         if role != Role::Close && self.blocked(task) {
@@ -209,34 +191,30 @@ impl Scheduler {
         }
     }
 
-    fn start_task(&mut self, task: u32) {
+    fn start_task(&mut self, task: TaskIx) {
         self.running += 1;
-        if let Some(p) = self.plan.tasks[task as usize].parent {
-            self.subgraphs[p as usize].active += 1;
+        if let Some(p) = self.plan.tasks[task].parent {
+            self.subgraphs[p].active += 1;
         }
-        let cell = self.plan.tasks[task as usize].cell.clone();
+        let cell = self.plan.tasks[task].cell.clone();
         if let Some(result) = self.env.replayed(&cell) {
-            cell.set_result(result);
-            cell.finish(TaskState::Succeeded);
-            self.finish(task, TaskOutcome::Succeeded);
-            return;
+            return self.end_task(task, Ending::Succeeded { result, told: None });
         }
         let attempt_id = self.env.next_task_id();
         if let Some(total_retries) = self.start_inline(&cell, attempt_id) {
-            match &cell.action {
+            let told = match &cell.action {
                 TaskAction::Event { message, node_instance } => {
                     let node_instance = node_instance.clone();
                     self.env.bus.emit(Payload::WorkflowEvent { message: message.clone(), node_instance });
+                    None
                 }
                 _ => {
                     let info = task_info(&cell, attempt_id, 0, total_retries);
                     self.env.bus.emit(Payload::TaskStarted(info.clone()));
-                    self.env.bus.emit(Payload::TaskSucceeded(info, None, true));
+                    Some(info)
                 }
-            }
-            cell.finish(TaskState::Succeeded);
-            self.finish(task, TaskOutcome::Succeeded);
-            return;
+            };
+            return self.end_task(task, Ending::Succeeded { result: Dynamic::UNIT, told });
         }
         let env = self.env.clone();
         let done = self.done_tx.clone();
@@ -254,22 +232,30 @@ impl Scheduler {
         });
     }
 
-    fn report(&mut self, task: u32, report: Report) {
+    /// No-op and event tasks without handlers cannot fail or wait: they run in place, with no
+    /// spawn. Starts such an attempt and returns its `total_retries`.
+    fn start_inline(&self, cell: &TaskCell, attempt_id: u64) -> Option<i64> {
+        if !matches!(cell.action, TaskAction::Noop | TaskAction::Event { .. }) || self.env.limiter.is_some() {
+            return None;
+        }
+        cell.begin_inline_attempt(attempt_id)
+    }
+
+    fn report(&mut self, task: TaskIx, report: Report) {
         match report {
             Report::Ended(TaskOutcome::Failed(error)) if error.kind == ErrorKind::Internal => {
                 self.env.record_bug(&error);
-                self.finish(task, TaskOutcome::Failed(error))
+                self.settle(task, TaskOutcome::Failed(error))
             }
-            Report::Ended(outcome) => self.finish(task, outcome),
-            Report::Direct(DirectEnd::Succeeded { value, seq }) => match self.commit_outcome(seq) {
-                Some(Ok(())) => self.finish_succeeded(task, value),
-                Some(Err(e)) => self.finish_unrecorded(task, &e),
-                None => self.awaiting_commit.push((seq, task, value)),
+            Report::Ended(outcome) => self.settle(task, outcome),
+            Report::Direct(DirectEnd::Succeeded { value, seq }) => match self.commits.outcome(seq) {
+                Some(Ok(())) => self.end_task(task, Ending::Succeeded { result: value, told: None }),
+                Some(Err(e)) => self.end_unrecorded(task, &e),
+                None => self.commits.wait(seq, task, value),
             },
-            Report::Direct(DirectEnd::Cancelled) => self.finish(task, TaskOutcome::Cancelled),
+            Report::Direct(DirectEnd::Cancelled) => self.settle(task, TaskOutcome::Cancelled),
             Report::Direct(DirectEnd::Failed(first)) => {
-                let (cell, env, done) =
-                    (self.plan.tasks[task as usize].cell.clone(), self.env.clone(), self.done_tx.clone());
+                let (cell, env, done) = (self.plan.tasks[task].cell.clone(), self.env.clone(), self.done_tx.clone());
                 self.env.runtime.spawn(async move {
                     let reporter = ReportsOnPanic { task, done: &done };
                     let outcome = continue_task(cell, env, first).await;
@@ -287,94 +273,51 @@ impl Scheduler {
         }
     }
 
-    /// A closure task on the direct path succeeded, and its success is on disk.
-    fn finish_succeeded(&mut self, task: u32, value: Dynamic) {
-        let cell = &self.plan.tasks[task as usize].cell;
-        cell.set_result(value);
-        cell.finish(TaskState::Succeeded);
-        self.finish(task, TaskOutcome::Succeeded);
+    /// Finishes the closure tasks whose success the store has now committed, and fails those
+    /// whose success it never will.
+    fn finish_committed(&mut self) {
+        for (seq, task, result) in self.commits.take() {
+            match self.commits.outcome(seq) {
+                Some(Ok(())) => self.end_task(task, Ending::Succeeded { result, told: None }),
+                Some(Err(e)) => self.end_unrecorded(task, &e),
+                None => self.commits.wait(seq, task, result),
+            }
+        }
     }
 
     /// A closure task on the direct path succeeded, but the store could not record it: the
-    /// task fails (`finish` then starts nothing new). The bus never announces that success:
+    /// task fails (`settle` then starts nothing new). The bus never announces that success:
     /// the attempt's outcome the sinks see is this failure.
-    fn finish_unrecorded(&mut self, task: u32, error: &StoreError) {
-        let error = TaskError::unrecorded(error);
-        let cell = &self.plan.tasks[task as usize].cell;
-        self.env.bus.emit(Payload::TaskFailed(current_task_info(cell), error.message.clone(), false));
-        cell.set_error(Some(error.clone()));
-        cell.finish(TaskState::Failed);
-        self.finish(task, TaskOutcome::Failed(error));
+    fn end_unrecorded(&mut self, task: TaskIx, error: &StoreError) {
+        let told = Some(current_task_info(&self.plan.tasks[task].cell));
+        self.end_task(task, Ending::Failed { error: TaskError::unrecorded(error), ignored: false, told });
     }
 
-    /// Whether the event `seq` is on disk: `None` while it may still be.
-    fn commit_outcome(&self, seq: u64) -> Option<Result<(), StoreError>> {
-        let Some(committed) = &self.committed else { return Some(Ok(())) };
-        let outcome = committed.borrow().outcome(seq);
-        match outcome {
-            None if self.writer_stopped => Some(Err(StoreError::WriterStopped)),
-            outcome => outcome,
-        }
+    /// Ends a task (or subgraph) the scheduler ends itself: tells it and records it in its cell
+    /// (`end`, as runners end theirs), then settles what that means for the graph.
+    fn end_task(&mut self, task: TaskIx, ending: Ending) {
+        let outcome = end(&self.plan.tasks[task].cell, ending, &self.env);
+        self.settle(task, outcome);
     }
 
-    /// Finishes the tasks whose success the store has now committed, and fails those whose
-    /// success it never will.
-    fn finish_committed(&mut self) {
-        for (seq, task, value) in std::mem::take(&mut self.awaiting_commit) {
-            match self.commit_outcome(seq) {
-                Some(Ok(())) => self.finish_succeeded(task, value),
-                Some(Err(e)) => self.finish_unrecorded(task, &e),
-                None => self.awaiting_commit.push((seq, task, value)),
-            }
-        }
-    }
-
-    /// No-op and event tasks without handlers cannot fail or wait: they run in place, with no
-    /// spawn. Starts such an attempt and returns its `total_retries`.
-    fn start_inline(&self, cell: &TaskCell, attempt_id: u64) -> Option<i64> {
-        if !matches!(cell.action, TaskAction::Noop | TaskAction::Event { .. }) || self.env.limiter.is_some() {
-            return None;
-        }
-        let mut inner = cell.inner.lock();
-        if inner.settings.on_success.is_some() || inner.settings.on_failure.is_some() {
-            return None;
-        }
-        inner.status.state = TaskState::Started;
-        inner.status.attempt_id = Some(attempt_id);
-        Some(inner.settings.total_retries)
-    }
-
-    /// The vertices waiting for `vertex` have one less thing to wait for.
-    fn release(&mut self, vertex: u32) {
-        self.complete[vertex as usize] = true;
-        let Scheduler { plan, deps, ready, .. } = self;
-        for &d in &plan.vertices[vertex as usize].dependents {
-            deps[d as usize] -= 1;
-            if deps[d as usize] == 0 {
-                ready.push_back(d);
-            }
-        }
-    }
-
-    /// A task or subgraph ended.
-    fn finish(&mut self, task: u32, outcome: TaskOutcome) {
-        let is_subgraph = self.plan.tasks[task as usize].entry != self.plan.tasks[task as usize].exit;
+    /// What a task's (or subgraph's) end means for the graph: what waited for it is released,
+    /// or its failure is recorded (and stops the graph, or fails the subgraph around it).
+    fn settle(&mut self, task: TaskIx, outcome: TaskOutcome) {
+        let planned = &self.plan.tasks[task];
+        let (is_subgraph, parent, exit) = (planned.is_subgraph(), planned.parent, planned.exit);
         if !is_subgraph {
             self.running -= 1;
         }
-        let parent = self.plan.tasks[task as usize].parent;
         match outcome {
             TaskOutcome::Succeeded | TaskOutcome::Ignored => {
                 if !is_subgraph && matches!(outcome, TaskOutcome::Succeeded) {
                     self.succeeded.push(task);
                 }
-                let exit = self.plan.tasks[task as usize].exit;
-                self.release(exit);
+                self.ready.release(&self.plan, exit);
             }
             TaskOutcome::Failed(error) => {
                 if !is_subgraph {
-                    let cell = &self.plan.tasks[task as usize].cell;
-                    let failed = FailedTask::of(cell, error.clone());
+                    let failed = FailedTask::of(&self.plan.tasks[task].cell, error.clone());
                     self.failed.push((task, failed));
                 }
                 // A store that failed records nothing more, and after a bug in rhaiflow nothing is
@@ -383,53 +326,18 @@ impl Scheduler {
                     self.stopping = true;
                 }
                 if let Some(p) = parent {
-                    self.subgraphs[p as usize].failure.get_or_insert(error);
+                    self.subgraphs[p].failure.get_or_insert(error);
                 }
             }
             TaskOutcome::Cancelled => {
                 if let Some(p) = parent {
-                    self.subgraphs[p as usize].failure.get_or_insert(TaskError::cancelled());
+                    self.subgraphs[p].failure.get_or_insert(TaskError::cancelled());
                 }
             }
         }
         if let Some(p) = parent {
-            self.subgraphs[p as usize].active -= 1;
+            self.subgraphs[p].active -= 1;
             self.end_failed_subgraph(p);
-        }
-    }
-
-    /// After a failure: every succeeded task with a `revert` closure is reverted, one at a
-    /// time, each after all tasks that depended on it; a revert that fails is reported and
-    /// the others still run (TaskFlow's semantics).
-    async fn revert(&mut self, succeeded: &[u32]) {
-        for &task in succeeded.iter().rev() {
-            let cell = self.plan.tasks[task as usize].cell.clone();
-            let (revert, info) = {
-                let inner = cell.inner.lock();
-                let Some(revert) = inner.settings.revert.clone() else { continue };
-                let info = task_info(
-                    &cell,
-                    inner.status.attempt_id.unwrap_or(0),
-                    inner.status.current_retries,
-                    inner.settings.total_retries,
-                );
-                (revert, (info, inner.status.result.clone()))
-            };
-            let (info, result) = info;
-            self.env.bus.emit(Payload::TaskReverting(info.clone()));
-            let scripts = self.env.scripts.clone();
-            let outcome = self.env.scripts_pool.run(move || scripts.call(&revert, vec![result], None)).await;
-            match outcome {
-                Some(Ok(_)) => {
-                    self.env.bus.emit(Payload::TaskReverted(info));
-                }
-                Some(Err(e)) => {
-                    self.env.bus.emit(Payload::TaskRevertFailed(info, e.message));
-                }
-                None => {
-                    self.env.bus.emit(Payload::TaskRevertFailed(info, "the script thread stopped".into()));
-                }
-            }
         }
     }
 }
@@ -439,8 +347,9 @@ mod tests {
     use super::*;
     use crate::events::{Event, EventBus, EventSink, ExecutionLabel};
     use crate::exec::{CancelState, ScriptCalls};
-    use crate::graph::TaskGraph;
-    use crate::task::{test_task, TaskCell};
+    use crate::graph::{Idx, TaskGraph};
+    use crate::store::CommitState;
+    use crate::task::{test_task, TaskCell, TaskState};
     use parking_lot::Mutex;
     use rhai::{Dynamic, FnPtr};
 
@@ -519,7 +428,7 @@ mod tests {
         let scripts = Arc::new(PanicsInHandles);
         let env = Arc::new(ExecEnv::new(runtime.handle().clone(), bus, Arc::default(), scripts, None, false));
         let (bad, later) = (closure("bad", "fail"), closure("later", "ok"));
-        bad.inner.lock().settings.on_failure = Some(FnPtr::new("handler").unwrap());
+        bad.configure(|s| s.on_failure = Some(FnPtr::new("handler").unwrap()));
         let mut g = TaskGraph::default();
         g.add(&bad, None).unwrap();
         g.add(&later, None).unwrap();
@@ -696,12 +605,12 @@ mod tests {
         let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
         let (done, mut reports) = mpsc::unbounded_channel();
         let runner = runtime.spawn(async move {
-            let _reporter = ReportsOnPanic { task: 7, done: &done };
+            let _reporter = ReportsOnPanic { task: TaskIx::new(7), done: &done };
             panic!("a runner's bug");
         });
         assert!(runtime.block_on(runner).is_err());
         match reports.try_recv() {
-            Ok((7, Report::Ended(TaskOutcome::Failed(e)))) => {
+            Ok((task, Report::Ended(TaskOutcome::Failed(e)))) if task == TaskIx::new(7) => {
                 assert!(e.message.starts_with("this is a bug in rhaiflow"), "{}", e.message)
             }
             _ => panic!("no failure reported for task 7"),
@@ -711,8 +620,8 @@ mod tests {
     #[test]
     fn a_runner_that_ends_reports_once() {
         let (done, mut reports) = mpsc::unbounded_channel();
-        ReportsOnPanic { task: 3, done: &done }.report(Report::RetryDue);
-        assert!(matches!(reports.try_recv(), Ok((3, Report::RetryDue))));
+        ReportsOnPanic { task: TaskIx::new(3), done: &done }.report(Report::RetryDue);
+        assert!(matches!(reports.try_recv(), Ok((task, Report::RetryDue)) if task == TaskIx::new(3)));
         assert!(reports.try_recv().is_err());
     }
 }

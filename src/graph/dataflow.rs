@@ -38,15 +38,15 @@ pub fn link(graph: &mut TaskGraph, parameters: &Map) -> Result<(), DataFlowError
     let cells: Vec<Arc<TaskCell>> = graph.dag.node_weights().cloned().collect();
     let mut providers: HashMap<String, Vec<Arc<TaskCell>>> = HashMap::new();
     for cell in &cells {
-        if let Some(key) = &cell.inner.lock().settings.provides {
-            providers.entry(key.clone()).or_default().push(cell.clone());
+        if let Some(key) = cell.with_settings(|s| s.provides.clone()) {
+            providers.entry(key).or_default().push(cell.clone());
         }
     }
     let mut error = DataFlowError::default();
     let mut ordered = cells.clone();
     ordered.sort_by_key(|c| c.serial);
     for cell in &ordered {
-        let requires = cell.inner.lock().settings.requires.clone();
+        let requires = cell.with_settings(|s| s.requires.clone());
         let mut inputs = Vec::with_capacity(requires.len());
         for key in requires {
             let provided = providers.get(&key).map(Vec::as_slice).unwrap_or_default();
@@ -56,7 +56,7 @@ pub fn link(graph: &mut TaskGraph, parameters: &Map) -> Result<(), DataFlowError
             }
             inputs.push((key, source));
         }
-        cell.inner.lock().inputs = inputs;
+        cell.set_inputs(inputs);
     }
     if error.problems.is_empty() {
         Ok(())
@@ -74,8 +74,8 @@ fn source_of(
     parameters: &Map,
     error: &mut DataFlowError,
 ) -> Option<InputSource> {
-    if let Some(value) = cell.inner.lock().settings.inject.get(key) {
-        return Some(InputSource::Injected(value.clone()));
+    if let Some(value) = cell.with_settings(|s| s.inject.get(key).cloned()) {
+        return Some(InputSource::Injected(value));
     }
     // A task's own result never feeds it (TaskFlow lets a task update a value it requires):
     // counting it as its own provider made it wait for itself.
@@ -107,20 +107,6 @@ fn source_of(
     None
 }
 
-/// The map a one-parameter closure receives: its injected values, then its resolved inputs.
-pub fn inputs_of(cell: &TaskCell) -> Map {
-    let inner = cell.inner.lock();
-    let mut map = inner.settings.inject.clone();
-    for (key, source) in &inner.inputs {
-        let value = match source {
-            InputSource::Injected(v) | InputSource::Parameter(v) => v.clone(),
-            InputSource::Provider(p) => p.inner.lock().status.result.clone(),
-        };
-        map.insert(key.as_str().into(), value);
-    }
-    map
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,10 +114,10 @@ mod tests {
 
     fn task(name: &str, provides: Option<&str>, requires: &[&str]) -> Arc<TaskCell> {
         let t = test_task(name, TaskAction::Noop);
-        let mut inner = t.inner.lock();
-        inner.settings.provides = provides.map(String::from);
-        inner.settings.requires = requires.iter().map(|s| s.to_string()).collect();
-        drop(inner);
+        t.configure(|s| {
+            s.provides = provides.map(String::from);
+            s.requires = requires.iter().map(|s| s.to_string()).collect();
+        });
         t
     }
 
@@ -146,7 +132,7 @@ mod tests {
         link(&mut g, &params).unwrap();
         assert_eq!(g.dag.edge_count(), 1);
         provider.set_result(rhai::Dynamic::from_int(7));
-        let inputs = inputs_of(&consumer);
+        let inputs = consumer.inputs();
         assert_eq!(inputs["volume"].as_int().unwrap(), 7);
         assert_eq!(inputs["region"].to_string(), "eu");
     }

@@ -6,6 +6,7 @@
 
 pub mod dataflow;
 pub mod flow_spec;
+mod index;
 mod plan;
 mod render;
 
@@ -20,6 +21,7 @@ use petgraph::Direction;
 
 use crate::task::{Slot, TaskCell};
 
+pub use index::{Idx, IndexVec, TaskIx, VertexIx};
 pub use plan::{CycleError, Plan, PlanTask, Role, Vertex};
 pub use render::{render, Format};
 
@@ -80,7 +82,7 @@ impl Default for TaskGraph {
 impl TaskGraph {
     /// Where `task` sits in this graph, if it does.
     pub fn index_of(&self, task: &TaskCell) -> Option<NodeIndex> {
-        let slot = task.inner.lock().slot?;
+        let slot = task.slot()?;
         (slot.graph == self.id).then_some(slot.index)
     }
 
@@ -95,22 +97,21 @@ impl TaskGraph {
             Some(p) => Some(self.require(p)?),
             None => None,
         };
-        let mut inner = task.inner.lock();
-        if let Some(slot) = inner.slot {
-            if slot.graph == self.id && slot.parent == parent_index {
-                return Ok(slot.index);
-            }
-            let place = match (&inner.parent_name, slot.graph == self.id) {
-                (Some(sg), _) => format!("subgraph `{sg}`"),
-                (None, true) => "the graph itself, outside any subgraph".to_string(),
-                (None, false) => "another graph".to_string(),
-            };
-            return Err(GraphError::AlreadyPlaced { task: task.name.clone(), place });
+        let graph = self.id;
+        let place = || Slot { graph, index: self.dag.add_node(task.clone()), parent: parent_index };
+        let (slot, parent_name) = match task.place(place, parent.map(|p| p.name.clone())) {
+            Ok(slot) => return Ok(slot.index),
+            Err(placed) => placed,
+        };
+        if slot.graph == self.id && slot.parent == parent_index {
+            return Ok(slot.index);
         }
-        let index = self.dag.add_node(task.clone());
-        inner.slot = Some(Slot { graph: self.id, index, parent: parent_index });
-        inner.parent_name = parent.map(|p| p.name.clone());
-        Ok(index)
+        let place = match (&parent_name, slot.graph == self.id) {
+            (Some(sg), _) => format!("subgraph `{sg}`"),
+            (None, true) => "the graph itself, outside any subgraph".to_string(),
+            (None, false) => "another graph".to_string(),
+        };
+        Err(GraphError::AlreadyPlaced { task: task.name.clone(), place })
     }
 
     /// `a` waits for `b`. A task waiting for itself is ignored.
@@ -148,21 +149,15 @@ impl TaskGraph {
             self.edges.remove(&edge);
         }
         if let Some(cell) = self.dag.remove_node(index) {
-            let mut inner = cell.inner.lock();
-            inner.slot = None;
-            inner.parent_name = None;
+            cell.unplace();
         }
         Ok(())
     }
 
     /// The tasks placed directly in `parent` (or at the top when `None`), in the order added.
     pub fn members(&self, parent: Option<NodeIndex>) -> Vec<Arc<TaskCell>> {
-        let mut found: Vec<Arc<TaskCell>> = self
-            .dag
-            .node_weights()
-            .filter(|cell| cell.inner.lock().slot.map(|s| s.parent) == Some(parent))
-            .cloned()
-            .collect();
+        let mut found: Vec<Arc<TaskCell>> =
+            self.dag.node_weights().filter(|cell| cell.slot().map(|s| s.parent) == Some(parent)).cloned().collect();
         found.sort_by_key(|c| c.serial);
         found
     }
@@ -248,7 +243,7 @@ mod tests {
         g.remove(&sg).unwrap();
         assert_eq!(g.len(), 1);
         assert_eq!(g.dag.edge_count(), 0);
-        assert!(inner.inner.lock().slot.is_none());
+        assert!(inner.slot().is_none());
         // The removed task may be added again, anywhere.
         g.add(&inner, None).unwrap();
     }

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use petgraph::graph::DiGraph;
 use petgraph::stable_graph::NodeIndex;
 
+use super::index::{IndexVec, TaskIx, VertexIx};
 use super::TaskGraph;
 use crate::events::TaskKind;
 use crate::task::TaskCell;
@@ -23,26 +24,32 @@ pub enum Role {
 }
 
 pub struct Vertex {
-    /// Index into `Plan::tasks`.
-    pub task: u32,
+    pub task: TaskIx,
     pub role: Role,
     /// How many vertices must finish before this one is ready.
     pub deps: u32,
-    pub dependents: Vec<u32>,
+    pub dependents: Vec<VertexIx>,
 }
 
 pub struct PlanTask {
     pub cell: Arc<TaskCell>,
-    /// The subgraph holding it, as an index into `Plan::tasks`.
-    pub parent: Option<u32>,
+    /// The subgraph holding it.
+    pub parent: Option<TaskIx>,
     /// The vertex where it starts (`Run` or `Open`) and the one where it ends (`Run` or `Close`).
-    pub entry: u32,
-    pub exit: u32,
+    pub entry: VertexIx,
+    pub exit: VertexIx,
+}
+
+impl PlanTask {
+    /// A subgraph is two vertices, a task one.
+    pub fn is_subgraph(&self) -> bool {
+        self.entry != self.exit
+    }
 }
 
 pub struct Plan {
-    pub tasks: Vec<PlanTask>,
-    pub vertices: Vec<Vertex>,
+    pub tasks: IndexVec<TaskIx, PlanTask>,
+    pub vertices: IndexVec<VertexIx, Vertex>,
 }
 
 /// Tasks that wait for each other in a circle, named in the order they would have to run.
@@ -72,87 +79,89 @@ impl std::fmt::Display for CycleError {
 /// outside it waits for the outermost such subgraph around `before` that does not hold it, so
 /// that it never starts on, nor reads the result of, a run that is then reverted (TaskFlow's
 /// retried nested flows). Released once per run of the subgraph, it also started early.
-fn waited_for(tasks: &[PlanTask], before: u32, after: u32) -> u32 {
+fn waited_for(tasks: &IndexVec<TaskIx, PlanTask>, before: TaskIx, after: TaskIx) -> TaskIx {
     let mut target = before;
-    let mut at = tasks[before as usize].parent;
+    let mut at = tasks[before].parent;
     while let Some(subgraph) = at {
         if subgraph == after || holds(tasks, subgraph, after) {
             break;
         }
-        if may_run_again(&tasks[subgraph as usize].cell) {
+        if may_run_again(&tasks[subgraph].cell) {
             target = subgraph;
         }
-        at = tasks[subgraph as usize].parent;
+        at = tasks[subgraph].parent;
     }
     target
 }
 
 /// True when `task` sits inside `subgraph`, at any depth.
-fn holds(tasks: &[PlanTask], subgraph: u32, task: u32) -> bool {
-    let mut at = tasks[task as usize].parent;
+fn holds(tasks: &IndexVec<TaskIx, PlanTask>, subgraph: TaskIx, task: TaskIx) -> bool {
+    let mut at = tasks[task].parent;
     while let Some(p) = at {
         if p == subgraph {
             return true;
         }
-        at = tasks[p as usize].parent;
+        at = tasks[p].parent;
     }
     false
 }
 
 /// A subgraph with retries, or with a handler (whose verdict may be a retry), may run again.
 fn may_run_again(cell: &TaskCell) -> bool {
-    let inner = cell.inner.lock();
-    let settings = &inner.settings;
-    settings.total_retries != 0 || settings.on_failure.is_some() || settings.on_success.is_some()
+    cell.with_settings(|s| s.total_retries != 0 || s.on_failure.is_some() || s.on_success.is_some())
 }
 
 impl Plan {
+    /// True when `task` sits inside `subgraph`, at any depth.
+    pub fn holds(&self, subgraph: TaskIx, task: TaskIx) -> bool {
+        holds(&self.tasks, subgraph, task)
+    }
+
     pub fn build(graph: &TaskGraph) -> Result<Plan, CycleError> {
-        let mut tasks = Vec::with_capacity(graph.len());
+        let mut tasks: IndexVec<TaskIx, PlanTask> = IndexVec::with_capacity(graph.len());
         // Node index -> place in `tasks`; a vector, since indices are dense.
         let bound = graph.dag.node_indices().map(|i| i.index() + 1).max().unwrap_or(0);
-        let mut position: Vec<u32> = vec![u32::MAX; bound];
+        let mut position: Vec<Option<TaskIx>> = vec![None; bound];
         let mut ordered: Vec<(NodeIndex, &Arc<TaskCell>)> =
             graph.dag.node_indices().map(|i| (i, &graph.dag[i])).collect();
         // Creation order, so that tasks made earlier are offered to the scheduler first.
         ordered.sort_by_key(|(_, c)| c.serial);
-        let mut vertices = Vec::with_capacity(graph.len() + 8);
+        let mut vertices: IndexVec<VertexIx, Vertex> = IndexVec::with_capacity(graph.len() + 8);
         for (index, cell) in &ordered {
-            let id = tasks.len() as u32;
-            position[index.index()] = id;
-            let entry = vertices.len() as u32;
-            let exit = if cell.kind() == TaskKind::Subgraph {
-                vertices.push(Vertex { task: id, role: Role::Open, deps: 0, dependents: Vec::new() });
-                vertices.push(Vertex { task: id, role: Role::Close, deps: 0, dependents: Vec::new() });
-                entry + 1
+            let id = tasks.next_index();
+            position[index.index()] = Some(id);
+            let vertex = |role| Vertex { task: id, role, deps: 0, dependents: Vec::new() };
+            let (entry, exit) = if cell.kind() == TaskKind::Subgraph {
+                (vertices.push(vertex(Role::Open)), vertices.push(vertex(Role::Close)))
             } else {
-                vertices.push(Vertex { task: id, role: Role::Run, deps: 0, dependents: Vec::new() });
-                entry
+                let run = vertices.push(vertex(Role::Run));
+                (run, run)
             };
             tasks.push(PlanTask { cell: (*cell).clone(), parent: None, entry, exit });
         }
-        let link = |vertices: &mut Vec<Vertex>, from: u32, to: u32| {
-            vertices[from as usize].dependents.push(to);
-            vertices[to as usize].deps += 1;
+        let link = |vertices: &mut IndexVec<VertexIx, Vertex>, from: VertexIx, to: VertexIx| {
+            vertices[from].dependents.push(to);
+            vertices[to].deps += 1;
         };
-        for id in 0..tasks.len() {
+        for id in tasks.indices() {
             let (entry, exit) = (tasks[id].entry, tasks[id].exit);
             if entry != exit {
                 link(&mut vertices, entry, exit);
             }
-            let parent = tasks[id].cell.inner.lock().slot.and_then(|s| s.parent);
-            if let Some(parent) = parent.map(|p| position[p.index()]).filter(|&p| p != u32::MAX) {
+            let parent = tasks[id].cell.parent();
+            if let Some(parent) = parent.and_then(|p| position[p.index()]) {
                 tasks[id].parent = Some(parent);
-                let (p_entry, p_exit) = (tasks[parent as usize].entry, tasks[parent as usize].exit);
+                let (p_entry, p_exit) = (tasks[parent].entry, tasks[parent].exit);
                 link(&mut vertices, p_entry, entry);
                 link(&mut vertices, exit, p_exit);
             }
         }
         for edge in graph.dag.edge_indices() {
             let (before, after) = graph.dag.edge_endpoints(edge).expect("edge index from this graph");
-            let (b, a) = (position[before.index()], position[after.index()]);
-            let b = waited_for(&tasks, b, a) as usize;
-            link(&mut vertices, tasks[b].exit, tasks[a as usize].entry);
+            let placed = |node: NodeIndex| position[node.index()].expect("every node of the graph has a place");
+            let (b, a) = (placed(before), placed(after));
+            let b = waited_for(&tasks, b, a);
+            link(&mut vertices, tasks[b].exit, tasks[a].entry);
         }
         let plan = Plan { tasks, vertices };
         plan.check_acyclic()?;
@@ -161,14 +170,14 @@ impl Plan {
 
     /// Kahn's algorithm; when it cannot finish, find a circle among the vertices left over.
     fn check_acyclic(&self) -> Result<(), CycleError> {
-        let mut deps: Vec<u32> = self.vertices.iter().map(|v| v.deps).collect();
-        let mut ready: Vec<u32> = (0..deps.len() as u32).filter(|&v| deps[v as usize] == 0).collect();
+        let mut deps: IndexVec<VertexIx, u32> = self.vertices.iter().map(|v| v.deps).collect();
+        let mut ready: Vec<VertexIx> = deps.iter_enumerated().filter(|(_, &d)| d == 0).map(|(v, _)| v).collect();
         let mut seen = 0;
         while let Some(v) = ready.pop() {
             seen += 1;
-            for &d in &self.vertices[v as usize].dependents {
-                deps[d as usize] -= 1;
-                if deps[d as usize] == 0 {
+            for &d in &self.vertices[v].dependents {
+                deps[d] -= 1;
+                if deps[d] == 0 {
                     ready.push(d);
                 }
             }
@@ -179,15 +188,15 @@ impl Plan {
         Err(CycleError { tasks: self.find_cycle(&deps) })
     }
 
-    fn find_cycle(&self, deps_left: &[u32]) -> Vec<Arc<TaskCell>> {
-        let stuck: Vec<u32> = (0..deps_left.len() as u32).filter(|&v| deps_left[v as usize] > 0).collect();
-        let mut local: HashMap<u32, petgraph::graph::NodeIndex> = HashMap::new();
-        let mut g: DiGraph<u32, ()> = DiGraph::new();
+    fn find_cycle(&self, deps_left: &IndexVec<VertexIx, u32>) -> Vec<Arc<TaskCell>> {
+        let stuck: Vec<VertexIx> = deps_left.iter_enumerated().filter(|(_, &d)| d > 0).map(|(v, _)| v).collect();
+        let mut local: HashMap<VertexIx, petgraph::graph::NodeIndex> = HashMap::new();
+        let mut g: DiGraph<VertexIx, ()> = DiGraph::new();
         for &v in &stuck {
             local.insert(v, g.add_node(v));
         }
         for &v in &stuck {
-            for d in &self.vertices[v as usize].dependents {
+            for d in &self.vertices[v].dependents {
                 if let Some(&to) = local.get(d) {
                     g.add_edge(local[&v], to, ());
                 }
@@ -225,7 +234,7 @@ impl Plan {
         }
         let mut names: Vec<Arc<TaskCell>> = Vec::new();
         for v in path {
-            let task = &self.tasks[self.vertices[g[v] as usize].task as usize].cell;
+            let task = &self.tasks[self.vertices[g[v]].task].cell;
             if names.last().map(|l| Arc::ptr_eq(l, task)) != Some(true) {
                 names.push(task.clone());
             }
@@ -240,6 +249,7 @@ impl Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::graph::Idx;
     use crate::task::{test_task as task, TaskAction};
 
     #[test]
@@ -251,13 +261,13 @@ mod tests {
         g.add(&a, Some(&sg)).unwrap();
         let plan = Plan::build(&g).unwrap();
         assert_eq!(plan.vertices.len(), 3);
-        let sg_task = &plan.tasks[0];
-        let a_task = &plan.tasks[1];
-        assert_eq!(a_task.parent, Some(0));
+        let sg_task = &plan.tasks[TaskIx::new(0)];
+        let a_task = &plan.tasks[TaskIx::new(1)];
+        assert_eq!(a_task.parent, Some(TaskIx::new(0)));
         // open -> a -> close, and open -> close.
-        assert_eq!(plan.vertices[sg_task.entry as usize].deps, 0);
-        assert_eq!(plan.vertices[a_task.entry as usize].deps, 1);
-        assert_eq!(plan.vertices[sg_task.exit as usize].deps, 2);
+        assert_eq!(plan.vertices[sg_task.entry].deps, 0);
+        assert_eq!(plan.vertices[a_task.entry].deps, 1);
+        assert_eq!(plan.vertices[sg_task.exit].deps, 2);
     }
 
     #[test]
@@ -288,8 +298,8 @@ mod tests {
         let (outer, inner, member) =
             (task("outer", TaskAction::Subgraph), task("inner", TaskAction::Subgraph), task("m", TaskAction::Noop));
         let (beside, outside) = (task("beside", TaskAction::Noop), task("outside", TaskAction::Noop));
-        outer.inner.lock().settings.total_retries = 1;
-        inner.inner.lock().settings.total_retries = 1;
+        outer.configure(|s| s.total_retries = 1);
+        inner.configure(|s| s.total_retries = 1);
         g.add(&outer, None).unwrap();
         g.add(&inner, Some(&outer)).unwrap();
         g.add(&member, Some(&inner)).unwrap();
@@ -298,10 +308,11 @@ mod tests {
         g.add_dependency(&beside, &member).unwrap();
         g.add_dependency(&outside, &member).unwrap();
         let plan = Plan::build(&g).unwrap();
-        let index = |cell: &Arc<TaskCell>| plan.tasks.iter().position(|t| Arc::ptr_eq(&t.cell, cell)).unwrap();
-        let waits_for = |after: &Arc<TaskCell>| -> Vec<u32> {
+        let index =
+            |cell: &Arc<TaskCell>| plan.tasks.iter_enumerated().find(|(_, t)| Arc::ptr_eq(&t.cell, cell)).unwrap().0;
+        let waits_for = |after: &Arc<TaskCell>| -> Vec<VertexIx> {
             let entry = plan.tasks[index(after)].entry;
-            (0..plan.vertices.len() as u32).filter(|&v| plan.vertices[v as usize].dependents.contains(&entry)).collect()
+            plan.vertices.iter_enumerated().filter(|(_, v)| v.dependents.contains(&entry)).map(|(i, _)| i).collect()
         };
         // Inside `outer`, `beside` waits for `inner` (retried, not holding it); outside, for `outer`.
         assert!(waits_for(&beside).contains(&plan.tasks[index(&inner)].exit));

@@ -134,7 +134,7 @@ fn json_tasks(g: &TaskGraph) -> Vec<serde_json::Value> {
         .into_iter()
         .map(|index| {
             let cell = &g.dag[index];
-            let parent = cell.inner.lock().slot.and_then(|s| s.parent);
+            let parent = cell.parent();
             let mut waits: Vec<String> = g.dependencies(index).map(|d| id(g, d)).collect();
             waits.sort();
             let mut task = serde_json::json!({

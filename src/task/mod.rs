@@ -176,14 +176,33 @@ pub enum InputSource {
     Parameter(Dynamic),
 }
 
-pub struct TaskInner {
-    pub settings: TaskSettings,
-    pub status: TaskStatus,
-    pub slot: Option<Slot>,
+/// Which attempt a task is at, as its events show it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AttemptCount {
+    /// The attempt's id; 0 before the first.
+    pub id: u64,
+    pub retries: u32,
+    pub total_retries: i64,
+}
+
+/// What reverting a succeeded task takes: its `revert` closure, the attempt that succeeded
+/// and its result (the closure's argument).
+pub struct RevertCall {
+    pub closure: FnPtr,
+    pub attempt: AttemptCount,
+    pub result: Dynamic,
+}
+
+/// Everything that changes, behind the cell's one lock: only the cell's methods touch it, so
+/// that each change of state is one named step.
+struct TaskInner {
+    settings: TaskSettings,
+    status: TaskStatus,
+    slot: Option<Slot>,
     /// A subgraph's name for the error when a task is added to two of them.
-    pub parent_name: Option<Arc<str>>,
+    parent_name: Option<Arc<str>>,
     /// Where each required key comes from, resolved when its graph executes.
-    pub inputs: Vec<(String, InputSource)>,
+    inputs: Vec<(String, InputSource)>,
 }
 
 pub struct TaskCell {
@@ -194,10 +213,11 @@ pub struct TaskCell {
     pub serial: u64,
     /// Where the script created it.
     pub defined_at: Position,
-    pub inner: Mutex<TaskInner>,
+    inner: Mutex<TaskInner>,
     finished: Condvar,
 }
 
+/// Reading the cell: each reader takes the lock once.
 impl TaskCell {
     pub fn new(name: &str, action: TaskAction, settings: TaskSettings, defined_at: Position, serial: u64) -> Arc<Self> {
         Arc::new(TaskCell {
@@ -226,44 +246,61 @@ impl TaskCell {
         self.action.kind()
     }
 
+    /// A copy of the settings, for a runner that reads them all along its attempts.
     pub fn settings(&self) -> TaskSettings {
         self.inner.lock().settings.clone()
+    }
+
+    /// Reads what it needs of the settings, under one lock and without a copy.
+    pub fn with_settings<R>(&self, read: impl FnOnce(&TaskSettings) -> R) -> R {
+        read(&self.inner.lock().settings)
+    }
+
+    /// Changes settings: the script's to set (`t.total_retries = 2`), before the task runs.
+    pub fn configure(&self, change: impl FnOnce(&mut TaskSettings)) {
+        change(&mut self.inner.lock().settings)
     }
 
     pub fn state(&self) -> TaskState {
         self.inner.lock().status.state
     }
 
-    /// Records a new attempt and returns what events need to describe it.
-    pub fn begin_attempt(&self, attempt_id: u64, retries: u32) {
-        let mut inner = self.inner.lock();
-        inner.status.state = TaskState::Started;
-        inner.status.attempt_id = Some(attempt_id);
-        inner.status.current_retries = retries;
-        inner.status.error = None;
+    pub fn attempt_id(&self) -> Option<u64> {
+        self.inner.lock().status.attempt_id
     }
 
-    pub fn set_state(&self, state: TaskState) {
-        self.inner.lock().status.state = state;
-        if state.is_final() {
-            self.finished.notify_all();
+    pub fn current_retries(&self) -> u32 {
+        self.inner.lock().status.current_retries
+    }
+
+    pub fn result(&self) -> Dynamic {
+        self.inner.lock().status.result.clone()
+    }
+
+    pub fn error(&self) -> Option<TaskError> {
+        self.inner.lock().status.error.clone()
+    }
+
+    /// The current (or last) attempt, as its events show it.
+    pub fn current_attempt(&self) -> AttemptCount {
+        let inner = self.inner.lock();
+        AttemptCount {
+            id: inner.status.attempt_id.unwrap_or(0),
+            retries: inner.status.current_retries,
+            total_retries: inner.settings.total_retries,
         }
     }
 
-    pub fn set_result(&self, result: Dynamic) {
-        self.inner.lock().status.result = result;
-    }
-
-    pub fn set_error(&self, error: Option<TaskError>) {
-        self.inner.lock().status.error = error;
-    }
-
-    /// Ends the task: its final state, and wakes whoever waits in `wait_final_for`.
-    pub fn finish(&self, state: TaskState) {
-        let mut inner = self.inner.lock();
-        inner.status.state = state;
-        drop(inner);
-        self.finished.notify_all();
+    /// What reverting the task takes; `None` when it has no `revert` closure.
+    pub fn revert_call(&self) -> Option<RevertCall> {
+        let inner = self.inner.lock();
+        let closure = inner.settings.revert.clone()?;
+        let attempt = AttemptCount {
+            id: inner.status.attempt_id.unwrap_or(0),
+            retries: inner.status.current_retries,
+            total_retries: inner.settings.total_retries,
+        };
+        Some(RevertCall { closure, attempt, result: inner.status.result.clone() })
     }
 
     /// Blocks the calling (script) thread for at most `at_most`: the task's status once it
@@ -274,6 +311,149 @@ impl TaskCell {
             self.finished.wait_for(&mut inner, at_most);
         }
         inner.status.state.is_final().then(|| inner.status.clone())
+    }
+}
+
+/// Where the task sits in a graph, and where its inputs come from.
+impl TaskCell {
+    pub fn slot(&self) -> Option<Slot> {
+        self.inner.lock().slot
+    }
+
+    /// The subgraph holding the task, if any.
+    pub fn parent(&self) -> Option<NodeIndex> {
+        self.inner.lock().slot.and_then(|s| s.parent)
+    }
+
+    /// Places the task where `place` says (it adds the node) and under the subgraph named, unless
+    /// it already sits somewhere: then nothing changes and `Err` says where (its slot, and the
+    /// name of the subgraph holding it).
+    pub fn place(
+        &self,
+        place: impl FnOnce() -> Slot,
+        parent_name: Option<Arc<str>>,
+    ) -> Result<Slot, (Slot, Option<Arc<str>>)> {
+        let mut inner = self.inner.lock();
+        if let Some(slot) = inner.slot {
+            return Err((slot, inner.parent_name.clone()));
+        }
+        let slot = place();
+        inner.slot = Some(slot);
+        inner.parent_name = parent_name;
+        Ok(slot)
+    }
+
+    /// The task left its graph.
+    pub fn unplace(&self) {
+        let mut inner = self.inner.lock();
+        inner.slot = None;
+        inner.parent_name = None;
+    }
+
+    pub fn set_inputs(&self, inputs: Vec<(String, InputSource)>) {
+        self.inner.lock().inputs = inputs;
+    }
+
+    /// The map a one-parameter closure receives: its injected values, then its resolved inputs.
+    pub fn inputs(&self) -> Map {
+        let inner = self.inner.lock();
+        let mut map = inner.settings.inject.clone();
+        for (key, source) in &inner.inputs {
+            let value = match source {
+                InputSource::Injected(v) | InputSource::Parameter(v) => v.clone(),
+                InputSource::Provider(p) => p.result(),
+            };
+            map.insert(key.as_str().into(), value);
+        }
+        map
+    }
+}
+
+/// The task's life: every change of its state is one of these, under one lock each.
+impl TaskCell {
+    /// Records a new attempt.
+    pub fn begin_attempt(&self, attempt_id: u64, retries: u32) {
+        let mut inner = self.inner.lock();
+        inner.status.state = TaskState::Started;
+        inner.status.attempt_id = Some(attempt_id);
+        inner.status.current_retries = retries;
+        inner.status.error = None;
+    }
+
+    /// Starts the attempt of a task that runs in place, unless it has handlers (which may
+    /// fail or wait it): then nothing changes and `None`; else its `total_retries`.
+    pub fn begin_inline_attempt(&self, attempt_id: u64) -> Option<i64> {
+        let mut inner = self.inner.lock();
+        if inner.settings.on_success.is_some() || inner.settings.on_failure.is_some() {
+            return None;
+        }
+        inner.status.state = TaskState::Started;
+        inner.status.attempt_id = Some(attempt_id);
+        Some(inner.settings.total_retries)
+    }
+
+    /// The result an `on_success` handler sees, before its verdict ends the task.
+    pub fn set_result(&self, result: Dynamic) {
+        self.inner.lock().status.result = result;
+    }
+
+    /// The error an `on_failure` handler sees, before its verdict ends the task.
+    pub fn set_error(&self, error: TaskError) {
+        self.inner.lock().status.error = Some(error);
+    }
+
+    pub fn succeed(&self, result: Dynamic) {
+        let mut inner = self.inner.lock();
+        inner.status.result = result;
+        self.end(inner, TaskState::Succeeded);
+    }
+
+    pub fn fail(&self, error: TaskError) {
+        self.end_with(error, TaskState::Failed);
+    }
+
+    /// A failure a handler `ignore()`d: the task counts as succeeded, its error kept.
+    pub fn ignore_failure(&self, error: TaskError) {
+        self.end_with(error, TaskState::Succeeded);
+    }
+
+    pub fn cancel(&self, error: TaskError) {
+        self.end_with(error, TaskState::Cancelled);
+    }
+
+    /// Cancelled before its first attempt started: no error of its own.
+    pub fn cancel_unstarted(&self) {
+        self.end(self.inner.lock(), TaskState::Cancelled);
+    }
+
+    /// The attempt failed and another follows (after `error`, which it keeps meanwhile).
+    pub fn reschedule(&self, error: TaskError) {
+        let mut inner = self.inner.lock();
+        inner.status.error = Some(error);
+        inner.status.state = TaskState::Rescheduled;
+    }
+
+    /// The task runs again as a fresh one (its subgraph is retried): as never run.
+    pub fn reset_for_rerun(&self) {
+        let mut inner = self.inner.lock();
+        inner.status.state = TaskState::Pending;
+        inner.status.attempt_id = None;
+        inner.status.current_retries = 0;
+        inner.status.result = Dynamic::UNIT;
+        inner.status.error = None;
+    }
+
+    fn end_with(&self, error: TaskError, state: TaskState) {
+        let mut inner = self.inner.lock();
+        inner.status.error = Some(error);
+        self.end(inner, state);
+    }
+
+    /// Ends the task in its final `state`, and wakes whoever waits in `wait_final_for`.
+    fn end(&self, mut inner: parking_lot::MutexGuard<'_, TaskInner>, state: TaskState) {
+        inner.status.state = state;
+        drop(inner);
+        self.finished.notify_all();
     }
 }
 

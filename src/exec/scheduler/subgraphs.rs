@@ -6,19 +6,22 @@
 
 use std::sync::Arc;
 
-use super::{Report, Scheduler};
+use rhai::Dynamic;
+
+use super::revert::revert;
+use super::{has_stored_state, Report, Scheduler};
 use crate::events::{Payload, TaskInfo};
-use crate::exec::attempt::{fail, judge_subgraph, judge_subgraph_now, task_info, Judgement, POLL_AGAIN};
-use crate::exec::TaskOutcome;
+use crate::exec::attempt::{judge_subgraph, judge_subgraph_now, task_info, Judgement, POLL_AGAIN};
+use crate::exec::ending::{end, Ending};
+use crate::graph::{TaskIx, VertexIx};
 use crate::task::{FailedTask, TaskError};
-use crate::task::{TaskAction, TaskCell, TaskState};
 
 /// Per subgraph: how many members are running or open, and the first failure inside it.
 #[derive(Default)]
 pub(super) struct SubgraphState {
     pub(super) active: u32,
-    pub(super) opened: bool,
-    pub(super) ended: bool,
+    opened: bool,
+    ended: bool,
     /// Its handler is judging the run that just ended.
     judging: bool,
     pub(super) failure: Option<TaskError>,
@@ -29,7 +32,7 @@ pub(super) struct SubgraphState {
 
 /// A subgraph to run again, once the scheduler can await the reverts of its last run.
 pub(super) struct SubgraphRetry {
-    task: u32,
+    task: TaskIx,
     /// Seconds to wait before the next run (`retry_after`).
     after: f64,
     error: TaskError,
@@ -39,34 +42,31 @@ pub(super) struct SubgraphRetry {
 }
 
 impl Scheduler {
-    pub(super) fn open_subgraph(&mut self, task: u32) {
-        if let Some(p) = self.plan.tasks[task as usize].parent {
-            self.subgraphs[p as usize].active += 1;
+    pub(super) fn open_subgraph(&mut self, task: TaskIx) {
+        if let Some(p) = self.plan.tasks[task].parent {
+            self.subgraphs[p].active += 1;
         }
-        let cell = self.plan.tasks[task as usize].cell.clone();
         let attempt_id = self.env.next_task_id();
-        cell.begin_attempt(attempt_id, 0);
-        let state = &mut self.subgraphs[task as usize];
+        self.plan.tasks[task].cell.begin_attempt(attempt_id, 0);
+        let state = &mut self.subgraphs[task];
         state.opened = true;
         state.attempt_id = attempt_id;
-        let (_, info) = self.subgraph_attempt(task);
-        self.env.bus.emit(Payload::TaskStarted(info));
-        let entry = self.plan.tasks[task as usize].entry;
-        self.release(entry);
+        self.env.bus.emit(Payload::TaskStarted(self.subgraph_info(task)));
+        let entry = self.plan.tasks[task].entry;
+        self.ready.release(&self.plan, entry);
     }
 
-    /// The subgraph's cell, and what the events of its current run say about it.
-    fn subgraph_attempt(&self, task: u32) -> (Arc<TaskCell>, TaskInfo) {
-        let cell = self.plan.tasks[task as usize].cell.clone();
-        let state = &self.subgraphs[task as usize];
-        let total_retries = cell.inner.lock().settings.total_retries;
-        let info = task_info(&cell, state.attempt_id, state.retries, total_retries);
-        (cell, info)
+    /// What the events of the subgraph's current run say about it.
+    fn subgraph_info(&self, task: TaskIx) -> TaskInfo {
+        let cell = &self.plan.tasks[task].cell;
+        let state = &self.subgraphs[task];
+        let total_retries = cell.with_settings(|s| s.total_retries);
+        task_info(cell, state.attempt_id, state.retries, total_retries)
     }
 
     /// A subgraph with a failure ends its run once none of its members is still running.
-    pub(super) fn end_failed_subgraph(&mut self, task: u32) {
-        let state = &self.subgraphs[task as usize];
+    pub(super) fn end_failed_subgraph(&mut self, task: TaskIx) {
+        let state = &self.subgraphs[task];
         if state.ended || state.judging || state.active > 0 {
             return;
         }
@@ -78,14 +78,14 @@ impl Scheduler {
     /// A run of the subgraph ended: all its members are done, or one failed and none still
     /// runs. Judged at once, or by its handler on a script thread (a handler may wait for a
     /// task, which needs this loop).
-    pub(super) fn subgraph_ran(&mut self, task: u32, result: Result<(), TaskError>) {
-        let cell = self.plan.tasks[task as usize].cell.clone();
-        let retries = self.subgraphs[task as usize].retries;
-        let now = judge_subgraph_now(&cell.inner.lock().settings, &result, retries);
+    pub(super) fn subgraph_ran(&mut self, task: TaskIx, result: Result<(), TaskError>) {
+        let cell = self.plan.tasks[task].cell.clone();
+        let retries = self.subgraphs[task].retries;
+        let now = cell.with_settings(|settings| judge_subgraph_now(settings, &result, retries));
         if let Some(judgement) = now {
             return self.subgraph_judged(task, judgement);
         }
-        self.subgraphs[task as usize].judging = true;
+        self.subgraphs[task].judging = true;
         self.running += 1;
         let (env, done) = (self.env.clone(), self.done_tx.clone());
         self.env.runtime.spawn(async move {
@@ -96,16 +96,15 @@ impl Scheduler {
 
     /// What a run's judgement means for the subgraph. Nothing runs again once the graph is
     /// stopping: a retry is then the failure, a polling run the success it was.
-    pub(super) fn subgraph_judged(&mut self, task: u32, judgement: Judgement) {
-        self.subgraphs[task as usize].judging = false;
+    pub(super) fn subgraph_judged(&mut self, task: TaskIx, judgement: Judgement) {
+        self.subgraphs[task].judging = false;
         let stop = self.stopping || self.env.cancel.is_requested();
         match judgement {
             Judgement::Retry { after, error } if !stop => {
                 self.retries_due.push(SubgraphRetry { task, after, error, polled: false });
             }
             Judgement::Poll { after, .. } if !stop => {
-                let (_, info) = self.subgraph_attempt(task);
-                self.env.bus.emit(Payload::TaskSucceeded(info, None, false));
+                self.env.bus.emit(Payload::TaskSucceeded(self.subgraph_info(task), None, false));
                 let error = TaskError::recoverable(POLL_AGAIN);
                 self.retries_due.push(SubgraphRetry { task, after, error, polled: true });
             }
@@ -117,44 +116,29 @@ impl Scheduler {
     }
 
     /// The subgraph succeeded: told before anything waiting for it is released.
-    fn subgraph_succeeded(&mut self, task: u32) {
-        let (cell, info) = self.subgraph_attempt(task);
-        self.env.bus.emit(Payload::TaskSucceeded(info, None, true));
-        cell.finish(TaskState::Succeeded);
-        self.subgraphs[task as usize].ended = true;
-        self.finish(task, TaskOutcome::Succeeded);
+    fn subgraph_succeeded(&mut self, task: TaskIx) {
+        let told = Some(self.subgraph_info(task));
+        self.subgraphs[task].ended = true;
+        self.end_task(task, Ending::Succeeded { result: Dynamic::UNIT, told });
     }
 
     /// The subgraph ends without success: failed, cancelled, or failed but `ignored` by its
     /// handler (`ignore()`/`cont()`: what waits for it runs, and the failures inside it no
     /// longer fail the graph).
-    fn subgraph_failed(&mut self, task: u32, error: TaskError, ignored: bool) {
-        let (cell, info) = self.subgraph_attempt(task);
-        self.subgraphs[task as usize].ended = true;
-        let failed_inside: Vec<bool> = self.failed.iter().map(|(t, _)| self.inside(*t, task)).collect();
+    fn subgraph_failed(&mut self, task: TaskIx, error: TaskError, ignored: bool) {
+        let told = Some(self.subgraph_info(task));
+        self.subgraphs[task].ended = true;
+        let failed_inside: Vec<bool> = self.failed.iter().map(|(t, _)| self.plan.holds(task, *t)).collect();
         if ignored {
             let mut inside = failed_inside.into_iter();
             self.failed.retain(|_| !inside.next().unwrap_or(false));
         } else if !error.is_cancelled() && !failed_inside.contains(&true) {
             // A handler can fail a run none of whose members failed (on_success's fail()):
             // the graph's error then names the subgraph.
-            let failed = FailedTask::of(&cell, error.clone());
+            let failed = FailedTask::of(&self.plan.tasks[task].cell, error.clone());
             self.failed.push((task, failed));
         }
-        let outcome = fail(&cell, info, error, ignored, &self.env);
-        self.finish(task, outcome);
-    }
-
-    /// True when `task` sits inside subgraph `subgraph`, at any depth.
-    pub(super) fn inside(&self, task: u32, subgraph: u32) -> bool {
-        let mut at = self.plan.tasks[task as usize].parent;
-        while let Some(p) = at {
-            if p == subgraph {
-                return true;
-            }
-            at = self.plan.tasks[p as usize].parent;
-        }
-        false
+        self.end_task(task, Ending::Failed { error, ignored, told });
     }
 
     /// Sets the subgraph up to run again: its last run's succeeded members are reverted
@@ -163,20 +147,20 @@ impl Scheduler {
     /// this loop: the rest of the graph goes on meanwhile.
     pub(super) async fn retry_subgraph(&mut self, retry: SubgraphRetry) {
         let subgraph = retry.task;
-        let members: Vec<u32> = (0..self.plan.tasks.len() as u32).filter(|&t| self.inside(t, subgraph)).collect();
-        let (undo, kept): (Vec<u32>, Vec<u32>) = self.succeeded.iter().partition(|&&t| self.inside(t, subgraph));
+        let members: Vec<TaskIx> = self.plan.tasks.indices().filter(|&t| self.plan.holds(subgraph, t)).collect();
+        let (undo, kept): (Vec<TaskIx>, Vec<TaskIx>) =
+            self.succeeded.iter().partition(|&&t| self.plan.holds(subgraph, t));
         self.succeeded = kept;
         if !retry.polled {
-            self.revert(&undo).await;
+            revert(&self.plan.tasks, &self.env, &undo).await;
         }
         self.failed.retain(|(t, _)| !members.contains(t));
         self.reset_members(subgraph, &members);
 
-        let (cell, info) = self.subgraph_attempt(subgraph);
+        let info = self.subgraph_info(subgraph);
         self.env.bus.emit(Payload::TaskRescheduled(info, retry.error.message.clone(), retry.after));
-        cell.set_error(Some(retry.error));
-        cell.set_state(TaskState::Rescheduled);
-        let state = &mut self.subgraphs[subgraph as usize];
+        self.plan.tasks[subgraph].cell.reschedule(retry.error);
+        let state = &mut self.subgraphs[subgraph];
         state.retries += 1;
         state.active = 0;
         state.failure = None;
@@ -195,90 +179,64 @@ impl Scheduler {
 
     /// Every vertex of the subgraph waits again, for what is inside it and for what outside
     /// has not completed; its members are fresh, as never run.
-    fn reset_members(&mut self, subgraph: u32, members: &[u32]) {
-        let sg = &self.plan.tasks[subgraph as usize];
-        let mut vertices: Vec<u32> = vec![sg.entry, sg.exit];
+    fn reset_members(&mut self, subgraph: TaskIx, members: &[TaskIx]) {
+        let sg = &self.plan.tasks[subgraph];
+        let mut vertices: Vec<VertexIx> = vec![sg.entry, sg.exit];
         for &m in members {
-            let t = &self.plan.tasks[m as usize];
+            let t = &self.plan.tasks[m];
             vertices.push(t.entry);
-            if t.exit != t.entry {
+            if t.is_subgraph() {
                 vertices.push(t.exit);
             }
         }
-        for &v in &vertices {
-            self.complete[v as usize] = false;
-        }
-        let mut waits = vec![0u32; self.plan.vertices.len()];
-        for (from, vertex) in self.plan.vertices.iter().enumerate() {
-            if !self.complete[from] {
-                for &to in &vertex.dependents {
-                    waits[to as usize] += 1;
-                }
-            }
-        }
-        for &v in &vertices {
-            self.deps[v as usize] = waits[v as usize];
-        }
+        self.ready.wait_again(&self.plan, &vertices);
         for &m in members {
-            let mut inner = self.plan.tasks[m as usize].cell.inner.lock();
-            inner.status.state = TaskState::Pending;
-            inner.status.attempt_id = None;
-            inner.status.current_retries = 0;
-            inner.status.result = rhai::Dynamic::UNIT;
-            inner.status.error = None;
-            drop(inner);
-            self.subgraphs[m as usize] = SubgraphState::default();
+            self.plan.tasks[m].cell.reset_for_rerun();
+            self.subgraphs[m] = SubgraphState::default();
         }
     }
 
     /// The retry wait is over: the subgraph's next run starts, unless a cancel ended the wait
     /// (then, as after a task's retry wait, no attempt follows).
-    pub(super) fn restart_subgraph(&mut self, task: u32) {
-        let cell = self.plan.tasks[task as usize].cell.clone();
+    pub(super) fn restart_subgraph(&mut self, task: TaskIx) {
         if self.env.cancel.is_requested() {
-            cell.set_error(Some(TaskError::cancelled()));
-            cell.finish(TaskState::Cancelled);
-            self.subgraphs[task as usize].ended = true;
-            self.finish(task, TaskOutcome::Cancelled);
-            return;
+            self.subgraphs[task].ended = true;
+            return self.end_task(task, Ending::Failed { error: TaskError::cancelled(), ignored: false, told: None });
         }
         // Its members run again as fresh tasks: more tasks for the execution's done/total.
-        let fresh = (0..self.plan.tasks.len() as u32)
-            .filter(|&t| self.inside(t, task))
-            .filter(|&t| {
-                !matches!(self.plan.tasks[t as usize].cell.action, TaskAction::Subgraph | TaskAction::Event { .. })
-            })
+        let fresh = self
+            .plan
+            .tasks
+            .iter_enumerated()
+            .filter(|&(t, planned)| self.plan.holds(task, t) && has_stored_state(&planned.cell))
             .count();
         self.env.planned(fresh as u64);
         let attempt_id = self.env.next_task_id();
-        let state = &mut self.subgraphs[task as usize];
+        let state = &mut self.subgraphs[task];
         state.attempt_id = attempt_id;
-        cell.begin_attempt(attempt_id, state.retries);
-        let (_, info) = self.subgraph_attempt(task);
-        self.env.bus.emit(Payload::TaskStarted(info));
-        let entry = self.plan.tasks[task as usize].entry;
-        self.release(entry);
+        self.plan.tasks[task].cell.begin_attempt(attempt_id, state.retries);
+        self.env.bus.emit(Payload::TaskStarted(self.subgraph_info(task)));
+        let entry = self.plan.tasks[task].entry;
+        self.ready.release(&self.plan, entry);
     }
 
     /// Subgraphs that started but could not finish (a stop, or a member whose dependency
     /// failed) still get their one closing event.
     pub(super) fn close_unfinished_subgraphs(&mut self) {
-        for task in 0..self.subgraphs.len() as u32 {
-            let state = &self.subgraphs[task as usize];
+        for task in self.subgraphs.indices() {
+            let state = &self.subgraphs[task];
             if !state.opened || state.ended {
                 continue;
             }
-            let (cell, info) = self.subgraph_attempt(task);
-            let cancelled = self.env.cancel.is_requested();
-            let error = if cancelled {
+            let cell = Arc::clone(&self.plan.tasks[task].cell);
+            let error = if self.env.cancel.is_requested() {
                 TaskError::cancelled()
             } else {
                 TaskError::recoverable(format!("not all tasks of subgraph `{}` could run", cell.name))
             };
-            self.env.bus.emit(Payload::TaskFailed(info, error.message.clone(), false));
-            cell.set_error(Some(error));
-            cell.finish(if cancelled { TaskState::Cancelled } else { TaskState::Failed });
-            self.subgraphs[task as usize].ended = true;
+            let told = Some(self.subgraph_info(task));
+            end(&cell, Ending::Failed { error, ignored: false, told }, &self.env);
+            self.subgraphs[task].ended = true;
         }
     }
 }

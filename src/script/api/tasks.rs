@@ -244,46 +244,48 @@ fn refuse_on_subgraph(cell: &TaskCell, setting: &str, value: &Dynamic) -> Result
 /// The properties every task-like handle has (section 4).
 pub fn register_properties<T: AsTask>(engine: &mut Engine) {
     engine.register_get("name", |t: &mut T| t.cell().name.to_string());
-    engine.register_get("id", |t: &mut T| match t.cell().inner.lock().status.attempt_id {
+    engine.register_get("id", |t: &mut T| match t.cell().attempt_id() {
         Some(id) => Dynamic::from_int(id as rhai::INT),
         None => Dynamic::UNIT,
     });
     engine.register_get("state", |t: &mut T| t.cell().state().as_str().to_string());
-    engine.register_get("result", |t: &mut T| t.cell().inner.lock().status.result.clone());
-    engine.register_get("error", |t: &mut T| match &t.cell().inner.lock().status.error {
-        Some(e) => Dynamic::from(e.clone()),
+    engine.register_get("result", |t: &mut T| t.cell().result());
+    engine.register_get("error", |t: &mut T| match t.cell().error() {
+        Some(e) => Dynamic::from(e),
         None => Dynamic::UNIT,
     });
-    engine.register_get("current_retries", |t: &mut T| t.cell().inner.lock().status.current_retries as rhai::INT);
+    engine.register_get("current_retries", |t: &mut T| t.cell().current_retries() as rhai::INT);
     engine.register_get_set(
         "total_retries",
-        |t: &mut T| t.cell().inner.lock().settings.total_retries,
-        |t: &mut T, n: rhai::INT| t.cell().inner.lock().settings.total_retries = n,
+        |t: &mut T| t.cell().with_settings(|s| s.total_retries),
+        |t: &mut T, n: rhai::INT| t.cell().configure(|s| s.total_retries = n),
     );
-    engine.register_get("retry_interval", |t: &mut T| t.cell().inner.lock().settings.retry_interval);
+    engine.register_get("retry_interval", |t: &mut T| t.cell().with_settings(|s| s.retry_interval));
     engine.register_set("retry_interval", |t: &mut T, secs: Dynamic| -> Result<()> {
-        t.cell().inner.lock().settings.retry_interval = seconds(&secs, "retry_interval")?;
+        let interval = seconds(&secs, "retry_interval")?;
+        t.cell().configure(|s| s.retry_interval = interval);
         Ok(())
     });
-    engine.register_get("timeout", |t: &mut T| match t.cell().inner.lock().settings.timeout {
+    engine.register_get("timeout", |t: &mut T| match t.cell().with_settings(|s| s.timeout) {
         Some(s) => Dynamic::from_float(s),
         None => Dynamic::UNIT,
     });
     engine.register_set("timeout", |t: &mut T, secs: Dynamic| -> Result<()> {
         refuse_on_subgraph(t.cell(), "timeout", &secs)?;
         let timeout = if secs.is_unit() { None } else { Some(seconds(&secs, "timeout")?) };
-        t.cell().inner.lock().settings.timeout = timeout;
+        t.cell().configure(|s| s.timeout = timeout);
         Ok(())
     });
     macro_rules! closure_property {
         ($name:literal, $field:ident) => {
-            engine.register_get($name, |t: &mut T| match &t.cell().inner.lock().settings.$field {
-                Some(f) => Dynamic::from(f.clone()),
+            engine.register_get($name, |t: &mut T| match t.cell().with_settings(|s| s.$field.clone()) {
+                Some(f) => Dynamic::from(f),
                 None => Dynamic::UNIT,
             });
             engine.register_set($name, |t: &mut T, f: Dynamic| -> Result<()> {
                 refuse_on_subgraph(t.cell(), $name, &f)?;
-                t.cell().inner.lock().settings.$field = optional_closure(f, $name)?;
+                let closure = optional_closure(f, $name)?;
+                t.cell().configure(|s| s.$field = closure);
                 Ok(())
             });
         };
@@ -291,27 +293,28 @@ pub fn register_properties<T: AsTask>(engine: &mut Engine) {
     closure_property!("on_success", on_success);
     closure_property!("on_failure", on_failure);
     closure_property!("revert", revert);
-    engine.register_get("provides", |t: &mut T| match &t.cell().inner.lock().settings.provides {
-        Some(p) => Dynamic::from(p.clone()),
+    engine.register_get("provides", |t: &mut T| match t.cell().with_settings(|s| s.provides.clone()) {
+        Some(p) => Dynamic::from(p),
         None => Dynamic::UNIT,
     });
     engine.register_set("provides", |t: &mut T, key: Dynamic| -> Result<()> {
         refuse_on_subgraph(t.cell(), "provides", &key)?;
         let key = if key.is_unit() { None } else { Some(crate::value::display_value(&key)) };
-        t.cell().inner.lock().settings.provides = key;
+        t.cell().configure(|s| s.provides = key);
         Ok(())
     });
     engine.register_get("requires", |t: &mut T| {
-        let keys: Array = t.cell().inner.lock().settings.requires.iter().map(|k| Dynamic::from(k.clone())).collect();
+        let keys: Array = t.cell().with_settings(|s| s.requires.iter().map(|k| Dynamic::from(k.clone())).collect());
         keys
     });
     engine.register_set("requires", |t: &mut T, keys: Dynamic| -> Result<()> {
-        t.cell().inner.lock().settings.requires = strings(&keys, "requires")?;
+        let keys = strings(&keys, "requires")?;
+        t.cell().configure(|s| s.requires = keys);
         Ok(())
     });
     engine.register_get_set(
         "inject",
-        |t: &mut T| t.cell().inner.lock().settings.inject.clone(),
-        |t: &mut T, values: Map| t.cell().inner.lock().settings.inject = values,
+        |t: &mut T| t.cell().with_settings(|s| s.inject.clone()),
+        |t: &mut T, values: Map| t.cell().configure(|s| s.inject = values),
     );
 }
