@@ -10,7 +10,7 @@ use super::script_pool::{ConcurrencySlot, Overdue};
 use super::ScriptPool;
 use super::{process, ExecEnv, HandlerVerdict};
 use crate::events::TaskKind;
-use crate::events::{Payload, TaskInfo};
+use crate::events::{Payload, Success, TaskInfo};
 use crate::graph::dataflow::inputs_of;
 use crate::seconds;
 use crate::task::{ErrorKind, TaskError};
@@ -110,7 +110,11 @@ async fn run_attempts(cell: Arc<TaskCell>, env: Arc<ExecEnv>, mut first: Option<
         let (after, error) = match judge(&cell, &settings, result, retries, &env).await {
             Judgement::Succeed(value) => return succeed(&cell, info, value, &env).await,
             Judgement::Poll { value, after } => {
-                env.bus.emit(Payload::TaskSucceeded(info.clone(), result_json(&value), false));
+                env.bus.emit(Payload::TaskSucceeded {
+                    task: info.clone(),
+                    result: result_json(&value),
+                    how: Success::Again,
+                });
                 (after, TaskError::recoverable(POLL_AGAIN))
             }
             Judgement::Retry { after, error } => (after, error),
@@ -118,7 +122,7 @@ async fn run_attempts(cell: Arc<TaskCell>, env: Arc<ExecEnv>, mut first: Option<
             Judgement::Fail(error) => return fail(&cell, info, error, false, &env),
             Judgement::Cancelled => return fail(&cell, info, TaskError::cancelled(), false, &env),
         };
-        env.bus.emit(Payload::TaskRescheduled(info, error.message.clone(), after));
+        env.bus.emit(Payload::TaskRescheduled { task: info, error: error.message.clone(), retry_after: after });
         cell.set_error(Some(error));
         cell.set_state(TaskState::Rescheduled);
         if after > 0.0 {
@@ -149,7 +153,11 @@ impl Drop for EndsOnPanic<'_> {
         self.env.record_bug(&error);
         if self.cell.state() == TaskState::Started {
             let info = current_task_info(self.cell);
-            self.env.bus.emit(Payload::TaskFailed(info, error.message.clone(), false));
+            self.env.bus.emit(Payload::TaskFailed {
+                task: info,
+                error: error.message.clone(),
+                how: error.failure(false),
+            });
         }
         self.cell.set_error(Some(error));
         self.cell.finish(TaskState::Failed);
@@ -171,7 +179,7 @@ async fn attempt(
     cell.begin_attempt(attempt_id, retries);
     let info = task_info(cell, attempt_id, retries, settings.total_retries);
     if cell.kind() != TaskKind::Event {
-        env.bus.emit(Payload::TaskStarted(info.clone()));
+        env.bus.emit(Payload::TaskStarted { task: info.clone() });
     }
     let result = perform(cell, settings, env).await;
     drop(permit);
@@ -181,14 +189,18 @@ async fn attempt(
 /// The task succeeded: told, committed when it has effects, then finished.
 async fn succeed(cell: &TaskCell, info: TaskInfo, value: Dynamic, env: &ExecEnv) -> TaskOutcome {
     if cell.kind().has_effects() {
-        let seq = env.bus.emit(Payload::TaskSucceeded(info.clone(), result_json(&value), true));
+        let seq = env.bus.emit(Payload::TaskSucceeded {
+            task: info.clone(),
+            result: result_json(&value),
+            how: Success::Done,
+        });
         // A success that is not on disk is no success: nothing may run on it. The bus never
         // announces it either: the attempt's outcome the sinks see is this failure.
         if let Err(error) = env.committed(seq).await {
             return fail(cell, info, error, false, env);
         }
     } else if cell.kind() != TaskKind::Event {
-        env.bus.emit(Payload::TaskSucceeded(info, result_json(&value), true));
+        env.bus.emit(Payload::TaskSucceeded { task: info, result: result_json(&value), how: Success::Done });
     }
     cell.set_result(value);
     cell.finish(TaskState::Succeeded);
@@ -198,7 +210,7 @@ async fn succeed(cell: &TaskCell, info: TaskInfo, value: Dynamic, env: &ExecEnv)
 /// The task (or subgraph) ends without success: failed, cancelled, or failed with `ignored` (a
 /// handler's `ignore()`/`cont()`: it counts as done).
 pub(super) fn fail(cell: &TaskCell, info: TaskInfo, error: TaskError, ignored: bool, env: &ExecEnv) -> TaskOutcome {
-    env.bus.emit(Payload::TaskFailed(info, error.message.clone(), ignored));
+    env.bus.emit(Payload::TaskFailed { task: info, error: error.message.clone(), how: error.failure(ignored) });
     cell.set_error(Some(error.clone()));
     if ignored {
         cell.finish(TaskState::Succeeded);

@@ -16,7 +16,7 @@ mod subgraphs;
 use super::attempt::{current_task_info, task_info, Judgement};
 use super::direct_closure::{DirectClosure, DirectEnd};
 use super::{continue_task, run_task, ExecEnv, TaskOutcome};
-use crate::events::Payload;
+use crate::events::{Payload, Success};
 use crate::graph::{Plan, Role};
 use crate::store::{CommitState, StoreError};
 use crate::task::{ErrorKind, FailedTask, TaskError};
@@ -230,8 +230,8 @@ impl Scheduler {
                 }
                 _ => {
                     let info = task_info(&cell, attempt_id, 0, total_retries);
-                    self.env.bus.emit(Payload::TaskStarted(info.clone()));
-                    self.env.bus.emit(Payload::TaskSucceeded(info, None, true));
+                    self.env.bus.emit(Payload::TaskStarted { task: info.clone() });
+                    self.env.bus.emit(Payload::TaskSucceeded { task: info, result: None, how: Success::Done });
                 }
             }
             cell.finish(TaskState::Succeeded);
@@ -301,7 +301,11 @@ impl Scheduler {
     fn finish_unrecorded(&mut self, task: u32, error: &StoreError) {
         let error = TaskError::unrecorded(error);
         let cell = &self.plan.tasks[task as usize].cell;
-        self.env.bus.emit(Payload::TaskFailed(current_task_info(cell), error.message.clone(), false));
+        self.env.bus.emit(Payload::TaskFailed {
+            task: current_task_info(cell),
+            error: error.message.clone(),
+            how: error.failure(false),
+        });
         cell.set_error(Some(error.clone()));
         cell.finish(TaskState::Failed);
         self.finish(task, TaskOutcome::Failed(error));
@@ -416,18 +420,20 @@ impl Scheduler {
                 (revert, (info, inner.status.result.clone()))
             };
             let (info, result) = info;
-            self.env.bus.emit(Payload::TaskReverting(info.clone()));
+            self.env.bus.emit(Payload::TaskReverting { task: info.clone() });
             let scripts = self.env.scripts.clone();
             let outcome = self.env.scripts_pool.run(move || scripts.call(&revert, vec![result], None)).await;
             match outcome {
                 Some(Ok(_)) => {
-                    self.env.bus.emit(Payload::TaskReverted(info));
+                    self.env.bus.emit(Payload::TaskReverted { task: info });
                 }
                 Some(Err(e)) => {
-                    self.env.bus.emit(Payload::TaskRevertFailed(info, e.message));
+                    self.env.bus.emit(Payload::TaskRevertFailed { task: info, error: e.message });
                 }
                 None => {
-                    self.env.bus.emit(Payload::TaskRevertFailed(info, "the script thread stopped".into()));
+                    self.env
+                        .bus
+                        .emit(Payload::TaskRevertFailed { task: info, error: "the script thread stopped".into() });
                 }
             }
         }
@@ -599,8 +605,8 @@ mod tests {
     impl EventSink for SlowStore {
         fn accept(&mut self, event: &Event, _: &ExecutionLabel) {
             let mut fails = false;
-            if let Payload::TaskSucceeded(t, _, _) = &event.payload {
-                if &*t.name == "a" {
+            if let Payload::TaskSucceeded { task, .. } = &event.payload {
+                if &*task.name == "a" {
                     *self.a_seq.lock() = Some(event.seq);
                     fails = self.fail_a;
                 }

@@ -8,6 +8,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::diagnostic::Code;
+use crate::events::Failure;
 use crate::value::display_value;
 use rhai::{Dynamic, EvalAltResult, Position};
 
@@ -152,6 +153,16 @@ impl TaskError {
 
     pub fn is_cancelled(&self) -> bool {
         self.kind == ErrorKind::Cancelled
+    }
+
+    /// How a task that ended with this error counts in its `task_failed` event: `ignored` (a
+    /// handler's `ignore()`/`cont()`) wins over a cancel, as the task's state does.
+    pub fn failure(&self, ignored: bool) -> Failure {
+        match (ignored, self.is_cancelled()) {
+            (true, _) => Failure::Ignored,
+            (false, true) => Failure::Cancelled,
+            (false, false) => Failure::Failed,
+        }
     }
 
     /// The error as a Rhai exception, so `throw`/`catch` in scripts see it.

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use super::{Report, Scheduler};
-use crate::events::{Payload, TaskInfo};
+use crate::events::{Payload, Success, TaskInfo};
 use crate::exec::attempt::{fail, judge_subgraph, judge_subgraph_now, task_info, Judgement, POLL_AGAIN};
 use crate::exec::TaskOutcome;
 use crate::task::{FailedTask, TaskError};
@@ -50,7 +50,7 @@ impl Scheduler {
         state.opened = true;
         state.attempt_id = attempt_id;
         let (_, info) = self.subgraph_attempt(task);
-        self.env.bus.emit(Payload::TaskStarted(info));
+        self.env.bus.emit(Payload::TaskStarted { task: info });
         let entry = self.plan.tasks[task as usize].entry;
         self.release(entry);
     }
@@ -105,7 +105,7 @@ impl Scheduler {
             }
             Judgement::Poll { after, .. } if !stop => {
                 let (_, info) = self.subgraph_attempt(task);
-                self.env.bus.emit(Payload::TaskSucceeded(info, None, false));
+                self.env.bus.emit(Payload::TaskSucceeded { task: info, result: None, how: Success::Again });
                 let error = TaskError::recoverable(POLL_AGAIN);
                 self.retries_due.push(SubgraphRetry { task, after, error, polled: true });
             }
@@ -119,7 +119,7 @@ impl Scheduler {
     /// The subgraph succeeded: told before anything waiting for it is released.
     fn subgraph_succeeded(&mut self, task: u32) {
         let (cell, info) = self.subgraph_attempt(task);
-        self.env.bus.emit(Payload::TaskSucceeded(info, None, true));
+        self.env.bus.emit(Payload::TaskSucceeded { task: info, result: None, how: Success::Done });
         cell.finish(TaskState::Succeeded);
         self.subgraphs[task as usize].ended = true;
         self.finish(task, TaskOutcome::Succeeded);
@@ -173,7 +173,11 @@ impl Scheduler {
         self.reset_members(subgraph, &members);
 
         let (cell, info) = self.subgraph_attempt(subgraph);
-        self.env.bus.emit(Payload::TaskRescheduled(info, retry.error.message.clone(), retry.after));
+        self.env.bus.emit(Payload::TaskRescheduled {
+            task: info,
+            error: retry.error.message.clone(),
+            retry_after: retry.after,
+        });
         cell.set_error(Some(retry.error));
         cell.set_state(TaskState::Rescheduled);
         let state = &mut self.subgraphs[subgraph as usize];
@@ -255,7 +259,7 @@ impl Scheduler {
         state.attempt_id = attempt_id;
         cell.begin_attempt(attempt_id, state.retries);
         let (_, info) = self.subgraph_attempt(task);
-        self.env.bus.emit(Payload::TaskStarted(info));
+        self.env.bus.emit(Payload::TaskStarted { task: info });
         let entry = self.plan.tasks[task as usize].entry;
         self.release(entry);
     }
@@ -275,7 +279,11 @@ impl Scheduler {
             } else {
                 TaskError::recoverable(format!("not all tasks of subgraph `{}` could run", cell.name))
             };
-            self.env.bus.emit(Payload::TaskFailed(info, error.message.clone(), false));
+            self.env.bus.emit(Payload::TaskFailed {
+                task: info,
+                error: error.message.clone(),
+                how: error.failure(false),
+            });
             cell.set_error(Some(error));
             cell.finish(if cancelled { TaskState::Cancelled } else { TaskState::Failed });
             self.subgraphs[task as usize].ended = true;
