@@ -27,6 +27,16 @@ pub enum TaskKind {
 }
 
 impl TaskKind {
+    const ALL: [TaskKind; 7] = [
+        TaskKind::Script,
+        TaskKind::Shell,
+        TaskKind::Event,
+        TaskKind::Noop,
+        TaskKind::Sleep,
+        TaskKind::Operation,
+        TaskKind::Subgraph,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             TaskKind::Script => "script",
@@ -37,6 +47,11 @@ impl TaskKind {
             TaskKind::Operation => "operation",
             TaskKind::Subgraph => "subgraph",
         }
+    }
+
+    /// `None` for a kind rhaiflow never writes (a damaged stored event).
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.as_str() == s)
     }
 
     /// Tasks whose success must be on disk before it counts: before their dependents run and
