@@ -11,8 +11,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use parking_lot::Mutex;
 
 use crate::events::TaskKind;
-use crate::events::CANCELLED;
-use crate::events::{Event, EventSink, ExecutionLabel, LogLevel, Payload, TaskInfo};
+use crate::events::{Event, EventSink, ExecutionLabel, Failure, LogLevel, Payload, Success, TaskInfo};
 use crate::runner::Status;
 
 #[derive(Default)]
@@ -163,16 +162,16 @@ impl EventSink for Console {
             Payload::WorkflowEvent { message, node_instance: Some(instance) } => {
                 Console::line(state, format!("[event {instance}] {message}"))
             }
-            Payload::TaskStarted(t) => {
+            Payload::TaskStarted { task: t } => {
                 state.running.insert(t.task_id, (task_line(t).into(), Instant::now()));
                 if state.bar.is_none() && !state.quiet && shows_progress(t.kind) {
                     Console::line(state, format!("{at:>8.3}s  start   {}", task_line(t)));
                 }
             }
-            Payload::TaskSucceeded(t, _, done) => {
+            Payload::TaskSucceeded { task: t, how, .. } => {
                 let began = state.running.remove(&t.task_id).map(|(_, s)| s.elapsed().as_secs_f64());
                 // A success that on_success sends round again counts once the task ends.
-                if t.kind != TaskKind::Subgraph && *done {
+                if t.kind != TaskKind::Subgraph && *how == Success::Done {
                     state.tally.succeeded += 1;
                 }
                 if state.bar.is_none() && !state.quiet && shows_progress(t.kind) {
@@ -180,7 +179,7 @@ impl EventSink for Console {
                     Console::line(state, format!("{at:>8.3}s  ok      {} ({took:.2}s)", task_line(t)));
                 }
             }
-            Payload::TaskRescheduled(t, error, after) => {
+            Payload::TaskRescheduled { task: t, error, retry_after: after } => {
                 state.running.remove(&t.task_id);
                 state.tally.retries += 1;
                 if !state.quiet {
@@ -195,32 +194,31 @@ impl EventSink for Console {
                     );
                 }
             }
-            Payload::TaskFailed(t, error, ignored) => {
+            Payload::TaskFailed { task: t, error, how } => {
                 state.running.remove(&t.task_id);
-                let cancelled = error == CANCELLED;
                 if t.kind != TaskKind::Subgraph {
-                    if cancelled {
-                        state.tally.cancelled += 1;
-                    } else if *ignored {
-                        state.tally.ignored += 1;
-                    } else {
-                        state.tally.failed += 1;
-                        state.tally.first_failure.get_or_insert_with(|| (task_summary(t), error.clone()));
+                    match how {
+                        Failure::Cancelled => state.tally.cancelled += 1,
+                        Failure::Ignored => state.tally.ignored += 1,
+                        Failure::Failed => {
+                            state.tally.failed += 1;
+                            state.tally.first_failure.get_or_insert_with(|| (task_summary(t), error.clone()));
+                        }
                     }
                 }
                 // A task a cancel stopped did not fail: shouting FAILED would send a person
                 // looking for an error that is not there.
-                let line = match (*ignored, cancelled) {
-                    (true, _) => format!("ignored {}: {error}", task_line(t)),
-                    (false, true) => format!("cancelled {}", task_line(t)),
-                    (false, false) => format!("FAILED  {}: {error}", task_line(t)),
+                let line = match how {
+                    Failure::Ignored => format!("ignored {}: {error}", task_line(t)),
+                    Failure::Cancelled => format!("cancelled {}", task_line(t)),
+                    Failure::Failed => format!("FAILED  {}: {error}", task_line(t)),
                 };
                 Console::line(state, format!("{at:>8.3}s  {line}"));
             }
-            Payload::TaskReverted(t) if !state.quiet => {
+            Payload::TaskReverted { task: t } if !state.quiet => {
                 Console::line(state, format!("{at:>8.3}s  revert  {}: reverted", task_line(t)));
             }
-            Payload::TaskRevertFailed(t, error) => {
+            Payload::TaskRevertFailed { task: t, error } => {
                 Console::line(state, format!("{at:>8.3}s  REVERT FAILED {}: {error}", task_line(t)));
             }
             Payload::TaskOutput { task, line, .. } if !state.quiet => Console::output_line(state, task, line),

@@ -27,6 +27,16 @@ pub enum TaskKind {
 }
 
 impl TaskKind {
+    const ALL: [TaskKind; 7] = [
+        TaskKind::Script,
+        TaskKind::Shell,
+        TaskKind::Event,
+        TaskKind::Noop,
+        TaskKind::Sleep,
+        TaskKind::Operation,
+        TaskKind::Subgraph,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             TaskKind::Script => "script",
@@ -37,6 +47,11 @@ impl TaskKind {
             TaskKind::Operation => "operation",
             TaskKind::Subgraph => "subgraph",
         }
+    }
+
+    /// `None` for a kind rhaiflow never writes (a damaged stored event).
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.as_str() == s)
     }
 
     /// Tasks whose success must be on disk before it counts: before their dependents run and
@@ -50,12 +65,12 @@ impl TaskKind {
 
 pub use bus::{CommitFeed, EventBus};
 
-/// Which task an event is about.
-/// The error of a task a cancel stopped, as its `task_failed` event says it: how the console
-/// and `executions show` (which read events, not the executor) tell a cancelled task from a
-/// failed one.
+/// The error of a task a cancel stopped, as its `task_failed` event says it. The event's JSON
+/// has no other mark of a cancel: `executions show`, which reads stored events, tells a
+/// cancelled task from a failed one by it (the live sinks read `Failure::Cancelled`).
 pub const CANCELLED: &str = "the execution was cancelled";
 
+/// Which task an event is about.
 #[derive(Clone, Debug)]
 pub struct TaskInfo {
     pub name: Arc<str>,
@@ -99,17 +114,36 @@ pub enum Payload {
         error: String,
     },
     WorkflowCancelled,
-    TaskStarted(TaskInfo),
-    /// `done` is false for an attempt that succeeded but that `on_success` sent round again
-    /// (a polling loop): its `task_rescheduled` follows, and the task is not done yet.
-    TaskSucceeded(TaskInfo, Option<Value>, bool),
-    TaskRescheduled(TaskInfo, String, f64),
-    /// `ignored` is true when a handler's `ignore()`/`cont()` let the dependents run anyway.
-    TaskFailed(TaskInfo, String, bool),
+    TaskStarted {
+        task: TaskInfo,
+    },
+    TaskSucceeded {
+        task: TaskInfo,
+        result: Option<Value>,
+        how: Success,
+    },
+    /// An attempt that did not end the task: another follows in `retry_after` seconds.
+    TaskRescheduled {
+        task: TaskInfo,
+        error: String,
+        retry_after: f64,
+    },
+    TaskFailed {
+        task: TaskInfo,
+        error: String,
+        how: Failure,
+    },
     /// After a graph failed, a succeeded task's `revert` closure starts / ended / threw.
-    TaskReverting(TaskInfo),
-    TaskReverted(TaskInfo),
-    TaskRevertFailed(TaskInfo, String),
+    TaskReverting {
+        task: TaskInfo,
+    },
+    TaskReverted {
+        task: TaskInfo,
+    },
+    TaskRevertFailed {
+        task: TaskInfo,
+        error: String,
+    },
     /// `send_event(msg)`: a `workflow_event`; `instance.send_event(msg)`: a `node_event`.
     WorkflowEvent {
         message: String,
@@ -127,6 +161,27 @@ pub enum Payload {
         line: String,
         truncated: bool,
     },
+}
+
+/// What a `task_succeeded` means for its task.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Success {
+    /// The task is done.
+    Done,
+    /// The attempt succeeded but `on_success` sent the task round again (a polling loop): its
+    /// `task_rescheduled` follows, and the task is not done yet.
+    Again,
+}
+
+/// How a task's failure counts, as its `task_failed` event says it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Failure {
+    /// It failed: what depends on it does not run.
+    Failed,
+    /// A handler's `ignore()`/`cont()` let its dependents run anyway: `"ignored": true`.
+    Ignored,
+    /// A cancel stopped it (its error is `CANCELLED`): it did not fail, the execution ended.
+    Cancelled,
 }
 
 /// Which of a process's streams a line of `task_output` came from.
@@ -181,13 +236,13 @@ impl Payload {
             Payload::WorkflowSucceeded { .. } => "workflow_succeeded",
             Payload::WorkflowFailed { .. } => "workflow_failed",
             Payload::WorkflowCancelled => "workflow_cancelled",
-            Payload::TaskStarted(..) => "task_started",
-            Payload::TaskSucceeded(..) => "task_succeeded",
-            Payload::TaskRescheduled(..) => "task_rescheduled",
-            Payload::TaskFailed(..) => "task_failed",
-            Payload::TaskReverting(..) => "task_reverting",
-            Payload::TaskReverted(..) => "task_reverted",
-            Payload::TaskRevertFailed(..) => "task_revert_failed",
+            Payload::TaskStarted { .. } => "task_started",
+            Payload::TaskSucceeded { .. } => "task_succeeded",
+            Payload::TaskRescheduled { .. } => "task_rescheduled",
+            Payload::TaskFailed { .. } => "task_failed",
+            Payload::TaskReverting { .. } => "task_reverting",
+            Payload::TaskReverted { .. } => "task_reverted",
+            Payload::TaskRevertFailed { .. } => "task_revert_failed",
             Payload::WorkflowEvent { node_instance: None, .. } => "workflow_event",
             Payload::WorkflowEvent { node_instance: Some(_), .. } => "node_event",
             Payload::Log { .. } => "log",
@@ -204,7 +259,7 @@ impl Payload {
     /// (`TaskKind::has_effects`, whose dependents wait for the commit), or the workflow's.
     pub fn is_success_to_record(&self) -> bool {
         match self {
-            Payload::TaskSucceeded(t, _, _) => t.kind.has_effects(),
+            Payload::TaskSucceeded { task, .. } => task.kind.has_effects(),
             Payload::WorkflowSucceeded { .. } => true,
             _ => false,
         }
@@ -212,14 +267,14 @@ impl Payload {
 
     pub fn task(&self) -> Option<&TaskInfo> {
         match self {
-            Payload::TaskStarted(t)
-            | Payload::TaskSucceeded(t, _, _)
-            | Payload::TaskRescheduled(t, _, _)
-            | Payload::TaskFailed(t, _, _)
-            | Payload::TaskReverting(t)
-            | Payload::TaskReverted(t)
-            | Payload::TaskRevertFailed(t, _)
-            | Payload::TaskOutput { task: t, .. } => Some(t),
+            Payload::TaskStarted { task }
+            | Payload::TaskSucceeded { task, .. }
+            | Payload::TaskRescheduled { task, .. }
+            | Payload::TaskFailed { task, .. }
+            | Payload::TaskReverting { task }
+            | Payload::TaskReverted { task }
+            | Payload::TaskRevertFailed { task, .. }
+            | Payload::TaskOutput { task, .. } => Some(task),
             _ => None,
         }
     }
@@ -265,19 +320,19 @@ impl Event {
                 m.insert("resumed".into(), (*resumed).into());
                 m.insert("parameters".into(), parameters.clone());
             }
-            Payload::WorkflowSucceeded { result: Some(r) } | Payload::TaskSucceeded(_, Some(r), _) => {
+            Payload::WorkflowSucceeded { result: Some(r) } | Payload::TaskSucceeded { result: Some(r), .. } => {
                 m.insert("result".into(), r.clone());
             }
-            Payload::WorkflowFailed { error } | Payload::TaskRevertFailed(_, error) => {
+            Payload::WorkflowFailed { error } | Payload::TaskRevertFailed { error, .. } => {
                 m.insert("error".into(), error.as_str().into());
             }
-            Payload::TaskRescheduled(_, error, after) => {
+            Payload::TaskRescheduled { error, retry_after, .. } => {
                 m.insert("error".into(), error.as_str().into());
-                m.insert("retry_after".into(), (*after).into());
+                m.insert("retry_after".into(), (*retry_after).into());
             }
-            Payload::TaskFailed(_, error, ignored) => {
+            Payload::TaskFailed { error, how, .. } => {
                 m.insert("error".into(), error.as_str().into());
-                if *ignored {
+                if *how == Failure::Ignored {
                     m.insert("ignored".into(), true.into());
                 }
             }
@@ -381,24 +436,24 @@ impl Event {
                 field(out, "parameters");
                 let _ = serde_json::to_writer(&mut *out, parameters);
             }
-            Payload::WorkflowSucceeded { result: Some(r) } | Payload::TaskSucceeded(_, Some(r), _) => {
+            Payload::WorkflowSucceeded { result: Some(r) } | Payload::TaskSucceeded { result: Some(r), .. } => {
                 field(out, "result");
                 let _ = serde_json::to_writer(&mut *out, r);
             }
-            Payload::WorkflowFailed { error } | Payload::TaskRevertFailed(_, error) => {
+            Payload::WorkflowFailed { error } | Payload::TaskRevertFailed { error, .. } => {
                 field(out, "error");
                 string(out, error);
             }
-            Payload::TaskRescheduled(_, error, after) => {
+            Payload::TaskRescheduled { error, retry_after, .. } => {
                 field(out, "error");
                 string(out, error);
                 field(out, "retry_after");
-                let _ = serde_json::to_writer(&mut *out, after);
+                let _ = serde_json::to_writer(&mut *out, retry_after);
             }
-            Payload::TaskFailed(_, error, ignored) => {
+            Payload::TaskFailed { error, how, .. } => {
                 field(out, "error");
                 string(out, error);
-                if *ignored {
+                if *how == Failure::Ignored {
                     out.extend_from_slice(b",\"ignored\":true");
                 }
             }
@@ -518,13 +573,16 @@ mod tests {
             Payload::WorkflowSucceeded { result: None },
             Payload::WorkflowFailed { error: "bad \"thing\"".into() },
             Payload::WorkflowCancelled,
-            Payload::TaskStarted(task()),
-            Payload::TaskSucceeded(task(), Some(serde_json::json!("out")), true),
-            Payload::TaskRescheduled(task(), "later".into(), 0.25),
-            Payload::TaskFailed(task(), "boom".into(), true),
-            Payload::TaskFailed(task(), "boom".into(), false),
-            Payload::TaskReverting(task()),
-            Payload::TaskRevertFailed(task(), "cleanup failed".into()),
+            Payload::TaskStarted { task: task() },
+            Payload::TaskSucceeded { task: task(), result: Some(serde_json::json!("out")), how: Success::Done },
+            Payload::TaskSucceeded { task: task(), result: None, how: Success::Again },
+            Payload::TaskRescheduled { task: task(), error: "later".into(), retry_after: 0.25 },
+            Payload::TaskFailed { task: task(), error: "boom".into(), how: Failure::Ignored },
+            Payload::TaskFailed { task: task(), error: "boom".into(), how: Failure::Failed },
+            Payload::TaskFailed { task: task(), error: CANCELLED.into(), how: Failure::Cancelled },
+            Payload::TaskReverting { task: task() },
+            Payload::TaskReverted { task: task() },
+            Payload::TaskRevertFailed { task: task(), error: "cleanup failed".into() },
             Payload::WorkflowEvent { message: "deployed".into(), node_instance: None },
             Payload::WorkflowEvent { message: "db is up".into(), node_instance: Some("db_1".into()) },
             Payload::Log { level: LogLevel::Warn, message: "careful".into() },
@@ -545,11 +603,32 @@ mod tests {
         }
     }
 
+    // The event format is a contract: how a failure or a success counts shows only as
+    // `"ignored":true` on an ignored failure, never as a field of its own.
+    #[test]
+    fn task_events_are_written_in_the_contract_s_words() {
+        let line = |payload| {
+            let mut out = Vec::new();
+            Event { seq: 3, ts: SystemTime::UNIX_EPOCH, payload }.write_json_unlabelled(&mut out);
+            let text = String::from_utf8(out).unwrap();
+            text[text.find(",\"task\"").unwrap()..].replace(r#","task":"t\n1","task_id":7,"kind":"shell","current_retries":1,"total_retries":-1,"node_instance":"db_1""#, "")
+        };
+        let failed = |how| Payload::TaskFailed { task: task(), error: "boom".into(), how };
+        assert_eq!(line(failed(Failure::Failed)), r#","error":"boom"}"#);
+        assert_eq!(line(failed(Failure::Cancelled)), r#","error":"boom"}"#);
+        assert_eq!(line(failed(Failure::Ignored)), r#","error":"boom","ignored":true}"#);
+        let succeeded = |how| Payload::TaskSucceeded { task: task(), result: Some(1.into()), how };
+        assert_eq!(line(succeeded(Success::Done)), r#","result":1}"#);
+        assert_eq!(line(succeeded(Success::Again)), r#","result":1}"#);
+        let rescheduled = Payload::TaskRescheduled { task: task(), error: "later".into(), retry_after: 0.5 };
+        assert_eq!(line(rescheduled), r#","error":"later","retry_after":0.5}"#);
+    }
+
     #[test]
     fn the_label_spliced_into_unlabelled_json_gives_the_full_line() {
         let payloads = [
             Payload::WorkflowStarted { resumed: false, parameters: serde_json::json!({}) },
-            Payload::TaskSucceeded(task(), Some(serde_json::json!([1, 2])), false),
+            Payload::TaskSucceeded { task: task(), result: Some(serde_json::json!([1, 2])), how: Success::Again },
         ];
         for payload in payloads {
             let event = Event { seq: 12, ts: SystemTime::now(), payload };

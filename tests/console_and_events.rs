@@ -58,6 +58,16 @@ fn quiet_keeps_logs_failures_and_the_summary_only() {
     assert!(out.stderr.contains("[warn] warn line") && !out.stderr.contains("debug line"), "{}", out.stderr);
 }
 
+// A task that threw "the execution was cancelled" in a run nobody cancelled was told by its
+// message: the console said "cancelled impostor" and counted no failure.
+#[test]
+fn a_task_throwing_the_cancel_message_is_shown_failed_not_cancelled() {
+    let out = Run::new("throws_the_cancel_message.rhai").output();
+    out.assert_code(1);
+    assert!(out.stderr.contains("FAILED  impostor: the execution was cancelled"), "{}", out.stderr);
+    assert!(!out.stderr.contains("cancelled impostor"), "{}", out.stderr);
+}
+
 #[test]
 fn ctx_names_the_execution_and_the_workflow_of_the_events() {
     let out = Run::new("context.rhai").args(["-p", "zone=b"]).output();

@@ -646,6 +646,29 @@ fn an_unparseable_event_is_reported() {
     assert_reported_as_damaged(&run, &id, &[&["show"], &["events"], &["resume"]], "does not read as JSON");
 }
 
+// A stored task kind rhaiflow never writes was kept as text: `show` listed the damaged task as
+// a task of kind `shelx`, and a resume compared kinds as strings and went on.
+#[test]
+fn a_task_event_of_an_unknown_kind_is_reported() {
+    let (run, id) = failed_execution();
+    let conn = run.store_file();
+    let (position, mut events): (i64, Vec<u8>) = conn
+        .query_row("SELECT position, events FROM event_rows WHERE instr(events, ?1) > 0", [&b"\"shell\""[..]], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    // Same length, so the row's framing and the JSON still read: only the kind is unknown.
+    let at = events.windows(7).position(|w| w == b"\"shell\"").unwrap();
+    events[at + 5] = b'x';
+    conn.execute("UPDATE event_rows SET events = ?2 WHERE position = ?1", rusqlite::params![position, events]).unwrap();
+    assert_reported_as_damaged(
+        &run,
+        &id,
+        &[&["show"], &["resume"]],
+        "of the kind `shelx`, which rhaiflow never writes",
+    );
+}
+
 // Setting up a new store ignored a COMMIT that failed: the store opened without its tables, and
 // the command failed later with "no such table: executions" instead of the real cause.
 #[test]

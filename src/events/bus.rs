@@ -314,7 +314,7 @@ mod tests {
 
     use super::*;
     use crate::events::TaskKind;
-    use crate::events::{LogLevel, TaskInfo};
+    use crate::events::{LogLevel, Success, TaskInfo};
 
     fn label() -> ExecutionLabel {
         ExecutionLabel { execution_id: "e".into(), workflow: "w".into() }
@@ -350,7 +350,7 @@ mod tests {
 
     fn succeeded(name: &str, kind: TaskKind) -> Payload {
         let info = TaskInfo::first_attempt(name, kind);
-        Payload::TaskSucceeded(info, None, true)
+        Payload::TaskSucceeded { task: info, result: None, how: Success::Done }
     }
 
     fn log(message: &str) -> Payload {

@@ -94,7 +94,7 @@ mod tests {
 
     use super::*;
     use crate::events::TaskKind;
-    use crate::events::{LogLevel, Payload, TaskInfo};
+    use crate::events::{Failure, LogLevel, Payload, Success, TaskInfo};
 
     fn task(name: &str, kind: TaskKind) -> TaskInfo {
         TaskInfo::first_attempt(name, kind)
@@ -106,6 +106,10 @@ mod tests {
             held.push(Event { seq: i as u64 + 1, ts: SystemTime::UNIX_EPOCH, payload });
         }
         held
+    }
+
+    fn succeeded(name: &str, kind: TaskKind, how: Success) -> Payload {
+        Payload::TaskSucceeded { task: task(name, kind), result: None, how }
     }
 
     fn log(message: &str) -> Payload {
@@ -140,12 +144,16 @@ mod tests {
     #[test]
     fn after_a_failure_everything_is_due_but_unrecorded_successes_with_effects() {
         let mut held = held(vec![
-            Payload::TaskSucceeded(task("recorded", TaskKind::Shell), None, true),
-            Payload::TaskSucceeded(task("lost", TaskKind::Script), None, true),
-            Payload::TaskSucceeded(task("polled", TaskKind::Operation), None, false),
-            Payload::TaskSucceeded(task("noop", TaskKind::Noop), None, true),
+            succeeded("recorded", TaskKind::Shell, Success::Done),
+            succeeded("lost", TaskKind::Script, Success::Done),
+            succeeded("polled", TaskKind::Operation, Success::Again),
+            succeeded("noop", TaskKind::Noop, Success::Done),
             log("after the failure"),
-            Payload::TaskFailed(task("lost", TaskKind::Script), "the execution store failed".into(), false),
+            Payload::TaskFailed {
+                task: task("lost", TaskKind::Script),
+                error: "the execution store failed".into(),
+                how: Failure::Failed,
+            },
         ]);
         held.committed(1);
         held.stop_waiting();

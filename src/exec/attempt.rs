@@ -11,7 +11,7 @@ use super::script_pool::{ConcurrencySlot, Overdue};
 use super::ScriptPool;
 use super::{process, ExecEnv, HandlerVerdict};
 use crate::events::TaskKind;
-use crate::events::{Payload, TaskInfo};
+use crate::events::{Payload, Success, TaskInfo};
 use crate::seconds;
 use crate::task::{ErrorKind, TaskError};
 use crate::task::{TaskAction, TaskCell, TaskSettings, TaskState};
@@ -106,7 +106,11 @@ async fn run_attempts(cell: Arc<TaskCell>, env: Arc<ExecEnv>, mut first: Option<
         let (after, error) = match judge(&cell, &settings, result, retries, &env).await {
             Judgement::Succeed(value) => return succeed(&cell, info, value, &env).await,
             Judgement::Poll { value, after } => {
-                env.bus.emit(Payload::TaskSucceeded(info.clone(), result_json(&value), false));
+                env.bus.emit(Payload::TaskSucceeded {
+                    task: info.clone(),
+                    result: result_json(&value),
+                    how: Success::Again,
+                });
                 (after, TaskError::recoverable(POLL_AGAIN))
             }
             Judgement::Retry { after, error } => (after, error),
@@ -114,7 +118,7 @@ async fn run_attempts(cell: Arc<TaskCell>, env: Arc<ExecEnv>, mut first: Option<
             Judgement::Fail(error) => return failed(&cell, info, error, false, &env),
             Judgement::Cancelled => return failed(&cell, info, TaskError::cancelled(), false, &env),
         };
-        env.bus.emit(Payload::TaskRescheduled(info, error.message.clone(), after));
+        env.bus.emit(Payload::TaskRescheduled { task: info, error: error.message.clone(), retry_after: after });
         cell.reschedule(error);
         if after > 0.0 {
             tokio::select! {
@@ -162,7 +166,7 @@ async fn attempt(
     cell.begin_attempt(attempt_id, retries);
     let info = task_info(cell, attempt_id, retries, settings.total_retries);
     if cell.kind() != TaskKind::Event {
-        env.bus.emit(Payload::TaskStarted(info.clone()));
+        env.bus.emit(Payload::TaskStarted { task: info.clone() });
     }
     let result = perform(cell, settings, env).await;
     drop(permit);
@@ -172,7 +176,11 @@ async fn attempt(
 /// The task succeeded: told, committed when it has effects, then finished.
 async fn succeed(cell: &TaskCell, info: TaskInfo, value: Dynamic, env: &ExecEnv) -> TaskOutcome {
     if cell.kind().has_effects() {
-        let seq = env.bus.emit(Payload::TaskSucceeded(info.clone(), result_json(&value), true));
+        let seq = env.bus.emit(Payload::TaskSucceeded {
+            task: info.clone(),
+            result: result_json(&value),
+            how: Success::Done,
+        });
         // A success that is not on disk is no success: nothing may run on it. The bus never
         // announces it either: the attempt's outcome the sinks see is this failure.
         if let Err(error) = env.committed(seq).await {

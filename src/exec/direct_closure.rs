@@ -13,7 +13,7 @@ use rhai::Dynamic;
 
 use super::attempt::{closure_call, task_info, FirstAttempt};
 use super::ExecEnv;
-use crate::events::Payload;
+use crate::events::{Payload, Success};
 use crate::task::{TaskAction, TaskCell};
 use crate::value::result_json;
 
@@ -59,11 +59,15 @@ impl DirectClosure {
         let attempt_id = env.next_task_id();
         cell.begin_attempt(attempt_id, 0);
         let info = task_info(cell, attempt_id, 0, self.total_retries);
-        env.bus.emit(Payload::TaskStarted(info.clone()));
+        env.bus.emit(Payload::TaskStarted { task: info.clone() });
         let (closure, args) = closure_call(cell).expect("a direct task runs a closure");
         match env.scripts.call(&closure, args, None) {
             Ok(value) => {
-                let seq = env.bus.emit(Payload::TaskSucceeded(info, result_json(&value), true));
+                let seq = env.bus.emit(Payload::TaskSucceeded {
+                    task: info,
+                    result: result_json(&value),
+                    how: Success::Done,
+                });
                 DirectEnd::Succeeded { value, seq }
             }
             Err(error) => DirectEnd::Failed(FirstAttempt { info, result: Err(error) }),

@@ -5,7 +5,7 @@
 use rhai::Dynamic;
 
 use super::{ExecEnv, TaskOutcome};
-use crate::events::{Payload, TaskInfo};
+use crate::events::{Payload, Success, TaskInfo};
 use crate::task::{TaskCell, TaskError};
 use crate::value::result_json;
 
@@ -30,14 +30,18 @@ pub fn end(cell: &TaskCell, ending: Ending, env: &ExecEnv) -> TaskOutcome {
     match ending {
         Ending::Succeeded { result, told } => {
             if let Some(info) = told {
-                env.bus.emit(Payload::TaskSucceeded(info, result_json(&result), true));
+                env.bus.emit(Payload::TaskSucceeded { task: info, result: result_json(&result), how: Success::Done });
             }
             cell.succeed(result);
             TaskOutcome::Succeeded
         }
         Ending::Failed { error, ignored, told } => {
             if let Some(info) = told {
-                env.bus.emit(Payload::TaskFailed(info, error.message.clone(), ignored));
+                env.bus.emit(Payload::TaskFailed {
+                    task: info,
+                    error: error.message.clone(),
+                    how: error.failure(ignored),
+                });
             }
             if ignored {
                 cell.ignore_failure(error);

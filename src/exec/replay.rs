@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use rhai::Dynamic;
 use serde_json::Value;
 
+use crate::events::TaskKind;
 use crate::task::TaskCell;
 use crate::value::from_json;
 
@@ -13,7 +14,7 @@ use crate::value::from_json;
 #[derive(Clone, Debug)]
 pub struct ReplayedTask {
     pub name: String,
-    pub kind: String,
+    pub kind: TaskKind,
     /// `Some(result)` when it succeeded (`Value::Null` for no result).
     pub success: Option<Value>,
 }
@@ -40,14 +41,17 @@ impl Replay {
     }
 
     /// Says what differs when the script built something else at this index than before.
-    pub fn difference(&self, serial: u64, name: &str, kind: &str) -> Option<String> {
+    pub fn difference(&self, serial: u64, name: &str, kind: TaskKind) -> Option<String> {
         let before = self.tasks.get(&serial)?;
         if before.name == name && before.kind == kind {
             return None;
         }
         Some(format!(
-            "the script builds a different graph than execution {} did: its task number {serial} was `{}` ({}), now it is `{name}` ({kind})",
-            self.execution_id, before.name, before.kind
+            "the script builds a different graph than execution {} did: its task number {serial} was `{}` ({}), now it is `{name}` ({})",
+            self.execution_id,
+            before.name,
+            before.kind.as_str(),
+            kind.as_str()
         ))
     }
 }
@@ -59,8 +63,8 @@ mod tests {
     use rhai::Position;
 
     fn replay() -> Replay {
-        let done = ReplayedTask { name: "a".into(), kind: "noop".into(), success: Some(Value::from(7)) };
-        let failed = ReplayedTask { name: "b".into(), kind: "shell".into(), success: None };
+        let done = ReplayedTask { name: "a".into(), kind: TaskKind::Noop, success: Some(Value::from(7)) };
+        let failed = ReplayedTask { name: "b".into(), kind: TaskKind::Shell, success: None };
         Replay::new("x".into(), [(1, done), (2, failed)])
     }
 
@@ -75,9 +79,9 @@ mod tests {
     #[test]
     fn a_renamed_task_is_a_different_graph() {
         let r = replay();
-        assert!(r.difference(1, "a", "noop").is_none());
-        assert!(r.difference(3, "new", "noop").is_none());
-        let text = r.difference(2, "b2", "shell").unwrap();
+        assert!(r.difference(1, "a", TaskKind::Noop).is_none());
+        assert!(r.difference(3, "new", TaskKind::Noop).is_none());
+        let text = r.difference(2, "b2", TaskKind::Shell).unwrap();
         assert!(text.contains("was `b` (shell), now it is `b2` (shell)"), "{text}");
     }
 }

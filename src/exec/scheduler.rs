@@ -210,7 +210,7 @@ impl Scheduler {
                 }
                 _ => {
                     let info = task_info(&cell, attempt_id, 0, total_retries);
-                    self.env.bus.emit(Payload::TaskStarted(info.clone()));
+                    self.env.bus.emit(Payload::TaskStarted { task: info.clone() });
                     Some(info)
                 }
             };
@@ -508,8 +508,8 @@ mod tests {
     impl EventSink for SlowStore {
         fn accept(&mut self, event: &Event, _: &ExecutionLabel) {
             let mut fails = false;
-            if let Payload::TaskSucceeded(t, _, _) = &event.payload {
-                if &*t.name == "a" {
+            if let Payload::TaskSucceeded { task, .. } = &event.payload {
+                if &*task.name == "a" {
                     *self.a_seq.lock() = Some(event.seq);
                     fails = self.fail_a;
                 }

@@ -38,13 +38,13 @@ impl LineProgress {
 fn is_task_event(payload: &Payload) -> bool {
     matches!(
         payload,
-        Payload::TaskStarted(_)
-            | Payload::TaskSucceeded(..)
-            | Payload::TaskRescheduled(..)
-            | Payload::TaskFailed(..)
-            | Payload::TaskReverting(_)
-            | Payload::TaskReverted(_)
-            | Payload::TaskRevertFailed(..)
+        Payload::TaskStarted { .. }
+            | Payload::TaskSucceeded { .. }
+            | Payload::TaskRescheduled { .. }
+            | Payload::TaskFailed { .. }
+            | Payload::TaskReverting { .. }
+            | Payload::TaskReverted { .. }
+            | Payload::TaskRevertFailed { .. }
     )
 }
 

@@ -28,7 +28,7 @@ use crate::exec::{CancelState, ExecEnv, Mocks};
 use crate::script::api::GraphShared;
 use crate::script::{self, Limits, ModuleRoot, RunSettings, RunState, ScriptBridge};
 use crate::store::{self, ExecutionRecord, ExecutionStatus, Store, StoreError, StoreSink};
-use crate::task::{innermost, ErrorKind, TaskError, TERMINATED_BY_CANCEL};
+use crate::task::{innermost, ErrorKind, TaskError};
 use crate::value::{from_json, to_json};
 use entry::{entry_call, point_at_function};
 use last_resort::LastResort;
@@ -607,7 +607,9 @@ fn classify(err: &EvalAltResult, nothing_ran: bool) -> Status {
             Some(ErrorKind::Invalid | ErrorKind::BadArgument) => true,
             _ => false,
         },
-        EvalAltResult::ErrorTerminated(value, _) if value.to_string() == TERMINATED_BY_CANCEL => {
+        EvalAltResult::ErrorTerminated(value, _)
+            if value.read_lock::<TaskError>().is_some_and(|e| e.is_cancelled()) =>
+        {
             return Status::Cancelled
         }
         EvalAltResult::ErrorModuleNotFound(..) | EvalAltResult::ErrorParsing(..) => true,

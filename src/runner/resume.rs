@@ -11,7 +11,7 @@ use super::recorded::RecordedOptions;
 use super::{run_execution, BundleWorkflow, RunOptions, RunReport, StoreChoice};
 use crate::deploy::Deployment;
 use crate::diagnostic::{Code, Diagnostic};
-use crate::events::EventSink;
+use crate::events::{EventSink, TaskKind};
 use crate::exec::{Replay, ReplayedTask};
 use crate::script::ModuleRoot;
 use crate::store::{self, ExecutionStatus};
@@ -65,10 +65,9 @@ pub fn resume(store_path: &Path, id: &str, sinks: Vec<Box<dyn EventSink>>, owns_
     let left_behind = crate::exec::left_behind::end_left_behind(&record.id);
     let replay = Replay::new(
         record.id.clone(),
-        tasks.iter().filter(|t| t.kind != "subgraph").filter_map(|t| {
-            let done = t.state == "succeeded" || t.state == "ignored";
-            let success = done.then(|| t.result.clone().unwrap_or(Value::Null));
-            Some((t.index()?, ReplayedTask { name: t.name.clone(), kind: t.kind.clone(), success }))
+        tasks.iter().filter(|t| t.kind != TaskKind::Subgraph).filter_map(|t| {
+            let success = t.state.is_done().then(|| t.result.clone().unwrap_or(Value::Null));
+            Some((t.index()?, ReplayedTask { name: t.name.clone(), kind: t.kind, success }))
         }),
     );
     let mut options = RunOptions::new(&record.script);

@@ -12,7 +12,7 @@ use rhai::{Dynamic, Engine, EvalAltResult, Position};
 
 use crate::exec::CancelState;
 use crate::memory;
-use crate::task::{innermost, LimitReached, TaskError, TERMINATED_BY_CANCEL};
+use crate::task::{innermost, LimitReached, TaskError};
 
 /// Bounds on what a run's scripts may use. The operator sets them; a bundle cannot lift them.
 #[derive(Clone, Debug)]
@@ -99,14 +99,15 @@ pub fn install(engine: &mut Engine, limits: &Limits) {
     });
 }
 
-/// Why the script call running on this thread must stop now (a forced cancel, its timeout),
-/// as the value `on_progress` terminates a script with; `None` while it may go on.
+/// Why the script call running on this thread must stop now, as the value `on_progress`
+/// terminates a script with: a cancelled `TaskError` for a forced cancel (told by its type,
+/// never by its words), the reason for its timeout; `None` while it may go on.
 pub fn interruption() -> Option<Dynamic> {
     GUARD.with(|guard| {
         let guard = guard.borrow();
         let guard = guard.as_ref()?;
         if guard.cancel.is_forced() {
-            return Some(Dynamic::from(TERMINATED_BY_CANCEL));
+            return Some(Dynamic::from(TaskError::cancelled()));
         }
         match guard.deadline {
             Some((at, secs)) if Instant::now() >= at => Some(Dynamic::from(format!("timed out after {secs}s"))),

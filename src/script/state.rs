@@ -109,7 +109,7 @@ impl RunState {
             return Err(crate::task::LimitReached::Tasks { limit }.into_rhai(position));
         }
         if let Some(replay) = &self.env().replay {
-            if let Some(difference) = replay.difference(serial, name, action.kind().as_str()) {
+            if let Some(difference) = replay.difference(serial, name, action.kind()) {
                 return Err(TaskError::new(crate::task::ErrorKind::Invalid, difference).at(position).into_rhai());
             }
         }

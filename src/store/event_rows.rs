@@ -14,7 +14,7 @@
 use std::sync::Arc;
 
 use crate::events::TaskKind;
-use crate::events::{Event, Payload};
+use crate::events::{Event, Failure, Payload, Success};
 
 /// A row is closed once it holds this many bytes: rows stay small enough for a reader
 /// following a live execution to read the last one again and again.
@@ -50,7 +50,8 @@ impl RowBuilder {
         let task = event.payload.task().filter(|_| !matches!(event.payload, Payload::TaskOutput { .. }));
         self.tasks_done += u64::from(match &event.payload {
             // A success that `on_success` sent round again is not the task's end.
-            Payload::TaskSucceeded(t, _, true) | Payload::TaskFailed(t, _, true) => t.kind != TaskKind::Subgraph,
+            Payload::TaskSucceeded { task, how: Success::Done, .. }
+            | Payload::TaskFailed { task, how: Failure::Ignored, .. } => task.kind != TaskKind::Subgraph,
             _ => false,
         });
         push_varint(&mut self.body, event.seq);
@@ -163,10 +164,14 @@ mod tests {
         let label = ExecutionLabel { execution_id: "e-1".into(), workflow: "flow \"x\"".into() };
         let events = [
             Payload::WorkflowStarted { resumed: false, parameters: serde_json::json!({"n": 1}) },
-            Payload::TaskStarted(task(0, TaskKind::Noop)),
-            Payload::TaskSucceeded(task(0, TaskKind::Noop), None, true),
-            Payload::TaskSucceeded(task(0, TaskKind::Noop), None, false),
-            Payload::TaskFailed(task(u64::MAX - 1, TaskKind::Subgraph), "boom".into(), true),
+            Payload::TaskStarted { task: task(0, TaskKind::Noop) },
+            Payload::TaskSucceeded { task: task(0, TaskKind::Noop), result: None, how: Success::Done },
+            Payload::TaskSucceeded { task: task(0, TaskKind::Noop), result: None, how: Success::Again },
+            Payload::TaskFailed {
+                task: task(u64::MAX - 1, TaskKind::Subgraph),
+                error: "boom".into(),
+                how: Failure::Ignored,
+            },
             Payload::Log { level: crate::events::LogLevel::Info, message: "ünïcode".into() },
         ]
         .into_iter()

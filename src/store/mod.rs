@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 pub use commits::{CommitListener, CommitState};
 pub use deployments::DeploymentStore;
-pub use records::{ExecutionQuery, ExecutionRecord, ExecutionStatus, ShownStatus, StoredTask};
+pub use records::{ExecutionQuery, ExecutionRecord, ExecutionStatus, ShownStatus, StoredState, StoredTask};
 pub use sqlite::SqliteStore;
 
 use crate::events::{Event, EventSink, ExecutionLabel};

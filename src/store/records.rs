@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use crate::events::CANCELLED;
+use crate::events::{TaskKind, CANCELLED};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ExecutionStatus {
@@ -183,6 +183,79 @@ pub fn process_alive(pid: u32) -> bool {
     r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
+/// What a task's last event says of it, as `executions show` shows it and resume reads it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoredState {
+    Succeeded,
+    Failed,
+    /// Stopped by a cancel (its `task_failed` says `CANCELLED`).
+    Cancelled,
+    /// Failed, and a handler let its dependents run anyway.
+    Ignored,
+    Rescheduled,
+    Started,
+    Reverted,
+    RevertFailed,
+}
+
+impl StoredState {
+    /// In the order `executions show` counts them.
+    pub const ALL: [StoredState; 8] = [
+        StoredState::Succeeded,
+        StoredState::Failed,
+        StoredState::Cancelled,
+        StoredState::Ignored,
+        StoredState::Rescheduled,
+        StoredState::Started,
+        StoredState::Reverted,
+        StoredState::RevertFailed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StoredState::Succeeded => "succeeded",
+            StoredState::Failed => "failed",
+            StoredState::Cancelled => "cancelled",
+            StoredState::Ignored => "ignored",
+            StoredState::Rescheduled => "rescheduled",
+            StoredState::Started => "started",
+            StoredState::Reverted => "reverted",
+            StoredState::RevertFailed => "revert_failed",
+        }
+    }
+
+    /// Done for good: a resume gives its stored result instead of running it again (an
+    /// ignored failure counts as done, as it did for its dependents).
+    pub fn is_done(self) -> bool {
+        matches!(self, StoredState::Succeeded | StoredState::Ignored)
+    }
+
+    /// The state a task event of type `kind` leaves its task in; `Ok(None)` for one that
+    /// changes nothing shown (a revert starting, a line of output).
+    fn after(kind: &str, event: &Value) -> Result<Option<Self>, String> {
+        Ok(Some(match kind {
+            "task_started" => StoredState::Started,
+            "task_succeeded" => StoredState::Succeeded,
+            "task_rescheduled" => StoredState::Rescheduled,
+            "task_reverted" => StoredState::Reverted,
+            "task_revert_failed" => StoredState::RevertFailed,
+            "task_failed" => {
+                // A task a cancel stopped did not fail: it is shown as what happened to it.
+                // Its event says so only by its error (the event format has no other mark).
+                let ignored = event.get("ignored").and_then(Value::as_bool).unwrap_or(false);
+                let cancelled = event.get("error").and_then(Value::as_str) == Some(CANCELLED);
+                match (ignored, cancelled) {
+                    (true, _) => StoredState::Ignored,
+                    (false, true) => StoredState::Cancelled,
+                    (false, false) => StoredState::Failed,
+                }
+            }
+            "task_reverting" | "task_output" => return Ok(None),
+            other => return Err(format!("is a task event of the type `{other}`, which rhaiflow never writes")),
+        }))
+    }
+}
+
 /// Builds task states from a task's events, in `seq` order.
 #[derive(Default)]
 pub struct TaskFold {
@@ -192,23 +265,31 @@ pub struct TaskFold {
 
 impl TaskFold {
     /// Applies the event `body` (its JSON) of the task created `serial`-th. An event that does
-    /// not read as a task event is damage (the message says why): skipped, it would leave
-    /// the task looking as if it never got that far, and a resume would run it again.
+    /// not read as a task event rhaiflow writes is damage (the message says why): skipped, it
+    /// would leave the task looking as if it never got that far, and a resume would run it
+    /// again.
     pub fn apply(&mut self, serial: u64, body: &str) -> Result<(), String> {
         let event = serde_json::from_str::<Value>(body).map_err(|e| format!("does not read as JSON ({e})"))?;
         let field =
             |k: &str| event.get(k).and_then(Value::as_str).ok_or_else(|| format!("is a task event without `{k}`"));
         let (kind, name, task_kind) = (field("type")?, field("task")?, field("kind")?);
-        let text = |k: &str| event.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+        let task_kind = TaskKind::parse(task_kind)
+            .ok_or_else(|| format!("is a task event of the kind `{task_kind}`, which rhaiflow never writes"))?;
+        let current_retries = event
+            .get("current_retries")
+            .and_then(Value::as_u64)
+            .and_then(|n| u32::try_from(n).ok())
+            .ok_or("is a task event without `current_retries`")?;
+        let Some(state) = StoredState::after(kind, &event)? else { return Ok(()) };
         let key = format!("{serial}:{name}");
         let at = *self.index.entry(key.clone()).or_insert_with(|| {
             self.tasks.push(StoredTask {
                 key,
                 name: name.to_string(),
-                kind: task_kind.to_string(),
-                state: String::new(),
+                kind: task_kind,
+                state,
                 attempts: 0,
-                current_retries: 0,
+                current_retries,
                 result: None,
                 error: None,
                 node_instance: event.get("node_instance").and_then(Value::as_str).map(str::to_string),
@@ -216,43 +297,21 @@ impl TaskFold {
             self.tasks.len() - 1
         });
         let task = &mut self.tasks[at];
-        task.current_retries = event
-            .get("current_retries")
-            .and_then(Value::as_u64)
-            .and_then(|n| u32::try_from(n).ok())
-            .ok_or("is a task event without `current_retries`")?;
-        match kind {
-            "task_started" => {
-                task.state = "started".into();
+        task.current_retries = current_retries;
+        task.state = state;
+        let error = || Some(event.get("error").and_then(Value::as_str).unwrap_or("").to_string());
+        match state {
+            StoredState::Started => {
                 task.attempts += 1;
                 task.error = None;
             }
-            "task_succeeded" => {
-                task.state = "succeeded".into();
-                task.result = event.get("result").cloned();
-            }
-            "task_rescheduled" => {
-                task.state = "rescheduled".into();
-                task.error = Some(text("error"));
-            }
-            "task_reverted" => task.state = "reverted".into(),
-            "task_revert_failed" => {
-                task.state = "revert_failed".into();
-                task.error = Some(text("error"));
-            }
-            "task_failed" => {
-                let ignored = event.get("ignored").and_then(Value::as_bool).unwrap_or(false);
-                // A task a cancel stopped did not fail: it is shown as what happened to it.
-                let cancelled = event.get("error").and_then(Value::as_str) == Some(CANCELLED);
-                task.state = match (ignored, cancelled) {
-                    (true, _) => "ignored",
-                    (false, true) => "cancelled",
-                    (false, false) => "failed",
-                }
-                .into();
-                task.error = Some(text("error"));
-            }
-            _ => {}
+            StoredState::Succeeded => task.result = event.get("result").cloned(),
+            StoredState::Rescheduled
+            | StoredState::RevertFailed
+            | StoredState::Failed
+            | StoredState::Ignored
+            | StoredState::Cancelled => task.error = error(),
+            StoredState::Reverted => {}
         }
         Ok(())
     }
@@ -269,8 +328,8 @@ impl TaskFold {
 pub struct StoredTask {
     pub key: String,
     pub name: String,
-    pub kind: String,
-    pub state: String,
+    pub kind: TaskKind,
+    pub state: StoredState,
     pub attempts: u32,
     pub current_retries: u32,
     pub result: Option<Value>,
@@ -283,5 +342,43 @@ impl StoredTask {
     /// The creation index in the key `"<index>:<name>"`.
     pub fn index(&self) -> Option<u64> {
         self.key.split_once(':').and_then(|(i, _)| i.parse().ok())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fold(events: &[&str]) -> Result<Vec<StoredTask>, String> {
+        let mut fold = TaskFold::default();
+        for event in events {
+            fold.apply(1, event)?;
+        }
+        Ok(fold.finish())
+    }
+
+    const STARTED: &str = r#"{"type":"task_started","task":"a","kind":"shell","current_retries":0}"#;
+
+    #[test]
+    fn a_task_s_events_fold_into_its_state() {
+        let failed = r#"{"type":"task_failed","task":"a","kind":"shell","current_retries":0,"error":"boom"}"#;
+        let tasks = fold(&[STARTED, failed]).unwrap();
+        assert_eq!((tasks[0].kind, tasks[0].state, tasks[0].attempts), (TaskKind::Shell, StoredState::Failed, 1));
+        assert_eq!(tasks[0].error.as_deref(), Some("boom"));
+        let cancelled = failed.replace("boom", CANCELLED);
+        assert_eq!(fold(&[STARTED, &cancelled]).unwrap()[0].state, StoredState::Cancelled);
+        let ignored = failed.replace("}", r#","ignored":true}"#);
+        assert_eq!(fold(&[STARTED, &ignored]).unwrap()[0].state, StoredState::Ignored);
+    }
+
+    // A stored kind or event type rhaiflow never writes was kept as text: `executions show`
+    // listed the damaged task as if it were fine, and the unknown type left its state as it was.
+    #[test]
+    fn a_task_event_of_an_unknown_kind_or_type_is_damage() {
+        let kind = STARTED.replace("shell", "shelx");
+        assert_eq!(fold(&[&kind]).unwrap_err(), "is a task event of the kind `shelx`, which rhaiflow never writes");
+        let done = STARTED.replace("task_started", "task_finished");
+        let said = fold(&[STARTED, &done]).unwrap_err();
+        assert_eq!(said, "is a task event of the type `task_finished`, which rhaiflow never writes");
     }
 }

@@ -402,11 +402,13 @@ fn begin_execution(tx: &rusqlite::Transaction<'_>, r: &ExecutionRecord) -> rusql
 /// there is one; one whose process is gone crashed and does not count.
 fn running_on(tx: &rusqlite::Transaction<'_>, deployment: &str, own_id: &str) -> rusqlite::Result<Option<StoreError>> {
     let mut stmt = tx.prepare_cached(
-        "SELECT id, workflow, pid FROM executions WHERE status = 'running' AND id != ?2
+        "SELECT id, workflow, pid FROM executions WHERE status = ?3 AND id != ?2
            AND json_extract(options, '$.deployment') = ?1 AND json_extract(options, '$.deployment_stored') = 1
          ORDER BY number",
     )?;
-    let rows = stmt.query_map(params![deployment, own_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    let rows = stmt.query_map(params![deployment, own_id, ExecutionStatus::Running.as_str()], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+    })?;
     for row in rows {
         let (execution, workflow, pid): (String, String, u32) = row?;
         if super::records::process_alive(pid) {
@@ -641,8 +643,8 @@ impl Store for SqliteStore {
         }
         let changed = tx
             .execute(
-                "UPDATE executions SET pid = ?2, status = 'running' WHERE id = ?1 AND pid = ?3 AND status = ?4",
-                params![seen.id, pid, seen.pid, seen.status.as_str()],
+                "UPDATE executions SET pid = ?2, status = ?5 WHERE id = ?1 AND pid = ?3 AND status = ?4",
+                params![seen.id, pid, seen.pid, seen.status.as_str(), ExecutionStatus::Running.as_str()],
             )
             .map_err(|e| self.err(e))?;
         tx.commit().map_err(|e| self.err(e))?;

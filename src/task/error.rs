@@ -8,6 +8,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::diagnostic::Code;
+use crate::events::Failure;
 use crate::value::display_value;
 use rhai::{Dynamic, EvalAltResult, Position};
 
@@ -154,6 +155,16 @@ impl TaskError {
         self.kind == ErrorKind::Cancelled
     }
 
+    /// How a task that ended with this error counts in its `task_failed` event: `ignored` (a
+    /// handler's `ignore()`/`cont()`) wins over a cancel, as the task's state does.
+    pub fn failure(&self, ignored: bool) -> Failure {
+        match (ignored, self.is_cancelled()) {
+            (true, _) => Failure::Ignored,
+            (false, true) => Failure::Cancelled,
+            (false, false) => Failure::Failed,
+        }
+    }
+
     /// The error as a Rhai exception, so `throw`/`catch` in scripts see it.
     pub fn into_rhai(self) -> Box<EvalAltResult> {
         let position = self.position;
@@ -161,7 +172,8 @@ impl TaskError {
     }
 
     /// Reads a Rhai error: a thrown `TaskError` keeps its kind, any other thrown value is
-    /// recoverable; `terminated` is how cancel and timeouts stop a running script.
+    /// recoverable; `terminated` is how a forced cancel (with a cancelled `TaskError`) and a
+    /// timeout (with its reason) stop a running script.
     pub fn from_rhai(err: &EvalAltResult) -> Self {
         let inner = innermost(err);
         match inner {
@@ -177,12 +189,10 @@ impl TaskError {
                 if let Some(limit) = value.read_lock::<LimitReached>() {
                     return TaskError::new(ErrorKind::NonRecoverable, limit.message()).at(*pos);
                 }
-                let reason = value.to_string();
-                if reason == TERMINATED_BY_CANCEL {
-                    TaskError::cancelled().at(*pos)
-                } else {
-                    TaskError::recoverable(reason).at(*pos)
+                if let Some(cancelled) = value.read_lock::<TaskError>() {
+                    return cancelled.clone().at(*pos);
                 }
+                TaskError::recoverable(value.to_string()).at(*pos)
             }
             other => TaskError::recoverable(other.to_string()).at(other.position()),
         }
@@ -190,9 +200,6 @@ impl TaskError {
 }
 
 pub use crate::events::CANCELLED;
-
-/// The value `on_progress` stops a script with when the execution is force-cancelled.
-pub const TERMINATED_BY_CANCEL: &str = "the execution was cancelled";
 
 /// A limit the operator set for the whole run that a script reached. It stops the script
 /// where it is (as Rhai's own limits do, a `catch` cannot keep it going); inside a task, the
@@ -250,4 +257,18 @@ pub fn innermost(mut err: &EvalAltResult) -> &EvalAltResult {
         err = inner;
     }
     err
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // A forced cancel was told by the words the script was stopped with: any stop saying
+    // "the execution was cancelled" counted as a cancel, whatever stopped it.
+    #[test]
+    fn a_forced_cancel_is_told_by_its_type_not_its_words() {
+        let stopped = |value: Dynamic| TaskError::from_rhai(&EvalAltResult::ErrorTerminated(value, Position::NONE));
+        assert!(stopped(Dynamic::from(TaskError::cancelled())).is_cancelled());
+        assert!(!stopped(Dynamic::from(CANCELLED)).is_cancelled());
+    }
 }

@@ -6,7 +6,7 @@
 
 mod error;
 
-pub use error::{innermost, ErrorKind, FailedTask, LimitReached, TaskError, TERMINATED_BY_CANCEL};
+pub use error::{innermost, ErrorKind, FailedTask, LimitReached, TaskError};
 
 use std::sync::Arc;
 

@@ -4,11 +4,8 @@
 
 use super::{duration, find, store_error, StoreArg};
 use crate::diagnostic::Diagnostic;
-use crate::store::{ExecutionRecord, StoredTask};
-
-/// The order states are counted in, in the header.
-const STATES: [&str; 8] =
-    ["succeeded", "failed", "cancelled", "ignored", "rescheduled", "started", "reverted", "revert_failed"];
+use crate::events::TaskKind;
+use crate::store::{ExecutionRecord, StoredState, StoredTask};
 
 pub fn show(id: &str, arg: &StoreArg) -> Result<i32, Diagnostic> {
     let (_, store, r) = find(id, arg)?;
@@ -51,22 +48,18 @@ fn deployment(r: &ExecutionRecord) -> Option<String> {
 /// `4: 2 succeeded, 1 failed, 1 cancelled; 3 more never started`: the rows of the table by
 /// state, and the planned tasks that have no row because they never ran.
 fn task_counts(r: &ExecutionRecord, tasks: &[StoredTask]) -> String {
-    let mut counts: Vec<String> = STATES
+    let counts: Vec<String> = StoredState::ALL
         .iter()
         .map(|state| (state, tasks.iter().filter(|t| t.state == *state).count()))
         .filter(|(_, n)| *n > 0)
-        .map(|(state, n)| format!("{n} {state}"))
+        .map(|(state, n)| format!("{n} {}", state.as_str()))
         .collect();
-    let other = tasks.iter().filter(|t| !STATES.contains(&t.state.as_str())).count();
-    if other > 0 {
-        counts.push(format!("{other} other"));
-    }
     let mut text = format!("{}", tasks.len());
     if !counts.is_empty() {
         text.push_str(&format!(": {}", counts.join(", ")));
     }
     // Subgraphs are rows of the table but not planned tasks of the store's count.
-    let ran = tasks.iter().filter(|t| t.kind != "subgraph").count() as u64;
+    let ran = tasks.iter().filter(|t| t.kind != TaskKind::Subgraph).count() as u64;
     let never = r.tasks_total.saturating_sub(ran);
     if never > 0 {
         text.push_str(&format!("; {never} more never started"));
@@ -95,8 +88,8 @@ fn table(tasks: &[StoredTask]) {
             "{:<width$}  {}{:<9}  {:<11}  {:>8}  {error}",
             t.name,
             instance(t.node_instance.as_deref()),
-            t.kind,
-            t.state,
+            t.kind.as_str(),
+            t.state.as_str(),
             t.attempts
         );
     }

@@ -14,18 +14,18 @@ pub(super) async fn revert(tasks: &IndexVec<TaskIx, PlanTask>, env: &ExecEnv, su
         let cell = &tasks[task].cell;
         let Some(RevertCall { closure, attempt, result }) = cell.revert_call() else { continue };
         let info = task_info(cell, attempt.id, attempt.retries, attempt.total_retries);
-        env.bus.emit(Payload::TaskReverting(info.clone()));
+        env.bus.emit(Payload::TaskReverting { task: info.clone() });
         let scripts = env.scripts.clone();
         let outcome = env.scripts_pool.run(move || scripts.call(&closure, vec![result], None)).await;
         match outcome {
             Some(Ok(_)) => {
-                env.bus.emit(Payload::TaskReverted(info));
+                env.bus.emit(Payload::TaskReverted { task: info });
             }
             Some(Err(e)) => {
-                env.bus.emit(Payload::TaskRevertFailed(info, e.message));
+                env.bus.emit(Payload::TaskRevertFailed { task: info, error: e.message });
             }
             None => {
-                env.bus.emit(Payload::TaskRevertFailed(info, "the script thread stopped".into()));
+                env.bus.emit(Payload::TaskRevertFailed { task: info, error: "the script thread stopped".into() });
             }
         }
     }

@@ -10,7 +10,7 @@ use rhai::Dynamic;
 
 use super::revert::revert;
 use super::{has_stored_state, Report, Scheduler};
-use crate::events::{Payload, TaskInfo};
+use crate::events::{Payload, Success, TaskInfo};
 use crate::exec::attempt::{judge_subgraph, judge_subgraph_now, task_info, Judgement, POLL_AGAIN};
 use crate::exec::ending::{end, Ending};
 use crate::graph::{TaskIx, VertexIx};
@@ -51,7 +51,7 @@ impl Scheduler {
         let state = &mut self.subgraphs[task];
         state.opened = true;
         state.attempt_id = attempt_id;
-        self.env.bus.emit(Payload::TaskStarted(self.subgraph_info(task)));
+        self.env.bus.emit(Payload::TaskStarted { task: self.subgraph_info(task) });
         let entry = self.plan.tasks[task].entry;
         self.ready.release(&self.plan, entry);
     }
@@ -104,7 +104,11 @@ impl Scheduler {
                 self.retries_due.push(SubgraphRetry { task, after, error, polled: false });
             }
             Judgement::Poll { after, .. } if !stop => {
-                self.env.bus.emit(Payload::TaskSucceeded(self.subgraph_info(task), None, false));
+                self.env.bus.emit(Payload::TaskSucceeded {
+                    task: self.subgraph_info(task),
+                    result: None,
+                    how: Success::Again,
+                });
                 let error = TaskError::recoverable(POLL_AGAIN);
                 self.retries_due.push(SubgraphRetry { task, after, error, polled: true });
             }
@@ -158,7 +162,11 @@ impl Scheduler {
         self.reset_members(subgraph, &members);
 
         let info = self.subgraph_info(subgraph);
-        self.env.bus.emit(Payload::TaskRescheduled(info, retry.error.message.clone(), retry.after));
+        self.env.bus.emit(Payload::TaskRescheduled {
+            task: info,
+            error: retry.error.message.clone(),
+            retry_after: retry.after,
+        });
         self.plan.tasks[subgraph].cell.reschedule(retry.error);
         let state = &mut self.subgraphs[subgraph];
         state.retries += 1;
@@ -215,7 +223,7 @@ impl Scheduler {
         let state = &mut self.subgraphs[task];
         state.attempt_id = attempt_id;
         self.plan.tasks[task].cell.begin_attempt(attempt_id, state.retries);
-        self.env.bus.emit(Payload::TaskStarted(self.subgraph_info(task)));
+        self.env.bus.emit(Payload::TaskStarted { task: self.subgraph_info(task) });
         let entry = self.plan.tasks[task].entry;
         self.ready.release(&self.plan, entry);
     }
