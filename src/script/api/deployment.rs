@@ -110,6 +110,7 @@ fn kwargs(map: Map) -> serde_json::Map<String, serde_json::Value> {
 pub fn register(engine: &mut Engine, run: &RunRef) {
     register_node(engine);
     register_instance(engine);
+    register_instance_topology(engine);
     register_instance_tasks(engine, run);
     register_relationship(engine, run);
     register_modification(engine);
@@ -195,6 +196,26 @@ fn register_instance(engine: &mut Engine) {
     )
     .get("modification")
     .register_into_engine(engine, |i: &mut InstanceHandle| i.deployment.modification_of(&i.id));
+    doc("instance.to_string()", "`NodeInstance(id)`.")
+        .func("to_string")
+        .register_into_engine(engine, |i: &mut InstanceHandle| format!("NodeInstance({})", i.id));
+    doc("instance.to_debug()", "`NodeInstance(id)`.")
+        .func("to_debug")
+        .register_into_engine(engine, |i: &mut InstanceHandle| format!("NodeInstance({})", i.id));
+    doc("a == b", "Whether two instances are the same instance.")
+        .func("==")
+        .register_into_engine(engine, |a: InstanceHandle, b: InstanceHandle| {
+            a.id == b.id && Arc::ptr_eq(&a.deployment, &b.deployment)
+        });
+    doc("a != b", "Whether two instances are different instances.")
+        .func("!=")
+        .register_into_engine(engine, |a: InstanceHandle, b: InstanceHandle| {
+            a.id != b.id || !Arc::ptr_eq(&a.deployment, &b.deployment)
+        });
+}
+
+/// Where a `NodeInstance` sits: containment, relationships, the operations it has.
+fn register_instance_topology(engine: &mut Engine) {
     doc("instance.contained_in", "The id of the instance it is contained in, or `()`.")
         .get("contained_in")
         .register_into_engine(engine, |i: &mut InstanceHandle| -> Result<Dynamic> {
@@ -237,22 +258,6 @@ fn register_instance(engine: &mut Engine) {
         .register_into_engine(engine, |i: &mut InstanceHandle, op: &str| -> bool {
             let call = OperationCall::new(&i.deployment, &i.id, op, Default::default(), None);
             call.operation.is_some_and(|o| o.implementation != crate::deploy::Implementation::Nothing)
-        });
-    doc("instance.to_string()", "`NodeInstance(id)`.")
-        .func("to_string")
-        .register_into_engine(engine, |i: &mut InstanceHandle| format!("NodeInstance({})", i.id));
-    doc("instance.to_debug()", "`NodeInstance(id)`.")
-        .func("to_debug")
-        .register_into_engine(engine, |i: &mut InstanceHandle| format!("NodeInstance({})", i.id));
-    doc("a == b", "Whether two instances are the same instance.")
-        .func("==")
-        .register_into_engine(engine, |a: InstanceHandle, b: InstanceHandle| {
-            a.id == b.id && Arc::ptr_eq(&a.deployment, &b.deployment)
-        });
-    doc("a != b", "Whether two instances are different instances.")
-        .func("!=")
-        .register_into_engine(engine, |a: InstanceHandle, b: InstanceHandle| {
-            a.id != b.id || !Arc::ptr_eq(&a.deployment, &b.deployment)
         });
 }
 

@@ -207,8 +207,31 @@ fn register_building<T: Building>(engine: &mut Engine, run: &RunRef) {
         g.shared().graph.lock().add(&cell, g.parent()).map_err(graph_error)?;
         Ok(SubgraphHandle { graph: g.shared().clone(), cell })
     });
+    register_flow::<T>(engine, run);
+    doc("g.tasks()", "The tasks and subgraphs added to it so far.").func("tasks").register_into_engine(
+        engine,
+        |g: &mut T| -> Result<Array> {
+            let graph = g.shared().graph.lock();
+            let parent = match g.parent() {
+                Some(p) => Some(graph.index_of(p).ok_or_else(|| error(format!("subgraph `{}` was removed", p.name)))?),
+                None => None,
+            };
+            Ok(graph.members(parent).into_iter().map(|c| handle_of(g.shared(), c)).collect())
+        },
+    );
+}
+
+/// `g.flow(spec, tasks)`: a subgraph structured by a flow string.
+fn register_flow<T: Building>(engine: &mut Engine, run: &RunRef) {
     let r = run.clone();
-    doc("g.flow(spec, tasks)", "Structure from a flow string, `\"a; b || c\"` (`;` in order, `||` in parallel, parentheses group), as a new subgraph; `tasks` maps its names to tasks.").func("flow").register_into_engine(engine, move |ctx: NativeCallContext, g: &mut T, spec: &str, tasks: Map| -> Result<SubgraphHandle> {
+    let flow = doc(
+        "g.flow(spec, tasks)",
+        "Structure from a flow string, `\"a; b || c\"` (`;` in order, `||` in parallel, parentheses group), as a new \
+         subgraph; `tasks` maps its names to tasks.",
+    );
+    flow.func("flow").register_into_engine(
+        engine,
+        move |ctx: NativeCallContext, g: &mut T, spec: &str, tasks: Map| -> Result<SubgraphHandle> {
             let tree = flow_spec::parse(spec).map_err(|e| bad_argument(e.explain(spec)))?;
             let run = upgrade(&r)?;
             let mut settings = run.new_settings();
@@ -220,17 +243,6 @@ fn register_building<T: Building>(engine: &mut Engine, run: &RunRef) {
             build_flow(&mut graph, &sg, &tree, &tasks, &mut used)?;
             not_left_out(&tasks, &used)?;
             Ok(SubgraphHandle { graph: g.shared().clone(), cell: sg })
-        },
-    );
-    doc("g.tasks()", "The tasks and subgraphs added to it so far.").func("tasks").register_into_engine(
-        engine,
-        |g: &mut T| -> Result<Array> {
-            let graph = g.shared().graph.lock();
-            let parent = match g.parent() {
-                Some(p) => Some(graph.index_of(p).ok_or_else(|| error(format!("subgraph `{}` was removed", p.name)))?),
-                None => None,
-            };
-            Ok(graph.members(parent).into_iter().map(|c| handle_of(g.shared(), c)).collect())
         },
     );
 }
@@ -381,6 +393,25 @@ pub fn register(engine: &mut Engine, run: &RunRef) {
         .set("fail_fast")
         .register_into_engine(engine, |g: &mut GraphHandle, on: bool| g.0.fail_fast.store(on, Ordering::Relaxed));
 
+    register_variadic(engine);
+    doc("g.to_string()", "`Graph(N tasks)`.")
+        .func("to_string")
+        .register_into_engine(engine, |g: &mut GraphHandle| format!("Graph({} tasks)", g.0.graph.lock().len()));
+    doc("sg.to_string()", "`Subgraph(name)`.")
+        .func("to_string")
+        .register_into_engine(engine, |s: &mut SubgraphHandle| format!("Subgraph({})", s.cell.name));
+    doc("f.to_string()", "`ForkJoin(a, b, …)`: the names of its tasks.").func("to_string").register_into_engine(
+        engine,
+        |f: &mut ForkJoinHandle| {
+            let names: Vec<&str> = f.0.iter().map(|t| &*t.name).collect();
+            format!("ForkJoin({})", names.join(", "))
+        },
+    );
+}
+
+/// `s.add(...)` and `forkjoin(...)`, registered for 1 to 8 arguments (Rhai has no variadic
+/// functions; an array is one argument too).
+fn register_variadic(engine: &mut Engine) {
     let add_doc: Doc = doc(
         "s.add(x, y, …)",
         "Adds up to 8 items (tasks, subgraphs, fork-joins, or arrays of them) in order, each waiting for the one before.",
@@ -414,18 +445,4 @@ pub fn register(engine: &mut Engine, run: &RunRef) {
     variadic!(free "forkjoin", forkjoin, a, b, c, d, e, f);
     variadic!(free "forkjoin", forkjoin, a, b, c, d, e, f, g);
     variadic!(free "forkjoin", forkjoin, a, b, c, d, e, f, g, h);
-
-    doc("g.to_string()", "`Graph(N tasks)`.")
-        .func("to_string")
-        .register_into_engine(engine, |g: &mut GraphHandle| format!("Graph({} tasks)", g.0.graph.lock().len()));
-    doc("sg.to_string()", "`Subgraph(name)`.")
-        .func("to_string")
-        .register_into_engine(engine, |s: &mut SubgraphHandle| format!("Subgraph({})", s.cell.name));
-    doc("f.to_string()", "`ForkJoin(a, b, …)`: the names of its tasks.").func("to_string").register_into_engine(
-        engine,
-        |f: &mut ForkJoinHandle| {
-            let names: Vec<&str> = f.0.iter().map(|t| &*t.name).collect();
-            format!("ForkJoin({})", names.join(", "))
-        },
-    );
 }

@@ -103,10 +103,21 @@ fn argv_of(argv: &Array) -> Result<Vec<String>> {
 
 pub fn register(engine: &mut Engine, run: &RunRef) {
     engine.register_type_with_name::<TaskHandle>("Task");
+    register_constructors(engine, run);
+    register_process_constructors(engine, run);
+    register_properties::<TaskHandle>(engine);
+    register_properties::<SubgraphHandle>(engine);
+    register_task_methods(engine, run);
+}
 
+/// `task`, `sleep`, `noop`, `send_event`.
+fn register_constructors(engine: &mut Engine, run: &RunRef) {
     let r = run.clone();
-    doc("task(name, closure)", "A task running the Rhai closure (no parameter, or one: the map of its `requires`); its value is the result.")
-        .func("task").register_into_engine(engine, move |ctx: NativeCallContext, name: &str, closure: FnPtr| {
+    let task = doc(
+        "task(name, closure)",
+        "A task running the Rhai closure (no parameter, or one: the map of its `requires`); its value is the result.",
+    );
+    task.func("task").register_into_engine(engine, move |ctx: NativeCallContext, name: &str, closure: FnPtr| {
         let run = upgrade(&r)?;
         let arity = run.closure_arity(&closure);
         if arity > 1 {
@@ -117,8 +128,37 @@ pub fn register(engine: &mut Engine, run: &RunRef) {
         build(&run, name, TaskAction::Script { closure, arity }, ctx.call_position())
     });
     let r = run.clone();
-    doc("shell(name, command)", "A task running `sh -c command` in its own process group; result `#{code, stdout, stderr}`, a non-zero exit fails it.")
-        .func("shell").register_into_engine(engine, move |ctx: NativeCallContext, name: &str, command: &str| {
+    doc("sleep(name, secs)", "A task that waits `secs` seconds; a cancel ends it.").func("sleep").register_into_engine(
+        engine,
+        move |ctx: NativeCallContext, name: &str, secs: Dynamic| {
+            let seconds = seconds(&secs, "sleep")?;
+            build(&upgrade(&r)?, name, TaskAction::Sleep { seconds }, ctx.call_position())
+        },
+    );
+    let r = run.clone();
+    doc("noop(name)", "A task that does nothing and succeeds.")
+        .func("noop")
+        .register_into_engine(engine, move |ctx: NativeCallContext, name: &str| {
+            build(&upgrade(&r)?, name, TaskAction::Noop, ctx.call_position())
+        });
+    let r = run.clone();
+    doc("send_event(message)", "A task emitting a `workflow_event` with the message.")
+        .func("send_event")
+        .register_into_engine(engine, move |ctx: NativeCallContext, message: Dynamic| {
+            let message = crate::value::display_value(&message);
+            build(&upgrade(&r)?, "send_event", TaskAction::Event { message, node_instance: None }, ctx.call_position())
+        });
+}
+
+/// `shell` and `exec`: tasks that run a process.
+fn register_process_constructors(engine: &mut Engine, run: &RunRef) {
+    let r = run.clone();
+    doc(
+        "shell(name, command)",
+        "A task running `sh -c command` in its own process group; result `#{code, stdout, stderr}`, a non-zero exit fails it.",
+    )
+    .func("shell")
+    .register_into_engine(engine, move |ctx: NativeCallContext, name: &str, command: &str| {
         let action = TaskAction::Shell { command: command.into(), options: ProcessOptions::default() };
         build(&upgrade(&r)?, name, action, ctx.call_position())
     });
@@ -149,31 +189,10 @@ pub fn register(engine: &mut Engine, run: &RunRef) {
             let action = TaskAction::Exec { argv: argv_of(&argv)?, options: process_options(&opts, "exec")? };
             build(&upgrade(&r)?, name, action, ctx.call_position())
         });
-    let r = run.clone();
-    doc("sleep(name, secs)", "A task that waits `secs` seconds; a cancel ends it.").func("sleep").register_into_engine(
-        engine,
-        move |ctx: NativeCallContext, name: &str, secs: Dynamic| {
-            let seconds = seconds(&secs, "sleep")?;
-            build(&upgrade(&r)?, name, TaskAction::Sleep { seconds }, ctx.call_position())
-        },
-    );
-    let r = run.clone();
-    doc("noop(name)", "A task that does nothing and succeeds.")
-        .func("noop")
-        .register_into_engine(engine, move |ctx: NativeCallContext, name: &str| {
-            build(&upgrade(&r)?, name, TaskAction::Noop, ctx.call_position())
-        });
-    let r = run.clone();
-    doc("send_event(message)", "A task emitting a `workflow_event` with the message.")
-        .func("send_event")
-        .register_into_engine(engine, move |ctx: NativeCallContext, message: Dynamic| {
-            let message = crate::value::display_value(&message);
-            build(&upgrade(&r)?, "send_event", TaskAction::Event { message, node_instance: None }, ctx.call_position())
-        });
+}
 
-    register_properties::<TaskHandle>(engine);
-    register_properties::<SubgraphHandle>(engine);
-
+/// `t.get()` and how a task prints.
+fn register_task_methods(engine: &mut Engine, run: &RunRef) {
     let r = run.clone();
     // By value, not `&mut`: a closure that captured the handle must not hold its lock while it
     // waits, or a second closure waiting on the same task sees a data race.
