@@ -141,6 +141,31 @@ fn tab_completes_host_functions_variables_and_commands() {
     s.expect(PROMPT).unwrap();
 }
 
+// `:help` printed a hand-written list, and `:help NAME` printed that same list.
+#[test]
+fn help_name_shows_the_doc_written_beside_the_registration() {
+    let home = tempfile::tempdir().unwrap();
+    let mut s = repl(home.path(), &[]);
+    type_line(&mut s, ":help parse_json", "bad JSON is an error at the call");
+    type_line(&mut s, ":help total_retries", "how many retries it is allowed");
+    type_line(&mut s, ":help no_such_thing", "no host function `no_such_thing`");
+}
+
+// Completion read hand-kept lists, which missed `parse_json`, `start_modification`, ...
+#[test]
+fn tab_completes_every_registered_function_and_member() {
+    let home = tempfile::tempdir().unwrap();
+    let mut s = repl(home.path(), &[]);
+    s.send("parse_js").unwrap();
+    s.send("\t").unwrap();
+    s.send_line("(\"[41]\")[0] + 1").unwrap();
+    s.expect("42").unwrap();
+    s.expect(PROMPT).unwrap();
+    s.send("ctx.deployment.start_modi").unwrap();
+    s.send("\t").unwrap();
+    s.expect("start_modification").unwrap();
+}
+
 #[test]
 fn ctrl_d_leaves_and_the_history_is_kept() {
     let home = tempfile::tempdir().unwrap();

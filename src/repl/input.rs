@@ -1,7 +1,7 @@
 //! The line editor's helper and when input goes on: an unfinished block (an open bracket,
 //! brace or string) or expression (a trailing operator) continues on the next line, and Tab
-//! completes host functions, task methods and properties, the session's variables and
-//! functions, and `:commands`.
+//! completes host functions, methods and properties after a dot (both as the engine's
+//! metadata lists them), the session's variables and functions, and `:commands`.
 
 use std::borrow::Cow;
 
@@ -11,12 +11,33 @@ use rustyline::hint::Hinter;
 use rustyline::validate::Validator;
 use rustyline::{Context, Helper};
 
-use super::help::{COMMANDS, PROPERTIES};
+use super::help::{COMMANDS, KEYWORDS};
+use crate::script::reference::HostFunction;
 
 #[derive(Default)]
 pub struct InputHelper {
     /// Host functions, and the session's variables and functions (refreshed after each line).
     pub words: Vec<String>,
+    /// Methods and properties of the host's types, completed after a dot.
+    pub members: Vec<String>,
+}
+
+impl InputHelper {
+    /// Completion from the host's functions: the free ones (and keywords) at the start of a
+    /// word, the methods and properties after a dot.
+    pub fn new(functions: &[HostFunction]) -> Self {
+        let names = |free: bool| {
+            let mut names: Vec<String> =
+                functions.iter().filter(|f| f.is_word() && f.is_free() == free).map(|f| f.name.clone()).collect();
+            if free {
+                names.extend(KEYWORDS.iter().map(|k| k.to_string()));
+            }
+            names.sort();
+            names.dedup();
+            names
+        };
+        InputHelper { words: names(true), members: names(false) }
+    }
 }
 
 impl Helper for InputHelper {}
@@ -102,7 +123,7 @@ impl Completer for InputHelper {
         let candidates: Vec<String> = if word.starts_with(':') && start == 0 {
             COMMANDS.iter().map(|(c, _)| c.to_string()).filter(|c| c.starts_with(word)).collect()
         } else if after_dot {
-            PROPERTIES.iter().map(|p| p.to_string()).filter(|p| p.starts_with(word)).collect()
+            self.members.iter().filter(|p| p.starts_with(word)).cloned().collect()
         } else if word.is_empty() {
             Vec::new()
         } else {

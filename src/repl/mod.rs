@@ -4,7 +4,7 @@
 //!
 //! `session` holds the scope and the host that runs lines; `input` is the line editor's
 //! helper (when input goes on, completion); `progress` shows what a line runs as `run` does;
-//! `help` is what `:help` prints.
+//! `help` is what `:help` prints. The host API both read is the engine's own metadata.
 
 pub mod help;
 pub mod input;
@@ -25,6 +25,7 @@ use crate::diagnostic::{Code, Diagnostic};
 use crate::exec::CancelState;
 use crate::graph::{render, Format};
 use crate::runner::Status;
+use crate::script::reference::{self, HostFunction};
 use input::InputHelper;
 use progress::LineProgress;
 use session::{Outcome, Session, SessionSetup};
@@ -61,8 +62,10 @@ pub fn run(options: ReplOptions) -> i32 {
             return 2;
         }
     };
-    let host_words = host_functions(&session);
-    editor.set_helper(Some(InputHelper { words: host_words.clone() }));
+    let functions = reference::host_functions(session.engine());
+    let completion = InputHelper::new(&functions);
+    let host_words = completion.words.clone();
+    editor.set_helper(Some(completion));
     if let Some(path) = &options.history {
         let _ = editor.load_history(path);
     }
@@ -73,7 +76,7 @@ pub fn run(options: ReplOptions) -> i32 {
     while let Some(line) = read_input(&mut editor, &session) {
         let _ = editor.add_history_entry(line.as_str());
         let keep_going = match line.trim().strip_prefix(':') {
-            Some(command) => command_line(command.trim(), &mut session, &options, &running),
+            Some(command) => command_line(command.trim(), &mut session, &options, &running, &functions),
             None => {
                 evaluate(&mut session, &running, |s| Some(s.eval("<repl>", &line)));
                 true
@@ -130,11 +133,18 @@ fn save_history(editor: &mut Editor<InputHelper, DefaultHistory>, path: &PathBuf
 }
 
 /// A `:command`; false to leave.
-fn command_line(command: &str, session: &mut Session, options: &ReplOptions, running: &Running) -> bool {
+fn command_line(
+    command: &str,
+    session: &mut Session,
+    options: &ReplOptions,
+    running: &Running,
+    functions: &[HostFunction],
+) -> bool {
     let (name, argument) = command.split_once(char::is_whitespace).map_or((command, ""), |(n, a)| (n, a.trim()));
     match name {
         "quit" | "q" | "exit" => return false,
-        "help" | "h" => say_text!(stdout, help::text()),
+        "help" | "h" if argument.is_empty() => say_text!(stdout, help::text(functions)),
+        "help" | "h" => say_text!(stdout, help::about(functions, argument)),
         "graph" => match session.current_graph() {
             Some(graph) => say_text!(stdout, render(&[&*graph.graph.lock()], Format::Text)),
             None => say!("no graph yet: `let g = graph_mode();` starts one"),
@@ -225,11 +235,6 @@ fn print_events(session: &Session) {
         }
         say_out!("{}", line.trim_end());
     }
-}
-
-/// The names of the host's functions, for completion.
-fn host_functions(_session: &Session) -> Vec<String> {
-    help::FUNCTIONS.iter().map(|f| f.to_string()).collect()
 }
 
 /// Ctrl-C while a line runs asks its run to cancel; a second one forces it. The handler is

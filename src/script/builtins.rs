@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use rhai::{Array, Blob, Dynamic, Engine, EvalAltResult, ImmutableString, Position, FLOAT, INT};
 
+use super::api::doc::doc;
 use super::api::seconds;
 use super::limits::wait_interruptibly;
 use crate::memory;
@@ -24,9 +25,18 @@ type Outcome<T> = Result<T, Box<EvalAltResult>>;
 
 pub fn register(engine: &mut Engine, max_memory: u64) {
     register_sized(engine, max_memory);
-    engine.register_fn("sleep", |secs: INT| sleep(Dynamic::from_int(secs)));
-    engine.register_fn("sleep", |secs: FLOAT| sleep(Dynamic::from_float(secs)));
-    engine.register_fn("parse_json", parse_json);
+    let sleep_doc = doc(
+        "sleep(secs)",
+        "Blocks the script for `secs` seconds (0 to 365 days); a forced cancel or the task's timeout ends it.",
+    );
+    sleep_doc.func("sleep").register_into_engine(engine, |secs: INT| sleep(Dynamic::from_int(secs)));
+    sleep_doc.func("sleep").register_into_engine(engine, |secs: FLOAT| sleep(Dynamic::from_float(secs)));
+    doc(
+        "parse_json(text)",
+        "Any JSON as a value (`()` for null), at most 64 levels deep; bad JSON is an error at the call.",
+    )
+    .func("parse_json")
+    .register_into_engine(engine, parse_json);
 }
 
 /// Blocks the script for `secs` seconds, as Rhai's `sleep` does, but interruptibly.
@@ -55,27 +65,51 @@ fn register_sized(engine: &mut Engine, max_memory: u64) {
             false => Ok(()),
         }
     };
-    engine.register_fn("pad", move |array: &mut Array, len: INT, item: Dynamic| -> Outcome<()> {
+    doc(
+        "array.pad(len, item)",
+        "Rhai's: grows the array to `len` with copies of `item`, checked against the memory limit first.",
+    )
+    .func("pad")
+    .register_into_engine(engine, move |array: &mut Array, len: INT, item: Dynamic| -> Outcome<()> {
         let Some(len) = longer(array.len(), len) else { return Ok(()) };
         let each = std::mem::size_of::<Dynamic>() + shallow_bytes(&item);
         check(((len - array.len()) as u64).saturating_mul(each as u64))?;
         array.resize(len, item);
         Ok(())
     });
-    engine.register_fn("pad", move |blob: &mut Blob, len: INT, value: INT| -> Outcome<()> {
+    doc(
+        "blob.pad(len, value)",
+        "Rhai's: grows the blob to `len` bytes of `value`, checked against the memory limit first.",
+    )
+    .func("pad")
+    .register_into_engine(engine, move |blob: &mut Blob, len: INT, value: INT| -> Outcome<()> {
         let Some(len) = longer(blob.len(), len) else { return Ok(()) };
         check((len - blob.len()) as u64)?;
         blob.resize(len, value as u8);
         Ok(())
     });
-    engine.register_fn("blob", move |len: INT| -> Outcome<Blob> { filled(&check, len, 0) });
-    engine.register_fn("blob", move |len: INT, value: INT| -> Outcome<Blob> { filled(&check, len, value) });
-    engine.register_fn("pad", move |text: &mut ImmutableString, len: INT, padding: char| -> Outcome<()> {
-        pad_text(&check, text, len, &padding.to_string())
-    });
-    engine.register_fn("pad", move |text: &mut ImmutableString, len: INT, padding: &str| -> Outcome<()> {
-        pad_text(&check, text, len, padding)
-    });
+    doc("blob(len)", "Rhai's: `len` zero bytes, checked against the memory limit first.")
+        .func("blob")
+        .register_into_engine(engine, move |len: INT| -> Outcome<Blob> { filled(&check, len, 0) });
+    doc("blob(len, value)", "Rhai's: `len` bytes of `value`, checked against the memory limit first.")
+        .func("blob")
+        .register_into_engine(engine, move |len: INT, value: INT| -> Outcome<Blob> { filled(&check, len, value) });
+    let text_pad = doc(
+        "text.pad(len, padding)",
+        "Rhai's: pads the string to `len` characters with copies of `padding`, checked against the memory limit first.",
+    );
+    text_pad.func("pad").register_into_engine(
+        engine,
+        move |text: &mut ImmutableString, len: INT, padding: char| -> Outcome<()> {
+            pad_text(&check, text, len, &padding.to_string())
+        },
+    );
+    text_pad.func("pad").register_into_engine(
+        engine,
+        move |text: &mut ImmutableString, len: INT, padding: &str| -> Outcome<()> {
+            pad_text(&check, text, len, padding)
+        },
+    );
 }
 
 /// `len` as a length, when it is longer than `current`.

@@ -7,6 +7,7 @@ pub mod compile;
 pub mod diagnostics;
 pub mod limits;
 pub mod modules;
+pub mod reference;
 pub mod state;
 
 use std::collections::HashMap;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use rhai::{Array, Dynamic, Engine, EvalAltResult, Map, NativeCallContext};
 
+use super::doc::{doc, Doc};
 use super::tasks::{bad_argument, error, AsTask, TaskHandle};
 use crate::events::TaskKind;
 use crate::exec::{execute_plan, ScriptPool};
@@ -156,30 +157,49 @@ fn forkjoin(items: Vec<Dynamic>) -> Result<ForkJoinHandle> {
 }
 
 fn register_building<T: Building>(engine: &mut Engine, run: &RunRef) {
-    engine.register_fn("add_task", |g: &mut T, t: Dynamic| -> Result<Dynamic> {
-        let cell = task_of(&t)?;
-        g.shared().graph.lock().add(&cell, g.parent()).map_err(graph_error)?;
-        Ok(t)
-    });
-    engine.register_fn("add_dependency", |g: &mut T, a: Dynamic, b: Dynamic| -> Result<()> {
-        let (a, b) = (task_of(&a)?, task_of(&b)?);
-        g.shared().graph.lock().add_dependency(&a, &b).map_err(graph_error)
-    });
-    engine.register_fn("remove_dependency", |g: &mut T, a: Dynamic, b: Dynamic| -> Result<()> {
-        let (a, b) = (task_of(&a)?, task_of(&b)?);
-        g.shared().graph.lock().remove_dependency(&a, &b).map_err(graph_error)
-    });
-    engine.register_fn("remove_task", |g: &mut T, t: Dynamic| -> Result<()> {
-        let cell = task_of(&t)?;
-        g.shared().graph.lock().remove(&cell).map_err(graph_error)
-    });
-    engine.register_fn("sequence", |g: &mut T| SequenceHandle {
-        graph: g.shared().clone(),
-        parent: g.parent().cloned(),
-        last: Arc::new(Mutex::new(Vec::new())),
-    });
+    doc("g.add_task(t)", "Adds the task or subgraph `t`; returns it.").func("add_task").register_into_engine(
+        engine,
+        |g: &mut T, t: Dynamic| -> Result<Dynamic> {
+            let cell = task_of(&t)?;
+            g.shared().graph.lock().add(&cell, g.parent()).map_err(graph_error)?;
+            Ok(t)
+        },
+    );
+    doc("g.add_dependency(a, b)", "`a` waits for `b`.").func("add_dependency").register_into_engine(
+        engine,
+        |g: &mut T, a: Dynamic, b: Dynamic| -> Result<()> {
+            let (a, b) = (task_of(&a)?, task_of(&b)?);
+            g.shared().graph.lock().add_dependency(&a, &b).map_err(graph_error)
+        },
+    );
+    doc("g.remove_dependency(a, b)", "`a` no longer waits for `b`.").func("remove_dependency").register_into_engine(
+        engine,
+        |g: &mut T, a: Dynamic, b: Dynamic| -> Result<()> {
+            let (a, b) = (task_of(&a)?, task_of(&b)?);
+            g.shared().graph.lock().remove_dependency(&a, &b).map_err(graph_error)
+        },
+    );
+    doc("g.remove_task(t)", "Takes `t` out, with its dependencies.").func("remove_task").register_into_engine(
+        engine,
+        |g: &mut T, t: Dynamic| -> Result<()> {
+            let cell = task_of(&t)?;
+            g.shared().graph.lock().remove(&cell).map_err(graph_error)
+        },
+    );
+    doc("g.sequence()", "A new `Sequence`: each item added waits for the item before.")
+        .func("sequence")
+        .register_into_engine(engine, |g: &mut T| SequenceHandle {
+            graph: g.shared().clone(),
+            parent: g.parent().cloned(),
+            last: Arc::new(Mutex::new(Vec::new())),
+        });
     let r = run.clone();
-    engine.register_fn("subgraph", move |ctx: NativeCallContext, g: &mut T, name: &str| -> Result<SubgraphHandle> {
+    doc(
+        "g.subgraph(name)",
+        "A task holding tasks of its own (the same building methods); `total_retries` reruns it from fresh copies.",
+    )
+    .func("subgraph")
+    .register_into_engine(engine, move |ctx: NativeCallContext, g: &mut T, name: &str| -> Result<SubgraphHandle> {
         let run = upgrade(&r)?;
         let mut settings = run.new_settings();
         settings.total_retries = 0;
@@ -187,9 +207,30 @@ fn register_building<T: Building>(engine: &mut Engine, run: &RunRef) {
         g.shared().graph.lock().add(&cell, g.parent()).map_err(graph_error)?;
         Ok(SubgraphHandle { graph: g.shared().clone(), cell })
     });
+    register_flow::<T>(engine, run);
+    doc("g.tasks()", "The tasks and subgraphs added to it so far.").func("tasks").register_into_engine(
+        engine,
+        |g: &mut T| -> Result<Array> {
+            let graph = g.shared().graph.lock();
+            let parent = match g.parent() {
+                Some(p) => Some(graph.index_of(p).ok_or_else(|| error(format!("subgraph `{}` was removed", p.name)))?),
+                None => None,
+            };
+            Ok(graph.members(parent).into_iter().map(|c| handle_of(g.shared(), c)).collect())
+        },
+    );
+}
+
+/// `g.flow(spec, tasks)`: a subgraph structured by a flow string.
+fn register_flow<T: Building>(engine: &mut Engine, run: &RunRef) {
     let r = run.clone();
-    engine.register_fn(
-        "flow",
+    let flow = doc(
+        "g.flow(spec, tasks)",
+        "Structure from a flow string, `\"a; b || c\"` (`;` in order, `||` in parallel, parentheses group), as a new \
+         subgraph; `tasks` maps its names to tasks.",
+    );
+    flow.func("flow").register_into_engine(
+        engine,
         move |ctx: NativeCallContext, g: &mut T, spec: &str, tasks: Map| -> Result<SubgraphHandle> {
             let tree = flow_spec::parse(spec).map_err(|e| bad_argument(e.explain(spec)))?;
             let run = upgrade(&r)?;
@@ -204,14 +245,6 @@ fn register_building<T: Building>(engine: &mut Engine, run: &RunRef) {
             Ok(SubgraphHandle { graph: g.shared().clone(), cell: sg })
         },
     );
-    engine.register_fn("tasks", |g: &mut T| -> Result<Array> {
-        let graph = g.shared().graph.lock();
-        let parent = match g.parent() {
-            Some(p) => Some(graph.index_of(p).ok_or_else(|| error(format!("subgraph `{}` was removed", p.name)))?),
-            None => None,
-        };
-        Ok(graph.members(parent).into_iter().map(|c| handle_of(g.shared(), c)).collect())
-    });
 }
 
 /// Builds a parsed flow string inside subgraph `sg`; returns the tasks it starts with and
@@ -337,7 +370,8 @@ pub fn register(engine: &mut Engine, run: &RunRef) {
         .register_type_with_name::<ForkJoinHandle>("ForkJoin");
 
     let r = run.clone();
-    engine.register_fn("graph_mode", move || -> Result<GraphHandle> {
+    doc("graph_mode()", "Switches to graph mode and returns the `Graph`: constructors then only build; throws once a task ran in standard mode.")
+        .func("graph_mode").register_into_engine(engine, move || -> Result<GraphHandle> {
         let run = upgrade(&r)?;
         run.enter_graph_mode()?;
         let shared = Arc::new(GraphShared::default());
@@ -348,19 +382,50 @@ pub fn register(engine: &mut Engine, run: &RunRef) {
     register_building::<SubgraphHandle>(engine, run);
 
     let r = run.clone();
-    engine.register_fn("execute", move |g: &mut GraphHandle| execute(&r, g));
-    engine.register_get_set(
-        "fail_fast",
-        |g: &mut GraphHandle| g.0.fail_fast.load(Ordering::Relaxed),
-        |g: &mut GraphHandle, on: bool| g.0.fail_fast.store(on, Ordering::Relaxed),
-    );
+    doc("g.execute()", "Validates the graph, runs it and waits; reverts on failure and throws the graph's error.")
+        .func("execute")
+        .register_into_engine(engine, move |g: &mut GraphHandle| execute(&r, g));
+    let fail_fast = doc("g.fail_fast", "Read and write: stop starting tasks after the first failure.");
+    fail_fast
+        .get("fail_fast")
+        .register_into_engine(engine, |g: &mut GraphHandle| g.0.fail_fast.load(Ordering::Relaxed));
+    fail_fast
+        .set("fail_fast")
+        .register_into_engine(engine, |g: &mut GraphHandle, on: bool| g.0.fail_fast.store(on, Ordering::Relaxed));
 
+    register_variadic(engine);
+    doc("g.to_string()", "`Graph(N tasks)`.")
+        .func("to_string")
+        .register_into_engine(engine, |g: &mut GraphHandle| format!("Graph({} tasks)", g.0.graph.lock().len()));
+    doc("sg.to_string()", "`Subgraph(name)`.")
+        .func("to_string")
+        .register_into_engine(engine, |s: &mut SubgraphHandle| format!("Subgraph({})", s.cell.name));
+    doc("f.to_string()", "`ForkJoin(a, b, …)`: the names of its tasks.").func("to_string").register_into_engine(
+        engine,
+        |f: &mut ForkJoinHandle| {
+            let names: Vec<&str> = f.0.iter().map(|t| &*t.name).collect();
+            format!("ForkJoin({})", names.join(", "))
+        },
+    );
+}
+
+/// `s.add(...)` and `forkjoin(...)`, registered for 1 to 8 arguments (Rhai has no variadic
+/// functions; an array is one argument too).
+fn register_variadic(engine: &mut Engine) {
+    let add_doc: Doc = doc(
+        "s.add(x, y, …)",
+        "Adds up to 8 items (tasks, subgraphs, fork-joins, or arrays of them) in order, each waiting for the one before.",
+    );
+    let forkjoin_doc: Doc = doc(
+        "forkjoin(a, b, …)",
+        "Up to 8 tasks (or an array of them) that run side by side as one item of a sequence.",
+    );
     macro_rules! variadic {
         ($name:literal, $f:expr, $this:ty, $($arg:ident),+) => {
-            engine.register_fn($name, move |this: &mut $this, $($arg: Dynamic),+| $f(this, vec![$($arg),+]));
+            add_doc.func($name).register_into_engine(engine, move |this: &mut $this, $($arg: Dynamic),+| $f(this, vec![$($arg),+]));
         };
         (free $name:literal, $f:expr, $($arg:ident),+) => {
-            engine.register_fn($name, move |$($arg: Dynamic),+| $f(vec![$($arg),+]));
+            forkjoin_doc.func($name).register_into_engine(engine, move |$($arg: Dynamic),+| $f(vec![$($arg),+]));
         };
     }
     let add = |s: &mut SequenceHandle, items: Vec<Dynamic>| add_items(s, items);
@@ -380,11 +445,4 @@ pub fn register(engine: &mut Engine, run: &RunRef) {
     variadic!(free "forkjoin", forkjoin, a, b, c, d, e, f);
     variadic!(free "forkjoin", forkjoin, a, b, c, d, e, f, g);
     variadic!(free "forkjoin", forkjoin, a, b, c, d, e, f, g, h);
-
-    engine.register_fn("to_string", |g: &mut GraphHandle| format!("Graph({} tasks)", g.0.graph.lock().len()));
-    engine.register_fn("to_string", |s: &mut SubgraphHandle| format!("Subgraph({})", s.cell.name));
-    engine.register_fn("to_string", |f: &mut ForkJoinHandle| {
-        let names: Vec<&str> = f.0.iter().map(|t| &*t.name).collect();
-        format!("ForkJoin({})", names.join(", "))
-    });
 }

@@ -2,6 +2,7 @@
 //! `RunRef`, so it works at the top level, inside functions and inside task closures alike.
 
 mod deployment;
+pub(crate) mod doc;
 mod graph;
 mod misc;
 mod tasks;
@@ -20,8 +21,9 @@ pub use deployment::nodes as deployment_nodes;
 pub use deployment::{deployment_handle, instance as instance_handle, node as node_handle};
 
 pub fn register(engine: &mut Engine, run: &RunRef) {
-    tasks::register(engine, run);
+    // Graph types first: the task properties registered for `Subgraph` then carry its name.
     graph::register(engine, run);
+    tasks::register(engine, run);
     misc::register(engine, run);
     deployment::register(engine, run);
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use rhai::{Array, Dynamic, Engine, EvalAltResult, FnPtr, Map, NativeCallContext, Position};
 
+use super::doc::doc;
 use super::graph::SubgraphHandle;
 use crate::events::TaskKind;
 use crate::exec::ScriptPool;
@@ -102,9 +103,21 @@ fn argv_of(argv: &Array) -> Result<Vec<String>> {
 
 pub fn register(engine: &mut Engine, run: &RunRef) {
     engine.register_type_with_name::<TaskHandle>("Task");
+    register_constructors(engine, run);
+    register_process_constructors(engine, run);
+    register_properties::<TaskHandle>(engine);
+    register_properties::<SubgraphHandle>(engine);
+    register_task_methods(engine, run);
+}
 
+/// `task`, `sleep`, `noop`, `send_event`.
+fn register_constructors(engine: &mut Engine, run: &RunRef) {
     let r = run.clone();
-    engine.register_fn("task", move |ctx: NativeCallContext, name: &str, closure: FnPtr| {
+    let task = doc(
+        "task(name, closure)",
+        "A task running the Rhai closure (no parameter, or one: the map of its `requires`); its value is the result.",
+    );
+    task.func("task").register_into_engine(engine, move |ctx: NativeCallContext, name: &str, closure: FnPtr| {
         let run = upgrade(&r)?;
         let arity = run.closure_arity(&closure);
         if arity > 1 {
@@ -115,49 +128,83 @@ pub fn register(engine: &mut Engine, run: &RunRef) {
         build(&run, name, TaskAction::Script { closure, arity }, ctx.call_position())
     });
     let r = run.clone();
-    engine.register_fn("shell", move |ctx: NativeCallContext, name: &str, command: &str| {
+    doc("sleep(name, secs)", "A task that waits `secs` seconds; a cancel ends it.").func("sleep").register_into_engine(
+        engine,
+        move |ctx: NativeCallContext, name: &str, secs: Dynamic| {
+            let seconds = seconds(&secs, "sleep")?;
+            build(&upgrade(&r)?, name, TaskAction::Sleep { seconds }, ctx.call_position())
+        },
+    );
+    let r = run.clone();
+    doc("noop(name)", "A task that does nothing and succeeds.")
+        .func("noop")
+        .register_into_engine(engine, move |ctx: NativeCallContext, name: &str| {
+            build(&upgrade(&r)?, name, TaskAction::Noop, ctx.call_position())
+        });
+    let r = run.clone();
+    doc("send_event(message)", "A task emitting a `workflow_event` with the message.")
+        .func("send_event")
+        .register_into_engine(engine, move |ctx: NativeCallContext, message: Dynamic| {
+            let message = crate::value::display_value(&message);
+            build(&upgrade(&r)?, "send_event", TaskAction::Event { message, node_instance: None }, ctx.call_position())
+        });
+}
+
+/// `shell` and `exec`: tasks that run a process.
+fn register_process_constructors(engine: &mut Engine, run: &RunRef) {
+    let r = run.clone();
+    doc(
+        "shell(name, command)",
+        "A task running `sh -c command` in its own process group; result `#{code, stdout, stderr}`, a non-zero exit fails it.",
+    )
+    .func("shell")
+    .register_into_engine(engine, move |ctx: NativeCallContext, name: &str, command: &str| {
         let action = TaskAction::Shell { command: command.into(), options: ProcessOptions::default() };
         build(&upgrade(&r)?, name, action, ctx.call_position())
     });
     let r = run.clone();
-    engine.register_fn("shell", move |ctx: NativeCallContext, name: &str, command: &str, opts: Map| {
+    doc(
+        "shell(name, command, opts)",
+        "As `shell(name, command)`, with options `env` (a map), `cwd`, `timeout` (seconds) and `output_limit` (bytes).",
+    )
+    .func("shell")
+    .register_into_engine(engine, move |ctx: NativeCallContext, name: &str, command: &str, opts: Map| {
         let action = TaskAction::Shell { command: command.into(), options: process_options(&opts, "shell")? };
         build(&upgrade(&r)?, name, action, ctx.call_position())
     });
     let r = run.clone();
-    engine.register_fn("exec", move |ctx: NativeCallContext, name: &str, argv: Array| {
+    doc(
+        "exec(name, argv)",
+        "A task running the program `argv[0]` with its arguments, no shell; its result is as `shell`'s.",
+    )
+    .func("exec")
+    .register_into_engine(engine, move |ctx: NativeCallContext, name: &str, argv: Array| {
         let action = TaskAction::Exec { argv: argv_of(&argv)?, options: ProcessOptions::default() };
         build(&upgrade(&r)?, name, action, ctx.call_position())
     });
     let r = run.clone();
-    engine.register_fn("exec", move |ctx: NativeCallContext, name: &str, argv: Array, opts: Map| {
-        let action = TaskAction::Exec { argv: argv_of(&argv)?, options: process_options(&opts, "exec")? };
-        build(&upgrade(&r)?, name, action, ctx.call_position())
-    });
-    let r = run.clone();
-    engine.register_fn("sleep", move |ctx: NativeCallContext, name: &str, secs: Dynamic| {
-        let seconds = seconds(&secs, "sleep")?;
-        build(&upgrade(&r)?, name, TaskAction::Sleep { seconds }, ctx.call_position())
-    });
-    let r = run.clone();
-    engine.register_fn("noop", move |ctx: NativeCallContext, name: &str| {
-        build(&upgrade(&r)?, name, TaskAction::Noop, ctx.call_position())
-    });
-    let r = run.clone();
-    engine.register_fn("send_event", move |ctx: NativeCallContext, message: Dynamic| {
-        let message = crate::value::display_value(&message);
-        build(&upgrade(&r)?, "send_event", TaskAction::Event { message, node_instance: None }, ctx.call_position())
-    });
+    doc("exec(name, argv, opts)", "As `exec(name, argv)`, with the options of `shell`.")
+        .func("exec")
+        .register_into_engine(engine, move |ctx: NativeCallContext, name: &str, argv: Array, opts: Map| {
+            let action = TaskAction::Exec { argv: argv_of(&argv)?, options: process_options(&opts, "exec")? };
+            build(&upgrade(&r)?, name, action, ctx.call_position())
+        });
+}
 
-    register_properties::<TaskHandle>(engine);
-    register_properties::<SubgraphHandle>(engine);
-
+/// `t.get()` and how a task prints.
+fn register_task_methods(engine: &mut Engine, run: &RunRef) {
     let r = run.clone();
     // By value, not `&mut`: a closure that captured the handle must not hold its lock while it
     // waits, or a second closure waiting on the same task sees a data race.
-    engine.register_fn("get", move |ctx: NativeCallContext, t: TaskHandle| get(&r, &t.0, ctx.call_position()));
-    engine.register_fn("to_string", |t: &mut TaskHandle| format!("Task({})", t.0.name));
-    engine.register_fn("to_debug", |t: &mut TaskHandle| format!("Task({}, {})", t.0.name, t.0.state().as_str()));
+    doc("t.get()", "Waits for the task and returns its result, or throws its error.")
+        .func("get")
+        .register_into_engine(engine, move |ctx: NativeCallContext, t: TaskHandle| get(&r, &t.0, ctx.call_position()));
+    doc("t.to_string()", "`Task(name)` (what `print` and string interpolation show).")
+        .func("to_string")
+        .register_into_engine(engine, |t: &mut TaskHandle| format!("Task({})", t.0.name));
+    doc("t.to_debug()", "`Task(name, state)`.")
+        .func("to_debug")
+        .register_into_engine(engine, |t: &mut TaskHandle| format!("Task({}, {})", t.0.name, t.0.state().as_str()));
 }
 
 /// `t.get()`: waits for the task and returns its result, or throws its error.
@@ -243,46 +290,80 @@ fn refuse_on_subgraph(cell: &TaskCell, setting: &str, value: &Dynamic) -> Result
 
 /// The properties every task-like handle has (section 4).
 pub fn register_properties<T: AsTask>(engine: &mut Engine) {
-    engine.register_get("name", |t: &mut T| t.cell().name.to_string());
-    engine.register_get("id", |t: &mut T| match t.cell().attempt_id() {
-        Some(id) => Dynamic::from_int(id as rhai::INT),
-        None => Dynamic::UNIT,
-    });
-    engine.register_get("state", |t: &mut T| t.cell().state().as_str().to_string());
-    engine.register_get("result", |t: &mut T| t.cell().result());
-    engine.register_get("error", |t: &mut T| match t.cell().error() {
-        Some(e) => Dynamic::from(e),
-        None => Dynamic::UNIT,
-    });
-    engine.register_get("current_retries", |t: &mut T| t.cell().current_retries() as rhai::INT);
-    engine.register_get_set(
-        "total_retries",
-        |t: &mut T| t.cell().with_settings(|s| s.total_retries),
-        |t: &mut T, n: rhai::INT| t.cell().configure(|s| s.total_retries = n),
+    doc("t.name", "The task's name.").get("name").register_into_engine(engine, |t: &mut T| t.cell().name.to_string());
+    doc("t.id", "The id of its current attempt; `()` before it starts.").get("id").register_into_engine(
+        engine,
+        |t: &mut T| match t.cell().attempt_id() {
+            Some(id) => Dynamic::from_int(id as rhai::INT),
+            None => Dynamic::UNIT,
+        },
     );
-    engine.register_get("retry_interval", |t: &mut T| t.cell().with_settings(|s| s.retry_interval));
-    engine.register_set("retry_interval", |t: &mut T, secs: Dynamic| -> Result<()> {
+    doc("t.state", "`pending`, `started`, `succeeded`, `failed`, `rescheduled` or `cancelled`.")
+        .get("state")
+        .register_into_engine(engine, |t: &mut T| t.cell().state().as_str().to_string());
+    doc("t.result", "Its result once it succeeded, else `()`.")
+        .get("result")
+        .register_into_engine(engine, |t: &mut T| t.cell().result());
+    doc("t.error", "Its `Error` once it failed, else `()`.").get("error").register_into_engine(engine, |t: &mut T| {
+        match t.cell().error() {
+            Some(e) => Dynamic::from(e),
+            None => Dynamic::UNIT,
+        }
+    });
+    doc("t.current_retries", "How many times it was retried so far.")
+        .get("current_retries")
+        .register_into_engine(engine, |t: &mut T| t.cell().current_retries() as rhai::INT);
+    register_retry_settings::<T>(engine);
+    register_handlers::<T>(engine);
+    register_data_flow::<T>(engine);
+}
+
+/// `total_retries`, `retry_interval` and `timeout`: read and write.
+fn register_retry_settings<T: AsTask>(engine: &mut Engine) {
+    let total_retries = doc("t.total_retries", "Read and write: how many retries it is allowed (`-1`: no limit).");
+    total_retries
+        .get("total_retries")
+        .register_into_engine(engine, |t: &mut T| t.cell().with_settings(|s| s.total_retries));
+    total_retries
+        .set("total_retries")
+        .register_into_engine(engine, |t: &mut T, n: rhai::INT| t.cell().configure(|s| s.total_retries = n));
+    let retry_interval = doc("t.retry_interval", "Read and write: seconds between a failure and its retry.");
+    retry_interval
+        .get("retry_interval")
+        .register_into_engine(engine, |t: &mut T| t.cell().with_settings(|s| s.retry_interval));
+    retry_interval.set("retry_interval").register_into_engine(engine, |t: &mut T, secs: Dynamic| -> Result<()> {
         let interval = seconds(&secs, "retry_interval")?;
         t.cell().configure(|s| s.retry_interval = interval);
         Ok(())
     });
-    engine.register_get("timeout", |t: &mut T| match t.cell().with_settings(|s| s.timeout) {
+    let timeout = doc(
+        "t.timeout",
+        "Read and write: seconds an attempt may take (`()`: no limit); a process task's group is killed.",
+    );
+    timeout.get("timeout").register_into_engine(engine, |t: &mut T| match t.cell().with_settings(|s| s.timeout) {
         Some(s) => Dynamic::from_float(s),
         None => Dynamic::UNIT,
     });
-    engine.register_set("timeout", |t: &mut T, secs: Dynamic| -> Result<()> {
+    timeout.set("timeout").register_into_engine(engine, |t: &mut T, secs: Dynamic| -> Result<()> {
         refuse_on_subgraph(t.cell(), "timeout", &secs)?;
         let timeout = if secs.is_unit() { None } else { Some(seconds(&secs, "timeout")?) };
         t.cell().configure(|s| s.timeout = timeout);
         Ok(())
     });
+}
+
+/// `on_success`, `on_failure` and `revert`: closures, read and write.
+fn register_handlers<T: AsTask>(engine: &mut Engine) {
     macro_rules! closure_property {
-        ($name:literal, $field:ident) => {
-            engine.register_get($name, |t: &mut T| match t.cell().with_settings(|s| s.$field.clone()) {
-                Some(f) => Dynamic::from(f),
-                None => Dynamic::UNIT,
+        ($name:literal, $field:ident, $call:literal, $what:literal) => {
+            let described = doc($call, $what);
+            described.get($name).register_into_engine(engine, |t: &mut T| {
+                match t.cell().with_settings(|s| s.$field.clone()) {
+                    Some(f) => Dynamic::from(f),
+                    None => Dynamic::UNIT,
+                }
             });
-            engine.register_set($name, |t: &mut T, f: Dynamic| -> Result<()> {
+            described.set($name).register_into_engine(engine, |t: &mut T, f: Dynamic| -> Result<()> {
                 refuse_on_subgraph(t.cell(), $name, &f)?;
                 let closure = optional_closure(f, $name)?;
                 t.cell().configure(|s| s.$field = closure);
@@ -290,31 +371,60 @@ pub fn register_properties<T: AsTask>(engine: &mut Engine) {
             });
         };
     }
-    closure_property!("on_success", on_success);
-    closure_property!("on_failure", on_failure);
-    closure_property!("revert", revert);
-    engine.register_get("provides", |t: &mut T| match t.cell().with_settings(|s| s.provides.clone()) {
-        Some(p) => Dynamic::from(p),
-        None => Dynamic::UNIT,
+    closure_property!(
+        "on_success",
+        on_success,
+        "t.on_success = |t| HandlerResult::cont()",
+        "Read and write: a handler called after it succeeded; its verdict may retry it (polling)."
+    );
+    closure_property!(
+        "on_failure",
+        on_failure,
+        "t.on_failure = |t| HandlerResult::retry()",
+        "Read and write: a handler called after a failed attempt; its verdict decides what follows."
+    );
+    closure_property!(
+        "revert",
+        revert,
+        "t.revert = |result| ...",
+        "Read and write: undoes the succeeded task when its graph fails."
+    );
+}
+
+/// `provides`, `requires` and `inject`: data flow between tasks (TaskFlow's).
+fn register_data_flow<T: AsTask>(engine: &mut Engine) {
+    let provides = doc("t.provides", "Read and write: the key its result is known by to the tasks that require it.");
+    provides.get("provides").register_into_engine(engine, |t: &mut T| {
+        match t.cell().with_settings(|s| s.provides.clone()) {
+            Some(p) => Dynamic::from(p),
+            None => Dynamic::UNIT,
+        }
     });
-    engine.register_set("provides", |t: &mut T, key: Dynamic| -> Result<()> {
+    provides.set("provides").register_into_engine(engine, |t: &mut T, key: Dynamic| -> Result<()> {
         refuse_on_subgraph(t.cell(), "provides", &key)?;
         let key = if key.is_unit() { None } else { Some(crate::value::display_value(&key)) };
         t.cell().configure(|s| s.provides = key);
         Ok(())
     });
-    engine.register_get("requires", |t: &mut T| {
+    let requires = doc(
+        "t.requires",
+        "Read and write: the keys (a string or an array) whose values its closure receives in its map.",
+    );
+    requires.get("requires").register_into_engine(engine, |t: &mut T| {
         let keys: Array = t.cell().with_settings(|s| s.requires.iter().map(|k| Dynamic::from(k.clone())).collect());
         keys
     });
-    engine.register_set("requires", |t: &mut T, keys: Dynamic| -> Result<()> {
+    requires.set("requires").register_into_engine(engine, |t: &mut T, keys: Dynamic| -> Result<()> {
         let keys = strings(&keys, "requires")?;
         t.cell().configure(|s| s.requires = keys);
         Ok(())
     });
-    engine.register_get_set(
-        "inject",
-        |t: &mut T| t.cell().with_settings(|s| s.inject.clone()),
-        |t: &mut T, values: Map| t.cell().configure(|s| s.inject = values),
+    let inject = doc(
+        "t.inject",
+        "Read and write: a map where its required keys are looked up first (before providers and parameters).",
     );
+    inject.get("inject").register_into_engine(engine, |t: &mut T| t.cell().with_settings(|s| s.inject.clone()));
+    inject
+        .set("inject")
+        .register_into_engine(engine, |t: &mut T, values: Map| t.cell().configure(|s| s.inject = values));
 }

@@ -1,0 +1,219 @@
+//! The host API as the engine knows it: every registered function with the documentation
+//! written beside its registration (`api::doc`), read back from Rhai's metadata. The REPL's
+//! `:help` and Tab completion, and the generated part of docs/REFERENCE.md, come from here.
+
+use rhai::Engine;
+use serde_json::Value;
+
+/// One registered host function (one overload).
+#[derive(Clone, Debug, PartialEq)]
+pub struct HostFunction {
+    /// As a script names it: `shell`, `total_retries` (a property), `HandlerResult::cont`.
+    pub name: String,
+    /// The type it is called on (`Task`, `Graph`, ...): methods, properties and operators.
+    pub receiver: Option<String>,
+    /// How a script calls it, from its doc: `shell(name, command)`, `t.name`.
+    pub call: String,
+    /// What it does, from its doc; empty when it has none.
+    pub what: String,
+}
+
+impl HostFunction {
+    /// Called as `name(...)` rather than on a value: `graph_mode()`, `HandlerResult::cont()`.
+    pub fn is_free(&self) -> bool {
+        self.receiver.is_none()
+    }
+
+    /// A name Tab completes (not an operator).
+    pub fn is_word(&self) -> bool {
+        self.name.chars().all(|c| c.is_alphanumeric() || c == '_' || c == ':')
+    }
+}
+
+/// The functions the host registered on `engine` (Rhai's standard library left out), in
+/// name order.
+pub fn host_functions(engine: &Engine) -> Vec<HostFunction> {
+    let json = engine.gen_fn_metadata_to_json(false).unwrap_or_default();
+    let metadata: Value = serde_json::from_str(&json).unwrap_or_default();
+    let mut found = Vec::new();
+    collect(&metadata, "", &mut found);
+    found
+}
+
+fn collect(module: &Value, prefix: &str, found: &mut Vec<HostFunction>) {
+    for f in module["functions"].as_array().into_iter().flatten() {
+        found.push(read(f, prefix));
+    }
+    for (name, sub) in module["modules"].as_object().into_iter().flatten() {
+        collect(sub, &format!("{prefix}{name}::"), found);
+    }
+}
+
+fn read(f: &Value, prefix: &str) -> HostFunction {
+    let raw = f["name"].as_str().unwrap_or_default();
+    let name = raw.strip_prefix("get$").or_else(|| raw.strip_prefix("set$")).unwrap_or(raw);
+    let comment: String = f["docComments"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+    let mut lines = comment.lines().map(|l| l.trim_start_matches("///").trim());
+    let call = lines.next().unwrap_or_default().to_string();
+    let what = lines.collect::<Vec<_>>().join(" ");
+    let first_type = f["params"][0]["type"].as_str().unwrap_or_default();
+    let free = call.is_empty() || call.starts_with(&format!("{prefix}{name}("));
+    let receiver = (!free).then(|| short_type(first_type));
+    HostFunction { name: format!("{prefix}{name}"), receiver, call, what }
+}
+
+/// `&mut rhaiflow::script::api::TaskHandle` → `TaskHandle`; `&mut Task` → `Task`.
+fn short_type(rust: &str) -> String {
+    let bare = rust.trim_start_matches("&mut ").trim_start_matches('&');
+    bare.rsplit("::").next().unwrap_or(bare).to_string()
+}
+
+/// What `:help NAME` shows: each overload's call and what it does.
+pub fn help(functions: &[HostFunction], name: &str) -> Option<String> {
+    let mut out = String::new();
+    let mut seen = Vec::new();
+    for f in functions.iter().filter(|f| f.name == name || f.name.rsplit("::").next() == Some(name)) {
+        if seen.contains(&(&f.call, &f.what)) {
+            continue;
+        }
+        seen.push((&f.call, &f.what));
+        let on = f.receiver.as_ref().map(|r| format!("  ({r})")).unwrap_or_default();
+        out.push_str(&format!("{}{on}\n    {}\n", f.call, f.what));
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+/// A group of the reference: the functions of a set of types that share them.
+pub struct Section {
+    /// The types (`Task`, `Subgraph`); one empty name for the free functions.
+    pub types: Vec<String>,
+    /// `(call, what)`, in the order of the calls.
+    pub rows: Vec<(String, String)>,
+}
+
+/// The groups of the reference: free functions, then each set of types that share members
+/// (`Task`, `Subgraph`).
+pub fn sections(functions: &[HostFunction]) -> Vec<Section> {
+    // One row per (call, what): an overload registered for several types (the task properties
+    // of `Task` and `Subgraph`) or arities (`s.add(a, b, …)`) is one row, under all its types.
+    let mut rows: Vec<(String, String, Vec<String>)> = Vec::new();
+    for f in functions {
+        let receiver = f.receiver.clone().unwrap_or_default();
+        match rows.iter_mut().find(|(call, what, _)| *call == f.call && *what == f.what) {
+            Some((_, _, types)) if !types.contains(&receiver) => types.push(receiver),
+            Some(_) => {}
+            None => rows.push((f.call.clone(), f.what.clone(), vec![receiver])),
+        }
+    }
+    let mut sections: Vec<Section> = Vec::new();
+    for (call, what, mut types) in rows {
+        types.sort_by_key(|t| type_rank(t));
+        match sections.iter_mut().find(|s| s.types == types) {
+            Some(section) => section.rows.push((call, what)),
+            None => sections.push(Section { types, rows: vec![(call, what)] }),
+        }
+    }
+    sections.sort_by_key(|s| s.types.iter().map(|t| type_rank(t)).collect::<Vec<_>>());
+    for section in &mut sections {
+        section.rows.sort();
+    }
+    sections
+}
+
+/// The order of the reference: free functions, tasks, graphs, errors, the deployment model.
+const TYPE_ORDER: &[&str] = &[
+    "",
+    "Task",
+    "Subgraph",
+    "Graph",
+    "Sequence",
+    "ForkJoin",
+    "Error",
+    "HandlerResult",
+    "Deployment",
+    "Modification",
+    "Node",
+    "NodeInstance",
+    "Relationship",
+    "map",
+];
+
+fn type_rank(name: &str) -> (usize, String) {
+    (TYPE_ORDER.iter().position(|t| *t == name).unwrap_or(TYPE_ORDER.len()), name.to_string())
+}
+
+/// The generated part of docs/REFERENCE.md: a table for each section.
+pub fn markdown(functions: &[HostFunction]) -> String {
+    let mut out = String::new();
+    for Section { types, rows } in sections(functions) {
+        let heading = match types.as_slice() {
+            [free] if free.is_empty() => "Functions".to_string(),
+            [map] if map == "map" => "`ctx` (a map)".to_string(),
+            _ => types.iter().map(|t| format!("`{t}`")).collect::<Vec<_>>().join(", "),
+        };
+        out.push_str(&format!("\n### {heading}\n\n| call | what it does |\n|---|---|\n"));
+        for (call, what) in rows {
+            out.push_str(&format!("| `{}` | {} |\n", cell(&call), cell(&what)));
+        }
+    }
+    out
+}
+
+/// Text safe inside a Markdown table cell.
+fn cell(text: &str) -> String {
+    text.replace('|', "\\|")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn engine() -> Engine {
+        crate::script::build_engine(&std::sync::Weak::new(), &crate::script::Limits::default(), Vec::new())
+    }
+
+    const BEGIN: &str = "<!-- generated: host functions -->\n";
+    const END: &str = "<!-- end of generated host functions -->";
+
+    // Host functions were documented by hand in three places (docs/REFERENCE.md, the REPL's
+    // `:help` and its completion list), which fell behind the registrations.
+    #[test]
+    fn every_registered_function_has_a_doc() {
+        let functions = host_functions(&engine());
+        assert!(functions.len() > 100, "found only {}", functions.len());
+        let undocumented: Vec<_> =
+            functions.iter().filter(|f| f.call.is_empty() || f.what.is_empty()).map(|f| &f.name).collect();
+        assert!(undocumented.is_empty(), "registered without a doc (api::doc): {undocumented:?}");
+    }
+
+    // docs/REFERENCE.md listed the host functions by hand. It now holds what the registrations
+    // say; `RHAIFLOW_WRITE_REFERENCE=1 cargo test --lib reference` rewrites it after a change.
+    #[test]
+    fn the_reference_is_generated_from_the_registrations() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/REFERENCE.md");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let (Some(begin), Some(end)) = (text.find(BEGIN), text.find(END)) else {
+            panic!("docs/REFERENCE.md has no `{}` … `{END}` section", BEGIN.trim_end())
+        };
+        let generated = markdown(&host_functions(&engine()));
+        let updated = format!("{}{BEGIN}{generated}\n{}", &text[..begin], &text[end..]);
+        if std::env::var_os("RHAIFLOW_WRITE_REFERENCE").is_some() {
+            std::fs::write(&path, &updated).unwrap();
+        }
+        assert!(
+            updated == text,
+            "docs/REFERENCE.md differs from the host functions' docs: run \
+             RHAIFLOW_WRITE_REFERENCE=1 cargo test --lib reference"
+        );
+    }
+
+    #[test]
+    fn help_shows_each_overload_once() {
+        let functions = host_functions(&engine());
+        let shell = help(&functions, "shell").unwrap();
+        assert_eq!(shell.lines().filter(|l| l.starts_with("shell(")).count(), 2, "{shell}");
+        let cont = help(&functions, "cont").unwrap();
+        assert!(cont.starts_with("HandlerResult::cont()"), "{cont}");
+        assert!(help(&functions, "no_such_function").is_none());
+    }
+}
