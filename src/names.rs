@@ -14,3 +14,48 @@ pub fn is_version(s: &str) -> bool {
         && s.starts_with(|c: char| c.is_ascii_digit())
         && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '+')
 }
+
+/// Where an operation or a workflow's function lives, written `plugin.module.function`:
+/// `demo.flows.greet` is `fn greet` in `flows.rhai` of bundle `demo`; `demo.aws.ec2.boot` is
+/// `fn boot` in `aws/ec2.rhai`. Parsed once, where the YAML is read; the rest use the parts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OperationPath {
+    pub plugin: String,
+    /// The module's path inside the bundle, without `.rhai` (`flows`, `aws/ec2`).
+    pub module: String,
+    pub function: String,
+}
+
+impl OperationPath {
+    /// `None` unless `text` is three or more identifiers joined by dots.
+    pub fn parse(text: &str) -> Option<OperationPath> {
+        let parts: Vec<&str> = text.split('.').collect();
+        let [plugin, module @ .., function] = parts.as_slice() else { return None };
+        if module.is_empty() || !parts.iter().all(|p| is_identifier(p)) {
+            return None;
+        }
+        Some(OperationPath { plugin: plugin.to_string(), module: module.join("/"), function: function.to_string() })
+    }
+}
+
+impl std::fmt::Display for OperationPath {
+    /// As it is written: `demo.aws.ec2.boot`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}.{}", self.plugin, self.module.replace('/', "."), self.function)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_operation_path_has_a_module_between_plugin_and_function() {
+        let path = OperationPath::parse("demo.aws.ec2.boot").unwrap();
+        assert_eq!((path.plugin.as_str(), path.module.as_str(), path.function.as_str()), ("demo", "aws/ec2", "boot"));
+        assert_eq!(path.to_string(), "demo.aws.ec2.boot");
+        for bad in ["demo.flows", "demo..f", "demo.flows.9x", "", "a.b-c.d"] {
+            assert_eq!(OperationPath::parse(bad), None, "{bad}");
+        }
+    }
+}

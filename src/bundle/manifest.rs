@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::parameters::{ParamDecl, ParamType};
 
 use crate::diagnostic::{Code, Diagnostic, Problems, Source};
-use crate::names::{is_identifier, is_version};
+use crate::names::{is_identifier, is_version, OperationPath};
 use crate::yaml::{self, Node, Yaml};
 
 /// A validated `plugin.yaml`.
@@ -33,14 +33,10 @@ pub struct WorkflowDecl {
     pub parameters: Vec<ParamDecl>,
 }
 
-/// Where a workflow's function lives: `demo.flows.greet` is `fn greet` in `flows.rhai`;
-/// `demo.aws.ec2.boot` is `fn boot` in `aws/ec2.rhai`.
+/// Where a workflow's function lives, and where the manifest says so.
 #[derive(Clone, Debug)]
 pub struct Mapping {
-    pub plugin: String,
-    /// The module's path inside the bundle, without `.rhai` (`flows`, `aws/ec2`).
-    pub module: String,
-    pub function: String,
+    pub path: OperationPath,
     pub span: SourceSpan,
 }
 
@@ -182,21 +178,15 @@ fn read_mapping(node: &Node, plugin: Option<&str>, problems: &mut Problems) -> O
         problems.add(format!("a mapping is `plugin.module.function`, found {}", node.kind()), node.span);
         return None;
     };
-    let parts: Vec<&str> = text.split('.').collect();
-    if parts.len() < 3 || !parts.iter().all(|p| is_identifier(p)) {
+    let Some(path) = OperationPath::parse(text) else {
         problems.add(format!("`{text}` is not `plugin.module.function` (e.g. demo.flows.deploy)"), node.span);
         return None;
-    }
-    if let Some(plugin) = plugin.filter(|p| *p != parts[0]) {
-        problems.add(format!("`{text}` names plugin `{}`, but this bundle is `{plugin}`", parts[0]), node.span);
+    };
+    if let Some(plugin) = plugin.filter(|p| *p != path.plugin) {
+        problems.add(format!("`{text}` names plugin `{}`, but this bundle is `{plugin}`", path.plugin), node.span);
         return None;
     }
-    Some(Mapping {
-        plugin: parts[0].to_string(),
-        module: parts[1..parts.len() - 1].join("/"),
-        function: parts[parts.len() - 1].to_string(),
-        span: node.span,
-    })
+    Some(Mapping { path, span: node.span })
 }
 
 fn read_parameter(workflow: &str, key: &Node, node: &Node, problems: &mut Problems) -> Option<ParamDecl> {
@@ -339,7 +329,7 @@ mod tests {
         assert_eq!((m.name.as_str(), m.version.as_str()), ("demo", "1.0.0"));
         assert_eq!(m.workflow_names(), "simple, greet");
         let greet = m.workflow("greet").unwrap();
-        assert_eq!((greet.mapping.module.as_str(), greet.mapping.function.as_str()), ("flows", "greet"));
+        assert_eq!((greet.mapping.path.module.as_str(), greet.mapping.path.function.as_str()), ("flows", "greet"));
         let names: Vec<_> = greet.parameters.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(names, ["target_host", "replicas", "options"]);
         assert_eq!(defaults(greet)["options"], serde_json::json!({"loud": false}));
@@ -363,7 +353,7 @@ mod tests {
         let text = "plugin: {name: demo, version: 2}\nworkflows:\n  boot: demo.aws.ec2.boot\n";
         let m = Manifest::parse("plugin.yaml", text).unwrap();
         assert_eq!(m.version, "2");
-        assert_eq!(m.workflows[0].mapping.module, "aws/ec2");
+        assert_eq!(m.workflows[0].mapping.path.module, "aws/ec2");
     }
 
     #[test]

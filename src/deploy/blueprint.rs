@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 
 use crate::diagnostic::Problems;
 use crate::diagnostic::{Code, Diagnostic, Source};
-use crate::names::is_identifier;
+use crate::names::{is_identifier, OperationPath};
 
 use crate::yaml::{self, Node, Yaml};
 
@@ -29,7 +29,7 @@ pub enum Implementation {
     /// `script: path`, run with `sh` in the blueprint's folder.
     Script(String),
     /// `plugin.module.function` of a bundle: `fn function(ctx, inputs)`.
-    Function { plugin: String, module: String, function: String },
+    Function(OperationPath),
 }
 
 #[derive(Clone, Debug)]
@@ -309,7 +309,7 @@ impl Blueprint {
         types
             .chain(rels)
             .chain(templates)
-            .filter(|o| matches!(o.implementation, Implementation::Function { .. }))
+            .filter(|o| matches!(o.implementation, Implementation::Function(_)))
             .map(|o| (&o.implementation, o.span))
             .collect()
     }
@@ -602,16 +602,13 @@ fn implementation_of(text: &str, script: bool, span: SourceSpan, problems: &mut 
         }
         return Some(Implementation::Script(text.to_string()));
     }
-    let parts: Vec<&str> = text.split('.').collect();
-    if parts.len() < 3 || !parts.iter().all(|p| is_identifier(p)) {
-        problems.add(format!("`{text}` is neither `plugin.module.function` nor a script path"), span);
-        return None;
+    match OperationPath::parse(text) {
+        Some(path) => Some(Implementation::Function(path)),
+        None => {
+            problems.add(format!("`{text}` is neither `plugin.module.function` nor a script path"), span);
+            None
+        }
     }
-    Some(Implementation::Function {
-        plugin: parts[0].to_string(),
-        module: parts[1..parts.len() - 1].join("/"),
-        function: parts[parts.len() - 1].to_string(),
-    })
 }
 
 fn text(node: Option<&Node>, what: &str, problems: &mut Problems) -> Option<String> {
@@ -645,7 +642,7 @@ mod tests {
         assert_eq!(Value::Object(props), serde_json::json!({"port": 5432, "name": "main"}));
         assert_eq!(ops["lifecycle.configure"].implementation, Implementation::Script("scripts/c.sh".into()));
         assert_eq!(ops["lifecycle.create"].implementation, Implementation::Nothing);
-        assert!(matches!(ops["lifecycle.start"].implementation, Implementation::Function { .. }));
+        assert!(matches!(ops["lifecycle.start"].implementation, Implementation::Function(_)));
         assert_eq!(bp.container_of("db"), Some("vm"));
         assert_eq!(db.deploy, 2);
     }

@@ -5,6 +5,7 @@ use miette::SourceSpan;
 use serde_json::Value;
 
 use crate::diagnostic::Problems;
+use crate::names::is_identifier;
 use crate::yaml::{Node, Yaml};
 
 const TASK_KEYS: &[&str] =
@@ -214,8 +215,7 @@ fn read_params(item: &Node, action: &Action, problems: &mut Problems) -> Vec<(St
     let mut params = Vec::new();
     for (key, value) in node.entries() {
         let name = key.as_str().unwrap_or("");
-        let variable = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        let variable = is_identifier(name);
         let rhai = matches!(action, Action::Rhai { .. });
         if !variable {
             let what = if rhai { "a variable" } else { "an environment variable" };
