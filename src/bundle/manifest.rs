@@ -46,12 +46,8 @@ impl Manifest {
     pub fn parse(name: &str, text: &str) -> Result<Manifest, Diagnostic> {
         let source = Source { name: name.to_string(), text: Arc::from(text) };
         let mut problems = Problems::default();
-        let root = match yaml::parse(text) {
-            Ok(root) => root,
-            Err((message, span)) => {
-                problems.add(format!("not valid YAML: {message}"), span.unwrap_or(SourceSpan::new(0.into(), 0)));
-                return Err(problems.into_diagnostic(Code::Manifest, &source));
-            }
+        let Some(root) = yaml::parse_or_report(text, &mut problems) else {
+            return Err(problems.into_diagnostic(Code::Manifest, &source));
         };
         let manifest = read_manifest(&root, &source, &mut problems);
         match manifest {
@@ -75,7 +71,7 @@ fn read_manifest(root: &Node, source: &Source, problems: &mut Problems) -> Optio
         problems.add(format!("expected a map with `plugin` and `workflows`, found {}", root.kind()), root.span);
         return None;
     }
-    unknown_keys(root, &["plugin", "workflows"], "at the top of plugin.yaml", problems);
+    yaml::unknown_keys(root, &["plugin", "workflows"], "at the top of plugin.yaml", problems);
     let Some(plugin) = root.get("plugin") else {
         problems.add("`plugin` is missing: give `plugin: {name: ..., version: ...}`", root.span);
         return None;
@@ -84,7 +80,7 @@ fn read_manifest(root: &Node, source: &Source, problems: &mut Problems) -> Optio
         problems.add(format!("`plugin` must be a map with `name` and `version`, found {}", plugin.kind()), plugin.span);
         return None;
     }
-    unknown_keys(plugin, &["name", "version", "description"], "in `plugin`", problems);
+    yaml::unknown_keys(plugin, &["name", "version", "description"], "in `plugin`", problems);
     let name = match plugin.get("name") {
         Some(n) => match n.as_str() {
             Some(s) if is_identifier(s) => Some(s.to_string()),
@@ -116,7 +112,7 @@ fn read_manifest(root: &Node, source: &Source, problems: &mut Problems) -> Optio
             None
         }
     };
-    let description = text_field(plugin, "description", problems);
+    let description = yaml::optional_text(plugin, "description", problems);
     let mut workflows = Vec::new();
     match root.get("workflows") {
         None => problems.add("`workflows` is missing: map workflow names to `plugin.module.function`", root.span),
@@ -142,7 +138,12 @@ fn read_workflow(name: &str, node: &Node, plugin: Option<&str>, problems: &mut P
     let (mapping_node, parameters, description) = match &node.value {
         Yaml::Str(_) => (node, Vec::new(), String::new()),
         Yaml::Map(_) => {
-            unknown_keys(node, &["mapping", "parameters", "description"], &format!("in workflow `{name}`"), problems);
+            yaml::unknown_keys(
+                node,
+                &["mapping", "parameters", "description"],
+                &format!("in workflow `{name}`"),
+                problems,
+            );
             let Some(mapping) = node.get("mapping") else {
                 problems.add(format!("workflow `{name}` has no `mapping: plugin.module.function`"), node.span);
                 return None;
@@ -156,7 +157,7 @@ fn read_workflow(name: &str, node: &Node, plugin: Option<&str>, problems: &mut P
                 }
                 Some(p) => p.entries().iter().filter_map(|(k, v)| read_parameter(name, k, v, problems)).collect(),
             };
-            (mapping, parameters, text_field(node, "description", problems))
+            (mapping, parameters, yaml::optional_text(node, "description", problems))
         }
         _ => {
             problems.add(
@@ -216,8 +217,13 @@ fn read_parameter(workflow: &str, key: &Node, node: &Node, problems: &mut Proble
             return None;
         }
     }
-    unknown_keys(node, &["description", "default", "type", "required"], &format!("in parameter `{name}`"), problems);
-    decl.description = text_field(node, "description", problems);
+    yaml::unknown_keys(
+        node,
+        &["description", "default", "type", "required"],
+        &format!("in parameter `{name}`"),
+        problems,
+    );
+    decl.description = yaml::optional_text(node, "description", problems);
     if let Some(t) = node.get("type") {
         match t.as_str().and_then(ParamType::parse) {
             Some(kind) => decl.kind = Some(kind),
@@ -248,30 +254,6 @@ fn read_parameter(workflow: &str, key: &Node, node: &Node, problems: &mut Proble
         }
     }
     Some(decl)
-}
-
-fn text_field(node: &Node, key: &str, problems: &mut Problems) -> String {
-    match node.get(key) {
-        None => String::new(),
-        Some(v) => match &v.value {
-            Yaml::Str(s) => s.clone(),
-            Yaml::Null => String::new(),
-            _ => {
-                problems.add(format!("`{key}` must be text, found {}", v.kind()), v.span);
-                String::new()
-            }
-        },
-    }
-}
-
-fn unknown_keys(node: &Node, known: &[&str], place: &str, problems: &mut Problems) {
-    for (key, _) in node.entries() {
-        let text = key.to_json();
-        let text = text.as_str().map(str::to_string).unwrap_or_else(|| text.to_string());
-        if !known.contains(&text.as_str()) {
-            problems.add(format!("unknown key `{text}` {place} (known: {})", known.join(", ")), key.span);
-        }
-    }
 }
 
 /// Compares versions as semver does: the numbers part by part (1.10.0 is newer than 1.9.2),
