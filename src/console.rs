@@ -169,54 +169,9 @@ impl EventSink for Console {
                     Console::line(state, format!("{at:>8.3}s  start   {}", task_line(t)));
                 }
             }
-            Payload::TaskSucceeded(t, _, done) => {
-                let began = state.running.remove(&t.task_id).map(|(_, s)| s.elapsed().as_secs_f64());
-                // A success that on_success sends round again counts once the task ends.
-                if t.kind != TaskKind::Subgraph && *done {
-                    state.tally.succeeded += 1;
-                }
-                if state.bar.is_none() && !state.quiet && shows_progress(t.kind) {
-                    let took = began.unwrap_or(0.0);
-                    Console::line(state, format!("{at:>8.3}s  ok      {} ({took:.2}s)", task_line(t)));
-                }
-            }
-            Payload::TaskRescheduled(t, error, after) => {
-                state.running.remove(&t.task_id);
-                state.tally.retries += 1;
-                if !state.quiet {
-                    let limit = if t.total_retries < 0 { "∞".to_string() } else { t.total_retries.to_string() };
-                    Console::line(
-                        state,
-                        format!(
-                            "{at:>8.3}s  retry   {}: {error} (retry {} of {limit} in {after}s)",
-                            task_line(t),
-                            t.current_retries + 1
-                        ),
-                    );
-                }
-            }
-            Payload::TaskFailed(t, error, ignored) => {
-                state.running.remove(&t.task_id);
-                let cancelled = error == CANCELLED;
-                if t.kind != TaskKind::Subgraph {
-                    if cancelled {
-                        state.tally.cancelled += 1;
-                    } else if *ignored {
-                        state.tally.ignored += 1;
-                    } else {
-                        state.tally.failed += 1;
-                        state.tally.first_failure.get_or_insert_with(|| (task_summary(t), error.clone()));
-                    }
-                }
-                // A task a cancel stopped did not fail: shouting FAILED would send a person
-                // looking for an error that is not there.
-                let line = match (*ignored, cancelled) {
-                    (true, _) => format!("ignored {}: {error}", task_line(t)),
-                    (false, true) => format!("cancelled {}", task_line(t)),
-                    (false, false) => format!("FAILED  {}: {error}", task_line(t)),
-                };
-                Console::line(state, format!("{at:>8.3}s  {line}"));
-            }
+            Payload::TaskSucceeded(t, _, done) => state.succeeded(t, *done, at),
+            Payload::TaskRescheduled(t, error, after) => state.rescheduled(t, error, *after, at),
+            Payload::TaskFailed(t, error, ignored) => state.failed(t, error, *ignored, at),
             Payload::TaskReverted(t) if !state.quiet => {
                 Console::line(state, format!("{at:>8.3}s  revert  {}: reverted", task_line(t)));
             }
@@ -226,23 +181,76 @@ impl EventSink for Console {
             Payload::TaskOutput { task, line, .. } if !state.quiet => Console::output_line(state, task, line),
             _ => {}
         }
-        if let Some(bar) = &state.bar {
-            let names: Vec<&str> = state.running.values().take(3).map(|(n, _)| &**n).collect();
-            let more = state.running.len().saturating_sub(names.len());
-            let mut msg = format!(
-                "done {} · running {} · failed {}",
-                state.tally.succeeded + state.tally.ignored,
-                state.running.len(),
-                state.tally.failed
-            );
-            if !names.is_empty() {
-                msg.push_str(" · ");
-                msg.push_str(&names.join(", "));
-                if more > 0 {
-                    msg.push_str(&format!(" +{more}"));
-                }
-            }
-            bar.set_message(msg);
+        state.show_progress();
+    }
+}
+
+/// What the console does with each kind of task event (beyond a line, the tally and the bar).
+impl ConsoleState {
+    fn succeeded(&mut self, t: &TaskInfo, done: bool, at: f64) {
+        let began = self.running.remove(&t.task_id).map(|(_, s)| s.elapsed().as_secs_f64());
+        // A success that on_success sends round again counts once the task ends.
+        if t.kind != TaskKind::Subgraph && done {
+            self.tally.succeeded += 1;
         }
+        if self.bar.is_none() && !self.quiet && shows_progress(t.kind) {
+            let took = began.unwrap_or(0.0);
+            Console::line(self, format!("{at:>8.3}s  ok      {} ({took:.2}s)", task_line(t)));
+        }
+    }
+
+    fn rescheduled(&mut self, t: &TaskInfo, error: &str, after: f64, at: f64) {
+        self.running.remove(&t.task_id);
+        self.tally.retries += 1;
+        if !self.quiet {
+            let limit = if t.total_retries < 0 { "∞".to_string() } else { t.total_retries.to_string() };
+            let retry = t.current_retries + 1;
+            let line = format!("{at:>8.3}s  retry   {}: {error} (retry {retry} of {limit} in {after}s)", task_line(t));
+            Console::line(self, line);
+        }
+    }
+
+    fn failed(&mut self, t: &TaskInfo, error: &str, ignored: bool, at: f64) {
+        self.running.remove(&t.task_id);
+        let cancelled = error == CANCELLED;
+        if t.kind != TaskKind::Subgraph {
+            if cancelled {
+                self.tally.cancelled += 1;
+            } else if ignored {
+                self.tally.ignored += 1;
+            } else {
+                self.tally.failed += 1;
+                self.tally.first_failure.get_or_insert_with(|| (task_summary(t), error.to_string()));
+            }
+        }
+        // A task a cancel stopped did not fail: shouting FAILED would send a person
+        // looking for an error that is not there.
+        let line = match (ignored, cancelled) {
+            (true, _) => format!("ignored {}: {error}", task_line(t)),
+            (false, true) => format!("cancelled {}", task_line(t)),
+            (false, false) => format!("FAILED  {}: {error}", task_line(t)),
+        };
+        Console::line(self, format!("{at:>8.3}s  {line}"));
+    }
+
+    /// The progress bar's message: counts, and the first running tasks.
+    fn show_progress(&self) {
+        let Some(bar) = &self.bar else { return };
+        let names: Vec<&str> = self.running.values().take(3).map(|(n, _)| &**n).collect();
+        let more = self.running.len().saturating_sub(names.len());
+        let mut msg = format!(
+            "done {} · running {} · failed {}",
+            self.tally.succeeded + self.tally.ignored,
+            self.running.len(),
+            self.tally.failed
+        );
+        if !names.is_empty() {
+            msg.push_str(" · ");
+            msg.push_str(&names.join(", "));
+            if more > 0 {
+                msg.push_str(&format!(" +{more}"));
+            }
+        }
+        bar.set_message(msg);
     }
 }
