@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::parameters::{ParamDecl, ParamType};
 
-use crate::diagnostic::{Code, Diagnostic, Problems, Source};
+use crate::diagnostic::{Code, Diagnostic, FileProblems, Problems, Source};
 use crate::names::{is_identifier, is_version, OperationPath};
 use crate::yaml::{self, Node, Yaml};
 
@@ -40,19 +40,36 @@ pub struct Mapping {
     pub span: SourceSpan,
 }
 
+/// Why a `plugin.yaml` cannot be used: made a diagnostic (`rhaiflow::manifest`) where it is shown.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[diagnostic(code(rhaiflow::manifest))]
+pub enum ManifestError {
+    /// Every problem found in it, each at its line.
+    #[error("{0}")]
+    Invalid(FileProblems),
+}
+
+impl From<ManifestError> for Diagnostic {
+    fn from(error: ManifestError) -> Diagnostic {
+        match error {
+            ManifestError::Invalid(problems) => problems.into_diagnostic(Code::Manifest),
+        }
+    }
+}
+
 impl Manifest {
     /// Parses and validates `text` (the contents of `name`); every problem found is in the one
     /// diagnostic returned.
-    pub fn parse(name: &str, text: &str) -> Result<Manifest, Diagnostic> {
+    pub fn parse(name: &str, text: &str) -> Result<Manifest, ManifestError> {
         let source = Source { name: name.to_string(), text: Arc::from(text) };
         let mut problems = Problems::default();
         let Some(root) = yaml::parse_or_report(text, &mut problems) else {
-            return Err(problems.into_diagnostic(Code::Manifest, &source));
+            return Err(ManifestError::Invalid(FileProblems { source, problems }));
         };
         let manifest = read_manifest(&root, &source, &mut problems);
         match manifest {
             Some(m) if problems.is_empty() => Ok(m),
-            _ => Err(problems.into_diagnostic(Code::Manifest, &source)),
+            _ => Err(ManifestError::Invalid(FileProblems { source, problems })),
         }
     }
 
@@ -320,7 +337,7 @@ mod tests {
     #[test]
     fn every_problem_is_reported_at_its_line() {
         let text = "plugin: {name: demo, version: 1.0.0, colour: red}\nworkflows:\n  a: demo.flows\n  b: other.flows.b\n  c:\n    mapping: demo.x.c\n    parameters:\n      n: {type: integr}\n      m: {type: integer, default: lots}\n";
-        let d = Manifest::parse("plugin.yaml", text).unwrap_err();
+        let d = Diagnostic::from(Manifest::parse("plugin.yaml", text).unwrap_err());
         assert!(d.message.contains("has 5 problems"), "{}", d.message);
         for expected in ["colour", "demo.flows", "other", "integr", "lots"] {
             assert!(d.message.contains(expected), "{expected} not in {}", d.message);
@@ -353,6 +370,6 @@ mod tests {
     fn an_unquoted_decimal_version_is_refused() {
         let d = Manifest::parse("plugin.yaml", "plugin: {name: demo, version: 1.10}\nworkflows: {a: demo.f.a}\n")
             .unwrap_err();
-        assert!(d.message.contains("in quotes"), "{}", d.message);
+        assert!(d.to_string().contains("in quotes"), "{d}");
     }
 }

@@ -9,7 +9,7 @@ use clap::{Args, Subcommand};
 use super::report_all;
 use crate::deploy::Blueprint;
 use crate::diagnostic::{Code, Diagnostic};
-use crate::store::{self, DeploymentStore};
+use crate::store::{self, DeploymentStore, StoreError};
 
 #[derive(Args)]
 pub struct DeploymentsArgs {
@@ -63,23 +63,22 @@ fn list_json(list: &[store::deployments::DeploymentSummary]) -> String {
     serde_json::to_string_pretty(&all).unwrap_or_default()
 }
 
-fn store_failed(e: store::StoreError) -> Diagnostic {
-    Diagnostic::plain(Code::Deployments, e.to_string())
-}
-
 pub fn deployments(args: DeploymentsArgs) -> i32 {
     super::end_quietly_on_closed_pipe();
     let path = store::locate(args.store.as_deref());
-    let done = DeploymentStore::open(&path).map_err(store_failed).and_then(|deployments| match args.command {
-        DeploymentsCommand::Create { name, blueprint } => create(&deployments, &name, &blueprint),
-        DeploymentsCommand::List { json: true } => {
-            say_out!("{}", list_json(&deployments.list().map_err(store_failed)?));
-            Ok(())
-        }
-        DeploymentsCommand::List { json: false } => list(&deployments, &path),
-        DeploymentsCommand::Show { name } => show(&deployments, &name),
-        DeploymentsCommand::Delete { name, force } => delete(&deployments, &name, force),
-    });
+    let done =
+        DeploymentStore::open(&path).map_err(StoreError::into_deployments_diagnostic).and_then(
+            |deployments| match args.command {
+                DeploymentsCommand::Create { name, blueprint } => create(&deployments, &name, &blueprint),
+                DeploymentsCommand::List { json: true } => {
+                    say_out!("{}", list_json(&deployments.list().map_err(StoreError::into_deployments_diagnostic)?));
+                    Ok(())
+                }
+                DeploymentsCommand::List { json: false } => list(&deployments, &path),
+                DeploymentsCommand::Show { name } => show(&deployments, &name),
+                DeploymentsCommand::Delete { name, force } => delete(&deployments, &name, force),
+            },
+        );
     match done {
         Ok(()) => 0,
         Err(d) => report_all(&[d]),
@@ -93,7 +92,7 @@ fn create(deployments: &DeploymentStore, name: &str, file: &Path) -> Result<(), 
     }
     // The bundles its operations call are looked for when it runs.
     let blueprint = Blueprint::load(file)?;
-    let d = deployments.create(name, file, blueprint).map_err(store_failed)?;
+    let d = deployments.create(name, file, blueprint).map_err(StoreError::into_deployments_diagnostic)?;
     let count = d.instances.lock().len();
     say!("✔ deployment {name} created from {}: {} nodes, {count} instances", file.display(), d.nodes.len());
     say!("  install it: rhaiflow run install --deployment {name}");
@@ -101,7 +100,7 @@ fn create(deployments: &DeploymentStore, name: &str, file: &Path) -> Result<(), 
 }
 
 fn list(deployments: &DeploymentStore, path: &Path) -> Result<(), Diagnostic> {
-    let list = deployments.list().map_err(store_failed)?;
+    let list = deployments.list().map_err(StoreError::into_deployments_diagnostic)?;
     if list.is_empty() {
         say!("no deployments in {}", path.display());
         return Ok(());
@@ -116,7 +115,7 @@ fn list(deployments: &DeploymentStore, path: &Path) -> Result<(), Diagnostic> {
 }
 
 fn show(deployments: &DeploymentStore, name: &str) -> Result<(), Diagnostic> {
-    let deployment = deployments.load(name).map_err(store_failed)?;
+    let deployment = deployments.load(name).map_err(StoreError::into_deployments_diagnostic)?;
     say_out!("deployment {name}");
     let instances = deployment.instances.lock().clone();
     for i in instances {
@@ -131,7 +130,7 @@ fn show(deployments: &DeploymentStore, name: &str) -> Result<(), Diagnostic> {
 
 /// Refused while instances are installed, unless `force`.
 fn delete(deployments: &DeploymentStore, name: &str, force: bool) -> Result<(), Diagnostic> {
-    let instances = deployments.instances(name).map_err(store_failed)?;
+    let instances = deployments.instances(name).map_err(StoreError::into_deployments_diagnostic)?;
     let live: Vec<String> = instances
         .into_iter()
         .filter(|i| !matches!(i.data.state.as_str(), "uninitialized" | "deleted"))
@@ -142,7 +141,7 @@ fn delete(deployments: &DeploymentStore, name: &str, force: bool) -> Result<(), 
         let help = format!("uninstall it first (rhaiflow run uninstall --deployment {name}), or use --force");
         return Err(Diagnostic::plain(Code::Deployments, message).with_help(help));
     }
-    deployments.delete(name).map_err(store_failed)?;
+    deployments.delete(name).map_err(StoreError::into_deployments_diagnostic)?;
     say!("✔ deployment {name} deleted");
     Ok(())
 }

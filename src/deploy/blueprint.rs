@@ -9,8 +9,7 @@ use std::sync::Arc;
 use miette::SourceSpan;
 use serde_json::{Map, Value};
 
-use crate::diagnostic::Problems;
-use crate::diagnostic::{Code, Diagnostic, Source};
+use crate::diagnostic::{Code, Diagnostic, FileProblems, Problems, Source};
 use crate::names::{is_identifier, OperationPath};
 
 use crate::yaml::{self, Node, Yaml};
@@ -93,27 +92,46 @@ pub struct Blueprint {
     pub templates: Vec<NodeTemplate>,
 }
 
+/// Why a blueprint cannot be used: made a diagnostic (`rhaiflow::blueprint`) where it is shown.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[diagnostic(code(rhaiflow::blueprint))]
+pub enum BlueprintError {
+    #[error("cannot read the blueprint {}: {error}", path.display())]
+    Read { path: PathBuf, error: std::io::Error },
+    /// Every problem found in it, each at its line.
+    #[error("{0}")]
+    Invalid(FileProblems),
+}
+
+impl From<BlueprintError> for Diagnostic {
+    fn from(error: BlueprintError) -> Diagnostic {
+        match error {
+            BlueprintError::Read { .. } => Diagnostic::plain(Code::Blueprint, error.to_string()),
+            BlueprintError::Invalid(problems) => problems.into_diagnostic(Code::Blueprint),
+        }
+    }
+}
+
 fn no_span() -> SourceSpan {
     SourceSpan::new(0.into(), 0)
 }
 
 impl Blueprint {
     /// Reads and validates the blueprint at `path`.
-    pub fn load(path: &Path) -> Result<Arc<Blueprint>, Diagnostic> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            Diagnostic::plain(Code::Blueprint, format!("cannot read the blueprint {}: {e}", path.display()))
-        })?;
+    pub fn load(path: &Path) -> Result<Arc<Blueprint>, BlueprintError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|error| BlueprintError::Read { path: path.to_path_buf(), error })?;
         // A bare file name (`blueprint.yaml`) has the empty parent: its folder is the current one.
         let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
         let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
         Blueprint::parse(&path.display().to_string(), &text, dir).map(Arc::new)
     }
 
-    pub fn parse(name: &str, text: &str, dir: PathBuf) -> Result<Blueprint, Diagnostic> {
+    pub fn parse(name: &str, text: &str, dir: PathBuf) -> Result<Blueprint, BlueprintError> {
         let source = Source { name: name.to_string(), text: Arc::from(text) };
         let mut problems = Problems::default();
         let Some(root) = yaml::parse_or_report(text, &mut problems) else {
-            return Err(problems.into_diagnostic(Code::Blueprint, &source));
+            return Err(BlueprintError::Invalid(FileProblems { source, problems }));
         };
         let mut blueprint = Blueprint {
             dir,
@@ -124,7 +142,7 @@ impl Blueprint {
         };
         if !root.is_map() {
             problems.add(format!("a blueprint is a map with node_templates, found {}", root.kind()), root.span);
-            return Err(problems.into_diagnostic(Code::Blueprint, &source));
+            return Err(BlueprintError::Invalid(FileProblems { source, problems }));
         }
         yaml::unknown_keys(
             &root,
@@ -164,7 +182,7 @@ impl Blueprint {
         if problems.is_empty() {
             Ok(blueprint)
         } else {
-            Err(problems.into_diagnostic(Code::Blueprint, &source))
+            Err(BlueprintError::Invalid(FileProblems { source, problems }))
         }
     }
 
@@ -581,7 +599,7 @@ mod tests {
     use super::*;
 
     fn parse(text: &str) -> Result<Blueprint, Diagnostic> {
-        Blueprint::parse("bp.yaml", text, PathBuf::from("/tmp"))
+        Ok(Blueprint::parse("bp.yaml", text, PathBuf::from("/tmp"))?)
     }
 
     #[test]
