@@ -636,4 +636,13 @@ mod tests {
         let d = parse("node_templates:\n  vm: {type: rhaiflow.nodes.Compute}\n7: x\n").unwrap_err();
         assert!(d.message.contains("unknown key `7` at the top"), "{}", d.message);
     }
+
+    #[test]
+    fn a_blueprint_that_cannot_be_read_says_which_file() {
+        let error = Blueprint::load(Path::new("/nonexistent/bp.yaml")).unwrap_err();
+        assert!(matches!(error, BlueprintError::Read { .. }));
+        let d = Diagnostic::from(error);
+        assert_eq!(d.code, Code::Blueprint);
+        assert!(d.message.starts_with("cannot read the blueprint /nonexistent/bp.yaml: "), "{}", d.message);
+    }
 }

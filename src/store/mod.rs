@@ -177,3 +177,24 @@ impl EventSink for StoreSink {
         self.0.append(label, event);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_busy_deployment_is_its_own_code_with_what_to_do_and_the_rest_are_store_failures() {
+        let busy = StoreError::DeploymentBusy {
+            deployment: "web".into(),
+            execution: "abc".into(),
+            workflow: "install".into(),
+            pid: 7,
+        };
+        let d = Diagnostic::from(busy.clone());
+        assert_eq!(d.code, Code::DeploymentBusy);
+        assert!(d.help.as_deref().unwrap_or_default().contains("rhaiflow executions cancel abc"));
+        assert_eq!(busy.into_deployments_diagnostic().code, Code::Deployments);
+        let missing = Diagnostic::from(StoreError::NoSuchExecution("x".into()));
+        assert_eq!((missing.code, missing.message.as_str()), (Code::Store, "no execution `x` in this store"));
+    }
+}
