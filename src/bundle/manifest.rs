@@ -273,44 +273,6 @@ fn read_parameter(workflow: &str, key: &Node, node: &Node, problems: &mut Proble
     Some(decl)
 }
 
-/// Compares versions as semver does: the numbers part by part (1.10.0 is newer than 1.9.2),
-/// and a pre-release (`1.0.0-rc1`) older than its release; build metadata (`+...`) is ignored.
-pub fn version_order(a: &str, b: &str) -> std::cmp::Ordering {
-    fn split(v: &str) -> (Vec<u64>, Option<&str>) {
-        let v = v.split('+').next().unwrap_or(v);
-        let (core, pre) = match v.split_once('-') {
-            Some((core, pre)) => (core, Some(pre)),
-            None => (v, None),
-        };
-        (core.split('.').map(|p| p.parse().unwrap_or(0)).collect(), pre)
-    }
-    fn pre_order(a: &str, b: &str) -> std::cmp::Ordering {
-        let (a, b): (Vec<&str>, Vec<&str>) = (a.split('.').collect(), b.split('.').collect());
-        for (x, y) in a.iter().zip(&b) {
-            let order = match (x.parse::<u64>(), y.parse::<u64>()) {
-                (Ok(x), Ok(y)) => x.cmp(&y),
-                (Ok(_), Err(_)) => std::cmp::Ordering::Less,
-                (Err(_), Ok(_)) => std::cmp::Ordering::Greater,
-                (Err(_), Err(_)) => x.cmp(y),
-            };
-            if order.is_ne() {
-                return order;
-            }
-        }
-        a.len().cmp(&b.len())
-    }
-    let ((mut core_a, pre_a), (mut core_b, pre_b)) = (split(a), split(b));
-    let len = core_a.len().max(core_b.len());
-    core_a.resize(len, 0);
-    core_b.resize(len, 0);
-    core_a.cmp(&core_b).then_with(|| match (pre_a, pre_b) {
-        (None, None) => std::cmp::Ordering::Equal,
-        (None, Some(_)) => std::cmp::Ordering::Greater,
-        (Some(_), None) => std::cmp::Ordering::Less,
-        (Some(x), Some(y)) => pre_order(x, y),
-    })
-}
-
 /// The default values of a workflow's parameters, as JSON, for docs and `bundle check`.
 pub fn defaults(workflow: &WorkflowDecl) -> serde_json::Map<String, Value> {
     workflow.parameters.iter().filter_map(|p| Some((p.name.clone(), p.default.clone()?))).collect()
@@ -353,17 +315,6 @@ mod tests {
         let m = Manifest::parse("plugin.yaml", text).unwrap();
         assert_eq!(m.version, "2");
         assert_eq!(m.workflows[0].mapping.path.module, "aws/ec2");
-    }
-
-    #[test]
-    fn versions_compare_as_numbers() {
-        use std::cmp::Ordering::*;
-        assert_eq!(version_order("1.10.0", "1.9.2"), Greater);
-        assert_eq!(version_order("1.0.0", "1.0.0"), Equal);
-        assert_eq!(version_order("0.9", "1.0"), Less);
-        assert_eq!(version_order("1.10.0-rc1", "1.10.0"), Less);
-        assert_eq!(version_order("1.10.0-rc.2", "1.10.0-rc.10"), Less);
-        assert_eq!(version_order("1.0", "1.0.0+build5"), Equal);
     }
 
     #[test]
