@@ -189,8 +189,19 @@ impl Blueprint {
     /// Types and targets exist, hierarchies and containment have no cycles, each node is
     /// contained in at most one other.
     fn validate(&self, problems: &mut Problems) {
-        // In the order written, whatever order the maps keep.
-        // In the order written, whatever order the maps keep.
+        self.check_type_derivations(problems);
+        let ids: HashSet<&str> = self.templates.iter().map(|t| t.id.as_str()).collect();
+        for template in &self.templates {
+            self.check_template(template, &ids, problems);
+        }
+        for template in &self.templates {
+            self.check_containment(template, problems);
+        }
+    }
+
+    /// Node and relationship types derive from defined types, in no cycle; reported in the
+    /// order written, whatever order the maps keep.
+    fn check_type_derivations(&self, problems: &mut Problems) {
         let mut node_types: Vec<Derivation> = self
             .node_types
             .iter()
@@ -217,50 +228,53 @@ impl Blueprint {
             |p| self.relationship_types.contains_key(p),
             |n| self.relationship_hierarchy(n).is_some(),
         );
-        let ids: HashSet<&str> = self.templates.iter().map(|t| t.id.as_str()).collect();
-        for template in &self.templates {
-            if !self.node_types.contains_key(&template.type_name) {
+    }
+
+    /// A node's type and its relationships' types and targets exist; it is contained in one
+    /// node at most.
+    fn check_template(&self, template: &NodeTemplate, ids: &HashSet<&str>, problems: &mut Problems) {
+        if !self.node_types.contains_key(&template.type_name) {
+            problems.add(
+                format!("node `{}` has type `{}`, which is not defined", template.id, template.type_name),
+                template.span,
+            );
+        }
+        let mut containers = 0;
+        for r in &template.relationships {
+            if !ids.contains(r.target.as_str()) {
                 problems.add(
-                    format!("node `{}` has type `{}`, which is not defined", template.id, template.type_name),
-                    template.span,
+                    format!("node `{}` relates to `{}`, which is not a node template", template.id, r.target),
+                    r.span,
                 );
             }
-            let mut containers = 0;
-            for r in &template.relationships {
-                if !ids.contains(r.target.as_str()) {
-                    problems.add(
-                        format!("node `{}` relates to `{}`, which is not a node template", template.id, r.target),
-                        r.span,
-                    );
-                }
-                match self.relationship_hierarchy(&r.type_name) {
-                    None if !self.relationship_types.contains_key(&r.type_name) => problems.add(
-                        format!("relationship type `{}` is not defined (built in: {DEPENDS_ON}, {CONTAINED_IN}, {CONNECTED_TO})", r.type_name),
-                        r.span,
-                    ),
-                    Some(h) if h.iter().any(|t| t == CONTAINED_IN) => containers += 1,
-                    _ => {}
-                }
-                if r.target == template.id {
-                    problems.add(format!("node `{}` relates to itself", template.id), r.span);
-                }
+            match self.relationship_hierarchy(&r.type_name) {
+                None if !self.relationship_types.contains_key(&r.type_name) => problems.add(
+                    format!("relationship type `{}` is not defined (built in: {DEPENDS_ON}, {CONTAINED_IN}, {CONNECTED_TO})", r.type_name),
+                    r.span,
+                ),
+                Some(h) if h.iter().any(|t| t == CONTAINED_IN) => containers += 1,
+                _ => {}
             }
-            if containers > 1 {
-                problems.add(format!("node `{}` is contained in more than one node", template.id), template.span);
+            if r.target == template.id {
+                problems.add(format!("node `{}` relates to itself", template.id), r.span);
             }
         }
-        for template in &self.templates {
-            let mut seen = vec![template.id.as_str()];
-            let mut at = template.id.as_str();
-            while let Some(container) = self.container_of(at) {
-                if seen.contains(&container) {
-                    problems
-                        .add(format!("contained_in makes a cycle: {} → {container}", seen.join(" → ")), template.span);
-                    break;
-                }
-                seen.push(container);
-                at = container;
+        if containers > 1 {
+            problems.add(format!("node `{}` is contained in more than one node", template.id), template.span);
+        }
+    }
+
+    /// Following `contained_in` from `template` never comes back to a node it passed.
+    fn check_containment(&self, template: &NodeTemplate, problems: &mut Problems) {
+        let mut seen = vec![template.id.as_str()];
+        let mut at = template.id.as_str();
+        while let Some(container) = self.container_of(at) {
+            if seen.contains(&container) {
+                problems.add(format!("contained_in makes a cycle: {} → {container}", seen.join(" → ")), template.span);
+                break;
             }
+            seen.push(container);
+            at = container;
         }
     }
 
