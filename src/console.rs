@@ -168,53 +168,9 @@ impl EventSink for Console {
                     Console::line(state, format!("{at:>8.3}s  start   {}", task_line(t)));
                 }
             }
-            Payload::TaskSucceeded { task: t, how, .. } => {
-                let began = state.running.remove(&t.task_id).map(|(_, s)| s.elapsed().as_secs_f64());
-                // A success that on_success sends round again counts once the task ends.
-                if t.kind != TaskKind::Subgraph && *how == Success::Done {
-                    state.tally.succeeded += 1;
-                }
-                if state.bar.is_none() && !state.quiet && shows_progress(t.kind) {
-                    let took = began.unwrap_or(0.0);
-                    Console::line(state, format!("{at:>8.3}s  ok      {} ({took:.2}s)", task_line(t)));
-                }
-            }
-            Payload::TaskRescheduled { task: t, error, retry_after: after } => {
-                state.running.remove(&t.task_id);
-                state.tally.retries += 1;
-                if !state.quiet {
-                    let limit = if t.total_retries < 0 { "∞".to_string() } else { t.total_retries.to_string() };
-                    Console::line(
-                        state,
-                        format!(
-                            "{at:>8.3}s  retry   {}: {error} (retry {} of {limit} in {after}s)",
-                            task_line(t),
-                            t.current_retries + 1
-                        ),
-                    );
-                }
-            }
-            Payload::TaskFailed { task: t, error, how } => {
-                state.running.remove(&t.task_id);
-                if t.kind != TaskKind::Subgraph {
-                    match how {
-                        Failure::Cancelled => state.tally.cancelled += 1,
-                        Failure::Ignored => state.tally.ignored += 1,
-                        Failure::Failed => {
-                            state.tally.failed += 1;
-                            state.tally.first_failure.get_or_insert_with(|| (task_summary(t), error.clone()));
-                        }
-                    }
-                }
-                // A task a cancel stopped did not fail: shouting FAILED would send a person
-                // looking for an error that is not there.
-                let line = match how {
-                    Failure::Ignored => format!("ignored {}: {error}", task_line(t)),
-                    Failure::Cancelled => format!("cancelled {}", task_line(t)),
-                    Failure::Failed => format!("FAILED  {}: {error}", task_line(t)),
-                };
-                Console::line(state, format!("{at:>8.3}s  {line}"));
-            }
+            Payload::TaskSucceeded { task: t, how, .. } => state.succeeded(t, *how, at),
+            Payload::TaskRescheduled { task: t, error, retry_after } => state.rescheduled(t, error, *retry_after, at),
+            Payload::TaskFailed { task: t, error, how } => state.failed(t, error, *how, at),
             Payload::TaskReverted { task: t } if !state.quiet => {
                 Console::line(state, format!("{at:>8.3}s  revert  {}: reverted", task_line(t)));
             }
@@ -224,23 +180,75 @@ impl EventSink for Console {
             Payload::TaskOutput { task, line, .. } if !state.quiet => Console::output_line(state, task, line),
             _ => {}
         }
-        if let Some(bar) = &state.bar {
-            let names: Vec<&str> = state.running.values().take(3).map(|(n, _)| &**n).collect();
-            let more = state.running.len().saturating_sub(names.len());
-            let mut msg = format!(
-                "done {} · running {} · failed {}",
-                state.tally.succeeded + state.tally.ignored,
-                state.running.len(),
-                state.tally.failed
-            );
-            if !names.is_empty() {
-                msg.push_str(" · ");
-                msg.push_str(&names.join(", "));
-                if more > 0 {
-                    msg.push_str(&format!(" +{more}"));
+        state.show_progress();
+    }
+}
+
+/// What the console does with each kind of task event (beyond a line, the tally and the bar).
+impl ConsoleState {
+    fn succeeded(&mut self, t: &TaskInfo, how: Success, at: f64) {
+        let began = self.running.remove(&t.task_id).map(|(_, s)| s.elapsed().as_secs_f64());
+        // A success that on_success sends round again counts once the task ends.
+        if t.kind != TaskKind::Subgraph && how == Success::Done {
+            self.tally.succeeded += 1;
+        }
+        if self.bar.is_none() && !self.quiet && shows_progress(t.kind) {
+            let took = began.unwrap_or(0.0);
+            Console::line(self, format!("{at:>8.3}s  ok      {} ({took:.2}s)", task_line(t)));
+        }
+    }
+
+    fn rescheduled(&mut self, t: &TaskInfo, error: &str, after: f64, at: f64) {
+        self.running.remove(&t.task_id);
+        self.tally.retries += 1;
+        if !self.quiet {
+            let limit = if t.total_retries < 0 { "∞".to_string() } else { t.total_retries.to_string() };
+            let retry = t.current_retries + 1;
+            let line = format!("{at:>8.3}s  retry   {}: {error} (retry {retry} of {limit} in {after}s)", task_line(t));
+            Console::line(self, line);
+        }
+    }
+
+    fn failed(&mut self, t: &TaskInfo, error: &str, how: Failure, at: f64) {
+        self.running.remove(&t.task_id);
+        if t.kind != TaskKind::Subgraph {
+            match how {
+                Failure::Cancelled => self.tally.cancelled += 1,
+                Failure::Ignored => self.tally.ignored += 1,
+                Failure::Failed => {
+                    self.tally.failed += 1;
+                    self.tally.first_failure.get_or_insert_with(|| (task_summary(t), error.to_string()));
                 }
             }
-            bar.set_message(msg);
         }
+        // A task a cancel stopped did not fail: shouting FAILED would send a person
+        // looking for an error that is not there.
+        let line = match how {
+            Failure::Ignored => format!("ignored {}: {error}", task_line(t)),
+            Failure::Cancelled => format!("cancelled {}", task_line(t)),
+            Failure::Failed => format!("FAILED  {}: {error}", task_line(t)),
+        };
+        Console::line(self, format!("{at:>8.3}s  {line}"));
+    }
+
+    /// The progress bar's message: counts, and the first running tasks.
+    fn show_progress(&self) {
+        let Some(bar) = &self.bar else { return };
+        let names: Vec<&str> = self.running.values().take(3).map(|(n, _)| &**n).collect();
+        let more = self.running.len().saturating_sub(names.len());
+        let mut msg = format!(
+            "done {} · running {} · failed {}",
+            self.tally.succeeded + self.tally.ignored,
+            self.running.len(),
+            self.tally.failed
+        );
+        if !names.is_empty() {
+            msg.push_str(" · ");
+            msg.push_str(&names.join(", "));
+            if more > 0 {
+                msg.push_str(&format!(" +{more}"));
+            }
+        }
+        bar.set_message(msg);
     }
 }

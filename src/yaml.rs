@@ -4,12 +4,16 @@
 //! serde-saphyr parses (YAML 1.2: `no` and `on` stay strings); this module only keeps the
 //! spans and the order of mapping keys, and turns values into JSON for the rest of rhaiflow.
 
+mod read;
+
 use std::fmt;
 
 use miette::SourceSpan;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 use serde_saphyr::Spanned;
+
+pub use read::{map_entries, optional_text, parse_or_report, text, unknown_keys};
 
 /// A YAML value with the byte span of its text.
 #[derive(Clone, Debug)]
@@ -154,7 +158,8 @@ impl Node {
         }
     }
 
-    fn key_text(&self) -> String {
+    /// A map key as text: a string as it is, any other value as JSON writes it.
+    pub fn key_text(&self) -> String {
         match self.to_json() {
             Value::String(s) => s,
             other => other.to_string(),

@@ -42,21 +42,18 @@ pub fn check(bundle: &Bundle) -> Result<Checked, Vec<Diagnostic>> {
     }
     let mut problems = Problems::default();
     for workflow in &bundle.manifest.workflows {
-        let mapping = &workflow.mapping;
+        let (mapping, span) = (&workflow.mapping.path, workflow.mapping.span);
         let file = bundle.module_file(&mapping.module);
         let Some((_, ast)) = compiled.iter().find(|(f, _)| *f == file) else {
             if !file.exists() {
-                problems.add(
-                    format!("workflow `{}`: there is no module {}.rhai", workflow.name, mapping.module),
-                    mapping.span,
-                );
+                problems.add(format!("workflow `{}`: there is no module {}.rhai", workflow.name, mapping.module), span);
             }
             continue;
         };
         let Some(function) = ast.iter_functions().find(|f| f.name == mapping.function) else {
             problems.add(
                 format!("workflow `{}`: {}.rhai has no fn {}", workflow.name, mapping.module, mapping.function),
-                mapping.span,
+                span,
             );
             continue;
         };
@@ -68,7 +65,7 @@ pub fn check(bundle: &Bundle) -> Result<Checked, Vec<Diagnostic>> {
                         "workflow `{}`: fn {} takes `{name}`, which is not declared",
                         workflow.name, mapping.function
                     ),
-                    mapping.span,
+                    span,
                 );
             }
         }

@@ -8,8 +8,8 @@ use serde_json::Value;
 
 use super::parameters::{ParamDecl, ParamType};
 
-use crate::diagnostic::{Code, Diagnostic, Problems, Source};
-use crate::names::{is_identifier, is_version};
+use crate::diagnostic::{Code, Diagnostic, FileProblems, Problems, Source};
+use crate::names::{is_identifier, is_version, OperationPath};
 use crate::yaml::{self, Node, Yaml};
 
 /// A validated `plugin.yaml`.
@@ -33,34 +33,43 @@ pub struct WorkflowDecl {
     pub parameters: Vec<ParamDecl>,
 }
 
-/// Where a workflow's function lives: `demo.flows.greet` is `fn greet` in `flows.rhai`;
-/// `demo.aws.ec2.boot` is `fn boot` in `aws/ec2.rhai`.
+/// Where a workflow's function lives, and where the manifest says so.
 #[derive(Clone, Debug)]
 pub struct Mapping {
-    pub plugin: String,
-    /// The module's path inside the bundle, without `.rhai` (`flows`, `aws/ec2`).
-    pub module: String,
-    pub function: String,
+    pub path: OperationPath,
     pub span: SourceSpan,
+}
+
+/// Why a `plugin.yaml` cannot be used: made a diagnostic (`rhaiflow::manifest`) where it is shown.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[diagnostic(code(rhaiflow::manifest))]
+pub enum ManifestError {
+    /// Every problem found in it, each at its line.
+    #[error("{0}")]
+    Invalid(FileProblems),
+}
+
+impl From<ManifestError> for Diagnostic {
+    fn from(error: ManifestError) -> Diagnostic {
+        match error {
+            ManifestError::Invalid(problems) => problems.into_diagnostic(Code::Manifest),
+        }
+    }
 }
 
 impl Manifest {
     /// Parses and validates `text` (the contents of `name`); every problem found is in the one
     /// diagnostic returned.
-    pub fn parse(name: &str, text: &str) -> Result<Manifest, Diagnostic> {
+    pub fn parse(name: &str, text: &str) -> Result<Manifest, ManifestError> {
         let source = Source { name: name.to_string(), text: Arc::from(text) };
         let mut problems = Problems::default();
-        let root = match yaml::parse(text) {
-            Ok(root) => root,
-            Err((message, span)) => {
-                problems.add(format!("not valid YAML: {message}"), span.unwrap_or(SourceSpan::new(0.into(), 0)));
-                return Err(problems.into_diagnostic(Code::Manifest, &source));
-            }
+        let Some(root) = yaml::parse_or_report(text, &mut problems) else {
+            return Err(ManifestError::Invalid(FileProblems { source, problems }));
         };
         let manifest = read_manifest(&root, &source, &mut problems);
         match manifest {
             Some(m) if problems.is_empty() => Ok(m),
-            _ => Err(problems.into_diagnostic(Code::Manifest, &source)),
+            _ => Err(ManifestError::Invalid(FileProblems { source, problems })),
         }
     }
 
@@ -79,7 +88,7 @@ fn read_manifest(root: &Node, source: &Source, problems: &mut Problems) -> Optio
         problems.add(format!("expected a map with `plugin` and `workflows`, found {}", root.kind()), root.span);
         return None;
     }
-    unknown_keys(root, &["plugin", "workflows"], "at the top of plugin.yaml", problems);
+    yaml::unknown_keys(root, &["plugin", "workflows"], "at the top of plugin.yaml", problems);
     let Some(plugin) = root.get("plugin") else {
         problems.add("`plugin` is missing: give `plugin: {name: ..., version: ...}`", root.span);
         return None;
@@ -88,7 +97,7 @@ fn read_manifest(root: &Node, source: &Source, problems: &mut Problems) -> Optio
         problems.add(format!("`plugin` must be a map with `name` and `version`, found {}", plugin.kind()), plugin.span);
         return None;
     }
-    unknown_keys(plugin, &["name", "version", "description"], "in `plugin`", problems);
+    yaml::unknown_keys(plugin, &["name", "version", "description"], "in `plugin`", problems);
     let name = match plugin.get("name") {
         Some(n) => match n.as_str() {
             Some(s) if is_identifier(s) => Some(s.to_string()),
@@ -120,7 +129,7 @@ fn read_manifest(root: &Node, source: &Source, problems: &mut Problems) -> Optio
             None
         }
     };
-    let description = text_field(plugin, "description", problems);
+    let description = yaml::optional_text(plugin, "description", problems);
     let mut workflows = Vec::new();
     match root.get("workflows") {
         None => problems.add("`workflows` is missing: map workflow names to `plugin.module.function`", root.span),
@@ -146,7 +155,12 @@ fn read_workflow(name: &str, node: &Node, plugin: Option<&str>, problems: &mut P
     let (mapping_node, parameters, description) = match &node.value {
         Yaml::Str(_) => (node, Vec::new(), String::new()),
         Yaml::Map(_) => {
-            unknown_keys(node, &["mapping", "parameters", "description"], &format!("in workflow `{name}`"), problems);
+            yaml::unknown_keys(
+                node,
+                &["mapping", "parameters", "description"],
+                &format!("in workflow `{name}`"),
+                problems,
+            );
             let Some(mapping) = node.get("mapping") else {
                 problems.add(format!("workflow `{name}` has no `mapping: plugin.module.function`"), node.span);
                 return None;
@@ -160,7 +174,7 @@ fn read_workflow(name: &str, node: &Node, plugin: Option<&str>, problems: &mut P
                 }
                 Some(p) => p.entries().iter().filter_map(|(k, v)| read_parameter(name, k, v, problems)).collect(),
             };
-            (mapping, parameters, text_field(node, "description", problems))
+            (mapping, parameters, yaml::optional_text(node, "description", problems))
         }
         _ => {
             problems.add(
@@ -182,21 +196,15 @@ fn read_mapping(node: &Node, plugin: Option<&str>, problems: &mut Problems) -> O
         problems.add(format!("a mapping is `plugin.module.function`, found {}", node.kind()), node.span);
         return None;
     };
-    let parts: Vec<&str> = text.split('.').collect();
-    if parts.len() < 3 || !parts.iter().all(|p| is_identifier(p)) {
+    let Some(path) = OperationPath::parse(text) else {
         problems.add(format!("`{text}` is not `plugin.module.function` (e.g. demo.flows.deploy)"), node.span);
         return None;
-    }
-    if let Some(plugin) = plugin.filter(|p| *p != parts[0]) {
-        problems.add(format!("`{text}` names plugin `{}`, but this bundle is `{plugin}`", parts[0]), node.span);
+    };
+    if let Some(plugin) = plugin.filter(|p| *p != path.plugin) {
+        problems.add(format!("`{text}` names plugin `{}`, but this bundle is `{plugin}`", path.plugin), node.span);
         return None;
     }
-    Some(Mapping {
-        plugin: parts[0].to_string(),
-        module: parts[1..parts.len() - 1].join("/"),
-        function: parts[parts.len() - 1].to_string(),
-        span: node.span,
-    })
+    Some(Mapping { path, span: node.span })
 }
 
 fn read_parameter(workflow: &str, key: &Node, node: &Node, problems: &mut Problems) -> Option<ParamDecl> {
@@ -226,8 +234,13 @@ fn read_parameter(workflow: &str, key: &Node, node: &Node, problems: &mut Proble
             return None;
         }
     }
-    unknown_keys(node, &["description", "default", "type", "required"], &format!("in parameter `{name}`"), problems);
-    decl.description = text_field(node, "description", problems);
+    yaml::unknown_keys(
+        node,
+        &["description", "default", "type", "required"],
+        &format!("in parameter `{name}`"),
+        problems,
+    );
+    decl.description = yaml::optional_text(node, "description", problems);
     if let Some(t) = node.get("type") {
         match t.as_str().and_then(ParamType::parse) {
             Some(kind) => decl.kind = Some(kind),
@@ -260,68 +273,6 @@ fn read_parameter(workflow: &str, key: &Node, node: &Node, problems: &mut Proble
     Some(decl)
 }
 
-fn text_field(node: &Node, key: &str, problems: &mut Problems) -> String {
-    match node.get(key) {
-        None => String::new(),
-        Some(v) => match &v.value {
-            Yaml::Str(s) => s.clone(),
-            Yaml::Null => String::new(),
-            _ => {
-                problems.add(format!("`{key}` must be text, found {}", v.kind()), v.span);
-                String::new()
-            }
-        },
-    }
-}
-
-fn unknown_keys(node: &Node, known: &[&str], place: &str, problems: &mut Problems) {
-    for (key, _) in node.entries() {
-        let text = key.to_json();
-        let text = text.as_str().map(str::to_string).unwrap_or_else(|| text.to_string());
-        if !known.contains(&text.as_str()) {
-            problems.add(format!("unknown key `{text}` {place} (known: {})", known.join(", ")), key.span);
-        }
-    }
-}
-
-/// Compares versions as semver does: the numbers part by part (1.10.0 is newer than 1.9.2),
-/// and a pre-release (`1.0.0-rc1`) older than its release; build metadata (`+...`) is ignored.
-pub fn version_order(a: &str, b: &str) -> std::cmp::Ordering {
-    fn split(v: &str) -> (Vec<u64>, Option<&str>) {
-        let v = v.split('+').next().unwrap_or(v);
-        let (core, pre) = match v.split_once('-') {
-            Some((core, pre)) => (core, Some(pre)),
-            None => (v, None),
-        };
-        (core.split('.').map(|p| p.parse().unwrap_or(0)).collect(), pre)
-    }
-    fn pre_order(a: &str, b: &str) -> std::cmp::Ordering {
-        let (a, b): (Vec<&str>, Vec<&str>) = (a.split('.').collect(), b.split('.').collect());
-        for (x, y) in a.iter().zip(&b) {
-            let order = match (x.parse::<u64>(), y.parse::<u64>()) {
-                (Ok(x), Ok(y)) => x.cmp(&y),
-                (Ok(_), Err(_)) => std::cmp::Ordering::Less,
-                (Err(_), Ok(_)) => std::cmp::Ordering::Greater,
-                (Err(_), Err(_)) => x.cmp(y),
-            };
-            if order.is_ne() {
-                return order;
-            }
-        }
-        a.len().cmp(&b.len())
-    }
-    let ((mut core_a, pre_a), (mut core_b, pre_b)) = (split(a), split(b));
-    let len = core_a.len().max(core_b.len());
-    core_a.resize(len, 0);
-    core_b.resize(len, 0);
-    core_a.cmp(&core_b).then_with(|| match (pre_a, pre_b) {
-        (None, None) => std::cmp::Ordering::Equal,
-        (None, Some(_)) => std::cmp::Ordering::Greater,
-        (Some(_), None) => std::cmp::Ordering::Less,
-        (Some(x), Some(y)) => pre_order(x, y),
-    })
-}
-
 /// The default values of a workflow's parameters, as JSON, for docs and `bundle check`.
 pub fn defaults(workflow: &WorkflowDecl) -> serde_json::Map<String, Value> {
     workflow.parameters.iter().filter_map(|p| Some((p.name.clone(), p.default.clone()?))).collect()
@@ -339,7 +290,7 @@ mod tests {
         assert_eq!((m.name.as_str(), m.version.as_str()), ("demo", "1.0.0"));
         assert_eq!(m.workflow_names(), "simple, greet");
         let greet = m.workflow("greet").unwrap();
-        assert_eq!((greet.mapping.module.as_str(), greet.mapping.function.as_str()), ("flows", "greet"));
+        assert_eq!((greet.mapping.path.module.as_str(), greet.mapping.path.function.as_str()), ("flows", "greet"));
         let names: Vec<_> = greet.parameters.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(names, ["target_host", "replicas", "options"]);
         assert_eq!(defaults(greet)["options"], serde_json::json!({"loud": false}));
@@ -348,7 +299,7 @@ mod tests {
     #[test]
     fn every_problem_is_reported_at_its_line() {
         let text = "plugin: {name: demo, version: 1.0.0, colour: red}\nworkflows:\n  a: demo.flows\n  b: other.flows.b\n  c:\n    mapping: demo.x.c\n    parameters:\n      n: {type: integr}\n      m: {type: integer, default: lots}\n";
-        let d = Manifest::parse("plugin.yaml", text).unwrap_err();
+        let d = Diagnostic::from(Manifest::parse("plugin.yaml", text).unwrap_err());
         assert!(d.message.contains("has 5 problems"), "{}", d.message);
         for expected in ["colour", "demo.flows", "other", "integr", "lots"] {
             assert!(d.message.contains(expected), "{expected} not in {}", d.message);
@@ -363,24 +314,13 @@ mod tests {
         let text = "plugin: {name: demo, version: 2}\nworkflows:\n  boot: demo.aws.ec2.boot\n";
         let m = Manifest::parse("plugin.yaml", text).unwrap();
         assert_eq!(m.version, "2");
-        assert_eq!(m.workflows[0].mapping.module, "aws/ec2");
-    }
-
-    #[test]
-    fn versions_compare_as_numbers() {
-        use std::cmp::Ordering::*;
-        assert_eq!(version_order("1.10.0", "1.9.2"), Greater);
-        assert_eq!(version_order("1.0.0", "1.0.0"), Equal);
-        assert_eq!(version_order("0.9", "1.0"), Less);
-        assert_eq!(version_order("1.10.0-rc1", "1.10.0"), Less);
-        assert_eq!(version_order("1.10.0-rc.2", "1.10.0-rc.10"), Less);
-        assert_eq!(version_order("1.0", "1.0.0+build5"), Equal);
+        assert_eq!(m.workflows[0].mapping.path.module, "aws/ec2");
     }
 
     #[test]
     fn an_unquoted_decimal_version_is_refused() {
         let d = Manifest::parse("plugin.yaml", "plugin: {name: demo, version: 1.10}\nworkflows: {a: demo.f.a}\n")
             .unwrap_err();
-        assert!(d.message.contains("in quotes"), "{}", d.message);
+        assert!(d.to_string().contains("in quotes"), "{d}");
     }
 }

@@ -7,6 +7,7 @@ use crate::script::ModuleRoot;
 
 use super::registry;
 use crate::deploy::{Blueprint, Implementation};
+use crate::names::OperationPath;
 
 /// The module roots the blueprint's operation functions need, besides `known`; every
 /// missing bundle, module or function is a problem pointing at the blueprint's line.
@@ -15,8 +16,8 @@ pub fn resolve(blueprint: &Blueprint, known: &[ModuleRoot]) -> Result<Vec<Module
     let mut needed: Vec<ModuleRoot> = Vec::new();
     let engine = rhai::Engine::new_raw();
     for (implementation, span) in blueprint.functions() {
-        let Implementation::Function { plugin, module, function } = implementation else { continue };
-        let mapping = format!("{plugin}.{}.{function}", module.replace('/', "."));
+        let Implementation::Function(mapping) = implementation else { continue };
+        let OperationPath { plugin, module, function } = mapping;
         let root = known
             .iter()
             .chain(&needed)

@@ -4,9 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-use super::manifest::version_order;
 use super::{archive, Bundle};
 use crate::diagnostic::{Code, Diagnostic};
+use crate::names::version_order;
 
 pub fn root() -> PathBuf {
     if let Some(dir) = std::env::var_os("RHAIFLOW_BUNDLES").filter(|d| !d.is_empty()) {

@@ -2,14 +2,14 @@
 //! deployments kept in the execution store, whose instances' states and runtime properties
 //! carry over from one execution to the next (`rhaiflow run ... --deployment NAME`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
 
 use super::report_all;
 use crate::deploy::Blueprint;
 use crate::diagnostic::{Code, Diagnostic};
-use crate::store::{self, DeploymentStore};
+use crate::store::{self, DeploymentStore, StoreError};
 
 #[derive(Args)]
 pub struct DeploymentsArgs {
@@ -63,114 +63,85 @@ fn list_json(list: &[store::deployments::DeploymentSummary]) -> String {
     serde_json::to_string_pretty(&all).unwrap_or_default()
 }
 
-fn store_failed(e: store::StoreError) -> i32 {
-    report_all(&[Diagnostic::plain(Code::Deployments, e.to_string())])
-}
-
 pub fn deployments(args: DeploymentsArgs) -> i32 {
     super::end_quietly_on_closed_pipe();
     let path = store::locate(args.store.as_deref());
-    let deployments = match DeploymentStore::open(&path) {
-        Ok(d) => d,
-        Err(e) => return store_failed(e),
-    };
-    match args.command {
-        DeploymentsCommand::Create { name, blueprint: file } => {
-            if !crate::names::is_identifier(&name) {
-                return report_all(&[Diagnostic::plain(
-                    Code::Deployments,
-                    format!("`{name}` cannot name a deployment: use letters, digits and `_`"),
-                )]);
-            }
-            // The bundles its operations call are looked for when it runs.
-            let blueprint = match Blueprint::load(&file) {
-                Ok(b) => b,
-                Err(d) => return report_all(&[d]),
-            };
-            match deployments.create(&name, &file, blueprint) {
-                Ok(d) => {
-                    let count = d.instances.lock().len();
-                    say!(
-                        "✔ deployment {name} created from {}: {} nodes, {count} instances",
-                        file.display(),
-                        d.nodes.len()
-                    );
-                    say!("  install it: rhaiflow run install --deployment {name}");
-                    0
+    let done =
+        DeploymentStore::open(&path).map_err(StoreError::into_deployments_diagnostic).and_then(
+            |deployments| match args.command {
+                DeploymentsCommand::Create { name, blueprint } => create(&deployments, &name, &blueprint),
+                DeploymentsCommand::List { json: true } => {
+                    say_out!("{}", list_json(&deployments.list().map_err(StoreError::into_deployments_diagnostic)?));
+                    Ok(())
                 }
-                Err(e) => store_failed(e),
-            }
-        }
-        DeploymentsCommand::List { json: true } => match deployments.list() {
-            Ok(list) => {
-                say_out!("{}", list_json(&list));
-                0
-            }
-            Err(e) => store_failed(e),
-        },
-        DeploymentsCommand::List { json: false } => match deployments.list() {
-            Ok(list) => {
-                if list.is_empty() {
-                    say!("no deployments in {}", path.display());
-                    return 0;
-                }
-                // Tab-separated, so that `cut -f1` gives the names.
-                say_out!("NAME\tINSTANCES\tCREATED\tBLUEPRINT");
-                for d in list {
-                    let states: Vec<String> = d.states.iter().map(|(s, n)| format!("{n} {s}")).collect();
-                    say_out!(
-                        "{}\t{} instances ({})\t{}\t{}",
-                        d.name,
-                        d.instances,
-                        states.join(", "),
-                        d.created_at,
-                        d.blueprint
-                    );
-                }
-                0
-            }
-            Err(e) => store_failed(e),
-        },
-        DeploymentsCommand::Show { name } => match deployments.load(&name) {
-            Ok(deployment) => {
-                say_out!("deployment {name}");
-                let instances = deployment.instances.lock().clone();
-                for i in instances {
-                    let data = deployment.data_of(&i.id);
-                    let inside = i.contained_in.map(|c| format!(" in {c}")).unwrap_or_default();
-                    let properties = serde_json::Value::Object(data.runtime_properties);
-                    let node = &deployment.nodes[i.node].id;
-                    say_out!("  {:<16} {:<12} {:<14}{inside}  {properties}", i.id, node, data.state);
-                }
-                0
-            }
-            Err(e) => store_failed(e),
-        },
-        DeploymentsCommand::Delete { name, force } => {
-            let live = match deployments.instances(&name) {
-                Ok(instances) => instances
-                    .into_iter()
-                    .filter(|i| !matches!(i.data.state.as_str(), "uninitialized" | "deleted"))
-                    .map(|i| i.id)
-                    .collect::<Vec<_>>(),
-                Err(e) => return store_failed(e),
-            };
-            if !live.is_empty() && !force {
-                return report_all(&[Diagnostic::plain(
-                    Code::Deployments,
-                    format!("deployment {name} still has installed instances ({})", live.join(", ")),
-                )
-                .with_help(format!(
-                    "uninstall it first (rhaiflow run uninstall --deployment {name}), or use --force"
-                ))]);
-            }
-            match deployments.delete(&name) {
-                Ok(()) => {
-                    say!("✔ deployment {name} deleted");
-                    0
-                }
-                Err(e) => store_failed(e),
-            }
-        }
+                DeploymentsCommand::List { json: false } => list(&deployments, &path),
+                DeploymentsCommand::Show { name } => show(&deployments, &name),
+                DeploymentsCommand::Delete { name, force } => delete(&deployments, &name, force),
+            },
+        );
+    match done {
+        Ok(()) => 0,
+        Err(d) => report_all(&[d]),
     }
+}
+
+fn create(deployments: &DeploymentStore, name: &str, file: &Path) -> Result<(), Diagnostic> {
+    if !crate::names::is_identifier(name) {
+        let message = format!("`{name}` cannot name a deployment: use letters, digits and `_`");
+        return Err(Diagnostic::plain(Code::Deployments, message));
+    }
+    // The bundles its operations call are looked for when it runs.
+    let blueprint = Blueprint::load(file)?;
+    let d = deployments.create(name, file, blueprint).map_err(StoreError::into_deployments_diagnostic)?;
+    let count = d.instances.lock().len();
+    say!("✔ deployment {name} created from {}: {} nodes, {count} instances", file.display(), d.nodes.len());
+    say!("  install it: rhaiflow run install --deployment {name}");
+    Ok(())
+}
+
+fn list(deployments: &DeploymentStore, path: &Path) -> Result<(), Diagnostic> {
+    let list = deployments.list().map_err(StoreError::into_deployments_diagnostic)?;
+    if list.is_empty() {
+        say!("no deployments in {}", path.display());
+        return Ok(());
+    }
+    // Tab-separated, so that `cut -f1` gives the names.
+    say_out!("NAME\tINSTANCES\tCREATED\tBLUEPRINT");
+    for d in list {
+        let states: Vec<String> = d.states.iter().map(|(s, n)| format!("{n} {s}")).collect();
+        say_out!("{}\t{} instances ({})\t{}\t{}", d.name, d.instances, states.join(", "), d.created_at, d.blueprint);
+    }
+    Ok(())
+}
+
+fn show(deployments: &DeploymentStore, name: &str) -> Result<(), Diagnostic> {
+    let deployment = deployments.load(name).map_err(StoreError::into_deployments_diagnostic)?;
+    say_out!("deployment {name}");
+    let instances = deployment.instances.lock().clone();
+    for i in instances {
+        let data = deployment.data_of(&i.id);
+        let inside = i.contained_in.map(|c| format!(" in {c}")).unwrap_or_default();
+        let properties = serde_json::Value::Object(data.runtime_properties);
+        let node = &deployment.nodes[i.node].id;
+        say_out!("  {:<16} {:<12} {:<14}{inside}  {properties}", i.id, node, data.state);
+    }
+    Ok(())
+}
+
+/// Refused while instances are installed, unless `force`.
+fn delete(deployments: &DeploymentStore, name: &str, force: bool) -> Result<(), Diagnostic> {
+    let instances = deployments.instances(name).map_err(StoreError::into_deployments_diagnostic)?;
+    let live: Vec<String> = instances
+        .into_iter()
+        .filter(|i| !matches!(i.data.state.as_str(), "uninitialized" | "deleted"))
+        .map(|i| i.id)
+        .collect();
+    if !live.is_empty() && !force {
+        let message = format!("deployment {name} still has installed instances ({})", live.join(", "));
+        let help = format!("uninstall it first (rhaiflow run uninstall --deployment {name}), or use --force");
+        return Err(Diagnostic::plain(Code::Deployments, message).with_help(help));
+    }
+    deployments.delete(name).map_err(StoreError::into_deployments_diagnostic)?;
+    say!("✔ deployment {name} deleted");
+    Ok(())
 }

@@ -144,13 +144,13 @@ fn open_existing(arg: &StoreArg) -> Result<(PathBuf, Option<std::sync::Arc<dyn S
         }
         Ok(_) => {}
     }
-    let store = store::open(&path).map_err(|e| Diagnostic::plain(Code::Store, e.to_string()))?;
+    let store = store::open(&path)?;
     Ok((path, Some(store)))
 }
 
 fn store_error(e: store::StoreError) -> Diagnostic {
     let help = matches!(e, store::StoreError::NoSuchExecution(_)).then(|| "`rhaiflow executions list` shows them");
-    let d = Diagnostic::plain(Code::Store, e.to_string());
+    let d = Diagnostic::from(e);
     match help {
         Some(h) => d.with_help(h),
         None => d,

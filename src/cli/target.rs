@@ -207,13 +207,13 @@ fn attach_deployment(
     use crate::deploy::{Blueprint, Deployment};
     let deployment = match (blueprint, stored) {
         (Some(path), _) => {
-            let blueprint = Blueprint::load(path).map_err(|d| vec![d])?;
+            let blueprint = Blueprint::load(path).map_err(|e| vec![e.into()])?;
             let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "blueprint".into());
             std::sync::Arc::new(Deployment::new(&name, blueprint))
         }
         (None, Some((name, store))) => crate::store::DeploymentStore::open(store)
             .and_then(|s| s.load(name))
-            .map_err(|e| vec![Diagnostic::plain(Code::Deployments, e.to_string())])?,
+            .map_err(|e| vec![e.into_deployments_diagnostic()])?,
         (None, None) => return Ok(()),
     };
     let roots = plugins::resolve(&deployment.blueprint, &options.modules).map_err(|d| vec![d])?;

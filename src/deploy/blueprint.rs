@@ -9,9 +9,8 @@ use std::sync::Arc;
 use miette::SourceSpan;
 use serde_json::{Map, Value};
 
-use crate::diagnostic::Problems;
-use crate::diagnostic::{Code, Diagnostic, Source};
-use crate::names::is_identifier;
+use crate::diagnostic::{Code, Diagnostic, FileProblems, Problems, Source};
+use crate::names::{is_identifier, OperationPath};
 
 use crate::yaml::{self, Node, Yaml};
 
@@ -29,7 +28,7 @@ pub enum Implementation {
     /// `script: path`, run with `sh` in the blueprint's folder.
     Script(String),
     /// `plugin.module.function` of a bundle: `fn function(ctx, inputs)`.
-    Function { plugin: String, module: String, function: String },
+    Function(OperationPath),
 }
 
 #[derive(Clone, Debug)]
@@ -93,31 +92,46 @@ pub struct Blueprint {
     pub templates: Vec<NodeTemplate>,
 }
 
+/// Why a blueprint cannot be used: made a diagnostic (`rhaiflow::blueprint`) where it is shown.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[diagnostic(code(rhaiflow::blueprint))]
+pub enum BlueprintError {
+    #[error("cannot read the blueprint {}: {error}", path.display())]
+    Read { path: PathBuf, error: std::io::Error },
+    /// Every problem found in it, each at its line.
+    #[error("{0}")]
+    Invalid(FileProblems),
+}
+
+impl From<BlueprintError> for Diagnostic {
+    fn from(error: BlueprintError) -> Diagnostic {
+        match error {
+            BlueprintError::Read { .. } => Diagnostic::plain(Code::Blueprint, error.to_string()),
+            BlueprintError::Invalid(problems) => problems.into_diagnostic(Code::Blueprint),
+        }
+    }
+}
+
 fn no_span() -> SourceSpan {
     SourceSpan::new(0.into(), 0)
 }
 
 impl Blueprint {
     /// Reads and validates the blueprint at `path`.
-    pub fn load(path: &Path) -> Result<Arc<Blueprint>, Diagnostic> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            Diagnostic::plain(Code::Blueprint, format!("cannot read the blueprint {}: {e}", path.display()))
-        })?;
+    pub fn load(path: &Path) -> Result<Arc<Blueprint>, BlueprintError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|error| BlueprintError::Read { path: path.to_path_buf(), error })?;
         // A bare file name (`blueprint.yaml`) has the empty parent: its folder is the current one.
         let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
         let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
         Blueprint::parse(&path.display().to_string(), &text, dir).map(Arc::new)
     }
 
-    pub fn parse(name: &str, text: &str, dir: PathBuf) -> Result<Blueprint, Diagnostic> {
+    pub fn parse(name: &str, text: &str, dir: PathBuf) -> Result<Blueprint, BlueprintError> {
         let source = Source { name: name.to_string(), text: Arc::from(text) };
         let mut problems = Problems::default();
-        let root = match yaml::parse(text) {
-            Ok(root) => root,
-            Err((message, span)) => {
-                problems.add(format!("not valid YAML: {message}"), span.unwrap_or(no_span()));
-                return Err(problems.into_diagnostic(Code::Blueprint, &source));
-            }
+        let Some(root) = yaml::parse_or_report(text, &mut problems) else {
+            return Err(BlueprintError::Invalid(FileProblems { source, problems }));
         };
         let mut blueprint = Blueprint {
             dir,
@@ -128,9 +142,9 @@ impl Blueprint {
         };
         if !root.is_map() {
             problems.add(format!("a blueprint is a map with node_templates, found {}", root.kind()), root.span);
-            return Err(problems.into_diagnostic(Code::Blueprint, &source));
+            return Err(BlueprintError::Invalid(FileProblems { source, problems }));
         }
-        known_keys(
+        yaml::unknown_keys(
             &root,
             &[
                 "node_types",
@@ -144,12 +158,12 @@ impl Blueprint {
             "at the top of the blueprint",
             &mut problems,
         );
-        for (key, node) in map_entries(root.get("node_types"), "node_types", &mut problems) {
+        for (key, node) in yaml::map_entries(root.get("node_types"), "node_types", &mut problems) {
             if let Some(t) = read_node_type(node, &mut problems) {
                 blueprint.node_types.insert(key, t);
             }
         }
-        for (key, node) in map_entries(root.get("relationships"), "relationships", &mut problems) {
+        for (key, node) in yaml::map_entries(root.get("relationships"), "relationships", &mut problems) {
             if let Some(t) = read_relationship_type(node, &mut problems) {
                 blueprint.relationship_types.insert(key, t);
             }
@@ -157,7 +171,7 @@ impl Blueprint {
         match root.get("node_templates") {
             None => problems.add("the blueprint has no node_templates", root.span),
             Some(_) => {
-                for (key, node) in map_entries(root.get("node_templates"), "node_templates", &mut problems) {
+                for (key, node) in yaml::map_entries(root.get("node_templates"), "node_templates", &mut problems) {
                     if let Some(t) = read_template(&key, node, &mut problems) {
                         blueprint.templates.push(t);
                     }
@@ -168,15 +182,26 @@ impl Blueprint {
         if problems.is_empty() {
             Ok(blueprint)
         } else {
-            Err(problems.into_diagnostic(Code::Blueprint, &source))
+            Err(BlueprintError::Invalid(FileProblems { source, problems }))
         }
     }
 
     /// Types and targets exist, hierarchies and containment have no cycles, each node is
     /// contained in at most one other.
     fn validate(&self, problems: &mut Problems) {
-        // In the order written, whatever order the maps keep.
-        // In the order written, whatever order the maps keep.
+        self.check_type_derivations(problems);
+        let ids: HashSet<&str> = self.templates.iter().map(|t| t.id.as_str()).collect();
+        for template in &self.templates {
+            self.check_template(template, &ids, problems);
+        }
+        for template in &self.templates {
+            self.check_containment(template, problems);
+        }
+    }
+
+    /// Node and relationship types derive from defined types, in no cycle; reported in the
+    /// order written, whatever order the maps keep.
+    fn check_type_derivations(&self, problems: &mut Problems) {
         let mut node_types: Vec<Derivation> = self
             .node_types
             .iter()
@@ -203,50 +228,53 @@ impl Blueprint {
             |p| self.relationship_types.contains_key(p),
             |n| self.relationship_hierarchy(n).is_some(),
         );
-        let ids: HashSet<&str> = self.templates.iter().map(|t| t.id.as_str()).collect();
-        for template in &self.templates {
-            if !self.node_types.contains_key(&template.type_name) {
+    }
+
+    /// A node's type and its relationships' types and targets exist; it is contained in one
+    /// node at most.
+    fn check_template(&self, template: &NodeTemplate, ids: &HashSet<&str>, problems: &mut Problems) {
+        if !self.node_types.contains_key(&template.type_name) {
+            problems.add(
+                format!("node `{}` has type `{}`, which is not defined", template.id, template.type_name),
+                template.span,
+            );
+        }
+        let mut containers = 0;
+        for r in &template.relationships {
+            if !ids.contains(r.target.as_str()) {
                 problems.add(
-                    format!("node `{}` has type `{}`, which is not defined", template.id, template.type_name),
-                    template.span,
+                    format!("node `{}` relates to `{}`, which is not a node template", template.id, r.target),
+                    r.span,
                 );
             }
-            let mut containers = 0;
-            for r in &template.relationships {
-                if !ids.contains(r.target.as_str()) {
-                    problems.add(
-                        format!("node `{}` relates to `{}`, which is not a node template", template.id, r.target),
-                        r.span,
-                    );
-                }
-                match self.relationship_hierarchy(&r.type_name) {
-                    None if !self.relationship_types.contains_key(&r.type_name) => problems.add(
-                        format!("relationship type `{}` is not defined (built in: {DEPENDS_ON}, {CONTAINED_IN}, {CONNECTED_TO})", r.type_name),
-                        r.span,
-                    ),
-                    Some(h) if h.iter().any(|t| t == CONTAINED_IN) => containers += 1,
-                    _ => {}
-                }
-                if r.target == template.id {
-                    problems.add(format!("node `{}` relates to itself", template.id), r.span);
-                }
+            match self.relationship_hierarchy(&r.type_name) {
+                None if !self.relationship_types.contains_key(&r.type_name) => problems.add(
+                    format!("relationship type `{}` is not defined (built in: {DEPENDS_ON}, {CONTAINED_IN}, {CONNECTED_TO})", r.type_name),
+                    r.span,
+                ),
+                Some(h) if h.iter().any(|t| t == CONTAINED_IN) => containers += 1,
+                _ => {}
             }
-            if containers > 1 {
-                problems.add(format!("node `{}` is contained in more than one node", template.id), template.span);
+            if r.target == template.id {
+                problems.add(format!("node `{}` relates to itself", template.id), r.span);
             }
         }
-        for template in &self.templates {
-            let mut seen = vec![template.id.as_str()];
-            let mut at = template.id.as_str();
-            while let Some(container) = self.container_of(at) {
-                if seen.contains(&container) {
-                    problems
-                        .add(format!("contained_in makes a cycle: {} → {container}", seen.join(" → ")), template.span);
-                    break;
-                }
-                seen.push(container);
-                at = container;
+        if containers > 1 {
+            problems.add(format!("node `{}` is contained in more than one node", template.id), template.span);
+        }
+    }
+
+    /// Following `contained_in` from `template` never comes back to a node it passed.
+    fn check_containment(&self, template: &NodeTemplate, problems: &mut Problems) {
+        let mut seen = vec![template.id.as_str()];
+        let mut at = template.id.as_str();
+        while let Some(container) = self.container_of(at) {
+            if seen.contains(&container) {
+                problems.add(format!("contained_in makes a cycle: {} → {container}", seen.join(" → ")), template.span);
+                break;
             }
+            seen.push(container);
+            at = container;
         }
     }
 
@@ -309,7 +337,7 @@ impl Blueprint {
         types
             .chain(rels)
             .chain(templates)
-            .filter(|o| matches!(o.implementation, Implementation::Function { .. }))
+            .filter(|o| matches!(o.implementation, Implementation::Function(_)))
             .map(|o| (&o.implementation, o.span))
             .collect()
     }
@@ -391,37 +419,6 @@ fn builtin_relationship_types() -> HashMap<String, RelationshipType> {
     ])
 }
 
-fn known_keys(node: &Node, known: &[&str], place: &str, problems: &mut Problems) {
-    for (key, _) in node.entries() {
-        let text = key.as_str().unwrap_or("?");
-        if !known.contains(&text) {
-            problems.add(format!("unknown key `{text}` {place} (known: {})", known.join(", ")), key.span);
-        }
-    }
-}
-
-/// The entries of an optional map section, keys as text.
-fn map_entries<'a>(node: Option<&'a Node>, what: &str, problems: &mut Problems) -> Vec<(String, &'a Node)> {
-    let Some(node) = node else { return Vec::new() };
-    if matches!(node.value, Yaml::Null) {
-        return Vec::new();
-    }
-    if !node.is_map() {
-        problems.add(format!("`{what}` must be a map, found {}", node.kind()), node.span);
-        return Vec::new();
-    }
-    node.entries()
-        .iter()
-        .filter_map(|(k, v)| match k.as_str() {
-            Some(key) => Some((key.to_string(), v)),
-            None => {
-                problems.add(format!("a name in `{what}` must be text"), k.span);
-                None
-            }
-        })
-        .collect()
-}
-
 fn read_node_type(node: &Node, problems: &mut Problems) -> Option<NodeType> {
     if !node.is_map() {
         problems.add(
@@ -430,8 +427,8 @@ fn read_node_type(node: &Node, problems: &mut Problems) -> Option<NodeType> {
         );
         return None;
     }
-    known_keys(node, &["derived_from", "properties", "interfaces", "description"], "in a node type", problems);
-    let properties = map_entries(node.get("properties"), "properties", problems)
+    yaml::unknown_keys(node, &["derived_from", "properties", "interfaces", "description"], "in a node type", problems);
+    let properties = yaml::map_entries(node.get("properties"), "properties", problems)
         .into_iter()
         .map(|(name, p)| {
             let default = match &p.value {
@@ -443,7 +440,7 @@ fn read_node_type(node: &Node, problems: &mut Problems) -> Option<NodeType> {
         })
         .collect();
     Some(NodeType {
-        derived_from: text(node.get("derived_from"), "derived_from", problems),
+        derived_from: yaml::text(node.get("derived_from"), "derived_from", problems),
         derived_span: node.get("derived_from").map_or(node.span, |d| d.span),
         properties,
         operations: read_interfaces(node.get("interfaces"), problems),
@@ -456,14 +453,14 @@ fn read_relationship_type(node: &Node, problems: &mut Problems) -> Option<Relati
         problems.add(format!("a relationship type is a map, found {}", node.kind()), node.span);
         return None;
     }
-    known_keys(
+    yaml::unknown_keys(
         node,
         &["derived_from", "source_interfaces", "target_interfaces", "properties", "description"],
         "in a relationship type",
         problems,
     );
     Some(RelationshipType {
-        derived_from: text(node.get("derived_from"), "derived_from", problems),
+        derived_from: yaml::text(node.get("derived_from"), "derived_from", problems),
         source_operations: read_interfaces(node.get("source_interfaces"), problems),
         target_operations: read_interfaces(node.get("target_interfaces"), problems),
         span: node.span,
@@ -479,13 +476,13 @@ fn read_template(id: &str, node: &Node, problems: &mut Problems) -> Option<NodeT
         problems.add(format!("node `{id}` must be a map with a `type`, found {}", node.kind()), node.span);
         return None;
     }
-    known_keys(
+    yaml::unknown_keys(
         node,
         &["type", "properties", "instances", "relationships", "interfaces", "capabilities"],
         &format!("in node `{id}`"),
         problems,
     );
-    let Some(type_name) = text(node.get("type"), "type", problems) else {
+    let Some(type_name) = yaml::text(node.get("type"), "type", problems) else {
         problems.add(format!("node `{id}` has no `type`"), node.span);
         return None;
     };
@@ -513,8 +510,8 @@ fn read_template(id: &str, node: &Node, problems: &mut Problems) -> Option<NodeT
         match &rels.value {
             Yaml::Seq(items) => {
                 for item in items {
-                    let type_name = text(item.get("type"), "type", problems);
-                    let target = text(item.get("target"), "target", problems);
+                    let type_name = yaml::text(item.get("type"), "type", problems);
+                    let target = yaml::text(item.get("target"), "target", problems);
                     match (type_name, target) {
                         (Some(type_name), Some(target)) => {
                             relationships.push(RelationshipDecl { type_name, target, span: item.span })
@@ -541,8 +538,8 @@ fn read_template(id: &str, node: &Node, problems: &mut Problems) -> Option<NodeT
 /// `interfaces: {lifecycle: {create: ..., configure: ...}}` as `lifecycle.create`, ...
 fn read_interfaces(node: Option<&Node>, problems: &mut Problems) -> Operations {
     let mut operations = Operations::new();
-    for (interface, ops) in map_entries(node, "interfaces", problems) {
-        for (op, mapping) in map_entries(Some(ops), &interface, problems) {
+    for (interface, ops) in yaml::map_entries(node, "interfaces", problems) {
+        for (op, mapping) in yaml::map_entries(Some(ops), &interface, problems) {
             if let Some(operation) = read_operation(mapping, problems) {
                 operations.insert(format!("{interface}.{op}"), operation);
             }
@@ -558,7 +555,7 @@ fn read_operation(node: &Node, problems: &mut Problems) -> Option<Operation> {
         Yaml::Null => (Implementation::Nothing, Map::new()),
         Yaml::Str(s) => (implementation_of(s, false, node.span, problems)?, Map::new()),
         Yaml::Map(_) => {
-            known_keys(
+            yaml::unknown_keys(
                 node,
                 &["script", "implementation", "inputs", "max_retries", "retry_interval"],
                 "in an operation",
@@ -602,24 +599,10 @@ fn implementation_of(text: &str, script: bool, span: SourceSpan, problems: &mut 
         }
         return Some(Implementation::Script(text.to_string()));
     }
-    let parts: Vec<&str> = text.split('.').collect();
-    if parts.len() < 3 || !parts.iter().all(|p| is_identifier(p)) {
-        problems.add(format!("`{text}` is neither `plugin.module.function` nor a script path"), span);
-        return None;
-    }
-    Some(Implementation::Function {
-        plugin: parts[0].to_string(),
-        module: parts[1..parts.len() - 1].join("/"),
-        function: parts[parts.len() - 1].to_string(),
-    })
-}
-
-fn text(node: Option<&Node>, what: &str, problems: &mut Problems) -> Option<String> {
-    let node = node?;
-    match node.as_str() {
-        Some(s) => Some(s.to_string()),
+    match OperationPath::parse(text) {
+        Some(path) => Some(Implementation::Function(path)),
         None => {
-            problems.add(format!("`{what}` must be text, found {}", node.kind()), node.span);
+            problems.add(format!("`{text}` is neither `plugin.module.function` nor a script path"), span);
             None
         }
     }
@@ -630,7 +613,7 @@ mod tests {
     use super::*;
 
     fn parse(text: &str) -> Result<Blueprint, Diagnostic> {
-        Blueprint::parse("bp.yaml", text, PathBuf::from("/tmp"))
+        Ok(Blueprint::parse("bp.yaml", text, PathBuf::from("/tmp"))?)
     }
 
     #[test]
@@ -645,7 +628,7 @@ mod tests {
         assert_eq!(Value::Object(props), serde_json::json!({"port": 5432, "name": "main"}));
         assert_eq!(ops["lifecycle.configure"].implementation, Implementation::Script("scripts/c.sh".into()));
         assert_eq!(ops["lifecycle.create"].implementation, Implementation::Nothing);
-        assert!(matches!(ops["lifecycle.start"].implementation, Implementation::Function { .. }));
+        assert!(matches!(ops["lifecycle.start"].implementation, Implementation::Function(_)));
         assert_eq!(bp.container_of("db"), Some("vm"));
         assert_eq!(db.deploy, 2);
     }
@@ -659,5 +642,21 @@ mod tests {
         for expected in ["`nope.Type`", "`ghost`", "cycle"] {
             assert!(d.message.contains(expected), "{expected} not in {}", d.message);
         }
+    }
+
+    // An unknown key that is not text was shown as `?` here, as written in manifests.
+    #[test]
+    fn an_unknown_key_that_is_not_text_is_named_as_written() {
+        let d = parse("node_templates:\n  vm: {type: rhaiflow.nodes.Compute}\n7: x\n").unwrap_err();
+        assert!(d.message.contains("unknown key `7` at the top"), "{}", d.message);
+    }
+
+    #[test]
+    fn a_blueprint_that_cannot_be_read_says_which_file() {
+        let error = Blueprint::load(Path::new("/nonexistent/bp.yaml")).unwrap_err();
+        assert!(matches!(error, BlueprintError::Read { .. }));
+        let d = Diagnostic::from(error);
+        assert_eq!(d.code, Code::Blueprint);
+        assert!(d.message.starts_with("cannot read the blueprint /nonexistent/bp.yaml: "), "{}", d.message);
     }
 }

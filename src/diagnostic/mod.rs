@@ -13,7 +13,7 @@ use std::sync::Arc;
 use miette::{LabeledSpan, NamedSource, SourceSpan};
 
 pub use code::Code;
-pub use problems::Problems;
+pub use problems::{FileProblems, Problems};
 pub use render::render;
 
 /// A script's text and the name to show for it.

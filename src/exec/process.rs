@@ -1,10 +1,10 @@
 //! Shell and exec tasks: a child process in its own process group, so that a timeout or a
 //! forced cancel kills it together with everything it started.
 
-use std::process::Stdio;
+use std::process::{ExitStatus, Stdio};
 
 use rhai::{Dynamic, Map};
-use tokio::process::Command;
+use tokio::process::{Child, Command};
 
 use super::left_behind::EXECUTION_ID_VARIABLE;
 use super::output_lines::OutputLines;
@@ -51,31 +51,7 @@ pub async fn run(
     let Some((program, args)) = argv.split_first() else {
         return Err(TaskError::new(ErrorKind::NonRecoverable, "exec needs a program to run: argv is empty"));
     };
-    let mut command = Command::new(program);
-    command
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true);
-    dies_with_its_runner(&mut command);
-    // What a resume looks for, should this run die before the process ends (`left_behind`).
-    command.env(EXECUTION_ID_VARIABLE, &*env.bus.label().execution_id);
-    for (key, value) in &options.env {
-        command.env(key, value);
-    }
-    if let Some(cwd) = &options.cwd {
-        command.current_dir(cwd);
-    }
-    let mut child = command.spawn().map_err(|e| {
-        let what = if options.cwd.is_some() && e.kind() == std::io::ErrorKind::NotFound {
-            format!("cannot start `{program}` (in {}): {e}", options.cwd.as_deref().unwrap_or(""))
-        } else {
-            format!("cannot start `{program}`: {e}")
-        };
-        TaskError::recoverable(what)
-    })?;
+    let mut child = spawn(program, args, options, env)?;
     let group = child.id().map(|pid| pid as i32);
     let kill_group = || {
         if let Some(pgid) = group {
@@ -112,6 +88,41 @@ pub async fn run(
     lines.finish();
     let (status, stdout, stderr) = ended.inspect_err(|_| kill_group())?;
     let status = status.map_err(|e| TaskError::recoverable(format!("lost track of `{program}`: {e}")))?;
+    outcome(display, status, stdout, stderr)
+}
+
+/// The process started in its own process group, with the task's environment and folder.
+fn spawn(program: &str, args: &[String], options: &ProcessOptions, env: &ExecEnv) -> Result<Child, TaskError> {
+    let mut command = Command::new(program);
+    command
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    dies_with_its_runner(&mut command);
+    // What a resume looks for, should this run die before the process ends (`left_behind`).
+    command.env(EXECUTION_ID_VARIABLE, &*env.bus.label().execution_id);
+    for (key, value) in &options.env {
+        command.env(key, value);
+    }
+    if let Some(cwd) = &options.cwd {
+        command.current_dir(cwd);
+    }
+    command.spawn().map_err(|e| {
+        let what = if options.cwd.is_some() && e.kind() == std::io::ErrorKind::NotFound {
+            format!("cannot start `{program}` (in {}): {e}", options.cwd.as_deref().unwrap_or(""))
+        } else {
+            format!("cannot start `{program}`: {e}")
+        };
+        TaskError::recoverable(what)
+    })
+}
+
+/// The task's result (`code`, `stdout`, `stderr`, `truncated`); an exit code other than 0 or
+/// a signal fails it, with the last lines of its stderr and the result as the error's value.
+fn outcome(display: &str, status: ExitStatus, stdout: OutputTail, stderr: OutputTail) -> Result<Dynamic, TaskError> {
     let truncated = stdout.was_cut() || stderr.was_cut();
     let (stdout, stderr) = (stdout.text(), stderr.text());
     let code = status.code();

@@ -59,12 +59,8 @@ impl FlowFile {
     /// Reads and validates a flow file; every problem found is in the one diagnostic returned.
     pub fn parse(source: &Source) -> Result<FlowFile, Diagnostic> {
         let mut problems = Problems::default();
-        let root = match yaml::parse(&source.text) {
-            Ok(root) => root,
-            Err((message, span)) => {
-                problems.add(format!("not valid YAML: {message}"), span.unwrap_or(SourceSpan::new(0.into(), 0)));
-                return Err(problems.into_diagnostic(Code::FlowFile, source));
-            }
+        let Some(root) = yaml::parse_or_report(&source.text, &mut problems) else {
+            return Err(problems.into_diagnostic(Code::FlowFile, source));
         };
         let flow = read_root(&root, &source.text, &mut problems);
         match flow {
@@ -79,7 +75,7 @@ fn read_root(root: &Node, text: &str, problems: &mut Problems) -> Option<FlowFil
         problems.add(format!("a flow file is a map with `tasks` (and `flow`), found {}", root.kind()), root.span);
         return None;
     }
-    tasks::unknown_keys(root, &["description", "tasks", "flow"], "in a flow file", problems);
+    yaml::unknown_keys(root, &["description", "tasks", "flow"], "in a flow file", problems);
     let Some(list) = root.get("tasks") else {
         problems.add("a flow file needs `tasks`: a list of tasks, each with a `name`", root.span);
         return None;

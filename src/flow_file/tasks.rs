@@ -5,7 +5,8 @@ use miette::SourceSpan;
 use serde_json::Value;
 
 use crate::diagnostic::Problems;
-use crate::yaml::{Node, Yaml};
+use crate::names::is_identifier;
+use crate::yaml::{self, Node, Yaml};
 
 const TASK_KEYS: &[&str] =
     &["name", "description", "shell", "exec", "rhai", "params", "retries", "retry_interval", "timeout", "after"];
@@ -51,16 +52,6 @@ pub struct TaskSpec {
     pub after_span: SourceSpan,
 }
 
-pub fn unknown_keys(node: &Node, known: &[&str], place: &str, problems: &mut Problems) {
-    for (key, _) in node.entries() {
-        let text = key.to_json();
-        let text = text.as_str().map(str::to_string).unwrap_or_else(|| text.to_string());
-        if !known.contains(&text.as_str()) {
-            problems.add(format!("unknown key `{text}` {place} (known: {})", known.join(", ")), key.span);
-        }
-    }
-}
-
 /// A name a flow string can hold: letters, digits, `_`, `-` and `.`.
 fn is_task_name(name: &str) -> bool {
     !name.is_empty() && name.chars().all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.'))
@@ -97,7 +88,7 @@ fn read_task(item: &Node, text: &str, problems: &mut Problems) -> Option<TaskSpe
         );
         return None;
     }
-    unknown_keys(item, TASK_KEYS, "in a task", problems);
+    yaml::unknown_keys(item, TASK_KEYS, "in a task", problems);
     let Some(name_node) = item.get("name") else {
         problems.add("this task has no `name`", item.span);
         return None;
@@ -214,8 +205,7 @@ fn read_params(item: &Node, action: &Action, problems: &mut Problems) -> Vec<(St
     let mut params = Vec::new();
     for (key, value) in node.entries() {
         let name = key.as_str().unwrap_or("");
-        let variable = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        let variable = is_identifier(name);
         let rhai = matches!(action, Action::Rhai { .. });
         if !variable {
             let what = if rhai { "a variable" } else { "an environment variable" };

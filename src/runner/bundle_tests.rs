@@ -146,7 +146,7 @@ fn throw_away(bundle: &Bundle, blueprint: &str) -> RhaiResult<Arc<Deployment>> {
             "a test's blueprint is a file inside its bundle, named relative to the bundle's folder".into(),
         ));
     }
-    let loaded = Blueprint::load(&real).map_err(|d| fail(d.into_message()))?;
+    let loaded = Blueprint::load(&real).map_err(|e| fail(e.to_string()))?;
     let name = real.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "blueprint".into());
     Ok(Arc::new(Deployment::new(&name, loaded)))
 }

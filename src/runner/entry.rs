@@ -17,12 +17,12 @@ pub fn prepare(bundle: &Bundle, name: &str, options: &mut RunOptions) -> Result<
     let decl = bundle.workflow(name)?;
     options.parameters =
         parameters::resolve(decl, &options.parameters, &options.parameter_texts, &bundle.manifest.source)?;
-    options.script = bundle.module_file(&decl.mapping.module);
+    options.script = bundle.module_file(&decl.mapping.path.module);
     options.modules = vec![bundle.module_root()];
     options.workflow = Some(BundleWorkflow {
         name: decl.name.clone(),
-        module: decl.mapping.module.clone(),
-        function: decl.mapping.function.clone(),
+        module: decl.mapping.path.module.clone(),
+        function: decl.mapping.path.function.clone(),
         bundle: bundle.module_root(),
     });
     Ok(())

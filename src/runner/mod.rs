@@ -188,10 +188,7 @@ pub fn run(options: &RunOptions, sinks: Vec<Box<dyn EventSink>>) -> RunReport {
         StoreChoice::Ephemeral => (None, None),
         StoreChoice::File(path) => match store::open(path) {
             Ok(s) => (Some(s), Some(path.clone())),
-            Err(e) => {
-                let d = Diagnostic::plain(Code::Store, e.to_string());
-                return RunReport::invalid(String::new(), workflow_name(options), d, started);
-            }
+            Err(e) => return RunReport::invalid(String::new(), workflow_name(options), e.into(), started),
         },
     };
     run_execution(options, sinks, store, store_path, None, started)
@@ -422,14 +419,7 @@ fn begin(store: &dyn Store, record: &ExecutionRecord, deployment: Option<&Deploy
 
 /// The diagnostic of an execution whose start was not recorded: nothing ran.
 pub(super) fn not_begun(error: StoreError) -> Diagnostic {
-    match &error {
-        StoreError::DeploymentBusy { execution, .. } => Diagnostic::plain(Code::DeploymentBusy, error.to_string())
-            .with_help(format!(
-                "one execution at a time runs on a deployment: wait for it to end, or cancel it (rhaiflow \
-                 executions cancel {execution})"
-            )),
-        _ => Diagnostic::plain(Code::Store, error.to_string()),
-    }
+    error.into()
 }
 
 /// Events go to `sinks` and to the store; with a store, `sinks` get each event once the store
@@ -552,7 +542,7 @@ impl Ending {
 
 /// The diagnostic of a run whose store failed.
 fn store_failed(error: &StoreError) -> Diagnostic {
-    Diagnostic::plain(Code::Store, error.to_string()).with_help(
+    Diagnostic::from(error.clone()).with_help(
         "what ran after the store's last commit is not recorded: once the store can be written again, resuming the \
          execution runs it again",
     )

@@ -14,7 +14,7 @@ use crate::diagnostic::{Code, Diagnostic};
 use crate::events::{EventSink, TaskKind};
 use crate::exec::{Replay, ReplayedTask};
 use crate::script::ModuleRoot;
-use crate::store::{self, ExecutionStatus};
+use crate::store::{self, ExecutionStatus, StoreError};
 
 /// What a resumed execution takes over from its first run.
 pub(super) struct ResumeFrom {
@@ -31,16 +31,15 @@ pub(super) struct ResumeFrom {
 /// its script runs again with its parameters; tasks that succeeded give their stored result.
 pub fn resume(store_path: &Path, id: &str, sinks: Vec<Box<dyn EventSink>>, owns_process: bool) -> RunReport {
     let started = Instant::now();
-    let fail = |code: Code, message: String| {
-        RunReport::invalid(id.to_string(), String::new(), Diagnostic::plain(code, message), started)
-    };
+    let invalid = |d: Diagnostic| RunReport::invalid(id.to_string(), String::new(), d, started);
+    let fail = |code: Code, message: String| invalid(Diagnostic::plain(code, message));
     let store = match store::open(store_path) {
         Ok(s) => s,
-        Err(e) => return fail(Code::Store, e.to_string()),
+        Err(e) => return invalid(e.into()),
     };
     let (record, tasks) = match store.execution(id).and_then(|r| Ok((store.tasks(&r.id)?, r))) {
         Ok((tasks, record)) => (record, tasks),
-        Err(e) => return fail(Code::Store, e.to_string()),
+        Err(e) => return invalid(e.into()),
     };
     match record.status {
         ExecutionStatus::Succeeded => {
@@ -59,7 +58,7 @@ pub fn resume(store_path: &Path, id: &str, sinks: Vec<Box<dyn EventSink>>, owns_
         Ok(false) => {
             return fail(Code::Resume, format!("execution {} is being resumed by another process already", record.id))
         }
-        Err(e) => return RunReport::invalid(id.to_string(), String::new(), super::not_begun(e), started),
+        Err(e) => return invalid(e.into()),
     }
     // Its tasks run again: what the previous run started must not run beside them.
     let left_behind = crate::exec::left_behind::end_left_behind(&record.id);
@@ -74,7 +73,7 @@ pub fn resume(store_path: &Path, id: &str, sinks: Vec<Box<dyn EventSink>>, owns_
     options.parameters = record.parameters.as_object().cloned().unwrap_or_default();
     let mut recorded = match RecordedOptions::read(&record.options, store_path, &record.id) {
         Ok(recorded) => recorded,
-        Err(e) => return fail(Code::Store, e.to_string()),
+        Err(e) => return invalid(e.into()),
     };
     options.task_retries = recorded.task_retries;
     options.retry_interval = recorded.retry_interval;
@@ -131,9 +130,10 @@ fn resumed_deployment(
     store_path: &Path,
     known: &[ModuleRoot],
 ) -> Result<(Arc<Deployment>, Vec<ModuleRoot>), Diagnostic> {
-    let failed = |e: crate::store::StoreError| Diagnostic::plain(Code::Deployments, e.to_string());
     let deployment = if recorded.deployment_stored {
-        let deployment = crate::store::DeploymentStore::open(store_path).and_then(|s| s.load(name)).map_err(failed)?;
+        let deployment = crate::store::DeploymentStore::open(store_path)
+            .and_then(|s| s.load(name))
+            .map_err(StoreError::into_deployments_diagnostic)?;
         // The script must build the graph it built: from the states the execution began with.
         if let Some(snapshot) = recorded.deployment_snapshot.as_ref().filter(|s| s.is_array()) {
             deployment.restore_snapshot(snapshot);

@@ -150,11 +150,11 @@ impl ScriptCalls for ScriptBridge {
         retry_number: u32,
         timeout: Option<f64>,
     ) -> Result<Dynamic, TaskError> {
-        let Some(crate::deploy::Implementation::Function { plugin, module, function }) =
-            call.operation.as_ref().map(|o| &o.implementation)
+        let Some(crate::deploy::Implementation::Function(path)) = call.operation.as_ref().map(|o| &o.implementation)
         else {
             return Ok(Dynamic::UNIT);
         };
+        let crate::names::OperationPath { plugin, module, function } = path;
         let key = format!("{plugin}/{module}::{function}");
         let entry = {
             let mut entries = self.operations.lock();

@@ -135,7 +135,7 @@ impl DeploymentStore {
             return Err(StoreError::NoSuchDeployment(name.to_string()));
         };
         let blueprint = Blueprint::parse(&path, &text, PathBuf::from(dir))
-            .map_err(|d| StoreError::Corrupt { path: self.path.clone(), message: d.into_message() })?;
+            .map_err(|e| StoreError::Corrupt { path: self.path.clone(), message: e.to_string() })?;
         let deployment = Arc::new(Deployment::new(name, Arc::new(blueprint)));
         let stored = instances(&conn, name).map_err(|e| self.err(e))?;
         drop(conn);

@@ -20,41 +20,54 @@ pub use deployments::DeploymentStore;
 pub use records::{ExecutionQuery, ExecutionRecord, ExecutionStatus, ShownStatus, StoredState, StoredTask};
 pub use sqlite::SqliteStore;
 
+use crate::diagnostic::{Code, Diagnostic};
 use crate::events::{Event, EventSink, ExecutionLabel};
 
-#[derive(Clone, Debug, thiserror::Error)]
+/// A failure of the store; made a diagnostic where it is shown (`From`, or
+/// [`StoreError::into_deployments_diagnostic`] for the commands about deployments).
+#[derive(Clone, Debug, thiserror::Error, miette::Diagnostic)]
 pub enum StoreError {
+    #[diagnostic(code(rhaiflow::store))]
     #[error("cannot open the execution store {path}: {message}")]
     Open { path: PathBuf, message: String },
+    #[diagnostic(code(rhaiflow::store))]
     #[error("the execution store {path} is damaged or not a rhaiflow store: {message}")]
     Corrupt { path: PathBuf, message: String },
+    #[diagnostic(code(rhaiflow::store))]
     #[error(
         "the execution store {path} was written by another version of rhaiflow (store format {found}; this \
          rhaiflow reads format {reads}): use a new store (--store PATH), or move this one aside"
     )]
     OtherVersion { path: PathBuf, found: i64, reads: i64 },
     /// A SQLite database that some other program made (tables, no rhaiflow format).
+    #[diagnostic(code(rhaiflow::store))]
     #[error(
         "{path} is not a rhaiflow store: it is a SQLite database with other tables; choose another store \
          (--store PATH)"
     )]
     Foreign { path: PathBuf },
+    #[diagnostic(code(rhaiflow::store))]
     #[error("the execution store failed: {0}")]
     Database(String),
     /// A commit failed: what it held (and what ran on top of it) is not recorded.
+    #[diagnostic(code(rhaiflow::store))]
     #[error("the execution store failed: {message}: {path} could not be written")]
     Write { path: PathBuf, message: String },
     /// The writer thread ended with writes still queued (it panicked).
+    #[diagnostic(code(rhaiflow::store))]
     #[error(
         "this is a bug in rhaiflow: the execution store's writer stopped before it recorded everything; please \
          report it"
     )]
     WriterStopped,
+    #[diagnostic(code(rhaiflow::store))]
     #[error("no execution `{0}` in this store")]
     NoSuchExecution(String),
+    #[diagnostic(code(rhaiflow::store))]
     #[error("no deployment named `{0}` in this store (rhaiflow deployments list)")]
     NoSuchDeployment(String),
     /// Another execution is running on the deployment (a crashed one does not count).
+    #[diagnostic(code(rhaiflow::deployment_busy))]
     #[error(
         "deployment `{deployment}` is busy: execution {execution} ({workflow}) is running on it, in process {pid}"
     )]
@@ -62,6 +75,29 @@ pub enum StoreError {
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
+
+impl From<StoreError> for Diagnostic {
+    fn from(error: StoreError) -> Diagnostic {
+        match &error {
+            StoreError::DeploymentBusy { execution, .. } => {
+                let help = format!(
+                    "one execution at a time runs on a deployment: wait for it to end, or cancel it (rhaiflow \
+                     executions cancel {execution})"
+                );
+                Diagnostic::plain(Code::DeploymentBusy, error.to_string()).with_help(help)
+            }
+            _ => Diagnostic::plain(Code::Store, error.to_string()),
+        }
+    }
+}
+
+impl StoreError {
+    /// The diagnostic of a stored deployment that cannot be read or changed: every failure is
+    /// `rhaiflow::deployments`, the code of the commands about deployments.
+    pub fn into_deployments_diagnostic(self) -> Diagnostic {
+        Diagnostic::plain(Code::Deployments, self.to_string())
+    }
+}
 
 /// The record of executions: their parameters, events and task states.
 pub trait Store: Send + Sync {
@@ -139,5 +175,26 @@ pub struct StoreSink(pub Arc<dyn Store>);
 impl EventSink for StoreSink {
     fn accept(&mut self, event: &Event, label: &ExecutionLabel) {
         self.0.append(label, event);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_busy_deployment_is_its_own_code_with_what_to_do_and_the_rest_are_store_failures() {
+        let busy = StoreError::DeploymentBusy {
+            deployment: "web".into(),
+            execution: "abc".into(),
+            workflow: "install".into(),
+            pid: 7,
+        };
+        let d = Diagnostic::from(busy.clone());
+        assert_eq!(d.code, Code::DeploymentBusy);
+        assert!(d.help.as_deref().unwrap_or_default().contains("rhaiflow executions cancel abc"));
+        assert_eq!(busy.into_deployments_diagnostic().code, Code::Deployments);
+        let missing = Diagnostic::from(StoreError::NoSuchExecution("x".into()));
+        assert_eq!((missing.code, missing.message.as_str()), (Code::Store, "no execution `x` in this store"));
     }
 }
