@@ -3,7 +3,6 @@
 //! event bus). A cancelled run leaves the session standing: the host is built anew and the
 //! variables stay.
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -186,12 +185,11 @@ impl Session {
     ) -> Result<Result<Dynamic, Box<rhai::EvalAltResult>>, Diagnostic> {
         let engine = self.host.engine.clone();
         let scope = &mut self.scope;
-        let outcome =
-            script::limits::guarded(&self.host.cancel, None, || catch_unwind(AssertUnwindSafe(|| f(&engine, scope))));
+        let outcome = script::limits::evaluate(&self.host.cancel, None, || f(&engine, scope));
         if self.host.cancel.is_requested() {
             self.rebuild_host();
         }
-        outcome.map_err(|_| Diagnostic::bug("the script engine panicked on this line (the session goes on)"))
+        outcome.map_err(|panicked| panicked.diagnostic("this line (the session goes on)"))
     }
 
     fn rebuild_host(&mut self) {

@@ -9,7 +9,6 @@ mod recorded;
 mod resume;
 mod watchers;
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -338,9 +337,7 @@ fn run_execution(
         scope.push_constant(name, value);
     }
 
-    let outcome = script::limits::guarded(&cancel, None, || {
-        catch_unwind(AssertUnwindSafe(|| engine.eval_ast_with_scope::<Dynamic>(&mut scope, &ast)))
-    });
+    let outcome = script::limits::evaluate(&cancel, None, || engine.eval_ast_with_scope::<Dynamic>(&mut scope, &ast));
     // A bundle workflow's error is about its function: the call rhaiflow wrote adds nothing.
     // Limits stop a script without naming the function: their position is in that call.
     let outcome = match (outcome, &options.workflow) {
@@ -371,14 +368,16 @@ fn run_execution(
         },
         Ok(Err(err)) => {
             let mut diagnostic = Diagnostic::runtime(&err, &shown, &run_state.module_sources);
-            name_the_limit(&mut diagnostic, &options.limits);
+            if let Some(message) = script::limits::limit_reached(&err, &engine) {
+                diagnostic.message = message;
+            }
             if let (Some(w), true) = (&options.workflow, diagnostic.labels.is_empty()) {
                 point_at_function(&mut diagnostic, &source, &w.function);
             }
             let nothing_ran = !run_state.env().anything_started();
             Ending { status: classify(&err, nothing_ran), result: None, diagnostic: Some(diagnostic) }
         }
-        Err(_) => Ending::failed(Diagnostic::bug("the script engine panicked on this script")),
+        Err(panicked) => Ending::failed(panicked.diagnostic("this script")),
     };
     let (ending, dry_run_stopped_early) = ending.unless_a_dry_run_stopped(options.dry_run, &run_state, &bus);
     let ending = ending.unless_unrecorded(store.as_deref(), options.deployment.as_deref());
@@ -562,15 +561,6 @@ fn store_failed(error: &StoreError) -> Diagnostic {
 fn deployment_not_recorded(lost: &NotRecorded) -> Diagnostic {
     Diagnostic::plain(Code::Deployments, lost.to_string())
         .with_help("the stored deployment is as the store last recorded it, not as this run left the instances")
-}
-
-/// A script stopped by a limit is told which limit, and how large it is.
-fn name_the_limit(diagnostic: &mut Diagnostic, limits: &Limits) {
-    diagnostic.message = match diagnostic.code {
-        Code::OperationsLimit => script::limits::operations_reached(limits.max_operations),
-        Code::CallDepth => script::limits::call_depth_reached(limits.max_call_levels),
-        _ => return,
-    };
 }
 
 /// `ctx` as scripts see it (section 3); the deployment model fills `nodes` later.
