@@ -3,6 +3,7 @@
 //! bundle's workflow function; `watchers` bring cancel requests in from outside.
 
 pub mod bundle_tests;
+mod deployment;
 mod entry;
 mod last_resort;
 mod recorded;
@@ -16,6 +17,7 @@ use std::time::{Duration, Instant};
 use rhai::{Dynamic, EvalAltResult, Map, Position, Scope};
 use serde_json::Value;
 
+pub use deployment::{attach_deployment, DeploymentSource};
 pub use entry::prepare as prepare_bundle_workflow;
 pub use resume::resume;
 
