@@ -112,12 +112,7 @@ fn recorded_options(
 ) -> Result<RunOptions, Diagnostic> {
     let mut options = RunOptions::new(&record.script);
     options.parameters = record.parameters.as_object().cloned().unwrap_or_default();
-    options.task_retries = recorded.task_retries;
-    options.retry_interval = recorded.retry_interval;
-    options.max_concurrency = recorded.max_concurrency;
-    options.limits.max_operations = recorded.max_operations;
-    options.limits.max_memory = recorded.max_memory;
-    options.limits.max_tasks = recorded.max_tasks;
+    recorded.apply_to(&mut options);
     options.owns_process = owns_process;
     options.store = StoreChoice::File(store_path.to_path_buf());
     if let Some(bundle) = &recorded.bundle {
