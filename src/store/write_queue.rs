@@ -108,9 +108,8 @@ impl WriteQueue {
     }
 
     /// Waits for something to write and takes all of it; `None` once closed and drained.
-    /// Parks until the writer took the queue (or stopped). An emitter on a worker of tokio's
-    /// multi-thread runtime (a task's event) hands that worker's other tasks on first, so that
-    /// a full queue holds up only this emitter; the check costs nothing until the queue is full.
+    /// Parks until the writer took the queue (or stopped), without stalling the other tasks
+    /// of a tokio worker it may be on (`blocking::park`).
     fn wait_for_room(&self) -> parking_lot::MutexGuard<'_, Pending> {
         let wait = || {
             let mut pending = self.pending.lock();
@@ -119,10 +118,7 @@ impl WriteQueue {
             }
             pending
         };
-        match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
-            Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(wait),
-            _ => wait(),
-        }
+        crate::blocking::park(wait)
     }
 
     pub fn take(&self) -> Option<Batch> {
