@@ -7,6 +7,7 @@
 #[macro_use]
 mod say;
 
+mod blocking;
 pub mod bundle;
 mod byte_size;
 pub mod cli;

@@ -203,21 +203,15 @@ fn attach_deployment(
     blueprint: Option<&Path>,
     stored: Option<(&str, &Path)>,
 ) -> Result<(), Vec<Diagnostic>> {
-    use crate::bundle::plugins;
-    use crate::deploy::{Blueprint, Deployment};
-    let deployment = match (blueprint, stored) {
+    use crate::runner::DeploymentSource;
+    let name;
+    let source = match (blueprint, stored) {
         (Some(path), _) => {
-            let blueprint = Blueprint::load(path).map_err(|e| vec![e.into()])?;
-            let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "blueprint".into());
-            std::sync::Arc::new(Deployment::new(&name, blueprint))
+            name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "blueprint".into());
+            DeploymentSource::Blueprint { path, name: &name }
         }
-        (None, Some((name, store))) => crate::store::DeploymentStore::open(store)
-            .and_then(|s| s.load(name))
-            .map_err(|e| vec![e.into_deployments_diagnostic()])?,
+        (None, Some((name, store))) => DeploymentSource::Stored { name, store },
         (None, None) => return Ok(()),
     };
-    let roots = plugins::resolve(&deployment.blueprint, &options.modules).map_err(|d| vec![d])?;
-    options.modules.extend(roots);
-    options.deployment = Some(deployment);
-    Ok(())
+    crate::runner::attach_deployment(options, source).map(drop).map_err(|d| vec![d])
 }

@@ -159,7 +159,8 @@ impl EventBus {
     pub fn emit(&self, payload: Payload) -> u64 {
         let mut state = self.shared.state.lock();
         if state.held.as_ref().is_some_and(|held| held.len() >= HELD_AT_MOST) {
-            self.wait_for_room(&mut state);
+            // Waits for the store's commits: never with a tokio worker's other tasks behind it.
+            crate::blocking::park(|| self.wait_for_room(&mut state));
         }
         state.seq += 1;
         let seq = state.seq;
@@ -355,6 +356,29 @@ mod tests {
 
     fn log(message: &str) -> Payload {
         Payload::Log { level: LogLevel::Info, message: message.into() }
+    }
+
+    // A task's event emitted on a tokio worker while the bus held as many events as it may
+    // (the store was behind) parked the worker: the tasks queued on it waited for the disk.
+    #[test]
+    fn a_full_bus_parks_the_emitter_not_the_tokio_worker() {
+        let shown = Announced::default();
+        let recorder = Box::new(Recorder(Arc::default()));
+        let bus = Arc::new(EventBus::recording(label(), recorder, vec![Box::new(shown.clone())], 0));
+        let feed = bus.commit_feed();
+        for _ in 0..HELD_AT_MOST {
+            bus.emit(log("held until the store commits it"));
+        }
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).build().unwrap();
+        let emitter = bus.clone();
+        runtime.spawn(async move { emitter.emit(log("one more")) });
+        let (ran, other_task_ran) = std::sync::mpsc::channel();
+        runtime.spawn(async move { ran.send(()).unwrap() });
+        let ran = other_task_ran.recv_timeout(Duration::from_secs(20));
+        shown.committed.store(u64::MAX, Ordering::SeqCst);
+        feed.update(u64::MAX, false);
+        runtime.shutdown_background();
+        assert!(ran.is_ok(), "a task behind the parked emitter never ran");
     }
 
     /// Waits (bounded) until `sink` got `n` events.

@@ -226,7 +226,16 @@ async fn perform(cell: &Arc<TaskCell>, settings: &TaskSettings, env: &Arc<ExecEn
             call_blocking(env, closure, args, settings.timeout, Holds::Slot).await
         }
         TaskAction::SetState { deployment, instance, state } => {
-            deployment.set_state(instance, state).map_err(|e| TaskError::unrecorded(&e))?;
+            // A stored deployment writes the state through, with an fsync: off tokio's
+            // workers. A throw-away one only changes memory, at no cost.
+            if !deployment.stored.load(std::sync::atomic::Ordering::Relaxed) {
+                deployment.set_state(instance, state).map_err(|e| TaskError::unrecorded(&e))?;
+                return Ok(Dynamic::UNIT);
+            }
+            let (deployment, instance, state) = (deployment.clone(), instance.clone(), state.clone());
+            off_the_workers(move || deployment.set_state(&instance, &state))
+                .await?
+                .map_err(|e| TaskError::unrecorded(&e))?;
             Ok(Dynamic::UNIT)
         }
         TaskAction::Operation(call) => super::operation::run(call, cell, settings, env).await,
@@ -249,6 +258,18 @@ fn short_command(command: &str) -> String {
         Some((cut, _)) => format!("{}…", &first[..cut]),
         None if more => format!("{first} …"),
         None => first.to_string(),
+    }
+}
+
+/// Runs `f`, which may wait on the disk (a stored deployment written through, a file), on
+/// tokio's blocking threads: on a worker it would stall every task queued behind it. A
+/// panic in `f` goes on unwinding here, as if `f` had run inline.
+pub(super) async fn off_the_workers<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, TaskError> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(value) => Ok(value),
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        // The runtime is shutting down: the run is over.
+        Err(_) => Err(TaskError::cancelled()),
     }
 }
 
@@ -472,7 +493,54 @@ fn failure_verdict(
 
 #[cfg(test)]
 mod tests {
-    use super::short_command;
+    use super::*;
+    use crate::deploy::{Blueprint, Deployment};
+    use crate::events::{EventBus, ExecutionLabel};
+
+    struct NoScripts;
+
+    impl super::super::ScriptCalls for NoScripts {
+        fn call(&self, _: &FnPtr, _: Vec<Dynamic>, _: Option<f64>) -> Result<Dynamic, TaskError> {
+            Ok(Dynamic::UNIT)
+        }
+        fn task_handle(&self, _: &Arc<TaskCell>) -> Dynamic {
+            Dynamic::UNIT
+        }
+    }
+
+    // A set_state task on a stored deployment wrote the state through (with an fsync) on the
+    // tokio worker that ran it: with one worker, every other task waited for the disk.
+    #[test]
+    fn a_stored_deployment_is_written_through_off_the_tokio_workers() {
+        let text = "node_templates:\n  web:\n    type: rhaiflow.nodes.Root\n";
+        let blueprint = Arc::new(Blueprint::parse("b.yaml", text, std::env::temp_dir()).unwrap());
+        let deployment = Arc::new(Deployment::new("d", blueprint));
+        let instance: Arc<str> = Arc::from(deployment.instances.lock()[0].id.as_str());
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let released = parking_lot::Mutex::new(released);
+        // The disk, as slow as it gets: the write waits until the test lets it go.
+        *deployment.on_change.lock() = Some(Box::new(move |_, _| {
+            let _ = released.lock().recv();
+            Ok(())
+        }));
+        deployment.stored.store(true, std::sync::atomic::Ordering::Relaxed);
+
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let label = ExecutionLabel { execution_id: Arc::from("e"), workflow: Arc::from("w") };
+        let bus = Arc::new(EventBus::new(label, Vec::new()));
+        let cancel = Arc::new(super::super::CancelState::default());
+        let env = ExecEnv::new(runtime.handle().clone(), bus, cancel, Arc::new(NoScripts), None, false);
+        let env = Arc::new(env);
+        let action = TaskAction::SetState { deployment, instance, state: "started".into() };
+        let cell = TaskCell::new("set_state", action, TaskSettings::with_defaults(0, 1.0), rhai::Position::NONE, 1);
+        runtime.spawn(async move { perform(&cell, &TaskSettings::with_defaults(0, 1.0), &env).await });
+        let (ran, other_task_ran) = std::sync::mpsc::channel();
+        runtime.spawn(async move { ran.send(()).unwrap() });
+        let ran = other_task_ran.recv_timeout(Duration::from_secs(20));
+        release.send(()).unwrap();
+        runtime.shutdown_background();
+        assert!(ran.is_ok(), "a task behind the write-through never ran");
+    }
 
     #[test]
     fn commands_are_named_by_their_first_line_cut_short() {

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use rhai::Dynamic;
 use serde_json::Value;
 
+use super::attempt::off_the_workers;
 use super::runtime_file::RuntimeFile;
 use super::{process, ExecEnv};
 use crate::deploy::{Implementation, OperationCall};
@@ -52,8 +53,9 @@ async fn run_script(
     // its runtime properties.
     let instance = call.runs_for();
     let before = deployment.data_of(instance).runtime_properties;
-    let mut file = RuntimeFile::holding(&Value::Object(before.clone()).to_string())
-        .map_err(|e| TaskError::recoverable(format!("cannot make the runtime properties file: {e}")))?;
+    let text = Value::Object(before.clone()).to_string();
+    let file = off_the_workers(move || RuntimeFile::holding(&text)).await?;
+    let file = file.map_err(|e| TaskError::recoverable(format!("cannot make the runtime properties file: {e}")))?;
     let mut env_vars = vec![
         ("RHAIFLOW_NODE".into(), node.0),
         ("RHAIFLOW_INSTANCE".into(), instance.to_string()),
@@ -77,18 +79,39 @@ async fn run_script(
     let argv = ["sh".to_string(), dir.join(path).display().to_string()];
     let task = super::attempt::current_task_info(cell);
     let result = process::run(task, &argv, path, &options, settings.timeout, env).await;
-    let after = read_runtime_properties(&mut file, &call.name);
-    match after {
-        Ok(after) if after != before => {
-            deployment.set_runtime_properties(instance, after).map_err(|e| TaskError::unrecorded(&e))?;
-        }
-        Ok(_) => {}
+    let (deployment, instance, name) = (deployment.clone(), instance.to_string(), call.name.clone());
+    let kept = off_the_workers(move || keep_runtime_properties(file, &deployment, &instance, before, &name)).await?;
+    match kept {
+        Ok(()) => result,
+        Err(Unkept::Unrecorded(error)) => Err(error),
         // What the script meant to keep cannot be read: a success would lose it silently. A
         // script that failed already says so.
-        Err(error) if result.is_ok() => return Err(error),
-        Err(_) => {}
+        Err(Unkept::Unreadable(error)) => result.and(Err(error)),
     }
-    result
+}
+
+/// Why what a script operation left in its runtime properties file was not kept.
+enum Unkept {
+    Unreadable(TaskError),
+    Unrecorded(TaskError),
+}
+
+/// Keeps the runtime properties a script operation left in its file, when it changed them
+/// (a stored deployment writes them through, with an fsync: never on tokio's workers).
+fn keep_runtime_properties(
+    mut file: RuntimeFile,
+    deployment: &crate::deploy::Deployment,
+    instance: &str,
+    before: serde_json::Map<String, Value>,
+    operation: &str,
+) -> Result<(), Unkept> {
+    let after = read_runtime_properties(&mut file, operation).map_err(Unkept::Unreadable)?;
+    if after != before {
+        deployment
+            .set_runtime_properties(instance, after)
+            .map_err(|e| Unkept::Unrecorded(TaskError::unrecorded(&e)))?;
+    }
+    Ok(())
 }
 
 /// The runtime properties a script operation left in its file: a JSON object, or an error

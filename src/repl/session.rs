@@ -3,7 +3,6 @@
 //! event bus). A cancelled run leaves the session standing: the host is built anew and the
 //! variables stay.
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -11,11 +10,12 @@ use rhai::{Dynamic, Engine, FnPtr, Scope, AST};
 use serde_json::Value;
 
 use crate::deploy::Deployment;
-use crate::diagnostic::{Code, Diagnostic, Source};
+use crate::diagnostic::{Diagnostic, Source};
 use crate::events::{Event, EventBus, EventSink, ExecutionLabel};
-use crate::exec::{CancelState, ExecEnv, ScriptCalls};
+use crate::exec::{CancelState, ScriptCalls};
+use crate::runner::{Globals, Host, HostBuilder};
 use crate::script::api::GraphShared;
-use crate::script::{self, Limits, ModuleRoot, RunSettings, RunState, ScriptBridge};
+use crate::script::{self, Limits, ModuleRoot, RunSettings, ScriptBridge};
 use crate::task::TaskCell;
 use crate::task::TaskError;
 
@@ -65,15 +65,6 @@ impl ScriptCalls for GrowingBridge {
     }
 }
 
-/// The part of a session that a cancel throws away.
-struct Host {
-    runtime: tokio::runtime::Runtime,
-    run_state: Arc<RunState>,
-    engine: Arc<Engine>,
-    bridge: Arc<GrowingBridge>,
-    cancel: Arc<CancelState>,
-}
-
 /// What the session is set up with.
 #[derive(Clone, Default)]
 pub struct SessionSetup {
@@ -83,7 +74,7 @@ pub struct SessionSetup {
 
 pub struct Session {
     setup: SessionSetup,
-    host: Host,
+    host: LineHost,
     pub scope: Scope<'static>,
     /// Every function defined so far (closures included); no statements between lines.
     ast: AST,
@@ -109,7 +100,7 @@ impl Session {
         let log = EventLog::default();
         let label = ExecutionLabel { execution_id: Arc::from(execution_id.as_str()), workflow: Arc::from("repl") };
         let bus = Arc::new(EventBus::new(label, vec![Box::new(log.clone())]));
-        let host = Host::new(&setup, &bus)?;
+        let host = LineHost::new(&setup, &bus)?;
         let mut session = Session {
             setup,
             host,
@@ -126,20 +117,14 @@ impl Session {
     }
 
     fn push_context(&mut self) {
-        let mut ctx = rhai::Map::new();
-        ctx.insert("execution_id".into(), self.execution_id.clone().into());
-        ctx.insert("workflow_id".into(), "repl".into());
-        ctx.insert("parameters".into(), Dynamic::from_map(rhai::Map::new()));
-        ctx.insert("resume".into(), false.into());
-        let (nodes, instances) =
-            self.setup.deployment.as_ref().map(crate::script::api::deployment_nodes).unwrap_or_default();
-        ctx.insert("nodes".into(), nodes.into());
-        ctx.insert("node_instances".into(), instances.into());
-        if let Some(d) = &self.setup.deployment {
-            ctx.insert("deployment".into(), crate::script::api::deployment_handle(d));
-        }
-        self.scope.push_constant("params", Dynamic::from_map(rhai::Map::new()));
-        self.scope.push_constant("ctx", Dynamic::from_map(ctx));
+        let globals = Globals {
+            execution_id: &self.execution_id,
+            workflow: "repl",
+            parameters: &Value::Object(Default::default()),
+            resumed: false,
+            deployment: self.setup.deployment.as_ref(),
+        };
+        globals.push(&mut self.scope);
     }
 
     pub fn engine(&self) -> &Engine {
@@ -157,7 +142,7 @@ impl Session {
         self.host.run_state.settle_standard_tasks();
         self.ast += line;
         let ast = Arc::new(self.ast.clone());
-        *self.host.bridge.0.lock() = Arc::new(self.host.script_bridge(ast.clone()));
+        *self.host.bridge.0.lock() = Arc::new(self.host.script_bridge(ast.clone(), None));
         let imports: String = self.imports.iter().map(|(_, statement)| format!("{statement}\n")).collect();
         let run = match self.host.engine.compile(&imports) {
             Ok(imports) => imports.merge(&ast),
@@ -186,16 +171,15 @@ impl Session {
     ) -> Result<Result<Dynamic, Box<rhai::EvalAltResult>>, Diagnostic> {
         let engine = self.host.engine.clone();
         let scope = &mut self.scope;
-        let outcome =
-            script::limits::guarded(&self.host.cancel, None, || catch_unwind(AssertUnwindSafe(|| f(&engine, scope))));
+        let outcome = script::limits::evaluate(&self.host.cancel, None, || f(&engine, scope));
         if self.host.cancel.is_requested() {
             self.rebuild_host();
         }
-        outcome.map_err(|_| Diagnostic::bug("the script engine panicked on this line (the session goes on)"))
+        outcome.map_err(|panicked| panicked.diagnostic("this line (the session goes on)"))
     }
 
     fn rebuild_host(&mut self) {
-        if let Ok(host) = Host::new(&self.setup, &self.bus) {
+        if let Ok(host) = LineHost::new(&self.setup, &self.bus) {
             host.run_state.add_arity(script::function_arities(&self.ast));
             self.host = host;
         }
@@ -241,56 +225,36 @@ impl Session {
     }
 }
 
-impl Host {
-    fn new(setup: &SessionSetup, bus: &Arc<EventBus>) -> Result<Host, Diagnostic> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .thread_name("rhaiflow-executor")
-            .build()
-            .map_err(|e| Diagnostic::plain(Code::Runtime, format!("cannot start the executor: {e}")))?;
-        let cancel = Arc::new(CancelState::default());
-        let run_state = RunState::new(RunSettings {
+/// The part of a session that a cancel throws away: the host as `run` builds it, with the
+/// session's deployment and bundles, whose closures run through a bridge that grows.
+struct LineHost {
+    host: Host,
+    bridge: Arc<GrowingBridge>,
+}
+
+impl LineHost {
+    fn new(setup: &SessionSetup, bus: &Arc<EventBus>) -> Result<LineHost, Diagnostic> {
+        let host = HostBuilder::new(RunSettings {
             parameters: rhai::Map::new(),
             task_retries: 0,
             retry_interval: 1.0,
             dry_run: false,
             max_tasks: Limits::default().max_tasks,
             deployment: setup.deployment.clone(),
-        });
-        let engine =
-            Arc::new(script::build_engine(&Arc::downgrade(&run_state), &Limits::default(), setup.modules.clone()));
-        let first = ScriptBridge {
-            engine: engine.clone(),
-            ast: Arc::new(AST::empty()),
-            module: None,
-            cancel: cancel.clone(),
-            operations: Default::default(),
-        };
+        })
+        .modules(setup.modules.clone())
+        .build()?;
+        let first = host.script_bridge(Arc::new(AST::empty()), None);
         let bridge = Arc::new(GrowingBridge(Mutex::new(Arc::new(first))));
-        let env = ExecEnv::new(runtime.handle().clone(), bus.clone(), cancel.clone(), bridge.clone(), None, false);
-        run_state.set_env(Arc::new(env));
-        Ok(Host { runtime, run_state, engine, bridge, cancel })
-    }
-
-    fn script_bridge(&self, ast: Arc<AST>) -> ScriptBridge {
-        ScriptBridge {
-            engine: self.engine.clone(),
-            ast,
-            module: None,
-            cancel: self.cancel.clone(),
-            operations: Default::default(),
-        }
+        host.connect(bus.clone(), bridge.clone(), None, |_| {});
+        Ok(LineHost { host, bridge })
     }
 }
 
-impl Drop for Host {
-    fn drop(&mut self) {
-        // Closures stopped by a forced cancel may still be unwinding: don't wait for them.
-        let runtime = std::mem::replace(
-            &mut self.runtime,
-            tokio::runtime::Builder::new_current_thread().build().expect("a runtime with no threads"),
-        );
-        runtime.shutdown_background();
+impl std::ops::Deref for LineHost {
+    type Target = Host;
+    fn deref(&self) -> &Host {
+        &self.host
     }
 }
 

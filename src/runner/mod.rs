@@ -3,34 +3,38 @@
 //! bundle's workflow function; `watchers` bring cancel requests in from outside.
 
 pub mod bundle_tests;
+mod deployment;
 mod entry;
+mod host;
 mod last_resort;
 mod recorded;
 mod resume;
 mod watchers;
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rhai::{Dynamic, EvalAltResult, Map, Position, Scope};
+use rhai::{Dynamic, EvalAltResult, Map, Position, Scope, AST};
 use serde_json::Value;
 
+pub use deployment::{attach_deployment, DeploymentSource};
 pub use entry::prepare as prepare_bundle_workflow;
 pub use resume::resume;
 
 use crate::deploy::model::NotRecorded;
 use crate::deploy::Deployment;
-use crate::diagnostic::{Code, Diagnostic};
+use crate::diagnostic::{Code, Diagnostic, Source};
 use crate::events::{EventBus, EventSink, ExecutionLabel, LogLevel, Payload};
-use crate::exec::{CancelState, ExecEnv, Mocks};
+use crate::exec::Mocks;
 use crate::script::api::GraphShared;
-use crate::script::{self, Limits, ModuleRoot, RunSettings, RunState, ScriptBridge};
+use crate::script::limits::EnginePanicked;
+use crate::script::{self, Limits, ModuleRoot, RunSettings, RunState};
 use crate::store::{self, ExecutionRecord, ExecutionStatus, Store, StoreError, StoreSink};
 use crate::task::{innermost, ErrorKind, TaskError};
 use crate::value::{from_json, to_json};
 use entry::{entry_call, point_at_function};
+pub(crate) use host::{Globals, Host, HostBuilder};
 use last_resort::LastResort;
 use recorded::RecordedOptions;
 use resume::ResumeFrom;
@@ -205,139 +209,206 @@ fn run_execution(
     let execution_id =
         resume.as_ref().map(|r| r.execution_id.clone()).unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let workflow = workflow_name(options);
-
-    let text = match std::fs::read_to_string(&options.script) {
-        Ok(text) => text,
-        Err(e) => {
-            let d = Diagnostic::plain(Code::NoScript, format!("cannot read {}: {e}", options.script.display()));
-            return RunReport::invalid(execution_id, workflow, d, started);
-        }
-    };
-    // A flow file is compiled as the script it translates into, and shown as written; a
-    // built-in workflow is shown by its `builtin:` name.
-    let (mut source, mut shown) = match crate::flow_file::read(&options.script, text) {
-        Ok(read) => (read.script, read.shown),
+    let prepared = prepare(options, store, resume.as_ref(), &execution_id, &workflow);
+    let Prepared { host, script, store, nudged } = match prepared {
+        Ok(prepared) => prepared,
         Err(d) => return RunReport::invalid(execution_id, workflow, d, started),
     };
-    source.name = crate::bundle::builtin::shown_name(&options.script);
-    shown.name = source.name.clone();
-    let runtime =
-        match tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("rhaiflow-executor").build() {
-            Ok(rt) => rt,
-            Err(e) => {
-                let d = Diagnostic::plain(Code::Runtime, format!("cannot start the executor: {e}"));
-                return RunReport::invalid(execution_id, workflow, d, started);
-            }
-        };
-    let cancel = Arc::new(CancelState::default());
-    let (nudge, nudged) = std::sync::mpsc::channel();
-    if let Some(signals) = options.owns_process.then(|| Signals::install(&runtime)).flatten() {
-        runtime.spawn(watch_signals(signals, cancel.clone(), nudge));
-    }
+    let label =
+        ExecutionLabel { execution_id: Arc::from(execution_id.as_str()), workflow: Arc::from(workflow.as_str()) };
+    let bus = event_bus(label, sinks, store.as_ref(), resume.as_ref().map(|r| r.last_seq).unwrap_or(0));
+    connect(&host, options, &script, &bus, store.as_ref(), resume.as_ref(), &execution_id);
+    let watcher = store.as_ref().map(|s| CancelWatcher::start(s.clone(), &execution_id, host.cancel.clone(), nudged));
+    let last_resort = LastResort::arm(options.owns_process, &host.cancel, bus.clone(), store.clone(), &execution_id);
 
-    let run_state = RunState::new(RunSettings {
+    let globals = Globals {
+        execution_id: &execution_id,
+        workflow: &workflow,
+        parameters: &Value::Object(options.parameters.clone()),
+        resumed: resume.is_some(),
+        deployment: options.deployment.as_ref(),
+    };
+    let outcome = evaluate(&host, options, &script, &globals, &bus, resume.as_ref());
+    let ending = classify_outcome(outcome, &host, options, &script);
+    let (ending, dry_run_stopped_early) = ending.unless_a_dry_run_stopped(options.dry_run, &host.run_state, &bus);
+    let ending = ending.unless_unrecorded(store.as_deref(), options.deployment.as_deref());
+    let ending = ending.unless_a_bug(host.run_state.env().bug());
+    last_resort.claim_end();
+    let Ending { status, result, diagnostic } = announce_the_end(&bus, ending, store.as_deref(), &execution_id);
+    drop(watcher);
+    let graphs = host.run_state.graphs.lock().clone();
+    let dry_result_used_at = *host.run_state.dry_results_used.lock();
+    drop(host);
+    RunReport {
+        execution_id,
+        workflow,
+        status,
+        result,
+        diagnostic,
+        graphs,
+        dry_result_used_at,
+        dry_run_stopped_early,
+        elapsed: started.elapsed(),
+        store_path: store_path.filter(|_| store.is_some()),
+    }
+}
+
+/// A run ready to evaluate: its host, its compiled script, and its start recorded.
+struct Prepared {
+    host: Host,
+    script: Compiled,
+    /// The store, unless a dry run (which runs nothing, so records nothing either).
+    store: Option<Arc<dyn Store>>,
+    /// Told when a signal asked for a cancel (the store's cancel watcher looks at once).
+    nudged: std::sync::mpsc::Receiver<()>,
+}
+
+/// Everything before the script runs; a failure here means nothing ran (exit 2).
+fn prepare(
+    options: &RunOptions,
+    store: Option<Arc<dyn Store>>,
+    resume: Option<&ResumeFrom>,
+    execution_id: &str,
+    workflow: &str,
+) -> Result<Prepared, Diagnostic> {
+    let (source, shown) = read(options)?;
+    let host = HostBuilder::new(RunSettings {
         parameters: from_json(&Value::Object(options.parameters.clone())).cast::<Map>(),
         task_retries: options.task_retries,
         retry_interval: options.retry_interval,
         dry_run: options.dry_run,
         max_tasks: options.limits.max_tasks,
         deployment: options.deployment.clone(),
-    });
-    let run_ref = Arc::downgrade(&run_state);
-    let mut engine = script::build_engine(&run_ref, &options.limits, options.modules.clone());
-    if let Some(extend) = &options.extension {
-        (extend.0)(&mut engine);
+    })
+    .limits(&options.limits)
+    .modules(options.modules.clone())
+    .extension(options.extension.clone())
+    .build()?;
+    let (nudge, nudged) = std::sync::mpsc::channel();
+    if let Some(signals) = options.owns_process.then(|| Signals::install(host.runtime())).flatten() {
+        host.runtime().spawn(watch_signals(signals, host.cancel.clone(), nudge));
     }
-    let engine = Arc::new(engine);
-    let ast = match script::compile::compile_shown(&engine, &source, &shown) {
-        Ok(ast) => ast,
-        Err(d) => return RunReport::invalid(execution_id, workflow, d, started),
+    let script = compile(&host, options, source, shown)?;
+    let store = store.filter(|_| !options.dry_run);
+    if let Some(store) = &store {
+        let record = execution_record(options, execution_id, workflow, resume);
+        begin(store.as_ref(), &record, options.deployment.as_deref()).map_err(not_begun)?;
+    }
+    Ok(Prepared { host, script, store, nudged })
+}
+
+/// The script's source, and how diagnostics show it: a flow file is compiled as the script it
+/// translates into, and shown as written; a built-in workflow is shown by its `builtin:` name.
+fn read(options: &RunOptions) -> Result<(Source, Source), Diagnostic> {
+    let text = std::fs::read_to_string(&options.script)
+        .map_err(|e| Diagnostic::plain(Code::NoScript, format!("cannot read {}: {e}", options.script.display())))?;
+    let read = crate::flow_file::read(&options.script, text)?;
+    let (mut source, mut shown) = (read.script, read.shown);
+    source.name = crate::bundle::builtin::shown_name(&options.script);
+    shown.name = source.name.clone();
+    Ok((source, shown))
+}
+
+/// A compiled script, ready to evaluate.
+struct Compiled {
+    /// What is evaluated: the script, or a bundle workflow's call of its function.
+    ast: Arc<AST>,
+    /// A bundle workflow's module, where its closures live.
+    module: Option<Arc<AST>>,
+    /// A bundle workflow's arguments, by name.
+    arguments: Vec<(String, Dynamic)>,
+    source: Source,
+    shown: Source,
+}
+
+fn compile(host: &Host, options: &RunOptions, source: Source, shown: Source) -> Result<Compiled, Diagnostic> {
+    let ast = script::compile::compile_shown(&host.engine, &source, &shown)?;
+    host.run_state.set_arity(script::function_arities(&ast));
+    let Some(w) = &options.workflow else {
+        return Ok(Compiled { ast: Arc::new(ast), module: None, arguments: Vec::new(), source, shown });
     };
-    run_state.set_arity(script::function_arities(&ast));
     // A bundle workflow runs a call of its function; its closures live in its module.
-    let (ast, module, arguments) = match &options.workflow {
-        None => (ast, None, Vec::new()),
-        Some(w) => match entry_call(&ast, w, &options.parameters, &source) {
-            Ok((call, arguments)) => match engine.compile(&call) {
-                Ok(call) => (call, Some(Arc::new(ast)), arguments),
-                Err(e) => {
-                    let d = Diagnostic::bug(format!("the call of a bundle workflow does not compile: {e}"));
-                    return RunReport::invalid(execution_id, workflow, d, started);
-                }
-            },
-            Err(d) => return RunReport::invalid(execution_id, workflow, d, started),
-        },
-    };
-    let ast = Arc::new(ast);
-    let parameters = Value::Object(options.parameters.clone());
-    let record = ExecutionRecord {
-        id: execution_id.clone(),
-        workflow: workflow.clone(),
+    let (call, arguments) = entry_call(&ast, w, &options.parameters, &source)?;
+    let call = host
+        .engine
+        .compile(&call)
+        .map_err(|e| Diagnostic::bug(format!("the call of a bundle workflow does not compile: {e}")))?;
+    Ok(Compiled { ast: Arc::new(call), module: Some(Arc::new(ast)), arguments, source, shown })
+}
+
+/// The execution as its start is recorded.
+fn execution_record(
+    options: &RunOptions,
+    execution_id: &str,
+    workflow: &str,
+    resume: Option<&ResumeFrom>,
+) -> ExecutionRecord {
+    ExecutionRecord {
+        id: execution_id.to_string(),
+        workflow: workflow.to_string(),
         script: recorded_script(&options.script),
-        parameters: parameters.clone(),
+        parameters: Value::Object(options.parameters.clone()),
         options: RecordedOptions::of(options).to_json(),
         status: ExecutionStatus::Running,
-        started_at: resume.as_ref().map(|r| r.started_at.clone()).unwrap_or_else(now),
+        started_at: resume.map(|r| r.started_at.clone()).unwrap_or_else(now),
         ended_at: None,
         error: None,
         pid: std::process::id(),
-        resumes: resume.as_ref().map(|r| r.resumes).unwrap_or(0),
+        resumes: resume.map(|r| r.resumes).unwrap_or(0),
         tasks_total: 0,
         tasks_done: 0,
         last_seq: 0,
-    };
-    // A dry run runs nothing, so it records nothing either.
-    let store = store.filter(|_| !options.dry_run);
-    if let Some(store) = &store {
-        if let Err(e) = begin(store.as_ref(), &record, options.deployment.as_deref()) {
-            return RunReport::invalid(execution_id, workflow, not_begun(e), started);
-        }
     }
-    let label =
-        ExecutionLabel { execution_id: Arc::from(execution_id.as_str()), workflow: Arc::from(workflow.as_str()) };
-    let bus = event_bus(label, sinks, store.as_ref(), resume.as_ref().map(|r| r.last_seq).unwrap_or(0));
-    let bridge = Arc::new(ScriptBridge {
-        engine: engine.clone(),
-        ast: ast.clone(),
-        module,
-        cancel: cancel.clone(),
-        operations: Default::default(),
-    });
-    let mut env = ExecEnv::new(
-        runtime.handle().clone(),
-        bus.clone(),
-        cancel.clone(),
-        bridge,
-        options.max_concurrency,
-        options.dry_run,
-    );
-    env.committed = store.as_ref().and_then(|s| s.committed());
-    env.replay = resume.as_ref().map(|r| r.replay.clone());
-    env.mocks = options.mocks.clone();
-    if let Some(store) = &store {
-        let (store, id) = (store.clone(), execution_id.clone());
-        env.on_planned = Some(Box::new(move |n| store.planned(&id, n)));
-    }
-    run_state.set_env(Arc::new(env));
-    let watcher = store.as_ref().map(|s| CancelWatcher::start(s.clone(), &execution_id, cancel.clone(), nudged));
-    let last_resort = LastResort::arm(options.owns_process, &cancel, bus.clone(), store.clone(), &execution_id);
+}
 
-    let resumed = resume.is_some();
-    bus.emit(Payload::WorkflowStarted { resumed, parameters: parameters.clone() });
-    if let Some(killed) = resume.as_ref().map(|r| &r.left_behind).filter(|pids| !pids.is_empty()) {
+/// Wires the executor of a run: closures of the compiled script, the store's commits, what a
+/// resume replays, the mocks of a bundle test.
+fn connect(
+    host: &Host,
+    options: &RunOptions,
+    script: &Compiled,
+    bus: &Arc<EventBus>,
+    store: Option<&Arc<dyn Store>>,
+    resume: Option<&ResumeFrom>,
+    execution_id: &str,
+) {
+    let bridge = Arc::new(host.script_bridge(script.ast.clone(), script.module.clone()));
+    host.connect(bus.clone(), bridge, options.max_concurrency, |env| {
+        env.committed = store.and_then(|s| s.committed());
+        env.replay = resume.map(|r| r.replay.clone());
+        env.mocks = options.mocks.clone();
+        if let Some(store) = store {
+            let (store, id) = (store.clone(), execution_id.to_string());
+            env.on_planned = Some(Box::new(move |n| store.planned(&id, n)));
+        }
+    });
+}
+
+type Outcome = Result<Result<Dynamic, Box<EvalAltResult>>, EnginePanicked>;
+
+/// Announces the start and evaluates the script; a script that returned while a task it
+/// started failed unnoticed has failed.
+fn evaluate(
+    host: &Host,
+    options: &RunOptions,
+    script: &Compiled,
+    globals: &Globals,
+    bus: &EventBus,
+    resume: Option<&ResumeFrom>,
+) -> Outcome {
+    bus.emit(Payload::WorkflowStarted { resumed: globals.resumed, parameters: globals.parameters.clone() });
+    if let Some(killed) = resume.map(|r| &r.left_behind).filter(|pids| !pids.is_empty()) {
         let message = format!("killed what the previous run left running: process(es) {killed:?}");
         bus.emit(Payload::Log { level: LogLevel::Warn, message });
     }
     let mut scope = Scope::new();
-    scope.push_constant("params", from_json(&parameters));
-    scope.push_constant("ctx", context(&execution_id, &workflow, &parameters, resumed, options.deployment.as_ref()));
-    for (name, value) in arguments {
-        scope.push_constant(name, value);
+    globals.push(&mut scope);
+    for (name, value) in &script.arguments {
+        scope.push_constant(name.as_str(), value.clone());
     }
-
-    let outcome = script::limits::guarded(&cancel, None, || {
-        catch_unwind(AssertUnwindSafe(|| engine.eval_ast_with_scope::<Dynamic>(&mut scope, &ast)))
-    });
+    let engine = &host.engine;
+    let outcome =
+        script::limits::evaluate(&host.cancel, None, || engine.eval_ast_with_scope::<Dynamic>(&mut scope, &script.ast));
     // A bundle workflow's error is about its function: the call rhaiflow wrote adds nothing.
     // Limits stop a script without naming the function: their position is in that call.
     let outcome = match (outcome, &options.workflow) {
@@ -350,14 +421,15 @@ fn run_execution(
         })),
         (outcome, _) => outcome,
     };
-    let unnoticed = run_state.wait_standard_tasks();
-    // A script that returned while a task it started failed unnoticed has failed.
-    let outcome = match (outcome, unnoticed) {
+    match (outcome, host.run_state.wait_standard_tasks()) {
         (Ok(Ok(_)), Some(error)) => Ok(Err(error.into_rhai())),
         (outcome, _) => outcome,
-    };
+    }
+}
 
-    let ending = match outcome {
+/// How the evaluation ended, as a status, a result and a diagnostic.
+fn classify_outcome(outcome: Outcome, host: &Host, options: &RunOptions, script: &Compiled) -> Ending {
+    match outcome {
         Ok(Ok(value)) => match crate::value::check_nesting(&value, || "the workflow's result".into()) {
             Ok(()) => Ending {
                 status: Status::Succeeded,
@@ -367,37 +439,17 @@ fn run_execution(
             Err(e) => Ending::failed(Diagnostic::plain(Code::ResultTooDeep, e.to_string())),
         },
         Ok(Err(err)) => {
-            let mut diagnostic = Diagnostic::runtime(&err, &shown, &run_state.module_sources);
-            name_the_limit(&mut diagnostic, &options.limits);
-            if let (Some(w), true) = (&options.workflow, diagnostic.labels.is_empty()) {
-                point_at_function(&mut diagnostic, &source, &w.function);
+            let mut diagnostic = Diagnostic::runtime(&err, &script.shown, &host.run_state.module_sources);
+            if let Some(message) = script::limits::limit_reached(&err, &host.engine) {
+                diagnostic.message = message;
             }
-            let nothing_ran = !run_state.env().anything_started();
+            if let (Some(w), true) = (&options.workflow, diagnostic.labels.is_empty()) {
+                point_at_function(&mut diagnostic, &script.source, &w.function);
+            }
+            let nothing_ran = !host.run_state.env().anything_started();
             Ending { status: classify(&err, nothing_ran), result: None, diagnostic: Some(diagnostic) }
         }
-        Err(_) => Ending::failed(Diagnostic::bug("the script engine panicked on this script")),
-    };
-    let (ending, dry_run_stopped_early) = ending.unless_a_dry_run_stopped(options.dry_run, &run_state, &bus);
-    let ending = ending.unless_unrecorded(store.as_deref(), options.deployment.as_deref());
-    let ending = ending.unless_a_bug(run_state.env().bug());
-    last_resort.claim_end();
-    let Ending { status, result, diagnostic } = announce_the_end(&bus, ending, store.as_deref(), &execution_id);
-    drop(watcher);
-    let graphs = run_state.graphs.lock().clone();
-    let dry_result_used_at = *run_state.dry_results_used.lock();
-    // Closures stopped by a forced cancel may still be unwinding: don't wait for them.
-    runtime.shutdown_background();
-    RunReport {
-        execution_id,
-        workflow,
-        status,
-        result,
-        diagnostic,
-        graphs,
-        dry_result_used_at,
-        dry_run_stopped_early,
-        elapsed: started.elapsed(),
-        store_path: store_path.filter(|_| store.is_some()),
+        Err(panicked) => Ending::failed(panicked.diagnostic("this script")),
     }
 }
 
@@ -552,37 +604,6 @@ fn store_failed(error: &StoreError) -> Diagnostic {
 fn deployment_not_recorded(lost: &NotRecorded) -> Diagnostic {
     Diagnostic::plain(Code::Deployments, lost.to_string())
         .with_help("the stored deployment is as the store last recorded it, not as this run left the instances")
-}
-
-/// A script stopped by a limit is told which limit, and how large it is.
-fn name_the_limit(diagnostic: &mut Diagnostic, limits: &Limits) {
-    diagnostic.message = match diagnostic.code {
-        Code::OperationsLimit => script::limits::operations_reached(limits.max_operations),
-        Code::CallDepth => script::limits::call_depth_reached(limits.max_call_levels),
-        _ => return,
-    };
-}
-
-/// `ctx` as scripts see it (section 3); the deployment model fills `nodes` later.
-fn context(
-    execution_id: &str,
-    workflow: &str,
-    parameters: &Value,
-    resumed: bool,
-    deployment: Option<&Arc<Deployment>>,
-) -> Dynamic {
-    let mut ctx = Map::new();
-    ctx.insert("execution_id".into(), execution_id.into());
-    ctx.insert("workflow_id".into(), workflow.into());
-    ctx.insert("parameters".into(), from_json(parameters));
-    ctx.insert("resume".into(), resumed.into());
-    let (nodes, instances) = deployment.map(crate::script::api::deployment_nodes).unwrap_or_default();
-    ctx.insert("nodes".into(), Dynamic::from_array(nodes));
-    ctx.insert("node_instances".into(), Dynamic::from_array(instances));
-    if let Some(d) = deployment {
-        ctx.insert("deployment".into(), crate::script::api::deployment_handle(d));
-    }
-    Dynamic::from_map(ctx)
 }
 
 /// Exit code of a script that ended with an error (section 1): a cancel is 3; invalid input

@@ -73,6 +73,17 @@ impl RecordedOptions {
         }
     }
 
+    /// Gives `options` what `of` took from the options of the run that recorded this (the
+    /// bundle workflow and the deployment are found again by the resume).
+    pub(super) fn apply_to(&self, options: &mut RunOptions) {
+        options.task_retries = self.task_retries;
+        options.retry_interval = self.retry_interval;
+        options.max_concurrency = self.max_concurrency;
+        options.limits.max_operations = self.max_operations;
+        options.limits.max_memory = self.max_memory;
+        options.limits.max_tasks = self.max_tasks;
+    }
+
     pub(super) fn to_json(&self) -> Value {
         serde_json::to_value(self).unwrap_or(Value::Null)
     }
@@ -83,5 +94,40 @@ impl RecordedOptions {
             path: store.to_path_buf(),
             message: format!("the options of execution {id} cannot be read: {e}"),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Resume read back, key by key, what run wrote: a limit missed on one side ran the resumed
+    // execution with a default instead of what its first run was given.
+    #[test]
+    fn the_options_a_run_records_are_the_options_its_resume_runs_with() {
+        let mut run = RunOptions::new("flow.rhai");
+        run.task_retries = 3;
+        run.retry_interval = 0.5;
+        run.max_concurrency = Some(2);
+        run.limits.max_operations = 1234;
+        run.limits.max_memory = 5 << 20;
+        run.limits.max_tasks = 77;
+        let written = RecordedOptions::of(&run).to_json();
+        let mut resumed = RunOptions::new("flow.rhai");
+        RecordedOptions::read(&written, Path::new("store.db"), "e").unwrap().apply_to(&mut resumed);
+        assert_eq!(
+            (resumed.task_retries, resumed.retry_interval, resumed.max_concurrency),
+            (run.task_retries, run.retry_interval, run.max_concurrency)
+        );
+        let limits = |o: &RunOptions| (o.limits.max_operations, o.limits.max_memory, o.limits.max_tasks);
+        assert_eq!(limits(&resumed), limits(&run));
+    }
+
+    // A damaged record was filled in with defaults instead of being reported.
+    #[test]
+    fn options_of_the_wrong_type_are_reported_as_damage() {
+        let mut written = RecordedOptions::of(&RunOptions::new("flow.rhai")).to_json();
+        written["task_retries"] = Value::from("three");
+        assert!(matches!(RecordedOptions::read(&written, Path::new("s.db"), "e"), Err(StoreError::Corrupt { .. })));
     }
 }

@@ -7,14 +7,14 @@ use std::time::Instant;
 
 use serde_json::Value;
 
-use super::recorded::RecordedOptions;
+use super::deployment::{attach_deployment, DeploymentSource};
+use super::recorded::{RecordedBundle, RecordedOptions};
 use super::{run_execution, BundleWorkflow, RunOptions, RunReport, StoreChoice};
-use crate::deploy::Deployment;
 use crate::diagnostic::{Code, Diagnostic};
 use crate::events::{EventSink, TaskKind};
 use crate::exec::{Replay, ReplayedTask};
 use crate::script::ModuleRoot;
-use crate::store::{self, ExecutionStatus, StoreError};
+use crate::store::{self, ExecutionRecord, ExecutionStatus, Store, StoreError, StoredTask};
 
 /// What a resumed execution takes over from its first run.
 pub(super) struct ResumeFrom {
@@ -31,89 +31,27 @@ pub(super) struct ResumeFrom {
 /// its script runs again with its parameters; tasks that succeeded give their stored result.
 pub fn resume(store_path: &Path, id: &str, sinks: Vec<Box<dyn EventSink>>, owns_process: bool) -> RunReport {
     let started = Instant::now();
-    let invalid = |d: Diagnostic| RunReport::invalid(id.to_string(), String::new(), d, started);
-    let fail = |code: Code, message: String| invalid(Diagnostic::plain(code, message));
     let store = match store::open(store_path) {
         Ok(s) => s,
-        Err(e) => return invalid(e.into()),
+        Err(e) => return RunReport::invalid(id.into(), String::new(), e.into(), started),
     };
-    let (record, tasks) = match store.execution(id).and_then(|r| Ok((store.tasks(&r.id)?, r))) {
-        Ok((tasks, record)) => (record, tasks),
-        Err(e) => return invalid(e.into()),
+    let (record, tasks) = match claim(store.as_ref(), id) {
+        Ok(claimed) => claimed,
+        Err(d) => return RunReport::invalid(id.into(), String::new(), d, started),
     };
-    match record.status {
-        ExecutionStatus::Succeeded => {
-            return fail(Code::Resume, format!("execution {} already succeeded: nothing to resume", record.id))
-        }
-        ExecutionStatus::Running if !record.crashed() => {
-            return fail(
-                Code::Resume,
-                format!("execution {} is still running (process {}); cancel it first", record.id, record.pid),
-            )
-        }
-        _ => {}
-    }
-    match store.claim(&record, std::process::id()) {
-        Ok(true) => {}
-        Ok(false) => {
-            return fail(Code::Resume, format!("execution {} is being resumed by another process already", record.id))
-        }
-        Err(e) => return invalid(e.into()),
-    }
     // Its tasks run again: what the previous run started must not run beside them.
     let left_behind = crate::exec::left_behind::end_left_behind(&record.id);
-    let replay = Replay::new(
-        record.id.clone(),
-        tasks.iter().filter(|t| t.kind != TaskKind::Subgraph).filter_map(|t| {
-            let success = t.state.is_done().then(|| t.result.clone().unwrap_or(Value::Null));
-            Some((t.index()?, ReplayedTask { name: t.name.clone(), kind: t.kind, success }))
-        }),
-    );
-    let mut options = RunOptions::new(&record.script);
-    options.parameters = record.parameters.as_object().cloned().unwrap_or_default();
-    let mut recorded = match RecordedOptions::read(&record.options, store_path, &record.id) {
+    let recorded = match RecordedOptions::read(&record.options, store_path, &record.id) {
         Ok(recorded) => recorded,
-        Err(e) => return invalid(e.into()),
+        Err(e) => return RunReport::invalid(id.into(), String::new(), e.into(), started),
     };
-    options.task_retries = recorded.task_retries;
-    options.retry_interval = recorded.retry_interval;
-    options.max_concurrency = recorded.max_concurrency;
-    options.limits.max_operations = recorded.max_operations;
-    options.limits.max_memory = recorded.max_memory;
-    options.limits.max_tasks = recorded.max_tasks;
-    if let Some(bundle) = recorded.bundle.take() {
-        let mut root = ModuleRoot { name: bundle.plugin, dir: bundle.dir };
-        // The built-in workflows live in a scratch folder that may be gone since.
-        if root.name == "builtin" {
-            match crate::bundle::builtin::bundle() {
-                Ok(builtin) => root.dir = builtin.dir,
-                Err(d) => return RunReport::invalid(record.id.clone(), record.workflow.clone(), d, started),
-            }
-        }
-        options.script = root.dir.join(format!("{}.rhai", bundle.module));
-        options.modules = vec![root.clone()];
-        options.workflow = Some(BundleWorkflow {
-            name: bundle.workflow,
-            module: bundle.module,
-            function: bundle.function,
-            bundle: root,
-        });
-    }
-    if let Some(name) = &recorded.deployment {
-        let resumed = resumed_deployment(name, &recorded, store_path, &options.modules);
-        match resumed {
-            Ok((deployment, roots)) => {
-                options.deployment = Some(deployment);
-                options.modules.extend(roots);
-            }
-            Err(d) => return RunReport::invalid(record.id.clone(), record.workflow.clone(), d, started),
-        }
-    }
-    options.owns_process = owns_process;
-    options.store = StoreChoice::File(store_path.to_path_buf());
+    let options = match recorded_options(&record, recorded, store_path, owns_process) {
+        Ok(options) => options,
+        Err(d) => return RunReport::invalid(record.id.clone(), record.workflow.clone(), d, started),
+    };
     let from = ResumeFrom {
         execution_id: record.id.clone(),
-        replay: Arc::new(replay),
+        replay: Arc::new(replay(&record, &tasks)),
         last_seq: record.last_seq,
         resumes: record.resumes + 1,
         started_at: record.started_at.clone(),
@@ -122,27 +60,99 @@ pub fn resume(store_path: &Path, id: &str, sinks: Vec<Box<dyn EventSink>>, owns_
     run_execution(&options, sinks, Some(store), Some(store_path.to_path_buf()), Some(from), started)
 }
 
+/// The execution `id` and its tasks, taken over for this process: refused when it succeeded,
+/// still runs, or another process resumes it already.
+fn claim(store: &dyn Store, id: &str) -> Result<(ExecutionRecord, Vec<StoredTask>), Diagnostic> {
+    let store_failed = |e: StoreError| Diagnostic::from(e);
+    let record = store.execution(id).map_err(store_failed)?;
+    let tasks = store.tasks(&record.id).map_err(store_failed)?;
+    let refused = |message: String| Err(Diagnostic::plain(Code::Resume, message));
+    match record.status {
+        ExecutionStatus::Succeeded => {
+            return refused(format!("execution {} already succeeded: nothing to resume", record.id))
+        }
+        ExecutionStatus::Running if !record.crashed() => {
+            return refused(format!(
+                "execution {} is still running (process {}); cancel it first",
+                record.id, record.pid
+            ))
+        }
+        _ => {}
+    }
+    match store.claim(&record, std::process::id()) {
+        Ok(true) => Ok((record, tasks)),
+        Ok(false) => refused(format!("execution {} is being resumed by another process already", record.id)),
+        Err(e) => Err(super::not_begun(e)),
+    }
+}
+
+/// The stored results a resumed execution's tasks give instead of running again.
+fn replay(record: &ExecutionRecord, tasks: &[StoredTask]) -> Replay {
+    Replay::new(
+        record.id.clone(),
+        tasks.iter().filter(|t| t.kind != TaskKind::Subgraph).filter_map(|t| {
+            let success = t.state.is_done().then(|| t.result.clone().unwrap_or(Value::Null));
+            Some((t.index()?, ReplayedTask { name: t.name.clone(), kind: t.kind, success }))
+        }),
+    )
+}
+
+/// The run's options as the execution recorded them, with its bundle workflow and its
+/// deployment found again.
+fn recorded_options(
+    record: &ExecutionRecord,
+    recorded: RecordedOptions,
+    store_path: &Path,
+    owns_process: bool,
+) -> Result<RunOptions, Diagnostic> {
+    let mut options = RunOptions::new(&record.script);
+    options.parameters = record.parameters.as_object().cloned().unwrap_or_default();
+    recorded.apply_to(&mut options);
+    options.owns_process = owns_process;
+    options.store = StoreChoice::File(store_path.to_path_buf());
+    if let Some(bundle) = &recorded.bundle {
+        bundle_workflow(&mut options, bundle)?;
+    }
+    if let Some(name) = &recorded.deployment {
+        resumed_deployment(&mut options, name, &recorded, store_path)?;
+    }
+    Ok(options)
+}
+
+/// Points `options` at the bundle workflow an execution ran.
+fn bundle_workflow(options: &mut RunOptions, bundle: &RecordedBundle) -> Result<(), Diagnostic> {
+    let mut root = ModuleRoot { name: bundle.plugin.clone(), dir: bundle.dir.clone() };
+    // The built-in workflows live in a scratch folder that may be gone since.
+    if root.name == "builtin" {
+        root.dir = crate::bundle::builtin::bundle()?.dir;
+    }
+    options.script = root.dir.join(format!("{}.rhai", bundle.module));
+    options.modules = vec![root.clone()];
+    options.workflow = Some(BundleWorkflow {
+        name: bundle.workflow.clone(),
+        module: bundle.module.clone(),
+        function: bundle.function.clone(),
+        bundle: root,
+    });
+    Ok(())
+}
+
 /// The deployment a resumed execution ran on: the stored one as it is now, or the
 /// throw-away one of its blueprint again; with the bundles its operations call.
 fn resumed_deployment(
+    options: &mut RunOptions,
     name: &str,
     recorded: &RecordedOptions,
     store_path: &Path,
-    known: &[ModuleRoot],
-) -> Result<(Arc<Deployment>, Vec<ModuleRoot>), Diagnostic> {
-    let deployment = if recorded.deployment_stored {
-        let deployment = crate::store::DeploymentStore::open(store_path)
-            .and_then(|s| s.load(name))
-            .map_err(StoreError::into_deployments_diagnostic)?;
-        // The script must build the graph it built: from the states the execution began with.
-        if let Some(snapshot) = recorded.deployment_snapshot.as_ref().filter(|s| s.is_array()) {
-            deployment.restore_snapshot(snapshot);
-        }
-        deployment
-    } else {
+) -> Result<(), Diagnostic> {
+    if !recorded.deployment_stored {
         let path = PathBuf::from(recorded.blueprint.as_deref().unwrap_or_default());
-        Arc::new(Deployment::new(name, crate::deploy::Blueprint::load(&path)?))
-    };
-    let roots = crate::bundle::plugins::resolve(&deployment.blueprint, known)?;
-    Ok((deployment, roots))
+        return attach_deployment(options, DeploymentSource::Blueprint { path: &path, name }).map(drop);
+    }
+    let deployment = attach_deployment(options, DeploymentSource::Stored { name, store: store_path })?;
+    // The script must build the graph it built: from the states the execution began with.
+    if let Some(snapshot) = recorded.deployment_snapshot.as_ref().filter(|s| s.is_array()) {
+        deployment.restore_snapshot(snapshot);
+    }
+    Ok(())
 }

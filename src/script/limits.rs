@@ -58,12 +58,20 @@ pub fn call_depth_reached(max_call_levels: usize) -> String {
 /// value, as the top level names it, instead of Rhai's bare "Too many operations".
 pub fn task_error(err: &EvalAltResult, engine: &Engine) -> TaskError {
     let mut error = TaskError::from_rhai(err);
-    match innermost(err) {
-        EvalAltResult::ErrorTooManyOperations(_) => error.message = operations_reached(engine.max_operations()),
-        EvalAltResult::ErrorStackOverflow(_) => error.message = call_depth_reached(engine.max_call_levels()),
-        _ => {}
+    if let Some(message) = limit_reached(err, engine) {
+        error.message = message;
     }
     error
+}
+
+/// What a person reads when `err` is one of the engine's own limits (operations, call
+/// depth), which Rhai reports without its value: the limit and how large `engine` set it.
+pub fn limit_reached(err: &EvalAltResult, engine: &Engine) -> Option<String> {
+    match innermost(err) {
+        EvalAltResult::ErrorTooManyOperations(_) => Some(operations_reached(engine.max_operations())),
+        EvalAltResult::ErrorStackOverflow(_) => Some(call_depth_reached(engine.max_call_levels())),
+        _ => None,
+    }
 }
 
 struct Guard {
@@ -140,15 +148,40 @@ pub fn wait_interruptibly<T>(mut wait: impl FnMut(Duration) -> Option<T>) -> Res
     }
 }
 
-/// Runs `f` with cancel and an optional timeout watching any script it evaluates.
-pub fn guarded<R>(cancel: &Arc<CancelState>, timeout: Option<f64>, f: impl FnOnce() -> R) -> R {
+/// A panic inside the script engine, caught by `evaluate`: a bug in rhaiflow, not in the script.
+#[derive(Debug)]
+pub struct EnginePanicked;
+
+impl EnginePanicked {
+    /// The diagnostic of a panic met while evaluating `what` (`this script`, `this line`).
+    pub fn diagnostic(self, what: &str) -> crate::diagnostic::Diagnostic {
+        crate::diagnostic::Diagnostic::bug(format!("the script engine panicked on {what}"))
+    }
+
+    /// The error of a task whose script code (`a closure`, `an operation`) panicked the engine.
+    pub fn task_error(self, what: &str) -> TaskError {
+        TaskError::new(
+            crate::task::ErrorKind::NonRecoverable,
+            crate::diagnostic::bug_message(format_args!("the script engine panicked while running {what}")),
+        )
+    }
+}
+
+/// The one guarded evaluation every script evaluation goes through (the top level, a REPL
+/// line, a closure, an operation): cancel and an optional timeout watch it, and a panic inside
+/// the engine comes back as `EnginePanicked` instead of unwinding through the caller.
+pub fn evaluate<T>(
+    cancel: &Arc<CancelState>,
+    timeout: Option<f64>,
+    f: impl FnOnce() -> Result<T, Box<EvalAltResult>>,
+) -> Result<Result<T, Box<EvalAltResult>>, EnginePanicked> {
     // A timeout too large for a clock is no deadline at all (it must not panic the thread).
     let deadline = timeout.and_then(|secs| {
         let after = Duration::try_from_secs_f64(secs.max(0.0)).ok()?;
         Some((Instant::now().checked_add(after)?, secs))
     });
     let previous = GUARD.with(|g| g.replace(Some(Guard { cancel: cancel.clone(), deadline })));
-    let result = f();
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|_| EnginePanicked);
     GUARD.with(|g| *g.borrow_mut() = previous);
     result
 }
@@ -156,6 +189,18 @@ pub fn guarded<R>(cancel: &Arc<CancelState>, timeout: Option<f64>, f: impl FnOnc
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // A panic inside the engine must come back as an error (a bug to report), with the
+    // cancel guard of the thread put back, never unwind into the executor or the REPL.
+    #[test]
+    fn a_panic_inside_an_evaluation_comes_back_as_engine_panicked() {
+        let cancel = Arc::new(CancelState::default());
+        let outcome = evaluate::<()>(&cancel, Some(5.0), || panic!("inside the engine"));
+        assert!(matches!(outcome, Err(EnginePanicked)));
+        assert!(GUARD.with(|g| g.borrow().is_none()), "the guard outlived the evaluation");
+        let d = EnginePanicked.diagnostic("this script");
+        assert_eq!(d.message, "this is a bug in rhaiflow: the script engine panicked on this script; please report it");
+    }
 
     // With Rhai's size limits on, every `push` re-measured the whole array: 100,000
     // `a.push(noop(..))` took 8.3 s, against 0.29 s without (benches/, docs/PERFORMANCE.md).

@@ -11,7 +11,6 @@ pub mod reference;
 pub mod state;
 
 use std::collections::HashMap;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 use rhai::{Dynamic, Engine, FnPtr, Map, OptimizationLevel, AST};
@@ -128,16 +127,11 @@ fn task_result(value: Dynamic) -> Result<Dynamic, TaskError> {
 
 impl ScriptCalls for ScriptBridge {
     fn call(&self, closure: &FnPtr, args: Vec<Dynamic>, timeout: Option<f64>) -> Result<Dynamic, TaskError> {
-        limits::guarded(&self.cancel, timeout, || {
-            match catch_unwind(AssertUnwindSafe(|| self.call_closure(closure, args))) {
-                Ok(Ok(value)) => task_result(value),
-                Ok(Err(err)) => Err(limits::task_error(&err, &self.engine)),
-                Err(_) => Err(TaskError::new(
-                    ErrorKind::NonRecoverable,
-                    "this is a bug in rhaiflow: the script engine panicked while running a closure; please report it with the script",
-                )),
-            }
-        })
+        match limits::evaluate(&self.cancel, timeout, || self.call_closure(closure, args)) {
+            Ok(Ok(value)) => task_result(value),
+            Ok(Err(err)) => Err(limits::task_error(&err, &self.engine)),
+            Err(panicked) => Err(panicked.task_error("a closure")),
+        }
     }
 
     fn task_handle(&self, task: &Arc<TaskCell>) -> Dynamic {
@@ -175,16 +169,12 @@ impl ScriptCalls for ScriptBridge {
         let mut scope = rhai::Scope::new();
         scope.push("ctx", operation_context(call, retry_number));
         scope.push("inputs", crate::value::from_json(&serde_json::Value::Object(call.inputs.clone())));
-        limits::guarded(&self.cancel, timeout, || {
-            match catch_unwind(AssertUnwindSafe(|| self.engine.eval_ast_with_scope::<Dynamic>(&mut scope, &entry))) {
-                Ok(Ok(value)) => task_result(value),
-                Ok(Err(err)) => Err(limits::task_error(&err, &self.engine)),
-                Err(_) => Err(TaskError::new(
-                    ErrorKind::NonRecoverable,
-                    "this is a bug in rhaiflow: the script engine panicked while running an operation; please report it",
-                )),
-            }
-        })
+        match limits::evaluate(&self.cancel, timeout, || self.engine.eval_ast_with_scope::<Dynamic>(&mut scope, &entry))
+        {
+            Ok(Ok(value)) => task_result(value),
+            Ok(Err(err)) => Err(limits::task_error(&err, &self.engine)),
+            Err(panicked) => Err(panicked.task_error("an operation")),
+        }
     }
 }
 

@@ -59,6 +59,13 @@ struct Pending {
     closed: bool,
 }
 
+impl Pending {
+    /// Emitters wait for room (unless the writer is gone, and nothing more is kept).
+    fn is_full(&self) -> bool {
+        self.batch.bytes >= QUEUE_BYTES && !self.closed
+    }
+}
+
 #[derive(Default)]
 pub struct WriteQueue {
     pending: Mutex<Pending>,
@@ -76,8 +83,9 @@ impl WriteQueue {
 
     pub fn push_event(&self, execution_id: &Arc<str>, event: &Event) {
         let mut pending = self.pending.lock();
-        while pending.batch.bytes >= QUEUE_BYTES && !pending.closed {
-            self.room.wait(&mut pending);
+        if pending.is_full() {
+            drop(pending);
+            pending = self.wait_for_room();
         }
         if pending.closed {
             // The writer is gone (`abandon`): the failure reaches the run through the commit
@@ -100,6 +108,19 @@ impl WriteQueue {
     }
 
     /// Waits for something to write and takes all of it; `None` once closed and drained.
+    /// Parks until the writer took the queue (or stopped), without stalling the other tasks
+    /// of a tokio worker it may be on (`blocking::park`).
+    fn wait_for_room(&self) -> parking_lot::MutexGuard<'_, Pending> {
+        let wait = || {
+            let mut pending = self.pending.lock();
+            while pending.is_full() {
+                self.room.wait(&mut pending);
+            }
+            pending
+        };
+        crate::blocking::park(wait)
+    }
+
     pub fn take(&self) -> Option<Batch> {
         let mut pending = self.pending.lock();
         while pending.batch.is_empty() && !pending.closed {
@@ -138,6 +159,36 @@ impl WriteQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // An event emitted on a tokio worker while the queue was full parked the worker itself:
+    // every task queued behind it on that worker waited for the disk too (with one worker,
+    // the whole executor stopped until the writer caught up).
+    #[test]
+    fn a_full_queue_parks_the_emitter_not_the_tokio_worker() {
+        let queue = Arc::new(WriteQueue::default());
+        let id: Arc<str> = Arc::from("e");
+        let message = "x".repeat(4096);
+        let mut seq = 0;
+        while !queue.pending.lock().is_full() {
+            seq += 1;
+            let payload =
+                crate::events::Payload::Log { level: crate::events::LogLevel::Info, message: message.clone() };
+            queue.push_event(&id, &Event { seq, ts: std::time::SystemTime::now(), payload });
+        }
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).build().unwrap();
+        let (emitter, event) = (queue.clone(), id.clone());
+        runtime.spawn(async move {
+            let payload =
+                crate::events::Payload::Log { level: crate::events::LogLevel::Info, message: "one more".into() };
+            emitter.push_event(&event, &Event { seq: 0, ts: std::time::SystemTime::now(), payload });
+        });
+        let (ran, other_task_ran) = std::sync::mpsc::channel();
+        runtime.spawn(async move { ran.send(()).unwrap() });
+        let ran = other_task_ran.recv_timeout(std::time::Duration::from_secs(20));
+        queue.take();
+        runtime.shutdown_background();
+        assert!(ran.is_ok(), "a task behind the parked emitter never ran");
+    }
 
     // A writer that stopped left a flush waiting for an answer for ever.
     #[test]
