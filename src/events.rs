@@ -63,7 +63,7 @@ impl TaskKind {
     }
 }
 
-pub use bus::{CommitFeed, EventBus};
+pub use bus::EventBus;
 
 /// The error of a task a cancel stopped, as its `task_failed` event says it. The event's JSON
 /// has no other mark of a cancel: `executions show`, which reads stored events, tells a

@@ -8,27 +8,31 @@
 mod say;
 
 mod blocking;
-pub mod bundle;
+mod bundle;
 mod byte_size;
-pub mod cli;
+mod cli;
 mod console;
-pub mod deploy;
+mod deploy;
 pub mod diagnostic;
 mod embedded;
-pub mod events;
-pub mod exec;
-pub mod flow_file;
-pub mod graph;
-pub mod memory;
-pub mod names;
-pub mod repl;
-pub mod runner;
-pub mod script;
+mod events;
+mod exec;
+mod flow_file;
+#[doc(hidden)]
+pub mod fuzzing;
+mod graph;
+mod memory;
+mod names;
+mod repl;
+mod runner;
+mod script;
 mod seconds;
-pub mod store;
-pub mod task;
+mod store;
+mod task;
 mod timestamp;
-pub mod value;
-pub mod yaml;
+mod value;
+mod yaml;
 
+pub use cli::main;
 pub use runner::{resume, run, RunOptions, RunReport, Status, StoreChoice};
+pub use script::Limits;

@@ -15,7 +15,7 @@ use flate2::write::GzEncoder;
 use flate2::Compression;
 
 use libfuzzer_sys::fuzz_target;
-use rhaiflow::bundle::archive::unpack;
+use rhaiflow::fuzzing::unpack;
 use rhaiflow::diagnostic::render;
 
 fuzz_target!(|data: &[u8]| {

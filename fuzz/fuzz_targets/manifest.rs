@@ -8,17 +8,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use libfuzzer_sys::fuzz_target;
-use rhaiflow::bundle::manifest::defaults;
-use rhaiflow::bundle::Manifest;
-use rhaiflow::deploy::{Blueprint, Deployment};
+use rhaiflow::fuzzing::{defaults, parse_json, parse_yaml, Blueprint, Deployment, Manifest};
 use rhaiflow::diagnostic::render;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
-    if let Ok(node) = rhaiflow::yaml::parse(text) {
+    if let Ok(node) = parse_yaml(text) {
         let _ = node.to_json();
     }
-    let _ = rhaiflow::yaml::parse_json(text);
+    let _ = parse_json(text);
     match Manifest::parse("plugin.yaml", text) {
         Ok(manifest) => {
             for workflow in &manifest.workflows {

@@ -10,8 +10,7 @@ use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 use rhaiflow::diagnostic::render;
-use rhaiflow::script::Limits;
-use rhaiflow::{run, RunOptions, StoreChoice};
+use rhaiflow::{run, Limits, RunOptions, StoreChoice};
 
 /// One folder for the whole fuzzing process: each input overwrites the one script in it.
 fn script_path() -> &'static PathBuf {
@@ -35,7 +34,7 @@ fuzz_target!(|data: &[u8]| {
     options.limits = Limits {
         max_operations: 20_000,
         max_call_levels: 16,
-        max_memory: rhaiflow::memory::in_use() + (512 << 20),
+        max_memory: rhaiflow::fuzzing::memory_in_use() + (512 << 20),
         max_tasks: 10_000,
     };
     let report = run(&options, Vec::new());

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-pub use blueprint::{Blueprint, BlueprintError, Implementation, Operation};
+pub use blueprint::{Blueprint, Implementation, Operation};
 pub use model::{Deployment, InstanceData};
 
 /// Which end of a relationship an operation runs for.

@@ -529,7 +529,7 @@ mod tests {
         let label = ExecutionLabel { execution_id: Arc::from("e"), workflow: Arc::from("w") };
         let bus = Arc::new(EventBus::new(label, Vec::new()));
         let cancel = Arc::new(super::super::CancelState::default());
-        let env = ExecEnv::new(runtime.handle().clone(), bus, cancel, Arc::new(NoScripts), None, false);
+        let env = ExecEnv::new(runtime.handle().clone(), bus, cancel, Arc::new(NoScripts), None);
         let env = Arc::new(env);
         let action = TaskAction::SetState { deployment, instance, state: "started".into() };
         let cell = TaskCell::new("set_state", action, TaskSettings::with_defaults(0, 1.0), rhai::Position::NONE, 1);

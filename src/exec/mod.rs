@@ -88,8 +88,6 @@ pub struct ExecEnv {
     pub scripts: Arc<dyn ScriptCalls>,
     /// `--max-concurrency`: a permit per running attempt.
     pub limiter: Option<Arc<Semaphore>>,
-    /// `--dry-run`: build and validate, run nothing.
-    pub dry_run: bool,
     /// The threads that run closures and handlers.
     pub scripts_pool: ScriptPool,
     /// How far the store's commits got (or the write that failed); `None` when the store is
@@ -116,7 +114,6 @@ impl ExecEnv {
         cancel: Arc<CancelState>,
         scripts: Arc<dyn ScriptCalls>,
         max_concurrency: Option<usize>,
-        dry_run: bool,
     ) -> Self {
         ExecEnv {
             runtime,
@@ -124,7 +121,6 @@ impl ExecEnv {
             cancel,
             scripts,
             limiter: max_concurrency.map(|n| Arc::new(Semaphore::new(n.max(1)))),
-            dry_run,
             scripts_pool: ScriptPool::new(script_threads()),
             committed: None,
             replay: None,

@@ -392,14 +392,8 @@ mod tests {
         let events = Arc::new(Mutex::new(Vec::new()));
         let label = ExecutionLabel { execution_id: "e".into(), workflow: "w".into() };
         let bus = Arc::new(EventBus::new(label, vec![Box::new(Recorder(events.clone()))]));
-        let env = ExecEnv::new(
-            runtime.handle().clone(),
-            bus,
-            Arc::new(CancelState::default()),
-            Arc::new(FakeScripts),
-            None,
-            false,
-        );
+        let env =
+            ExecEnv::new(runtime.handle().clone(), bus, Arc::new(CancelState::default()), Arc::new(FakeScripts), None);
         let plan = Plan::build(graph).unwrap();
         let result = runtime.block_on(execute_plan(plan, Arc::new(env), fail_fast));
         let seen = events.lock().clone();
@@ -426,7 +420,7 @@ mod tests {
         let label = ExecutionLabel { execution_id: "e".into(), workflow: "w".into() };
         let bus = Arc::new(EventBus::new(label, Vec::new()));
         let scripts = Arc::new(PanicsInHandles);
-        let env = Arc::new(ExecEnv::new(runtime.handle().clone(), bus, Arc::default(), scripts, None, false));
+        let env = Arc::new(ExecEnv::new(runtime.handle().clone(), bus, Arc::default(), scripts, None));
         let (bad, later) = (closure("bad", "fail"), closure("later", "ok"));
         bad.configure(|s| s.on_failure = Some(FnPtr::new("handler").unwrap()));
         let mut g = TaskGraph::default();
@@ -540,8 +534,7 @@ mod tests {
         let bus = Arc::new(EventBus::new(label, vec![Box::new(store), Box::new(Recorder(Arc::clone(&events)))]));
         let scripts =
             Arc::new(SeesCommitted { committed: committed.clone(), a_seq, a_on_disk_when_b_ran: seen_by_b.clone() });
-        let mut env =
-            ExecEnv::new(runtime.handle().clone(), bus, Arc::new(CancelState::default()), scripts, None, false);
+        let mut env = ExecEnv::new(runtime.handle().clone(), bus, Arc::new(CancelState::default()), scripts, None);
         env.committed = Some(committed);
         let mut g = TaskGraph::default();
         let (a, b) = (closure("a", "a"), closure("b", "b"));

@@ -20,7 +20,7 @@ use crate::diagnostic::{Code, Diagnostic, Source};
 use crate::graph::flow_spec::{self, FlowNode};
 
 use crate::yaml::{self, Node};
-pub use tasks::{Action, TaskSpec};
+pub use tasks::TaskSpec;
 
 /// A flow file, read and validated.
 pub struct FlowFile {

@@ -67,10 +67,6 @@ impl<I: Idx, T> IndexVec<I, T> {
         self.raw.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.raw.is_empty()
-    }
-
     /// The index the next `push` returns.
     pub fn next_index(&self) -> I {
         I::new(self.raw.len())

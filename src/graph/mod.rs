@@ -22,7 +22,7 @@ use petgraph::Direction;
 use crate::task::{Slot, TaskCell};
 
 pub use index::{Idx, IndexVec, TaskIx, VertexIx};
-pub use plan::{CycleError, Plan, PlanTask, Role, Vertex};
+pub use plan::{Plan, PlanTask, Role};
 pub use render::{render, Format};
 
 /// A mistake in how a script builds a graph. Thrown into the script as a recoverable error.

@@ -99,9 +99,8 @@ impl Host {
         max_concurrency: Option<usize>,
         configure: impl FnOnce(&mut ExecEnv),
     ) {
-        let dry_run = self.run_state.settings.dry_run;
         let handle = self.runtime().handle().clone();
-        let mut env = ExecEnv::new(handle, bus, self.cancel.clone(), calls, max_concurrency, dry_run);
+        let mut env = ExecEnv::new(handle, bus, self.cancel.clone(), calls, max_concurrency);
         configure(&mut env);
         self.run_state.set_env(Arc::new(env));
     }

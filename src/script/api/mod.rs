@@ -8,8 +8,8 @@ mod misc;
 mod tasks;
 pub(crate) use tasks::seconds;
 
-pub use deployment::{DeploymentHandle, InstanceHandle, NodeHandle, RelationshipHandle};
-pub use graph::{GraphHandle, GraphShared, SubgraphHandle};
+pub use deployment::DeploymentHandle;
+pub use graph::{GraphHandle, GraphShared};
 pub use tasks::TaskHandle;
 
 use rhai::Engine;
