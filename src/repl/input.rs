@@ -1,7 +1,7 @@
 //! The line editor's helper and when input goes on: an unfinished block (an open bracket,
 //! brace or string) or expression (a trailing operator) continues on the next line, and Tab
-//! completes host functions, methods and properties after a dot (both as the engine's
-//! metadata lists them), the session's variables and functions, and `:commands`.
+//! completes host functions, methods and properties after a dot (both as their registrations
+//! document them), the session's variables and functions, and `:commands`.
 
 use std::borrow::Cow;
 

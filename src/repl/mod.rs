@@ -4,7 +4,8 @@
 //!
 //! `session` holds the scope and the host that runs lines; `input` is the line editor's
 //! helper (when input goes on, completion); `progress` shows what a line runs as `run` does;
-//! `help` is what `:help` prints. The host API both read is the engine's own metadata.
+//! `help` is what `:help` prints. The host API both read is documented where it is
+//! registered (`script::reference`).
 
 pub mod help;
 pub mod input;
@@ -62,7 +63,7 @@ pub fn run(options: ReplOptions) -> i32 {
             return 2;
         }
     };
-    let functions = reference::host_functions(session.engine());
+    let functions = reference::host_functions();
     let completion = InputHelper::new(&functions);
     let host_words = completion.words.clone();
     editor.set_helper(Some(completion));

@@ -1,9 +1,6 @@
 //! The host API as the engine knows it: every registered function with the documentation
-//! written beside its registration (`api::doc`), read back from Rhai's metadata. The REPL's
+//! written beside its registration (`api::doc`), recorded as it is registered. The REPL's
 //! `:help` and Tab completion, and the generated part of docs/REFERENCE.md, come from here.
-
-use rhai::Engine;
-use serde_json::Value;
 
 /// One registered host function (one overload).
 #[derive(Clone, Debug, PartialEq)]
@@ -30,42 +27,14 @@ impl HostFunction {
     }
 }
 
-/// The functions the host registered on `engine` (Rhai's standard library left out), in
-/// name order.
-pub fn host_functions(engine: &Engine) -> Vec<HostFunction> {
-    let json = engine.gen_fn_metadata_to_json(false).unwrap_or_default();
-    let metadata: Value = serde_json::from_str(&json).unwrap_or_default();
-    let mut found = Vec::new();
-    collect(&metadata, "", &mut found);
+/// The functions the host registers, with their docs, in name order: read from an engine
+/// built for the purpose while `api::doc` records them.
+pub fn host_functions() -> Vec<HostFunction> {
+    let mut found = super::api::doc::recording(|| {
+        super::build_engine(&std::sync::Weak::new(), &super::Limits::default(), Vec::new());
+    });
+    found.sort_by(|a, b| a.name.cmp(&b.name));
     found
-}
-
-fn collect(module: &Value, prefix: &str, found: &mut Vec<HostFunction>) {
-    for f in module["functions"].as_array().into_iter().flatten() {
-        found.push(read(f, prefix));
-    }
-    for (name, sub) in module["modules"].as_object().into_iter().flatten() {
-        collect(sub, &format!("{prefix}{name}::"), found);
-    }
-}
-
-fn read(f: &Value, prefix: &str) -> HostFunction {
-    let raw = f["name"].as_str().unwrap_or_default();
-    let name = raw.strip_prefix("get$").or_else(|| raw.strip_prefix("set$")).unwrap_or(raw);
-    let comment: String = f["docComments"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
-    let mut lines = comment.lines().map(|l| l.trim_start_matches("///").trim());
-    let call = lines.next().unwrap_or_default().to_string();
-    let what = lines.collect::<Vec<_>>().join(" ");
-    let first_type = f["params"][0]["type"].as_str().unwrap_or_default();
-    let free = call.is_empty() || call.starts_with(&format!("{prefix}{name}("));
-    let receiver = (!free).then(|| short_type(first_type));
-    HostFunction { name: format!("{prefix}{name}"), receiver, call, what }
-}
-
-/// `&mut rhaiflow::script::api::TaskHandle` → `TaskHandle`; `&mut Task` → `Task`.
-fn short_type(rust: &str) -> String {
-    let bare = rust.trim_start_matches("&mut ").trim_start_matches('&');
-    bare.rsplit("::").next().unwrap_or(bare).to_string()
 }
 
 /// What `:help NAME` shows: each overload's call and what it does.
@@ -171,10 +140,6 @@ fn cell(text: &str) -> String {
 mod tests {
     use super::*;
 
-    fn engine() -> Engine {
-        crate::script::build_engine(&std::sync::Weak::new(), &crate::script::Limits::default(), Vec::new())
-    }
-
     const BEGIN: &str = "<!-- generated: host functions -->\n";
     const END: &str = "<!-- end of generated host functions -->";
 
@@ -182,11 +147,39 @@ mod tests {
     // `:help` and its completion list), which fell behind the registrations.
     #[test]
     fn every_registered_function_has_a_doc() {
-        let functions = host_functions(&engine());
+        let functions = host_functions();
         assert!(functions.len() > 100, "found only {}", functions.len());
         let undocumented: Vec<_> =
             functions.iter().filter(|f| f.call.is_empty() || f.what.is_empty()).map(|f| &f.name).collect();
         assert!(undocumented.is_empty(), "registered without a doc (api::doc): {undocumented:?}");
+    }
+
+    // The docs are recorded by `api::doc`'s registrations only: a function registered around
+    // it (a bare `register_fn`) would be missing from the REPL and the reference, unseen.
+    #[test]
+    fn every_host_function_is_registered_through_its_doc() {
+        let bare = [".register_fn(", ".register_get(", ".register_set(", ".register_get_set(", ".register_indexer_"];
+        let mut found = Vec::new();
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/script");
+        let mut folders = vec![root];
+        while let Some(folder) = folders.pop() {
+            for entry in std::fs::read_dir(&folder).unwrap().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    folders.push(path);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    let text = std::fs::read_to_string(&path).unwrap();
+                    let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+                    for (i, line) in code.lines().enumerate() {
+                        if bare.iter().any(|b| line.contains(b)) || line.contains("FuncRegistration::new") {
+                            found.push(format!("{}:{}: {}", path.display(), i + 1, line.trim()));
+                        }
+                    }
+                }
+            }
+        }
+        found.retain(|f| !f.contains("api/doc.rs"));
+        assert!(found.is_empty(), "registered without `api::doc::doc(..)`:\n{}", found.join("\n"));
     }
 
     // docs/REFERENCE.md listed the host functions by hand. It now holds what the registrations
@@ -198,7 +191,7 @@ mod tests {
         let (Some(begin), Some(end)) = (text.find(BEGIN), text.find(END)) else {
             panic!("docs/REFERENCE.md has no `{}` … `{END}` section", BEGIN.trim_end())
         };
-        let generated = markdown(&host_functions(&engine()));
+        let generated = markdown(&host_functions());
         let updated = format!("{}{BEGIN}{generated}\n{}", &text[..begin], &text[end..]);
         if std::env::var_os("RHAIFLOW_WRITE_REFERENCE").is_some() {
             std::fs::write(&path, &updated).unwrap();
@@ -212,7 +205,7 @@ mod tests {
 
     #[test]
     fn help_shows_each_overload_once() {
-        let functions = host_functions(&engine());
+        let functions = host_functions();
         let shell = help(&functions, "shell").unwrap();
         assert_eq!(shell.lines().filter(|l| l.starts_with("shell(")).count(), 2, "{shell}");
         let cont = help(&functions, "cont").unwrap();

@@ -108,7 +108,7 @@ fn register_verdicts(engine: &mut Engine) {
             "The task is retried even past `total_retries`.",
         ),
     ] {
-        doc(call, what).func(name).set_into_module(&mut verdicts, move || verdict);
+        doc(call, what).func(name).set_into_module(&mut verdicts, "HandlerResult", move || verdict);
     }
     engine.register_static_module("HandlerResult", verdicts.into());
 }
