@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use libfuzzer_sys::fuzz_target;
 use rhaiflow::fuzzing::{defaults, parse_json, parse_yaml, Blueprint, Deployment, Manifest};
-use rhaiflow::diagnostic::render;
+use rhaiflow::diagnostic::{render, Diagnostic};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
@@ -23,14 +23,14 @@ fuzz_target!(|data: &[u8]| {
                 let _ = defaults(workflow);
             }
         }
-        Err(diagnostic) => {
-            let _ = render(&diagnostic, false);
+        Err(error) => {
+            let _ = render(&Diagnostic::from(error), false);
         }
     }
     match Blueprint::parse("blueprint.yaml", text, PathBuf::from("/nonexistent")) {
         Ok(blueprint) => deploy(blueprint),
-        Err(diagnostic) => {
-            let _ = render(&diagnostic, false);
+        Err(error) => {
+            let _ = render(&Diagnostic::from(error), false);
         }
     }
 });
