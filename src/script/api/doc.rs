@@ -34,25 +34,25 @@ pub fn doc(call: &'static str, what: &'static str) -> Doc {
 
 impl Doc {
     /// The registration of the function `name`, with this documentation.
-    pub fn func(self, name: &str) -> Documented {
-        Documented { doc: self, name: name.to_string(), registration: FuncRegistration::new(name) }
+    pub fn func(self, name: &'static str) -> Documented {
+        Documented { doc: self, name, registration: FuncRegistration::new(name) }
     }
 
     /// The registration of property `name`'s getter.
-    pub fn get(self, name: &str) -> Documented {
-        Documented { doc: self, name: name.to_string(), registration: FuncRegistration::new_getter(name) }
+    pub fn get(self, name: &'static str) -> Documented {
+        Documented { doc: self, name, registration: FuncRegistration::new_getter(name) }
     }
 
     /// The registration of property `name`'s setter.
-    pub fn set(self, name: &str) -> Documented {
-        Documented { doc: self, name: name.to_string(), registration: FuncRegistration::new_setter(name) }
+    pub fn set(self, name: &'static str) -> Documented {
+        Documented { doc: self, name, registration: FuncRegistration::new_setter(name) }
     }
 }
 
 /// A registration with its documentation.
 pub struct Documented {
     doc: Doc,
-    name: String,
+    name: &'static str,
     registration: FuncRegistration,
 }
 
@@ -66,7 +66,7 @@ impl Documented {
         R: Variant + Clone,
         FUNC: RhaiNativeFunc<A, N, X, R, F> + Send + Sync + 'static,
     {
-        record::<A>(engine, &self.name, self.doc);
+        record::<A>(engine, self.name, self.doc);
         self.registration.register_into_engine(engine, func);
     }
 
