@@ -905,3 +905,26 @@ fn listing_and_pruning_options_that_do_not_read_are_reported() {
     running.assert_code(2);
     insta::assert_snapshot!("listing_options_that_do_not_read", format!("{}{}", since.stderr, running.stderr));
 }
+
+// Read as a path, `--store postgres://user:password@host/db` made folders named after the
+// password and recorded the run there, exit 0. A URL is refused before anything runs, and
+// shown without its password.
+#[test]
+fn a_store_url_is_refused_and_its_password_never_shown() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = "postgres://ops:s3cret@db.example/flows";
+    let hello = format!("{}/examples/hello.rhai", env!("CARGO_MANIFEST_DIR"));
+    let runs = [
+        rhaiflow().current_dir(dir.path()).args(["run", &hello, "--store", url]).output().unwrap(),
+        rhaiflow().current_dir(dir.path()).args(["executions", "list", "--store", url]).output().unwrap(),
+        rhaiflow().current_dir(dir.path()).env("RHAIFLOW_STORE", url).args(["deployments", "list"]).output().unwrap(),
+    ];
+    for out in runs {
+        let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert_eq!(out.status.code(), Some(2), "{stdout}{stderr}");
+        assert!(stderr.contains("postgres://ops:***@db.example/flows"), "{stderr}");
+        assert!(!stdout.contains("s3cret") && !stderr.contains("s3cret"), "{stdout}{stderr}");
+    }
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert!(left.is_empty(), "nothing is created for a URL: {left:?}");
+}

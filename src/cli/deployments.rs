@@ -65,20 +65,20 @@ fn list_json(list: &[store::deployments::DeploymentSummary]) -> String {
 
 pub fn deployments(args: DeploymentsArgs) -> i32 {
     super::end_quietly_on_closed_pipe();
-    let path = store::locate(args.store.as_deref());
-    let done =
-        DeploymentStore::open(&path).map_err(StoreError::into_deployments_diagnostic).and_then(
-            |deployments| match args.command {
-                DeploymentsCommand::Create { name, blueprint } => create(&deployments, &name, &blueprint),
-                DeploymentsCommand::List { json: true } => {
-                    say_out!("{}", list_json(&deployments.list().map_err(StoreError::into_deployments_diagnostic)?));
-                    Ok(())
-                }
-                DeploymentsCommand::List { json: false } => list(&deployments, &path),
-                DeploymentsCommand::Show { name } => show(&deployments, &name),
-                DeploymentsCommand::Delete { name, force } => delete(&deployments, &name, force),
-            },
-        );
+    let done = store::locate(args.store.as_deref()).and_then(|path| {
+        DeploymentStore::open(&path).map_err(StoreError::into_deployments_diagnostic).and_then(|deployments| match args
+            .command
+        {
+            DeploymentsCommand::Create { name, blueprint } => create(&deployments, &name, &blueprint),
+            DeploymentsCommand::List { json: true } => {
+                say_out!("{}", list_json(&deployments.list().map_err(StoreError::into_deployments_diagnostic)?));
+                Ok(())
+            }
+            DeploymentsCommand::List { json: false } => list(&deployments, &path),
+            DeploymentsCommand::Show { name } => show(&deployments, &name),
+            DeploymentsCommand::Delete { name, force } => delete(&deployments, &name, force),
+        })
+    });
     match done {
         Ok(()) => 0,
         Err(d) => report_all(&[d]),

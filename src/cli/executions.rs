@@ -128,12 +128,13 @@ pub fn executions(args: ExecutionsArgs) -> i32 {
 /// Tells how to resume an execution that failed or was cancelled.
 pub fn resume_hint(report: &RunReport) {
     let (Some(path), Status::Failed | Status::Cancelled) = (&report.store_path, report.status) else { return };
-    let store = if *path == store::locate(None) { String::new() } else { format!(" --store {}", path.display()) };
+    let default = store::locate(None).ok();
+    let store = if default.as_ref() == Some(path) { String::new() } else { format!(" --store {}", path.display()) };
     say!("  resume with: rhaiflow executions resume {}{store}", report.execution_id);
 }
 
 fn open_existing(arg: &StoreArg) -> Result<(PathBuf, Option<std::sync::Arc<dyn Store>>), Diagnostic> {
-    let path = store::locate(arg.store.as_deref());
+    let path = store::locate(arg.store.as_deref())?;
     match std::fs::metadata(&path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((path, None)),
         // A store that cannot be reached (a parent that is a file) is not one with no
@@ -290,7 +291,13 @@ fn nudge(pid: u32) {
 }
 
 fn resume(id: &str, arg: &StoreArg, events_json: Option<&str>, quiet: bool) -> i32 {
-    let path = store::locate(arg.store.as_deref());
+    let path = match store::locate(arg.store.as_deref()) {
+        Ok(path) => path,
+        Err(d) => {
+            report(&d);
+            return 2;
+        }
+    };
     if !Path::new(&path).exists() {
         report(&Diagnostic::plain(Code::Store, format!("no executions recorded in {}", path.display())));
         return 2;

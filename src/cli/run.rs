@@ -153,7 +153,7 @@ fn prepare_options(args: &RunArgs) -> Result<(RunOptions, Output), Diagnostic> {
     options.store = if args.ephemeral {
         StoreChoice::Ephemeral
     } else {
-        StoreChoice::File(store::locate(args.target.store.as_deref()))
+        StoreChoice::File(store::locate(args.target.store.as_deref())?)
     };
     Ok((options, Output::new(args.quiet, args.events_json.as_deref())?))
 }

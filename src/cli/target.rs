@@ -190,7 +190,7 @@ impl DeploymentArgs {
         options: &mut crate::runner::RunOptions,
         store: Option<&str>,
     ) -> Result<(), Vec<Diagnostic>> {
-        let store = crate::store::locate(store);
+        let store = crate::store::locate(store).map_err(|d| vec![d])?;
         let stored = self.deployment.as_deref().map(|name| (name, store.as_path()));
         attach_deployment(options, self.blueprint.as_deref(), stored)
     }
