@@ -14,7 +14,7 @@ use crate::diagnostic::{Code, Diagnostic};
 use crate::events::{EventSink, TaskKind};
 use crate::exec::{Replay, ReplayedTask};
 use crate::script::ModuleRoot;
-use crate::store::{self, ExecutionRecord, ExecutionStatus, Store, StoreError, StoredTask};
+use crate::store::{self, ExecutionRecord, ExecutionStatus, Store, StoredTask};
 
 /// What a resumed execution takes over from its first run.
 pub(super) struct ResumeFrom {
@@ -63,9 +63,8 @@ pub fn resume(store_path: &Path, id: &str, sinks: Vec<Box<dyn EventSink>>, owns_
 /// The execution `id` and its tasks, taken over for this process: refused when it succeeded,
 /// still runs, or another process resumes it already.
 fn claim(store: &dyn Store, id: &str) -> Result<(ExecutionRecord, Vec<StoredTask>), Diagnostic> {
-    let store_failed = |e: StoreError| Diagnostic::from(e);
-    let record = store.execution(id).map_err(store_failed)?;
-    let tasks = store.tasks(&record.id).map_err(store_failed)?;
+    let record = store.execution(id)?;
+    let tasks = store.tasks(&record.id)?;
     let refused = |message: String| Err(Diagnostic::plain(Code::Resume, message));
     match record.status {
         ExecutionStatus::Succeeded => {

@@ -80,15 +80,11 @@ impl Documented {
         R: Variant + Clone,
         FUNC: RhaiNativeFunc<A, N, X, R, F> + Send + Sync + 'static,
     {
-        RECORDED.with_borrow_mut(|recorded| {
-            if let Some(functions) = recorded {
-                functions.push(HostFunction {
-                    name: format!("{prefix}::{}", self.name),
-                    receiver: None,
-                    call: self.doc.call.to_string(),
-                    what: self.doc.what.to_string(),
-                });
-            }
+        keep(|| HostFunction {
+            name: format!("{prefix}::{}", self.name),
+            receiver: None,
+            call: self.doc.call.to_string(),
+            what: self.doc.what.to_string(),
         });
         self.registration.set_into_module(module, func);
     }
@@ -109,16 +105,19 @@ pub fn recording(build: impl FnOnce()) -> Vec<HostFunction> {
 /// Keeps one registration, while recording: called on a value when its call says so
 /// (`t.name`, not `shell(...)`), on the type of its first parameter as scripts name it.
 fn record<A: 'static>(engine: &Engine, name: &str, doc: Doc) {
-    RECORDED.with_borrow_mut(|recorded| {
-        let Some(functions) = recorded else { return };
+    keep(|| {
         let free = doc.call.starts_with(&format!("{name}("));
         let receiver = (!free).then(|| first_parameter_type::<A>(engine));
-        functions.push(HostFunction {
-            name: name.to_string(),
-            receiver,
-            call: doc.call.to_string(),
-            what: doc.what.to_string(),
-        });
+        HostFunction { name: name.to_string(), receiver, call: doc.call.to_string(), what: doc.what.to_string() }
+    });
+}
+
+/// Keeps the function `describe` gives, only while recording (a run's engine pays one check).
+fn keep(describe: impl FnOnce() -> HostFunction) {
+    RECORDED.with_borrow_mut(|recorded| {
+        if let Some(functions) = recorded {
+            functions.push(describe());
+        }
     });
 }
 
