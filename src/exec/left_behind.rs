@@ -84,6 +84,15 @@ mod tests {
         };
         use std::os::unix::process::CommandExt;
         let (mut ours, mut theirs) = (spawn("left-behind-test-1"), spawn("left-behind-test-2"));
+        // Until a child has exec'd, /proc shows the environment it forked with (ours): on a
+        // busy machine the search came too early and found nothing. A left-behind process
+        // has long exec'd; wait for both here.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while (processes_of("left-behind-test-1").is_empty() || processes_of("left-behind-test-2").is_empty())
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(10));
+        }
         assert_eq!(end_left_behind("left-behind-test-1"), vec![ours.id() as i32]);
         assert!(ours.wait().unwrap().code().is_none(), "killed by a signal");
         assert!(theirs.try_wait().unwrap().is_none(), "another execution's process runs on");
