@@ -21,7 +21,7 @@ fn workload(name: &str, n: u64) -> RunOptions {
 
 /// The same workload recorded in the embedded SQLite store (a fresh file per benchmark).
 fn durable(mut options: RunOptions, dir: &tempfile::TempDir) -> RunOptions {
-    options.store = StoreChoice::File(dir.path().join("bench.db"));
+    options.store = StoreChoice::At(dir.path().join("bench.db").into());
     options
 }
 

@@ -36,3 +36,4 @@ mod yaml;
 pub use cli::main;
 pub use runner::{resume, run, RunOptions, RunReport, Status, StoreChoice};
 pub use script::Limits;
+pub use store::StoreLocation;

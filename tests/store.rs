@@ -910,7 +910,7 @@ fn listing_and_pruning_options_that_do_not_read_are_reported() {
 // password and recorded the run there, exit 0. A URL is refused before anything runs, and
 // shown without its password.
 #[test]
-fn a_store_url_is_refused_and_its_password_never_shown() {
+fn an_unreachable_postgres_store_is_refused_before_anything_runs_and_its_password_never_shown() {
     let dir = tempfile::tempdir().unwrap();
     let url = "postgres://ops:s3cret@db.example/flows";
     let hello = format!("{}/examples/hello.rhai", env!("CARGO_MANIFEST_DIR"));

@@ -9,7 +9,7 @@ use clap::{Args, Subcommand};
 use super::report_all;
 use crate::deploy::Blueprint;
 use crate::diagnostic::{Code, Diagnostic};
-use crate::store::{self, DeploymentStore, StoreError};
+use crate::store::{DeploymentStore, StoreError, StoreLocation};
 
 #[derive(Args)]
 pub struct DeploymentsArgs {
@@ -45,7 +45,7 @@ enum DeploymentsCommand {
 }
 
 /// `deployments list --json`: the states as an object, `{"started": 3}`.
-fn list_json(list: &[store::deployments::DeploymentSummary]) -> String {
+fn list_json(list: &[crate::store::deployments::DeploymentSummary]) -> String {
     let all: Vec<serde_json::Value> = list
         .iter()
         .map(|d| {
@@ -65,7 +65,7 @@ fn list_json(list: &[store::deployments::DeploymentSummary]) -> String {
 
 pub fn deployments(args: DeploymentsArgs) -> i32 {
     super::end_quietly_on_closed_pipe();
-    let done = store::locate(args.store.as_deref()).and_then(|path| {
+    let done = StoreLocation::locate(args.store.as_deref()).and_then(|path| {
         DeploymentStore::open(&path).map_err(StoreError::into_deployments_diagnostic).and_then(|deployments| match args
             .command
         {
@@ -99,10 +99,10 @@ fn create(deployments: &DeploymentStore, name: &str, file: &Path) -> Result<(), 
     Ok(())
 }
 
-fn list(deployments: &DeploymentStore, path: &Path) -> Result<(), Diagnostic> {
+fn list(deployments: &DeploymentStore, location: &StoreLocation) -> Result<(), Diagnostic> {
     let list = deployments.list().map_err(StoreError::into_deployments_diagnostic)?;
     if list.is_empty() {
-        say!("no deployments in {}", path.display());
+        say!("no deployments in {location}");
         return Ok(());
     }
     // Tab-separated, so that `cut -f1` gives the names.

@@ -8,7 +8,6 @@ mod logs;
 mod prune;
 mod show;
 
-use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use clap::{Args, Subcommand};
@@ -17,7 +16,7 @@ use super::report;
 use super::run::Output;
 use crate::diagnostic::{Code, Diagnostic};
 use crate::runner::{self, RunReport, Status};
-use crate::store::{self, ExecutionRecord, ExecutionStatus, Store};
+use crate::store::{self, ExecutionRecord, ExecutionStatus, Store, StoreLocation};
 
 #[derive(Args)]
 pub struct ExecutionsArgs {
@@ -127,26 +126,30 @@ pub fn executions(args: ExecutionsArgs) -> i32 {
 
 /// Tells how to resume an execution that failed or was cancelled.
 pub fn resume_hint(report: &RunReport) {
-    let (Some(path), Status::Failed | Status::Cancelled) = (&report.store_path, report.status) else { return };
-    let default = store::locate(None).ok();
-    let store = if default.as_ref() == Some(path) { String::new() } else { format!(" --store {}", path.display()) };
+    let (Some(location), Status::Failed | Status::Cancelled) = (&report.store, report.status) else { return };
+    let default = StoreLocation::locate(None).ok();
+    let store = if default.as_ref() == Some(location) { String::new() } else { format!(" --store {location}") };
     say!("  resume with: rhaiflow executions resume {}{store}", report.execution_id);
 }
 
-fn open_existing(arg: &StoreArg) -> Result<(PathBuf, Option<std::sync::Arc<dyn Store>>), Diagnostic> {
-    let path = store::locate(arg.store.as_deref())?;
-    match std::fs::metadata(&path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((path, None)),
-        // A store that cannot be reached (a parent that is a file) is not one with no
-        // executions: saying "none recorded" would hide where they went.
-        Err(e) => {
-            let message = format!("cannot read the execution store {}: {e}", path.display());
-            return Err(Diagnostic::plain(Code::Store, message));
+/// The store `arg` names, `None` when it is a SQLite file that does not exist (nothing was
+/// recorded there: reading must not create it).
+fn open_existing(arg: &StoreArg) -> Result<(StoreLocation, Option<std::sync::Arc<dyn Store>>), Diagnostic> {
+    let location = StoreLocation::locate(arg.store.as_deref())?;
+    if let StoreLocation::Sqlite(path) = &location {
+        match std::fs::metadata(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((location, None)),
+            // A store that cannot be reached (a parent that is a file) is not one with no
+            // executions: saying "none recorded" would hide where they went.
+            Err(e) => {
+                let message = format!("cannot read the execution store {location}: {e}");
+                return Err(Diagnostic::plain(Code::Store, message));
+            }
+            Ok(_) => {}
         }
-        Ok(_) => {}
     }
-    let store = store::open(&path)?;
-    Ok((path, Some(store)))
+    let store = store::open(&location)?;
+    Ok((location, Some(store)))
 }
 
 fn store_error(e: store::StoreError) -> Diagnostic {
@@ -158,13 +161,13 @@ fn store_error(e: store::StoreError) -> Diagnostic {
     }
 }
 
-fn find(id: &str, arg: &StoreArg) -> Result<(PathBuf, std::sync::Arc<dyn Store>, ExecutionRecord), Diagnostic> {
-    let (path, store) = open_existing(arg)?;
+fn find(id: &str, arg: &StoreArg) -> Result<(StoreLocation, std::sync::Arc<dyn Store>, ExecutionRecord), Diagnostic> {
+    let (location, store) = open_existing(arg)?;
     let Some(store) = store else {
-        return Err(Diagnostic::plain(Code::Store, format!("no executions recorded in {}", path.display())));
+        return Err(Diagnostic::plain(Code::Store, format!("no executions recorded in {location}")));
     };
     let record = store.execution(id).map_err(store_error)?;
-    Ok((path, store, record))
+    Ok((location, store, record))
 }
 
 fn seconds_between(from: &str, to: Option<&str>) -> Option<f64> {
@@ -245,9 +248,9 @@ fn read_events(
             }
             if now.crashed() {
                 say!(
-                    "execution {} crashed: its process {} is gone (`rhaiflow executions resume {}` takes it up again)",
+                    "execution {} crashed: its {} is gone (`rhaiflow executions resume {}` takes it up again)",
                     now.id,
-                    now.pid,
+                    now.runner_shown(),
                     now.id
                 );
             }
@@ -264,7 +267,9 @@ fn cancel(id: &str, arg: &StoreArg, force: bool) -> Result<i32, Diagnostic> {
         return Ok(1);
     }
     store.request_cancel(&record.id, force).map_err(store_error)?;
-    nudge(record.pid);
+    if record.runner == store::Runner::Process {
+        nudge(record.pid);
+    }
     say!("{} cancel requested for execution {}", if force { "forced" } else { "graceful" }, record.id);
     // Wait a little to report the outcome; a graceful cancel may wait for running tasks.
     for _ in 0..50 {
@@ -291,15 +296,15 @@ fn nudge(pid: u32) {
 }
 
 fn resume(id: &str, arg: &StoreArg, events_json: Option<&str>, quiet: bool) -> i32 {
-    let path = match store::locate(arg.store.as_deref()) {
-        Ok(path) => path,
+    let location = match StoreLocation::locate(arg.store.as_deref()) {
+        Ok(location) => location,
         Err(d) => {
             report(&d);
             return 2;
         }
     };
-    if !Path::new(&path).exists() {
-        report(&Diagnostic::plain(Code::Store, format!("no executions recorded in {}", path.display())));
+    if matches!(&location, StoreLocation::Sqlite(path) if !path.exists()) {
+        report(&Diagnostic::plain(Code::Store, format!("no executions recorded in {location}")));
         return 2;
     }
     let mut output = match Output::new(quiet, events_json) {
@@ -309,6 +314,6 @@ fn resume(id: &str, arg: &StoreArg, events_json: Option<&str>, quiet: bool) -> i
             return 2;
         }
     };
-    let report = runner::resume(&path, id, output.sinks(), true);
+    let report = runner::resume(&location, id, output.sinks(), true);
     output.finish(&report)
 }

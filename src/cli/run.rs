@@ -13,7 +13,7 @@ use crate::runner::StoreChoice;
 use crate::runner::{self, RunOptions, RunReport};
 use crate::script::Limits;
 use crate::seconds;
-use crate::store;
+use crate::store::StoreLocation;
 
 #[derive(Args)]
 pub struct RunArgs {
@@ -153,7 +153,7 @@ fn prepare_options(args: &RunArgs) -> Result<(RunOptions, Output), Diagnostic> {
     options.store = if args.ephemeral {
         StoreChoice::Ephemeral
     } else {
-        StoreChoice::File(store::locate(args.target.store.as_deref())?)
+        StoreChoice::At(StoreLocation::locate(args.target.store.as_deref())?)
     };
     Ok((options, Output::new(args.quiet, args.events_json.as_deref())?))
 }

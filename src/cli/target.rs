@@ -190,8 +190,8 @@ impl DeploymentArgs {
         options: &mut crate::runner::RunOptions,
         store: Option<&str>,
     ) -> Result<(), Vec<Diagnostic>> {
-        let store = crate::store::locate(store).map_err(|d| vec![d])?;
-        let stored = self.deployment.as_deref().map(|name| (name, store.as_path()));
+        let store = crate::store::StoreLocation::locate(store).map_err(|d| vec![d])?;
+        let stored = self.deployment.as_deref().map(|name| (name, &store));
         attach_deployment(options, self.blueprint.as_deref(), stored)
     }
 }
@@ -201,7 +201,7 @@ impl DeploymentArgs {
 fn attach_deployment(
     options: &mut crate::runner::RunOptions,
     blueprint: Option<&Path>,
-    stored: Option<(&str, &Path)>,
+    stored: Option<(&str, &crate::store::StoreLocation)>,
 ) -> Result<(), Vec<Diagnostic>> {
     use crate::runner::DeploymentSource;
     let name;

@@ -14,7 +14,7 @@ pub enum DeploymentSource<'a> {
     /// A throw-away deployment of the blueprint at `path`, called `name`.
     Blueprint { path: &'a Path, name: &'a str },
     /// The deployment `name` in the store at `store`: its instances carry over.
-    Stored { name: &'a str, store: &'a Path },
+    Stored { name: &'a str, store: &'a crate::store::StoreLocation },
 }
 
 /// Gives `options` the deployment `source` names, and the bundles its operations call

@@ -30,7 +30,7 @@ use crate::exec::Mocks;
 use crate::script::api::GraphShared;
 use crate::script::limits::EnginePanicked;
 use crate::script::{self, Limits, ModuleRoot, RunSettings, RunState};
-use crate::store::{self, ExecutionRecord, ExecutionStatus, Store, StoreError, StoreSink};
+use crate::store::{self, ExecutionRecord, ExecutionStatus, Store, StoreError, StoreLocation, StoreSink};
 use crate::task::{innermost, ErrorKind, TaskError};
 use crate::value::{from_json, to_json};
 use entry::{entry_call, point_at_function};
@@ -96,7 +96,8 @@ pub struct BundleWorkflow {
 #[derive(Clone, Debug)]
 pub enum StoreChoice {
     Ephemeral,
-    File(PathBuf),
+    /// Recorded in the store there (a SQLite file, or a PostgreSQL server).
+    At(StoreLocation),
 }
 
 impl RunOptions {
@@ -156,8 +157,8 @@ pub struct RunReport {
     /// graphs up to there.
     pub dry_run_stopped_early: bool,
     pub elapsed: Duration,
-    /// The store file, when the execution was recorded on disk (to tell how to resume it).
-    pub store_path: Option<PathBuf>,
+    /// The store, when the execution was recorded (to tell how to resume it).
+    pub store: Option<StoreLocation>,
 }
 
 impl RunReport {
@@ -172,7 +173,7 @@ impl RunReport {
             dry_result_used_at: None,
             dry_run_stopped_early: false,
             elapsed: started.elapsed(),
-            store_path: None,
+            store: None,
         }
     }
 }
@@ -188,21 +189,21 @@ pub fn workflow_name(options: &RunOptions) -> String {
 /// Runs the script; every event goes to `sinks`, in order, and to the store.
 pub fn run(options: &RunOptions, sinks: Vec<Box<dyn EventSink>>) -> RunReport {
     let started = Instant::now();
-    let (store, store_path) = match &options.store {
+    let (store, location) = match &options.store {
         StoreChoice::Ephemeral => (None, None),
-        StoreChoice::File(path) => match store::open(path) {
-            Ok(s) => (Some(s), Some(path.clone())),
+        StoreChoice::At(location) => match store::open(location) {
+            Ok(s) => (Some(s), Some(location.clone())),
             Err(e) => return RunReport::invalid(String::new(), workflow_name(options), e.into(), started),
         },
     };
-    run_execution(options, sinks, store, store_path, None, started)
+    run_execution(options, sinks, store, location, None, started)
 }
 
 fn run_execution(
     options: &RunOptions,
     sinks: Vec<Box<dyn EventSink>>,
     store: Option<Arc<dyn Store>>,
-    store_path: Option<PathBuf>,
+    location: Option<StoreLocation>,
     resume: Option<ResumeFrom>,
     started: Instant,
 ) -> RunReport {
@@ -249,7 +250,7 @@ fn run_execution(
         dry_result_used_at,
         dry_run_stopped_early,
         elapsed: started.elapsed(),
-        store_path: store_path.filter(|_| store.is_some()),
+        store: location.filter(|_| store.is_some()),
     }
 }
 
@@ -354,6 +355,7 @@ fn execution_record(
         ended_at: None,
         error: None,
         pid: std::process::id(),
+        runner: crate::store::Runner::Process,
         resumes: resume.map(|r| r.resumes).unwrap_or(0),
         tasks_total: 0,
         tasks_done: 0,

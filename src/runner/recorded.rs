@@ -2,13 +2,13 @@
 //! both ways, so that a resume never guesses. A record it cannot read (a damaged store, or a
 //! field of the wrong type) is reported as damage, not filled in with defaults.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::RunOptions;
-use crate::store::StoreError;
+use crate::store::{StoreError, StoreLocation};
 
 /// What shapes the graph of an execution, besides its script and parameters.
 #[derive(Serialize, Deserialize)]
@@ -89,9 +89,9 @@ impl RecordedOptions {
     }
 
     /// Reads the options execution `id` recorded in the store at `store`.
-    pub(super) fn read(recorded: &Value, store: &Path, id: &str) -> Result<Self, StoreError> {
+    pub(super) fn read(recorded: &Value, store: &StoreLocation, id: &str) -> Result<Self, StoreError> {
         serde_json::from_value(recorded.clone()).map_err(|e| StoreError::Corrupt {
-            path: store.to_path_buf(),
+            path: store.shown(),
             message: format!("the options of execution {id} cannot be read: {e}"),
         })
     }
@@ -114,7 +114,7 @@ mod tests {
         run.limits.max_tasks = 77;
         let written = RecordedOptions::of(&run).to_json();
         let mut resumed = RunOptions::new("flow.rhai");
-        RecordedOptions::read(&written, Path::new("store.db"), "e").unwrap().apply_to(&mut resumed);
+        RecordedOptions::read(&written, &PathBuf::from("store.db").into(), "e").unwrap().apply_to(&mut resumed);
         assert_eq!(
             (resumed.task_retries, resumed.retry_interval, resumed.max_concurrency),
             (run.task_retries, run.retry_interval, run.max_concurrency)
@@ -128,6 +128,9 @@ mod tests {
     fn options_of_the_wrong_type_are_reported_as_damage() {
         let mut written = RecordedOptions::of(&RunOptions::new("flow.rhai")).to_json();
         written["task_retries"] = Value::from("three");
-        assert!(matches!(RecordedOptions::read(&written, Path::new("s.db"), "e"), Err(StoreError::Corrupt { .. })));
+        assert!(matches!(
+            RecordedOptions::read(&written, &PathBuf::from("s.db").into(), "e"),
+            Err(StoreError::Corrupt { .. })
+        ));
     }
 }

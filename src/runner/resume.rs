@@ -1,7 +1,7 @@
 //! Resuming an execution: its options and parameters as recorded, its deployment as its
 //! first run began, and the stored results of the tasks that succeeded.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -14,7 +14,7 @@ use crate::diagnostic::{Code, Diagnostic};
 use crate::events::{EventSink, TaskKind};
 use crate::exec::{Replay, ReplayedTask};
 use crate::script::ModuleRoot;
-use crate::store::{self, ExecutionRecord, ExecutionStatus, Store, StoredTask};
+use crate::store::{self, ExecutionRecord, ExecutionStatus, Store, StoreLocation, StoredTask};
 
 /// What a resumed execution takes over from its first run.
 pub(super) struct ResumeFrom {
@@ -27,11 +27,11 @@ pub(super) struct ResumeFrom {
     pub(super) left_behind: Vec<i32>,
 }
 
-/// Resumes a failed, cancelled or crashed execution recorded in the store at `store_path`:
+/// Resumes a failed, cancelled or crashed execution recorded in the store at `location`:
 /// its script runs again with its parameters; tasks that succeeded give their stored result.
-pub fn resume(store_path: &Path, id: &str, sinks: Vec<Box<dyn EventSink>>, owns_process: bool) -> RunReport {
+pub fn resume(location: &StoreLocation, id: &str, sinks: Vec<Box<dyn EventSink>>, owns_process: bool) -> RunReport {
     let started = Instant::now();
-    let store = match store::open(store_path) {
+    let store = match store::open(location) {
         Ok(s) => s,
         Err(e) => return RunReport::invalid(id.into(), String::new(), e.into(), started),
     };
@@ -41,11 +41,11 @@ pub fn resume(store_path: &Path, id: &str, sinks: Vec<Box<dyn EventSink>>, owns_
     };
     // Its tasks run again: what the previous run started must not run beside them.
     let left_behind = crate::exec::left_behind::end_left_behind(&record.id);
-    let recorded = match RecordedOptions::read(&record.options, store_path, &record.id) {
+    let recorded = match RecordedOptions::read(&record.options, location, &record.id) {
         Ok(recorded) => recorded,
         Err(e) => return RunReport::invalid(id.into(), String::new(), e.into(), started),
     };
-    let options = match recorded_options(&record, recorded, store_path, owns_process) {
+    let options = match recorded_options(&record, recorded, location, owns_process) {
         Ok(options) => options,
         Err(d) => return RunReport::invalid(record.id.clone(), record.workflow.clone(), d, started),
     };
@@ -57,7 +57,7 @@ pub fn resume(store_path: &Path, id: &str, sinks: Vec<Box<dyn EventSink>>, owns_
         started_at: record.started_at.clone(),
         left_behind,
     };
-    run_execution(&options, sinks, Some(store), Some(store_path.to_path_buf()), Some(from), started)
+    run_execution(&options, sinks, Some(store), Some(location.clone()), Some(from), started)
 }
 
 /// The execution `id` and its tasks, taken over for this process: refused when it succeeded,
@@ -72,8 +72,9 @@ fn claim(store: &dyn Store, id: &str) -> Result<(ExecutionRecord, Vec<StoredTask
         }
         ExecutionStatus::Running if !record.crashed() => {
             return refused(format!(
-                "execution {} is still running (process {}); cancel it first",
-                record.id, record.pid
+                "execution {} is still running ({}); cancel it first",
+                record.id,
+                record.runner_shown()
             ))
         }
         _ => {}
@@ -101,19 +102,19 @@ fn replay(record: &ExecutionRecord, tasks: &[StoredTask]) -> Replay {
 fn recorded_options(
     record: &ExecutionRecord,
     recorded: RecordedOptions,
-    store_path: &Path,
+    location: &StoreLocation,
     owns_process: bool,
 ) -> Result<RunOptions, Diagnostic> {
     let mut options = RunOptions::new(&record.script);
     options.parameters = record.parameters.as_object().cloned().unwrap_or_default();
     recorded.apply_to(&mut options);
     options.owns_process = owns_process;
-    options.store = StoreChoice::File(store_path.to_path_buf());
+    options.store = StoreChoice::At(location.clone());
     if let Some(bundle) = &recorded.bundle {
         bundle_workflow(&mut options, bundle)?;
     }
     if let Some(name) = &recorded.deployment {
-        resumed_deployment(&mut options, name, &recorded, store_path)?;
+        resumed_deployment(&mut options, name, &recorded, location)?;
     }
     Ok(options)
 }
@@ -142,13 +143,13 @@ fn resumed_deployment(
     options: &mut RunOptions,
     name: &str,
     recorded: &RecordedOptions,
-    store_path: &Path,
+    location: &StoreLocation,
 ) -> Result<(), Diagnostic> {
     if !recorded.deployment_stored {
         let path = PathBuf::from(recorded.blueprint.as_deref().unwrap_or_default());
         return attach_deployment(options, DeploymentSource::Blueprint { path: &path, name }).map(drop);
     }
-    let deployment = attach_deployment(options, DeploymentSource::Stored { name, store: store_path })?;
+    let deployment = attach_deployment(options, DeploymentSource::Stored { name, store: location })?;
     // The script must build the graph it built: from the states the execution began with.
     if let Some(snapshot) = recorded.deployment_snapshot.as_ref().filter(|s| s.is_array()) {
         deployment.restore_snapshot(snapshot);

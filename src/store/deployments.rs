@@ -64,10 +64,20 @@ pub struct DeploymentStore {
 }
 
 impl DeploymentStore {
-    /// Opens the deployments of the execution store at `path` (creating the store if needed).
-    pub fn open(path: &Path) -> Result<DeploymentStore> {
+    /// Opens the deployments of the execution store at `location` (creating the store if
+    /// needed).
+    pub fn open(location: &super::StoreLocation) -> Result<DeploymentStore> {
+        let path = match location {
+            super::StoreLocation::Sqlite(path) => path.as_path(),
+            super::StoreLocation::Postgres(_) => {
+                return Err(StoreError::Open {
+                    path: location.shown(),
+                    message: "deployments are not kept in PostgreSQL yet".into(),
+                })
+            }
+        };
         // The execution store creates the file and checks its schema version first.
-        drop(super::open(path)?);
+        drop(super::open(location)?);
         let fail = |e: rusqlite::Error| StoreError::Open { path: path.to_path_buf(), message: e.to_string() };
         let conn = Connection::open(path).map_err(fail)?;
         conn.busy_timeout(Duration::from_secs(30)).map_err(fail)?;

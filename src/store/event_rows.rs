@@ -14,7 +14,7 @@
 use std::sync::Arc;
 
 use crate::events::TaskKind;
-use crate::events::{Event, Failure, Payload, Success};
+use crate::events::{Event, ExecutionLabel, Failure, Payload, Success};
 
 /// A row is closed once it holds this many bytes: rows stay small enough for a reader
 /// following a live execution to read the last one again and again.
@@ -106,6 +106,32 @@ pub fn read_row(mut body: &[u8]) -> impl Iterator<Item = Result<StoredEvent<'_>,
     })
 }
 
+/// Calls `each` with every event of the row `body` with a seq above `after`, in order. `Err`
+/// says what is damaged: the row, or an event `each` could not read (its message).
+pub fn each_event_after(
+    body: &[u8],
+    after: u64,
+    mut each: impl FnMut(StoredEvent<'_>) -> Result<(), String>,
+) -> Result<(), String> {
+    for event in read_row(body) {
+        let event = event.map_err(|_| "a row of events cannot be read".to_string())?;
+        if event.seq <= after {
+            continue;
+        }
+        let seq = event.seq;
+        each(event).map_err(|message| format!("event {seq} {message}"))?;
+    }
+    Ok(())
+}
+
+/// The JSON fields the events of an execution share (`ExecutionLabel::write_json_fields`),
+/// which rows leave out.
+pub fn label_fields(id: &str, workflow: &str) -> String {
+    let mut fields = Vec::new();
+    ExecutionLabel { execution_id: id.into(), workflow: workflow.into() }.write_json_fields(&mut fields);
+    String::from_utf8(fields).expect("JSON is UTF-8")
+}
+
 fn read_event<'a>(body: &mut &'a [u8]) -> Result<StoredEvent<'a>, MalformedRow> {
     let seq = read_varint(body)?;
     let serial = read_varint(body)?.checked_sub(1);
@@ -145,7 +171,7 @@ mod tests {
     use std::time::SystemTime;
 
     use super::*;
-    use crate::events::{ExecutionLabel, TaskInfo};
+    use crate::events::TaskInfo;
 
     fn task(serial: u64, kind: TaskKind) -> TaskInfo {
         TaskInfo {

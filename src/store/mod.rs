@@ -2,22 +2,29 @@
 //!
 //! `Store` is what the runner and the `executions` commands need from a backend. The
 //! embedded default is SQLite (`sqlite.rs`): a file under `./.rhaiflow/`, written by one thread
-//! per process in batched transactions. `--ephemeral` runs use no store at all. Task states
+//! per process in batched transactions (`writer.rs`). A PostgreSQL server (`postgres/`) keeps
+//! the same contract for processes on many machines (`location.rs` tells which one a
+//! `--store` names). `--ephemeral` runs use no store at all. Task states
 //! are folded from the task events when read, so the two never disagree.
 
 mod commits;
 pub mod deployments;
 mod event_rows;
+mod location;
+mod postgres;
 mod records;
 mod sqlite;
 mod write_queue;
+mod writer;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 pub use commits::{CommitListener, CommitState};
 pub use deployments::DeploymentStore;
-pub use records::{ExecutionQuery, ExecutionRecord, ExecutionStatus, ShownStatus, StoredState, StoredTask};
+pub use location::StoreLocation;
+pub use postgres::PgStore;
+pub use records::{ExecutionQuery, ExecutionRecord, ExecutionStatus, Runner, ShownStatus, StoredState, StoredTask};
 pub use sqlite::SqliteStore;
 
 use crate::diagnostic::{Code, Diagnostic};
@@ -147,59 +154,12 @@ pub trait Store: Send + Sync {
     fn claim(&self, seen: &ExecutionRecord, pid: u32) -> Result<bool>;
 }
 
-/// Where the store lives: `--store PATH`, else `$RHAIFLOW_STORE`, else `./.rhaiflow/`. A path
-/// ending in `.db`/`.sqlite` or naming an existing file is the database file; any other is a
-/// folder holding `rhaiflow.db`. A URL is refused: only SQLite stores exist so far, and read
-/// as a path, `postgres://user:password@host/db` made folders named after the password.
-pub fn locate(option: Option<&str>) -> std::result::Result<PathBuf, Diagnostic> {
-    let given = option
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("RHAIFLOW_STORE").map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from(".rhaiflow"));
-    let text = given.to_string_lossy();
-    if let Some((scheme, _)) = text.split_once("://").filter(|(s, _)| s.chars().all(|c| c.is_ascii_alphanumeric())) {
-        return Err(Diagnostic::plain(
-            Code::Store,
-            format!(
-                "the store `{}` is a {scheme} URL, and this rhaiflow keeps its store in SQLite",
-                without_password(&text)
-            ),
-        )
-        .with_help("--store (or RHAIFLOW_STORE) takes a SQLite file (`runs.db`) or a folder for one"));
-    }
-    let is_file =
-        given.is_file() || matches!(given.extension().and_then(|e| e.to_str()), Some("db" | "sqlite" | "sqlite3"));
-    Ok(if is_file { given } else { given.join("rhaiflow.db") })
-}
-
-/// A connection URL as it may be shown: its password, given after the user or as a
-/// `password=` parameter, replaced by `***`.
-pub fn without_password(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
-    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    let authority = match authority.rsplit_once('@') {
-        Some((credentials, host)) if credentials.contains(':') => {
-            let user = credentials.split(':').next().unwrap_or_default();
-            format!("{user}:***@{host}")
-        }
-        _ => authority.to_string(),
-    };
-    let path = match path.split_once('?') {
-        Some((before, query)) => {
-            let hidden: Vec<String> = query
-                .split('&')
-                .map(|p| if p.starts_with("password=") { "password=***".to_string() } else { p.to_string() })
-                .collect();
-            format!("{before}?{}", hidden.join("&"))
-        }
-        None => path.to_string(),
-    };
-    format!("{scheme}://{authority}{path}")
-}
-
-/// Opens the store at `path` (see `locate`).
-pub fn open(path: &Path) -> Result<Arc<dyn Store>> {
-    Ok(Arc::new(SqliteStore::open(path)?))
+/// Opens the store at `location`: SQLite's file, or a PostgreSQL server (migrated if needed).
+pub fn open(location: &StoreLocation) -> Result<Arc<dyn Store>> {
+    Ok(match location {
+        StoreLocation::Sqlite(path) => Arc::new(SqliteStore::open(path)?),
+        StoreLocation::Postgres(url) => Arc::new(PgStore::open(url)?),
+    })
 }
 
 /// Feeds the event bus into a store.
@@ -214,17 +174,6 @@ impl EventSink for StoreSink {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_url_is_shown_without_its_password() {
-        assert_eq!(without_password("postgres://ops:s3cret@db:5432/flows"), "postgres://ops:***@db:5432/flows");
-        assert_eq!(without_password("postgres://ops@db/flows"), "postgres://ops@db/flows");
-        assert_eq!(
-            without_password("postgres://db/flows?sslmode=x&password=y"),
-            "postgres://db/flows?sslmode=x&password=***"
-        );
-        assert_eq!(without_password("runs.db"), "runs.db");
-    }
 
     #[test]
     fn a_busy_deployment_is_its_own_code_with_what_to_do_and_the_rest_are_store_failures() {

@@ -49,8 +49,10 @@ pub struct ExecutionRecord {
     pub started_at: String,
     pub ended_at: Option<String>,
     pub error: Option<String>,
-    /// The process running it (to tell a crashed execution from a running one).
+    /// The process running it.
     pub pid: u32,
+    /// How to tell whether what runs it is still there.
+    pub runner: Runner,
     pub resumes: u32,
     pub tasks_total: u64,
     pub tasks_done: u64,
@@ -58,9 +60,25 @@ pub struct ExecutionRecord {
 }
 
 impl ExecutionRecord {
-    /// `running` with its process gone means it crashed.
+    /// `running` with what ran it gone means it crashed.
     pub fn crashed(&self) -> bool {
-        self.status == ExecutionStatus::Running && !process_alive(self.pid)
+        self.status == ExecutionStatus::Running
+            && match &self.runner {
+                Runner::Process => !process_alive(self.pid),
+                Runner::Lease { expired, .. } => *expired,
+            }
+    }
+
+    /// What runs it, as a person is told: `process 123`, or `process 123 on host-1` (a store
+    /// that many machines share).
+    pub fn runner_shown(&self) -> String {
+        match &self.runner {
+            Runner::Process => format!("process {}", self.pid),
+            Runner::Lease { owner, .. } => match owner.rsplit_once(':') {
+                Some((host, pid)) => format!("process {pid} on {host}"),
+                None => owner.clone(),
+            },
+        }
     }
 
     /// Its status as a person is told it: `crashed` when `running` with its process gone.
@@ -98,6 +116,27 @@ impl ExecutionRecord {
     pub fn prunable(&self, statuses: &[ShownStatus], before: &str) -> bool {
         let shown = self.shown();
         shown != ShownStatus::Running && statuses.contains(&shown) && self.last_time() < before
+    }
+}
+
+/// Who runs an execution, as far as its store can tell.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Runner {
+    /// A process of this machine (a SQLite store): alive while its pid is.
+    Process,
+    /// The holder of a lease (a PostgreSQL store, shared by many machines): alive while it
+    /// renews the lease. `owner` names it (`host:pid`).
+    Lease { owner: String, expired: bool },
+}
+
+/// A column holding a JSON object (an execution's parameters or options); anything else is
+/// damage (the message says what): read as a default, a damaged execution could be taken for
+/// a crashed one and resumed.
+pub fn json_object(text: &str, what: &str, id: &str) -> Result<Value, String> {
+    match serde_json::from_str(text) {
+        Ok(value @ Value::Object(_)) => Ok(value),
+        Ok(_) => Err(format!("the {what} of execution {id} are not a JSON object")),
+        Err(e) => Err(format!("the {what} of execution {id} do not read as JSON ({e})")),
     }
 }
 

@@ -22,9 +22,10 @@ use serde_json::Value;
 use tokio::sync::watch;
 
 use super::commits::{listen, CommitListeners, CommitPublisher};
-use super::event_rows::{read_row, StoredEvent};
-use super::records::TaskFold;
+use super::event_rows::{each_event_after, label_fields, StoredEvent};
+use super::records::{Runner, TaskFold};
 use super::write_queue::{Batch, WriteOp, WriteQueue};
+use super::writer::{write_loop, BatchWriter};
 use super::{
     CommitListener, CommitState, ExecutionQuery, ExecutionRecord, ExecutionStatus, Result, ShownStatus, Store,
     StoreError, StoredTask,
@@ -196,7 +197,10 @@ impl SqliteStore {
         let (thread_path, queue) = (path.to_path_buf(), writes.clone());
         std::thread::Builder::new()
             .name("rhaiflow-store".into())
-            .spawn(move || write_loop(writer, &queue, &publisher, thread_path))
+            .spawn(move || {
+                let writer = SqliteWriter { conn: writer, numbers: HashMap::new() };
+                write_loop(writer, &queue, &publisher, thread_path)
+            })
             .map_err(|e| StoreError::Open { path: path.to_path_buf(), message: e.to_string() })?;
         Ok(SqliteStore { path: path.to_path_buf(), reader: Mutex::new(reader), writes, committed, listeners })
     }
@@ -223,9 +227,7 @@ impl SqliteStore {
             .optional()
             .map_err(|e| self.err(e))?
             .ok_or_else(|| StoreError::NoSuchExecution(id.to_string()))?;
-        let mut fields = Vec::new();
-        ExecutionLabel { execution_id: id.into(), workflow: workflow.into() }.write_json_fields(&mut fields);
-        Ok((number, String::from_utf8(fields).expect("JSON is UTF-8")))
+        Ok((number, label_fields(id, &workflow)))
     }
 
     /// Calls `each` with every stored event of execution `number` after seq `after`, in order;
@@ -244,14 +246,7 @@ impl SqliteStore {
             stmt.query(params![position(number, after), position(number + 1, 0)]).map_err(|e| self.err(e))?;
         while let Some(row) = rows.next().map_err(|e| self.err(e))? {
             let body = row.get_ref(0).and_then(|v| Ok(v.as_blob()?)).map_err(|e| self.err(e))?;
-            for event in read_row(body) {
-                let event = event.map_err(|_| self.corrupt("a row of events cannot be read".into()))?;
-                if event.seq <= after {
-                    continue;
-                }
-                let seq = event.seq;
-                each(event).map_err(|message| self.corrupt(format!("event {seq} {message}")))?;
-            }
+            each_event_after(body, after, &mut each).map_err(|message| self.corrupt(message))?;
         }
         Ok(())
     }
@@ -273,48 +268,15 @@ enum WriteFailure {
     UnknownExecution(Arc<str>),
 }
 
-/// Takes every write that is queued, commits them together, publishes how far it got. After a
-/// failed commit it goes on committing (a passing failure may leave later writes, such as the
-/// execution's end, recorded), but the published watermark stays where the failure was.
-fn write_loop(mut conn: Connection, queue: &WriteQueue, committed: &CommitPublisher, path: PathBuf) {
-    // Also when this thread panics: nobody is left waiting for an answer that never comes.
-    let _abandon = AbandonOnExit(queue, committed);
-    let mut numbers: HashMap<Arc<str>, i64> = HashMap::new();
-    let mut failure: Option<StoreError> = None;
-    while let Some(batch) = queue.take() {
-        match write_batch(&mut conn, &batch, &mut numbers) {
-            Ok(()) if failure.is_none() => {
-                if let Some(seq) = batch.rows.iter().map(|row| row.last_seq).max() {
-                    committed.advance(seq);
-                }
-            }
-            Ok(()) => {}
-            Err(e) => {
-                let error = StoreError::Write { path: path.clone(), message: e.to_string() };
-                committed.fail(&error);
-                failure.get_or_insert(error);
-            }
-        }
-        for op in batch.ops {
-            if let WriteOp::Sync(ack) = op {
-                // A flush that stopped waiting needs no answer.
-                let _ = ack.send(failure.clone().map_or(Ok(()), Err));
-            }
-        }
-    }
+/// The SQLite side of the writer: one IMMEDIATE transaction a batch.
+struct SqliteWriter {
+    conn: Connection,
+    numbers: HashMap<Arc<str>, i64>,
 }
 
-/// Drops the queue when the writer ends, however it ends; when it panicked, says that nothing
-/// more will be committed (the executor also learns it from the watch closing, the event bus
-/// only from this).
-struct AbandonOnExit<'a>(&'a WriteQueue, &'a CommitPublisher);
-
-impl Drop for AbandonOnExit<'_> {
-    fn drop(&mut self) {
-        self.0.abandon();
-        if std::thread::panicking() {
-            self.1.stopped();
-        }
+impl BatchWriter for SqliteWriter {
+    fn write(&mut self, batch: &Batch) -> std::result::Result<(), String> {
+        write_batch(&mut self.conn, batch, &mut self.numbers).map_err(|e| e.to_string())
     }
 }
 
@@ -448,6 +410,7 @@ fn execution_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ExecutionReco
         ended_at: row.get(7)?,
         error: row.get(8)?,
         pid: row.get(9)?,
+        runner: Runner::Process,
         resumes: row.get(10)?,
         tasks_total: row.get(11)?,
         last_seq: row.get(12)?,
@@ -458,11 +421,7 @@ fn execution_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ExecutionReco
 /// A column holding a JSON object (an execution's parameters or options).
 fn json_object_column(row: &rusqlite::Row<'_>, column: usize, what: &str, id: &str) -> rusqlite::Result<Value> {
     let text: String = row.get(column)?;
-    match serde_json::from_str(&text) {
-        Ok(value @ Value::Object(_)) => Ok(value),
-        Ok(_) => Err(damaged(column, format!("the {what} of execution {id} are not a JSON object"))),
-        Err(e) => Err(damaged(column, format!("the {what} of execution {id} do not read as JSON ({e})"))),
-    }
+    super::records::json_object(&text, what, id).map_err(|message| damaged(column, message))
 }
 
 impl Store for SqliteStore {
@@ -705,6 +664,7 @@ mod tests {
             ended_at: None,
             error: None,
             pid: std::process::id(),
+            runner: Runner::Process,
             resumes: 0,
             tasks_total: 0,
             tasks_done: 0,

@@ -59,7 +59,7 @@ pub fn list(args: &ListArgs) -> Result<i32, Diagnostic> {
     if records.is_empty() {
         let picked =
             if args.status.is_empty() && args.workflow.is_none() && args.since.is_none() { "" } else { "such " };
-        say!("no {picked}executions recorded in {}", path.display());
+        say!("no {picked}executions recorded in {path}");
         return Ok(0);
     }
     say_out!("{:<36}  {:<20}  {:<10}  {:<23}  {:>9}  TASKS", "ID", "WORKFLOW", "STATUS", "STARTED", "DURATION");

@@ -44,6 +44,6 @@ pub fn prune(args: &PruneArgs) -> Result<i32, Diagnostic> {
         say_out!("removed {}  {}  {}  {}", r.id, r.workflow, r.shown_status(), at);
     }
     let plural = if removed.len() == 1 { "" } else { "s" };
-    say!("pruned {} execution{plural} older than {} from {}", removed.len(), args.older_than, path.display());
+    say!("pruned {} execution{plural} older than {} from {}", removed.len(), args.older_than, path);
     Ok(0)
 }

@@ -1,0 +1,503 @@
+//! The shared store: a PostgreSQL database that processes on many machines use at once.
+//!
+//! It keeps the contract of the embedded SQLite store (`Store`) with the same pieces: events
+//! queue in `write_queue` and one writer thread commits each batch in one transaction (group
+//! commit), publishing the highest committed `seq`; events are stored many to a row
+//! (`event_rows`). What SQLite learns from a process id, this store learns from a lease: the
+//! process that runs an execution holds it, renewed by one heartbeat for all its executions,
+//! and an execution whose lease ran out crashed, on whichever machine it ran. Every commit of
+//! the writer checks that this process still holds what it writes (fencing): one that lost an
+//! execution to another can no longer record anything of it.
+
+mod connection;
+mod schema;
+mod writer;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio_postgres::Row;
+
+use self::connection::{describe, Pg};
+use super::commits::{listen, CommitListeners, CommitPublisher};
+use super::event_rows::{each_event_after, label_fields, StoredEvent};
+use super::records::{json_object, Runner, TaskFold};
+use super::write_queue::{WriteOp, WriteQueue};
+use super::{
+    CommitListener, CommitState, ExecutionQuery, ExecutionRecord, ExecutionStatus, Result, ShownStatus, Store,
+    StoreError, StoredTask,
+};
+use crate::events::{Event, ExecutionLabel};
+
+/// Connections a process opens at most: the writer's, the heartbeat's and readers'.
+const CONNECTIONS: usize = 4;
+
+/// How long a lease lasts unless renewed (`RHAIFLOW_LEASE`, in seconds, shortens it for
+/// tests); the heartbeat renews it three times in that time.
+fn lease() -> Duration {
+    std::env::var("RHAIFLOW_LEASE")
+        .ok()
+        .and_then(|s| s.parse::<f64>().ok())
+        .filter(|s| *s > 0.0)
+        .map_or(Duration::from_secs(10), Duration::from_secs_f64)
+}
+
+pub struct PgStore {
+    pg: Arc<Pg>,
+    /// This process, as leases name it.
+    owner: Owner,
+    writes: Arc<WriteQueue>,
+    committed: watch::Receiver<CommitState>,
+    listeners: CommitListeners,
+}
+
+impl PgStore {
+    /// Connects to the server `url` names, migrates its schema if needed, starts the writer
+    /// and the heartbeat.
+    pub fn open(url: &str) -> Result<PgStore> {
+        let pg = Arc::new(Pg::open(url, CONNECTIONS)?);
+        let (pool, place) = (pg.pool(), pg.place().clone());
+        let migrating = place.clone();
+        pg.run(async move {
+            let mut client = Pg::connection(&pool, &migrating).await?;
+            schema::migrate(&mut client, &migrating).await
+        })?;
+        let owner = Owner::this_process();
+        let lease = lease();
+        let writes = Arc::new(WriteQueue::default());
+        let (committed_tx, committed) = watch::channel(CommitState::default());
+        let listeners = CommitListeners::default();
+        let publisher = CommitPublisher::new(committed_tx, listeners.clone());
+        let writer = writer::PgWriter::new(pg.clone(), owner.clone(), lease);
+        let queue = writes.clone();
+        std::thread::Builder::new()
+            .name("rhaiflow-store".into())
+            .spawn(move || super::writer::write_loop(writer, &queue, &publisher, place))
+            .map_err(|e| StoreError::Open { path: pg.place().clone(), message: e.to_string() })?;
+        pg.spawn(heartbeat(pg.pool(), owner.name.clone(), lease));
+        Ok(PgStore { pg, owner, writes, committed, listeners })
+    }
+
+    fn place(&self) -> PathBuf {
+        self.pg.place().clone()
+    }
+
+    /// Runs `job` with a connection of the pool.
+    fn with<T: Send + 'static, F>(
+        &self,
+        job: impl FnOnce(deadpool_postgres::Object, PathBuf) -> F + Send + 'static,
+    ) -> Result<T>
+    where
+        F: std::future::Future<Output = Result<T>> + Send + 'static,
+    {
+        let (pool, place) = (self.pg.pool(), self.place());
+        let wrapped = async move {
+            let client = Pg::connection(&pool, &place).await?;
+            job(client, place).await
+        };
+        self.pg.run(wrapped)
+    }
+
+    /// The events of execution `id` after `after`, each passed to `each`.
+    fn read_events(
+        &self,
+        id: &str,
+        after: u64,
+        mut each: impl FnMut(&str, StoredEvent<'_>) -> std::result::Result<(), String>,
+    ) -> Result<()> {
+        let id = id.to_string();
+        let (workflow, rows) = self.with(move |client, place| async move {
+            let found = client
+                .query_opt("SELECT number, workflow FROM rhaiflow_executions WHERE id = $1", &[&id])
+                .await
+                .map_err(|e| database(&place, &e))?;
+            let Some(found) = found else { return Err(StoreError::NoSuchExecution(id)) };
+            let (number, workflow): (i64, String) = (found.get(0), found.get(1));
+            let rows = client
+                .query(
+                    "SELECT events FROM rhaiflow_event_rows WHERE execution = $1 AND last_seq > $2 ORDER BY last_seq",
+                    &[&number, &seq_column(after)],
+                )
+                .await
+                .map_err(|e| database(&place, &e))?;
+            Ok((label_fields(&id, &workflow), rows))
+        })?;
+        for row in rows {
+            let body: &[u8] = row.get(0);
+            each_event_after(body, after, |event| each(&workflow, event)).map_err(|m| self.corrupt(m))?;
+        }
+        Ok(())
+    }
+
+    fn corrupt(&self, message: String) -> StoreError {
+        StoreError::Corrupt { path: self.place(), message }
+    }
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        // The writer commits what is queued, then stops.
+        self.writes.close();
+    }
+}
+
+/// Renews the lease of every execution this process runs, all at once, a few times a lease.
+async fn heartbeat(pool: deadpool_postgres::Pool, owner: String, lease: Duration) {
+    loop {
+        tokio::time::sleep(lease / 3).await;
+        // A beat that fails (the server away a moment) is made up by the next; a lease that
+        // ran out meanwhile is the fencing's to handle.
+        if let Ok(client) = pool.get().await {
+            let _ = client
+                .execute(
+                    "UPDATE rhaiflow_executions SET lease_until = now() + make_interval(secs => $2)
+                     WHERE owner = $1 AND status = 'running'",
+                    &[&owner, &lease.as_secs_f64()],
+                )
+                .await;
+        }
+    }
+}
+
+/// A process that holds executions: `name` (`host:pid`) is shown; `machine` tells whether
+/// its pid can be checked from here.
+#[derive(Clone, Debug)]
+pub struct Owner {
+    pub name: String,
+    pub machine: String,
+}
+
+impl Owner {
+    fn this_process() -> Owner {
+        let read = |path: &str| std::fs::read_to_string(path).map(|s| s.trim().to_string()).unwrap_or_default();
+        let host = Some(read("/proc/sys/kernel/hostname")).filter(|h| !h.is_empty()).unwrap_or("localhost".into());
+        // One boot of one machine, one process namespace (containers on a host have their own).
+        let namespace = std::fs::read_link("/proc/self/ns/pid").map(|l| l.display().to_string()).unwrap_or_default();
+        let machine = format!("{}/{namespace}", read("/proc/sys/kernel/random/boot_id"));
+        Owner { name: format!("{host}:{}", std::process::id()), machine }
+    }
+
+    /// Whether the process `pid` of `machine` is known to be gone: only a process of this
+    /// machine can be looked at.
+    fn gone(&self, machine: &str, pid: u32) -> bool {
+        machine == self.machine && !super::records::process_alive(pid)
+    }
+}
+
+/// A failure of the server, named by the store's place.
+fn database(place: &std::path::Path, e: &tokio_postgres::Error) -> StoreError {
+    StoreError::Database(format!("{}: {}", place.display(), describe(e)))
+}
+
+/// Seqs and counts are stored as bigint.
+fn seq_column(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+const EXECUTION_COLUMNS: &str = "id, workflow, script, parameters, options, status, started_at, ended_at, error, pid,
+    resumes, tasks_total, last_seq, tasks_done, owner, coalesce(lease_until < now(), true), number, machine";
+
+/// An execution's row; a value rhaiflow would not have written is damage (the message). Its
+/// runner is gone when its lease ran out, or when it ran on this machine and its process is
+/// gone (killed: the lease would only tell later).
+fn record(row: &Row, me: &Owner) -> std::result::Result<ExecutionRecord, String> {
+    let id: String = row.get(0);
+    let status: String = row.get(5);
+    let status = ExecutionStatus::parse(&status)
+        .ok_or_else(|| format!("execution {id} has the status `{status}`, which rhaiflow never writes"))?;
+    let count = |column: usize| {
+        u64::try_from(row.get::<_, i64>(column)).map_err(|_| format!("execution {id} has a negative count"))
+    };
+    let pid = u32::try_from(row.get::<_, i64>(9)).map_err(|_| format!("execution {id} has no valid process id"))?;
+    let expired = row.get::<_, bool>(15) || me.gone(row.get(17), pid);
+    Ok(ExecutionRecord {
+        parameters: json_object(row.get(3), "parameters", &id)?,
+        options: json_object(row.get(4), "options", &id)?,
+        workflow: row.get(1),
+        script: row.get(2),
+        status,
+        started_at: row.get(6),
+        ended_at: row.get(7),
+        error: row.get(8),
+        pid,
+        resumes: u32::try_from(row.get::<_, i64>(10))
+            .map_err(|_| format!("execution {id} has a wrong resume count"))?,
+        tasks_total: count(11)?,
+        last_seq: count(12)?,
+        tasks_done: count(13)?,
+        runner: Runner::Lease { owner: row.get(14), expired },
+        id,
+    })
+}
+
+/// Reads execution rows, damage reported as such.
+fn records(rows: &[Row], place: &std::path::Path, me: &Owner) -> Result<Vec<ExecutionRecord>> {
+    rows.iter()
+        .map(|row| record(row, me).map_err(|message| StoreError::Corrupt { path: place.to_path_buf(), message }))
+        .collect()
+}
+
+/// The advisory lock that makes "is another execution running on this deployment?" and the
+/// start of one a single step across processes.
+const DEPLOYMENT_LOCK: &str = "SELECT pg_advisory_xact_lock(hashtextextended('rhaiflow deployment ' || $1, 0))";
+
+/// Another execution running on the stored deployment `deployment` (as a busy error), if there
+/// is one whose runner is there; one that crashed does not count.
+async fn running_on(
+    tx: &deadpool_postgres::Transaction<'_>,
+    deployment: &str,
+    own_id: &str,
+    me: &Owner,
+) -> std::result::Result<Option<StoreError>, tokio_postgres::Error> {
+    tx.execute(DEPLOYMENT_LOCK, &[&deployment]).await?;
+    let rows = tx
+        .query(
+            "SELECT id, workflow, pid, machine FROM rhaiflow_executions
+             WHERE status = 'running' AND id <> $2 AND lease_until >= now()
+               AND options::jsonb ->> 'deployment' = $1 AND options::jsonb -> 'deployment_stored' = 'true'::jsonb
+             ORDER BY number",
+            &[&deployment, &own_id],
+        )
+        .await?;
+    let running = rows.iter().find_map(|r| {
+        let pid = u32::try_from(r.get::<_, i64>(2)).unwrap_or(0);
+        (!me.gone(r.get(3), pid)).then(|| StoreError::DeploymentBusy {
+            deployment: deployment.to_string(),
+            execution: r.get(0),
+            workflow: r.get(1),
+            pid,
+        })
+    });
+    Ok(running)
+}
+
+impl Store for PgStore {
+    fn begin(&self, record: &ExecutionRecord) -> Result<()> {
+        self.writes.push_op(WriteOp::Begin(Box::new(record.clone())));
+        self.flush()
+    }
+
+    fn begin_on_deployment(&self, record: &ExecutionRecord, deployment: &str) -> Result<()> {
+        let (record_now, deployment) = (record.clone(), deployment.to_string());
+        let (owner, lease) = (self.owner.clone(), lease());
+        self.with(move |mut client, place| async move {
+            let failed = |e: tokio_postgres::Error| database(&place, &e);
+            let tx = client.transaction().await.map_err(failed)?;
+            if let Some(running) = running_on(&tx, &deployment, &record_now.id, &owner).await.map_err(failed)? {
+                return Err(running);
+            }
+            writer::begin_execution(&tx, &record_now, &owner, lease).await.map_err(failed)?;
+            tx.commit().await.map_err(failed)
+        })?;
+        // The writer records it again (the same row), and learns its number.
+        self.begin(record)
+    }
+
+    fn append(&self, label: &ExecutionLabel, event: &Event) {
+        self.writes.push_event(&label.execution_id, event);
+    }
+
+    fn planned(&self, execution_id: &str, count: u64) {
+        self.writes.push_op(WriteOp::Planned { execution_id: execution_id.to_string(), count });
+    }
+
+    fn end(&self, execution_id: &str, status: ExecutionStatus, error: Option<String>) -> Result<()> {
+        let at = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
+        self.writes.push_op(WriteOp::End { execution_id: execution_id.to_string(), status, error, at });
+        Ok(())
+    }
+
+    fn flush(&self) -> Result<()> {
+        let (ack, done) = std::sync::mpsc::sync_channel(1);
+        self.writes.push_op(WriteOp::Sync(ack));
+        done.recv().unwrap_or(Err(StoreError::WriterStopped))
+    }
+
+    fn committed(&self) -> Option<watch::Receiver<CommitState>> {
+        Some(self.committed.clone())
+    }
+
+    fn on_commit(&self, listener: CommitListener) {
+        listen(&self.listeners, &self.committed, listener);
+    }
+
+    fn executions(&self, query: &ExecutionQuery) -> Result<Vec<ExecutionRecord>> {
+        let me = self.owner.clone();
+        let statuses: Option<Vec<String>> = query.stored_statuses().map(|json| {
+            serde_json::from_str::<Vec<String>>(&json).expect("stored_statuses is a JSON array of strings")
+        });
+        let limit = match query.limit {
+            Some(n) if !query.needs_process_check() => Some(i64::try_from(n).unwrap_or(i64::MAX)),
+            _ => None,
+        };
+        let (workflow, since) = (query.workflow.clone(), query.since.clone());
+        let all = self.with(move |client, place| async move {
+            let rows = client
+                .query(
+                    &format!(
+                        "SELECT {EXECUTION_COLUMNS} FROM rhaiflow_executions
+                         WHERE ($1::text[] IS NULL OR status = ANY($1)) AND ($2::text IS NULL OR workflow = $2)
+                           AND ($3::text IS NULL OR started_at >= $3)
+                         ORDER BY started_at DESC, number DESC LIMIT $4"
+                    ),
+                    &[&statuses, &workflow, &since, &limit],
+                )
+                .await
+                .map_err(|e| database(&place, &e))?;
+            records(&rows, &place, &me)
+        })?;
+        let wanted = all.into_iter().filter(|r| query.wants(r));
+        Ok(wanted.take(query.limit.unwrap_or(usize::MAX)).collect())
+    }
+
+    fn prune(&self, statuses: &[ShownStatus], before: &str) -> Result<Vec<ExecutionRecord>> {
+        let me = self.owner.clone();
+        let (statuses, before) = (statuses.to_vec(), before.to_string());
+        self.with(move |mut client, place| async move {
+            let failed = |e: tokio_postgres::Error| database(&place, &e);
+            // The rows stay locked to the end: a resume cannot take one over in between.
+            let tx = client.transaction().await.map_err(failed)?;
+            let rows = tx
+                .query(
+                    &format!(
+                        "SELECT {EXECUTION_COLUMNS} FROM rhaiflow_executions
+                         WHERE coalesce(ended_at, started_at) < $1 ORDER BY started_at, number FOR UPDATE"
+                    ),
+                    &[&before],
+                )
+                .await
+                .map_err(failed)?;
+            let mut removed = Vec::new();
+            for (row, record) in rows.iter().zip(records(&rows, &place, &me)?) {
+                if !record.prunable(&statuses, &before) {
+                    continue;
+                }
+                let number: i64 = row.get(16);
+                tx.execute("DELETE FROM rhaiflow_event_rows WHERE execution = $1", &[&number]).await.map_err(failed)?;
+                tx.execute("DELETE FROM rhaiflow_executions WHERE number = $1", &[&number]).await.map_err(failed)?;
+                removed.push(record);
+            }
+            tx.commit().await.map_err(failed)?;
+            Ok(removed)
+        })
+    }
+
+    fn execution(&self, id: &str) -> Result<ExecutionRecord> {
+        let me = self.owner.clone();
+        let id = id.to_string();
+        self.with(move |client, place| async move {
+            // The id, else a unique prefix of it (as with git commits).
+            let rows = client
+                .query(
+                    &format!(
+                        "SELECT {EXECUTION_COLUMNS} FROM rhaiflow_executions WHERE id = $1
+                         UNION ALL (SELECT {EXECUTION_COLUMNS} FROM rhaiflow_executions
+                                    WHERE starts_with(id, $1) AND id <> $1 LIMIT 2)"
+                    ),
+                    &[&id],
+                )
+                .await
+                .map_err(|e| database(&place, &e))?;
+            let found = records(&rows, &place, &me)?;
+            match found.as_slice() {
+                [first, ..] if first.id == id => Ok(first.clone()),
+                [one] if !id.is_empty() => Ok(one.clone()),
+                _ => Err(StoreError::NoSuchExecution(id)),
+            }
+        })
+    }
+
+    fn tasks(&self, id: &str) -> Result<Vec<StoredTask>> {
+        let mut tasks = TaskFold::default();
+        self.read_events(id, 0, |_, event| match event.serial {
+            Some(serial) => tasks.apply(serial, event.unlabelled),
+            None => Ok(()),
+        })?;
+        Ok(tasks.finish())
+    }
+
+    fn events_after(&self, id: &str, after: u64) -> Result<Vec<(u64, String)>> {
+        let mut events = Vec::new();
+        self.read_events(id, after, |label, event| {
+            serde_json::from_str::<serde::de::IgnoredAny>(event.unlabelled)
+                .map_err(|e| format!("does not read as JSON ({e})"))?;
+            events.push((event.seq, event.json(label)));
+            Ok(())
+        })?;
+        Ok(events)
+    }
+
+    fn request_cancel(&self, id: &str, force: bool) -> Result<()> {
+        let id = id.to_string();
+        let level: i16 = if force { 2 } else { 1 };
+        self.with(move |client, place| async move {
+            let changed = client
+                .execute(
+                    "UPDATE rhaiflow_executions SET cancel_request = greatest(cancel_request, $2) WHERE id = $1",
+                    &[&id, &level],
+                )
+                .await
+                .map_err(|e| database(&place, &e))?;
+            if changed == 0 {
+                return Err(StoreError::NoSuchExecution(id));
+            }
+            Ok(())
+        })
+    }
+
+    fn cancel_request(&self, id: &str) -> Result<u8> {
+        let id = id.to_string();
+        self.with(move |client, place| async move {
+            let row = client
+                .query_opt("SELECT cancel_request FROM rhaiflow_executions WHERE id = $1", &[&id])
+                .await
+                .map_err(|e| database(&place, &e))?;
+            Ok(row.map_or(0, |r| u8::try_from(r.get::<_, i16>(0)).unwrap_or(0)))
+        })
+    }
+
+    fn claim(&self, seen: &ExecutionRecord, pid: u32) -> Result<bool> {
+        let seen = seen.clone();
+        let (owner, lease) = (self.owner.clone(), lease());
+        self.with(move |mut client, place| async move {
+            let failed = |e: tokio_postgres::Error| database(&place, &e);
+            let tx = client.transaction().await.map_err(failed)?;
+            // An execution on a stored deployment is taken over only while no other runs on
+            // it: refused later, it would be left as if running here.
+            if let (true, Some(deployment)) = (seen.deployment_stored(), seen.deployment()) {
+                if let Some(running) = running_on(&tx, deployment, &seen.id, &owner).await.map_err(failed)? {
+                    return Err(running);
+                }
+            }
+            // Still as `seen` left it, and (when running) with its runner gone: its lease ran
+            // out, or it ran here and its process is gone. Of two processes taking it over,
+            // one changes it and the other finds it changed.
+            let gone_here = !super::records::process_alive(seen.pid);
+            let changed = tx
+                .execute(
+                    "UPDATE rhaiflow_executions
+                     SET pid = $2, status = 'running', owner = $5, lease_until = now() + make_interval(secs => $6),
+                       machine = $8
+                     WHERE id = $1 AND pid = $3 AND status = $4 AND resumes = $7
+                       AND (status <> 'running' OR coalesce(lease_until < now(), true) OR (machine = $8 AND $9))",
+                    &[
+                        &seen.id,
+                        &i64::from(pid),
+                        &i64::from(seen.pid),
+                        &seen.status.as_str(),
+                        &owner.name,
+                        &lease.as_secs_f64(),
+                        &i64::from(seen.resumes),
+                        &owner.machine,
+                        &gone_here,
+                    ],
+                )
+                .await
+                .map_err(failed)?;
+            tx.commit().await.map_err(failed)?;
+            Ok(changed == 1)
+        })
+    }
+}

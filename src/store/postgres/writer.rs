@@ -1,0 +1,197 @@
+//! The PostgreSQL side of the store's writer thread: one transaction a batch, which first
+//! checks that this process still holds every execution it writes (fencing).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use deadpool_postgres::{Object, Transaction};
+
+use super::connection::{describe, Pg};
+use super::Owner;
+use crate::store::write_queue::{Batch, WriteOp};
+use crate::store::writer::BatchWriter;
+use crate::store::ExecutionRecord;
+
+pub struct PgWriter {
+    pg: Arc<Pg>,
+    owner: Owner,
+    lease: Duration,
+    /// Kept across batches; dropped after a failure (it may be the connection that failed).
+    client: Option<Object>,
+    /// The numbers of the executions this writer began, which key their events.
+    numbers: HashMap<Arc<str>, i64>,
+}
+
+impl PgWriter {
+    pub fn new(pg: Arc<Pg>, owner: Owner, lease: Duration) -> PgWriter {
+        PgWriter { pg, owner, lease, client: None, numbers: HashMap::new() }
+    }
+}
+
+impl BatchWriter for PgWriter {
+    fn write(&mut self, batch: &Batch) -> Result<(), String> {
+        let pg = self.pg.clone();
+        // The writer is a thread of its own, never a runtime's: it may block on the store's.
+        let written = pg.block_on(async {
+            if self.client.is_none() {
+                let pool = self.pg.pool();
+                self.client = Some(Pg::connection(&pool, self.pg.place()).await.map_err(|e| e.to_string())?);
+            }
+            let client = self.client.as_mut().expect("connected above");
+            write_batch(client, batch, &self.owner, self.lease, &self.numbers).await
+        });
+        match written {
+            Ok(begun) => {
+                self.numbers.extend(begun);
+                Ok(())
+            }
+            Err(message) => {
+                self.client = None;
+                Err(message)
+            }
+        }
+    }
+}
+
+/// Commits `batch`, or nothing of it; returns the numbers of the executions it began.
+async fn write_batch(
+    client: &mut Object,
+    batch: &Batch,
+    owner: &Owner,
+    lease: Duration,
+    numbers: &HashMap<Arc<str>, i64>,
+) -> Result<HashMap<Arc<str>, i64>, String> {
+    let failed = |e: tokio_postgres::Error| describe(&e);
+    let tx = client.transaction().await.map_err(failed)?;
+    // An execution's start comes first: its events are keyed by the number it gets. Known only
+    // once committed: rolled back, the number may go to another process's execution.
+    let mut begun: HashMap<Arc<str>, i64> = HashMap::new();
+    for op in &batch.ops {
+        if let WriteOp::Begin(r) = op {
+            begun.insert(Arc::from(r.id.as_str()), begin_execution(&tx, r, owner, lease).await.map_err(failed)?);
+        }
+    }
+    // Fencing: every execution this batch writes must still be this process's. One another
+    // process took over (its lease ran out here) is not written, and the run learns it.
+    let mut touched: Vec<String> = batch.rows.iter().map(|r| r.execution_id.to_string()).collect();
+    touched.extend(batch.ops.iter().filter_map(|op| match op {
+        WriteOp::Planned { execution_id, .. } | WriteOp::End { execution_id, .. } => Some(execution_id.clone()),
+        WriteOp::Begin(_) | WriteOp::Sync(_) => None,
+    }));
+    touched.sort_unstable();
+    touched.dedup();
+    if !touched.is_empty() {
+        let lost = tx
+            .query_opt(
+                "SELECT id, owner FROM rhaiflow_executions WHERE id = ANY($1) AND owner <> $2 LIMIT 1",
+                &[&touched, &owner.name],
+            )
+            .await
+            .map_err(failed)?;
+        if let Some(lost) = lost {
+            let (id, holder): (String, String) = (lost.get(0), lost.get(1));
+            return Err(format!(
+                "this process ({}) lost execution {id} to {holder}: its lease ran out, and another took it over",
+                owner.name
+            ));
+        }
+    }
+    // Per execution in this batch: its highest seq and how many tasks got done.
+    let mut progress: Vec<(i64, i64, i64)> = Vec::new();
+    let insert = tx
+        .prepare_cached(
+            "INSERT INTO rhaiflow_event_rows (execution, last_seq, first_seq, events) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (execution, last_seq) DO UPDATE SET first_seq = excluded.first_seq, events = excluded.events",
+        )
+        .await
+        .map_err(failed)?;
+    for row in &batch.rows {
+        // Skipped, these events would be lost while counting as committed.
+        let Some(&number) = begun.get(&row.execution_id).or_else(|| numbers.get(&row.execution_id)) else {
+            return Err(format!(
+                "this is a bug in rhaiflow: events of execution {} came before its start was recorded; please \
+                 report it",
+                row.execution_id
+            ));
+        };
+        let (last, first) = (super::seq_column(row.last_seq), super::seq_column(row.first_seq));
+        tx.execute(&insert, &[&number, &last, &first, &row.body]).await.map_err(failed)?;
+        let done = super::seq_column(row.tasks_done);
+        match progress.iter_mut().find(|(n, _, _)| *n == number) {
+            Some((_, seq, count)) => {
+                *seq = (*seq).max(last);
+                *count += done;
+            }
+            None => progress.push((number, last, done)),
+        }
+    }
+    for op in &batch.ops {
+        match op {
+            WriteOp::Planned { execution_id, count } => {
+                tx.execute(
+                    "UPDATE rhaiflow_executions SET tasks_total = tasks_total + $2 WHERE id = $1",
+                    &[execution_id, &super::seq_column(*count)],
+                )
+                .await
+                .map_err(failed)?;
+            }
+            WriteOp::End { execution_id, status, error, at } => {
+                tx.execute(
+                    "UPDATE rhaiflow_executions SET status = $2, error = $3, ended_at = $4 WHERE id = $1",
+                    &[execution_id, &status.as_str(), error, at],
+                )
+                .await
+                .map_err(failed)?;
+            }
+            WriteOp::Begin(_) | WriteOp::Sync(_) => {}
+        }
+    }
+    for (number, seq, done) in progress {
+        tx.execute(
+            "UPDATE rhaiflow_executions SET last_seq = greatest(last_seq, $2), tasks_done = tasks_done + $3
+             WHERE number = $1",
+            &[&number, &seq, &done],
+        )
+        .await
+        .map_err(failed)?;
+    }
+    tx.commit().await.map_err(failed)?;
+    Ok(begun)
+}
+
+/// Records an execution's start, held by `owner`; gives its number.
+pub async fn begin_execution(
+    tx: &Transaction<'_>,
+    r: &ExecutionRecord,
+    owner: &Owner,
+    lease: Duration,
+) -> Result<i64, tokio_postgres::Error> {
+    let row = tx
+        .query_one(
+            "INSERT INTO rhaiflow_executions
+               (id, workflow, script, parameters, options, status, started_at, pid, resumes, owner, lease_until,
+                machine)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, now() + make_interval(secs => $11), $12)
+             ON CONFLICT (id) DO UPDATE SET status = excluded.status, pid = excluded.pid,
+               resumes = excluded.resumes, ended_at = NULL, error = NULL, cancel_request = 0, tasks_total = 0,
+               owner = excluded.owner, lease_until = excluded.lease_until, machine = excluded.machine
+             RETURNING number",
+            &[
+                &r.id,
+                &r.workflow,
+                &r.script,
+                &r.parameters.to_string(),
+                &r.options.to_string(),
+                &r.status.as_str(),
+                &r.started_at,
+                &i64::from(r.pid),
+                &i64::from(r.resumes),
+                &owner.name,
+                &lease.as_secs_f64(),
+                &owner.machine,
+            ],
+        )
+        .await?;
+    Ok(row.get(0))
+}
