@@ -125,12 +125,17 @@ pub fn remove(name: &str, version: Option<&str>) -> Result<Vec<Installed>, Diagn
 /// resume finds the same files), verified and checked like an install.
 pub fn unpacked(archive_path: &Path) -> Result<Bundle, Vec<Diagnostic>> {
     let bytes = archive::read(archive_path).map_err(|d| vec![d])?;
-    let dir = root().join(".unpacked").join(archive::sha256_hex(&bytes));
+    unpacked_bytes(&bytes)
+}
+
+/// `unpacked` for an archive's bytes (a bundle that came through the store).
+pub fn unpacked_bytes(bytes: &[u8]) -> Result<Bundle, Vec<Diagnostic>> {
+    let dir = root().join(".unpacked").join(archive::sha256_hex(bytes));
     if dir.join(super::MANIFEST_FILE).exists() {
         return Bundle::load(&dir).map_err(|d| vec![d]);
     }
     let scratch = root().join(format!(".unpacking-{}", uuid::Uuid::new_v4()));
-    let result = unpack_checked(&bytes, &scratch).and_then(|_| {
+    let result = unpack_checked(bytes, &scratch).and_then(|_| {
         std::fs::create_dir_all(dir.parent().unwrap_or(&dir)).map_err(|e| vec![failed(e.to_string())])?;
         match std::fs::rename(&scratch, &dir) {
             // Another process unpacked the same archive first: its copy is as good.

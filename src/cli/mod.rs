@@ -10,6 +10,7 @@ mod params;
 mod repl;
 mod run;
 mod target;
+mod worker;
 
 use std::io::IsTerminal;
 
@@ -42,6 +43,10 @@ enum Command {
     Deployments(deployments::DeploymentsArgs),
     /// Build and run workflows interactively, a line at a time.
     Repl(repl::ReplArgs),
+    /// Run submitted executions (`run --submit`) from a PostgreSQL store's queues.
+    Worker(worker::WorkerArgs),
+    /// The workers of a PostgreSQL store: who is alive, what they run.
+    Workers(worker::WorkersArgs),
 }
 
 /// Parses the command line and runs the subcommand; returns the process exit code.
@@ -80,6 +85,8 @@ fn run_command() -> i32 {
         Command::Bundle(args) => bundle::bundle(args),
         Command::Deployments(args) => deployments::deployments(args),
         Command::Repl(args) => repl::repl(args),
+        Command::Worker(args) => worker::worker(args),
+        Command::Workers(args) => worker::workers(args),
     }
 }
 

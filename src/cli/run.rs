@@ -51,9 +51,19 @@ pub struct RunArgs {
     /// Tasks one execution may make (0 = no limit).
     #[arg(long, default_value_t = Limits::default().max_tasks, value_name = "N")]
     max_tasks: u64,
+    /// Record the execution as queued and print its id, for a worker to run (`rhaiflow
+    /// worker`); needs a PostgreSQL store.
+    #[arg(long, conflicts_with_all = ["ephemeral", "dry_run", "events_json"])]
+    submit: bool,
+    /// The queue a submitted execution waits on.
+    #[arg(long, default_value = "default", requires = "submit", value_name = "NAME")]
+    queue: String,
 }
 
 pub fn run(args: RunArgs) -> i32 {
+    if args.submit {
+        return submit(&args);
+    }
     match prepare(&args) {
         Ok((options, mut output)) => {
             let report = runner::run(&options, output.sinks());
@@ -63,6 +73,22 @@ pub fn run(args: RunArgs) -> i32 {
             // Everything with an effect (the store, the sinks) was closed inside `run`.
             std::mem::forget(report);
             code
+        }
+        Err(diagnostics) => report_all(&diagnostics),
+    }
+}
+
+/// `run --submit`: checked, recorded as queued, its id printed (a worker runs it).
+fn submit(args: &RunArgs) -> i32 {
+    let submitted = prepare(args).and_then(|(options, _)| {
+        let StoreChoice::At(location) = &options.store else { unreachable!("--submit conflicts with --ephemeral") };
+        runner::submit(&options, location, &args.queue).map_err(|d| vec![d])
+    });
+    match submitted {
+        Ok(id) => {
+            say!("queued execution {id} on queue `{}` (rhaiflow executions events {id} --follow)", args.queue);
+            say_out!("{id}");
+            0
         }
         Err(diagnostics) => report_all(&diagnostics),
     }

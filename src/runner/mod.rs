@@ -9,6 +9,8 @@ mod host;
 mod last_resort;
 mod recorded;
 mod resume;
+mod shipped;
+mod submit;
 mod watchers;
 
 use std::path::PathBuf;
@@ -20,7 +22,8 @@ use serde_json::Value;
 
 pub use deployment::{attach_deployment, DeploymentSource};
 pub use entry::prepare as prepare_bundle_workflow;
-pub use resume::resume;
+pub use resume::{resume, resume_in};
+pub use submit::submit;
 
 use crate::deploy::model::NotRecorded;
 use crate::deploy::Deployment;
@@ -226,7 +229,7 @@ fn run_execution(
         execution_id: &execution_id,
         workflow: &workflow,
         parameters: &Value::Object(options.parameters.clone()),
-        resumed: resume.is_some(),
+        resumed: resume.as_ref().is_some_and(|r| !r.first_run),
         deployment: options.deployment.as_ref(),
     };
     let outcome = evaluate(&host, options, &script, &globals, &bus, resume.as_ref());

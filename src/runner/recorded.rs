@@ -30,6 +30,15 @@ pub(super) struct RecordedOptions {
     pub(super) deployment_snapshot: Option<Value>,
     pub(super) deployment_stored: bool,
     pub(super) bundle: Option<RecordedBundle>,
+    /// A submitted execution's script or bundle, kept in the store for the worker that runs it.
+    #[serde(default)]
+    pub(super) source: Option<RecordedSource>,
+}
+
+/// Which shipped source (`store::ShippedSource`) a submitted execution runs from.
+#[derive(Clone, Serialize, Deserialize)]
+pub(super) struct RecordedSource {
+    pub(super) checksum: String,
 }
 
 /// A bundle workflow's entry (`runner::BundleWorkflow`).
@@ -70,6 +79,7 @@ impl RecordedOptions {
                 module: w.module.clone(),
                 function: w.function.clone(),
             }),
+            source: None,
         }
     }
 

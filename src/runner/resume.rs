@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::deployment::{attach_deployment, DeploymentSource};
 use super::recorded::{RecordedBundle, RecordedOptions};
-use super::{run_execution, BundleWorkflow, RunOptions, RunReport, StoreChoice};
+use super::{run_execution, shipped, BundleWorkflow, RunOptions, RunReport, StoreChoice};
 use crate::diagnostic::{Code, Diagnostic};
 use crate::events::{EventSink, TaskKind};
 use crate::exec::{Replay, ReplayedTask};
@@ -22,6 +22,9 @@ pub(super) struct ResumeFrom {
     pub(super) replay: Arc<Replay>,
     pub(super) last_seq: u64,
     pub(super) resumes: u32,
+    /// A submitted execution that a worker takes up for the first time: nothing to replay,
+    /// and its events say it starts, not resumes.
+    pub(super) first_run: bool,
     pub(super) started_at: String,
     /// Processes of the previous run that were still running, killed before anything ran.
     pub(super) left_behind: Vec<i32>,
@@ -30,22 +33,35 @@ pub(super) struct ResumeFrom {
 /// Resumes a failed, cancelled or crashed execution recorded in the store at `location`:
 /// its script runs again with its parameters; tasks that succeeded give their stored result.
 pub fn resume(location: &StoreLocation, id: &str, sinks: Vec<Box<dyn EventSink>>, owns_process: bool) -> RunReport {
+    match store::open(location) {
+        Ok(store) => resume_in(store, location, id, sinks, owns_process),
+        Err(e) => RunReport::invalid(id.into(), String::new(), e.into(), Instant::now()),
+    }
+}
+
+/// `resume` in a store already open (a worker runs many executions through one): also the
+/// first run of a submitted execution, its script or bundle fetched from the store when it
+/// came from another machine.
+pub fn resume_in(
+    store: Arc<dyn Store>,
+    location: &StoreLocation,
+    id: &str,
+    sinks: Vec<Box<dyn EventSink>>,
+    owns_process: bool,
+) -> RunReport {
     let started = Instant::now();
-    let store = match store::open(location) {
-        Ok(s) => s,
-        Err(e) => return RunReport::invalid(id.into(), String::new(), e.into(), started),
-    };
     let (record, tasks) = match claim(store.as_ref(), id) {
         Ok(claimed) => claimed,
         Err(d) => return RunReport::invalid(id.into(), String::new(), d, started),
     };
+    let first_run = record.status == ExecutionStatus::Queued;
     // Its tasks run again: what the previous run started must not run beside them.
-    let left_behind = crate::exec::left_behind::end_left_behind(&record.id);
+    let left_behind = if first_run { Vec::new() } else { crate::exec::left_behind::end_left_behind(&record.id) };
     let recorded = match RecordedOptions::read(&record.options, location, &record.id) {
         Ok(recorded) => recorded,
         Err(e) => return RunReport::invalid(id.into(), String::new(), e.into(), started),
     };
-    let options = match recorded_options(&record, recorded, location, owns_process) {
+    let options = match recorded_options(store.as_ref(), &record, recorded, location, owns_process) {
         Ok(options) => options,
         Err(d) => return RunReport::invalid(record.id.clone(), record.workflow.clone(), d, started),
     };
@@ -53,8 +69,9 @@ pub fn resume(location: &StoreLocation, id: &str, sinks: Vec<Box<dyn EventSink>>
         execution_id: record.id.clone(),
         replay: Arc::new(replay(&record, &tasks)),
         last_seq: record.last_seq,
-        resumes: record.resumes + 1,
-        started_at: record.started_at.clone(),
+        resumes: if first_run { 0 } else { record.resumes + 1 },
+        first_run,
+        started_at: if first_run { super::now() } else { record.started_at.clone() },
         left_behind,
     };
     run_execution(&options, sinks, Some(store), Some(location.clone()), Some(from), started)
@@ -70,7 +87,7 @@ fn claim(store: &dyn Store, id: &str) -> Result<(ExecutionRecord, Vec<StoredTask
         ExecutionStatus::Succeeded => {
             return refused(format!("execution {} already succeeded: nothing to resume", record.id))
         }
-        ExecutionStatus::Running if !record.crashed() => {
+        ExecutionStatus::Running if !record.crashed() && !record.taken_here() => {
             return refused(format!(
                 "execution {} is still running ({}); cancel it first",
                 record.id,
@@ -100,18 +117,26 @@ fn replay(record: &ExecutionRecord, tasks: &[StoredTask]) -> Replay {
 /// The run's options as the execution recorded them, with its bundle workflow and its
 /// deployment found again.
 fn recorded_options(
+    store: &dyn Store,
     record: &ExecutionRecord,
     recorded: RecordedOptions,
     location: &StoreLocation,
     owns_process: bool,
 ) -> Result<RunOptions, Diagnostic> {
     let mut options = RunOptions::new(&record.script);
+    let shipped = match &recorded.source {
+        Some(source) => Some(shipped::fetch(store, &source.checksum)?),
+        None => None,
+    };
+    if let (Some(path), None) = (&shipped, &recorded.bundle) {
+        options.script = path.clone();
+    }
     options.parameters = record.parameters.as_object().cloned().unwrap_or_default();
     recorded.apply_to(&mut options);
     options.owns_process = owns_process;
     options.store = StoreChoice::At(location.clone());
     if let Some(bundle) = &recorded.bundle {
-        bundle_workflow(&mut options, bundle)?;
+        bundle_workflow(&mut options, bundle, shipped)?;
     }
     if let Some(name) = &recorded.deployment {
         resumed_deployment(&mut options, name, &recorded, location)?;
@@ -120,8 +145,13 @@ fn recorded_options(
 }
 
 /// Points `options` at the bundle workflow an execution ran.
-fn bundle_workflow(options: &mut RunOptions, bundle: &RecordedBundle) -> Result<(), Diagnostic> {
-    let mut root = ModuleRoot { name: bundle.plugin.clone(), dir: bundle.dir.clone() };
+/// `shipped`: where the bundle came to through the store (a submitted execution).
+fn bundle_workflow(
+    options: &mut RunOptions,
+    bundle: &RecordedBundle,
+    shipped: Option<PathBuf>,
+) -> Result<(), Diagnostic> {
+    let mut root = ModuleRoot { name: bundle.plugin.clone(), dir: shipped.unwrap_or_else(|| bundle.dir.clone()) };
     // The built-in workflows live in a scratch folder that may be gone since.
     if root.name == "builtin" {
         root.dir = crate::bundle::builtin::bundle()?.dir;

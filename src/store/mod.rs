@@ -23,7 +23,7 @@ use std::sync::Arc;
 pub use commits::{CommitListener, CommitState};
 pub use deployments::DeploymentStore;
 pub use location::StoreLocation;
-pub use postgres::PgStore;
+pub use postgres::{PgStore, ShippedSource};
 pub use records::{ExecutionQuery, ExecutionRecord, ExecutionStatus, Runner, ShownStatus, StoredState, StoredTask};
 pub use sqlite::SqliteStore;
 
@@ -152,6 +152,11 @@ pub trait Store: Send + Sync {
     /// and process): of two processes resuming one crashed execution, only one succeeds. One
     /// on a stored deployment another execution runs on is refused (`DeploymentBusy`).
     fn claim(&self, seen: &ExecutionRecord, pid: u32) -> Result<bool>;
+    /// The script or bundle a submitted execution runs from (`run --submit`); `None` where
+    /// nothing is submitted (SQLite).
+    fn shipped_source(&self, _checksum: &str) -> Result<Option<ShippedSource>> {
+        Ok(None)
+    }
 }
 
 /// Opens the store at `location`: SQLite's file, or a PostgreSQL server (migrated if needed).

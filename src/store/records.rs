@@ -6,6 +6,8 @@ use crate::events::{TaskKind, CANCELLED};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ExecutionStatus {
+    /// Submitted, waiting for a worker (a PostgreSQL store only).
+    Queued,
     Running,
     Succeeded,
     Failed,
@@ -15,6 +17,7 @@ pub enum ExecutionStatus {
 impl ExecutionStatus {
     pub fn as_str(self) -> &'static str {
         match self {
+            ExecutionStatus::Queued => "queued",
             ExecutionStatus::Running => "running",
             ExecutionStatus::Succeeded => "succeeded",
             ExecutionStatus::Failed => "failed",
@@ -25,6 +28,7 @@ impl ExecutionStatus {
     /// `None` for a status rhaiflow never writes (a damaged row).
     pub fn parse(s: &str) -> Option<Self> {
         match s {
+            "queued" => Some(ExecutionStatus::Queued),
             "running" => Some(ExecutionStatus::Running),
             "succeeded" => Some(ExecutionStatus::Succeeded),
             "failed" => Some(ExecutionStatus::Failed),
@@ -69,6 +73,11 @@ impl ExecutionRecord {
             }
     }
 
+    /// Taken by this process from the queue of submitted executions, to run now.
+    pub fn taken_here(&self) -> bool {
+        matches!(self.runner, Runner::Lease { mine: true, .. })
+    }
+
     /// What runs it, as a person is told: `process 123`, or `process 123 on host-1` (a store
     /// that many machines share).
     pub fn runner_shown(&self) -> String {
@@ -84,6 +93,7 @@ impl ExecutionRecord {
     /// Its status as a person is told it: `crashed` when `running` with its process gone.
     pub fn shown(&self) -> ShownStatus {
         match self.status {
+            ExecutionStatus::Queued => ShownStatus::Queued,
             ExecutionStatus::Running if self.crashed() => ShownStatus::Crashed,
             ExecutionStatus::Running => ShownStatus::Running,
             ExecutionStatus::Succeeded => ShownStatus::Succeeded,
@@ -115,7 +125,9 @@ impl ExecutionRecord {
     /// `statuses`, and over before `before`. A running one never is.
     pub fn prunable(&self, statuses: &[ShownStatus], before: &str) -> bool {
         let shown = self.shown();
-        shown != ShownStatus::Running && statuses.contains(&shown) && self.last_time() < before
+        !matches!(shown, ShownStatus::Running | ShownStatus::Queued)
+            && statuses.contains(&shown)
+            && self.last_time() < before
     }
 }
 
@@ -125,8 +137,9 @@ pub enum Runner {
     /// A process of this machine (a SQLite store): alive while its pid is.
     Process,
     /// The holder of a lease (a PostgreSQL store, shared by many machines): alive while it
-    /// renews the lease. `owner` names it (`host:pid`).
-    Lease { owner: String, expired: bool },
+    /// renews the lease. `owner` names it (`host:pid`); `mine` when it is this process (a
+    /// worker took it from the queue for itself).
+    Lease { owner: String, expired: bool, mine: bool },
 }
 
 /// A column holding a JSON object (an execution's parameters or options); anything else is
@@ -143,6 +156,7 @@ pub fn json_object(text: &str, what: &str, id: &str) -> Result<Value, String> {
 /// An execution's status as `executions list` shows it and `--status` picks it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ShownStatus {
+    Queued,
     Running,
     Succeeded,
     Failed,
@@ -152,7 +166,8 @@ pub enum ShownStatus {
 }
 
 impl ShownStatus {
-    pub const ALL: [ShownStatus; 5] = [
+    pub const ALL: [ShownStatus; 6] = [
+        ShownStatus::Queued,
         ShownStatus::Running,
         ShownStatus::Succeeded,
         ShownStatus::Failed,
@@ -162,6 +177,7 @@ impl ShownStatus {
 
     pub fn as_str(self) -> &'static str {
         match self {
+            ShownStatus::Queued => "queued",
             ShownStatus::Running => "running",
             ShownStatus::Succeeded => "succeeded",
             ShownStatus::Failed => "failed",
@@ -177,6 +193,7 @@ impl ShownStatus {
     /// The status the store holds for it (a crashed execution is recorded as running).
     fn stored(self) -> ExecutionStatus {
         match self {
+            ShownStatus::Queued => ExecutionStatus::Queued,
             ShownStatus::Running | ShownStatus::Crashed => ExecutionStatus::Running,
             ShownStatus::Succeeded => ExecutionStatus::Succeeded,
             ShownStatus::Failed => ExecutionStatus::Failed,

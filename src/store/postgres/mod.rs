@@ -10,8 +10,11 @@
 //! execution to another can no longer record anything of it.
 
 mod connection;
+mod queue;
 mod schema;
 mod writer;
+
+pub use queue::ShippedSource;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -153,10 +156,12 @@ async fn heartbeat(pool: deadpool_postgres::Pool, owner: String, lease: Duration
             let _ = client
                 .execute(
                     "UPDATE rhaiflow_executions SET lease_until = now() + make_interval(secs => $2)
-                     WHERE owner = $1 AND status = 'running'",
+                     WHERE owner = $1 AND status IN ('queued', 'running')",
                     &[&owner, &lease.as_secs_f64()],
                 )
                 .await;
+            // A worker's own row (none for a plain run): one beat for the worker and its work.
+            let _ = client.execute("UPDATE rhaiflow_workers SET seen_at = now() WHERE name = $1", &[&owner]).await;
         }
     }
 }
@@ -227,7 +232,7 @@ fn record(row: &Row, me: &Owner) -> std::result::Result<ExecutionRecord, String>
         tasks_total: count(11)?,
         last_seq: count(12)?,
         tasks_done: count(13)?,
-        runner: Runner::Lease { owner: row.get(14), expired },
+        runner: Runner::Lease { mine: row.get::<_, &str>(14) == me.name, owner: row.get(14), expired },
         id,
     })
 }
@@ -458,6 +463,10 @@ impl Store for PgStore {
         })
     }
 
+    fn shipped_source(&self, checksum: &str) -> Result<Option<ShippedSource>> {
+        PgStore::shipped_source(self, checksum).map(Some)
+    }
+
     fn claim(&self, seen: &ExecutionRecord, pid: u32) -> Result<bool> {
         let seen = seen.clone();
         let (owner, lease) = (self.owner.clone(), lease());
@@ -481,7 +490,8 @@ impl Store for PgStore {
                      SET pid = $2, status = 'running', owner = $5, lease_until = now() + make_interval(secs => $6),
                        machine = $8
                      WHERE id = $1 AND pid = $3 AND status = $4 AND resumes = $7
-                       AND (status <> 'running' OR coalesce(lease_until < now(), true) OR (machine = $8 AND $9))",
+                       AND (status <> 'running' OR coalesce(lease_until < now(), true) OR (machine = $8 AND $9)
+                            OR owner = $5)",
                     &[
                         &seen.id,
                         &i64::from(pid),

@@ -35,7 +35,9 @@ CREATE TABLE rhaiflow_executions (
     lease_until timestamptz,
     -- The machine (boot and process namespace) the owner runs on: there, a process that is
     -- gone is known to have crashed before its lease runs out.
-    machine text NOT NULL DEFAULT ''
+    machine text NOT NULL DEFAULT '',
+    -- The queue its workers take it from (`run --submit`); NULL when run where it started.
+    queue text
 );
 CREATE INDEX rhaiflow_executions_started ON rhaiflow_executions (started_at DESC, number DESC);
 CREATE INDEX rhaiflow_executions_owner ON rhaiflow_executions (owner) WHERE status = 'running';
@@ -46,6 +48,31 @@ CREATE TABLE rhaiflow_event_rows (
     first_seq bigint NOT NULL,
     events bytea NOT NULL,
     PRIMARY KEY (execution, last_seq)
+);
+-- Executions waiting for a worker: a row leaves once a worker takes it, so the table a claim
+-- scans holds only what waits.
+CREATE TABLE rhaiflow_queue (
+    execution_id text PRIMARY KEY,
+    queue text NOT NULL,
+    enqueued_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX rhaiflow_queue_order ON rhaiflow_queue (queue, enqueued_at);
+-- What a worker on another machine needs to run a submitted execution: its script's text or
+-- its bundle's archive, by checksum (kept once however often it is submitted).
+CREATE TABLE rhaiflow_sources (
+    checksum text PRIMARY KEY,
+    kind text NOT NULL,
+    name text NOT NULL,
+    content bytea NOT NULL
+);
+-- Workers, as `workers list` shows them: alive while they beat.
+CREATE TABLE rhaiflow_workers (
+    name text PRIMARY KEY,
+    queues text[] NOT NULL,
+    concurrency integer NOT NULL,
+    started_at timestamptz NOT NULL DEFAULT now(),
+    seen_at timestamptz NOT NULL DEFAULT now(),
+    stopping boolean NOT NULL DEFAULT false
 );
 CREATE TABLE rhaiflow_deployments (
     name text PRIMARY KEY,

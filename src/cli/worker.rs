@@ -1,0 +1,239 @@
+//! `rhaiflow worker`: runs the executions submitted to a PostgreSQL store (`run --submit`),
+//! from the queues it is given, up to `--concurrency` at once; and `rhaiflow workers list`.
+//!
+//! A worker takes waiting executions in batches, runs each on a thread of its own through
+//! one shared store (one writer, one heartbeat that renews the leases of everything it
+//! runs), and reaps: executions whose worker died are queued again and resumed by whichever
+//! worker takes them. SIGTERM or Ctrl-C stops it gracefully: it takes nothing more and
+//! finishes what it runs; a second signal ends it at once, leaving its executions to others.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::{Args, Subcommand};
+
+use super::report;
+use crate::diagnostic::{Code, Diagnostic};
+use crate::runner;
+use crate::store::{PgStore, Store, StoreLocation};
+
+#[derive(Args)]
+pub struct WorkerArgs {
+    /// The PostgreSQL store (default: $RHAIFLOW_STORE).
+    #[arg(long, value_name = "URL")]
+    store: Option<String>,
+    /// A queue to take executions from (repeat for several).
+    #[arg(long = "queue", value_name = "NAME", default_value = "default")]
+    queues: Vec<String>,
+    /// Executions run at once.
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    concurrency: usize,
+    /// Seconds between looks at the queues when they are empty.
+    #[arg(long, default_value_t = 0.1, value_name = "SECS")]
+    poll_interval: f64,
+    /// Stop once the queues are empty and nothing runs (scripts, tests, batch jobs).
+    #[arg(long)]
+    drain: bool,
+}
+
+#[derive(Args)]
+pub struct WorkersArgs {
+    #[command(subcommand)]
+    command: WorkersCommand,
+    /// The PostgreSQL store (default: $RHAIFLOW_STORE).
+    #[arg(long, value_name = "URL", global = true)]
+    store: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum WorkersCommand {
+    /// The workers: alive or gone, their queues, what they run.
+    List,
+}
+
+/// The shared store a worker command names: only PostgreSQL's is shared.
+fn shared_store(option: Option<&str>) -> Result<(StoreLocation, PgStore), Diagnostic> {
+    let location = StoreLocation::locate(option)?;
+    let StoreLocation::Postgres(url) = &location else {
+        return Err(Diagnostic::plain(
+            Code::Store,
+            format!("workers need a store they share, and {location} is a SQLite file"),
+        )
+        .with_help("give a PostgreSQL store: --store postgres://user@host/db (or RHAIFLOW_STORE)"));
+    };
+    let store = PgStore::open(url)?;
+    Ok((location, store))
+}
+
+pub fn worker(args: WorkerArgs) -> i32 {
+    if args.concurrency == 0 {
+        report(&Diagnostic::plain(Code::BadOption, "--concurrency must be 1 or more"));
+        return 2;
+    }
+    let opened = shared_store(args.store.as_deref()).and_then(|(location, store)| {
+        let name = store.register_worker(&args.queues, args.concurrency)?;
+        Ok((location, store, name))
+    });
+    let (location, store, name) = match opened {
+        Ok(opened) => opened,
+        Err(d) => {
+            report(&d);
+            return 2;
+        }
+    };
+    let signals = StopSignals::install();
+    say!("worker {name} takes from {} ({} at once)", args.queues.join(", "), args.concurrency);
+    let store = Arc::new(store);
+    let running = Arc::new(AtomicUsize::new(0));
+    let mut last_reap = Instant::now() - Duration::from_secs(3600);
+    let poll = Duration::from_secs_f64(args.poll_interval.clamp(0.001, 60.0));
+    loop {
+        if signals.count() > 0 {
+            break;
+        }
+        // Half a lease: a dead worker's executions wait at most lease + this to be taken up.
+        if last_reap.elapsed() >= Duration::from_millis(500) {
+            last_reap = Instant::now();
+            if let Err(e) = store.reap() {
+                say!("worker {name}: reaping failed: {e}");
+            }
+        }
+        let free = args.concurrency.saturating_sub(running.load(Ordering::SeqCst));
+        let taken = if free > 0 { store.take(&args.queues, free) } else { Ok(Vec::new()) };
+        let taken = match taken {
+            Ok(taken) => taken,
+            Err(e) => {
+                say!("worker {name}: cannot take work: {e}");
+                std::thread::sleep(poll.max(Duration::from_secs(1)));
+                continue;
+            }
+        };
+        if taken.is_empty() {
+            if args.drain && running.load(Ordering::SeqCst) == 0 && store.unfinished(&args.queues).is_ok_and(|n| n == 0)
+            {
+                break;
+            }
+            std::thread::sleep(poll);
+        }
+        for id in taken {
+            running.fetch_add(1, Ordering::SeqCst);
+            let (store, location, done) = (store.clone(), location.clone(), running.clone());
+            let spawned = std::thread::Builder::new()
+                .name("rhaiflow-execution".into())
+                .stack_size(crate::exec::SCRIPT_STACK_BYTES)
+                .spawn(move || {
+                    run_one(store, &location, &id);
+                    done.fetch_sub(1, Ordering::SeqCst);
+                });
+            if spawned.is_err() {
+                running.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+    }
+    let _ = store.worker_stopping(false);
+    if running.load(Ordering::SeqCst) > 0 {
+        say!("worker {name} stopping: it takes nothing more, and finishes what it runs (again to stop now)");
+    }
+    while running.load(Ordering::SeqCst) > 0 && signals.count() < 2 {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let left = running.load(Ordering::SeqCst);
+    if left > 0 {
+        // Its leases run out and other workers take the executions up.
+        say!("worker {name} stopped with {left} execution(s) running: other workers take them up");
+        return 1;
+    }
+    let _ = store.worker_stopping(true);
+    say!("worker {name} stopped");
+    0
+}
+
+/// Runs one taken execution (its first run, or a resume of one whose worker died).
+fn run_one(store: Arc<PgStore>, location: &StoreLocation, id: &str) {
+    say!("▶ {id}");
+    let report = runner::resume_in(store as Arc<dyn Store>, location, id, Vec::new(), false);
+    let how = match &report.diagnostic {
+        Some(d) => format!(": {}", d.message),
+        None => String::new(),
+    };
+    let status = match report.status {
+        runner::Status::Succeeded => "✔ succeeded",
+        runner::Status::Failed => "✘ failed",
+        runner::Status::Invalid => "✘ refused",
+        runner::Status::Cancelled => "■ cancelled",
+    };
+    say!("{status} {id} ({}) in {:.2}s{how}", report.workflow, report.elapsed.as_secs_f64());
+}
+
+/// SIGTERM and SIGINT, counted: the first stops taking work, the second stops at once.
+struct StopSignals {
+    count: Arc<AtomicUsize>,
+}
+
+impl StopSignals {
+    fn install() -> StopSignals {
+        use tokio::signal::unix::{signal, SignalKind};
+        let count = Arc::new(AtomicUsize::new(0));
+        let counter = count.clone();
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
+        if let Ok(runtime) = runtime {
+            // Installed now, before any work is taken; waited for on a thread of their own.
+            let streams = runtime.block_on(async {
+                Some((signal(SignalKind::terminate()).ok()?, signal(SignalKind::interrupt()).ok()?))
+            });
+            if let Some((mut terminate, mut interrupt)) = streams {
+                let _ = std::thread::Builder::new().name("rhaiflow-signals".into()).spawn(move || {
+                    runtime.block_on(async move {
+                        loop {
+                            tokio::select! {
+                                _ = terminate.recv() => {}
+                                _ = interrupt.recv() => {}
+                            }
+                            counter.fetch_add(1, Ordering::SeqCst);
+                        }
+                    })
+                });
+            }
+        }
+        StopSignals { count }
+    }
+
+    fn count(&self) -> usize {
+        self.count.load(Ordering::SeqCst)
+    }
+}
+
+pub fn workers(args: WorkersArgs) -> i32 {
+    let WorkersCommand::List = args.command;
+    let listed = shared_store(args.store.as_deref()).and_then(|(_, store)| Ok(store.workers()?));
+    let workers = match listed {
+        Ok(workers) => workers,
+        Err(d) => {
+            report(&d);
+            return 2;
+        }
+    };
+    if workers.is_empty() {
+        say!("no workers");
+        return 0;
+    }
+    say_out!("WORKER\tSTATE\tQUEUES\tCONCURRENCY\tSTARTED\tSEEN\tRUNNING");
+    for w in workers {
+        let state = match (w.alive, w.stopping) {
+            (false, _) => "gone",
+            (true, true) => "stopping",
+            (true, false) => "alive",
+        };
+        say_out!(
+            "{}\t{state}\t{}\t{}\t{}\t{:.1}s ago\t{}",
+            w.name,
+            w.queues.join(","),
+            w.concurrency,
+            w.started_at,
+            w.silent_for,
+            if w.running.is_empty() { "-".to_string() } else { w.running.join(",") }
+        );
+    }
+    0
+}

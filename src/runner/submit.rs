@@ -1,0 +1,31 @@
+//! `run --submit`: an execution recorded as queued, for a worker to run (`rhaiflow worker`).
+//! Checked as a run is before anything runs (the script compiles, the parameters are right):
+//! bad input is refused here, not found later on some worker.
+
+use super::{execution_record, prepare, shipped, workflow_name, RunOptions};
+use crate::diagnostic::{Code, Diagnostic};
+use crate::store::{ExecutionStatus, PgStore, StoreLocation};
+
+/// Records the run `options` describe as queued on `queue` in the store at `location`;
+/// returns its id.
+pub fn submit(options: &RunOptions, location: &StoreLocation, queue: &str) -> Result<String, Diagnostic> {
+    let StoreLocation::Postgres(url) = location else {
+        return Err(Diagnostic::plain(
+            Code::Store,
+            format!("--submit needs a store that workers share, and {location} is a SQLite file"),
+        )
+        .with_help("submit to a PostgreSQL store: --store postgres://user@host/db (docs/SCALE_OUT.md)"));
+    };
+    let id = uuid::Uuid::new_v4().to_string();
+    let workflow = workflow_name(options);
+    drop(prepare(options, None, None, &id, &workflow)?);
+    let source = shipped::of(options)?;
+    let mut record = execution_record(options, &id, &workflow, None);
+    record.status = ExecutionStatus::Queued;
+    if let (Some(source), Some(recorded)) = (&source, record.options.as_object_mut()) {
+        recorded.insert("source".into(), serde_json::json!({ "checksum": source.checksum }));
+    }
+    let store = PgStore::open(url)?;
+    store.submit(&record, queue, source)?;
+    Ok(id)
+}
