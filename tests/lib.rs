@@ -26,3 +26,4 @@ mod retries;
 mod standard_mode;
 mod store;
 mod task_output;
+mod workers;

@@ -241,7 +241,7 @@ fn read_events(
             return Ok(0);
         }
         let now = store.execution(&record.id).map_err(store_error)?;
-        if now.status != ExecutionStatus::Running || now.crashed() {
+        if !matches!(now.status, ExecutionStatus::Running | ExecutionStatus::Queued) || now.crashed() {
             // One more read: the last events are committed with the final status.
             for (_, line) in store.events_after(&record.id, after).map_err(store_error)? {
                 each(&line);
@@ -262,7 +262,8 @@ fn read_events(
 
 fn cancel(id: &str, arg: &StoreArg, force: bool) -> Result<i32, Diagnostic> {
     let (_, store, record) = find(id, arg)?;
-    if record.status != ExecutionStatus::Running || record.crashed() {
+    let waiting = record.status == ExecutionStatus::Queued;
+    if (record.status != ExecutionStatus::Running && !waiting) || record.crashed() {
         say!("execution {} is not running (it is {})", record.id, record.shown_status());
         return Ok(1);
     }
@@ -275,7 +276,7 @@ fn cancel(id: &str, arg: &StoreArg, force: bool) -> Result<i32, Diagnostic> {
     for _ in 0..50 {
         std::thread::sleep(Duration::from_millis(100));
         let now = store.execution(&record.id).map_err(store_error)?;
-        if now.status != ExecutionStatus::Running {
+        if !matches!(now.status, ExecutionStatus::Running | ExecutionStatus::Queued) {
             say!("execution {} is {}", now.id, now.shown_status());
             return Ok(0);
         }

@@ -52,8 +52,9 @@ enum WorkersCommand {
     List,
 }
 
-/// The shared store a worker command names: only PostgreSQL's is shared.
-fn shared_store(option: Option<&str>) -> Result<(StoreLocation, PgStore), Diagnostic> {
+/// The shared store a worker command names (only PostgreSQL's is shared), with at most
+/// `connections` connections.
+fn shared_store(option: Option<&str>, connections: usize) -> Result<(StoreLocation, PgStore), Diagnostic> {
     let location = StoreLocation::locate(option)?;
     let StoreLocation::Postgres(url) = &location else {
         return Err(Diagnostic::plain(
@@ -62,7 +63,7 @@ fn shared_store(option: Option<&str>) -> Result<(StoreLocation, PgStore), Diagno
         )
         .with_help("give a PostgreSQL store: --store postgres://user@host/db (or RHAIFLOW_STORE)"));
     };
-    let store = PgStore::open(url)?;
+    let store = PgStore::open_pool(url, connections)?;
     Ok((location, store))
 }
 
@@ -71,7 +72,9 @@ pub fn worker(args: WorkerArgs) -> i32 {
         report(&Diagnostic::plain(Code::BadOption, "--concurrency must be 1 or more"));
         return 2;
     }
-    let opened = shared_store(args.store.as_deref()).and_then(|(location, store)| {
+    // Each execution commits through a writer of its own, on connections the worker shares:
+    // one per execution, and a few for reading, taking work and the heartbeat.
+    let opened = shared_store(args.store.as_deref(), args.concurrency + 3).and_then(|(location, store)| {
         let name = store.register_worker(&args.queues, args.concurrency)?;
         Ok((location, store, name))
     });
@@ -150,9 +153,17 @@ pub fn worker(args: WorkerArgs) -> i32 {
 }
 
 /// Runs one taken execution (its first run, or a resume of one whose worker died).
-fn run_one(store: Arc<PgStore>, location: &StoreLocation, id: &str) {
+fn run_one(worker: Arc<PgStore>, location: &StoreLocation, id: &str) {
     say!("▶ {id}");
-    let report = runner::resume_in(store as Arc<dyn Store>, location, id, Vec::new(), false);
+    let store = match worker.sibling() {
+        Ok(store) => Arc::new(store) as Arc<dyn Store>,
+        Err(e) => {
+            // Its lease runs out and a worker takes it up again.
+            say!("✘ {id}: {e}");
+            return;
+        }
+    };
+    let report = runner::resume_in(store, location, id, Vec::new(), false);
     let how = match &report.diagnostic {
         Some(d) => format!(": {}", d.message),
         None => String::new(),
@@ -206,7 +217,7 @@ impl StopSignals {
 
 pub fn workers(args: WorkersArgs) -> i32 {
     let WorkersCommand::List = args.command;
-    let listed = shared_store(args.store.as_deref()).and_then(|(_, store)| Ok(store.workers()?));
+    let listed = shared_store(args.store.as_deref(), 1).and_then(|(_, store)| Ok(store.workers()?));
     let workers = match listed {
         Ok(workers) => workers,
         Err(d) => {

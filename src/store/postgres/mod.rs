@@ -60,7 +60,12 @@ impl PgStore {
     /// Connects to the server `url` names, migrates its schema if needed, starts the writer
     /// and the heartbeat.
     pub fn open(url: &str) -> Result<PgStore> {
-        let pg = Arc::new(Pg::open(url, CONNECTIONS)?);
+        PgStore::open_pool(url, CONNECTIONS)
+    }
+
+    /// `open` with at most `connections` connections, which the store's `sibling`s share.
+    pub fn open_pool(url: &str, connections: usize) -> Result<PgStore> {
+        let pg = Arc::new(Pg::open(url, connections)?);
         let (pool, place) = (pg.pool(), pg.place().clone());
         let migrating = place.clone();
         pg.run(async move {
@@ -68,18 +73,28 @@ impl PgStore {
             schema::migrate(&mut client, &migrating).await
         })?;
         let owner = Owner::this_process();
-        let lease = lease();
+        pg.spawn(heartbeat(pg.pool(), owner.name.clone(), lease()));
+        PgStore::with_writer(pg, owner)
+    }
+
+    /// Another store on this one's connections, with a writer of its own: what one execution
+    /// writes is committed, published and failed apart from another's (a worker runs each
+    /// execution on one). The heartbeat of this store renews its leases too.
+    pub fn sibling(&self) -> Result<PgStore> {
+        PgStore::with_writer(self.pg.clone(), self.owner.clone())
+    }
+
+    fn with_writer(pg: Arc<Pg>, owner: Owner) -> Result<PgStore> {
         let writes = Arc::new(WriteQueue::default());
         let (committed_tx, committed) = watch::channel(CommitState::default());
         let listeners = CommitListeners::default();
         let publisher = CommitPublisher::new(committed_tx, listeners.clone());
-        let writer = writer::PgWriter::new(pg.clone(), owner.clone(), lease);
-        let queue = writes.clone();
+        let writer = writer::PgWriter::new(pg.clone(), owner.clone(), lease());
+        let (queue, place) = (writes.clone(), pg.place().clone());
         std::thread::Builder::new()
             .name("rhaiflow-store".into())
             .spawn(move || super::writer::write_loop(writer, &queue, &publisher, place))
             .map_err(|e| StoreError::Open { path: pg.place().clone(), message: e.to_string() })?;
-        pg.spawn(heartbeat(pg.pool(), owner.name.clone(), lease));
         Ok(PgStore { pg, owner, writes, committed, listeners })
     }
 
@@ -178,9 +193,11 @@ impl Owner {
     fn this_process() -> Owner {
         let read = |path: &str| std::fs::read_to_string(path).map(|s| s.trim().to_string()).unwrap_or_default();
         let host = Some(read("/proc/sys/kernel/hostname")).filter(|h| !h.is_empty()).unwrap_or("localhost".into());
-        // One boot of one machine, one process namespace (containers on a host have their own).
+        // One boot of one machine, one process namespace (containers on a host have their own);
+        // `RHAIFLOW_MACHINE` names it instead (tests play several machines on one).
         let namespace = std::fs::read_link("/proc/self/ns/pid").map(|l| l.display().to_string()).unwrap_or_default();
-        let machine = format!("{}/{namespace}", read("/proc/sys/kernel/random/boot_id"));
+        let machine = std::env::var("RHAIFLOW_MACHINE")
+            .unwrap_or_else(|_| format!("{}/{namespace}", read("/proc/sys/kernel/random/boot_id")));
         Owner { name: format!("{host}:{}", std::process::id()), machine }
     }
 
@@ -437,18 +454,30 @@ impl Store for PgStore {
     fn request_cancel(&self, id: &str, force: bool) -> Result<()> {
         let id = id.to_string();
         let level: i16 = if force { 2 } else { 1 };
-        self.with(move |client, place| async move {
-            let changed = client
+        let at = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
+        self.with(move |mut client, place| async move {
+            let failed = |e: tokio_postgres::Error| database(&place, &e);
+            let tx = client.transaction().await.map_err(failed)?;
+            // Still waiting for a worker: cancelled here and now, it never runs.
+            let unqueued =
+                tx.execute("DELETE FROM rhaiflow_queue WHERE execution_id = $1", &[&id]).await.map_err(failed)?;
+            let changed = tx
                 .execute(
-                    "UPDATE rhaiflow_executions SET cancel_request = greatest(cancel_request, $2) WHERE id = $1",
-                    &[&id, &level],
+                    "UPDATE rhaiflow_executions
+                     SET cancel_request = greatest(cancel_request, $2),
+                         status = CASE WHEN $3 AND status = 'queued' THEN 'cancelled' ELSE status END,
+                         ended_at = CASE WHEN $3 AND status = 'queued' THEN $4 ELSE ended_at END,
+                         error = CASE WHEN $3 AND status = 'queued' THEN 'cancelled before a worker took it'
+                                 ELSE error END
+                     WHERE id = $1",
+                    &[&id, &level, &(unqueued == 1), &at],
                 )
                 .await
-                .map_err(|e| database(&place, &e))?;
+                .map_err(failed)?;
             if changed == 0 {
                 return Err(StoreError::NoSuchExecution(id));
             }
-            Ok(())
+            tx.commit().await.map_err(failed)
         })
     }
 

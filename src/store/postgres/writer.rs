@@ -174,7 +174,10 @@ pub async fn begin_execution(
                 machine)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, now() + make_interval(secs => $11), $12)
              ON CONFLICT (id) DO UPDATE SET status = excluded.status, pid = excluded.pid,
-               resumes = excluded.resumes, ended_at = NULL, error = NULL, cancel_request = 0, tasks_total = 0,
+               resumes = excluded.resumes, ended_at = NULL, error = NULL, tasks_total = 0,
+               -- A cancel asked for while it waited in the queue holds for its first run.
+               cancel_request = CASE WHEN rhaiflow_executions.status = 'queued'
+                                     THEN rhaiflow_executions.cancel_request ELSE 0 END,
                owner = excluded.owner, lease_until = excluded.lease_until, machine = excluded.machine
              RETURNING number",
             &[
