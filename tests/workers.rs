@@ -261,3 +261,47 @@ fn a_worker_is_listed_with_its_work_and_sigterm_lets_it_finish() {
     assert_eq!((c.status(&running), c.status(&later)), ("succeeded".into(), "queued".into()));
     assert_eq!(c.sql("SELECT count(*) FROM rhaiflow_workers"), "0", "a stopped worker leaves the list");
 }
+
+// The LISTEN connection of a worker was terminated (a server restart, a proxy): work goes on,
+// and the worker listens again on a new connection.
+#[test]
+fn work_goes_on_when_the_listening_connection_is_lost() {
+    let Some(c) = Cluster::new("listener") else { return };
+    let out = c.path("effects");
+    let worker = c.worker("m", "5", &[]);
+    let listening = "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'rhaiflow listener' \
+                     AND query LIKE 'LISTEN%' AND datname = current_database()";
+    c.wait_for(listening, "1", Duration::from_secs(30));
+    let old = c.sql("SELECT pid FROM pg_stat_activity WHERE application_name = 'rhaiflow listener'");
+    c.sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'rhaiflow listener'");
+    let id = c.submit("after.rhai", &chain(1, 0.0, &out), &[]);
+    c.wait_for(
+        &format!("SELECT status FROM rhaiflow_executions WHERE id = '{id}'"),
+        "succeeded",
+        Duration::from_secs(10),
+    );
+    c.wait_for(listening, "1", Duration::from_secs(10));
+    let new = c.sql("SELECT pid FROM pg_stat_activity WHERE application_name = 'rhaiflow listener'");
+    assert_ne!(old, new, "the listener is the same connection");
+    kill(&worker, libc::SIGTERM);
+    let (code, stderr) = finish(worker);
+    assert_eq!(code, 0, "{stderr}");
+}
+
+// Behind a pooler in transaction mode LISTEN does not hold: `--poll-only` workers find work
+// by looking every --poll-interval.
+#[test]
+fn a_poll_only_worker_finds_submitted_work() {
+    let Some(c) = Cluster::new("poll_only") else { return };
+    let out = c.path("effects");
+    let id = c.submit("a.rhai", &chain(1, 0.0, &out), &[]);
+    let worker = c.worker("m", "5", &["--poll-only", "--poll-interval", "0.05"]);
+    let status = format!("SELECT status FROM rhaiflow_executions WHERE id = '{id}'");
+    c.wait_for(&status, "succeeded", Duration::from_secs(10));
+    let listeners = c.sql("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'rhaiflow listener'");
+    assert_eq!(listeners, "0", "a poll-only worker listens");
+    kill(&worker, libc::SIGTERM);
+    let (code, stderr) = finish(worker);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(effects(&out), vec![format!("t0-{id}")]);
+}

@@ -16,7 +16,11 @@ use clap::{Args, Subcommand};
 use super::report;
 use crate::diagnostic::{Code, Diagnostic};
 use crate::runner;
-use crate::store::{PgStore, Store, StoreLocation};
+use crate::store::{PgStore, Store, StoreLocation, Wake};
+
+/// How often a worker queues again what dead workers held: a dead worker's executions wait at
+/// most its lease and this to be taken up.
+const REAP_EVERY: Duration = Duration::from_millis(500);
 
 #[derive(Args)]
 pub struct WorkerArgs {
@@ -29,9 +33,14 @@ pub struct WorkerArgs {
     /// Executions run at once.
     #[arg(long, default_value_t = 4, value_name = "N")]
     concurrency: usize,
-    /// Seconds between looks at the queues when they are empty.
-    #[arg(long, default_value_t = 0.1, value_name = "SECS")]
+    /// Seconds between looks at the queues when nothing wakes the worker (new work wakes it
+    /// at once through LISTEN/NOTIFY).
+    #[arg(long, default_value_t = 1.0, value_name = "SECS")]
     poll_interval: f64,
+    /// No LISTEN connection, only looks every --poll-interval (behind a pooler in
+    /// transaction mode, which does not keep LISTEN).
+    #[arg(long)]
+    poll_only: bool,
     /// Stop once the queues are empty and nothing runs (scripts, tests, batch jobs).
     #[arg(long)]
     drain: bool,
@@ -88,6 +97,10 @@ pub fn worker(args: WorkerArgs) -> i32 {
     let signals = StopSignals::install();
     say!("worker {name} takes from {} ({} at once)", args.queues.join(", "), args.concurrency);
     let store = Arc::new(store);
+    let wake = Arc::new(Wake::default());
+    if !args.poll_only {
+        store.listen(wake.clone());
+    }
     let running = Arc::new(AtomicUsize::new(0));
     let mut last_reap = Instant::now() - Duration::from_secs(3600);
     let poll = Duration::from_secs_f64(args.poll_interval.clamp(0.001, 60.0));
@@ -96,7 +109,7 @@ pub fn worker(args: WorkerArgs) -> i32 {
             break;
         }
         // Half a lease: a dead worker's executions wait at most lease + this to be taken up.
-        if last_reap.elapsed() >= Duration::from_millis(500) {
+        if last_reap.elapsed() >= REAP_EVERY {
             last_reap = Instant::now();
             if let Err(e) = store.reap() {
                 say!("worker {name}: reaping failed: {e}");
@@ -117,17 +130,20 @@ pub fn worker(args: WorkerArgs) -> i32 {
             {
                 break;
             }
-            std::thread::sleep(poll);
+            // Woken by a submission, a finished execution, or a signal; else looks again.
+            wake.wait(if args.poll_only { poll } else { poll.min(REAP_EVERY) });
         }
         for id in taken {
             running.fetch_add(1, Ordering::SeqCst);
-            let (store, location, done) = (store.clone(), location.clone(), running.clone());
+            let (store, location, done, woken) = (store.clone(), location.clone(), running.clone(), wake.clone());
             let spawned = std::thread::Builder::new()
                 .name("rhaiflow-execution".into())
                 .stack_size(crate::exec::SCRIPT_STACK_BYTES)
                 .spawn(move || {
                     run_one(store, &location, &id);
                     done.fetch_sub(1, Ordering::SeqCst);
+                    // Room for one more: take it now.
+                    woken.notify();
                 });
             if spawned.is_err() {
                 running.fetch_sub(1, Ordering::SeqCst);

@@ -23,7 +23,7 @@ use std::sync::Arc;
 pub use commits::{CommitListener, CommitState};
 pub use deployments::DeploymentStore;
 pub use location::StoreLocation;
-pub use postgres::{PgStore, ShippedSource};
+pub use postgres::{PgStore, ShippedSource, Wake};
 pub use records::{ExecutionQuery, ExecutionRecord, ExecutionStatus, Runner, ShownStatus, StoredState, StoredTask};
 pub use sqlite::SqliteStore;
 

@@ -22,6 +22,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Pg {
     runtime: Option<tokio::runtime::Runtime>,
     pool: Pool,
+    /// The settings of the pool's connections, for one outside it (the listener's).
+    config: Config,
     /// The URL without its password, to name the store in errors.
     place: PathBuf,
 }
@@ -41,7 +43,8 @@ impl Pg {
             .enable_all()
             .build()
             .map_err(|e| opening(e.to_string()))?;
-        let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let manager =
+            Manager::from_config(config.clone(), NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = Pool::builder(manager)
             .max_size(connections)
             .runtime(Runtime::Tokio1)
@@ -49,7 +52,7 @@ impl Pg {
             .create_timeout(Some(CONNECT_TIMEOUT))
             .build()
             .map_err(|e| opening(e.to_string()))?;
-        Ok(Pg { runtime: Some(runtime), pool, place })
+        Ok(Pg { runtime: Some(runtime), pool, config, place })
     }
 
     /// The store as errors name it (its URL without the password).
@@ -78,6 +81,11 @@ impl Pg {
         if let Some(runtime) = &self.runtime {
             runtime.spawn(job);
         }
+    }
+
+    /// The connection settings (for a connection of its own, outside the pool).
+    pub fn config(&self) -> Config {
+        self.config.clone()
     }
 
     /// A pool handle, for work moved onto the runtime.

@@ -10,10 +10,12 @@
 //! execution to another can no longer record anything of it.
 
 mod connection;
+mod listener;
 mod queue;
 mod schema;
 mod writer;
 
+pub use listener::Wake;
 pub use queue::ShippedSource;
 
 use std::path::PathBuf;
@@ -75,6 +77,12 @@ impl PgStore {
         let owner = Owner::this_process();
         pg.spawn(heartbeat(pg.pool(), owner.name.clone(), lease()));
         PgStore::with_writer(pg, owner)
+    }
+
+    /// Wakes `wake` whenever something is submitted (or queued again), for as long as the
+    /// store lives.
+    pub fn listen(&self, wake: Arc<Wake>) {
+        listener::listen(&self.pg, wake);
     }
 
     /// Another store on this one's connections, with a writer of its own: what one execution

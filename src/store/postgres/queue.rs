@@ -79,7 +79,7 @@ impl PgStore {
             tx.execute("INSERT INTO rhaiflow_queue (execution_id, queue) VALUES ($1, $2)", &[&record.id, &queue])
                 .await
                 .map_err(failed)?;
-            tx.execute("SELECT pg_notify('rhaiflow_queue', $1)", &[&queue]).await.map_err(failed)?;
+            tx.execute("SELECT pg_notify($1, $2)", &[&super::listener::CHANNEL, &queue]).await.map_err(failed)?;
             tx.commit().await.map_err(failed)
         })
     }
@@ -157,6 +157,9 @@ impl PgStore {
                 )
                 .await
                 .map_err(failed)?;
+            if queued > 0 {
+                tx.execute("SELECT pg_notify($1, '')", &[&super::listener::CHANNEL]).await.map_err(failed)?;
+            }
             tx.commit().await.map_err(failed)?;
             Ok(queued)
         })
