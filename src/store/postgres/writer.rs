@@ -39,6 +39,9 @@ impl BatchWriter for PgWriter {
                 self.client = Some(Pg::connection(&pool, self.pg.place()).await.map_err(|e| e.to_string())?);
             }
             let client = self.client.as_mut().expect("connected above");
+            if batch.ops.is_empty() {
+                return write_rows(client, batch, &self.owner, &self.numbers).await.map(|()| HashMap::new());
+            }
             write_batch(client, batch, &self.owner, self.lease, &self.numbers).await
         });
         match written {
@@ -52,6 +55,71 @@ impl BatchWriter for PgWriter {
             }
         }
     }
+}
+
+/// Commits a batch of events only (most batches: a run's tasks starting and ending) in one
+/// statement, so one round trip and one commit: the fencing check, the rows, the executions'
+/// progress. Nothing is written when an execution was lost; the error says to whom.
+async fn write_rows(
+    client: &mut Object,
+    batch: &Batch,
+    owner: &Owner,
+    numbers: &HashMap<Arc<str>, i64>,
+) -> Result<(), String> {
+    let mut executions = Vec::with_capacity(batch.rows.len());
+    let (mut lasts, mut firsts, mut bodies, mut done) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for row in &batch.rows {
+        let Some(&number) = numbers.get(&row.execution_id) else { return Err(unknown(&row.execution_id)) };
+        executions.push(number);
+        lasts.push(super::seq_column(row.last_seq));
+        firsts.push(super::seq_column(row.first_seq));
+        bodies.push(row.body.as_slice());
+        done.push(super::seq_column(row.tasks_done));
+    }
+    let statement = client
+        .prepare_cached(
+            "WITH rows AS (
+               SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bytea[], $5::bigint[])
+                 AS r(execution, last_seq, first_seq, events, done)),
+             lost AS (
+               SELECT id, owner FROM rhaiflow_executions
+               WHERE number IN (SELECT execution FROM rows) AND owner <> $6 LIMIT 1),
+             written AS (
+               INSERT INTO rhaiflow_event_rows (execution, last_seq, first_seq, events)
+               SELECT execution, last_seq, first_seq, events FROM rows WHERE NOT EXISTS (SELECT 1 FROM lost)
+               ON CONFLICT (execution, last_seq) DO UPDATE
+                 SET first_seq = excluded.first_seq, events = excluded.events),
+             progressed AS (
+               UPDATE rhaiflow_executions e
+               SET last_seq = greatest(e.last_seq, p.seq), tasks_done = e.tasks_done + p.done
+               FROM (SELECT execution, max(last_seq) AS seq, sum(done)::bigint AS done FROM rows GROUP BY execution) p
+               WHERE e.number = p.execution AND NOT EXISTS (SELECT 1 FROM lost))
+             SELECT id, owner FROM lost",
+        )
+        .await
+        .map_err(|e| describe(&e))?;
+    let lost = client
+        .query_opt(&statement, &[&executions, &lasts, &firsts, &bodies, &done, &owner.name])
+        .await
+        .map_err(|e| describe(&e))?;
+    match lost {
+        Some(row) => Err(lost_to(owner, row.get(0), row.get(1))),
+        None => Ok(()),
+    }
+}
+
+fn unknown(execution_id: &str) -> String {
+    format!(
+        "this is a bug in rhaiflow: events of execution {execution_id} came before its start was recorded; please \
+         report it"
+    )
+}
+
+fn lost_to(owner: &Owner, id: String, holder: String) -> String {
+    format!(
+        "this process ({}) lost execution {id} to {holder}: its lease ran out, and another took it over",
+        owner.name
+    )
 }
 
 /// Commits `batch`, or nothing of it; returns the numbers of the executions it began.
@@ -90,11 +158,7 @@ async fn write_batch(
             .await
             .map_err(failed)?;
         if let Some(lost) = lost {
-            let (id, holder): (String, String) = (lost.get(0), lost.get(1));
-            return Err(format!(
-                "this process ({}) lost execution {id} to {holder}: its lease ran out, and another took it over",
-                owner.name
-            ));
+            return Err(lost_to(owner, lost.get(0), lost.get(1)));
         }
     }
     // Per execution in this batch: its highest seq and how many tasks got done.
@@ -109,11 +173,7 @@ async fn write_batch(
     for row in &batch.rows {
         // Skipped, these events would be lost while counting as committed.
         let Some(&number) = begun.get(&row.execution_id).or_else(|| numbers.get(&row.execution_id)) else {
-            return Err(format!(
-                "this is a bug in rhaiflow: events of execution {} came before its start was recorded; please \
-                 report it",
-                row.execution_id
-            ));
+            return Err(unknown(&row.execution_id));
         };
         let (last, first) = (super::seq_column(row.last_seq), super::seq_column(row.first_seq));
         tx.execute(&insert, &[&number, &last, &first, &row.body]).await.map_err(failed)?;
