@@ -20,7 +20,8 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio_postgres::Row;
 
-use self::connection::{describe, Pg};
+use self::connection::describe;
+pub(crate) use self::connection::Pg;
 use super::commits::{listen, CommitListeners, CommitPublisher};
 use super::event_rows::{each_event_after, label_fields, StoredEvent};
 use super::records::{json_object, Runner, TaskFold};
@@ -57,13 +58,8 @@ impl PgStore {
     /// Connects to the server `url` names, migrates its schema if needed, starts the writer
     /// and the heartbeat.
     pub fn open(url: &str) -> Result<PgStore> {
-        let pg = Arc::new(Pg::open(url, CONNECTIONS)?);
-        let (pool, place) = (pg.pool(), pg.place().clone());
-        let migrating = place.clone();
-        pg.run(async move {
-            let mut client = Pg::connection(&pool, &migrating).await?;
-            schema::migrate(&mut client, &migrating).await
-        })?;
+        let pg = connect(url, CONNECTIONS)?;
+        let place = pg.place().clone();
         let owner = Owner::this_process();
         let lease = lease();
         let writes = Arc::new(WriteQueue::default());
@@ -143,6 +139,19 @@ impl Drop for PgStore {
     }
 }
 
+/// A pool of at most `connections` connections to the server `url` names, its schema
+/// brought to this rhaiflow's version: the executions' and what is kept beside them
+/// (`store::deployments`).
+pub(crate) fn connect(url: &str, connections: usize) -> Result<Arc<Pg>> {
+    let pg = Arc::new(Pg::open(url, connections)?);
+    let (pool, place) = (pg.pool(), pg.place().clone());
+    pg.run(async move {
+        let mut client = Pg::connection(&pool, &place).await?;
+        schema::migrate(&mut client, &place).await
+    })?;
+    Ok(pg)
+}
+
 /// Renews the lease of every execution this process runs, all at once, a few times a lease.
 async fn heartbeat(pool: deadpool_postgres::Pool, owner: String, lease: Duration) {
     loop {
@@ -187,7 +196,7 @@ impl Owner {
 }
 
 /// A failure of the server, named by the store's place.
-fn database(place: &std::path::Path, e: &tokio_postgres::Error) -> StoreError {
+pub(crate) fn database(place: &std::path::Path, e: &tokio_postgres::Error) -> StoreError {
     StoreError::Database(format!("{}: {}", place.display(), describe(e)))
 }
 
