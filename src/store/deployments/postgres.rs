@@ -77,7 +77,7 @@ impl DeploymentRows for PgRows {
             let Some(row) = tx.query_opt(&sql, &[&name]).await.map_err(failed)? else { return Ok(None) };
             let sql = format!("SELECT {INSTANCE_COLUMNS} FROM rhaiflow_deployment_instances WHERE deployment = $1");
             let instances = tx.query(&sql, &[&name]).await.map_err(failed)?;
-            let instances = instances.iter().map(instance_row).collect::<std::result::Result<_, _>>();
+            let instances = instances.iter().map(|r| instance_row(r, 0)).collect::<std::result::Result<_, _>>();
             Ok(Some((deployment_row(&row).map_err(damaged(&place))?, instances.map_err(damaged(&place))?)))
         })
     }
@@ -92,7 +92,7 @@ impl DeploymentRows for PgRows {
             let mut instances: BTreeMap<String, Vec<InstanceRow>> = BTreeMap::new();
             for row in tx.query(&sql, &[]).await.map_err(failed)? {
                 let deployment: String = row.try_get(0).map_err(|e| damaged(&place)(e.to_string()))?;
-                let instance = instance_row_from(&row, 1).map_err(damaged(&place))?;
+                let instance = instance_row(&row, 1).map_err(damaged(&place))?;
                 instances.entry(deployment).or_default().push(instance);
             }
             deployments
@@ -195,12 +195,8 @@ fn deployment_row(row: &Row) -> std::result::Result<DeploymentRow, String> {
     })
 }
 
-fn instance_row(row: &Row) -> std::result::Result<InstanceRow, String> {
-    instance_row_from(row, 0)
-}
-
 /// The instance columns of `row`, from column `first` on.
-fn instance_row_from(row: &Row, first: usize) -> std::result::Result<InstanceRow, String> {
+fn instance_row(row: &Row, first: usize) -> std::result::Result<InstanceRow, String> {
     let text = |i: usize| row.try_get::<_, String>(first + i).map_err(|e| e.to_string());
     Ok(InstanceRow {
         id: text(0)?,

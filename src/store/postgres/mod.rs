@@ -88,12 +88,7 @@ impl PgStore {
     where
         F: std::future::Future<Output = Result<T>> + Send + 'static,
     {
-        let (pool, place) = (self.pg.pool(), self.place());
-        let wrapped = async move {
-            let client = Pg::connection(&pool, &place).await?;
-            job(client, place).await
-        };
-        self.pg.run(wrapped)
+        self.pg.with(job)
     }
 
     /// The events of execution `id` after `after`, each passed to `each`.
