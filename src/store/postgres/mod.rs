@@ -58,8 +58,13 @@ impl PgStore {
     /// Connects to the server `url` names, migrates its schema if needed, starts the writer
     /// and the heartbeat.
     pub fn open(url: &str) -> Result<PgStore> {
-        let pg = connect(url, CONNECTIONS)?;
-        let place = pg.place().clone();
+        let pg = Arc::new(Pg::open(url, CONNECTIONS)?);
+        let (pool, place) = (pg.pool(), pg.place().clone());
+        let migrating = place.clone();
+        pg.run(async move {
+            let mut client = Pg::connection(&pool, &migrating).await?;
+            schema::migrate(&mut client, &migrating).await
+        })?;
         let owner = Owner::this_process();
         let lease = lease();
         let writes = Arc::new(WriteQueue::default());
@@ -88,7 +93,12 @@ impl PgStore {
     where
         F: std::future::Future<Output = Result<T>> + Send + 'static,
     {
-        self.pg.with(job)
+        let (pool, place) = (self.pg.pool(), self.place());
+        let wrapped = async move {
+            let client = Pg::connection(&pool, &place).await?;
+            job(client, place).await
+        };
+        self.pg.run(wrapped)
     }
 
     /// The events of execution `id` after `after`, each passed to `each`.
