@@ -5,11 +5,12 @@
 //! three-tier example.
 //!
 //! Every test works in a [`Lab`]: a scratch folder holding the store (or a database of its
-//! own on the tests' PostgreSQL server, for the tests `postgres_deployments` runs again there), the registry of
-//! installed bundles (`RHAIFLOW_BUNDLES`), the folder the three-tier scripts write to
-//! (`RHAIFLOW_EXAMPLE_ROOT`) and the one the fixture scripts write to (`RECORD_DIR`), so no
-//! test touches another's files or the user's. Operation tasks share names across instances
-//! (`lifecycle.create`), so ordering is checked per `(operation, node_instance)`.
+//! own on the tests' PostgreSQL server, for the tests `postgres_deployments` runs again
+//! there), the registry of installed bundles (`RHAIFLOW_BUNDLES`), the folder the three-tier
+//! scripts write to (`RHAIFLOW_EXAMPLE_ROOT`) and the one the fixture scripts write to
+//! (`RECORD_DIR`), so no test touches another's files or the user's. Operation tasks share
+//! names across instances (`lifecycle.create`), so ordering is checked per
+//! `(operation, node_instance)`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -25,20 +26,20 @@ use tempfile::TempDir;
 use crate::postgres_server::postgres;
 use crate::support::{cli_of, example, fixtures, rhaiflow, Cli, Events, Outcome, Run};
 
-pub(crate) const THREE_TIER: &str = "three_tier/blueprint.yaml";
+const THREE_TIER: &str = "three_tier/blueprint.yaml";
 
 /// The password in a PostgreSQL lab's store URL: never shown by any command.
-pub(crate) const LAB_PASSWORD: &str = "lab-s3cret";
+const LAB_PASSWORD: &str = "lab-s3cret";
 
 /// A scratch world for one test: store, bundle registry and the folders operations write to.
 pub(crate) struct Lab {
-    pub(crate) dir: TempDir,
+    dir: TempDir,
     /// The lab's database on the tests' PostgreSQL server; `None`: a SQLite file in `dir`.
     database: Option<String>,
 }
 
 impl Lab {
-    pub(crate) fn new() -> Lab {
+    fn new() -> Lab {
         let lab = Lab { dir: tempfile::tempdir().unwrap(), database: None };
         std::fs::create_dir_all(lab.record()).unwrap();
         std::fs::create_dir_all(lab.temp()).unwrap();
@@ -56,7 +57,7 @@ impl Lab {
     }
 
     /// `--store`: the SQLite folder, or the database's URL with a password.
-    pub(crate) fn store(&self) -> String {
+    fn store(&self) -> String {
         match &self.database {
             Some(database) => {
                 let url = postgres().unwrap().url(database);
@@ -89,12 +90,12 @@ impl Lab {
     }
 
     /// Where the fixture scripts write (`$RECORD_DIR`).
-    pub(crate) fn record(&self) -> PathBuf {
+    fn record(&self) -> PathBuf {
         self.dir.path().join("record")
     }
 
     /// Where the three-tier scripts write (`$RHAIFLOW_EXAMPLE_ROOT`), one folder an instance.
-    pub(crate) fn root(&self) -> PathBuf {
+    fn root(&self) -> PathBuf {
         self.dir.path().join("three-tier")
     }
 
@@ -120,7 +121,7 @@ impl Lab {
     }
 
     /// `rhaiflow ARGS` (not a run) in the fixtures folder.
-    pub(crate) fn cli(&self, args: &[&str]) -> Cli {
+    fn cli(&self, args: &[&str]) -> Cli {
         let out = cli_of(self.command().args(args));
         self.checked(&out.stdout, &out.stderr);
         out
@@ -145,14 +146,14 @@ impl Lab {
     }
 
     /// `rhaiflow run WORKFLOW --deployment NAME ARGS…`.
-    pub(crate) fn on(&self, deployment: &str, workflow: &str, args: &[&str]) -> Outcome {
+    fn on(&self, deployment: &str, workflow: &str, args: &[&str]) -> Outcome {
         let mut all = vec![workflow, "--deployment", deployment];
         all.extend_from_slice(args);
         self.run(&all)
     }
 
     /// `deployments create NAME --blueprint FILE`; `blueprint` is relative to the fixtures.
-    pub(crate) fn create(&self, name: &str, blueprint: &Path) {
+    fn create(&self, name: &str, blueprint: &Path) {
         self.cli(&[
             "deployments",
             "create",
@@ -166,12 +167,12 @@ impl Lab {
     }
 
     /// Installs the `depops` fixture bundle into the lab's registry.
-    pub(crate) fn install_depops(&self) {
+    fn install_depops(&self) {
         self.cli(&["bundle", "install", "deployments/bundles/depops"]).assert_code(0);
     }
 
     /// `deployments show NAME` as `instance → (node, state, container, runtime properties)`.
-    pub(crate) fn show(&self, name: &str) -> BTreeMap<String, Shown> {
+    fn show(&self, name: &str) -> BTreeMap<String, Shown> {
         let out = self.cli(&["deployments", "show", name, "--store", &self.store()]);
         out.assert_code(0);
         let mut lines = out.stdout.lines();
@@ -207,7 +208,7 @@ impl Lab {
         }
     }
 
-    pub(crate) fn states(&self, name: &str) -> BTreeMap<String, String> {
+    fn states(&self, name: &str) -> BTreeMap<String, String> {
         self.show(name).into_iter().map(|(id, s)| (id, s.state)).collect()
     }
 
@@ -217,14 +218,14 @@ impl Lab {
     }
 
     /// This lab with the three-tier example created as `shop` and installed.
-    pub(crate) fn with_shop_installed(self) -> Lab {
+    fn with_shop_installed(self) -> Lab {
         self.create("shop", &example(THREE_TIER));
         self.on("shop", "install", &[]).assert_code(0);
         self
     }
 
     /// What a three-tier instance's scripts appended to its log, in order.
-    pub(crate) fn log(&self, instance: &str) -> Vec<String> {
+    fn log(&self, instance: &str) -> Vec<String> {
         std::fs::read_to_string(self.root().join(instance).join("log"))
             .unwrap_or_default()
             .lines()
@@ -233,7 +234,7 @@ impl Lab {
     }
 
     /// `rhaiflow run install --deployment NAME` in the background, writing its events to `events`.
-    pub(crate) fn spawn_install(&self, deployment: &str, events: &Path) -> Child {
+    fn spawn_install(&self, deployment: &str, events: &Path) -> Child {
         let store = self.store();
         self.spawn(&[
             "run",
@@ -248,7 +249,7 @@ impl Lab {
     }
 
     /// Starts `rhaiflow ARGS` in the background (for the test that kills it).
-    pub(crate) fn spawn(&self, args: &[&str]) -> Child {
+    fn spawn(&self, args: &[&str]) -> Child {
         StdCommand::cargo_bin("rhaiflow")
             .unwrap()
             .current_dir(fixtures())
@@ -264,7 +265,7 @@ impl Lab {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Shown {
+struct Shown {
     node: String,
     state: String,
     container: Option<String>,
@@ -882,7 +883,7 @@ fn damaged_instance_data_is_reported() {
     damaged_instance_data_is_reported_in(Lab::new);
 }
 
-/// Damage done to stores that `new_lab` makes, one a damage.
+/// Each damage done to a store of its own, in a lab `new_lab` makes.
 pub(crate) fn damaged_instance_data_is_reported_in(new_lab: fn() -> Lab) {
     for (damage, why) in [
         (
