@@ -4,15 +4,18 @@
 //! kept in the store, and install / uninstall / scale / heal / execute_operation on the
 //! three-tier example.
 //!
-//! Every test works in a [`Lab`]: a scratch folder holding the store, the registry of
-//! installed bundles (`RHAIFLOW_BUNDLES`), the folder the three-tier scripts write to
-//! (`RHAIFLOW_EXAMPLE_ROOT`) and the one the fixture scripts write to (`RECORD_DIR`), so no
-//! test touches another's files or the user's. Operation tasks share names across instances
-//! (`lifecycle.create`), so ordering is checked per `(operation, node_instance)`.
+//! Every test works in a [`Lab`]: a scratch folder holding the store (or a database of its
+//! own on the tests' PostgreSQL server, for the tests `postgres_deployments` runs again
+//! there), the registry of installed bundles (`RHAIFLOW_BUNDLES`), the folder the three-tier
+//! scripts write to (`RHAIFLOW_EXAMPLE_ROOT`) and the one the fixture scripts write to
+//! (`RECORD_DIR`), so no test touches another's files or the user's. Operation tasks share
+//! names across instances (`lifecycle.create`), so ordering is checked per
+//! `(operation, node_instance)`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command as StdCommand, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use assert_cmd::cargo::CommandCargoExt;
@@ -20,25 +23,70 @@ use insta::assert_snapshot;
 use serde_json::{json, Value};
 use tempfile::TempDir;
 
+use crate::postgres_server::postgres;
 use crate::support::{cli_of, example, fixtures, rhaiflow, Cli, Events, Outcome, Run};
 
 const THREE_TIER: &str = "three_tier/blueprint.yaml";
 
+/// The password in a PostgreSQL lab's store URL: never shown by any command.
+const LAB_PASSWORD: &str = "lab-s3cret";
+
 /// A scratch world for one test: store, bundle registry and the folders operations write to.
-struct Lab {
+pub(crate) struct Lab {
     dir: TempDir,
+    /// The lab's database on the tests' PostgreSQL server; `None`: a SQLite file in `dir`.
+    database: Option<String>,
 }
 
 impl Lab {
     fn new() -> Lab {
-        let lab = Lab { dir: tempfile::tempdir().unwrap() };
+        let lab = Lab { dir: tempfile::tempdir().unwrap(), database: None };
         std::fs::create_dir_all(lab.record()).unwrap();
         std::fs::create_dir_all(lab.temp()).unwrap();
         lab
     }
 
+    /// A lab whose store is a new database of the tests' PostgreSQL server (which the test
+    /// made sure runs).
+    pub(crate) fn on_postgres() -> Lab {
+        static DATABASES: AtomicUsize = AtomicUsize::new(0);
+        let server = postgres().expect("the test skips when no PostgreSQL is installed");
+        let database = format!("deployments_{}", DATABASES.fetch_add(1, Ordering::Relaxed));
+        server.psql("postgres", &format!("CREATE DATABASE {database}"));
+        Lab { database: Some(database), ..Lab::new() }
+    }
+
+    /// `--store`: the SQLite folder, or the database's URL with a password.
     fn store(&self) -> String {
-        self.dir.path().join("store").display().to_string()
+        match &self.database {
+            Some(database) => {
+                let url = postgres().unwrap().url(database);
+                url.replacen("@", &format!(":{LAB_PASSWORD}@"), 1)
+            }
+            None => self.dir.path().join("store").display().to_string(),
+        }
+    }
+
+    /// A table of the store as its SQL names it (PostgreSQL's carry a prefix).
+    fn table(&self, name: &str) -> String {
+        match self.database {
+            Some(_) => format!("rhaiflow_{name}"),
+            None => name.to_string(),
+        }
+    }
+
+    /// `sql` with `{table}` replaced by the table's name in this lab's store.
+    fn tables_in(&self, sql: &str) -> String {
+        ["deployment_instances", "deployments"]
+            .iter()
+            .fold(sql.to_string(), |sql, t| sql.replace(&format!("{{{t}}}"), &self.table(t)))
+    }
+
+    /// A command's output, which never shows the password of a store URL.
+    fn checked(&self, stdout: &str, stderr: &str) {
+        for shown in [stdout, stderr] {
+            assert!(!shown.contains(LAB_PASSWORD), "the store's password was shown:\n{shown}");
+        }
     }
 
     /// Where the fixture scripts write (`$RECORD_DIR`).
@@ -74,7 +122,9 @@ impl Lab {
 
     /// `rhaiflow ARGS` (not a run) in the fixtures folder.
     fn cli(&self, args: &[&str]) -> Cli {
-        cli_of(self.command().args(args))
+        let out = cli_of(self.command().args(args));
+        self.checked(&out.stdout, &out.stderr);
+        out
     }
 
     /// `rhaiflow run ARGS… --events-json … --store STORE`, its events checked.
@@ -89,7 +139,10 @@ impl Lab {
             .timeout(Duration::from_secs(60))
             .output()
             .unwrap();
-        Outcome::from_output(output.status.code(), &output.stdout, &output.stderr, Events::read(&events), scratch)
+        let out =
+            Outcome::from_output(output.status.code(), &output.stdout, &output.stderr, Events::read(&events), scratch);
+        self.checked(&out.stdout, &out.stderr);
+        out
     }
 
     /// `rhaiflow run WORKFLOW --deployment NAME ARGS…`.
@@ -146,8 +199,13 @@ impl Lab {
 
     /// Changes the lab's store file behind rhaiflow's back (a damaged row, a failing write).
     fn alter_store(&self, sql: &str) {
-        let file = self.dir.path().join("store").join("rhaiflow.db");
-        rusqlite::Connection::open(file).unwrap().execute_batch(sql).unwrap();
+        match &self.database {
+            Some(database) => drop(postgres().unwrap().psql(database, sql)),
+            None => {
+                let file = self.dir.path().join("store").join("rhaiflow.db");
+                rusqlite::Connection::open(file).unwrap().execute_batch(sql).unwrap();
+            }
+        }
     }
 
     fn states(&self, name: &str) -> BTreeMap<String, String> {
@@ -156,10 +214,14 @@ impl Lab {
 
     /// The three-tier example created as `shop` and installed.
     fn installed_shop() -> Lab {
-        let lab = Lab::new();
-        lab.create("shop", &example(THREE_TIER));
-        lab.on("shop", "install", &[]).assert_code(0);
-        lab
+        Lab::new().with_shop_installed()
+    }
+
+    /// This lab with the three-tier example created as `shop` and installed.
+    fn with_shop_installed(self) -> Lab {
+        self.create("shop", &example(THREE_TIER));
+        self.on("shop", "install", &[]).assert_code(0);
+        self
     }
 
     /// What a three-tier instance's scripts appended to its log, in order.
@@ -516,7 +578,10 @@ fn an_unreadable_runtime_properties_file_fails_the_operation() {
 
 #[test]
 fn runtime_properties_from_script_and_function_operations_persist_in_a_stored_deployment() {
-    let lab = Lab::new();
+    runtime_properties_persist_in(Lab::new());
+}
+
+pub(crate) fn runtime_properties_persist_in(lab: Lab) {
     lab.install_depops();
     lab.create("rt", &blueprint("runtime.yaml"));
     lab.on("rt", "install", &[]).assert_code(0);
@@ -648,7 +713,10 @@ fn a_failing_script_operation_is_retried_with_task_retries() {
 
 #[test]
 fn three_tier_install_runs_each_lifecycle_in_order_targets_first() {
-    let lab = Lab::new();
+    three_tier_install_runs_each_lifecycle_in_order_targets_first_in(Lab::new());
+}
+
+pub(crate) fn three_tier_install_runs_each_lifecycle_in_order_targets_first_in(lab: Lab) {
     lab.create("shop", &example(THREE_TIER));
     let list = lab.cli(&["deployments", "list", "--store", &lab.store()]);
     let fields: Vec<&str> = list.stdout.lines().nth(1).unwrap_or_default().split('\t').collect();
@@ -752,7 +820,11 @@ fn scale_out_installs_a_new_web_and_scale_in_uninstalls_the_newest() {
 // (web_3 removed) and out again, the new instance was called web_3 again.
 #[test]
 fn ids_of_removed_instances_are_not_reused() {
-    let lab = Lab::installed_shop();
+    ids_of_removed_instances_are_not_reused_in(Lab::new());
+}
+
+pub(crate) fn ids_of_removed_instances_are_not_reused_in(lab: Lab) {
+    let lab = lab.with_shop_installed();
     lab.on("shop", "scale", &["-p", "node_id=web"]).assert_code(0);
     lab.on("shop", "scale", &["-p", "node_id=web", "-p", "delta=-1"]).assert_code(0);
     let out = lab.on("shop", "scale", &["-p", "node_id=web"]);
@@ -764,12 +836,18 @@ fn ids_of_removed_instances_are_not_reused() {
 // went on and "succeeded", and the stored deployment still had every instance uninitialized.
 #[test]
 fn an_instance_state_the_store_cannot_record_fails_the_run() {
-    let lab = Lab::new();
-    lab.create("shop", &example(THREE_TIER));
-    lab.alter_store(
+    an_instance_state_the_store_cannot_record_fails_the_run_in(
+        Lab::new(),
         "CREATE TRIGGER fail_instance_writes BEFORE INSERT ON deployment_instances
          BEGIN SELECT RAISE(ABORT, 'disk I/O error (injected)'); END;",
     );
+}
+
+/// `fail_instance_writes`: SQL that makes every write of an instance fail with "disk I/O
+/// error (injected)".
+pub(crate) fn an_instance_state_the_store_cannot_record_fails_the_run_in(lab: Lab, fail_instance_writes: &str) {
+    lab.create("shop", &example(THREE_TIER));
+    lab.alter_store(fail_instance_writes);
     let out = lab.on("shop", "install", &[]);
     out.assert_code(1);
     let said = out.stderr.split_whitespace().filter(|w| *w != "│").collect::<Vec<_>>().join(" ");
@@ -802,24 +880,29 @@ fn an_operation_whose_success_is_not_recorded_stops_the_install() {
 // back so on the next change); damaged instance numbers as none given out, so ids came again.
 #[test]
 fn damaged_instance_data_is_reported() {
+    damaged_instance_data_is_reported_in(Lab::new);
+}
+
+/// Each damage done to a store of its own, in a lab `new_lab` makes.
+pub(crate) fn damaged_instance_data_is_reported_in(new_lab: fn() -> Lab) {
     for (damage, why) in [
         (
-            "UPDATE deployment_instances SET runtime_properties = 'not json' WHERE id = 'vm_1'",
+            "UPDATE {deployment_instances} SET runtime_properties = 'not json' WHERE id = 'vm_1'",
             "runtime properties of vm_1",
         ),
-        ("UPDATE deployments SET counters = '{\"web\": '", "instance numbers of deployment shop"),
-        ("UPDATE deployment_instances SET node_id = 'ghost' WHERE id = 'vm_1'", "of node `ghost`"),
+        ("UPDATE {deployments} SET counters = '{\"web\": '", "instance numbers of deployment shop"),
+        ("UPDATE {deployment_instances} SET node_id = 'ghost' WHERE id = 'vm_1'", "of node `ghost`"),
     ] {
-        let lab = Lab::installed_shop();
-        lab.alter_store(damage);
+        let lab = new_lab().with_shop_installed();
+        lab.alter_store(&lab.tables_in(damage));
         let run = lab.on("shop", "scale", &["-p", "node_id=web"]);
         run.assert_code(2);
         let said = run.stderr.split_whitespace().filter(|w| *w != "│").collect::<Vec<_>>().join(" ");
         assert!(said.contains("is damaged or not a rhaiflow store") && said.contains(why), "{damage}:\n{said}");
         assert!(run.events.0.is_empty(), "nothing ran on a guess");
     }
-    let lab = Lab::installed_shop();
-    lab.alter_store("UPDATE deployment_instances SET runtime_properties = '[]' WHERE id = 'web_1'");
+    let lab = new_lab().with_shop_installed();
+    lab.alter_store(&lab.tables_in("UPDATE {deployment_instances} SET runtime_properties = '[]' WHERE id = 'web_1'"));
     for command in [&["deployments", "show", "shop"][..], &["deployments", "list"]] {
         let out = lab.cli(&[command, &["--store", &lab.store()]].concat());
         out.assert_code(2);
@@ -904,7 +987,11 @@ fn execute_operation_on_chosen_nodes_by_dependency_order() {
 
 #[test]
 fn uninstall_goes_sources_first_and_then_the_deployment_can_be_deleted() {
-    let lab = Lab::installed_shop();
+    uninstall_then_delete_in(Lab::new());
+}
+
+pub(crate) fn uninstall_then_delete_in(lab: Lab) {
+    let lab = lab.with_shop_installed();
     let refused = lab.cli(&["deployments", "delete", "shop", "--store", &lab.store()]);
     refused.assert_code(2);
     assert!(refused.stderr.contains("still has installed instances"), "{}", refused.stderr);
@@ -1007,7 +1094,10 @@ fn a_builtin_workflow_with_bad_parameters_runs_nothing() {
 
 #[test]
 fn an_unknown_deployment_is_invalid_input() {
-    let lab = Lab::new();
+    an_unknown_deployment_is_invalid_input_in(Lab::new());
+}
+
+pub(crate) fn an_unknown_deployment_is_invalid_input_in(lab: Lab) {
     let out = lab.on("nosuch", "install", &[]);
     out.assert_code(2);
     assert!(out.events.0.is_empty(), "{}", out.events.summary());
@@ -1020,7 +1110,10 @@ fn an_unknown_deployment_is_invalid_input() {
 
 #[test]
 fn a_deployment_name_is_created_once() {
-    let lab = Lab::new();
+    a_deployment_name_is_created_once_in(Lab::new());
+}
+
+pub(crate) fn a_deployment_name_is_created_once_in(lab: Lab) {
     lab.create("shop", &example(THREE_TIER));
     let again = lab.cli(&[
         "deployments",
@@ -1108,7 +1201,10 @@ fn a_killed_run_leaves_no_runtime_properties_file_behind() {
 // states the killed run had stored, skipping steps, and so refused it as a different graph.
 #[test]
 fn a_killed_install_is_finished_by_executions_resume() {
-    let lab = Lab::new();
+    killed_install_finished_by_resume_in(Lab::new());
+}
+
+pub(crate) fn killed_install_finished_by_resume_in(lab: Lab) {
     let id = kill_install_half_way(&lab);
     let resume = lab.cli(&["executions", "resume", &id, "--store", &lab.store()]);
     resume.assert_code(0);
@@ -1583,7 +1679,10 @@ fn exit_code_within(child: &mut Child, what: &str) -> Option<i32> {
 // beside it, both changing the same instances.
 #[test]
 fn a_second_execution_on_a_busy_deployment_is_refused_until_the_first_is_gone() {
-    let lab = Lab::new();
+    busy_deployment_refuses_a_second_execution_in(Lab::new());
+}
+
+pub(crate) fn busy_deployment_refuses_a_second_execution_in(lab: Lab) {
     lab.create("slow", &blueprint("slow.yaml"));
     let events = lab.dir.path().join("first.jsonl");
     let first = lab.spawn_install("slow", &events);

@@ -19,6 +19,7 @@ mod layers;
 mod limits;
 mod nesting;
 mod params;
+mod postgres_deployments;
 mod postgres_server;
 mod processes;
 mod repl;

@@ -15,7 +15,8 @@ use crate::store::{DeploymentStore, StoreError, StoreLocation};
 pub struct DeploymentsArgs {
     #[command(subcommand)]
     command: DeploymentsCommand,
-    /// Execution store: a folder or a .db file (default: $RHAIFLOW_STORE, else ./.rhaiflow/).
+    /// Execution store, which keeps the deployments: a folder, a .db file or a PostgreSQL URL
+    /// (postgres://user@host/db) (default: $RHAIFLOW_STORE, else ./.rhaiflow/).
     #[arg(long, value_name = "PATH", global = true)]
     store: Option<String>,
 }

@@ -26,7 +26,8 @@ pub struct ExecutionsArgs {
 
 #[derive(Args)]
 struct StoreArg {
-    /// Execution store: a folder or a .db file (default: $RHAIFLOW_STORE, else ./.rhaiflow/).
+    /// Execution store: a folder, a .db file or a PostgreSQL URL (default: $RHAIFLOW_STORE, else
+    /// ./.rhaiflow/).
     #[arg(long, value_name = "PATH")]
     store: Option<String>,
 }

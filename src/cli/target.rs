@@ -25,8 +25,8 @@ pub(super) struct TargetArgs {
     params_file: Option<PathBuf>,
     #[command(flatten)]
     model: DeploymentArgs,
-    /// Execution store, where runs are recorded and deployments kept: a folder or a .db file
-    /// (default: $RHAIFLOW_STORE, else ./.rhaiflow/).
+    /// Execution store, where runs are recorded and deployments kept: a folder, a .db file or a
+    /// PostgreSQL URL (default: $RHAIFLOW_STORE, else ./.rhaiflow/).
     #[arg(long, value_name = "PATH")]
     pub(super) store: Option<String>,
 }

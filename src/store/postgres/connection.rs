@@ -88,6 +88,22 @@ impl Pg {
         self.config.clone()
     }
 
+    /// Runs `job` with a connection of the pool on the store's runtime, and waits for its
+    /// answer (as `run`: from any thread).
+    pub fn with<T: Send + 'static, F>(
+        &self,
+        job: impl FnOnce(Object, PathBuf) -> F + Send + 'static,
+    ) -> Result<T, StoreError>
+    where
+        F: Future<Output = Result<T, StoreError>> + Send + 'static,
+    {
+        let (pool, place) = (self.pool(), self.place.clone());
+        self.run(async move {
+            let client = Pg::connection(&pool, &place).await?;
+            job(client, place).await
+        })
+    }
+
     /// A pool handle, for work moved onto the runtime.
     pub fn pool(&self) -> Pool {
         self.pool.clone()

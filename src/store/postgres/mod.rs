@@ -25,7 +25,8 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio_postgres::Row;
 
-use self::connection::{describe, Pg};
+use self::connection::describe;
+pub(crate) use self::connection::Pg;
 use super::commits::{listen, CommitListeners, CommitPublisher};
 use super::event_rows::{each_event_after, label_fields, StoredEvent};
 use super::records::{json_object, Runner, TaskFold};
@@ -67,13 +68,7 @@ impl PgStore {
 
     /// `open` with at most `connections` connections, which the store's `sibling`s share.
     pub fn open_pool(url: &str, connections: usize) -> Result<PgStore> {
-        let pg = Arc::new(Pg::open(url, connections)?);
-        let (pool, place) = (pg.pool(), pg.place().clone());
-        let migrating = place.clone();
-        pg.run(async move {
-            let mut client = Pg::connection(&pool, &migrating).await?;
-            schema::migrate(&mut client, &migrating).await
-        })?;
+        let pg = connect(url, connections)?;
         let owner = Owner::this_process();
         pg.spawn(heartbeat(pg.pool(), owner.name.clone(), lease()));
         PgStore::with_writer(pg, owner)
@@ -118,12 +113,7 @@ impl PgStore {
     where
         F: std::future::Future<Output = Result<T>> + Send + 'static,
     {
-        let (pool, place) = (self.pg.pool(), self.place());
-        let wrapped = async move {
-            let client = Pg::connection(&pool, &place).await?;
-            job(client, place).await
-        };
-        self.pg.run(wrapped)
+        self.pg.with(job)
     }
 
     /// The events of execution `id` after `after`, each passed to `each`.
@@ -167,6 +157,19 @@ impl Drop for PgStore {
         // The writer commits what is queued, then stops.
         self.writes.close();
     }
+}
+
+/// A pool of at most `connections` connections to the server `url` names, its schema
+/// brought to this rhaiflow's version: the executions' and what is kept beside them
+/// (`store::deployments`).
+pub(crate) fn connect(url: &str, connections: usize) -> Result<Arc<Pg>> {
+    let pg = Arc::new(Pg::open(url, connections)?);
+    let (pool, place) = (pg.pool(), pg.place().clone());
+    pg.run(async move {
+        let mut client = Pg::connection(&pool, &place).await?;
+        schema::migrate(&mut client, &place).await
+    })?;
+    Ok(pg)
 }
 
 /// Renews the lease of every execution this process runs, all at once, a few times a lease.
@@ -217,7 +220,7 @@ impl Owner {
 }
 
 /// A failure of the server, named by the store's place.
-fn database(place: &std::path::Path, e: &tokio_postgres::Error) -> StoreError {
+pub(crate) fn database(place: &std::path::Path, e: &tokio_postgres::Error) -> StoreError {
     StoreError::Database(format!("{}: {}", place.display(), describe(e)))
 }
 
