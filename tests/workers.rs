@@ -272,8 +272,9 @@ fn work_goes_on_when_the_listening_connection_is_lost() {
     let listening = "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'rhaiflow listener' \
                      AND query LIKE 'LISTEN%' AND datname = current_database()";
     c.wait_for(listening, "1", Duration::from_secs(30));
-    let old = c.sql("SELECT pid FROM pg_stat_activity WHERE application_name = 'rhaiflow listener'");
-    c.sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'rhaiflow listener'");
+    let ours = "application_name = 'rhaiflow listener' AND datname = current_database()";
+    let old = c.sql(&format!("SELECT pid FROM pg_stat_activity WHERE {ours}"));
+    c.sql(&format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE {ours}"));
     let id = c.submit("after.rhai", &chain(1, 0.0, &out), &[]);
     c.wait_for(
         &format!("SELECT status FROM rhaiflow_executions WHERE id = '{id}'"),
@@ -281,7 +282,7 @@ fn work_goes_on_when_the_listening_connection_is_lost() {
         Duration::from_secs(10),
     );
     c.wait_for(listening, "1", Duration::from_secs(10));
-    let new = c.sql("SELECT pid FROM pg_stat_activity WHERE application_name = 'rhaiflow listener'");
+    let new = c.sql(&format!("SELECT pid FROM pg_stat_activity WHERE {ours}"));
     assert_ne!(old, new, "the listener is the same connection");
     kill(&worker, libc::SIGTERM);
     let (code, stderr) = finish(worker);
@@ -298,10 +299,127 @@ fn a_poll_only_worker_finds_submitted_work() {
     let worker = c.worker("m", "5", &["--poll-only", "--poll-interval", "0.05"]);
     let status = format!("SELECT status FROM rhaiflow_executions WHERE id = '{id}'");
     c.wait_for(&status, "succeeded", Duration::from_secs(10));
-    let listeners = c.sql("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'rhaiflow listener'");
-    assert_eq!(listeners, "0", "a poll-only worker listens");
+    let listeners = "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'rhaiflow listener' \
+                     AND datname = current_database()";
+    assert_eq!(c.sql(listeners), "0", "a poll-only worker listens");
     kill(&worker, libc::SIGTERM);
     let (code, stderr) = finish(worker);
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(effects(&out), vec![format!("t0-{id}")]);
+}
+
+/// `rhaiflow run SCRIPT` on the cluster's store, started in the background.
+fn run_in_background(c: &Cluster, script: &str, file: &str) -> Child {
+    let path = c.path(file);
+    std::fs::write(&path, script).unwrap();
+    StdCommand::cargo_bin("rhaiflow")
+        .unwrap()
+        .args(["run", &path, "--events-json", &c.path("events.jsonl")])
+        .env("RHAIFLOW_STORE", &c.url)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+// A shell or exec task with a `queue` runs on a worker listening on that queue (its process is
+// the worker's child, not the run's), its result comes back to the script, a failure comes
+// back as one (retried as any), and nothing is left in the task tables.
+#[test]
+fn a_task_with_a_queue_runs_on_a_worker_and_its_result_comes_back() {
+    let Some(c) = Cluster::new("dispatch") else { return };
+    let tries = c.path("tries");
+    let worker = c.worker("far", "5", &["--queue", "far"]);
+    let script = format!(
+        r#"let g = graph_mode();
+let s = g.sequence();
+let there = shell("there", "echo $PPID", #{{queue: "far"}});
+s.add(there);
+let flaky = exec("flaky", ["sh", "-c", "echo try >> {tries}; [ $(wc -l < {tries}) -ge 2 ]"], #{{queue: "far"}});
+flaky.total_retries = 2;
+flaky.retry_interval = 0.1;
+s.add(flaky);
+g.execute();
+there.get().stdout"#
+    );
+    let run = run_in_background(&c, &script, "dispatch.rhai");
+    let out = run.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let parent: String = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(parent.trim(), worker.id().to_string(), "not run by the worker");
+    assert_eq!(std::fs::read_to_string(&tries).unwrap().lines().count(), 2, "the failed try was not retried");
+    assert_eq!(c.sql("SELECT count(*) FROM rhaiflow_task_runs"), "0");
+    assert_eq!(c.sql("SELECT count(*) FROM rhaiflow_task_queue"), "0");
+    kill(&worker, libc::SIGTERM);
+    let (code, stderr) = finish(worker);
+    assert_eq!(code, 0, "{stderr}");
+}
+
+// A forced cancel reaches a task running on a worker: its process is killed within about a
+// second, and the run ends cancelled.
+#[test]
+fn a_forced_cancel_reaches_a_task_running_on_a_worker() {
+    let Some(c) = Cluster::new("dispatch_cancel") else { return };
+    let worker = c.worker("far", "5", &["--queue", "far"]);
+    let script = r#"let g = graph_mode(); g.add_task(shell("long", "sleep 30", #{queue: "far"})); g.execute();"#;
+    let run = run_in_background(&c, script, "long.rhai");
+    c.wait_for("SELECT count(*) FROM rhaiflow_task_runs WHERE owner <> ''", "1", Duration::from_secs(30));
+    let id = c.sql("SELECT execution_id FROM rhaiflow_task_runs");
+    let asked = Instant::now();
+    c.command(&["executions", "cancel", &id, "--force"]).assert().success();
+    let out = run.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(asked.elapsed() < Duration::from_secs(5), "the cancel took {:?}", asked.elapsed());
+    kill(&worker, libc::SIGTERM);
+    let (_, said) = finish(worker);
+    assert!(said.contains("✘ cancelled") || said.contains("task long"), "{said}");
+    let sleeping = StdCommand::new("pgrep").args(["-f", "^sleep 30$"]).output().unwrap();
+    assert!(sleeping.stdout.is_empty(), "the task's process still runs");
+}
+
+// A worker that dies while it runs a sent task: the task is sent again once its lease ran
+// out, another worker runs it, and the run succeeds (at least once).
+#[test]
+fn a_task_whose_worker_died_is_run_by_another() {
+    let Some(c) = Cluster::new("dispatch_lost") else { return };
+    let tries = c.path("tries");
+    let doomed = c.worker("doomed", "1", &["--queue", "far"]);
+    let script = format!(
+        r#"let g = graph_mode(); g.add_task(shell("slow", "echo try >> {tries}; sleep 2", #{{queue: "far"}})); g.execute();"#
+    );
+    let mut run = StdCommand::cargo_bin("rhaiflow").unwrap();
+    std::fs::write(c.path("slow.rhai"), script).unwrap();
+    let run = run
+        .args(["run", &c.path("slow.rhai")])
+        .env("RHAIFLOW_STORE", &c.url)
+        .env("RHAIFLOW_LEASE", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    c.wait_for("SELECT count(*) FROM rhaiflow_task_runs WHERE owner <> ''", "1", Duration::from_secs(30));
+    kill(&doomed, libc::SIGKILL);
+    let _ = finish(doomed);
+    let other = c.worker("other", "1", &["--queue", "far"]);
+    let out = run.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(std::fs::read_to_string(&tries).unwrap().lines().count(), 2);
+    kill(&other, libc::SIGTERM);
+    let _ = finish(other);
+}
+
+// Without workers (a SQLite store) a task with a queue cannot run: it fails saying why.
+#[test]
+fn a_task_with_a_queue_on_a_sqlite_store_fails_saying_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.rhai");
+    std::fs::write(&path, r#"let g = graph_mode(); g.add_task(shell("far", "true", #{queue: "gpu"})); g.execute();"#)
+        .unwrap();
+    let store = dir.path().join("runs.db");
+    let out = rhaiflow().args(["run"]).arg(&path).arg("--store").arg(&store).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("runs on queue `gpu`, which needs workers sharing a PostgreSQL store"), "{said}");
 }

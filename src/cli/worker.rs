@@ -15,8 +15,10 @@ use clap::{Args, Subcommand};
 
 use super::report;
 use crate::diagnostic::{Code, Diagnostic};
+use crate::exec::{process, remote};
 use crate::runner;
-use crate::store::{PgStore, Store, StoreLocation, Wake};
+use crate::store::{PgStore, Store, StoreLocation, TakenTask, Wake};
+use crate::task::ProcessOptions;
 
 /// How often a worker queues again what dead workers held: a dead worker's executions wait at
 /// most its lease and this to be taken up.
@@ -133,6 +135,20 @@ pub fn worker(args: WorkerArgs) -> i32 {
             // Woken by a submission, a finished execution, or a signal; else looks again.
             wake.wait(if args.poll_only { poll } else { poll.min(REAP_EVERY) });
         }
+        let free = free.saturating_sub(taken.len());
+        let tasks = if free > 0 { store.take_tasks(&args.queues, free).unwrap_or_default() } else { Vec::new() };
+        for task in tasks {
+            running.fetch_add(1, Ordering::SeqCst);
+            let (store, done, woken) = (store.clone(), running.clone(), wake.clone());
+            let spawned = std::thread::Builder::new().name("rhaiflow-task".into()).spawn(move || {
+                run_task(&store, task);
+                done.fetch_sub(1, Ordering::SeqCst);
+                woken.notify();
+            });
+            if spawned.is_err() {
+                running.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
         for id in taken {
             running.fetch_add(1, Ordering::SeqCst);
             let (store, location, done, woken) = (store.clone(), location.clone(), running.clone(), wake.clone());
@@ -191,6 +207,40 @@ fn run_one(worker: Arc<PgStore>, location: &StoreLocation, id: &str) {
         runner::Status::Cancelled => "■ cancelled",
     };
     say!("{status} {id} ({}) in {:.2}s{how}", report.workflow, report.elapsed.as_secs_f64());
+}
+
+/// Runs a task an execution sent to this worker's queues, and writes its outcome; a cancel of
+/// its execution (looked for five times a second) kills it.
+fn run_task(store: &PgStore, task: TakenTask) {
+    let TakenTask { id, job } = task;
+    say!("▷ task {} of {}", job.task, job.execution_id);
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+    let options = ProcessOptions {
+        env: job.env.clone(),
+        cwd: job.cwd.clone(),
+        timeout: job.timeout,
+        output_limit: job.output_limit,
+        queue: None,
+    };
+    let cancelled = async {
+        loop {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            if store.task_cancelled(id).unwrap_or(false) {
+                break;
+            }
+        }
+    };
+    let ran = runtime.block_on(process::run_taken(&job, &options, cancelled));
+    let how = match &ran {
+        Ok(_) => "✔ succeeded".to_string(),
+        Err(e) => format!("✘ {}", e.message),
+    };
+    match store.task_done(id, &remote::outcome(&ran)) {
+        Ok(true) => say!("{how}: task {} of {}", job.task, job.execution_id),
+        // Taken from this worker meanwhile (its lease ran out): the other run counts.
+        Ok(false) => say!("task {} of {} was taken over: its outcome here is not kept", job.task, job.execution_id),
+        Err(e) => say!("task {} of {}: its outcome was not recorded: {e}", job.task, job.execution_id),
+    }
 }
 
 /// SIGTERM and SIGINT, counted: the first stops taking work, the second stops at once.

@@ -12,7 +12,8 @@ pub mod left_behind;
 mod operation;
 mod output_lines;
 mod output_tail;
-mod process;
+pub mod process;
+pub mod remote;
 mod replay;
 mod runtime_file;
 mod scheduler;
@@ -99,6 +100,8 @@ pub struct ExecEnv {
     pub on_planned: Option<Box<dyn Fn(u64) + Send + Sync>>,
     /// Tasks that do not run but end as told (bundle tests).
     pub mocks: Arc<Mocks>,
+    /// Where tasks with a `queue` go to run on workers (a PostgreSQL store).
+    pub remote: Option<Arc<dyn crate::store::RemoteTasks>>,
     next_task_id: AtomicU64,
     /// Set once a task or graph was handed over to run (see `anything_started`).
     scheduled: AtomicBool,
@@ -126,6 +129,7 @@ impl ExecEnv {
             replay: None,
             on_planned: None,
             mocks: Arc::default(),
+            remote: None,
             next_task_id: AtomicU64::new(1),
             scheduled: AtomicBool::new(false),
             bug: std::sync::OnceLock::new(),

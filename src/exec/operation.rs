@@ -75,6 +75,7 @@ async fn run_script(
         cwd: Some(dir.display().to_string()),
         timeout: settings.timeout,
         output_limit: None,
+        queue: None,
     };
     let argv = ["sh".to_string(), dir.join(path).display().to_string()];
     let task = super::attempt::current_task_info(cell);

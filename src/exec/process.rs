@@ -38,7 +38,8 @@ fn dies_with_its_runner(command: &mut Command) {
 }
 
 /// Runs `argv` (`display` is how messages name it) and returns `#{code, stdout, stderr}`; a non-zero exit is a recoverable error
-/// whose value is that same map. What it prints is emitted line by line as `task`'s output.
+/// whose value is that same map. What it prints is emitted line by line as `task`'s output. A
+/// task with a `queue` runs on a worker instead (`remote`).
 pub async fn run(
     task: TaskInfo,
     argv: &[String],
@@ -47,11 +48,39 @@ pub async fn run(
     timeout: Option<f64>,
     env: &ExecEnv,
 ) -> Result<Dynamic, TaskError> {
-    let cancel = &env.cancel;
+    if let Some(queue) = &options.queue {
+        return super::remote::run(task, queue, argv, display, options, timeout, env).await;
+    }
+    let lines = OutputLines::new(env.bus.clone(), task);
+    let execution_id = env.bus.label().execution_id.clone();
+    run_here(argv, display, options, timeout, &execution_id, env.cancel.forced(), Some(&lines)).await
+}
+
+/// Runs a task a worker took from a queue (`remote`): as here, with no output events (its
+/// execution runs elsewhere); `forced` completes when its execution cancelled it.
+pub async fn run_taken(
+    job: &crate::store::RemoteJob,
+    options: &ProcessOptions,
+    forced: impl std::future::Future<Output = ()>,
+) -> Result<Dynamic, TaskError> {
+    run_here(&job.argv, &job.display, options, job.timeout, &job.execution_id, forced, None).await
+}
+
+/// Runs `argv` here, for the execution `execution_id`, until it ends, its `timeout` passes or
+/// `forced` (a forced cancel) completes; what it prints goes to `lines` as it comes.
+async fn run_here(
+    argv: &[String],
+    display: &str,
+    options: &ProcessOptions,
+    timeout: Option<f64>,
+    execution_id: &str,
+    forced: impl std::future::Future<Output = ()>,
+    lines: Option<&OutputLines>,
+) -> Result<Dynamic, TaskError> {
     let Some((program, args)) = argv.split_first() else {
         return Err(TaskError::new(ErrorKind::NonRecoverable, "exec needs a program to run: argv is empty"));
     };
-    let mut child = spawn(program, args, options, env)?;
+    let mut child = spawn(program, args, options, execution_id)?;
     let group = child.id().map(|pid| pid as i32);
     let kill_group = || {
         if let Some(pgid) = group {
@@ -71,28 +100,34 @@ pub async fn run(
     // megabyte, and its result and `task_succeeded` event stay that small.
     let limit = options.output_limit.unwrap_or(DEFAULT_OUTPUT_LIMIT);
     let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
-    let lines = OutputLines::new(env.bus.clone(), task);
+    let line = |stream: OutputStream, bytes: &[u8]| {
+        if let Some(lines) = lines {
+            lines.take(stream, bytes);
+        }
+    };
     let finished = async {
         let (stdout, stderr) = tokio::join!(
-            OutputTail::read_piped(stdout, limit, |bytes| lines.take(OutputStream::Stdout, bytes)),
-            OutputTail::read_piped(stderr, limit, |bytes| lines.take(OutputStream::Stderr, bytes)),
+            OutputTail::read_piped(stdout, limit, |bytes| line(OutputStream::Stdout, bytes)),
+            OutputTail::read_piped(stderr, limit, |bytes| line(OutputStream::Stderr, bytes)),
         );
         (child.wait().await, stdout, stderr)
     };
     let ended = tokio::select! {
         finished = finished => Ok(finished),
         _ = deadline => Err(TaskError::recoverable(format!("timed out after {}s; the process group was killed", timeout.unwrap_or(0.0)))),
-        _ = cancel.forced() => Err(TaskError::cancelled()),
+        _ = forced => Err(TaskError::cancelled()),
     };
     // A last line without its newline, also of a process killed now, comes before the outcome.
-    lines.finish();
+    if let Some(lines) = lines {
+        lines.finish();
+    }
     let (status, stdout, stderr) = ended.inspect_err(|_| kill_group())?;
     let status = status.map_err(|e| TaskError::recoverable(format!("lost track of `{program}`: {e}")))?;
     outcome(display, status, stdout, stderr)
 }
 
 /// The process started in its own process group, with the task's environment and folder.
-fn spawn(program: &str, args: &[String], options: &ProcessOptions, env: &ExecEnv) -> Result<Child, TaskError> {
+fn spawn(program: &str, args: &[String], options: &ProcessOptions, execution_id: &str) -> Result<Child, TaskError> {
     let mut command = Command::new(program);
     command
         .args(args)
@@ -103,7 +138,7 @@ fn spawn(program: &str, args: &[String], options: &ProcessOptions, env: &ExecEnv
         .kill_on_drop(true);
     dies_with_its_runner(&mut command);
     // What a resume looks for, should this run die before the process ends (`left_behind`).
-    command.env(EXECUTION_ID_VARIABLE, &*env.bus.label().execution_id);
+    command.env(EXECUTION_ID_VARIABLE, execution_id);
     for (key, value) in &options.env {
         command.env(key, value);
     }

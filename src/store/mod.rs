@@ -23,7 +23,7 @@ use std::sync::Arc;
 pub use commits::{CommitListener, CommitState};
 pub use deployments::DeploymentStore;
 pub use location::StoreLocation;
-pub use postgres::{PgStore, ShippedSource, Wake};
+pub use postgres::{PgStore, ShippedSource, TakenTask, Wake};
 pub use records::{ExecutionQuery, ExecutionRecord, ExecutionStatus, Runner, ShownStatus, StoredState, StoredTask};
 pub use sqlite::SqliteStore;
 
@@ -157,6 +157,50 @@ pub trait Store: Send + Sync {
     fn shipped_source(&self, _checksum: &str) -> Result<Option<ShippedSource>> {
         Ok(None)
     }
+    /// Where tasks with a `queue` are sent to run on workers; `None` where no worker can take
+    /// them (SQLite).
+    fn remote_tasks(&self) -> Option<Arc<dyn RemoteTasks>> {
+        None
+    }
+}
+
+/// A process task sent to a queue, as the worker that takes it runs it.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct RemoteJob {
+    pub execution_id: String,
+    /// The task's name, as the worker tells what it runs.
+    pub task: String,
+    pub argv: Vec<String>,
+    /// How messages name the command (a shell task's command, cut short).
+    pub display: String,
+    pub env: Vec<(String, String)>,
+    pub cwd: Option<String>,
+    pub timeout: Option<f64>,
+    pub output_limit: Option<usize>,
+}
+
+/// Where a sent task stands.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RemoteState {
+    /// Waiting for a worker, or running on one.
+    Pending,
+    /// Its worker is gone (its lease ran out): send it again.
+    Lost,
+    /// Done: its outcome (JSON written by the worker that ran it).
+    Done(serde_json::Value),
+}
+
+/// Tasks sent to workers through the store, from the execution's side.
+pub trait RemoteTasks: Send + Sync {
+    /// Sends `job` to `queue`; returns its id.
+    fn send(&self, queue: &str, job: &RemoteJob) -> Result<i64>;
+    /// Sends the job `id` again (its worker died).
+    fn send_again(&self, id: i64) -> Result<()>;
+    fn state(&self, id: i64) -> Result<RemoteState>;
+    /// Asks the worker running it to stop it (kill its process group).
+    fn cancel(&self, id: i64) -> Result<()>;
+    /// Forgets it (its outcome was read).
+    fn forget(&self, id: i64) -> Result<()>;
 }
 
 /// Opens the store at `location`: SQLite's file, or a PostgreSQL server (migrated if needed).

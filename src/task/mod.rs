@@ -25,6 +25,8 @@ pub struct ProcessOptions {
     /// How many bytes of stdout and of stderr the result keeps (the last ones); `None` is
     /// the default of 1 MiB.
     pub output_limit: Option<usize>,
+    /// Run by a worker listening on this queue, not here (a PostgreSQL store).
+    pub queue: Option<String>,
 }
 
 /// The work itself.

@@ -77,9 +77,15 @@ fn process_options(opts: &Map, constructor: &str) -> Result<ProcessOptions> {
             "cwd" => options.cwd = Some(crate::value::display_value(value)),
             "timeout" => options.timeout = Some(seconds(value, &format!("{constructor}'s timeout"))?),
             "output_limit" => options.output_limit = Some(output_limit(value, constructor)?),
+            "queue" => {
+                let queue = value.clone().into_immutable_string().map_err(|_| {
+                    bad_argument(format!("{constructor}: `queue` must be the name of a queue, not {value}"))
+                })?;
+                options.queue = Some(queue.to_string()).filter(|q| !q.is_empty());
+            }
             other => {
                 return Err(bad_argument(format!(
-                    "{constructor}: unknown option `{other}` (expected env, cwd, timeout, output_limit)"
+                    "{constructor}: unknown option `{other}` (expected env, cwd, timeout, output_limit, queue)"
                 )));
             }
         }
@@ -165,7 +171,7 @@ fn register_process_constructors(engine: &mut Engine, run: &RunRef) {
     let r = run.clone();
     doc(
         "shell(name, command, opts)",
-        "As `shell(name, command)`, with options `env` (a map), `cwd`, `timeout` (seconds) and `output_limit` (bytes).",
+        "As `shell(name, command)`, with options `env` (a map), `cwd`, `timeout` (seconds), `output_limit` (bytes) and `queue` (run on a worker listening there).",
     )
     .func("shell")
     .register_into_engine(engine, move |ctx: NativeCallContext, name: &str, command: &str, opts: Map| {

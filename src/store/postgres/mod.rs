@@ -12,11 +12,13 @@
 mod connection;
 mod listener;
 mod queue;
+mod remote;
 mod schema;
 mod writer;
 
 pub use listener::Wake;
 pub use queue::ShippedSource;
+pub use remote::TakenTask;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -186,8 +188,16 @@ async fn heartbeat(pool: deadpool_postgres::Pool, owner: String, lease: Duration
                     &[&owner, &lease.as_secs_f64()],
                 )
                 .await;
-            // A worker's own row (none for a plain run): one beat for the worker and its work.
+            // A worker's own row (none for a plain run), and the tasks it runs for others: one
+            // beat for the worker and all its work.
             let _ = client.execute("UPDATE rhaiflow_workers SET seen_at = now() WHERE name = $1", &[&owner]).await;
+            let _ = client
+                .execute(
+                    "UPDATE rhaiflow_task_runs SET lease_until = now() + make_interval(secs => $2)
+                     WHERE owner = $1 AND outcome IS NULL",
+                    &[&owner, &lease.as_secs_f64()],
+                )
+                .await;
         }
     }
 }
@@ -505,6 +515,10 @@ impl Store for PgStore {
 
     fn shipped_source(&self, checksum: &str) -> Result<Option<ShippedSource>> {
         PgStore::shipped_source(self, checksum).map(Some)
+    }
+
+    fn remote_tasks(&self) -> Option<Arc<dyn super::RemoteTasks>> {
+        Some(Arc::new(remote::PgRemoteTasks { pg: self.pg.clone() }))
     }
 
     fn claim(&self, seen: &ExecutionRecord, pid: u32) -> Result<bool> {

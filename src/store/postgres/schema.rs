@@ -65,6 +65,26 @@ CREATE TABLE rhaiflow_sources (
     name text NOT NULL,
     content bytea NOT NULL
 );
+-- Tasks sent to a queue (`queue` on a shell or exec task): waiting rows are taken (and leave)
+-- as executions' are; a run row follows the task until its execution read its outcome.
+CREATE TABLE rhaiflow_task_queue (
+    id bigint PRIMARY KEY,
+    queue text NOT NULL,
+    job text NOT NULL,
+    enqueued_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX rhaiflow_task_queue_order ON rhaiflow_task_queue (queue, id);
+CREATE SEQUENCE rhaiflow_task_ids;
+CREATE TABLE rhaiflow_task_runs (
+    id bigint PRIMARY KEY,
+    execution_id text NOT NULL,
+    queue text NOT NULL,
+    job text NOT NULL,
+    owner text NOT NULL DEFAULT '',
+    lease_until timestamptz,
+    cancel smallint NOT NULL DEFAULT 0,
+    outcome text
+);
 -- Workers, as `workers list` shows them: alive while they beat.
 CREATE TABLE rhaiflow_workers (
     name text PRIMARY KEY,

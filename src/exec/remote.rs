@@ -1,0 +1,136 @@
+//! A shell or exec task with a `queue`: sent through the store to a worker listening on that
+//! queue (possibly on another machine), and its outcome brought back as if it had run here.
+//! Closures never travel: they share the script's state, so they run with their execution.
+//!
+//! The task waits for its outcome, looking every `LOOK_EVERY`; a forced cancel asks the
+//! worker to kill it (its process group), and stops waiting after `CANCEL_GRACE` even when no
+//! worker answers (none may listen on the queue). A job whose worker died (its lease ran out)
+//! is sent again: at least once, as every task.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rhai::Dynamic;
+use serde_json::{json, Value};
+
+use super::attempt::off_the_workers;
+use super::ExecEnv;
+use crate::events::TaskInfo;
+use crate::store::{RemoteJob, RemoteState, RemoteTasks};
+use crate::task::{ErrorKind, ProcessOptions, TaskError};
+
+const LOOK_EVERY: Duration = Duration::from_millis(50);
+const CANCEL_GRACE: Duration = Duration::from_secs(2);
+
+pub async fn run(
+    task: TaskInfo,
+    queue: &str,
+    argv: &[String],
+    display: &str,
+    options: &ProcessOptions,
+    timeout: Option<f64>,
+    env: &ExecEnv,
+) -> Result<Dynamic, TaskError> {
+    let Some(remote) = env.remote.clone() else {
+        return Err(TaskError::new(
+            ErrorKind::NonRecoverable,
+            format!(
+                "task `{}` runs on queue `{queue}`, which needs workers sharing a PostgreSQL store (--store \
+                 postgres://...)",
+                task.name
+            ),
+        ));
+    };
+    let job = RemoteJob {
+        execution_id: env.bus.label().execution_id.to_string(),
+        task: task.name.to_string(),
+        argv: argv.to_vec(),
+        display: display.to_string(),
+        env: options.env.clone(),
+        cwd: options.cwd.clone(),
+        timeout,
+        output_limit: options.output_limit,
+    };
+    let queue = queue.to_string();
+    let id = store_call(&remote, move |r| r.send(&queue, &job)).await?;
+    let mut cancelled_at = None;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(LOOK_EVERY) => {}
+            _ = env.cancel.forced(), if cancelled_at.is_none() => {
+                cancelled_at = Some(tokio::time::Instant::now());
+                store_call(&remote, move |r| r.cancel(id)).await?;
+            }
+        }
+        match store_call(&remote, move |r| r.state(id)).await? {
+            RemoteState::Pending if cancelled_at.is_some_and(|at| at.elapsed() >= CANCEL_GRACE) => break,
+            RemoteState::Pending => {}
+            RemoteState::Lost => store_call(&remote, move |r| r.send_again(id)).await?,
+            RemoteState::Done(outcome) => {
+                store_call(&remote, move |r| r.forget(id)).await?;
+                return from_outcome(&outcome);
+            }
+        }
+    }
+    store_call(&remote, move |r| r.forget(id)).await?;
+    Err(TaskError::cancelled())
+}
+
+/// A call of the store, off tokio's workers (it blocks); a failure fails the run, as a write
+/// the store cannot make does.
+async fn store_call<T: Send + 'static>(
+    remote: &Arc<dyn RemoteTasks>,
+    call: impl FnOnce(&dyn RemoteTasks) -> crate::store::Result<T> + Send + 'static,
+) -> Result<T, TaskError> {
+    let remote = remote.clone();
+    off_the_workers(move || call(remote.as_ref())).await?.map_err(|e| TaskError::unrecorded(&e))
+}
+
+/// What a worker writes of a task it ran.
+pub fn outcome(result: &Result<Dynamic, TaskError>) -> Value {
+    match result {
+        Ok(value) => json!({ "ok": true, "result": crate::value::to_json(value) }),
+        Err(e) => json!({
+            "ok": false,
+            "kind": e.kind.as_str(),
+            "message": e.message,
+            "value": crate::value::to_json(&e.value),
+        }),
+    }
+}
+
+/// The task's result or error from what its worker wrote.
+fn from_outcome(outcome: &Value) -> Result<Dynamic, TaskError> {
+    if outcome["ok"] == Value::Bool(true) {
+        return Ok(crate::value::from_json(&outcome["result"]));
+    }
+    let message = outcome["message"].as_str().unwrap_or("the worker gave no reason").to_string();
+    let kind = match outcome["kind"].as_str() {
+        Some("cancelled") => return Err(TaskError::cancelled()),
+        Some("non_recoverable") => ErrorKind::NonRecoverable,
+        _ => ErrorKind::Recoverable,
+    };
+    let mut error = TaskError::new(kind, message);
+    error.value = crate::value::from_json(&outcome["value"]);
+    Err(error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // What a worker wrote read back as the same result or error, kind and value included.
+    #[test]
+    fn an_outcome_reads_back_as_the_task_ended() {
+        let mut map = rhai::Map::new();
+        map.insert("code".into(), Dynamic::from_int(3));
+        let mut failed = TaskError::new(ErrorKind::NonRecoverable, "exited with code 3");
+        failed.value = map.clone().into();
+        let back = from_outcome(&outcome(&Err(failed))).unwrap_err();
+        assert_eq!((back.kind.as_str(), back.message.as_str()), ("non_recoverable", "exited with code 3"));
+        assert_eq!(crate::value::to_json(&back.value), json!({"code": 3}));
+        let ok = from_outcome(&outcome(&Ok(map.into()))).unwrap();
+        assert_eq!(crate::value::to_json(&ok), json!({"code": 3}));
+        assert!(from_outcome(&outcome(&Err(TaskError::cancelled()))).unwrap_err().is_cancelled());
+    }
+}
