@@ -149,14 +149,14 @@ pub fn worker(args: WorkerArgs) -> i32 {
                 running.fetch_sub(1, Ordering::SeqCst);
             }
         }
-        for id in taken {
+        for (id, waited) in taken {
             running.fetch_add(1, Ordering::SeqCst);
             let (store, location, done, woken) = (store.clone(), location.clone(), running.clone(), wake.clone());
             let spawned = std::thread::Builder::new()
                 .name("rhaiflow-execution".into())
                 .stack_size(crate::exec::SCRIPT_STACK_BYTES)
                 .spawn(move || {
-                    run_one(store, &location, &id);
+                    run_one(store, &location, &id, waited);
                     done.fetch_sub(1, Ordering::SeqCst);
                     // Room for one more: take it now.
                     woken.notify();
@@ -185,8 +185,8 @@ pub fn worker(args: WorkerArgs) -> i32 {
 }
 
 /// Runs one taken execution (its first run, or a resume of one whose worker died).
-fn run_one(worker: Arc<PgStore>, location: &StoreLocation, id: &str) {
-    say!("▶ {id}");
+fn run_one(worker: Arc<PgStore>, location: &StoreLocation, id: &str, waited_ms: f64) {
+    say!("▶ {id} (waited {waited_ms:.1} ms)");
     let store = match worker.sibling() {
         Ok(store) => Arc::new(store) as Arc<dyn Store>,
         Err(e) => {

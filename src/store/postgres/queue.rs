@@ -84,8 +84,9 @@ impl PgStore {
         })
     }
 
-    /// Takes up to `limit` executions waiting on `queues`, oldest first, for this process.
-    pub fn take(&self, queues: &[String], limit: usize) -> Result<Vec<String>> {
+    /// Takes up to `limit` executions waiting on `queues`, oldest first, for this process;
+    /// each with how long it waited, in milliseconds.
+    pub fn take(&self, queues: &[String], limit: usize) -> Result<Vec<(String, f64)>> {
         let (queues, owner) = (queues.to_vec(), self.owner.clone());
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let lease = super::lease().as_secs_f64();
@@ -96,18 +97,18 @@ impl PgStore {
                        DELETE FROM rhaiflow_queue WHERE execution_id IN (
                          SELECT execution_id FROM rhaiflow_queue WHERE queue = ANY($1)
                          ORDER BY enqueued_at LIMIT $2 FOR UPDATE SKIP LOCKED)
-                       RETURNING execution_id)
+                       RETURNING execution_id, enqueued_at)
                      UPDATE rhaiflow_executions e
                      SET owner = $3, machine = $4, lease_until = now() + make_interval(secs => $5), pid = $6
                      FROM taken
                      WHERE e.id = taken.execution_id AND e.status IN ('queued', 'running')
                        AND (e.owner = '' OR coalesce(e.lease_until < now(), true))
-                     RETURNING e.id",
+                     RETURNING e.id, (extract(epoch FROM clock_timestamp() - taken.enqueued_at) * 1000)::float8",
                     &[&queues, &limit, &owner.name, &owner.machine, &lease, &i64::from(std::process::id())],
                 )
                 .await
                 .map_err(|e| database(&place, &e))?;
-            Ok(rows.iter().map(|r| r.get(0)).collect())
+            Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
         })
     }
 

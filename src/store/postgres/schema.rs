@@ -54,7 +54,7 @@ CREATE TABLE rhaiflow_event_rows (
 CREATE TABLE rhaiflow_queue (
     execution_id text PRIMARY KEY,
     queue text NOT NULL,
-    enqueued_at timestamptz NOT NULL DEFAULT now()
+    enqueued_at timestamptz NOT NULL DEFAULT clock_timestamp()
 );
 CREATE INDEX rhaiflow_queue_order ON rhaiflow_queue (queue, enqueued_at);
 -- What a worker on another machine needs to run a submitted execution: its script's text or
