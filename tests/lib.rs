@@ -20,6 +20,7 @@ mod limits;
 mod nesting;
 mod params;
 mod postgres_server;
+mod postgres_store;
 mod processes;
 mod repl;
 mod retries;

@@ -1,0 +1,344 @@
+//! The PostgreSQL store (`--store postgres://…`), driven as a user drives it: runs recorded
+//! and read back as on SQLite, cancelled and followed from another process, killed and
+//! resumed, crashed on another machine (its lease ran out), taken over under a running
+//! process (fencing), migrated by many processes at once, pruned, and reached over TCP with a
+//! password that no output shows. Each test has a database of its own on the test process's
+//! throw-away server (`postgres_server`), and skips where there is none (never in CI).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command as StdCommand, Stdio};
+use std::time::{Duration, Instant};
+
+use assert_cmd::cargo::CommandCargoExt;
+use tempfile::TempDir;
+
+use crate::postgres_server::{postgres, Postgres, PASSWORD, PASSWORD_ROLE};
+use crate::support::{cli, cli_of, normalise, rhaiflow, Background, Cli, Run};
+
+/// A database of one test's own.
+struct Db {
+    server: &'static Postgres,
+    name: String,
+    url: String,
+}
+
+/// A fresh database for `test`; `None` (the test skips) where no PostgreSQL is installed.
+fn database(test: &str) -> Option<Db> {
+    let Some(server) = postgres() else {
+        crate::support::skip(test, "no PostgreSQL installed");
+        return None;
+    };
+    let name = server.fresh_database(test, None);
+    Some(Db { server, url: server.url(&name), name })
+}
+
+impl Db {
+    fn psql(&self, sql: &str) -> String {
+        self.server.psql(&self.name, sql)
+    }
+
+    /// `rhaiflow executions ARGS… --store URL`.
+    fn executions(&self, args: &[&str]) -> Cli {
+        let mut all = vec!["executions"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--store", &self.url]);
+        cli(&all)
+    }
+
+    /// The status `executions list` shows for execution `id`.
+    #[track_caller]
+    fn listed_status(&self, id: &str) -> String {
+        let list = self.executions(&["list"]);
+        list.assert_code(0);
+        let line = list.stdout.lines().find(|l| l.starts_with(id)).unwrap_or_else(|| panic!("{}", list.stdout));
+        line.split_whitespace().nth(2).unwrap().to_string()
+    }
+
+    /// How many event rows execution `id` has.
+    fn event_rows(&self, id: &str) -> i64 {
+        self.psql(&format!(
+            "SELECT count(*) FROM rhaiflow_event_rows r JOIN rhaiflow_executions e ON r.execution = e.number
+             WHERE e.id = '{id}'"
+        ))
+        .parse()
+        .unwrap()
+    }
+
+    /// A run of `script` recorded in this database.
+    fn run(&self, script: impl AsRef<Path>) -> Run {
+        Run::new(script).store_at(&self.url)
+    }
+}
+
+/// `postgres_gate.rhai` running in the background, held at its `wait` task until `open`.
+struct Gated {
+    run: Background,
+    id: String,
+    /// Where its tasks count their runs, and the file that lets `wait` go on.
+    out: PathBuf,
+    gate: PathBuf,
+    _files: TempDir,
+}
+
+impl Gated {
+    fn start(db: &Db, env: &[(&str, &str)]) -> Gated {
+        let files = tempfile::tempdir().unwrap();
+        let (out, gate) = (files.path().join("out"), files.path().join("gate"));
+        let mut run = db.run("postgres_gate.rhai").param("out", out.display()).param("gate", gate.display());
+        for (key, value) in env {
+            run = run.env(key, value);
+        }
+        let mut run = run.spawn();
+        let started = run.wait_for_start("wait");
+        let id = started["execution_id"].as_str().unwrap().to_string();
+        Gated { run, id, out, gate, _files: files }
+    }
+
+    fn open(&self) {
+        std::fs::write(&self.gate, "").unwrap();
+    }
+
+    /// How many times each task ran (its line in `out`).
+    fn runs(&self) -> HashMap<String, usize> {
+        let mut runs = HashMap::new();
+        for line in std::fs::read_to_string(&self.out).unwrap_or_default().lines() {
+            *runs.entry(line.to_string()).or_default() += 1;
+        }
+        runs
+    }
+
+    #[track_caller]
+    fn assert_each_ran_once(&self) {
+        let runs = self.runs();
+        for task in ["first", "second", "wait", "last"] {
+            assert_eq!(runs.get(task), Some(&1), "`{task}` ran once: {runs:?}");
+        }
+    }
+}
+
+/// Waits (at most 20 s) until `done` holds.
+#[track_caller]
+fn wait_until(what: &str, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !done() {
+        assert!(Instant::now() < deadline, "not within 20 s: {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Read back as on SQLite
+
+/// Output with what differs from run to run masked: ids, times, durations.
+fn masked(text: &str) -> String {
+    let mask = |word: &str| {
+        let digit_first = word.starts_with(|c: char| c.is_ascii_digit());
+        let is_date = word.len() == 10 && word.as_bytes()[4] == b'-' && word.as_bytes()[7] == b'-';
+        let is_duration = word.ends_with('s') && word.trim_end_matches('s').parse::<f64>().is_ok();
+        if digit_first && (word.contains(':') || is_date) {
+            "[TIME]".to_string()
+        } else if is_duration {
+            "[T]".to_string()
+        } else {
+            word.to_string()
+        }
+    };
+    normalise(text).lines().map(|l| l.split(' ').map(mask).collect::<Vec<_>>().join(" ")).collect::<Vec<_>>().join("\n")
+}
+
+/// What `executions list/show/events/logs` say of a failed run and of one with output, in the
+/// store `store`, masked.
+fn read_back(store: &str) -> Vec<String> {
+    let failed = Run::new("store_fails_once.rhai").param("fail", true).store_at(store).output();
+    failed.assert_code(1);
+    let with_output = Run::new("output_lines.rhai").store_at(store).output();
+    with_output.assert_code(0);
+    let (failed, with_output) = (failed.execution_id(), with_output.execution_id());
+    let read = |args: &[&str]| {
+        let mut all = vec!["executions"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--store", store]);
+        let out = cli(&all);
+        out.assert_code(0);
+        out.stdout
+    };
+    let json_events: Vec<serde_json::Value> = read(&["events", &failed, "--json"])
+        .lines()
+        .map(|l| {
+            let mut e: serde_json::Value = serde_json::from_str(l).unwrap();
+            e.as_object_mut().unwrap().remove("ts");
+            e
+        })
+        .collect();
+    // The two tasks of `output_lines` run at once: their lines interleave either way.
+    let mut logs: Vec<String> = read(&["logs", &with_output]).lines().map(String::from).collect();
+    logs.sort();
+    vec![
+        masked(&read(&["list"])),
+        masked(&read(&["show", &failed])),
+        masked(&read(&["events", &failed])),
+        masked(&serde_json::to_string_pretty(&json_events).unwrap()),
+        logs.join("\n"),
+    ]
+}
+
+// The PostgreSQL store is read back as the SQLite store is: the same list, show, events (as
+// text and JSON) and logs of the same runs, but for ids and times.
+#[test]
+fn list_show_events_and_logs_read_as_on_sqlite() {
+    let Some(db) = database("postgres_store::list_show_events_and_logs_read_as_on_sqlite") else { return };
+    let sqlite = tempfile::tempdir().unwrap();
+    let on_sqlite = read_back(&sqlite.path().join("store.db").display().to_string());
+    let on_postgres = read_back(&db.url);
+    for (sqlite, postgres) in on_sqlite.iter().zip(&on_postgres) {
+        assert_eq!(postgres, sqlite, "PostgreSQL (left) reads back as SQLite (right)");
+    }
+    assert!(on_postgres[1].contains("deploy  script     failed"), "{}", on_postgres[1]);
+    assert!(on_postgres[4].contains("build | compiling"), "{}", on_postgres[4]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// From another process
+
+// `executions events --follow` of a running execution streams from another process and
+// returns once the execution ends.
+#[test]
+fn events_follow_from_another_process_ends_when_the_execution_ends() {
+    let Some(db) = database("postgres_store::events_follow_from_another_process_ends_when_the_execution_ends") else {
+        return;
+    };
+    let gated = Gated::start(&db, &[]);
+    let follow = StdCommand::cargo_bin("rhaiflow")
+        .unwrap()
+        .args(["executions", "events", &gated.id, "--follow", "--json", "--store", &db.url])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Still following while the run waits.
+    std::thread::sleep(Duration::from_millis(500));
+    gated.open();
+    let (run, _) = gated.run.finish_within(Duration::from_secs(30));
+    run.assert_code(0);
+    let followed = follow.wait_with_output().unwrap();
+    assert_eq!(followed.status.code(), Some(0));
+    let types: Vec<String> = String::from_utf8_lossy(&followed.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["type"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(types.first().map(String::as_str), Some("workflow_started"));
+    assert_eq!(types.last().map(String::as_str), Some("workflow_succeeded"), "{types:?}");
+    assert_eq!(types.iter().filter(|t| *t == "task_succeeded").count(), 4, "{types:?}");
+}
+
+// `executions cancel` from another process reaches the run through the store alone (no
+// signal is sent for a PostgreSQL store: the run's watcher reads the request).
+#[test]
+fn cancel_from_another_process_stops_the_run_within_a_second() {
+    let Some(db) = database("postgres_store::cancel_from_another_process_stops_the_run_within_a_second") else {
+        return;
+    };
+    let gated = Gated::start(&db, &[]);
+    let asked = Instant::now();
+    let cancel = StdCommand::cargo_bin("rhaiflow")
+        .unwrap()
+        .args(["executions", "cancel", &gated.id, "--force", "--store", &db.url])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (run, _) = gated.run.finish_within(Duration::from_secs(20));
+    let took = asked.elapsed();
+    run.assert_code(3);
+    assert!(run.stderr.contains("cancel requested from another shell"), "{}", run.stderr);
+    assert!(!run.events.started("last"), "{}", run.events.summary());
+    let cancel = cancel.wait_with_output().unwrap();
+    assert_eq!(cancel.status.code(), Some(0), "{}", String::from_utf8_lossy(&cancel.stderr));
+    assert!(String::from_utf8_lossy(&cancel.stderr).contains("is cancelled"), "{:?}", cancel);
+    assert_eq!(db.listed_status(&gated.id), "cancelled");
+    // The SQLite store's bound (which a nudge makes easy there): polling alone meets it.
+    assert!(took < Duration::from_secs(3), "the run ended {took:?} after the cancel was asked");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Crashes and leases
+
+// A run killed on this machine shows crashed at once (its process is gone: no need to wait
+// for its lease), and a resume takes it up without running what succeeded again.
+#[test]
+fn a_killed_run_is_crashed_at_once_and_resumed_without_running_its_successes_again() {
+    let Some(db) =
+        database("postgres_store::a_killed_run_is_crashed_at_once_and_resumed_without_running_its_successes_again")
+    else {
+        return;
+    };
+    // A lease far longer than the test: only the process check can tell it crashed.
+    let mut gated = Gated::start(&db, &[("RHAIFLOW_LEASE", "600")]);
+    assert_eq!(db.listed_status(&gated.id), "running");
+    gated.run.kill();
+    assert_eq!(db.listed_status(&gated.id), "crashed");
+    let show = db.executions(&["show", &gated.id]);
+    assert!(show.stdout.contains("status      crashed"), "{}", show.stdout);
+
+    gated.open();
+    let resumed = db.executions(&["resume", &gated.id, "-q"]);
+    resumed.assert_code(0);
+    gated.assert_each_ran_once();
+    assert_eq!(db.listed_status(&gated.id), "succeeded");
+}
+
+// Another machine's crash: its process cannot be looked at from here, so the execution shows
+// running, and a resume is refused, until its lease runs out; then it is crashed and resumed.
+#[test]
+fn a_run_of_another_machine_is_crashed_once_its_lease_runs_out() {
+    let Some(db) = database("postgres_store::a_run_of_another_machine_is_crashed_once_its_lease_runs_out") else {
+        return;
+    };
+    let mut gated = Gated::start(&db, &[("RHAIFLOW_LEASE", "1")]);
+    db.psql(&format!("UPDATE rhaiflow_executions SET machine = 'elsewhere' WHERE id = '{}'", gated.id));
+    // Alive, it renews its lease: still running well past one lease.
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(db.listed_status(&gated.id), "running", "the heartbeat renews the lease");
+    gated.run.kill();
+    // The lease its last heartbeat gave it, made long enough to look at it meanwhile.
+    db.psql(&format!(
+        "UPDATE rhaiflow_executions SET lease_until = now() + interval '3 seconds' WHERE id = '{}'",
+        gated.id
+    ));
+    assert_eq!(db.listed_status(&gated.id), "running");
+    let refused = db.executions(&["resume", &gated.id, "-q"]);
+    refused.assert_code(2);
+    assert!(refused.stderr.contains("running"), "{}", refused.stderr);
+
+    wait_until("the lease runs out", || db.listed_status(&gated.id) == "crashed");
+    gated.open();
+    db.executions(&["resume", &gated.id, "-q"]).assert_code(0);
+    gated.assert_each_ran_once();
+    assert_eq!(db.listed_status(&gated.id), "succeeded");
+}
+
+// Fencing: a run whose execution another process took over (its lease ran out, say, while
+// the machine was frozen) fails naming the lost lease, and records nothing more of it.
+#[test]
+fn a_run_that_lost_its_lease_fails_and_writes_nothing_more() {
+    let Some(db) = database("postgres_store::a_run_that_lost_its_lease_fails_and_writes_nothing_more") else {
+        return;
+    };
+    let gated = Gated::start(&db, &[]);
+    db.psql(&format!("UPDATE rhaiflow_executions SET owner = 'someone:1' WHERE id = '{}'", gated.id));
+    let (rows, row) = (
+        db.event_rows(&gated.id),
+        db.psql(&format!("SELECT status, last_seq, tasks_done FROM rhaiflow_executions WHERE id = '{}'", gated.id)),
+    );
+    gated.open();
+    let (run, _) = gated.run.finish_within(Duration::from_secs(30));
+    run.assert_code(1);
+    assert!(run.stderr.contains("lost execution") && run.stderr.contains("someone:1"), "{}", run.stderr);
+    assert!(run.stderr.contains("its lease ran out"), "{}", run.stderr);
+    assert_eq!(db.event_rows(&gated.id), rows, "no event was recorded once the lease was lost");
+    let after =
+        db.psql(&format!("SELECT status, last_seq, tasks_done FROM rhaiflow_executions WHERE id = '{}'", gated.id));
+    assert_eq!(after, row, "the execution's row is as the new owner left it");
+    assert!(!run.events.started("last"), "{}", run.events.summary());
+}
