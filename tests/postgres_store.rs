@@ -342,3 +342,181 @@ fn a_run_that_lost_its_lease_fails_and_writes_nothing_more() {
     assert_eq!(after, row, "the execution's row is as the new owner left it");
     assert!(!run.events.started("last"), "{}", run.events.summary());
 }
+
+// ---------------------------------------------------------------------------------------------
+// The schema
+
+// Many processes starting at once against a new database migrate it once: none fails on a
+// table another is creating, and the version is recorded once.
+#[test]
+fn processes_starting_at_once_on_a_new_database_migrate_it_once() {
+    let Some(db) = database("postgres_store::processes_starting_at_once_on_a_new_database_migrate_it_once") else {
+        return;
+    };
+    let hello = crate::support::example("hello.rhai");
+    let children: Vec<_> = (0..8)
+        .map(|_| {
+            StdCommand::cargo_bin("rhaiflow")
+                .unwrap()
+                .args(["run", &hello.display().to_string(), "-q", "--store", &db.url])
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    assert_eq!(db.psql("SELECT count(*), max(version) FROM rhaiflow_schema"), "1|1");
+    assert_eq!(db.psql("SELECT count(*) FROM rhaiflow_executions WHERE status = 'succeeded'"), "8");
+}
+
+// A database a newer rhaiflow migrated is refused before anything runs (exit 2), naming
+// the format, and never read by guesswork.
+#[test]
+fn a_database_of_a_newer_format_is_refused() {
+    let Some(db) = database("postgres_store::a_database_of_a_newer_format_is_refused") else { return };
+    db.run(crate::support::example("hello.rhai")).output().assert_code(0);
+    db.psql("INSERT INTO rhaiflow_schema VALUES (99)");
+    // Made by hand: a schema table and nothing else.
+    let bare = db.server.fresh_database("postgres_store::a_database_of_a_newer_format_is_refused", None);
+    db.server
+        .psql(&bare, "CREATE TABLE rhaiflow_schema (version bigint NOT NULL); INSERT INTO rhaiflow_schema VALUES (99)");
+    let hello = crate::support::example("hello.rhai").display().to_string();
+    for url in [db.url.clone(), db.server.url(&bare)] {
+        for args in [vec!["run", &hello, "--store", &url], vec!["executions", "list", "--store", &url]] {
+            let out = cli(&args);
+            out.assert_code(2);
+            assert!(
+                out.stderr.contains("another version of rhaiflow") && out.stderr.contains("store format 99"),
+                "{}",
+                out.stderr
+            );
+        }
+    }
+    assert_eq!(db.psql("SELECT count(*) FROM rhaiflow_executions"), "1", "nothing more was recorded");
+    assert_eq!(db.server.psql(&bare, "SELECT count(*) FROM pg_tables WHERE tablename LIKE 'rhaiflow_%'"), "1");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pruning
+
+/// The RFC 3339 time `ago` (an interval) before now, as the store writes times.
+fn time_ago(ago: &str) -> String {
+    format!("to_char((now() - interval '{ago}') AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')")
+}
+
+// `executions prune` on PostgreSQL removes finished executions older than the duration with
+// their events, a crashed one only when named, and never a running one (its lease is held).
+#[test]
+fn prune_removes_old_finished_executions_and_never_a_running_one() {
+    let Some(db) = database("postgres_store::prune_removes_old_finished_executions_and_never_a_running_one") else {
+        return;
+    };
+    let hello = crate::support::example("hello.rhai");
+    let ids: Vec<String> = (0..4)
+        .map(|_| {
+            let run = db.run(&hello).output();
+            run.assert_code(0);
+            run.execution_id()
+        })
+        .collect();
+    let [old, new, running, crashed] = [&ids[0], &ids[1], &ids[2], &ids[3]];
+    for (id, ago) in [(old, "10 days"), (new, "1 minute"), (running, "10 days"), (crashed, "11 days")] {
+        db.psql(&format!(
+            "UPDATE rhaiflow_executions SET started_at = {}, ended_at = {} WHERE id = '{id}'",
+            time_ago(ago),
+            time_ago(ago)
+        ));
+    }
+    // Running elsewhere, its lease held; and one whose lease ran out.
+    for (id, lease) in [(running, "now() + interval '1 hour'"), (crashed, "now() - interval '1 second'")] {
+        db.psql(&format!(
+            "UPDATE rhaiflow_executions SET status = 'running', ended_at = NULL, owner = 'elsewhere:7',
+               machine = 'elsewhere', lease_until = {lease} WHERE id = '{id}'"
+        ));
+    }
+    assert_eq!(db.listed_status(running), "running");
+    assert_eq!(db.listed_status(crashed), "crashed");
+    assert!(db.event_rows(old) > 0);
+
+    let pruned = db.executions(&["prune", "--older-than", "1h"]);
+    pruned.assert_code(0);
+    let removed: Vec<&str> = pruned.stdout.lines().map(|l| l.split_whitespace().nth(1).unwrap()).collect();
+    assert_eq!(removed, [old.as_str()], "{}", pruned.stdout);
+    assert_eq!(db.event_rows(old), 0, "the events of a pruned execution are gone");
+    db.executions(&["events", old]).assert_code(2);
+
+    let pruned = db.executions(&["prune", "--older-than", "1d", "--status", "crashed"]);
+    pruned.assert_code(0);
+    assert!(pruned.stdout.contains(crashed.as_str()) && pruned.stdout.lines().count() == 1, "{}", pruned.stdout);
+    let left = db.psql("SELECT id FROM rhaiflow_executions ORDER BY number");
+    assert_eq!(left.lines().collect::<Vec<_>>(), [new.as_str(), running.as_str()]);
+    assert!(db.event_rows(new) > 0 && db.event_rows(running) > 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Over TCP, with a password
+
+/// Runs `rhaiflow ARGS…` with `env` added; asserts that the password shows nowhere in what
+/// it printed, and returns it.
+#[track_caller]
+fn never_showing(password: &str, args: &[&str], env: &[(&str, &str)]) -> Cli {
+    let mut command = rhaiflow();
+    command.args(args).envs(env.iter().copied());
+    let out = cli_of(&mut command);
+    assert!(!out.stdout.contains(password) && !out.stderr.contains(password), "{}{}", out.stdout, out.stderr);
+    out
+}
+
+// rhaiflow reaches a server over TCP as a role that needs a password, given in the URL or
+// in PGPASSWORD, and never shows it: not on success, nor a wrong password, nor a server that
+// is not there, nor in `executions list` or the hint to resume.
+#[test]
+fn a_password_in_the_url_or_pgpassword_connects_over_tcp_and_is_never_shown() {
+    let Some(server) = postgres() else {
+        return crate::support::skip("postgres_store::a_password_…", "no PostgreSQL installed");
+    };
+    let db = server.fresh_database("postgres_store::password", Some(PASSWORD_ROLE));
+    let url = server.tcp_url(&db);
+    let script = crate::support::fixtures().join("store_fails_once.rhai").display().to_string();
+    let failed = never_showing(PASSWORD, &["run", &script, "-p", "fail=true", "--store", &url], &[]);
+    failed.assert_code(1);
+    let hint = format!("--store postgres://{PASSWORD_ROLE}:***@127.0.0.1:{}/{db}", server.port);
+    assert!(failed.stderr.contains(&hint), "the resume hint names the store: {}", failed.stderr);
+    never_showing(PASSWORD, &["run", &script, "--store", &url], &[]).assert_code(0);
+    let list = never_showing(PASSWORD, &["executions", "list", "--store", &url], &[]);
+    list.assert_code(0);
+    assert_eq!(list.stdout.lines().count(), 3, "{}", list.stdout);
+
+    // The password from the environment, as libpq takes it.
+    let bare = format!("postgres://{PASSWORD_ROLE}@127.0.0.1:{}/{db}", server.port);
+    never_showing(PASSWORD, &["executions", "list", "--store", &bare], &[("PGPASSWORD", PASSWORD)]).assert_code(0);
+
+    let wrong = url.replace(PASSWORD, "not-the-pw-31");
+    let refused = never_showing("not-the-pw-31", &["executions", "list", "--store", &wrong], &[]);
+    refused.assert_code(2);
+    assert!(refused.stderr.contains("password authentication failed"), "{}", refused.stderr);
+    let unreachable = url.replace(&format!(":{}/", server.port), &format!(":{}/", crate::postgres_server::free_port()));
+    let refused = never_showing(PASSWORD, &["run", &script, "--store", &unreachable], &[]);
+    refused.assert_code(2);
+    assert!(refused.stderr.contains("cannot open the execution store"), "{}", refused.stderr);
+}
+
+// A password with `/`, `?` or `#` in it, not percent-encoded, is read by the client as the
+// password all the same; it was shown in full in every message that named the store.
+#[test]
+fn a_password_with_a_slash_or_a_question_mark_is_never_shown() {
+    let Some(server) = postgres() else {
+        return crate::support::skip("postgres_store::a_password_with_a_slash…", "no PostgreSQL installed");
+    };
+    let db = server.fresh_database("postgres_store::slash_password", Some(PASSWORD_ROLE));
+    for password in ["pw/with?odd#chars", "pw?odd/chars"] {
+        let url = format!("postgres://{PASSWORD_ROLE}:{password}@127.0.0.1:{}/{db}", server.port);
+        let refused = never_showing(password, &["executions", "list", "--store", &url], &[]);
+        refused.assert_code(2);
+        assert!(refused.stderr.contains("password authentication failed"), "{}", refused.stderr);
+    }
+}
