@@ -99,21 +99,32 @@ impl Gated {
         std::fs::write(&self.gate, "").unwrap();
     }
 
-    /// How many times each task ran (its line in `out`).
+    /// How many times each task ran so far.
     fn runs(&self) -> HashMap<String, usize> {
-        let mut runs = HashMap::new();
-        for line in std::fs::read_to_string(&self.out).unwrap_or_default().lines() {
-            *runs.entry(line.to_string()).or_default() += 1;
-        }
-        runs
+        runs_in(&self.out)
     }
 
-    #[track_caller]
-    fn assert_each_ran_once(&self) {
-        let runs = self.runs();
-        for task in ["first", "second", "wait", "last"] {
-            assert_eq!(runs.get(task), Some(&1), "`{task}` ran once: {runs:?}");
-        }
+    /// Waits (at most 30 s) for the run to end: its outcome, and how many times each task ran.
+    fn finish(self) -> (crate::support::Outcome, HashMap<String, usize>) {
+        let Gated { run, out, _files, .. } = self;
+        let (outcome, _) = run.finish_within(Duration::from_secs(30));
+        (outcome, runs_in(&out))
+    }
+}
+
+/// How many times each task ran (its lines in `out`).
+fn runs_in(out: &Path) -> HashMap<String, usize> {
+    let mut runs = HashMap::new();
+    for line in std::fs::read_to_string(out).unwrap_or_default().lines() {
+        *runs.entry(line.to_string()).or_default() += 1;
+    }
+    runs
+}
+
+#[track_caller]
+fn assert_each_ran_once(runs: &HashMap<String, usize>) {
+    for task in ["first", "second", "wait", "last"] {
+        assert_eq!(runs.get(task), Some(&1), "`{task}` ran once: {runs:?}");
     }
 }
 
@@ -284,7 +295,7 @@ fn a_killed_run_is_crashed_at_once_and_resumed_without_running_its_successes_aga
     gated.open();
     let resumed = db.executions(&["resume", &gated.id, "-q"]);
     resumed.assert_code(0);
-    gated.assert_each_ran_once();
+    assert_each_ran_once(&gated.runs());
     assert_eq!(db.listed_status(&gated.id), "succeeded");
 }
 
@@ -314,7 +325,7 @@ fn a_run_of_another_machine_is_crashed_once_its_lease_runs_out() {
     wait_until("the lease runs out", || db.listed_status(&gated.id) == "crashed");
     gated.open();
     db.executions(&["resume", &gated.id, "-q"]).assert_code(0);
-    gated.assert_each_ran_once();
+    assert_each_ran_once(&gated.runs());
     assert_eq!(db.listed_status(&gated.id), "succeeded");
 }
 
@@ -341,6 +352,31 @@ fn a_run_that_lost_its_lease_fails_and_writes_nothing_more() {
         db.psql(&format!("SELECT status, last_seq, tasks_done FROM rhaiflow_executions WHERE id = '{}'", gated.id));
     assert_eq!(after, row, "the execution's row is as the new owner left it");
     assert!(!run.events.started("last"), "{}", run.events.summary());
+}
+
+// The server closed the connection the writer kept (a restart, a proxy's idle timeout) while
+// a task ran: the next commit failed with "connection closed" and the whole run with it, on
+// a batch that never reached the server.
+#[test]
+fn a_connection_the_server_closed_while_a_task_ran_is_replaced() {
+    let Some(db) = database("postgres_store::a_connection_the_server_closed_while_a_task_ran_is_replaced") else {
+        return;
+    };
+    let gated = Gated::start(&db, &[]);
+    let closed = db.psql(&format!(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+         WHERE datname = '{}' AND application_name = 'rhaiflow'",
+        db.name
+    ));
+    assert_ne!(closed, "0", "the run's connections were closed");
+    // Long enough for the run to see its connections closed.
+    std::thread::sleep(Duration::from_millis(300));
+    gated.open();
+    let id = gated.id.clone();
+    let (run, runs) = gated.finish();
+    run.assert_code(0);
+    assert_each_ran_once(&runs);
+    assert_eq!(db.listed_status(&id), "succeeded");
 }
 
 // ---------------------------------------------------------------------------------------------

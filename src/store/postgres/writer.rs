@@ -33,6 +33,11 @@ impl BatchWriter for PgWriter {
     fn write(&mut self, batch: &Batch) -> Result<(), String> {
         let pg = self.pg.clone();
         // The writer is a thread of its own, never a runtime's: it may block on the store's.
+        // One the server closed since the last batch (a restart, an idle timeout) is replaced
+        // before this batch begins: nothing of it reached the server, the run need not fail.
+        if self.client.as_ref().is_some_and(|client| client.is_closed()) {
+            self.client = None;
+        }
         let written = pg.block_on(async {
             if self.client.is_none() {
                 let pool = self.pg.pool();
