@@ -14,6 +14,7 @@ use assert_cmd::cargo::CommandCargoExt;
 use tempfile::TempDir;
 
 use crate::postgres_server::{postgres, Postgres, PASSWORD, PASSWORD_ROLE};
+use crate::store;
 use crate::support::{cli, cli_of, normalise, rhaiflow, Background, Cli, Run};
 
 /// A database of one test's own.
@@ -377,6 +378,100 @@ fn a_connection_the_server_closed_while_a_task_ran_is_replaced() {
     run.assert_code(0);
     assert_each_ran_once(&runs);
     assert_eq!(db.listed_status(&id), "succeeded");
+}
+
+// Killed with SIGKILL at several moments and resumed each time (the SQLite store's test, on
+// PostgreSQL): every line is written, every success recorded exactly once, and seq only grows.
+#[test]
+fn killed_again_and_again_then_resumed_loses_nothing() {
+    let Some(db) = database("postgres_store::killed_again_and_again_then_resumed_loses_nothing") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (out, ev) = (dir.path().join("lines.txt"), dir.path().join("events.jsonl"));
+    let script = crate::support::fixtures().join("append_lines.rhai").display().to_string();
+    let param = format!("out={}", out.display());
+    let ev_s = ev.display().to_string();
+    let child = store::spawn(&["run", &script, "-p", &param, "--store", &db.url, "--events-json", &ev_s, "-q"]);
+    let id =
+        store::wait_for_event(&ev, |e| e["type"] == "workflow_started")["execution_id"].as_str().unwrap().to_string();
+    assert_eq!(store::kill_and_resume(child, &id, &db.url, 7, 4), Some(0), "the last resume finishes the workflow");
+
+    let written = std::fs::read_to_string(&out).unwrap();
+    let lines: std::collections::HashSet<&str> = written.lines().collect();
+    assert!((0..300).all(|n| lines.contains(n.to_string().as_str())), "a line is missing");
+    let recorded = store::each_success_recorded_once(Path::new(&db.url), &id, 300);
+    let seqs: Vec<u64> = recorded.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "seq keeps increasing across resumes");
+    assert_eq!(db.psql(&format!("SELECT resumes FROM rhaiflow_executions WHERE id = '{id}'")), "4");
+}
+
+// Two processes resuming one crashed execution at once: one takes it over, the other is
+// refused (exit 2) instead of running the same tasks twice.
+#[test]
+fn two_resumes_of_one_crashed_execution_do_not_both_run() {
+    let Some(db) = database("postgres_store::two_resumes_of_one_crashed_execution_do_not_both_run") else { return };
+    let mut gated = Gated::start(&db, &[]);
+    gated.run.kill();
+    let resumes: Vec<_> = (0..2)
+        .map(|_| {
+            StdCommand::cargo_bin("rhaiflow")
+                .unwrap()
+                .args(["executions", "resume", &gated.id, "--store", &db.url, "-q"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    // The winner waits at the gate: open it once the loser has answered.
+    std::thread::sleep(Duration::from_millis(1500));
+    gated.open();
+    let outcomes: Vec<_> = resumes.into_iter().map(|c| c.wait_with_output().unwrap()).collect();
+    let codes: Vec<Option<i32>> = outcomes.iter().map(|o| o.status.code()).collect();
+    let said: Vec<_> = outcomes.iter().map(|o| String::from_utf8_lossy(&o.stderr).into_owned()).collect();
+    assert!(codes.contains(&Some(2)) && codes.contains(&Some(0)), "one resume is refused: {codes:?} {said:?}");
+    assert_each_ran_once(&gated.runs());
+}
+
+/// Holds every resume's start (its insert of the execution) for 3 s, the time for the test to
+/// play another process that takes the execution over meanwhile.
+const SLOW_RESUMED_STARTS: &str = "
+    CREATE FUNCTION slow_resumed_start() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN IF NEW.resumes > 0 THEN PERFORM pg_sleep(3); END IF; RETURN NEW; END $$;
+    CREATE TRIGGER slow_resumed_start BEFORE INSERT ON rhaiflow_executions
+    FOR EACH ROW EXECUTE FUNCTION slow_resumed_start();";
+
+// Fencing of a resume's start: a resume that lost the execution between taking it over and
+// recording its start (frozen longer than its lease, and another took it over) recorded its
+// start all the same, taking the execution back from the new owner, and ran it beside it.
+#[test]
+fn a_resume_that_lost_the_execution_before_its_start_was_recorded_does_not_run_it() {
+    let Some(db) =
+        database("postgres_store::a_resume_that_lost_the_execution_before_its_start_was_recorded_does_not_run_it")
+    else {
+        return;
+    };
+    let mut gated = Gated::start(&db, &[]);
+    gated.run.kill();
+    gated.open();
+    db.psql(SLOW_RESUMED_STARTS);
+    let owner_of = || db.psql(&format!("SELECT owner FROM rhaiflow_executions WHERE id = '{}'", gated.id));
+    let killed_owner = owner_of();
+    let resume = StdCommand::cargo_bin("rhaiflow")
+        .unwrap()
+        .args(["executions", "resume", &gated.id, "--store", &db.url, "-q"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until("the resume takes the execution over", || owner_of() != killed_owner);
+    // Another process takes it over while the resume's start waits.
+    db.psql(&format!("UPDATE rhaiflow_executions SET owner = 'someone:1' WHERE id = '{}'", gated.id));
+    let out = resume.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "refused before anything ran: {said}");
+    assert!(said.contains("lost execution") && said.contains("someone:1"), "{said}");
+    assert_eq!(owner_of(), "someone:1", "the new owner keeps the execution");
+    assert_eq!(gated.runs().get("last"), None, "the resume ran the execution: {:?}", gated.runs());
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -74,7 +74,11 @@ async fn write_batch(
     let mut begun: HashMap<Arc<str>, i64> = HashMap::new();
     for op in &batch.ops {
         if let WriteOp::Begin(r) = op {
-            begun.insert(Arc::from(r.id.as_str()), begin_execution(&tx, r, owner, lease).await.map_err(failed)?);
+            let Some(number) = begin_execution(&tx, r, owner, lease).await.map_err(failed)? else {
+                let holder = tx.query_one("SELECT owner FROM rhaiflow_executions WHERE id = $1", &[&r.id]).await;
+                return Err(lost(owner, &r.id, &holder.map_err(failed)?.get::<_, String>(0)));
+            };
+            begun.insert(Arc::from(r.id.as_str()), number);
         }
     }
     // Fencing: every execution this batch writes must still be this process's. One another
@@ -95,11 +99,7 @@ async fn write_batch(
             .await
             .map_err(failed)?;
         if let Some(lost) = lost {
-            let (id, holder): (String, String) = (lost.get(0), lost.get(1));
-            return Err(format!(
-                "this process ({}) lost execution {id} to {holder}: its lease ran out, and another took it over",
-                owner.name
-            ));
+            return Err(self::lost(owner, lost.get(0), lost.get(1)));
         }
     }
     // Per execution in this batch: its highest seq and how many tasks got done.
@@ -165,15 +165,25 @@ async fn write_batch(
     Ok(begun)
 }
 
-/// Records an execution's start, held by `owner`; gives its number.
+/// What a run is told when another process took over an execution it writes.
+fn lost(owner: &Owner, id: &str, holder: &str) -> String {
+    format!(
+        "this process ({}) lost execution {id} to {holder}: its lease ran out, and another took it over",
+        owner.name
+    )
+}
+
+/// Records an execution's start, held by `owner`; gives its number. `None` when another
+/// process holds it (a resume that took it over, then lost it before its start was recorded):
+/// the start of a resume is fenced as its other writes are.
 pub async fn begin_execution(
     tx: &Transaction<'_>,
     r: &ExecutionRecord,
     owner: &Owner,
     lease: Duration,
-) -> Result<i64, tokio_postgres::Error> {
+) -> Result<Option<i64>, tokio_postgres::Error> {
     let row = tx
-        .query_one(
+        .query_opt(
             "INSERT INTO rhaiflow_executions
                (id, workflow, script, parameters, options, status, started_at, pid, resumes, owner, lease_until,
                 machine)
@@ -181,6 +191,7 @@ pub async fn begin_execution(
              ON CONFLICT (id) DO UPDATE SET status = excluded.status, pid = excluded.pid,
                resumes = excluded.resumes, ended_at = NULL, error = NULL, cancel_request = 0, tasks_total = 0,
                owner = excluded.owner, lease_until = excluded.lease_until, machine = excluded.machine
+             WHERE rhaiflow_executions.owner = excluded.owner
              RETURNING number",
             &[
                 &r.id,
@@ -198,5 +209,5 @@ pub async fn begin_execution(
             ],
         )
         .await?;
-    Ok(row.get(0))
+    Ok(row.map(|row| row.get(0)))
 }
