@@ -572,6 +572,21 @@ fn prune_removes_old_finished_executions_and_never_a_running_one() {
     assert_eq!(db.listed_status(running), "running");
     assert_eq!(db.listed_status(crashed), "crashed");
     assert!(db.event_rows(old) > 0);
+    // Picked as on SQLite; `running` and `crashed` are told apart by the lease.
+    for (args, expected) in [
+        (&["--status", "crashed"][..], vec![crashed]),
+        (&["--status", "running"], vec![running]),
+        (&["--since", "2h"], vec![new]),
+        (&["--limit", "2"], vec![new, running]),
+        (&["--status", "running,crashed", "--limit", "1"], vec![running]),
+    ] {
+        let mut all = vec!["list"];
+        all.extend_from_slice(args);
+        let list = db.executions(&all);
+        list.assert_code(0);
+        let ids: Vec<&str> = list.stdout.lines().skip(1).map(|l| l.split_whitespace().next().unwrap()).collect();
+        assert_eq!(ids, expected.iter().map(|id| id.as_str()).collect::<Vec<_>>(), "list {args:?}");
+    }
 
     let pruned = db.executions(&["prune", "--older-than", "1h"]);
     pruned.assert_code(0);
@@ -625,6 +640,9 @@ fn a_password_in_the_url_or_pgpassword_connects_over_tcp_and_is_never_shown() {
     // The password from the environment, as libpq takes it.
     let bare = format!("postgres://{PASSWORD_ROLE}@127.0.0.1:{}/{db}", server.port);
     never_showing(PASSWORD, &["executions", "list", "--store", &bare], &[("PGPASSWORD", PASSWORD)]).assert_code(0);
+    // The URL from the environment.
+    let listed = never_showing(PASSWORD, &["executions", "list"], &[("RHAIFLOW_STORE", &url)]);
+    assert_eq!(listed.stdout, list.stdout);
 
     let wrong = url.replace(PASSWORD, "not-the-pw-31");
     let refused = never_showing("not-the-pw-31", &["executions", "list", "--store", &wrong], &[]);
