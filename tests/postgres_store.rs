@@ -474,6 +474,28 @@ fn a_resume_that_lost_the_execution_before_its_start_was_recorded_does_not_run_i
     assert_eq!(gated.runs().get("last"), None, "the resume ran the execution: {:?}", gated.runs());
 }
 
+// `RHAIFLOW_LEASE=inf` (or 1e300) made rhaiflow panic converting it to a duration, and a
+// value that is not a number of seconds was passed over silently: both are refused before
+// anything runs.
+#[test]
+fn a_lease_that_is_not_a_number_of_seconds_is_refused() {
+    let Some(db) = database("postgres_store::a_lease_that_is_not_a_number_of_seconds_is_refused") else { return };
+    let hello = crate::support::example("hello.rhai").display().to_string();
+    for lease in ["inf", "1e300", "NaN", "soon", "0", "-1", "100000"] {
+        let mut command = rhaiflow();
+        command.args(["run", &hello, "--store", &db.url]).env("RHAIFLOW_LEASE", lease);
+        let out = cli_of(&mut command);
+        out.assert_code(2);
+        assert!(out.stderr.contains(&format!("RHAIFLOW_LEASE is `{lease}`")), "{}", out.stderr);
+    }
+    let tables = "SELECT count(*) FROM pg_tables WHERE tablename LIKE 'rhaiflow%'";
+    assert_eq!(db.psql(tables), "0", "refused before the database was touched");
+    let mut command = rhaiflow();
+    command.args(["run", &hello, "--store", &db.url]).env("RHAIFLOW_LEASE", "2.5");
+    cli_of(&mut command).assert_code(0);
+    assert_eq!(db.psql("SELECT count(*) FROM rhaiflow_executions WHERE status = 'succeeded'"), "1");
+}
+
 // ---------------------------------------------------------------------------------------------
 // The schema
 

@@ -34,20 +34,21 @@ use crate::events::{Event, ExecutionLabel};
 /// Connections a process opens at most: the writer's, the heartbeat's and readers'.
 const CONNECTIONS: usize = 4;
 
-/// How long a lease lasts unless renewed (`RHAIFLOW_LEASE`, in seconds, shortens it for
-/// tests); the heartbeat renews it three times in that time.
-fn lease() -> Duration {
-    std::env::var("RHAIFLOW_LEASE")
-        .ok()
-        .and_then(|s| s.parse::<f64>().ok())
-        .filter(|s| *s > 0.0)
-        .map_or(Duration::from_secs(10), Duration::from_secs_f64)
+/// How long a lease lasts unless renewed (`RHAIFLOW_LEASE`, in seconds, more than 0 and at
+/// most a day; tests shorten it); the heartbeat renews it three times in that time. A value
+/// that is not such a number is refused, never passed over (nor, as `inf`, a panic).
+fn lease() -> std::result::Result<Duration, String> {
+    let Ok(given) = std::env::var("RHAIFLOW_LEASE") else { return Ok(Duration::from_secs(10)) };
+    given.trim().parse::<f64>().ok().filter(|s| *s > 0.0 && *s <= 86_400.0).map(Duration::from_secs_f64).ok_or_else(
+        || format!("RHAIFLOW_LEASE is `{given}`: it takes a number of seconds, more than 0 and at most 86400"),
+    )
 }
 
 pub struct PgStore {
     pg: Arc<Pg>,
     /// This process, as leases name it.
     owner: Owner,
+    lease: Duration,
     writes: Arc<WriteQueue>,
     committed: watch::Receiver<CommitState>,
     listeners: CommitListeners,
@@ -58,6 +59,7 @@ impl PgStore {
     /// and the heartbeat.
     pub fn open(url: &str) -> Result<PgStore> {
         let pg = Arc::new(Pg::open(url, CONNECTIONS)?);
+        let lease = lease().map_err(|message| StoreError::Open { path: pg.place().clone(), message })?;
         let (pool, place) = (pg.pool(), pg.place().clone());
         let migrating = place.clone();
         pg.run(async move {
@@ -65,7 +67,6 @@ impl PgStore {
             schema::migrate(&mut client, &migrating).await
         })?;
         let owner = Owner::this_process();
-        let lease = lease();
         let writes = Arc::new(WriteQueue::default());
         let (committed_tx, committed) = watch::channel(CommitState::default());
         let listeners = CommitListeners::default();
@@ -77,7 +78,7 @@ impl PgStore {
             .spawn(move || super::writer::write_loop(writer, &queue, &publisher, place))
             .map_err(|e| StoreError::Open { path: pg.place().clone(), message: e.to_string() })?;
         pg.spawn(heartbeat(pg.pool(), owner.name.clone(), lease));
-        Ok(PgStore { pg, owner, writes, committed, listeners })
+        Ok(PgStore { pg, owner, lease, writes, committed, listeners })
     }
 
     fn place(&self) -> PathBuf {
@@ -281,7 +282,7 @@ impl Store for PgStore {
 
     fn begin_on_deployment(&self, record: &ExecutionRecord, deployment: &str) -> Result<()> {
         let (record_now, deployment) = (record.clone(), deployment.to_string());
-        let (owner, lease) = (self.owner.clone(), lease());
+        let (owner, lease) = (self.owner.clone(), self.lease);
         self.with(move |mut client, place| async move {
             let failed = |e: tokio_postgres::Error| database(&place, &e);
             let tx = client.transaction().await.map_err(failed)?;
@@ -460,7 +461,7 @@ impl Store for PgStore {
 
     fn claim(&self, seen: &ExecutionRecord, pid: u32) -> Result<bool> {
         let seen = seen.clone();
-        let (owner, lease) = (self.owner.clone(), lease());
+        let (owner, lease) = (self.owner.clone(), self.lease);
         self.with(move |mut client, place| async move {
             let failed = |e: tokio_postgres::Error| database(&place, &e);
             let tx = client.transaction().await.map_err(failed)?;
