@@ -496,6 +496,29 @@ fn a_lease_that_is_not_a_number_of_seconds_is_refused() {
     assert_eq!(db.psql("SELECT count(*) FROM rhaiflow_executions WHERE status = 'succeeded'"), "1");
 }
 
+// The resume hint printed `--store postgres://…?host=/socket&port=N` as it is: pasted into a
+// shell, `&` sent the command to the background and it looked for the server on another port.
+#[test]
+fn the_resume_hint_of_a_socket_url_runs_as_printed() {
+    let Some(db) = database("postgres_store::the_resume_hint_of_a_socket_url_runs_as_printed") else { return };
+    let failed = db.run("store_fails_once.rhai").param("fail", true).output();
+    failed.assert_code(1);
+    let hint = failed.stderr.lines().find_map(|l| l.trim().strip_prefix("resume with: ")).unwrap().to_string();
+    let binary = assert_cmd::cargo::cargo_bin("rhaiflow");
+    let path = format!("{}:{}", binary.parent().unwrap().display(), std::env::var("PATH").unwrap_or_default());
+    let resumed = StdCommand::new("sh")
+        .args(["-c", &hint])
+        .current_dir(crate::support::fixtures())
+        .env("PATH", path)
+        .env_remove("RHAIFLOW_STORE")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&resumed.stderr);
+    // It fails again (`fail` is still true), having found the execution in the store.
+    assert_eq!(resumed.status.code(), Some(1), "`{hint}`: {said}");
+    assert!(said.contains(&format!("resuming {}", failed.execution_id())), "`{hint}`: {said}");
+}
+
 // ---------------------------------------------------------------------------------------------
 // The schema
 
@@ -652,7 +675,7 @@ fn a_password_in_the_url_or_pgpassword_connects_over_tcp_and_is_never_shown() {
     let script = crate::support::fixtures().join("store_fails_once.rhai").display().to_string();
     let failed = never_showing(PASSWORD, &["run", &script, "-p", "fail=true", "--store", &url], &[]);
     failed.assert_code(1);
-    let hint = format!("--store postgres://{PASSWORD_ROLE}:***@127.0.0.1:{}/{db}", server.port);
+    let hint = format!("--store 'postgres://{PASSWORD_ROLE}:***@127.0.0.1:{}/{db}'", server.port);
     assert!(failed.stderr.contains(&hint), "the resume hint names the store: {}", failed.stderr);
     never_showing(PASSWORD, &["run", &script, "--store", &url], &[]).assert_code(0);
     let list = never_showing(PASSWORD, &["executions", "list", "--store", &url], &[]);
