@@ -432,6 +432,45 @@ fn two_resumes_of_one_crashed_execution_do_not_both_run() {
     assert_each_ran_once(&gated.runs());
 }
 
+/// Holds the commit of every task's success for 3 s, in the writer's transaction, after its
+/// fencing check: the time for the test to play another process that takes the execution
+/// over meanwhile.
+const SLOW_SUCCESS_COMMITS: &str = "
+    CREATE FUNCTION slow_success() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF position(convert_to('\"type\":\"task_succeeded\"', 'UTF8') in NEW.events) > 0 THEN
+            PERFORM pg_sleep(3);
+        END IF;
+        RETURN NEW;
+    END $$;
+    CREATE TRIGGER slow_success BEFORE INSERT ON rhaiflow_event_rows
+    FOR EACH ROW EXECUTE FUNCTION slow_success();";
+
+// Fencing checked the owner without holding the row: a commit under way when another process
+// took the execution over still committed after the takeover, writing events beside (or
+// over: same keys) the new owner's.
+#[test]
+fn a_commit_under_way_when_the_execution_is_taken_over_lands_before_the_takeover() {
+    let Some(db) =
+        database("postgres_store::a_commit_under_way_when_the_execution_is_taken_over_lands_before_the_takeover")
+    else {
+        return;
+    };
+    let gated = Gated::start(&db, &[]);
+    db.psql(SLOW_SUCCESS_COMMITS);
+    gated.open();
+    let sleeping =
+        format!("SELECT count(*) FROM pg_stat_activity WHERE datname = '{}' AND wait_event = 'PgSleep'", db.name);
+    wait_until("the commit of `wait`'s success is under way", || db.psql(&sleeping) != "0");
+    // Another process takes the execution over (its lease ran out here, say).
+    db.psql(&format!("UPDATE rhaiflow_executions SET owner = 'someone:1' WHERE id = '{}'", gated.id));
+    let rows_at_takeover = db.event_rows(&gated.id);
+    let (run, _) = gated.run.finish_within(Duration::from_secs(30));
+    run.assert_code(1);
+    assert!(run.stderr.contains("lost execution"), "{}", run.stderr);
+    assert_eq!(db.event_rows(&gated.id), rows_at_takeover, "events were committed after the takeover");
+}
+
 /// Holds every resume's start (its insert of the execution) for 3 s, the time for the test to
 /// play another process that takes the execution over meanwhile.
 const SLOW_RESUMED_STARTS: &str = "

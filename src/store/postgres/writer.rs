@@ -91,14 +91,16 @@ async fn write_batch(
     touched.sort_unstable();
     touched.dedup();
     if !touched.is_empty() {
-        let lost = tx
-            .query_opt(
-                "SELECT id, owner FROM rhaiflow_executions WHERE id = ANY($1) AND owner <> $2 LIMIT 1",
-                &[&touched, &owner.name],
+        // The rows stay locked to the commit: a takeover waits for this batch, or this batch
+        // sees it. Checked without the lock, a batch under way committed after a takeover.
+        let held = tx
+            .query(
+                "SELECT id, owner FROM rhaiflow_executions WHERE id = ANY($1) ORDER BY number FOR NO KEY UPDATE",
+                &[&touched],
             )
             .await
             .map_err(failed)?;
-        if let Some(lost) = lost {
+        if let Some(lost) = held.iter().find(|row| row.get::<_, &str>(1) != owner.name) {
             return Err(self::lost(owner, lost.get(0), lost.get(1)));
         }
     }
