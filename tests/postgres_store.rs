@@ -558,6 +558,32 @@ fn the_resume_hint_of_a_socket_url_runs_as_printed() {
     assert!(said.contains(&format!("resuming {}", failed.execution_id())), "`{hint}`: {said}");
 }
 
+// Several processes write one database at once, each committing many small batches: none
+// fails, and each execution's tasks are all counted.
+#[test]
+fn several_processes_write_one_database_at_once() {
+    let Some(db) = database("postgres_store::several_processes_write_one_database_at_once") else { return };
+    let script = crate::support::fixtures().join("store_many_small_tasks.rhai").display().to_string();
+    let children: Vec<_> = (0..4)
+        .map(|_| {
+            StdCommand::cargo_bin("rhaiflow")
+                .unwrap()
+                .args(["run", &script, "-q", "--store", &db.url])
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let list = db.executions(&["list"]);
+    assert_eq!(list.stdout.matches("succeeded").count(), 4, "{}", list.stdout);
+    assert_eq!(list.stdout.matches("200/200").count(), 4, "{}", list.stdout);
+}
+
 // ---------------------------------------------------------------------------------------------
 // The schema
 
