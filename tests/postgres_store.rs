@@ -307,15 +307,16 @@ fn a_run_of_another_machine_is_crashed_once_its_lease_runs_out() {
     let Some(db) = database("postgres_store::a_run_of_another_machine_is_crashed_once_its_lease_runs_out") else {
         return;
     };
-    let mut gated = Gated::start(&db, &[("RHAIFLOW_LEASE", "1")]);
+    // Short, with room for a heartbeat late on a busy machine.
+    let mut gated = Gated::start(&db, &[("RHAIFLOW_LEASE", "2")]);
     db.psql(&format!("UPDATE rhaiflow_executions SET machine = 'elsewhere' WHERE id = '{}'", gated.id));
     // Alive, it renews its lease: still running well past one lease.
-    std::thread::sleep(Duration::from_millis(2500));
+    std::thread::sleep(Duration::from_millis(4500));
     assert_eq!(db.listed_status(&gated.id), "running", "the heartbeat renews the lease");
     gated.run.kill();
     // The lease its last heartbeat gave it, made long enough to look at it meanwhile.
     db.psql(&format!(
-        "UPDATE rhaiflow_executions SET lease_until = now() + interval '3 seconds' WHERE id = '{}'",
+        "UPDATE rhaiflow_executions SET lease_until = now() + interval '5 seconds' WHERE id = '{}'",
         gated.id
     ));
     assert_eq!(db.listed_status(&gated.id), "running");
@@ -371,7 +372,7 @@ fn a_connection_the_server_closed_while_a_task_ran_is_replaced() {
     ));
     assert_ne!(closed, "0", "the run's connections were closed");
     // Long enough for the run to see its connections closed.
-    std::thread::sleep(Duration::from_millis(300));
+    std::thread::sleep(Duration::from_millis(1000));
     gated.open();
     let id = gated.id.clone();
     let (run, runs) = gated.finish();
