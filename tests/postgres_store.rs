@@ -433,6 +433,58 @@ fn two_resumes_of_one_crashed_execution_do_not_both_run() {
     assert_each_ran_once(&gated.runs());
 }
 
+// A process frozen longer than its lease (SIGSTOP, as a paused VM would be) shows crashed, and
+// another process resumes the execution; thawed, the first records nothing more of it and its
+// run fails, while the resume ends it.
+#[test]
+fn a_frozen_run_whose_execution_was_resumed_elsewhere_fails_on_thawing() {
+    let Some(db) = database("postgres_store::a_frozen_run_whose_execution_was_resumed_elsewhere_fails_on_thawing")
+    else {
+        return;
+    };
+    let mut gated = Gated::start(&db, &[("RHAIFLOW_LEASE", "1")]);
+    gated.run.signal(libc::SIGSTOP);
+    let events = gated._files.path().join("resumed.jsonl");
+    let mut resume = None;
+    // Whatever fails meanwhile, no process is left frozen or waiting at the gate.
+    let resumed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        wait_until("the frozen run's lease runs out", || db.listed_status(&gated.id) == "crashed");
+        resume = Some(
+            StdCommand::cargo_bin("rhaiflow")
+                .unwrap()
+                .args(["executions", "resume", &gated.id, "-q", "--store", &db.url])
+                .args(["--events-json", &events.display().to_string()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        );
+        store::wait_for_event(&events, |e| e["type"] == "task_started" && e["task"] == "wait");
+    }));
+    if let Err(failure) = resumed {
+        gated.run.kill();
+        if let Some(child) = resume.as_mut() {
+            let _ = child.kill();
+        }
+        std::panic::resume_unwind(failure);
+    }
+    gated.run.signal(libc::SIGCONT);
+    gated.open();
+    // The gate's folder stays while the resume waits at it.
+    let (first, _) = gated.run.finish_within(Duration::from_secs(30));
+    first.assert_code(1);
+    assert!(first.stderr.contains("lost execution"), "{}", first.stderr);
+    let resume = resume.unwrap().wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&resume.stderr);
+    assert_eq!(resume.status.code(), Some(0), "the resume ends the execution: {said}");
+    let id = gated.id;
+    assert_eq!(db.listed_status(&id), "succeeded");
+    let stored = db.executions(&["events", &id, "--json"]);
+    let successes_of_last =
+        stored.stdout.lines().filter(|l| l.contains("task_succeeded") && l.contains("\"task\":\"last\"")).count();
+    assert_eq!(successes_of_last, 1, "{}", stored.stdout);
+}
+
 /// Holds the commit of every task's success for 3 s, in the writer's transaction, after its
 /// fencing check: the time for the test to play another process that takes the execution
 /// over meanwhile.
