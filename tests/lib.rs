@@ -21,6 +21,7 @@ mod nesting;
 mod params;
 mod postgres_deployments;
 mod postgres_server;
+mod postgres_store;
 mod processes;
 mod repl;
 mod retries;

@@ -1,11 +1,12 @@
 //! A throw-away PostgreSQL server for the tests of the PostgreSQL store: one per test process,
-//! initialised in a scratch folder, reached only through a Unix socket there, gone when the
-//! process ends. Run as the `postgres` user when the tests run as root (the server refuses
+//! initialised in a scratch folder, reached through a Unix socket there (trusted) and on
+//! 127.0.0.1 (a role with a password: the tests of passwords), gone when the process ends. Run as the `postgres` user when the tests run as root (the server refuses
 //! root). Where the binaries are missing the tests that need it skip, unless
 //! `RHAIFLOW_REQUIRE_POSTGRES` is set, as CI sets it: there they fail instead.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -13,6 +14,7 @@ use std::time::{Duration, Instant};
 pub struct Postgres {
     /// The folder of its socket (`host` in a connection string).
     pub socket_dir: PathBuf,
+    /// Its TCP port on 127.0.0.1 (free when it started), also the number of its socket.
     pub port: u16,
     /// The superuser that owns the cluster.
     pub user: String,
@@ -25,6 +27,23 @@ impl Postgres {
     /// A connection string for database `db` (`postgres` exists from the start).
     pub fn url(&self, db: &str) -> String {
         format!("postgres://{}@/{db}?host={}&port={}", self.user, self.socket_dir.display(), self.port)
+    }
+
+    /// A new, empty database named after `name` (and unique in this server), owned by
+    /// `owner` (the superuser when `None`); its name, for `url` and `psql`.
+    pub fn fresh_database(&self, name: &str, owner: Option<&str>) -> String {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let cleaned: String =
+            name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect();
+        let db = format!("{}_{}", &cleaned[..cleaned.len().min(40)], NEXT.fetch_add(1, Ordering::Relaxed));
+        let owner = owner.map(|o| format!(" OWNER {o}")).unwrap_or_default();
+        self.psql("postgres", &format!("CREATE DATABASE {db}{owner}"));
+        db
+    }
+
+    /// A connection string for database `db` over TCP, as `PASSWORD_ROLE` with its password.
+    pub fn tcp_url(&self, db: &str) -> String {
+        format!("postgres://{PASSWORD_ROLE}:{PASSWORD}@127.0.0.1:{}/{db}", self.port)
     }
 
     /// `psql` against database `db`, `sql` run and its unaligned output returned.
@@ -94,20 +113,21 @@ fn start(bin: &Path) -> Postgres {
         let status = Command::new("chown").args(["-R", "postgres:postgres"]).arg(&dir).status();
         assert!(status.is_ok_and(|s| s.success()), "chown of {} to postgres", dir.display());
     }
+    // Trusted on the socket; a password (SCRAM) over TCP.
     let initdb = as_server_user(&bin.join("initdb"))
         .arg("-D")
         .arg(&data)
-        .args(["-A", "trust", "-U", &user, "--no-sync", "-E", "UTF8"])
+        .args(["--auth-local=trust", "--auth-host=scram-sha-256", "-U", &user, "--no-sync", "-E", "UTF8"])
         .stdout(Stdio::null())
         .output()
         .expect("initdb runs");
     assert!(initdb.status.success(), "initdb failed: {}", String::from_utf8_lossy(&initdb.stderr));
-    let port = 5432;
+    let port = free_port();
     // The watchdog: the server runs until this test process is gone (its /proc entry: as
     // another user, `kill -0` could not tell), then it is stopped and its folder removed
     // (statics are never dropped, so nothing else would).
     let script = format!(
-        "{postgres} -D {data} -k {socket} -p {port} -c listen_addresses= -c fsync=off >{dir}/log 2>&1 & \
+        "{postgres} -D {data} -k {socket} -p {port} -c listen_addresses=127.0.0.1 -c fsync=off >{dir}/log 2>&1 & \
          server=$!; while [ -d /proc/{parent} ]; do sleep 0.5; done; \
          kill -INT $server; wait $server; rm -rf {dir}",
         postgres = bin.join("postgres").display(),
@@ -125,7 +145,19 @@ fn start(bin: &Path) -> Postgres {
         .expect("the server starts");
     let server = Postgres { socket_dir, port, user, _watchdog: watchdog };
     wait_until_ready(&server, &dir);
+    server.psql("postgres", &format!("CREATE ROLE {PASSWORD_ROLE} LOGIN PASSWORD '{PASSWORD}'"));
     server
+}
+
+/// The role that logs in over TCP, and its password (which no output may show).
+pub const PASSWORD_ROLE: &str = "rhaiflow_pw";
+pub const PASSWORD: &str = "s3cret-pw-9xq";
+
+/// A TCP port of 127.0.0.1 that nothing listens on now (other test processes start servers
+/// of their own on this machine).
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    listener.local_addr().expect("its address").port()
 }
 
 fn whoami() -> String {

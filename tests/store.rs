@@ -18,7 +18,7 @@ fn rhaiflow() -> Command {
     Command::cargo_bin("rhaiflow").unwrap()
 }
 
-fn spawn(args: &[&str]) -> Child {
+pub(crate) fn spawn(args: &[&str]) -> Child {
     StdCommand::cargo_bin("rhaiflow").unwrap().args(args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap()
 }
 
@@ -27,7 +27,7 @@ fn events(path: &Path) -> Vec<serde_json::Value> {
 }
 
 /// Waits (bounded) until `path` holds an event matching `pred`.
-fn wait_for_event(path: &Path, pred: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+pub(crate) fn wait_for_event(path: &Path, pred: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
         if let Some(e) = events(path).into_iter().find(|e| pred(e)) {
@@ -58,7 +58,7 @@ fn delays(seed: u64, count: usize) -> Vec<Duration> {
 
 /// Kills `child` (a run of execution `id`) after each of `kills` moments drawn from `seed`,
 /// resuming it each time (with `more` arguments), and returns the last resume's exit code.
-fn kill_and_resume(child: Child, id: &str, store: &str, seed: u64, kills: usize) -> Option<i32> {
+pub(crate) fn kill_and_resume(child: Child, id: &str, store: &str, seed: u64, kills: usize) -> Option<i32> {
     kill_and_resume_with(child, id, store, seed, kills, &[])
 }
 
@@ -83,7 +83,7 @@ fn kill_and_resume_with(
 
 /// The stored events of `id`, checked to record `tasks` successes, each once, and to end
 /// with the workflow's success.
-fn each_success_recorded_once(store: &Path, id: &str, tasks: usize) -> Vec<serde_json::Value> {
+pub(crate) fn each_success_recorded_once(store: &Path, id: &str, tasks: usize) -> Vec<serde_json::Value> {
     let mut successes: HashMap<String, usize> = HashMap::new();
     let recorded = store_events(store, id);
     for e in recorded.iter().filter(|e| e["type"] == "task_succeeded") {

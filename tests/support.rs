@@ -148,6 +148,7 @@ impl Run {
             .current_dir(fixtures())
             .env_remove("RHAIFLOW_STORE")
             .env("TMPDIR", self.temp())
+            .envs(self.env.iter().cloned())
             .args(self.argv())
             .stdin(Stdio::null())
             .stdout(stdout)

@@ -129,8 +129,21 @@ pub fn executions(args: ExecutionsArgs) -> i32 {
 pub fn resume_hint(report: &RunReport) {
     let (Some(location), Status::Failed | Status::Cancelled) = (&report.store, report.status) else { return };
     let default = StoreLocation::locate(None).ok();
-    let store = if default.as_ref() == Some(location) { String::new() } else { format!(" --store {location}") };
+    let store = if default.as_ref() == Some(location) {
+        String::new()
+    } else {
+        format!(" --store {}", shell_word(&location.to_string()))
+    };
     say!("  resume with: rhaiflow executions resume {}{store}", report.execution_id);
+}
+
+/// `text` as one word of a shell command that can be pasted as printed: quoted when it holds
+/// more than letters, digits and `@%+=:,./-_` (a URL's `?` and `&`, a path's spaces).
+fn shell_word(text: &str) -> String {
+    if !text.is_empty() && text.chars().all(|c| c.is_ascii_alphanumeric() || "@%+=:,./-_".contains(c)) {
+        return text.to_string();
+    }
+    format!("'{}'", text.replace('\'', "'\\''"))
 }
 
 /// The store `arg` names, `None` when it is a SQLite file that does not exist (nothing was

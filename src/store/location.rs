@@ -76,25 +76,29 @@ impl fmt::Display for StoreLocation {
 /// `password=` parameter, replaced by `***`.
 pub fn without_password(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
-    let (authority, path) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
-    let authority = match authority.rsplit_once('@') {
+    // The user's part runs to the last `@`, not to the first `/` or `?`: the client reads a
+    // password with `/`, `?`, `#` or `@` in it, not percent-encoded, as the password all the same.
+    let rest = match rest.rsplit_once('@') {
         Some((credentials, host)) if credentials.contains(':') => {
             let user = credentials.split(':').next().unwrap_or_default();
             format!("{user}:***@{host}")
         }
-        _ => authority.to_string(),
+        _ => rest.to_string(),
     };
-    let path = match path.split_once('?') {
-        Some((before, query)) => {
-            let hidden: Vec<String> = query
-                .split('&')
-                .map(|p| if p.starts_with("password=") { "password=***".to_string() } else { p.to_string() })
-                .collect();
-            format!("{before}?{}", hidden.join("&"))
-        }
-        None => path.to_string(),
-    };
-    format!("{scheme}://{authority}{path}")
+    // Any `password=` after a `?` or `&`, wherever it is: what follows the last `@` may be a
+    // query without a path before it.
+    let mut after_separator = false;
+    let hidden = rest.split_inclusive(['?', '&']).map(|piece| {
+        let shown = match piece.strip_prefix("password=") {
+            Some(value) if after_separator => {
+                format!("password=***{}", if value.ends_with(['?', '&']) { &value[value.len() - 1..] } else { "" })
+            }
+            _ => piece.to_string(),
+        };
+        after_separator = true;
+        shown
+    });
+    format!("{scheme}://{}", hidden.collect::<String>())
 }
 
 #[cfg(test)]
@@ -111,6 +115,22 @@ mod tests {
         );
         assert_eq!(without_password("postgres://ops:pw@?host=/tmp"), "postgres://ops:***@?host=/tmp");
         assert_eq!(without_password("runs.db"), "runs.db");
+    }
+
+    // A password with `/` or `?` in it (not percent-encoded, which the client takes as it is)
+    // was shown in full: the user's part was taken to end at the first `/` or `?`.
+    #[test]
+    fn a_password_with_a_slash_or_a_question_mark_is_hidden_too() {
+        assert_eq!(without_password("postgres://ops:a/b?c#d@db:5432/flows"), "postgres://ops:***@db:5432/flows");
+        assert_eq!(without_password("postgres://ops:p@ss@db/flows"), "postgres://ops:***@db/flows");
+        assert_eq!(
+            without_password("postgres://ops:pw@db/flows?application_name=a@b&password=x"),
+            "postgres://ops:***@b&password=***"
+        );
+        assert_eq!(
+            without_password("postgres://db/flows?user=a@b&password=x&sslmode=y"),
+            "postgres://db/flows?user=a@b&password=***&sslmode=y"
+        );
     }
 
     #[test]

@@ -42,20 +42,21 @@ use crate::events::{Event, ExecutionLabel};
 /// Connections a process opens at most: the writer's, the heartbeat's and readers'.
 const CONNECTIONS: usize = 4;
 
-/// How long a lease lasts unless renewed (`RHAIFLOW_LEASE`, in seconds, shortens it for
-/// tests); the heartbeat renews it three times in that time.
-fn lease() -> Duration {
-    std::env::var("RHAIFLOW_LEASE")
-        .ok()
-        .and_then(|s| s.parse::<f64>().ok())
-        .filter(|s| *s > 0.0)
-        .map_or(Duration::from_secs(10), Duration::from_secs_f64)
+/// How long a lease lasts unless renewed (`RHAIFLOW_LEASE`, in seconds, more than 0 and at
+/// most a day; tests shorten it); the heartbeat renews it three times in that time. A value
+/// that is not such a number is refused, never passed over (nor, as `inf`, a panic).
+fn lease() -> std::result::Result<Duration, String> {
+    let Ok(given) = std::env::var("RHAIFLOW_LEASE") else { return Ok(Duration::from_secs(10)) };
+    given.trim().parse::<f64>().ok().filter(|s| *s > 0.0 && *s <= 86_400.0).map(Duration::from_secs_f64).ok_or_else(
+        || format!("RHAIFLOW_LEASE is `{given}`: it takes a number of seconds, more than 0 and at most 86400"),
+    )
 }
 
 pub struct PgStore {
     pg: Arc<Pg>,
     /// This process, as leases name it.
     owner: Owner,
+    lease: Duration,
     writes: Arc<WriteQueue>,
     committed: watch::Receiver<CommitState>,
     listeners: CommitListeners,
@@ -70,10 +71,15 @@ impl PgStore {
 
     /// `open` with at most `connections` connections, which the store's `sibling`s share.
     pub fn open_pool(url: &str, connections: usize) -> Result<PgStore> {
+        // Checked before anything connects: a lease that is no number of seconds is bad input.
+        let lease = lease().map_err(|message| StoreError::Open {
+            path: super::StoreLocation::Postgres(url.into()).shown(),
+            message,
+        })?;
         let pg = connect(url, connections)?;
         let owner = Owner::this_process();
-        pg.spawn(heartbeat(pg.pool(), owner.name.clone(), lease()));
-        PgStore::with_writer(pg, owner)
+        pg.spawn(heartbeat(pg.pool(), owner.name.clone(), lease));
+        PgStore::with_writer(pg, owner, lease)
     }
 
     /// Wakes `wake` whenever something is submitted (or queued again), for as long as the
@@ -86,21 +92,21 @@ impl PgStore {
     /// writes is committed, published and failed apart from another's (a worker runs each
     /// execution on one). The heartbeat of this store renews its leases too.
     pub fn sibling(&self) -> Result<PgStore> {
-        PgStore::with_writer(self.pg.clone(), self.owner.clone())
+        PgStore::with_writer(self.pg.clone(), self.owner.clone(), self.lease)
     }
 
-    fn with_writer(pg: Arc<Pg>, owner: Owner) -> Result<PgStore> {
+    fn with_writer(pg: Arc<Pg>, owner: Owner, lease: Duration) -> Result<PgStore> {
         let writes = Arc::new(WriteQueue::default());
         let (committed_tx, committed) = watch::channel(CommitState::default());
         let listeners = CommitListeners::default();
         let publisher = CommitPublisher::new(committed_tx, listeners.clone());
-        let writer = writer::PgWriter::new(pg.clone(), owner.clone(), lease());
+        let writer = writer::PgWriter::new(pg.clone(), owner.clone(), lease);
         let (queue, place) = (writes.clone(), pg.place().clone());
         std::thread::Builder::new()
             .name("rhaiflow-store".into())
             .spawn(move || super::writer::write_loop(writer, &queue, &publisher, place))
             .map_err(|e| StoreError::Open { path: pg.place().clone(), message: e.to_string() })?;
-        Ok(PgStore { pg, owner, writes, committed, listeners })
+        Ok(PgStore { pg, owner, lease, writes, committed, listeners })
     }
 
     fn place(&self) -> PathBuf {
@@ -324,7 +330,7 @@ impl Store for PgStore {
 
     fn begin_on_deployment(&self, record: &ExecutionRecord, deployment: &str) -> Result<()> {
         let (record_now, deployment) = (record.clone(), deployment.to_string());
-        let (owner, lease) = (self.owner.clone(), lease());
+        let (owner, lease) = (self.owner.clone(), self.lease);
         self.with(move |mut client, place| async move {
             let failed = |e: tokio_postgres::Error| database(&place, &e);
             let tx = client.transaction().await.map_err(failed)?;
@@ -523,7 +529,7 @@ impl Store for PgStore {
 
     fn claim(&self, seen: &ExecutionRecord, pid: u32) -> Result<bool> {
         let seen = seen.clone();
-        let (owner, lease) = (self.owner.clone(), lease());
+        let (owner, lease) = (self.owner.clone(), self.lease);
         self.with(move |mut client, place| async move {
             let failed = |e: tokio_postgres::Error| database(&place, &e);
             let tx = client.transaction().await.map_err(failed)?;

@@ -89,7 +89,7 @@ impl PgStore {
     pub fn take(&self, queues: &[String], limit: usize) -> Result<Vec<(String, f64)>> {
         let (queues, owner) = (queues.to_vec(), self.owner.clone());
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let lease = super::lease().as_secs_f64();
+        let lease = self.lease.as_secs_f64();
         self.with(move |client, place| async move {
             let rows = client
                 .query(
@@ -233,7 +233,7 @@ impl PgStore {
 
     /// The workers that beat within `forget` seconds, and what they run.
     pub fn workers(&self) -> Result<Vec<WorkerRow>> {
-        let lease = super::lease().as_secs_f64();
+        let lease = self.lease.as_secs_f64();
         self.with(move |client, place| async move {
             let rows = client
                 .query(

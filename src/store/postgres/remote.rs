@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use super::connection::Pg;
-use super::{database, lease, Owner, PgStore};
+use super::{database, Owner, PgStore};
 use crate::store::{RemoteJob, RemoteState, RemoteTasks, Result, StoreError};
 
 pub struct PgRemoteTasks {
@@ -113,7 +113,7 @@ impl PgStore {
     pub fn take_tasks(&self, queues: &[String], limit: usize) -> Result<Vec<TakenTask>> {
         let (queues, owner): (Vec<String>, Owner) = (queues.to_vec(), self.owner.clone());
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let lease = lease().as_secs_f64();
+        let lease = self.lease.as_secs_f64();
         self.with(move |client, place| async move {
             let rows = client
                 .query(

@@ -33,6 +33,11 @@ impl BatchWriter for PgWriter {
     fn write(&mut self, batch: &Batch) -> Result<(), String> {
         let pg = self.pg.clone();
         // The writer is a thread of its own, never a runtime's: it may block on the store's.
+        // One the server closed since the last batch (a restart, an idle timeout) is replaced
+        // before this batch begins: nothing of it reached the server, the run need not fail.
+        if self.client.as_ref().is_some_and(|client| client.is_closed()) {
+            self.client = None;
+        }
         let written = pg.block_on(async {
             if self.client.is_none() {
                 let pool = self.pg.pool();
@@ -81,9 +86,11 @@ async fn write_rows(
             "WITH rows AS (
                SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bytea[], $5::bigint[])
                  AS r(execution, last_seq, first_seq, events, done)),
-             lost AS (
-               SELECT id, owner FROM rhaiflow_executions
-               WHERE number IN (SELECT execution FROM rows) AND owner <> $6 LIMIT 1),
+             -- Locked to the commit: a takeover waits for it, and one that came first is seen.
+             held AS (
+               SELECT id, owner FROM rhaiflow_executions WHERE number IN (SELECT execution FROM rows)
+               ORDER BY number FOR NO KEY UPDATE),
+             lost AS (SELECT id, owner FROM held WHERE owner <> $6 LIMIT 1),
              written AS (
                INSERT INTO rhaiflow_event_rows (execution, last_seq, first_seq, events)
                SELECT execution, last_seq, first_seq, events FROM rows WHERE NOT EXISTS (SELECT 1 FROM lost)
@@ -98,12 +105,12 @@ async fn write_rows(
         )
         .await
         .map_err(|e| describe(&e))?;
-    let lost = client
+    let taken = client
         .query_opt(&statement, &[&executions, &lasts, &firsts, &bodies, &done, &owner.name])
         .await
         .map_err(|e| describe(&e))?;
-    match lost {
-        Some(row) => Err(lost_to(owner, row.get(0), row.get(1))),
+    match taken {
+        Some(row) => Err(lost(owner, row.get(0), row.get(1))),
         None => Ok(()),
     }
 }
@@ -112,13 +119,6 @@ fn unknown(execution_id: &str) -> String {
     format!(
         "this is a bug in rhaiflow: events of execution {execution_id} came before its start was recorded; please \
          report it"
-    )
-}
-
-fn lost_to(owner: &Owner, id: String, holder: String) -> String {
-    format!(
-        "this process ({}) lost execution {id} to {holder}: its lease ran out, and another took it over",
-        owner.name
     )
 }
 
@@ -137,7 +137,11 @@ async fn write_batch(
     let mut begun: HashMap<Arc<str>, i64> = HashMap::new();
     for op in &batch.ops {
         if let WriteOp::Begin(r) = op {
-            begun.insert(Arc::from(r.id.as_str()), begin_execution(&tx, r, owner, lease).await.map_err(failed)?);
+            let Some(number) = begin_execution(&tx, r, owner, lease).await.map_err(failed)? else {
+                let holder = tx.query_one("SELECT owner FROM rhaiflow_executions WHERE id = $1", &[&r.id]).await;
+                return Err(lost(owner, &r.id, &holder.map_err(failed)?.get::<_, String>(0)));
+            };
+            begun.insert(Arc::from(r.id.as_str()), number);
         }
     }
     // Fencing: every execution this batch writes must still be this process's. One another
@@ -150,15 +154,17 @@ async fn write_batch(
     touched.sort_unstable();
     touched.dedup();
     if !touched.is_empty() {
-        let lost = tx
-            .query_opt(
-                "SELECT id, owner FROM rhaiflow_executions WHERE id = ANY($1) AND owner <> $2 LIMIT 1",
-                &[&touched, &owner.name],
+        // The rows stay locked to the commit: a takeover waits for this batch, or this batch
+        // sees it. Checked without the lock, a batch under way committed after a takeover.
+        let held = tx
+            .query(
+                "SELECT id, owner FROM rhaiflow_executions WHERE id = ANY($1) ORDER BY number FOR NO KEY UPDATE",
+                &[&touched],
             )
             .await
             .map_err(failed)?;
-        if let Some(lost) = lost {
-            return Err(lost_to(owner, lost.get(0), lost.get(1)));
+        if let Some(lost) = held.iter().find(|row| row.get::<_, &str>(1) != owner.name) {
+            return Err(self::lost(owner, lost.get(0), lost.get(1)));
         }
     }
     // Per execution in this batch: its highest seq and how many tasks got done.
@@ -220,15 +226,25 @@ async fn write_batch(
     Ok(begun)
 }
 
-/// Records an execution's start, held by `owner`; gives its number.
+/// What a run is told when another process took over an execution it writes.
+fn lost(owner: &Owner, id: &str, holder: &str) -> String {
+    format!(
+        "this process ({}) lost execution {id} to {holder}: its lease ran out, and another took it over",
+        owner.name
+    )
+}
+
+/// Records an execution's start, held by `owner`; gives its number. `None` when another
+/// process holds it (a resume that took it over, then lost it before its start was recorded):
+/// the start of a resume is fenced as its other writes are.
 pub async fn begin_execution(
     tx: &Transaction<'_>,
     r: &ExecutionRecord,
     owner: &Owner,
     lease: Duration,
-) -> Result<i64, tokio_postgres::Error> {
+) -> Result<Option<i64>, tokio_postgres::Error> {
     let row = tx
-        .query_one(
+        .query_opt(
             "INSERT INTO rhaiflow_executions
                (id, workflow, script, parameters, options, status, started_at, pid, resumes, owner, lease_until,
                 machine)
@@ -239,6 +255,7 @@ pub async fn begin_execution(
                cancel_request = CASE WHEN rhaiflow_executions.status = 'queued'
                                      THEN rhaiflow_executions.cancel_request ELSE 0 END,
                owner = excluded.owner, lease_until = excluded.lease_until, machine = excluded.machine
+             WHERE rhaiflow_executions.owner = excluded.owner
              RETURNING number",
             &[
                 &r.id,
@@ -256,5 +273,5 @@ pub async fn begin_execution(
             ],
         )
         .await?;
-    Ok(row.get(0))
+    Ok(row.map(|row| row.get(0)))
 }
