@@ -6,4 +6,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --quiet
-exec scripts/with-postgres python3 benches/scale_out.py --bin target/release/rhaiflow "$@"
+exec scripts/with-postgres python3 -u benches/scale_out.py --bin target/release/rhaiflow "$@"

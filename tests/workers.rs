@@ -18,6 +18,18 @@ struct Cluster {
     db: String,
     url: String,
     dir: TempDir,
+    /// The workers started, killed when the test ends however it ends (a failed assertion
+    /// left them running, polling a server that was gone).
+    started: std::cell::RefCell<Vec<u32>>,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for pid in self.started.borrow().iter() {
+            // SAFETY: kill(2) of a worker this test started (gone already: ESRCH, ignored).
+            unsafe { libc::kill(*pid as i32, libc::SIGKILL) };
+        }
+    }
 }
 
 impl Cluster {
@@ -25,7 +37,11 @@ impl Cluster {
         let pg = postgres()?;
         let db = format!("workers_{name}");
         pg.psql("postgres", &format!("CREATE DATABASE {db}"));
-        Some(Cluster { pg, url: pg.url(&db), db, dir: tempfile::tempdir().unwrap() })
+        let dir = tempfile::tempdir().unwrap();
+        let cluster = Cluster { pg, url: pg.url(&db), db, dir, started: Default::default() };
+        // Its tables made now: the tests look at them before any worker or run has started.
+        cluster.command(&["executions", "list"]).assert().success();
+        Some(cluster)
     }
 
     fn path(&self, name: &str) -> String {
@@ -52,7 +68,7 @@ impl Cluster {
 
     /// A worker process, as machine `machine`, with a lease of `lease` seconds.
     fn worker(&self, machine: &str, lease: &str, args: &[&str]) -> Child {
-        StdCommand::cargo_bin("rhaiflow")
+        let child = StdCommand::cargo_bin("rhaiflow")
             .unwrap()
             .arg("worker")
             .args(args)
@@ -64,7 +80,9 @@ impl Cluster {
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .unwrap()
+            .unwrap();
+        self.started.borrow_mut().push(child.id());
+        child
     }
 
     fn sql(&self, sql: &str) -> String {
@@ -422,4 +440,44 @@ fn a_task_with_a_queue_on_a_sqlite_store_fails_saying_why() {
     assert_eq!(out.status.code(), Some(1));
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(said.contains("runs on queue `gpu`, which needs workers sharing a PostgreSQL store"), "{said}");
+}
+
+// Sent tasks are taken once each by three workers on one queue: no effect twice, none lost.
+#[test]
+fn three_workers_run_every_sent_task_exactly_once() {
+    let Some(c) = Cluster::new("sent_once") else { return };
+    let out = c.path("effects");
+    let workers: Vec<Child> = ["a", "b", "c"].iter().map(|m| c.worker(m, "5", &["--queue", "q"])).collect();
+    let script = format!(
+        "let g = graph_mode();\nfor i in 0..60 {{ g.add_task(shell(`t${{i}}`, `echo t${{i}} >> {out}`, #{{queue: \"q\"}})); }}\n\
+         g.execute();\n"
+    );
+    let run = run_in_background(&c, &script, "fan.rhai");
+    let finished = run.wait_with_output().unwrap();
+    assert_eq!(finished.status.code(), Some(0), "{}", String::from_utf8_lossy(&finished.stderr));
+    let mut want: Vec<String> = (0..60).map(|i| format!("t{i}")).collect();
+    want.sort();
+    assert_eq!(effects(&out), want);
+    for worker in workers {
+        kill(&worker, libc::SIGTERM);
+        let (code, stderr) = finish(worker);
+        assert_eq!(code, 0, "{stderr}");
+    }
+}
+
+// The tasks an execution sent and never read back (it was killed) were kept for ever: the
+// reaper forgets them once the execution ended.
+#[test]
+fn tasks_of_an_execution_that_ended_are_forgotten() {
+    let Some(c) = Cluster::new("sent_forgotten") else { return };
+    let script = r#"let g = graph_mode(); g.add_task(shell("never", "true", #{queue: "nobody"})); g.execute();"#;
+    let mut run = run_in_background(&c, script, "orphan.rhai");
+    c.wait_for("SELECT count(*) FROM rhaiflow_task_queue", "1", Duration::from_secs(30));
+    run.kill().unwrap();
+    let _ = run.wait();
+    c.sql("UPDATE rhaiflow_executions SET status = 'failed'");
+    let (code, stderr) = finish(c.worker("m", "5", &["--drain", "--queue", "other"]));
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(c.sql("SELECT count(*) FROM rhaiflow_task_queue"), "0");
+    assert_eq!(c.sql("SELECT count(*) FROM rhaiflow_task_runs"), "0");
 }

@@ -101,7 +101,7 @@ pub struct ExecEnv {
     /// Tasks that do not run but end as told (bundle tests).
     pub mocks: Arc<Mocks>,
     /// Where tasks with a `queue` go to run on workers (a PostgreSQL store).
-    pub remote: Option<Arc<dyn crate::store::RemoteTasks>>,
+    pub remote: Option<Arc<remote::SentTasks>>,
     next_task_id: AtomicU64,
     /// Set once a task or graph was handed over to run (see `anything_started`).
     scheduled: AtomicBool,

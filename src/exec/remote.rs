@@ -2,16 +2,20 @@
 //! queue (possibly on another machine), and its outcome brought back as if it had run here.
 //! Closures never travel: they share the script's state, so they run with their execution.
 //!
-//! The task waits for its outcome, looking every `LOOK_EVERY`; a forced cancel asks the
-//! worker to kill it (its process group), and stops waiting after `CANCEL_GRACE` even when no
-//! worker answers (none may listen on the queue). A job whose worker died (its lease ran out)
-//! is sent again: at least once, as every task.
+//! An execution looks for the outcomes of all the tasks it waits for at once, every
+//! `LOOK_EVERY` (`SentTasks`): a fan-out of thousands costs one query a look, not one a task.
+//! A forced cancel asks the worker to kill the task (its process group), and stops waiting
+//! after `CANCEL_GRACE` even when no worker answers (none may listen on the queue). A job
+//! whose worker died (its lease ran out) is sent again: at least once, as every task.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use parking_lot::Mutex;
 use rhai::Dynamic;
 use serde_json::{json, Value};
+use tokio::sync::oneshot;
 
 use super::attempt::off_the_workers;
 use super::ExecEnv;
@@ -22,6 +26,58 @@ use crate::task::{ErrorKind, ProcessOptions, TaskError};
 const LOOK_EVERY: Duration = Duration::from_millis(50);
 const CANCEL_GRACE: Duration = Duration::from_secs(2);
 
+/// The tasks one execution sent, and who waits for each.
+pub struct SentTasks {
+    remote: Arc<dyn RemoteTasks>,
+    execution_id: String,
+    waiting: Mutex<HashMap<i64, oneshot::Sender<RemoteState>>>,
+    /// Set while a task looks for the outcomes (started by the first wait, ended when nobody
+    /// waits).
+    looking: Mutex<bool>,
+}
+
+impl SentTasks {
+    pub fn new(remote: Arc<dyn RemoteTasks>, execution_id: String) -> Arc<SentTasks> {
+        Arc::new(SentTasks { remote, execution_id, waiting: Mutex::default(), looking: Mutex::new(false) })
+    }
+
+    /// Told when the task `id` settles.
+    fn wait(self: &Arc<Self>, id: i64) -> oneshot::Receiver<RemoteState> {
+        let (tell, told) = oneshot::channel();
+        self.waiting.lock().insert(id, tell);
+        let mut looking = self.looking.lock();
+        if !*looking {
+            *looking = true;
+            tokio::spawn(self.clone().look());
+        }
+        told
+    }
+
+    /// Looks every `LOOK_EVERY` while anyone waits, and tells them what settled.
+    async fn look(self: Arc<Self>) {
+        loop {
+            tokio::time::sleep(LOOK_EVERY).await;
+            {
+                let mut looking = self.looking.lock();
+                self.waiting.lock().retain(|_, tell| !tell.is_closed());
+                if self.waiting.lock().is_empty() {
+                    *looking = false;
+                    return;
+                }
+            }
+            let (remote, id) = (self.remote.clone(), self.execution_id.clone());
+            // A look that fails is made again; a store that stays away fails the run elsewhere.
+            let Ok(Ok(settled)) = off_the_workers(move || remote.settled(&id)).await else { continue };
+            let mut waiting = self.waiting.lock();
+            for (id, state) in settled {
+                if let Some(tell) = waiting.remove(&id) {
+                    let _ = tell.send(state);
+                }
+            }
+        }
+    }
+}
+
 pub async fn run(
     task: TaskInfo,
     queue: &str,
@@ -31,7 +87,7 @@ pub async fn run(
     timeout: Option<f64>,
     env: &ExecEnv,
 ) -> Result<Dynamic, TaskError> {
-    let Some(remote) = env.remote.clone() else {
+    let Some(sent) = env.remote.clone() else {
         return Err(TaskError::new(
             ErrorKind::NonRecoverable,
             format!(
@@ -52,27 +108,33 @@ pub async fn run(
         output_limit: options.output_limit,
     };
     let queue = queue.to_string();
-    let id = store_call(&remote, move |r| r.send(&queue, &job)).await?;
-    let mut cancelled_at = None;
+    let id = store_call(&sent.remote, move |r| r.send(&queue, &job)).await?;
+    let mut given_up_at = None;
     loop {
+        let settled = sent.wait(id);
+        let grace = async {
+            match given_up_at {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
-            _ = tokio::time::sleep(LOOK_EVERY) => {}
-            _ = env.cancel.forced(), if cancelled_at.is_none() => {
-                cancelled_at = Some(tokio::time::Instant::now());
-                store_call(&remote, move |r| r.cancel(id)).await?;
+            state = settled => match state {
+                Ok(RemoteState::Done(outcome)) => {
+                    store_call(&sent.remote, move |r| r.forget(id)).await?;
+                    return from_outcome(&outcome);
+                }
+                Ok(RemoteState::Lost) => store_call(&sent.remote, move |r| r.send_again(id)).await?,
+                Err(_) => return Err(TaskError::internal("the watch of a sent task ended before it settled")),
+            },
+            _ = env.cancel.forced(), if given_up_at.is_none() => {
+                given_up_at = Some(tokio::time::Instant::now() + CANCEL_GRACE);
+                store_call(&sent.remote, move |r| r.cancel(id)).await?;
             }
-        }
-        match store_call(&remote, move |r| r.state(id)).await? {
-            RemoteState::Pending if cancelled_at.is_some_and(|at| at.elapsed() >= CANCEL_GRACE) => break,
-            RemoteState::Pending => {}
-            RemoteState::Lost => store_call(&remote, move |r| r.send_again(id)).await?,
-            RemoteState::Done(outcome) => {
-                store_call(&remote, move |r| r.forget(id)).await?;
-                return from_outcome(&outcome);
-            }
+            _ = grace => break,
         }
     }
-    store_call(&remote, move |r| r.forget(id)).await?;
+    store_call(&sent.remote, move |r| r.forget(id)).await?;
     Err(TaskError::cancelled())
 }
 

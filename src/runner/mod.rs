@@ -380,7 +380,8 @@ fn connect(
     let bridge = Arc::new(host.script_bridge(script.ast.clone(), script.module.clone()));
     host.connect(bus.clone(), bridge, options.max_concurrency, |env| {
         env.committed = store.and_then(|s| s.committed());
-        env.remote = store.and_then(|s| s.remote_tasks());
+        let remote = store.and_then(|s| s.remote_tasks());
+        env.remote = remote.map(|r| crate::exec::remote::SentTasks::new(r, execution_id.to_string()));
         env.replay = resume.map(|r| r.replay.clone());
         env.mocks = options.mocks.clone();
         if let Some(store) = store {

@@ -179,11 +179,9 @@ pub struct RemoteJob {
     pub output_limit: Option<usize>,
 }
 
-/// Where a sent task stands.
+/// How a sent task settled.
 #[derive(Clone, Debug, PartialEq)]
 pub enum RemoteState {
-    /// Waiting for a worker, or running on one.
-    Pending,
     /// Its worker is gone (its lease ran out): send it again.
     Lost,
     /// Done: its outcome (JSON written by the worker that ran it).
@@ -196,7 +194,9 @@ pub trait RemoteTasks: Send + Sync {
     fn send(&self, queue: &str, job: &RemoteJob) -> Result<i64>;
     /// Sends the job `id` again (its worker died).
     fn send_again(&self, id: i64) -> Result<()>;
-    fn state(&self, id: i64) -> Result<RemoteState>;
+    /// The tasks `execution_id` sent that are done or lost (not the pending ones): one look
+    /// for all the tasks an execution waits for.
+    fn settled(&self, execution_id: &str) -> Result<Vec<(i64, RemoteState)>>;
     /// Asks the worker running it to stop it (kill its process group).
     fn cancel(&self, id: i64) -> Result<()>;
     /// Forgets it (its outcome was read).

@@ -78,7 +78,7 @@ impl PgStore {
         })?;
         let pg = connect(url, connections)?;
         let owner = Owner::this_process();
-        pg.spawn(heartbeat(pg.pool(), owner.name.clone(), lease));
+        pg.spawn(heartbeat(pg.config(), owner.name.clone(), lease));
         PgStore::with_writer(pg, owner, lease)
     }
 
@@ -180,31 +180,43 @@ pub(crate) fn connect(url: &str, connections: usize) -> Result<Arc<Pg>> {
     Ok(pg)
 }
 
-/// Renews the lease of every execution this process runs, all at once, a few times a lease.
-async fn heartbeat(pool: deadpool_postgres::Pool, owner: String, lease: Duration) {
+/// Renews the lease of every execution this process runs, all at once, a few times a lease,
+/// on a connection of its own: however busy the pool is, the leases hold.
+async fn heartbeat(mut config: tokio_postgres::Config, owner: String, lease: Duration) {
+    config.application_name("rhaiflow heartbeat");
+    let mut client = None;
     loop {
         tokio::time::sleep(lease / 3).await;
+        if client.as_ref().is_none_or(|c: &tokio_postgres::Client| c.is_closed()) {
+            client = match config.connect(tokio_postgres::NoTls).await {
+                Ok((c, connection)) => {
+                    tokio::spawn(connection);
+                    Some(c)
+                }
+                Err(_) => None,
+            };
+        }
         // A beat that fails (the server away a moment) is made up by the next; a lease that
         // ran out meanwhile is the fencing's to handle.
-        if let Ok(client) = pool.get().await {
-            let _ = client
-                .execute(
-                    "UPDATE rhaiflow_executions SET lease_until = now() + make_interval(secs => $2)
-                     WHERE owner = $1 AND status IN ('queued', 'running')",
-                    &[&owner, &lease.as_secs_f64()],
-                )
-                .await;
-            // A worker's own row (none for a plain run), and the tasks it runs for others: one
-            // beat for the worker and all its work.
-            let _ = client.execute("UPDATE rhaiflow_workers SET seen_at = now() WHERE name = $1", &[&owner]).await;
-            let _ = client
-                .execute(
-                    "UPDATE rhaiflow_task_runs SET lease_until = now() + make_interval(secs => $2)
-                     WHERE owner = $1 AND outcome IS NULL",
-                    &[&owner, &lease.as_secs_f64()],
-                )
-                .await;
-        }
+        let Some(c) = &client else { continue };
+        let secs = lease.as_secs_f64();
+        let _ = c
+            .execute(
+                "UPDATE rhaiflow_executions SET lease_until = now() + make_interval(secs => $2)
+                 WHERE owner = $1 AND status IN ('queued', 'running')",
+                &[&owner, &secs],
+            )
+            .await;
+        // A worker's own row (none for a plain run), and the tasks it runs for others: one
+        // beat for the worker and all its work.
+        let _ = c.execute("UPDATE rhaiflow_workers SET seen_at = now() WHERE name = $1", &[&owner]).await;
+        let _ = c
+            .execute(
+                "UPDATE rhaiflow_task_runs SET lease_until = now() + make_interval(secs => $2)
+                 WHERE owner = $1 AND outcome IS NULL",
+                &[&owner, &secs],
+            )
+            .await;
     }
 }
 

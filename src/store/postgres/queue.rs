@@ -113,7 +113,7 @@ impl PgStore {
     }
 
     /// Queues again the submitted executions whose owner is gone, if no other worker is
-    /// reaping now; returns how many. An owner is gone when its lease ran out, or when it ran
+    /// reaping now (and forgets the tasks of executions that ended); returns how many. An owner is gone when its lease ran out, or when it ran
     /// on this machine and its process is gone (its lease is then ended at once).
     pub fn reap(&self) -> Result<u64> {
         let me = self.owner.clone();
@@ -161,6 +161,23 @@ impl PgStore {
             if queued > 0 {
                 tx.execute("SELECT pg_notify($1, '')", &[&super::listener::CHANNEL]).await.map_err(failed)?;
             }
+            // Tasks sent by executions that ended (or were removed) without reading their
+            // outcome: nobody will, and the tables stay as small as what runs.
+            tx.execute(
+                "DELETE FROM rhaiflow_task_queue q WHERE NOT EXISTS (SELECT 1 FROM rhaiflow_executions e
+                   JOIN rhaiflow_task_runs r ON r.execution_id = e.id
+                   WHERE r.id = q.id AND e.status IN ('queued', 'running'))",
+                &[],
+            )
+            .await
+            .map_err(failed)?;
+            tx.execute(
+                "DELETE FROM rhaiflow_task_runs r WHERE NOT EXISTS (SELECT 1 FROM rhaiflow_executions e
+                   WHERE e.id = r.execution_id AND e.status IN ('queued', 'running'))",
+                &[],
+            )
+            .await
+            .map_err(failed)?;
             tx.commit().await.map_err(failed)?;
             Ok(queued)
         })

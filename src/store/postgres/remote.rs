@@ -57,23 +57,28 @@ impl RemoteTasks for PgRemoteTasks {
         })
     }
 
-    fn state(&self, id: i64) -> Result<RemoteState> {
+    fn settled(&self, execution_id: &str) -> Result<Vec<(i64, RemoteState)>> {
+        let execution_id = execution_id.to_string();
         self.pg.with(move |client, place| async move {
-            let row = client
-                .query_opt(
-                    "SELECT outcome, owner <> '' AND lease_until < now() FROM rhaiflow_task_runs WHERE id = $1",
-                    &[&id],
+            let rows = client
+                .query(
+                    "SELECT id, outcome FROM rhaiflow_task_runs
+                     WHERE execution_id = $1 AND (outcome IS NOT NULL OR (owner <> '' AND lease_until < now()))",
+                    &[&execution_id],
                 )
                 .await
                 .map_err(|e| database(&place, &e))?;
-            let Some(row) = row else { return Ok(RemoteState::Lost) };
-            match row.get::<_, Option<String>>(0) {
-                Some(outcome) => serde_json::from_str(&outcome).map(RemoteState::Done).map_err(|e| {
-                    StoreError::Corrupt { path: place, message: format!("the outcome of sent task {id}: {e}") }
-                }),
-                None if row.get::<_, Option<bool>>(1) == Some(true) => Ok(RemoteState::Lost),
-                None => Ok(RemoteState::Pending),
-            }
+            rows.iter()
+                .map(|row| {
+                    let id: i64 = row.get(0);
+                    let Some(outcome) = row.get::<_, Option<String>>(1) else { return Ok((id, RemoteState::Lost)) };
+                    let outcome = serde_json::from_str(&outcome).map_err(|e| StoreError::Corrupt {
+                        path: place.clone(),
+                        message: format!("the outcome of sent task {id}: {e}"),
+                    })?;
+                    Ok((id, RemoteState::Done(outcome)))
+                })
+                .collect()
         })
     }
 

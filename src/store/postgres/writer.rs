@@ -17,48 +17,32 @@ pub struct PgWriter {
     pg: Arc<Pg>,
     owner: Owner,
     lease: Duration,
-    /// Kept across batches; dropped after a failure (it may be the connection that failed).
-    client: Option<Object>,
     /// The numbers of the executions this writer began, which key their events.
     numbers: HashMap<Arc<str>, i64>,
 }
 
 impl PgWriter {
     pub fn new(pg: Arc<Pg>, owner: Owner, lease: Duration) -> PgWriter {
-        PgWriter { pg, owner, lease, client: None, numbers: HashMap::new() }
+        PgWriter { pg, owner, lease, numbers: HashMap::new() }
     }
 }
 
 impl BatchWriter for PgWriter {
     fn write(&mut self, batch: &Batch) -> Result<(), String> {
         let pg = self.pg.clone();
+        // A connection of the pool for this batch only: an idle writer (a worker may hold one
+        // per execution it runs) holds none, and one the server closed since (a restart, an
+        // idle timeout) is not handed out again.
         // The writer is a thread of its own, never a runtime's: it may block on the store's.
-        // One the server closed since the last batch (a restart, an idle timeout) is replaced
-        // before this batch begins: nothing of it reached the server, the run need not fail.
-        if self.client.as_ref().is_some_and(|client| client.is_closed()) {
-            self.client = None;
-        }
         let written = pg.block_on(async {
-            if self.client.is_none() {
-                let pool = self.pg.pool();
-                self.client = Some(Pg::connection(&pool, self.pg.place()).await.map_err(|e| e.to_string())?);
-            }
-            let client = self.client.as_mut().expect("connected above");
+            let mut client = Pg::connection(&pg.pool(), pg.place()).await.map_err(|e| e.to_string())?;
             if batch.ops.is_empty() {
-                return write_rows(client, batch, &self.owner, &self.numbers).await.map(|()| HashMap::new());
+                return write_rows(&mut client, batch, &self.owner, &self.numbers).await.map(|()| HashMap::new());
             }
-            write_batch(client, batch, &self.owner, self.lease, &self.numbers).await
+            write_batch(&mut client, batch, &self.owner, self.lease, &self.numbers).await
         });
-        match written {
-            Ok(begun) => {
-                self.numbers.extend(begun);
-                Ok(())
-            }
-            Err(message) => {
-                self.client = None;
-                Err(message)
-            }
-        }
+        self.numbers.extend(written?);
+        Ok(())
     }
 }
 
