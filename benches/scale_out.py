@@ -42,8 +42,12 @@ def timed(argv, env=None):
 
 
 def worker(store, *args):
+    """A worker whose lines go to a file (a pipe nobody reads would fill and stall it)."""
     env = dict(os.environ, RHAIFLOW_STORE=store)
-    return subprocess.Popen([a.bin, "worker", *args], env=env, stderr=subprocess.PIPE, text=True)
+    log = tempfile.NamedTemporaryFile("w+", dir=tmp, suffix=".log", delete=False)
+    w = subprocess.Popen([a.bin, "worker", *args], env=env, stderr=log, text=True)
+    w.log = log.name
+    return w
 
 
 closures = script("closures.rhai", "let g = graph_mode(); let s = g.sequence();\n"
@@ -67,7 +71,8 @@ for _ in range(a.latency):
     time.sleep(0.02)
 time.sleep(1.0)
 w.terminate()
-_, err = w.communicate()
+w.wait()
+err = open(w.log).read()
 waits = sorted(float(m) for m in re.findall(r"waited ([0-9.]+) ms", err))
 q = lambda p: waits[min(len(waits) - 1, int(p * len(waits)))]
 print(f"{len(waits)} claims: p50 {q(0.5):.1f} ms, p90 {q(0.9):.1f} ms, p99 {q(0.99):.1f} ms, max {waits[-1]:.1f} ms")
@@ -82,7 +87,7 @@ submitted = time.perf_counter() - start
 start = time.perf_counter()
 workers = [worker(store, "--drain", "--concurrency", "8") for _ in range(2)]
 for w in workers:
-    w.communicate()
+    w.wait()
 drained = time.perf_counter() - start
 print(f"{a.executions} submitted in {submitted:.2f} s ({a.executions / submitted:.0f}/s, a process each), "
       f"run in {drained:.2f} s ({a.executions / drained:.0f} executions/s)")
@@ -96,5 +101,5 @@ time.sleep(1.5)
 took = timed([a.bin, "run", fan, "-q", "--store", store, "-p", f"n={a.tasks}"])
 for w in workers:
     w.terminate()
-    w.communicate()
+    w.wait()
 print(f"{a.tasks} tasks in {took:.2f} s ({a.tasks / took:.0f} tasks/s)")

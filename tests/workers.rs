@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use assert_cmd::cargo::CommandCargoExt;
 use tempfile::TempDir;
 
-use crate::postgres_server::{postgres, Postgres};
+use crate::postgres_server::{postgres, Postgres, PASSWORD, PASSWORD_ROLE};
 use crate::support::rhaiflow;
 
 /// A fresh database of the test server, and a scratch folder for effects and bundles.
@@ -34,11 +34,18 @@ impl Drop for Cluster {
 
 impl Cluster {
     fn new(name: &str) -> Option<Cluster> {
+        Cluster::connected(name, false)
+    }
+
+    /// `tcp`: reached over TCP with a password instead of the socket.
+    fn connected(name: &str, tcp: bool) -> Option<Cluster> {
         let pg = postgres()?;
         let db = format!("workers_{name}");
-        pg.psql("postgres", &format!("CREATE DATABASE {db}"));
+        let owner = if tcp { format!(" OWNER {PASSWORD_ROLE}") } else { String::new() };
+        pg.psql("postgres", &format!("CREATE DATABASE {db}{owner}"));
         let dir = tempfile::tempdir().unwrap();
-        let cluster = Cluster { pg, url: pg.url(&db), db, dir, started: Default::default() };
+        let url = if tcp { pg.tcp_url(&db) } else { pg.url(&db) };
+        let cluster = Cluster { pg, url, db, dir, started: Default::default() };
         // Its tables made now: the tests look at them before any worker or run has started.
         cluster.command(&["executions", "list"]).assert().success();
         Some(cluster)
@@ -480,4 +487,20 @@ fn tasks_of_an_execution_that_ended_are_forgotten() {
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(c.sql("SELECT count(*) FROM rhaiflow_task_queue"), "0");
     assert_eq!(c.sql("SELECT count(*) FROM rhaiflow_task_runs"), "0");
+}
+
+// Workers on other machines reach the server over TCP, with a password that no line of theirs
+// shows.
+#[test]
+fn workers_connect_over_tcp_and_never_show_the_password() {
+    let Some(c) = Cluster::connected("tcp", true) else { return };
+    let out = c.path("effects");
+    let id = c.submit("a.rhai", &chain(1, 0.0, &out), &[]);
+    let (code, stderr) = finish(c.worker("m", "5", &["--drain"]));
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(effects(&out), vec![format!("t0-{id}")]);
+    let listed = c.command(&["workers", "list"]).output().unwrap();
+    let said =
+        format!("{stderr}{}{}", String::from_utf8_lossy(&listed.stdout), String::from_utf8_lossy(&listed.stderr));
+    assert!(!said.contains(PASSWORD), "{said}");
 }
