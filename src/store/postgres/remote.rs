@@ -18,22 +18,20 @@ impl RemoteTasks for PgRemoteTasks {
     fn send(&self, queue: &str, job: &RemoteJob) -> Result<i64> {
         let (queue, execution) = (queue.to_string(), job.execution_id.clone());
         let job = serde_json::to_string(job).map_err(|e| StoreError::Database(e.to_string()))?;
-        self.pg.with(move |mut client, place| async move {
-            let failed = |e: tokio_postgres::Error| database(&place, &e);
-            let tx = client.transaction().await.map_err(failed)?;
-            let id: i64 = tx.query_one("SELECT nextval('rhaiflow_task_ids')", &[]).await.map_err(failed)?.get(0);
-            tx.execute(
-                "INSERT INTO rhaiflow_task_runs (id, execution_id, queue, job) VALUES ($1, $2, $3, $4)",
-                &[&id, &execution, &queue, &job],
-            )
-            .await
-            .map_err(failed)?;
-            tx.execute("INSERT INTO rhaiflow_task_queue (id, queue, job) VALUES ($1, $2, $3)", &[&id, &queue, &job])
+        self.pg.with(move |client, place| async move {
+            // One statement: one round trip and one commit a task sent.
+            let row = client
+                .query_one(
+                    "WITH task AS (SELECT nextval('rhaiflow_task_ids') AS id),
+                     run AS (INSERT INTO rhaiflow_task_runs (id, execution_id, queue, job)
+                             SELECT id, $1, $2, $3 FROM task),
+                     waiting AS (INSERT INTO rhaiflow_task_queue (id, queue, job) SELECT id, $2, $3 FROM task)
+                     SELECT id, pg_notify($4, $2) FROM task",
+                    &[&execution, &queue, &job, &super::listener::CHANNEL],
+                )
                 .await
-                .map_err(failed)?;
-            tx.execute("SELECT pg_notify($1, $2)", &[&super::listener::CHANNEL, &queue]).await.map_err(failed)?;
-            tx.commit().await.map_err(failed)?;
-            Ok(id)
+                .map_err(|e| database(&place, &e))?;
+            Ok(row.get(0))
         })
     }
 
@@ -95,11 +93,11 @@ impl RemoteTasks for PgRemoteTasks {
     fn forget(&self, id: i64) -> Result<()> {
         self.pg.with(move |client, place| async move {
             client
-                .execute("DELETE FROM rhaiflow_task_runs WHERE id = $1", &[&id])
-                .await
-                .map_err(|e| database(&place, &e))?;
-            client
-                .execute("DELETE FROM rhaiflow_task_queue WHERE id = $1", &[&id])
+                .execute(
+                    "WITH waiting AS (DELETE FROM rhaiflow_task_queue WHERE id = $1)
+                     DELETE FROM rhaiflow_task_runs WHERE id = $1",
+                    &[&id],
+                )
                 .await
                 .map_err(|e| database(&place, &e))?;
             Ok(())
