@@ -12,7 +12,6 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::sync_channel;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -21,11 +20,10 @@ use rusqlite::{params, Connection, ErrorCode, OptionalExtension, TransactionBeha
 use serde_json::Value;
 use tokio::sync::watch;
 
-use super::commits::{listen, CommitListeners, CommitPublisher};
 use super::event_rows::{each_event_after, label_fields, StoredEvent};
 use super::records::{Runner, TaskFold};
-use super::write_queue::{Batch, WriteOp, WriteQueue};
-use super::writer::{write_loop, BatchWriter};
+use super::write_queue::{Batch, WriteOp};
+use super::writer::{BatchWriter, Writes};
 use super::{
     CommitListener, CommitState, ExecutionQuery, ExecutionRecord, ExecutionStatus, Result, ShownStatus, Store,
     StoreError, StoredTask,
@@ -76,9 +74,7 @@ const SCHEMA_VERSION: i64 = 4;
 pub struct SqliteStore {
     path: PathBuf,
     reader: Mutex<Connection>,
-    writes: Arc<WriteQueue>,
-    committed: watch::Receiver<CommitState>,
-    listeners: CommitListeners,
+    writes: Writes,
 }
 
 pub(super) fn database_error(path: &Path, e: rusqlite::Error) -> StoreError {
@@ -190,19 +186,8 @@ impl SqliteStore {
         }
         let reader = initialise(path)?;
         let writer = initialise(path)?;
-        let writes = Arc::new(WriteQueue::default());
-        let (committed_tx, committed) = watch::channel(CommitState::default());
-        let listeners = CommitListeners::default();
-        let publisher = CommitPublisher::new(committed_tx, listeners.clone());
-        let (thread_path, queue) = (path.to_path_buf(), writes.clone());
-        std::thread::Builder::new()
-            .name("rhaiflow-store".into())
-            .spawn(move || {
-                let writer = SqliteWriter { conn: writer, numbers: HashMap::new() };
-                write_loop(writer, &queue, &publisher, thread_path)
-            })
-            .map_err(|e| StoreError::Open { path: path.to_path_buf(), message: e.to_string() })?;
-        Ok(SqliteStore { path: path.to_path_buf(), reader: Mutex::new(reader), writes, committed, listeners })
+        let writes = Writes::start(SqliteWriter { conn: writer, numbers: HashMap::new() }, path.to_path_buf())?;
+        Ok(SqliteStore { path: path.to_path_buf(), reader: Mutex::new(reader), writes })
     }
 
     fn send(&self, op: WriteOp) {
@@ -249,13 +234,6 @@ impl SqliteStore {
             each_event_after(body, after, &mut each).map_err(|message| self.corrupt(message))?;
         }
         Ok(())
-    }
-}
-
-impl Drop for SqliteStore {
-    fn drop(&mut self) {
-        // The writer commits what is queued, then stops.
-        self.writes.close();
     }
 }
 
@@ -461,18 +439,15 @@ impl Store for SqliteStore {
     }
 
     fn flush(&self) -> Result<()> {
-        let (ack, done) = sync_channel(1);
-        self.send(WriteOp::Sync(ack));
-        // No answer: the writer dropped the request, it is gone.
-        done.recv().unwrap_or(Err(StoreError::WriterStopped))
+        self.writes.flush()
     }
 
     fn committed(&self) -> Option<watch::Receiver<CommitState>> {
-        Some(self.committed.clone())
+        Some(self.writes.committed())
     }
 
     fn on_commit(&self, listener: CommitListener) {
-        listen(&self.listeners, &self.committed, listener);
+        self.writes.on_commit(listener);
     }
 
     fn executions(&self, query: &ExecutionQuery) -> Result<Vec<ExecutionRecord>> {

@@ -29,10 +29,10 @@ use tokio_postgres::Row;
 
 use self::connection::describe;
 pub(crate) use self::connection::Pg;
-use super::commits::{listen, CommitListeners, CommitPublisher};
 use super::event_rows::{each_event_after, label_fields, StoredEvent};
 use super::records::{json_object, Runner, TaskFold};
-use super::write_queue::{WriteOp, WriteQueue};
+use super::write_queue::WriteOp;
+use super::writer::Writes;
 use super::{
     CommitListener, CommitState, ExecutionQuery, ExecutionRecord, ExecutionStatus, Result, ShownStatus, Store,
     StoreError, StoredTask,
@@ -57,9 +57,7 @@ pub struct PgStore {
     /// This process, as leases name it.
     owner: Owner,
     lease: Duration,
-    writes: Arc<WriteQueue>,
-    committed: watch::Receiver<CommitState>,
-    listeners: CommitListeners,
+    writes: Writes,
 }
 
 impl PgStore {
@@ -96,17 +94,8 @@ impl PgStore {
     }
 
     fn with_writer(pg: Arc<Pg>, owner: Owner, lease: Duration) -> Result<PgStore> {
-        let writes = Arc::new(WriteQueue::default());
-        let (committed_tx, committed) = watch::channel(CommitState::default());
-        let listeners = CommitListeners::default();
-        let publisher = CommitPublisher::new(committed_tx, listeners.clone());
-        let writer = writer::PgWriter::new(pg.clone(), owner.clone(), lease);
-        let (queue, place) = (writes.clone(), pg.place().clone());
-        std::thread::Builder::new()
-            .name("rhaiflow-store".into())
-            .spawn(move || super::writer::write_loop(writer, &queue, &publisher, place))
-            .map_err(|e| StoreError::Open { path: pg.place().clone(), message: e.to_string() })?;
-        Ok(PgStore { pg, owner, lease, writes, committed, listeners })
+        let writes = Writes::start(writer::PgWriter::new(pg.clone(), owner.clone(), lease), pg.place().clone())?;
+        Ok(PgStore { pg, owner, lease, writes })
     }
 
     fn place(&self) -> PathBuf {
@@ -157,13 +146,6 @@ impl PgStore {
 
     fn corrupt(&self, message: String) -> StoreError {
         StoreError::Corrupt { path: self.place(), message }
-    }
-}
-
-impl Drop for PgStore {
-    fn drop(&mut self) {
-        // The writer commits what is queued, then stops.
-        self.writes.close();
     }
 }
 
@@ -371,17 +353,15 @@ impl Store for PgStore {
     }
 
     fn flush(&self) -> Result<()> {
-        let (ack, done) = std::sync::mpsc::sync_channel(1);
-        self.writes.push_op(WriteOp::Sync(ack));
-        done.recv().unwrap_or(Err(StoreError::WriterStopped))
+        self.writes.flush()
     }
 
     fn committed(&self) -> Option<watch::Receiver<CommitState>> {
-        Some(self.committed.clone())
+        Some(self.writes.committed())
     }
 
     fn on_commit(&self, listener: CommitListener) {
-        listen(&self.listeners, &self.committed, listener);
+        self.writes.on_commit(listener);
     }
 
     fn executions(&self, query: &ExecutionQuery) -> Result<Vec<ExecutionRecord>> {
