@@ -214,10 +214,10 @@ pub struct ExecutionQuery {
 }
 
 impl ExecutionQuery {
-    /// The stored statuses to read, as a JSON array; `None` for all.
-    pub(super) fn stored_statuses(&self) -> Option<String> {
+    /// The stored statuses to read; `None` for all.
+    pub(super) fn stored_statuses(&self) -> Option<Vec<&'static str>> {
         let stored: Vec<&str> = self.statuses.iter().map(|s| s.stored().as_str()).collect();
-        (!stored.is_empty()).then(|| serde_json::to_string(&stored).unwrap_or_default())
+        (!stored.is_empty()).then_some(stored)
     }
 
     /// Whether a row read with `stored_statuses` must still be told running from crashed.

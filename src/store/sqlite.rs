@@ -466,7 +466,15 @@ impl Store for SqliteStore {
             ))
             .map_err(|e| self.err(e))?;
         let rows = stmt
-            .query_map(params![query.stored_statuses(), query.workflow, query.since, limit], execution_from_row)
+            .query_map(
+                params![
+                    query.stored_statuses().map(|s| serde_json::to_string(&s).unwrap_or_default()),
+                    query.workflow,
+                    query.since,
+                    limit
+                ],
+                execution_from_row,
+            )
             .map_err(|e| self.err(e))?;
         let all = rows.collect::<rusqlite::Result<Vec<_>>>().map_err(|e| self.err(e))?;
         let wanted = all.into_iter().filter(|r| query.wants(r));

@@ -366,9 +366,7 @@ impl Store for PgStore {
 
     fn executions(&self, query: &ExecutionQuery) -> Result<Vec<ExecutionRecord>> {
         let me = self.owner.clone();
-        let statuses: Option<Vec<String>> = query.stored_statuses().map(|json| {
-            serde_json::from_str::<Vec<String>>(&json).expect("stored_statuses is a JSON array of strings")
-        });
+        let statuses = query.stored_statuses();
         let limit = match query.limit {
             Some(n) if !query.needs_process_check() => Some(i64::try_from(n).unwrap_or(i64::MAX)),
             _ => None,
