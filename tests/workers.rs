@@ -504,3 +504,104 @@ fn workers_connect_over_tcp_and_never_show_the_password() {
         format!("{stderr}{}{}", String::from_utf8_lossy(&listed.stdout), String::from_utf8_lossy(&listed.stderr));
     assert!(!said.contains(PASSWORD), "{said}");
 }
+
+// A blueprint node names the queue its operations run on (the host's agent): its script
+// operations, and those of the nodes contained in it, run on a worker listening there, with
+// the instance's runtime properties going there and back; an operation marked
+// `central_deployment_agent` stays with the execution, and the script a task option placed
+// (`execute_operation(op, kwargs, #{queue})`) goes where it says.
+#[test]
+fn operations_run_on_the_queue_their_host_names_and_their_runtime_properties_come_back() {
+    let Some(c) = Cluster::new("operations") else { return };
+    let effects = c.path("effects");
+    std::fs::create_dir_all(c.path("scripts")).unwrap();
+    let who = format!(
+        "echo \"$RHAIFLOW_INSTANCE $RHAIFLOW_OPERATION $PPID\" >> {effects}\n\
+         seen=$(cat \"$RHAIFLOW_RUNTIME_PROPERTIES\")\n\
+         printf '{{\"by\": %s, \"before\": %s}}' \"$PPID\" \"$seen\" > \"$RHAIFLOW_RUNTIME_PROPERTIES\"\n"
+    );
+    std::fs::write(c.path("scripts/who.sh"), who).unwrap();
+    let blueprint = "node_templates:
+  vm:
+    type: rhaiflow.nodes.Compute
+    queue: vm_agent
+    interfaces: {lifecycle: {create: scripts/who.sh}}
+  app:
+    type: rhaiflow.nodes.Root
+    relationships: [{type: rhaiflow.relationships.contained_in, target: vm}]
+    interfaces:
+      lifecycle:
+        create: scripts/who.sh
+        configure: {script: scripts/who.sh, executor: central_deployment_agent}
+        start: {script: scripts/who.sh, queue: elsewhere}
+";
+    std::fs::write(c.path("bp.yaml"), blueprint).unwrap();
+    c.command(&["deployments", "create", "shop", "--blueprint", &c.path("bp.yaml")]).assert().success();
+    let agent = c.worker("vm", "5", &["--queue", "vm_agent"]);
+    let elsewhere = c.worker("other", "5", &["--queue", "elsewhere"]);
+    let out = c.command(&["run", "install", "--deployment", "shop"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let ran: Vec<(String, String)> = effects_of(&effects);
+    let (agent_pid, elsewhere_pid) = (agent.id().to_string(), elsewhere.id().to_string());
+    let by = |instance: &str, operation: &str| {
+        ran.iter()
+            .find(|(what, _)| what.starts_with(instance) && what.ends_with(operation))
+            .unwrap_or_else(|| panic!("{instance} {operation} did not run: {ran:?}"))
+            .1
+            .clone()
+    };
+    let vm = ran.iter().find(|(what, _)| what.starts_with("vm_")).unwrap().0.split(' ').next().unwrap().to_string();
+    let app = ran.iter().find(|(what, _)| what.starts_with("app_")).unwrap().0.split(' ').next().unwrap().to_string();
+    assert_eq!(by(&vm, "lifecycle.create"), agent_pid, "the host's own operation");
+    assert_eq!(by(&app, "lifecycle.create"), agent_pid, "an operation of a node on the host");
+    assert_ne!(by(&app, "lifecycle.configure"), agent_pid, "central_deployment_agent");
+    assert_ne!(by(&app, "lifecycle.configure"), elsewhere_pid);
+    assert_eq!(by(&app, "lifecycle.start"), elsewhere_pid, "the operation's own queue");
+    // What the scripts left came back: the last (start) saw what configure left.
+    let shown = c.command(&["deployments", "show", "shop"]).output().unwrap();
+    let shown = String::from_utf8_lossy(&shown.stdout).to_string();
+    let app_line = shown.lines().find(|l| l.trim_start().starts_with(&app)).unwrap_or_else(|| panic!("{shown}"));
+    let properties: serde_json::Value =
+        serde_json::from_str(&format!("{{{}", app_line.split_once("  {").unwrap().1)).unwrap();
+    assert_eq!(properties["by"].to_string(), elsewhere_pid, "{shown}");
+    assert_eq!(properties["before"]["before"]["by"].to_string(), agent_pid, "{shown}");
+    assert_eq!(c.sql("SELECT count(*) FROM rhaiflow_task_runs"), "0");
+    // A script places an operation itself: on a queue, or ("") with the execution.
+    let script = c.path("placed.rhai");
+    std::fs::write(
+        &script,
+        r#"let g = graph_mode();
+for node in ctx.nodes {
+    let queue = if node.id == "vm" { "elsewhere" } else { "" };
+    for i in node.instances {
+        g.add_task(i.execute_operation("lifecycle.create", #{}, #{queue: queue}));
+    }
+}
+g.execute();"#,
+    )
+    .unwrap();
+    std::fs::write(&effects, "").unwrap();
+    let out = c.command(&["run", &script, "--deployment", "shop"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let ran: Vec<(String, String)> = effects_of(&effects);
+    let by = |instance: &str| ran.iter().find(|(what, _)| what.starts_with(instance)).unwrap().1.clone();
+    assert_eq!(by(&vm), elsewhere_pid);
+    assert_ne!(by(&app), agent_pid);
+    assert_ne!(by(&app), elsewhere_pid);
+    for worker in [agent, elsewhere] {
+        kill(&worker, libc::SIGTERM);
+        let (code, stderr) = finish(worker);
+        assert_eq!(code, 0, "{stderr}");
+    }
+}
+
+/// The lines `instance operation pid` as `("instance operation", "pid")`.
+fn effects_of(path: &str) -> Vec<(String, String)> {
+    effects(path)
+        .iter()
+        .map(|line| {
+            let (what, pid) = line.rsplit_once(' ').unwrap();
+            (what.to_string(), pid.to_string())
+        })
+        .collect()
+}

@@ -15,10 +15,9 @@ use clap::{Args, Subcommand};
 
 use super::report;
 use crate::diagnostic::{Code, Diagnostic};
-use crate::exec::{process, remote};
+use crate::exec::remote;
 use crate::runner;
 use crate::store::{PgStore, Store, StoreLocation, TakenTask, Wake};
-use crate::task::ProcessOptions;
 
 /// How often a worker queues again what dead workers held: a dead worker's executions wait at
 /// most its lease and this to be taken up.
@@ -215,13 +214,6 @@ fn run_task(store: &PgStore, task: TakenTask) {
     let TakenTask { id, job } = task;
     say!("▷ task {} of {}", job.task, job.execution_id);
     let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
-    let options = ProcessOptions {
-        env: job.env.clone(),
-        cwd: job.cwd.clone(),
-        timeout: job.timeout,
-        output_limit: job.output_limit,
-        queue: None,
-    };
     let cancelled = async {
         loop {
             tokio::time::sleep(Duration::from_millis(200)).await;
@@ -230,12 +222,12 @@ fn run_task(store: &PgStore, task: TakenTask) {
             }
         }
     };
-    let ran = runtime.block_on(process::run_taken(&job, &options, cancelled));
-    let how = match &ran {
+    let outcome = runtime.block_on(remote::run_taken(&job, cancelled));
+    let how = match remote::from_outcome(&outcome) {
         Ok(_) => "✔ succeeded".to_string(),
         Err(e) => format!("✘ {}", e.message),
     };
-    match store.task_done(id, &remote::outcome(&ran)) {
+    match store.task_done(id, &outcome) {
         Ok(true) => say!("{how}: task {} of {}", job.task, job.execution_id),
         // Taken from this worker meanwhile (its lease ran out): the other run counts.
         Ok(false) => say!("task {} of {} was taken over: its outcome here is not kept", job.task, job.execution_id),

@@ -31,10 +31,24 @@ pub enum Implementation {
     Function(OperationPath),
 }
 
+/// Where an operation runs (Cloudify's `executor`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum Executor {
+    /// On the queue its host names (a `queue` on the node or a node it is contained in, as
+    /// Cloudify's agent on the host), else with the execution.
+    #[default]
+    HostAgent,
+    /// With the execution, whatever its host names (`central_deployment_agent`).
+    Central,
+    /// On this queue (`queue: NAME`).
+    Queue(String),
+}
+
 #[derive(Clone, Debug)]
 pub struct Operation {
     pub implementation: Implementation,
     pub inputs: Map<String, Value>,
+    pub executor: Executor,
     pub span: SourceSpan,
 }
 
@@ -77,6 +91,9 @@ pub struct NodeTemplate {
     pub deploy: usize,
     pub relationships: Vec<RelationshipDecl>,
     pub operations: Operations,
+    /// The queue its operations, and those of the nodes contained in it, run on (`queue`:
+    /// the host's agent).
+    pub queue: Option<String>,
     pub span: SourceSpan,
 }
 
@@ -278,6 +295,21 @@ impl Blueprint {
         }
     }
 
+    /// The queue a node's operations run on by default: its own `queue`, else that of the
+    /// nearest node it is contained in (its host's agent).
+    pub fn host_queue(&self, id: &str) -> Option<&str> {
+        let mut at = id;
+        // Containment has no cycle in a valid blueprint; the bound keeps a broken one finite.
+        for _ in 0..=self.templates.len() {
+            let template = self.templates.iter().find(|t| t.id == at)?;
+            if let Some(queue) = &template.queue {
+                return Some(queue);
+            }
+            at = self.container_of(at)?;
+        }
+        None
+    }
+
     /// The node `id` is contained in, if any.
     pub fn container_of(&self, id: &str) -> Option<&str> {
         let template = self.templates.iter().find(|t| t.id == id)?;
@@ -384,7 +416,12 @@ fn builtin_node_types() -> HashMap<String, NodeType> {
         .map(|op| {
             (
                 format!("lifecycle.{op}"),
-                Operation { implementation: Implementation::Nothing, inputs: Map::new(), span: no_span() },
+                Operation {
+                    implementation: Implementation::Nothing,
+                    inputs: Map::new(),
+                    executor: Executor::default(),
+                    span: no_span(),
+                },
             )
         })
         .collect();
@@ -478,7 +515,7 @@ fn read_template(id: &str, node: &Node, problems: &mut Problems) -> Option<NodeT
     }
     yaml::unknown_keys(
         node,
-        &["type", "properties", "instances", "relationships", "interfaces", "capabilities"],
+        &["type", "properties", "instances", "relationships", "interfaces", "capabilities", "queue"],
         &format!("in node `{id}`"),
         problems,
     );
@@ -531,8 +568,44 @@ fn read_template(id: &str, node: &Node, problems: &mut Problems) -> Option<NodeT
         deploy,
         relationships,
         operations: read_interfaces(node.get("interfaces"), problems),
+        queue: read_queue(node, problems),
         span: node.span,
     })
+}
+
+/// A `queue: NAME` (a non-empty string), if any.
+fn read_queue(node: &Node, problems: &mut Problems) -> Option<String> {
+    let queue = yaml::text(node.get("queue"), "queue", problems)?;
+    if queue.trim().is_empty() {
+        problems.add("`queue` names a queue: it cannot be empty", node.get("queue").map_or(node.span, |q| q.span));
+        return None;
+    }
+    Some(queue)
+}
+
+/// `executor: host_agent | central_deployment_agent` and `queue: NAME` of an operation.
+fn read_executor(node: &Node, problems: &mut Problems) -> Executor {
+    let executor = yaml::text(node.get("executor"), "executor", problems);
+    let queue = read_queue(node, problems);
+    match (executor.as_deref(), queue) {
+        (Some("central_deployment_agent"), Some(_)) => {
+            problems.add(
+                "an operation runs either on a `queue` or with the execution (`central_deployment_agent`), not both",
+                node.span,
+            );
+            Executor::Central
+        }
+        (Some("central_deployment_agent"), None) => Executor::Central,
+        (Some("host_agent") | None, Some(queue)) => Executor::Queue(queue),
+        (Some("host_agent") | None, None) => Executor::HostAgent,
+        (Some(other), _) => {
+            problems.add(
+                format!("`executor` is `host_agent` or `central_deployment_agent`, found `{other}`"),
+                node.get("executor").map_or(node.span, |e| e.span),
+            );
+            Executor::HostAgent
+        }
+    }
 }
 
 /// `interfaces: {lifecycle: {create: ..., configure: ...}}` as `lifecycle.create`, ...
@@ -551,13 +624,13 @@ fn read_interfaces(node: Option<&Node>, problems: &mut Problems) -> Operations {
 /// `demo.ops.create`, `scripts/x.sh`, `{script: .., inputs: ..}` or
 /// `{implementation: .., inputs: ..}`.
 fn read_operation(node: &Node, problems: &mut Problems) -> Option<Operation> {
-    let (implementation, inputs) = match &node.value {
-        Yaml::Null => (Implementation::Nothing, Map::new()),
-        Yaml::Str(s) => (implementation_of(s, false, node.span, problems)?, Map::new()),
+    let (implementation, inputs, executor) = match &node.value {
+        Yaml::Null => (Implementation::Nothing, Map::new(), Executor::default()),
+        Yaml::Str(s) => (implementation_of(s, false, node.span, problems)?, Map::new(), Executor::default()),
         Yaml::Map(_) => {
             yaml::unknown_keys(
                 node,
-                &["script", "implementation", "inputs", "max_retries", "retry_interval"],
+                &["script", "implementation", "inputs", "max_retries", "retry_interval", "executor", "queue"],
                 "in an operation",
                 problems,
             );
@@ -578,7 +651,7 @@ fn read_operation(node: &Node, problems: &mut Problems) -> Option<Operation> {
                     Map::new()
                 }
             };
-            (implementation, inputs)
+            (implementation, inputs, read_executor(node, problems))
         }
         _ => {
             problems.add(
@@ -588,7 +661,7 @@ fn read_operation(node: &Node, problems: &mut Problems) -> Option<Operation> {
             return None;
         }
     };
-    Some(Operation { implementation, inputs, span: node.span })
+    Some(Operation { implementation, inputs, executor, span: node.span })
 }
 
 fn implementation_of(text: &str, script: bool, span: SourceSpan, problems: &mut Problems) -> Option<Implementation> {
@@ -640,6 +713,39 @@ mod tests {
         )
         .unwrap_err();
         for expected in ["`nope.Type`", "`ghost`", "cycle"] {
+            assert!(d.message.contains(expected), "{expected} not in {}", d.message);
+        }
+    }
+
+    // A node's queue is its operations' and those of the nodes on it (the host's agent); an
+    // operation says otherwise with its own queue or `executor`.
+    #[test]
+    fn a_node_s_queue_reaches_the_nodes_contained_in_it_and_operations_can_say_otherwise() {
+        let bp = parse(
+            "node_templates:\n  vm: {type: rhaiflow.nodes.Compute, queue: vm_agent}\n  db:\n    type: rhaiflow.nodes.Root\n    relationships: [{type: rhaiflow.relationships.contained_in, target: vm}]\n    interfaces:\n      lifecycle:\n        create: {script: c.sh, executor: central_deployment_agent}\n        start: {script: s.sh, queue: gpu}\n        stop: {script: s.sh, executor: host_agent}\n  lone: {type: rhaiflow.nodes.Root}\n",
+        )
+        .unwrap();
+        assert_eq!(
+            (bp.host_queue("vm"), bp.host_queue("db"), bp.host_queue("lone")),
+            (Some("vm_agent"), Some("vm_agent"), None)
+        );
+        let (_, ops) = bp.resolved_node(&bp.templates[1]);
+        assert_eq!(ops["lifecycle.create"].executor, Executor::Central);
+        assert_eq!(ops["lifecycle.start"].executor, Executor::Queue("gpu".into()));
+        assert_eq!(ops["lifecycle.stop"].executor, Executor::HostAgent);
+    }
+
+    #[test]
+    fn a_queue_or_executor_that_cannot_be_is_refused_at_its_line() {
+        let d = parse(
+            "node_templates:\n  vm:\n    type: rhaiflow.nodes.Compute\n    queue: ''\n    interfaces:\n      lifecycle:\n        create: {script: c.sh, executor: elsewhere}\n        start: {script: s.sh, queue: gpu, executor: central_deployment_agent}\n",
+        )
+        .unwrap_err();
+        for expected in [
+            "`queue` names a queue: it cannot be empty",
+            "`executor` is `host_agent` or `central_deployment_agent`, found `elsewhere`",
+            "either on a `queue` or with the execution",
+        ] {
             assert!(d.message.contains(expected), "{expected} not in {}", d.message);
         }
     }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-pub use blueprint::{Blueprint, Implementation, Operation};
+pub use blueprint::{Blueprint, Executor, Implementation, Operation};
 pub use model::{Deployment, InstanceData};
 
 /// Which end of a relationship an operation runs for.
@@ -36,6 +36,9 @@ pub struct OperationCall {
     /// For a relationship operation: the relationship's index on the instance, its target
     /// instance, and which end runs.
     pub relationship: Option<(usize, String, Side)>,
+    /// Where the script that built the task placed it (`execute_operation(op, kwargs, #{queue})`),
+    /// over what the blueprint says.
+    pub placed: Option<Executor>,
 }
 
 impl OperationCall {
@@ -70,6 +73,7 @@ impl OperationCall {
             operation,
             inputs,
             relationship,
+            placed: None,
         }
     }
 
@@ -80,6 +84,18 @@ impl OperationCall {
         match &self.relationship {
             Some((_, target, Side::Target)) => target,
             _ => &self.instance,
+        }
+    }
+
+    /// The queue the operation runs on (a worker listening there), or `None`: with the
+    /// execution. Its own `queue` or `executor`, else the queue of the host of the instance it
+    /// runs for (a relationship's target operation on the target's host, as Cloudify's agents).
+    pub fn queue(&self) -> Option<&str> {
+        let operation = self.operation.as_ref()?;
+        match self.placed.as_ref().unwrap_or(&operation.executor) {
+            Executor::Central => None,
+            Executor::Queue(queue) => Some(queue),
+            Executor::HostAgent => self.node()?.queue.as_deref(),
         }
     }
 

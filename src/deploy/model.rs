@@ -32,6 +32,8 @@ pub struct NodeModel {
     pub relationships: Vec<RelationshipModel>,
     /// How many instances each container instance gets (`instances.deploy`).
     pub deploy: usize,
+    /// The queue its operations run on unless they say otherwise (`Blueprint::host_queue`).
+    pub queue: Option<String>,
 }
 
 #[derive(Debug)]
@@ -119,6 +121,7 @@ impl Deployment {
                     operations,
                     relationships,
                     deploy: t.deploy,
+                    queue: blueprint.host_queue(&t.id).map(str::to_string),
                 }
             })
             .collect();

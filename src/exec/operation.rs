@@ -7,6 +7,11 @@
 //! `RHAIFLOW_OPERATION`, `RHAIFLOW_PROPERTIES` and `RHAIFLOW_INPUTS` (JSON), and
 //! `RHAIFLOW_RUNTIME_PROPERTIES`, a file holding the instance's runtime properties as a JSON
 //! object, which the script may rewrite to change them.
+//!
+//! An operation on a queue (`OperationCall::queue`: its own, or its host's) is sent to a worker
+//! listening there: the script's text and the runtime properties travel with it, and what the
+//! script left in the file comes back. A bundle's function stays with the execution (it shares
+//! the script's engine, as closures do).
 
 use std::sync::Arc;
 
@@ -15,8 +20,9 @@ use serde_json::Value;
 
 use super::attempt::off_the_workers;
 use super::runtime_file::RuntimeFile;
-use super::{process, ExecEnv};
+use super::{process, remote, ExecEnv};
 use crate::deploy::{Implementation, OperationCall};
+use crate::store::RemoteJob;
 use crate::task::TaskError;
 use crate::task::{ProcessOptions, TaskCell, TaskSettings};
 
@@ -53,9 +59,6 @@ async fn run_script(
     // its runtime properties.
     let instance = call.runs_for();
     let before = deployment.data_of(instance).runtime_properties;
-    let text = Value::Object(before.clone()).to_string();
-    let file = off_the_workers(move || RuntimeFile::holding(&text)).await?;
-    let file = file.map_err(|e| TaskError::recoverable(format!("cannot make the runtime properties file: {e}")))?;
     let mut env_vars = vec![
         ("RHAIFLOW_NODE".into(), node.0),
         ("RHAIFLOW_INSTANCE".into(), instance.to_string()),
@@ -63,25 +66,59 @@ async fn run_script(
         ("RHAIFLOW_PROPERTIES".into(), node.1.to_string()),
         ("RHAIFLOW_INPUTS".into(), Value::Object(call.inputs.clone()).to_string()),
         ("RHAIFLOW_DEPLOYMENT".into(), deployment.name.clone()),
-        ("RHAIFLOW_RUNTIME_PROPERTIES".into(), file.path()),
     ];
     // A relationship operation also names both ends.
     if let Some((_, target, _)) = &call.relationship {
         env_vars.push(("RHAIFLOW_SOURCE_INSTANCE".into(), call.instance.clone()));
         env_vars.push(("RHAIFLOW_TARGET_INSTANCE".into(), target.clone()));
     }
-    let options = ProcessOptions {
-        env: env_vars,
-        cwd: Some(dir.display().to_string()),
-        timeout: settings.timeout,
-        output_limit: None,
-        queue: None,
-    };
-    let argv = ["sh".to_string(), dir.join(path).display().to_string()];
     let task = super::attempt::current_task_info(cell);
-    let result = process::run(task, &argv, path, &options, settings.timeout, env).await;
+    let before_text = Value::Object(before.clone()).to_string();
+    let (result, after) = match call.queue() {
+        Some(queue) => {
+            let script = dir.join(path);
+            let read = off_the_workers(move || std::fs::read_to_string(&script)).await?;
+            let text = read.map_err(|e| TaskError::recoverable(format!("cannot read the script {path}: {e}")))?;
+            let job = RemoteJob {
+                execution_id: env.bus.label().execution_id.to_string(),
+                task: task.name.to_string(),
+                argv: Vec::new(),
+                display: path.to_string(),
+                env: env_vars,
+                cwd: None,
+                timeout: settings.timeout,
+                output_limit: None,
+                script: Some(text),
+                runtime_properties: Some(before_text),
+            };
+            let outcome = remote::send(queue, job, env).await?;
+            let after = match &outcome["runtime_properties"] {
+                Value::String(text) => Ok(text.clone()),
+                Value::Object(why) => Err(why.get("unreadable").map_or_else(String::new, |w| w.to_string())),
+                _ => Err("the worker sent none back".to_string()),
+            };
+            (remote::from_outcome(&outcome), after)
+        }
+        None => {
+            let file = off_the_workers(move || RuntimeFile::holding(&before_text)).await?;
+            let mut file =
+                file.map_err(|e| TaskError::recoverable(format!("cannot make the runtime properties file: {e}")))?;
+            env_vars.push(("RHAIFLOW_RUNTIME_PROPERTIES".into(), file.path()));
+            let options = ProcessOptions {
+                env: env_vars,
+                cwd: Some(dir.display().to_string()),
+                timeout: settings.timeout,
+                output_limit: None,
+                queue: None,
+            };
+            let argv = ["sh".to_string(), dir.join(path).display().to_string()];
+            let result = process::run(task, &argv, path, &options, settings.timeout, env).await;
+            let after = off_the_workers(move || file.contents().map_err(|e| e.to_string())).await?;
+            (result, after)
+        }
+    };
     let (deployment, instance, name) = (deployment.clone(), instance.to_string(), call.name.clone());
-    let kept = off_the_workers(move || keep_runtime_properties(file, &deployment, &instance, before, &name)).await?;
+    let kept = off_the_workers(move || keep_runtime_properties(after, &deployment, &instance, before, &name)).await?;
     match kept {
         Ok(()) => result,
         Err(Unkept::Unrecorded(error)) => Err(error),
@@ -100,13 +137,13 @@ enum Unkept {
 /// Keeps the runtime properties a script operation left in its file, when it changed them
 /// (a stored deployment writes them through, with an fsync: never on tokio's workers).
 fn keep_runtime_properties(
-    mut file: RuntimeFile,
+    after: Result<String, String>,
     deployment: &crate::deploy::Deployment,
     instance: &str,
     before: serde_json::Map<String, Value>,
     operation: &str,
 ) -> Result<(), Unkept> {
-    let after = read_runtime_properties(&mut file, operation).map_err(Unkept::Unreadable)?;
+    let after = read_runtime_properties(after, operation).map_err(Unkept::Unreadable)?;
     if after != before {
         deployment
             .set_runtime_properties(instance, after)
@@ -115,10 +152,10 @@ fn keep_runtime_properties(
     Ok(())
 }
 
-/// The runtime properties a script operation left in its file: a JSON object, or an error
-/// saying what is wrong with it.
+/// The runtime properties a script operation left in its file (`text`, or why it could not
+/// be read): a JSON object, or an error saying what is wrong with it.
 fn read_runtime_properties(
-    file: &mut RuntimeFile,
+    text: Result<String, String>,
     operation: &str,
 ) -> Result<serde_json::Map<String, Value>, TaskError> {
     let unreadable = |why: String| {
@@ -127,7 +164,7 @@ fn read_runtime_properties(
              must be a JSON object"
         ))
     };
-    let text = file.contents().map_err(|e| unreadable(e.to_string()))?;
+    let text = text.map_err(unreadable)?;
     match serde_json::from_str::<Value>(&text) {
         Ok(Value::Object(properties)) => Ok(properties),
         Ok(other) => Err(unreadable(format!("it holds {}", json_kind(&other)))),

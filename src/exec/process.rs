@@ -56,14 +56,17 @@ pub async fn run(
     run_here(argv, display, options, timeout, &execution_id, env.cancel.forced(), Some(&lines)).await
 }
 
-/// Runs a task a worker took from a queue (`remote`): as here, with no output events (its
-/// execution runs elsewhere); `forced` completes when its execution cancelled it.
+/// Runs a task a worker took from a queue (`remote::run_taken`): as here, with no output
+/// events (its execution runs elsewhere); `forced` completes when its execution cancelled it.
 pub async fn run_taken(
-    job: &crate::store::RemoteJob,
+    argv: &[String],
+    display: &str,
+    execution_id: &str,
     options: &ProcessOptions,
+    timeout: Option<f64>,
     forced: impl std::future::Future<Output = ()>,
 ) -> Result<Dynamic, TaskError> {
-    run_here(&job.argv, &job.display, options, job.timeout, &job.execution_id, forced, None).await
+    run_here(argv, display, options, timeout, execution_id, forced, None).await
 }
 
 /// Runs `argv` here, for the execution `execution_id`, until it ends, its `timeout` passes or

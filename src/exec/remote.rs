@@ -18,7 +18,8 @@ use serde_json::{json, Value};
 use tokio::sync::oneshot;
 
 use super::attempt::off_the_workers;
-use super::ExecEnv;
+use super::runtime_file::RuntimeFile;
+use super::{process, ExecEnv};
 use crate::events::TaskInfo;
 use crate::store::{RemoteJob, RemoteState, RemoteTasks};
 use crate::task::{ErrorKind, ProcessOptions, TaskError};
@@ -78,6 +79,7 @@ impl SentTasks {
     }
 }
 
+/// Runs a shell or exec task on `queue`.
 pub async fn run(
     task: TaskInfo,
     queue: &str,
@@ -87,16 +89,6 @@ pub async fn run(
     timeout: Option<f64>,
     env: &ExecEnv,
 ) -> Result<Dynamic, TaskError> {
-    let Some(sent) = env.remote.clone() else {
-        return Err(TaskError::new(
-            ErrorKind::NonRecoverable,
-            format!(
-                "task `{}` runs on queue `{queue}`, which needs workers sharing a PostgreSQL store (--store \
-                 postgres://...)",
-                task.name
-            ),
-        ));
-    };
     let job = RemoteJob {
         execution_id: env.bus.label().execution_id.to_string(),
         task: task.name.to_string(),
@@ -106,6 +98,23 @@ pub async fn run(
         cwd: options.cwd.clone(),
         timeout,
         output_limit: options.output_limit,
+        script: None,
+        runtime_properties: None,
+    };
+    from_outcome(&send(queue, job, env).await?)
+}
+
+/// Sends `job` to `queue` and waits for its outcome (what the worker wrote: `outcome`).
+pub async fn send(queue: &str, job: RemoteJob, env: &ExecEnv) -> Result<Value, TaskError> {
+    let Some(sent) = env.remote.clone() else {
+        return Err(TaskError::new(
+            ErrorKind::NonRecoverable,
+            format!(
+                "task `{}` runs on queue `{queue}`, which needs workers sharing a PostgreSQL store (--store \
+                 postgres://...)",
+                job.task
+            ),
+        ));
     };
     let queue = queue.to_string();
     let id = store_call(&sent.remote, move |r| r.send(&queue, &job)).await?;
@@ -122,7 +131,7 @@ pub async fn run(
             state = settled => match state {
                 Ok(RemoteState::Done(outcome)) => {
                     store_call(&sent.remote, move |r| r.forget(id)).await?;
-                    return from_outcome(&outcome);
+                    return Ok(outcome);
                 }
                 Ok(RemoteState::Lost) => store_call(&sent.remote, move |r| r.send_again(id)).await?,
                 Err(_) => return Err(TaskError::internal("the watch of a sent task ended before it settled")),
@@ -148,6 +157,47 @@ async fn store_call<T: Send + 'static>(
     off_the_workers(move || call(remote.as_ref())).await?.map_err(|e| TaskError::unrecorded(&e))
 }
 
+/// Runs a job a worker took (`forced` completes when its execution cancelled it) and returns
+/// its outcome. An operation's script and its runtime properties file are anonymous files in
+/// memory (`RuntimeFile`): nothing is left on the worker's disk, whatever ends it.
+pub async fn run_taken(job: &RemoteJob, forced: impl std::future::Future<Output = ()>) -> Value {
+    let mut options = ProcessOptions {
+        env: job.env.clone(),
+        cwd: job.cwd.clone(),
+        timeout: job.timeout,
+        output_limit: job.output_limit,
+        queue: None,
+    };
+    let in_memory = |text: &str, what: &str| {
+        RuntimeFile::holding(text).map_err(|e| TaskError::recoverable(format!("cannot make the {what} file: {e}")))
+    };
+    let script = match job.script.as_deref().map(|text| in_memory(text, "script")).transpose() {
+        Ok(script) => script,
+        Err(e) => return outcome(&Err(e)),
+    };
+    let mut properties =
+        match job.runtime_properties.as_deref().map(|text| in_memory(text, "runtime properties")).transpose() {
+            Ok(properties) => properties,
+            Err(e) => return outcome(&Err(e)),
+        };
+    if let Some(file) = &properties {
+        options.env.push(("RHAIFLOW_RUNTIME_PROPERTIES".into(), file.path()));
+    }
+    let argv = match &script {
+        Some(file) => vec!["sh".to_string(), file.path()],
+        None => job.argv.clone(),
+    };
+    let ran = process::run_taken(&argv, &job.display, &job.execution_id, &options, job.timeout, forced).await;
+    let mut told = outcome(&ran);
+    if let Some(file) = &mut properties {
+        told["runtime_properties"] = match file.contents() {
+            Ok(text) => Value::String(text),
+            Err(e) => json!({ "unreadable": e.to_string() }),
+        };
+    }
+    told
+}
+
 /// What a worker writes of a task it ran.
 pub fn outcome(result: &Result<Dynamic, TaskError>) -> Value {
     match result {
@@ -162,7 +212,7 @@ pub fn outcome(result: &Result<Dynamic, TaskError>) -> Value {
 }
 
 /// The task's result or error from what its worker wrote.
-fn from_outcome(outcome: &Value) -> Result<Dynamic, TaskError> {
+pub fn from_outcome(outcome: &Value) -> Result<Dynamic, TaskError> {
     if outcome["ok"] == Value::Bool(true) {
         return Ok(crate::value::from_json(&outcome["result"]));
     }

@@ -164,7 +164,8 @@ pub trait Store: Send + Sync {
     }
 }
 
-/// A process task sent to a queue, as the worker that takes it runs it.
+/// A process task sent to a queue, as the worker that takes it runs it: a command, or an
+/// operation's script with its instance's runtime properties (which come back in the outcome).
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct RemoteJob {
     pub execution_id: String,
@@ -177,6 +178,13 @@ pub struct RemoteJob {
     pub cwd: Option<String>,
     pub timeout: Option<f64>,
     pub output_limit: Option<usize>,
+    /// An operation's script: run with `sh` (its `argv` is empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub script: Option<String>,
+    /// The runtime properties (a JSON object's text) the script reads and may rewrite in the
+    /// file `RHAIFLOW_RUNTIME_PROPERTIES` names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime_properties: Option<String>,
 }
 
 /// How a sent task settled.

@@ -9,7 +9,7 @@ use rhai::{Array, Dynamic, Engine, EvalAltResult, Map, NativeCallContext};
 use super::doc::doc;
 use super::tasks::{bad_argument, build, TaskHandle};
 use crate::deploy::model::NotRecorded;
-use crate::deploy::{Deployment, OperationCall, Side};
+use crate::deploy::{Deployment, Executor, OperationCall, Side};
 use crate::script::state::{upgrade, RunRef};
 use crate::task::TaskAction;
 use crate::task::TaskError;
@@ -282,6 +282,21 @@ fn register_instance_tasks(engine: &mut Engine, run: &RunRef) {
         operation_task(&r, ctx, &i.deployment, &i.id, op, args, None)
     });
     let r = run.clone();
+    doc(
+        "instance.execute_operation(op, kwargs, opts)",
+        "As `execute_operation(op, kwargs)`, with options: `queue` (run a script operation on a worker listening \
+         there; `\"\"` runs it with the execution, whatever the blueprint says).",
+    )
+    .func("execute_operation")
+    .register_into_engine(
+        engine,
+        move |ctx: NativeCallContext, i: &mut InstanceHandle, op: &str, args: Map, opts: Map| {
+            let placed = operation_placement(&opts)?;
+            let call = OperationCall { placed, ..OperationCall::new(&i.deployment, &i.id, op, kwargs(args), None) };
+            build(&upgrade(&r)?, op, TaskAction::Operation(Arc::new(call)), ctx.call_position())
+        },
+    );
+    let r = run.clone();
     doc("instance.send_event(message)", "A task emitting a `workflow_event` about the instance.")
         .func("send_event")
         .register_into_engine(engine, move |ctx: NativeCallContext, i: &mut InstanceHandle, message: Dynamic| {
@@ -511,6 +526,23 @@ fn deployment(run: &RunRef) -> Result<Arc<Deployment>> {
         .deployment
         .clone()
         .ok_or_else(|| bad_argument("this run has no deployment: give --blueprint FILE or --deployment NAME"))
+}
+
+/// The options of an operation task: `queue` only.
+fn operation_placement(opts: &Map) -> Result<Option<Executor>> {
+    let mut placed = None;
+    for (key, value) in opts {
+        match key.as_str() {
+            "queue" => {
+                let queue = value.clone().into_immutable_string().map_err(|_| {
+                    bad_argument(format!("execute_operation: `queue` must be the name of a queue, not {value}"))
+                })?;
+                placed = Some(if queue.is_empty() { Executor::Central } else { Executor::Queue(queue.to_string()) });
+            }
+            other => return Err(bad_argument(format!("execute_operation: unknown option `{other}` (expected queue)"))),
+        }
+    }
+    Ok(placed)
 }
 
 fn operation_task(
