@@ -435,6 +435,37 @@ fn a_task_whose_worker_died_is_run_by_another() {
     let _ = finish(other);
 }
 
+// `noop(name, #{queue})` does nothing on a worker of that queue: it succeeds once one took it,
+// naming it, and leaves nothing behind in the task tables; a bad option is refused.
+#[test]
+fn a_noop_on_a_queue_is_answered_by_a_worker_listening_there() {
+    let Some(c) = Cluster::new("noop_on_queue") else { return };
+    let worker = c.worker("far", "5", &["--queue", "far"]);
+    let script = r#"let g = graph_mode();
+let pings = [];
+for i in 0..200 { pings.push(g.add_task(noop(`ping${i}`, #{queue: "far"}))); }
+g.execute();
+let names = pings.map(|p| p.get().worker);
+names.dedup();
+names"#;
+    let run = run_in_background(&c, script, "ping.rhai");
+    let out = run.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let names: Vec<String> = serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).unwrap();
+    assert_eq!(names.len(), 1, "{names:?}");
+    assert!(names[0].ends_with(&format!(":{}", worker.id())), "{names:?}");
+    assert_eq!(c.sql("SELECT count(*) FROM rhaiflow_task_runs"), "0");
+    assert_eq!(c.sql("SELECT count(*) FROM rhaiflow_task_queue"), "0");
+    let bad = c.path("bad.rhai");
+    std::fs::write(&bad, r#"let g = graph_mode(); g.add_task(noop("x", #{queu: "far"})); g.execute();"#).unwrap();
+    let out = c.command(&["run", &bad]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "a script that cannot build its graph is bad input");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("noop: unknown option `queu` (expected queue)"));
+    kill(&worker, libc::SIGTERM);
+    let (code, stderr) = finish(worker);
+    assert_eq!(code, 0, "{stderr}");
+}
+
 // Without workers (a SQLite store) a task with a queue cannot run: it fails saying why.
 #[test]
 fn a_task_with_a_queue_on_a_sqlite_store_fails_saying_why() {

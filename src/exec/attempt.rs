@@ -204,6 +204,7 @@ async fn perform(cell: &Arc<TaskCell>, settings: &TaskSettings, env: &Arc<ExecEn
     }
     match &cell.action {
         TaskAction::Noop | TaskAction::Subgraph => Ok(Dynamic::UNIT),
+        TaskAction::NoopOn { queue } => super::remote::nothing(current_task_info(cell), queue, env).await,
         TaskAction::Event { message, node_instance } => {
             env.bus.emit(Payload::WorkflowEvent { message: message.clone(), node_instance: node_instance.clone() });
             Ok(Dynamic::UNIT)

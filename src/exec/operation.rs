@@ -88,6 +88,7 @@ async fn run_script(
                 cwd: None,
                 timeout: settings.timeout,
                 output_limit: None,
+                nothing: false,
                 script: Some(text),
                 runtime_properties: Some(before_text),
             };

@@ -27,51 +27,155 @@ use crate::task::{ErrorKind, ProcessOptions, TaskError};
 const LOOK_EVERY: Duration = Duration::from_millis(50);
 const CANCEL_GRACE: Duration = Duration::from_secs(2);
 
+/// Told when a sent task settles.
+type Settled = oneshot::Receiver<RemoteState>;
+
+/// A job waiting to be sent, and who waits for its id (and then for it to settle).
+type Unsent = (String, RemoteJob, oneshot::Sender<Result<(i64, Settled), TaskError>>);
+
+/// At most this many jobs go in one statement.
+const SEND_AT_MOST: usize = 1000;
+
+/// The jobs waiting to be sent, and whether a sender is at work on them.
+#[derive(Default)]
+struct Outbox {
+    jobs: Vec<Unsent>,
+    sending: bool,
+}
+
+/// Who waits for which task, and the highest id sent. A look takes the outcomes of the tasks
+/// up to that id only: each of them had its waiter before its outcome could be read (it was
+/// registered with the id, before the sender was told), and a batch on its way is left alone.
+#[derive(Default)]
+struct Waiting {
+    tells: HashMap<i64, oneshot::Sender<RemoteState>>,
+    highest: i64,
+}
+
 /// The tasks one execution sent, and who waits for each.
 pub struct SentTasks {
     remote: Arc<dyn RemoteTasks>,
     execution_id: String,
-    waiting: Mutex<HashMap<i64, oneshot::Sender<RemoteState>>>,
+    waiting: Mutex<Waiting>,
     /// Set while a task looks for the outcomes (started by the first wait, ended when nobody
-    /// waits).
+    /// waits and nothing is left to forget).
     looking: Mutex<bool>,
+    /// Jobs are sent together: those that come while a batch is on its way go in the next.
+    outbox: Mutex<Outbox>,
 }
 
 impl SentTasks {
     pub fn new(remote: Arc<dyn RemoteTasks>, execution_id: String) -> Arc<SentTasks> {
-        Arc::new(SentTasks { remote, execution_id, waiting: Mutex::default(), looking: Mutex::new(false) })
+        Arc::new(SentTasks {
+            remote,
+            execution_id,
+            waiting: Mutex::default(),
+            looking: Mutex::new(false),
+            outbox: Mutex::default(),
+        })
     }
 
-    /// Told when the task `id` settles.
-    fn wait(self: &Arc<Self>, id: i64) -> oneshot::Receiver<RemoteState> {
+    /// Sends `job` to `queue` (with whatever else is being sent): its id, and what tells when
+    /// it settled.
+    async fn send(self: &Arc<Self>, queue: &str, job: RemoteJob) -> Result<(i64, Settled), TaskError> {
         let (tell, told) = oneshot::channel();
-        self.waiting.lock().insert(id, tell);
+        let start = {
+            let mut outbox = self.outbox.lock();
+            outbox.jobs.push((queue.to_string(), job, tell));
+            !std::mem::replace(&mut outbox.sending, true)
+        };
+        if start {
+            tokio::spawn(self.clone().send_all());
+        }
+        told.await.map_err(|_| TaskError::internal("the sender of a task ended before sending it"))?
+    }
+
+    /// Sends what waits in the outbox, a batch a commit, until it is empty.
+    async fn send_all(self: Arc<Self>) {
+        loop {
+            let batch: Vec<Unsent> = {
+                let mut outbox = self.outbox.lock();
+                if outbox.jobs.is_empty() {
+                    outbox.sending = false;
+                    return;
+                }
+                let cut = outbox.jobs.len().min(SEND_AT_MOST);
+                let rest = outbox.jobs.split_off(cut);
+                std::mem::replace(&mut outbox.jobs, rest)
+            };
+            let (jobs, tells): (Vec<(String, RemoteJob)>, Vec<_>) =
+                batch.into_iter().map(|(queue, job, tell)| ((queue, job), tell)).unzip();
+            let remote = self.remote.clone();
+            let sent = match off_the_workers(move || remote.send(&jobs)).await {
+                Ok(Ok(ids)) if ids.len() == tells.len() => Ok(ids),
+                Ok(Ok(_)) => Err(TaskError::internal("the store lost a sent task")),
+                Ok(Err(e)) => Err(TaskError::unrecorded(&e)),
+                Err(e) => Err(e),
+            };
+            let ids = match sent {
+                Ok(ids) => ids,
+                Err(e) => {
+                    for tell in tells {
+                        let _ = tell.send(Err(e.clone()));
+                    }
+                    continue;
+                }
+            };
+            let settles: Vec<Settled> = {
+                let mut waiting = self.waiting.lock();
+                waiting.highest = ids.iter().copied().fold(waiting.highest, i64::max);
+                ids.iter().map(|id| Self::register(&mut waiting, *id)).collect()
+            };
+            self.keep_looking();
+            for ((tell, id), settled) in tells.into_iter().zip(ids).zip(settles) {
+                let _ = tell.send(Ok((id, settled)));
+            }
+        }
+    }
+
+    fn register(waiting: &mut Waiting, id: i64) -> Settled {
+        let (tell, told) = oneshot::channel();
+        waiting.tells.insert(id, tell);
+        told
+    }
+
+    /// Told when the task `id`, sent already, settles (again).
+    fn wait(self: &Arc<Self>, id: i64) -> Settled {
+        let settled = Self::register(&mut self.waiting.lock(), id);
+        self.keep_looking();
+        settled
+    }
+
+    fn keep_looking(self: &Arc<Self>) {
         let mut looking = self.looking.lock();
         if !*looking {
             *looking = true;
             tokio::spawn(self.clone().look());
         }
-        told
     }
 
     /// Looks every `LOOK_EVERY` while anyone waits, and tells them what settled.
     async fn look(self: Arc<Self>) {
         loop {
             tokio::time::sleep(LOOK_EVERY).await;
-            {
+            let up_to = {
                 let mut looking = self.looking.lock();
-                self.waiting.lock().retain(|_, tell| !tell.is_closed());
-                if self.waiting.lock().is_empty() {
+                let mut waiting = self.waiting.lock();
+                waiting.tells.retain(|_, tell| !tell.is_closed());
+                if waiting.tells.is_empty() {
                     *looking = false;
                     return;
                 }
-            }
-            let (remote, id) = (self.remote.clone(), self.execution_id.clone());
+                waiting.highest
+            };
+            let (remote, execution_id) = (self.remote.clone(), self.execution_id.clone());
             // A look that fails is made again; a store that stays away fails the run elsewhere.
-            let Ok(Ok(settled)) = off_the_workers(move || remote.settled(&id)).await else { continue };
+            let Ok(Ok(settled)) = off_the_workers(move || remote.take_settled(&execution_id, up_to)).await else {
+                continue;
+            };
             let mut waiting = self.waiting.lock();
             for (id, state) in settled {
-                if let Some(tell) = waiting.remove(&id) {
+                if let Some(tell) = waiting.tells.remove(&id) {
                     let _ = tell.send(state);
                 }
             }
@@ -98,6 +202,25 @@ pub async fn run(
         cwd: options.cwd.clone(),
         timeout,
         output_limit: options.output_limit,
+        nothing: false,
+        script: None,
+        runtime_properties: None,
+    };
+    from_outcome(&send(queue, job, env).await?)
+}
+
+/// A no-op task on `queue` (`noop(name, #{queue})`): its result names the worker that took it.
+pub async fn nothing(task: TaskInfo, queue: &str, env: &ExecEnv) -> Result<Dynamic, TaskError> {
+    let job = RemoteJob {
+        execution_id: env.bus.label().execution_id.to_string(),
+        task: task.name.to_string(),
+        argv: Vec::new(),
+        display: String::new(),
+        env: Vec::new(),
+        cwd: None,
+        timeout: None,
+        output_limit: None,
+        nothing: true,
         script: None,
         runtime_properties: None,
     };
@@ -116,11 +239,9 @@ pub async fn send(queue: &str, job: RemoteJob, env: &ExecEnv) -> Result<Value, T
             ),
         ));
     };
-    let queue = queue.to_string();
-    let id = store_call(&sent.remote, move |r| r.send(&queue, &job)).await?;
+    let (id, mut settled) = sent.send(queue, job).await?;
     let mut given_up_at = None;
     loop {
-        let settled = sent.wait(id);
         let grace = async {
             match given_up_at {
                 Some(at) => tokio::time::sleep_until(at).await,
@@ -128,12 +249,13 @@ pub async fn send(queue: &str, job: RemoteJob, env: &ExecEnv) -> Result<Value, T
             }
         };
         tokio::select! {
-            state = settled => match state {
-                Ok(RemoteState::Done(outcome)) => {
-                    store_call(&sent.remote, move |r| r.forget(id)).await?;
-                    return Ok(outcome);
+            state = &mut settled => match state {
+                Ok(RemoteState::Done(outcome)) => return Ok(outcome),
+                Ok(RemoteState::Lost) => {
+                    // Waited for before it is sent again: its outcome cannot come unseen.
+                    settled = sent.wait(id);
+                    store_call(&sent.remote, move |r| r.send_again(id)).await?;
                 }
-                Ok(RemoteState::Lost) => store_call(&sent.remote, move |r| r.send_again(id)).await?,
                 Err(_) => return Err(TaskError::internal("the watch of a sent task ended before it settled")),
             },
             _ = env.cancel.forced(), if given_up_at.is_none() => {
@@ -143,7 +265,7 @@ pub async fn send(queue: &str, job: RemoteJob, env: &ExecEnv) -> Result<Value, T
             _ = grace => break,
         }
     }
-    store_call(&sent.remote, move |r| r.forget(id)).await?;
+    store_call(&sent.remote, move |r| r.forget(&[id])).await?;
     Err(TaskError::cancelled())
 }
 
@@ -158,9 +280,12 @@ async fn store_call<T: Send + 'static>(
 }
 
 /// Runs a job a worker took (`forced` completes when its execution cancelled it) and returns
-/// its outcome. An operation's script and its runtime properties file are anonymous files in
+/// its outcome; `worker` names the worker (the result of a job with nothing to run). An operation's script and its runtime properties file are anonymous files in
 /// memory (`RuntimeFile`): nothing is left on the worker's disk, whatever ends it.
-pub async fn run_taken(job: &RemoteJob, forced: impl std::future::Future<Output = ()>) -> Value {
+pub async fn run_taken(job: &RemoteJob, worker: &str, forced: impl std::future::Future<Output = ()>) -> Value {
+    if job.nothing {
+        return json!({ "ok": true, "result": { "worker": worker } });
+    }
     let mut options = ProcessOptions {
         env: job.env.clone(),
         cwd: job.cwd.clone(),

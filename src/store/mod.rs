@@ -178,6 +178,10 @@ pub struct RemoteJob {
     pub cwd: Option<String>,
     pub timeout: Option<f64>,
     pub output_limit: Option<usize>,
+    /// Nothing to run: the worker that takes it answers with its name (`noop(name, #{queue})`,
+    /// a task that tells a worker listens on the queue).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub nothing: bool,
     /// An operation's script: run with `sh` (its `argv` is empty).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub script: Option<String>,
@@ -198,17 +202,18 @@ pub enum RemoteState {
 
 /// Tasks sent to workers through the store, from the execution's side.
 pub trait RemoteTasks: Send + Sync {
-    /// Sends `job` to `queue`; returns its id.
-    fn send(&self, queue: &str, job: &RemoteJob) -> Result<i64>;
+    /// Sends each job to its queue, in one commit; returns their ids, in the same order.
+    fn send(&self, jobs: &[(String, RemoteJob)]) -> Result<Vec<i64>>;
     /// Sends the job `id` again (its worker died).
     fn send_again(&self, id: i64) -> Result<()>;
-    /// The tasks `execution_id` sent that are done or lost (not the pending ones): one look
-    /// for all the tasks an execution waits for.
-    fn settled(&self, execution_id: &str) -> Result<Vec<(i64, RemoteState)>>;
+    /// The tasks `execution_id` sent, up to the id `up_to`, that are done (their outcomes,
+    /// which leave the store as they are read) or lost (their worker died): one look for all
+    /// the tasks an execution waits for.
+    fn take_settled(&self, execution_id: &str, up_to: i64) -> Result<Vec<(i64, RemoteState)>>;
     /// Asks the worker running it to stop it (kill its process group).
     fn cancel(&self, id: i64) -> Result<()>;
-    /// Forgets it (its outcome was read).
-    fn forget(&self, id: i64) -> Result<()>;
+    /// Forgets them (nobody waits for them any more).
+    fn forget(&self, ids: &[i64]) -> Result<()>;
 }
 
 /// Opens the store at `location`: SQLite's file, or a PostgreSQL server (migrated if needed).

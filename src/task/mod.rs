@@ -51,6 +51,11 @@ pub enum TaskAction {
         seconds: f64,
     },
     Noop,
+    /// A no-op run by a worker listening on `queue` (`noop(name, #{queue})`): it tells that
+    /// one listens, and carries the queue's own cost (nothing else).
+    NoopOn {
+        queue: String,
+    },
     /// Emits a `workflow_event`, or a `node_event` for a node instance.
     Event {
         message: String,
@@ -74,7 +79,7 @@ impl TaskAction {
             TaskAction::Script { .. } => TaskKind::Script,
             TaskAction::Shell { .. } | TaskAction::Exec { .. } => TaskKind::Shell,
             TaskAction::Sleep { .. } => TaskKind::Sleep,
-            TaskAction::Noop => TaskKind::Noop,
+            TaskAction::Noop | TaskAction::NoopOn { .. } => TaskKind::Noop,
             TaskAction::Event { .. } => TaskKind::Event,
             TaskAction::Operation(_) | TaskAction::SetState { .. } => TaskKind::Operation,
             TaskAction::Subgraph => TaskKind::Subgraph,

@@ -148,6 +148,31 @@ fn register_constructors(engine: &mut Engine, run: &RunRef) {
             build(&upgrade(&r)?, name, TaskAction::Noop, ctx.call_position())
         });
     let r = run.clone();
+    doc(
+        "noop(name, opts)",
+        "With `#{queue: \"NAME\"}`: a task doing nothing on a worker listening on that queue; it succeeds once \
+         one took it, and its result is `#{worker}`, the worker's name.",
+    )
+    .func("noop")
+    .register_into_engine(engine, move |ctx: NativeCallContext, name: &str, opts: Map| {
+        let mut action = TaskAction::Noop;
+        for (key, value) in &opts {
+            match key.as_str() {
+                "queue" => {
+                    let queue = value
+                        .clone()
+                        .into_immutable_string()
+                        .map_err(|_| bad_argument(format!("noop: `queue` must be the name of a queue, not {value}")))?;
+                    if !queue.is_empty() {
+                        action = TaskAction::NoopOn { queue: queue.to_string() };
+                    }
+                }
+                other => return Err(bad_argument(format!("noop: unknown option `{other}` (expected queue)"))),
+            }
+        }
+        build(&upgrade(&r)?, name, action, ctx.call_position())
+    });
+    let r = run.clone();
     doc("send_event(message)", "A task emitting a `workflow_event` with the message.")
         .func("send_event")
         .register_into_engine(engine, move |ctx: NativeCallContext, message: Dynamic| {

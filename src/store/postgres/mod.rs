@@ -194,8 +194,11 @@ async fn heartbeat(mut config: tokio_postgres::Config, owner: String, lease: Dur
         let _ = c.execute("UPDATE rhaiflow_workers SET seen_at = now() WHERE name = $1", &[&owner]).await;
         let _ = c
             .execute(
+                // Rows being written (their outcomes) are skipped, never waited for: no lock
+                // order between the beat and a batch of outcomes can then make a deadlock.
                 "UPDATE rhaiflow_task_runs SET lease_until = now() + make_interval(secs => $2)
-                 WHERE owner = $1 AND outcome IS NULL",
+                 WHERE id IN (SELECT id FROM rhaiflow_task_runs WHERE owner = $1 AND outcome IS NULL
+                              FOR NO KEY UPDATE SKIP LOCKED)",
                 &[&owner, &secs],
             )
             .await;

@@ -113,9 +113,11 @@ impl PgStore {
     }
 
     /// Queues again the submitted executions whose owner is gone, if no other worker is
-    /// reaping now (and forgets the tasks of executions that ended); returns how many. An owner is gone when its lease ran out, or when it ran
-    /// on this machine and its process is gone (its lease is then ended at once).
-    pub fn reap(&self) -> Result<u64> {
+    /// reaping now; returns how many. An owner is gone when its lease ran out, or when it ran
+    /// on this machine and its process is gone (its lease is then ended at once). With `sweep`
+    /// it also forgets the tasks of executions that ended (a look at the whole task tables:
+    /// made seldom).
+    pub fn reap(&self, sweep: bool) -> Result<u64> {
         let me = self.owner.clone();
         self.with(move |mut client, place| async move {
             let failed = |e: tokio_postgres::Error| database(&place, &e);
@@ -160,6 +162,10 @@ impl PgStore {
                 .map_err(failed)?;
             if queued > 0 {
                 tx.execute("SELECT pg_notify($1, '')", &[&super::listener::CHANNEL]).await.map_err(failed)?;
+            }
+            if !sweep {
+                tx.commit().await.map_err(failed)?;
+                return Ok(queued);
             }
             // Tasks sent by executions that ended (or were removed) without reading their
             // outcome: nobody will, and the tables stay as small as what runs.

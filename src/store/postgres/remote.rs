@@ -15,23 +15,33 @@ pub struct PgRemoteTasks {
 }
 
 impl RemoteTasks for PgRemoteTasks {
-    fn send(&self, queue: &str, job: &RemoteJob) -> Result<i64> {
-        let (queue, execution) = (queue.to_string(), job.execution_id.clone());
-        let job = serde_json::to_string(job).map_err(|e| StoreError::Database(e.to_string()))?;
+    fn send(&self, jobs: &[(String, RemoteJob)]) -> Result<Vec<i64>> {
+        let Some((_, first)) = jobs.first() else { return Ok(Vec::new()) };
+        let execution = first.execution_id.clone();
+        let queues: Vec<String> = jobs.iter().map(|(queue, _)| queue.clone()).collect();
+        let jobs = jobs
+            .iter()
+            .map(|(_, job)| serde_json::to_string(job))
+            .collect::<std::result::Result<Vec<String>, _>>()
+            .map_err(|e| StoreError::Database(e.to_string()))?;
         self.pg.with(move |client, place| async move {
-            // One statement: one round trip and one commit a task sent.
-            let row = client
-                .query_one(
-                    "WITH task AS (SELECT nextval('rhaiflow_task_ids') AS id),
+            // One statement for the whole batch: one round trip, one commit, one wake-up a
+            // queue. `pg_notify` runs once, as an InitPlan: a CTE that only reads runs when used.
+            let rows = client
+                .query(
+                    "WITH task AS (
+                       SELECT nextval('rhaiflow_task_ids') AS id, queue, job, n
+                       FROM unnest($2::text[], $3::text[]) WITH ORDINALITY AS sent(queue, job, n)),
                      run AS (INSERT INTO rhaiflow_task_runs (id, execution_id, queue, job)
-                             SELECT id, $1, $2, $3 FROM task),
-                     waiting AS (INSERT INTO rhaiflow_task_queue (id, queue, job) SELECT id, $2, $3 FROM task)
-                     SELECT id, pg_notify($4, $2) FROM task",
-                    &[&execution, &queue, &job, &super::listener::CHANNEL],
+                             SELECT id, $1, queue, job FROM task),
+                     waiting AS (INSERT INTO rhaiflow_task_queue (id, queue, job) SELECT id, queue, job FROM task),
+                     woken AS (SELECT pg_notify($4, queue) FROM (SELECT DISTINCT queue FROM task) queues)
+                     SELECT id, (SELECT count(*) FROM woken) FROM task ORDER BY n",
+                    &[&execution, &queues, &jobs, &super::listener::CHANNEL],
                 )
                 .await
                 .map_err(|e| database(&place, &e))?;
-            Ok(row.get(0))
+            Ok(rows.iter().map(|row| row.get(0)).collect())
         })
     }
 
@@ -55,14 +65,21 @@ impl RemoteTasks for PgRemoteTasks {
         })
     }
 
-    fn settled(&self, execution_id: &str) -> Result<Vec<(i64, RemoteState)>> {
+    fn take_settled(&self, execution_id: &str, up_to: i64) -> Result<Vec<(i64, RemoteState)>> {
         let execution_id = execution_id.to_string();
         self.pg.with(move |client, place| async move {
+            // The outcomes leave as they are read: the table holds only what is under way.
             let rows = client
                 .query(
-                    "SELECT id, outcome FROM rhaiflow_task_runs
-                     WHERE execution_id = $1 AND (outcome IS NOT NULL OR (owner <> '' AND lease_until < now()))",
-                    &[&execution_id],
+                    "WITH done AS (DELETE FROM rhaiflow_task_runs
+                                   WHERE execution_id = $1 AND id <= $2 AND outcome IS NOT NULL
+                                   RETURNING id, outcome)
+                     SELECT id, outcome FROM done
+                     UNION ALL
+                     SELECT id, NULL FROM rhaiflow_task_runs
+                     WHERE execution_id = $1 AND id <= $2 AND outcome IS NULL AND owner <> ''
+                       AND lease_until < now()",
+                    &[&execution_id, &up_to],
                 )
                 .await
                 .map_err(|e| database(&place, &e))?;
@@ -90,13 +107,14 @@ impl RemoteTasks for PgRemoteTasks {
         })
     }
 
-    fn forget(&self, id: i64) -> Result<()> {
+    fn forget(&self, ids: &[i64]) -> Result<()> {
+        let ids = ids.to_vec();
         self.pg.with(move |client, place| async move {
             client
                 .execute(
-                    "WITH waiting AS (DELETE FROM rhaiflow_task_queue WHERE id = $1)
-                     DELETE FROM rhaiflow_task_runs WHERE id = $1",
-                    &[&id],
+                    "WITH waiting AS (DELETE FROM rhaiflow_task_queue WHERE id = ANY($1))
+                     DELETE FROM rhaiflow_task_runs WHERE id = ANY($1)",
+                    &[&ids],
                 )
                 .await
                 .map_err(|e| database(&place, &e))?;
@@ -146,30 +164,41 @@ impl PgStore {
         })
     }
 
-    /// Whether the task `id` this worker runs was cancelled (or taken from it).
-    pub fn task_cancelled(&self, id: i64) -> Result<bool> {
-        let owner = self.owner.name.clone();
+    /// Which of the tasks `ids` this worker runs were cancelled (or taken from it, or
+    /// forgotten): one look for all of them.
+    pub fn tasks_cancelled(&self, ids: &[i64]) -> Result<Vec<i64>> {
+        let (ids, owner) = (ids.to_vec(), self.owner.name.clone());
         self.with(move |client, place| async move {
-            let row = client
-                .query_opt("SELECT cancel > 0 OR owner <> $2 FROM rhaiflow_task_runs WHERE id = $1", &[&id, &owner])
-                .await
-                .map_err(|e| database(&place, &e))?;
-            Ok(row.is_none_or(|r| r.get(0)))
-        })
-    }
-
-    /// Writes the outcome of the task `id`, if this worker still holds it.
-    pub fn task_done(&self, id: i64, outcome: &serde_json::Value) -> Result<bool> {
-        let (owner, outcome) = (self.owner.name.clone(), outcome.to_string());
-        self.with(move |client, place| async move {
-            let written = client
-                .execute(
-                    "UPDATE rhaiflow_task_runs SET outcome = $3 WHERE id = $1 AND owner = $2 AND outcome IS NULL",
-                    &[&id, &owner, &outcome],
+            let rows = client
+                .query(
+                    "SELECT w.id FROM unnest($1::bigint[]) AS w(id) LEFT JOIN rhaiflow_task_runs r ON r.id = w.id
+                     WHERE r.id IS NULL OR r.cancel > 0 OR r.owner <> $2",
+                    &[&ids, &owner],
                 )
                 .await
                 .map_err(|e| database(&place, &e))?;
-            Ok(written == 1)
+            Ok(rows.iter().map(|row| row.get(0)).collect())
+        })
+    }
+
+    /// Writes the outcomes of tasks this worker ran, in one commit; returns the ids it still
+    /// held (the others were taken over: their outcomes here are not kept).
+    pub fn tasks_done(&self, outcomes: &[(i64, serde_json::Value)]) -> Result<Vec<i64>> {
+        let owner = self.owner.name.clone();
+        let ids: Vec<i64> = outcomes.iter().map(|(id, _)| *id).collect();
+        let outcomes: Vec<String> = outcomes.iter().map(|(_, outcome)| outcome.to_string()).collect();
+        self.with(move |client, place| async move {
+            let rows = client
+                .query(
+                    "UPDATE rhaiflow_task_runs r SET outcome = done.outcome
+                     FROM unnest($1::bigint[], $2::text[]) AS done(id, outcome)
+                     WHERE r.id = done.id AND r.owner = $3 AND r.outcome IS NULL
+                     RETURNING r.id",
+                    &[&ids, &outcomes, &owner],
+                )
+                .await
+                .map_err(|e| database(&place, &e))?;
+            Ok(rows.iter().map(|row| row.get(0)).collect())
         })
     }
 }

@@ -85,6 +85,11 @@ CREATE TABLE rhaiflow_task_runs (
     cancel smallint NOT NULL DEFAULT 0,
     outcome text
 );
+-- An execution's look for what settled (`take_settled`), and a worker's heartbeat.
+CREATE INDEX rhaiflow_task_runs_done ON rhaiflow_task_runs (execution_id, id) WHERE outcome IS NOT NULL;
+CREATE INDEX rhaiflow_task_runs_leased ON rhaiflow_task_runs (execution_id, lease_until)
+    WHERE outcome IS NULL AND owner <> '';
+CREATE INDEX rhaiflow_task_runs_owner ON rhaiflow_task_runs (owner) WHERE outcome IS NULL;
 -- Workers, as `workers list` shows them: alive while they beat.
 CREATE TABLE rhaiflow_workers (
     name text PRIMARY KEY,

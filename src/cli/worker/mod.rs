@@ -13,15 +13,18 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, Subcommand};
 
+mod tasks;
+
 use super::report;
 use crate::diagnostic::{Code, Diagnostic};
-use crate::exec::remote;
 use crate::runner;
-use crate::store::{PgStore, Store, StoreLocation, TakenTask, Wake};
+use crate::store::{PgStore, Store, StoreLocation, Wake};
 
 /// How often a worker queues again what dead workers held: a dead worker's executions wait at
 /// most its lease and this to be taken up.
 const REAP_EVERY: Duration = Duration::from_millis(500);
+/// How often it also forgets the tasks of executions that ended without reading them (killed).
+const SWEEP_EVERY: Duration = Duration::from_secs(30);
 
 #[derive(Args)]
 pub struct WorkerArgs {
@@ -103,7 +106,15 @@ pub fn worker(args: WorkerArgs) -> i32 {
         store.listen(wake.clone());
     }
     let running = Arc::new(AtomicUsize::new(0));
+    let sent_tasks = match tasks::TakenTasks::new(store.clone(), &name, running.clone(), wake.clone()) {
+        Ok(sent_tasks) => sent_tasks,
+        Err(e) => {
+            report(&Diagnostic::plain(Code::Store, format!("worker {name} cannot start its task runtime: {e}")));
+            return 1;
+        }
+    };
     let mut last_reap = Instant::now() - Duration::from_secs(3600);
+    let mut last_sweep = last_reap;
     let poll = Duration::from_secs_f64(args.poll_interval.clamp(0.001, 60.0));
     loop {
         if signals.count() > 0 {
@@ -112,41 +123,37 @@ pub fn worker(args: WorkerArgs) -> i32 {
         // Half a lease: a dead worker's executions wait at most lease + this to be taken up.
         if last_reap.elapsed() >= REAP_EVERY {
             last_reap = Instant::now();
-            if let Err(e) = store.reap() {
+            let sweep = last_sweep.elapsed() >= SWEEP_EVERY;
+            if sweep {
+                last_sweep = last_reap;
+            }
+            if let Err(e) = store.reap(sweep) {
                 say!("worker {name}: reaping failed: {e}");
             }
         }
         let free = args.concurrency.saturating_sub(running.load(Ordering::SeqCst));
         let taken = if free > 0 { store.take(&args.queues, free) } else { Ok(Vec::new()) };
-        let taken = match taken {
-            Ok(taken) => taken,
-            Err(e) => {
+        let free = free.saturating_sub(taken.as_ref().map_or(0, Vec::len));
+        let tasks = if free > 0 { store.take_tasks(&args.queues, free) } else { Ok(Vec::new()) };
+        let (taken, tasks) = match (taken, tasks) {
+            (Ok(taken), Ok(tasks)) => (taken, tasks),
+            (Err(e), _) | (_, Err(e)) => {
                 say!("worker {name}: cannot take work: {e}");
                 std::thread::sleep(poll.max(Duration::from_secs(1)));
                 continue;
             }
         };
-        if taken.is_empty() {
+        if taken.is_empty() && tasks.is_empty() {
             if args.drain && running.load(Ordering::SeqCst) == 0 && store.unfinished(&args.queues).is_ok_and(|n| n == 0)
             {
                 break;
             }
-            // Woken by a submission, a finished execution, or a signal; else looks again.
+            // Woken by a submission, a sent task, room made, or a signal; else looks again.
             wake.wait(if args.poll_only { poll } else { poll.min(REAP_EVERY) });
+            continue;
         }
-        let free = free.saturating_sub(taken.len());
-        let tasks = if free > 0 { store.take_tasks(&args.queues, free).unwrap_or_default() } else { Vec::new() };
         for task in tasks {
-            running.fetch_add(1, Ordering::SeqCst);
-            let (store, done, woken) = (store.clone(), running.clone(), wake.clone());
-            let spawned = std::thread::Builder::new().name("rhaiflow-task".into()).spawn(move || {
-                run_task(&store, task);
-                done.fetch_sub(1, Ordering::SeqCst);
-                woken.notify();
-            });
-            if spawned.is_err() {
-                running.fetch_sub(1, Ordering::SeqCst);
-            }
+            sent_tasks.start(task);
         }
         for (id, waited) in taken {
             running.fetch_add(1, Ordering::SeqCst);
@@ -206,33 +213,6 @@ fn run_one(worker: Arc<PgStore>, location: &StoreLocation, id: &str, waited_ms: 
         runner::Status::Cancelled => "■ cancelled",
     };
     say!("{status} {id} ({}) in {:.2}s{how}", report.workflow, report.elapsed.as_secs_f64());
-}
-
-/// Runs a task an execution sent to this worker's queues, and writes its outcome; a cancel of
-/// its execution (looked for five times a second) kills it.
-fn run_task(store: &PgStore, task: TakenTask) {
-    let TakenTask { id, job } = task;
-    say!("▷ task {} of {}", job.task, job.execution_id);
-    let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
-    let cancelled = async {
-        loop {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            if store.task_cancelled(id).unwrap_or(false) {
-                break;
-            }
-        }
-    };
-    let outcome = runtime.block_on(remote::run_taken(&job, cancelled));
-    let how = match remote::from_outcome(&outcome) {
-        Ok(_) => "✔ succeeded".to_string(),
-        Err(e) => format!("✘ {}", e.message),
-    };
-    match store.task_done(id, &outcome) {
-        Ok(true) => say!("{how}: task {} of {}", job.task, job.execution_id),
-        // Taken from this worker meanwhile (its lease ran out): the other run counts.
-        Ok(false) => say!("task {} of {} was taken over: its outcome here is not kept", job.task, job.execution_id),
-        Err(e) => say!("task {} of {}: its outcome was not recorded: {e}", job.task, job.execution_id),
-    }
 }
 
 /// SIGTERM and SIGINT, counted: the first stops taking work, the second stops at once.
