@@ -170,30 +170,37 @@ fn three_workers_run_every_submitted_execution_exactly_once() {
 fn a_killed_worker_s_executions_are_taken_up_by_the_others_within_the_lease() {
     let Some(c) = Cluster::new("killed") else { return };
     let out = c.path("effects");
-    let ids: Vec<String> = (0..12).map(|i| c.submit(&format!("w{i}.rhai"), &chain(4, 0.3, &out), &[])).collect();
+    let ids: Vec<String> = (0..50).map(|i| c.submit(&format!("w{i}.rhai"), &chain(4, 0.3, &out), &[])).collect();
+    // Three workers side by side, on three "machines"; one is killed in the middle of the run.
     let doomed = c.worker("doomed", "2", &["--concurrency", "6"]);
-    let started = "SELECT count(*) > 0 FROM rhaiflow_executions WHERE status = 'running' AND tasks_done > 0";
-    c.wait_for(started, "t", Duration::from_secs(30));
+    let others: Vec<Child> = ["b", "c"].iter().map(|m| c.worker(m, "2", &["--concurrency", "6", "--drain"])).collect();
+    let its = format!("status = 'running' AND owner LIKE '%:{}'", doomed.id());
+    let started = format!("SELECT count(*) > 0 FROM rhaiflow_executions WHERE {its} AND tasks_done > 0");
+    c.wait_for(&started, "t", Duration::from_secs(30));
+    let held = c.sql(&format!("SELECT string_agg(quote_literal(id), ',') FROM rhaiflow_executions WHERE {its}"));
     kill(&doomed, libc::SIGKILL);
     let killed_at = Instant::now();
-    // Only the doomed worker ran anything so far: what runs is what it held.
-    let held = c.sql("SELECT count(*) FROM rhaiflow_executions WHERE status = 'running'");
     let _ = finish(doomed);
-    let others: Vec<Child> = ["b", "c"].iter().map(|m| c.worker(m, "2", &["--drain"])).collect();
-    c.wait_for("SELECT count(*) FROM rhaiflow_executions WHERE resumes > 0", &held, Duration::from_secs(30));
+    let held_count = held.split(',').count().to_string();
+    let taken_up = format!("SELECT count(*) FROM rhaiflow_executions WHERE id IN ({held}) AND resumes > 0");
+    c.wait_for(&taken_up, &held_count, Duration::from_secs(30));
     let recovery = killed_at.elapsed();
     for worker in others {
         let (code, stderr) = finish(worker);
         assert_eq!(code, 0, "{stderr}");
     }
     assert!(recovery <= Duration::from_secs(4), "taken up {recovery:?} after the kill: more than lease + 2 s");
-    assert_eq!(c.sql("SELECT count(*) FROM rhaiflow_executions WHERE status = 'succeeded'"), "12");
+    assert_eq!(c.sql("SELECT count(*) FROM rhaiflow_executions WHERE status = 'succeeded'"), "50");
     let seen = effects(&out);
     for id in &ids {
         let times = |t: usize| seen.iter().filter(|l| **l == format!("t{t}-{id}")).count();
         assert!((0..4).all(|t| times(t) >= 1), "a task of {id} never ran: {seen:?}");
         let repeated = (0..4).filter(|&t| times(t) > 1).count();
         assert!(repeated <= 1, "{id}: {repeated} tasks ran twice; only the one running at the kill may");
+        assert!(
+            repeated == 0 || held.contains(id.as_str()),
+            "{id} ran a task twice, yet the killed worker never held it"
+        );
     }
 }
 
@@ -249,6 +256,30 @@ fn a_worker_runs_a_submitted_script_that_is_not_on_its_disk() {
     let (code, stderr) = finish(c.worker("elsewhere", "5", &["--drain"]));
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(effects(&out), vec![format!("t0-{id}")]);
+}
+
+// A run submitted with a throw-away deployment (`--blueprint`) ships the blueprint and the
+// scripts its operations run: the worker runs them with the folder gone from the disk.
+#[test]
+fn a_submitted_blueprint_travels_with_its_scripts() {
+    let Some(c) = Cluster::new("shipped_blueprint") else { return };
+    let out = c.path("effects");
+    let folder = c.dir.path().join("shop");
+    std::fs::create_dir_all(folder.join("scripts")).unwrap();
+    std::fs::write(folder.join("scripts/create.sh"), format!("echo \"$RHAIFLOW_INSTANCE\" >> {out}\n")).unwrap();
+    std::fs::write(
+        folder.join("bp.yaml"),
+        "node_templates:\n  vm:\n    type: rhaiflow.nodes.Compute\n    instances: {deploy: 2}\n    interfaces: {lifecycle: {create: scripts/create.sh}}\n",
+    )
+    .unwrap();
+    let blueprint = folder.join("bp.yaml").display().to_string();
+    let submitted = c.command(&["run", "install", "--blueprint", &blueprint, "--submit"]).output().unwrap();
+    assert!(submitted.status.success(), "{}", String::from_utf8_lossy(&submitted.stderr));
+    std::fs::remove_dir_all(&folder).unwrap();
+    let (code, stderr) = finish(c.worker("elsewhere", "5", &["--drain"]));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("✔ succeeded"), "{stderr}");
+    assert_eq!(effects(&out), ["vm_1", "vm_2"]);
 }
 
 // A queued execution that is cancelled never runs; a worker only takes its own queues.

@@ -295,6 +295,22 @@ impl Blueprint {
         }
     }
 
+    /// The scripts its operations run (paths in its folder), each once.
+    pub fn script_paths(&self) -> std::collections::BTreeSet<String> {
+        let types = self.node_types.values().map(|t| &t.operations);
+        let relationships = self.relationship_types.values().flat_map(|r| [&r.source_operations, &r.target_operations]);
+        let templates = self.templates.iter().map(|t| &t.operations);
+        types
+            .chain(relationships)
+            .chain(templates)
+            .flat_map(|operations| operations.values())
+            .filter_map(|operation| match &operation.implementation {
+                Implementation::Script(path) => Some(path.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// The queue a node's operations run on by default: its own `queue`, else that of the
     /// nearest node it is contained in (its host's agent).
     pub fn host_queue(&self, id: &str) -> Option<&str> {

@@ -33,6 +33,9 @@ pub(super) struct RecordedOptions {
     /// A submitted execution's script or bundle, kept in the store for the worker that runs it.
     #[serde(default)]
     pub(super) source: Option<RecordedSource>,
+    /// A submitted execution's throw-away blueprint, with its scripts, kept likewise.
+    #[serde(default)]
+    pub(super) blueprint_source: Option<RecordedSource>,
 }
 
 /// Which shipped source (`store::ShippedSource`) a submitted execution runs from.
@@ -80,6 +83,7 @@ impl RecordedOptions {
                 function: w.function.clone(),
             }),
             source: None,
+            blueprint_source: None,
         }
     }
 

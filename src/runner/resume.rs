@@ -139,7 +139,7 @@ fn recorded_options(
         bundle_workflow(&mut options, bundle, shipped)?;
     }
     if let Some(name) = &recorded.deployment {
-        resumed_deployment(&mut options, name, &recorded, location)?;
+        resumed_deployment(store, &mut options, name, &recorded, location)?;
     }
     Ok(options)
 }
@@ -170,13 +170,17 @@ fn bundle_workflow(
 /// The deployment a resumed execution ran on: the stored one as it is now, or the
 /// throw-away one of its blueprint again; with the bundles its operations call.
 fn resumed_deployment(
+    store: &dyn Store,
     options: &mut RunOptions,
     name: &str,
     recorded: &RecordedOptions,
     location: &StoreLocation,
 ) -> Result<(), Diagnostic> {
     if !recorded.deployment_stored {
-        let path = PathBuf::from(recorded.blueprint.as_deref().unwrap_or_default());
+        let path = match &recorded.blueprint_source {
+            Some(source) => shipped::fetch(store, &source.checksum)?,
+            None => PathBuf::from(recorded.blueprint.as_deref().unwrap_or_default()),
+        };
         return attach_deployment(options, DeploymentSource::Blueprint { path: &path, name }).map(drop);
     }
     let deployment = attach_deployment(options, DeploymentSource::Stored { name, store: location })?;

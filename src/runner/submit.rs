@@ -2,6 +2,8 @@
 //! Checked as a run is before anything runs (the script compiles, the parameters are right):
 //! bad input is refused here, not found later on some worker.
 
+use std::sync::atomic::Ordering;
+
 use super::{execution_record, prepare, shipped, workflow_name, RunOptions};
 use crate::diagnostic::{Code, Diagnostic};
 use crate::store::{ExecutionStatus, PgStore, StoreLocation};
@@ -19,13 +21,23 @@ pub fn submit(options: &RunOptions, location: &StoreLocation, queue: &str) -> Re
     let id = uuid::Uuid::new_v4().to_string();
     let workflow = workflow_name(options);
     drop(prepare(options, None, None, &id, &workflow)?);
-    let source = shipped::of(options)?;
     let mut record = execution_record(options, &id, &workflow, None);
     record.status = ExecutionStatus::Queued;
-    if let (Some(source), Some(recorded)) = (&source, record.options.as_object_mut()) {
-        recorded.insert("source".into(), serde_json::json!({ "checksum": source.checksum }));
+    let mut sources = Vec::new();
+    if let Some(recorded) = record.options.as_object_mut() {
+        if let Some(source) = shipped::of(options)? {
+            recorded.insert("source".into(), serde_json::json!({ "checksum": source.checksum }));
+            sources.push(source);
+        }
+        // A throw-away deployment's blueprint travels with its scripts (a stored one is in the
+        // store already).
+        if let Some(deployment) = options.deployment.as_ref().filter(|d| !d.stored.load(Ordering::Relaxed)) {
+            let source = shipped::of_blueprint(&deployment.blueprint)?;
+            recorded.insert("blueprint_source".into(), serde_json::json!({ "checksum": source.checksum }));
+            sources.push(source);
+        }
     }
     let store = PgStore::open(url)?;
-    store.submit(&record, queue, source)?;
+    store.submit(&record, queue, sources)?;
     Ok(id)
 }

@@ -45,13 +45,13 @@ impl PgStore {
         &self,
         record: &crate::store::ExecutionRecord,
         queue: &str,
-        source: Option<ShippedSource>,
+        sources: Vec<ShippedSource>,
     ) -> Result<()> {
         let (record, queue) = (record.clone(), queue.to_string());
         self.with(move |mut client, place| async move {
             let failed = |e: tokio_postgres::Error| database(&place, &e);
             let tx = client.transaction().await.map_err(failed)?;
-            if let Some(s) = &source {
+            for s in &sources {
                 tx.execute(
                     "INSERT INTO rhaiflow_sources (checksum, kind, name, content) VALUES ($1, $2, $3, $4)
                      ON CONFLICT (checksum) DO NOTHING",
@@ -84,7 +84,8 @@ impl PgStore {
         })
     }
 
-    /// Takes up to `limit` executions waiting on `queues`, oldest first, for this process;
+    /// Takes up to `limit` executions waiting on `queues`, for this process: those a dead
+    /// worker left first, then the oldest;
     /// each with how long it waited, in milliseconds.
     pub fn take(&self, queues: &[String], limit: usize) -> Result<Vec<(String, f64)>> {
         let (queues, owner) = (queues.to_vec(), self.owner.clone());
@@ -96,7 +97,7 @@ impl PgStore {
                     "WITH taken AS (
                        DELETE FROM rhaiflow_queue WHERE execution_id IN (
                          SELECT execution_id FROM rhaiflow_queue WHERE queue = ANY($1)
-                         ORDER BY enqueued_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+                         ORDER BY taken_up DESC, enqueued_at LIMIT $2 FOR UPDATE SKIP LOCKED)
                        RETURNING execution_id, enqueued_at)
                      UPDATE rhaiflow_executions e
                      SET owner = $3, machine = $4, lease_until = now() + make_interval(secs => $5), pid = $6
@@ -151,8 +152,8 @@ impl PgStore {
             }
             let queued = tx
                 .execute(
-                    "INSERT INTO rhaiflow_queue (execution_id, queue)
-                     SELECT id, queue FROM rhaiflow_executions
+                    "INSERT INTO rhaiflow_queue (execution_id, queue, taken_up)
+                     SELECT id, queue, 1 FROM rhaiflow_executions
                      WHERE status IN ('queued', 'running') AND queue IS NOT NULL AND owner <> ''
                        AND lease_until < now()
                      ON CONFLICT (execution_id) DO NOTHING",

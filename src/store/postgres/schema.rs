@@ -54,9 +54,12 @@ CREATE TABLE rhaiflow_event_rows (
 CREATE TABLE rhaiflow_queue (
     execution_id text PRIMARY KEY,
     queue text NOT NULL,
-    enqueued_at timestamptz NOT NULL DEFAULT clock_timestamp()
+    enqueued_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+    -- 1 for what a dead worker left (queued again by the reaper): it goes first, not behind
+    -- everything submitted since.
+    taken_up smallint NOT NULL DEFAULT 0
 );
-CREATE INDEX rhaiflow_queue_order ON rhaiflow_queue (queue, enqueued_at);
+CREATE INDEX rhaiflow_queue_order ON rhaiflow_queue (queue, taken_up DESC, enqueued_at);
 -- What a worker on another machine needs to run a submitted execution: its script's text or
 -- its bundle's archive, by checksum (kept once however often it is submitted).
 CREATE TABLE rhaiflow_sources (
