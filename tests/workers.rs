@@ -258,21 +258,28 @@ fn a_worker_runs_a_submitted_script_that_is_not_on_its_disk() {
     assert_eq!(effects(&out), vec![format!("t0-{id}")]);
 }
 
+/// A blueprint folder (`shop/bp.yaml`) of one node with `instances` instances, whose `create`
+/// script appends the instance to `out`: the folder and the blueprint's path.
+fn shop_folder(c: &Cluster, out: &str, instances: usize) -> (std::path::PathBuf, String) {
+    let folder = c.dir.path().join("shop");
+    std::fs::create_dir_all(folder.join("scripts")).unwrap();
+    std::fs::write(folder.join("scripts/create.sh"), format!("echo \"$RHAIFLOW_INSTANCE\" >> {out}\n")).unwrap();
+    let blueprint = format!(
+        "node_templates:\n  vm:\n    type: rhaiflow.nodes.Compute\n    instances: {{deploy: {instances}}}\n    \
+         interfaces: {{lifecycle: {{create: scripts/create.sh}}}}\n"
+    );
+    std::fs::write(folder.join("bp.yaml"), blueprint).unwrap();
+    let path = folder.join("bp.yaml").display().to_string();
+    (folder, path)
+}
+
 // A run submitted with a throw-away deployment (`--blueprint`) ships the blueprint and the
 // scripts its operations run: the worker runs them with the folder gone from the disk.
 #[test]
 fn a_submitted_blueprint_travels_with_its_scripts() {
     let Some(c) = Cluster::new("shipped_blueprint") else { return };
     let out = c.path("effects");
-    let folder = c.dir.path().join("shop");
-    std::fs::create_dir_all(folder.join("scripts")).unwrap();
-    std::fs::write(folder.join("scripts/create.sh"), format!("echo \"$RHAIFLOW_INSTANCE\" >> {out}\n")).unwrap();
-    std::fs::write(
-        folder.join("bp.yaml"),
-        "node_templates:\n  vm:\n    type: rhaiflow.nodes.Compute\n    instances: {deploy: 2}\n    interfaces: {lifecycle: {create: scripts/create.sh}}\n",
-    )
-    .unwrap();
-    let blueprint = folder.join("bp.yaml").display().to_string();
+    let (folder, blueprint) = shop_folder(&c, &out, 2);
     let submitted = c.command(&["run", "install", "--blueprint", &blueprint, "--submit"]).output().unwrap();
     assert!(submitted.status.success(), "{}", String::from_utf8_lossy(&submitted.stderr));
     std::fs::remove_dir_all(&folder).unwrap();
@@ -280,6 +287,23 @@ fn a_submitted_blueprint_travels_with_its_scripts() {
     assert_eq!(code, 0, "{stderr}");
     assert!(stderr.contains("✔ succeeded"), "{stderr}");
     assert_eq!(effects(&out), ["vm_1", "vm_2"]);
+}
+
+// A deployment stored in the shared store keeps its blueprint's scripts: a machine without the
+// blueprint's folder (here: the folder is gone) runs its operations from a copy of them.
+#[test]
+fn a_stored_deployment_s_scripts_run_where_its_folder_is_not() {
+    let Some(c) = Cluster::new("stored_scripts") else { return };
+    let out = c.path("effects");
+    let (folder, blueprint) = shop_folder(&c, &out, 1);
+    c.command(&["deployments", "create", "shop", "--blueprint", &blueprint]).assert().success();
+    std::fs::remove_dir_all(&folder).unwrap();
+    let submitted = c.command(&["run", "install", "--deployment", "shop", "--submit"]).output().unwrap();
+    assert!(submitted.status.success(), "{}", String::from_utf8_lossy(&submitted.stderr));
+    let (code, stderr) = finish(c.worker("elsewhere", "5", &["--drain"]));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("✔ succeeded"), "{stderr}");
+    assert_eq!(effects(&out), ["vm_1"]);
 }
 
 // A queued execution that is cancelled never runs; a worker only takes its own queues.

@@ -6,6 +6,7 @@
 
 pub mod blueprint;
 pub mod model;
+pub mod packed;
 
 use std::sync::Arc;
 

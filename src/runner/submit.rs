@@ -32,7 +32,7 @@ pub fn submit(options: &RunOptions, location: &StoreLocation, queue: &str) -> Re
         // A throw-away deployment's blueprint travels with its scripts (a stored one is in the
         // store already).
         if let Some(deployment) = options.deployment.as_ref().filter(|d| !d.stored.load(Ordering::Relaxed)) {
-            let source = shipped::of_blueprint(&deployment.blueprint)?;
+            let source = shipped::of_blueprint(&deployment.blueprint);
             recorded.insert("blueprint_source".into(), serde_json::json!({ "checksum": source.checksum }));
             sources.push(source);
         }

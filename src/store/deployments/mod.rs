@@ -47,6 +47,9 @@ struct DeploymentRow {
     blueprint_path: String,
     blueprint_dir: String,
     blueprint_text: String,
+    /// The blueprint with its scripts (`deploy::packed`), kept where the store is shared: a
+    /// machine without the blueprint's folder runs from a copy of them.
+    blueprint_files: Option<Vec<u8>>,
     created_at: String,
     /// The highest instance number given out per node, as JSON.
     counters: String,
@@ -111,6 +114,7 @@ impl DeploymentStore {
             blueprint_path: path.display().to_string(),
             blueprint_dir: blueprint.dir.display().to_string(),
             blueprint_text: blueprint.source.text.to_string(),
+            blueprint_files: Some(crate::deploy::packed::pack(&blueprint)),
             created_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
             counters: counters_json(&deployment)?,
         };
@@ -121,12 +125,28 @@ impl DeploymentStore {
         Ok(deployment)
     }
 
+    /// The folder its scripts run from: the blueprint's own, or on a machine that does not
+    /// have it, a copy of what the store kept of it.
+    fn blueprint_dir(&self, row: &DeploymentRow) -> Result<PathBuf> {
+        let dir = PathBuf::from(&row.blueprint_dir);
+        let Some(files) = row.blueprint_files.as_ref().filter(|_| !dir.is_dir()) else { return Ok(dir) };
+        let copy = crate::deploy::packed::copy_dir(files);
+        let unpacked = crate::deploy::packed::unpack(files, &copy).map_err(|e| {
+            StoreError::Database(format!(
+                "cannot write the blueprint of deployment {} to {}: {e}",
+                row.name,
+                copy.display()
+            ))
+        })?;
+        Ok(unpacked.parent().map_or(copy, Path::to_path_buf))
+    }
+
     /// The deployment `name` as its last execution left it; changes are written through.
     pub fn load(&self, name: &str) -> Result<Arc<Deployment>> {
         let Some((row, instances)) = self.rows.read(name)? else {
             return Err(StoreError::NoSuchDeployment(name.to_string()));
         };
-        let blueprint = Blueprint::parse(&row.blueprint_path, &row.blueprint_text, PathBuf::from(row.blueprint_dir))
+        let blueprint = Blueprint::parse(&row.blueprint_path, &row.blueprint_text, self.blueprint_dir(&row)?)
             .map_err(|e| self.corrupt(e.to_string()))?;
         let deployment = Arc::new(Deployment::new(name, Arc::new(blueprint)));
         let stored = self.stored_instances(instances)?;

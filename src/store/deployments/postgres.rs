@@ -19,7 +19,8 @@ use crate::store::{Result, StoreError};
 /// time), a command reads while nothing else does.
 const CONNECTIONS: usize = 2;
 
-const DEPLOYMENT_COLUMNS: &str = "name, blueprint_path, blueprint_dir, blueprint_text, created_at, counters";
+const DEPLOYMENT_COLUMNS: &str =
+    "name, blueprint_path, blueprint_dir, blueprint_text, created_at, counters, blueprint_files";
 
 const INSTANCE_COLUMNS: &str = "id, node_id, container, state, runtime_properties";
 
@@ -52,10 +53,18 @@ impl DeploymentRows for PgRows {
             let added = tx
                 .execute(
                     &format!(
-                        "INSERT INTO rhaiflow_deployments ({DEPLOYMENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)
+                        "INSERT INTO rhaiflow_deployments ({DEPLOYMENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)
                          ON CONFLICT (name) DO NOTHING"
                     ),
-                    &[&d.name, &d.blueprint_path, &d.blueprint_dir, &d.blueprint_text, &d.created_at, &d.counters],
+                    &[
+                        &d.name,
+                        &d.blueprint_path,
+                        &d.blueprint_dir,
+                        &d.blueprint_text,
+                        &d.created_at,
+                        &d.counters,
+                        &d.blueprint_files,
+                    ],
                 )
                 .await
                 .map_err(failed)?;
@@ -192,6 +201,7 @@ fn deployment_row(row: &Row) -> std::result::Result<DeploymentRow, String> {
         blueprint_text: text(3)?,
         created_at: text(4)?,
         counters: text(5)?,
+        blueprint_files: row.try_get(6).map_err(|e| e.to_string())?,
     })
 }
 

@@ -151,6 +151,8 @@ fn deployment_row(r: &Row) -> rusqlite::Result<DeploymentRow> {
         blueprint_path: r.get(1)?,
         blueprint_dir: r.get(2)?,
         blueprint_text: r.get(3)?,
+        // One machine: the blueprint's folder is always its own.
+        blueprint_files: None,
         created_at: r.get(4)?,
         counters: r.get(5)?,
     })

@@ -108,7 +108,10 @@ CREATE TABLE rhaiflow_deployments (
     blueprint_dir text NOT NULL,
     blueprint_text text NOT NULL,
     created_at text NOT NULL,
-    counters text NOT NULL DEFAULT '{}'
+    counters text NOT NULL DEFAULT '{}',
+    -- The blueprint with its scripts (`deploy::packed`): what a machine without its folder
+    -- runs from.
+    blueprint_files bytea
 );
 CREATE TABLE rhaiflow_deployment_instances (
     deployment text NOT NULL,
