@@ -223,7 +223,12 @@ fn a_worker_paused_past_its_lease_cannot_write_what_another_took_over() {
     kill(&paused, libc::SIGKILL);
     let (_, said) = finish(paused);
     assert!(said.contains("lost execution"), "the paused worker was not told: {said}");
+    assert!(said.contains(&format!("✘ failed {id}")), "the paused worker's run did not stop: {said}");
     assert_eq!(c.sql("SELECT count(*) FROM rhaiflow_event_rows"), rows_before, "the paused worker wrote after");
+    // It ran no task after it was told: at most the one it was running ran twice.
+    let seen = effects(&out);
+    let twice = (0..3).filter(|t| seen.iter().filter(|l| **l == format!("t{t}-{id}")).count() > 1).count();
+    assert!(twice <= 1, "the paused worker went on running tasks: {seen:?}");
     assert_eq!(c.status(&id), "succeeded");
 }
 
@@ -443,20 +448,29 @@ there.get().stdout"#
 fn a_forced_cancel_reaches_a_task_running_on_a_worker() {
     let Some(c) = Cluster::new("dispatch_cancel") else { return };
     let worker = c.worker("far", "5", &["--queue", "far"]);
-    let script = r#"let g = graph_mode(); g.add_task(shell("long", "sleep 30", #{queue: "far"})); g.execute();"#;
+    let script = r#"let g = graph_mode(); g.add_task(shell("long", "sleep 37", #{queue: "far"})); g.execute();"#;
     let run = run_in_background(&c, script, "long.rhai");
     c.wait_for("SELECT count(*) FROM rhaiflow_task_runs WHERE owner <> ''", "1", Duration::from_secs(30));
+    let sleeping = || !StdCommand::new("pgrep").args(["-f", "^sleep 37$"]).output().unwrap().stdout.is_empty();
+    let started = Instant::now();
+    while !sleeping() {
+        assert!(started.elapsed() < Duration::from_secs(10), "the task's process never started");
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let id = c.sql("SELECT execution_id FROM rhaiflow_task_runs");
-    let asked = Instant::now();
     c.command(&["executions", "cancel", &id, "--force"]).assert().success();
+    // From the request on record to the process killed on the worker: within a second.
+    let asked = Instant::now();
+    while sleeping() {
+        assert!(asked.elapsed() < Duration::from_secs(1), "the cancel took more than a second to reach the task");
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let out = run.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(asked.elapsed() < Duration::from_secs(5), "the cancel took {:?}", asked.elapsed());
+    assert!(asked.elapsed() < Duration::from_secs(3), "the run ended {:?} after the cancel", asked.elapsed());
     kill(&worker, libc::SIGTERM);
     let (_, said) = finish(worker);
     assert!(said.contains("✘ cancelled") || said.contains("task long"), "{said}");
-    let sleeping = StdCommand::new("pgrep").args(["-f", "^sleep 30$"]).output().unwrap();
-    assert!(sleeping.stdout.is_empty(), "the task's process still runs");
 }
 
 // A worker that dies while it runs a sent task: the task is sent again once its lease ran
