@@ -27,6 +27,7 @@ mod repl;
 mod runner;
 mod script;
 mod seconds;
+mod server;
 mod store;
 mod task;
 mod timestamp;

@@ -25,6 +25,7 @@ mod postgres_store;
 mod processes;
 mod repl;
 mod retries;
+mod server;
 mod standard_mode;
 mod store;
 mod task_output;

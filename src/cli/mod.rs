@@ -9,6 +9,7 @@ mod graph;
 mod params;
 mod repl;
 mod run;
+mod serve;
 mod target;
 mod worker;
 
@@ -47,6 +48,8 @@ enum Command {
     Worker(worker::WorkerArgs),
     /// The workers of a PostgreSQL store: who is alive, what they run.
     Workers(worker::WorkersArgs),
+    /// Serve the HTTP API on the execution store.
+    Serve(serve::ServeArgs),
 }
 
 /// Parses the command line and runs the subcommand; returns the process exit code.
@@ -87,6 +90,7 @@ fn run_command() -> i32 {
         Command::Repl(args) => repl::repl(args),
         Command::Worker(args) => worker::worker(args),
         Command::Workers(args) => worker::workers(args),
+        Command::Serve(args) => serve::serve(args),
     }
 }
 

@@ -1,0 +1,86 @@
+//! `rhaiflow serve`: an HTTP API (`/api/v1`, JSON, errors as problem details) on the execution
+//! store, with its OpenAPI document generated from the handlers (`openapi`). It listens on a
+//! loopback address without authentication, as the CLI on the same machine needs none; any
+//! other address needs role tokens, which are not built yet, so it is refused.
+
+mod executions;
+mod health;
+pub mod openapi;
+mod problem;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::routing::get;
+use axum::Router;
+
+use crate::diagnostic::{Code, Diagnostic};
+use crate::store::{Store, StoreLocation};
+use problem::Problem;
+
+/// What every handler shares.
+pub struct Shared {
+    store: Arc<dyn Store>,
+}
+
+/// The routes of the API on `store`.
+pub fn router(store: Arc<dyn Store>) -> Router {
+    let shared = Arc::new(Shared { store });
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/api/v1/openapi.json", get(openapi::document))
+        .route("/api/v1/executions", get(executions::list))
+        .route("/api/v1/executions/{id}", get(executions::show))
+        .fallback(|| async { Problem::not_found("no such resource: the API is under /api/v1 (openapi.json)") })
+        .with_state(shared)
+}
+
+/// Serves the store at `location` on `listen` until SIGTERM or Ctrl-C; `ready` is told the
+/// address it listens on (the port the system chose for `:0`).
+pub fn serve(listen: SocketAddr, location: &StoreLocation, ready: impl FnOnce(SocketAddr)) -> Result<(), Diagnostic> {
+    if !listen.ip().is_loopback() {
+        return Err(Diagnostic::plain(
+            Code::BadOption,
+            format!("rhaiflow serve will not listen on {listen} without authentication"),
+        )
+        .with_help("listen on a loopback address (the default, 127.0.0.1:8080); role tokens for other addresses are not built yet"));
+    }
+    let store = crate::store::open(location)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("rhaiflow-serve")
+        .build()
+        .map_err(|e| Diagnostic::plain(Code::Error, format!("cannot start the server's runtime: {e}")))?;
+    runtime.block_on(async move {
+        let cannot_listen =
+            |e: std::io::Error| Diagnostic::plain(Code::BadOption, format!("cannot listen on {listen}: {e}"));
+        let listener = tokio::net::TcpListener::bind(listen).await.map_err(cannot_listen)?;
+        ready(listener.local_addr().map_err(cannot_listen)?);
+        axum::serve(listener, router(store))
+            .with_graceful_shutdown(stopped())
+            .await
+            .map_err(|e| Diagnostic::plain(Code::Error, format!("the server stopped: {e}")))
+    })
+}
+
+/// Completes on SIGTERM or Ctrl-C.
+async fn stopped() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut terminate) = signal(SignalKind::terminate()) else { return std::future::pending().await };
+    tokio::select! {
+        _ = terminate.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+/// Runs a store call off the runtime's workers (the stores block) and turns its error into a
+/// problem.
+async fn blocking<T: Send + 'static>(
+    call: impl FnOnce() -> crate::store::Result<T> + Send + 'static,
+) -> Result<T, Problem> {
+    match tokio::task::spawn_blocking(call).await {
+        Ok(result) => result.map_err(Problem::from),
+        Err(e) => Err(Problem::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
+    }
+}

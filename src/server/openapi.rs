@@ -1,0 +1,43 @@
+//! The API's OpenAPI document, generated from the handlers' and types' declarations (utoipa):
+//! what the server answers is what the document says. `tests/snapshots` keeps a copy, so that
+//! every change of the API shows in review.
+
+use axum::http::header;
+use axum::response::IntoResponse;
+use utoipa::OpenApi;
+
+use super::{executions, health, problem};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "rhaiflow", description = "Executions of Rhai workflows: list, inspect, follow."),
+    paths(health::healthz, health::readyz, executions::list, executions::show),
+    components(schemas(
+        problem::Problem,
+        executions::ExecutionPage,
+        executions::ExecutionSummary,
+        executions::ExecutionDetail,
+        executions::TaskView
+    )),
+    tags((name = "executions", description = "Recorded executions"), (name = "health", description = "Liveness and readiness"))
+)]
+pub struct ApiDoc;
+
+/// The document as JSON.
+pub fn json() -> String {
+    ApiDoc::openapi().to_pretty_json().unwrap_or_default()
+}
+
+/// `GET /api/v1/openapi.json`.
+pub async fn document() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], json())
+}
+
+#[cfg(test)]
+mod tests {
+    // Every change of the API shows in review as a change of this snapshot.
+    #[test]
+    fn the_openapi_document_is_as_reviewed() {
+        insta::assert_snapshot!("openapi", super::json());
+    }
+}
