@@ -137,3 +137,109 @@ fn a_non_loopback_address_is_refused() {
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(said.contains("will not listen on 0.0.0.0:0 without authentication"), "{said}");
 }
+
+/// The SSE events read from `reader` until `stop` says so or the stream ends: `(id, event,
+/// data)`, the event's name empty for plain messages.
+fn read_sse(
+    reader: &mut impl BufRead,
+    mut stop: impl FnMut(&(String, String, String)) -> bool,
+) -> Vec<(String, String, String)> {
+    let mut events = Vec::new();
+    let (mut id, mut name, mut data) = (String::new(), String::new(), String::new());
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if reader.read_line(&mut line).unwrap() == 0 {
+            return events;
+        }
+        let line = line.trim_end_matches(['\r', '\n']);
+        if line.is_empty() {
+            if data.is_empty() {
+                continue; // a keep-alive comment's end
+            }
+            let event = (std::mem::take(&mut id), std::mem::take(&mut name), std::mem::take(&mut data));
+            let done = stop(&event);
+            events.push(event);
+            if done {
+                return events;
+            }
+        } else if let Some(value) = line.strip_prefix("id:") {
+            id = value.trim().to_string();
+        } else if let Some(value) = line.strip_prefix("event:") {
+            name = value.trim().to_string();
+        } else if let Some(value) = line.strip_prefix("data:") {
+            data.push_str(value.trim_start());
+        }
+    }
+}
+
+impl Served {
+    /// The SSE stream of `id`'s events, from `last_event_id` on when given.
+    fn stream(&self, id: &str, last_event_id: Option<&str>) -> BufReader<impl std::io::Read> {
+        let mut request =
+            ureq::get(&format!("{}/api/v1/executions/{id}/events", self.base)).header("Accept", "text/event-stream");
+        if let Some(seq) = last_event_id {
+            request = request.header("Last-Event-ID", seq);
+        }
+        let response = request.call().unwrap();
+        assert_eq!(response.headers().get("content-type").unwrap(), "text/event-stream");
+        BufReader::new(response.into_body().into_reader())
+    }
+}
+
+// The events as JSON, after a seq; followed as Server-Sent Events while the execution runs, a
+// reconnection with Last-Event-ID going on with neither a gap nor a duplicate, and an `end`.
+#[test]
+fn events_are_read_as_json_and_followed_as_server_sent_events_across_a_reconnection() {
+    let served = Served::start();
+    let done = served.run(r#"let g = graph_mode(); g.add_task(task("a", || 1)); g.execute();"#, 0);
+    let (status, all) = served.get(&format!("/api/v1/executions/{done}/events"));
+    assert_eq!(status, 200);
+    let seqs: Vec<u64> = all["events"].as_array().unwrap().iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>());
+    let (_, later) = served.get(&format!("/api/v1/executions/{done}/events?after=2"));
+    assert_eq!(later["events"][0]["seq"], 3);
+    // A running execution, followed.
+    let path = served.store.path().join("slow.rhai");
+    std::fs::write(
+        &path,
+        r#"let g = graph_mode(); let s = g.sequence();
+s.add(task("a", || 1)); s.add(shell("wait", "sleep 1")); s.add(task("b", || 2)); g.execute();"#,
+    )
+    .unwrap();
+    let mut run = rhaiflow_background(&path, served.store.path());
+    let id = loop {
+        let (_, page) = served.get("/api/v1/executions?status=running");
+        if let Some(id) = page["executions"][0]["id"].as_str() {
+            break id.to_string();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let first = read_sse(&mut served.stream(&id, None), |(_, _, data)| {
+        data.contains("\"task_started\"") && data.contains("\"wait\"")
+    });
+    let last_id = first.last().unwrap().0.clone();
+    let rest = read_sse(&mut served.stream(&id, Some(&last_id)), |(_, name, _)| name == "end");
+    assert!(run.wait().unwrap().success());
+    let (end, rest) = rest.split_last().unwrap();
+    assert_eq!(end.1, "end");
+    assert!(end.2.contains("\"succeeded\""), "{end:?}");
+    let ids: Vec<u64> = first.iter().chain(rest).map(|(id, _, _)| id.parse().unwrap()).collect();
+    assert_eq!(ids, (1..=ids.len() as u64).collect::<Vec<_>>(), "a gap or a duplicate across the reconnection");
+    assert!(rest.iter().any(|(_, _, data)| data.contains("workflow_succeeded")), "{rest:?}");
+}
+
+/// `rhaiflow run SCRIPT --store STORE -q` in the background.
+fn rhaiflow_background(script: &std::path::Path, store: &std::path::Path) -> Child {
+    Command::cargo_bin("rhaiflow")
+        .unwrap()
+        .arg("run")
+        .arg(script)
+        .arg("--store")
+        .arg(store)
+        .arg("-q")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}

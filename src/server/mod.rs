@@ -3,6 +3,7 @@
 //! loopback address without authentication, as the CLI on the same machine needs none; any
 //! other address needs role tokens, which are not built yet, so it is refused.
 
+mod events;
 mod executions;
 mod health;
 pub mod openapi;
@@ -32,6 +33,7 @@ pub fn router(store: Arc<dyn Store>) -> Router {
         .route("/api/v1/openapi.json", get(openapi::document))
         .route("/api/v1/executions", get(executions::list))
         .route("/api/v1/executions/{id}", get(executions::show))
+        .route("/api/v1/executions/{id}/events", get(events::events))
         .fallback(|| async { Problem::not_found("no such resource: the API is under /api/v1 (openapi.json)") })
         .with_state(shared)
 }

@@ -6,18 +6,19 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use utoipa::OpenApi;
 
-use super::{executions, health, problem};
+use super::{events, executions, health, problem};
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "rhaiflow", description = "Executions of Rhai workflows: list, inspect, follow."),
-    paths(health::healthz, health::readyz, executions::list, executions::show),
+    paths(health::healthz, health::readyz, executions::list, executions::show, events::events),
     components(schemas(
         problem::Problem,
         executions::ExecutionPage,
         executions::ExecutionSummary,
         executions::ExecutionDetail,
-        executions::TaskView
+        executions::TaskView,
+        events::EventPage
     )),
     tags((name = "executions", description = "Recorded executions"), (name = "health", description = "Liveness and readiness"))
 )]

@@ -1,0 +1,115 @@
+//! `/api/v1/executions/{id}/events`: an execution's events after a seq, as JSON, or followed
+//! as Server-Sent Events (`Accept: text/event-stream`): each event's `id:` is its seq, so a
+//! client that reconnects with `Last-Event-ID` goes on without a gap or a duplicate; comments
+//! keep the connection alive; a last `end` event says how the execution ended.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::sync::mpsc;
+use utoipa::{IntoParams, ToSchema};
+
+use super::problem::Problem;
+use super::{blocking, Shared};
+use crate::store::ExecutionStatus;
+
+/// How often a stream looks for new events.
+const LOOK_EVERY: Duration = Duration::from_millis(50);
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EventsQuery {
+    /// Only events with a greater seq (0: all). A `Last-Event-ID` header takes precedence.
+    pub after: Option<u64>,
+}
+
+/// Events after a seq, oldest first.
+#[derive(Serialize, ToSchema)]
+pub struct EventPage {
+    /// Each as the store recorded it (`type`, `seq`, `ts`, ... as `--events-json` writes them).
+    pub events: Vec<Value>,
+}
+
+/// The execution's events: JSON, or a stream of them as they are committed.
+#[utoipa::path(
+    get,
+    path = "/api/v1/executions/{id}/events",
+    params(("id" = String, Path, description = "The execution's id"), EventsQuery),
+    responses(
+        (status = 200, description = "The events after `after`, or (Accept: text/event-stream) a stream of them, each with its seq as id, ending with an `end` event", body = EventPage),
+        (status = 404, description = "No such execution", body = Problem, content_type = "application/problem+json"),
+    ),
+    tag = "executions"
+)]
+pub async fn events(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    query: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, Problem> {
+    let Query(query) = query.map_err(|e| Problem::bad_request(e.body_text()))?;
+    let last_event_id = headers.get("last-event-id").and_then(|v| v.to_str().ok()).map(str::trim);
+    let after = match last_event_id {
+        Some(seq) => seq.parse().map_err(|_| Problem::bad_request(format!("Last-Event-ID `{seq}` is not a seq")))?,
+        None => query.after.unwrap_or(0),
+    };
+    let (store, known) = (shared.clone(), id.clone());
+    blocking(move || store.store.execution(&known)).await?;
+    let streamed =
+        headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("text/event-stream"));
+    if streamed {
+        return Ok(follow(shared, id, after).into_response());
+    }
+    let lines = blocking(move || shared.store.events_after(&id, after)).await?;
+    let events = lines.iter().map(|(_, line)| serde_json::from_str(line).unwrap_or(Value::Null)).collect();
+    Ok(Json(EventPage { events }).into_response())
+}
+
+/// The events of `id` after `after` as they are committed, then `end`.
+fn follow(
+    shared: Arc<Shared>,
+    id: String,
+    after: u64,
+) -> Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>> {
+    let (send, receive) = mpsc::channel::<Event>(256);
+    tokio::spawn(async move {
+        let mut after = after;
+        loop {
+            let (store, execution) = (shared.clone(), id.clone());
+            // Its status before its events: events committed with the final status are read.
+            let read = blocking(move || {
+                let record = store.store.execution(&execution)?;
+                let lines = store.store.events_after(&execution, after)?;
+                Ok((record, lines))
+            })
+            .await;
+            let Ok((record, lines)) = read else { return };
+            for (seq, line) in lines {
+                after = seq;
+                if send.send(Event::default().id(seq.to_string()).data(line)).await.is_err() {
+                    return; // the client left
+                }
+            }
+            let running =
+                matches!(record.status, ExecutionStatus::Running | ExecutionStatus::Queued) && !record.crashed();
+            if !running {
+                let end = serde_json::json!({ "status": record.shown_status(), "last_seq": after });
+                let _ = send.send(Event::default().event("end").data(end.to_string())).await;
+                return;
+            }
+            tokio::time::sleep(LOOK_EVERY).await;
+        }
+    });
+    let stream = futures_util::stream::unfold(receive, |mut receive| async move {
+        receive.recv().await.map(|event| (Ok(event), receive))
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}
