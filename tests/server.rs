@@ -12,7 +12,10 @@ use crate::support::rhaiflow;
 struct Served {
     child: Child,
     base: String,
-    store: tempfile::TempDir,
+    /// Scripts, and the store unless it is PostgreSQL's.
+    dir: tempfile::TempDir,
+    /// What `--store` says.
+    store: String,
 }
 
 impl Drop for Served {
@@ -23,12 +26,17 @@ impl Drop for Served {
 }
 
 impl Served {
+    /// On a SQLite store in a scratch folder.
     fn start() -> Served {
-        let store = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join("store").display().to_string();
+        Served::start_on(dir, store)
+    }
+
+    fn start_on(dir: tempfile::TempDir, store: String) -> Served {
         let mut child = Command::cargo_bin("rhaiflow")
             .unwrap()
-            .args(["serve", "--listen", "127.0.0.1:0", "--store"])
-            .arg(store.path())
+            .args(["serve", "--listen", "127.0.0.1:0", "--store", &store])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -37,14 +45,14 @@ impl Served {
         let mut line = String::new();
         BufReader::new(child.stderr.take().unwrap()).read_line(&mut line).unwrap();
         let address = line.split_whitespace().find(|w| w.starts_with("http://")).unwrap_or_else(|| panic!("{line}"));
-        Served { child, base: address.to_string(), store }
+        Served { child, base: address.to_string(), dir, store }
     }
 
     /// Runs `script` recorded in this server's store; returns the execution id.
     fn run(&self, script: &str, expect: i32) -> String {
-        let path = self.store.path().join("w.rhai");
+        let path = self.dir.path().join("w.rhai");
         std::fs::write(&path, script).unwrap();
-        let out = rhaiflow().arg("run").arg(&path).arg("--store").arg(self.store.path()).arg("-q").output().unwrap();
+        let out = rhaiflow().arg("run").arg(&path).args(["--store", &self.store, "-q"]).output().unwrap();
         assert_eq!(out.status.code(), Some(expect), "{}", String::from_utf8_lossy(&out.stderr));
         let listed: Value = self.get("/api/v1/executions?limit=1").1;
         listed["executions"][0]["id"].as_str().unwrap().to_string()
@@ -200,14 +208,14 @@ fn events_are_read_as_json_and_followed_as_server_sent_events_across_a_reconnect
     let (_, later) = served.get(&format!("/api/v1/executions/{done}/events?after=2"));
     assert_eq!(later["events"][0]["seq"], 3);
     // A running execution, followed.
-    let path = served.store.path().join("slow.rhai");
+    let path = served.dir.path().join("slow.rhai");
     std::fs::write(
         &path,
         r#"let g = graph_mode(); let s = g.sequence();
 s.add(task("a", || 1)); s.add(shell("wait", "sleep 1")); s.add(task("b", || 2)); g.execute();"#,
     )
     .unwrap();
-    let mut run = rhaiflow_background(&path, served.store.path());
+    let mut run = rhaiflow_background(&path, &served.store);
     let id = loop {
         let (_, page) = served.get("/api/v1/executions?status=running");
         if let Some(id) = page["executions"][0]["id"].as_str() {
@@ -230,7 +238,7 @@ s.add(task("a", || 1)); s.add(shell("wait", "sleep 1")); s.add(task("b", || 2));
 }
 
 /// `rhaiflow run SCRIPT --store STORE -q` in the background.
-fn rhaiflow_background(script: &std::path::Path, store: &std::path::Path) -> Child {
+fn rhaiflow_background(script: &std::path::Path, store: &str) -> Child {
     Command::cargo_bin("rhaiflow")
         .unwrap()
         .arg("run")
@@ -242,4 +250,35 @@ fn rhaiflow_background(script: &std::path::Path, store: &std::path::Path) -> Chi
         .stderr(Stdio::null())
         .spawn()
         .unwrap()
+}
+
+// A listing goes page by page through its cursor: every execution once, newest first, on
+// both stores; a cursor that is not one is refused.
+#[test]
+fn listings_go_page_by_page_through_their_cursor() {
+    let served = Served::start();
+    pages_cover_every_execution_once(&served);
+    let (status, body) = served.get("/api/v1/executions?cursor=zz");
+    assert_eq!(status, 400, "{body}");
+    let Some(pg) = crate::postgres_server::postgres() else { return };
+    let url = pg.url(&pg.fresh_database("serve_pages", None));
+    pages_cover_every_execution_once(&Served::start_on(tempfile::tempdir().unwrap(), url));
+}
+
+fn pages_cover_every_execution_once(served: &Served) {
+    let ids: Vec<String> =
+        (0..5).map(|_| served.run(r#"let g = graph_mode(); g.add_task(noop("a")); g.execute();"#, 0)).collect();
+    let mut seen = Vec::new();
+    let mut path = "/api/v1/executions?limit=2".to_string();
+    loop {
+        let (status, page) = served.get(&path);
+        assert_eq!(status, 200, "{page}");
+        seen.extend(page["executions"].as_array().unwrap().iter().map(|e| e["id"].as_str().unwrap().to_string()));
+        match page["next_cursor"].as_str() {
+            Some(cursor) => path = format!("/api/v1/executions?limit=2&cursor={cursor}"),
+            None => break,
+        }
+    }
+    let newest_first: Vec<String> = ids.into_iter().rev().collect();
+    assert_eq!(seen, newest_first);
 }

@@ -66,6 +66,8 @@ pub struct TaskView {
 #[derive(Serialize, ToSchema)]
 pub struct ExecutionPage {
     pub executions: Vec<ExecutionSummary>,
+    /// Where the next page starts (`cursor=`), when this one is full.
+    pub next_cursor: Option<String>,
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -77,6 +79,23 @@ pub struct ListQuery {
     pub workflow: Option<String>,
     /// At most this many (1 to 1000; 100 unless given).
     pub limit: Option<usize>,
+    /// The `next_cursor` of the page before (opaque).
+    pub cursor: Option<String>,
+}
+
+/// A cursor: the place after the last execution of a page (its start time and id), opaque to
+/// clients (hex of a JSON pair), so that its form can change.
+fn cursor_of(record: &ExecutionRecord) -> String {
+    let place = serde_json::json!([record.started_at, record.id]).to_string();
+    place.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+fn place_of(cursor: &str) -> Option<(String, String)> {
+    let bytes: Option<Vec<u8>> = (0..cursor.len())
+        .step_by(2)
+        .map(|i| cursor.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+        .collect();
+    serde_json::from_slice(&bytes?).ok()
 }
 
 fn summary(record: &ExecutionRecord) -> ExecutionSummary {
@@ -119,10 +138,16 @@ fn execution_query(query: ListQuery) -> Result<ExecutionQuery, Problem> {
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(Problem::bad_request(format!("limit must be 1 to {MAX_LIMIT}, not {limit}")));
     }
-    Ok(ExecutionQuery { statuses, workflow: query.workflow, since: None, limit: Some(limit) })
+    let older_than = match &query.cursor {
+        Some(cursor) => {
+            Some(place_of(cursor).ok_or_else(|| Problem::bad_request(format!("`{cursor}` is not a cursor")))?)
+        }
+        None => None,
+    };
+    Ok(ExecutionQuery { statuses, workflow: query.workflow, since: None, older_than, limit: Some(limit) })
 }
 
-/// The executions, newest first.
+/// The executions, newest first, a page at a time.
 #[utoipa::path(
     get,
     path = "/api/v1/executions",
@@ -139,8 +164,10 @@ pub async fn list(
 ) -> Result<Json<ExecutionPage>, Problem> {
     let Query(query) = query.map_err(|e| Problem::bad_request(e.body_text()))?;
     let query = execution_query(query)?;
+    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
     let records = blocking(move || shared.store.executions(&query)).await?;
-    Ok(Json(ExecutionPage { executions: records.iter().map(summary).collect() }))
+    let next_cursor = records.last().filter(|_| records.len() == limit).map(cursor_of);
+    Ok(Json(ExecutionPage { executions: records.iter().map(summary).collect(), next_cursor }))
 }
 
 /// One execution, with its parameters and tasks.

@@ -210,6 +210,9 @@ pub struct ExecutionQuery {
     pub workflow: Option<String>,
     /// Started at or after this time (RFC 3339 UTC with milliseconds, as the store writes it).
     pub since: Option<String>,
+    /// Only executions listed after this one (older; a page's cursor): its start time and id.
+    /// An execution removed since still marks the place by its start time.
+    pub older_than: Option<(String, String)>,
     pub limit: Option<usize>,
 }
 

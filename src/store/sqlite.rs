@@ -462,6 +462,8 @@ impl Store for SqliteStore {
                 "SELECT {EXECUTION_COLUMNS} FROM executions e
                  WHERE (?1 IS NULL OR status IN (SELECT value FROM json_each(?1)))
                    AND (?2 IS NULL OR workflow = ?2) AND (?3 IS NULL OR started_at >= ?3)
+                   AND (?5 IS NULL OR started_at < ?5 OR (started_at = ?5
+                        AND number < COALESCE((SELECT number FROM executions WHERE id = ?6), -1)))
                  ORDER BY started_at DESC, number DESC LIMIT ?4"
             ))
             .map_err(|e| self.err(e))?;
@@ -471,7 +473,9 @@ impl Store for SqliteStore {
                     query.stored_statuses().map(|s| serde_json::to_string(&s).unwrap_or_default()),
                     query.workflow,
                     query.since,
-                    limit
+                    limit,
+                    query.older_than.as_ref().map(|(started_at, _)| started_at),
+                    query.older_than.as_ref().map(|(_, id)| id),
                 ],
                 execution_from_row,
             )

@@ -44,6 +44,7 @@ pub fn list(args: &ListArgs) -> Result<i32, Diagnostic> {
         statuses: args.status.clone(),
         workflow: args.workflow.clone(),
         since: args.since.as_deref().map(age::parse_since).transpose()?,
+        older_than: None,
         limit: args.limit,
     };
     let (path, store) = open_existing(&args.store)?;

@@ -375,6 +375,7 @@ impl Store for PgStore {
             _ => None,
         };
         let (workflow, since) = (query.workflow.clone(), query.since.clone());
+        let (older_started, older_id) = query.older_than.clone().unzip();
         let all = self.with(move |client, place| async move {
             let rows = client
                 .query(
@@ -382,9 +383,11 @@ impl Store for PgStore {
                         "SELECT {EXECUTION_COLUMNS} FROM rhaiflow_executions
                          WHERE ($1::text[] IS NULL OR status = ANY($1)) AND ($2::text IS NULL OR workflow = $2)
                            AND ($3::text IS NULL OR started_at >= $3)
+                           AND ($5::text IS NULL OR started_at < $5 OR (started_at = $5
+                                AND number < COALESCE((SELECT number FROM rhaiflow_executions WHERE id = $6), -1)))
                          ORDER BY started_at DESC, number DESC LIMIT $4"
                     ),
-                    &[&statuses, &workflow, &since, &limit],
+                    &[&statuses, &workflow, &since, &limit, &older_started, &older_id],
                 )
                 .await
                 .map_err(|e| database(&place, &e))?;
