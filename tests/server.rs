@@ -282,3 +282,49 @@ fn pages_cover_every_execution_once(served: &Served) {
     let newest_first: Vec<String> = ids.into_iter().rev().collect();
     assert_eq!(seen, newest_first);
 }
+
+impl Served {
+    /// POST `path` with `body` (JSON) or none: the status and the body.
+    fn post(&self, path: &str, body: Option<&str>) -> (u16, Value) {
+        let agent = ureq::Agent::new_with_config(ureq::config::Config::builder().http_status_as_error(false).build());
+        let request = agent.post(&format!("{}{path}", self.base));
+        let mut response = match body {
+            Some(body) => request.header("Content-Type", "application/json").send(body).unwrap(),
+            None => request.send_empty().unwrap(),
+        };
+        let text = response.body_mut().read_to_string().unwrap();
+        (response.status().as_u16(), serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+}
+
+// A running execution is cancelled through the API (forced: its task's process is killed, and
+// the run ends cancelled); one that ended is a conflict; a bad body is refused.
+#[test]
+fn a_running_execution_is_cancelled_and_an_ended_one_is_a_conflict() {
+    let served = Served::start();
+    let path = served.dir.path().join("long.rhai");
+    std::fs::write(&path, r#"let g = graph_mode(); g.add_task(shell("long", "sleep 30")); g.execute();"#).unwrap();
+    let mut run = rhaiflow_background(&path, &served.store);
+    let id = loop {
+        let (_, page) = served.get("/api/v1/executions?status=running");
+        if let (Some(id), Some(1)) =
+            (page["executions"][0]["id"].as_str(), page["executions"][0]["tasks_total"].as_u64())
+        {
+            break id.to_string();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let (status, body) = served.post(&format!("/api/v1/executions/{id}/cancel"), Some(r#"{"forse": true}"#));
+    assert_eq!(status, 400, "{body}");
+    let asked = std::time::Instant::now();
+    let (status, body) = served.post(&format!("/api/v1/executions/{id}/cancel"), Some(r#"{"force": true}"#));
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["id"], id.as_str());
+    assert_eq!(run.wait().unwrap().code(), Some(3), "the run did not end cancelled");
+    assert!(asked.elapsed() < std::time::Duration::from_secs(5), "{:?}", asked.elapsed());
+    assert_eq!(served.get(&format!("/api/v1/executions/{id}")).1["status"], "cancelled");
+    let (status, body) = served.post(&format!("/api/v1/executions/{id}/cancel"), None);
+    assert_eq!(status, 409, "{body}");
+    assert!(body["detail"].as_str().unwrap().contains("is not running (it is cancelled)"), "{body}");
+    assert_eq!(served.post("/api/v1/executions/nope/cancel", None).0, 404);
+}

@@ -283,7 +283,7 @@ fn cancel(id: &str, arg: &StoreArg, force: bool) -> Result<i32, Diagnostic> {
     }
     store.request_cancel(&record.id, force).map_err(store_error)?;
     if record.runner == store::Runner::Process {
-        nudge(record.pid);
+        crate::runner::nudge(record.pid);
     }
     say!("{} cancel requested for execution {}", if force { "forced" } else { "graceful" }, record.id);
     // Wait a little to report the outcome; a graceful cancel may wait for running tasks.
@@ -297,17 +297,6 @@ fn cancel(id: &str, arg: &StoreArg, force: bool) -> Result<i32, Diagnostic> {
     }
     say!("execution {} will stop when its running tasks finish (--force stops them now)", record.id);
     Ok(0)
-}
-
-/// Tells the run's process that a request waits in the store (SIGUSR1), so that it reads it
-/// at once rather than at its next look; it looks five times a second anyway. Only a process
-/// that is rhaiflow gets the signal: a recorded pid may since belong to another program.
-fn nudge(pid: u32) {
-    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-    if pid != 0 && comm.trim_end() == "rhaiflow" {
-        // SAFETY: kill(2) with a plain signal number; the pid was checked to be rhaiflow's.
-        unsafe { libc::kill(pid as i32, libc::SIGUSR1) };
-    }
 }
 
 fn resume(id: &str, arg: &StoreArg, events_json: Option<&str>, quiet: bool) -> i32 {

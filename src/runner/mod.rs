@@ -24,6 +24,7 @@ pub use deployment::{attach_deployment, DeploymentSource};
 pub use entry::prepare as prepare_bundle_workflow;
 pub use resume::{resume, resume_in};
 pub use submit::submit;
+pub use watchers::nudge;
 
 use crate::deploy::model::NotRecorded;
 use crate::deploy::Deployment;

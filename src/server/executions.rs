@@ -98,7 +98,7 @@ fn place_of(cursor: &str) -> Option<(String, String)> {
     serde_json::from_slice(&bytes?).ok()
 }
 
-fn summary(record: &ExecutionRecord) -> ExecutionSummary {
+pub(super) fn summary(record: &ExecutionRecord) -> ExecutionSummary {
     ExecutionSummary {
         id: record.id.clone(),
         workflow: record.workflow.clone(),

@@ -3,6 +3,7 @@
 //! loopback address without authentication, as the CLI on the same machine needs none; any
 //! other address needs role tokens, which are not built yet, so it is refused.
 
+mod cancel;
 mod events;
 mod executions;
 mod health;
@@ -12,7 +13,7 @@ mod problem;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 
 use crate::diagnostic::{Code, Diagnostic};
@@ -34,6 +35,7 @@ pub fn router(store: Arc<dyn Store>) -> Router {
         .route("/api/v1/executions", get(executions::list))
         .route("/api/v1/executions/{id}", get(executions::show))
         .route("/api/v1/executions/{id}/events", get(events::events))
+        .route("/api/v1/executions/{id}/cancel", post(cancel::cancel))
         .fallback(|| async { Problem::not_found("no such resource: the API is under /api/v1 (openapi.json)") })
         .with_state(shared)
 }

@@ -6,19 +6,20 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use utoipa::OpenApi;
 
-use super::{events, executions, health, problem};
+use super::{cancel, events, executions, health, problem};
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "rhaiflow", description = "Executions of Rhai workflows: list, inspect, follow."),
-    paths(health::healthz, health::readyz, executions::list, executions::show, events::events),
+    paths(health::healthz, health::readyz, executions::list, executions::show, events::events, cancel::cancel),
     components(schemas(
         problem::Problem,
         executions::ExecutionPage,
         executions::ExecutionSummary,
         executions::ExecutionDetail,
         executions::TaskView,
-        events::EventPage
+        events::EventPage,
+        cancel::CancelRequest
     )),
     tags((name = "executions", description = "Recorded executions"), (name = "health", description = "Liveness and readiness"))
 )]

@@ -1,0 +1,71 @@
+//! `POST /api/v1/executions/{id}/cancel`: asks a queued or running execution to stop, as
+//! `executions cancel` does: through the store, which its run (on any machine) reads five
+//! times a second; a run on this machine is nudged to read it at once.
+
+use std::sync::Arc;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use super::executions::{summary, ExecutionSummary};
+use super::problem::Problem;
+use super::{blocking, Shared};
+use crate::store::{ExecutionStatus, Runner};
+
+#[derive(Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CancelRequest {
+    /// Kill running tasks now (their process groups), rather than let them finish.
+    #[serde(default)]
+    pub force: bool,
+}
+
+/// Asks the execution to stop: gracefully (running tasks finish), or with `force`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/executions/{id}/cancel",
+    params(("id" = String, Path, description = "The execution's id")),
+    request_body(content = Option<CancelRequest>, description = "`{\"force\": true}` kills running tasks; no body: graceful"),
+    responses(
+        (status = 202, description = "Asked: the execution as it was when asked", body = ExecutionSummary),
+        (status = 404, description = "No such execution", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "It is not running (it ended, or crashed: resume it)", body = Problem, content_type = "application/problem+json"),
+    ),
+    tag = "executions"
+)]
+pub async fn cancel(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    body: Result<Json<CancelRequest>, JsonRejection>,
+) -> Result<(StatusCode, Json<ExecutionSummary>), Problem> {
+    let force = match body {
+        Ok(Json(request)) => request.force,
+        // No body (and so no JSON content type): a graceful cancel.
+        Err(JsonRejection::MissingJsonContentType(_)) => false,
+        Err(e) => return Err(Problem::bad_request(e.body_text())),
+    };
+    let record = blocking(move || {
+        let record = shared.store.execution(&id)?;
+        let stoppable =
+            matches!(record.status, ExecutionStatus::Running | ExecutionStatus::Queued) && !record.crashed();
+        if stoppable {
+            shared.store.request_cancel(&record.id, force)?;
+        }
+        Ok(record)
+    })
+    .await?;
+    if record.status != ExecutionStatus::Queued && (record.crashed() || record.status != ExecutionStatus::Running) {
+        return Err(Problem::new(
+            StatusCode::CONFLICT,
+            format!("execution {} is not running (it is {})", record.id, record.shown_status()),
+        ));
+    }
+    if record.runner == Runner::Process {
+        crate::runner::nudge(record.pid);
+    }
+    Ok((StatusCode::ACCEPTED, Json(summary(&record))))
+}
