@@ -58,16 +58,24 @@ impl Served {
         listed["executions"][0]["id"].as_str().unwrap().to_string()
     }
 
-    /// GET `path`: the status, the body as JSON (or as a JSON string when it is not JSON), and
-    /// its content type.
-    fn get_typed(&self, path: &str) -> (u16, Value, String) {
+    /// `method path` with `body` (JSON) or none: the status, the body as JSON (or as a JSON
+    /// string when it is not JSON), and its content type.
+    fn send(&self, method: &str, path: &str, body: Option<&str>) -> (u16, Value, String) {
         let agent = ureq::Agent::new_with_config(ureq::config::Config::builder().http_status_as_error(false).build());
-        let mut response = agent.get(&format!("{}{path}", self.base)).call().unwrap();
+        let mut request = ureq::http::Request::builder().method(method).uri(format!("{}{path}", self.base));
+        if body.is_some() {
+            request = request.header("Content-Type", "application/json");
+        }
+        let mut response = agent.run(request.body(body.unwrap_or_default().to_string()).unwrap()).unwrap();
         let status = response.status().as_u16();
         let content_type = response.headers().get("content-type").map(|v| v.to_str().unwrap().to_string());
         let text = response.body_mut().read_to_string().unwrap();
         let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
         (status, body, content_type.unwrap_or_default())
+    }
+
+    fn get_typed(&self, path: &str) -> (u16, Value, String) {
+        self.send("GET", path, None)
     }
 
     fn get(&self, path: &str) -> (u16, Value) {
@@ -208,21 +216,10 @@ fn events_are_read_as_json_and_followed_as_server_sent_events_across_a_reconnect
     let (_, later) = served.get(&format!("/api/v1/executions/{done}/events?after=2"));
     assert_eq!(later["events"][0]["seq"], 3);
     // A running execution, followed.
-    let path = served.dir.path().join("slow.rhai");
-    std::fs::write(
-        &path,
+    let (mut run, id) = served.running(
         r#"let g = graph_mode(); let s = g.sequence();
 s.add(task("a", || 1)); s.add(shell("wait", "sleep 1")); s.add(task("b", || 2)); g.execute();"#,
-    )
-    .unwrap();
-    let mut run = rhaiflow_background(&path, &served.store);
-    let id = loop {
-        let (_, page) = served.get("/api/v1/executions?status=running");
-        if let Some(id) = page["executions"][0]["id"].as_str() {
-            break id.to_string();
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    };
+    );
     let first = read_sse(&mut served.stream(&id, None), |(_, _, data)| {
         data.contains("\"task_started\"") && data.contains("\"wait\"")
     });
@@ -237,19 +234,32 @@ s.add(task("a", || 1)); s.add(shell("wait", "sleep 1")); s.add(task("b", || 2));
     assert!(rest.iter().any(|(_, _, data)| data.contains("workflow_succeeded")), "{rest:?}");
 }
 
-/// `rhaiflow run SCRIPT --store STORE -q` in the background.
-fn rhaiflow_background(script: &std::path::Path, store: &str) -> Child {
-    Command::cargo_bin("rhaiflow")
-        .unwrap()
-        .arg("run")
-        .arg(script)
-        .arg("--store")
-        .arg(store)
-        .arg("-q")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
+impl Served {
+    /// `script` run in the background on this server's store, once its execution runs (its
+    /// graph built): the run and the execution's id.
+    fn running(&self, script: &str) -> (Child, String) {
+        let path = self.dir.path().join("background.rhai");
+        std::fs::write(&path, script).unwrap();
+        let run = Command::cargo_bin("rhaiflow")
+            .unwrap()
+            .arg("run")
+            .arg(&path)
+            .args(["--store", &self.store, "-q"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let started = std::time::Instant::now();
+        loop {
+            let (_, page) = self.get("/api/v1/executions?status=running");
+            let running = &page["executions"][0];
+            if let (Some(id), Some(1..)) = (running["id"].as_str(), running["tasks_total"].as_u64()) {
+                return (run, id.to_string());
+            }
+            assert!(started.elapsed() < std::time::Duration::from_secs(30), "it never ran");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
 }
 
 // A listing goes page by page through its cursor: every execution once, newest first, on
@@ -284,16 +294,14 @@ fn pages_cover_every_execution_once(served: &Served) {
 }
 
 impl Served {
-    /// POST `path` with `body` (JSON) or none: the status and the body.
     fn post(&self, path: &str, body: Option<&str>) -> (u16, Value) {
-        let agent = ureq::Agent::new_with_config(ureq::config::Config::builder().http_status_as_error(false).build());
-        let request = agent.post(&format!("{}{path}", self.base));
-        let mut response = match body {
-            Some(body) => request.header("Content-Type", "application/json").send(body).unwrap(),
-            None => request.send_empty().unwrap(),
-        };
-        let text = response.body_mut().read_to_string().unwrap();
-        (response.status().as_u16(), serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        let (status, body, _) = self.send("POST", path, body);
+        (status, body)
+    }
+
+    fn delete(&self, path: &str) -> (u16, Value) {
+        let (status, body, _) = self.send("DELETE", path, None);
+        (status, body)
     }
 }
 
@@ -302,18 +310,7 @@ impl Served {
 #[test]
 fn a_running_execution_is_cancelled_and_an_ended_one_is_a_conflict() {
     let served = Served::start();
-    let path = served.dir.path().join("long.rhai");
-    std::fs::write(&path, r#"let g = graph_mode(); g.add_task(shell("long", "sleep 30")); g.execute();"#).unwrap();
-    let mut run = rhaiflow_background(&path, &served.store);
-    let id = loop {
-        let (_, page) = served.get("/api/v1/executions?status=running");
-        if let (Some(id), Some(1)) =
-            (page["executions"][0]["id"].as_str(), page["executions"][0]["tasks_total"].as_u64())
-        {
-            break id.to_string();
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    };
+    let (mut run, id) = served.running(r#"let g = graph_mode(); g.add_task(shell("long", "sleep 30")); g.execute();"#);
     let (status, body) = served.post(&format!("/api/v1/executions/{id}/cancel"), Some(r#"{"forse": true}"#));
     assert_eq!(status, 400, "{body}");
     let asked = std::time::Instant::now();
@@ -327,4 +324,21 @@ fn a_running_execution_is_cancelled_and_an_ended_one_is_a_conflict() {
     assert_eq!(status, 409, "{body}");
     assert!(body["detail"].as_str().unwrap().contains("is not running (it is cancelled)"), "{body}");
     assert_eq!(served.post("/api/v1/executions/nope/cancel", None).0, 404);
+    // Finished: it can be deleted, and is gone.
+    assert_eq!(served.delete(&format!("/api/v1/executions/{id}")).0, 204);
+    assert_eq!(served.get(&format!("/api/v1/executions/{id}")).0, 404);
+    assert_eq!(served.get(&format!("/api/v1/executions/{id}/events")).0, 404);
+    assert_eq!(served.delete(&format!("/api/v1/executions/{id}")).0, 404);
+}
+
+// A running execution cannot be deleted (409); it can once it finished.
+#[test]
+fn a_running_execution_is_not_deleted() {
+    let served = Served::start();
+    let (mut run, id) = served.running(r#"let g = graph_mode(); g.add_task(shell("wait", "sleep 1")); g.execute();"#);
+    let (status, body) = served.delete(&format!("/api/v1/executions/{id}"));
+    assert_eq!(status, 409, "{body}");
+    assert!(body["detail"].as_str().unwrap().contains("has not finished (it is running)"), "{body}");
+    assert!(run.wait().unwrap().success());
+    assert_eq!(served.delete(&format!("/api/v1/executions/{id}")).0, 204);
 }

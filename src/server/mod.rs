@@ -4,6 +4,7 @@
 //! other address needs role tokens, which are not built yet, so it is refused.
 
 mod cancel;
+mod delete;
 mod events;
 mod executions;
 mod health;
@@ -33,7 +34,7 @@ pub fn router(store: Arc<dyn Store>) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/api/v1/openapi.json", get(openapi::document))
         .route("/api/v1/executions", get(executions::list))
-        .route("/api/v1/executions/{id}", get(executions::show))
+        .route("/api/v1/executions/{id}", get(executions::show).delete(delete::delete))
         .route("/api/v1/executions/{id}/events", get(events::events))
         .route("/api/v1/executions/{id}/cancel", post(cancel::cancel))
         .fallback(|| async { Problem::not_found("no such resource: the API is under /api/v1 (openapi.json)") })

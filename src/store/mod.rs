@@ -138,8 +138,8 @@ pub trait Store: Send + Sync {
     fn executions(&self, query: &ExecutionQuery) -> Result<Vec<ExecutionRecord>>;
     /// Removes, with their events, the executions with one of `statuses` that ended (a
     /// crashed one: started) before `before` (RFC 3339 UTC, as the store writes times); never
-    /// a running one. Returns what it removed.
-    fn prune(&self, statuses: &[ShownStatus], before: &str) -> Result<Vec<ExecutionRecord>>;
+    /// a running one; with `only`, that execution alone. Returns what it removed.
+    fn prune(&self, statuses: &[ShownStatus], before: &str, only: Option<&str>) -> Result<Vec<ExecutionRecord>>;
     fn execution(&self, id: &str) -> Result<ExecutionRecord>;
     fn tasks(&self, id: &str) -> Result<Vec<StoredTask>>;
     /// Events with `seq > after`, as their JSON lines, in order.

@@ -485,7 +485,7 @@ impl Store for SqliteStore {
         Ok(wanted.take(query.limit.unwrap_or(usize::MAX)).collect())
     }
 
-    fn prune(&self, statuses: &[ShownStatus], before: &str) -> Result<Vec<ExecutionRecord>> {
+    fn prune(&self, statuses: &[ShownStatus], before: &str, only: Option<&str>) -> Result<Vec<ExecutionRecord>> {
         let mut conn = self.reader.lock();
         // One transaction that holds the write lock: a resume cannot take an execution over
         // between the look at it and its removal.
@@ -494,11 +494,12 @@ impl Store for SqliteStore {
             let mut stmt = tx
                 .prepare(&format!(
                     "SELECT {EXECUTION_COLUMNS}, number FROM executions e
-                     WHERE COALESCE(ended_at, started_at) < ?1 ORDER BY started_at, number"
+                     WHERE COALESCE(ended_at, started_at) < ?1 AND (?2 IS NULL OR id = ?2)
+                     ORDER BY started_at, number"
                 ))
                 .map_err(|e| self.err(e))?;
             let rows = stmt
-                .query_map([before], |row| Ok((row.get(14)?, execution_from_row(row)?)))
+                .query_map(params![before, only], |row| Ok((row.get(14)?, execution_from_row(row)?)))
                 .map_err(|e| self.err(e))?;
             rows.collect::<rusqlite::Result<Vec<_>>>().map_err(|e| self.err(e))?
         };

@@ -36,7 +36,7 @@ pub fn prune(args: &PruneArgs) -> Result<i32, Diagnostic> {
     let statuses = if args.status.is_empty() { FINISHED.to_vec() } else { args.status.clone() };
     let (path, store) = open_existing(&args.store)?;
     let removed = match store {
-        Some(store) => store.prune(&statuses, &before).map_err(store_error)?,
+        Some(store) => store.prune(&statuses, &before, None).map_err(store_error)?,
         None => Vec::new(),
     };
     for r in &removed {

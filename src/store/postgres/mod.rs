@@ -397,9 +397,9 @@ impl Store for PgStore {
         Ok(wanted.take(query.limit.unwrap_or(usize::MAX)).collect())
     }
 
-    fn prune(&self, statuses: &[ShownStatus], before: &str) -> Result<Vec<ExecutionRecord>> {
+    fn prune(&self, statuses: &[ShownStatus], before: &str, only: Option<&str>) -> Result<Vec<ExecutionRecord>> {
         let me = self.owner.clone();
-        let (statuses, before) = (statuses.to_vec(), before.to_string());
+        let (statuses, before, only) = (statuses.to_vec(), before.to_string(), only.map(str::to_string));
         self.with(move |mut client, place| async move {
             let failed = |e: tokio_postgres::Error| database(&place, &e);
             // The rows stay locked to the end: a resume cannot take one over in between.
@@ -408,9 +408,10 @@ impl Store for PgStore {
                 .query(
                     &format!(
                         "SELECT {EXECUTION_COLUMNS} FROM rhaiflow_executions
-                         WHERE coalesce(ended_at, started_at) < $1 ORDER BY started_at, number FOR UPDATE"
+                         WHERE coalesce(ended_at, started_at) < $1 AND ($2::text IS NULL OR id = $2)
+                         ORDER BY started_at, number FOR UPDATE"
                     ),
-                    &[&before],
+                    &[&before, &only],
                 )
                 .await
                 .map_err(failed)?;
