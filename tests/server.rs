@@ -240,7 +240,7 @@ impl Served {
     fn running(&self, script: &str) -> (Child, String) {
         let path = self.dir.path().join("background.rhai");
         std::fs::write(&path, script).unwrap();
-        let run = Command::cargo_bin("rhaiflow")
+        let mut run = Command::cargo_bin("rhaiflow")
             .unwrap()
             .arg("run")
             .arg(&path)
@@ -256,7 +256,11 @@ impl Served {
             if let (Some(id), Some(1..)) = (running["id"].as_str(), running["tasks_total"].as_u64()) {
                 return (run, id.to_string());
             }
-            assert!(started.elapsed() < std::time::Duration::from_secs(30), "it never ran");
+            if started.elapsed() > std::time::Duration::from_secs(30) {
+                let _ = run.kill();
+                let _ = run.wait();
+                panic!("it never ran");
+            }
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
     }
