@@ -7,6 +7,9 @@
 
 mod bus;
 mod held;
+mod log_line;
+
+pub use log_line::log_line;
 
 use std::io::Write;
 use std::sync::Arc;

@@ -348,3 +348,31 @@ fn a_running_execution_is_not_deleted() {
     assert!(run.wait().unwrap().success());
     assert_eq!(served.delete(&format!("/api/v1/executions/{id}")).0, 204);
 }
+
+// What the tasks printed, as plain text: every line led by its task, one task's bare, an
+// unknown task refused with the names there are; followed while the execution runs, to its end.
+#[test]
+fn logs_are_served_as_text_and_followed_to_the_end() {
+    let served = Served::start();
+    let id = served.run(
+        r#"let g = graph_mode(); let s = g.sequence();
+s.add(shell("a", "echo one")); s.add(shell("b", "echo two; echo three")); g.execute();"#,
+        0,
+    );
+    let (status, text, content_type) = served.get_typed(&format!("/api/v1/executions/{id}/logs"));
+    assert_eq!((status, content_type.as_str()), (200, "text/plain; charset=utf-8"));
+    assert_eq!(text, "a | one\nb | two\nb | three\n");
+    assert_eq!(served.get(&format!("/api/v1/executions/{id}/logs?task=b")).1, "two\nthree\n");
+    let (status, body) = served.get(&format!("/api/v1/executions/{id}/logs?task=c"));
+    assert_eq!(status, 404);
+    assert!(body["detail"].as_str().unwrap().contains("no task named `c` (its tasks: a, b)"), "{body}");
+    let (mut run, id) = served.running(
+        r#"let g = graph_mode(); let s = g.sequence();
+s.add(shell("slow", "echo first; sleep 1; echo second")); g.execute();"#,
+    );
+    let mut followed = String::new();
+    let response = ureq::get(&format!("{}/api/v1/executions/{id}/logs?follow=true", served.base)).call().unwrap();
+    std::io::Read::read_to_string(&mut response.into_body().into_reader(), &mut followed).unwrap();
+    assert!(run.wait().unwrap().success());
+    assert_eq!(followed, "slow | first\nslow | second\n");
+}

@@ -73,13 +73,17 @@ pub async fn events(
     Ok(Json(EventPage { events }).into_response())
 }
 
-/// The events of `id` after `after` as they are committed, then `end`.
-fn follow(
-    shared: Arc<Shared>,
-    id: String,
-    after: u64,
-) -> Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>> {
-    let (send, receive) = mpsc::channel::<Event>(256);
+/// What a watch of an execution sees: each event (its seq and JSON line) as it is committed,
+/// then how it ended.
+pub(super) enum Watched {
+    Event(u64, String),
+    End { status: &'static str, last_seq: u64 },
+}
+
+/// Watches `id` from after `after`: its events as they are committed (looked for every
+/// `LOOK_EVERY`), then its end; stops when the receiver is dropped (the client left).
+pub(super) fn watch(shared: Arc<Shared>, id: String, after: u64) -> mpsc::Receiver<Watched> {
+    let (send, receive) = mpsc::channel::<Watched>(256);
     tokio::spawn(async move {
         let mut after = after;
         loop {
@@ -94,22 +98,51 @@ fn follow(
             let Ok((record, lines)) = read else { return };
             for (seq, line) in lines {
                 after = seq;
-                if send.send(Event::default().id(seq.to_string()).data(line)).await.is_err() {
-                    return; // the client left
+                if send.send(Watched::Event(seq, line)).await.is_err() {
+                    return;
                 }
             }
             let running =
                 matches!(record.status, ExecutionStatus::Running | ExecutionStatus::Queued) && !record.crashed();
             if !running {
-                let end = serde_json::json!({ "status": record.shown_status(), "last_seq": after });
-                let _ = send.send(Event::default().event("end").data(end.to_string())).await;
+                let _ = send.send(Watched::End { status: record.shown_status(), last_seq: after }).await;
                 return;
             }
             tokio::time::sleep(LOOK_EVERY).await;
         }
     });
-    let stream = futures_util::stream::unfold(receive, |mut receive| async move {
-        receive.recv().await.map(|event| (Ok(event), receive))
+    receive
+}
+
+/// A stream of what `receive` gets, each made an item by `item` (`None`: skipped).
+pub(super) fn stream_of<T>(
+    receive: mpsc::Receiver<Watched>,
+    item: impl Fn(Watched) -> Option<T> + Send + 'static,
+) -> impl futures_util::Stream<Item = T> {
+    futures_util::stream::unfold((receive, item), |(mut receive, item)| async move {
+        loop {
+            let watched = receive.recv().await?;
+            if let Some(made) = item(watched) {
+                return Some((made, (receive, item)));
+            }
+        }
+    })
+}
+
+/// The events of `id` after `after` as they are committed, then `end`.
+fn follow(
+    shared: Arc<Shared>,
+    id: String,
+    after: u64,
+) -> Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>> {
+    let stream = stream_of(watch(shared, id, after), |watched| {
+        Some(Ok(match watched {
+            Watched::Event(seq, line) => Event::default().id(seq.to_string()).data(line),
+            Watched::End { status, last_seq } => {
+                let end = serde_json::json!({ "status": status, "last_seq": last_seq });
+                Event::default().event("end").data(end.to_string())
+            }
+        }))
     });
     Sse::new(stream).keep_alive(KeepAlive::default())
 }

@@ -8,6 +8,7 @@ mod delete;
 mod events;
 mod executions;
 mod health;
+mod logs;
 pub mod openapi;
 mod problem;
 
@@ -36,6 +37,7 @@ pub fn router(store: Arc<dyn Store>) -> Router {
         .route("/api/v1/executions", get(executions::list))
         .route("/api/v1/executions/{id}", get(executions::show).delete(delete::delete))
         .route("/api/v1/executions/{id}/events", get(events::events))
+        .route("/api/v1/executions/{id}/logs", get(logs::logs))
         .route("/api/v1/executions/{id}/cancel", post(cancel::cancel))
         .fallback(|| async { Problem::not_found("no such resource: the API is under /api/v1 (openapi.json)") })
         .with_state(shared)

@@ -6,12 +6,12 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use utoipa::OpenApi;
 
-use super::{cancel, delete, events, executions, health, problem};
+use super::{cancel, delete, events, executions, health, logs, problem};
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "rhaiflow", description = "Executions of Rhai workflows: list, inspect, follow."),
-    paths(health::healthz, health::readyz, executions::list, executions::show, events::events, cancel::cancel, delete::delete),
+    paths(health::healthz, health::readyz, executions::list, executions::show, events::events, logs::logs, cancel::cancel, delete::delete),
     components(schemas(
         problem::Problem,
         executions::ExecutionPage,
