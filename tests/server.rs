@@ -37,6 +37,7 @@ impl Served {
         let mut child = Command::cargo_bin("rhaiflow")
             .unwrap()
             .args(["serve", "--listen", "127.0.0.1:0", "--store", &store])
+            .env("RHAIFLOW_BUNDLES", dir.path().join("bundles"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -375,4 +376,37 @@ s.add(shell("slow", "echo first; sleep 1; echo second")); g.execute();"#,
     std::io::Read::read_to_string(&mut response.into_body().into_reader(), &mut followed).unwrap();
     assert!(run.wait().unwrap().success());
     assert_eq!(followed, "slow | first\nslow | second\n");
+}
+
+// The workflows that can be run: an installed bundle's, with its parameters and their JSON
+// Schema, then the built-in ones.
+#[test]
+fn workflows_are_listed_with_their_parameters() {
+    let served = Served::start();
+    let bundles = served.dir.path().join("bundles");
+    let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/bundles/tutorial");
+    rhaiflow().args(["bundle", "install", examples]).env("RHAIFLOW_BUNDLES", &bundles).assert().success();
+    let (status, body) = served.get("/api/v1/workflows");
+    assert_eq!(status, 200);
+    let workflows = body["workflows"].as_array().unwrap();
+    let names: Vec<String> = workflows
+        .iter()
+        .map(|w| format!("{}/{}", w["bundle"].as_str().unwrap(), w["name"].as_str().unwrap()))
+        .collect();
+    assert_eq!(names[0], "tutorial/run_operation", "{names:?}");
+    for builtin in ["install", "uninstall", "execute_operation", "scale", "heal"] {
+        assert!(names.contains(&format!("builtin/{builtin}")), "{builtin} missing: {names:?}");
+    }
+    let tutorial = &workflows[0];
+    assert_eq!(tutorial["version"], "1.0.0");
+    let schema = &tutorial["parameters_schema"];
+    assert_eq!(schema["required"], serde_json::json!(["operation"]));
+    assert_eq!(schema["properties"]["type_name"]["type"], "string");
+    assert_eq!(schema["properties"]["type_name"]["default"], "rhaiflow.nodes.Root");
+    assert_eq!(schema["properties"]["operation_kwargs"]["default"], serde_json::json!({}));
+    let operation = tutorial["parameters"].as_array().unwrap().iter().find(|p| p["name"] == "operation").unwrap();
+    assert_eq!(
+        (operation["mandatory"].as_bool(), operation["description"].as_str()),
+        (Some(true), Some("the operation to execute"))
+    );
 }

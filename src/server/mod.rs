@@ -11,6 +11,7 @@ mod health;
 mod logs;
 pub mod openapi;
 mod problem;
+mod workflows;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -34,6 +35,7 @@ pub fn router(store: Arc<dyn Store>) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/api/v1/openapi.json", get(openapi::document))
+        .route("/api/v1/workflows", get(workflows::list))
         .route("/api/v1/executions", get(executions::list))
         .route("/api/v1/executions/{id}", get(executions::show).delete(delete::delete))
         .route("/api/v1/executions/{id}/events", get(events::events))

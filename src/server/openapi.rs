@@ -6,12 +6,12 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use utoipa::OpenApi;
 
-use super::{cancel, delete, events, executions, health, logs, problem};
+use super::{cancel, delete, events, executions, health, logs, problem, workflows};
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "rhaiflow", description = "Executions of Rhai workflows: list, inspect, follow."),
-    paths(health::healthz, health::readyz, executions::list, executions::show, events::events, logs::logs, cancel::cancel, delete::delete),
+    paths(health::healthz, health::readyz, executions::list, executions::show, events::events, logs::logs, cancel::cancel, delete::delete, workflows::list),
     components(schemas(
         problem::Problem,
         executions::ExecutionPage,
@@ -19,9 +19,12 @@ use super::{cancel, delete, events, executions, health, logs, problem};
         executions::ExecutionDetail,
         executions::TaskView,
         events::EventPage,
-        cancel::CancelRequest
+        cancel::CancelRequest,
+        workflows::WorkflowList,
+        workflows::WorkflowView,
+        workflows::ParameterView
     )),
-    tags((name = "executions", description = "Recorded executions"), (name = "health", description = "Liveness and readiness"))
+    tags((name = "executions", description = "Recorded executions"), (name = "health", description = "Liveness and readiness"), (name = "workflows", description = "What can be run"))
 )]
 pub struct ApiDoc;
 
