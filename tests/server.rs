@@ -410,3 +410,28 @@ fn workflows_are_listed_with_their_parameters() {
         (Some(true), Some("the operation to execute"))
     );
 }
+
+// The deployments the store keeps, and one's instances with their states and runtime
+// properties; an unknown one is 404.
+#[test]
+fn deployments_are_listed_and_shown() {
+    let served = Served::start();
+    let blueprint = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/three_tier/blueprint.yaml");
+    rhaiflow()
+        .args(["deployments", "create", "shop", "--blueprint", blueprint, "--store", &served.store])
+        .assert()
+        .success();
+    let (status, body) = served.get("/api/v1/deployments");
+    assert_eq!(status, 200);
+    assert_eq!(body["deployments"][0]["name"], "shop");
+    let instances = body["deployments"][0]["instances"].as_u64().unwrap();
+    assert_eq!(body["deployments"][0]["states"]["uninitialized"].as_u64(), Some(instances));
+    let (status, shop) = served.get("/api/v1/deployments/shop");
+    assert_eq!(status, 200);
+    assert_eq!(shop["instances"].as_array().unwrap().len() as u64, instances);
+    let vm = shop["instances"].as_array().unwrap().iter().find(|i| i["node_id"] == "vm").unwrap();
+    assert_eq!((vm["state"].as_str(), vm["runtime_properties"].is_object()), (Some("uninitialized"), true));
+    let (status, body) = served.get("/api/v1/deployments/nope");
+    assert_eq!(status, 404, "{body}");
+    assert!(body["detail"].as_str().unwrap().contains("no deployment named `nope`"), "{body}");
+}

@@ -5,6 +5,7 @@
 
 mod cancel;
 mod delete;
+mod deployments;
 mod events;
 mod executions;
 mod health;
@@ -20,22 +21,25 @@ use axum::routing::{get, post};
 use axum::Router;
 
 use crate::diagnostic::{Code, Diagnostic};
-use crate::store::{Store, StoreLocation};
+use crate::store::{DeploymentStore, Store, StoreError, StoreLocation};
 use problem::Problem;
 
 /// What every handler shares.
 pub struct Shared {
     store: Arc<dyn Store>,
+    deployments: DeploymentStore,
 }
 
 /// The routes of the API on `store`.
-pub fn router(store: Arc<dyn Store>) -> Router {
-    let shared = Arc::new(Shared { store });
+pub fn router(store: Arc<dyn Store>, deployments: DeploymentStore) -> Router {
+    let shared = Arc::new(Shared { store, deployments });
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/api/v1/openapi.json", get(openapi::document))
         .route("/api/v1/workflows", get(workflows::list))
+        .route("/api/v1/deployments", get(deployments::list))
+        .route("/api/v1/deployments/{name}", get(deployments::show))
         .route("/api/v1/executions", get(executions::list))
         .route("/api/v1/executions/{id}", get(executions::show).delete(delete::delete))
         .route("/api/v1/executions/{id}/events", get(events::events))
@@ -56,6 +60,7 @@ pub fn serve(listen: SocketAddr, location: &StoreLocation, ready: impl FnOnce(So
         .with_help("listen on a loopback address (the default, 127.0.0.1:8080); role tokens for other addresses are not built yet"));
     }
     let store = crate::store::open(location)?;
+    let deployments = DeploymentStore::open(location).map_err(StoreError::into_deployments_diagnostic)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("rhaiflow-serve")
@@ -66,7 +71,7 @@ pub fn serve(listen: SocketAddr, location: &StoreLocation, ready: impl FnOnce(So
             |e: std::io::Error| Diagnostic::plain(Code::BadOption, format!("cannot listen on {listen}: {e}"));
         let listener = tokio::net::TcpListener::bind(listen).await.map_err(cannot_listen)?;
         ready(listener.local_addr().map_err(cannot_listen)?);
-        axum::serve(listener, router(store))
+        axum::serve(listener, router(store, deployments))
             .with_graceful_shutdown(stopped())
             .await
             .map_err(|e| Diagnostic::plain(Code::Error, format!("the server stopped: {e}")))

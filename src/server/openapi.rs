@@ -6,12 +6,12 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use utoipa::OpenApi;
 
-use super::{cancel, delete, events, executions, health, logs, problem, workflows};
+use super::{cancel, delete, deployments, events, executions, health, logs, problem, workflows};
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "rhaiflow", description = "Executions of Rhai workflows: list, inspect, follow."),
-    paths(health::healthz, health::readyz, executions::list, executions::show, events::events, logs::logs, cancel::cancel, delete::delete, workflows::list),
+    paths(health::healthz, health::readyz, executions::list, executions::show, events::events, logs::logs, cancel::cancel, delete::delete, workflows::list, deployments::list, deployments::show),
     components(schemas(
         problem::Problem,
         executions::ExecutionPage,
@@ -22,9 +22,13 @@ use super::{cancel, delete, events, executions, health, logs, problem, workflows
         cancel::CancelRequest,
         workflows::WorkflowList,
         workflows::WorkflowView,
-        workflows::ParameterView
+        workflows::ParameterView,
+        deployments::DeploymentList,
+        deployments::DeploymentView,
+        deployments::DeploymentDetail,
+        deployments::InstanceView
     )),
-    tags((name = "executions", description = "Recorded executions"), (name = "health", description = "Liveness and readiness"), (name = "workflows", description = "What can be run"))
+    tags((name = "executions", description = "Recorded executions"), (name = "health", description = "Liveness and readiness"), (name = "workflows", description = "What can be run"), (name = "deployments", description = "Deployments of blueprints"))
 )]
 pub struct ApiDoc;
 

@@ -40,7 +40,7 @@ impl Problem {
 impl From<StoreError> for Problem {
     fn from(error: StoreError) -> Problem {
         match error {
-            StoreError::NoSuchExecution(_) => Problem::not_found(error.to_string()),
+            StoreError::NoSuchExecution(_) | StoreError::NoSuchDeployment(_) => Problem::not_found(error.to_string()),
             other => Problem::new(StatusCode::SERVICE_UNAVAILABLE, other.to_string()),
         }
     }
