@@ -30,13 +30,14 @@ impl Served {
     fn start() -> Served {
         let dir = tempfile::tempdir().unwrap();
         let store = dir.path().join("store").display().to_string();
-        Served::start_on(dir, store)
+        Served::start_on(dir, store, &[])
     }
 
-    fn start_on(dir: tempfile::TempDir, store: String) -> Served {
+    fn start_on(dir: tempfile::TempDir, store: String, extra: &[&str]) -> Served {
         let mut child = Command::cargo_bin("rhaiflow")
             .unwrap()
             .args(["serve", "--listen", "127.0.0.1:0", "--store", &store])
+            .args(extra)
             .env("RHAIFLOW_BUNDLES", dir.path().join("bundles"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -279,7 +280,7 @@ fn listings_go_page_by_page_through_their_cursor() {
     assert_eq!(status, 400, "{body}");
     let Some(pg) = crate::postgres_server::postgres() else { return };
     let url = pg.url(&pg.fresh_database("serve_pages", None));
-    pages_cover_every_execution_once(&Served::start_on(tempfile::tempdir().unwrap(), url));
+    pages_cover_every_execution_once(&Served::start_on(tempfile::tempdir().unwrap(), url, &[]));
 }
 
 fn pages_cover_every_execution_once(served: &Served) {
@@ -434,4 +435,119 @@ fn deployments_are_listed_and_shown() {
     let (status, body) = served.get("/api/v1/deployments/nope");
     assert_eq!(status, 404, "{body}");
     assert!(body["detail"].as_str().unwrap().contains("no deployment named `nope`"), "{body}");
+}
+
+impl Served {
+    /// Installs a bundle `greeter` with `greet(name, times = 1)` in this server's registry.
+    fn install_greeter(&self) {
+        let source = self.dir.path().join("greeter");
+        std::fs::create_dir_all(&source).unwrap();
+        std::fs::write(
+            source.join("plugin.yaml"),
+            "plugin:\n  name: greeter\n  version: 1.0.0\n  description: greets\nworkflows:\n  greet:\n    mapping: greeter.flows.greet\n    parameters:\n      name: {type: string}\n      times: {type: integer, default: 1}\n",
+        )
+        .unwrap();
+        std::fs::write(
+            source.join("flows.rhai"),
+            "fn greet(ctx, name, times) { let g = graph_mode(); for i in 0..times { g.add_task(noop(`hi_${name}_${i}`)); } g.execute(); }\n",
+        )
+        .unwrap();
+        rhaiflow()
+            .arg("bundle")
+            .arg("install")
+            .arg(&source)
+            .env("RHAIFLOW_BUNDLES", self.dir.path().join("bundles"))
+            .assert()
+            .success();
+    }
+
+    /// GETs the execution at `location` until it ended: its detail.
+    fn ended(&self, location: &str) -> Value {
+        let since = std::time::Instant::now();
+        loop {
+            let (status, body) = self.get(location);
+            assert_eq!(status, 200, "{body}");
+            if !matches!(body["status"].as_str(), Some("running" | "queued")) {
+                return body;
+            }
+            assert!(since.elapsed() < std::time::Duration::from_secs(30), "it never ended: {body}");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    /// POST /api/v1/executions: the status, the Location, the body.
+    fn submit(&self, request: &str) -> (u16, String, Value) {
+        let agent = ureq::Agent::new_with_config(ureq::config::Config::builder().http_status_as_error(false).build());
+        let mut response = agent
+            .post(&format!("{}/api/v1/executions", self.base))
+            .header("Content-Type", "application/json")
+            .send(request)
+            .unwrap();
+        let location = response.headers().get("location").map(|l| l.to_str().unwrap().to_string()).unwrap_or_default();
+        let text = response.body_mut().read_to_string().unwrap();
+        (response.status().as_u16(), location, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+}
+
+// An installed bundle's workflow runs with its parameters checked as `run` checks them: 201 at
+// its Location, and it succeeds; what cannot run is 422 saying why, a request that is not one
+// 400.
+#[test]
+fn a_bundle_workflow_is_submitted_and_runs_its_parameters_checked() {
+    let served = Served::start();
+    served.install_greeter();
+    let (status, location, body) =
+        served.submit(r#"{"bundle": "greeter", "workflow": "greet", "parameters": {"name": "ada", "times": 3}}"#);
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(location, format!("/api/v1/executions/{}", body["id"].as_str().unwrap()));
+    let ended = served.ended(&location);
+    assert_eq!(ended["status"], "succeeded", "{ended}");
+    assert_eq!(ended["workflow"], "greet");
+    assert_eq!(ended["parameters"], serde_json::json!({"name": "ada", "times": 3}));
+    let names: Vec<&str> = ended["tasks"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["hi_ada_0", "hi_ada_1", "hi_ada_2"]);
+    for (request, says) in [
+        (r#"{"bundle": "greeter", "workflow": "greet", "parameters": {"times": "many"}}"#, "name"),
+        (r#"{"bundle": "greeter", "workflow": "greet", "parameters": {"times": "many"}}"#, "times"),
+        (r#"{"bundle": "greeter", "workflow": "greet", "parameters": {"name": "x", "colour": 1}}"#, "colour"),
+        (r#"{"bundle": "greeter", "workflow": "wave"}"#, "greet"),
+        (r#"{"bundle": "nobody", "workflow": "greet"}"#, "no installed bundle named `nobody`"),
+        (r#"{"workflow": "install"}"#, "give a `deployment`"),
+        (r#"{"workflow": "install", "deployment": "ghost"}"#, "ghost"),
+    ] {
+        let (status, _, body) = served.submit(request);
+        assert_eq!(status, 422, "{request}: {body}");
+        assert!(body["detail"].as_str().unwrap().contains(says), "{request}: {body}");
+    }
+    let (status, _, body) = served.submit(r#"{"workflo": "greet"}"#);
+    assert_eq!(status, 400, "{body}");
+    let (status, _, body) = served.submit(r#"{"script": "42"}"#);
+    assert_eq!(status, 403, "{body}");
+    assert!(body["detail"].as_str().unwrap().contains("--allow-scripts"), "{body}");
+}
+
+// A built-in workflow runs on a stored deployment; a script's text runs on a server started
+// with --allow-scripts, and one that does not compile is refused with its diagnostic.
+#[test]
+fn a_builtin_workflow_runs_on_a_deployment_and_scripts_run_where_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store").display().to_string();
+    let served = Served::start_on(dir, store, &["--allow-scripts"]);
+    let blueprint = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/three_tier/blueprint.yaml");
+    rhaiflow()
+        .args(["deployments", "create", "shop", "--blueprint", blueprint, "--store", &served.store])
+        .assert()
+        .success();
+    let (status, location, body) = served.submit(r#"{"workflow": "install", "deployment": "shop"}"#);
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(served.ended(&location)["status"], "succeeded");
+    let (_, shop) = served.get("/api/v1/deployments/shop");
+    assert!(shop["instances"].as_array().unwrap().iter().all(|i| i["state"] == "started"), "{shop}");
+    let (status, location, body) =
+        served.submit(r#"{"script": "let g = graph_mode(); g.add_task(task(\"t\", || params.n * 2)); g.execute();", "parameters": {"n": 21}}"#);
+    assert_eq!(status, 201, "{body}");
+    let ended = served.ended(&location);
+    assert_eq!(ended["tasks"][0]["result"], 42, "{ended}");
+    let (status, _, body) = served.submit(r#"{"script": "let = ;"}"#);
+    assert_eq!(status, 422, "{body}");
 }

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use clap::Args;
 
 use super::report;
+use crate::server::ServeOptions;
 use crate::store::StoreLocation;
 
 #[derive(Args)]
@@ -17,11 +18,17 @@ pub struct ServeArgs {
     /// else ./.rhaiflow/).
     #[arg(long, value_name = "PATH")]
     store: Option<String>,
+    /// Let clients submit scripts' text (`{"script": ...}`), not only installed bundles'
+    /// workflows: it is code that runs with this server's rights.
+    #[arg(long)]
+    allow_scripts: bool,
 }
 
 pub fn serve(args: ServeArgs) -> i32 {
     let served = StoreLocation::locate(args.store.as_deref()).and_then(|location| {
-        crate::server::serve(args.listen, &location, |addr| say!("rhaiflow serves http://{addr} (store {location})"))
+        let shown = location.to_string();
+        let options = ServeOptions { listen: args.listen, location, allow_scripts: args.allow_scripts };
+        crate::server::serve(options, |addr| say!("rhaiflow serves http://{addr} (store {shown})"))
     });
     match served {
         Ok(()) => 0,

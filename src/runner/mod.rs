@@ -72,6 +72,9 @@ pub struct RunOptions {
     pub deployment: Option<Arc<Deployment>>,
     /// More host functions for this run's scripts (bundle tests add assertions).
     pub extension: Option<HostExtension>,
+    /// The execution's id, when it was told before the run (the HTTP API answers with it);
+    /// else a new one.
+    pub execution_id: Option<String>,
 }
 
 /// Registers extra host functions on a run's engine.
@@ -122,6 +125,7 @@ impl RunOptions {
             mocks: Arc::default(),
             deployment: None,
             extension: None,
+            execution_id: None,
         }
     }
 }
@@ -211,8 +215,11 @@ fn run_execution(
     resume: Option<ResumeFrom>,
     started: Instant,
 ) -> RunReport {
-    let execution_id =
-        resume.as_ref().map(|r| r.execution_id.clone()).unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let execution_id = resume
+        .as_ref()
+        .map(|r| r.execution_id.clone())
+        .or_else(|| options.execution_id.clone())
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let workflow = workflow_name(options);
     let prepared = prepare(options, store, resume.as_ref(), &execution_id, &workflow);
     let Prepared { host, script, store, nudged } = match prepared {

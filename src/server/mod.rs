@@ -12,6 +12,7 @@ mod health;
 mod logs;
 pub mod openapi;
 mod problem;
+mod submit;
 mod workflows;
 
 use std::net::SocketAddr;
@@ -28,11 +29,21 @@ use problem::Problem;
 pub struct Shared {
     store: Arc<dyn Store>,
     deployments: DeploymentStore,
+    location: StoreLocation,
+    /// Scripts' text may be submitted (`--allow-scripts`).
+    allow_scripts: bool,
+}
+
+/// How a server is set up.
+pub struct ServeOptions {
+    pub listen: SocketAddr,
+    pub location: StoreLocation,
+    pub allow_scripts: bool,
 }
 
 /// The routes of the API on `store`.
-pub fn router(store: Arc<dyn Store>, deployments: DeploymentStore) -> Router {
-    let shared = Arc::new(Shared { store, deployments });
+fn router(shared: Shared) -> Router {
+    let shared = Arc::new(shared);
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
@@ -40,7 +51,7 @@ pub fn router(store: Arc<dyn Store>, deployments: DeploymentStore) -> Router {
         .route("/api/v1/workflows", get(workflows::list))
         .route("/api/v1/deployments", get(deployments::list))
         .route("/api/v1/deployments/{name}", get(deployments::show))
-        .route("/api/v1/executions", get(executions::list))
+        .route("/api/v1/executions", get(executions::list).post(submit::submit))
         .route("/api/v1/executions/{id}", get(executions::show).delete(delete::delete))
         .route("/api/v1/executions/{id}/events", get(events::events))
         .route("/api/v1/executions/{id}/logs", get(logs::logs))
@@ -49,9 +60,11 @@ pub fn router(store: Arc<dyn Store>, deployments: DeploymentStore) -> Router {
         .with_state(shared)
 }
 
-/// Serves the store at `location` on `listen` until SIGTERM or Ctrl-C; `ready` is told the
-/// address it listens on (the port the system chose for `:0`).
-pub fn serve(listen: SocketAddr, location: &StoreLocation, ready: impl FnOnce(SocketAddr)) -> Result<(), Diagnostic> {
+/// Serves as `options` say until SIGTERM or Ctrl-C; `ready` is told the address it listens on
+/// (the port the system chose for `:0`).
+pub fn serve(options: ServeOptions, ready: impl FnOnce(SocketAddr)) -> Result<(), Diagnostic> {
+    let ServeOptions { listen, location, allow_scripts } = options;
+    let location = &location;
     if !listen.ip().is_loopback() {
         return Err(Diagnostic::plain(
             Code::BadOption,
@@ -71,7 +84,8 @@ pub fn serve(listen: SocketAddr, location: &StoreLocation, ready: impl FnOnce(So
             |e: std::io::Error| Diagnostic::plain(Code::BadOption, format!("cannot listen on {listen}: {e}"));
         let listener = tokio::net::TcpListener::bind(listen).await.map_err(cannot_listen)?;
         ready(listener.local_addr().map_err(cannot_listen)?);
-        axum::serve(listener, router(store, deployments))
+        let shared = Shared { store, deployments, location: location.clone(), allow_scripts };
+        axum::serve(listener, router(shared))
             .with_graceful_shutdown(stopped())
             .await
             .map_err(|e| Diagnostic::plain(Code::Error, format!("the server stopped: {e}")))

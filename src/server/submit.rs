@@ -1,0 +1,191 @@
+//! `POST /api/v1/executions`: runs an installed bundle's workflow or a built-in one (on a
+//! stored deployment), its parameters checked as `rhaiflow run` checks them, in this server's
+//! process, recorded in its store; 201 with the execution's `Location` once it is recorded.
+//! A script's text runs only when the server was started with `--allow-scripts`: it is code.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+
+use super::executions::summary;
+use super::problem::Problem;
+use super::Shared;
+use crate::bundle::{builtin, registry, Bundle};
+use crate::diagnostic::Diagnostic;
+use crate::runner::{DeploymentSource, RunOptions, StoreChoice};
+
+/// How long a submission waits for its execution to be recorded (or refused) before it answers.
+const RECORDED_WITHIN: Duration = Duration::from_secs(30);
+
+/// What to run.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitRequest {
+    /// An installed bundle's name, or `builtin` (the default) for install, uninstall,
+    /// execute_operation, scale and heal.
+    #[serde(default)]
+    pub bundle: Option<String>,
+    /// The bundle's workflow.
+    #[serde(default)]
+    pub workflow: Option<String>,
+    /// The workflow's parameters, checked against its declarations.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub parameters: Map<String, Value>,
+    /// A stored deployment to run on (`rhaiflow deployments create`); the built-in workflows need one.
+    #[serde(default)]
+    pub deployment: Option<String>,
+    /// A script's text, instead of a bundle's workflow: only on a server started with `--allow-scripts`.
+    #[serde(default)]
+    pub script: Option<String>,
+}
+
+/// Starts an execution.
+#[utoipa::path(
+    post,
+    path = "/api/v1/executions",
+    request_body = SubmitRequest,
+    responses(
+        (status = 201, description = "Started: the execution, at its Location", body = super::executions::ExecutionSummary),
+        (status = 403, description = "A script's text, and the server does not run scripts", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "What cannot run: an unknown bundle, workflow or deployment, bad parameters, a script that does not compile", body = Problem, content_type = "application/problem+json"),
+    ),
+    tag = "executions"
+)]
+pub async fn submit(
+    State(shared): State<Arc<Shared>>,
+    body: Result<Json<SubmitRequest>, JsonRejection>,
+) -> Result<Response, Problem> {
+    let Json(request) = body.map_err(|e| Problem::bad_request(e.body_text()))?;
+    if request.script.is_some() && !shared.allow_scripts {
+        return Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            "this server runs bundles' workflows, not scripts' text: start it with --allow-scripts to run them",
+        ));
+    }
+    let location = shared.location.clone();
+    let prepared = tokio::task::spawn_blocking(move || options(request, &location)).await;
+    let mut options = prepared.map_err(|e| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    let id = uuid::Uuid::new_v4().to_string();
+    options.execution_id = Some(id.clone());
+    let (told, report) = tokio::sync::oneshot::channel();
+    let started = std::thread::Builder::new()
+        .name("rhaiflow-served-run".into())
+        .stack_size(crate::exec::SCRIPT_STACK_BYTES)
+        .spawn(move || {
+            let _ = told.send(crate::runner::run(&options, Vec::new()));
+        });
+    started.map_err(|e| Problem::new(StatusCode::SERVICE_UNAVAILABLE, format!("cannot start a run: {e}")))?;
+    let record = recorded(&shared, &id, report).await?;
+    let location = format!("/api/v1/executions/{id}");
+    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(summary(&record))).into_response())
+}
+
+/// Waits until the execution `id` is recorded, or its run ended without being recorded (it
+/// could not begin: its diagnostic).
+async fn recorded(
+    shared: &Arc<Shared>,
+    id: &str,
+    mut report: tokio::sync::oneshot::Receiver<crate::runner::RunReport>,
+) -> Result<crate::store::ExecutionRecord, Problem> {
+    let since = Instant::now();
+    loop {
+        let (store, known) = (shared.clone(), id.to_string());
+        match tokio::task::spawn_blocking(move || store.store.execution(&known)).await {
+            Ok(Ok(record)) => return Ok(record),
+            Ok(Err(crate::store::StoreError::NoSuchExecution(_))) => {}
+            Ok(Err(e)) => return Err(e.into()),
+            Err(e) => return Err(Problem::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
+        }
+        if let Ok(report) = report.try_recv() {
+            let why = report.diagnostic.map_or_else(|| "it ended before it was recorded".to_string(), |d| shown(&d));
+            return Err(Problem::new(StatusCode::UNPROCESSABLE_ENTITY, why));
+        }
+        if since.elapsed() > RECORDED_WITHIN {
+            return Err(Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("execution {id} was not recorded in time"),
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The run `request` asks for, checked as `rhaiflow run` checks it.
+fn options(request: SubmitRequest, location: &crate::store::StoreLocation) -> Result<RunOptions, Problem> {
+    let refused = |d: Diagnostic| Problem::new(StatusCode::UNPROCESSABLE_ENTITY, shown(&d));
+    let mut options = RunOptions::new("workflow.rhai");
+    options.parameters = request.parameters;
+    options.store = StoreChoice::At(location.clone());
+    match (request.script, request.workflow) {
+        (Some(_), Some(_)) => return Err(Problem::bad_request("give a script or a workflow, not both")),
+        (Some(text), None) => {
+            let path =
+                script_file(&text).map_err(|e| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+            options.script = path;
+        }
+        (None, Some(workflow)) => {
+            let bundle = bundle(request.bundle.as_deref().unwrap_or("builtin")).map_err(refused)?;
+            crate::runner::prepare_bundle_workflow(&bundle, &workflow, &mut options).map_err(refused)?;
+            if bundle.manifest.name == "builtin" && request.deployment.is_none() {
+                return Err(Problem::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    format!(
+                        "`{workflow}` is a built-in workflow of the deployment model: give a `deployment` to run it on"
+                    ),
+                ));
+            }
+        }
+        (None, None) => return Err(Problem::bad_request("give a `workflow` (of a `bundle`) to run")),
+    }
+    if let Some(name) = &request.deployment {
+        let source = DeploymentSource::Stored { name, store: location };
+        crate::runner::attach_deployment(&mut options, source).map_err(refused)?;
+    }
+    Ok(options)
+}
+
+/// The bundle `name`: the built-in one, or the newest installed version.
+fn bundle(name: &str) -> Result<Bundle, Diagnostic> {
+    if name == "builtin" {
+        return builtin::bundle();
+    }
+    let installed = registry::find(name).ok_or_else(|| {
+        let names: Vec<String> = registry::list().into_iter().map(|i| i.name).collect();
+        let known = if names.is_empty() { "none".to_string() } else { names.join(", ") };
+        Diagnostic::plain(
+            crate::diagnostic::Code::NoTarget,
+            format!("no installed bundle named `{name}` (installed: {known})"),
+        )
+    })?;
+    Bundle::load(&installed.dir)
+}
+
+/// A submitted script's text, kept by its checksum where runs find it again (a resume).
+fn script_file(text: &str) -> std::io::Result<std::path::PathBuf> {
+    let dir = registry::root().join(".submitted");
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join(format!("{}.rhai", crate::embedded::sha256_hex(text.as_bytes())));
+    if !path.exists() {
+        let scratch = dir.join(format!(".{}", uuid::Uuid::new_v4()));
+        std::fs::write(&scratch, text)?;
+        std::fs::rename(&scratch, &path)?;
+    }
+    Ok(path)
+}
+
+/// A diagnostic as one text: its message, and its help.
+fn shown(d: &Diagnostic) -> String {
+    match &d.help {
+        Some(help) => format!("{}: {help}", d.message),
+        None => d.message.clone(),
+    }
+}
