@@ -551,3 +551,29 @@ fn a_builtin_workflow_runs_on_a_deployment_and_scripts_run_where_allowed() {
     let (status, _, body) = served.submit(r#"{"script": "let = ;"}"#);
     assert_eq!(status, 422, "{body}");
 }
+
+// A failed execution is resumed through the API: its succeeded tasks are not run again, the
+// failed one is, and it succeeds; one that succeeded cannot be resumed (422, saying why).
+#[test]
+fn a_failed_execution_is_resumed() {
+    let served = Served::start();
+    let mark = served.dir.path().join("mark");
+    let count = served.dir.path().join("count");
+    let id = served.run(
+        &format!(
+            r#"let g = graph_mode(); let s = g.sequence();
+s.add(shell("once", "echo x >> {count}")); s.add(shell("flaky", "test -f {mark} || {{ touch {mark}; exit 1; }}")); g.execute();"#,
+            count = count.display(),
+            mark = mark.display()
+        ),
+        1,
+    );
+    let (status, body) = served.post(&format!("/api/v1/executions/{id}/resume"), None);
+    assert_eq!(status, 202, "{body}");
+    let ended = served.ended(&format!("/api/v1/executions/{id}"));
+    assert_eq!((ended["status"].as_str(), ended["resumes"].as_u64()), (Some("succeeded"), Some(1)), "{ended}");
+    assert_eq!(std::fs::read_to_string(&count).unwrap(), "x\n", "a succeeded task ran again");
+    let (status, body) = served.post(&format!("/api/v1/executions/{id}/resume"), None);
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(served.post("/api/v1/executions/nope/resume", None).0, 404);
+}

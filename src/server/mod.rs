@@ -12,6 +12,8 @@ mod health;
 mod logs;
 pub mod openapi;
 mod problem;
+mod resume;
+mod runs;
 mod submit;
 mod workflows;
 
@@ -56,6 +58,7 @@ fn router(shared: Shared) -> Router {
         .route("/api/v1/executions/{id}/events", get(events::events))
         .route("/api/v1/executions/{id}/logs", get(logs::logs))
         .route("/api/v1/executions/{id}/cancel", post(cancel::cancel))
+        .route("/api/v1/executions/{id}/resume", post(resume::resume))
         .fallback(|| async { Problem::not_found("no such resource: the API is under /api/v1 (openapi.json)") })
         .with_state(shared)
 }

@@ -4,7 +4,6 @@
 //! A script's text runs only when the server was started with `--allow-scripts`: it is code.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::State;
@@ -21,9 +20,6 @@ use super::Shared;
 use crate::bundle::{builtin, registry, Bundle};
 use crate::diagnostic::Diagnostic;
 use crate::runner::{DeploymentSource, RunOptions, StoreChoice};
-
-/// How long a submission waits for its execution to be recorded (or refused) before it answers.
-const RECORDED_WITHIN: Duration = Duration::from_secs(30);
 
 /// What to run.
 #[derive(Deserialize, ToSchema)]
@@ -76,52 +72,14 @@ pub async fn submit(
     let mut options = prepared.map_err(|e| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
     let id = uuid::Uuid::new_v4().to_string();
     options.execution_id = Some(id.clone());
-    let (told, report) = tokio::sync::oneshot::channel();
-    let started = std::thread::Builder::new()
-        .name("rhaiflow-served-run".into())
-        .stack_size(crate::exec::SCRIPT_STACK_BYTES)
-        .spawn(move || {
-            let _ = told.send(crate::runner::run(&options, Vec::new()));
-        });
-    started.map_err(|e| Problem::new(StatusCode::SERVICE_UNAVAILABLE, format!("cannot start a run: {e}")))?;
-    let record = recorded(&shared, &id, report).await?;
+    let record = super::runs::start(&shared, &id, move || crate::runner::run(&options, Vec::new()), |_| true).await?;
     let location = format!("/api/v1/executions/{id}");
     Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(summary(&record))).into_response())
 }
 
-/// Waits until the execution `id` is recorded, or its run ended without being recorded (it
-/// could not begin: its diagnostic).
-async fn recorded(
-    shared: &Arc<Shared>,
-    id: &str,
-    mut report: tokio::sync::oneshot::Receiver<crate::runner::RunReport>,
-) -> Result<crate::store::ExecutionRecord, Problem> {
-    let since = Instant::now();
-    loop {
-        let (store, known) = (shared.clone(), id.to_string());
-        match tokio::task::spawn_blocking(move || store.store.execution(&known)).await {
-            Ok(Ok(record)) => return Ok(record),
-            Ok(Err(crate::store::StoreError::NoSuchExecution(_))) => {}
-            Ok(Err(e)) => return Err(e.into()),
-            Err(e) => return Err(Problem::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
-        }
-        if let Ok(report) = report.try_recv() {
-            let why = report.diagnostic.map_or_else(|| "it ended before it was recorded".to_string(), |d| shown(&d));
-            return Err(Problem::new(StatusCode::UNPROCESSABLE_ENTITY, why));
-        }
-        if since.elapsed() > RECORDED_WITHIN {
-            return Err(Problem::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("execution {id} was not recorded in time"),
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 /// The run `request` asks for, checked as `rhaiflow run` checks it.
 fn options(request: SubmitRequest, location: &crate::store::StoreLocation) -> Result<RunOptions, Problem> {
-    let refused = |d: Diagnostic| Problem::new(StatusCode::UNPROCESSABLE_ENTITY, shown(&d));
+    let refused = |d: Diagnostic| Problem::new(StatusCode::UNPROCESSABLE_ENTITY, super::runs::shown(&d));
     let mut options = RunOptions::new("workflow.rhai");
     options.parameters = request.parameters;
     options.store = StoreChoice::At(location.clone());
@@ -180,12 +138,4 @@ fn script_file(text: &str) -> std::io::Result<std::path::PathBuf> {
         std::fs::rename(&scratch, &path)?;
     }
     Ok(path)
-}
-
-/// A diagnostic as one text: its message, and its help.
-fn shown(d: &Diagnostic) -> String {
-    match &d.help {
-        Some(help) => format!("{}: {help}", d.message),
-        None => d.message.clone(),
-    }
 }
