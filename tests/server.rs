@@ -577,3 +577,27 @@ s.add(shell("once", "echo x >> {count}")); s.add(shell("flaky", "test -f {mark} 
     assert_eq!(status, 422, "{body}");
     assert_eq!(served.post("/api/v1/executions/nope/resume", None).0, 404);
 }
+
+// The changes of executions arrive as Server-Sent Events: one submitted shows, and shows
+// again once it succeeded.
+#[test]
+fn executions_changes_are_streamed() {
+    let served = Served::start();
+    served.install_greeter();
+    let agent = ureq::Agent::new_with_config(
+        ureq::config::Config::builder().timeout_global(Some(std::time::Duration::from_secs(30))).build(),
+    );
+    let response = agent.get(&format!("{}/api/v1/events", served.base)).call().unwrap();
+    let mut reader = BufReader::new(response.into_body().into_reader());
+    // The watcher's first look is a baseline: what changes after it is told.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let (status, _, body) = served.submit(r#"{"bundle": "greeter", "workflow": "greet", "parameters": {"name": "x"}}"#);
+    assert_eq!(status, 201, "{body}");
+    let id = body["id"].as_str().unwrap().to_string();
+    let seen = read_sse(&mut reader, |(_, _, data)| {
+        let change: Value = serde_json::from_str(data).unwrap();
+        change["id"] == id.as_str() && change["status"] == "succeeded"
+    });
+    let last: Value = serde_json::from_str(&seen.last().unwrap().2).unwrap();
+    assert_eq!((last["workflow"].as_str(), last["tasks_done"].as_u64()), (Some("greet"), Some(1)), "{last}");
+}

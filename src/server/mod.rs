@@ -4,6 +4,7 @@
 //! other address needs role tokens, which are not built yet, so it is refused.
 
 mod cancel;
+mod changes;
 mod delete;
 mod deployments;
 mod events;
@@ -34,6 +35,8 @@ pub struct Shared {
     location: StoreLocation,
     /// Scripts' text may be submitted (`--allow-scripts`).
     allow_scripts: bool,
+    /// Executions' changes, for `/events` streams (`changes`).
+    changes: tokio::sync::broadcast::Sender<Arc<String>>,
 }
 
 /// How a server is set up.
@@ -44,12 +47,12 @@ pub struct ServeOptions {
 }
 
 /// The routes of the API on `store`.
-fn router(shared: Shared) -> Router {
-    let shared = Arc::new(shared);
+fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/api/v1/openapi.json", get(openapi::document))
+        .route("/api/v1/events", get(changes::changes))
         .route("/api/v1/workflows", get(workflows::list))
         .route("/api/v1/deployments", get(deployments::list))
         .route("/api/v1/deployments/{name}", get(deployments::show))
@@ -87,7 +90,9 @@ pub fn serve(options: ServeOptions, ready: impl FnOnce(SocketAddr)) -> Result<()
             |e: std::io::Error| Diagnostic::plain(Code::BadOption, format!("cannot listen on {listen}: {e}"));
         let listener = tokio::net::TcpListener::bind(listen).await.map_err(cannot_listen)?;
         ready(listener.local_addr().map_err(cannot_listen)?);
-        let shared = Shared { store, deployments, location: location.clone(), allow_scripts };
+        let (changes, _) = tokio::sync::broadcast::channel(1024);
+        let shared = Arc::new(Shared { store, deployments, location: location.clone(), allow_scripts, changes });
+        tokio::spawn(changes::watch(shared.clone()));
         axum::serve(listener, router(shared))
             .with_graceful_shutdown(stopped())
             .await

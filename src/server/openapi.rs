@@ -6,12 +6,14 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use utoipa::OpenApi;
 
-use super::{cancel, delete, deployments, events, executions, health, logs, problem, resume, submit, workflows};
+use super::{
+    cancel, changes, delete, deployments, events, executions, health, logs, problem, resume, submit, workflows,
+};
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "rhaiflow", description = "Executions of Rhai workflows: list, inspect, follow."),
-    paths(health::healthz, health::readyz, executions::list, submit::submit, executions::show, events::events, logs::logs, cancel::cancel, resume::resume, delete::delete, workflows::list, deployments::list, deployments::show),
+    paths(health::healthz, health::readyz, executions::list, submit::submit, executions::show, events::events, changes::changes, logs::logs, cancel::cancel, resume::resume, delete::delete, workflows::list, deployments::list, deployments::show),
     components(schemas(
         problem::Problem,
         executions::ExecutionPage,
