@@ -477,12 +477,18 @@ impl Served {
 
     /// POST /api/v1/executions: the status, the Location, the body.
     fn submit(&self, request: &str) -> (u16, String, Value) {
+        self.submit_keyed(request, None)
+    }
+
+    /// `submit` with an `Idempotency-Key`.
+    fn submit_keyed(&self, request: &str, key: Option<&str>) -> (u16, String, Value) {
         let agent = ureq::Agent::new_with_config(ureq::config::Config::builder().http_status_as_error(false).build());
-        let mut response = agent
-            .post(&format!("{}/api/v1/executions", self.base))
-            .header("Content-Type", "application/json")
-            .send(request)
-            .unwrap();
+        let mut post =
+            agent.post(&format!("{}/api/v1/executions", self.base)).header("Content-Type", "application/json");
+        if let Some(key) = key {
+            post = post.header("Idempotency-Key", key);
+        }
+        let mut response = post.send(request).unwrap();
         let location = response.headers().get("location").map(|l| l.to_str().unwrap().to_string()).unwrap_or_default();
         let text = response.body_mut().read_to_string().unwrap();
         (response.status().as_u16(), location, serde_json::from_str(&text).unwrap_or(Value::String(text)))
@@ -600,4 +606,35 @@ fn executions_changes_are_streamed() {
     });
     let last: Value = serde_json::from_str(&seen.last().unwrap().2).unwrap();
     assert_eq!((last["workflow"].as_str(), last["tasks_done"].as_u64()), (Some("greet"), Some(1)), "{last}");
+}
+
+// The same submission with the same Idempotency-Key starts one execution and answers with it
+// again; the key with another request is refused.
+#[test]
+fn an_idempotency_key_starts_one_execution() {
+    one_execution_per_idempotency_key(&Served::start());
+    let Some(pg) = crate::postgres_server::postgres() else { return };
+    let url = pg.url(&pg.fresh_database("serve_idempotent", None));
+    one_execution_per_idempotency_key(&Served::start_on(tempfile::tempdir().unwrap(), url, &[]));
+}
+
+fn one_execution_per_idempotency_key(served: &Served) {
+    served.install_greeter();
+    let request = r#"{"bundle": "greeter", "workflow": "greet", "parameters": {"name": "once"}}"#;
+    let (status, location, first) = served.submit_keyed(request, Some("order-7"));
+    assert_eq!(status, 201, "{first}");
+    let (status, again, second) = served.submit_keyed(request, Some("order-7"));
+    assert_eq!((status, again.as_str()), (201, location.as_str()), "{second}");
+    assert_eq!(first["id"], second["id"]);
+    let (_, page) = served.get("/api/v1/executions");
+    assert_eq!(page["executions"].as_array().unwrap().len(), 1, "{page}");
+    let (status, _, body) = served.submit_keyed(
+        r#"{"bundle": "greeter", "workflow": "greet", "parameters": {"name": "twice"}}"#,
+        Some("order-7"),
+    );
+    assert_eq!(status, 422, "{body}");
+    assert!(body["detail"].as_str().unwrap().contains("was used for another request"), "{body}");
+    let (status, _, _) = served.submit_keyed(request, Some("order-8"));
+    assert_eq!(status, 201);
+    assert_eq!(served.submit_keyed(request, Some("")).0, 400);
 }

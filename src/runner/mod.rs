@@ -75,6 +75,9 @@ pub struct RunOptions {
     /// The execution's id, when it was told before the run (the HTTP API answers with it);
     /// else a new one.
     pub execution_id: Option<String>,
+    /// The API request that started it, when it came with an `Idempotency-Key`: `{key,
+    /// request}` (the request's checksum), recorded so that the same request again finds it.
+    pub idempotency: Option<Value>,
 }
 
 /// Registers extra host functions on a run's engine.
@@ -126,6 +129,7 @@ impl RunOptions {
             deployment: None,
             extension: None,
             execution_id: None,
+            idempotency: None,
         }
     }
 }

@@ -36,6 +36,9 @@ pub(super) struct RecordedOptions {
     /// A submitted execution's throw-away blueprint, with its scripts, kept likewise.
     #[serde(default)]
     pub(super) blueprint_source: Option<RecordedSource>,
+    /// The `Idempotency-Key` of the API request that started it, with the request's checksum.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) idempotency: Option<Value>,
 }
 
 /// Which shipped source (`store::ShippedSource`) a submitted execution runs from.
@@ -84,6 +87,7 @@ impl RecordedOptions {
             }),
             source: None,
             blueprint_source: None,
+            idempotency: options.idempotency.clone(),
         }
     }
 

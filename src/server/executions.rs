@@ -144,7 +144,13 @@ fn execution_query(query: ListQuery) -> Result<ExecutionQuery, Problem> {
         }
         None => None,
     };
-    Ok(ExecutionQuery { statuses, workflow: query.workflow, since: None, older_than, limit: Some(limit) })
+    Ok(ExecutionQuery {
+        statuses,
+        workflow: query.workflow,
+        older_than,
+        limit: Some(limit),
+        ..ExecutionQuery::default()
+    })
 }
 
 /// The executions, newest first, a page at a time.

@@ -37,6 +37,9 @@ pub struct Shared {
     allow_scripts: bool,
     /// Executions' changes, for `/events` streams (`changes`).
     changes: tokio::sync::broadcast::Sender<Arc<String>>,
+    /// Held while a submission with an `Idempotency-Key` looks for its earlier execution and
+    /// starts one.
+    idempotent: tokio::sync::Mutex<()>,
 }
 
 /// How a server is set up.
@@ -91,7 +94,14 @@ pub fn serve(options: ServeOptions, ready: impl FnOnce(SocketAddr)) -> Result<()
         let listener = tokio::net::TcpListener::bind(listen).await.map_err(cannot_listen)?;
         ready(listener.local_addr().map_err(cannot_listen)?);
         let (changes, _) = tokio::sync::broadcast::channel(1024);
-        let shared = Arc::new(Shared { store, deployments, location: location.clone(), allow_scripts, changes });
+        let shared = Arc::new(Shared {
+            store,
+            deployments,
+            location: location.clone(),
+            allow_scripts,
+            changes,
+            idempotent: Default::default(),
+        });
         tokio::spawn(changes::watch(shared.clone()));
         axum::serve(listener, router(shared))
             .with_graceful_shutdown(stopped())

@@ -7,22 +7,23 @@ use std::sync::Arc;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
 use super::executions::summary;
 use super::problem::Problem;
-use super::Shared;
+use super::{blocking, Shared};
 use crate::bundle::{builtin, registry, Bundle};
 use crate::diagnostic::Diagnostic;
 use crate::runner::{DeploymentSource, RunOptions, StoreChoice};
+use crate::store::ExecutionQuery;
 
 /// What to run.
-#[derive(Deserialize, ToSchema)]
+#[derive(Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SubmitRequest {
     /// An installed bundle's name, or `builtin` (the default) for install, uninstall,
@@ -48,6 +49,7 @@ pub struct SubmitRequest {
 #[utoipa::path(
     post,
     path = "/api/v1/executions",
+    params(("Idempotency-Key" = Option<String>, Header, description = "The same request with the same key starts one execution: again, it answers with that one (another request with the key is 422)")),
     request_body = SubmitRequest,
     responses(
         (status = 201, description = "Started: the execution, at its Location", body = super::executions::ExecutionSummary),
@@ -58,9 +60,46 @@ pub struct SubmitRequest {
 )]
 pub async fn submit(
     State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
     body: Result<Json<SubmitRequest>, JsonRejection>,
 ) -> Result<Response, Problem> {
     let Json(request) = body.map_err(|e| Problem::bad_request(e.body_text()))?;
+    let Some(key) = idempotency_key(&headers)? else { return start(&shared, request, None).await };
+    // One request with a key at a time here: the same key twice at once starts one execution.
+    let _one_at_a_time = shared.idempotent.lock().await;
+    let fingerprint = crate::embedded::sha256_hex(serde_json::to_string(&request).unwrap_or_default().as_bytes());
+    let (store, looked_up) = (shared.clone(), key.clone());
+    let query = ExecutionQuery { idempotency_key: Some(looked_up), limit: Some(1), ..ExecutionQuery::default() };
+    let earlier = blocking(move || store.store.executions(&query)).await?;
+    if let Some(record) = earlier.first() {
+        let recorded = record.options.pointer("/idempotency/request").and_then(Value::as_str);
+        if recorded != Some(fingerprint.as_str()) {
+            return Err(Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("Idempotency-Key `{key}` was used for another request (execution {})", record.id),
+            ));
+        }
+        return Ok(created(record));
+    }
+    start(&shared, request, Some(serde_json::json!({ "key": key, "request": fingerprint }))).await
+}
+
+/// The `Idempotency-Key` header, if any (1 to 255 visible characters).
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Problem> {
+    let Some(value) = headers.get("idempotency-key") else { return Ok(None) };
+    let key =
+        value.to_str().ok().map(|k| k.trim().trim_matches('"').to_string()).filter(|k| (1..=255).contains(&k.len()));
+    key.map(Some).ok_or_else(|| Problem::bad_request("Idempotency-Key must be 1 to 255 visible characters"))
+}
+
+/// The answer to a submission: 201 at the execution's Location.
+fn created(record: &crate::store::ExecutionRecord) -> Response {
+    let location = format!("/api/v1/executions/{}", record.id);
+    (StatusCode::CREATED, [(header::LOCATION, location)], Json(summary(record))).into_response()
+}
+
+/// Starts the run `request` asks for (`idempotency` recorded with it).
+async fn start(shared: &Arc<Shared>, request: SubmitRequest, idempotency: Option<Value>) -> Result<Response, Problem> {
     if request.script.is_some() && !shared.allow_scripts {
         return Err(Problem::new(
             StatusCode::FORBIDDEN,
@@ -72,9 +111,9 @@ pub async fn submit(
     let mut options = prepared.map_err(|e| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
     let id = uuid::Uuid::new_v4().to_string();
     options.execution_id = Some(id.clone());
-    let record = super::runs::start(&shared, &id, move || crate::runner::run(&options, Vec::new()), |_| true).await?;
-    let location = format!("/api/v1/executions/{id}");
-    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(summary(&record))).into_response())
+    options.idempotency = idempotency;
+    let record = super::runs::start(shared, &id, move || crate::runner::run(&options, Vec::new()), |_| true).await?;
+    Ok(created(&record))
 }
 
 /// The run `request` asks for, checked as `rhaiflow run` checks it.

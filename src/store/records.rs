@@ -213,6 +213,8 @@ pub struct ExecutionQuery {
     /// Only executions listed after this one (older; a page's cursor): its start time and id.
     /// An execution removed since still marks the place by its start time.
     pub older_than: Option<(String, String)>,
+    /// Only the execution an API request with this `Idempotency-Key` started.
+    pub idempotency_key: Option<String>,
     pub limit: Option<usize>,
 }
 

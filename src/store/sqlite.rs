@@ -464,6 +464,7 @@ impl Store for SqliteStore {
                    AND (?2 IS NULL OR workflow = ?2) AND (?3 IS NULL OR started_at >= ?3)
                    AND (?5 IS NULL OR started_at < ?5 OR (started_at = ?5
                         AND number < COALESCE((SELECT number FROM executions WHERE id = ?6), -1)))
+                   AND (?7 IS NULL OR json_extract(options, '$.idempotency.key') = ?7)
                  ORDER BY started_at DESC, number DESC LIMIT ?4"
             ))
             .map_err(|e| self.err(e))?;
@@ -476,6 +477,7 @@ impl Store for SqliteStore {
                     limit,
                     query.older_than.as_ref().map(|(started_at, _)| started_at),
                     query.older_than.as_ref().map(|(_, id)| id),
+                    query.idempotency_key,
                 ],
                 execution_from_row,
             )

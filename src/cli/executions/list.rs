@@ -45,6 +45,7 @@ pub fn list(args: &ListArgs) -> Result<i32, Diagnostic> {
         workflow: args.workflow.clone(),
         since: args.since.as_deref().map(age::parse_since).transpose()?,
         older_than: None,
+        idempotency_key: None,
         limit: args.limit,
     };
     let (path, store) = open_existing(&args.store)?;

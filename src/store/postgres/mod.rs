@@ -376,6 +376,7 @@ impl Store for PgStore {
         };
         let (workflow, since) = (query.workflow.clone(), query.since.clone());
         let (older_started, older_id) = query.older_than.clone().unzip();
+        let key = query.idempotency_key.clone();
         let all = self.with(move |client, place| async move {
             let rows = client
                 .query(
@@ -385,9 +386,10 @@ impl Store for PgStore {
                            AND ($3::text IS NULL OR started_at >= $3)
                            AND ($5::text IS NULL OR started_at < $5 OR (started_at = $5
                                 AND number < COALESCE((SELECT number FROM rhaiflow_executions WHERE id = $6), -1)))
+                           AND ($7::text IS NULL OR options::jsonb -> 'idempotency' ->> 'key' = $7)
                          ORDER BY started_at DESC, number DESC LIMIT $4"
                     ),
-                    &[&statuses, &workflow, &since, &limit, &older_started, &older_id],
+                    &[&statuses, &workflow, &since, &limit, &older_started, &older_id, &key],
                 )
                 .await
                 .map_err(|e| database(&place, &e))?;
