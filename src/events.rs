@@ -164,6 +164,11 @@ pub enum Payload {
         line: String,
         truncated: bool,
     },
+    /// `execute()` starts a graph: its `graph_id`, `nodes` and `edges`
+    /// (`graph::render::planned`), so that it can be drawn, also later.
+    GraphPlanned {
+        graph: Arc<Value>,
+    },
 }
 
 /// What a `task_succeeded` means for its task.
@@ -250,6 +255,7 @@ impl Payload {
             Payload::WorkflowEvent { node_instance: Some(_), .. } => "node_event",
             Payload::Log { .. } => "log",
             Payload::TaskOutput { .. } => "task_output",
+            Payload::GraphPlanned { .. } => "graph_planned",
         }
     }
 
@@ -354,6 +360,11 @@ impl Event {
                 m.insert("line".into(), line.as_str().into());
                 if *truncated {
                     m.insert("truncated".into(), true.into());
+                }
+            }
+            Payload::GraphPlanned { graph } => {
+                if let Value::Object(fields) = &**graph {
+                    m.extend(fields.iter().map(|(k, v)| (k.clone(), v.clone())));
                 }
             }
             _ => {}
@@ -481,6 +492,14 @@ impl Event {
                 string(out, line);
                 if *truncated {
                     out.extend_from_slice(b",\"truncated\":true");
+                }
+            }
+            Payload::GraphPlanned { graph } => {
+                if let Value::Object(fields) = &**graph {
+                    for (key, value) in fields {
+                        field(out, key);
+                        let _ = serde_json::to_writer(&mut *out, value);
+                    }
                 }
             }
             _ => {}

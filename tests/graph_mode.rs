@@ -211,3 +211,61 @@ fn get_of_a_task_the_closure_builds_itself_is_an_error_not_a_deadlock() {
     assert!(out.stderr.contains("task `inner` has not finished"), "{}", out.stderr);
     assert_eq!(out.events.outcome("builder"), Some("task_failed"));
 }
+
+// `execute()` tells the graph it starts (`graph_planned`): its tasks with the `task_id` their
+// first attempts then carry, their subgraphs, and its edges; a retry gets a new `task_id`.
+#[test]
+fn graph_planned_tells_the_graph_with_the_task_ids_its_first_attempts_carry() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("planned.rhai");
+    let mark = dir.path().join("mark").display().to_string();
+    std::fs::write(
+        &script,
+        format!(
+            r#"let g = graph_mode();
+let a = g.add_task(task("a", || 1));
+let sub = g.subgraph("sub");
+sub.add_task(noop("b"));
+let flaky = g.add_task(shell("flaky", "test -f {mark} || {{ touch {mark}; exit 1; }}"));
+flaky.total_retries = 1;
+flaky.retry_interval = 0.0;
+g.add_dependency(sub, a);
+g.add_dependency(flaky, sub);
+g.execute();"#
+        ),
+    )
+    .unwrap();
+    let out = Run::new(&script).output();
+    out.assert_code(0);
+    let planned: Vec<&serde_json::Value> = out.events.0.iter().filter(|e| e["type"] == "graph_planned").collect();
+    assert_eq!(planned.len(), 1);
+    let graph = planned[0];
+    let id_of = |name: &str| {
+        graph["nodes"].as_array().unwrap().iter().find(|n| n["task"] == name).unwrap()["task_id"].as_u64().unwrap()
+    };
+    let b = graph["nodes"].as_array().unwrap().iter().find(|n| n["task"] == "b").unwrap();
+    assert_eq!((b["kind"].as_str(), b["subgraph"].as_u64()), (Some("noop"), Some(id_of("sub"))));
+    assert_eq!(graph["edges"], json!([[id_of("a"), id_of("sub")], [id_of("sub"), id_of("flaky")]]));
+    let started = |name: &str| -> Vec<u64> {
+        out.events
+            .0
+            .iter()
+            .filter(|e| e["type"] == "task_started" && e["task"] == name)
+            .map(|e| e["task_id"].as_u64().unwrap())
+            .collect()
+    };
+    for name in ["a", "sub", "b"] {
+        assert_eq!(started(name), [id_of(name)], "{name}");
+    }
+    let flaky = started("flaky");
+    assert_eq!(flaky.len(), 2);
+    assert_eq!(flaky[0], id_of("flaky"));
+    assert_ne!(flaky[1], flaky[0], "a retry carries a new task_id");
+    let planned_at = graph["seq"].as_u64().unwrap();
+    assert!(out
+        .events
+        .0
+        .iter()
+        .filter(|e| e["type"] == "task_started")
+        .all(|e| e["seq"].as_u64().unwrap() > planned_at));
+}

@@ -653,12 +653,16 @@ fn a_task_event_of_an_unknown_kind_is_reported() {
     let (run, id) = failed_execution();
     let conn = run.store_file();
     let (position, mut events): (i64, Vec<u8>) = conn
-        .query_row("SELECT position, events FROM event_rows WHERE instr(events, ?1) > 0", [&b"\"shell\""[..]], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
+        .query_row(
+            "SELECT position, events FROM event_rows WHERE instr(events, ?1) > 0 AND instr(events, ?2) > 0",
+            [&b"\"shell\""[..], &b"\"task_started\""[..]],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
         .unwrap();
-    // Same length, so the row's framing and the JSON still read: only the kind is unknown.
-    let at = events.windows(7).position(|w| w == b"\"shell\"").unwrap();
+    // Same length, so the row's framing and the JSON still read: only the kind is unknown (a
+    // task event's: the graph's `graph_planned` before it names kinds too).
+    let started = events.windows(14).position(|w| w == b"\"task_started\"").unwrap();
+    let at = started + events[started..].windows(7).position(|w| w == b"\"shell\"").unwrap();
     events[at + 5] = b'x';
     conn.execute("UPDATE event_rows SET events = ?2 WHERE position = ?1", rusqlite::params![position, events]).unwrap();
     assert_reported_as_damaged(

@@ -162,7 +162,7 @@ async fn attempt(
         Some(limiter) => Some(limiter.clone().acquire_owned().await.expect("the limiter is never closed")),
         None => None,
     };
-    let attempt_id = env.next_task_id();
+    let attempt_id = env.attempt_id(cell);
     cell.begin_attempt(attempt_id, retries);
     let info = task_info(cell, attempt_id, retries, settings.total_retries);
     if cell.kind() != TaskKind::Event {

@@ -56,7 +56,7 @@ impl DirectClosure {
             cell.cancel_unstarted();
             return DirectEnd::Cancelled;
         }
-        let attempt_id = env.next_task_id();
+        let attempt_id = env.attempt_id(cell);
         cell.begin_attempt(attempt_id, 0);
         let info = task_info(cell, attempt_id, 0, self.total_retries);
         env.bus.emit(Payload::TaskStarted { task: info.clone() });

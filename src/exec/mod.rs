@@ -182,4 +182,10 @@ impl ExecEnv {
     pub fn next_task_id(&self) -> u64 {
         self.next_task_id.fetch_add(1, Ordering::Relaxed)
     }
+
+    /// The `task_id` of `cell`'s attempt about to begin: the one its graph's `graph_planned`
+    /// told for its first attempt, else a new one.
+    pub fn attempt_id(&self, cell: &TaskCell) -> u64 {
+        cell.take_reserved_attempt().unwrap_or_else(|| self.next_task_id())
+    }
 }

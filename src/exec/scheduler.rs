@@ -200,7 +200,7 @@ impl Scheduler {
         if let Some(result) = self.env.replayed(&cell) {
             return self.end_task(task, Ending::Succeeded { result, told: None });
         }
-        let attempt_id = self.env.next_task_id();
+        let attempt_id = self.env.attempt_id(&cell);
         if let Some(total_retries) = self.start_inline(&cell, attempt_id) {
             let told = match &cell.action {
                 TaskAction::Event { message, node_instance } => {
@@ -216,6 +216,8 @@ impl Scheduler {
             };
             return self.end_task(task, Ending::Succeeded { result: Dynamic::UNIT, told });
         }
+        // Not run in place: its attempt, wherever it runs, takes the same `task_id`.
+        cell.reserve_attempt(attempt_id);
         let env = self.env.clone();
         let done = self.done_tx.clone();
         if let Some(direct) = DirectClosure::for_task(&cell, &env) {

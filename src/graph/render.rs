@@ -127,6 +127,35 @@ fn mermaid_members(g: &TaskGraph, parent: Option<NodeIndex>, depth: usize, out: 
     }
 }
 
+/// The graph as its `graph_planned` event tells it when it starts: `graph_id`,
+/// `nodes` (`task`, `task_id`, `kind`, `subgraph`: its subgraph's `task_id`, `node_instance`
+/// where it has one) and `edges` (`[before, after]` by `task_id`). `reserve` gives each task
+/// the `task_id` of its first attempt.
+pub fn planned(g: &TaskGraph, mut reserve: impl FnMut(&TaskCell) -> u64) -> serde_json::Value {
+    let mut tasks: Vec<_> = g.dag.node_indices().collect();
+    tasks.sort_by_key(|&i| g.dag[i].serial);
+    let ids: HashMap<NodeIndex, u64> = tasks.iter().map(|&i| (i, reserve(&g.dag[i]))).collect();
+    let nodes: Vec<serde_json::Value> = tasks
+        .iter()
+        .map(|&index| {
+            let cell = &g.dag[index];
+            let mut node = serde_json::json!({
+                "task": &*cell.name,
+                "task_id": ids[&index],
+                "kind": cell.kind().as_str(),
+                "subgraph": cell.parent().and_then(|p| ids.get(&p)),
+            });
+            if let Some(instance) = cell.action.node_instance() {
+                node["node_instance"] = serde_json::Value::from(&*instance);
+            }
+            node
+        })
+        .collect();
+    let edges: Vec<[u64; 2]> =
+        tasks.iter().flat_map(|&i| g.dependencies(i).map(move |d| (d, i))).map(|(d, i)| [ids[&d], ids[&i]]).collect();
+    serde_json::json!({ "graph_id": g.id, "nodes": nodes, "edges": edges })
+}
+
 fn json_tasks(g: &TaskGraph) -> Vec<serde_json::Value> {
     let mut tasks: Vec<_> = g.dag.node_indices().collect();
     tasks.sort_by_key(|&i| g.dag[i].serial);

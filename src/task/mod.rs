@@ -210,6 +210,8 @@ struct TaskInner {
     parent_name: Option<Arc<str>>,
     /// Where each required key comes from, resolved when its graph executes.
     inputs: Vec<(String, InputSource)>,
+    /// The `task_id` its first attempt gets, told in advance by `graph_planned`.
+    reserved_attempt: Option<u64>,
 }
 
 pub struct TaskCell {
@@ -244,6 +246,7 @@ impl TaskCell {
                 slot: None,
                 parent_name: None,
                 inputs: Vec::new(),
+                reserved_attempt: None,
             }),
             finished: Condvar::new(),
         })
@@ -251,6 +254,16 @@ impl TaskCell {
 
     pub fn kind(&self) -> TaskKind {
         self.action.kind()
+    }
+
+    /// Tells the `task_id` its first attempt will get (when its graph is planned).
+    pub fn reserve_attempt(&self, task_id: u64) {
+        self.inner.lock().reserved_attempt.get_or_insert(task_id);
+    }
+
+    /// The `task_id` reserved for its first attempt, once.
+    pub fn take_reserved_attempt(&self) -> Option<u64> {
+        self.inner.lock().reserved_attempt.take()
     }
 
     /// A copy of the settings, for a runner that reads them all along its attempts.

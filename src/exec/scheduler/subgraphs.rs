@@ -46,7 +46,7 @@ impl Scheduler {
         if let Some(p) = self.plan.tasks[task].parent {
             self.subgraphs[p].active += 1;
         }
-        let attempt_id = self.env.next_task_id();
+        let attempt_id = self.env.attempt_id(&self.plan.tasks[task].cell);
         self.plan.tasks[task].cell.begin_attempt(attempt_id, 0);
         let state = &mut self.subgraphs[task];
         state.opened = true;

@@ -338,11 +338,17 @@ fn execute(run: &RunRef, g: &GraphHandle) -> Result<()> {
         e.failed_tasks = Arc::new(cycle.tasks.iter().map(definition).collect());
         e.into_rhai()
     })?;
-    drop(graph);
     if run.settings.dry_run {
         return Ok(());
     }
     let env = run.env().clone();
+    let planned = crate::graph::planned(&graph, |cell| {
+        let task_id = env.next_task_id();
+        cell.reserve_attempt(task_id);
+        task_id
+    });
+    drop(graph);
+    env.bus.emit(crate::events::Payload::GraphPlanned { graph: Arc::new(planned) });
     let fail_fast = g.0.fail_fast.load(Ordering::Relaxed);
     let (done_tx, done_rx) = std::sync::mpsc::sync_channel(1);
     run.begin_execution();
