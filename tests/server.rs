@@ -638,3 +638,26 @@ fn one_execution_per_idempotency_key(served: &Served) {
     assert_eq!(status, 201);
     assert_eq!(served.submit_keyed(request, Some("")).0, 400);
 }
+
+// The graph an execution ran, as its graph_planned event told it, with each task's state and
+// its place in layers, also once the execution ended.
+#[test]
+fn an_execution_s_graph_is_served_with_states_and_layers() {
+    let served = Served::start();
+    let id = served.run(
+        r#"let g = graph_mode(); let s = g.sequence();
+s.add(task("first", || 1)); s.add(task("boom", || throw "no")); s.add(noop("never")); g.execute();"#,
+        1,
+    );
+    let (status, body) = served.get(&format!("/api/v1/executions/{id}/graph"));
+    assert_eq!(status, 200, "{body}");
+    let nodes = body["graphs"][0]["nodes"].as_array().unwrap();
+    let shown: Vec<(&str, &str, u64)> = nodes
+        .iter()
+        .map(|n| (n["task"].as_str().unwrap(), n["state"].as_str().unwrap(), n["x"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(shown, [("first", "succeeded", 0), ("boom", "failed", 1), ("never", "pending", 2)]);
+    assert_eq!(body["graphs"][0]["edges"].as_array().unwrap().len(), 2);
+    assert_eq!(nodes[0]["result"], 1);
+    assert_eq!(served.get("/api/v1/executions/nope/graph").0, 404);
+}

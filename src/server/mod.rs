@@ -9,6 +9,7 @@ mod delete;
 mod deployments;
 mod events;
 mod executions;
+mod graph;
 mod health;
 mod logs;
 pub mod openapi;
@@ -62,6 +63,7 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/executions", get(executions::list).post(submit::submit))
         .route("/api/v1/executions/{id}", get(executions::show).delete(delete::delete))
         .route("/api/v1/executions/{id}/events", get(events::events))
+        .route("/api/v1/executions/{id}/graph", get(graph::graph))
         .route("/api/v1/executions/{id}/logs", get(logs::logs))
         .route("/api/v1/executions/{id}/cancel", post(cancel::cancel))
         .route("/api/v1/executions/{id}/resume", post(resume::resume))

@@ -7,13 +7,13 @@ use axum::response::IntoResponse;
 use utoipa::OpenApi;
 
 use super::{
-    cancel, changes, delete, deployments, events, executions, health, logs, problem, resume, submit, workflows,
+    cancel, changes, delete, deployments, events, executions, graph, health, logs, problem, resume, submit, workflows,
 };
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "rhaiflow", description = "Executions of Rhai workflows: list, inspect, follow."),
-    paths(health::healthz, health::readyz, executions::list, submit::submit, executions::show, events::events, changes::changes, logs::logs, cancel::cancel, resume::resume, delete::delete, workflows::list, deployments::list, deployments::show),
+    paths(health::healthz, health::readyz, executions::list, submit::submit, executions::show, events::events, graph::graph, changes::changes, logs::logs, cancel::cancel, resume::resume, delete::delete, workflows::list, deployments::list, deployments::show),
     components(schemas(
         problem::Problem,
         executions::ExecutionPage,
@@ -23,6 +23,9 @@ use super::{
         events::EventPage,
         cancel::CancelRequest,
         submit::SubmitRequest,
+        graph::GraphsView,
+        graph::GraphView,
+        graph::NodeView,
         workflows::WorkflowList,
         workflows::WorkflowView,
         workflows::ParameterView,
