@@ -164,10 +164,11 @@ pub enum Payload {
         line: String,
         truncated: bool,
     },
-    /// `execute()` starts a graph: its `graph_id`, `nodes` and `edges`
-    /// (`graph::render::planned`), so that it can be drawn, also later.
+    /// `execute()` starts a graph: its `graph_id`, `nodes` and `edges` (`graph::planned`),
+    /// so that it can be drawn, also later; held as the JSON of those fields, written as it is
+    /// (a graph of 100,000 tasks is one string, not a tree of values).
     GraphPlanned {
-        graph: Arc<Value>,
+        fields: Arc<str>,
     },
 }
 
@@ -362,9 +363,9 @@ impl Event {
                     m.insert("truncated".into(), true.into());
                 }
             }
-            Payload::GraphPlanned { graph } => {
-                if let Value::Object(fields) = &**graph {
-                    m.extend(fields.iter().map(|(k, v)| (k.clone(), v.clone())));
+            Payload::GraphPlanned { fields } => {
+                if let Ok(Value::Object(fields)) = serde_json::from_str(&format!("{{{fields}}}")) {
+                    m.extend(fields);
                 }
             }
             _ => {}
@@ -384,7 +385,7 @@ impl ExecutionLabel {
     }
 }
 
-fn push_json_string(out: &mut Vec<u8>, s: &str) {
+pub fn push_json_string(out: &mut Vec<u8>, s: &str) {
     // Writing a string into a Vec cannot fail.
     let _ = serde_json::to_writer(&mut *out, s);
 }
@@ -494,13 +495,9 @@ impl Event {
                     out.extend_from_slice(b",\"truncated\":true");
                 }
             }
-            Payload::GraphPlanned { graph } => {
-                if let Value::Object(fields) = &**graph {
-                    for (key, value) in fields {
-                        field(out, key);
-                        let _ = serde_json::to_writer(&mut *out, value);
-                    }
-                }
+            Payload::GraphPlanned { fields } => {
+                out.push(b',');
+                out.extend_from_slice(fields.as_bytes());
             }
             _ => {}
         }

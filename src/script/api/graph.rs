@@ -348,7 +348,7 @@ fn execute(run: &RunRef, g: &GraphHandle) -> Result<()> {
         task_id
     });
     drop(graph);
-    env.bus.emit(crate::events::Payload::GraphPlanned { graph: Arc::new(planned) });
+    env.bus.emit(crate::events::Payload::GraphPlanned { fields: Arc::from(planned) });
     let fail_fast = g.0.fail_fast.load(Ordering::Relaxed);
     let (done_tx, done_rx) = std::sync::mpsc::sync_channel(1);
     run.begin_execution();
