@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 use super::executions::{summary, ExecutionSummary};
 use super::problem::Problem;
 use super::{blocking, Shared};
-use crate::store::{ExecutionStatus, Runner};
+use crate::store::{Runner, ShownStatus};
 
 #[derive(Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -48,17 +48,16 @@ pub async fn cancel(
         Err(JsonRejection::MissingJsonContentType(_)) => false,
         Err(e) => return Err(Problem::bad_request(e.body_text())),
     };
-    let record = blocking(move || {
+    let (record, stoppable) = blocking(move || {
         let record = shared.store.execution(&id)?;
-        let stoppable =
-            matches!(record.status, ExecutionStatus::Running | ExecutionStatus::Queued) && !record.crashed();
+        let stoppable = matches!(record.shown(), ShownStatus::Queued | ShownStatus::Running);
         if stoppable {
             shared.store.request_cancel(&record.id, force)?;
         }
-        Ok(record)
+        Ok((record, stoppable))
     })
     .await?;
-    if record.status != ExecutionStatus::Queued && (record.crashed() || record.status != ExecutionStatus::Running) {
+    if !stoppable {
         return Err(Problem::new(
             StatusCode::CONFLICT,
             format!("execution {} is not running (it is {})", record.id, record.shown_status()),

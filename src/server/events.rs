@@ -19,7 +19,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::problem::Problem;
 use super::{blocking, Shared};
-use crate::store::ExecutionStatus;
+use crate::store::ShownStatus;
 
 /// How often a stream looks for new events.
 const LOOK_EVERY: Duration = Duration::from_millis(50);
@@ -102,9 +102,7 @@ pub(super) fn watch(shared: Arc<Shared>, id: String, after: u64) -> mpsc::Receiv
                     return;
                 }
             }
-            let running =
-                matches!(record.status, ExecutionStatus::Running | ExecutionStatus::Queued) && !record.crashed();
-            if !running {
+            if !matches!(record.shown(), ShownStatus::Queued | ShownStatus::Running) {
                 let _ = send.send(Watched::End { status: record.shown_status(), last_seq: after }).await;
                 return;
             }

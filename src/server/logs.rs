@@ -54,8 +54,8 @@ pub async fn logs(
     // A task that has not started yet (followed while running) may still come.
     if let Some(task) = task.as_deref().filter(|_| !follow) {
         if !tasks.iter().any(|t| t.name == task) {
-            let mut names: Vec<&str> = tasks.iter().map(|t| t.name.as_str()).collect();
-            names.dedup();
+            let mut seen = std::collections::HashSet::new();
+            let names: Vec<&str> = tasks.iter().map(|t| t.name.as_str()).filter(|n| seen.insert(*n)).collect();
             let detail =
                 format!("execution {} has no task named `{task}` (its tasks: {})", record.id, names.join(", "));
             return Err(Problem::not_found(detail));
