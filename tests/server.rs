@@ -36,7 +36,9 @@ impl Served {
     fn start_on(dir: tempfile::TempDir, store: String, extra: &[&str]) -> Served {
         let mut child = Command::cargo_bin("rhaiflow")
             .unwrap()
-            .args(["serve", "--listen", "127.0.0.1:0", "--store", &store])
+            .arg("serve")
+            .args(if extra.contains(&"--listen") { &[][..] } else { &["--listen", "127.0.0.1:0"][..] })
+            .args(["--store", &store])
             .args(extra)
             .env("RHAIFLOW_BUNDLES", dir.path().join("bundles"))
             .stdin(Stdio::null())
@@ -63,17 +65,32 @@ impl Served {
     /// `method path` with `body` (JSON) or none: the status, the body as JSON (or as a JSON
     /// string when it is not JSON), and its content type.
     fn send(&self, method: &str, path: &str, body: Option<&str>) -> (u16, Value, String) {
+        let (status, body, headers) = self.exchange(method, path, body, &[]);
+        let content_type = headers.get("content-type").map(|v| v.to_str().unwrap().to_string());
+        (status, body, content_type.unwrap_or_default())
+    }
+
+    /// `send` with more request `headers`, answering the response's headers.
+    fn exchange(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> (u16, Value, ureq::http::HeaderMap) {
         let agent = ureq::Agent::new_with_config(ureq::config::Config::builder().http_status_as_error(false).build());
         let mut request = ureq::http::Request::builder().method(method).uri(format!("{}{path}", self.base));
         if body.is_some() {
             request = request.header("Content-Type", "application/json");
         }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
         let mut response = agent.run(request.body(body.unwrap_or_default().to_string()).unwrap()).unwrap();
         let status = response.status().as_u16();
-        let content_type = response.headers().get("content-type").map(|v| v.to_str().unwrap().to_string());
         let text = response.body_mut().read_to_string().unwrap();
         let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        (status, body, content_type.unwrap_or_default())
+        (status, body, response.headers().clone())
     }
 
     fn get_typed(&self, path: &str) -> (u16, Value, String) {
@@ -145,15 +162,15 @@ fn health_readiness_and_the_openapi_document_are_served() {
     }
 }
 
-// Without authentication it serves loopback only: another address is refused before it
-// listens (exit 2).
+// Without tokens it serves loopback only: another address is refused before it listens
+// (exit 2).
 #[test]
-fn a_non_loopback_address_is_refused() {
+fn a_non_loopback_address_without_tokens_is_refused() {
     let store = tempfile::tempdir().unwrap();
     let out = rhaiflow().args(["serve", "--listen", "0.0.0.0:0", "--store"]).arg(store.path()).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let said = String::from_utf8_lossy(&out.stderr);
-    assert!(said.contains("will not listen on 0.0.0.0:0 without authentication"), "{said}");
+    assert!(said.contains("will not listen on 0.0.0.0:0: the store has no role tokens"), "{said}");
 }
 
 /// The SSE events read from `reader` until `stop` says so or the stream ends: `(id, event,
@@ -660,4 +677,229 @@ s.add(task("first", || 1)); s.add(task("boom", || throw "no")); s.add(noop("neve
     assert_eq!(body["graphs"][0]["edges"].as_array().unwrap().len(), 2);
     assert_eq!(nodes[0]["result"], 1);
     assert_eq!(served.get("/api/v1/executions/nope/graph").0, 404);
+}
+
+/// Makes a token of `role` in `store` with `rhaiflow tokens create`; returns it.
+fn token(store: &str, role: &str) -> String {
+    let out = rhaiflow()
+        .args(["tokens", "create", "--role", role, "--name", &format!("{role} of a test")])
+        .args(["--store", store])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+// `tokens create` prints the token once (stdout, alone); `list` shows its id and role, never
+// the token; `revoke` forgets it, and an unknown id is an error (exit 2).
+#[test]
+fn tokens_are_made_listed_and_revoked() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store").display().to_string();
+    let made = token(&store, "operator");
+    assert!(made.starts_with("rhaiflow_"), "{made}");
+    let id = made.split('_').nth(1).unwrap();
+    let listed = rhaiflow().args(["tokens", "list", "--store", &store]).output().unwrap();
+    let listed = String::from_utf8(listed.stdout).unwrap();
+    assert!(listed.contains(&format!("{id}\toperator\t")), "{listed}");
+    assert!(listed.contains("operator of a test"), "{listed}");
+    assert!(!listed.contains(made.rsplit('_').next().unwrap()), "the token is listed: {listed}");
+    let revoked = rhaiflow().args(["tokens", "revoke", id, "--store", &store]).output().unwrap();
+    assert_eq!(revoked.status.code(), Some(0));
+    let again = rhaiflow().args(["tokens", "revoke", id, "--store", &store]).output().unwrap();
+    assert_eq!(again.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&again.stderr).contains(&format!("no token has the id `{id}`")));
+}
+
+// Once the store has tokens every API request needs one (401 without, with a
+// WWW-Authenticate), and each role may do only its own: a viewer reads but may not cancel, an
+// operator cancels but may not delete or list tokens; the document and health stay public.
+#[test]
+fn with_tokens_each_request_needs_one_of_a_role_that_may() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store").display().to_string();
+    let (viewer, operator, admin) = (token(&store, "viewer"), token(&store, "operator"), token(&store, "admin"));
+    let script = dir.path().join("w.rhai");
+    std::fs::write(&script, r#"let g = graph_mode(); g.add_task(task("a", || 1)); g.execute();"#).unwrap();
+    rhaiflow().arg("run").arg(&script).args(["--store", &store, "-q"]).assert().success();
+    let served = Served::start_on(dir, store, &[]);
+    let ask = |method: &str, path: &str, token: Option<&str>| {
+        let auth = token.map(bearer);
+        let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("Authorization", a.as_str())).collect();
+        let (status, body, headers) = served.exchange(method, path, None, &headers);
+        (status, body, headers)
+    };
+    let (status, body, headers) = ask("GET", "/api/v1/executions", None);
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(headers.get("www-authenticate").unwrap(), "Bearer realm=\"rhaiflow\"");
+    assert_eq!(ask("GET", "/api/v1/executions", Some("rhaiflow_0_0")).0, 401);
+    let (status, listed, _) = ask("GET", "/api/v1/executions", Some(&viewer));
+    assert_eq!(status, 200);
+    let id = listed["executions"][0]["id"].as_str().unwrap().to_string();
+    let cancel = format!("/api/v1/executions/{id}/cancel");
+    let (status, body, _) = ask("POST", &cancel, Some(&viewer));
+    assert_eq!(status, 403, "{body}");
+    assert!(body["detail"].as_str().unwrap().contains("needs the operator role"), "{body}");
+    assert_eq!(ask("POST", &cancel, Some(&operator)).0, 409, "past the roles: the execution ended");
+    let execution = format!("/api/v1/executions/{id}");
+    assert_eq!(ask("DELETE", &execution, Some(&operator)).0, 403);
+    assert_eq!(ask("GET", "/api/v1/tokens", Some(&operator)).0, 403);
+    assert_eq!(ask("DELETE", &execution, Some(&admin)).0, 204);
+    assert_eq!(ask("GET", "/api/v1/openapi.json", None).0, 200);
+    assert_eq!(ask("GET", "/healthz", None).0, 200);
+}
+
+// The page logs in by exchanging a token for an HttpOnly, SameSite=Strict cookie, which then
+// stands for the token; a request that changes something with the cookie from another site
+// is refused (403), from the page's own origin it passes; logging out clears the cookie.
+#[test]
+fn a_login_cookie_stands_for_the_token_but_not_from_another_site() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store").display().to_string();
+    let operator = token(&store, "operator");
+    let served = Served::start_on(dir, store, &[]);
+    let (status, _, _) = served.exchange("POST", "/api/v1/login", Some(r#"{"token": "rhaiflow_x_y"}"#), &[]);
+    assert_eq!(status, 401);
+    let login = format!(r#"{{"token": "{operator}"}}"#);
+    let (status, _, headers) = served.exchange("POST", "/api/v1/login", Some(&login), &[]);
+    assert_eq!(status, 204);
+    let set = headers.get("set-cookie").unwrap().to_str().unwrap().to_string();
+    for part in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(set.contains(part), "{set}");
+    }
+    let cookie = set.split(';').next().unwrap().to_string();
+    let (status, who, _) = served.exchange("GET", "/api/v1/whoami", None, &[("Cookie", &cookie)]);
+    assert_eq!(status, 200);
+    assert_eq!(who["role"], "operator");
+    assert_eq!(who["auth"], true);
+    let host = served.base.trim_start_matches("http://").to_string();
+    let (status, body, _) = served.exchange(
+        "POST",
+        "/api/v1/executions/nope/cancel",
+        None,
+        &[("Cookie", &cookie), ("Origin", "http://evil.example")],
+    );
+    assert_eq!(status, 403, "{body}");
+    assert!(body["detail"].as_str().unwrap().contains("another site"), "{body}");
+    let (status, _, _) = served.exchange(
+        "POST",
+        "/api/v1/executions/nope/cancel",
+        None,
+        &[("Cookie", &cookie), ("Origin", &format!("http://{host}")), ("Sec-Fetch-Site", "same-origin")],
+    );
+    assert_eq!(status, 404, "past the checks: no such execution");
+    let (status, _, headers) = served.exchange("POST", "/api/v1/logout", None, &[("Cookie", &cookie)]);
+    assert_eq!(status, 204);
+    assert!(headers.get("set-cookie").unwrap().to_str().unwrap().contains("Max-Age=0"));
+}
+
+// With tokens it listens on any address, and asks every request there for one even once all
+// tokens are revoked (a revoked token is refused within a second); an admin makes and revokes
+// tokens through the API, the made one working at once.
+#[test]
+fn a_non_loopback_server_asks_for_tokens_and_admins_manage_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store").display().to_string();
+    let admin = token(&store, "admin");
+    let mut served = Served::start_on(dir, store, &["--listen", "0.0.0.0:0"]);
+    served.base = served.base.replace("0.0.0.0", "127.0.0.1");
+    let as_admin = [("Authorization", bearer(&admin))];
+    let as_admin: Vec<(&str, &str)> = as_admin.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    assert_eq!(served.exchange("GET", "/api/v1/executions", None, &[]).0, 401);
+    let (status, made, _) =
+        served.exchange("POST", "/api/v1/tokens", Some(r#"{"role": "viewer", "name": "dashboard"}"#), &as_admin);
+    assert_eq!(status, 201, "{made}");
+    let viewer = made["token"].as_str().unwrap().to_string();
+    let (status, who, _) = served.exchange("GET", "/api/v1/whoami", None, &[("Authorization", &bearer(&viewer))]);
+    assert_eq!((status, who["role"].as_str(), who["name"].as_str()), (200, Some("viewer"), Some("dashboard")));
+    let (_, listed, _) = served.exchange("GET", "/api/v1/tokens", None, &as_admin);
+    assert_eq!(listed["tokens"].as_array().unwrap().len(), 2, "{listed}");
+    assert!(!listed.to_string().contains(&viewer), "the token is listed");
+    let bad = served.exchange("POST", "/api/v1/tokens", Some(r#"{"role": "god"}"#), &as_admin);
+    assert_eq!(bad.0, 422);
+    // Its own token last: it is refused once revoked.
+    let own = admin.split('_').nth(1).unwrap();
+    let mut ids: Vec<&str> = listed["tokens"].as_array().unwrap().iter().map(|t| t["id"].as_str().unwrap()).collect();
+    ids.sort_by_key(|id| *id == own);
+    for id in ids {
+        assert_eq!(served.exchange("DELETE", &format!("/api/v1/tokens/{id}"), None, &as_admin).0, 204);
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let (status, _, _) = served.exchange("GET", "/api/v1/executions", None, &as_admin);
+        if status == 401 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "a revoked token is still taken");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// Waits up to `within` for `child` to exit; its exit code, or `None` if it still runs.
+fn exited(child: &mut Child, within: std::time::Duration) -> Option<Option<i32>> {
+    let deadline = std::time::Instant::now() + within;
+    while std::time::Instant::now() < deadline {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status.code());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    None
+}
+
+// SIGTERM stopped the server only once every connection closed, and a stream of changes
+// never closes: the server went on forever. Streams now end when it stops.
+#[test]
+fn a_stop_ends_open_streams() {
+    let mut served = Served::start();
+    let mut changes = BufReader::new(
+        ureq::get(&format!("{}/api/v1/events", served.base))
+            .header("Accept", "text/event-stream")
+            .call()
+            .unwrap()
+            .into_body()
+            .into_reader(),
+    );
+    unsafe { libc::kill(served.child.id() as i32, libc::SIGTERM) };
+    assert_eq!(exited(&mut served.child, std::time::Duration::from_secs(8)), Some(Some(0)), "it still runs");
+    let mut rest = String::new();
+    let _ = std::io::Read::read_to_string(&mut changes, &mut rest);
+}
+
+// A request's body is bounded (413 past 4 MiB), and a client that sends no whole request
+// head is cut off rather than holding its connection open.
+#[test]
+fn bodies_are_bounded_and_slow_clients_cut_off() {
+    use std::io::{Read, Write};
+    let served = Served::start();
+    let big = format!(r#"{{"script": "{}"}}"#, "x".repeat(5 * 1024 * 1024));
+    let (status, body, _) = served.send("POST", "/api/v1/executions", Some(&big));
+    assert_eq!(status, 413, "{body}");
+    let mut slow = std::net::TcpStream::connect(served.base.trim_start_matches("http://")).unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n").unwrap();
+    slow.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
+    let mut answer = Vec::new();
+    let read = slow.read_to_end(&mut answer);
+    assert!(read.is_ok(), "the connection was left open: {read:?}");
+}
+
+// Tokens kept in a PostgreSQL store are taken by a server on it (every `serve` on one store
+// takes the same tokens); a revoked one is refused.
+#[test]
+fn tokens_in_a_postgres_store_are_taken_by_its_servers() {
+    let Some(pg) = crate::postgres_server::postgres() else { return };
+    let url = pg.url(&pg.fresh_database("serve_tokens", None));
+    let viewer = token(&url, "viewer");
+    let served = Served::start_on(tempfile::tempdir().unwrap(), url.clone(), &[]);
+    let auth = bearer(&viewer);
+    assert_eq!(served.exchange("GET", "/api/v1/executions", None, &[]).0, 401);
+    assert_eq!(served.exchange("GET", "/api/v1/executions", None, &[("Authorization", &auth)]).0, 200);
+    let id = viewer.split('_').nth(1).unwrap();
+    rhaiflow().args(["tokens", "revoke", id, "--store", &url]).assert().success();
+    let listed = rhaiflow().args(["tokens", "list", "--store", &url]).output().unwrap();
+    assert!(!String::from_utf8_lossy(&listed.stdout).contains(id));
 }

@@ -11,6 +11,7 @@ mod repl;
 mod run;
 mod serve;
 mod target;
+mod tokens;
 mod worker;
 
 use std::io::IsTerminal;
@@ -50,6 +51,8 @@ enum Command {
     Workers(worker::WorkersArgs),
     /// Serve the HTTP API on the execution store.
     Serve(serve::ServeArgs),
+    /// Make, list and revoke the role tokens `rhaiflow serve` asks for.
+    Tokens(tokens::TokensArgs),
 }
 
 /// Parses the command line and runs the subcommand; returns the process exit code.
@@ -91,6 +94,7 @@ fn run_command() -> i32 {
         Command::Worker(args) => worker::worker(args),
         Command::Workers(args) => worker::workers(args),
         Command::Serve(args) => serve::serve(args),
+        Command::Tokens(args) => tokens::tokens(args),
     }
 }
 

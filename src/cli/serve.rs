@@ -10,8 +10,8 @@ use crate::store::StoreLocation;
 
 #[derive(Args)]
 pub struct ServeArgs {
-    /// The address to listen on (a loopback one: other addresses need role tokens, not built
-    /// yet); port 0 lets the system choose.
+    /// The address to listen on; port 0 lets the system choose. Any but a loopback one needs
+    /// role tokens in the store (`rhaiflow tokens create`).
     #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
     listen: SocketAddr,
     /// The execution store: a folder, a .db file or a PostgreSQL URL (default: $RHAIFLOW_STORE,

@@ -46,7 +46,7 @@ pub async fn cancel(
         Ok(Json(request)) => request.force,
         // No body (and so no JSON content type): a graceful cancel.
         Err(JsonRejection::MissingJsonContentType(_)) => false,
-        Err(e) => return Err(Problem::bad_request(e.body_text())),
+        Err(e) => return Err(Problem::bad_body(e)),
     };
     let (record, stoppable) = blocking(move || {
         let record = shared.store.execution(&id)?;

@@ -10,11 +10,12 @@ use std::time::Duration;
 
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
+use futures_util::StreamExt;
 use tokio::sync::broadcast;
 
 use super::executions::summary;
 use super::{blocking, Shared};
-use crate::store::{ExecutionQuery, ShownStatus};
+use crate::store::{ExecutionQuery, ExecutionRecord, ShownStatus};
 
 const LOOK_EVERY: Duration = Duration::from_millis(100);
 /// The newest executions looked at, besides every unfinished one.
@@ -31,6 +32,7 @@ pub async fn changes(
     State(shared): State<Arc<Shared>>,
 ) -> Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>> {
     let receive = shared.changes.subscribe();
+    let closing = shared.closing.clone();
     let stream = futures_util::stream::unfold(receive, |mut receive| async move {
         loop {
             match receive.recv().await {
@@ -41,7 +43,7 @@ pub async fn changes(
             }
         }
     });
-    Sse::new(stream).keep_alive(KeepAlive::default())
+    Sse::new(stream.take_until(super::until_closing(closing))).keep_alive(KeepAlive::default())
 }
 
 /// Looks at the store every `LOOK_EVERY` while the server runs, and broadcasts each execution
@@ -60,17 +62,74 @@ pub(super) async fn watch(shared: Arc<Shared>) {
         })
         .await;
         if let Ok(records) = looked {
-            for record in records {
-                let shown = serde_json::to_string(&summary(&record)).unwrap_or_default();
-                if seen.get(&record.id) != Some(&shown) {
-                    seen.insert(record.id.clone(), shown.clone());
-                    if !first && shared.changes.receiver_count() > 0 {
-                        let _ = shared.changes.send(Arc::new(shown));
-                    }
+            let (now, changed) = changes_since(&seen, &records);
+            if !first && shared.changes.receiver_count() > 0 {
+                for change in changed {
+                    let _ = shared.changes.send(Arc::new(change));
                 }
             }
+            // Only what this look saw: what the server keeps does not grow with the store.
+            seen = now;
             first = false;
         }
         tokio::time::sleep(LOOK_EVERY).await;
+    }
+}
+
+/// Each execution of `records` as listed, and those that are new or changed since `seen`.
+fn changes_since(
+    seen: &HashMap<String, String>,
+    records: &[ExecutionRecord],
+) -> (HashMap<String, String>, Vec<String>) {
+    let mut now = HashMap::with_capacity(records.len());
+    let mut changed = Vec::new();
+    for record in records {
+        let shown = serde_json::to_string(&summary(record)).unwrap_or_default();
+        if seen.get(&record.id) != Some(&shown) && !now.contains_key(&record.id) {
+            changed.push(shown.clone());
+        }
+        now.insert(record.id.clone(), shown);
+    }
+    (now, changed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{ExecutionStatus, Runner};
+
+    fn record(id: &str, status: ExecutionStatus) -> ExecutionRecord {
+        ExecutionRecord {
+            id: id.into(),
+            workflow: "w".into(),
+            script: "w.rhai".into(),
+            parameters: serde_json::json!({}),
+            options: serde_json::json!({}),
+            status,
+            started_at: "2026-12-01T00:00:00Z".into(),
+            ended_at: None,
+            error: None,
+            pid: std::process::id(),
+            runner: Runner::Process,
+            resumes: 0,
+            tasks_total: 0,
+            tasks_done: 0,
+            last_seq: 0,
+        }
+    }
+
+    // The watcher kept every execution it had ever seen, for as long as the server ran: its
+    // memory grew with the store.
+    #[test]
+    fn only_what_the_last_look_saw_is_kept() {
+        let first = vec![record("a", ExecutionStatus::Running), record("b", ExecutionStatus::Running)];
+        let (seen, changed) = changes_since(&HashMap::new(), &first);
+        assert_eq!(changed.len(), 2);
+        let second = vec![record("b", ExecutionStatus::Succeeded)];
+        let (seen, changed) = changes_since(&seen, &second);
+        assert_eq!(changed.len(), 1);
+        assert!(changed[0].contains("succeeded"), "{changed:?}");
+        assert_eq!(seen.keys().collect::<Vec<_>>(), ["b"]);
+        assert!(changes_since(&seen, &second).1.is_empty());
     }
 }

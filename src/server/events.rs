@@ -81,7 +81,8 @@ pub(super) enum Watched {
 }
 
 /// Watches `id` from after `after`: its events as they are committed (looked for every
-/// `LOOK_EVERY`), then its end; stops when the receiver is dropped (the client left).
+/// `LOOK_EVERY`), then its end; stops when the receiver is dropped (the client left) or the
+/// server stops.
 pub(super) fn watch(shared: Arc<Shared>, id: String, after: u64) -> mpsc::Receiver<Watched> {
     let (send, receive) = mpsc::channel::<Watched>(256);
     tokio::spawn(async move {
@@ -106,7 +107,10 @@ pub(super) fn watch(shared: Arc<Shared>, id: String, after: u64) -> mpsc::Receiv
                 let _ = send.send(Watched::End { status: record.shown_status(), last_seq: after }).await;
                 return;
             }
-            tokio::time::sleep(LOOK_EVERY).await;
+            tokio::select! {
+                _ = tokio::time::sleep(LOOK_EVERY) => {}
+                _ = super::until_closing(shared.closing.clone()) => return,
+            }
         }
     });
     receive

@@ -1,8 +1,10 @@
 //! `rhaiflow serve`: an HTTP API (`/api/v1`, JSON, errors as problem details) on the execution
-//! store, with its OpenAPI document generated from the handlers (`openapi`). It listens on a
-//! loopback address without authentication, as the CLI on the same machine needs none; any
-//! other address needs role tokens, which are not built yet, so it is refused.
+//! store, with its OpenAPI document generated from the handlers (`openapi`). On a loopback
+//! address with no role tokens in the store it asks for none, as the CLI on the same machine
+//! needs none; once tokens exist, or on any other address (which needs them to start), every
+//! request does (`auth`).
 
+mod auth;
 mod cancel;
 mod changes;
 mod delete;
@@ -11,22 +13,26 @@ mod events;
 mod executions;
 mod graph;
 mod health;
+mod listener;
 mod logs;
 pub mod openapi;
 mod problem;
 mod resume;
 mod runs;
+mod session;
 mod submit;
+mod tokens;
 mod workflows;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::routing::{get, post};
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{delete, get, post};
 use axum::Router;
 
 use crate::diagnostic::{Code, Diagnostic};
-use crate::store::{DeploymentStore, Store, StoreError, StoreLocation};
+use crate::store::{DeploymentStore, Store, StoreError, StoreLocation, TokenStore};
 use problem::Problem;
 
 /// What every handler shares.
@@ -41,7 +47,15 @@ pub struct Shared {
     /// Held while a submission with an `Idempotency-Key` looks for its earlier execution and
     /// starts one.
     idempotent: tokio::sync::Mutex<()>,
+    /// The role tokens requests are checked against.
+    tokens: auth::Tokens,
+    /// Set when the server stops: streams end.
+    closing: tokio::sync::watch::Receiver<bool>,
 }
+
+/// The largest request body: a submission's parameters, or a script's text (which the
+/// compiler bounds further).
+const BODY_LIMIT: usize = 4 * 1024 * 1024;
 
 /// How a server is set up.
 pub struct ServeOptions {
@@ -67,7 +81,15 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/executions/{id}/logs", get(logs::logs))
         .route("/api/v1/executions/{id}/cancel", post(cancel::cancel))
         .route("/api/v1/executions/{id}/resume", post(resume::resume))
+        .route("/api/v1/login", post(session::login))
+        .route("/api/v1/logout", post(session::logout))
+        .route("/api/v1/whoami", get(session::whoami))
+        .route("/api/v1/tokens", get(tokens::list).post(tokens::create))
+        .route("/api/v1/tokens/{id}", delete(tokens::revoke))
         .fallback(|| async { Problem::not_found("no such resource: the API is under /api/v1 (openapi.json)") })
+        .layer(axum::middleware::from_fn_with_state(shared.clone(), auth::guard))
+        .layer(axum::middleware::from_fn(listener::answer_in_time))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(shared)
 }
 
@@ -76,15 +98,16 @@ fn router(shared: Arc<Shared>) -> Router {
 pub fn serve(options: ServeOptions, ready: impl FnOnce(SocketAddr)) -> Result<(), Diagnostic> {
     let ServeOptions { listen, location, allow_scripts } = options;
     let location = &location;
-    if !listen.ip().is_loopback() {
-        return Err(Diagnostic::plain(
-            Code::BadOption,
-            format!("rhaiflow serve will not listen on {listen} without authentication"),
-        )
-        .with_help("listen on a loopback address (the default, 127.0.0.1:8080); role tokens for other addresses are not built yet"));
-    }
     let store = crate::store::open(location)?;
     let deployments = DeploymentStore::open(location).map_err(StoreError::into_deployments_diagnostic)?;
+    let tokens = auth::Tokens::new(TokenStore::open(location)?, !listen.ip().is_loopback())?;
+    if !listen.ip().is_loopback() && !tokens.keeps_any() {
+        return Err(Diagnostic::plain(
+            Code::BadOption,
+            format!("rhaiflow serve will not listen on {listen}: the store has no role tokens to ask for"),
+        )
+        .with_help("make one first (rhaiflow tokens create --role admin), or listen on a loopback address (the default, 127.0.0.1:8080)"));
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("rhaiflow-serve")
@@ -96,6 +119,7 @@ pub fn serve(options: ServeOptions, ready: impl FnOnce(SocketAddr)) -> Result<()
         let listener = tokio::net::TcpListener::bind(listen).await.map_err(cannot_listen)?;
         ready(listener.local_addr().map_err(cannot_listen)?);
         let (changes, _) = tokio::sync::broadcast::channel(1024);
+        let (closing, closed) = tokio::sync::watch::channel(false);
         let shared = Arc::new(Shared {
             store,
             deployments,
@@ -103,12 +127,12 @@ pub fn serve(options: ServeOptions, ready: impl FnOnce(SocketAddr)) -> Result<()
             allow_scripts,
             changes,
             idempotent: Default::default(),
+            tokens,
+            closing: closed,
         });
         tokio::spawn(changes::watch(shared.clone()));
-        axum::serve(listener, router(shared))
-            .with_graceful_shutdown(stopped())
-            .await
-            .map_err(|e| Diagnostic::plain(Code::Error, format!("the server stopped: {e}")))
+        listener::serve(listener, router(shared), stopped(), closing).await;
+        Ok(())
     })
 }
 
@@ -120,6 +144,11 @@ async fn stopped() {
         _ = terminate.recv() => {}
         _ = tokio::signal::ctrl_c() => {}
     }
+}
+
+/// Completes when the server stops (for streams to end then).
+async fn until_closing(mut closing: tokio::sync::watch::Receiver<bool>) {
+    let _ = closing.wait_for(|closing| *closing).await;
 }
 
 /// Runs a store call off the runtime's workers (the stores block) and turns its error into a

@@ -6,14 +6,18 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use utoipa::OpenApi;
 
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::Modify;
+
 use super::{
-    cancel, changes, delete, deployments, events, executions, graph, health, logs, problem, resume, submit, workflows,
+    cancel, changes, delete, deployments, events, executions, graph, health, logs, problem, resume, session, submit,
+    tokens, workflows,
 };
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "rhaiflow", description = "Executions of Rhai workflows: list, inspect, follow."),
-    paths(health::healthz, health::readyz, executions::list, submit::submit, executions::show, events::events, graph::graph, changes::changes, logs::logs, cancel::cancel, resume::resume, delete::delete, workflows::list, deployments::list, deployments::show),
+    paths(health::healthz, health::readyz, executions::list, submit::submit, executions::show, events::events, graph::graph, changes::changes, logs::logs, cancel::cancel, resume::resume, delete::delete, workflows::list, deployments::list, deployments::show, session::login, session::logout, session::whoami, tokens::list, tokens::create, tokens::revoke),
     components(schemas(
         problem::Problem,
         executions::ExecutionPage,
@@ -32,11 +36,38 @@ use super::{
         deployments::DeploymentList,
         deployments::DeploymentView,
         deployments::DeploymentDetail,
-        deployments::InstanceView
+        deployments::InstanceView,
+        session::LoginRequest,
+        session::WhoAmI,
+        tokens::TokenView,
+        tokens::TokenList,
+        tokens::NewTokenRequest,
+        tokens::NewToken
     )),
-    tags((name = "executions", description = "Recorded executions"), (name = "health", description = "Liveness and readiness"), (name = "workflows", description = "What can be run"), (name = "deployments", description = "Deployments of blueprints"))
+    modifiers(&RoleTokens),
+    security((), ("bearer" = []), ("cookie" = [])),
+    tags((name = "executions", description = "Recorded executions"), (name = "health", description = "Liveness and readiness"), (name = "workflows", description = "What can be run"), (name = "deployments", description = "Deployments of blueprints"), (name = "auth", description = "Role tokens and the page's login"))
 )]
 pub struct ApiDoc;
+
+/// The two ways a role token is offered: as a bearer token, or in the page's login cookie.
+/// None is needed on a loopback server whose store keeps no tokens (hence the empty
+/// requirement).
+struct RoleTokens;
+
+impl Modify for RoleTokens {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        components.add_security_scheme(
+            "cookie",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(super::auth::COOKIE))),
+        );
+    }
+}
 
 /// The document as JSON.
 pub fn json() -> String {

@@ -1,6 +1,7 @@
 //! Errors as RFC 9457 problem details (`application/problem+json`): a status, a title that
 //! names the kind of problem, and a detail that says what happened to this request.
 
+use axum::extract::rejection::JsonRejection;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -34,6 +35,17 @@ impl Problem {
 
     pub fn bad_request(detail: impl Into<String>) -> Problem {
         Problem::new(StatusCode::BAD_REQUEST, detail)
+    }
+
+    /// A body that is not the JSON asked for: 413 when too large, else 400.
+    pub fn bad_body(rejection: JsonRejection) -> Problem {
+        match rejection.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("the body is larger than {} MiB", super::BODY_LIMIT / (1024 * 1024)),
+            ),
+            _ => Problem::bad_request(rejection.body_text()),
+        }
     }
 }
 

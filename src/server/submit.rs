@@ -53,6 +53,8 @@ pub struct SubmitRequest {
     request_body = SubmitRequest,
     responses(
         (status = 201, description = "Started: the execution, at its Location", body = super::executions::ExecutionSummary),
+        (status = 400, description = "The body is not a submission", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is larger than 4 MiB", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "A script's text, and the server does not run scripts", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "What cannot run: an unknown bundle, workflow or deployment, bad parameters, a script that does not compile", body = Problem, content_type = "application/problem+json"),
     ),
@@ -63,7 +65,7 @@ pub async fn submit(
     headers: HeaderMap,
     body: Result<Json<SubmitRequest>, JsonRejection>,
 ) -> Result<Response, Problem> {
-    let Json(request) = body.map_err(|e| Problem::bad_request(e.body_text()))?;
+    let Json(request) = body.map_err(Problem::bad_body)?;
     let Some(key) = idempotency_key(&headers)? else { return start(&shared, request, None).await };
     // One request with a key at a time here: the same key twice at once starts one execution.
     let _one_at_a_time = shared.idempotent.lock().await;

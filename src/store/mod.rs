@@ -14,6 +14,7 @@ mod location;
 mod postgres;
 mod records;
 mod sqlite;
+pub mod tokens;
 mod write_queue;
 mod writer;
 
@@ -26,6 +27,7 @@ pub use location::StoreLocation;
 pub use postgres::{PgStore, ShippedSource, TakenTask, Wake};
 pub use records::{ExecutionQuery, ExecutionRecord, ExecutionStatus, Runner, ShownStatus, StoredState, StoredTask};
 pub use sqlite::SqliteStore;
+pub use tokens::{Role, TokenRecord, TokenSet, TokenStore};
 
 use crate::diagnostic::{Code, Diagnostic};
 use crate::events::{Event, EventSink, ExecutionLabel};

@@ -77,6 +77,19 @@ pub struct SqliteStore {
     writes: Writes,
 }
 
+/// A connection of its own to the store file at `path` (`location`), for the tables kept
+/// beside the executions (deployments, tokens), with their `schema` made if needed.
+pub(super) fn side_connection(location: &super::StoreLocation, path: &Path, schema: &str) -> Result<Connection> {
+    // The execution store creates the file and checks its schema version first.
+    drop(super::open(location)?);
+    let fail = |e: rusqlite::Error| StoreError::Open { path: path.to_path_buf(), message: e.to_string() };
+    let conn = Connection::open(path).map_err(fail)?;
+    conn.busy_timeout(std::time::Duration::from_secs(30)).map_err(fail)?;
+    conn.pragma_update(None, "synchronous", "FULL").map_err(fail)?;
+    conn.execute_batch(schema).map_err(fail)?;
+    Ok(conn)
+}
+
 pub(super) fn database_error(path: &Path, e: rusqlite::Error) -> StoreError {
     let corrupt = |message: String| StoreError::Corrupt { path: path.to_path_buf(), message };
     match e {

@@ -3,13 +3,12 @@
 //! threads).
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use parking_lot::Mutex;
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
 
 use super::{DeploymentRow, DeploymentRows, InstanceRow};
-use crate::store::sqlite::database_error;
+use crate::store::sqlite::{database_error, side_connection};
 use crate::store::{Result, StoreError, StoreLocation};
 
 const SCHEMA: &str = "
@@ -45,13 +44,7 @@ pub(super) struct SqliteRows {
 impl SqliteRows {
     /// The store file at `path` (`location`), created if needed.
     pub(super) fn open(location: &StoreLocation, path: &Path) -> Result<SqliteRows> {
-        // The execution store creates the file and checks its schema version first.
-        drop(crate::store::open(location)?);
-        let fail = |e: rusqlite::Error| StoreError::Open { path: path.to_path_buf(), message: e.to_string() };
-        let conn = Connection::open(path).map_err(fail)?;
-        conn.busy_timeout(Duration::from_secs(30)).map_err(fail)?;
-        conn.pragma_update(None, "synchronous", "FULL").map_err(fail)?;
-        conn.execute_batch(SCHEMA).map_err(fail)?;
+        let conn = side_connection(location, path, SCHEMA)?;
         Ok(SqliteRows { path: path.to_path_buf(), conn: Mutex::new(conn) })
     }
 

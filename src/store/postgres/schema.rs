@@ -11,7 +11,8 @@ use super::connection::describe;
 use crate::store::StoreError;
 
 /// The schema, one migration a version; version N is `MIGRATIONS[N - 1]`.
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
 CREATE TABLE rhaiflow_executions (
     number bigserial PRIMARY KEY,
     id text NOT NULL UNIQUE,
@@ -122,7 +123,18 @@ CREATE TABLE rhaiflow_deployment_instances (
     runtime_properties text NOT NULL,
     PRIMARY KEY (deployment, id)
 );
-"];
+",
+    "
+-- Role tokens of `rhaiflow serve`: the SHA-256 of each secret (hex), never the secret.
+CREATE TABLE rhaiflow_tokens (
+    id text PRIMARY KEY,
+    role text NOT NULL,
+    name text NOT NULL,
+    created_at text NOT NULL,
+    secret_hash text NOT NULL
+);
+",
+];
 
 /// The schema version this rhaiflow reads and writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
