@@ -109,6 +109,8 @@ pub enum Payload {
     WorkflowStarted {
         resumed: bool,
         parameters: Value,
+        /// Who started (or resumed) it, when a server's caller did: `token ID NAME (ROLE)`.
+        by: Option<String>,
     },
     WorkflowSucceeded {
         result: Option<Value>,
@@ -116,7 +118,10 @@ pub enum Payload {
     WorkflowFailed {
         error: String,
     },
-    WorkflowCancelled,
+    WorkflowCancelled {
+        /// Who asked for the cancel, when it is known (the HTTP API's caller, the CLI's user).
+        by: Option<String>,
+    },
     TaskStarted {
         task: TaskInfo,
     },
@@ -244,7 +249,7 @@ impl Payload {
             Payload::WorkflowStarted { .. } => "workflow_started",
             Payload::WorkflowSucceeded { .. } => "workflow_succeeded",
             Payload::WorkflowFailed { .. } => "workflow_failed",
-            Payload::WorkflowCancelled => "workflow_cancelled",
+            Payload::WorkflowCancelled { .. } => "workflow_cancelled",
             Payload::TaskStarted { .. } => "task_started",
             Payload::TaskSucceeded { .. } => "task_succeeded",
             Payload::TaskRescheduled { .. } => "task_rescheduled",
@@ -262,7 +267,10 @@ impl Payload {
 
     /// `workflow_succeeded`, `workflow_failed`, `workflow_cancelled`: the execution's last word.
     pub fn ends_workflow(&self) -> bool {
-        matches!(self, Payload::WorkflowSucceeded { .. } | Payload::WorkflowFailed { .. } | Payload::WorkflowCancelled)
+        matches!(
+            self,
+            Payload::WorkflowSucceeded { .. } | Payload::WorkflowFailed { .. } | Payload::WorkflowCancelled { .. }
+        )
     }
 
     /// A success that counts only once the store recorded it: a task's with effects
@@ -326,9 +334,15 @@ impl Event {
             }
         }
         match &self.payload {
-            Payload::WorkflowStarted { resumed, parameters } => {
+            Payload::WorkflowStarted { resumed, parameters, by } => {
                 m.insert("resumed".into(), (*resumed).into());
                 m.insert("parameters".into(), parameters.clone());
+                if let Some(by) = by {
+                    m.insert("by".into(), by.as_str().into());
+                }
+            }
+            Payload::WorkflowCancelled { by: Some(by) } => {
+                m.insert("by".into(), by.as_str().into());
             }
             Payload::WorkflowSucceeded { result: Some(r) } | Payload::TaskSucceeded { result: Some(r), .. } => {
                 m.insert("result".into(), r.clone());
@@ -446,10 +460,18 @@ impl Event {
             out.extend_from_slice(b"\":");
         };
         match &self.payload {
-            Payload::WorkflowStarted { resumed, parameters } => {
+            Payload::WorkflowStarted { resumed, parameters, by } => {
                 let _ = write!(out, ",\"resumed\":{resumed}");
                 field(out, "parameters");
                 let _ = serde_json::to_writer(&mut *out, parameters);
+                if let Some(by) = by {
+                    field(out, "by");
+                    string(out, by);
+                }
+            }
+            Payload::WorkflowCancelled { by: Some(by) } => {
+                field(out, "by");
+                string(out, by);
             }
             Payload::WorkflowSucceeded { result: Some(r) } | Payload::TaskSucceeded { result: Some(r), .. } => {
                 field(out, "result");
@@ -587,11 +609,15 @@ mod tests {
     #[test]
     fn written_json_is_the_same_object_as_the_value() {
         let payloads = vec![
-            Payload::WorkflowStarted { resumed: true, parameters: serde_json::json!({"a": [1, "x"]}) },
+            Payload::WorkflowStarted {
+                resumed: true,
+                parameters: serde_json::json!({"a": [1, "x"]}),
+                by: Some("token 1a (operator)".into()),
+            },
             Payload::WorkflowSucceeded { result: Some(serde_json::json!({"k": 1.5})) },
             Payload::WorkflowSucceeded { result: None },
             Payload::WorkflowFailed { error: "bad \"thing\"".into() },
-            Payload::WorkflowCancelled,
+            Payload::WorkflowCancelled { by: None },
             Payload::TaskStarted { task: task() },
             Payload::TaskSucceeded { task: task(), result: Some(serde_json::json!("out")), how: Success::Done },
             Payload::TaskSucceeded { task: task(), result: None, how: Success::Again },
@@ -646,7 +672,7 @@ mod tests {
     #[test]
     fn the_label_spliced_into_unlabelled_json_gives_the_full_line() {
         let payloads = [
-            Payload::WorkflowStarted { resumed: false, parameters: serde_json::json!({}) },
+            Payload::WorkflowStarted { resumed: false, parameters: serde_json::json!({}), by: None },
             Payload::TaskSucceeded { task: task(), result: Some(serde_json::json!([1, 2])), how: Success::Again },
         ];
         for payload in payloads {

@@ -256,6 +256,7 @@ fn cancel_from_another_process_stops_the_run_within_a_second() {
     let cancel = StdCommand::cargo_bin("rhaiflow")
         .unwrap()
         .args(["executions", "cancel", &gated.id, "--force", "--store", &db.url])
+        .env("USER", "bob")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -263,7 +264,7 @@ fn cancel_from_another_process_stops_the_run_within_a_second() {
     let (run, _) = gated.run.finish_within(Duration::from_secs(20));
     let took = asked.elapsed();
     run.assert_code(3);
-    assert!(run.stderr.contains("cancel requested from another shell"), "{}", run.stderr);
+    assert!(run.stderr.contains("cancel requested from another shell by user bob"), "{}", run.stderr);
     assert!(!run.events.started("last"), "{}", run.events.summary());
     let cancel = cancel.wait_with_output().unwrap();
     assert_eq!(cancel.status.code(), Some(0), "{}", String::from_utf8_lossy(&cancel.stderr));

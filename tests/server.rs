@@ -903,3 +903,71 @@ fn tokens_in_a_postgres_store_are_taken_by_its_servers() {
     let listed = rhaiflow().args(["tokens", "list", "--store", &url]).output().unwrap();
     assert!(!String::from_utf8_lossy(&listed.stdout).contains(id));
 }
+
+// The caller is recorded in the events it causes: an execution an operator's token submits
+// names it in `workflow_started`'s `by`, and a resume names its own caller.
+#[test]
+fn the_caller_is_named_in_the_events_it_causes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store").display().to_string();
+    let operator = token(&store, "operator");
+    let served = Served::start_on(dir, store, &[]);
+    served.install_greeter();
+    let auth = bearer(&operator);
+    let as_operator = [("Authorization", auth.as_str())];
+    let request = r#"{"bundle": "greeter", "workflow": "greet", "parameters": {"name": "ann"}}"#;
+    let (status, started, _) = served.exchange("POST", "/api/v1/executions", Some(request), &as_operator);
+    assert_eq!(status, 201, "{started}");
+    let id = started["id"].as_str().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let events = loop {
+        let (_, events, _) = served.exchange("GET", &format!("/api/v1/executions/{id}/events"), None, &as_operator);
+        if events.to_string().contains("workflow_succeeded") || std::time::Instant::now() > deadline {
+            break events;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let first = &events["events"][0];
+    assert_eq!(first["type"], "workflow_started", "{events}");
+    let token_id = operator.split('_').nth(1).unwrap();
+    assert_eq!(first["by"], format!("token {token_id} operator of a test (operator)"), "{first}");
+}
+
+// Who cancelled through the API is named in the execution's `workflow_cancelled`.
+#[test]
+fn who_cancelled_is_named_in_the_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store").display().to_string();
+    let operator = token(&store, "operator");
+    let served = Served::start_on(dir, store, &[]);
+    let auth = bearer(&operator);
+    let as_operator = [("Authorization", auth.as_str())];
+    let path = served.dir.path().join("long.rhai");
+    std::fs::write(&path, r#"let g = graph_mode(); g.add_task(shell("long", "sleep 30")); g.execute();"#).unwrap();
+    let mut run = Command::cargo_bin("rhaiflow")
+        .unwrap()
+        .arg("run")
+        .arg(&path)
+        .args(["--store", &served.store, "-q"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let id = loop {
+        let (_, page, _) = served.exchange("GET", "/api/v1/executions?status=running", None, &as_operator);
+        if let Some(id) = page["executions"][0]["id"].as_str() {
+            break id.to_string();
+        }
+        assert!(std::time::Instant::now() < deadline, "it never ran");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let cancel = format!("/api/v1/executions/{id}/cancel");
+    assert_eq!(served.exchange("POST", &cancel, Some(r#"{"force": true}"#), &as_operator).0, 202);
+    assert_eq!(exited(&mut run, std::time::Duration::from_secs(10)), Some(Some(3)));
+    let (_, events, _) = served.exchange("GET", &format!("/api/v1/executions/{id}/events"), None, &as_operator);
+    let last = events["events"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["type"], "workflow_cancelled", "{events}");
+    let token_id = operator.split('_').nth(1).unwrap();
+    assert_eq!(last["by"], format!("token {token_id} operator of a test (operator)"));
+}

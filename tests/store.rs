@@ -194,12 +194,17 @@ fn cancel_from_another_shell_stops_the_run_within_a_second() {
     let started = wait_for_event(&ev, |e| e["type"] == "task_started" && e["task"] == "long");
     let id = started["execution_id"].as_str().unwrap();
     let asked = Instant::now();
-    rhaiflow().args(["executions", "cancel", id, "--store", store.to_str().unwrap()]).assert().success();
+    rhaiflow()
+        .args(["executions", "cancel", id, "--store", store.to_str().unwrap()])
+        .env("USER", "alice")
+        .assert()
+        .success();
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(3));
     assert!(asked.elapsed() < Duration::from_secs(3), "took {:?}", asked.elapsed());
     let all = events(&ev);
-    assert!(all.iter().any(|e| e["type"] == "workflow_cancelled"));
+    // Who asked is named in the end.
+    assert!(all.iter().any(|e| e["type"] == "workflow_cancelled" && e["by"] == "user alice"), "{all:?}");
     assert!(!all.iter().any(|e| e["type"] == "task_started" && e["task"] == "after"));
 }
 

@@ -281,7 +281,8 @@ fn cancel(id: &str, arg: &StoreArg, force: bool) -> Result<i32, Diagnostic> {
         say!("execution {} is not running (it is {})", record.id, record.shown_status());
         return Ok(1);
     }
-    store.request_cancel(&record.id, force).map_err(store_error)?;
+    let by = std::env::var("USER").ok().filter(|u| !u.is_empty()).map(|user| format!("user {user}"));
+    store.request_cancel(&record.id, force, by.as_deref()).map_err(store_error)?;
     if record.runner == store::Runner::Process {
         crate::runner::nudge(record.pid);
     }

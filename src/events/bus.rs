@@ -475,7 +475,7 @@ mod tests {
         let sink = Announced::default();
         let bus = EventBus::recording(label(), Box::new(Recorder(Arc::default())), vec![Box::new(sink.clone())], 0);
         bus.emit(succeeded("unrecorded", TaskKind::Shell));
-        bus.emit(Payload::WorkflowCancelled);
+        bus.emit(Payload::WorkflowCancelled { by: None });
         assert!(bus.close_within(Duration::from_secs(5)));
         assert_eq!(*sink.seqs.lock(), [2]);
     }

@@ -13,9 +13,24 @@ pub struct CancelState {
     graceful: CancellationToken,
     forced: CancellationToken,
     on_forced: OnceLock<OnForced>,
+    /// Who asked last, when known (`workflow_cancelled`'s `by`).
+    asked_by: parking_lot::Mutex<Option<String>>,
 }
 
 impl CancelState {
+    /// `request` for `by`, named by the execution's `workflow_cancelled`.
+    pub fn request_by(&self, force: bool, by: Option<String>) {
+        if by.is_some() {
+            *self.asked_by.lock() = by;
+        }
+        self.request(force);
+    }
+
+    /// Who asked for the cancel, when known.
+    pub fn asked_by(&self) -> Option<String> {
+        self.asked_by.lock().clone()
+    }
+
     /// Asks for a cancel; a request when one was already made forces it.
     pub fn request(&self, force: bool) {
         let force = force || self.graceful.is_cancelled();

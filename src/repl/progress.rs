@@ -61,7 +61,7 @@ impl EventSink for LineProgress {
             let start = Event {
                 seq: 0,
                 ts: SystemTime::now(),
-                payload: Payload::WorkflowStarted { resumed: false, parameters },
+                payload: Payload::WorkflowStarted { resumed: false, parameters, by: None },
             };
             sink.accept(&start, label);
             *ran_tasks = true;

@@ -36,20 +36,23 @@ struct Record {
     bus: Arc<EventBus>,
     store: Option<Arc<dyn Store>>,
     execution_id: String,
+    /// Who asked for the cancel. Weak: the cancel state holds this record in its hook.
+    cancel: std::sync::Weak<CancelState>,
 }
 
 impl LastResort {
     /// Arms the last resort when `owns_process`; otherwise it never fires.
     pub(super) fn arm(
         owns_process: bool,
-        cancel: &CancelState,
+        cancel: &Arc<CancelState>,
         bus: Arc<EventBus>,
         store: Option<Arc<dyn Store>>,
         execution_id: &str,
     ) -> Self {
         let ended = Arc::new(AtomicBool::new(false));
         if owns_process {
-            let record = Arc::new(Record { bus, store, execution_id: execution_id.to_string() });
+            let record =
+                Arc::new(Record { bus, store, execution_id: execution_id.to_string(), cancel: Arc::downgrade(cancel) });
             let ended = ended.clone();
             cancel.on_forced(Box::new(move || {
                 let (ended, record) = (ended.clone(), record.clone());
@@ -99,7 +102,8 @@ fn end_if_still_running(ended: &AtomicBool, record: Arc<Record>) {
 impl Record {
     /// The execution's end, as the run would have recorded it; true once it is on disk.
     fn record_cancelled(&self) -> bool {
-        self.bus.emit(Payload::WorkflowCancelled);
+        let by = self.cancel.upgrade().and_then(|cancel| cancel.asked_by());
+        self.bus.emit(Payload::WorkflowCancelled { by });
         let Some(store) = &self.store else { return true };
         let why = "cancelled by force while a script thread was still busy".to_string();
         store.end(&self.execution_id, ExecutionStatus::Cancelled, Some(why)).and_then(|()| store.flush()).is_ok()

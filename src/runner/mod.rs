@@ -22,7 +22,7 @@ use serde_json::Value;
 
 pub use deployment::{attach_deployment, DeploymentSource};
 pub use entry::prepare as prepare_bundle_workflow;
-pub use resume::{resume, resume_in};
+pub use resume::{resume, resume_by, resume_in};
 pub use submit::submit;
 pub use watchers::nudge;
 
@@ -78,6 +78,8 @@ pub struct RunOptions {
     /// The API request that started it, when it came with an `Idempotency-Key`: `{key,
     /// request}` (the request's checksum), recorded so that the same request again finds it.
     pub idempotency: Option<Value>,
+    /// Who started it, when a server's caller did (`workflow_started`'s `by`).
+    pub caller: Option<String>,
 }
 
 /// Registers extra host functions on a run's engine.
@@ -130,6 +132,7 @@ impl RunOptions {
             extension: None,
             execution_id: None,
             idempotency: None,
+            caller: None,
         }
     }
 }
@@ -250,7 +253,9 @@ fn run_execution(
     let ending = ending.unless_unrecorded(store.as_deref(), options.deployment.as_deref());
     let ending = ending.unless_a_bug(host.run_state.env().bug());
     last_resort.claim_end();
-    let Ending { status, result, diagnostic } = announce_the_end(&bus, ending, store.as_deref(), &execution_id);
+    let cancelled_by = host.cancel.asked_by();
+    let Ending { status, result, diagnostic } =
+        announce_the_end(&bus, ending, store.as_deref(), &execution_id, cancelled_by);
     drop(watcher);
     let graphs = host.run_state.graphs.lock().clone();
     let dry_result_used_at = *host.run_state.dry_results_used.lock();
@@ -415,7 +420,8 @@ fn evaluate(
     bus: &EventBus,
     resume: Option<&ResumeFrom>,
 ) -> Outcome {
-    bus.emit(Payload::WorkflowStarted { resumed: globals.resumed, parameters: globals.parameters.clone() });
+    let by = options.caller.clone();
+    bus.emit(Payload::WorkflowStarted { resumed: globals.resumed, parameters: globals.parameters.clone(), by });
     if let Some(killed) = resume.map(|r| &r.left_behind).filter(|pids| !pids.is_empty()) {
         let message = format!("killed what the previous run left running: process(es) {killed:?}");
         bus.emit(Payload::Log { level: LogLevel::Warn, message });
@@ -511,15 +517,21 @@ fn event_bus(
 /// Emits the execution's last event, records the end, and closes the bus. When the store could
 /// not record the end, the run has failed after all: it says so last, and the sinks waiting
 /// for the store are given only that last end (the bus drops the one it replaces).
-fn announce_the_end(bus: &EventBus, ending: Ending, store: Option<&dyn Store>, execution_id: &str) -> Ending {
+fn announce_the_end(
+    bus: &EventBus,
+    ending: Ending,
+    store: Option<&dyn Store>,
+    execution_id: &str,
+    cancelled_by: Option<String>,
+) -> Ending {
     let announced_failure = ending.is_failure();
-    bus.emit(ending.event());
+    bus.emit(ending.event(cancelled_by));
     let ending = match store {
         Some(store) => ending.recorded(store, execution_id),
         None => ending,
     };
     if ending.is_failure() && !announced_failure {
-        bus.emit(ending.event());
+        bus.emit(ending.event(None));
     }
     bus.close();
     ending
@@ -584,11 +596,11 @@ impl Ending {
         }
     }
 
-    /// The execution's last event.
-    fn event(&self) -> Payload {
+    /// The execution's last event (`cancelled_by`: who asked for a cancel, if it was one).
+    fn event(&self, cancelled_by: Option<String>) -> Payload {
         match self.status {
             Status::Succeeded => Payload::WorkflowSucceeded { result: self.result.clone() },
-            Status::Cancelled => Payload::WorkflowCancelled,
+            Status::Cancelled => Payload::WorkflowCancelled { by: cancelled_by },
             Status::Failed | Status::Invalid => Payload::WorkflowFailed {
                 error: self.diagnostic.as_ref().map(|d| d.message.clone()).unwrap_or_default(),
             },

@@ -33,8 +33,19 @@ pub(super) struct ResumeFrom {
 /// Resumes a failed, cancelled or crashed execution recorded in the store at `location`:
 /// its script runs again with its parameters; tasks that succeeded give their stored result.
 pub fn resume(location: &StoreLocation, id: &str, sinks: Vec<Box<dyn EventSink>>, owns_process: bool) -> RunReport {
+    resume_by(location, id, sinks, owns_process, None)
+}
+
+/// `resume` for `caller` (a server's), named in `workflow_started`'s `by`.
+pub fn resume_by(
+    location: &StoreLocation,
+    id: &str,
+    sinks: Vec<Box<dyn EventSink>>,
+    owns_process: bool,
+    caller: Option<String>,
+) -> RunReport {
     match store::open(location) {
-        Ok(store) => resume_in(store, location, id, sinks, owns_process),
+        Ok(store) => resume_in(store, location, id, sinks, owns_process, caller),
         Err(e) => RunReport::invalid(id.into(), String::new(), e.into(), Instant::now()),
     }
 }
@@ -48,6 +59,7 @@ pub fn resume_in(
     id: &str,
     sinks: Vec<Box<dyn EventSink>>,
     owns_process: bool,
+    caller: Option<String>,
 ) -> RunReport {
     let started = Instant::now();
     let (record, tasks) = match claim(store.as_ref(), id) {
@@ -62,7 +74,7 @@ pub fn resume_in(
         Err(e) => return RunReport::invalid(id.into(), String::new(), e.into(), started),
     };
     let options = match recorded_options(store.as_ref(), &record, recorded, location, owns_process) {
-        Ok(options) => options,
+        Ok(options) => RunOptions { caller, ..options },
         Err(d) => return RunReport::invalid(record.id.clone(), record.workflow.clone(), d, started),
     };
     let from = ResumeFrom {

@@ -37,12 +37,13 @@ impl CancelWatcher {
                     // No signal handler (a run that does not own its process): poll only.
                     std::thread::sleep(Duration::from_millis(200));
                 }
-                let request = store.cancel_request(&id).unwrap_or(0);
+                let (request, by) = store.cancel_request(&id).unwrap_or((0, None));
                 if request > seen {
                     seen = request;
                     let how = if request > 1 { " (forced)" } else { "" };
-                    say!("rhaiflow: cancel requested from another shell{how}");
-                    cancel.request(request > 1);
+                    let who = by.as_ref().map(|by| format!(" by {by}")).unwrap_or_default();
+                    say!("rhaiflow: cancel requested from another shell{who}{how}");
+                    cancel.request_by(request > 1, by);
                 }
             }
         });

@@ -43,6 +43,17 @@ pub struct Caller {
     pub token: Option<TokenRecord>,
 }
 
+impl Caller {
+    /// How events name the caller: `token ID (NAME)`, or `anonymous`.
+    pub fn describe(&self) -> String {
+        match &self.token {
+            Some(t) if t.name.is_empty() => format!("token {} ({})", t.id, t.role.as_str()),
+            Some(t) => format!("token {} {} ({})", t.id, t.name, t.role.as_str()),
+            None => "anonymous (loopback, no tokens)".to_string(),
+        }
+    }
+}
+
 impl Tokens {
     pub fn new(store: TokenStore, always: bool) -> Result<Tokens, StoreError> {
         let now = store.snapshot()?;

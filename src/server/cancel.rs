@@ -7,10 +7,11 @@ use std::sync::Arc;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::Json;
+use axum::{Extension, Json};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
+use super::auth::Caller;
 use super::executions::{summary, ExecutionSummary};
 use super::problem::Problem;
 use super::{blocking, Shared};
@@ -39,6 +40,7 @@ pub struct CancelRequest {
 )]
 pub async fn cancel(
     State(shared): State<Arc<Shared>>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     body: Result<Json<CancelRequest>, JsonRejection>,
 ) -> Result<(StatusCode, Json<ExecutionSummary>), Problem> {
@@ -52,7 +54,7 @@ pub async fn cancel(
         let record = shared.store.execution(&id)?;
         let stoppable = matches!(record.shown(), ShownStatus::Queued | ShownStatus::Running);
         if stoppable {
-            shared.store.request_cancel(&record.id, force)?;
+            shared.store.request_cancel(&record.id, force, Some(&caller.describe()))?;
         }
         Ok((record, stoppable))
     })

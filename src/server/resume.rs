@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::Json;
+use axum::{Extension, Json};
 
+use super::auth::Caller;
 use super::executions::{summary, ExecutionSummary};
 use super::problem::Problem;
 use super::{blocking, Shared};
@@ -26,6 +27,7 @@ use super::{blocking, Shared};
 )]
 pub async fn resume(
     State(shared): State<Arc<Shared>>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<ExecutionSummary>), Problem> {
     let (store, known) = (shared.clone(), id.clone());
@@ -33,7 +35,8 @@ pub async fn resume(
     let location = shared.location.clone();
     let resumes = before.resumes;
     let id = before.id.clone();
-    let run = move || crate::runner::resume(&location, &id, Vec::new(), false);
+    let by = Some(caller.describe());
+    let run = move || crate::runner::resume_by(&location, &id, Vec::new(), false, by);
     let record = super::runs::start(&shared, &before.id, run, move |now| now.resumes > resumes).await?;
     Ok((StatusCode::ACCEPTED, Json(summary(&record))))
 }

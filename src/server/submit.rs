@@ -9,11 +9,12 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
+use super::auth::Caller;
 use super::executions::summary;
 use super::problem::Problem;
 use super::{blocking, Shared};
@@ -62,11 +63,13 @@ pub struct SubmitRequest {
 )]
 pub async fn submit(
     State(shared): State<Arc<Shared>>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     body: Result<Json<SubmitRequest>, JsonRejection>,
 ) -> Result<Response, Problem> {
     let Json(request) = body.map_err(Problem::bad_body)?;
-    let Some(key) = idempotency_key(&headers)? else { return start(&shared, request, None).await };
+    let by = caller.describe();
+    let Some(key) = idempotency_key(&headers)? else { return start(&shared, request, None, by).await };
     // One request with a key at a time here: the same key twice at once starts one execution.
     let _one_at_a_time = shared.idempotent.lock().await;
     let fingerprint = crate::embedded::sha256_hex(serde_json::to_string(&request).unwrap_or_default().as_bytes());
@@ -83,7 +86,7 @@ pub async fn submit(
         }
         return Ok(created(record));
     }
-    start(&shared, request, Some(serde_json::json!({ "key": key, "request": fingerprint }))).await
+    start(&shared, request, Some(serde_json::json!({ "key": key, "request": fingerprint })), by).await
 }
 
 /// The `Idempotency-Key` header, if any (1 to 255 visible characters).
@@ -100,8 +103,13 @@ fn created(record: &crate::store::ExecutionRecord) -> Response {
     (StatusCode::CREATED, [(header::LOCATION, location)], Json(summary(record))).into_response()
 }
 
-/// Starts the run `request` asks for (`idempotency` recorded with it).
-async fn start(shared: &Arc<Shared>, request: SubmitRequest, idempotency: Option<Value>) -> Result<Response, Problem> {
+/// Starts the run `request` asks for (`idempotency` recorded with it), for the caller `by`.
+async fn start(
+    shared: &Arc<Shared>,
+    request: SubmitRequest,
+    idempotency: Option<Value>,
+    by: String,
+) -> Result<Response, Problem> {
     if request.script.is_some() && !shared.allow_scripts {
         return Err(Problem::new(
             StatusCode::FORBIDDEN,
@@ -114,6 +122,7 @@ async fn start(shared: &Arc<Shared>, request: SubmitRequest, idempotency: Option
     let id = uuid::Uuid::new_v4().to_string();
     options.execution_id = Some(id.clone());
     options.idempotency = idempotency;
+    options.caller = Some(by);
     let record = super::runs::start(shared, &id, move || crate::runner::run(&options, Vec::new()), |_| true).await?;
     Ok(created(&record))
 }

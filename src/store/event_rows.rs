@@ -189,7 +189,7 @@ mod tests {
     fn a_row_gives_back_each_event_as_its_full_json_line() {
         let label = ExecutionLabel { execution_id: "e-1".into(), workflow: "flow \"x\"".into() };
         let events = [
-            Payload::WorkflowStarted { resumed: false, parameters: serde_json::json!({"n": 1}) },
+            Payload::WorkflowStarted { resumed: false, parameters: serde_json::json!({"n": 1}), by: None },
             Payload::TaskStarted { task: task(0, TaskKind::Noop) },
             Payload::TaskSucceeded { task: task(0, TaskKind::Noop), result: None, how: Success::Done },
             Payload::TaskSucceeded { task: task(0, TaskKind::Noop), result: None, how: Success::Again },
@@ -231,7 +231,7 @@ mod tests {
     #[test]
     fn a_damaged_row_is_an_error_not_a_panic() {
         let mut row = RowBuilder::new("e".into());
-        row.push(&Event { seq: 1, ts: SystemTime::now(), payload: Payload::WorkflowCancelled });
+        row.push(&Event { seq: 1, ts: SystemTime::now(), payload: Payload::WorkflowCancelled { by: None } });
         for cut in 0..row.body.len() {
             let read: Vec<_> = read_row(&row.body[..cut]).collect();
             assert!(read.iter().all(|e| e.is_err()), "cut at {cut}");

@@ -146,10 +146,11 @@ pub trait Store: Send + Sync {
     fn tasks(&self, id: &str) -> Result<Vec<StoredTask>>;
     /// Events with `seq > after`, as their JSON lines, in order.
     fn events_after(&self, id: &str, after: u64) -> Result<Vec<(u64, String)>>;
-    /// Asks a running execution to cancel (forced when `force`).
-    fn request_cancel(&self, id: &str, force: bool) -> Result<()>;
-    /// 0 = none, 1 = graceful, 2 = forced.
-    fn cancel_request(&self, id: &str) -> Result<u8>;
+    /// Asks a running execution to cancel (forced when `force`), for `by` when known (its
+    /// `workflow_cancelled` names the last one who asked).
+    fn request_cancel(&self, id: &str, force: bool, by: Option<&str>) -> Result<()>;
+    /// The cancel asked for (0 = none, 1 = graceful, 2 = forced) and who asked.
+    fn cancel_request(&self, id: &str) -> Result<(u8, Option<String>)>;
     /// Takes an execution over for this process if it is still as `seen` left it (same status
     /// and process): of two processes resuming one crashed execution, only one succeeds. One
     /// on a stored deployment another execution runs on is refused (`DeploymentBusy`).

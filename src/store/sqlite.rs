@@ -50,7 +50,9 @@ CREATE TABLE IF NOT EXISTS executions (
     tasks_total INTEGER NOT NULL DEFAULT 0,
     tasks_done INTEGER NOT NULL DEFAULT 0,
     last_seq INTEGER NOT NULL DEFAULT 0,
-    cancel_request INTEGER NOT NULL DEFAULT 0
+    cancel_request INTEGER NOT NULL DEFAULT 0,
+    -- Who asked for the cancel, when known.
+    cancel_by TEXT
 );
 CREATE TABLE IF NOT EXISTS event_rows (
     position INTEGER PRIMARY KEY,
@@ -69,7 +71,8 @@ fn position(execution: i64, seq: u64) -> i64 {
 
 /// Bumped when the schema changes, so an old file is recognised instead of misread.
 /// 4: events many to a row, without the execution's id and workflow in each.
-const SCHEMA_VERSION: i64 = 4;
+/// 5: who asked for a cancel (`cancel_by`); a file of format 4 is brought to it.
+const SCHEMA_VERSION: i64 = 5;
 
 pub struct SqliteStore {
     path: PathBuf,
@@ -148,6 +151,11 @@ fn initialise(path: &Path) -> Result<Connection> {
                 if version == SCHEMA_VERSION {
                     // Set up already: writing nothing keeps the commit free of an fsync, on
                     // every start of every process.
+                    return Ok(None);
+                }
+                if version == 4 {
+                    conn.execute_batch("ALTER TABLE executions ADD COLUMN cancel_by TEXT")?;
+                    conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
                     return Ok(None);
                 }
                 if tables > 0 {
@@ -334,7 +342,7 @@ fn begin_execution(tx: &rusqlite::Transaction<'_>, r: &ExecutionRecord) -> rusql
         "INSERT INTO executions (id, workflow, script, parameters, options, status, started_at, pid, resumes)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
          ON CONFLICT(id) DO UPDATE SET status = excluded.status, pid = excluded.pid,
-           resumes = excluded.resumes, ended_at = NULL, error = NULL, cancel_request = 0,
+           resumes = excluded.resumes, ended_at = NULL, error = NULL, cancel_request = 0, cancel_by = NULL,
            tasks_total = 0",
     )?
     .execute(params![
@@ -578,12 +586,13 @@ impl Store for SqliteStore {
         Ok(events)
     }
 
-    fn request_cancel(&self, id: &str, force: bool) -> Result<()> {
+    fn request_cancel(&self, id: &str, force: bool, by: Option<&str>) -> Result<()> {
         let conn = self.reader.lock();
         let changed = conn
             .execute(
-                "UPDATE executions SET cancel_request = MAX(cancel_request, ?2) WHERE id = ?1",
-                params![id, if force { 2 } else { 1 }],
+                "UPDATE executions SET cancel_request = MAX(cancel_request, ?2), cancel_by = COALESCE(?3, cancel_by)
+                 WHERE id = ?1",
+                params![id, if force { 2 } else { 1 }, by],
             )
             .map_err(|e| self.err(e))?;
         if changed == 0 {
@@ -613,12 +622,14 @@ impl Store for SqliteStore {
         Ok(changed == 1)
     }
 
-    fn cancel_request(&self, id: &str) -> Result<u8> {
+    fn cancel_request(&self, id: &str) -> Result<(u8, Option<String>)> {
         let conn = self.reader.lock();
-        conn.query_row("SELECT cancel_request FROM executions WHERE id = ?1", [id], |row| row.get(0))
-            .optional()
-            .map(|v| v.unwrap_or(0))
-            .map_err(|e| self.err(e))
+        conn.query_row("SELECT cancel_request, cancel_by FROM executions WHERE id = ?1", [id], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })
+        .optional()
+        .map(|v| v.unwrap_or((0, None)))
+        .map_err(|e| self.err(e))
     }
 }
 
@@ -628,6 +639,33 @@ mod tests {
     use crate::events::Payload;
     use crate::store::event_rows::RowBuilder;
 
+    // A store file of format 4 (before `cancel_by`) is brought to format 5 when opened, its
+    // executions kept, rather than refused as another version's.
+    #[test]
+    fn a_store_of_format_4_is_brought_to_5() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            let without = SCHEMA.replace(",\n    -- Who asked for the cancel, when known.\n    cancel_by TEXT", "");
+            assert!(!without.contains("cancel_by"), "the test's format 4 still has cancel_by");
+            conn.execute_batch(&without).unwrap();
+            conn.pragma_update(None, "user_version", 4).unwrap();
+            conn.execute(
+                "INSERT INTO executions (id, workflow, script, parameters, options, status, started_at, pid)
+                 VALUES ('e-1', 'w', 'w.rhai', '{}', '{}', 'running', '2026-12-01T00:00:00Z', 1)",
+                [],
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        store.request_cancel("e-1", true, Some("user x")).unwrap();
+        assert_eq!(store.cancel_request("e-1").unwrap(), (2, Some("user x".to_string())));
+        let conn = Connection::open(&path).unwrap();
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+        assert_eq!(version, 5);
+    }
+
     // Events of an execution whose start this writer never recorded were skipped, and their
     // seq still published as committed: lost while counting as on disk.
     #[test]
@@ -635,7 +673,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join("s.db")).unwrap();
         let label = ExecutionLabel { execution_id: "never-begun".into(), workflow: "w".into() };
-        let event = Event { seq: 1, ts: SystemTime::now(), payload: Payload::WorkflowCancelled };
+        let event = Event { seq: 1, ts: SystemTime::now(), payload: Payload::WorkflowCancelled { by: None } };
         store.append(&label, &event);
         let flushed = store.flush();
         assert!(
@@ -674,7 +712,7 @@ mod tests {
             last_seq: 0,
         };
         let mut row = RowBuilder::new("e-1".into());
-        row.push(&Event { seq: 1, ts: SystemTime::now(), payload: Payload::WorkflowCancelled });
+        row.push(&Event { seq: 1, ts: SystemTime::now(), payload: Payload::WorkflowCancelled { by: None } });
         let mut batch = Batch::default();
         batch.ops.push(WriteOp::Begin(Box::new(record)));
         batch.rows.push(row);

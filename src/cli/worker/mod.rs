@@ -201,7 +201,7 @@ fn run_one(worker: Arc<PgStore>, location: &StoreLocation, id: &str, waited_ms: 
             return;
         }
     };
-    let report = runner::resume_in(store, location, id, Vec::new(), false);
+    let report = runner::resume_in(store, location, id, Vec::new(), false, None);
     let how = match &report.diagnostic {
         Some(d) => format!(": {}", d.message),
         None => String::new(),

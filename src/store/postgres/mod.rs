@@ -477,8 +477,9 @@ impl Store for PgStore {
         Ok(events)
     }
 
-    fn request_cancel(&self, id: &str, force: bool) -> Result<()> {
+    fn request_cancel(&self, id: &str, force: bool, by: Option<&str>) -> Result<()> {
         let id = id.to_string();
+        let by = by.map(str::to_string);
         let level: i16 = if force { 2 } else { 1 };
         let at = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
         self.with(move |mut client, place| async move {
@@ -490,13 +491,13 @@ impl Store for PgStore {
             let changed = tx
                 .execute(
                     "UPDATE rhaiflow_executions
-                     SET cancel_request = greatest(cancel_request, $2),
+                     SET cancel_request = greatest(cancel_request, $2), cancel_by = coalesce($5, cancel_by),
                          status = CASE WHEN $3 AND status = 'queued' THEN 'cancelled' ELSE status END,
                          ended_at = CASE WHEN $3 AND status = 'queued' THEN $4 ELSE ended_at END,
                          error = CASE WHEN $3 AND status = 'queued' THEN 'cancelled before a worker took it'
                                  ELSE error END
                      WHERE id = $1",
-                    &[&id, &level, &(unqueued == 1), &at],
+                    &[&id, &level, &(unqueued == 1), &at, &by],
                 )
                 .await
                 .map_err(failed)?;
@@ -507,14 +508,14 @@ impl Store for PgStore {
         })
     }
 
-    fn cancel_request(&self, id: &str) -> Result<u8> {
+    fn cancel_request(&self, id: &str) -> Result<(u8, Option<String>)> {
         let id = id.to_string();
         self.with(move |client, place| async move {
             let row = client
-                .query_opt("SELECT cancel_request FROM rhaiflow_executions WHERE id = $1", &[&id])
+                .query_opt("SELECT cancel_request, cancel_by FROM rhaiflow_executions WHERE id = $1", &[&id])
                 .await
                 .map_err(|e| database(&place, &e))?;
-            Ok(row.map_or(0, |r| u8::try_from(r.get::<_, i16>(0)).unwrap_or(0)))
+            Ok(row.map_or((0, None), |r| (u8::try_from(r.get::<_, i16>(0)).unwrap_or(0), r.get(1))))
         })
     }
 

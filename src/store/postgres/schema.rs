@@ -125,6 +125,8 @@ CREATE TABLE rhaiflow_deployment_instances (
 );
 ",
     "
+-- Who asked for a cancel, when known.
+ALTER TABLE rhaiflow_executions ADD COLUMN cancel_by text;
 -- Role tokens of `rhaiflow serve`: the SHA-256 of each secret (hex), never the secret.
 CREATE TABLE rhaiflow_tokens (
     id text PRIMARY KEY,

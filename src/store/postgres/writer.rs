@@ -238,6 +238,8 @@ pub async fn begin_execution(
                -- A cancel asked for while it waited in the queue holds for its first run.
                cancel_request = CASE WHEN rhaiflow_executions.status = 'queued'
                                      THEN rhaiflow_executions.cancel_request ELSE 0 END,
+               cancel_by = CASE WHEN rhaiflow_executions.status = 'queued'
+                                THEN rhaiflow_executions.cancel_by END,
                owner = excluded.owner, lease_until = excluded.lease_until, machine = excluded.machine
              WHERE rhaiflow_executions.owner = excluded.owner
              RETURNING number",
