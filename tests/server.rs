@@ -971,3 +971,51 @@ fn who_cancelled_is_named_in_the_end() {
     let token_id = operator.split('_').nth(1).unwrap();
     assert_eq!(last["by"], format!("token {token_id} operator of a test (operator)"));
 }
+
+/// Polls `path` on `served` until `done` says so (at most 20 s); the last answer.
+fn poll(served: &Served, path: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let (_, body) = served.get(path);
+        if done(&body) || std::time::Instant::now() > deadline {
+            return body;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+// A submission with a `queue` is queued for a worker of that queue (on a PostgreSQL store),
+// which runs it as its submitter's: the server only records it. On a SQLite store, which no
+// worker shares, it is refused (422).
+#[test]
+fn a_submission_with_a_queue_is_run_by_a_worker() {
+    let served = Served::start();
+    served.install_greeter();
+    let request = r#"{"bundle": "greeter", "workflow": "greet", "parameters": {"name": "q"}, "queue": "night"}"#;
+    let (status, _, body) = served.submit_keyed(request, None);
+    assert_eq!(status, 422, "{body}");
+    assert!(body["detail"].as_str().unwrap().contains("a store that workers share"), "{body}");
+
+    let Some(pg) = crate::postgres_server::postgres() else { return };
+    let url = pg.url(&pg.fresh_database("serve_queue", None));
+    let served = Served::start_on(tempfile::tempdir().unwrap(), url.clone(), &[]);
+    served.install_greeter();
+    let (status, location, queued) = served.submit_keyed(request, None);
+    assert_eq!(status, 201, "{queued}");
+    assert_eq!(queued["status"], "queued", "nothing runs it in the server");
+    let mut worker = Command::cargo_bin("rhaiflow")
+        .unwrap()
+        .args(["worker", "--queue", "night", "--store", &url])
+        .env("RHAIFLOW_BUNDLES", served.dir.path().join("no-bundles-here"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let done = poll(&served, &location, |e| e["status"] == "succeeded");
+    let _ = worker.kill();
+    let said = worker.wait_with_output().unwrap();
+    assert_eq!(done["status"], "succeeded", "{done}\n{}", String::from_utf8_lossy(&said.stderr));
+    let (_, events) = served.get(&format!("{location}/events"));
+    assert_eq!(events["events"][0]["by"], "anonymous (loopback, no tokens)", "{events}");
+}

@@ -248,7 +248,7 @@ fn bad_submissions_are_refused_before_anything_is_queued() {
     let sqlite = c.path("runs.db");
     let out = c.command(&["run", &good, "--submit", "--store", &sqlite]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--submit needs a store that workers share"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("submitting to a queue needs a store that workers share"));
 }
 
 // A worker on another machine has no copy of the script: the script travels in the store.
@@ -704,4 +704,22 @@ fn effects_of(path: &str) -> Vec<(String, String)> {
             (what.to_string(), pid.to_string())
         })
         .collect()
+}
+
+// A submitted execution a worker took but could not run (its shipped script gone from the
+// store) was left `running`: the lease ran out, it was queued again, and refused again, for
+// ever. It now ends failed, saying why.
+#[test]
+fn an_execution_a_worker_cannot_run_ends_failed() {
+    let Some(c) = Cluster::new("unrunnable") else { return };
+    let out = c.path("effects");
+    let id = c.submit("gone.rhai", &chain(1, 0.0, &out), &[]);
+    std::fs::remove_file(c.path("gone.rhai")).unwrap();
+    c.sql("DELETE FROM rhaiflow_sources");
+    let (code, stderr) = finish(c.worker("elsewhere", "5", &["--drain"]));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("refused"), "{stderr}");
+    assert_eq!(c.status(&id), "failed");
+    let error = c.sql(&format!("SELECT error FROM rhaiflow_executions WHERE id = '{id}'"));
+    assert!(!error.is_empty(), "no reason recorded");
 }

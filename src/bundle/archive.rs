@@ -29,7 +29,9 @@ pub fn pack(bundle: &Bundle) -> Result<Vec<u8>, Vec<Diagnostic>> {
     let files = bundle_files(&bundle.dir).map_err(|d| vec![d])?;
     let mut sums = String::new();
     let mut contents = Vec::new();
-    for (relative, path) in &files {
+    // An installed bundle's folder holds the CHECKSUMS it was unpacked with: the new one
+    // stands for it (twice in one archive, it is refused when unpacked).
+    for (relative, path) in files.iter().filter(|(relative, _)| relative != CHECKSUMS) {
         let bytes = std::fs::read(path).map_err(|e| vec![bad(format!("cannot read {}: {e}", path.display()))])?;
         sums.push_str(&format!("{}  {relative}\n", sha256_hex(&bytes)));
         contents.push((relative.clone(), bytes, is_executable(path)));

@@ -39,6 +39,9 @@ pub(super) struct RecordedOptions {
     /// The `Idempotency-Key` of the API request that started it, with the request's checksum.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) idempotency: Option<Value>,
+    /// Who started it, when a server's caller did: a worker's first run of it names them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) caller: Option<String>,
 }
 
 /// Which shipped source (`store::ShippedSource`) a submitted execution runs from.
@@ -88,6 +91,7 @@ impl RecordedOptions {
             source: None,
             blueprint_source: None,
             idempotency: options.idempotency.clone(),
+            caller: options.caller.clone(),
         }
     }
 

@@ -71,11 +71,13 @@ pub fn resume_in(
     let left_behind = if first_run { Vec::new() } else { crate::exec::left_behind::end_left_behind(&record.id) };
     let recorded = match RecordedOptions::read(&record.options, location, &record.id) {
         Ok(recorded) => recorded,
-        Err(e) => return RunReport::invalid(id.into(), String::new(), e.into(), started),
+        Err(e) => return not_run(store.as_ref(), &record, e.into(), started),
     };
+    // A queued execution's first run is its submitter's; a resume, its own caller's.
+    let caller = if first_run { caller.or_else(|| recorded.caller.clone()) } else { caller };
     let options = match recorded_options(store.as_ref(), &record, recorded, location, owns_process) {
         Ok(options) => RunOptions { caller, ..options },
-        Err(d) => return RunReport::invalid(record.id.clone(), record.workflow.clone(), d, started),
+        Err(d) => return not_run(store.as_ref(), &record, d, started),
     };
     let from = ResumeFrom {
         execution_id: record.id.clone(),
@@ -87,6 +89,14 @@ pub fn resume_in(
         left_behind,
     };
     run_execution(&options, sinks, Some(store), Some(location.clone()), Some(from), started)
+}
+
+/// An execution claimed but that cannot run here: recorded as failed with the reason. Left
+/// running, it would be taken up again when its runner is found gone, and refused again, for
+/// ever; failed, it is there to be resumed once what it lacks is fixed.
+fn not_run(store: &dyn Store, record: &ExecutionRecord, why: Diagnostic, started: Instant) -> RunReport {
+    let _ = store.end(&record.id, ExecutionStatus::Failed, Some(why.message.clone())).and_then(|()| store.flush());
+    RunReport::invalid(record.id.clone(), record.workflow.clone(), why, started)
 }
 
 /// The execution `id` and its tasks, taken over for this process: refused when it succeeded,

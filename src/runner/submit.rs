@@ -8,17 +8,17 @@ use super::{execution_record, prepare, shipped, workflow_name, RunOptions};
 use crate::diagnostic::{Code, Diagnostic};
 use crate::store::{ExecutionStatus, PgStore, StoreLocation};
 
-/// Records the run `options` describe as queued on `queue` in the store at `location`;
-/// returns its id.
+/// Records the run `options` describe as queued on `queue` in the store at `location` (under
+/// `options.execution_id` when given); returns its id.
 pub fn submit(options: &RunOptions, location: &StoreLocation, queue: &str) -> Result<String, Diagnostic> {
     let StoreLocation::Postgres(url) = location else {
         return Err(Diagnostic::plain(
             Code::Store,
-            format!("--submit needs a store that workers share, and {location} is a SQLite file"),
+            format!("submitting to a queue needs a store that workers share, and {location} is a SQLite file"),
         )
         .with_help("submit to a PostgreSQL store: --store postgres://user@host/db (docs/SCALE_OUT.md)"));
     };
-    let id = uuid::Uuid::new_v4().to_string();
+    let id = options.execution_id.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let workflow = workflow_name(options);
     drop(prepare(options, None, None, &id, &workflow)?);
     let mut record = execution_record(options, &id, &workflow, None);

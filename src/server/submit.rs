@@ -21,7 +21,7 @@ use super::{blocking, Shared};
 use crate::bundle::{builtin, registry, Bundle};
 use crate::diagnostic::Diagnostic;
 use crate::runner::{DeploymentSource, RunOptions, StoreChoice};
-use crate::store::ExecutionQuery;
+use crate::store::{ExecutionQuery, ExecutionRecord};
 
 /// What to run.
 #[derive(Deserialize, Serialize, ToSchema)]
@@ -44,6 +44,10 @@ pub struct SubmitRequest {
     /// A script's text, instead of a bundle's workflow: only on a server started with `--allow-scripts`.
     #[serde(default)]
     pub script: Option<String>,
+    /// Queue it for a worker of this queue (`rhaiflow worker --queue NAME`) instead of running
+    /// it in the server: needs a PostgreSQL store.
+    #[serde(default)]
+    pub queue: Option<String>,
 }
 
 /// Starts an execution.
@@ -117,14 +121,32 @@ async fn start(
         ));
     }
     let location = shared.location.clone();
+    let queue = request.queue.clone();
     let prepared = tokio::task::spawn_blocking(move || options(request, &location)).await;
     let mut options = prepared.map_err(|e| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
     let id = uuid::Uuid::new_v4().to_string();
     options.execution_id = Some(id.clone());
     options.idempotency = idempotency;
     options.caller = Some(by);
-    let record = super::runs::start(shared, &id, move || crate::runner::run(&options, Vec::new()), |_| true).await?;
+    let record = match queue {
+        Some(queue) => queued(shared, options, queue).await?,
+        None => super::runs::start(shared, &id, move || crate::runner::run(&options, Vec::new()), |_| true).await?,
+    };
     Ok(created(&record))
+}
+
+/// Records the run as queued for a worker of `queue` (checked as `run --submit` checks it).
+async fn queued(shared: &Arc<Shared>, options: RunOptions, queue: String) -> Result<ExecutionRecord, Problem> {
+    if queue.trim().is_empty() {
+        return Err(Problem::bad_request("`queue` is empty: name the queue workers take from"));
+    }
+    let store = shared.clone();
+    let submitted = tokio::task::spawn_blocking(move || {
+        let id = crate::runner::submit(&options, &store.location, &queue)
+            .map_err(|d| Problem::new(StatusCode::UNPROCESSABLE_ENTITY, super::runs::shown(&d)))?;
+        store.store.execution(&id).map_err(Problem::from)
+    });
+    submitted.await.map_err(|e| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
 }
 
 /// The run `request` asks for, checked as `rhaiflow run` checks it.
