@@ -13,6 +13,7 @@ mod graph;
 mod health;
 mod logs;
 pub mod openapi;
+mod page;
 mod problem;
 mod resume;
 mod runs;
@@ -53,6 +54,8 @@ pub struct ServeOptions {
 /// The routes of the API on `store`.
 fn router(shared: Arc<Shared>) -> Router {
     Router::new()
+        .route("/", get(page::index))
+        .route("/assets/{name}", get(page::asset))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/api/v1/openapi.json", get(openapi::document))

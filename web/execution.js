@@ -1,0 +1,167 @@
+// One execution: its summary and buttons (cancel, resume, delete), its graphs drawn (or
+// tabled when large), kept live from its event stream: a task's new state toggles the class
+// of its element, nothing is drawn again. A click on a task shows its detail.
+
+import { json, send, failure, follow, esc } from "./api.js";
+import { drawGraph, tableOf, restyle, TABLE_LIMIT } from "./drawing.js";
+import { showTask } from "./detail.js";
+import { when } from "./list.js";
+
+const ENDED = new Set(["succeeded", "failed", "cancelled"]);
+
+export async function showExecution(main, id) {
+  const base = `/api/v1/executions/${encodeURIComponent(id)}`;
+  const execution = await json(base);
+  const { graphs } = await json(`${base}/graph`);
+  main.innerHTML = `
+    <section class="execution">
+      <h1><span class="badge" id="status"></span> ${esc(execution.workflow)} <span class="mono muted">${esc(execution.id)}</span></h1>
+      <p class="muted" id="times"></p>
+      <pre class="error" id="error" hidden></pre>
+      <div class="actions">
+        <button class="may-operate" id="cancel">Cancel</button>
+        <button class="may-operate" id="force">Force cancel</button>
+        <button class="may-operate" id="resume">Resume</button>
+        <button class="may-delete danger" id="delete">Delete</button>
+        <button id="view"></button>
+        <span class="error" id="action-error" role="alert"></span>
+      </div>
+      <div id="graphs"></div>
+      <aside id="task" class="task-detail" hidden></aside>
+    </section>`;
+  const summary = (e) => {
+    const status = main.querySelector("#status");
+    status.textContent = e.status;
+    status.className = `badge st-${e.status}`;
+    main.querySelector("#times").textContent =
+      `started ${when(e.started_at)}` + (e.ended_at ? `, ended ${when(e.ended_at)}` : "");
+    const error = main.querySelector("#error");
+    error.hidden = !e.error;
+    error.textContent = e.error ?? "";
+    const ended = ENDED.has(e.status);
+    main.querySelector("#cancel").hidden = !["running", "queued"].includes(e.status);
+    main.querySelector("#force").hidden = !["running", "queued"].includes(e.status);
+    main.querySelector("#resume").hidden = !["failed", "cancelled", "crashed"].includes(e.status);
+    main.querySelector("#delete").hidden = !ended;
+  };
+  summary(execution);
+  const live = liveGraphs(main.querySelector("#graphs"), graphs, main.querySelector("#view"));
+  main.querySelector("#graphs").addEventListener("click", (event) => {
+    const element = event.target.closest(".node");
+    if (element) showTask(main.querySelector("#task"), base, live.nodeOf(element));
+  });
+  actions(main, base, id);
+  const refresh = async () => summary(await json(base));
+  const stop = follow(`${base}/events`, execution.last_seq, (event) => {
+    live.apply(event);
+    if (event.type?.startsWith("workflow_")) refresh();
+  }, refresh);
+  return stop;
+}
+
+/** The buttons: each POSTs (or DELETEs), then shows the execution as it became. */
+function actions(main, base, id) {
+  const shownError = main.querySelector("#action-error");
+  const act = async (method, path, body, then) => {
+    shownError.textContent = "";
+    const response = await send(method, path, body);
+    if (!response.ok) shownError.textContent = (await failure(response)).message;
+    else then();
+  };
+  const again = () => location.reload();
+  main.querySelector("#cancel").onclick = () => act("POST", `${base}/cancel`, { force: false }, () => {});
+  main.querySelector("#force").onclick = () => act("POST", `${base}/cancel`, { force: true }, () => {});
+  main.querySelector("#resume").onclick = () => act("POST", `${base}/resume`, undefined, again);
+  main.querySelector("#delete").onclick = () => {
+    if (confirm(`Delete execution ${id} and its events?`)) act("DELETE", base, undefined, () => (location.hash = "#/"));
+  };
+}
+
+/**
+ * The graphs drawn (or tabled), with what keeps them live: `apply(event)` moves a task to
+ * the state the event says. Events name a task by `task_id`; a retry's new id is learnt from
+ * its task's name (and instance), as the server does.
+ */
+function liveGraphs(into, graphs, viewButton) {
+  const total = graphs.reduce((sum, g) => sum + g.nodes.length, 0);
+  let asTable = total > TABLE_LIMIT;
+  const nodes = []; // [graph index, node index] → {node, element}
+  const byId = new Map();
+  const byName = new Map();
+  graphs.forEach((g, gi) =>
+    g.nodes.forEach((node, ni) => {
+      const entry = { node, element: null, key: `${gi}:${ni}` };
+      nodes.push(entry);
+      byId.set(node.task_id, entry);
+      byName.set(`${node.task}\u0000${node.node_instance ?? ""}`, entry);
+    }),
+  );
+  const render = () => {
+    const started = performance.now();
+    into.innerHTML = graphs.length ? "" : `<p class="muted">No graph ran in this execution.</p>`;
+    let at = 0;
+    graphs.forEach((graph, gi) => {
+      const section = document.createElement("div");
+      section.className = "graph";
+      section.dataset.g = gi;
+      into.append(section);
+      const elements = asTable ? tableOf(section, graph) : drawGraph(section, graph);
+      elements.forEach((element, ni) => {
+        nodes[at + ni].element = element;
+        element.dataset.key = `${gi}:${ni}`;
+        if (!asTable) restyle(element, graph.nodes[ni]);
+      });
+      at += graph.nodes.length;
+    });
+    into.getBoundingClientRect(); // the layout, inside the time measured
+    window.rhaiflowRender = { tasks: total, ms: performance.now() - started, table: asTable };
+    viewButton.textContent = asTable ? "Show the drawing" : "Show as a table";
+    viewButton.title = total > TABLE_LIMIT ? `${total} tasks: more than a drawing can show well` : "";
+  };
+  viewButton.onclick = () => {
+    asTable = !asTable;
+    render();
+  };
+  render();
+  const keyed = new Map(nodes.map((entry) => [entry.key, entry]));
+  return {
+    nodeOf: (element) => keyed.get(element.dataset.key)?.node,
+    apply(event) {
+      if (event.task_id === undefined || !event.type?.startsWith("task_")) return;
+      const entry = byId.get(event.task_id) ?? byName.get(`${event.task}\u0000${event.node_instance ?? ""}`);
+      if (!entry) return;
+      byId.set(event.task_id, entry);
+      change(entry, event, asTable);
+    },
+  };
+}
+
+const STATE_OF = {
+  task_started: "running",
+  task_succeeded: "succeeded",
+  task_rescheduled: "rescheduled",
+  task_reverted: "reverted",
+  task_revert_failed: "revert_failed",
+};
+
+/** A task's new state: its class toggled; its attempts, result or error noted. */
+function change({ node, element }, event, asTable) {
+  let state = STATE_OF[event.type];
+  if (event.type === "task_failed") state = String(event.error).includes("CANCELLED") ? "cancelled" : "failed";
+  if (!state) return;
+  if (event.type === "task_started") node.attempts += 1;
+  if (event.type === "task_succeeded") node.result = event.result ?? null;
+  if (event.error !== undefined) node.error = event.error;
+  if (!element) return;
+  element.classList.replace(`s-${node.state}`, `s-${state}`) || element.classList.add(`s-${state}`);
+  node.state = state;
+  if (asTable) {
+    element.querySelector(".attempts").textContent = node.attempts;
+    if (event.error !== undefined || event.result !== undefined) {
+      element.querySelector(".out").textContent = event.error ?? JSON.stringify(event.result);
+    }
+  } else if (event.type === "task_succeeded") {
+    restyle(element, node);
+  }
+  element.dispatchEvent(new CustomEvent("task-changed", { bubbles: true }));
+}
