@@ -26,11 +26,12 @@ export function drawGraph(into, graph) {
     return `<path data-a="${a}" data-b="${b}" d="M${x1} ${y1}C${x1 + d} ${y1} ${x2 - d} ${y2} ${x2} ${y2}"/>`;
   });
   const boxes = subgraphBoxes(graph, at, w, h);
-  into.innerHTML = `<div class="canvas" style="width:${graph.width}px;height:${graph.height}px">
+  into.innerHTML = `<div class="sizer"><div class="canvas" style="width:${graph.width}px;height:${graph.height}px;--w:${w}px;--h:${h}px">
     <svg class="edges" width="${graph.width}" height="${graph.height}" aria-hidden="true">
       <defs><marker id="arrow" viewBox="0 0 8 8" refX="8" refY="4" markerWidth="7" markerHeight="7" orient="auto">
       <path d="M0 0L8 4L0 8z"/></marker></defs>${paths.join("")}</svg>
-    ${boxes.join("")}${graph.nodes.map((n, i) => nodeHtml(n, i, at[i])).join("")}</div>`;
+    ${boxes.join("")}${graph.nodes.map((n, i) => nodeHtml(n, i, at[i])).join("")}</div></div>`;
+  zoom(into, graph, Math.min(1, into.clientWidth / graph.width) >= 0.6 ? Math.min(1, into.clientWidth / graph.width) : 1);
   const elements = [...into.querySelectorAll(".node")];
   into.querySelector(".canvas").addEventListener("click", (event) => {
     const fold = event.target.closest(".fold");
@@ -39,6 +40,17 @@ export function drawGraph(into, graph) {
     refold(into, graph);
   });
   return elements;
+}
+
+/** Scales a drawing (1: as laid out); `fit` scales it to its frame's width. */
+export function zoom(into, graph, scale) {
+  if (scale === "fit") scale = Math.min(1, into.clientWidth / graph.width);
+  const sizer = into.querySelector(".sizer");
+  if (!sizer) return;
+  into.dataset.zoom = scale;
+  sizer.style.width = `${graph.width * scale}px`;
+  sizer.style.height = `${graph.height * scale}px`;
+  sizer.firstElementChild.style.transform = scale === 1 ? "" : `scale(${scale})`;
 }
 
 function nodeHtml(node, i, [left, top]) {

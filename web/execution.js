@@ -3,7 +3,7 @@
 // of its element, nothing is drawn again. A click on a task shows its detail.
 
 import { json, send, failure, follow, esc } from "./api.js";
-import { drawGraph, tableOf, restyle, TABLE_LIMIT } from "./drawing.js";
+import { drawGraph, tableOf, restyle, zoom, TABLE_LIMIT } from "./drawing.js";
 import { showTask } from "./detail.js";
 import { when } from "./list.js";
 
@@ -24,10 +24,10 @@ export async function showExecution(main, id) {
         <button class="may-operate" id="resume">Resume</button>
         <button class="may-delete danger" id="delete">Delete</button>
         <button id="view"></button>
+        <span class="zoom"><button data-zoom="0.8" title="smaller">−</button><button data-zoom="fit">Fit</button><button data-zoom="1.25" title="larger">+</button></span>
         <span class="error" id="action-error" role="alert"></span>
       </div>
-      <div id="graphs"></div>
-      <aside id="task" class="task-detail" hidden></aside>
+      <div class="split"><div id="graphs"></div><aside id="task" class="task-detail" hidden></aside></div>
     </section>`;
   const summary = (e) => {
     const status = main.querySelector("#status");
@@ -51,6 +51,13 @@ export async function showExecution(main, id) {
     if (element) showTask(main.querySelector("#task"), base, live.nodeOf(element));
   });
   actions(main, base, id);
+  main.querySelector(".zoom").onclick = (event) => {
+    const by = event.target.dataset.zoom;
+    main.querySelectorAll(".graph").forEach((into) => {
+      const graph = graphs[into.dataset.g];
+      zoom(into, graph, by === "fit" ? "fit" : Math.min(2, Math.max(0.1, (+into.dataset.zoom || 1) * by)));
+    });
+  };
   const refresh = async () => summary(await json(base));
   const stop = follow(`${base}/events`, execution.last_seq, (event) => {
     live.apply(event);

@@ -23,8 +23,8 @@ def state(name):
 def main(base, many_id, out):
     with sync_playwright() as playwright:
         args = ["--no-sandbox"] if os.geteuid() == 0 else []
-        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=args, timeout=WAIT_MS)
-        page = browser.new_page(viewport={"width": 1280, "height": 760})
+        browser = launch(playwright, args)
+        page = browser.new_page(viewport={"width": 1440, "height": 760})
         page.set_default_timeout(WAIT_MS)
         expect.set_options(timeout=WAIT_MS)
         failures = []
@@ -33,9 +33,21 @@ def main(base, many_id, out):
             submitted = submit_and_watch(page, base, out)
             list_follows_live(page, base, submitted)
             render_large(page, base, many_id)
+            login_as_a_viewer(page, base)
         finally:
             browser.close()
         assert not failures, f"errors in the page: {failures}"
+
+
+def launch(playwright, args):
+    """Chromium, tried three times: on a loaded machine its first start can fail."""
+    for attempt in range(3):
+        try:
+            return playwright.chromium.launch(executable_path="/usr/bin/chromium", args=args, timeout=WAIT_MS)
+        except Exception as error:  # noqa: BLE001 - Playwright's errors have no common base to name
+            if attempt == 2:
+                raise
+            print(f"chromium did not start ({error.__class__.__name__}), trying again", file=sys.stderr)
 
 
 def poll(page, expression):
@@ -73,13 +85,19 @@ def submit_and_watch(page, base, out):
     expect(node("paint")).to_have_class(re.compile("shape-circle"))
     expect(node("paint").locator(".name")).to_have_text("painted")
     expect(node("paint").locator(".val")).to_have_text("42")
+    # A subgraph's box folds: its members hidden, then shown again.
+    page.click('.box .fold:text("checks")')
+    expect(node("lint")).to_be_hidden()
+    page.click('.box .fold:text("checks")')
+    expect(node("lint")).to_be_visible()
     node("flaky").click()
     detail = page.locator("#task")
     expect(detail.locator("h2")).to_have_text("flaky")
     expect(detail.locator("pre.error")).to_contain_text("exited with code 3")
     expect(detail.locator(".output")).to_contain_text("about to fail")
     expect(detail.locator(".attempts")).to_have_text("1")
-    page.screenshot(path=os.path.join(out, "serve-page.png"))
+    page.click(".zoom >> text=Fit")
+    page.screenshot(path=os.path.join(out, "serve-page.png"), clip={"x": 0, "y": 0, "width": 1440, "height": 510})
     print(f"screenshot: {os.path.join(out, 'serve-page.png')}")
     return page.evaluate("decodeURIComponent(location.hash.split('/')[2])")
 
@@ -105,6 +123,48 @@ def render_large(page, base, many_id):
     print(f"2,000 tasks drawn in {render['ms']:.0f} ms (table: {render['table']})")
     assert not render["table"], "2,000 tasks should be drawn, not tabled"
     assert render["ms"] < RENDER_BUDGET_MS, f"drawing 2,000 tasks took {render['ms']:.0f} ms"
+
+
+def login_as_a_viewer(page, base):
+    """The login against the contract of role tokens (routes stand in for a server with
+    tokens): a 401 shows the form, its token is POSTed to /api/v1/login, the call is tried
+    again; a viewer sees no button that changes anything, and can log out."""
+    logged_in = []
+
+    def whoami(route):
+        if logged_in:
+            route.fulfill(status=200, json={"role": "viewer", "auth": True})
+        else:
+            route.fulfill(status=401, json={"title": "Unauthorized", "status": 401, "detail": "log in"})
+
+    def login(route):
+        body = route.request.post_data_json
+        if body == {"token": "good-token"}:
+            logged_in.append(True)
+            route.fulfill(status=204)
+        else:
+            route.fulfill(status=401, json={"title": "Unauthorized", "status": 401, "detail": "bad token"})
+
+    page.route("**/api/v1/whoami", whoami)
+    page.route("**/api/v1/login", login)
+    page.goto(f"{base}/#/")
+    page.reload()  # from another hash, goto only changed the hash
+    dialog = page.locator("#login")
+    expect(dialog).to_be_visible()
+    dialog.locator("input[name=token]").fill("wrong")
+    dialog.locator("button[type=submit]").click()
+    expect(dialog.locator("#login-error")).to_have_text("This token is not valid.")
+    dialog.locator("input[name=token]").fill("good-token")
+    dialog.locator("button[type=submit]").click()
+    expect(dialog).to_be_hidden()
+    expect(page.locator("#who")).to_have_text("signed in: viewer")
+    expect(page.locator("#logout")).to_be_visible()
+    expect(page.locator("table.executions tbody tr")).to_have_count(3)
+    expect(page.locator("#nav-submit")).to_be_hidden()
+    page.locator("table.executions tbody tr a").first.click()
+    expect(page.locator("#status")).to_be_visible()
+    expect(page.locator("#resume")).to_be_hidden()
+    expect(page.locator("#delete")).to_be_hidden()
 
 
 if __name__ == "__main__":
