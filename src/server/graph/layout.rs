@@ -12,10 +12,10 @@ use rust_sugiyama::configure::{Config, CrossingMinimization, RankingType};
 use super::GraphView;
 
 /// A node's box on the page, in pixels (the page draws it this size).
-pub const NODE_WIDTH: f64 = 168.0;
+pub const NODE_WIDTH: f64 = 150.0;
 pub const NODE_HEIGHT: f64 = 36.0;
 /// The room between two layers (for the edges) and between two rows.
-const LAYER_GAP: f64 = 56.0;
+const LAYER_GAP: f64 = 44.0;
 const ROW_GAP: f64 = 14.0;
 /// Around the drawing.
 const MARGIN: f64 = 16.0;
