@@ -10,6 +10,14 @@ import { when } from "./list.js";
 const ENDED = new Set(["succeeded", "failed", "cancelled"]);
 
 export async function showExecution(main, id) {
+  const following = { stop: () => {} };
+  await show(main, id, following);
+  return () => following.stop();
+}
+
+/** Shows the execution as it is now, and follows it; a graph that starts later (a new
+ * `graph_planned`) shows it again, with that graph. */
+async function show(main, id, following) {
   const base = `/api/v1/executions/${encodeURIComponent(id)}`;
   const execution = await json(base);
   const { graphs } = await json(`${base}/graph`);
@@ -46,9 +54,19 @@ export async function showExecution(main, id) {
   };
   summary(execution);
   const live = liveGraphs(main.querySelector("#graphs"), graphs, main.querySelector("#view"));
-  main.querySelector("#graphs").addEventListener("click", (event) => {
+  const panel = main.querySelector("#task");
+  const graphsElement = main.querySelector("#graphs");
+  graphsElement.addEventListener("click", (event) => {
     const element = event.target.closest(".node");
-    if (element) showTask(main.querySelector("#task"), base, live.nodeOf(element));
+    if (!element) return;
+    panel.dataset.key = element.dataset.key;
+    showTask(panel, base, live.nodeOf(element));
+  });
+  // The task shown beside changed: its detail is read again.
+  graphsElement.addEventListener("task-changed", (event) => {
+    if (!panel.hidden && event.target.dataset.key === panel.dataset.key) {
+      showTask(panel, base, live.nodeOf(event.target));
+    }
   });
   actions(main, base, id);
   main.querySelector(".zoom").onclick = (event) => {
@@ -59,11 +77,15 @@ export async function showExecution(main, id) {
     });
   };
   const refresh = async () => summary(await json(base));
-  const stop = follow(`${base}/events`, execution.last_seq, (event) => {
+  following.stop = follow(`${base}/events`, execution.last_seq, (event) => {
+    if (event.type === "graph_planned" && !graphs.some((g) => g.graph_id === event.graph_id)) {
+      following.stop();
+      show(main, id, following);
+      return;
+    }
     live.apply(event);
     if (event.type?.startsWith("workflow_")) refresh();
   }, refresh);
-  return stop;
 }
 
 /** The buttons: each POSTs (or DELETEs), then shows the execution as it became. */

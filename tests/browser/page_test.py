@@ -85,6 +85,12 @@ def submit_and_watch(page, base, out):
     expect(node("paint")).to_have_class(re.compile("shape-circle"))
     expect(node("paint").locator(".name")).to_have_text("painted")
     expect(node("paint").locator(".val")).to_have_text("42")
+    # The same tasks as a table, and back.
+    page.click("#view")
+    expect(page.locator("table.tasks tr.node")).to_have_count(8)
+    expect(page.locator('table.tasks tr.node:has(td:text-is("flaky"))')).to_have_class(state("failed"))
+    page.click("#view")
+    expect(page.locator(".canvas .node")).to_have_count(8)
     # A subgraph's box folds: its members hidden, then shown again.
     page.click('.box .fold:text("checks")')
     expect(node("lint")).to_be_hidden()
