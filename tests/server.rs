@@ -710,3 +710,21 @@ fn the_page_is_served_with_its_assets() {
     assert_eq!((status, content_type.as_str()), (404, "application/problem+json"), "{body}");
     assert_eq!(served.get_typed("/assets/index.html").0, 404, "the page itself is served at /");
 }
+
+// An execution the server runs is cancelled through the API and the server lives on: the
+// cancel's nudge (SIGUSR1, to the pid that runs it: the server's own) killed the server, whose
+// process had no handler for it.
+#[test]
+fn cancelling_an_execution_the_server_runs_leaves_the_server_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store").display().to_string();
+    let served = Served::start_on(dir, store, &["--allow-scripts"]);
+    let (status, location, body) =
+        served.submit(r#"{"script": "let g = graph_mode(); g.add_task(sleep(\"wait\", 30)); g.execute();"}"#);
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = served.post(&format!("{location}/cancel"), None);
+    assert_eq!(status, 202, "{body}");
+    let ended = served.ended(&location);
+    assert_eq!(ended["status"], "cancelled", "{ended}");
+    assert_eq!(served.get("/healthz").0, 200);
+}

@@ -8,6 +8,8 @@ import { showTask } from "./detail.js";
 import { when } from "./list.js";
 
 const ENDED = new Set(["succeeded", "failed", "cancelled"]);
+// The error of a task a cancel stopped (the server's `events::CANCELLED`).
+const CANCELLED = "the execution was cancelled";
 
 export async function showExecution(main, id) {
   const following = { stop: () => {} };
@@ -37,7 +39,9 @@ async function show(main, id, following) {
       </div>
       <div class="split"><div id="graphs"></div><aside id="task" class="task-detail" hidden></aside></div>
     </section>`;
+  const section = main.querySelector("section.execution");
   const summary = (e) => {
+    if (!section.isConnected) return; // another view (or this one again) took the page
     const status = main.querySelector("#status");
     status.textContent = e.status;
     status.className = `badge st-${e.status}`;
@@ -68,7 +72,10 @@ async function show(main, id, following) {
       showTask(panel, base, live.nodeOf(event.target));
     }
   });
-  actions(main, base, id);
+  actions(main, base, id, () => {
+    following.stop();
+    show(main, id, following);
+  });
   main.querySelector(".zoom").onclick = (event) => {
     const by = event.target.dataset.zoom;
     main.querySelectorAll(".graph").forEach((into) => {
@@ -76,7 +83,8 @@ async function show(main, id, following) {
       zoom(into, graph, by === "fit" ? "fit" : Math.min(2, Math.max(0.1, (+into.dataset.zoom || 1) * by)));
     });
   };
-  const refresh = async () => summary(await json(base));
+  // Read again when the execution changed; gone (deleted) or unreachable, the view stays.
+  const refresh = () => json(base).then(summary, () => {});
   following.stop = follow(`${base}/events`, execution.last_seq, (event) => {
     if (event.type === "graph_planned" && !graphs.some((g) => g.graph_id === event.graph_id)) {
       following.stop();
@@ -88,8 +96,8 @@ async function show(main, id, following) {
   }, refresh);
 }
 
-/** The buttons: each POSTs (or DELETEs), then shows the execution as it became. */
-function actions(main, base, id) {
+/** The buttons: each POSTs (or DELETEs); a resume shows the execution `again`. */
+function actions(main, base, id, again) {
   const shownError = main.querySelector("#action-error");
   const act = async (method, path, body, then) => {
     shownError.textContent = "";
@@ -97,7 +105,6 @@ function actions(main, base, id) {
     if (!response.ok) shownError.textContent = (await failure(response)).message;
     else then();
   };
-  const again = () => location.reload();
   main.querySelector("#cancel").onclick = () => act("POST", `${base}/cancel`, { force: false }, () => {});
   main.querySelector("#force").onclick = () => act("POST", `${base}/cancel`, { force: true }, () => {});
   main.querySelector("#resume").onclick = () => act("POST", `${base}/resume`, undefined, again);
@@ -176,7 +183,7 @@ const STATE_OF = {
 /** A task's new state: its class toggled; its attempts, result or error noted. */
 function change({ node, element }, event, asTable) {
   let state = STATE_OF[event.type];
-  if (event.type === "task_failed") state = String(event.error).includes("CANCELLED") ? "cancelled" : "failed";
+  if (event.type === "task_failed") state = event.error === CANCELLED ? "cancelled" : "failed";
   if (!state) return;
   if (event.type === "task_started") node.attempts += 1;
   if (event.type === "task_succeeded") node.result = event.result ?? null;

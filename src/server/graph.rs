@@ -114,7 +114,7 @@ fn graphs_of(events: impl Iterator<Item = Value>) -> Vec<GraphView> {
             "task_rescheduled" => node.state = "rescheduled".into(),
             "task_failed" => {
                 let error = event["error"].as_str().unwrap_or_default();
-                node.state = if error.contains("CANCELLED") { "cancelled" } else { "failed" }.into();
+                node.state = if error == crate::events::CANCELLED { "cancelled" } else { "failed" }.into();
                 node.error = Some(error.to_string());
             }
             "task_reverted" => node.state = "reverted".into(),
@@ -205,5 +205,19 @@ mod tests {
         assert_eq!(graphs[0].layout, "sugiyama");
         assert_eq!(nodes[0].result, Some(json!(7)));
         assert_eq!(nodes[3].error.as_deref(), Some("exit 1"));
+    }
+
+    // A task the cancel stopped is cancelled, not failed: its error was looked for as
+    // "CANCELLED", which the cancel's error ("the execution was cancelled") never contains.
+    #[test]
+    fn a_task_stopped_by_a_cancel_is_cancelled() {
+        let planned = json!({"type": "graph_planned", "graph_id": 1, "edges": [], "nodes": [
+            {"task": "wait", "task_id": 1, "kind": "sleep", "subgraph": null}]});
+        let events = vec![
+            planned,
+            json!({"type": "task_started", "task": "wait", "task_id": 1}),
+            json!({"type": "task_failed", "task": "wait", "task_id": 1, "error": crate::events::CANCELLED}),
+        ];
+        assert_eq!(graphs_of(events.into_iter())[0].nodes[0].state, "cancelled");
     }
 }

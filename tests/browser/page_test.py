@@ -33,6 +33,7 @@ def main(base, many_id, out):
             submitted = submit_and_watch(page, base, out)
             list_follows_live(page, base, submitted)
             render_large(page, base, many_id)
+            cancel_resume_and_delete(page, base)
             login_as_a_viewer(page, base)
         finally:
             browser.close()
@@ -129,6 +130,28 @@ def render_large(page, base, many_id):
     print(f"2,000 tasks drawn in {render['ms']:.0f} ms (table: {render['table']})")
     assert not render["table"], "2,000 tasks should be drawn, not tabled"
     assert render["ms"] < RENDER_BUDGET_MS, f"drawing 2,000 tasks took {render['ms']:.0f} ms"
+
+
+def cancel_resume_and_delete(page, base):
+    """The buttons: a running execution cancelled, resumed (it runs again and fails at
+    `flaky`), then deleted."""
+    page.goto(f"{base}/#/submit")
+    page.select_option("select[name=workflow]", label="page_demo · demo")
+    page.fill("#p-name", "cy")
+    page.fill("#p-wait", "4")
+    page.click("form#run button[type=submit]")
+    expect(page).to_have_url(re.compile(r"#/executions/[0-9a-f-]+$"))
+    expect(page.locator('.canvas .node[title="warm_up"]')).to_have_class(state("running"))
+    page.click("#cancel")
+    expect(page.locator("#status")).to_have_text("cancelled")
+    expect(page.locator('.canvas .node[title="warm_up"]')).to_have_class(state("cancelled"))
+    page.click("#resume")
+    expect(page.locator("#status")).to_have_text("running")
+    expect(page.locator("#status")).to_have_text("failed")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#delete")
+    expect(page).to_have_url(re.compile(r"#/$"))
+    expect(page.locator("table.executions tbody tr")).to_have_count(3)
 
 
 def login_as_a_viewer(page, base):
