@@ -100,9 +100,11 @@ export function follow(path, after, onEvent, onEnd) {
   let source = null;
   let stopped = false;
   let last = after;
+  let pause = 1000;
   const open = () => {
     const url = last === null ? path : `${path}?after=${last}`;
     source = new EventSource(url);
+    source.onopen = () => (pause = 1000);
     source.onmessage = (event) => {
       if (event.lastEventId) last = event.lastEventId;
       onEvent(JSON.parse(event.data), event);
@@ -115,7 +117,8 @@ export function follow(path, after, onEvent, onEnd) {
     source.onerror = async () => {
       if (source.readyState !== EventSource.CLOSED || stopped) return;
       await whoami().catch(() => {});
-      setTimeout(() => stopped || open(), 1000);
+      setTimeout(() => stopped || open(), pause);
+      pause = Math.min(30000, pause * 2); // a stream refused again and again is asked less often
     };
   };
   open();

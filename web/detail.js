@@ -2,13 +2,13 @@
 // `value` of a result that styles its node), and what it printed (its logs).
 
 import { api, json, esc, shown } from "./api.js";
-import { styleOf } from "./drawing.js";
+import { styleOf, named } from "./drawing.js";
 
 export async function showTask(panel, base, node) {
   if (!node) return;
   panel.hidden = false;
   panel.innerHTML = `<button class="close" title="close" aria-label="close">×</button>
-    <h2>${esc(node.task)}</h2><p class="muted">loading…</p>`;
+    <h2>${esc(named(node))}</h2><p class="muted">loading…</p>`;
   panel.querySelector(".close").onclick = () => (panel.hidden = true);
   const execution = await json(base);
   const task =
@@ -18,7 +18,7 @@ export async function showTask(panel, base, node) {
   const output = logs.ok ? await logs.text() : "";
   const value = styleOf(task.result).value;
   panel.innerHTML = `<button class="close" title="close" aria-label="close">×</button>
-    <h2>${esc(node.task)}</h2>
+    <h2>${esc(named(node))}</h2>
     <dl>
       <dt>state</dt><dd><span class="node-state s-${esc(task.state)}"><span class="st"></span></span></dd>
       <dt>kind</dt><dd>${esc(task.kind)}</dd>

@@ -55,13 +55,18 @@ export function zoom(into, graph, scale) {
 
 function nodeHtml(node, i, [left, top]) {
   return `<div class="node s-${esc(node.state)} k-${esc(node.kind)}" data-i="${i}" role="button" tabindex="0"
-    style="left:${left}px;top:${top}px" title="${esc(node.task)}">${inner(node)}</div>`;
+    style="left:${left}px;top:${top}px" title="${esc(named(node))}">${inner(node)}</div>`;
+}
+
+/** A task as the logs name it: `web_1 configure` for an instance's operation. */
+export function named(node) {
+  return node.node_instance ? `${node.node_instance} ${node.task}` : node.task;
 }
 
 /** A node's text, and its style when its result asks for one (Cloudmesh's results). */
 function inner(node) {
   const style = styleOf(node.result);
-  const name = style.label ?? node.task;
+  const name = style.label ?? named(node);
   const value = style.value === undefined ? "" : `<span class="val">${esc(shown(style.value))}</span>`;
   const fill = style.color ? `<span class="fill" style="background:${style.color}"></span>` : "";
   return `${fill}<span class="name">${esc(name)}</span><span class="st"></span>${value}`;

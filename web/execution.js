@@ -66,6 +66,12 @@ async function show(main, id, following) {
     panel.dataset.key = element.dataset.key;
     showTask(panel, base, live.nodeOf(element));
   });
+  graphsElement.addEventListener("keydown", (event) => {
+    if ((event.key === "Enter" || event.key === " ") && event.target.closest(".node")) {
+      event.preventDefault();
+      event.target.closest(".node").click();
+    }
+  });
   // The task shown beside changed: its detail is read again.
   graphsElement.addEventListener("task-changed", (event) => {
     if (!panel.hidden && event.target.dataset.key === panel.dataset.key) {
