@@ -669,11 +669,13 @@ s.add(task("first", || 1)); s.add(task("boom", || throw "no")); s.add(noop("neve
     let (status, body) = served.get(&format!("/api/v1/executions/{id}/graph"));
     assert_eq!(status, 200, "{body}");
     let nodes = body["graphs"][0]["nodes"].as_array().unwrap();
-    let shown: Vec<(&str, &str, u64)> = nodes
-        .iter()
-        .map(|n| (n["task"].as_str().unwrap(), n["state"].as_str().unwrap(), n["x"].as_u64().unwrap()))
-        .collect();
-    assert_eq!(shown, [("first", "succeeded", 0), ("boom", "failed", 1), ("never", "pending", 2)]);
+    let shown: Vec<(&str, &str)> =
+        nodes.iter().map(|n| (n["task"].as_str().unwrap(), n["state"].as_str().unwrap())).collect();
+    assert_eq!(shown, [("first", "succeeded"), ("boom", "failed"), ("never", "pending")]);
+    // Laid out left to right: each task's centre right of the one it waits for.
+    let xs: Vec<f64> = nodes.iter().map(|n| n["x"].as_f64().unwrap()).collect();
+    assert!(xs.windows(2).all(|w| w[0] < w[1]), "{xs:?}");
+    assert_eq!(body["graphs"][0]["layout"], "sugiyama");
     assert_eq!(body["graphs"][0]["edges"].as_array().unwrap().len(), 2);
     assert_eq!(nodes[0]["result"], 1);
     assert_eq!(served.get("/api/v1/executions/nope/graph").0, 404);
@@ -1018,4 +1020,69 @@ fn a_submission_with_a_queue_is_run_by_a_worker() {
     assert_eq!(done["status"], "succeeded", "{done}\n{}", String::from_utf8_lossy(&said.stderr));
     let (_, events) = served.get(&format!("{location}/events"));
     assert_eq!(events["events"][0]["by"], "anonymous (loopback, no tokens)", "{events}");
+}
+
+impl Served {
+    /// GET `path` with `headers`: the status, the headers, the body as text.
+    fn get_raw(&self, path: &str, headers: &[(&str, &str)]) -> (u16, ureq::http::HeaderMap, String) {
+        let agent = ureq::Agent::new_with_config(ureq::config::Config::builder().http_status_as_error(false).build());
+        let mut request = agent.get(&format!("{}{path}", self.base));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let mut response = request.call().unwrap();
+        let text = response.body_mut().read_to_string().unwrap_or_default();
+        (response.status().as_u16(), response.headers().clone(), text)
+    }
+}
+
+// The page at `/`: HTML naming its stylesheet and scripts, each served under /assets/ with
+// its type, cached by ETag; an unknown asset is a 404 problem.
+#[test]
+fn the_page_is_served_with_its_assets() {
+    let served = Served::start();
+    let (status, headers, html) = served.get_raw("/", &[]);
+    assert_eq!(status, 200);
+    assert_eq!(headers["content-type"], "text/html; charset=utf-8");
+    assert!(headers["content-security-policy"].to_str().unwrap().contains("script-src 'self'"));
+    for (asset, content_type) in [
+        ("/assets/style.css", "text/css; charset=utf-8"),
+        ("/assets/app.js", "text/javascript; charset=utf-8"),
+        ("/assets/icon.svg", "image/svg+xml"),
+    ] {
+        assert!(html.contains(asset), "the page does not load {asset}");
+        let (status, headers, body) = served.get_raw(asset, &[]);
+        assert_eq!((status, headers["content-type"].to_str().unwrap()), (200, content_type), "{asset}");
+        assert!(!body.is_empty());
+        let tag = headers["etag"].to_str().unwrap().to_string();
+        let (again, _, _) = served.get_raw(asset, &[("If-None-Match", &tag)]);
+        assert_eq!(again, 304, "{asset} with its ETag");
+    }
+    let (_, _, app) = served.get_raw("/assets/app.js", &[]);
+    for module in ["./api.js", "./list.js", "./execution.js", "./submit.js"] {
+        assert!(app.contains(module), "app.js does not import {module}");
+        let path = format!("/assets/{}", &module[2..]);
+        assert_eq!(served.get_raw(&path, &[]).0, 200, "{path}");
+    }
+    let (status, body, content_type) = served.get_typed("/assets/nope.js");
+    assert_eq!((status, content_type.as_str()), (404, "application/problem+json"), "{body}");
+    assert_eq!(served.get_typed("/assets/index.html").0, 404, "the page itself is served at /");
+}
+
+// An execution the server runs is cancelled through the API and the server lives on: the
+// cancel's nudge (SIGUSR1, to the pid that runs it: the server's own) killed the server, whose
+// process had no handler for it.
+#[test]
+fn cancelling_an_execution_the_server_runs_leaves_the_server_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store").display().to_string();
+    let served = Served::start_on(dir, store, &["--allow-scripts"]);
+    let (status, location, body) =
+        served.submit(r#"{"script": "let g = graph_mode(); g.add_task(sleep(\"wait\", 30)); g.execute();"}"#);
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = served.post(&format!("{location}/cancel"), None);
+    assert_eq!(status, 202, "{body}");
+    let ended = served.ended(&location);
+    assert_eq!(ended["status"], "cancelled", "{ended}");
+    assert_eq!(served.get("/healthz").0, 200);
 }

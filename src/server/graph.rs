@@ -1,6 +1,8 @@
 //! `GET /api/v1/executions/{id}/graph`: the graphs an execution ran, as their `graph_planned`
 //! events told them, each task with its state from the events that followed (a past execution
-//! is drawn as well as a running one), laid out left to right in layers.
+//! is drawn as well as a running one), laid out left to right (`layout`).
+
+mod layout;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -26,6 +28,17 @@ pub struct GraphView {
     pub nodes: Vec<NodeView>,
     /// `[before, after]` by `task_id`.
     pub edges: Vec<[u64; 2]>,
+    /// How it was laid out: `sugiyama` (rust-sugiyama's layered layout), or `layers` (plain
+    /// layers, rows in task order) for a graph too large for it.
+    pub layout: String,
+    /// The drawing's width in pixels.
+    pub width: f64,
+    /// The drawing's height in pixels.
+    pub height: f64,
+    /// Each node is a box this wide (pixels), centred on its `x`, `y`.
+    pub node_width: f64,
+    /// Each node's box is this high (pixels).
+    pub node_height: f64,
 }
 
 #[derive(Serialize, ToSchema, Clone)]
@@ -43,9 +56,11 @@ pub struct NodeView {
     /// Its last attempt's result, or error.
     pub result: Option<Value>,
     pub error: Option<String>,
-    /// Its place: `x` the layer (left to right), `y` its row in the layer.
-    pub x: u32,
-    pub y: u32,
+    /// Its place: the centre of its box in pixels, left to right (a task right of those it
+    /// waits for), top to bottom.
+    pub x: f64,
+    /// The centre's distance from the top, in pixels.
+    pub y: f64,
 }
 
 /// The execution's graphs with their tasks' states.
@@ -99,7 +114,7 @@ fn graphs_of(events: impl Iterator<Item = Value>) -> Vec<GraphView> {
             "task_rescheduled" => node.state = "rescheduled".into(),
             "task_failed" => {
                 let error = event["error"].as_str().unwrap_or_default();
-                node.state = if error.contains("CANCELLED") { "cancelled" } else { "failed" }.into();
+                node.state = if error == crate::events::CANCELLED { "cancelled" } else { "failed" }.into();
                 node.error = Some(error.to_string());
             }
             "task_reverted" => node.state = "reverted".into(),
@@ -130,8 +145,8 @@ fn planned(
             attempts: 0,
             result: None,
             error: None,
-            x: 0,
-            y: 0,
+            x: 0.0,
+            y: 0.0,
         })
         .collect();
     let edges: Vec<[u64; 2]> = event["edges"]
@@ -144,65 +159,18 @@ fn planned(
         by_id.insert(node.task_id, (g, n));
         by_name.insert((node.task.clone(), node.node_instance.clone()), (g, n));
     }
-    let mut graph = GraphView { graph_id: event["graph_id"].as_u64().unwrap_or_default(), nodes, edges };
-    lay_out(&mut graph);
+    let mut graph = GraphView {
+        graph_id: event["graph_id"].as_u64().unwrap_or_default(),
+        nodes,
+        edges,
+        layout: String::new(),
+        width: 0.0,
+        height: 0.0,
+        node_width: layout::NODE_WIDTH,
+        node_height: layout::NODE_HEIGHT,
+    };
+    layout::lay_out(&mut graph);
     graph
-}
-
-/// Layers left to right: a task's layer is one more than the latest of those it waits for
-/// (a subgraph's members come after the subgraph opens, and what waits for the subgraph after
-/// its members); rows in a layer in task order.
-fn lay_out(graph: &mut GraphView) {
-    let count = graph.nodes.len();
-    let index: HashMap<u64, usize> = graph.nodes.iter().enumerate().map(|(i, n)| (n.task_id, i)).collect();
-    let mut waits: Vec<Vec<usize>> = vec![Vec::new(); count];
-    for [before, after] in &graph.edges {
-        if let (Some(&b), Some(&a)) = (index.get(before), index.get(after)) {
-            waits[a].push(b);
-        }
-    }
-    // What waits for a subgraph (outside it) waits for its members too.
-    let mut waiting_for: HashMap<usize, Vec<usize>> = HashMap::new();
-    for (after, list) in waits.iter().enumerate() {
-        for &before in list {
-            waiting_for.entry(before).or_default().push(after);
-        }
-    }
-    for member in 0..count {
-        let Some(&sub) = graph.nodes[member].subgraph.and_then(|s| index.get(&s)) else { continue };
-        waits[member].push(sub);
-        for &after in waiting_for.get(&sub).into_iter().flatten() {
-            if graph.nodes[after].subgraph != Some(graph.nodes[sub].task_id) {
-                waits[after].push(member);
-            }
-        }
-    }
-    // Kahn's order: a task's layer is fixed once those it waits for are.
-    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); count];
-    let mut unfixed: Vec<usize> = waits.iter().map(Vec::len).collect();
-    for (after, list) in waits.iter().enumerate() {
-        for &before in list {
-            dependents[before].push(after);
-        }
-    }
-    let mut layer = vec![0u32; count];
-    let mut ready: Vec<usize> = (0..count).filter(|&i| unfixed[i] == 0).collect();
-    while let Some(i) = ready.pop() {
-        for &after in &dependents[i] {
-            layer[after] = layer[after].max(layer[i] + 1);
-            unfixed[after] -= 1;
-            if unfixed[after] == 0 {
-                ready.push(after);
-            }
-        }
-    }
-    let mut rows: HashMap<u32, u32> = HashMap::new();
-    for (node, layer) in graph.nodes.iter_mut().zip(layer) {
-        node.x = layer;
-        let row = rows.entry(node.x).or_default();
-        node.y = *row;
-        *row += 1;
-    }
 }
 
 #[cfg(test)]
@@ -228,13 +196,28 @@ mod tests {
         ];
         let graphs = graphs_of(events.into_iter());
         let nodes = &graphs[0].nodes;
-        let shown: Vec<(&str, &str, u32, u32)> =
-            nodes.iter().map(|n| (n.task.as_str(), n.state.as_str(), n.attempts, n.x)).collect();
-        assert_eq!(
-            shown,
-            [("a", "succeeded", 1, 0), ("sub", "pending", 0, 1), ("b", "pending", 0, 2), ("c", "failed", 2, 3)]
-        );
+        let shown: Vec<(&str, &str, u32)> =
+            nodes.iter().map(|n| (n.task.as_str(), n.state.as_str(), n.attempts)).collect();
+        assert_eq!(shown, [("a", "succeeded", 1), ("sub", "pending", 0), ("b", "pending", 0), ("c", "failed", 2)]);
+        // a, then the subgraph, its member, and what waits for the subgraph: left to right.
+        let xs: Vec<f64> = nodes.iter().map(|n| n.x).collect();
+        assert!(xs.windows(2).all(|w| w[0] < w[1]), "{xs:?}");
+        assert_eq!(graphs[0].layout, "sugiyama");
         assert_eq!(nodes[0].result, Some(json!(7)));
         assert_eq!(nodes[3].error.as_deref(), Some("exit 1"));
+    }
+
+    // A task the cancel stopped is cancelled, not failed: its error was looked for as
+    // "CANCELLED", which the cancel's error ("the execution was cancelled") never contains.
+    #[test]
+    fn a_task_stopped_by_a_cancel_is_cancelled() {
+        let planned = json!({"type": "graph_planned", "graph_id": 1, "edges": [], "nodes": [
+            {"task": "wait", "task_id": 1, "kind": "sleep", "subgraph": null}]});
+        let events = vec![
+            planned,
+            json!({"type": "task_started", "task": "wait", "task_id": 1}),
+            json!({"type": "task_failed", "task": "wait", "task_id": 1, "error": crate::events::CANCELLED}),
+        ];
+        assert_eq!(graphs_of(events.into_iter())[0].nodes[0].state, "cancelled");
     }
 }

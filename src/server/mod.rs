@@ -16,6 +16,7 @@ mod health;
 mod listener;
 mod logs;
 pub mod openapi;
+mod page;
 mod problem;
 mod resume;
 mod runs;
@@ -67,6 +68,8 @@ pub struct ServeOptions {
 /// The routes of the API on `store`.
 fn router(shared: Arc<Shared>) -> Router {
     Router::new()
+        .route("/", get(page::index))
+        .route("/assets/{name}", get(page::asset))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/api/v1/openapi.json", get(openapi::document))
@@ -136,10 +139,13 @@ pub fn serve(options: ServeOptions, ready: impl FnOnce(SocketAddr)) -> Result<()
     })
 }
 
-/// Completes on SIGTERM or Ctrl-C.
+/// Completes on SIGTERM or Ctrl-C. SIGUSR1 is handled (and let be) meanwhile: a cancel nudges
+/// the process that runs the execution with it (`runner::nudge`), and the executions this
+/// server runs are in its process, which the signal's default would end.
 async fn stopped() {
     use tokio::signal::unix::{signal, SignalKind};
     let Ok(mut terminate) = signal(SignalKind::terminate()) else { return std::future::pending().await };
+    let _nudges = signal(SignalKind::user_defined1());
     tokio::select! {
         _ = terminate.recv() => {}
         _ = tokio::signal::ctrl_c() => {}
