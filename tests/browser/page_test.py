@@ -3,12 +3,15 @@ submits a workflow through the form, watches its tasks go from pending to succee
 to failed (each change a class on the same element), opens a task's detail, sees the list
 follow a new execution live, and times the drawing of a 2,000-task graph.
 
-Run by scripts/browser-test: python page_test.py BASE_URL MANY_TASKS_ID OUT_DIR
+Run by scripts/browser-test: python page_test.py BASE_URL MANY_TASKS_ID OUT_DIR RHAIFLOW STORE
+(the binary and the store, to make the role token the login uses, last)
 """
 
 import os
 import re
+import subprocess
 import sys
+import time
 
 from playwright.sync_api import expect, sync_playwright
 
@@ -20,7 +23,7 @@ def state(name):
     return re.compile(rf"(^|\s)s-{name}(\s|$)")
 
 
-def main(base, many_id, out):
+def main(base, many_id, out, rhaiflow, store):
     with sync_playwright() as playwright:
         args = ["--no-sandbox"] if os.geteuid() == 0 else []
         browser = launch(playwright, args)
@@ -34,7 +37,7 @@ def main(base, many_id, out):
             list_follows_live(page, base, submitted)
             render_large(page, base, many_id)
             cancel_resume_and_delete(page, base)
-            login_as_a_viewer(page, base)
+            login_as_a_viewer(page, base, rhaiflow, store)
         finally:
             browser.close()
         assert not failures, f"errors in the page: {failures}"
@@ -154,38 +157,28 @@ def cancel_resume_and_delete(page, base):
     expect(page.locator("table.executions tbody tr")).to_have_count(3)
 
 
-def login_as_a_viewer(page, base):
-    """The login against the contract of role tokens (routes stand in for a server with
-    tokens): a 401 shows the form, its token is POSTed to /api/v1/login, the call is tried
-    again; a viewer sees no button that changes anything, and can log out."""
-    logged_in = []
-
-    def whoami(route):
-        if logged_in:
-            route.fulfill(status=200, json={"role": "viewer", "auth": True})
-        else:
-            route.fulfill(status=401, json={"title": "Unauthorized", "status": 401, "detail": "log in"})
-
-    def login(route):
-        body = route.request.post_data_json
-        if body == {"token": "good-token"}:
-            logged_in.append(True)
-            route.fulfill(status=204)
-        else:
-            route.fulfill(status=401, json={"title": "Unauthorized", "status": 401, "detail": "bad token"})
-
-    page.route("**/api/v1/whoami", whoami)
-    page.route("**/api/v1/login", login)
+def login_as_a_viewer(page, base, rhaiflow, store):
+    """The login on a server that now has a role token: a 401 shows the form, a wrong token is
+    refused, the right one is exchanged for an HttpOnly, SameSite=Strict cookie and the call is
+    tried again; a viewer sees no button that changes anything."""
+    made = subprocess.run(
+        [rhaiflow, "tokens", "create", "--role", "viewer", "--name", "browser", "--store", store],
+        check=True, capture_output=True, text=True,
+    )
+    token = made.stdout.strip()
+    time.sleep(1.2)  # the server reads its tokens again at most once a second
     page.goto(f"{base}/#/")
     page.reload()  # from another hash, goto only changed the hash
     dialog = page.locator("#login")
     expect(dialog).to_be_visible()
-    dialog.locator("input[name=token]").fill("wrong")
+    dialog.locator("input[name=token]").fill("rhaiflow_wrong_token")
     dialog.locator("button[type=submit]").click()
     expect(dialog.locator("#login-error")).to_have_text("This token is not valid.")
-    dialog.locator("input[name=token]").fill("good-token")
+    dialog.locator("input[name=token]").fill(token)
     dialog.locator("button[type=submit]").click()
     expect(dialog).to_be_hidden()
+    cookie = next(c for c in page.context.cookies() if c["name"] == "rhaiflow_token")
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict", cookie
     expect(page.locator("#who")).to_have_text("signed in: viewer")
     expect(page.locator("#logout")).to_be_visible()
     expect(page.locator("table.executions tbody tr")).to_have_count(3)
@@ -197,4 +190,4 @@ def login_as_a_viewer(page, base):
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:4])
+    main(*sys.argv[1:6])
