@@ -576,7 +576,8 @@ fn a_builtin_workflow_runs_on_a_deployment_and_scripts_run_where_allowed() {
 }
 
 // A failed execution is resumed through the API: its succeeded tasks are not run again, the
-// failed one is, and it succeeds; one that succeeded cannot be resumed (422, saying why).
+// failed one is, and it succeeds; one that succeeded, or still runs, is a conflict (409,
+// saying why).
 #[test]
 fn a_failed_execution_is_resumed() {
     let served = Served::start();
@@ -597,8 +598,16 @@ s.add(shell("once", "echo x >> {count}")); s.add(shell("flaky", "test -f {mark} 
     assert_eq!((ended["status"].as_str(), ended["resumes"].as_u64()), (Some("succeeded"), Some(1)), "{ended}");
     assert_eq!(std::fs::read_to_string(&count).unwrap(), "x\n", "a succeeded task ran again");
     let (status, body) = served.post(&format!("/api/v1/executions/{id}/resume"), None);
-    assert_eq!(status, 422, "{body}");
+    assert_eq!(status, 409, "{body}");
+    assert!(body["detail"].as_str().unwrap().contains("it succeeded"), "{body}");
     assert_eq!(served.post("/api/v1/executions/nope/resume", None).0, 404);
+    let (mut run, running) =
+        served.running(r#"let g = graph_mode(); g.add_task(shell("long", "sleep 30")); g.execute();"#);
+    let (status, body) = served.post(&format!("/api/v1/executions/{running}/resume"), None);
+    let _ = run.kill();
+    let _ = run.wait();
+    assert_eq!(status, 409, "{body}");
+    assert!(body["detail"].as_str().unwrap().contains("still running"), "{body}");
 }
 
 // The changes of executions arrive as Server-Sent Events: one submitted shows, and shows

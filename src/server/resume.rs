@@ -12,6 +12,7 @@ use super::auth::Caller;
 use super::executions::{summary, ExecutionSummary};
 use super::problem::Problem;
 use super::{blocking, Shared};
+use crate::store::ShownStatus;
 
 /// Resumes the execution.
 #[utoipa::path(
@@ -21,7 +22,8 @@ use super::{blocking, Shared};
     responses(
         (status = 202, description = "Taken up again: the execution", body = ExecutionSummary),
         (status = 404, description = "No such execution", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "It cannot be resumed (it succeeded, or runs), with the reason", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "It succeeded, or still runs", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "It cannot be taken up again here (what it ran from is gone, another process took it first), with the reason", body = Problem, content_type = "application/problem+json"),
     ),
     tag = "executions"
 )]
@@ -32,6 +34,15 @@ pub async fn resume(
 ) -> Result<(StatusCode, Json<ExecutionSummary>), Problem> {
     let (store, known) = (shared.clone(), id.clone());
     let before = blocking(move || store.store.execution(&known)).await?;
+    // What it is now rules a resume out: a conflict with its state, not a bad request.
+    let conflict = match before.shown() {
+        ShownStatus::Succeeded => Some("it succeeded: nothing to resume"),
+        ShownStatus::Queued | ShownStatus::Running => Some("it is still running: cancel it first"),
+        _ => None,
+    };
+    if let Some(why) = conflict {
+        return Err(Problem::new(StatusCode::CONFLICT, format!("execution {} cannot be resumed: {why}", before.id)));
+    }
     let location = shared.location.clone();
     let resumes = before.resumes;
     let id = before.id.clone();
