@@ -160,6 +160,11 @@ fn health_readiness_and_the_openapi_document_are_served() {
     for path in ["/api/v1/executions", "/api/v1/executions/{id}", "/healthz", "/readyz"] {
         assert!(document["paths"][path].is_object(), "{path} is not in the document");
     }
+    // What needs a role says it may be refused; what is open does not.
+    let listing = &document["paths"]["/api/v1/executions"]["get"]["responses"];
+    assert!(listing["401"].is_object() && listing["403"].is_object(), "{listing}");
+    assert!(document["paths"]["/healthz"]["get"]["responses"]["401"].is_null());
+    assert!(document["paths"]["/api/v1/login"]["post"]["responses"]["403"].is_null());
 }
 
 // Without tokens it serves loopback only: another address is refused before it listens

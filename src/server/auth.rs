@@ -95,7 +95,7 @@ impl Tokens {
 }
 
 /// What a request needs: nothing (public), or a role.
-fn needs(method: &Method, path: &str) -> Option<Role> {
+pub(super) fn needs(method: &Method, path: &str) -> Option<Role> {
     let public = ["/api/v1/openapi.json", "/api/v1/login", "/api/v1/logout"];
     if !path.starts_with("/api/v1/") || public.contains(&path) {
         return None;

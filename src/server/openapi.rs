@@ -57,6 +57,7 @@ struct RoleTokens;
 
 impl Modify for RoleTokens {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        refusals(openapi);
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
@@ -66,6 +67,31 @@ impl Modify for RoleTokens {
             "cookie",
             SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(super::auth::COOKIE))),
         );
+    }
+}
+
+/// Every operation that needs a role answers 401 without a token and 403 with one of a role
+/// that may not (or from another site): said once here rather than on each handler.
+fn refusals(openapi: &mut utoipa::openapi::OpenApi) {
+    use axum::http::Method;
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    let problem = |description: &str| {
+        let content = ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build();
+        ResponseBuilder::new().description(description).content("application/problem+json", content).build()
+    };
+    for (path, item) in openapi.paths.paths.iter_mut() {
+        let operations =
+            [(Method::GET, &mut item.get), (Method::POST, &mut item.post), (Method::DELETE, &mut item.delete)];
+        for (method, operation) in operations {
+            let Some(operation) = operation.as_mut().filter(|_| super::auth::needs(&method, path).is_some()) else {
+                continue;
+            };
+            let responses = &mut operation.responses.responses;
+            responses.entry("401".into()).or_insert_with(|| problem("A role token is needed").into());
+            responses
+                .entry("403".into())
+                .or_insert_with(|| problem("The token's role may not, or the request comes from another site").into());
+        }
     }
 }
 
