@@ -1100,3 +1100,41 @@ fn cancelling_an_execution_the_server_runs_leaves_the_server_running() {
     assert_eq!(ended["status"], "cancelled", "{ended}");
     assert_eq!(served.get("/healthz").0, 200);
 }
+
+// Two servers on one store, asked the same request with the same Idempotency-Key at once,
+// started an execution each (each held the key only against itself): the store now keeps a
+// key to one execution, and every answer names that one.
+#[test]
+fn one_key_starts_one_execution_across_servers() {
+    let check = |store: String, dir: tempfile::TempDir| {
+        let bundles = dir.path().join("bundles");
+        let first = Served::start_on(dir, store.clone(), &[]);
+        first.install_greeter();
+        let second_dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(&bundles, second_dir.path().join("bundles")).unwrap();
+        let second = Served::start_on(second_dir, store, &[]);
+        let request = r#"{"bundle": "greeter", "workflow": "greet", "parameters": {"name": "once"}}"#;
+        let answers: Vec<(u16, String, Value)> = std::thread::scope(|scope| {
+            let asked: Vec<_> = (0..8)
+                .map(|i| {
+                    let served = if i % 2 == 0 { &first } else { &second };
+                    scope.spawn(move || served.submit_keyed(request, Some("same-key")))
+                })
+                .collect();
+            asked.into_iter().map(|a| a.join().unwrap()).collect()
+        });
+        for (status, _, body) in &answers {
+            assert_eq!(*status, 201, "{body}");
+        }
+        let locations: std::collections::BTreeSet<&str> = answers.iter().map(|(_, l, _)| l.as_str()).collect();
+        assert_eq!(locations.len(), 1, "{locations:?}");
+        let (_, listed) = first.get("/api/v1/executions?workflow=greet");
+        assert_eq!(listed["executions"].as_array().unwrap().len(), 1, "{listed}");
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store").display().to_string();
+    check(store, dir);
+    let Some(pg) = crate::postgres_server::postgres() else { return };
+    let url = pg.url(&pg.fresh_database("serve_one_key", None));
+    check(url, tempfile::tempdir().unwrap());
+}

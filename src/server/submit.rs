@@ -74,23 +74,41 @@ pub async fn submit(
     let Json(request) = body.map_err(Problem::bad_body)?;
     let by = caller.describe();
     let Some(key) = idempotency_key(&headers)? else { return start(&shared, request, None, by).await };
-    // One request with a key at a time here: the same key twice at once starts one execution.
+    // One request with a key at a time here; across servers on one store, the store keeps a
+    // key to one execution, and the loser of a race answers with the winner's.
     let _one_at_a_time = shared.idempotent.lock().await;
     let fingerprint = crate::embedded::sha256_hex(serde_json::to_string(&request).unwrap_or_default().as_bytes());
-    let (store, looked_up) = (shared.clone(), key.clone());
-    let query = ExecutionQuery { idempotency_key: Some(looked_up), limit: Some(1), ..ExecutionQuery::default() };
-    let earlier = blocking(move || store.store.executions(&query)).await?;
-    if let Some(record) = earlier.first() {
-        let recorded = record.options.pointer("/idempotency/request").and_then(Value::as_str);
-        if recorded != Some(fingerprint.as_str()) {
-            return Err(Problem::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                format!("Idempotency-Key `{key}` was used for another request (execution {})", record.id),
-            ));
-        }
-        return Ok(created(record));
+    if let Some(record) = started_with(&shared, &key).await? {
+        return same_request(&record, &key, &fingerprint);
     }
-    start(&shared, request, Some(serde_json::json!({ "key": key, "request": fingerprint })), by).await
+    let idempotency = serde_json::json!({ "key": key, "request": fingerprint });
+    match start(&shared, request, Some(idempotency), by).await {
+        Ok(started) => Ok(started),
+        Err(refused) => match started_with(&shared, &key).await? {
+            Some(record) => same_request(&record, &key, &fingerprint),
+            None => Err(refused),
+        },
+    }
+}
+
+/// The execution started with the Idempotency-Key `key`, if any.
+async fn started_with(shared: &Arc<Shared>, key: &str) -> Result<Option<ExecutionRecord>, Problem> {
+    let store = shared.clone();
+    let query = ExecutionQuery { idempotency_key: Some(key.to_string()), limit: Some(1), ..ExecutionQuery::default() };
+    Ok(blocking(move || store.store.executions(&query)).await?.into_iter().next())
+}
+
+/// The answer to a request with a key already used: the execution it started, if it is the
+/// same request; else 422.
+fn same_request(record: &ExecutionRecord, key: &str, fingerprint: &str) -> Result<Response, Problem> {
+    let recorded = record.options.pointer("/idempotency/request").and_then(Value::as_str);
+    if recorded != Some(fingerprint) {
+        return Err(Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("Idempotency-Key `{key}` was used for another request (execution {})", record.id),
+        ));
+    }
+    Ok(created(record))
 }
 
 /// The `Idempotency-Key` header, if any (1 to 255 visible characters).

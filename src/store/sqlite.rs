@@ -54,6 +54,9 @@ CREATE TABLE IF NOT EXISTS executions (
     -- Who asked for the cancel, when known.
     cancel_by TEXT
 );
+-- An API request's Idempotency-Key starts one execution, whichever process is asked.
+CREATE UNIQUE INDEX IF NOT EXISTS executions_idempotency_key ON executions (json_extract(options, '$.idempotency.key'))
+    WHERE json_extract(options, '$.idempotency.key') IS NOT NULL;
 CREATE TABLE IF NOT EXISTS event_rows (
     position INTEGER PRIMARY KEY,
     first_seq INTEGER NOT NULL,
@@ -71,7 +74,8 @@ fn position(execution: i64, seq: u64) -> i64 {
 
 /// Bumped when the schema changes, so an old file is recognised instead of misread.
 /// 4: events many to a row, without the execution's id and workflow in each.
-/// 5: who asked for a cancel (`cancel_by`); a file of format 4 is brought to it.
+/// 5: who asked for a cancel (`cancel_by`), an Idempotency-Key once; a file of format 4 is
+/// brought to it.
 const SCHEMA_VERSION: i64 = 5;
 
 pub struct SqliteStore {
@@ -154,7 +158,12 @@ fn initialise(path: &Path) -> Result<Connection> {
                     return Ok(None);
                 }
                 if version == 4 {
-                    conn.execute_batch("ALTER TABLE executions ADD COLUMN cancel_by TEXT")?;
+                    conn.execute_batch(
+                        "ALTER TABLE executions ADD COLUMN cancel_by TEXT;
+                         CREATE UNIQUE INDEX executions_idempotency_key
+                             ON executions (json_extract(options, '$.idempotency.key'))
+                             WHERE json_extract(options, '$.idempotency.key') IS NOT NULL;",
+                    )?;
                     conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
                     return Ok(None);
                 }
@@ -639,17 +648,26 @@ mod tests {
     use crate::events::Payload;
     use crate::store::event_rows::RowBuilder;
 
-    // A store file of format 4 (before `cancel_by`) is brought to format 5 when opened, its
-    // executions kept, rather than refused as another version's.
+    // A store file of format 4 (before `cancel_by` and the one-execution-a-key index) is
+    // brought to format 5 when opened, its executions kept, rather than refused as another
+    // version's.
     #[test]
     fn a_store_of_format_4_is_brought_to_5() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.db");
         {
             let conn = Connection::open(&path).unwrap();
-            let without = SCHEMA.replace(",\n    -- Who asked for the cancel, when known.\n    cancel_by TEXT", "");
-            assert!(!without.contains("cancel_by"), "the test's format 4 still has cancel_by");
-            conn.execute_batch(&without).unwrap();
+            // Format 4, as rhaiflow wrote it.
+            conn.execute_batch(
+                "CREATE TABLE executions (number INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, workflow TEXT NOT NULL,
+                    script TEXT NOT NULL, parameters TEXT NOT NULL, options TEXT NOT NULL, status TEXT NOT NULL,
+                    started_at TEXT NOT NULL, ended_at TEXT, error TEXT, pid INTEGER NOT NULL,
+                    resumes INTEGER NOT NULL DEFAULT 0, tasks_total INTEGER NOT NULL DEFAULT 0,
+                    tasks_done INTEGER NOT NULL DEFAULT 0, last_seq INTEGER NOT NULL DEFAULT 0,
+                    cancel_request INTEGER NOT NULL DEFAULT 0);
+                 CREATE TABLE event_rows (position INTEGER PRIMARY KEY, first_seq INTEGER NOT NULL, events BLOB NOT NULL);",
+            )
+            .unwrap();
             conn.pragma_update(None, "user_version", 4).unwrap();
             conn.execute(
                 "INSERT INTO executions (id, workflow, script, parameters, options, status, started_at, pid)
@@ -664,6 +682,15 @@ mod tests {
         let conn = Connection::open(&path).unwrap();
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
         assert_eq!(version, 5);
+        let keyed = |id: &str| {
+            conn.execute(
+                "INSERT INTO executions (id, workflow, script, parameters, options, status, started_at, pid)
+                 VALUES (?1, 'w', 'w.rhai', '{}', '{\"idempotency\": {\"key\": \"k\"}}', 'running', 'now', 1)",
+                [id],
+            )
+        };
+        assert!(keyed("e-2").is_ok());
+        assert!(keyed("e-3").is_err(), "a key started two executions");
     }
 
     // Events of an execution whose start this writer never recorded were skipped, and their

@@ -127,6 +127,10 @@ CREATE TABLE rhaiflow_deployment_instances (
     "
 -- Who asked for a cancel, when known.
 ALTER TABLE rhaiflow_executions ADD COLUMN cancel_by text;
+-- An API request's Idempotency-Key starts one execution, whichever server is asked.
+CREATE UNIQUE INDEX rhaiflow_executions_idempotency_key
+    ON rhaiflow_executions ((options::jsonb -> 'idempotency' ->> 'key'))
+    WHERE options::jsonb -> 'idempotency' ->> 'key' IS NOT NULL;
 -- Role tokens of `rhaiflow serve`: the SHA-256 of each secret (hex), never the secret.
 CREATE TABLE rhaiflow_tokens (
     id text PRIMARY KEY,
