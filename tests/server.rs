@@ -559,7 +559,8 @@ fn a_builtin_workflow_runs_on_a_deployment_and_scripts_run_where_allowed() {
 }
 
 // A failed execution is resumed through the API: its succeeded tasks are not run again, the
-// failed one is, and it succeeds; one that succeeded cannot be resumed (422, saying why).
+// failed one is, and it succeeds; one that succeeded cannot be resumed (409, saying why: it
+// was 422, which the document's schema-valid request cannot earn).
 #[test]
 fn a_failed_execution_is_resumed() {
     let served = Served::start();
@@ -580,7 +581,8 @@ s.add(shell("once", "echo x >> {count}")); s.add(shell("flaky", "test -f {mark} 
     assert_eq!((ended["status"].as_str(), ended["resumes"].as_u64()), (Some("succeeded"), Some(1)), "{ended}");
     assert_eq!(std::fs::read_to_string(&count).unwrap(), "x\n", "a succeeded task ran again");
     let (status, body) = served.post(&format!("/api/v1/executions/{id}/resume"), None);
-    assert_eq!(status, 422, "{body}");
+    assert_eq!(status, 409, "{body}");
+    assert!(body["detail"].as_str().unwrap().contains("succeeded"), "{body}");
     assert_eq!(served.post("/api/v1/executions/nope/resume", None).0, 404);
 }
 
@@ -660,4 +662,127 @@ s.add(task("first", || 1)); s.add(task("boom", || throw "no")); s.add(noop("neve
     assert_eq!(body["graphs"][0]["edges"].as_array().unwrap().len(), 2);
     assert_eq!(nodes[0]["result"], 1);
     assert_eq!(served.get("/api/v1/executions/nope/graph").0, 404);
+}
+
+impl Served {
+    /// `method path` with these headers and body, nothing added: the status and the body.
+    fn send_raw(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> (u16, Value) {
+        let agent = ureq::Agent::new_with_config(ureq::config::Config::builder().http_status_as_error(false).build());
+        let mut request = ureq::http::Request::builder().method(method).uri(format!("{}{path}", self.base));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let mut response = agent.run(request.body(body.to_string()).unwrap()).unwrap();
+        let text = response.body_mut().read_to_string().unwrap();
+        (response.status().as_u16(), serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    /// The statuses the served document declares for `method` on the path `template`.
+    fn documented(&self, method: &str, template: &str) -> Vec<u16> {
+        let (_, document) = self.get("/api/v1/openapi.json");
+        let responses = document["paths"][template][method.to_lowercase()]["responses"].as_object().unwrap();
+        responses.keys().map(|k| k.parse().unwrap()).collect()
+    }
+}
+
+// What bad requests get is in the document (schemathesis: "undocumented status code"): a bad
+// `after` or `follow` and a cancel with an unknown field were an undeclared 400, a submission
+// without a JSON content type an undeclared 400 (now 415), a bad Idempotency-Key too.
+#[test]
+fn bad_requests_get_statuses_the_openapi_document_declares() {
+    let served = Served::start();
+    let id = served.run(r#"let g = graph_mode(); g.add_task(noop("a")); g.execute();"#, 0);
+    let json = ("Content-Type", "application/json");
+    for (method, path, template, headers, body, expected) in [
+        ("GET", format!("/api/v1/executions/{id}/events?after=-1"), "/api/v1/executions/{id}/events", vec![], "", 400),
+        ("GET", format!("/api/v1/executions/{id}/logs?follow=maybe"), "/api/v1/executions/{id}/logs", vec![], "", 400),
+        (
+            "POST",
+            format!("/api/v1/executions/{id}/cancel"),
+            "/api/v1/executions/{id}/cancel",
+            vec![json],
+            r#"{"force": true, "x": 1}"#,
+            400,
+        ),
+        ("POST", "/api/v1/executions".into(), "/api/v1/executions", vec![], r#"{"workflow": "w"}"#, 415),
+        (
+            "POST",
+            "/api/v1/executions".into(),
+            "/api/v1/executions",
+            vec![json, ("Idempotency-Key", "a b")],
+            r#"{"workflow": "w"}"#,
+            400,
+        ),
+    ] {
+        let (status, answer) = served.send_raw(method, &path, &headers, body);
+        assert_eq!(status, expected, "{method} {path}: {answer}");
+        assert!(served.documented(method, template).contains(&status), "{method} {template} does not declare {status}");
+    }
+}
+
+// A seq is an int64 in the document; `after` past it was taken as a seq (200), a negative one
+// is refused as before.
+#[test]
+fn an_after_that_is_no_int64_is_refused() {
+    let served = Served::start();
+    let id = served.run(r#"let g = graph_mode(); g.add_task(noop("a")); g.execute();"#, 0);
+    for after in ["9223372036854775808", "-1"] {
+        let (status, body) = served.get(&format!("/api/v1/executions/{id}/events?after={after}"));
+        assert_eq!(status, 400, "after={after}: {body}");
+    }
+    assert_eq!(served.get(&format!("/api/v1/executions/{id}/events?after=9223372036854775807")).0, 200);
+}
+
+// The document's request body allows `null` for a cancel (no request: graceful), which was
+// refused (400); and `limit` was documented from 0, which is refused (400): now 1 to 1000; an
+// empty cursor, as an empty status, is none (it was 400).
+#[test]
+fn what_the_document_allows_is_accepted() {
+    let served = Served::start();
+    let id = served.run(r#"let g = graph_mode(); g.add_task(noop("a")); g.execute();"#, 0);
+    let json = [("Content-Type", "application/json")];
+    let (status, body) = served.send_raw("POST", &format!("/api/v1/executions/{id}/cancel"), &json, "null");
+    assert_eq!(status, 409, "{body}");
+    let (_, document) = served.get("/api/v1/openapi.json");
+    let parameters = document["paths"]["/api/v1/executions"]["get"]["parameters"].as_array().unwrap();
+    let limit = &parameters.iter().find(|p| p["name"] == "limit").unwrap()["schema"];
+    assert_eq!((limit["minimum"].as_u64(), limit["maximum"].as_u64()), (Some(1), Some(1000)), "{limit}");
+    let (status, body) = served.get("/api/v1/executions?status=&cursor=");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["executions"][0]["id"], id.as_str());
+}
+
+// A quoted Idempotency-Key (a structured-field string) is the key inside its quotes: kept
+// through the stricter check of the key that the document now states (no spaces).
+#[test]
+fn a_quoted_idempotency_key_is_the_same_key() {
+    let served = Served::start();
+    served.install_greeter();
+    let request = r#"{"bundle": "greeter", "workflow": "greet", "parameters": {"name": "x"}}"#;
+    let (status, first, body) = served.submit_keyed(request, Some("k-1"));
+    assert_eq!(status, 201, "{body}");
+    let (status, again, body) = served.submit_keyed(request, Some("\"k-1\""));
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(first, again);
+}
+
+// Cancelling an execution that the server itself runs sent SIGUSR1 (the nudge) to the
+// server's own process, which had no handler: the server died.
+#[test]
+fn cancelling_an_execution_the_server_runs_leaves_the_server_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store").display().to_string();
+    let served = Served::start_on(dir, store, &["--allow-scripts"]);
+    let (status, location, body) =
+        served.submit(r#"{"script": "let g = graph_mode(); g.add_task(shell(\"wait\", \"sleep 30\")); g.execute();"}"#);
+    assert_eq!(status, 201, "{body}");
+    let since = std::time::Instant::now();
+    while served.get(&location).1["tasks"].as_array().is_none_or(|t| t.is_empty()) {
+        assert!(since.elapsed() < std::time::Duration::from_secs(30), "its task never started");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let (status, body) = served.post(&format!("{location}/cancel"), Some(r#"{"force": true}"#));
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(served.ended(&location)["status"], "cancelled");
+    assert_eq!(served.get("/healthz").0, 200);
 }

@@ -28,7 +28,8 @@ const LOOK_EVERY: Duration = Duration::from_millis(50);
 #[into_params(parameter_in = Query)]
 pub struct EventsQuery {
     /// Only events with a greater seq (0: all). A `Last-Event-ID` header takes precedence.
-    pub after: Option<u64>,
+    #[param(minimum = 0)]
+    pub after: Option<i64>,
 }
 
 /// Events after a seq, oldest first.
@@ -45,6 +46,7 @@ pub struct EventPage {
     params(("id" = String, Path, description = "The execution's id"), EventsQuery),
     responses(
         (status = 200, description = "The events after `after`, or (Accept: text/event-stream) a stream of them, each with its seq as id, ending with an `end` event", body = EventPage),
+        (status = 400, description = "A bad `after` or `Last-Event-ID` (not a seq)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such execution", body = Problem, content_type = "application/problem+json"),
     ),
     tag = "executions"
@@ -59,7 +61,9 @@ pub async fn events(
     let last_event_id = headers.get("last-event-id").and_then(|v| v.to_str().ok()).map(str::trim);
     let after = match last_event_id {
         Some(seq) => seq.parse().map_err(|_| Problem::bad_request(format!("Last-Event-ID `{seq}` is not a seq")))?,
-        None => query.after.unwrap_or(0),
+        // A seq is an int64, as the document says: a negative one is no seq.
+        None => u64::try_from(query.after.unwrap_or(0))
+            .map_err(|_| Problem::bad_request("`after` must be a seq, 0 or more"))?,
     };
     let (store, known) = (shared.clone(), id.clone());
     blocking(move || store.store.execution(&known)).await?;

@@ -16,6 +16,7 @@ pub mod openapi;
 mod problem;
 mod resume;
 mod runs;
+mod submission;
 mod submit;
 mod workflows;
 
@@ -94,6 +95,7 @@ pub fn serve(options: ServeOptions, ready: impl FnOnce(SocketAddr)) -> Result<()
         let cannot_listen =
             |e: std::io::Error| Diagnostic::plain(Code::BadOption, format!("cannot listen on {listen}: {e}"));
         let listener = tokio::net::TcpListener::bind(listen).await.map_err(cannot_listen)?;
+        cancel::take_nudges().map_err(|e| Diagnostic::plain(Code::Error, format!("cannot handle SIGUSR1: {e}")))?;
         ready(listener.local_addr().map_err(cannot_listen)?);
         let (changes, _) = tokio::sync::broadcast::channel(1024);
         let shared = Arc::new(Shared {

@@ -1,6 +1,7 @@
 //! Errors as RFC 9457 problem details (`application/problem+json`): a status, a title that
 //! names the kind of problem, and a detail that says what happened to this request.
 
+use axum::extract::rejection::JsonRejection;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -34,6 +35,18 @@ impl Problem {
 
     pub fn bad_request(detail: impl Into<String>) -> Problem {
         Problem::new(StatusCode::BAD_REQUEST, detail)
+    }
+
+    /// A request body that is not the JSON asked for: 415 without a JSON `Content-Type`
+    /// (the body is not read), else 400 (not JSON, or not of the expected shape).
+    pub fn of_json_body(rejection: JsonRejection) -> Problem {
+        match rejection {
+            JsonRejection::MissingJsonContentType(_) => Problem::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "the body must be JSON, sent with `Content-Type: application/json`",
+            ),
+            other => Problem::bad_request(other.body_text()),
+        }
     }
 }
 

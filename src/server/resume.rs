@@ -11,6 +11,7 @@ use axum::Json;
 use super::executions::{summary, ExecutionSummary};
 use super::problem::Problem;
 use super::{blocking, Shared};
+use crate::store::ShownStatus;
 
 /// Resumes the execution.
 #[utoipa::path(
@@ -20,7 +21,8 @@ use super::{blocking, Shared};
     responses(
         (status = 202, description = "Taken up again: the execution", body = ExecutionSummary),
         (status = 404, description = "No such execution", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "It cannot be resumed (it succeeded, or runs), with the reason", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "It succeeded, or it is queued or running: nothing to take up", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "It cannot be resumed (what it ran is gone), with the reason", body = Problem, content_type = "application/problem+json"),
     ),
     tag = "executions"
 )]
@@ -30,6 +32,13 @@ pub async fn resume(
 ) -> Result<(StatusCode, Json<ExecutionSummary>), Problem> {
     let (store, known) = (shared.clone(), id.clone());
     let before = blocking(move || store.store.execution(&known)).await?;
+    // Its state, not the request, is what is wrong: a conflict, as for cancel and delete.
+    if matches!(before.shown(), ShownStatus::Succeeded | ShownStatus::Queued | ShownStatus::Running) {
+        return Err(Problem::new(
+            StatusCode::CONFLICT,
+            format!("execution {} is {}: there is nothing to resume", before.id, before.shown_status()),
+        ));
+    }
     let location = shared.location.clone();
     let resumes = before.resumes;
     let id = before.id.clone();
