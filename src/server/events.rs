@@ -5,7 +5,6 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap};
@@ -19,10 +18,6 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::problem::Problem;
 use super::{blocking, Shared};
-use crate::store::ShownStatus;
-
-/// How often a stream looks for new events.
-const LOOK_EVERY: Duration = Duration::from_millis(50);
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -79,42 +74,13 @@ pub async fn events(
 
 /// What a watch of an execution sees: each event (its seq and JSON line) as it is committed,
 /// then how it ended.
+#[derive(Clone)]
 pub(super) enum Watched {
     Event(u64, String),
     End { status: &'static str, last_seq: u64 },
 }
 
-/// Watches `id` from after `after`: its events as they are committed (looked for every
-/// `LOOK_EVERY`), then its end; stops when the receiver is dropped (the client left).
-pub(super) fn watch(shared: Arc<Shared>, id: String, after: u64) -> mpsc::Receiver<Watched> {
-    let (send, receive) = mpsc::channel::<Watched>(256);
-    tokio::spawn(async move {
-        let mut after = after;
-        loop {
-            let (store, execution) = (shared.clone(), id.clone());
-            // Its status before its events: events committed with the final status are read.
-            let read = blocking(move || {
-                let record = store.store.execution(&execution)?;
-                let lines = store.store.events_after(&execution, after)?;
-                Ok((record, lines))
-            })
-            .await;
-            let Ok((record, lines)) = read else { return };
-            for (seq, line) in lines {
-                after = seq;
-                if send.send(Watched::Event(seq, line)).await.is_err() {
-                    return;
-                }
-            }
-            if !matches!(record.shown(), ShownStatus::Queued | ShownStatus::Running) {
-                let _ = send.send(Watched::End { status: record.shown_status(), last_seq: after }).await;
-                return;
-            }
-            tokio::time::sleep(LOOK_EVERY).await;
-        }
-    });
-    receive
-}
+pub(super) use super::watches::watch;
 
 /// A stream of what `receive` gets, each made an item by `item` (`None`: skipped).
 pub(super) fn stream_of<T>(

@@ -18,6 +18,7 @@ mod resume;
 mod runs;
 mod submission;
 mod submit;
+mod watches;
 mod workflows;
 
 use std::net::SocketAddr;
@@ -42,6 +43,8 @@ pub struct Shared {
     /// Held while a submission with an `Idempotency-Key` looks for its earlier execution and
     /// starts one.
     idempotent: tokio::sync::Mutex<()>,
+    /// The pollers of followed executions, one each (`watches`).
+    watches: watches::Watches,
 }
 
 /// How a server is set up.
@@ -105,6 +108,7 @@ pub fn serve(options: ServeOptions, ready: impl FnOnce(SocketAddr)) -> Result<()
             allow_scripts,
             changes,
             idempotent: Default::default(),
+            watches: Default::default(),
         });
         tokio::spawn(changes::watch(shared.clone()));
         axum::serve(listener, router(shared))

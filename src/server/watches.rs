@@ -1,0 +1,129 @@
+//! One look at the store per followed execution, however many streams follow it: the first
+//! stream of an execution starts a poller that reads its new events every `LOOK_EVERY` and
+//! broadcasts them; every stream subscribes, reads what came before from the store itself, and
+//! takes the rest from the broadcast (an event's seq says which it already has). A poller
+//! per stream made a thousand streams a thousand looks every 50 ms on one store connection.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{broadcast, mpsc};
+
+use super::events::Watched;
+use super::{blocking, Shared};
+use crate::store::ShownStatus;
+
+/// How often an execution's poller looks for new events.
+const LOOK_EVERY: Duration = Duration::from_millis(50);
+
+/// The events a poller broadcasts at once before a slow stream misses some (it then reads
+/// them from the store).
+const BACKLOG: usize = 1024;
+
+/// The pollers running, by execution id.
+#[derive(Default)]
+pub struct Watches(parking_lot::Mutex<HashMap<String, broadcast::Sender<Arc<Watched>>>>);
+
+/// A receiver of `id`'s broadcast, its poller started if none runs.
+fn subscribe(shared: &Arc<Shared>, id: &str) -> broadcast::Receiver<Arc<Watched>> {
+    let mut pollers = shared.watches.0.lock();
+    if let Some(feed) = pollers.get(id) {
+        return feed.subscribe();
+    }
+    let (feed, receiver) = broadcast::channel(BACKLOG);
+    pollers.insert(id.to_string(), feed.clone());
+    tokio::spawn(poll(shared.clone(), id.to_string(), feed));
+    receiver
+}
+
+/// The state of `id` and its events after `after`, as the store has them now.
+async fn read(shared: &Arc<Shared>, id: &str, after: u64) -> Option<(Option<&'static str>, Vec<(u64, String)>)> {
+    let (store, id) = (shared.clone(), id.to_string());
+    // Its status before its events: events committed with the final status are read.
+    let (record, lines) = blocking(move || {
+        let record = store.store.execution(&id)?;
+        let lines = store.store.events_after(&id, after)?;
+        Ok((record, lines))
+    })
+    .await
+    .ok()?;
+    let ended = !matches!(record.shown(), ShownStatus::Queued | ShownStatus::Running);
+    Some((ended.then(|| record.shown_status()), lines))
+}
+
+/// Reads `id`'s new events every `LOOK_EVERY` and broadcasts them, then its end; stops then,
+/// when nobody listens, or when the store cannot be read (its streams then read it themselves).
+async fn poll(shared: Arc<Shared>, id: String, feed: broadcast::Sender<Arc<Watched>>) {
+    // From its last committed event on: each stream reads what came before by itself.
+    let (store, known) = (shared.clone(), id.clone());
+    let mut after = blocking(move || store.store.execution(&known)).await.map(|r| r.last_seq).ok();
+    while let Some(from) = after {
+        let Some((ended, lines)) = read(&shared, &id, from).await else { break };
+        for (seq, line) in lines {
+            after = Some(seq);
+            let _ = feed.send(Arc::new(Watched::Event(seq, line)));
+        }
+        if let Some(status) = ended {
+            let _ = feed.send(Arc::new(Watched::End { status, last_seq: after.unwrap_or(from) }));
+            break;
+        }
+        {
+            // Under the lock that `subscribe` takes: nobody joins between the count and the removal.
+            let mut pollers = shared.watches.0.lock();
+            if feed.receiver_count() == 0 {
+                pollers.remove(&id);
+                return;
+            }
+        }
+        tokio::time::sleep(LOOK_EVERY).await;
+    }
+    shared.watches.0.lock().remove(&id);
+}
+
+/// Watches `id` from after `after`: its events as they are committed, then its end; stops when
+/// the receiver is dropped (the client left). Neither a gap nor a duplicate: what the store had
+/// when this subscribed is read from it, the rest comes from the broadcast, seq by seq.
+pub(super) fn watch(shared: Arc<Shared>, id: String, after: u64) -> mpsc::Receiver<Watched> {
+    let (send, receive) = mpsc::channel::<Watched>(256);
+    tokio::spawn(async move {
+        let mut after = after;
+        let mut feed = subscribe(&shared, &id);
+        // From the store: what came before (and again after missing some of the broadcast).
+        'read: loop {
+            let Some((ended, lines)) = read(&shared, &id, after).await else { return };
+            for (seq, line) in lines {
+                after = seq;
+                if send.send(Watched::Event(seq, line)).await.is_err() {
+                    return;
+                }
+            }
+            if let Some(status) = ended {
+                let _ = send.send(Watched::End { status, last_seq: after }).await;
+                return;
+            }
+            loop {
+                let watched = match feed.recv().await {
+                    Ok(watched) => watched,
+                    Err(broadcast::error::RecvError::Lagged(_)) => continue 'read,
+                    // Its poller stopped (the store could not be read): start another.
+                    Err(broadcast::error::RecvError::Closed) => {
+                        feed = subscribe(&shared, &id);
+                        continue 'read;
+                    }
+                };
+                match &*watched {
+                    Watched::Event(seq, _) if *seq <= after => {}
+                    Watched::Event(seq, line) => {
+                        after = *seq;
+                        if send.send(Watched::Event(*seq, line.clone())).await.is_err() {
+                            return;
+                        }
+                    }
+                    Watched::End { .. } => continue 'read,
+                }
+            }
+        }
+    });
+    receive
+}
