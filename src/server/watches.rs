@@ -127,3 +127,61 @@ pub(super) fn watch(shared: Arc<Shared>, id: String, after: u64) -> mpsc::Receiv
     });
     receive
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runner::{RunOptions, StoreChoice};
+    use crate::store::{DeploymentStore, StoreLocation};
+
+    // Every stream of an execution polled the store on its own (1,000 streams: 20,000 reads a
+    // second on one connection); two streams now share one poller, and both get every event
+    // once, then the end.
+    #[test]
+    fn the_streams_of_an_execution_share_one_poller() {
+        let dir = tempfile::tempdir().unwrap();
+        let location = StoreLocation::Sqlite(dir.path().join("s.db"));
+        let script = dir.path().join("w.rhai");
+        std::fs::write(&script, r#"let g = graph_mode(); let s = g.sequence(); for i in 0..5 { s.add(task(`t${i}`, || sleep(0.1))); } g.execute();"#).unwrap();
+        let mut options = RunOptions::new(&script);
+        options.store = StoreChoice::At(location.clone());
+        options.execution_id = Some("watched".into());
+        let run = std::thread::spawn(move || crate::runner::run(&options, Vec::new()));
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let (seen, pollers) = runtime.block_on(async {
+            let shared = Arc::new(Shared {
+                store: crate::store::open(&location).unwrap(),
+                deployments: DeploymentStore::open(&location).unwrap(),
+                location,
+                allow_scripts: false,
+                changes: broadcast::channel(4).0,
+                idempotent: Default::default(),
+                watches: Default::default(),
+            });
+            while shared.store.execution("watched").is_err() {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            let streams = [watch(shared.clone(), "watched".into(), 0), watch(shared.clone(), "watched".into(), 0)];
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            // One poller, which both streams listen to.
+            let pollers = shared.watches.0.lock().values().map(|feed| feed.receiver_count()).collect::<Vec<_>>();
+            let mut seen = Vec::new();
+            for mut stream in streams {
+                let mut seqs = Vec::new();
+                while let Some(watched) = stream.recv().await {
+                    match watched {
+                        Watched::Event(seq, _) => seqs.push(seq),
+                        Watched::End { last_seq, .. } => seqs.push(last_seq + 1000),
+                    }
+                }
+                seen.push(seqs);
+            }
+            (seen, pollers)
+        });
+        run.join().unwrap();
+        assert_eq!(pollers, [2]);
+        let last = *seen[0].last().unwrap() - 1000;
+        let expected: Vec<u64> = (1..=last).chain([last + 1000]).collect();
+        assert_eq!(seen, [expected.clone(), expected]);
+    }
+}
