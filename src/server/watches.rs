@@ -83,7 +83,8 @@ async fn poll(shared: Arc<Shared>, id: String, feed: broadcast::Sender<Arc<Watch
 
 /// Watches `id` from after `after`: its events as they are committed, then its end; stops when
 /// the receiver is dropped (the client left). Neither a gap nor a duplicate: what the store had
-/// when this subscribed is read from it, the rest comes from the broadcast, seq by seq.
+/// when this subscribed is read from it, the rest comes from the broadcast, seq by seq (a seq
+/// skipped there, or a broadcast missed, is read from the store again).
 pub(super) fn watch(shared: Arc<Shared>, id: String, after: u64) -> mpsc::Receiver<Watched> {
     let (send, receive) = mpsc::channel::<Watched>(256);
     tokio::spawn(async move {
@@ -114,6 +115,10 @@ pub(super) fn watch(shared: Arc<Shared>, id: String, after: u64) -> mpsc::Receiv
                 };
                 match &*watched {
                     Watched::Event(seq, _) if *seq <= after => {}
+                    // Seqs follow each other: one skipped was committed between this stream's
+                    // read and its poller's first look (which starts at the last seq then). The
+                    // store has it.
+                    Watched::Event(seq, _) if *seq > after + 1 => continue 'read,
                     Watched::Event(seq, line) => {
                         after = *seq;
                         if send.send(Watched::Event(*seq, line.clone())).await.is_err() {
