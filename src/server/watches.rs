@@ -139,12 +139,9 @@ mod tests {
     use crate::runner::{RunOptions, StoreChoice};
     use crate::store::{DeploymentStore, StoreLocation};
 
-    // Every stream of an execution polled the store on its own (1,000 streams: 20,000 reads a
-    // second on one connection); two streams now share one poller, and both get every event
-    // once, then the end.
-    #[test]
-    fn the_streams_of_an_execution_share_one_poller() {
-        let dir = tempfile::tempdir().unwrap();
+    /// A `Shared` on a fresh store, and a run recording `watched` there (five tasks of 0.1 s),
+    /// once the store has it.
+    async fn running(dir: &tempfile::TempDir) -> (Arc<Shared>, std::thread::JoinHandle<crate::runner::RunReport>) {
         let location = StoreLocation::Sqlite(dir.path().join("s.db"));
         let script = dir.path().join("w.rhai");
         std::fs::write(&script, r#"let g = graph_mode(); let s = g.sequence(); for i in 0..5 { s.add(task(`t${i}`, || sleep(0.1))); } g.execute();"#).unwrap();
@@ -152,41 +149,81 @@ mod tests {
         options.store = StoreChoice::At(location.clone());
         options.execution_id = Some("watched".into());
         let run = std::thread::spawn(move || crate::runner::run(&options, Vec::new()));
-        let runtime = tokio::runtime::Runtime::new().unwrap();
-        let (seen, pollers) = runtime.block_on(async {
-            let shared = Arc::new(Shared {
-                store: crate::store::open(&location).unwrap(),
-                deployments: DeploymentStore::open(&location).unwrap(),
-                location,
-                allow_scripts: false,
-                changes: broadcast::channel(4).0,
-                idempotent: Default::default(),
-                watches: Default::default(),
-            });
-            while shared.store.execution("watched").is_err() {
-                tokio::time::sleep(Duration::from_millis(5)).await;
+        let shared = Arc::new(Shared {
+            store: crate::store::open(&location).unwrap(),
+            deployments: DeploymentStore::open(&location).unwrap(),
+            location,
+            allow_scripts: false,
+            changes: broadcast::channel(4).0,
+            idempotent: Default::default(),
+            watches: Default::default(),
+        });
+        while shared.store.execution("watched").is_err() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        (shared, run)
+    }
+
+    /// What a stream gets: each event's seq, and the end as its last seq + 1000.
+    async fn seqs(mut stream: mpsc::Receiver<Watched>) -> Vec<u64> {
+        let mut seqs = Vec::new();
+        while let Some(watched) = stream.recv().await {
+            match watched {
+                Watched::Event(seq, _) => seqs.push(seq),
+                Watched::End { last_seq, .. } => seqs.push(last_seq + 1000),
             }
+        }
+        seqs
+    }
+
+    fn every_event_once_then_the_end(seqs: &[u64]) {
+        let last = seqs.last().unwrap() - 1000;
+        let expected: Vec<u64> = (1..=last).chain([last + 1000]).collect();
+        assert_eq!(seqs, expected);
+    }
+
+    // Every stream of an execution polled the store on its own (1,000 streams: 20,000 reads a
+    // second on one connection); two streams now share one poller, and both get every event
+    // once, then the end.
+    #[test]
+    fn the_streams_of_an_execution_share_one_poller() {
+        let dir = tempfile::tempdir().unwrap();
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let (seen, pollers, run) = runtime.block_on(async {
+            let (shared, run) = running(&dir).await;
             let streams = [watch(shared.clone(), "watched".into(), 0), watch(shared.clone(), "watched".into(), 0)];
             tokio::time::sleep(Duration::from_millis(100)).await;
             // One poller, which both streams listen to.
             let pollers = shared.watches.0.lock().values().map(|feed| feed.receiver_count()).collect::<Vec<_>>();
-            let mut seen = Vec::new();
-            for mut stream in streams {
-                let mut seqs = Vec::new();
-                while let Some(watched) = stream.recv().await {
-                    match watched {
-                        Watched::Event(seq, _) => seqs.push(seq),
-                        Watched::End { last_seq, .. } => seqs.push(last_seq + 1000),
-                    }
-                }
-                seen.push(seqs);
-            }
-            (seen, pollers)
+            let [first, second] = streams;
+            (vec![seqs(first).await, seqs(second).await], pollers, run)
         });
         run.join().unwrap();
         assert_eq!(pollers, [2]);
-        let last = *seen[0].last().unwrap() - 1000;
-        let expected: Vec<u64> = (1..=last).chain([last + 1000]).collect();
-        assert_eq!(seen, [expected.clone(), expected]);
+        every_event_once_then_the_end(&seen[0]);
+        assert_eq!(seen[0], seen[1]);
+    }
+
+    // A poller's first look starts at the last seq then: an event committed between a stream's
+    // read of the store and that look never came through the broadcast, and the stream went on
+    // from the next one, without it. A seq skipped in the broadcast is read from the store now.
+    #[test]
+    fn a_seq_the_broadcast_skips_is_read_from_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let (seen, run) = runtime.block_on(async {
+            let (shared, run) = running(&dir).await;
+            // The stream's poller is this feed: it broadcasts a seq far ahead, then stops.
+            let (feed, _) = broadcast::channel(16);
+            shared.watches.0.lock().insert("watched".into(), feed.clone());
+            let stream = watch(shared.clone(), "watched".into(), 0);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            assert!(feed.send(Arc::new(Watched::Event(999, "{}".into()))).is_ok());
+            shared.watches.0.lock().remove("watched");
+            drop(feed);
+            (seqs(stream).await, run)
+        });
+        run.join().unwrap();
+        every_event_once_then_the_end(&seen);
     }
 }
