@@ -705,6 +705,9 @@ fn bad_requests_get_statuses_the_openapi_document_declares() {
             400,
         ),
         ("POST", "/api/v1/executions".into(), "/api/v1/executions", vec![], r#"{"workflow": "w"}"#, 415),
+        // An array was read as the struct's fields in order: a cancel of `[]` was taken (409 here).
+        ("POST", format!("/api/v1/executions/{id}/cancel"), "/api/v1/executions/{id}/cancel", vec![json], "[]", 400),
+        ("POST", "/api/v1/executions".into(), "/api/v1/executions", vec![json], r#"[null, "w"]"#, 400),
         (
             "POST",
             "/api/v1/executions".into(),

@@ -41,14 +41,13 @@ pub struct CancelRequest {
 pub async fn cancel(
     State(shared): State<Arc<Shared>>,
     Path(id): Path<String>,
-    body: Result<Json<Option<CancelRequest>>, JsonRejection>,
+    body: Result<Json<serde_json::Value>, JsonRejection>,
 ) -> Result<(StatusCode, Json<ExecutionSummary>), Problem> {
     let force = match body {
-        // `null`, as the document allows, is no request: graceful.
-        Ok(Json(request)) => request.is_some_and(|r| r.force),
         // No body (and so no JSON content type): a graceful cancel.
         Err(JsonRejection::MissingJsonContentType(_)) => false,
-        Err(e) => return Err(Problem::bad_request(e.body_text())),
+        // `null`, as the document allows, is no request: graceful too.
+        body => Problem::object_body::<CancelRequest>(body)?.is_some_and(|r| r.force),
     };
     let (record, stoppable) = blocking(move || {
         let record = shared.store.execution(&id)?;

@@ -48,6 +48,20 @@ impl Problem {
             other => Problem::bad_request(other.body_text()),
         }
     }
+
+    /// A JSON body read as `T`: `None` for `null`; an object read field by field; anything
+    /// else refused (serde would read an array as a struct's fields in order).
+    pub fn object_body<T: serde::de::DeserializeOwned>(
+        body: Result<axum::Json<serde_json::Value>, JsonRejection>,
+    ) -> Result<Option<T>, Problem> {
+        match body.map_err(Problem::of_json_body)?.0 {
+            serde_json::Value::Null => Ok(None),
+            object @ serde_json::Value::Object(_) => {
+                serde_json::from_value(object).map(Some).map_err(|e| Problem::bad_request(e.to_string()))
+            }
+            _ => Err(Problem::bad_request("the body must be a JSON object")),
+        }
+    }
 }
 
 impl From<StoreError> for Problem {

@@ -61,9 +61,10 @@ pub struct SubmitRequest {
 pub async fn submit(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
-    body: Result<Json<SubmitRequest>, JsonRejection>,
+    body: Result<Json<Value>, JsonRejection>,
 ) -> Result<Response, Problem> {
-    let Json(request) = body.map_err(Problem::of_json_body)?;
+    let request: SubmitRequest =
+        Problem::object_body(body)?.ok_or_else(|| Problem::bad_request("the body must be a JSON object"))?;
     let Some(key) = idempotency_key(&headers)? else { return start(&shared, request, None).await };
     // One request with a key at a time here: the same key twice at once starts one execution.
     let _one_at_a_time = shared.idempotent.lock().await;
