@@ -1083,6 +1083,111 @@ fn the_page_is_served_with_its_assets() {
     assert_eq!(served.get_typed("/assets/index.html").0, 404, "the page itself is served at /");
 }
 
+impl Served {
+    /// `method path` with these headers and body, nothing added: the status and the body.
+    fn send_raw(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> (u16, Value) {
+        let agent = ureq::Agent::new_with_config(ureq::config::Config::builder().http_status_as_error(false).build());
+        let mut request = ureq::http::Request::builder().method(method).uri(format!("{}{path}", self.base));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let mut response = agent.run(request.body(body.to_string()).unwrap()).unwrap();
+        let text = response.body_mut().read_to_string().unwrap();
+        (response.status().as_u16(), serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    /// The statuses the served document declares for `method` on the path `template`.
+    fn documented(&self, method: &str, template: &str) -> Vec<u16> {
+        let (_, document) = self.get("/api/v1/openapi.json");
+        let responses = document["paths"][template][method.to_lowercase()]["responses"].as_object().unwrap();
+        responses.keys().map(|k| k.parse().unwrap()).collect()
+    }
+}
+
+// What bad requests get is in the document (schemathesis: "undocumented status code"): a bad
+// `after` or `follow` and a cancel with an unknown field were an undeclared 400, a submission
+// without a JSON content type an undeclared 400 (now 415), a bad Idempotency-Key too.
+#[test]
+fn bad_requests_get_statuses_the_openapi_document_declares() {
+    let served = Served::start();
+    let id = served.run(r#"let g = graph_mode(); g.add_task(noop("a")); g.execute();"#, 0);
+    let json = ("Content-Type", "application/json");
+    for (method, path, template, headers, body, expected) in [
+        ("GET", format!("/api/v1/executions/{id}/events?after=-1"), "/api/v1/executions/{id}/events", vec![], "", 400),
+        ("GET", format!("/api/v1/executions/{id}/logs?follow=maybe"), "/api/v1/executions/{id}/logs", vec![], "", 400),
+        (
+            "POST",
+            format!("/api/v1/executions/{id}/cancel"),
+            "/api/v1/executions/{id}/cancel",
+            vec![json],
+            r#"{"force": true, "x": 1}"#,
+            400,
+        ),
+        ("POST", "/api/v1/executions".into(), "/api/v1/executions", vec![], r#"{"workflow": "w"}"#, 415),
+        // An array was read as the struct's fields in order: a cancel of `[]` was taken (409 here).
+        ("POST", format!("/api/v1/executions/{id}/cancel"), "/api/v1/executions/{id}/cancel", vec![json], "[]", 400),
+        ("POST", "/api/v1/executions".into(), "/api/v1/executions", vec![json], r#"[null, "w"]"#, 400),
+        (
+            "POST",
+            "/api/v1/executions".into(),
+            "/api/v1/executions",
+            vec![json, ("Idempotency-Key", "a b")],
+            r#"{"workflow": "w"}"#,
+            400,
+        ),
+    ] {
+        let (status, answer) = served.send_raw(method, &path, &headers, body);
+        assert_eq!(status, expected, "{method} {path}: {answer}");
+        assert!(served.documented(method, template).contains(&status), "{method} {template} does not declare {status}");
+    }
+}
+
+// A seq is an int64 in the document; `after` past it was taken as a seq (200), a negative one
+// is refused as before.
+#[test]
+fn an_after_that_is_no_int64_is_refused() {
+    let served = Served::start();
+    let id = served.run(r#"let g = graph_mode(); g.add_task(noop("a")); g.execute();"#, 0);
+    for after in ["9223372036854775808", "-1"] {
+        let (status, body) = served.get(&format!("/api/v1/executions/{id}/events?after={after}"));
+        assert_eq!(status, 400, "after={after}: {body}");
+    }
+    assert_eq!(served.get(&format!("/api/v1/executions/{id}/events?after=9223372036854775807")).0, 200);
+}
+
+// The document's request body allows `null` for a cancel (no request: graceful), which was
+// refused (400); and `limit` was documented from 0, which is refused (400): now 1 to 1000; an
+// empty cursor, as an empty status, is none (it was 400).
+#[test]
+fn what_the_document_allows_is_accepted() {
+    let served = Served::start();
+    let id = served.run(r#"let g = graph_mode(); g.add_task(noop("a")); g.execute();"#, 0);
+    let json = [("Content-Type", "application/json")];
+    let (status, body) = served.send_raw("POST", &format!("/api/v1/executions/{id}/cancel"), &json, "null");
+    assert_eq!(status, 409, "{body}");
+    let (_, document) = served.get("/api/v1/openapi.json");
+    let parameters = document["paths"]["/api/v1/executions"]["get"]["parameters"].as_array().unwrap();
+    let limit = &parameters.iter().find(|p| p["name"] == "limit").unwrap()["schema"];
+    assert_eq!((limit["minimum"].as_u64(), limit["maximum"].as_u64()), (Some(1), Some(1000)), "{limit}");
+    let (status, body) = served.get("/api/v1/executions?status=&cursor=");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["executions"][0]["id"], id.as_str());
+}
+
+// A quoted Idempotency-Key (a structured-field string) is the key inside its quotes: kept
+// through the stricter check of the key that the document now states (no spaces).
+#[test]
+fn a_quoted_idempotency_key_is_the_same_key() {
+    let served = Served::start();
+    served.install_greeter();
+    let request = r#"{"bundle": "greeter", "workflow": "greet", "parameters": {"name": "x"}}"#;
+    let (status, first, body) = served.submit_keyed(request, Some("k-1"));
+    assert_eq!(status, 201, "{body}");
+    let (status, again, body) = served.submit_keyed(request, Some("\"k-1\""));
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(first, again);
+}
+
 // An execution the server runs is cancelled through the API and the server lives on: the
 // cancel's nudge (SIGUSR1, to the pid that runs it: the server's own) killed the server, whose
 // process had no handler for it.

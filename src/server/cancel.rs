@@ -33,6 +33,7 @@ pub struct CancelRequest {
     request_body(content = Option<CancelRequest>, description = "`{\"force\": true}` kills running tasks; no body: graceful"),
     responses(
         (status = 202, description = "Asked: the execution as it was when asked", body = ExecutionSummary),
+        (status = 400, description = "A body that is not a cancel request (not JSON, unknown fields)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such execution", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "It is not running (it ended, or crashed: resume it)", body = Problem, content_type = "application/problem+json"),
     ),
@@ -42,13 +43,13 @@ pub async fn cancel(
     State(shared): State<Arc<Shared>>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-    body: Result<Json<CancelRequest>, JsonRejection>,
+    body: Result<Json<serde_json::Value>, JsonRejection>,
 ) -> Result<(StatusCode, Json<ExecutionSummary>), Problem> {
     let force = match body {
-        Ok(Json(request)) => request.force,
         // No body (and so no JSON content type): a graceful cancel.
         Err(JsonRejection::MissingJsonContentType(_)) => false,
-        Err(e) => return Err(Problem::bad_body(e)),
+        // `null`, as the document allows, is no request: graceful too.
+        body => Problem::object_body::<CancelRequest>(body)?.is_some_and(|r| r.force),
     };
     let (record, stoppable) = blocking(move || {
         let record = shared.store.execution(&id)?;
@@ -69,4 +70,13 @@ pub async fn cancel(
         crate::runner::nudge(record.pid);
     }
     Ok((StatusCode::ACCEPTED, Json(summary(&record))))
+}
+
+/// `executions cancel` (and `cancel` above) nudge the process that runs an execution with
+/// SIGUSR1, whose default would end it: this server runs executions, so it takes nudges in. Its
+/// runs read the store's requests five times a second anyway.
+pub(super) fn take_nudges() -> std::io::Result<()> {
+    let mut nudged = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())?;
+    tokio::spawn(async move { while nudged.recv().await.is_some() {} });
+    Ok(())
 }

@@ -17,7 +17,7 @@ use super::executions::summary;
 use super::{blocking, Shared};
 use crate::store::{ExecutionQuery, ExecutionRecord, ShownStatus};
 
-const LOOK_EVERY: Duration = Duration::from_millis(100);
+const LOOK_EVERY: Duration = Duration::from_millis(50);
 /// The newest executions looked at, besides every unfinished one.
 const NEWEST: usize = 200;
 

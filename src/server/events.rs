@@ -5,7 +5,6 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap};
@@ -19,16 +18,13 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::problem::Problem;
 use super::{blocking, Shared};
-use crate::store::ShownStatus;
-
-/// How often a stream looks for new events.
-const LOOK_EVERY: Duration = Duration::from_millis(50);
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct EventsQuery {
     /// Only events with a greater seq (0: all). A `Last-Event-ID` header takes precedence.
-    pub after: Option<u64>,
+    #[param(minimum = 0)]
+    pub after: Option<i64>,
 }
 
 /// Events after a seq, oldest first.
@@ -45,6 +41,7 @@ pub struct EventPage {
     params(("id" = String, Path, description = "The execution's id"), EventsQuery),
     responses(
         (status = 200, description = "The events after `after`, or (Accept: text/event-stream) a stream of them, each with its seq as id, ending with an `end` event", body = EventPage),
+        (status = 400, description = "A bad `after` or `Last-Event-ID` (not a seq)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such execution", body = Problem, content_type = "application/problem+json"),
     ),
     tag = "executions"
@@ -59,7 +56,9 @@ pub async fn events(
     let last_event_id = headers.get("last-event-id").and_then(|v| v.to_str().ok()).map(str::trim);
     let after = match last_event_id {
         Some(seq) => seq.parse().map_err(|_| Problem::bad_request(format!("Last-Event-ID `{seq}` is not a seq")))?,
-        None => query.after.unwrap_or(0),
+        // A seq is an int64, as the document says: a negative one is no seq.
+        None => u64::try_from(query.after.unwrap_or(0))
+            .map_err(|_| Problem::bad_request("`after` must be a seq, 0 or more"))?,
     };
     let (store, known) = (shared.clone(), id.clone());
     blocking(move || store.store.execution(&known)).await?;
@@ -75,46 +74,13 @@ pub async fn events(
 
 /// What a watch of an execution sees: each event (its seq and JSON line) as it is committed,
 /// then how it ended.
+#[derive(Clone)]
 pub(super) enum Watched {
     Event(u64, String),
     End { status: &'static str, last_seq: u64 },
 }
 
-/// Watches `id` from after `after`: its events as they are committed (looked for every
-/// `LOOK_EVERY`), then its end; stops when the receiver is dropped (the client left) or the
-/// server stops.
-pub(super) fn watch(shared: Arc<Shared>, id: String, after: u64) -> mpsc::Receiver<Watched> {
-    let (send, receive) = mpsc::channel::<Watched>(256);
-    tokio::spawn(async move {
-        let mut after = after;
-        loop {
-            let (store, execution) = (shared.clone(), id.clone());
-            // Its status before its events: events committed with the final status are read.
-            let read = blocking(move || {
-                let record = store.store.execution(&execution)?;
-                let lines = store.store.events_after(&execution, after)?;
-                Ok((record, lines))
-            })
-            .await;
-            let Ok((record, lines)) = read else { return };
-            for (seq, line) in lines {
-                after = seq;
-                if send.send(Watched::Event(seq, line)).await.is_err() {
-                    return;
-                }
-            }
-            if !matches!(record.shown(), ShownStatus::Queued | ShownStatus::Running) {
-                let _ = send.send(Watched::End { status: record.shown_status(), last_seq: after }).await;
-                return;
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(LOOK_EVERY) => {}
-                _ = super::until_closing(shared.closing.clone()) => return,
-            }
-        }
-    });
-    receive
-}
+pub(super) use super::watches::watch;
 
 /// A stream of what `receive` gets, each made an item by `item` (`None`: skipped).
 pub(super) fn stream_of<T>(

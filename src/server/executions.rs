@@ -74,10 +74,14 @@ pub struct ExecutionPage {
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Only these statuses, comma-separated (queued, running, succeeded, failed, cancelled, crashed).
+    #[param(
+        pattern = r"^\s*(queued|running|succeeded|failed|cancelled|crashed)?\s*(,\s*(queued|running|succeeded|failed|cancelled|crashed)?\s*)*$"
+    )]
     pub status: Option<String>,
     /// Only executions of this workflow.
     pub workflow: Option<String>,
     /// At most this many (1 to 1000; 100 unless given).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
     /// The `next_cursor` of the page before (opaque).
     pub cursor: Option<String>,
@@ -138,7 +142,8 @@ fn execution_query(query: ListQuery) -> Result<ExecutionQuery, Problem> {
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(Problem::bad_request(format!("limit must be 1 to {MAX_LIMIT}, not {limit}")));
     }
-    let older_than = match &query.cursor {
+    // An empty cursor is none, as an empty status is no filter.
+    let older_than = match query.cursor.as_ref().filter(|c| !c.is_empty()) {
         Some(cursor) => {
             Some(place_of(cursor).ok_or_else(|| Problem::bad_request(format!("`{cursor}` is not a cursor")))?)
         }

@@ -33,6 +33,7 @@ pub struct LogsQuery {
     params(("id" = String, Path, description = "The execution's id"), LogsQuery),
     responses(
         (status = 200, description = "The lines, one a line", body = String, content_type = "text/plain"),
+        (status = 400, description = "A bad `follow` (true or false)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such execution, or (not followed) no such task in it", body = Problem, content_type = "application/problem+json"),
     ),
     tag = "executions"

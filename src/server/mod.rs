@@ -21,8 +21,10 @@ mod problem;
 mod resume;
 mod runs;
 mod session;
+mod submission;
 mod submit;
 mod tokens;
+mod watches;
 mod workflows;
 
 use std::net::SocketAddr;
@@ -52,6 +54,8 @@ pub struct Shared {
     tokens: auth::Tokens,
     /// Set when the server stops: streams end.
     closing: tokio::sync::watch::Receiver<bool>,
+    /// The pollers of followed executions, one each (`watches`).
+    watches: watches::Watches,
 }
 
 /// The largest request body: a submission's parameters, or a script's text (which the
@@ -120,6 +124,7 @@ pub fn serve(options: ServeOptions, ready: impl FnOnce(SocketAddr)) -> Result<()
         let cannot_listen =
             |e: std::io::Error| Diagnostic::plain(Code::BadOption, format!("cannot listen on {listen}: {e}"));
         let listener = tokio::net::TcpListener::bind(listen).await.map_err(cannot_listen)?;
+        cancel::take_nudges().map_err(|e| Diagnostic::plain(Code::Error, format!("cannot handle SIGUSR1: {e}")))?;
         ready(listener.local_addr().map_err(cannot_listen)?);
         let (changes, _) = tokio::sync::broadcast::channel(1024);
         let (closing, closed) = tokio::sync::watch::channel(false);
@@ -132,6 +137,7 @@ pub fn serve(options: ServeOptions, ready: impl FnOnce(SocketAddr)) -> Result<()
             idempotent: Default::default(),
             tokens,
             closing: closed,
+            watches: Default::default(),
         });
         tokio::spawn(changes::watch(shared.clone()));
         listener::serve(listener, router(shared), stopped(), closing).await;
@@ -139,13 +145,10 @@ pub fn serve(options: ServeOptions, ready: impl FnOnce(SocketAddr)) -> Result<()
     })
 }
 
-/// Completes on SIGTERM or Ctrl-C. SIGUSR1 is handled (and let be) meanwhile: a cancel nudges
-/// the process that runs the execution with it (`runner::nudge`), and the executions this
-/// server runs are in its process, which the signal's default would end.
+/// Completes on SIGTERM or Ctrl-C.
 async fn stopped() {
     use tokio::signal::unix::{signal, SignalKind};
     let Ok(mut terminate) = signal(SignalKind::terminate()) else { return std::future::pending().await };
-    let _nudges = signal(SignalKind::user_defined1());
     tokio::select! {
         _ = terminate.recv() => {}
         _ = tokio::signal::ctrl_c() => {}

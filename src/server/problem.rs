@@ -37,14 +37,34 @@ impl Problem {
         Problem::new(StatusCode::BAD_REQUEST, detail)
     }
 
-    /// A body that is not the JSON asked for: 413 when too large, else 400.
-    pub fn bad_body(rejection: JsonRejection) -> Problem {
-        match rejection.status() {
-            StatusCode::PAYLOAD_TOO_LARGE => Problem::new(
+    /// A request body that is not the JSON asked for: 415 without a JSON `Content-Type`
+    /// (the body is not read), 413 past the size limit, else 400 (not JSON, or not of the
+    /// expected shape).
+    pub fn of_json_body(rejection: JsonRejection) -> Problem {
+        match rejection {
+            JsonRejection::MissingJsonContentType(_) => Problem::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "the body must be JSON, sent with `Content-Type: application/json`",
+            ),
+            other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => Problem::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!("the body is larger than {} MiB", super::BODY_LIMIT / (1024 * 1024)),
             ),
-            _ => Problem::bad_request(rejection.body_text()),
+            other => Problem::bad_request(other.body_text()),
+        }
+    }
+
+    /// A JSON body read as `T`: `None` for `null`; an object read field by field; anything
+    /// else refused (serde would read an array as a struct's fields in order).
+    pub fn object_body<T: serde::de::DeserializeOwned>(
+        body: Result<axum::Json<serde_json::Value>, JsonRejection>,
+    ) -> Result<Option<T>, Problem> {
+        match body.map_err(Problem::of_json_body)?.0 {
+            serde_json::Value::Null => Ok(None),
+            object @ serde_json::Value::Object(_) => {
+                serde_json::from_value(object).map(Some).map_err(|e| Problem::bad_request(e.to_string()))
+            }
+            _ => Err(Problem::bad_request("the body must be a JSON object")),
         }
     }
 }

@@ -66,7 +66,7 @@ pub async fn login(
     headers: HeaderMap,
     body: Result<Json<LoginRequest>, JsonRejection>,
 ) -> Result<Response, Problem> {
-    let Json(request) = body.map_err(Problem::bad_body)?;
+    let Json(request) = body.map_err(Problem::of_json_body)?;
     let tokens = shared.tokens.current().await?;
     if tokens.verify(&request.token).is_none() {
         return Err(Problem::new(StatusCode::UNAUTHORIZED, "not a token this server knows"));

@@ -12,7 +12,6 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use utoipa::ToSchema;
 
 use super::auth::Caller;
 use super::executions::summary;
@@ -23,8 +22,8 @@ use crate::diagnostic::Diagnostic;
 use crate::runner::{DeploymentSource, RunOptions, StoreChoice};
 use crate::store::{ExecutionQuery, ExecutionRecord};
 
-/// What to run.
-#[derive(Deserialize, Serialize, ToSchema)]
+/// What to run (its schema in the document: `submission`).
+#[derive(Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SubmitRequest {
     /// An installed bundle's name, or `builtin` (the default) for install, uninstall,
@@ -36,7 +35,6 @@ pub struct SubmitRequest {
     pub workflow: Option<String>,
     /// The workflow's parameters, checked against its declarations.
     #[serde(default)]
-    #[schema(value_type = Object)]
     pub parameters: Map<String, Value>,
     /// A stored deployment to run on (`rhaiflow deployments create`); the built-in workflows need one.
     #[serde(default)]
@@ -54,13 +52,14 @@ pub struct SubmitRequest {
 #[utoipa::path(
     post,
     path = "/api/v1/executions",
-    params(("Idempotency-Key" = Option<String>, Header, description = "The same request with the same key starts one execution: again, it answers with that one (another request with the key is 422)")),
+    params(("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$", description = "The same request with the same key starts one execution: again, it answers with that one (another request with the key is 422)")),
     request_body = SubmitRequest,
     responses(
         (status = 201, description = "Started: the execution, at its Location", body = super::executions::ExecutionSummary),
-        (status = 400, description = "The body is not a submission", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "A body that is not a submission (not JSON, unknown fields, a script and a workflow), or a bad Idempotency-Key", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "The body is larger than 4 MiB", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "A script's text, and the server does not run scripts", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "A body sent without `Content-Type: application/json`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "What cannot run: an unknown bundle, workflow or deployment, bad parameters, a script that does not compile", body = Problem, content_type = "application/problem+json"),
     ),
     tag = "executions"
@@ -69,9 +68,10 @@ pub async fn submit(
     State(shared): State<Arc<Shared>>,
     Extension(caller): Extension<Caller>,
     headers: HeaderMap,
-    body: Result<Json<SubmitRequest>, JsonRejection>,
+    body: Result<Json<Value>, JsonRejection>,
 ) -> Result<Response, Problem> {
-    let Json(request) = body.map_err(Problem::bad_body)?;
+    let request: SubmitRequest =
+        Problem::object_body(body)?.ok_or_else(|| Problem::bad_request("the body must be a JSON object"))?;
     let by = caller.describe();
     let Some(key) = idempotency_key(&headers)? else { return start(&shared, request, None, by).await };
     // One request with a key at a time here; across servers on one store, the store keeps a
@@ -111,12 +111,16 @@ fn same_request(record: &ExecutionRecord, key: &str, fingerprint: &str) -> Resul
     Ok(created(record))
 }
 
-/// The `Idempotency-Key` header, if any (1 to 255 visible characters).
+/// The `Idempotency-Key` header, if any: 1 to 255 visible characters (no spaces), as the
+/// document's pattern says; quoted (a structured-field string), the key is what is inside.
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Problem> {
     let Some(value) = headers.get("idempotency-key") else { return Ok(None) };
-    let key =
-        value.to_str().ok().map(|k| k.trim().trim_matches('"').to_string()).filter(|k| (1..=255).contains(&k.len()));
-    key.map(Some).ok_or_else(|| Problem::bad_request("Idempotency-Key must be 1 to 255 visible characters"))
+    let text = value.to_str().unwrap_or_default().trim();
+    if !(1..=255).contains(&text.len()) || !text.chars().all(|c| c.is_ascii_graphic()) {
+        return Err(Problem::bad_request("Idempotency-Key must be 1 to 255 visible characters, without spaces"));
+    }
+    let key = text.strip_prefix('"').and_then(|k| k.strip_suffix('"')).filter(|k| !k.is_empty()).unwrap_or(text);
+    Ok(Some(key.to_string()))
 }
 
 /// The answer to a submission: 201 at the execution's Location.

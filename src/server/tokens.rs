@@ -86,7 +86,7 @@ pub async fn create(
     State(shared): State<Arc<Shared>>,
     body: Result<Json<NewTokenRequest>, JsonRejection>,
 ) -> Result<(StatusCode, Json<NewToken>), Problem> {
-    let Json(request) = body.map_err(Problem::bad_body)?;
+    let Json(request) = body.map_err(Problem::of_json_body)?;
     let Some(role) = Role::parse(&request.role) else {
         let detail = format!("`{}` is no role: viewer, operator or admin", request.role);
         return Err(Problem::new(StatusCode::UNPROCESSABLE_ENTITY, detail));
