@@ -1135,6 +1135,12 @@ fn bad_requests_get_statuses_the_openapi_document_declares() {
             r#"{"workflow": "w"}"#,
             400,
         ),
+        // The login and a new token took a body without its JSON content type as 415, which
+        // their document did not declare; an array was read as their fields.
+        ("POST", "/api/v1/login".into(), "/api/v1/login", vec![], r#"{"token": "t"}"#, 415),
+        ("POST", "/api/v1/login".into(), "/api/v1/login", vec![json], r#"["t"]"#, 400),
+        ("POST", "/api/v1/tokens".into(), "/api/v1/tokens", vec![], r#"{"role": "viewer"}"#, 415),
+        ("POST", "/api/v1/tokens".into(), "/api/v1/tokens", vec![json], r#"["viewer", "x"]"#, 400),
     ] {
         let (status, answer) = served.send_raw(method, &path, &headers, body);
         assert_eq!(status, expected, "{method} {path}: {answer}");

@@ -57,6 +57,7 @@ fn cookie(token: Option<&str>, headers: &HeaderMap) -> String {
     responses(
         (status = 204, description = "Logged in: the cookie is set"),
         (status = 400, description = "Not a login request", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "A body sent without `Content-Type: application/json`", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Not a token this server knows", body = Problem, content_type = "application/problem+json"),
     ),
     tag = "auth"
@@ -64,9 +65,10 @@ fn cookie(token: Option<&str>, headers: &HeaderMap) -> String {
 pub async fn login(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
-    body: Result<Json<LoginRequest>, JsonRejection>,
+    body: Result<Json<serde_json::Value>, JsonRejection>,
 ) -> Result<Response, Problem> {
-    let Json(request) = body.map_err(Problem::of_json_body)?;
+    let request: LoginRequest =
+        Problem::object_body(body)?.ok_or_else(|| Problem::bad_request("the body must be a JSON object"))?;
     let tokens = shared.tokens.current().await?;
     if tokens.verify(&request.token).is_none() {
         return Err(Problem::new(StatusCode::UNAUTHORIZED, "not a token this server knows"));

@@ -78,15 +78,17 @@ pub async fn list(State(shared): State<Arc<Shared>>) -> Result<Json<TokenList>, 
     responses(
         (status = 201, description = "Made: the token is in this answer only", body = NewToken),
         (status = 400, description = "Not a token request", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "A body sent without `Content-Type: application/json`", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "No such role", body = Problem, content_type = "application/problem+json"),
     ),
     tag = "auth"
 )]
 pub async fn create(
     State(shared): State<Arc<Shared>>,
-    body: Result<Json<NewTokenRequest>, JsonRejection>,
+    body: Result<Json<serde_json::Value>, JsonRejection>,
 ) -> Result<(StatusCode, Json<NewToken>), Problem> {
-    let Json(request) = body.map_err(Problem::of_json_body)?;
+    let request: NewTokenRequest =
+        Problem::object_body(body)?.ok_or_else(|| Problem::bad_request("the body must be a JSON object"))?;
     let Some(role) = Role::parse(&request.role) else {
         let detail = format!("`{}` is no role: viewer, operator or admin", request.role);
         return Err(Problem::new(StatusCode::UNPROCESSABLE_ENTITY, detail));
