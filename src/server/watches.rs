@@ -133,6 +133,13 @@ pub(super) fn watch(shared: Arc<Shared>, id: String, after: u64) -> mpsc::Receiv
                             return;
                         }
                     }
+                    // Caught up: the end as the poller saw it. Read again, a thousand streams
+                    // read the store at once, each behind the others on its one connection
+                    // (the watcher of `/events` too), when their execution ends.
+                    Watched::End { status, last_seq } if *last_seq == after => {
+                        let _ = send.send(Watched::End { status, last_seq: after }).await;
+                        return;
+                    }
                     Watched::End { .. } => continue 'read,
                 }
             }
