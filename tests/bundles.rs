@@ -454,6 +454,7 @@ fn resume_reruns_a_failed_bundle_workflow_with_the_same_parameters() {
         .current_dir(scratch)
         .args(["executions", "resume", &id, "--store", store.to_str().unwrap()])
         .args(["--events-json", events.to_str().unwrap()])
+        .env("USER", "carol")
         .timeout(Duration::from_secs(60))
         .output()
         .unwrap();
@@ -464,6 +465,8 @@ fn resume_reruns_a_failed_bundle_workflow_with_the_same_parameters() {
     let resumed = Events::read(&events);
     let again = resumed.of_type("workflow_started").next().expect("the resume starts the workflow");
     assert_eq!(again["resumed"], true);
+    // Who resumed it is named, as a cancel names who asked (it was left out).
+    assert_eq!(again["by"], "user carol");
     assert_eq!(again["workflow"], "probe");
     assert_eq!(again["execution_id"], id.as_str());
     assert_eq!(again["parameters"], started["parameters"], "the same parameters");

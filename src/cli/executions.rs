@@ -281,8 +281,7 @@ fn cancel(id: &str, arg: &StoreArg, force: bool) -> Result<i32, Diagnostic> {
         say!("execution {} is not running (it is {})", record.id, record.shown_status());
         return Ok(1);
     }
-    let by = std::env::var("USER").ok().filter(|u| !u.is_empty()).map(|user| format!("user {user}"));
-    store.request_cancel(&record.id, force, by.as_deref()).map_err(store_error)?;
+    store.request_cancel(&record.id, force, the_user().as_deref()).map_err(store_error)?;
     if record.runner == store::Runner::Process {
         crate::runner::nudge(record.pid);
     }
@@ -319,6 +318,11 @@ fn resume(id: &str, arg: &StoreArg, events_json: Option<&str>, quiet: bool) -> i
             return 2;
         }
     };
-    let report = runner::resume(&location, id, output.sinks(), true);
+    let report = runner::resume(&location, id, output.sinks(), true, the_user());
     output.finish(&report)
+}
+
+/// Who runs this command, as the events that name a caller say it (`by`).
+fn the_user() -> Option<String> {
+    std::env::var("USER").ok().filter(|u| !u.is_empty()).map(|user| format!("user {user}"))
 }

@@ -22,7 +22,7 @@ use serde_json::Value;
 
 pub use deployment::{attach_deployment, DeploymentSource};
 pub use entry::prepare as prepare_bundle_workflow;
-pub use resume::{resume, resume_by, resume_in};
+pub use resume::{resume, resume_in};
 pub use submit::submit;
 pub use watchers::nudge;
 

@@ -32,12 +32,8 @@ pub(super) struct ResumeFrom {
 
 /// Resumes a failed, cancelled or crashed execution recorded in the store at `location`:
 /// its script runs again with its parameters; tasks that succeeded give their stored result.
-pub fn resume(location: &StoreLocation, id: &str, sinks: Vec<Box<dyn EventSink>>, owns_process: bool) -> RunReport {
-    resume_by(location, id, sinks, owns_process, None)
-}
-
-/// `resume` for `caller` (a server's), named in `workflow_started`'s `by`.
-pub fn resume_by(
+/// `caller` (a person, a server's client) is named in `workflow_started`'s `by`.
+pub fn resume(
     location: &StoreLocation,
     id: &str,
     sinks: Vec<Box<dyn EventSink>>,

@@ -47,7 +47,7 @@ pub async fn resume(
     let resumes = before.resumes;
     let id = before.id.clone();
     let by = Some(caller.describe());
-    let run = move || crate::runner::resume_by(&location, &id, Vec::new(), false, by);
+    let run = move || crate::runner::resume(&location, &id, Vec::new(), false, by);
     let record = super::runs::start(&shared, &before.id, run, move |now| now.resumes > resumes).await?;
     Ok((StatusCode::ACCEPTED, Json(summary(&record))))
 }
