@@ -36,5 +36,8 @@ mod yaml;
 
 pub use cli::main;
 pub use runner::{resume, run, RunOptions, RunReport, Status, StoreChoice};
+/// For the floor program in `benches/`: Rhai's own cost, on the engine a run starts from.
+#[doc(hidden)]
+pub use script::plain_engine;
 pub use script::Limits;
 pub use store::StoreLocation;

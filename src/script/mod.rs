@@ -28,10 +28,7 @@ use crate::task::{ErrorKind, TaskError};
 /// Builds the engine for one run: limits always on, the host API, `print`/`debug` as log
 /// events, imports from the stdlib and the bundles in `roots`.
 pub fn build_engine(run: &RunRef, limits: &Limits, roots: Vec<ModuleRoot>) -> Engine {
-    let mut engine = Engine::new();
-    // Assigning to a field of a constant map panics inside Rhai when optimising (rhai 1.27).
-    engine.set_optimization_level(OptimizationLevel::None);
-    limits::install(&mut engine, limits);
+    let mut engine = plain_engine(limits);
     api::register(&mut engine, run);
     let held = run.upgrade().map(|r| r.module_sources.clone()).unwrap_or_default();
     let modules = Modules::new(&engine, roots, held);
@@ -40,6 +37,16 @@ pub fn build_engine(run: &RunRef, limits: &Limits, roots: Vec<ModuleRoot>) -> En
     engine.on_print(move |text| log(&r, LogLevel::Info, text.to_string()));
     let r = run.clone();
     engine.on_debug(move |text, _, _| log(&r, LogLevel::Debug, unquote(text)));
+    engine
+}
+
+/// The engine every run starts from, before the host API: its settings and its limits. The
+/// floor program (`benches/floor.rs`) measures Rhai's own cost on this same engine.
+pub fn plain_engine(limits: &Limits) -> Engine {
+    let mut engine = Engine::new();
+    // Assigning to a field of a constant map panics inside Rhai when optimising (rhai 1.27).
+    engine.set_optimization_level(OptimizationLevel::None);
+    limits::install(&mut engine, limits);
     engine
 }
 
