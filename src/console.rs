@@ -144,7 +144,6 @@ impl EventSink for Console {
     fn accept(&mut self, event: &Event, label: &ExecutionLabel) {
         let mut state = self.0.lock();
         let state = &mut *state;
-        let at = state.started.elapsed().as_secs_f64();
         match &event.payload {
             Payload::WorkflowStarted { resumed, .. } => {
                 state.workflow_started = true;
@@ -163,30 +162,48 @@ impl EventSink for Console {
                 Console::line(state, format!("[event {instance}] {message}"))
             }
             Payload::TaskStarted { task: t } => {
-                state.running.insert(t.task_id, (task_line(t).into(), Instant::now()));
+                if state.follows(t.kind) {
+                    state.running.insert(t.task_id, (task_line(t).into(), Instant::now()));
+                }
                 if state.bar.is_none() && !state.quiet && shows_progress(t.kind) {
-                    Console::line(state, format!("{at:>8.3}s  start   {}", task_line(t)));
+                    Console::line(state, format!("{:>8.3}s  start   {}", state.at(), task_line(t)));
                 }
             }
-            Payload::TaskSucceeded { task: t, how, .. } => state.succeeded(t, *how, at),
-            Payload::TaskRescheduled { task: t, error, retry_after } => state.rescheduled(t, error, *retry_after, at),
-            Payload::TaskFailed { task: t, error, how } => state.failed(t, error, *how, at),
+            Payload::TaskSucceeded { task: t, how, .. } => state.succeeded(t, *how),
+            Payload::TaskRescheduled { task: t, error, retry_after } => state.rescheduled(t, error, *retry_after),
+            Payload::TaskFailed { task: t, error, how } => state.failed(t, error, *how),
             Payload::TaskReverted { task: t } if !state.quiet => {
-                Console::line(state, format!("{at:>8.3}s  revert  {}: reverted", task_line(t)));
+                Console::line(state, format!("{:>8.3}s  revert  {}: reverted", state.at(), task_line(t)));
             }
             Payload::TaskRevertFailed { task: t, error } => {
-                Console::line(state, format!("{at:>8.3}s  REVERT FAILED {}: {error}", task_line(t)));
+                Console::line(state, format!("{:>8.3}s  REVERT FAILED {}: {error}", state.at(), task_line(t)));
             }
             Payload::TaskOutput { task, line, .. } if !state.quiet => Console::output_line(state, task, line),
             _ => {}
         }
         state.show_progress();
     }
+
+    fn reads_graphs(&self) -> bool {
+        false
+    }
 }
 
 /// What the console does with each kind of task event (beyond a line, the tally and the bar).
 impl ConsoleState {
-    fn succeeded(&mut self, t: &TaskInfo, how: Success, at: f64) {
+    /// Seconds since the run started, as lines show them (a clock read: only for a line).
+    fn at(&self) -> f64 {
+        self.started.elapsed().as_secs_f64()
+    }
+
+    /// Whether a running attempt of a task of `kind` is kept: for the bar's names and the
+    /// `ok` line's duration. A quiet console without a bar shows neither, and a no-op task
+    /// paid ~1,300 instructions for them under `-q`.
+    fn follows(&self, kind: TaskKind) -> bool {
+        self.bar.is_some() || (!self.quiet && shows_progress(kind))
+    }
+
+    fn succeeded(&mut self, t: &TaskInfo, how: Success) {
         let began = self.running.remove(&t.task_id).map(|(_, s)| s.elapsed().as_secs_f64());
         // A success that on_success sends round again counts once the task ends.
         if t.kind != TaskKind::Subgraph && how == Success::Done {
@@ -194,22 +211,23 @@ impl ConsoleState {
         }
         if self.bar.is_none() && !self.quiet && shows_progress(t.kind) {
             let took = began.unwrap_or(0.0);
-            Console::line(self, format!("{at:>8.3}s  ok      {} ({took:.2}s)", task_line(t)));
+            Console::line(self, format!("{:>8.3}s  ok      {} ({took:.2}s)", self.at(), task_line(t)));
         }
     }
 
-    fn rescheduled(&mut self, t: &TaskInfo, error: &str, after: f64, at: f64) {
+    fn rescheduled(&mut self, t: &TaskInfo, error: &str, after: f64) {
         self.running.remove(&t.task_id);
         self.tally.retries += 1;
         if !self.quiet {
             let limit = if t.total_retries < 0 { "∞".to_string() } else { t.total_retries.to_string() };
             let retry = t.current_retries + 1;
+            let at = self.at();
             let line = format!("{at:>8.3}s  retry   {}: {error} (retry {retry} of {limit} in {after}s)", task_line(t));
             Console::line(self, line);
         }
     }
 
-    fn failed(&mut self, t: &TaskInfo, error: &str, how: Failure, at: f64) {
+    fn failed(&mut self, t: &TaskInfo, error: &str, how: Failure) {
         self.running.remove(&t.task_id);
         if t.kind != TaskKind::Subgraph {
             match how {
@@ -228,7 +246,7 @@ impl ConsoleState {
             Failure::Cancelled => format!("cancelled {}", task_line(t)),
             Failure::Failed => format!("FAILED  {}: {error}", task_line(t)),
         };
-        Console::line(self, format!("{at:>8.3}s  {line}"));
+        Console::line(self, format!("{:>8.3}s  {line}", self.at()));
     }
 
     /// The progress bar's message: counts, and the first running tasks.
@@ -250,5 +268,49 @@ impl ConsoleState {
             }
         }
         bar.set_message(msg);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::SystemTime;
+
+    use super::*;
+
+    fn started(kind: TaskKind) -> Event {
+        Event {
+            seq: 1,
+            ts: SystemTime::now(),
+            payload: Payload::TaskStarted { task: TaskInfo::first_attempt("t", kind) },
+        }
+    }
+
+    // Under `-q` every task's start was kept (its line formatted, a clock read, a map insert)
+    // for a progress bar and lines that a quiet console never shows: ~1,300 instructions a
+    // no-op task.
+    #[test]
+    fn a_quiet_console_keeps_no_running_attempts() {
+        let label = ExecutionLabel { execution_id: "e".into(), workflow: "w".into() };
+        let quiet = Console::new(true);
+        quiet.sink().accept(&started(TaskKind::Script), &label);
+        assert!(quiet.0.lock().running.is_empty());
+        // Without `-q` (and without a terminal, so without a bar) a task that has its lines
+        // is followed for the duration its `ok` line shows; a no-op task has no lines.
+        let plain = Console::new(false);
+        plain.sink().accept(&started(TaskKind::Noop), &label);
+        assert!(plain.0.lock().running.is_empty());
+        plain.sink().accept(&started(TaskKind::Script), &label);
+        assert_eq!(plain.0.lock().running.len(), 1);
+    }
+
+    // With only the console to tell, every `execute()` still wrote the whole graph out as a
+    // `graph_planned` event that nothing read (~1,400 instructions a no-op task).
+    #[test]
+    fn the_graph_is_written_out_only_for_a_sink_that_reads_it() {
+        use crate::events::{EventBus, JsonLinesSink};
+        let label = || ExecutionLabel { execution_id: "e".into(), workflow: "w".into() };
+        assert!(!EventBus::new(label(), vec![Console::new(true).sink()]).graphs_read());
+        let json: Box<dyn EventSink> = Box::new(JsonLinesSink::new(Box::new(std::io::sink())));
+        assert!(EventBus::new(label(), vec![Console::new(true).sink(), json]).graphs_read());
     }
 }

@@ -155,6 +155,12 @@ impl EventBus {
         &self.label
     }
 
+    /// Whether any sink reads `graph_planned` (`EventSink::reads_graphs`).
+    pub fn graphs_read(&self) -> bool {
+        let reads = |sinks: &[Box<dyn EventSink>]| sinks.iter().any(|sink| sink.reads_graphs());
+        reads(&self.shared.state.lock().sinks) || reads(&self.shared.announcing.lock())
+    }
+
     /// Numbers the event, hands it to the sinks (or holds it for them) and returns its `seq`.
     pub fn emit(&self, payload: Payload) -> u64 {
         let mut state = self.shared.state.lock();

@@ -132,10 +132,10 @@ fn mermaid_members(g: &TaskGraph, parent: Option<NodeIndex>, depth: usize, out: 
 /// `task_id`, `node_instance` where it has one) and `edges` (`[before, after]` by `task_id`).
 /// `reserve` gives each task the `task_id` of its first attempt. Written straight to bytes: a
 /// graph of 100,000 tasks costs one string.
-pub fn planned(g: &TaskGraph, mut reserve: impl FnMut(&TaskCell) -> u64) -> String {
-    let mut tasks: Vec<_> = g.dag.node_indices().collect();
-    tasks.sort_by_key(|&i| g.dag[i].serial);
-    let ids: HashMap<NodeIndex, u64> = tasks.iter().map(|&i| (i, reserve(&g.dag[i]))).collect();
+pub fn planned(g: &TaskGraph, reserve: impl FnMut(&TaskCell) -> u64) -> String {
+    let attempts = first_attempts(g, reserve);
+    let tasks: Vec<NodeIndex> = attempts.iter().map(|&(i, _)| i).collect();
+    let ids: HashMap<NodeIndex, u64> = attempts.into_iter().collect();
     let mut out = Vec::with_capacity(64 + tasks.len() * 96);
     let number = |out: &mut Vec<u8>, n: u64| push_integer(out, i64::try_from(n).unwrap_or(i64::MAX));
     out.extend_from_slice(b"\"graph_id\":");
@@ -174,6 +174,14 @@ pub fn planned(g: &TaskGraph, mut reserve: impl FnMut(&TaskCell) -> u64) -> Stri
     }
     out.push(b']');
     String::from_utf8(out).unwrap_or_default()
+}
+
+/// The graph's tasks in creation order, each with the `task_id` that `reserve` gives its
+/// first attempt (`planned` tells them; without a reader of it, they are only given).
+pub fn first_attempts(g: &TaskGraph, mut reserve: impl FnMut(&TaskCell) -> u64) -> Vec<(NodeIndex, u64)> {
+    let mut tasks: Vec<_> = g.dag.node_indices().collect();
+    tasks.sort_by_key(|&i| g.dag[i].serial);
+    tasks.into_iter().map(|i| (i, reserve(&g.dag[i]))).collect()
 }
 
 fn json_tasks(g: &TaskGraph) -> Vec<serde_json::Value> {

@@ -342,13 +342,19 @@ fn execute(run: &RunRef, g: &GraphHandle) -> Result<()> {
         return Ok(());
     }
     let env = run.env().clone();
-    let planned = crate::graph::planned(&graph, |cell| {
+    let reserve = |cell: &crate::task::TaskCell| {
         let task_id = env.next_task_id();
         cell.reserve_attempt(task_id);
         task_id
-    });
-    drop(graph);
-    env.bus.emit(crate::events::Payload::GraphPlanned { fields: Arc::from(planned) });
+    };
+    if env.bus.graphs_read() {
+        let planned = crate::graph::planned(&graph, reserve);
+        drop(graph);
+        env.bus.emit(crate::events::Payload::GraphPlanned { fields: Arc::from(planned) });
+    } else {
+        crate::graph::first_attempts(&graph, reserve);
+        drop(graph);
+    }
     let fail_fast = g.0.fail_fast.load(Ordering::Relaxed);
     let (done_tx, done_rx) = std::sync::mpsc::sync_channel(1);
     run.begin_execution();
