@@ -399,9 +399,20 @@ impl ExecutionLabel {
     }
 }
 
+/// Appends `s` as a JSON string, as serde_json writes it. Most strings (task names) need no
+/// escape: they are copied between quotes at once (serde_json's own writer cost a task
+/// ~360 instructions).
 pub fn push_json_string(out: &mut Vec<u8>, s: &str) {
-    // Writing a string into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *out, s);
+    // serde_json escapes exactly these: control characters, the quote and the backslash.
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.reserve(s.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    } else {
+        // Writing a string into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, s);
+    }
 }
 
 impl Event {
@@ -527,23 +538,10 @@ impl Event {
     }
 }
 
-/// Appends `n` in decimal; cheaper than going through `fmt` for every number of every event.
+/// Appends `n` in decimal; cheaper than going through `fmt` for every number of every event
+/// (itoa writes two digits a step: a digit at a time cost a task ~950 instructions).
 pub fn push_integer(out: &mut Vec<u8>, n: i64) {
-    if n < 0 {
-        out.push(b'-');
-    }
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    let mut rest = n.unsigned_abs();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (rest % 10) as u8;
-        rest /= 10;
-        if rest == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[at..]);
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
 /// Something that receives every event, in order.
@@ -586,6 +584,34 @@ impl EventSink for JsonLinesSink {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // Strings and numbers are written by hand for speed: each must read exactly as
+    // serde_json writes it, whatever it holds.
+    #[test]
+    fn strings_and_integers_are_written_as_serde_json_writes_them() {
+        let strings = [
+            "",
+            "t1",
+            "a \"quoted\" name",
+            "back\\slash",
+            "line\nbreak",
+            "tab\t",
+            "\u{1}\u{1f}",
+            "\u{7f}",
+            "é ☃ 🦀",
+            " ",
+        ];
+        for s in strings {
+            let mut out = Vec::new();
+            push_json_string(&mut out, s);
+            assert_eq!(String::from_utf8(out).unwrap(), serde_json::to_string(s).unwrap(), "{s:?}");
+        }
+        for n in [0, 1, -1, 9, 10, 99, 100, 12_345, -12_345, i64::MAX, i64::MIN] {
+            let mut out = Vec::new();
+            push_integer(&mut out, n);
+            assert_eq!(String::from_utf8(out).unwrap(), n.to_string());
+        }
+    }
 
     fn label() -> ExecutionLabel {
         ExecutionLabel { execution_id: "e1".into(), workflow: "w \"quoted\"".into() }

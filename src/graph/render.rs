@@ -133,25 +133,29 @@ fn mermaid_members(g: &TaskGraph, parent: Option<NodeIndex>, depth: usize, out: 
 /// `reserve` gives each task the `task_id` of its first attempt. Written straight to bytes: a
 /// graph of 100,000 tasks costs one string.
 pub fn planned(g: &TaskGraph, reserve: impl FnMut(&TaskCell) -> u64) -> String {
-    let attempts = first_attempts(g, reserve);
-    let tasks: Vec<NodeIndex> = attempts.iter().map(|&(i, _)| i).collect();
-    let ids: HashMap<NodeIndex, u64> = attempts.into_iter().collect();
+    let tasks = first_attempts(g, reserve);
+    // Task ids by node index: a vector, not a map (a hash a task cost ~350 instructions).
+    let mut ids = vec![None; petgraph::visit::NodeIndexable::node_bound(&g.dag)];
+    for &(index, id) in &tasks {
+        ids[index.index()] = Some(id);
+    }
+    let id_of = |index: NodeIndex| ids[index.index()].unwrap_or_default();
     let mut out = Vec::with_capacity(64 + tasks.len() * 96);
     let number = |out: &mut Vec<u8>, n: u64| push_integer(out, i64::try_from(n).unwrap_or(i64::MAX));
     out.extend_from_slice(b"\"graph_id\":");
     number(&mut out, g.id);
     out.extend_from_slice(b",\"nodes\":[");
-    for (n, &index) in tasks.iter().enumerate() {
+    for (n, &(index, id)) in tasks.iter().enumerate() {
         let cell = &g.dag[index];
         out.extend_from_slice(if n == 0 { b"{\"task\":" } else { b",{\"task\":" });
         push_json_string(&mut out, &cell.name);
         out.extend_from_slice(b",\"task_id\":");
-        number(&mut out, ids[&index]);
+        number(&mut out, id);
         out.extend_from_slice(b",\"kind\":\"");
         out.extend_from_slice(cell.kind().as_str().as_bytes());
         out.extend_from_slice(b"\",\"subgraph\":");
-        match cell.parent().and_then(|p| ids.get(&p)) {
-            Some(&parent) => number(&mut out, parent),
+        match cell.parent().and_then(|p| ids.get(p.index()).copied().flatten()) {
+            Some(parent) => number(&mut out, parent),
             None => out.extend_from_slice(b"null"),
         }
         if let Some(instance) = cell.action.node_instance() {
@@ -162,13 +166,13 @@ pub fn planned(g: &TaskGraph, reserve: impl FnMut(&TaskCell) -> u64) -> String {
     }
     out.extend_from_slice(b"],\"edges\":[");
     let mut first = true;
-    for &after in &tasks {
+    for &(after, after_id) in &tasks {
         for before in g.dependencies(after) {
             out.extend_from_slice(if first { b"[" } else { b",[" });
             first = false;
-            number(&mut out, ids[&before]);
+            number(&mut out, id_of(before));
             out.push(b',');
-            number(&mut out, ids[&after]);
+            number(&mut out, after_id);
             out.push(b']');
         }
     }
