@@ -328,12 +328,12 @@ impl Scheduler {
                     self.stopping = true;
                 }
                 if let Some(p) = parent {
-                    self.subgraphs[p].failure.get_or_insert(error);
+                    self.subgraphs[p].failure.get_or_insert_with(|| Box::new(error));
                 }
             }
             TaskOutcome::Cancelled => {
                 if let Some(p) = parent {
-                    self.subgraphs[p].failure.get_or_insert(TaskError::cancelled());
+                    self.subgraphs[p].failure.get_or_insert_with(|| Box::new(TaskError::cancelled()));
                 }
             }
         }
@@ -424,7 +424,7 @@ mod tests {
         let scripts = Arc::new(PanicsInHandles);
         let env = Arc::new(ExecEnv::new(runtime.handle().clone(), bus, Arc::default(), scripts, None));
         let (bad, later) = (closure("bad", "fail"), closure("later", "ok"));
-        bad.configure(|s| s.on_failure = Some(FnPtr::new("handler").unwrap()));
+        bad.configure(|s| s.on_failure = Some(Box::new(FnPtr::new("handler").unwrap())));
         let mut g = TaskGraph::default();
         g.add(&bad, None).unwrap();
         g.add(&later, None).unwrap();

@@ -38,7 +38,7 @@ pub fn link(graph: &mut TaskGraph, parameters: &Map) -> Result<(), DataFlowError
     let cells: Vec<Arc<TaskCell>> = graph.dag.node_weights().cloned().collect();
     let mut providers: HashMap<String, Vec<Arc<TaskCell>>> = HashMap::new();
     for cell in &cells {
-        if let Some(key) = cell.with_settings(|s| s.provides.clone()) {
+        if let Some(key) = cell.with_settings(|s| s.provides().cloned()) {
             providers.entry(key).or_default().push(cell.clone());
         }
     }
@@ -46,7 +46,7 @@ pub fn link(graph: &mut TaskGraph, parameters: &Map) -> Result<(), DataFlowError
     let mut ordered = cells.clone();
     ordered.sort_by_key(|c| c.serial);
     for cell in &ordered {
-        let requires = cell.with_settings(|s| s.requires.clone());
+        let requires = cell.with_settings(|s| s.requires().to_vec());
         let mut inputs = Vec::with_capacity(requires.len());
         for key in requires {
             let provided = providers.get(&key).map(Vec::as_slice).unwrap_or_default();
@@ -74,7 +74,7 @@ fn source_of(
     parameters: &Map,
     error: &mut DataFlowError,
 ) -> Option<InputSource> {
-    if let Some(value) = cell.with_settings(|s| s.inject.get(key).cloned()) {
+    if let Some(value) = cell.with_settings(|s| s.inject()?.get(key).cloned()) {
         return Some(InputSource::Injected(value));
     }
     // A task's own result never feeds it (TaskFlow lets a task update a value it requires):
@@ -115,8 +115,8 @@ mod tests {
     fn task(name: &str, provides: Option<&str>, requires: &[&str]) -> Arc<TaskCell> {
         let t = test_task(name, TaskAction::Noop);
         t.configure(|s| {
-            s.provides = provides.map(String::from);
-            s.requires = requires.iter().map(|s| s.to_string()).collect();
+            s.data_flow_mut().provides = provides.map(String::from);
+            s.data_flow_mut().requires = requires.iter().map(|s| s.to_string()).collect();
         });
         t
     }

@@ -40,12 +40,13 @@ pub enum TaskAction {
     /// `sh -c command`.
     Shell {
         command: String,
-        options: ProcessOptions,
+        /// Boxed, here and in `Exec`: its 104 bytes made every task's cell larger.
+        options: Box<ProcessOptions>,
     },
     /// A program and its arguments, no shell.
     Exec {
         argv: Vec<String>,
-        options: ProcessOptions,
+        options: Box<ProcessOptions>,
     },
     Sleep {
         seconds: f64,
@@ -131,9 +132,18 @@ pub struct TaskSettings {
     pub total_retries: i64,
     pub retry_interval: f64,
     pub timeout: Option<f64>,
-    pub on_success: Option<FnPtr>,
-    pub on_failure: Option<FnPtr>,
-    pub revert: Option<FnPtr>,
+    /// The handlers are boxed: most tasks have none, and each unboxed took 40 bytes of
+    /// every task's cell.
+    pub on_success: Option<Box<FnPtr>>,
+    pub on_failure: Option<Box<FnPtr>>,
+    pub revert: Option<Box<FnPtr>>,
+    /// Boxed, as the handlers: few tasks take part in data flow.
+    pub data_flow: Option<Box<DataFlow>>,
+}
+
+/// A task's part in data flow between tasks (TaskFlow's `provides`, `requires`, `inject`).
+#[derive(Clone, Default)]
+pub struct DataFlow {
     pub provides: Option<String>,
     pub requires: Vec<String>,
     pub inject: Map,
@@ -148,10 +158,25 @@ impl TaskSettings {
             on_success: None,
             on_failure: None,
             revert: None,
-            provides: None,
-            requires: Vec::new(),
-            inject: Map::new(),
+            data_flow: None,
         }
+    }
+
+    pub fn provides(&self) -> Option<&String> {
+        self.data_flow.as_ref()?.provides.as_ref()
+    }
+
+    pub fn requires(&self) -> &[String] {
+        self.data_flow.as_ref().map_or(&[], |d| &d.requires)
+    }
+
+    pub fn inject(&self) -> Option<&Map> {
+        self.data_flow.as_ref().map(|d| &d.inject)
+    }
+
+    /// The data flow settings, to change them.
+    pub fn data_flow_mut(&mut self) -> &mut DataFlow {
+        self.data_flow.get_or_insert_with(Box::default)
     }
 }
 
@@ -163,7 +188,8 @@ pub struct TaskStatus {
     pub attempt_id: Option<u64>,
     pub current_retries: u32,
     pub result: Dynamic,
-    pub error: Option<TaskError>,
+    /// Boxed: most tasks never fail, and a million cells each carried its 72 bytes.
+    pub error: Option<Box<TaskError>>,
 }
 
 /// Where a task sits: which graph, its node, and the subgraph holding it (if any).
@@ -298,7 +324,7 @@ impl TaskCell {
     }
 
     pub fn error(&self) -> Option<TaskError> {
-        self.inner.lock().status.error.clone()
+        self.inner.lock().status.error.as_deref().cloned()
     }
 
     /// The current (or last) attempt, as its events show it.
@@ -320,7 +346,7 @@ impl TaskCell {
             retries: inner.status.current_retries,
             total_retries: inner.settings.total_retries,
         };
-        Some(RevertCall { closure, attempt, result: inner.status.result.clone() })
+        Some(RevertCall { closure: *closure, attempt, result: inner.status.result.clone() })
     }
 
     /// Blocks the calling (script) thread for at most `at_most`: the task's status once it
@@ -377,7 +403,7 @@ impl TaskCell {
     /// The map a one-parameter closure receives: its injected values, then its resolved inputs.
     pub fn inputs(&self) -> Map {
         let inner = self.inner.lock();
-        let mut map = inner.settings.inject.clone();
+        let mut map = inner.settings.inject().cloned().unwrap_or_default();
         for (key, source) in &inner.inputs {
             let value = match source {
                 InputSource::Injected(v) | InputSource::Parameter(v) => v.clone(),
@@ -419,7 +445,7 @@ impl TaskCell {
 
     /// The error an `on_failure` handler sees, before its verdict ends the task.
     pub fn set_error(&self, error: TaskError) {
-        self.inner.lock().status.error = Some(error);
+        self.inner.lock().status.error = Some(Box::new(error));
     }
 
     pub fn succeed(&self, result: Dynamic) {
@@ -449,7 +475,7 @@ impl TaskCell {
     /// The attempt failed and another follows (after `error`, which it keeps meanwhile).
     pub fn reschedule(&self, error: TaskError) {
         let mut inner = self.inner.lock();
-        inner.status.error = Some(error);
+        inner.status.error = Some(Box::new(error));
         inner.status.state = TaskState::Rescheduled;
     }
 
@@ -465,7 +491,7 @@ impl TaskCell {
 
     fn end_with(&self, error: TaskError, state: TaskState) {
         let mut inner = self.inner.lock();
-        inner.status.error = Some(error);
+        inner.status.error = Some(Box::new(error));
         self.end(inner, state);
     }
 
@@ -483,4 +509,15 @@ pub fn test_task(name: &str, action: TaskAction) -> Arc<TaskCell> {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
     let serial = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     TaskCell::new(name, action, TaskSettings::with_defaults(0, 0.0), Position::NONE, serial)
+}
+#[cfg(test)]
+mod size {
+    // A million-task graph holds a million cells: each was 600 bytes, most of them settings
+    // and outcomes that few tasks have (handlers, data flow, process options, an error), now
+    // boxed.
+    #[test]
+    fn a_task_cell_stays_small() {
+        assert!(std::mem::size_of::<super::TaskCell>() <= 304, "{}", std::mem::size_of::<super::TaskCell>());
+        assert!(std::mem::size_of::<super::TaskAction>() <= 56);
+    }
 }

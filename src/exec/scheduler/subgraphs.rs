@@ -24,7 +24,8 @@ pub(super) struct SubgraphState {
     ended: bool,
     /// Its handler is judging the run that just ended.
     judging: bool,
-    pub(super) failure: Option<TaskError>,
+    /// Boxed: every task has a state here (most are no subgraph), and most never fail.
+    pub(super) failure: Option<Box<TaskError>>,
     attempt_id: u64,
     /// Runs of the whole subgraph so far beyond the first: the current run's `current_retries`.
     retries: u32,
@@ -70,7 +71,7 @@ impl Scheduler {
         if state.ended || state.judging || state.active > 0 {
             return;
         }
-        if let Some(error) = state.failure.clone() {
+        if let Some(error) = state.failure.as_deref().cloned() {
             self.subgraph_ran(task, Err(error));
         }
     }

@@ -190,7 +190,7 @@ fn register_process_constructors(engine: &mut Engine, run: &RunRef) {
     )
     .func("shell")
     .register_into_engine(engine, move |ctx: NativeCallContext, name: &str, command: &str| {
-        let action = TaskAction::Shell { command: command.into(), options: ProcessOptions::default() };
+        let action = TaskAction::Shell { command: command.into(), options: Box::default() };
         build(&upgrade(&r)?, name, action, ctx.call_position())
     });
     let r = run.clone();
@@ -200,7 +200,7 @@ fn register_process_constructors(engine: &mut Engine, run: &RunRef) {
     )
     .func("shell")
     .register_into_engine(engine, move |ctx: NativeCallContext, name: &str, command: &str, opts: Map| {
-        let action = TaskAction::Shell { command: command.into(), options: process_options(&opts, "shell")? };
+        let action = TaskAction::Shell { command: command.into(), options: Box::new(process_options(&opts, "shell")?) };
         build(&upgrade(&r)?, name, action, ctx.call_position())
     });
     let r = run.clone();
@@ -210,14 +210,14 @@ fn register_process_constructors(engine: &mut Engine, run: &RunRef) {
     )
     .func("exec")
     .register_into_engine(engine, move |ctx: NativeCallContext, name: &str, argv: Array| {
-        let action = TaskAction::Exec { argv: argv_of(&argv)?, options: ProcessOptions::default() };
+        let action = TaskAction::Exec { argv: argv_of(&argv)?, options: Box::default() };
         build(&upgrade(&r)?, name, action, ctx.call_position())
     });
     let r = run.clone();
     doc("exec(name, argv, opts)", "As `exec(name, argv)`, with the options of `shell`.")
         .func("exec")
         .register_into_engine(engine, move |ctx: NativeCallContext, name: &str, argv: Array, opts: Map| {
-            let action = TaskAction::Exec { argv: argv_of(&argv)?, options: process_options(&opts, "exec")? };
+            let action = TaskAction::Exec { argv: argv_of(&argv)?, options: Box::new(process_options(&opts, "exec")?) };
             build(&upgrade(&r)?, name, action, ctx.call_position())
         });
 }
@@ -260,7 +260,7 @@ fn get(run: &RunRef, cell: &Arc<TaskCell>, position: Position) -> Result<Dynamic
     }
     // The error keeps its message and kind for `catch`; it also names its task, so that an
     // uncaught one says which task failed and where it was defined.
-    let cause = status.error.unwrap_or_else(TaskError::cancelled);
+    let cause = status.error.map_or_else(TaskError::cancelled, |e| *e);
     let mut error = cause.clone();
     error.position = position;
     error.failed_tasks = Arc::new(vec![FailedTask::of(cell, cause)]);
@@ -390,14 +390,14 @@ fn register_handlers<T: AsTask>(engine: &mut Engine) {
             let described = doc($call, $what);
             described.get($name).register_into_engine(engine, |t: &mut T| {
                 match t.cell().with_settings(|s| s.$field.clone()) {
-                    Some(f) => Dynamic::from(f),
+                    Some(f) => Dynamic::from(*f),
                     None => Dynamic::UNIT,
                 }
             });
             described.set($name).register_into_engine(engine, |t: &mut T, f: Dynamic| -> Result<()> {
                 refuse_on_subgraph(t.cell(), $name, &f)?;
                 let closure = optional_closure(f, $name)?;
-                t.cell().configure(|s| s.$field = closure);
+                t.cell().configure(|s| s.$field = closure.map(Box::new));
                 Ok(())
             });
         };
@@ -426,7 +426,7 @@ fn register_handlers<T: AsTask>(engine: &mut Engine) {
 fn register_data_flow<T: AsTask>(engine: &mut Engine) {
     let provides = doc("t.provides", "Read and write: the key its result is known by to the tasks that require it.");
     provides.get("provides").register_into_engine(engine, |t: &mut T| {
-        match t.cell().with_settings(|s| s.provides.clone()) {
+        match t.cell().with_settings(|s| s.provides().cloned()) {
             Some(p) => Dynamic::from(p),
             None => Dynamic::UNIT,
         }
@@ -434,7 +434,7 @@ fn register_data_flow<T: AsTask>(engine: &mut Engine) {
     provides.set("provides").register_into_engine(engine, |t: &mut T, key: Dynamic| -> Result<()> {
         refuse_on_subgraph(t.cell(), "provides", &key)?;
         let key = if key.is_unit() { None } else { Some(crate::value::display_value(&key)) };
-        t.cell().configure(|s| s.provides = key);
+        t.cell().configure(|s| s.data_flow_mut().provides = key);
         Ok(())
     });
     let requires = doc(
@@ -442,20 +442,22 @@ fn register_data_flow<T: AsTask>(engine: &mut Engine) {
         "Read and write: the keys (a string or an array) whose values its closure receives in its map.",
     );
     requires.get("requires").register_into_engine(engine, |t: &mut T| {
-        let keys: Array = t.cell().with_settings(|s| s.requires.iter().map(|k| Dynamic::from(k.clone())).collect());
+        let keys: Array = t.cell().with_settings(|s| s.requires().iter().map(|k| Dynamic::from(k.clone())).collect());
         keys
     });
     requires.set("requires").register_into_engine(engine, |t: &mut T, keys: Dynamic| -> Result<()> {
         let keys = strings(&keys, "requires")?;
-        t.cell().configure(|s| s.requires = keys);
+        t.cell().configure(|s| s.data_flow_mut().requires = keys);
         Ok(())
     });
     let inject = doc(
         "t.inject",
         "Read and write: a map where its required keys are looked up first (before providers and parameters).",
     );
-    inject.get("inject").register_into_engine(engine, |t: &mut T| t.cell().with_settings(|s| s.inject.clone()));
     inject
-        .set("inject")
-        .register_into_engine(engine, |t: &mut T, values: Map| t.cell().configure(|s| s.inject = values));
+        .get("inject")
+        .register_into_engine(engine, |t: &mut T| t.cell().with_settings(|s| s.inject().cloned().unwrap_or_default()));
+    inject.set("inject").register_into_engine(engine, |t: &mut T, values: Map| {
+        t.cell().configure(|s| s.data_flow_mut().inject = values)
+    });
 }
