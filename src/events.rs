@@ -171,9 +171,11 @@ pub enum Payload {
     },
     /// `execute()` starts a graph: its `graph_id`, `nodes` and `edges` (`graph::planned`),
     /// so that it can be drawn, also later; held as the JSON of those fields, written as it is
-    /// (a graph of 100,000 tasks is one string, not a tree of values).
+    /// (a graph of 100,000 tasks is one string, not a tree of values). An `Arc<String>`, not
+    /// an `Arc<str>`: made from the `String` it was written in without a copy (a million
+    /// tasks' graph is ~100 MB).
     GraphPlanned {
-        fields: Arc<str>,
+        fields: Arc<String>,
     },
 }
 
