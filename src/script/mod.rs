@@ -4,6 +4,7 @@
 pub mod api;
 mod builtins;
 pub mod compile;
+mod concat;
 pub mod diagnostics;
 pub mod limits;
 pub mod modules;
@@ -47,6 +48,7 @@ pub fn plain_engine(limits: &Limits) -> Engine {
     // Assigning to a field of a constant map panics inside Rhai when optimising (rhai 1.27).
     engine.set_optimization_level(OptimizationLevel::None);
     limits::install(&mut engine, limits);
+    concat::register(&mut engine);
     engine
 }
 
