@@ -164,6 +164,22 @@ fn sequence_add_and_forkjoin_take_arrays() {
     assert!(ev.overlapped("member0", "member2"), "{}", ev.summary());
 }
 
+// `s.add` borrows its items in place since it was made cheaper per task; a task added twice,
+// an empty fork-join and a refused item must still chain exactly as before.
+#[test]
+fn a_sequence_chains_repeated_tasks_empty_forkjoins_and_stops_at_a_wrong_item() {
+    let out = Run::new("graph_sequence_items.rhai").output();
+    out.assert_code(0);
+    assert_eq!(out.events.start_order(), ["a", "b", "c", "d"]);
+    for pair in ["a", "b", "c", "d"].windows(2) {
+        out.events.assert_before(pair[0], pair[1]);
+    }
+    let result = out.result();
+    assert_eq!(result["tasks"], 4, "{result}");
+    let refused = result["refused"].as_str().unwrap();
+    assert!(refused.contains("expected a task, a subgraph or a forkjoin"), "{refused}");
+}
+
 #[test]
 fn subgraphs_do_not_hold_a_slot_of_max_concurrency() {
     // With one slot, a subgraph that took it would wait forever for its own tasks.

@@ -116,7 +116,14 @@ impl TaskGraph {
 
     /// `a` waits for `b`. A task waiting for itself is ignored.
     pub fn add_dependency(&mut self, a: &TaskCell, b: &TaskCell) -> Result<(), GraphError> {
-        let (ia, ib) = (self.require(a)?, self.require(b)?);
+        let ia = self.require(a)?;
+        self.add_dependency_of(ia, b)
+    }
+
+    /// The task at `ia` waits for `b`: for a caller that just added it and holds its index
+    /// (a sequence), which spares looking it up again.
+    pub fn add_dependency_of(&mut self, ia: NodeIndex, b: &TaskCell) -> Result<(), GraphError> {
+        let ib = self.require(b)?;
         if ia != ib && self.edges.insert((ib, ia)) {
             self.dag.add_edge(ib, ia, ());
         }

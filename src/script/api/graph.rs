@@ -94,14 +94,6 @@ fn task_of(value: &Dynamic) -> Result<Arc<TaskCell>> {
     Err(type_error(value, "a task or a subgraph"))
 }
 
-/// The tasks of one sequence item: a task, a subgraph or a fork-join.
-fn item_tasks(value: &Dynamic) -> Result<Vec<Arc<TaskCell>>> {
-    if let Some(f) = value.read_lock::<ForkJoinHandle>() {
-        return Ok(f.0.clone());
-    }
-    task_of(value).map(|t| vec![t]).map_err(|_| type_error(value, "a task, a subgraph or a forkjoin"))
-}
-
 fn graph_error(e: crate::graph::GraphError) -> Box<EvalAltResult> {
     error(e.to_string())
 }
@@ -114,34 +106,59 @@ fn handle_of(shared: &Arc<GraphShared>, cell: Arc<TaskCell>) -> Dynamic {
     }
 }
 
-fn add_items(seq: &SequenceHandle, items: Vec<Dynamic>) -> Result<()> {
-    let mut flat = Vec::with_capacity(items.len());
-    for item in items {
-        match item.read_lock::<Array>() {
-            Some(array) => flat.extend(array.iter().cloned()),
-            None => flat.push(item.clone()),
-        }
-    }
+/// Adds `items` to the sequence in order (an array's members one by one), each waiting for
+/// the item before. It runs once per task a script adds, so it borrows each item in place
+/// and reuses the sequence's list of last tasks instead of cloning and collecting.
+fn add_items(seq: &SequenceHandle, items: &[Dynamic]) -> Result<()> {
     let mut graph = seq.graph.graph.lock();
     let mut last = seq.last.lock();
-    for item in flat {
-        let tasks = item_tasks(&item)?;
-        for t in &tasks {
-            graph.add(t, seq.parent.as_ref()).map_err(graph_error)?;
-        }
-        for t in &tasks {
-            for before in last.iter() {
-                graph.add_dependency(t, before).map_err(graph_error)?;
+    for item in items {
+        match item.read_lock::<Array>() {
+            Some(array) => {
+                for member in array.iter() {
+                    add_item(&mut graph, seq.parent.as_ref(), &mut last, member)?;
+                }
             }
-        }
-        if !tasks.is_empty() {
-            *last = tasks;
+            None => add_item(&mut graph, seq.parent.as_ref(), &mut last, item)?,
         }
     }
     Ok(())
 }
 
-fn forkjoin(items: Vec<Dynamic>) -> Result<ForkJoinHandle> {
+/// One sequence item (a task, a subgraph or a fork-join): placed, waiting for `last`, and
+/// then the new `last` (an empty fork-join leaves it as it was).
+fn add_item(
+    graph: &mut TaskGraph,
+    parent: Option<&Arc<TaskCell>>,
+    last: &mut Vec<Arc<TaskCell>>,
+    item: &Dynamic,
+) -> Result<()> {
+    if let Some(f) = item.read_lock::<ForkJoinHandle>() {
+        for t in &f.0 {
+            graph.add(t, parent).map_err(graph_error)?;
+        }
+        for t in &f.0 {
+            for before in last.iter() {
+                graph.add_dependency(t, before).map_err(graph_error)?;
+            }
+        }
+        if !f.0.is_empty() {
+            last.clear();
+            last.extend(f.0.iter().cloned());
+        }
+        return Ok(());
+    }
+    let t = task_of(item).map_err(|_| type_error(item, "a task, a subgraph or a forkjoin"))?;
+    let index = graph.add(&t, parent).map_err(graph_error)?;
+    for before in last.iter() {
+        graph.add_dependency_of(index, before).map_err(graph_error)?;
+    }
+    last.clear();
+    last.push(t);
+    Ok(())
+}
+
+fn forkjoin(items: &[Dynamic]) -> Result<ForkJoinHandle> {
     let mut members = Vec::new();
     for item in items {
         match item.read_lock::<Array>() {
@@ -150,7 +167,7 @@ fn forkjoin(items: Vec<Dynamic>) -> Result<ForkJoinHandle> {
                     members.push(task_of(member)?);
                 }
             }
-            None => members.push(task_of(&item)?),
+            None => members.push(task_of(item)?),
         }
     }
     Ok(ForkJoinHandle(members))
@@ -434,13 +451,13 @@ fn register_variadic(engine: &mut Engine) {
     );
     macro_rules! variadic {
         ($name:literal, $f:expr, $this:ty, $($arg:ident),+) => {
-            add_doc.func($name).register_into_engine(engine, move |this: &mut $this, $($arg: Dynamic),+| $f(this, vec![$($arg),+]));
+            add_doc.func($name).register_into_engine(engine, move |this: &mut $this, $($arg: Dynamic),+| $f(this, &[$($arg),+]));
         };
         (free $name:literal, $f:expr, $($arg:ident),+) => {
-            forkjoin_doc.func($name).register_into_engine(engine, move |$($arg: Dynamic),+| $f(vec![$($arg),+]));
+            forkjoin_doc.func($name).register_into_engine(engine, move |$($arg: Dynamic),+| $f(&[$($arg),+]));
         };
     }
-    let add = |s: &mut SequenceHandle, items: Vec<Dynamic>| add_items(s, items);
+    let add = |s: &mut SequenceHandle, items: &[Dynamic]| add_items(s, items);
     variadic!("add", add, SequenceHandle, a);
     variadic!("add", add, SequenceHandle, a, b);
     variadic!("add", add, SequenceHandle, a, b, c);
