@@ -19,15 +19,25 @@ pub fn register(engine: &mut Engine) {
         "text + value",
         "Rhai's: the string and the integer, float or bool (either order) joined, as `to_string` prints the value; native, for speed.",
     );
-    plus.func("+").register_into_engine(engine, |text: &str, n: INT| append(text, n));
-    plus.func("+").register_into_engine(engine, |n: INT, text: &str| prepend(n, text));
+    plus.func("+").register_into_engine(engine, |text: &str, n: INT| joined(text, itoa::Buffer::new().format(n)));
+    plus.func("+").register_into_engine(engine, |n: INT, text: &str| joined(itoa::Buffer::new().format(n), text));
     plus.func("+").register_into_engine(engine, |text: &str, x: FLOAT| append(text, FloatWrapper::new(x)));
     plus.func("+").register_into_engine(engine, |x: FLOAT, text: &str| prepend(FloatWrapper::new(x), text));
-    plus.func("+").register_into_engine(engine, |text: &str, b: bool| append(text, b));
-    plus.func("+").register_into_engine(engine, |b: bool, text: &str| prepend(b, text));
+    plus.func("+").register_into_engine(engine, |text: &str, b: bool| joined(text, if b { "true" } else { "false" }));
+    plus.func("+").register_into_engine(engine, |b: bool, text: &str| joined(if b { "true" } else { "false" }, text));
     doc("n.to_string()", "Rhai's: the integer as text (what `${n}` writes); native, for speed.")
         .func("to_string")
-        .register_into_engine(engine, |n: INT| append("", n));
+        .register_into_engine(engine, |n: INT| joined("", itoa::Buffer::new().format(n)));
+}
+
+/// `head` then `tail`, in one allocation while the result fits inline. Integers are written
+/// by itoa, not `fmt` (~280 of the ~470 instructions of `"t" + i`).
+fn joined(head: &str, tail: &str) -> ImmutableString {
+    let mut joined = ImmutableString::new();
+    let buf = joined.make_mut();
+    buf.push_str(head);
+    buf.push_str(tail);
+    joined
 }
 
 /// `text` then `tail`, in one allocation while the result fits inline.

@@ -29,7 +29,7 @@ impl ReadySet {
     /// `vertex` is done: the vertices waiting for it have one less thing to wait for.
     pub(super) fn release(&mut self, plan: &Plan, vertex: VertexIx) {
         self.complete[vertex] = true;
-        for &d in &plan.vertices[vertex].dependents {
+        for &d in plan.dependents(vertex) {
             self.deps[d] -= 1;
             if self.deps[d] == 0 {
                 self.ready.push_back(d);
@@ -44,9 +44,9 @@ impl ReadySet {
             self.complete[v] = false;
         }
         let mut waits: IndexVec<VertexIx, u32> = IndexVec::filled(0, plan.vertices.len());
-        for (from, vertex) in plan.vertices.iter_enumerated() {
+        for from in plan.vertices.indices() {
             if !self.complete[from] {
-                for &to in &vertex.dependents {
+                for &to in plan.dependents(from) {
                     waits[to] += 1;
                 }
             }
