@@ -9,12 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v valgrind >/dev/null || { apt-get update -qq && apt-get install -y -qq valgrind; }
 cargo build --release --quiet
-dagx=$(cargo bench --bench rust_dag --no-run --message-format=json 2>/dev/null |
-    python3 -c 'import json, sys
-for line in sys.stdin:
-    m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "rust_dag" and m.get("executable"):
-        print(m["executable"])')
+dagx=$(benches/bench-binary rust_dag)
 echo "rhaiflow $(target/release/rhaiflow --version | cut -d' ' -f2) at $(git rev-parse --short HEAD), dagx $(grep -A1 '^name = "dagx"' Cargo.lock | sed -n 's/version = "\(.*\)"/\1/p'), $(nproc) cores"
 python3 benches/compare/rust_dag.py --rhaiflow target/release/rhaiflow --dagx "$dagx" \
     --sizes "${SIZES:-10000,100000}" --instructions "${INSTRUCTIONS:-20000}"

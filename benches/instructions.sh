@@ -45,12 +45,7 @@ for w in noop_chain closures; do
     printf '%-22s %14s %16s\n' "durable $w" "$total" "$(( (total - startup) / n ))"
 done
 [ "${FLOOR:-1}" = 0 ] && exit 0
-floor=$(cargo bench --bench floor --no-run --message-format=json 2>/dev/null |
-    python3 -c 'import json, sys
-for line in sys.stdin:
-    m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "floor" and m.get("executable"):
-        print(m["executable"])')
+floor=$(benches/bench-binary floor)
 # floor_count WORKLOAD N: the floor program's instructions for one evaluation
 floor_count() {
     local out
