@@ -392,13 +392,22 @@ impl Event {
 
 impl ExecutionLabel {
     /// Appends `,"execution_id":…,"workflow":…`: the fields every event of the execution
-    /// shares, which `Event::write_json_unlabelled` leaves out.
+    /// shares, which `Event::write_json_bare` leaves out.
     pub fn write_json_fields(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(b",\"execution_id\":");
         push_json_string(out, &self.execution_id);
         out.extend_from_slice(b",\"workflow\":");
         push_json_string(out, &self.workflow);
     }
+}
+
+/// Appends `,"seq":…,"ts":"…"`, the fields after an event's type.
+pub fn write_seq_and_ts(out: &mut Vec<u8>, seq: u64, ts: SystemTime) {
+    out.extend_from_slice(b",\"seq\":");
+    push_integer(out, seq as i64);
+    out.extend_from_slice(b",\"ts\":\"");
+    crate::timestamp::push_rfc3339_micros(out, ts);
+    out.push(b'"');
 }
 
 /// Appends `s` as a JSON string, as serde_json writes it. Most strings (task names) need no
@@ -426,26 +435,29 @@ impl Event {
         self.write_tail(out);
     }
 
-    /// Appends the event's JSON without its label's fields and returns the offset, from where
-    /// it started writing, at which they belong: the label's fields written there make
-    /// `write_json`'s text. The store keeps the label once per execution, not in every event.
-    pub fn write_json_unlabelled(&self, out: &mut Vec<u8>) -> usize {
+    /// Appends the event's JSON without its `seq`, `ts` and label, and returns the offset,
+    /// from where it started writing, at which they belong (`write_seq_and_ts`, then the
+    /// label's fields). The store keeps the sequence number and the time in binary beside it:
+    /// their text was a third of a task event's bytes and most of the cost of writing it.
+    pub fn write_json_bare(&self, out: &mut Vec<u8>) -> usize {
         let start = out.len();
-        self.write_head(out);
-        let label_at = out.len() - start;
+        self.write_type(out);
+        let head_at = out.len() - start;
         self.write_tail(out);
-        label_at
+        head_at
+    }
+
+    /// `{"type":"…"`: what comes before the sequence number.
+    fn write_type(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"type\":\"");
+        out.extend_from_slice(self.payload.type_name().as_bytes());
+        out.push(b'"');
     }
 
     /// `{"type":…,"seq":…,"ts":…`: what comes before the label.
     fn write_head(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(b"{\"type\":\"");
-        out.extend_from_slice(self.payload.type_name().as_bytes());
-        out.extend_from_slice(b"\",\"seq\":");
-        push_integer(out, self.seq as i64);
-        out.extend_from_slice(b",\"ts\":\"");
-        crate::timestamp::push_rfc3339_micros(out, self.ts);
-        out.push(b'"');
+        self.write_type(out);
+        write_seq_and_ts(out, self.seq, self.ts);
     }
 
     /// The task's fields and the payload's, and the closing brace.
@@ -688,7 +700,7 @@ mod tests {
     fn task_events_are_written_in_the_contract_s_words() {
         let line = |payload| {
             let mut out = Vec::new();
-            Event { seq: 3, ts: SystemTime::UNIX_EPOCH, payload }.write_json_unlabelled(&mut out);
+            Event { seq: 3, ts: SystemTime::UNIX_EPOCH, payload }.write_json_bare(&mut out);
             let text = String::from_utf8(out).unwrap();
             text[text.find(",\"task\"").unwrap()..].replace(r#","task":"t\n1","task_id":7,"kind":"shell","current_retries":1,"total_retries":-1,"node_instance":"db_1""#, "")
         };
@@ -704,7 +716,7 @@ mod tests {
     }
 
     #[test]
-    fn the_label_spliced_into_unlabelled_json_gives_the_full_line() {
+    fn seq_ts_and_label_spliced_into_bare_json_give_the_full_line() {
         let payloads = [
             Payload::WorkflowStarted { resumed: false, parameters: serde_json::json!({}), by: None },
             Payload::TaskSucceeded { task: task(), result: Some(serde_json::json!([1, 2])), how: Success::Again },
@@ -713,12 +725,14 @@ mod tests {
             let event = Event { seq: 12, ts: SystemTime::now(), payload };
             let mut full = Vec::new();
             event.write_json(&label(), &mut full);
-            let mut unlabelled = b"prefix".to_vec();
-            let at = event.write_json_unlabelled(&mut unlabelled) + b"prefix".len();
+            let mut bare = b"prefix".to_vec();
+            let at = event.write_json_bare(&mut bare) + b"prefix".len();
+            serde_json::from_slice::<Value>(&bare[b"prefix".len()..]).unwrap();
             let mut fields = Vec::new();
+            write_seq_and_ts(&mut fields, event.seq, event.ts);
             label().write_json_fields(&mut fields);
-            unlabelled.splice(at..at, fields);
-            assert_eq!(&unlabelled[b"prefix".len()..], &full[..]);
+            bare.splice(at..at, fields);
+            assert_eq!(&bare[b"prefix".len()..], &full[..]);
         }
     }
 }

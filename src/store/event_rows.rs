@@ -8,17 +8,31 @@
 //! back where they were, so a reader gets exactly the line `--events-json` wrote.
 //!
 //! A row is a sequence of records, one per event:
-//! `seq` (LEB128) · task serial + 1 (LEB128; 0 when the event is not about a task) · where the
-//! label goes in the JSON (one byte) · JSON length (u32, little-endian) · the JSON.
+//! `seq` (LEB128) · task serial + 1 (LEB128; 0 when the event is not about a task) · the head
+//! byte · the time in µs since the epoch (LEB128) · JSON length (u32, little-endian) · the JSON
+//! without `seq` and `ts`. The head byte's low 7 bits say where `seq`, `ts` and then the label
+//! go in the JSON; its top bit is set. Rows written before schema 6 have no time field and
+//! the top bit clear: their JSON holds `seq` and `ts`, and only the label goes at the offset.
+//! Kept in binary, the sequence number and the time cost a durable task ~900 instructions
+//! less than as text (the bytes, and formatting the time).
 
 use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::events::TaskKind;
-use crate::events::{Event, ExecutionLabel, Failure, Payload, Success};
+use crate::events::{write_seq_and_ts, Event, ExecutionLabel, Failure, Payload, Success};
 
 /// A row is closed once it holds this many bytes: rows stay small enough for a reader
 /// following a live execution to read the last one again and again.
 pub const ROW_BYTES: usize = 256 * 1024;
+
+/// A row's buffer starts at this size (most commits of most executions hold a few events) and
+/// then takes a whole row's room at once: doubling up to `ROW_BYTES` copied every byte of a
+/// full row once more (~1 instruction a byte: 200 a task of a durable chain).
+const FIRST_BYTES: usize = 4096;
+
+/// Room a full row keeps for its last event, which may take it past `ROW_BYTES`.
+const LAST_EVENT_BYTES: usize = 16 * 1024;
 
 /// The events of one execution on their way into one row.
 pub struct RowBuilder {
@@ -32,7 +46,14 @@ pub struct RowBuilder {
 
 impl RowBuilder {
     pub fn new(execution_id: Arc<str>) -> Self {
-        RowBuilder { execution_id, first_seq: 0, last_seq: 0, tasks_done: 0, body: Vec::new() }
+        RowBuilder { execution_id, first_seq: 0, last_seq: 0, tasks_done: 0, body: Vec::with_capacity(FIRST_BYTES) }
+    }
+
+    /// Grows the buffer to a whole row once its first room is nearly used.
+    fn make_room(&mut self) {
+        if self.body.capacity() < ROW_BYTES && self.body.capacity() - self.body.len() < FIRST_BYTES / 4 {
+            self.body.reserve_exact(ROW_BYTES + LAST_EVENT_BYTES - self.body.len());
+        }
     }
 
     pub fn is_full(&self) -> bool {
@@ -44,6 +65,7 @@ impl RowBuilder {
         if self.body.is_empty() {
             self.first_seq = event.seq;
         }
+        self.make_room();
         self.last_seq = event.seq;
         // Output lines change no task's state: stored without the task, the fold of task states
         // (`executions show`, resume) does not read them.
@@ -56,15 +78,27 @@ impl RowBuilder {
         });
         push_varint(&mut self.body, event.seq);
         push_varint(&mut self.body, task.map_or(0, |t| t.serial + 1));
-        // The label offset and the length are known once the JSON is written.
-        let header = self.body.len();
-        self.body.extend_from_slice(&[0; 5]);
-        let label_at = event.write_json_unlabelled(&mut self.body);
-        let length = self.body.len() - header - 5;
-        // The head before the label (`{"type":…,"seq":…,"ts":…`) is under 100 bytes.
-        self.body[header] = u8::try_from(label_at).expect("an event's head is short");
-        self.body[header + 1..header + 5].copy_from_slice(&(length as u32).to_le_bytes());
+        // The head byte and the length are known once the JSON is written.
+        let head = self.body.len();
+        self.body.push(0);
+        push_varint(&mut self.body, micros_since_epoch(event.ts));
+        let length_at = self.body.len();
+        self.body.extend_from_slice(&[0; 4]);
+        let fields_at = event.write_json_bare(&mut self.body);
+        let length = self.body.len() - length_at - 4;
+        // `{"type":"…"` is under 40 bytes.
+        self.body[head] =
+            COMPACT | u8::try_from(fields_at).ok().filter(|at| at & COMPACT == 0).expect("a type is short");
+        self.body[length_at..length_at + 4].copy_from_slice(&(length as u32).to_le_bytes());
     }
+}
+
+/// The head byte's flag of a record whose `seq` and `ts` are kept in binary.
+const COMPACT: u8 = 0x80;
+
+/// Times before the epoch are written as the epoch, in binary as in text.
+fn micros_since_epoch(at: SystemTime) -> u64 {
+    at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64)
 }
 
 /// One event read back from a row.
@@ -72,19 +106,26 @@ pub struct StoredEvent<'a> {
     pub seq: u64,
     /// The task's creation index, for task events.
     pub serial: Option<u64>,
-    label_at: usize,
-    /// The event's JSON without the label: valid JSON of its own.
+    /// Where `seq` and `ts` (when kept in binary) and then the label go in `unlabelled`.
+    fields_at: usize,
+    /// The event's time in µs since the epoch, when kept in binary.
+    micros: Option<u64>,
+    /// The event's JSON without the label (and, in rows since schema 6, without `seq` and
+    /// `ts`): valid JSON of its own.
     pub unlabelled: &'a str,
 }
 
 impl StoredEvent<'_> {
     /// The event's full JSON line, with `label_fields` (`ExecutionLabel::write_json_fields`).
     pub fn json(&self, label_fields: &str) -> String {
-        let mut line = String::with_capacity(self.unlabelled.len() + label_fields.len());
-        line.push_str(&self.unlabelled[..self.label_at]);
-        line.push_str(label_fields);
-        line.push_str(&self.unlabelled[self.label_at..]);
-        line
+        let mut line = Vec::with_capacity(self.unlabelled.len() + label_fields.len() + 64);
+        line.extend_from_slice(&self.unlabelled.as_bytes()[..self.fields_at]);
+        if let Some(micros) = self.micros {
+            write_seq_and_ts(&mut line, self.seq, UNIX_EPOCH + Duration::from_micros(micros));
+        }
+        line.extend_from_slice(label_fields.as_bytes());
+        line.extend_from_slice(&self.unlabelled.as_bytes()[self.fields_at..]);
+        String::from_utf8(line).expect("JSON text and UTF-8 pieces split at char boundaries")
     }
 }
 
@@ -135,15 +176,18 @@ pub fn label_fields(id: &str, workflow: &str) -> String {
 fn read_event<'a>(body: &mut &'a [u8]) -> Result<StoredEvent<'a>, MalformedRow> {
     let seq = read_varint(body)?;
     let serial = read_varint(body)?.checked_sub(1);
-    let (&[label_at, l0, l1, l2, l3], rest) = body.split_first_chunk::<5>().ok_or(MalformedRow)?;
-    let (json, rest) = rest.split_at_checked(u32::from_le_bytes([l0, l1, l2, l3]) as usize).ok_or(MalformedRow)?;
+    let (&head, rest) = body.split_first().ok_or(MalformedRow)?;
+    *body = rest;
+    let micros = if head & COMPACT != 0 { Some(read_varint(body)?) } else { None };
+    let (&length, rest) = body.split_first_chunk::<4>().ok_or(MalformedRow)?;
+    let (json, rest) = rest.split_at_checked(u32::from_le_bytes(length) as usize).ok_or(MalformedRow)?;
     let unlabelled = std::str::from_utf8(json).map_err(|_| MalformedRow)?;
-    let label_at = usize::from(label_at);
-    if !unlabelled.is_char_boundary(label_at) {
+    let fields_at = usize::from(head & !COMPACT);
+    if !unlabelled.is_char_boundary(fields_at) {
         return Err(MalformedRow);
     }
     *body = rest;
-    Ok(StoredEvent { seq, serial, label_at, unlabelled })
+    Ok(StoredEvent { seq, serial, fields_at, micros, unlabelled })
 }
 
 fn push_varint(out: &mut Vec<u8>, mut n: u64) {
@@ -164,6 +208,28 @@ fn read_varint(body: &mut &[u8]) -> Result<u64, MalformedRow> {
         }
     }
     Err(MalformedRow)
+}
+
+/// A row as rhaiflow wrote it before schema 6 (`seq` and `ts` as text in each JSON), for
+/// the tests that older stores still read.
+#[cfg(test)]
+pub fn row_before_schema_6(events: &[Event]) -> Vec<u8> {
+    let label = ExecutionLabel { execution_id: "e".into(), workflow: "w".into() };
+    let fields = label_fields(&label.execution_id, &label.workflow);
+    let mut body = Vec::new();
+    for event in events {
+        let mut line = Vec::new();
+        event.write_json(&label, &mut line);
+        let line = String::from_utf8(line).expect("JSON is UTF-8");
+        let label_at = line.find(&fields).expect("the label is in the line");
+        let json = line.replacen(&fields, "", 1);
+        push_varint(&mut body, event.seq);
+        push_varint(&mut body, event.payload.task().map_or(0, |t| t.serial + 1));
+        body.push(u8::try_from(label_at).expect("a short head"));
+        body.extend_from_slice(&(json.len() as u32).to_le_bytes());
+        body.extend_from_slice(json.as_bytes());
+    }
+    body
 }
 
 #[cfg(test)]
@@ -225,6 +291,54 @@ mod tests {
             assert_eq!(stored.seq, event.seq);
             assert_eq!(stored.serial, event.payload.task().map(|t| t.serial));
             serde_json::from_str::<serde_json::Value>(stored.unlabelled).unwrap();
+        }
+    }
+
+    // Stores of schema 5 keep `seq` and `ts` as text in each event's JSON, and only the label
+    // is spliced in: their rows must still read as the same lines.
+    #[test]
+    fn a_row_written_before_schema_6_reads_as_before() {
+        let label = ExecutionLabel { execution_id: "e-1".into(), workflow: "w".into() };
+        let fields = label_fields(&label.execution_id, &label.workflow);
+        let events = [
+            Event { seq: 7, ts: SystemTime::now(), payload: Payload::TaskStarted { task: task(4, TaskKind::Noop) } },
+            Event { seq: 300, ts: SystemTime::UNIX_EPOCH, payload: Payload::WorkflowCancelled { by: None } },
+        ];
+        let lines: Vec<String> = events
+            .iter()
+            .map(|event| {
+                let mut line = Vec::new();
+                event.write_json(&label, &mut line);
+                String::from_utf8(line).unwrap()
+            })
+            .collect();
+        let body = row_before_schema_6(&events);
+        let read: Vec<_> = read_row(&body).collect::<Result<_, _>>().unwrap();
+        assert_eq!(read.iter().map(|e| e.json(&fields)).collect::<Vec<_>>(), lines);
+        assert_eq!(read.iter().map(|e| (e.seq, e.serial)).collect::<Vec<_>>(), [(7, Some(4)), (300, None)]);
+    }
+
+    // The time is kept in µs, as the text has it; a time before the epoch reads as the epoch,
+    // as the text writes it.
+    #[test]
+    fn the_time_kept_in_binary_reads_as_its_text() {
+        let label = ExecutionLabel { execution_id: "e".into(), workflow: "w".into() };
+        let mut fields = Vec::new();
+        label.write_json_fields(&mut fields);
+        let fields = String::from_utf8(fields).unwrap();
+        let moments = [
+            SystemTime::UNIX_EPOCH - std::time::Duration::from_secs(3),
+            SystemTime::UNIX_EPOCH + std::time::Duration::from_nanos(1_764_650_000_123_456_789),
+            SystemTime::now(),
+        ];
+        for ts in moments {
+            let event = Event { seq: u64::from(u32::MAX) + 9, ts, payload: Payload::WorkflowCancelled { by: None } };
+            let mut row = RowBuilder::new("e".into());
+            row.push(&event);
+            let mut line = Vec::new();
+            event.write_json(&label, &mut line);
+            let stored = read_row(&row.body).next().unwrap().unwrap();
+            assert_eq!(stored.json(&fields), String::from_utf8(line).unwrap());
         }
     }
 

@@ -123,7 +123,9 @@ fn listing_sql(unfinished_only: bool) -> String {
 /// 4: events many to a row, without the execution's id and workflow in each.
 /// 5: who asked for a cancel (`cancel_by`), an Idempotency-Key once; a file of format 4 is
 /// brought to it.
-const SCHEMA_VERSION: i64 = 5;
+/// 6: events keep their `seq` and time in binary beside their JSON (`event_rows`); the rows of
+/// a file of format 4 or 5 read as before, so it is only marked.
+const SCHEMA_VERSION: i64 = 6;
 
 pub struct SqliteStore {
     path: PathBuf,
@@ -211,6 +213,8 @@ fn initialise(path: &Path) -> Result<Connection> {
                              ON executions (json_extract(options, '$.idempotency.key'))
                              WHERE json_extract(options, '$.idempotency.key') IS NOT NULL;",
                     )?;
+                }
+                if version == 4 || version == 5 {
                     conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
                     return Ok(None);
                 }
@@ -689,6 +693,45 @@ mod tests {
     use crate::events::Payload;
     use crate::store::event_rows::RowBuilder;
 
+    // Rows of format 5 hold each event's `seq` and `ts` as text; opened by this rhaiflow, the
+    // file is marked 6 and those rows still read as the lines they were written as.
+    #[test]
+    fn a_store_of_format_5_reads_its_events_as_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.db");
+        drop(SqliteStore::open(&path).unwrap());
+        let events = [
+            Event { seq: 1, ts: SystemTime::now(), payload: Payload::WorkflowCancelled { by: Some("user x".into()) } },
+            Event { seq: 2, ts: SystemTime::UNIX_EPOCH, payload: Payload::WorkflowCancelled { by: None } },
+        ];
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute(
+                "INSERT INTO executions (number, id, workflow, script, parameters, options, status, started_at, pid)
+                 VALUES (1, 'e-1', 'w', 'w.rhai', '{}', '{}', 'cancelled', '2026-12-01T00:00:00Z', 1)",
+                [],
+            )
+            .unwrap();
+            let body = crate::store::event_rows::row_before_schema_6(&events);
+            conn.execute("INSERT INTO event_rows VALUES (?1, 1, ?2)", params![position(1, 2), body]).unwrap();
+            conn.pragma_update(None, "user_version", 5).unwrap();
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        let label = crate::events::ExecutionLabel { execution_id: "e-1".into(), workflow: "w".into() };
+        let lines: Vec<(u64, String)> = events
+            .iter()
+            .map(|event| {
+                let mut line = Vec::new();
+                event.write_json(&label, &mut line);
+                (event.seq, String::from_utf8(line).unwrap())
+            })
+            .collect();
+        assert_eq!(store.events_after("e-1", 0).unwrap(), lines);
+        let version: i64 =
+            Connection::open(&path).unwrap().pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+    }
+
     // A store file of format 4 (before `cancel_by` and the one-execution-a-key index) is
     // brought to format 5 when opened, its executions kept, rather than refused as another
     // version's.
@@ -722,7 +765,7 @@ mod tests {
         assert_eq!(store.cancel_request("e-1").unwrap(), (2, Some("user x".to_string())));
         let conn = Connection::open(&path).unwrap();
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
-        assert_eq!(version, 5);
+        assert_eq!(version, SCHEMA_VERSION);
         let keyed = |id: &str| {
             conn.execute(
                 "INSERT INTO executions (id, workflow, script, parameters, options, status, started_at, pid)

@@ -140,6 +140,12 @@ CREATE TABLE rhaiflow_tokens (
     secret_hash text NOT NULL
 );
 ",
+    "
+-- Events keep their seq and time in binary beside their JSON (`event_rows`); rows written
+-- before read as before, so nothing is rewritten: the version only keeps older rhaiflows,
+-- which cannot read the new rows, away.
+COMMENT ON TABLE rhaiflow_event_rows IS 'rhaiflow events, many to a row (schema 3: seq and time in binary)';
+",
 ];
 
 /// The schema version this rhaiflow reads and writes.
