@@ -390,6 +390,53 @@ impl Event {
     }
 }
 
+impl TaskInfo {
+    /// `,"task":…,"task_id":…,"kind":…,"current_retries":…,"total_retries":…` and the node
+    /// instance where there is one: the fields of every task event, after the label.
+    pub fn write_json_fields(&self, out: &mut Vec<u8>) {
+        TaskFields {
+            name: &self.name,
+            task_id: self.task_id,
+            kind: self.kind.as_str(),
+            current_retries: self.current_retries,
+            total_retries: self.total_retries,
+            node_instance: self.node_instance.as_deref(),
+        }
+        .write_json(out);
+    }
+}
+
+/// A task event's task fields as text, as the store reads them back (a kind it does not know
+/// is kept, for the reader to report).
+pub struct TaskFields<'a> {
+    pub name: &'a str,
+    pub task_id: u64,
+    pub kind: &'a str,
+    pub current_retries: u32,
+    pub total_retries: i64,
+    pub node_instance: Option<&'a str>,
+}
+
+impl TaskFields<'_> {
+    /// See `TaskInfo::write_json_fields`.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b",\"task\":");
+        push_json_string(out, self.name);
+        out.extend_from_slice(b",\"task_id\":");
+        push_integer(out, self.task_id as i64);
+        out.extend_from_slice(b",\"kind\":");
+        push_json_string(out, self.kind);
+        out.extend_from_slice(b",\"current_retries\":");
+        push_integer(out, i64::from(self.current_retries));
+        out.extend_from_slice(b",\"total_retries\":");
+        push_integer(out, self.total_retries);
+        if let Some(instance) = self.node_instance {
+            out.extend_from_slice(b",\"node_instance\":");
+            push_json_string(out, instance);
+        }
+    }
+}
+
 impl ExecutionLabel {
     /// Appends `,"execution_id":…,"workflow":…`: the fields every event of the execution
     /// shares, which `Event::write_json_bare` leaves out.
@@ -435,15 +482,16 @@ impl Event {
         self.write_tail(out);
     }
 
-    /// Appends the event's JSON without its `seq`, `ts` and label, and returns the offset,
-    /// from where it started writing, at which they belong (`write_seq_and_ts`, then the
-    /// label's fields). The store keeps the sequence number and the time in binary beside it:
-    /// their text was a third of a task event's bytes and most of the cost of writing it.
+    /// Appends the event's JSON without its `seq`, `ts`, label and task fields, and returns
+    /// the offset, from where it started writing, at which they belong (`write_seq_and_ts`,
+    /// the label's fields, `TaskInfo::write_json_fields`). The store keeps the sequence number,
+    /// the time and the task in binary beside it: as text they were two thirds of a task
+    /// event's bytes and most of the cost of writing it.
     pub fn write_json_bare(&self, out: &mut Vec<u8>) -> usize {
         let start = out.len();
         self.write_type(out);
         let head_at = out.len() - start;
-        self.write_tail(out);
+        self.write_payload_fields(out);
         head_at
     }
 
@@ -462,23 +510,15 @@ impl Event {
 
     /// The task's fields and the payload's, and the closing brace.
     fn write_tail(&self, out: &mut Vec<u8>) {
-        let string = push_json_string;
         if let Some(t) = self.payload.task() {
-            out.extend_from_slice(b",\"task\":");
-            string(out, &t.name);
-            out.extend_from_slice(b",\"task_id\":");
-            push_integer(out, t.task_id as i64);
-            out.extend_from_slice(b",\"kind\":\"");
-            out.extend_from_slice(t.kind.as_str().as_bytes());
-            out.extend_from_slice(b"\",\"current_retries\":");
-            push_integer(out, t.current_retries as i64);
-            out.extend_from_slice(b",\"total_retries\":");
-            push_integer(out, t.total_retries);
-            if let Some(instance) = &t.node_instance {
-                out.extend_from_slice(b",\"node_instance\":");
-                string(out, instance);
-            }
+            t.write_json_fields(out);
         }
+        self.write_payload_fields(out);
+    }
+
+    /// The payload's own fields and the closing brace.
+    fn write_payload_fields(&self, out: &mut Vec<u8>) {
+        let string = push_json_string;
         let field = |out: &mut Vec<u8>, name: &str| {
             out.extend_from_slice(b",\"");
             out.extend_from_slice(name.as_bytes());
@@ -700,7 +740,7 @@ mod tests {
     fn task_events_are_written_in_the_contract_s_words() {
         let line = |payload| {
             let mut out = Vec::new();
-            Event { seq: 3, ts: SystemTime::UNIX_EPOCH, payload }.write_json_bare(&mut out);
+            Event { seq: 3, ts: SystemTime::UNIX_EPOCH, payload }.write_json(&label(), &mut out);
             let text = String::from_utf8(out).unwrap();
             text[text.find(",\"task\"").unwrap()..].replace(r#","task":"t\n1","task_id":7,"kind":"shell","current_retries":1,"total_retries":-1,"node_instance":"db_1""#, "")
         };
@@ -716,7 +756,7 @@ mod tests {
     }
 
     #[test]
-    fn seq_ts_and_label_spliced_into_bare_json_give_the_full_line() {
+    fn seq_ts_label_and_task_spliced_into_bare_json_give_the_full_line() {
         let payloads = [
             Payload::WorkflowStarted { resumed: false, parameters: serde_json::json!({}), by: None },
             Payload::TaskSucceeded { task: task(), result: Some(serde_json::json!([1, 2])), how: Success::Again },
@@ -731,6 +771,9 @@ mod tests {
             let mut fields = Vec::new();
             write_seq_and_ts(&mut fields, event.seq, event.ts);
             label().write_json_fields(&mut fields);
+            if let Some(task) = event.payload.task() {
+                task.write_json_fields(&mut fields);
+            }
             bare.splice(at..at, fields);
             assert_eq!(&bare[b"prefix".len()..], &full[..]);
         }

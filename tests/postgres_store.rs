@@ -664,8 +664,8 @@ fn processes_starting_at_once_on_a_new_database_migrate_it_once() {
         let out = child.wait_with_output().unwrap();
         assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     }
-    // Two migrations: the store, then role tokens.
-    assert_eq!(db.psql("SELECT count(*), max(version) FROM rhaiflow_schema"), "2|2");
+    // Three migrations: the store, role tokens, then events' seq and time in binary.
+    assert_eq!(db.psql("SELECT count(*), max(version) FROM rhaiflow_schema"), "3|3");
     assert_eq!(db.psql("SELECT count(*) FROM rhaiflow_executions WHERE status = 'succeeded'"), "8");
 }
 

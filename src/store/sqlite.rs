@@ -620,7 +620,7 @@ impl Store for SqliteStore {
         let (number, _) = self.number_and_label(&conn, id)?;
         let mut tasks = TaskFold::default();
         self.read_events(&conn, number, 0, |event| match event.serial {
-            Some(serial) => tasks.apply(serial, event.unlabelled),
+            Some(serial) => tasks.apply(serial, &event.json("")),
             None => Ok(()),
         })?;
         Ok(tasks.finish())
@@ -632,7 +632,7 @@ impl Store for SqliteStore {
         let mut events = Vec::new();
         self.read_events(&conn, number, after, |event| {
             // Checked here, as `tasks` reads them: a reader must not pass damage on as an event.
-            serde_json::from_str::<serde::de::IgnoredAny>(event.unlabelled)
+            serde_json::from_str::<serde::de::IgnoredAny>(event.bare)
                 .map_err(|e| format!("does not read as JSON ({e})"))?;
             events.push((event.seq, event.json(&label)));
             Ok(())

@@ -460,7 +460,7 @@ impl Store for PgStore {
     fn tasks(&self, id: &str) -> Result<Vec<StoredTask>> {
         let mut tasks = TaskFold::default();
         self.read_events(id, 0, |_, event| match event.serial {
-            Some(serial) => tasks.apply(serial, event.unlabelled),
+            Some(serial) => tasks.apply(serial, &event.json("")),
             None => Ok(()),
         })?;
         Ok(tasks.finish())
@@ -469,7 +469,7 @@ impl Store for PgStore {
     fn events_after(&self, id: &str, after: u64) -> Result<Vec<(u64, String)>> {
         let mut events = Vec::new();
         self.read_events(id, after, |label, event| {
-            serde_json::from_str::<serde::de::IgnoredAny>(event.unlabelled)
+            serde_json::from_str::<serde::de::IgnoredAny>(event.bare)
                 .map_err(|e| format!("does not read as JSON ({e})"))?;
             events.push((event.seq, event.json(label)));
             Ok(())
