@@ -25,9 +25,11 @@ pub fn register(engine: &mut Engine) {
     plus.func("+").register_into_engine(engine, |x: FLOAT, text: &str| prepend(FloatWrapper::new(x), text));
     plus.func("+").register_into_engine(engine, |text: &str, b: bool| joined(text, if b { "true" } else { "false" }));
     plus.func("+").register_into_engine(engine, |b: bool, text: &str| joined(if b { "true" } else { "false" }, text));
+    // By reference: `${n}` hands Rhai's `to_string` the value as a reference, and a function
+    // taking it by value made Rhai copy the value first (~150 instructions each `${n}`).
     doc("n.to_string()", "Rhai's: the integer as text (what `${n}` writes); native, for speed.")
         .func("to_string")
-        .register_into_engine(engine, |n: INT| joined("", itoa::Buffer::new().format(n)));
+        .register_into_engine(engine, |n: &mut INT| joined("", itoa::Buffer::new().format(*n)));
 }
 
 /// `head` then `tail`, in one allocation while the result fits inline. Integers are written
@@ -135,6 +137,45 @@ mod tests {
             |v: &str| format!(r#"`t${{{v}}}`"#),
         ] {
             assert_eq!(texts(&full, script_of), texts(&rhai, script_of));
+        }
+    }
+    /// A registered type with no `to_string` of its own, as a task handle is to Rhai.
+    #[derive(Clone)]
+    struct Handle;
+
+    /// Every kind of value a script interpolates: the numbers above, strings, arrays, maps,
+    /// a constant, and a registered type.
+    const MORE_VALUES: &[&str] =
+        &["\"text\"", "\"\"", "[1, \"a\", 2.5, ()]", "[]", "#{a: 1, b: [true]}", "#{}", "X", "h", "[h]"];
+
+    fn with_handle(mut engine: Engine) -> Engine {
+        engine.register_type_with_name::<Handle>("Task").register_fn("handle", || Handle);
+        engine
+    }
+
+    // `${n}` calls the integer's native `to_string`, now taking it by reference: a constant,
+    // an integer inside an array or a map, and every other value must still print exactly
+    // as a plain Rhai engine prints them, in every form a script writes them.
+    #[test]
+    fn every_value_prints_as_rhai_prints_it_in_every_form() {
+        let rhai = with_handle(Engine::new());
+        let mut ours = with_handle(crate::script::plain_engine(&crate::script::Limits::default()));
+        ours.set_max_operations(0);
+        let forms: [fn(&str) -> String; 6] = [
+            |v| format!("`${{{v}}}`"),
+            |v| format!("`t${{{v}}}_${{{v}}}`"),
+            |v| format!("({v}).to_string()"),
+            |v| format!("to_string({v})"),
+            |v| format!(r#""t" + {v}"#),
+            |v| format!(r#"{v} + "t""#),
+        ];
+        for value in VALUES.iter().chain(MORE_VALUES) {
+            for form in forms {
+                let script = format!("const X = -9223372036854775807 - 1; let h = handle(); {}", form(value));
+                let text =
+                    |engine: &Engine| engine.eval::<Dynamic>(&script).map(|d| d.to_string()).map_err(|e| e.to_string());
+                assert_eq!(text(&ours), text(&rhai), "{script}");
+            }
         }
     }
 }
