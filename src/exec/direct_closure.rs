@@ -37,7 +37,8 @@ pub enum DirectEnd {
     /// A cancel came first: the task is finished, as cancelled.
     Cancelled,
     /// The closure threw: `continue_task` judges it, and retries it, as any other attempt.
-    Failed(FirstAttempt),
+    /// Boxed: the rare case, and every end is moved twice on its way to the scheduler.
+    Failed(Box<FirstAttempt>),
     /// The attempt's own code panicked (a bug in rhaiflow; Rhai's panics are caught inside
     /// the call): the task fails, and the run knows of the bug.
     Panicked,
@@ -126,7 +127,7 @@ impl DirectClosure {
         let info = task_info(cell, attempt_id, 0, self.total_retries);
         env.bus.emit(Payload::TaskStarted { task: info.clone() });
         let (closure, args) = closure_call(cell).expect("a direct task runs a closure");
-        match env.scripts.call(&closure, args, None) {
+        match env.scripts.call(closure, args, None) {
             Ok(value) => {
                 let seq = env.bus.emit(Payload::TaskSucceeded {
                     task: info,
@@ -135,7 +136,7 @@ impl DirectClosure {
                 });
                 DirectEnd::Succeeded { value, seq }
             }
-            Err(error) => DirectEnd::Failed(FirstAttempt { info, result: Err(error) }),
+            Err(error) => DirectEnd::Failed(Box::new(FirstAttempt { info, result: Err(error) })),
         }
     }
 }

@@ -34,8 +34,6 @@ use subgraphs::{SubgraphRetry, SubgraphState};
 enum Report {
     /// The task ended (`run_task`).
     Ended(TaskOutcome),
-    /// The first attempt of a closure task on the direct path ended.
-    Direct(DirectEnd),
     /// A subgraph's run was judged by its handler.
     Judged(Judgement),
     /// A subgraph's retry wait is over (or a cancel ended it).
@@ -258,24 +256,6 @@ impl Scheduler {
                 self.settle(task, TaskOutcome::Failed(error))
             }
             Report::Ended(outcome) => self.settle(task, outcome),
-            Report::Direct(DirectEnd::Succeeded { value, seq }) => match self.commits.outcome(seq) {
-                Some(Ok(())) => self.end_task(task, Ending::Succeeded { result: value, told: None }),
-                Some(Err(e)) => self.end_unrecorded(task, &e),
-                None => self.commits.wait(seq, task, value),
-            },
-            Report::Direct(DirectEnd::Cancelled) => self.settle(task, TaskOutcome::Cancelled),
-            Report::Direct(DirectEnd::Panicked) => {
-                let error = TaskError::internal("a closure task's attempt panicked");
-                self.report(task, Report::Ended(TaskOutcome::Failed(error)))
-            }
-            Report::Direct(DirectEnd::Failed(first)) => {
-                let (cell, env, done) = (self.plan.tasks[task].cell.clone(), self.env.clone(), self.done_tx.clone());
-                self.env.runtime.spawn(async move {
-                    let reporter = ReportsOnPanic { task, done: &done };
-                    let outcome = continue_task(cell, env, first).await;
-                    reporter.report(Report::Ended(outcome));
-                });
-            }
             Report::Judged(judgement) => {
                 self.running -= 1;
                 self.subgraph_judged(task, judgement);
@@ -292,9 +272,33 @@ impl Scheduler {
         let mut ends = std::mem::take(&mut self.direct_ends);
         self.direct.take(&mut ends);
         for (task, end) in ends.drain(..) {
-            self.report(task, Report::Direct(end));
+            self.direct_ended(task, end);
         }
         self.direct_ends = ends;
+    }
+
+    /// A closure task's first attempt on the direct path ended.
+    fn direct_ended(&mut self, task: TaskIx, end: DirectEnd) {
+        match end {
+            DirectEnd::Succeeded { value, seq } => match self.commits.outcome(seq) {
+                Some(Ok(())) => self.end_task(task, Ending::Succeeded { result: value, told: None }),
+                Some(Err(e)) => self.end_unrecorded(task, &e),
+                None => self.commits.wait(seq, task, value),
+            },
+            DirectEnd::Cancelled => self.settle(task, TaskOutcome::Cancelled),
+            DirectEnd::Panicked => {
+                let error = TaskError::internal("a closure task's attempt panicked");
+                self.report(task, Report::Ended(TaskOutcome::Failed(error)))
+            }
+            DirectEnd::Failed(first) => {
+                let (cell, env, done) = (self.plan.tasks[task].cell.clone(), self.env.clone(), self.done_tx.clone());
+                self.env.runtime.spawn(async move {
+                    let reporter = ReportsOnPanic { task, done: &done };
+                    let outcome = continue_task(cell, env, *first).await;
+                    reporter.report(Report::Ended(outcome));
+                });
+            }
+        }
     }
 
     /// Finishes the closure tasks whose success the store has now committed, and fails those
