@@ -224,7 +224,7 @@ async fn perform(cell: &Arc<TaskCell>, settings: &TaskSettings, env: &Arc<ExecEn
         }
         TaskAction::Script { .. } => {
             let (closure, args) = closure_call(cell).expect("the task runs a closure");
-            call_blocking(env, closure, args, settings.timeout, Holds::Slot).await
+            call_blocking(env, closure.clone(), args, settings.timeout, Holds::Slot).await
         }
         TaskAction::SetState { deployment, instance, state } => {
             // A stored deployment writes the state through, with an fsync: off tokio's
@@ -244,11 +244,12 @@ async fn perform(cell: &Arc<TaskCell>, settings: &TaskSettings, env: &Arc<ExecEn
 }
 
 /// A closure task's closure and the arguments it is called with: its inputs (`requires`,
-/// `inject`), when it takes a parameter.
-pub fn closure_call(cell: &TaskCell) -> Option<(FnPtr, Vec<Dynamic>)> {
+/// `inject`), when it takes a parameter. Borrowed: a call on the cell's own thread needs no
+/// copy of the closure (with its captured values).
+pub fn closure_call(cell: &TaskCell) -> Option<(&FnPtr, Vec<Dynamic>)> {
     let TaskAction::Script { closure, arity } = &cell.action else { return None };
     let args = if *arity >= 1 { vec![Dynamic::from_map(cell.inputs())] } else { Vec::new() };
-    Some((closure.clone(), args))
+    Some((closure, args))
 }
 
 /// A command as messages name it: its first line, cut short.

@@ -6,14 +6,21 @@
 //! the scheduler queues the attempt on the script pool itself and the script thread reports
 //! the outcome back. A failure must be judged and perhaps retried after a wait: it goes on
 //! through `run_task`, with this attempt as its first.
+//!
+//! Such attempts cost little besides Rhai's call of the closure, so what carries them must
+//! cost little too: a `DirectJob` sits in the pool's queue as it is (no boxed closure of its
+//! own), and its end goes back through the plan's `DirectRun`, where the scheduler takes all
+//! the ends that arrived at once instead of waking for each.
 
 use std::sync::Arc;
 
+use parking_lot::Mutex;
 use rhai::Dynamic;
 
 use super::attempt::{closure_call, task_info, FirstAttempt};
 use super::ExecEnv;
 use crate::events::{Payload, Success};
+use crate::graph::TaskIx;
 use crate::task::{TaskAction, TaskCell};
 use crate::value::result_json;
 
@@ -30,7 +37,66 @@ pub enum DirectEnd {
     /// A cancel came first: the task is finished, as cancelled.
     Cancelled,
     /// The closure threw: `continue_task` judges it, and retries it, as any other attempt.
-    Failed(FirstAttempt),
+    /// Boxed: the rare case, and every end is moved twice on its way to the scheduler.
+    Failed(Box<FirstAttempt>),
+    /// The attempt's own code panicked (a bug in rhaiflow; Rhai's panics are caught inside
+    /// the call): the task fails, and the run knows of the bug.
+    Panicked,
+}
+
+/// One plan's direct attempts: what they run with, and their ends on the way back.
+pub struct DirectRun {
+    env: Arc<ExecEnv>,
+    ends: Mutex<Vec<(TaskIx, DirectEnd)>>,
+    /// Told when `ends` stops being empty; a told with nothing left to take is harmless.
+    arrived: tokio::sync::Notify,
+}
+
+impl DirectRun {
+    pub fn new(env: Arc<ExecEnv>) -> Arc<Self> {
+        Arc::new(DirectRun { env, ends: Mutex::new(Vec::new()), arrived: tokio::sync::Notify::new() })
+    }
+
+    /// Waits until an end has arrived since the last `take`.
+    pub async fn arrived(&self) {
+        self.arrived.notified().await;
+    }
+
+    /// Every end that arrived, in the order they did.
+    pub fn take(&self, into: &mut Vec<(TaskIx, DirectEnd)>) {
+        std::mem::swap(&mut *self.ends.lock(), into);
+    }
+
+    fn arrive(&self, task: TaskIx, end: DirectEnd) {
+        let first = {
+            let mut ends = self.ends.lock();
+            ends.push((task, end));
+            ends.len() == 1
+        };
+        // The scheduler empties the list whole: it needs waking only when it was empty.
+        if first {
+            self.arrived.notify_one();
+        }
+    }
+}
+
+/// A closure task's first attempt as it waits in the script pool's queue.
+pub struct DirectJob {
+    pub task: TaskIx,
+    pub cell: Arc<TaskCell>,
+    pub direct: DirectClosure,
+    pub run: Arc<DirectRun>,
+}
+
+impl DirectJob {
+    /// Runs the attempt on this (script) thread and hands its end to the scheduler, which
+    /// hears of it even when the attempt panics: it would otherwise wait for it for ever.
+    pub fn run(self) {
+        let DirectJob { task, cell, direct, run } = self;
+        let end = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| direct.run(&cell, &run.env)))
+            .unwrap_or(DirectEnd::Panicked);
+        run.arrive(task, end);
+    }
 }
 
 impl DirectClosure {
@@ -61,7 +127,7 @@ impl DirectClosure {
         let info = task_info(cell, attempt_id, 0, self.total_retries);
         env.bus.emit(Payload::TaskStarted { task: info.clone() });
         let (closure, args) = closure_call(cell).expect("a direct task runs a closure");
-        match env.scripts.call(&closure, args, None) {
+        match env.scripts.call(closure, args, None) {
             Ok(value) => {
                 let seq = env.bus.emit(Payload::TaskSucceeded {
                     task: info,
@@ -70,7 +136,7 @@ impl DirectClosure {
                 });
                 DirectEnd::Succeeded { value, seq }
             }
-            Err(error) => DirectEnd::Failed(FirstAttempt { info, result: Err(error) }),
+            Err(error) => DirectEnd::Failed(Box::new(FirstAttempt { info, result: Err(error) })),
         }
     }
 }

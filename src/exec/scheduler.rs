@@ -18,7 +18,7 @@ mod revert;
 mod subgraphs;
 
 use super::attempt::{current_task_info, task_info, Judgement};
-use super::direct_closure::{DirectClosure, DirectEnd};
+use super::direct_closure::{DirectClosure, DirectEnd, DirectJob, DirectRun};
 use super::ending::{end, Ending};
 use super::{continue_task, run_task, ExecEnv, TaskOutcome};
 use crate::events::Payload;
@@ -34,8 +34,6 @@ use subgraphs::{SubgraphRetry, SubgraphState};
 enum Report {
     /// The task ended (`run_task`).
     Ended(TaskOutcome),
-    /// The first attempt of a closure task on the direct path ended.
-    Direct(DirectEnd),
     /// A subgraph's run was judged by its handler.
     Judged(Judgement),
     /// A subgraph's retry wait is over (or a cancel ended it).
@@ -88,6 +86,12 @@ struct Scheduler {
     stopping: bool,
     done_tx: mpsc::UnboundedSender<(TaskIx, Report)>,
     commits: Commits,
+    /// Where closure tasks on the direct path report their ends.
+    direct: Arc<DirectRun>,
+    /// Direct attempts about to be queued: all that become ready together go in one lock.
+    direct_due: Vec<DirectJob>,
+    /// The direct ends taken from `direct` at once (kept for its room).
+    direct_ends: Vec<(TaskIx, DirectEnd)>,
 }
 
 /// Executes the plan; `Err` names the failed tasks, or says the execution was cancelled.
@@ -108,10 +112,16 @@ pub async fn execute_plan(plan: Plan, env: Arc<ExecEnv>, fail_fast: bool) -> Res
         stopping: false,
         done_tx,
         commits: Commits::new(env.committed.clone()),
+        direct: DirectRun::new(env.clone()),
+        direct_due: Vec::new(),
+        direct_ends: Vec::new(),
     };
     loop {
         while let Some(v) = s.ready.pop() {
             s.activate(v);
+        }
+        if !s.direct_due.is_empty() {
+            env.scripts_pool.submit_direct(s.direct_due.drain(..));
         }
         if let Some(retry) = s.retries_due.pop() {
             s.retry_subgraph(retry).await;
@@ -122,6 +132,7 @@ pub async fn execute_plan(plan: Plan, env: Arc<ExecEnv>, fail_fast: bool) -> Res
         }
         tokio::select! {
             Some((task, report)) = done_rx.recv() => s.report(task, report),
+            _ = s.direct.arrived() => s.take_direct_ends(),
             _ = env.cancel.requested(), if !s.stopping => s.stopping = true,
             _ = s.commits.changed(), if s.commits.pending() => s.finish_committed(),
         }
@@ -218,15 +229,10 @@ impl Scheduler {
         }
         // Not run in place: its attempt, wherever it runs, takes the same `task_id`.
         cell.reserve_attempt(attempt_id);
-        let env = self.env.clone();
-        let done = self.done_tx.clone();
-        if let Some(direct) = DirectClosure::for_task(&cell, &env) {
-            self.env.scripts_pool.submit(Box::new(move || {
-                let end = direct.run(&cell, &env);
-                let _ = done.send((task, Report::Direct(end)));
-            }));
-            return;
+        if let Some(direct) = DirectClosure::for_task(&cell, &self.env) {
+            return self.direct_due.push(DirectJob { task, cell, direct, run: self.direct.clone() });
         }
+        let (env, done) = (self.env.clone(), self.done_tx.clone());
         self.env.runtime.spawn(async move {
             let reporter = ReportsOnPanic { task, done: &done };
             let outcome = run_task(cell, env).await;
@@ -250,20 +256,6 @@ impl Scheduler {
                 self.settle(task, TaskOutcome::Failed(error))
             }
             Report::Ended(outcome) => self.settle(task, outcome),
-            Report::Direct(DirectEnd::Succeeded { value, seq }) => match self.commits.outcome(seq) {
-                Some(Ok(())) => self.end_task(task, Ending::Succeeded { result: value, told: None }),
-                Some(Err(e)) => self.end_unrecorded(task, &e),
-                None => self.commits.wait(seq, task, value),
-            },
-            Report::Direct(DirectEnd::Cancelled) => self.settle(task, TaskOutcome::Cancelled),
-            Report::Direct(DirectEnd::Failed(first)) => {
-                let (cell, env, done) = (self.plan.tasks[task].cell.clone(), self.env.clone(), self.done_tx.clone());
-                self.env.runtime.spawn(async move {
-                    let reporter = ReportsOnPanic { task, done: &done };
-                    let outcome = continue_task(cell, env, first).await;
-                    reporter.report(Report::Ended(outcome));
-                });
-            }
             Report::Judged(judgement) => {
                 self.running -= 1;
                 self.subgraph_judged(task, judgement);
@@ -271,6 +263,40 @@ impl Scheduler {
             Report::RetryDue => {
                 self.running -= 1;
                 self.restart_subgraph(task);
+            }
+        }
+    }
+
+    /// Settles the ends of direct attempts that arrived, all at once.
+    fn take_direct_ends(&mut self) {
+        let mut ends = std::mem::take(&mut self.direct_ends);
+        self.direct.take(&mut ends);
+        for (task, end) in ends.drain(..) {
+            self.direct_ended(task, end);
+        }
+        self.direct_ends = ends;
+    }
+
+    /// A closure task's first attempt on the direct path ended.
+    fn direct_ended(&mut self, task: TaskIx, end: DirectEnd) {
+        match end {
+            DirectEnd::Succeeded { value, seq } => match self.commits.outcome(seq) {
+                Some(Ok(())) => self.end_task(task, Ending::Succeeded { result: value, told: None }),
+                Some(Err(e)) => self.end_unrecorded(task, &e),
+                None => self.commits.wait(seq, task, value),
+            },
+            DirectEnd::Cancelled => self.settle(task, TaskOutcome::Cancelled),
+            DirectEnd::Panicked => {
+                let error = TaskError::internal("a closure task's attempt panicked");
+                self.report(task, Report::Ended(TaskOutcome::Failed(error)))
+            }
+            DirectEnd::Failed(first) => {
+                let (cell, env, done) = (self.plan.tasks[task].cell.clone(), self.env.clone(), self.done_tx.clone());
+                self.env.runtime.spawn(async move {
+                    let reporter = ReportsOnPanic { task, done: &done };
+                    let outcome = continue_task(cell, env, *first).await;
+                    reporter.report(Report::Ended(outcome));
+                });
             }
         }
     }
@@ -355,14 +381,18 @@ mod tests {
     use parking_lot::Mutex;
     use rhai::{Dynamic, FnPtr};
 
-    /// Closures named `fail` fail for good; any other succeeds.
+    /// Closures named `fail` fail for good, `panic` panics (a bug in the host), `vN` returns N;
+    /// any other succeeds.
     struct FakeScripts;
 
     impl ScriptCalls for FakeScripts {
         fn call(&self, closure: &FnPtr, _: Vec<Dynamic>, _: Option<f64>) -> Result<Dynamic, TaskError> {
             match closure.fn_name() {
                 "fail" => Err(TaskError::new(ErrorKind::NonRecoverable, "boom")),
-                _ => Ok(Dynamic::UNIT),
+                "panic" => panic!("a bug in the host"),
+                name => {
+                    Ok(name.strip_prefix('v').and_then(|n| n.parse::<i64>().ok()).map_or(Dynamic::UNIT, Dynamic::from))
+                }
             }
         }
         fn task_handle(&self, _: &Arc<TaskCell>) -> Dynamic {
@@ -412,6 +442,49 @@ mod tests {
         fn task_handle(&self, _: &Arc<TaskCell>) -> Dynamic {
             panic!("a bug in the host");
         }
+    }
+
+    // A closure task's first attempt that panicked on its script thread never reported: the
+    // scheduler waited for it for ever.
+    #[test]
+    fn a_direct_closure_attempt_that_panics_fails_its_task_instead_of_hanging_the_run() {
+        let mut g = TaskGraph::default();
+        let (bad, fine) = (closure("bad", "panic"), closure("fine", "ok"));
+        g.add(&bad, None).unwrap();
+        g.add(&fine, None).unwrap();
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let label = ExecutionLabel { execution_id: "e".into(), workflow: "w".into() };
+        let bus = Arc::new(EventBus::new(label, Vec::new()));
+        let env = Arc::new(ExecEnv::new(runtime.handle().clone(), bus, Arc::default(), Arc::new(FakeScripts), None));
+        let run = execute_plan(Plan::build(&g).unwrap(), env.clone(), false);
+        let result = runtime.block_on(async { tokio::time::timeout(std::time::Duration::from_secs(20), run).await });
+        let error = result.expect("the run ended").unwrap_err();
+        assert_eq!(error.failed_tasks[0].error.kind, ErrorKind::Internal, "{}", error.message);
+        assert!(env.bug().is_some(), "the run knows of the bug");
+        assert_eq!(fine.state(), TaskState::Succeeded);
+    }
+
+    // Closure tasks ready at once go to the script threads together and their ends come back
+    // together: each must still get its own events and its own result.
+    #[test]
+    fn closures_ready_together_each_get_their_own_events_and_result() {
+        let mut g = TaskGraph::default();
+        let cells: Vec<_> = (0..40).map(|i| closure(&format!("t{i}"), &format!("v{i}"))).collect();
+        let bad = closure("bad", "fail");
+        for cell in cells.iter().chain([&bad]) {
+            g.add(cell, None).unwrap();
+        }
+        let (result, events) = execute(&g, false);
+        assert_eq!(result.unwrap_err().message, "task `bad` failed: boom");
+        for (i, cell) in cells.iter().enumerate() {
+            assert_eq!(cell.state(), TaskState::Succeeded);
+            assert_eq!(cell.result().as_int(), Ok(i as i64), "{}", cell.name);
+            let mine: Vec<_> = events.iter().filter(|e| e.ends_with(&format!(" t{i}"))).collect();
+            assert_eq!(mine, [&format!("task_started t{i}"), &format!("task_succeeded t{i}")]);
+        }
+        let bad_events: Vec<_> = events.iter().filter(|e| e.ends_with(" bad")).collect();
+        assert_eq!(bad_events, ["task_started bad", "task_failed bad"]);
+        assert_eq!(bad.state(), TaskState::Failed);
     }
 
     // A panic in a task's runner failed the task, but a script that caught the error could

@@ -5,7 +5,9 @@
 //! for the next before going to sleep, so a burst of ready closures costs a queue operation
 //! each, not a thread wake-up. A closure may block (on `t.get()` of another task, or on a
 //! nested `execute()`); it says so with `ScriptPool::blocking`, and the pool starts a spare
-//! thread so that the queue never stalls behind blocked ones.
+//! thread so that the queue never stalls behind blocked ones. A closure task's first attempt
+//! waits in the queue as it is (`DirectJob`), without a boxed closure, and a burst of them
+//! is queued under one lock.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -14,7 +16,14 @@ use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex};
 
-type Job = Box<dyn FnOnce() + Send>;
+use super::direct_closure::DirectJob;
+
+/// What a script thread runs: any code, or (the common case, without an allocation of its
+/// own) a closure task's first attempt.
+enum Job {
+    Boxed(Box<dyn FnOnce() + Send>),
+    Direct(DirectJob),
+}
 
 /// A job of `run_within` that was still running when its caller stopped waiting.
 #[derive(Debug, PartialEq, Eq)]
@@ -96,7 +105,7 @@ impl ScriptPool {
     }
 
     /// Queues `job` on a script thread.
-    pub fn submit(&self, job: Job) {
+    fn submit(&self, job: Job) {
         let mut state = self.shared.inner.lock();
         state.queue.push_back(job);
         if state.idle > 0 {
@@ -104,12 +113,23 @@ impl ScriptPool {
         }
     }
 
+    /// Queues closure tasks' first attempts (all that became ready together), waking as many
+    /// idle threads as there are jobs.
+    pub fn submit_direct(&self, jobs: impl Iterator<Item = DirectJob>) {
+        let mut state = self.shared.inner.lock();
+        let before = state.queue.len();
+        state.queue.extend(jobs.map(Job::Direct));
+        for _ in 0..(state.queue.len() - before).min(state.idle) {
+            self.shared.work.notify_one();
+        }
+    }
+
     /// Runs `f` on a script thread and waits for its value without blocking tokio.
     pub async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        self.submit(Box::new(move || {
+        self.submit(Job::Boxed(Box::new(move || {
             let _ = tx.send(f());
-        }));
+        })));
         rx.await.ok()
     }
 
@@ -124,7 +144,7 @@ impl ScriptPool {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let job = Arc::new(AtomicU8::new(QUEUED));
         let (mine, shared) = (job.clone(), self.shared.clone());
-        self.submit(Box::new(move || {
+        self.submit(Job::Boxed(Box::new(move || {
             if mine.compare_exchange(QUEUED, RUNNING, Ordering::AcqRel, Ordering::Acquire).is_err() {
                 return; // abandoned before it started
             }
@@ -133,7 +153,7 @@ impl ScriptPool {
                 shared.inner.lock().blocked -= 1;
             }
             let _ = tx.send(value);
-        }));
+        })));
         match tokio::time::timeout(limit, rx).await {
             Ok(value) => Ok(value.ok()),
             Err(_) => {
@@ -233,9 +253,15 @@ impl Shared {
 
 /// Runs a job; one that panics must not take its thread with it (the pool would shrink, and
 /// whoever waits for the job hears it is gone: `run` gives `None`). Script evaluations catch
-/// their own panics; this is for the pool's own code and the jobs around them.
+/// their own panics; this is for the pool's own code and the jobs around them (a `DirectJob`
+/// catches its own, to report its task failed).
 fn run_job(job: Job) {
-    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+    match job {
+        Job::Boxed(job) => {
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+        }
+        Job::Direct(job) => job.run(),
+    }
 }
 
 #[cfg(test)]
