@@ -70,15 +70,31 @@ fn kill_and_resume_with(
     kills: usize,
     more: &[&str],
 ) -> Option<i32> {
-    for delay in delays(seed, kills) {
+    for (resumes, delay) in delays(seed, kills).into_iter().enumerate() {
         std::thread::sleep(delay);
         child.kill().unwrap();
         child.wait().unwrap();
         let mut args = vec!["executions", "resume", id, "--store", store, "-q"];
         args.extend_from_slice(more);
         child = spawn(&args);
+        wait_until_resumed(id, store, resumes + 1);
     }
     child.wait().unwrap().code()
+}
+
+/// Waits (bounded) until execution `id` was resumed `times`: a resume killed before it recorded
+/// its start (a slow start on a busy machine) would not count as one.
+fn wait_until_resumed(id: &str, store: &str, times: usize) {
+    let want = format!("resumed     {times} time");
+    let start = Instant::now();
+    loop {
+        let out = rhaiflow().args(["executions", "show", id, "--store", store]).output().unwrap();
+        if String::from_utf8_lossy(&out.stdout).contains(&want) {
+            return;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "the resume never recorded its start ({want})");
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 /// The stored events of `id`, checked to record `tasks` successes, each once, and to end
