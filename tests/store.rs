@@ -113,6 +113,25 @@ pub(crate) fn each_success_recorded_once(store: &Path, id: &str, tasks: usize) -
 
 // Killed with SIGKILL at several moments and resumed each time, the workflow ends with every
 // line written at least once, every task's success recorded exactly once, and success.
+// A run's process ended without checkpointing, so the WAL it left grew to ~4 MB, and the next
+// process to open the store read and checksummed all of it (half of `executions list`).
+#[test]
+fn a_run_leaves_no_large_wal_for_the_next_process_to_read() {
+    let outcome = Run::new(fixture("many_long_lines.rhai")).args(["-q"]).output();
+    outcome.assert_code(0);
+    let wal = outcome.store.as_ref().unwrap().join("rhaiflow.db-wal");
+    let left = std::fs::metadata(&wal).map_or(0, |m| m.len());
+    assert_eq!(left, 0, "the run left {left} bytes of WAL");
+    let logged: i64 = outcome
+        .store_file()
+        .query_row("SELECT COUNT(*) FROM executions WHERE status = 'succeeded'", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(logged, 1, "the execution is recorded as it ended");
+    let events = cli(&["executions", "events", &outcome.execution_id(), "--store", &outcome.store_arg()]);
+    let printed = events.stdout.lines().filter(|l| l.contains(" log ") && l.contains("xxxx")).count();
+    assert_eq!(printed, 1500, "every printed line is in the store");
+}
+
 #[test]
 fn killed_again_and_again_then_resumed_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();

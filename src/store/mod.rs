@@ -135,6 +135,10 @@ pub trait Store: Send + Sync {
     /// thread (the event bus announces events once they are committed). Never called when
     /// writes are durable at once.
     fn on_commit(&self, listener: CommitListener);
+    /// The process is about to end and writes nothing more to this store: leave it quick to
+    /// open for the next process. Everything was committed before (`flush`): this changes
+    /// nothing a crash would keep, and it never waits for another process.
+    fn leave(&self) {}
 
     /// The executions `query` picks, newest first.
     fn executions(&self, query: &ExecutionQuery) -> Result<Vec<ExecutionRecord>>;

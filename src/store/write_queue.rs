@@ -7,9 +7,17 @@
 //! commit), and sleeps when nothing is queued. The queue is bounded: when events come faster
 //! than the disk takes them, emitters wait instead of the queue growing without limit (a
 //! 1M-task run once held 1.3 GB of queued events).
+//!
+//! Every commit costs an fsync (`synchronous=FULL`), so the writer commits at once only what
+//! someone waits for (`Pending::awaited`): an execution's start and end, a flush, a success the
+//! run waits on (`Payload::is_success_to_record`), a full queue. Other events (a log line, a
+//! task's start or output) wait up to `LINGER` for such a write to share its commit: a small
+//! run makes 3 commits instead of 6. Nothing is weakened: what waits for a commit still gets
+//! it at once, and the console and `--events-json` still show only committed events.
 
 use std::sync::mpsc::SyncSender;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
@@ -19,6 +27,11 @@ use crate::events::Event;
 
 /// Bytes of encoded events queued at most (about 40,000 events).
 const QUEUE_BYTES: usize = 8 * 1024 * 1024;
+
+/// How long an event that nothing waits for may wait for company in a commit: longer than a
+/// small task takes (a shell task's `sh` starts in a few ms), short enough that a person
+/// never sees the console lag.
+pub const LINGER: Duration = Duration::from_millis(10);
 
 /// A write other than an event.
 pub enum WriteOp {
@@ -57,6 +70,10 @@ impl Batch {
 struct Pending {
     batch: Batch,
     closed: bool,
+    /// Something queued is waited for: the writer commits at once.
+    awaited: bool,
+    /// When the first write of `batch` was queued: it is committed `LINGER` after at the latest.
+    since: Option<Instant>,
 }
 
 impl Pending {
@@ -64,21 +81,56 @@ impl Pending {
     fn is_full(&self) -> bool {
         self.batch.bytes >= QUEUE_BYTES && !self.closed
     }
+
+    /// Notes that a write was queued; true when the writer must hear of it (it waits for the
+    /// queue to fill, or for something awaited): on the first write, and on an awaited one.
+    fn queued(&mut self, awaited: bool) -> bool {
+        let first = self.since.is_none();
+        self.since.get_or_insert_with(Instant::now);
+        let news = first || (awaited && !self.awaited) || self.is_full();
+        self.awaited |= awaited;
+        news
+    }
+
+    /// When the writer takes what is queued: now (`None`), or at the instant given.
+    fn due(&self, linger: Duration) -> Option<Instant> {
+        if self.awaited || self.closed || self.is_full() {
+            return None;
+        }
+        self.since.map(|since| since + linger)
+    }
 }
 
-#[derive(Default)]
 pub struct WriteQueue {
     pending: Mutex<Pending>,
     /// Signalled when something is queued (the writer waits on it).
     work: Condvar,
     /// Signalled when the writer took the queue (full emitters wait on it).
     room: Condvar,
+    /// `LINGER`, but for the tests.
+    linger: Duration,
+}
+
+impl Default for WriteQueue {
+    fn default() -> Self {
+        WriteQueue::lingering(LINGER)
+    }
 }
 
 impl WriteQueue {
+    fn lingering(linger: Duration) -> Self {
+        WriteQueue { pending: Mutex::default(), work: Condvar::new(), room: Condvar::new(), linger }
+    }
+
+    /// Every op is awaited (a start, an end, a flush) but a planned count, which only
+    /// `executions list` reads.
     pub fn push_op(&self, op: WriteOp) {
-        self.pending.lock().batch.ops.push(op);
-        self.work.notify_one();
+        let awaited = !matches!(op, WriteOp::Planned { .. });
+        let mut pending = self.pending.lock();
+        pending.batch.ops.push(op);
+        if pending.queued(awaited) {
+            self.work.notify_one();
+        }
     }
 
     pub fn push_event(&self, execution_id: &Arc<str>, event: &Event) {
@@ -102,9 +154,12 @@ impl WriteQueue {
         row.push(event);
         let added = row.body.len() - before;
         pending.batch.bytes += added;
+        let awaited = event.payload.is_success_to_record() || event.payload.ends_workflow();
+        let news = pending.queued(awaited);
         drop(pending);
-        // Cheap when the writer is busy: only a sleeping writer is woken.
-        self.work.notify_one();
+        if news {
+            self.work.notify_one();
+        }
     }
 
     /// Waits for something to write and takes all of it; `None` once closed and drained.
@@ -126,10 +181,16 @@ impl WriteQueue {
         while pending.batch.is_empty() && !pending.closed {
             self.work.wait(&mut pending);
         }
+        while let Some(due) = pending.due(self.linger) {
+            if self.work.wait_until(&mut pending, due).timed_out() {
+                break;
+            }
+        }
         if pending.batch.is_empty() {
             return None;
         }
         let batch = std::mem::take(&mut pending.batch);
+        (pending.awaited, pending.since) = (false, None);
         drop(pending);
         self.room.notify_all();
         Some(batch)
@@ -188,6 +249,52 @@ mod tests {
         queue.take();
         runtime.shutdown_background();
         assert!(ran.is_ok(), "a task behind the parked emitter never ran");
+    }
+
+    fn event(seq: u64, payload: crate::events::Payload) -> Event {
+        Event { seq, ts: std::time::SystemTime::now(), payload }
+    }
+
+    fn log(seq: u64) -> Event {
+        event(seq, crate::events::Payload::Log { level: crate::events::LogLevel::Info, message: "a line".into() })
+    }
+
+    // Every event was committed as soon as it was queued, one fsync each: a run that logs a
+    // line, starts a shell task and ends made 6 commits where 3 do.
+    #[test]
+    fn an_event_nothing_waits_for_waits_for_company_before_it_is_committed() {
+        let queue = WriteQueue::lingering(Duration::from_millis(50));
+        let queued = Instant::now();
+        queue.push_event(&Arc::from("e"), &log(1));
+        let batch = queue.take().expect("the log is committed in the end");
+        assert!(queued.elapsed() >= Duration::from_millis(50), "taken after {:?}", queued.elapsed());
+        assert_eq!(batch.rows.len(), 1);
+    }
+
+    // What a run waits for (a task's success, its end, a flush) must not wait for company: it
+    // is taken at once, with whatever waited before it, in the same commit.
+    #[test]
+    fn what_a_run_waits_for_is_committed_at_once_with_what_waited_before_it() {
+        let task = crate::events::TaskInfo::first_attempt("greet", crate::events::TaskKind::Shell);
+        let how = crate::events::Success::Done;
+        let success = event(2, crate::events::Payload::TaskSucceeded { task, result: None, how });
+        taken_at_once("a success the run waits for", |q, id| q.push_event(id, &success));
+        let ended = event(2, crate::events::Payload::WorkflowSucceeded { result: None });
+        taken_at_once("the workflow's end", |q, id| q.push_event(id, &ended));
+        let (ack, _answer) = std::sync::mpsc::sync_channel(1);
+        taken_at_once("a flush", |q, _| q.push_op(WriteOp::Sync(ack.clone())));
+    }
+
+    /// A log line queued, then `push`: both are taken at once (the linger is a minute), the
+    /// events in one row.
+    fn taken_at_once(what: &str, push: impl Fn(&WriteQueue, &Arc<str>)) {
+        let (queue, id) = (WriteQueue::lingering(Duration::from_secs(60)), Arc::from("e"));
+        queue.push_event(&id, &log(1));
+        push(&queue, &id);
+        let taken = Instant::now();
+        let batch = queue.take().expect("something is queued");
+        assert!(taken.elapsed() < Duration::from_secs(30), "{what} waited for company");
+        assert_eq!(batch.rows.len(), 1, "{what}");
     }
 
     // A writer that stopped left a flush waiting for an answer for ever.
