@@ -40,8 +40,10 @@ pub struct TaskGraph {
     pub id: u64,
     pub dag: StableDiGraph<Arc<TaskCell>, ()>,
     /// The edges as (before, after), to refuse duplicates in O(1): petgraph's `find_edge`
-    /// walks a node's edges, which made a 100k fan-in quadratic.
-    edges: HashSet<(NodeIndex, NodeIndex), BuildHasherDefault<EdgeHasher>>,
+    /// walks a node's edges, which made a 100k fan-in quadratic. Made only once a task gets a
+    /// second dependency: a chain or layers of tasks with one each never need it (a set entry
+    /// cost a chain task ~150 instructions and 16 bytes or more).
+    edges: Option<HashSet<(NodeIndex, NodeIndex), BuildHasherDefault<EdgeHasher>>>,
 }
 
 /// Edges are pairs of small integers the script chose, not an attacker: a multiply-rotate hash
@@ -71,11 +73,7 @@ impl Hasher for EdgeHasher {
 
 impl Default for TaskGraph {
     fn default() -> Self {
-        TaskGraph {
-            id: NEXT_GRAPH_ID.fetch_add(1, Ordering::Relaxed),
-            dag: StableDiGraph::new(),
-            edges: HashSet::default(),
-        }
+        TaskGraph { id: NEXT_GRAPH_ID.fetch_add(1, Ordering::Relaxed), dag: StableDiGraph::new(), edges: None }
     }
 }
 
@@ -124,15 +122,29 @@ impl TaskGraph {
     /// (a sequence), which spares looking it up again.
     pub fn add_dependency_of(&mut self, ia: NodeIndex, b: &TaskCell) -> Result<(), GraphError> {
         let ib = self.require(b)?;
-        if ia != ib && self.edges.insert((ib, ia)) {
+        if ia != ib && self.is_new_edge(ib, ia) {
             self.dag.add_edge(ib, ia, ());
         }
         Ok(())
     }
 
+    /// Whether `before` -> `after` is not an edge yet; records it as one.
+    fn is_new_edge(&mut self, before: NodeIndex, after: NodeIndex) -> bool {
+        if self.edges.is_none() && self.dag.neighbors_directed(after, Direction::Incoming).next().is_none() {
+            return true;
+        }
+        self.edge_set().insert((before, after))
+    }
+
+    /// The set of edges, made from the graph the first time it is needed.
+    fn edge_set(&mut self) -> &mut HashSet<(NodeIndex, NodeIndex), BuildHasherDefault<EdgeHasher>> {
+        let dag = &self.dag;
+        self.edges.get_or_insert_with(|| dag.edge_indices().filter_map(|e| dag.edge_endpoints(e)).collect())
+    }
+
     pub fn remove_dependency(&mut self, a: &TaskCell, b: &TaskCell) -> Result<(), GraphError> {
         let (ia, ib) = (self.require(a)?, self.require(b)?);
-        if self.edges.remove(&(ib, ia)) {
+        if self.edge_set().remove(&(ib, ia)) {
             if let Some(e) = self.dag.find_edge(ib, ia) {
                 self.dag.remove_edge(e);
             }
@@ -152,8 +164,10 @@ impl TaskGraph {
             .map(|n| (n, index))
             .chain(self.dag.neighbors_directed(index, Direction::Outgoing).map(|n| (index, n)))
             .collect();
-        for edge in touching {
-            self.edges.remove(&edge);
+        if let Some(edges) = &mut self.edges {
+            for edge in touching {
+                edges.remove(&edge);
+            }
         }
         if let Some(cell) = self.dag.remove_node(index) {
             cell.unplace();
@@ -236,6 +250,37 @@ mod tests {
         g.add_dependency(&a, &a).unwrap();
         assert_eq!(g.dag.edge_count(), 1);
         g.remove_dependency(&a, &b).unwrap();
+        assert_eq!(g.dag.edge_count(), 0);
+    }
+
+    // The set of edges is made only for a task's second dependency, from the graph as it is
+    // then: a duplicate is still refused, also after a removal let an index be used again.
+    #[test]
+    fn the_edge_set_is_made_from_the_graph_when_first_needed() {
+        let mut g = TaskGraph::default();
+        let (a, b, c) = (noop("a"), noop("b"), noop("c"));
+        for t in [&a, &b, &c] {
+            g.add(t, None).unwrap();
+        }
+        g.add_dependency(&b, &a).unwrap();
+        g.add_dependency(&c, &b).unwrap();
+        assert!(g.edges.is_none(), "a chain needs no set");
+        g.add_dependency(&c, &b).unwrap();
+        g.add_dependency(&c, &a).unwrap();
+        assert_eq!(g.dag.edge_count(), 3);
+        assert!(g.edges.is_some());
+
+        let mut g = TaskGraph::default();
+        let (a, b, d) = (noop("a"), noop("b"), noop("d"));
+        g.add(&a, None).unwrap();
+        g.add(&b, None).unwrap();
+        g.add_dependency(&a, &b).unwrap();
+        g.remove(&b).unwrap();
+        g.add(&d, None).unwrap();
+        g.add_dependency(&a, &d).unwrap();
+        g.add_dependency(&a, &d).unwrap();
+        assert_eq!(g.dag.edge_count(), 1);
+        g.remove_dependency(&a, &d).unwrap();
         assert_eq!(g.dag.edge_count(), 0);
     }
 
