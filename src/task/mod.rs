@@ -396,6 +396,13 @@ impl TaskCell {
         inner.parent_name = None;
     }
 
+    /// Whether the task has a part in data flow: it provides, requires or injects a value, or
+    /// still holds the inputs of an earlier link (which a new link must clear).
+    pub fn has_data_flow(&self) -> bool {
+        let inner = self.inner.lock();
+        inner.settings.data_flow.is_some() || !inner.inputs.is_empty()
+    }
+
     pub fn set_inputs(&self, inputs: Vec<(String, InputSource)>) {
         self.inner.lock().inputs = inputs;
     }
