@@ -187,6 +187,11 @@ impl EventSink for Console {
     fn reads_graphs(&self) -> bool {
         false
     }
+
+    /// A quiet console shows no task's start, and has no bar to count it in.
+    fn reads_task_starts(&self) -> bool {
+        !self.0.lock().quiet
+    }
 }
 
 /// What the console does with each kind of task event (beyond a line, the tally and the bar).

@@ -607,6 +607,11 @@ pub trait EventSink: Send {
     fn reads_graphs(&self) -> bool {
         true
     }
+    /// Whether the sink does anything with `task_started`: when none does, the event only
+    /// takes its number (a quiet console's run, where it was a tenth of a no-op task).
+    fn reads_task_starts(&self) -> bool {
+        true
+    }
     /// Called once when the execution ended.
     fn close(&mut self) {}
 }

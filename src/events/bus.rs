@@ -51,6 +51,8 @@ struct BusState {
     /// The sinks that get each event as it is emitted: every sink without a store; with one,
     /// the store's.
     sinks: Vec<Box<dyn EventSink>>,
+    /// Some sink reads `task_started` (`EventSink::reads_task_starts`).
+    task_starts_read: bool,
     /// With a store and announcing sinks: what they have not been given yet.
     held: Option<HeldEvents>,
     /// The run ended (`close`): nothing more is held.
@@ -101,7 +103,8 @@ impl EventBus {
 
     /// A bus whose first event is `last_seq + 1` (a resumed execution goes on numbering).
     pub fn continuing(label: ExecutionLabel, sinks: Vec<Box<dyn EventSink>>, last_seq: u64) -> Self {
-        let state = BusState { seq: last_seq, sinks, held: None, ending: false, delivered: false };
+        let task_starts_read = sinks.iter().any(|sink| sink.reads_task_starts());
+        let state = BusState { seq: last_seq, sinks, task_starts_read, held: None, ending: false, delivered: false };
         EventBus {
             label,
             shared: Arc::new(Shared {
@@ -140,6 +143,7 @@ impl EventBus {
                 let others = std::mem::take(&mut *bus.shared.announcing.lock());
                 let mut state = bus.shared.state.lock();
                 state.held = None;
+                state.task_starts_read |= others.iter().any(|sink| sink.reads_task_starts());
                 state.sinks.extend(others);
             }
         }
@@ -164,6 +168,10 @@ impl EventBus {
     /// Numbers the event, hands it to the sinks (or holds it for them) and returns its `seq`.
     pub fn emit(&self, payload: Payload) -> u64 {
         let mut state = self.shared.state.lock();
+        if !state.task_starts_read && matches!(payload, Payload::TaskStarted { .. }) {
+            state.seq += 1;
+            return state.seq;
+        }
         if state.held.as_ref().is_some_and(|held| held.len() >= HELD_AT_MOST) {
             // Waits for the store's commits: never with a tokio worker's other tasks behind it.
             crate::blocking::park(|| self.wait_for_room(&mut state));
@@ -484,6 +492,35 @@ mod tests {
         bus.emit(Payload::WorkflowCancelled { by: None });
         assert!(bus.close_within(Duration::from_secs(5)));
         assert_eq!(*sink.seqs.lock(), [2]);
+    }
+
+    /// A sink that shows no task's start, as a quiet console.
+    struct NoStarts(Announced);
+
+    impl EventSink for NoStarts {
+        fn accept(&mut self, event: &Event, label: &ExecutionLabel) {
+            assert!(!matches!(event.payload, Payload::TaskStarted { .. }), "given a start it does not read");
+            self.0.accept(event, label);
+        }
+
+        fn reads_task_starts(&self) -> bool {
+            false
+        }
+    }
+
+    // A `task_started` no sink reads only takes its number; with a sink that reads it, every
+    // sink gets it.
+    #[test]
+    fn a_task_start_that_no_sink_reads_is_only_numbered() {
+        let started = || Payload::TaskStarted { task: TaskInfo::first_attempt("t", TaskKind::Noop) };
+        let quiet = Announced::default();
+        let bus = EventBus::new(label(), vec![Box::new(NoStarts(quiet.clone()))]);
+        assert_eq!((bus.emit(started()), bus.emit(succeeded("t", TaskKind::Noop))), (1, 2));
+        assert_eq!(*quiet.seqs.lock(), [2]);
+        let reader = Announced::default();
+        let bus = EventBus::new(label(), vec![Box::new(reader.clone())]);
+        bus.emit(started());
+        assert_eq!(*reader.seqs.lock(), [1]);
     }
 
     #[test]
