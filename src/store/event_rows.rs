@@ -31,7 +31,7 @@ pub const ROW_BYTES: usize = 256 * 1024;
 
 /// A row's buffer starts at this size (most commits of most executions hold a few events) and
 /// then takes a whole row's room at once: doubling up to `ROW_BYTES` copied every byte of a
-/// full row once more (~1 instruction a byte: 200 a task of a durable chain).
+/// full row once more (~1 instruction a byte: ~100 a task of a durable chain).
 const FIRST_BYTES: usize = 4096;
 
 /// Room a full row keeps for its last event, which may take it past `ROW_BYTES`.
