@@ -96,26 +96,10 @@ fn changes_since(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{ExecutionStatus, Runner};
+    use crate::store::ExecutionStatus;
 
     fn record(id: &str, status: ExecutionStatus) -> ExecutionRecord {
-        ExecutionRecord {
-            id: id.into(),
-            workflow: "w".into(),
-            script: "w.rhai".into(),
-            parameters: serde_json::json!({}),
-            options: serde_json::json!({}),
-            status,
-            started_at: "2026-12-01T00:00:00Z".into(),
-            ended_at: None,
-            error: None,
-            pid: std::process::id(),
-            runner: Runner::Process,
-            resumes: 0,
-            tasks_total: 0,
-            tasks_done: 0,
-            last_seq: 0,
-        }
+        ExecutionRecord::of_this_process(id, status, "2026-12-01T00:00:00Z")
     }
 
     // The watcher kept every execution it had ever seen, for as long as the server ran: its

@@ -64,6 +64,28 @@ pub struct ExecutionRecord {
 }
 
 impl ExecutionRecord {
+    /// An execution of workflow `w` run by this process, for tests.
+    #[cfg(test)]
+    pub fn of_this_process(id: &str, status: ExecutionStatus, started_at: &str) -> Self {
+        ExecutionRecord {
+            id: id.into(),
+            workflow: "w".into(),
+            script: "w.rhai".into(),
+            parameters: serde_json::json!({}),
+            options: serde_json::json!({}),
+            status,
+            started_at: started_at.into(),
+            ended_at: None,
+            error: None,
+            pid: std::process::id(),
+            runner: Runner::Process,
+            resumes: 0,
+            tasks_total: 0,
+            tasks_done: 0,
+            last_seq: 0,
+        }
+    }
+
     /// `running` with what ran it gone means it crashed.
     pub fn crashed(&self) -> bool {
         self.status == ExecutionStatus::Running

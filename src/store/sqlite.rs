@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use parking_lot::Mutex;
+use parking_lot::{MappedMutexGuard, Mutex, MutexGuard};
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension, TransactionBehavior};
 use serde_json::Value;
 use tokio::sync::watch;
@@ -129,7 +129,9 @@ const SCHEMA_VERSION: i64 = 6;
 
 pub struct SqliteStore {
     path: PathBuf,
-    reader: Mutex<Connection>,
+    /// Opened at its first read: a short run never reads (its cancel watcher first looks after
+    /// 200 ms), and a connection parses the whole schema (~450,000 instructions).
+    reader: Mutex<Option<Connection>>,
     writes: Writes,
 }
 
@@ -271,11 +273,19 @@ impl SqliteStore {
             std::fs::create_dir_all(dir)
                 .map_err(|e| StoreError::Open { path: path.to_path_buf(), message: e.to_string() })?;
         }
-        let reader = initialise(path)?;
-        add_indexes(&reader);
         let writer = initialise(path)?;
+        add_indexes(&writer);
         let writes = Writes::start(SqliteWriter { conn: writer, numbers: HashMap::new() }, path.to_path_buf())?;
-        Ok(SqliteStore { path: path.to_path_buf(), reader: Mutex::new(reader), writes })
+        Ok(SqliteStore { path: path.to_path_buf(), reader: Mutex::new(None), writes })
+    }
+
+    /// The reading connection, opened now if this is the first read.
+    fn reader(&self) -> Result<MappedMutexGuard<'_, Connection>> {
+        let mut reader = self.reader.lock();
+        if reader.is_none() {
+            *reader = Some(initialise(&self.path)?);
+        }
+        Ok(MutexGuard::map(reader, |r| r.as_mut().expect("opened above")))
     }
 
     fn send(&self, op: WriteOp) {
@@ -498,7 +508,7 @@ impl Store for SqliteStore {
 
     fn begin_on_deployment(&self, record: &ExecutionRecord, deployment: &str) -> Result<()> {
         {
-            let mut conn = self.reader.lock();
+            let mut conn = self.reader()?;
             // IMMEDIATE: the write lock is taken before the check, so no other process can
             // record its start between this one's check and its record.
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| self.err(e))?;
@@ -542,7 +552,7 @@ impl Store for SqliteStore {
         if std::fs::metadata(&wal).map_or(true, |m| m.len() <= WAL_KEPT) {
             return;
         }
-        let conn = self.reader.lock();
+        let Ok(conn) = self.reader() else { return };
         if conn.busy_timeout(Duration::ZERO).is_ok() {
             let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
             let _ = conn.busy_timeout(BUSY_TIMEOUT);
@@ -558,7 +568,7 @@ impl Store for SqliteStore {
     }
 
     fn executions(&self, query: &ExecutionQuery) -> Result<Vec<ExecutionRecord>> {
-        let conn = self.reader.lock();
+        let conn = self.reader()?;
         // Running and crashed are one stored status: told apart (and only then limited) here.
         let limit = match query.limit {
             Some(n) if !query.needs_process_check() => i64::try_from(n).unwrap_or(i64::MAX),
@@ -588,7 +598,7 @@ impl Store for SqliteStore {
     }
 
     fn prune(&self, statuses: &[ShownStatus], before: &str, only: Option<&str>) -> Result<Vec<ExecutionRecord>> {
-        let mut conn = self.reader.lock();
+        let mut conn = self.reader()?;
         // One transaction that holds the write lock: a resume cannot take an execution over
         // between the look at it and its removal.
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| self.err(e))?;
@@ -620,7 +630,7 @@ impl Store for SqliteStore {
     }
 
     fn execution(&self, id: &str) -> Result<ExecutionRecord> {
-        let conn = self.reader.lock();
+        let conn = self.reader()?;
         let found = conn
             .query_row(&format!("SELECT {EXECUTION_COLUMNS} FROM executions e WHERE id = ?1"), [id], execution_from_row)
             .optional()
@@ -641,7 +651,7 @@ impl Store for SqliteStore {
     }
 
     fn tasks(&self, id: &str) -> Result<Vec<StoredTask>> {
-        let conn = self.reader.lock();
+        let conn = self.reader()?;
         let (number, _) = self.number_and_label(&conn, id)?;
         let mut tasks = TaskFold::default();
         self.read_events(&conn, number, 0, |event| match event.serial {
@@ -652,7 +662,7 @@ impl Store for SqliteStore {
     }
 
     fn events_after(&self, id: &str, after: u64) -> Result<Vec<(u64, String)>> {
-        let conn = self.reader.lock();
+        let conn = self.reader()?;
         let (number, label) = self.number_and_label(&conn, id)?;
         let mut events = Vec::new();
         self.read_events(&conn, number, after, |event| {
@@ -666,7 +676,7 @@ impl Store for SqliteStore {
     }
 
     fn request_cancel(&self, id: &str, force: bool, by: Option<&str>) -> Result<()> {
-        let conn = self.reader.lock();
+        let conn = self.reader()?;
         let changed = conn
             .execute(
                 "UPDATE executions SET cancel_request = MAX(cancel_request, ?2), cancel_by = COALESCE(?3, cancel_by)
@@ -681,7 +691,7 @@ impl Store for SqliteStore {
     }
 
     fn claim(&self, seen: &ExecutionRecord, pid: u32) -> Result<bool> {
-        let mut conn = self.reader.lock();
+        let mut conn = self.reader()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| self.err(e))?;
         // An execution on a stored deployment is taken over only while no other runs on it:
         // refused later, it would be left as if running in this process.
@@ -702,7 +712,7 @@ impl Store for SqliteStore {
     }
 
     fn cancel_request(&self, id: &str) -> Result<(u8, Option<String>)> {
-        let conn = self.reader.lock();
+        let conn = self.reader()?;
         conn.query_row("SELECT cancel_request, cancel_by FROM executions WHERE id = ?1", [id], |row| {
             Ok((row.get(0)?, row.get(1)?))
         })
@@ -804,7 +814,7 @@ mod tests {
 
     /// The steps SQLite plans for a listing, on `store`'s reader.
     fn listing_plan(store: &SqliteStore, unfinished_only: bool) -> Vec<String> {
-        let conn = store.reader.lock();
+        let conn = store.reader().unwrap();
         let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {}", listing_sql(unfinished_only))).unwrap();
         let mut values = [None::<&str>; 7];
         values[0] = unfinished_only.then_some(r#"["running"]"#);
@@ -835,6 +845,17 @@ mod tests {
         }
     }
 
+    // A run that never read opened a second connection anyway, parsing the whole schema.
+    #[test]
+    fn the_reading_connection_is_opened_at_the_first_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("s.db")).unwrap();
+        store.begin(&ExecutionRecord::of_this_process("e-1", ExecutionStatus::Running, &now())).unwrap();
+        assert!(store.reader.lock().is_none());
+        assert_eq!(store.execution("e-1").unwrap().id, "e-1");
+        assert!(store.reader.lock().is_some());
+    }
+
     // Events of an execution whose start this writer never recorded were skipped, and their
     // seq still published as committed: lost while counting as on disk.
     #[test]
@@ -863,23 +884,7 @@ mod tests {
             "CREATE TRIGGER fail_events BEFORE INSERT ON event_rows BEGIN SELECT RAISE(ABORT, 'injected'); END;",
         )
         .unwrap();
-        let record = ExecutionRecord {
-            id: "e-1".into(),
-            workflow: "w".into(),
-            script: "w.rhai".into(),
-            parameters: serde_json::json!({}),
-            options: serde_json::json!({}),
-            status: ExecutionStatus::Running,
-            started_at: now(),
-            ended_at: None,
-            error: None,
-            pid: std::process::id(),
-            runner: Runner::Process,
-            resumes: 0,
-            tasks_total: 0,
-            tasks_done: 0,
-            last_seq: 0,
-        };
+        let record = ExecutionRecord::of_this_process("e-1", ExecutionStatus::Running, &now());
         let mut row = RowBuilder::new("e-1".into());
         row.push(&Event { seq: 1, ts: SystemTime::now(), payload: Payload::WorkflowCancelled { by: None } });
         let mut batch = Batch::default();
