@@ -8,8 +8,11 @@
 mod bus;
 mod held;
 mod log_line;
+mod planned;
+pub mod varint;
 
 pub use log_line::log_line;
+pub use planned::{write_json_fields as write_planned_graph_json, PlannedGraph};
 
 use std::io::Write;
 use std::sync::Arc;
@@ -55,6 +58,16 @@ impl TaskKind {
     /// `None` for a kind rhaiflow never writes (a damaged stored event).
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|kind| kind.as_str() == s)
+    }
+
+    /// The kind as a number below 16, as the store keeps it in binary.
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+
+    /// `None` for a number no kind has (a damaged stored event).
+    pub fn from_code(code: u8) -> Option<Self> {
+        Self::ALL.get(usize::from(code)).copied()
     }
 
     /// Tasks whose success must be on disk before it counts: before their dependents run and
@@ -170,12 +183,11 @@ pub enum Payload {
         truncated: bool,
     },
     /// `execute()` starts a graph: its `graph_id`, `nodes` and `edges` (`graph::planned`),
-    /// so that it can be drawn, also later; held as the JSON of those fields, written as it is
-    /// (a graph of 100,000 tasks is one string, not a tree of values). An `Arc<String>`, not
-    /// an `Arc<str>`: made from the `String` it was written in without a copy (a million
-    /// tasks' graph is ~100 MB).
+    /// so that it can be drawn, also later; held in binary (a graph of 100,000 tasks is one
+    /// buffer, not a tree of values), which the store keeps as it is and the JSON is written
+    /// from.
     GraphPlanned {
-        fields: Arc<String>,
+        graph: Arc<PlannedGraph>,
     },
 }
 
@@ -245,25 +257,54 @@ impl LogLevel {
     }
 }
 
+/// Every event type's name, by `Payload::type_code`: the store keeps an event's type as its
+/// number (store format 7), so a number once given keeps its name.
+pub const TYPE_NAMES: [&str; 16] = [
+    "workflow_started",
+    "workflow_succeeded",
+    "workflow_failed",
+    "workflow_cancelled",
+    "task_started",
+    "task_succeeded",
+    "task_rescheduled",
+    "task_failed",
+    "task_reverting",
+    "task_reverted",
+    "task_revert_failed",
+    "workflow_event",
+    "node_event",
+    "log",
+    "task_output",
+    "graph_planned",
+];
+
+/// `graph_planned`'s number in `TYPE_NAMES`.
+pub const GRAPH_PLANNED: u8 = 15;
+
 impl Payload {
     pub fn type_name(&self) -> &'static str {
+        TYPE_NAMES[usize::from(self.type_code())]
+    }
+
+    /// The event's type as its index in `TYPE_NAMES`.
+    pub fn type_code(&self) -> u8 {
         match self {
-            Payload::WorkflowStarted { .. } => "workflow_started",
-            Payload::WorkflowSucceeded { .. } => "workflow_succeeded",
-            Payload::WorkflowFailed { .. } => "workflow_failed",
-            Payload::WorkflowCancelled { .. } => "workflow_cancelled",
-            Payload::TaskStarted { .. } => "task_started",
-            Payload::TaskSucceeded { .. } => "task_succeeded",
-            Payload::TaskRescheduled { .. } => "task_rescheduled",
-            Payload::TaskFailed { .. } => "task_failed",
-            Payload::TaskReverting { .. } => "task_reverting",
-            Payload::TaskReverted { .. } => "task_reverted",
-            Payload::TaskRevertFailed { .. } => "task_revert_failed",
-            Payload::WorkflowEvent { node_instance: None, .. } => "workflow_event",
-            Payload::WorkflowEvent { node_instance: Some(_), .. } => "node_event",
-            Payload::Log { .. } => "log",
-            Payload::TaskOutput { .. } => "task_output",
-            Payload::GraphPlanned { .. } => "graph_planned",
+            Payload::WorkflowStarted { .. } => 0,
+            Payload::WorkflowSucceeded { .. } => 1,
+            Payload::WorkflowFailed { .. } => 2,
+            Payload::WorkflowCancelled { .. } => 3,
+            Payload::TaskStarted { .. } => 4,
+            Payload::TaskSucceeded { .. } => 5,
+            Payload::TaskRescheduled { .. } => 6,
+            Payload::TaskFailed { .. } => 7,
+            Payload::TaskReverting { .. } => 8,
+            Payload::TaskReverted { .. } => 9,
+            Payload::TaskRevertFailed { .. } => 10,
+            Payload::WorkflowEvent { node_instance: None, .. } => 11,
+            Payload::WorkflowEvent { node_instance: Some(_), .. } => 12,
+            Payload::Log { .. } => 13,
+            Payload::TaskOutput { .. } => 14,
+            Payload::GraphPlanned { .. } => GRAPH_PLANNED,
         }
     }
 
@@ -379,8 +420,11 @@ impl Event {
                     m.insert("truncated".into(), true.into());
                 }
             }
-            Payload::GraphPlanned { fields } => {
-                if let Ok(Value::Object(fields)) = serde_json::from_str(&format!("{{{fields}}}")) {
+            Payload::GraphPlanned { graph } => {
+                let mut fields = b"{".to_vec();
+                graph.write_json_fields(&mut fields);
+                fields.push(b'}');
+                if let Ok(Value::Object(fields)) = serde_json::from_slice(&fields) {
                     m.extend(fields);
                 }
             }
@@ -408,6 +452,7 @@ impl TaskInfo {
 
 /// A task event's task fields as text, as the store reads them back (a kind it does not know
 /// is kept, for the reader to report).
+#[derive(Clone, Copy)]
 pub struct TaskFields<'a> {
     pub name: &'a str,
     pub task_id: u64,
@@ -518,6 +563,13 @@ impl Event {
 
     /// The payload's own fields and the closing brace.
     fn write_payload_fields(&self, out: &mut Vec<u8>) {
+        self.write_own_fields(out);
+        out.push(b'}');
+    }
+
+    /// The payload's own fields (`,"result":…`; nothing for most task events), without the
+    /// closing brace.
+    pub fn write_own_fields(&self, out: &mut Vec<u8>) {
         let string = push_json_string;
         let field = |out: &mut Vec<u8>, name: &str| {
             out.extend_from_slice(b",\"");
@@ -582,13 +634,12 @@ impl Event {
                     out.extend_from_slice(b",\"truncated\":true");
                 }
             }
-            Payload::GraphPlanned { fields } => {
+            Payload::GraphPlanned { graph } => {
                 out.push(b',');
-                out.extend_from_slice(fields.as_bytes());
+                graph.write_json_fields(out);
             }
             _ => {}
         }
-        out.push(b'}');
     }
 }
 

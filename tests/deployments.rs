@@ -866,8 +866,8 @@ fn an_operation_whose_success_is_not_recorded_stops_the_install() {
     let lab = Lab::new();
     lab.create("shop", &example(THREE_TIER));
     lab.alter_store(
-        "CREATE TRIGGER fail_success_commits BEFORE INSERT ON event_rows
-         WHEN instr(NEW.events, CAST('\"type\":\"task_succeeded\"' AS BLOB)) > 0
+        "CREATE TRIGGER fail_success_commits BEFORE UPDATE OF tasks_done ON executions
+         WHEN NEW.tasks_done > OLD.tasks_done
          BEGIN SELECT RAISE(ABORT, 'disk I/O error (injected)'); END;",
     );
     let out = lab.on("shop", "install", &[]);

@@ -425,9 +425,11 @@ fn assert_failed_on_the_store(run: &Outcome, store_error: &str) {
 }
 
 /// Fails, inside SQLite, every commit that records a task's success, as a failing disk would.
+/// (Such a commit counts the task done; the event's type is kept in binary, so it is not
+/// looked for in the rows.)
 const FAIL_SUCCESS_COMMITS: &str = "
-    CREATE TRIGGER fail_success_commits BEFORE INSERT ON event_rows
-    WHEN instr(NEW.events, CAST('\"type\":\"task_succeeded\"' AS BLOB)) > 0
+    CREATE TRIGGER fail_success_commits BEFORE UPDATE OF tasks_done ON executions
+    WHEN NEW.tasks_done > OLD.tasks_done
     BEGIN SELECT RAISE(ABORT, 'disk I/O error (injected)'); END;";
 
 // A commit that failed was printed once and then treated as done: `after` ran on top of a
@@ -492,8 +494,8 @@ fn a_success_the_store_did_not_record_is_not_reported() {
 const SLOW_SUCCESS_COMMITS: &str = "
     CREATE TABLE slow (x);
     INSERT INTO slow WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 2500) SELECT x FROM n;
-    CREATE TRIGGER slow_success_commits BEFORE INSERT ON event_rows
-    WHEN instr(NEW.events, CAST('\"type\":\"task_succeeded\"' AS BLOB)) > 0
+    CREATE TRIGGER slow_success_commits BEFORE UPDATE OF tasks_done ON executions
+    WHEN NEW.tasks_done > OLD.tasks_done
     BEGIN SELECT count(*) FROM slow a, slow b WHERE a.x * b.x % 7 = 3; END;";
 
 /// Whether the store holds, committed, the `task_succeeded` event `success` of its execution:
@@ -666,15 +668,15 @@ fn an_unparseable_event_is_reported() {
     let (run, id) = failed_execution();
     let conn = run.store_file();
     let (position, mut events): (i64, Vec<u8>) = conn
-        .query_row(
-            "SELECT position, events FROM event_rows WHERE instr(events, ?1) > 0",
-            [&b"task_succeeded"[..]],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
+        .query_row("SELECT position, events FROM event_rows WHERE instr(events, ?1) > 0", [&b"\"result\":"[..]], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
         .unwrap();
-    // Same length, so the row's framing still reads: only the event's JSON is broken.
-    let at = events.windows(17).position(|w| w == b"\"task_succeeded\",").unwrap();
-    events[at + 16] = b';';
+    // Same length, so the row's framing still reads: only the event's JSON is broken. (An
+    // event's type is kept in binary, its payload's fields as JSON: the first result is
+    // `build`'s.)
+    let at = events.windows(9).position(|w| w == b"\"result\":").unwrap();
+    events[at + 8] = b';';
     conn.execute("UPDATE event_rows SET events = ?2 WHERE position = ?1", rusqlite::params![position, events]).unwrap();
     assert_reported_as_damaged(&run, &id, &[&["show"], &["events"], &["resume"]], "does not read as JSON");
 }

@@ -6,7 +6,7 @@ use std::fmt::Write;
 use petgraph::stable_graph::NodeIndex;
 
 use super::TaskGraph;
-use crate::events::{push_integer, push_json_string, TaskKind};
+use crate::events::{PlannedGraph, TaskKind};
 use crate::task::{TaskAction, TaskCell};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -127,12 +127,11 @@ fn mermaid_members(g: &TaskGraph, parent: Option<NodeIndex>, depth: usize, out: 
     }
 }
 
-/// The graph as its `graph_planned` event tells it when it starts, as the JSON of the event's
-/// fields: `graph_id`, `nodes` (`task`, `task_id`, `kind`, `subgraph`: its subgraph's
-/// `task_id`, `node_instance` where it has one) and `edges` (`[before, after]` by `task_id`).
-/// `reserve` gives each task the `task_id` of its first attempt. Written straight to bytes: a
-/// graph of 100,000 tasks costs one string.
-pub fn planned(g: &TaskGraph, reserve: impl FnMut(&TaskCell) -> u64) -> String {
+/// The graph as its `graph_planned` event tells it when it starts: `graph_id`, `nodes`
+/// (`task`, `task_id`, `kind`, `subgraph`: its subgraph's `task_id`, `node_instance` where it
+/// has one) and `edges` (`[before, after]` by `task_id`), in binary (`PlannedGraph`, which
+/// writes the JSON). `reserve` gives each task the `task_id` of its first attempt.
+pub fn planned(g: &TaskGraph, reserve: impl FnMut(&TaskCell) -> u64) -> PlannedGraph {
     let tasks = first_attempts(g, reserve);
     // Task ids by node index: a vector, not a map (a hash a task cost ~350 instructions).
     let mut ids = vec![None; petgraph::visit::NodeIndexable::node_bound(&g.dag)];
@@ -140,44 +139,18 @@ pub fn planned(g: &TaskGraph, reserve: impl FnMut(&TaskCell) -> u64) -> String {
         ids[index.index()] = Some(id);
     }
     let id_of = |index: NodeIndex| ids[index.index()].unwrap_or_default();
-    let mut out = Vec::with_capacity(64 + tasks.len() * 96);
-    let number = |out: &mut Vec<u8>, n: u64| push_integer(out, i64::try_from(n).unwrap_or(i64::MAX));
-    out.extend_from_slice(b"\"graph_id\":");
-    number(&mut out, g.id);
-    out.extend_from_slice(b",\"nodes\":[");
-    for (n, &(index, id)) in tasks.iter().enumerate() {
+    let mut graph = PlannedGraph::builder(g.id, tasks.len());
+    for &(index, id) in &tasks {
         let cell = &g.dag[index];
-        out.extend_from_slice(if n == 0 { b"{\"task\":" } else { b",{\"task\":" });
-        push_json_string(&mut out, &cell.name);
-        out.extend_from_slice(b",\"task_id\":");
-        number(&mut out, id);
-        out.extend_from_slice(b",\"kind\":\"");
-        out.extend_from_slice(cell.kind().as_str().as_bytes());
-        out.extend_from_slice(b"\",\"subgraph\":");
-        match cell.parent().and_then(|p| ids.get(p.index()).copied().flatten()) {
-            Some(parent) => number(&mut out, parent),
-            None => out.extend_from_slice(b"null"),
-        }
-        if let Some(instance) = cell.action.node_instance() {
-            out.extend_from_slice(b",\"node_instance\":");
-            push_json_string(&mut out, &instance);
-        }
-        out.push(b'}');
+        let parent = cell.parent().and_then(|p| ids.get(p.index()).copied().flatten());
+        graph.node(&cell.name, id, cell.kind(), parent, cell.action.node_instance().as_deref());
     }
-    out.extend_from_slice(b"],\"edges\":[");
-    let mut first = true;
     for &(after, after_id) in &tasks {
         for before in g.dependencies(after) {
-            out.extend_from_slice(if first { b"[" } else { b",[" });
-            first = false;
-            number(&mut out, id_of(before));
-            out.push(b',');
-            number(&mut out, after_id);
-            out.push(b']');
+            graph.edge(id_of(before), after_id);
         }
     }
-    out.push(b']');
-    String::from_utf8(out).unwrap_or_default()
+    graph.finish()
 }
 
 /// The graph's tasks in creation order, each with the `task_id` that `reserve` gives its

@@ -3,27 +3,35 @@
 //! Inserting a row costs SQLite a few thousand instructions, more than writing the event
 //! itself. So the events of one execution that one commit writes go into one row (up to
 //! `ROW_BYTES`), keyed by the `seq` of the row's last event: "the events after seq N" is still
-//! one range of the table. Each event is kept as its JSON without the execution's id and
-//! workflow (`execution_id`, `workflow`), which the execution's row holds; reading puts them
-//! back where they were, so a reader gets exactly the line `--events-json` wrote.
+//! one range of the table. An event is kept mostly in binary, and without the execution's id
+//! and workflow (`execution_id`, `workflow`), which the execution's row holds; reading writes
+//! its JSON back, so a reader gets exactly the line `--events-json` wrote.
 //!
-//! A row is a sequence of records, one per event:
-//! `seq` (LEB128) · task serial + 1 (LEB128; 0 when the event is not about a task) · the head
-//! byte · the time in µs since the epoch (LEB128) · for a task event, its task's fields in
-//! binary (`push_task`) · JSON length (u32, little-endian) · the rest of the JSON. The head
-//! byte's low 6 bits say where `seq`, `ts`, the label and the task's fields go in the JSON,
-//! in that order; its top bit is set, and the next one for a task event. The sequence number,
-//! the time and the task's fields were two thirds of a task event's bytes as text, and most of
-//! the cost of writing it (~1,600 instructions a durable no-op task).
+//! A row is a sequence of records, one per event (store format 7):
+//! `seq` · the task's serial (its creation index) · the head byte · the type (its index in
+//! `events::TYPE_NAMES`) · the time in µs since the epoch · the task's fields in binary
+//! (`push_task`) · the length of the rest (LEB128) · the rest: the payload's own fields as JSON
+//! (`,"result":…`; nothing for most task events), or a `graph_planned`'s graph in binary
+//! (`PlannedGraph`). Numbers are LEB128, and `seq`, the serial and the time are differences
+//! from the record before (`push_difference`; from 0 for a row's first). The head byte says
+//! whether the event has a serial and task fields, and whether those are the last task
+//! record's (a task's end after its start): then they are not written again. A chain's no-op
+//! task is two records of ~20 and ~6 bytes; in format 6 they were ~60 bytes each, mostly the
+//! JSON of the type, and writing them cost SQLite ~5 instructions a byte.
 //!
-//! Rows written before schema 6 have only the top bit clear: their JSON holds all but the
-//! label, which goes at the offset.
+//! Rows of older formats read as they did: in format 6 (the head's top bit set, its 0x20 bit
+//! clear) `seq` and the serial + 1 were whole numbers, the type and the payload's fields a
+//! JSON text with the head's low bits saying where `seq`, `ts`, the label and the task's
+//! fields go; before format 6 (the head's top bit clear) the JSON held all but the label,
+//! which went at the offset the head gave.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::events::{write_seq_and_ts, Event, ExecutionLabel, Failure, Payload, Success};
-use crate::events::{TaskFields, TaskInfo, TaskKind};
+use crate::events::varint::{add_difference, push_difference, push_varint, read_difference};
+use crate::events::{write_planned_graph_json, write_seq_and_ts, Event, ExecutionLabel, Failure, Payload, Success};
+use crate::events::{TaskFields, TaskInfo, TaskKind, GRAPH_PLANNED, TYPE_NAMES};
 
 /// A row is closed once it holds this many bytes: rows stay small enough for a reader
 /// following a live execution to read the last one again and again.
@@ -45,11 +53,25 @@ pub struct RowBuilder {
     /// How many tasks these events finished (for `executions list`'s done/total).
     pub tasks_done: u64,
     pub body: Vec<u8>,
+    /// The serial and the time of the record before, which the next one's are written from.
+    last_serial: u64,
+    last_micros: u64,
+    /// The task whose fields the last task record wrote.
+    last_task: Option<TaskInfo>,
 }
 
 impl RowBuilder {
     pub fn new(execution_id: Arc<str>) -> Self {
-        RowBuilder { execution_id, first_seq: 0, last_seq: 0, tasks_done: 0, body: Vec::with_capacity(FIRST_BYTES) }
+        RowBuilder {
+            execution_id,
+            first_seq: 0,
+            last_seq: 0,
+            tasks_done: 0,
+            body: Vec::with_capacity(FIRST_BYTES),
+            last_serial: 0,
+            last_micros: 0,
+            last_task: None,
+        }
     }
 
     /// Grows the buffer to a whole row once its first room is nearly used.
@@ -69,42 +91,89 @@ impl RowBuilder {
             self.first_seq = event.seq;
         }
         self.make_room();
+        self.tasks_done += u64::from(ends_a_task(&event.payload));
+        // Output lines change no task's state: stored without the serial, the fold of task
+        // states (`executions show`, resume) does not read them.
+        let serial = event.payload.task().filter(|_| !matches!(event.payload, Payload::TaskOutput { .. }));
+        let serial = serial.map(|t| t.serial);
+        push_difference(&mut self.body, self.last_seq, event.seq);
         self.last_seq = event.seq;
-        // Output lines change no task's state: stored without the task, the fold of task states
-        // (`executions show`, resume) does not read them.
-        let task = event.payload.task().filter(|_| !matches!(event.payload, Payload::TaskOutput { .. }));
-        self.tasks_done += u64::from(match &event.payload {
-            // A success that `on_success` sent round again is not the task's end.
-            Payload::TaskSucceeded { task, how: Success::Done, .. }
-            | Payload::TaskFailed { task, how: Failure::Ignored, .. } => task.kind != TaskKind::Subgraph,
-            _ => false,
-        });
-        push_varint(&mut self.body, event.seq);
-        push_varint(&mut self.body, task.map_or(0, |t| t.serial + 1));
-        // The head byte and the length are known once the JSON is written.
-        let head = self.body.len();
-        self.body.push(0);
-        push_varint(&mut self.body, micros_since_epoch(event.ts));
+        push_difference(&mut self.body, self.last_serial, serial.unwrap_or(self.last_serial));
+        self.last_serial = serial.unwrap_or(self.last_serial);
         let about = event.payload.task();
-        if let Some(task) = about {
+        let again = about.is_some_and(|task| self.last_task.as_ref().is_some_and(|last| same_task(last, task)));
+        let task_bits = match about {
+            Some(_) if again => SAME_TASK,
+            Some(_) => TASK_FIELDS,
+            None => 0,
+        };
+        self.body.push(COMPACT | FORMAT_7 | task_bits | if serial.is_some() { SERIAL } else { 0 });
+        self.body.push(event.payload.type_code());
+        let micros = micros_since_epoch(event.ts);
+        push_difference(&mut self.body, self.last_micros, micros);
+        self.last_micros = micros;
+        if let Some(task) = about.filter(|_| !again) {
             push_task(&mut self.body, task);
+            self.last_task = Some(task.clone());
         }
+        match &event.payload {
+            Payload::GraphPlanned { graph } => {
+                push_varint(&mut self.body, graph.as_bytes().len() as u64);
+                self.body.extend_from_slice(graph.as_bytes());
+            }
+            _ => self.push_own_fields(event),
+        }
+    }
+
+    /// The payload's own fields as JSON, their length first: one byte, made room for when
+    /// they are long.
+    fn push_own_fields(&mut self, event: &Event) {
         let length_at = self.body.len();
-        self.body.extend_from_slice(&[0; 4]);
-        let fields_at = event.write_json_bare(&mut self.body);
-        let length = self.body.len() - length_at - 4;
-        // `{"type":"…"` is under 40 bytes.
-        let fields_at = u8::try_from(fields_at).ok().filter(|&at| at & !FIELDS_AT == 0).expect("a type is short");
-        self.body[head] = COMPACT | if about.is_some() { TASK_FIELDS } else { 0 } | fields_at;
-        self.body[length_at..length_at + 4].copy_from_slice(&(length as u32).to_le_bytes());
+        self.body.push(0);
+        event.write_own_fields(&mut self.body);
+        let length = self.body.len() - length_at - 1;
+        if length < 0x80 {
+            self.body[length_at] = length as u8;
+        } else {
+            let mut prefix = Vec::with_capacity(10);
+            push_varint(&mut prefix, length as u64);
+            self.body.splice(length_at..=length_at, prefix);
+        }
     }
 }
 
-/// The head byte's flag of a record whose `seq` and `ts` are kept in binary.
+/// Whether the event ends a task, for `executions list`'s count of tasks done.
+fn ends_a_task(payload: &Payload) -> bool {
+    match payload {
+        // A success that `on_success` sent round again is not the task's end.
+        Payload::TaskSucceeded { task, how: Success::Done, .. }
+        | Payload::TaskFailed { task, how: Failure::Ignored, .. } => task.kind != TaskKind::Subgraph,
+        _ => false,
+    }
+}
+
+/// Whether `task`'s fields are `last`'s, which the record before wrote.
+fn same_task(last: &TaskInfo, task: &TaskInfo) -> bool {
+    last.task_id == task.task_id
+        && last.current_retries == task.current_retries
+        && last.total_retries == task.total_retries
+        && last.kind == task.kind
+        && (Arc::ptr_eq(&last.name, &task.name) || last.name == task.name)
+        && last.node_instance == task.node_instance
+}
+
+/// The head byte's flag of a record whose `seq` and `ts` are kept in binary (format 6 on).
 const COMPACT: u8 = 0x80;
 /// The head byte's flag of a record whose task fields are kept in binary.
 const TASK_FIELDS: u8 = 0x40;
-/// The head byte's bits that give where the fields go in the JSON.
+/// The head byte's flag of a format-7 record (format 6 had the offset of its fields there,
+/// never above 28).
+const FORMAT_7: u8 = 0x20;
+/// Format 7: the event is about the task the last task record wrote the fields of.
+const SAME_TASK: u8 = 0x10;
+/// Format 7: the event has a task serial.
+const SERIAL: u8 = 0x08;
+/// Format 6: the head byte's bits that give where the fields go in the JSON.
 const FIELDS_AT: u8 = 0x3f;
 
 /// A task's fields: `task_id`, `current_retries`, `total_retries` (zigzag: -1 is unlimited)
@@ -165,24 +234,39 @@ pub struct StoredEvent<'a> {
     pub seq: u64,
     /// The task's creation index, for task events.
     pub serial: Option<u64>,
-    /// Where `seq` and `ts` (when kept in binary), the label and the task's fields (when kept
-    /// in binary) go in `bare`.
-    fields_at: usize,
     /// The event's time in µs since the epoch, when kept in binary.
     micros: Option<u64>,
     /// The task's fields, when kept in binary.
     task: Option<TaskFields<'a>>,
-    /// The event's JSON without the label (and, in rows since schema 6, without `seq`, `ts`
-    /// and the task's fields): valid JSON of its own.
-    pub bare: &'a str,
+    text: EventText<'a>,
+}
+
+/// The text of a stored event beside its binary fields.
+enum EventText<'a> {
+    /// Before format 7: the event's JSON without the label (in format 6 also without `seq`,
+    /// `ts` and the task's fields), valid JSON of its own, and where those go in it.
+    Bare { json: &'a str, fields_at: usize },
+    /// Format 7: the type, and the payload's own fields (a graph's written from its binary).
+    Typed { type_name: &'static str, rest: Cow<'a, str> },
 }
 
 impl StoredEvent<'_> {
     /// The event's full JSON line, with `label_fields` (`ExecutionLabel::write_json_fields`;
     /// empty for the event without its label).
     pub fn json(&self, label_fields: &str) -> String {
-        let mut line = Vec::with_capacity(self.bare.len() + label_fields.len() + 160);
-        line.extend_from_slice(&self.bare.as_bytes()[..self.fields_at]);
+        let (json, fields_at, rest) = match &self.text {
+            EventText::Bare { json, fields_at } => (&json[..*fields_at], None, &json[*fields_at..]),
+            EventText::Typed { type_name, rest } => (*type_name, Some(()), &rest[..]),
+        };
+        let mut line = Vec::with_capacity(json.len() + rest.len() + label_fields.len() + 160);
+        match fields_at {
+            Some(()) => {
+                line.extend_from_slice(b"{\"type\":\"");
+                line.extend_from_slice(json.as_bytes());
+                line.push(b'"');
+            }
+            None => line.extend_from_slice(json.as_bytes()),
+        }
         if let Some(micros) = self.micros {
             write_seq_and_ts(&mut line, self.seq, UNIX_EPOCH + Duration::from_micros(micros));
         }
@@ -190,8 +274,18 @@ impl StoredEvent<'_> {
         if let Some(task) = &self.task {
             task.write_json(&mut line);
         }
-        line.extend_from_slice(&self.bare.as_bytes()[self.fields_at..]);
+        line.extend_from_slice(rest.as_bytes());
+        if fields_at.is_some() {
+            line.push(b'}');
+        }
         String::from_utf8(line).expect("JSON text and UTF-8 pieces split at char boundaries")
+    }
+
+    /// `json`, checked to read as JSON: a reader must not pass damage on as an event.
+    pub fn checked_json(&self, label_fields: &str) -> Result<String, String> {
+        let line = self.json(label_fields);
+        serde_json::from_str::<serde::de::IgnoredAny>(&line).map_err(|e| format!("does not read as JSON ({e})"))?;
+        Ok(line)
     }
 }
 
@@ -200,14 +294,15 @@ impl StoredEvent<'_> {
 pub struct MalformedRow;
 
 /// The events of a row, in `seq` order.
-pub fn read_row(mut body: &[u8]) -> impl Iterator<Item = Result<StoredEvent<'_>, MalformedRow>> {
+pub fn read_row(body: &[u8]) -> impl Iterator<Item = Result<StoredEvent<'_>, MalformedRow>> {
+    let mut reader = RowReader { body, seq: 0, serial: 0, micros: 0, task: None };
     std::iter::from_fn(move || {
-        if body.is_empty() {
+        if reader.body.is_empty() {
             return None;
         }
-        let event = read_event(&mut body);
+        let event = reader.read_event();
         if event.is_err() {
-            body = &[];
+            reader.body = &[];
         }
         Some(event)
     })
@@ -239,43 +334,87 @@ pub fn label_fields(id: &str, workflow: &str) -> String {
     String::from_utf8(fields).expect("JSON is UTF-8")
 }
 
-fn read_event<'a>(body: &mut &'a [u8]) -> Result<StoredEvent<'a>, MalformedRow> {
-    let seq = read_varint(body)?;
-    let serial = read_varint(body)?.checked_sub(1);
-    let (&head, rest) = body.split_first().ok_or(MalformedRow)?;
-    *body = rest;
-    let micros = if head & COMPACT != 0 { Some(read_varint(body)?) } else { None };
-    let task = if head & (COMPACT | TASK_FIELDS) == COMPACT | TASK_FIELDS { Some(read_task(body)?) } else { None };
-    let (&length, rest) = body.split_first_chunk::<4>().ok_or(MalformedRow)?;
-    let (json, rest) = rest.split_at_checked(u32::from_le_bytes(length) as usize).ok_or(MalformedRow)?;
-    let bare = std::str::from_utf8(json).map_err(|_| MalformedRow)?;
-    // Before schema 6 the whole byte was the offset.
-    let fields_at = usize::from(if head & COMPACT != 0 { head & FIELDS_AT } else { head });
-    if !bare.is_char_boundary(fields_at) {
-        return Err(MalformedRow);
-    }
-    *body = rest;
-    Ok(StoredEvent { seq, serial, fields_at, micros, task, bare })
+/// A row being read: what is left of it, and what the record before gave, which a format-7
+/// record's numbers and task fields are written from.
+struct RowReader<'a> {
+    body: &'a [u8],
+    seq: u64,
+    serial: u64,
+    micros: u64,
+    task: Option<TaskFields<'a>>,
 }
 
-fn push_varint(out: &mut Vec<u8>, mut n: u64) {
-    while n >= 0x80 {
-        out.push(n as u8 | 0x80);
-        n >>= 7;
+impl<'a> RowReader<'a> {
+    fn read_event(&mut self) -> Result<StoredEvent<'a>, MalformedRow> {
+        let body = &mut self.body;
+        let first = read_varint(body)?;
+        let second = read_varint(body)?;
+        let (&head, rest) = body.split_first().ok_or(MalformedRow)?;
+        *body = rest;
+        if head & (COMPACT | FORMAT_7) == COMPACT | FORMAT_7 {
+            return self.read_format_7(first, second, head);
+        }
+        let (seq, serial) = (first, second.checked_sub(1));
+        let micros = if head & COMPACT != 0 { Some(read_varint(body)?) } else { None };
+        let task = if head & (COMPACT | TASK_FIELDS) == COMPACT | TASK_FIELDS { Some(read_task(body)?) } else { None };
+        let (&length, rest) = body.split_first_chunk::<4>().ok_or(MalformedRow)?;
+        let (json, rest) = rest.split_at_checked(u32::from_le_bytes(length) as usize).ok_or(MalformedRow)?;
+        let json = std::str::from_utf8(json).map_err(|_| MalformedRow)?;
+        // Before schema 6 the whole byte was the offset.
+        let fields_at = usize::from(if head & COMPACT != 0 { head & FIELDS_AT } else { head });
+        if !json.is_char_boundary(fields_at) {
+            return Err(MalformedRow);
+        }
+        *body = rest;
+        Ok(StoredEvent { seq, serial, micros, task, text: EventText::Bare { json, fields_at } })
     }
-    out.push(n as u8);
+
+    /// The rest of a format-7 record, after its `seq` and serial (`first`, `second`) and its
+    /// head byte.
+    fn read_format_7(&mut self, first: u64, second: u64, head: u8) -> Result<StoredEvent<'a>, MalformedRow> {
+        let known = COMPACT | FORMAT_7 | TASK_FIELDS | SAME_TASK | SERIAL;
+        if head & !known != 0 || head & (TASK_FIELDS | SAME_TASK) == TASK_FIELDS | SAME_TASK {
+            return Err(MalformedRow);
+        }
+        let body = &mut self.body;
+        self.seq = add_difference(self.seq, first);
+        let serial = if head & SERIAL != 0 {
+            self.serial = add_difference(self.serial, second);
+            Some(self.serial)
+        } else if second == 0 {
+            None
+        } else {
+            return Err(MalformedRow);
+        };
+        let (&code, rest) = body.split_first().ok_or(MalformedRow)?;
+        *body = rest;
+        let type_name = *TYPE_NAMES.get(usize::from(code)).ok_or(MalformedRow)?;
+        self.micros = read_difference(body, self.micros).ok_or(MalformedRow)?;
+        let task = if head & TASK_FIELDS != 0 {
+            self.task = Some(read_task(body)?);
+            self.task
+        } else if head & SAME_TASK != 0 {
+            Some(self.task.ok_or(MalformedRow)?)
+        } else {
+            None
+        };
+        let length = usize::try_from(read_varint(body)?).map_err(|_| MalformedRow)?;
+        let (rest, after) = body.split_at_checked(length).ok_or(MalformedRow)?;
+        let rest = if code == GRAPH_PLANNED {
+            let mut json = b",".to_vec();
+            write_planned_graph_json(rest, &mut json).map_err(|_| MalformedRow)?;
+            Cow::Owned(String::from_utf8(json).map_err(|_| MalformedRow)?)
+        } else {
+            Cow::Borrowed(std::str::from_utf8(rest).map_err(|_| MalformedRow)?)
+        };
+        *body = after;
+        let micros = Some(self.micros);
+        Ok(StoredEvent { seq: self.seq, serial, micros, task, text: EventText::Typed { type_name, rest } })
+    }
 }
 
 fn read_varint(body: &mut &[u8]) -> Result<u64, MalformedRow> {
-    let mut n = 0u64;
-    for (i, &byte) in body.iter().enumerate().take(10) {
-        n |= u64::from(byte & 0x7f) << (7 * i);
-        if byte & 0x80 == 0 {
-            *body = &body[i + 1..];
-            return Ok(n);
-        }
-    }
-    Err(MalformedRow)
+    crate::events::varint::read_varint(body).ok_or(MalformedRow)
 }
 
 /// A row as rhaiflow wrote it before schema 6 (`seq` and `ts` as text in each JSON), for
@@ -300,10 +439,35 @@ pub fn row_before_schema_6(events: &[Event]) -> Vec<u8> {
     body
 }
 
+/// A row as rhaiflow wrote it in format 6 (`seq`, the time and the task's fields in binary, the
+/// rest as JSON with where they go), for the tests that such stores still read.
+#[cfg(test)]
+pub fn row_of_schema_6(events: &[Event]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for event in events {
+        let task = event.payload.task().filter(|_| !matches!(event.payload, Payload::TaskOutput { .. }));
+        push_varint(&mut body, event.seq);
+        push_varint(&mut body, task.map_or(0, |t| t.serial + 1));
+        let head = body.len();
+        body.push(0);
+        push_varint(&mut body, micros_since_epoch(event.ts));
+        let about = event.payload.task();
+        if let Some(task) = about {
+            push_task(&mut body, task);
+        }
+        let length_at = body.len();
+        body.extend_from_slice(&[0; 4]);
+        let fields_at = u8::try_from(event.write_json_bare(&mut body)).expect("a type is short");
+        assert_eq!(fields_at & !FIELDS_AT, 0);
+        let length = body.len() - length_at - 4;
+        body[head] = COMPACT | if about.is_some() { TASK_FIELDS } else { 0 } | fields_at;
+        body[length_at..length_at + 4].copy_from_slice(&(length as u32).to_le_bytes());
+    }
+    body
+}
+
 #[cfg(test)]
 mod tests {
-    use std::time::SystemTime;
-
     use super::*;
     use crate::events::TaskInfo;
 
@@ -319,11 +483,21 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_row_gives_back_each_event_as_its_full_json_line() {
-        let label = ExecutionLabel { execution_id: "e-1".into(), workflow: "flow \"x\"".into() };
-        let events = [
+    fn a_graph() -> crate::events::PlannedGraph {
+        let mut graph = crate::events::PlannedGraph::builder(2, 2);
+        graph.node("t0", 3, TaskKind::Noop, None, None);
+        graph.node("t \"1\"", 4, TaskKind::Operation, Some(3), Some("db_1"));
+        graph.edge(3, 4);
+        graph.finish()
+    }
+
+    /// Events of every shape: with and without a task, a task's fields again after its start,
+    /// long and short payloads, a graph, a time going back.
+    fn every_shape() -> Vec<Event> {
+        let now = SystemTime::now();
+        [
             Payload::WorkflowStarted { resumed: false, parameters: serde_json::json!({"n": 1}), by: None },
+            Payload::GraphPlanned { graph: Arc::new(a_graph()) },
             Payload::TaskStarted { task: task(0, TaskKind::Noop) },
             Payload::TaskSucceeded { task: task(0, TaskKind::Noop), result: None, how: Success::Done },
             Payload::TaskSucceeded { task: task(0, TaskKind::Noop), result: None, how: Success::Again },
@@ -342,33 +516,113 @@ mod tests {
                     ..task(9, TaskKind::Shell)
                 },
             },
+            Payload::TaskOutput {
+                task: task(9, TaskKind::Shell),
+                stream: crate::events::OutputStream::Stdout,
+                line: "x".repeat(300),
+                truncated: true,
+            },
+            // The same serial, another attempt: its fields are written again.
+            Payload::TaskFailed {
+                task: TaskInfo { task_id: 4, ..task(9, TaskKind::Shell) },
+                error: "e".into(),
+                how: Failure::Failed,
+            },
+            Payload::TaskSucceeded {
+                task: task(3, TaskKind::Script),
+                result: Some(serde_json::json!({"long": "y".repeat(20_000)})),
+                how: Success::Done,
+            },
+            Payload::WorkflowCancelled { by: Some("token 1a (operator)".into()) },
         ]
         .into_iter()
         .enumerate()
-        .map(|(i, payload)| Event { seq: 200 + i as u64, ts: SystemTime::now(), payload })
-        .collect::<Vec<_>>();
+        .map(|(i, payload)| {
+            let ts = if i == 6 { now - Duration::from_secs(5) } else { now + Duration::from_micros(i as u64) };
+            Event { seq: 200 + i as u64 * 3, ts, payload }
+        })
+        .collect()
+    }
+
+    fn lines(events: &[Event], label: &ExecutionLabel) -> Vec<String> {
+        events
+            .iter()
+            .map(|event| {
+                let mut line = Vec::new();
+                event.write_json(label, &mut line);
+                String::from_utf8(line).unwrap()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_row_gives_back_each_event_as_its_full_json_line() {
+        let label = ExecutionLabel { execution_id: "e-1".into(), workflow: "flow \"x\"".into() };
+        let events = every_shape();
         let mut row = RowBuilder::new(label.execution_id.clone());
         for event in &events {
             row.push(event);
         }
         assert_eq!(
             (row.first_seq, row.last_seq, row.tasks_done),
-            (200, 206, 1),
+            (200, 233, 2),
             "a subgraph, a polled attempt are no task done"
         );
-        let mut fields = Vec::new();
-        label.write_json_fields(&mut fields);
-        let fields = String::from_utf8(fields).unwrap();
+        let fields = label_fields(&label.execution_id, &label.workflow);
         let read: Vec<_> = read_row(&row.body).collect::<Result<_, _>>().unwrap();
         assert_eq!(read.len(), events.len());
-        for (stored, event) in read.iter().zip(&events) {
-            let mut line = Vec::new();
-            event.write_json(&label, &mut line);
-            assert_eq!(stored.json(&fields), String::from_utf8(line).unwrap());
+        let expected = lines(&events, &label);
+        for ((stored, event), line) in read.iter().zip(&events).zip(&expected) {
+            assert_eq!(&stored.checked_json(&fields).unwrap(), line);
             assert_eq!(stored.seq, event.seq);
-            assert_eq!(stored.serial, event.payload.task().map(|t| t.serial));
-            serde_json::from_str::<serde_json::Value>(stored.bare).unwrap();
+            let serial = event.payload.task().filter(|_| !matches!(event.payload, Payload::TaskOutput { .. }));
+            assert_eq!(stored.serial, serial.map(|t| t.serial));
         }
+        // Read from any of its events on, as a reader after a seq does: the same lines.
+        let mut after = Vec::new();
+        each_event_after(&row.body, 215, |event| {
+            after.push(event.json(&fields));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(after, expected[6..]);
+    }
+
+    // A task's end after its start is written without the task's fields again, and the numbers
+    // as differences: a chain's no-op task was ~120 bytes in format 6.
+    #[test]
+    fn a_chain_task_takes_few_bytes() {
+        let mut row = RowBuilder::new("e".into());
+        let start = SystemTime::now();
+        let at = |n: u64| start + Duration::from_micros(n * 3);
+        for i in 0..1000u64 {
+            let task = TaskInfo {
+                name: format!("t{i}").into(),
+                serial: i,
+                task_id: 20_000 + i,
+                kind: TaskKind::Noop,
+                current_retries: 0,
+                total_retries: 0,
+                node_instance: None,
+            };
+            row.push(&Event { seq: 2 * i + 5, ts: at(2 * i), payload: Payload::TaskStarted { task: task.clone() } });
+            let done = Payload::TaskSucceeded { task, result: None, how: Success::Done };
+            row.push(&Event { seq: 2 * i + 6, ts: at(2 * i + 1), payload: done });
+        }
+        assert!(row.body.len() < 30 * 1000, "{} bytes", row.body.len());
+        assert_eq!(read_row(&row.body).count(), 2000);
+        assert!(read_row(&row.body).all(|e| e.is_ok()));
+    }
+
+    #[test]
+    fn a_row_of_format_6_reads_as_before() {
+        let label = ExecutionLabel { execution_id: "e-1".into(), workflow: "w".into() };
+        let fields = label_fields(&label.execution_id, &label.workflow);
+        // Format 6 kept a graph as JSON text, the JSON the event writes.
+        let events = every_shape();
+        let body = row_of_schema_6(&events);
+        let read: Vec<_> = read_row(&body).collect::<Result<_, _>>().unwrap();
+        assert_eq!(read.iter().map(|e| e.checked_json(&fields).unwrap()).collect::<Vec<_>>(), lines(&events, &label));
     }
 
     // Stores of schema 5 keep `seq` and `ts` as text in each event's JSON, and only the label

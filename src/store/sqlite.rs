@@ -125,7 +125,10 @@ fn listing_sql(unfinished_only: bool) -> String {
 /// brought to it.
 /// 6: events keep their `seq` and time in binary beside their JSON (`event_rows`); the rows of
 /// a file of format 4 or 5 read as before, so it is only marked.
-const SCHEMA_VERSION: i64 = 6;
+/// 7: events keep their type, and a graph, in binary, a task's fields once for its start and
+/// end (`event_rows`); the rows of a file of format 4 to 6 read as before, so it is only
+/// marked.
+const SCHEMA_VERSION: i64 = 7;
 
 pub struct SqliteStore {
     path: PathBuf,
@@ -222,7 +225,7 @@ fn initialise(path: &Path) -> Result<Connection> {
                              WHERE json_extract(options, '$.idempotency.key') IS NOT NULL;",
                     )?;
                 }
-                if version == 4 || version == 5 {
+                if (4..SCHEMA_VERSION).contains(&version) {
                     conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
                     return Ok(None);
                 }
@@ -667,9 +670,7 @@ impl Store for SqliteStore {
         let mut events = Vec::new();
         self.read_events(&conn, number, after, |event| {
             // Checked here, as `tasks` reads them: a reader must not pass damage on as an event.
-            serde_json::from_str::<serde::de::IgnoredAny>(event.bare)
-                .map_err(|e| format!("does not read as JSON ({e})"))?;
-            events.push((event.seq, event.json(&label)));
+            events.push((event.seq, event.checked_json(&label)?));
             Ok(())
         })?;
         Ok(events)
@@ -762,6 +763,58 @@ mod tests {
             })
             .collect();
         assert_eq!(store.events_after("e-1", 0).unwrap(), lines);
+        let version: i64 =
+            Connection::open(&path).unwrap().pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+    }
+
+    // Rows of format 6 keep each event's type and payload as JSON text beside its binary
+    // fields; opened by this rhaiflow, the file is marked 7, those rows read as the lines they
+    // were written as and the tasks fold from them as before.
+    #[test]
+    fn a_store_of_format_6_reads_its_events_as_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.db");
+        drop(SqliteStore::open(&path).unwrap());
+        let task = crate::events::TaskInfo::first_attempt("t \"1\"", crate::events::TaskKind::Noop);
+        let mut graph = crate::events::PlannedGraph::builder(1, 1);
+        graph.node(&task.name, 1, task.kind, None, None);
+        let payloads = [
+            Payload::GraphPlanned { graph: Arc::new(graph.finish()) },
+            Payload::TaskStarted { task: task.clone() },
+            Payload::TaskSucceeded { task, result: Some(serde_json::json!([1])), how: crate::events::Success::Done },
+        ];
+        let events: Vec<Event> = payloads
+            .into_iter()
+            .enumerate()
+            .map(|(i, payload)| Event { seq: i as u64 + 1, ts: SystemTime::now(), payload })
+            .collect();
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute(
+                "INSERT INTO executions (number, id, workflow, script, parameters, options, status, started_at, pid)
+                 VALUES (1, 'e-1', 'w', 'w.rhai', '{}', '{}', 'succeeded', '2026-12-01T00:00:00Z', 1)",
+                [],
+            )
+            .unwrap();
+            let body = crate::store::event_rows::row_of_schema_6(&events);
+            conn.execute("INSERT INTO event_rows VALUES (?1, 1, ?2)", params![position(1, 3), body]).unwrap();
+            conn.pragma_update(None, "user_version", 6).unwrap();
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        let label = crate::events::ExecutionLabel { execution_id: "e-1".into(), workflow: "w".into() };
+        let lines: Vec<(u64, String)> = events
+            .iter()
+            .map(|event| {
+                let mut line = Vec::new();
+                event.write_json(&label, &mut line);
+                (event.seq, String::from_utf8(line).unwrap())
+            })
+            .collect();
+        assert_eq!(store.events_after("e-1", 0).unwrap(), lines);
+        let tasks = store.tasks("e-1").unwrap();
+        assert_eq!(tasks.len(), 1);
+        assert_eq!((tasks[0].name.as_str(), &tasks[0].result), ("t \"1\"", &Some(serde_json::json!([1]))));
         let version: i64 =
             Connection::open(&path).unwrap().pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
         assert_eq!(version, SCHEMA_VERSION);

@@ -367,7 +367,7 @@ fn execute(run: &RunRef, g: &GraphHandle) -> Result<()> {
     if env.bus.graphs_read() {
         let planned = crate::graph::planned(&graph, reserve);
         drop(graph);
-        env.bus.emit(crate::events::Payload::GraphPlanned { fields: Arc::new(planned) });
+        env.bus.emit(crate::events::Payload::GraphPlanned { graph: Arc::new(planned) });
     } else {
         crate::graph::first_attempts(&graph, reserve);
         drop(graph);

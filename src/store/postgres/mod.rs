@@ -469,9 +469,7 @@ impl Store for PgStore {
     fn events_after(&self, id: &str, after: u64) -> Result<Vec<(u64, String)>> {
         let mut events = Vec::new();
         self.read_events(id, after, |label, event| {
-            serde_json::from_str::<serde::de::IgnoredAny>(event.bare)
-                .map_err(|e| format!("does not read as JSON ({e})"))?;
-            events.push((event.seq, event.json(label)));
+            events.push((event.seq, event.checked_json(label)?));
             Ok(())
         })?;
         Ok(events)

@@ -146,6 +146,12 @@ CREATE TABLE rhaiflow_tokens (
 -- which cannot read the new rows, away.
 COMMENT ON TABLE rhaiflow_event_rows IS 'rhaiflow events, many to a row (schema 3: seq and time in binary)';
 ",
+    "
+-- Events keep their type, and a graph, in binary, a task's fields once for its start and end
+-- (`event_rows`, format 7); rows written before read as before: as for 3, the version only
+-- keeps older rhaiflows, which cannot read the new rows, away.
+COMMENT ON TABLE rhaiflow_event_rows IS 'rhaiflow events, many to a row (schema 4: types and graphs in binary)';
+",
 ];
 
 /// The schema version this rhaiflow reads and writes.
