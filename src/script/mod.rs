@@ -14,7 +14,7 @@ pub mod state;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use rhai::{Dynamic, Engine, FnPtr, Map, OptimizationLevel, AST};
+use rhai::{Dynamic, Engine, FnPtr, GlobalRuntimeState, Map, NativeCallContext, OptimizationLevel, Position, AST};
 
 pub use diagnostics::HeldSources;
 pub use limits::Limits;
@@ -106,20 +106,40 @@ fn operation_context(call: &crate::deploy::OperationCall, retry_number: u32) -> 
 
 /// Runs closures for the executor, with cancel and timeouts watching them.
 pub struct ScriptBridge {
-    pub engine: Arc<Engine>,
-    pub ast: Arc<AST>,
+    engine: Arc<Engine>,
     /// A bundle workflow's module, where its closures are defined. They are called by name
     /// after the module's top level ran, so that they see the module's imports.
-    pub module: Option<Arc<AST>>,
-    pub cancel: Arc<CancelState>,
+    module: Option<Arc<AST>>,
+    cancel: Arc<CancelState>,
+    /// The state a closure of the script is called from: the one `FnPtr::call` would make
+    /// for each call (the engine's defaults, the script's functions), made once. Rhai only
+    /// reads it: each call works on a copy of its own, as it did.
+    closure_state: GlobalRuntimeState,
     /// The calls of bundle operation functions, compiled once each.
-    pub operations: parking_lot::Mutex<HashMap<String, Arc<AST>>>,
+    operations: parking_lot::Mutex<HashMap<String, Arc<AST>>>,
 }
 
 impl ScriptBridge {
+    /// Runs closures defined in `ast` (for a bundle workflow, in `module`) on `engine`.
+    pub fn new(engine: Arc<Engine>, ast: &AST, module: Option<Arc<AST>>, cancel: Arc<CancelState>) -> Self {
+        let mut closure_state = engine.new_global_runtime_state();
+        closure_state.lib.push(ast.shared_lib().clone());
+        ScriptBridge { engine, module, cancel, closure_state, operations: Default::default() }
+    }
+
     fn call_closure(&self, closure: &FnPtr, args: Vec<Dynamic>) -> Result<Dynamic, Box<rhai::EvalAltResult>> {
         match &self.module {
-            None => closure.call::<Dynamic>(&self.engine, &self.ast, args),
+            // What `FnPtr::call` does, from the state made once instead of a new one a call.
+            None => {
+                let context = NativeCallContext::new_with_all_fields(
+                    &self.engine,
+                    closure.fn_name(),
+                    None,
+                    &self.closure_state,
+                    Position::NONE,
+                );
+                closure.call_raw(&context, None, args)
+            }
             Some(module) => {
                 // Captured variables are curried in front of the arguments, as FnPtr::call does.
                 let all: Vec<Dynamic> = closure.curry().iter().cloned().chain(args).collect();
