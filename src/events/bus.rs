@@ -28,6 +28,9 @@ const DUE_AT_MOST: usize = 1024;
 /// Numbers events and hands them to the sinks.
 pub struct EventBus {
     label: ExecutionLabel,
+    /// Some sink reads a success's result (`EventSink::reads_results`); the sinks are all
+    /// known when the bus is made.
+    results_read: bool,
     shared: Arc<Shared>,
     deliverer: Mutex<Option<JoinHandle<()>>>,
 }
@@ -104,9 +107,11 @@ impl EventBus {
     /// A bus whose first event is `last_seq + 1` (a resumed execution goes on numbering).
     pub fn continuing(label: ExecutionLabel, sinks: Vec<Box<dyn EventSink>>, last_seq: u64) -> Self {
         let task_starts_read = sinks.iter().any(|sink| sink.reads_task_starts());
+        let results_read = sinks.iter().any(|sink| sink.reads_results());
         let state = BusState { seq: last_seq, sinks, task_starts_read, held: None, ending: false, delivered: false };
         EventBus {
             label,
+            results_read,
             shared: Arc::new(Shared {
                 state: Mutex::new(state),
                 progress: Condvar::new(),
@@ -126,7 +131,8 @@ impl EventBus {
         others: Vec<Box<dyn EventSink>>,
         last_seq: u64,
     ) -> Self {
-        let bus = Self::continuing(label, vec![recorder], last_seq);
+        let mut bus = Self::continuing(label, vec![recorder], last_seq);
+        bus.results_read |= others.iter().any(|sink| sink.reads_results());
         if others.is_empty() {
             return bus;
         }
@@ -157,6 +163,16 @@ impl EventBus {
 
     pub fn label(&self) -> &ExecutionLabel {
         &self.label
+    }
+
+    /// A success's `result` for its event: its JSON when some sink reads it, else nothing
+    /// (turning it into JSON cost a closure task returning `1 + 1` ~80 instructions).
+    pub fn result_json(&self, value: &rhai::Dynamic) -> Option<serde_json::Value> {
+        if self.results_read {
+            crate::value::result_json(value)
+        } else {
+            None
+        }
     }
 
     /// Whether any sink reads `graph_planned` (`EventSink::reads_graphs`).
@@ -521,6 +537,35 @@ mod tests {
         let bus = EventBus::new(label(), vec![Box::new(reader.clone())]);
         bus.emit(started());
         assert_eq!(*reader.seqs.lock(), [1]);
+    }
+
+    /// A sink that reads no result, as a console.
+    struct NoResults;
+
+    impl EventSink for NoResults {
+        fn accept(&mut self, _: &Event, _: &ExecutionLabel) {}
+
+        fn reads_results(&self) -> bool {
+            false
+        }
+    }
+
+    // A result no sink reads is not made into JSON; any sink that reads results, as it is
+    // emitted or once the store committed it, gets it.
+    #[test]
+    fn a_result_is_made_into_json_only_when_some_sink_reads_it() {
+        let two = rhai::Dynamic::from(2_i64);
+        let bus = EventBus::new(label(), vec![Box::new(NoResults)]);
+        assert_eq!(bus.result_json(&two), None);
+        let bus = EventBus::new(label(), vec![Box::new(NoResults), Box::new(Announced::default())]);
+        assert_eq!(bus.result_json(&two), Some(serde_json::json!(2)));
+        let bus = EventBus::recording(label(), Box::new(NoResults), vec![Box::new(Announced::default())], 0);
+        assert_eq!(bus.result_json(&two), Some(serde_json::json!(2)));
+        bus.close();
+        let bus = EventBus::recording(label(), Box::new(Recorder(Arc::default())), vec![Box::new(NoResults)], 0);
+        assert_eq!(bus.result_json(&two), Some(serde_json::json!(2)));
+        assert_eq!(bus.result_json(&rhai::Dynamic::UNIT), None);
+        bus.close();
     }
 
     #[test]

@@ -22,7 +22,6 @@ use super::ExecEnv;
 use crate::events::{Payload, Success};
 use crate::graph::TaskIx;
 use crate::task::{TaskAction, TaskCell};
-use crate::value::result_json;
 
 /// A closure task that can take the direct path, with the settings its attempt needs.
 pub struct DirectClosure {
@@ -131,7 +130,7 @@ impl DirectClosure {
             Ok(value) => {
                 let seq = env.bus.emit(Payload::TaskSucceeded {
                     task: info,
-                    result: result_json(&value),
+                    result: env.bus.result_json(&value),
                     how: Success::Done,
                 });
                 DirectEnd::Succeeded { value, seq }
