@@ -224,6 +224,55 @@ mod tests {
         assert_eq!(engine.eval::<String>("let i = 3; let s = `t${i}_${i + 1}`; s").unwrap(), "t3_4");
     }
 
+    // A closure is called from a state the bridge made once instead of through
+    // `FnPtr::call`: what it returns, how it fails (the error's frames, `exit`, the call-depth
+    // limit) and what it captured must be as `FnPtr::call` has them.
+    #[test]
+    fn a_closure_called_by_the_bridge_does_what_fn_ptr_call_does() {
+        // Rhai's deep calls need more than a test thread's stack in a debug build.
+        let checks = std::thread::Builder::new().stack_size(256 << 20).spawn(closures_called_both_ways).unwrap();
+        checks.join().unwrap();
+    }
+
+    fn closures_called_both_ways() {
+        let engine = Arc::new(plain_engine(&Limits::default()));
+        let ast = engine
+            .compile(
+                r#"
+                fn deep(n) { if n == 0 { 0 } else { 1 + deep(n - 1) } }
+                let x = 40;
+                let count = 0;
+                [|| 1 + 1, || x + 2, || { count += 1; count }, || throw "boom", || exit(5),
+                 || undefined_here(), |input| input, || deep(60), || deep(61), || deep(62),
+                 || deep(63), Fn("deep").curry(3), Fn("to_string").curry(5)]
+                "#,
+            )
+            .unwrap();
+        let closures = engine.eval_ast::<rhai::Array>(&ast).unwrap();
+        let bridge = ScriptBridge::new(engine.clone(), &ast, None, Arc::new(CancelState::default()));
+        let ours = |closure: &FnPtr, args: Vec<Dynamic>| format!("{:?}", bridge.call_closure(closure, args));
+        let theirs =
+            |closure: &FnPtr, args: Vec<Dynamic>| format!("{:?}", closure.call::<Dynamic>(&engine, &ast, args));
+        let closures: Vec<FnPtr> = closures.into_iter().map(|c| c.cast::<FnPtr>()).collect();
+        for (i, closure) in closures.iter().enumerate() {
+            match i {
+                // The captured `count` is shared: each call, either way, sees the last one's.
+                2 => assert_eq!(
+                    [ours(closure, vec![]), theirs(closure, vec![]), ours(closure, vec![])],
+                    ["Ok(1)", "Ok(2)", "Ok(3)"]
+                ),
+                6 => {
+                    let input = || vec![Dynamic::from(7_i64)];
+                    assert_eq!(ours(closure, input()), theirs(closure, input()));
+                }
+                _ => assert_eq!(ours(closure, vec![]), theirs(closure, vec![]), "closure {i}"),
+            }
+        }
+        // The depth limit is met at the same depth (between the first and the last of these).
+        assert!(ours(&closures[7], vec![]).starts_with("Ok"));
+        assert!(ours(&closures[10], vec![]).contains("StackOverflow"));
+    }
+
     #[test]
     fn every_stdlib_module_compiles_and_resolves() {
         let run = std::sync::Weak::new();
