@@ -31,6 +31,8 @@ pub struct EventBus {
     /// Some sink reads a success's result (`EventSink::reads_results`); the sinks are all
     /// known when the bus is made.
     results_read: bool,
+    /// Some sink reads `task_started` (`EventSink::reads_task_starts`).
+    task_starts_read: bool,
     shared: Arc<Shared>,
     deliverer: Mutex<Option<JoinHandle<()>>>,
 }
@@ -54,8 +56,6 @@ struct BusState {
     /// The sinks that get each event as it is emitted: every sink without a store; with one,
     /// the store's.
     sinks: Vec<Box<dyn EventSink>>,
-    /// Some sink reads `task_started` (`EventSink::reads_task_starts`).
-    task_starts_read: bool,
     /// With a store and announcing sinks: what they have not been given yet.
     held: Option<HeldEvents>,
     /// The run ended (`close`): nothing more is held.
@@ -108,10 +108,11 @@ impl EventBus {
     pub fn continuing(label: ExecutionLabel, sinks: Vec<Box<dyn EventSink>>, last_seq: u64) -> Self {
         let task_starts_read = sinks.iter().any(|sink| sink.reads_task_starts());
         let results_read = sinks.iter().any(|sink| sink.reads_results());
-        let state = BusState { seq: last_seq, sinks, task_starts_read, held: None, ending: false, delivered: false };
+        let state = BusState { seq: last_seq, sinks, held: None, ending: false, delivered: false };
         EventBus {
             label,
             results_read,
+            task_starts_read,
             shared: Arc::new(Shared {
                 state: Mutex::new(state),
                 progress: Condvar::new(),
@@ -147,9 +148,9 @@ impl EventBus {
             // than never.
             Err(_) => {
                 let others = std::mem::take(&mut *bus.shared.announcing.lock());
+                bus.task_starts_read |= others.iter().any(|sink| sink.reads_task_starts());
                 let mut state = bus.shared.state.lock();
                 state.held = None;
-                state.task_starts_read |= others.iter().any(|sink| sink.reads_task_starts());
                 state.sinks.extend(others);
             }
         }
@@ -181,10 +182,21 @@ impl EventBus {
         reads(&self.shared.state.lock().sinks) || reads(&self.shared.announcing.lock())
     }
 
+    /// `task_started` of the attempt `task`, copied into an event only when some sink reads
+    /// it; else it only takes its number.
+    pub fn emit_task_started(&self, task: &super::TaskInfo) -> u64 {
+        if self.task_starts_read {
+            return self.emit(Payload::TaskStarted { task: task.clone() });
+        }
+        let mut state = self.shared.state.lock();
+        state.seq += 1;
+        state.seq
+    }
+
     /// Numbers the event, hands it to the sinks (or holds it for them) and returns its `seq`.
     pub fn emit(&self, payload: Payload) -> u64 {
         let mut state = self.shared.state.lock();
-        if !state.task_starts_read && matches!(payload, Payload::TaskStarted { .. }) {
+        if !self.task_starts_read && matches!(payload, Payload::TaskStarted { .. }) {
             state.seq += 1;
             return state.seq;
         }
@@ -532,11 +544,19 @@ mod tests {
         let quiet = Announced::default();
         let bus = EventBus::new(label(), vec![Box::new(NoStarts(quiet.clone()))]);
         assert_eq!((bus.emit(started()), bus.emit(succeeded("t", TaskKind::Noop))), (1, 2));
+        let info = TaskInfo::first_attempt("t", TaskKind::Noop);
+        assert_eq!(bus.emit_task_started(&info), 3);
         assert_eq!(*quiet.seqs.lock(), [2]);
         let reader = Announced::default();
         let bus = EventBus::new(label(), vec![Box::new(reader.clone())]);
         bus.emit(started());
-        assert_eq!(*reader.seqs.lock(), [1]);
+        assert_eq!(bus.emit_task_started(&info), 2);
+        assert_eq!(*reader.seqs.lock(), [1, 2]);
+        // The store reads starts, whatever the others do.
+        let recorded = Arc::new(Mutex::new(Vec::new()));
+        let bus = EventBus::recording(label(), Box::new(Recorder(recorded.clone())), Vec::new(), 0);
+        assert_eq!(bus.emit_task_started(&info), 1);
+        assert_eq!(*recorded.lock(), [1]);
     }
 
     /// A sink that reads no result, as a console.

@@ -165,7 +165,7 @@ async fn attempt(
     cell.begin_attempt(attempt_id, retries);
     let info = task_info(cell, attempt_id, retries, settings.total_retries);
     if cell.kind() != TaskKind::Event {
-        env.bus.emit(Payload::TaskStarted { task: info.clone() });
+        env.bus.emit_task_started(&info);
     }
     let result = perform(cell, settings, env).await;
     drop(permit);

@@ -124,7 +124,7 @@ impl DirectClosure {
         let attempt_id = env.attempt_id(cell);
         cell.begin_attempt(attempt_id, 0);
         let info = task_info(cell, attempt_id, 0, self.total_retries);
-        env.bus.emit(Payload::TaskStarted { task: info.clone() });
+        env.bus.emit_task_started(&info);
         let (closure, args) = closure_call(cell).expect("a direct task runs a closure");
         match env.scripts.call(closure, args, None) {
             Ok(value) => {

@@ -221,7 +221,7 @@ impl Scheduler {
                 }
                 _ => {
                     let info = task_info(&cell, attempt_id, 0, total_retries);
-                    self.env.bus.emit(Payload::TaskStarted { task: info.clone() });
+                    self.env.bus.emit_task_started(&info);
                     Some(info)
                 }
             };
