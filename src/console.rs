@@ -192,6 +192,11 @@ impl EventSink for Console {
     fn reads_task_starts(&self) -> bool {
         !self.0.lock().quiet
     }
+
+    /// No line shows a task's result.
+    fn reads_results(&self) -> bool {
+        false
+    }
 }
 
 /// What the console does with each kind of task event (beyond a line, the tally and the bar).

@@ -663,6 +663,11 @@ pub trait EventSink: Send {
     fn reads_task_starts(&self) -> bool {
         true
     }
+    /// Whether the sink reads a success's `result`: when none does, the result is not turned
+    /// into JSON (a quiet console's run: it only counts successes).
+    fn reads_results(&self) -> bool {
+        true
+    }
     /// Called once when the execution ended.
     fn close(&mut self) {}
 }

@@ -37,6 +37,11 @@ pub fn check_json_nesting(value: &Value, what: impl FnOnce() -> String) -> Resul
 
 /// Whether `value` holds more than `levels` levels of arrays and maps.
 fn nests_deeper(value: &Dynamic, levels: usize) -> bool {
+    // Nearly every value is neither (a task's result is mostly a number or a string): two
+    // tests of its kind instead of two downcasts.
+    if !value.is_array() && !value.is_map() {
+        return false;
+    }
     if let Some(array) = value.read_lock::<rhai::Array>() {
         return levels == 0 || array.iter().any(|v| nests_deeper(v, levels - 1));
     }

@@ -28,6 +28,11 @@ const DUE_AT_MOST: usize = 1024;
 /// Numbers events and hands them to the sinks.
 pub struct EventBus {
     label: ExecutionLabel,
+    /// Some sink reads a success's result (`EventSink::reads_results`); the sinks are all
+    /// known when the bus is made.
+    results_read: bool,
+    /// Some sink reads `task_started` (`EventSink::reads_task_starts`).
+    task_starts_read: bool,
     shared: Arc<Shared>,
     deliverer: Mutex<Option<JoinHandle<()>>>,
 }
@@ -51,8 +56,6 @@ struct BusState {
     /// The sinks that get each event as it is emitted: every sink without a store; with one,
     /// the store's.
     sinks: Vec<Box<dyn EventSink>>,
-    /// Some sink reads `task_started` (`EventSink::reads_task_starts`).
-    task_starts_read: bool,
     /// With a store and announcing sinks: what they have not been given yet.
     held: Option<HeldEvents>,
     /// The run ended (`close`): nothing more is held.
@@ -104,9 +107,12 @@ impl EventBus {
     /// A bus whose first event is `last_seq + 1` (a resumed execution goes on numbering).
     pub fn continuing(label: ExecutionLabel, sinks: Vec<Box<dyn EventSink>>, last_seq: u64) -> Self {
         let task_starts_read = sinks.iter().any(|sink| sink.reads_task_starts());
-        let state = BusState { seq: last_seq, sinks, task_starts_read, held: None, ending: false, delivered: false };
+        let results_read = sinks.iter().any(|sink| sink.reads_results());
+        let state = BusState { seq: last_seq, sinks, held: None, ending: false, delivered: false };
         EventBus {
             label,
+            results_read,
+            task_starts_read,
             shared: Arc::new(Shared {
                 state: Mutex::new(state),
                 progress: Condvar::new(),
@@ -126,7 +132,8 @@ impl EventBus {
         others: Vec<Box<dyn EventSink>>,
         last_seq: u64,
     ) -> Self {
-        let bus = Self::continuing(label, vec![recorder], last_seq);
+        let mut bus = Self::continuing(label, vec![recorder], last_seq);
+        bus.results_read |= others.iter().any(|sink| sink.reads_results());
         if others.is_empty() {
             return bus;
         }
@@ -141,9 +148,9 @@ impl EventBus {
             // than never.
             Err(_) => {
                 let others = std::mem::take(&mut *bus.shared.announcing.lock());
+                bus.task_starts_read |= others.iter().any(|sink| sink.reads_task_starts());
                 let mut state = bus.shared.state.lock();
                 state.held = None;
-                state.task_starts_read |= others.iter().any(|sink| sink.reads_task_starts());
                 state.sinks.extend(others);
             }
         }
@@ -159,16 +166,37 @@ impl EventBus {
         &self.label
     }
 
+    /// A success's `result` for its event: its JSON when some sink reads it, else nothing
+    /// (turning it into JSON cost a closure task returning `1 + 1` ~80 instructions).
+    pub fn result_json(&self, value: &rhai::Dynamic) -> Option<serde_json::Value> {
+        if self.results_read {
+            crate::value::result_json(value)
+        } else {
+            None
+        }
+    }
+
     /// Whether any sink reads `graph_planned` (`EventSink::reads_graphs`).
     pub fn graphs_read(&self) -> bool {
         let reads = |sinks: &[Box<dyn EventSink>]| sinks.iter().any(|sink| sink.reads_graphs());
         reads(&self.shared.state.lock().sinks) || reads(&self.shared.announcing.lock())
     }
 
+    /// `task_started` of the attempt `task`, copied into an event only when some sink reads
+    /// it; else it only takes its number.
+    pub fn emit_task_started(&self, task: &super::TaskInfo) -> u64 {
+        if self.task_starts_read {
+            return self.emit(Payload::TaskStarted { task: task.clone() });
+        }
+        let mut state = self.shared.state.lock();
+        state.seq += 1;
+        state.seq
+    }
+
     /// Numbers the event, hands it to the sinks (or holds it for them) and returns its `seq`.
     pub fn emit(&self, payload: Payload) -> u64 {
         let mut state = self.shared.state.lock();
-        if !state.task_starts_read && matches!(payload, Payload::TaskStarted { .. }) {
+        if !self.task_starts_read && matches!(payload, Payload::TaskStarted { .. }) {
             state.seq += 1;
             return state.seq;
         }
@@ -516,11 +544,48 @@ mod tests {
         let quiet = Announced::default();
         let bus = EventBus::new(label(), vec![Box::new(NoStarts(quiet.clone()))]);
         assert_eq!((bus.emit(started()), bus.emit(succeeded("t", TaskKind::Noop))), (1, 2));
+        let info = TaskInfo::first_attempt("t", TaskKind::Noop);
+        assert_eq!(bus.emit_task_started(&info), 3);
         assert_eq!(*quiet.seqs.lock(), [2]);
         let reader = Announced::default();
         let bus = EventBus::new(label(), vec![Box::new(reader.clone())]);
         bus.emit(started());
-        assert_eq!(*reader.seqs.lock(), [1]);
+        assert_eq!(bus.emit_task_started(&info), 2);
+        assert_eq!(*reader.seqs.lock(), [1, 2]);
+        // The store reads starts, whatever the others do.
+        let recorded = Arc::new(Mutex::new(Vec::new()));
+        let bus = EventBus::recording(label(), Box::new(Recorder(recorded.clone())), Vec::new(), 0);
+        assert_eq!(bus.emit_task_started(&info), 1);
+        assert_eq!(*recorded.lock(), [1]);
+    }
+
+    /// A sink that reads no result, as a console.
+    struct NoResults;
+
+    impl EventSink for NoResults {
+        fn accept(&mut self, _: &Event, _: &ExecutionLabel) {}
+
+        fn reads_results(&self) -> bool {
+            false
+        }
+    }
+
+    // A result no sink reads is not made into JSON; any sink that reads results, as it is
+    // emitted or once the store committed it, gets it.
+    #[test]
+    fn a_result_is_made_into_json_only_when_some_sink_reads_it() {
+        let two = rhai::Dynamic::from(2_i64);
+        let bus = EventBus::new(label(), vec![Box::new(NoResults)]);
+        assert_eq!(bus.result_json(&two), None);
+        let bus = EventBus::new(label(), vec![Box::new(NoResults), Box::new(Announced::default())]);
+        assert_eq!(bus.result_json(&two), Some(serde_json::json!(2)));
+        let bus = EventBus::recording(label(), Box::new(NoResults), vec![Box::new(Announced::default())], 0);
+        assert_eq!(bus.result_json(&two), Some(serde_json::json!(2)));
+        bus.close();
+        let bus = EventBus::recording(label(), Box::new(Recorder(Arc::default())), vec![Box::new(NoResults)], 0);
+        assert_eq!(bus.result_json(&two), Some(serde_json::json!(2)));
+        assert_eq!(bus.result_json(&rhai::Dynamic::UNIT), None);
+        bus.close();
     }
 
     #[test]

@@ -15,7 +15,6 @@ use crate::events::{Payload, Success, TaskInfo};
 use crate::seconds;
 use crate::task::{ErrorKind, TaskError};
 use crate::task::{TaskAction, TaskCell, TaskSettings, TaskState};
-use crate::value::result_json;
 
 /// How a task ended, for the scheduler.
 #[derive(Clone, Debug)]
@@ -108,7 +107,7 @@ async fn run_attempts(cell: Arc<TaskCell>, env: Arc<ExecEnv>, mut first: Option<
             Judgement::Poll { value, after } => {
                 env.bus.emit(Payload::TaskSucceeded {
                     task: info.clone(),
-                    result: result_json(&value),
+                    result: env.bus.result_json(&value),
                     how: Success::Again,
                 });
                 (after, TaskError::recoverable(POLL_AGAIN))
@@ -166,7 +165,7 @@ async fn attempt(
     cell.begin_attempt(attempt_id, retries);
     let info = task_info(cell, attempt_id, retries, settings.total_retries);
     if cell.kind() != TaskKind::Event {
-        env.bus.emit(Payload::TaskStarted { task: info.clone() });
+        env.bus.emit_task_started(&info);
     }
     let result = perform(cell, settings, env).await;
     drop(permit);
@@ -178,7 +177,7 @@ async fn succeed(cell: &TaskCell, info: TaskInfo, value: Dynamic, env: &ExecEnv)
     if cell.kind().has_effects() {
         let seq = env.bus.emit(Payload::TaskSucceeded {
             task: info.clone(),
-            result: result_json(&value),
+            result: env.bus.result_json(&value),
             how: Success::Done,
         });
         // A success that is not on disk is no success: nothing may run on it. The bus never

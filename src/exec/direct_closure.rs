@@ -22,11 +22,12 @@ use super::ExecEnv;
 use crate::events::{Payload, Success};
 use crate::graph::TaskIx;
 use crate::task::{TaskAction, TaskCell};
-use crate::value::result_json;
 
 /// A closure task that can take the direct path, with the settings its attempt needs.
 pub struct DirectClosure {
     total_retries: i64,
+    /// The `task_id` of the attempt, handed over as it is: no other attempt can take it.
+    attempt_id: u64,
 }
 
 /// How the direct attempt ended.
@@ -102,7 +103,7 @@ impl DirectJob {
 impl DirectClosure {
     /// A closure task without handlers, in a run without a concurrency limit (whose permits
     /// are awaited on tokio), takes the direct path; a mocked one does not run its closure.
-    pub fn for_task(cell: &TaskCell, env: &ExecEnv) -> Option<Self> {
+    pub fn for_task(cell: &TaskCell, env: &ExecEnv, attempt_id: u64) -> Option<Self> {
         if !matches!(cell.action, TaskAction::Script { .. }) || env.limiter.is_some() {
             return None;
         }
@@ -112,7 +113,8 @@ impl DirectClosure {
         // A timeout is the executor's to enforce when the closure is stuck in a native call.
         cell.with_settings(|settings| {
             let handled = settings.on_success.is_some() || settings.on_failure.is_some();
-            (!handled && settings.timeout.is_none()).then_some(DirectClosure { total_retries: settings.total_retries })
+            let direct = DirectClosure { total_retries: settings.total_retries, attempt_id };
+            (!handled && settings.timeout.is_none()).then_some(direct)
         })
     }
 
@@ -122,16 +124,16 @@ impl DirectClosure {
             cell.cancel_unstarted();
             return DirectEnd::Cancelled;
         }
-        let attempt_id = env.attempt_id(cell);
+        let attempt_id = self.attempt_id;
         cell.begin_attempt(attempt_id, 0);
         let info = task_info(cell, attempt_id, 0, self.total_retries);
-        env.bus.emit(Payload::TaskStarted { task: info.clone() });
+        env.bus.emit_task_started(&info);
         let (closure, args) = closure_call(cell).expect("a direct task runs a closure");
         match env.scripts.call(closure, args, None) {
             Ok(value) => {
                 let seq = env.bus.emit(Payload::TaskSucceeded {
                     task: info,
-                    result: result_json(&value),
+                    result: env.bus.result_json(&value),
                     how: Success::Done,
                 });
                 DirectEnd::Succeeded { value, seq }

@@ -7,7 +7,6 @@ use rhai::Dynamic;
 use super::{ExecEnv, TaskOutcome};
 use crate::events::{Payload, Success, TaskInfo};
 use crate::task::{TaskCell, TaskError};
-use crate::value::result_json;
 
 /// How a task (or subgraph) ends. `told`: the attempt its closing event describes; `None` when
 /// that event was emitted already, or never is (a replayed task, a cancel between attempts).
@@ -30,7 +29,11 @@ pub fn end(cell: &TaskCell, ending: Ending, env: &ExecEnv) -> TaskOutcome {
     match ending {
         Ending::Succeeded { result, told } => {
             if let Some(info) = told {
-                env.bus.emit(Payload::TaskSucceeded { task: info, result: result_json(&result), how: Success::Done });
+                env.bus.emit(Payload::TaskSucceeded {
+                    task: info,
+                    result: env.bus.result_json(&result),
+                    how: Success::Done,
+                });
             }
             cell.succeed(result);
             TaskOutcome::Succeeded

@@ -221,17 +221,17 @@ impl Scheduler {
                 }
                 _ => {
                     let info = task_info(&cell, attempt_id, 0, total_retries);
-                    self.env.bus.emit(Payload::TaskStarted { task: info.clone() });
+                    self.env.bus.emit_task_started(&info);
                     Some(info)
                 }
             };
             return self.end_task(task, Ending::Succeeded { result: Dynamic::UNIT, told });
         }
         // Not run in place: its attempt, wherever it runs, takes the same `task_id`.
-        cell.reserve_attempt(attempt_id);
-        if let Some(direct) = DirectClosure::for_task(&cell, &self.env) {
+        if let Some(direct) = DirectClosure::for_task(&cell, &self.env, attempt_id) {
             return self.direct_due.push(DirectJob { task, cell, direct, run: self.direct.clone() });
         }
+        cell.reserve_attempt(attempt_id);
         let (env, done) = (self.env.clone(), self.done_tx.clone());
         self.env.runtime.spawn(async move {
             let reporter = ReportsOnPanic { task, done: &done };

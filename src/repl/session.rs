@@ -142,7 +142,7 @@ impl Session {
         self.host.run_state.settle_standard_tasks();
         self.ast += line;
         let ast = Arc::new(self.ast.clone());
-        *self.host.bridge.0.lock() = Arc::new(self.host.script_bridge(ast.clone(), None));
+        *self.host.bridge.0.lock() = Arc::new(self.host.script_bridge(&ast, None));
         let imports: String = self.imports.iter().map(|(_, statement)| format!("{statement}\n")).collect();
         let run = match self.host.engine.compile(&imports) {
             Ok(imports) => imports.merge(&ast),
@@ -244,7 +244,7 @@ impl LineHost {
         })
         .modules(setup.modules.clone())
         .build()?;
-        let first = host.script_bridge(Arc::new(AST::empty()), None);
+        let first = host.script_bridge(&AST::empty(), None);
         let bridge = Arc::new(GrowingBridge(Mutex::new(Arc::new(first))));
         host.connect(bus.clone(), bridge.clone(), None, |_| {});
         Ok(LineHost { host, bridge })

@@ -80,14 +80,8 @@ impl Host {
     }
 
     /// Runs closures defined in `ast` (for a bundle workflow, in `module`).
-    pub fn script_bridge(&self, ast: Arc<AST>, module: Option<Arc<AST>>) -> ScriptBridge {
-        ScriptBridge {
-            engine: self.engine.clone(),
-            ast,
-            module,
-            cancel: self.cancel.clone(),
-            operations: Default::default(),
-        }
+    pub fn script_bridge(&self, ast: &AST, module: Option<Arc<AST>>) -> ScriptBridge {
+        ScriptBridge::new(self.engine.clone(), ast, module, self.cancel.clone())
     }
 
     /// Wires the executor: its events go to `bus`, its closures to `calls`; `configure` adds

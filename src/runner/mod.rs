@@ -404,7 +404,7 @@ fn connect(
     resume: Option<&ResumeFrom>,
     execution_id: &str,
 ) {
-    let bridge = Arc::new(host.script_bridge(script.ast.clone(), script.module.clone()));
+    let bridge = Arc::new(host.script_bridge(&script.ast, script.module.clone()));
     host.connect(bus.clone(), bridge, options.max_concurrency, |env| {
         env.committed = store.and_then(|s| s.committed());
         let remote = store.and_then(|s| s.remote_tasks());

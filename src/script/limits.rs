@@ -191,10 +191,13 @@ pub fn evaluate<T>(
         let after = Duration::try_from_secs_f64(secs.max(0.0)).ok()?;
         Some((Instant::now().checked_add(after)?, secs))
     });
-    let previous = GUARD.with(|g| g.replace(Some(Guard { cancel: cancel.clone(), deadline })));
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|_| EnginePanicked);
-    GUARD.with(|g| *g.borrow_mut() = previous);
-    result
+    // One look-up of the thread's guard for both its change and its restoring.
+    GUARD.with(|guard| {
+        let previous = guard.replace(Some(Guard { cancel: cancel.clone(), deadline }));
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|_| EnginePanicked);
+        *guard.borrow_mut() = previous;
+        result
+    })
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ pub mod state;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use rhai::{Dynamic, Engine, FnPtr, Map, OptimizationLevel, AST};
+use rhai::{Dynamic, Engine, FnPtr, GlobalRuntimeState, Map, NativeCallContext, OptimizationLevel, Position, AST};
 
 pub use diagnostics::HeldSources;
 pub use limits::Limits;
@@ -106,20 +106,40 @@ fn operation_context(call: &crate::deploy::OperationCall, retry_number: u32) -> 
 
 /// Runs closures for the executor, with cancel and timeouts watching them.
 pub struct ScriptBridge {
-    pub engine: Arc<Engine>,
-    pub ast: Arc<AST>,
+    engine: Arc<Engine>,
     /// A bundle workflow's module, where its closures are defined. They are called by name
     /// after the module's top level ran, so that they see the module's imports.
-    pub module: Option<Arc<AST>>,
-    pub cancel: Arc<CancelState>,
+    module: Option<Arc<AST>>,
+    cancel: Arc<CancelState>,
+    /// The state a closure of the script is called from: the one `FnPtr::call` would make
+    /// for each call (the engine's defaults, the script's functions), made once. Rhai only
+    /// reads it: each call works on a copy of its own, as it did.
+    closure_state: GlobalRuntimeState,
     /// The calls of bundle operation functions, compiled once each.
-    pub operations: parking_lot::Mutex<HashMap<String, Arc<AST>>>,
+    operations: parking_lot::Mutex<HashMap<String, Arc<AST>>>,
 }
 
 impl ScriptBridge {
+    /// Runs closures defined in `ast` (for a bundle workflow, in `module`) on `engine`.
+    pub fn new(engine: Arc<Engine>, ast: &AST, module: Option<Arc<AST>>, cancel: Arc<CancelState>) -> Self {
+        let mut closure_state = engine.new_global_runtime_state();
+        closure_state.lib.push(ast.shared_lib().clone());
+        ScriptBridge { engine, module, cancel, closure_state, operations: Default::default() }
+    }
+
     fn call_closure(&self, closure: &FnPtr, args: Vec<Dynamic>) -> Result<Dynamic, Box<rhai::EvalAltResult>> {
         match &self.module {
-            None => closure.call::<Dynamic>(&self.engine, &self.ast, args),
+            // What `FnPtr::call` does, from the state made once instead of a new one a call.
+            None => {
+                let context = NativeCallContext::new_with_all_fields(
+                    &self.engine,
+                    closure.fn_name(),
+                    None,
+                    &self.closure_state,
+                    Position::NONE,
+                );
+                closure.call_raw(&context, None, args)
+            }
             Some(module) => {
                 // Captured variables are curried in front of the arguments, as FnPtr::call does.
                 let all: Vec<Dynamic> = closure.curry().iter().cloned().chain(args).collect();
@@ -202,6 +222,55 @@ mod tests {
         let engine = plain_engine(&Limits::default());
         assert_eq!(engine.max_strings_interned(), 0);
         assert_eq!(engine.eval::<String>("let i = 3; let s = `t${i}_${i + 1}`; s").unwrap(), "t3_4");
+    }
+
+    // A closure is called from a state the bridge made once instead of through
+    // `FnPtr::call`: what it returns, how it fails (the error's frames, `exit`, the call-depth
+    // limit) and what it captured must be as `FnPtr::call` has them.
+    #[test]
+    fn a_closure_called_by_the_bridge_does_what_fn_ptr_call_does() {
+        // Rhai's deep calls need more than a test thread's stack in a debug build.
+        let checks = std::thread::Builder::new().stack_size(256 << 20).spawn(closures_called_both_ways).unwrap();
+        checks.join().unwrap();
+    }
+
+    fn closures_called_both_ways() {
+        let engine = Arc::new(plain_engine(&Limits::default()));
+        let ast = engine
+            .compile(
+                r#"
+                fn deep(n) { if n == 0 { 0 } else { 1 + deep(n - 1) } }
+                let x = 40;
+                let count = 0;
+                [|| 1 + 1, || x + 2, || { count += 1; count }, || throw "boom", || exit(5),
+                 || undefined_here(), |input| input, || deep(60), || deep(61), || deep(62),
+                 || deep(63), Fn("deep").curry(3), Fn("to_string").curry(5)]
+                "#,
+            )
+            .unwrap();
+        let closures = engine.eval_ast::<rhai::Array>(&ast).unwrap();
+        let bridge = ScriptBridge::new(engine.clone(), &ast, None, Arc::new(CancelState::default()));
+        let ours = |closure: &FnPtr, args: Vec<Dynamic>| format!("{:?}", bridge.call_closure(closure, args));
+        let theirs =
+            |closure: &FnPtr, args: Vec<Dynamic>| format!("{:?}", closure.call::<Dynamic>(&engine, &ast, args));
+        let closures: Vec<FnPtr> = closures.into_iter().map(|c| c.cast::<FnPtr>()).collect();
+        for (i, closure) in closures.iter().enumerate() {
+            match i {
+                // The captured `count` is shared: each call, either way, sees the last one's.
+                2 => assert_eq!(
+                    [ours(closure, vec![]), theirs(closure, vec![]), ours(closure, vec![])],
+                    ["Ok(1)", "Ok(2)", "Ok(3)"]
+                ),
+                6 => {
+                    let input = || vec![Dynamic::from(7_i64)];
+                    assert_eq!(ours(closure, input()), theirs(closure, input()));
+                }
+                _ => assert_eq!(ours(closure, vec![]), theirs(closure, vec![]), "closure {i}"),
+            }
+        }
+        // The depth limit is met at the same depth (between the first and the last of these).
+        assert!(ours(&closures[7], vec![]).starts_with("Ok"));
+        assert!(ours(&closures[10], vec![]).contains("StackOverflow"));
     }
 
     #[test]

@@ -42,6 +42,9 @@ pub struct RunState {
     executing: AtomicUsize,
     /// Declared parameter count of each script function, to know what a closure takes.
     arity: parking_lot::RwLock<HashMap<String, usize>>,
+    /// The last function `closure_arity` looked up, with its count: a loop makes its tasks'
+    /// closures from one function, and hashing its name each time cost ~200 instructions.
+    last_arity: Mutex<(String, usize)>,
     /// Set when a dry run had to make up a standard-mode result.
     pub dry_results_used: Mutex<Option<Position>>,
     /// Creation indices: the stable identity of tasks across a resume.
@@ -64,6 +67,7 @@ impl RunState {
             graphs: Mutex::new(Vec::new()),
             executing: AtomicUsize::new(0),
             arity: Default::default(),
+            last_arity: Mutex::new((String::new(), 0)),
             dry_results_used: Mutex::new(None),
             next_serial: AtomicU64::new(1),
             observed: Mutex::new(std::collections::HashSet::new()),
@@ -80,17 +84,33 @@ impl RunState {
     }
 
     pub fn set_arity(&self, arity: HashMap<String, usize>) {
-        *self.arity.write() = arity;
+        let mut arities = self.arity.write();
+        *arities = arity;
+        self.last_arity.lock().0.clear();
     }
 
-    /// More functions (the REPL defines them line by line).
+    /// More functions (the REPL defines them line by line; one may be defined again).
     pub fn add_arity(&self, arity: HashMap<String, usize>) {
-        self.arity.write().extend(arity);
+        let mut arities = self.arity.write();
+        arities.extend(arity);
+        self.last_arity.lock().0.clear();
     }
 
     /// How many parameters a closure takes, not counting the variables it captured.
     pub fn closure_arity(&self, closure: &FnPtr) -> usize {
-        let declared = self.arity.read().get(closure.fn_name()).copied().unwrap_or(0);
+        let name = closure.fn_name();
+        // Read under the lock of the counts, so that a change to them cannot come between.
+        let arities = self.arity.read();
+        let mut last = self.last_arity.lock();
+        let declared = if last.0 == name {
+            last.1
+        } else {
+            let declared = arities.get(name).copied().unwrap_or(0);
+            last.0.clear();
+            last.0.push_str(name);
+            last.1 = declared;
+            declared
+        };
         declared.saturating_sub(closure.curry().len())
     }
 
@@ -238,4 +258,40 @@ fn unnoticed_failure(outcomes: Vec<(Arc<TaskCell>, TaskOutcome)>) -> Option<Task
 /// Upgrades the host functions' reference; fails only if a script value outlived its run.
 pub fn upgrade(run: &RunRef) -> Result<Arc<RunState>, Box<EvalAltResult>> {
     run.upgrade().ok_or_else(|| TaskError::recoverable("this run has ended").into_rhai())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_state() -> Arc<RunState> {
+        RunState::new(RunSettings {
+            parameters: rhai::Map::new(),
+            task_retries: 0,
+            retry_interval: 0.0,
+            dry_run: false,
+            max_tasks: 0,
+            deployment: None,
+        })
+    }
+
+    // The last count looked up is kept: a function defined again (a REPL line) must not
+    // keep its old count, nor a closure take the count of the function looked up before.
+    #[test]
+    fn a_closure_s_arity_follows_its_function_as_it_is_defined_again() {
+        let run = run_state();
+        let f = FnPtr::new("f").unwrap();
+        let g = FnPtr::new("g").unwrap();
+        run.set_arity(HashMap::from([("f".to_string(), 1), ("g".to_string(), 0)]));
+        assert_eq!((run.closure_arity(&f), run.closure_arity(&f), run.closure_arity(&g)), (1, 1, 0));
+        assert_eq!(run.closure_arity(&f), 1);
+        run.add_arity(HashMap::from([("f".to_string(), 0)]));
+        assert_eq!(run.closure_arity(&f), 0);
+        run.set_arity(HashMap::from([("f".to_string(), 2)]));
+        let mut curried = f.clone();
+        curried.add_curry(rhai::Dynamic::from(1_i64));
+        assert_eq!((run.closure_arity(&f), run.closure_arity(&curried)), (2, 1));
+        run.set_arity(HashMap::new());
+        assert_eq!(run.closure_arity(&f), 0);
+    }
 }
