@@ -729,6 +729,35 @@ mod tests {
     use crate::events::Payload;
     use crate::store::event_rows::RowBuilder;
 
+    /// Writes execution `e-1` with one row of events `body` (its last seq `last_seq`) into the
+    /// store file at `path`, as a rhaiflow of store format `version` would have.
+    fn write_old_execution(path: &Path, version: i64, status: &str, last_seq: u64, body: Vec<u8>) {
+        let conn = Connection::open(path).unwrap();
+        conn.execute(
+            "INSERT INTO executions (number, id, workflow, script, parameters, options, status, started_at, pid)
+             VALUES (1, 'e-1', 'w', 'w.rhai', '{}', '{}', ?1, '2026-12-01T00:00:00Z', 1)",
+            [status],
+        )
+        .unwrap();
+        conn.execute("INSERT INTO event_rows VALUES (?1, 1, ?2)", params![position(1, last_seq), body]).unwrap();
+        conn.pragma_update(None, "user_version", version).unwrap();
+    }
+
+    /// The lines `--events-json` writes for `events` of execution `e-1` of workflow `w`.
+    fn json_lines(events: &[Event]) -> Vec<(u64, String)> {
+        let label = crate::events::ExecutionLabel { execution_id: "e-1".into(), workflow: "w".into() };
+        let line = |event: &Event| {
+            let mut line = Vec::new();
+            event.write_json(&label, &mut line);
+            String::from_utf8(line).unwrap()
+        };
+        events.iter().map(|event| (event.seq, line(event))).collect()
+    }
+
+    fn user_version(path: &Path) -> i64 {
+        Connection::open(path).unwrap().pragma_query_value(None, "user_version", |r| r.get(0)).unwrap()
+    }
+
     // Rows of format 5 hold each event's `seq` and `ts` as text; opened by this rhaiflow, the
     // file is marked 6 and those rows still read as the lines they were written as.
     #[test]
@@ -740,32 +769,11 @@ mod tests {
             Event { seq: 1, ts: SystemTime::now(), payload: Payload::WorkflowCancelled { by: Some("user x".into()) } },
             Event { seq: 2, ts: SystemTime::UNIX_EPOCH, payload: Payload::WorkflowCancelled { by: None } },
         ];
-        {
-            let conn = Connection::open(&path).unwrap();
-            conn.execute(
-                "INSERT INTO executions (number, id, workflow, script, parameters, options, status, started_at, pid)
-                 VALUES (1, 'e-1', 'w', 'w.rhai', '{}', '{}', 'cancelled', '2026-12-01T00:00:00Z', 1)",
-                [],
-            )
-            .unwrap();
-            let body = crate::store::event_rows::row_before_schema_6(&events);
-            conn.execute("INSERT INTO event_rows VALUES (?1, 1, ?2)", params![position(1, 2), body]).unwrap();
-            conn.pragma_update(None, "user_version", 5).unwrap();
-        }
+        let body = crate::store::event_rows::row_before_schema_6(&events);
+        write_old_execution(&path, 5, "cancelled", 2, body);
         let store = SqliteStore::open(&path).unwrap();
-        let label = crate::events::ExecutionLabel { execution_id: "e-1".into(), workflow: "w".into() };
-        let lines: Vec<(u64, String)> = events
-            .iter()
-            .map(|event| {
-                let mut line = Vec::new();
-                event.write_json(&label, &mut line);
-                (event.seq, String::from_utf8(line).unwrap())
-            })
-            .collect();
-        assert_eq!(store.events_after("e-1", 0).unwrap(), lines);
-        let version: i64 =
-            Connection::open(&path).unwrap().pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
-        assert_eq!(version, SCHEMA_VERSION);
+        assert_eq!(store.events_after("e-1", 0).unwrap(), json_lines(&events));
+        assert_eq!(user_version(&path), SCHEMA_VERSION);
     }
 
     // Rows of format 6 keep each event's type and payload as JSON text beside its binary
@@ -789,35 +797,14 @@ mod tests {
             .enumerate()
             .map(|(i, payload)| Event { seq: i as u64 + 1, ts: SystemTime::now(), payload })
             .collect();
-        {
-            let conn = Connection::open(&path).unwrap();
-            conn.execute(
-                "INSERT INTO executions (number, id, workflow, script, parameters, options, status, started_at, pid)
-                 VALUES (1, 'e-1', 'w', 'w.rhai', '{}', '{}', 'succeeded', '2026-12-01T00:00:00Z', 1)",
-                [],
-            )
-            .unwrap();
-            let body = crate::store::event_rows::row_of_schema_6(&events);
-            conn.execute("INSERT INTO event_rows VALUES (?1, 1, ?2)", params![position(1, 3), body]).unwrap();
-            conn.pragma_update(None, "user_version", 6).unwrap();
-        }
+        let body = crate::store::event_rows::row_of_schema_6(&events);
+        write_old_execution(&path, 6, "succeeded", 3, body);
         let store = SqliteStore::open(&path).unwrap();
-        let label = crate::events::ExecutionLabel { execution_id: "e-1".into(), workflow: "w".into() };
-        let lines: Vec<(u64, String)> = events
-            .iter()
-            .map(|event| {
-                let mut line = Vec::new();
-                event.write_json(&label, &mut line);
-                (event.seq, String::from_utf8(line).unwrap())
-            })
-            .collect();
-        assert_eq!(store.events_after("e-1", 0).unwrap(), lines);
+        assert_eq!(store.events_after("e-1", 0).unwrap(), json_lines(&events));
         let tasks = store.tasks("e-1").unwrap();
         assert_eq!(tasks.len(), 1);
         assert_eq!((tasks[0].name.as_str(), &tasks[0].result), ("t \"1\"", &Some(serde_json::json!([1]))));
-        let version: i64 =
-            Connection::open(&path).unwrap().pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
-        assert_eq!(version, SCHEMA_VERSION);
+        assert_eq!(user_version(&path), SCHEMA_VERSION);
     }
 
     // A store file of format 4 (before `cancel_by` and the one-execution-a-key index) is
