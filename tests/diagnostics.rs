@@ -237,6 +237,17 @@ fn a_runtime_error_after_a_task_ran_fails_the_run() {
     assert_eq!(status, "failed");
 }
 
+// With Rhai's optimiser on, `limits.retries = 5` on a constant map became `3 = 5`, and the
+// engine panicked ("this is a bug in rhaiflow") instead of refusing the assignment.
+#[test]
+fn assigning_into_a_constant_is_refused_where_it_is_written() {
+    let out = run("assign_into_a_constant.rhai");
+    out.assert_code(1);
+    assert!(out.stderr.contains("Cannot modify constant limits"), "{}", out.stderr);
+    assert!(out.stderr.contains("[assign_into_a_constant.rhai:3:1]"), "{}", out.stderr);
+    assert!(!out.stderr.contains("bug in rhaiflow"), "{}", out.stderr);
+}
+
 #[test]
 fn an_invalid_graph_once_a_graph_ran_fails_the_run() {
     let out = Run::new("invalid_graph_after_a_graph_ran.rhai").output();

@@ -2,12 +2,14 @@
 //! number of `let`s in one block: each `let` scans every variable declared before it
 //! (`ParseState::find_var`), so a large generated script (600,000 `let`s) would compile for
 //! ever. A script is limited in size, and a compile past its budget is given up with a
-//! diagnostic instead of hanging `run` and `check`.
+//! diagnostic instead of hanging `run` and `check`. A script that compiles is then optimised
+//! (constant expressions folded, as `|| 1 + 1` returning 2 without evaluating `+`).
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rhai::{Engine, AST};
+use rhai::{ASTFlags, ASTNode, Engine, Expr, ImmutableString, OptimizationLevel, Scope, Stmt, AST};
 
 use crate::diagnostic::{Code, Diagnostic, Source};
 
@@ -45,7 +47,7 @@ pub fn compile_shown(engine: &Arc<Engine>, source: &Source, shown: &Source) -> R
     let (done, compiled) = std::sync::mpsc::channel();
     let (engine, text) = (engine.clone(), source.text.clone());
     let spawned = std::thread::Builder::new().name("rhaiflow-compile".into()).spawn(move || {
-        let _ = done.send(engine.compile(&*text));
+        let _ = done.send(engine.compile(&*text).map(|ast| optimised(&engine, ast)));
     });
     let outcome = match spawned {
         Ok(_) => compiled.recv_timeout(COMPILE_BUDGET).ok(),
@@ -63,5 +65,84 @@ pub fn compile_shown(engine: &Arc<Engine>, source: &Source, shown: &Source) -> R
                 COMPILE_BUDGET.as_secs()
             ),
         )),
+    }
+}
+
+/// `ast` with its constant expressions folded, by Rhai's own optimiser at its `Simple` level
+/// (which calls no function but the built-in operators). Rhai 1.27 also puts a constant map's
+/// field in place of an assignment to it (`const m = #{a: 1}; m.a = 2;` becomes `1 = 2`), which
+/// then panics as it runs instead of failing with "Cannot modify constant m": a script that
+/// assigns into anything a `const` may name is left as written.
+fn optimised(engine: &Engine, ast: AST) -> AST {
+    if assigns_into_a_constant(&ast) {
+        return ast;
+    }
+    engine.optimize_ast(&Scope::new(), ast, OptimizationLevel::Simple)
+}
+
+/// Whether some assignment, anywhere in the script or its functions, is to a name (or into a
+/// value under a name) that some `const` declares. Scopes are not told apart: a `let` of the
+/// same name elsewhere only costs that script its optimising.
+fn assigns_into_a_constant(ast: &AST) -> bool {
+    let mut constants = HashSet::new();
+    let mut assigned = Vec::new();
+    ast.walk(&mut |path: &[ASTNode]| {
+        match path.last() {
+            Some(ASTNode::Stmt(Stmt::Var(var, flags, _))) if flags.contains(ASTFlags::CONSTANT) => {
+                constants.insert(var.0.name.clone());
+            }
+            Some(ASTNode::Stmt(Stmt::Assignment(assignment))) => assigned.extend(root_name(&assignment.1.lhs)),
+            _ => {}
+        }
+        true
+    });
+    assigned.iter().any(|name| constants.contains(name))
+}
+
+/// The variable an assignment's target starts from: `m` of `m`, `m.a.b` and `m["a"][0]`.
+fn root_name(target: &Expr) -> Option<ImmutableString> {
+    match target {
+        Expr::Dot(chain, ..) | Expr::Index(chain, ..) => root_name(&chain.lhs),
+        Expr::Variable(name, ..) => Some(name.1.clone()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn compiled(text: &str) -> AST {
+        let engine = Arc::new(crate::script::plain_engine(&crate::script::Limits::default()));
+        compile(&engine, &Source { name: "test.rhai".into(), text: text.into() }).unwrap()
+    }
+
+    /// How many calls of `+` the script and its functions make as written.
+    fn additions(ast: &AST) -> usize {
+        let mut count = 0;
+        ast.walk(&mut |path: &[ASTNode]| {
+            count += match path.last() {
+                Some(ASTNode::Expr(Expr::FnCall(call, _)) | ASTNode::Stmt(Stmt::FnCall(call, _))) => call.name == "+",
+                _ => false,
+            } as usize;
+            true
+        });
+        count
+    }
+
+    // Constant expressions were evaluated at every run of them: a closure `|| 1 + 1` called
+    // `+` each time it ran as a task.
+    #[test]
+    fn constant_expressions_are_folded() {
+        assert_eq!(additions(&compiled("let f = || 1 + 1; let g = |x| x + 1; 2 + 3")), 1);
+    }
+
+    // Optimised, `m.a = 2` became `1 = 2`, and Rhai panicked running it.
+    #[test]
+    fn a_script_assigning_into_a_constant_is_left_as_written() {
+        for text in ["const m = #{a: 1}; m.a = 2; 1 + 1", "const m = #{a: 1}; fn f() { m[\"a\"] += 2 } 1 + 1"] {
+            assert_eq!(additions(&compiled(text)), 1, "{text}");
+        }
+        assert!(!assigns_into_a_constant(&compiled("const m = 1; let n = #{}; n.a = m;")));
     }
 }

@@ -45,7 +45,8 @@ pub fn build_engine(run: &RunRef, limits: &Limits, roots: Vec<ModuleRoot>) -> En
 /// floor program (`benches/floor.rs`) measures Rhai's own cost on this same engine.
 pub fn plain_engine(limits: &Limits) -> Engine {
     let mut engine = Engine::new();
-    // Assigning to a field of a constant map panics inside Rhai when optimising (rhai 1.27).
+    // Compiled as written: `compile::compile` optimises a whole script once it has checked that
+    // Rhai 1.27's optimiser will not break it (imported modules and the REPL's lines stay so).
     engine.set_optimization_level(OptimizationLevel::None);
     limits::install(&mut engine, limits);
     concat::register(&mut engine);
