@@ -23,7 +23,7 @@ use crate::task::{Slot, TaskCell};
 
 pub use index::{Idx, IndexVec, TaskIx, VertexIx};
 pub use plan::{Plan, PlanTask, Role};
-pub use render::{first_attempts, planned, render, Format};
+pub use render::{planned, render, Format};
 
 /// A mistake in how a script builds a graph. Thrown into the script as a recoverable error.
 #[derive(Debug, thiserror::Error)]

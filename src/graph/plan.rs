@@ -307,6 +307,20 @@ mod tests {
         assert!(group_by_vertex(&[], 2).0.is_empty());
     }
 
+    // `execute` gives first attempts their `task_id`s in the plan's order, which must be the
+    // order the script made the tasks in, whatever order they were added to the graph in.
+    #[test]
+    fn the_plan_holds_tasks_in_creation_order() {
+        let made: Vec<_> = ["a", "b", "c", "d"].iter().map(|n| task(n, TaskAction::Noop)).collect();
+        let mut g = TaskGraph::default();
+        for i in [2, 0, 3, 1] {
+            g.add(&made[i], None).unwrap();
+        }
+        let plan = Plan::build(&g).unwrap();
+        let names: Vec<&str> = plan.tasks.iter().map(|t| &*t.cell.name).collect();
+        assert_eq!(names, ["a", "b", "c", "d"]);
+    }
+
     #[test]
     fn a_subgraph_is_an_open_and_a_close_vertex_around_its_members() {
         let mut g = TaskGraph::default();

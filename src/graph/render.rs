@@ -153,9 +153,9 @@ pub fn planned(g: &TaskGraph, reserve: impl FnMut(&TaskCell) -> u64) -> PlannedG
     graph.finish()
 }
 
-/// The graph's tasks in creation order, each with the `task_id` that `reserve` gives its
-/// first attempt (`planned` tells them; without a reader of it, they are only given).
-pub fn first_attempts(g: &TaskGraph, mut reserve: impl FnMut(&TaskCell) -> u64) -> Vec<(NodeIndex, u64)> {
+/// The graph's tasks in creation order (as `Plan::build` orders them), each with the `task_id`
+/// that `reserve` gives its first attempt.
+fn first_attempts(g: &TaskGraph, mut reserve: impl FnMut(&TaskCell) -> u64) -> Vec<(NodeIndex, u64)> {
     let mut tasks: Vec<_> = g.dag.node_indices().collect();
     tasks.sort_by_key(|&i| g.dag[i].serial);
     tasks.into_iter().map(|i| (i, reserve(&g.dag[i]))).collect()

@@ -369,8 +369,11 @@ fn execute(run: &RunRef, g: &GraphHandle) -> Result<()> {
         drop(graph);
         env.bus.emit(crate::events::Payload::GraphPlanned { graph: Arc::new(planned) });
     } else {
-        crate::graph::first_attempts(&graph, reserve);
+        // The plan holds the tasks in creation order already: each is given its id in turn.
         drop(graph);
+        for task in plan.tasks.iter() {
+            reserve(&task.cell);
+        }
     }
     let fail_fast = g.0.fail_fast.load(Ordering::Relaxed);
     let (done_tx, done_rx) = std::sync::mpsc::sync_channel(1);
