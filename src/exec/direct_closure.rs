@@ -63,9 +63,17 @@ impl DirectRun {
         self.arrived.notified().await;
     }
 
-    /// Every end that arrived, in the order they did.
+    /// `attempts` more were queued: room for their ends, made once.
+    pub fn expect(&self, attempts: usize) {
+        self.ends.lock().reserve(attempts);
+    }
+
+    /// Every end that arrived, in the order they did. The list they arrive in next gets room
+    /// for as many (`into`, empty, is the scheduler's list of the last time).
     pub fn take(&self, into: &mut Vec<(TaskIx, DirectEnd)>) {
-        std::mem::swap(&mut *self.ends.lock(), into);
+        let mut ends = self.ends.lock();
+        std::mem::swap(&mut *ends, into);
+        ends.reserve(into.len());
     }
 
     fn arrive(&self, task: TaskIx, end: DirectEnd) {

@@ -117,10 +117,13 @@ pub async fn execute_plan(plan: Plan, env: Arc<ExecEnv>, fail_fast: bool) -> Res
         direct_ends: Vec::new(),
     };
     loop {
+        // Room for every closure among the ready tasks at once (not doubled up to it).
+        s.direct_due.reserve(s.ready.len());
         while let Some(v) = s.ready.pop() {
             s.activate(v);
         }
         if !s.direct_due.is_empty() {
+            s.direct.expect(s.direct_due.len());
             env.scripts_pool.submit_direct(s.direct_due.drain(..));
         }
         if let Some(retry) = s.retries_due.pop() {

@@ -21,6 +21,11 @@ impl ReadySet {
         ReadySet { complete: IndexVec::filled(false, deps.len()), deps, ready }
     }
 
+    /// How many vertices are ready now.
+    pub(super) fn len(&self) -> usize {
+        self.ready.len()
+    }
+
     /// The next vertex to start, in the order they became ready.
     pub(super) fn pop(&mut self) -> Option<VertexIx> {
         self.ready.pop_front()
