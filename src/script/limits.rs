@@ -95,12 +95,14 @@ pub fn install(engine: &mut Engine, limits: &Limits) {
         .set_max_expr_depths(256, 256);
     super::builtins::register(engine, limits.max_memory);
     let max_memory = limits.max_memory;
-    // The hook runs on every operation (~40 a task built), so its common path is two loads
+    // The most the heap may hold before the hook looks closer (no limit: never).
+    let ceiling = if max_memory == 0 { u64::MAX } else { max_memory };
+    // The hook runs on every operation (~40 a task built), so its common path is one load
     // and two tests; what stops a script is built out of line, where it does not make every
     // call save and restore registers.
     engine.on_progress(move |operations| {
         // Checking a clock on every operation would cost more than the operation.
-        if memory::would_exceed(max_memory, 0) || operations & 0x3ff == 0 {
+        if memory::in_use() > ceiling || operations & 0x3ff == 0 {
             return stop_reason(max_memory);
         }
         None
