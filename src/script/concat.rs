@@ -154,6 +154,7 @@ mod tests {
             assert_eq!(texts(&full, script_of), texts(&rhai, script_of));
         }
     }
+
     // A short result is put together on the stack, a long one in Rhai's string: both must
     // hold exactly the two texts, on each side of the inline capacity, multibyte ones too.
     #[test]
