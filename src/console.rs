@@ -197,6 +197,15 @@ impl EventSink for Console {
     fn reads_results(&self) -> bool {
         false
     }
+
+    /// A quiet console shows no task's end: it only counts successes.
+    fn reads_successes(&self) -> bool {
+        !self.0.lock().quiet
+    }
+
+    fn count_success(&mut self, task: &TaskInfo, how: Success) {
+        self.0.lock().succeeded(task, how);
+    }
 }
 
 /// What the console does with each kind of task event (beyond a line, the tally and the bar).

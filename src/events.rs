@@ -668,6 +668,14 @@ pub trait EventSink: Send {
     fn reads_results(&self) -> bool {
         true
     }
+    /// Whether the sink does more with `task_succeeded` than count it: when none does, a
+    /// success only takes its number and is counted (`count_success`), and no event is made
+    /// (a quiet console's run, where the event was ~190 instructions of a closure task).
+    fn reads_successes(&self) -> bool {
+        true
+    }
+    /// A success that no sink reads more of than its count (`reads_successes`).
+    fn count_success(&mut self, _task: &TaskInfo, _how: Success) {}
     /// Called once when the execution ended.
     fn close(&mut self) {}
 }

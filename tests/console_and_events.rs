@@ -58,6 +58,26 @@ fn quiet_keeps_logs_failures_and_the_summary_only() {
     assert!(out.stderr.contains("[warn] warn line") && !out.stderr.contains("debug line"), "{}", out.stderr);
 }
 
+// A quiet console only counts successes, so no event is made for them: the summary still
+// counts every task that succeeded (subgraphs left out), as a run that shows each one does.
+#[test]
+fn a_quiet_run_counts_the_successes_it_does_not_show() {
+    let summary = |script: &str, quiet: bool| {
+        let mut args = vec!["run", script, "--ephemeral"];
+        args.extend(quiet.then_some("-q"));
+        let out = cli(&args);
+        out.assert_code(0);
+        let line = out.stderr.lines().find(|l| l.contains("workflow succeeded")).expect("a summary").to_string();
+        line.split(" · ").nth(1).expect("the counts").to_string()
+    };
+    for (script, counts) in
+        [("graph_subgraphs.rhai", "tasks: 5 succeeded"), ("closure_layers.rhai", "tasks: 400 succeeded")]
+    {
+        assert_eq!(summary(script, true), counts);
+        assert_eq!(summary(script, false), counts);
+    }
+}
+
 // A task that threw "the execution was cancelled" in a run nobody cancelled was told by its
 // message: the console said "cancelled impostor" and counted no failure.
 #[test]

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant, SystemTime};
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use super::held::HeldEvents;
-use super::{Event, EventSink, ExecutionLabel, Payload};
+use super::{Event, EventSink, ExecutionLabel, Payload, Success, TaskInfo};
 
 /// Events held for the announcing sinks at most: past that, emitters wait for the deliverer
 /// (a sink slower than the run must not let the queue grow without limit).
@@ -33,6 +33,8 @@ pub struct EventBus {
     results_read: bool,
     /// Some sink reads `task_started` (`EventSink::reads_task_starts`).
     task_starts_read: bool,
+    /// Some sink reads more of `task_succeeded` than its count (`EventSink::reads_successes`).
+    successes_read: bool,
     shared: Arc<Shared>,
     deliverer: Mutex<Option<JoinHandle<()>>>,
 }
@@ -108,11 +110,13 @@ impl EventBus {
     pub fn continuing(label: ExecutionLabel, sinks: Vec<Box<dyn EventSink>>, last_seq: u64) -> Self {
         let task_starts_read = sinks.iter().any(|sink| sink.reads_task_starts());
         let results_read = sinks.iter().any(|sink| sink.reads_results());
+        let successes_read = sinks.iter().any(|sink| sink.reads_successes());
         let state = BusState { seq: last_seq, sinks, held: None, ending: false, delivered: false };
         EventBus {
             label,
             results_read,
             task_starts_read,
+            successes_read,
             shared: Arc::new(Shared {
                 state: Mutex::new(state),
                 progress: Condvar::new(),
@@ -149,6 +153,7 @@ impl EventBus {
             Err(_) => {
                 let others = std::mem::take(&mut *bus.shared.announcing.lock());
                 bus.task_starts_read |= others.iter().any(|sink| sink.reads_task_starts());
+                bus.successes_read |= others.iter().any(|sink| sink.reads_successes());
                 let mut state = bus.shared.state.lock();
                 state.held = None;
                 state.sinks.extend(others);
@@ -184,13 +189,31 @@ impl EventBus {
 
     /// `task_started` of the attempt `task`, copied into an event only when some sink reads
     /// it; else it only takes its number.
-    pub fn emit_task_started(&self, task: &super::TaskInfo) -> u64 {
+    pub fn emit_task_started(&self, task: &TaskInfo) -> u64 {
         if self.task_starts_read {
             return self.emit(Payload::TaskStarted { task: task.clone() });
         }
         let mut state = self.shared.state.lock();
         state.seq += 1;
         state.seq
+    }
+
+    /// `task_succeeded` of the attempt `task`, with `value` as its result: an event when some
+    /// sink reads more of it than its count; else it only takes its number and is counted.
+    pub fn emit_success(&self, task: TaskInfo, value: Option<&rhai::Dynamic>, how: Success) -> u64 {
+        if !self.successes_read {
+            let mut state = self.shared.state.lock();
+            // Held events go to sinks that read them, in order: a count may not pass them.
+            if state.held.is_none() {
+                state.seq += 1;
+                for sink in state.sinks.iter_mut() {
+                    sink.count_success(&task, how);
+                }
+                return state.seq;
+            }
+        }
+        let result = value.and_then(|value| self.result_json(value));
+        self.emit(Payload::TaskSucceeded { task, result, how })
     }
 
     /// Numbers the event, hands it to the sinks (or holds it for them) and returns its `seq`.
@@ -356,8 +379,8 @@ mod tests {
     use std::sync::atomic::{AtomicU64, Ordering};
 
     use super::*;
+    use crate::events::LogLevel;
     use crate::events::TaskKind;
-    use crate::events::{LogLevel, Success, TaskInfo};
 
     fn label() -> ExecutionLabel {
         ExecutionLabel { execution_id: "e".into(), workflow: "w".into() }
@@ -557,6 +580,58 @@ mod tests {
         let bus = EventBus::recording(label(), Box::new(Recorder(recorded.clone())), Vec::new(), 0);
         assert_eq!(bus.emit_task_started(&info), 1);
         assert_eq!(*recorded.lock(), [1]);
+    }
+
+    /// A sink that only counts successes, as a quiet console: the successes it was told of.
+    #[derive(Clone, Default)]
+    struct CountsSuccesses {
+        seqs: Arc<Mutex<Vec<u64>>>,
+        counted: Arc<Mutex<Vec<(String, Success)>>>,
+    }
+
+    impl EventSink for CountsSuccesses {
+        fn accept(&mut self, event: &Event, _: &ExecutionLabel) {
+            self.seqs.lock().push(event.seq);
+        }
+
+        fn reads_successes(&self) -> bool {
+            false
+        }
+
+        fn count_success(&mut self, task: &TaskInfo, how: Success) {
+            self.counted.lock().push((task.name.to_string(), how));
+        }
+    }
+
+    // A success that no sink reads more of than its count takes its number and is counted, in
+    // its place among the events; with a sink that reads it, or a store, every sink gets it.
+    #[test]
+    fn a_success_that_no_sink_reads_is_only_numbered_and_counted() {
+        let info = || TaskInfo::first_attempt("t", TaskKind::Noop);
+        let quiet = CountsSuccesses::default();
+        let bus = EventBus::new(label(), vec![Box::new(quiet.clone())]);
+        bus.emit(log("before"));
+        assert_eq!(bus.emit_success(info(), Some(&rhai::Dynamic::from(2_i64)), Success::Done), 2);
+        assert_eq!(bus.emit_success(info(), None, Success::Again), 3);
+        assert_eq!(bus.emit(log("after")), 4);
+        assert_eq!(*quiet.seqs.lock(), [1, 4]);
+        assert_eq!(*quiet.counted.lock(), [("t".to_string(), Success::Done), ("t".to_string(), Success::Again)]);
+
+        let (quiet, reader) = (CountsSuccesses::default(), Announced::default());
+        let bus = EventBus::new(label(), vec![Box::new(reader.clone())]);
+        assert_eq!(bus.emit_success(info(), None, Success::Done), 1);
+        assert_eq!(*reader.seqs.lock(), [1]);
+        let bus = EventBus::new(label(), vec![Box::new(quiet.clone()), Box::new(reader.clone())]);
+        assert_eq!(bus.emit_success(info(), None, Success::Done), 1);
+        assert!(quiet.counted.lock().is_empty(), "a sink that reads it makes the event");
+        assert_eq!(*reader.seqs.lock(), [1, 1]);
+
+        // The store reads successes, whatever the others (told once it committed) do.
+        let recorded = Arc::new(Mutex::new(Vec::new()));
+        let bus = EventBus::recording(label(), Box::new(Recorder(recorded.clone())), vec![Box::new(quiet.clone())], 0);
+        assert_eq!(bus.emit_success(info(), None, Success::Done), 1);
+        assert_eq!(*recorded.lock(), [1]);
+        assert!(quiet.counted.lock().is_empty());
     }
 
     /// A sink that reads no result, as a console.

@@ -105,11 +105,7 @@ async fn run_attempts(cell: Arc<TaskCell>, env: Arc<ExecEnv>, mut first: Option<
         let (after, error) = match judge(&cell, &settings, result, retries, &env).await {
             Judgement::Succeed(value) => return succeed(&cell, info, value, &env).await,
             Judgement::Poll { value, after } => {
-                env.bus.emit(Payload::TaskSucceeded {
-                    task: info.clone(),
-                    result: env.bus.result_json(&value),
-                    how: Success::Again,
-                });
+                env.bus.emit_success(info.clone(), Some(&value), Success::Again);
                 (after, TaskError::recoverable(POLL_AGAIN))
             }
             Judgement::Retry { after, error } => (after, error),
@@ -175,11 +171,7 @@ async fn attempt(
 /// The task succeeded: told, committed when it has effects, then finished.
 async fn succeed(cell: &TaskCell, info: TaskInfo, value: Dynamic, env: &ExecEnv) -> TaskOutcome {
     if cell.kind().has_effects() {
-        let seq = env.bus.emit(Payload::TaskSucceeded {
-            task: info.clone(),
-            result: env.bus.result_json(&value),
-            how: Success::Done,
-        });
+        let seq = env.bus.emit_success(info.clone(), Some(&value), Success::Done);
         // A success that is not on disk is no success: nothing may run on it. The bus never
         // announces it either: the attempt's outcome the sinks see is this failure.
         if let Err(error) = env.committed(seq).await {

@@ -19,7 +19,7 @@ use rhai::Dynamic;
 
 use super::attempt::{closure_call, task_info, FirstAttempt};
 use super::ExecEnv;
-use crate::events::{Payload, Success};
+use crate::events::Success;
 use crate::graph::TaskIx;
 use crate::task::{TaskAction, TaskCell};
 
@@ -139,11 +139,7 @@ impl DirectClosure {
         let (closure, args) = closure_call(cell).expect("a direct task runs a closure");
         match env.scripts.call(closure, args, None) {
             Ok(value) => {
-                let seq = env.bus.emit(Payload::TaskSucceeded {
-                    task: info,
-                    result: env.bus.result_json(&value),
-                    how: Success::Done,
-                });
+                let seq = env.bus.emit_success(info, Some(&value), Success::Done);
                 DirectEnd::Succeeded { value, seq }
             }
             Err(error) => DirectEnd::Failed(Box::new(FirstAttempt { info, result: Err(error) })),

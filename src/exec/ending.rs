@@ -29,11 +29,7 @@ pub fn end(cell: &TaskCell, ending: Ending, env: &ExecEnv) -> TaskOutcome {
     match ending {
         Ending::Succeeded { result, told } => {
             if let Some(info) = told {
-                env.bus.emit(Payload::TaskSucceeded {
-                    task: info,
-                    result: env.bus.result_json(&result),
-                    how: Success::Done,
-                });
+                env.bus.emit_success(info, Some(&result), Success::Done);
             }
             cell.succeed(result);
             TaskOutcome::Succeeded

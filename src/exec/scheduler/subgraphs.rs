@@ -105,11 +105,7 @@ impl Scheduler {
                 self.retries_due.push(SubgraphRetry { task, after, error, polled: false });
             }
             Judgement::Poll { after, .. } if !stop => {
-                self.env.bus.emit(Payload::TaskSucceeded {
-                    task: self.subgraph_info(task),
-                    result: None,
-                    how: Success::Again,
-                });
+                self.env.bus.emit_success(self.subgraph_info(task), None, Success::Again);
                 let error = TaskError::recoverable(POLL_AGAIN);
                 self.retries_due.push(SubgraphRetry { task, after, error, polled: true });
             }
