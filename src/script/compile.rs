@@ -17,6 +17,10 @@ use crate::diagnostic::{Code, Diagnostic, Source};
 pub const MAX_SCRIPT_BYTES: usize = 4 << 20;
 /// How long compiling one script may take.
 pub const COMPILE_BUDGET: Duration = Duration::from_secs(10);
+/// A script up to this size compiles on the caller's thread: too small to come near the
+/// budget (64 KiB of nothing but `let`s compiles in under 0.2 s), and a thread of its own
+/// cost a small run more than the compile.
+const COMPILED_IN_PLACE_BYTES: usize = 64 << 10;
 
 /// Refuses a script or module text over `MAX_SCRIPT_BYTES`.
 pub fn check_size(name: &str, text: &str) -> Result<(), Diagnostic> {
@@ -33,9 +37,9 @@ pub fn check_size(name: &str, text: &str) -> Result<(), Diagnostic> {
     ))
 }
 
-/// Compiles `source` on a thread of its own and waits at most `COMPILE_BUDGET` for it. A
-/// compile past the budget cannot be stopped: its thread is left to finish while the caller
-/// reports the diagnostic and, as a command, exits.
+/// Compiles `source` (past `COMPILED_IN_PLACE_BYTES`, on a thread of its own, waiting at most
+/// `COMPILE_BUDGET` for it: a compile past the budget cannot be stopped, so its thread is left
+/// to finish while the caller reports the diagnostic and, as a command, exits).
 pub fn compile(engine: &Arc<Engine>, source: &Source) -> Result<AST, Diagnostic> {
     compile_shown(engine, source, source)
 }
@@ -44,6 +48,13 @@ pub fn compile(engine: &Arc<Engine>, source: &Source) -> Result<AST, Diagnostic>
 /// was translated from keeping its lines and columns (a flow file).
 pub fn compile_shown(engine: &Arc<Engine>, source: &Source, shown: &Source) -> Result<AST, Diagnostic> {
     check_size(&source.name, &source.text)?;
+    if source.text.len() <= COMPILED_IN_PLACE_BYTES {
+        // Rhai's parser or optimiser panicking fails the compile, as on a thread of its own.
+        let compile = || engine.compile(&*source.text).map(|ast| optimised(engine, ast));
+        let compiled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(compile))
+            .map_err(|_| Diagnostic::bug(format!("Rhai panicked compiling {}", source.name)))?;
+        return compiled.map_err(|e| Diagnostic::compile(&e, shown));
+    }
     let (done, compiled) = std::sync::mpsc::channel();
     let (engine, text) = (engine.clone(), source.text.clone());
     let spawned = std::thread::Builder::new().name("rhaiflow-compile".into()).spawn(move || {
@@ -128,6 +139,30 @@ mod tests {
             true
         });
         count
+    }
+
+    // Every compile started a thread of its own, a tenth of a millisecond of a small run.
+    #[test]
+    fn a_small_script_compiles_on_the_callers_thread_and_a_large_one_on_its_own() {
+        let compiled_on = |text: String| {
+            let mut engine = crate::script::plain_engine(&crate::script::Limits::default());
+            let threads = Arc::new(parking_lot::Mutex::new(HashSet::new()));
+            let seen = threads.clone();
+            engine.on_parse_token(move |token, _, _| {
+                seen.lock().insert(std::thread::current().id());
+                token
+            });
+            let source = Source { name: "test.rhai".into(), text: text.into() };
+            compile(&Arc::new(engine), &source).expect("it compiles");
+            let threads = threads.lock().clone();
+            threads
+        };
+        let here = std::thread::current().id();
+        let small = "let a = 1; ".repeat(COMPILED_IN_PLACE_BYTES / 11);
+        assert_eq!(compiled_on(small), HashSet::from([here]));
+        let large = format!("let a = 1;{}a", " ".repeat(COMPILED_IN_PLACE_BYTES));
+        let threads = compiled_on(large);
+        assert!(threads.len() == 1 && !threads.contains(&here), "{threads:?}");
     }
 
     // Constant expressions were evaluated at every run of them: a closure `|| 1 + 1` called
