@@ -148,6 +148,8 @@ mod tests {
             let mut engine = crate::script::plain_engine(&crate::script::Limits::default());
             let threads = Arc::new(parking_lot::Mutex::new(HashSet::new()));
             let seen = threads.clone();
+            // Rhai marks the hook volatile (as deprecated), not going away; a test may use it.
+            #[allow(deprecated)]
             engine.on_parse_token(move |token, _, _| {
                 seen.lock().insert(std::thread::current().id());
                 token
