@@ -90,10 +90,15 @@ fn kill_and_resume_with(
     child.wait().unwrap().code()
 }
 
+/// What `executions show` says of execution `id`.
+fn shown(id: &str, store: &str) -> String {
+    let out = rhaiflow().args(["executions", "show", id, "--store", store]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// The status `executions show` gives execution `id`.
 fn status_of(id: &str, store: &str) -> String {
-    let out = rhaiflow().args(["executions", "show", id, "--store", store]).output().unwrap();
-    let shown = String::from_utf8_lossy(&out.stdout);
+    let shown = shown(id, store);
     let status = shown.lines().find_map(|line| line.strip_prefix("status")).expect("a status line");
     status.trim().to_string()
 }
@@ -104,8 +109,7 @@ fn wait_until_resumed(id: &str, store: &str, times: usize) {
     let want = format!("resumed     {times} time");
     let start = Instant::now();
     loop {
-        let out = rhaiflow().args(["executions", "show", id, "--store", store]).output().unwrap();
-        if String::from_utf8_lossy(&out.stdout).contains(&want) {
+        if shown(id, store).contains(&want) {
             return;
         }
         assert!(start.elapsed() < Duration::from_secs(30), "the resume never recorded its start ({want})");

@@ -50,7 +50,7 @@ pub fn compile_shown(engine: &Arc<Engine>, source: &Source, shown: &Source) -> R
     check_size(&source.name, &source.text)?;
     if source.text.len() <= COMPILED_IN_PLACE_BYTES {
         // Rhai's parser or optimiser panicking fails the compile, as on a thread of its own.
-        let compile = || engine.compile(&*source.text).map(|ast| optimised(engine, ast));
+        let compile = || compiled_and_optimised(engine, &source.text);
         let compiled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(compile))
             .map_err(|_| Diagnostic::bug(format!("Rhai panicked compiling {}", source.name)))?;
         return compiled.map_err(|e| Diagnostic::compile(&e, shown));
@@ -58,7 +58,7 @@ pub fn compile_shown(engine: &Arc<Engine>, source: &Source, shown: &Source) -> R
     let (done, compiled) = std::sync::mpsc::channel();
     let (engine, text) = (engine.clone(), source.text.clone());
     let spawned = std::thread::Builder::new().name("rhaiflow-compile".into()).spawn(move || {
-        let _ = done.send(engine.compile(&*text).map(|ast| optimised(&engine, ast)));
+        let _ = done.send(compiled_and_optimised(&engine, &text));
     });
     let outcome = match spawned {
         Ok(_) => compiled.recv_timeout(COMPILE_BUDGET).ok(),
@@ -77,6 +77,11 @@ pub fn compile_shown(engine: &Arc<Engine>, source: &Source, shown: &Source) -> R
             ),
         )),
     }
+}
+
+/// What both ways of compiling do: the script compiled, then optimised where that is safe.
+fn compiled_and_optimised(engine: &Engine, text: &str) -> Result<AST, rhai::ParseError> {
+    engine.compile(text).map(|ast| optimised(engine, ast))
 }
 
 /// `ast` with its constant expressions folded, by Rhai's own optimiser at its `Simple` level
