@@ -18,6 +18,8 @@ mod replay;
 mod runtime_file;
 mod scheduler;
 mod script_pool;
+mod spawn;
+mod spawned;
 mod verdict;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

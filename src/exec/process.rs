@@ -1,41 +1,19 @@
 //! Shell and exec tasks: a child process in its own process group, so that a timeout or a
 //! forced cancel kills it together with everything it started.
 
-use std::process::{ExitStatus, Stdio};
+use std::process::ExitStatus;
 
 use rhai::{Dynamic, Map};
-use tokio::process::{Child, Command};
 
 use super::left_behind::EXECUTION_ID_VARIABLE;
 use super::output_lines::OutputLines;
 use super::output_tail::{OutputTail, DEFAULT_OUTPUT_LIMIT};
+use super::spawn::Spawn;
+use super::spawned::Spawned;
 use super::ExecEnv;
 use crate::events::{OutputStream, TaskInfo};
 use crate::task::ProcessOptions;
 use crate::task::{ErrorKind, TaskError};
-
-/// The child gets SIGKILL when rhaiflow dies, even of a SIGKILL: an orphan still running would
-/// run beside its own rerun after a resume. Linux sends it when the *thread* that forked the
-/// child ends; children are forked on tokio's executor threads, which live as long as the run
-/// (whose end kills every child anyway). It reaches the child itself: what that child starts
-/// in the background is not covered (a timeout or a forced cancel kills the whole group).
-fn dies_with_its_runner(command: &mut Command) {
-    // SAFETY: the closure runs in the forked child before exec and calls only prctl(2),
-    // getppid(2) and _exit(2), which are async-signal-safe and allocate nothing.
-    let runner = std::process::id() as libc::pid_t;
-    unsafe {
-        command.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            // The runner died between fork and prctl: nothing will send the signal now.
-            if libc::getppid() != runner {
-                libc::_exit(137);
-            }
-            Ok(())
-        });
-    }
-}
 
 /// Runs `argv` (`display` is how messages name it) and returns `#{code, stdout, stderr}`; a non-zero exit is a recoverable error
 /// whose value is that same map. What it prints is emitted line by line as `task`'s output. A
@@ -84,13 +62,11 @@ async fn run_here(
         return Err(TaskError::new(ErrorKind::NonRecoverable, "exec needs a program to run: argv is empty"));
     };
     let mut child = spawn(program, args, options, execution_id)?;
-    let group = child.id().map(|pid| pid as i32);
+    let group = child.id();
     let kill_group = || {
-        if let Some(pgid) = group {
-            // SAFETY: kill(2) with a negative pid signals the process group we created.
-            unsafe {
-                libc::kill(-pgid, libc::SIGKILL);
-            }
+        // SAFETY: kill(2) with a negative pid signals the process group we created.
+        unsafe {
+            libc::kill(-group, libc::SIGKILL);
         }
     };
     let deadline = async {
@@ -129,26 +105,14 @@ async fn run_here(
     outcome(display, status, stdout, stderr)
 }
 
-/// The process started in its own process group, with the task's environment and folder.
-fn spawn(program: &str, args: &[String], options: &ProcessOptions, execution_id: &str) -> Result<Child, TaskError> {
-    let mut command = Command::new(program);
-    command
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true);
-    dies_with_its_runner(&mut command);
+/// The process started in its own process group, with the task's environment and folder,
+/// killed if rhaiflow dies (`spawn`).
+fn spawn(program: &str, args: &[String], options: &ProcessOptions, execution_id: &str) -> Result<Spawned, TaskError> {
     // What a resume looks for, should this run die before the process ends (`left_behind`).
-    command.env(EXECUTION_ID_VARIABLE, execution_id);
-    for (key, value) in &options.env {
-        command.env(key, value);
-    }
-    if let Some(cwd) = &options.cwd {
-        command.current_dir(cwd);
-    }
-    command.spawn().map_err(|e| {
+    let mut env = vec![(EXECUTION_ID_VARIABLE, execution_id)];
+    env.extend(options.env.iter().map(|(key, value)| (key.as_str(), value.as_str())));
+    let started = Spawn { program, args, env, cwd: options.cwd.as_deref() }.start();
+    started.map_err(|e| {
         let what = if options.cwd.is_some() && e.kind() == std::io::ErrorKind::NotFound {
             format!("cannot start `{program}` (in {}): {e}", options.cwd.as_deref().unwrap_or(""))
         } else {
