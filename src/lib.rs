@@ -34,7 +34,7 @@ mod timestamp;
 mod value;
 mod yaml;
 
-pub use cli::main;
+pub use cli::{exit, main};
 pub use runner::{resume, run, RunOptions, RunReport, Status, StoreChoice};
 /// For the floor program in `benches/`: Rhai's own cost, on the engine a run starts from.
 #[doc(hidden)]

@@ -1,5 +1,5 @@
 //! The `rhaiflow` command: everything lives in the library; this maps it to an exit code.
 
 fn main() {
-    std::process::exit(rhaiflow::main());
+    rhaiflow::exit(rhaiflow::main());
 }

@@ -71,6 +71,19 @@ pub fn main() -> i32 {
     }
 }
 
+/// Ends the process with `code` once stdout is flushed, skipping what `std::process::exit`
+/// adds: the C library's exit handlers, among them the heap's, which hands its free pages back
+/// to the kernel one `madvise` at a time (0.2-0.3 ms of a small run) just before the kernel
+/// frees them all. Everything with an effect was already closed or waited for by the command
+/// (the store's commits, the console's and the events' output), as it must be for
+/// `std::process::exit`, which runs no destructor either.
+pub fn exit(code: i32) -> ! {
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    // SAFETY: _exit(2) ends the process; nothing after it runs.
+    unsafe { libc::_exit(code) }
+}
+
 fn run_command() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,

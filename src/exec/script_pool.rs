@@ -1,11 +1,12 @@
 //! The threads that run script code (task closures, handlers): never tokio's workers, since
 //! Rhai is not async and a closure may run for long.
 //!
-//! A fixed set of warm threads takes jobs from one queue; a thread that finishes a job looks
+//! Up to one thread per core takes jobs from one queue. They start as jobs come, so a run
+//! without closure tasks starts none, and then stay warm: a thread that finishes a job looks
 //! for the next before going to sleep, so a burst of ready closures costs a queue operation
 //! each, not a thread wake-up. A closure may block (on `t.get()` of another task, or on a
 //! nested `execute()`); it says so with `ScriptPool::blocking`, and the pool starts a spare
-//! thread so that the queue never stalls behind blocked ones. A closure task's first attempt
+//! thread for what is queued so that the queue never stalls behind blocked ones. A closure task's first attempt
 //! waits in the queue as it is (`DirectJob`), without a boxed closure, and a burst of them
 //! is queued under one lock.
 
@@ -58,6 +59,8 @@ struct PoolState {
     queue: VecDeque<Job>,
     threads: usize,
     idle: usize,
+    /// Started, and not yet looking at the queue: each will take a job.
+    starting: usize,
     blocked: usize,
     shutdown: bool,
 }
@@ -94,13 +97,17 @@ impl ConcurrencySlot {
 impl ScriptPool {
     pub fn new(threads: usize) -> Self {
         let shared = Arc::new(Shared {
-            inner: Mutex::new(PoolState { queue: VecDeque::new(), threads: 0, idle: 0, blocked: 0, shutdown: false }),
+            inner: Mutex::new(PoolState {
+                queue: VecDeque::new(),
+                threads: 0,
+                idle: 0,
+                starting: 0,
+                blocked: 0,
+                shutdown: false,
+            }),
             work: Condvar::new(),
             base: threads.max(1),
         });
-        for _ in 0..shared.base {
-            shared.start_thread();
-        }
         ScriptPool { shared }
     }
 
@@ -108,9 +115,7 @@ impl ScriptPool {
     fn submit(&self, job: Job) {
         let mut state = self.shared.inner.lock();
         state.queue.push_back(job);
-        if state.idle > 0 {
-            self.shared.work.notify_one();
-        }
+        self.shared.take_up(&mut state, 1);
     }
 
     /// Queues closure tasks' first attempts (all that became ready together), waking as many
@@ -119,9 +124,8 @@ impl ScriptPool {
         let mut state = self.shared.inner.lock();
         let before = state.queue.len();
         state.queue.extend(jobs.map(Job::Direct));
-        for _ in 0..(state.queue.len() - before).min(state.idle) {
-            self.shared.work.notify_one();
-        }
+        let added = state.queue.len() - before;
+        self.shared.take_up(&mut state, added);
     }
 
     /// Runs `f` on a script thread and waits for its value without blocking tokio.
@@ -202,33 +206,48 @@ impl Drop for ScriptPool {
 }
 
 impl Shared {
-    /// One of the threads is blocked: a spare takes its place if fewer than `base` are left.
+    /// `added` jobs were queued: idle threads are woken for them, and threads started for the
+    /// rest while fewer than `base` are unblocked.
+    fn take_up(self: &Arc<Self>, state: &mut PoolState, added: usize) {
+        for _ in 0..added.min(state.idle) {
+            self.work.notify_one();
+        }
+        self.start_for_queued(state);
+    }
+
+    /// One of the threads is blocked: a spare takes its place for what is queued.
     fn block_one(self: &Arc<Self>) {
-        let spare_needed = {
-            let mut state = self.inner.lock();
-            state.blocked += 1;
-            state.threads - state.blocked < self.base
-        };
-        if spare_needed {
-            self.start_thread();
+        let mut state = self.inner.lock();
+        state.blocked += 1;
+        self.start_for_queued(&mut state);
+    }
+
+    /// Starts a thread for each queued job no idle or starting thread will take, while fewer
+    /// than `base` threads are unblocked.
+    fn start_for_queued(self: &Arc<Self>, state: &mut PoolState) {
+        let mut untaken = state.queue.len().saturating_sub(state.idle + state.starting);
+        while untaken > 0 && state.threads - state.blocked < self.base {
+            self.start_thread(state);
+            untaken -= 1;
         }
     }
 
-    fn start_thread(self: &Arc<Self>) {
-        self.inner.lock().threads += 1;
+    fn start_thread(self: &Arc<Self>, state: &mut PoolState) {
         let shared = self.clone();
         let started = std::thread::Builder::new()
             .name("rhaiflow-script".into())
             .stack_size(SCRIPT_STACK_BYTES)
             .spawn(move || shared.work_loop());
-        if started.is_err() {
-            self.inner.lock().threads -= 1;
+        if started.is_ok() {
+            state.threads += 1;
+            state.starting += 1;
         }
     }
 
     fn work_loop(self: Arc<Self>) {
         WORKER_OF.with(|w| *w.borrow_mut() = Some(self.clone()));
         let mut state = self.inner.lock();
+        state.starting -= 1;
         loop {
             if let Some(job) = state.queue.pop_front() {
                 drop(state);
@@ -281,6 +300,38 @@ mod tests {
             all
         });
         assert_eq!(values[99], 198);
+    }
+
+    // Every run started one thread a core before anything ran, closures or not: 0.1 ms of a
+    // `hello.rhai` that has none.
+    #[test]
+    fn threads_start_as_jobs_come_and_no_more_than_one_a_core() {
+        let pool = ScriptPool::new(2);
+        let threads = || pool.shared.inner.lock().threads;
+        assert_eq!(threads(), 0, "nothing queued yet");
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        assert_eq!(runtime.block_on(pool.run(|| 1)), Some(1));
+        assert_eq!(threads(), 1, "one job at a time needs one thread");
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let held = Arc::new(Mutex::new(held));
+        let jobs: Vec<_> = (0..8)
+            .map(|_| {
+                let held = held.clone();
+                let (done, finished) = std::sync::mpsc::channel();
+                pool.submit(Job::Boxed(Box::new(move || {
+                    let _ = held.lock().recv();
+                    let _ = done.send(());
+                })));
+                finished
+            })
+            .collect();
+        assert_eq!(threads(), 2, "eight jobs at once get a thread a core, not eight");
+        for _ in &jobs {
+            release.send(()).unwrap();
+        }
+        for finished in jobs {
+            finished.recv().unwrap();
+        }
     }
 
     // A closure stuck in a native call held its task past its timeout, and its thread for good.

@@ -10,6 +10,7 @@ mod last_resort;
 mod recorded;
 mod resume;
 mod shipped;
+mod store_opening;
 mod submit;
 mod watchers;
 
@@ -34,7 +35,7 @@ use crate::exec::Mocks;
 use crate::script::api::GraphShared;
 use crate::script::limits::EnginePanicked;
 use crate::script::{self, Limits, ModuleRoot, RunSettings, RunState};
-use crate::store::{self, ExecutionRecord, ExecutionStatus, Store, StoreError, StoreLocation, StoreSink};
+use crate::store::{ExecutionRecord, ExecutionStatus, Store, StoreError, StoreLocation, StoreSink};
 use crate::task::{innermost, ErrorKind, TaskError};
 use crate::value::{from_json, to_json};
 use entry::{entry_call, point_at_function};
@@ -42,6 +43,7 @@ pub(crate) use host::{Globals, Host, HostBuilder};
 use last_resort::LastResort;
 use recorded::RecordedOptions;
 use resume::ResumeFrom;
+use store_opening::StoreOpening;
 use watchers::{watch_signals, CancelWatcher, Signals};
 
 /// Everything a run needs to know, already validated.
@@ -206,9 +208,9 @@ pub fn workflow_name(options: &RunOptions) -> String {
 pub fn run(options: &RunOptions, sinks: Vec<Box<dyn EventSink>>) -> RunReport {
     let started = Instant::now();
     let (store, location) = match &options.store {
-        StoreChoice::Ephemeral => (None, None),
-        StoreChoice::At(location) => match store::open(location) {
-            Ok(s) => (Some(s), Some(location.clone())),
+        StoreChoice::Ephemeral => (StoreOpening::Ready(None), None),
+        StoreChoice::At(location) => match StoreOpening::start(location) {
+            Ok(opening) => (opening, Some(location.clone())),
             Err(e) => return RunReport::invalid(String::new(), workflow_name(options), e.into(), started),
         },
     };
@@ -218,7 +220,7 @@ pub fn run(options: &RunOptions, sinks: Vec<Box<dyn EventSink>>) -> RunReport {
 fn run_execution(
     options: &RunOptions,
     sinks: Vec<Box<dyn EventSink>>,
-    store: Option<Arc<dyn Store>>,
+    store: StoreOpening,
     location: Option<StoreLocation>,
     resume: Option<ResumeFrom>,
     started: Instant,
@@ -232,7 +234,8 @@ fn run_execution(
     let prepared = prepare(options, store, resume.as_ref(), &execution_id, &workflow);
     let Prepared { host, script, store, nudged } = match prepared {
         Ok(prepared) => prepared,
-        Err(d) => return RunReport::invalid(execution_id, workflow, d, started),
+        Err(NotPrepared::Store(e)) => return RunReport::invalid(String::new(), workflow, e.into(), started),
+        Err(NotPrepared::Invalid(d)) => return RunReport::invalid(execution_id, workflow, d, started),
     };
     let label =
         ExecutionLabel { execution_id: Arc::from(execution_id.as_str()), workflow: Arc::from(workflow.as_str()) };
@@ -294,14 +297,38 @@ struct Prepared {
     nudged: std::sync::mpsc::Receiver<()>,
 }
 
+/// Why a run did not start: its store could not be opened, or its script or options are
+/// invalid. Either way nothing ran (exit 2).
+enum NotPrepared {
+    Store(StoreError),
+    Invalid(Diagnostic),
+}
+
 /// Everything before the script runs; a failure here means nothing ran (exit 2).
 fn prepare(
     options: &RunOptions,
-    store: Option<Arc<dyn Store>>,
+    store: StoreOpening,
     resume: Option<&ResumeFrom>,
     execution_id: &str,
     workflow: &str,
-) -> Result<Prepared, Diagnostic> {
+) -> Result<Prepared, NotPrepared> {
+    let built = build(options);
+    // A store that cannot be opened is reported before the script's errors, as when it was
+    // opened before the script was read.
+    let store = store.opened().map_err(NotPrepared::Store)?;
+    let (host, script, nudged) = built.map_err(NotPrepared::Invalid)?;
+    let store = store.filter(|_| !options.dry_run);
+    if let Some(store) = &store {
+        let record = execution_record(options, execution_id, workflow, resume);
+        begin(store.as_ref(), &record, options.deployment.as_deref())
+            .map_err(|e| NotPrepared::Invalid(not_begun(e)))?;
+    }
+    Ok(Prepared { host, script, store, nudged })
+}
+
+/// The run's host (its runtime and engine, signals watched if it owns the process) and its
+/// compiled script.
+fn build(options: &RunOptions) -> Result<(Host, Compiled, std::sync::mpsc::Receiver<()>), Diagnostic> {
     let (source, shown) = read(options)?;
     let host = HostBuilder::new(RunSettings {
         parameters: from_json(&Value::Object(options.parameters.clone())).cast::<Map>(),
@@ -320,12 +347,7 @@ fn prepare(
         host.runtime().spawn(watch_signals(signals, host.cancel.clone(), nudge));
     }
     let script = compile(&host, options, source, shown)?;
-    let store = store.filter(|_| !options.dry_run);
-    if let Some(store) = &store {
-        let record = execution_record(options, execution_id, workflow, resume);
-        begin(store.as_ref(), &record, options.deployment.as_deref()).map_err(not_begun)?;
-    }
-    Ok(Prepared { host, script, store, nudged })
+    Ok((host, script, nudged))
 }
 
 /// The script's source, and how diagnostics show it: a flow file is compiled as the script it

@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use super::deployment::{attach_deployment, DeploymentSource};
 use super::recorded::{RecordedBundle, RecordedOptions};
+use super::store_opening::StoreOpening;
 use super::{run_execution, shipped, BundleWorkflow, RunOptions, RunReport, StoreChoice};
 use crate::diagnostic::{Code, Diagnostic};
 use crate::events::{EventSink, TaskKind};
@@ -84,7 +85,7 @@ pub fn resume_in(
         started_at: if first_run { super::now() } else { record.started_at.clone() },
         left_behind,
     };
-    run_execution(&options, sinks, Some(store), Some(location.clone()), Some(from), started)
+    run_execution(&options, sinks, StoreOpening::Ready(Some(store)), Some(location.clone()), Some(from), started)
 }
 
 /// An execution claimed but that cannot run here: recorded as failed with the reason. Left

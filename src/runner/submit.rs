@@ -4,7 +4,7 @@
 
 use std::sync::atomic::Ordering;
 
-use super::{execution_record, prepare, shipped, workflow_name, RunOptions};
+use super::{build, execution_record, shipped, workflow_name, RunOptions};
 use crate::diagnostic::{Code, Diagnostic};
 use crate::store::{ExecutionStatus, PgStore, StoreLocation};
 
@@ -20,7 +20,7 @@ pub fn submit(options: &RunOptions, location: &StoreLocation, queue: &str) -> Re
     };
     let id = options.execution_id.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let workflow = workflow_name(options);
-    drop(prepare(options, None, None, &id, &workflow)?);
+    drop(build(options)?);
     let mut record = execution_record(options, &id, &workflow, None);
     record.status = ExecutionStatus::Queued;
     let mut sources = Vec::new();
