@@ -316,6 +316,24 @@ fn a_corrupt_store_is_reported_not_a_panic() {
     }
 }
 
+// The store opens on a thread while the script compiles: a store that cannot be opened is
+// still what a run reports, before the script's own errors, as when it was opened first.
+#[test]
+fn a_store_that_cannot_be_opened_is_reported_before_the_scripts_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("broken.db");
+    std::fs::write(&store, b"this is not a sqlite database, just some bytes".repeat(100)).unwrap();
+    let out = rhaiflow()
+        .args(["run", &fixture("compile_error.rhai"), "--store", store.to_str().unwrap()])
+        .assert()
+        .code(2)
+        .get_output()
+        .clone();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("damaged or not a rhaiflow store") || text.contains("not a database"), "{text}");
+    assert!(!text.contains("compile_error.rhai:"), "the script's error comes second: {text}");
+}
+
 // A store written by rhaiflow before events were kept many to a row (schema 3) is refused
 // with exit code 2 and says why, instead of being misread.
 #[test]
