@@ -6,9 +6,9 @@
 //! for the next before going to sleep, so a burst of ready closures costs a queue operation
 //! each, not a thread wake-up. A closure may block (on `t.get()` of another task, or on a
 //! nested `execute()`); it says so with `ScriptPool::blocking`, and the pool starts a spare
-//! thread for what is queued so that the queue never stalls behind blocked ones. A closure task's first attempt
-//! waits in the queue as it is (`DirectJob`), without a boxed closure, and a burst of them
-//! is queued under one lock.
+//! thread for what is queued so that the queue never stalls behind blocked ones. A closure
+//! task's first attempt waits in the queue as it is (`DirectJob`), without a boxed closure,
+//! and a burst of them is queued under one lock.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU8, Ordering};
