@@ -184,6 +184,8 @@ fn connect(path: &Path) -> Result<Connection> {
     // FULL: a commit survives a power loss, not only a killed process. Group commit pays the
     // fsync once per batch. (WAL comes once the file is known to be ours: `initialise`.)
     conn.pragma_update(None, "synchronous", "FULL").map_err(|e| database_error(path, e))?;
+    // The WAL's file is cut back to this when its frames start over (`leave`), not to nothing.
+    conn.pragma_update(None, "journal_size_limit", WAL_KEPT as i64).map_err(|e| database_error(path, e))?;
     Ok(conn)
 }
 
@@ -543,12 +545,17 @@ impl Store for SqliteStore {
         self.writes.flush()
     }
 
-    /// A WAL past `WAL_KEPT` is copied into the database and truncated. A process ends
-    /// without closing its connections, so the WAL stays, and the next process to open the
-    /// file reads and checksums all of it (SQLite's recovery): up to SQLite's own checkpoint
-    /// at ~4 MB, 2.5M instructions at each start, half of `executions list`. A checkpoint costs
-    /// four fsyncs, so not at every run: about one run in 25 of `hello.rhai` pays them.
-    /// Without waiting: while another process uses the file, the WAL stays (busy).
+    /// A WAL past `WAL_KEPT` is copied into the database and started over from its beginning.
+    /// A process ends without closing its connections, so the WAL stays, and the next process
+    /// to open the file reads and checksums every frame of it (SQLite's recovery), counting them
+    /// all as not yet copied. So after the checkpoint a one-page write puts a new header at the
+    /// WAL's start, which ends the WAL there for the next reader, and the `journal_size_limit`
+    /// cuts the file back to `WAL_KEPT`. The file's blocks stay: the next runs' commits rewrite
+    /// them in place, and an fsync of a file whose size did not change is half the cost of one
+    /// that grew it (docs/PERFORMANCE.md). The WAL file grows past `WAL_KEPT` only when its
+    /// live frames do, which is what its length tells here. A checkpoint costs fsyncs, so not
+    /// at every run: about one run in 25 of `hello.rhai` pays it. Without waiting: while
+    /// another process uses the file, the WAL stays as it is (busy).
     fn leave(&self) {
         let mut wal = self.path.clone().into_os_string();
         wal.push("-wal");
@@ -557,7 +564,11 @@ impl Store for SqliteStore {
         }
         let Ok(conn) = self.reader() else { return };
         if conn.busy_timeout(Duration::ZERO).is_ok() {
-            let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+            let busy = conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |r| r.get::<_, i64>(0));
+            if busy == Ok(0) {
+                // The same version again: a write of page 1, which starts the WAL over.
+                let _ = conn.pragma_update(None, "user_version", SCHEMA_VERSION);
+            }
             let _ = conn.busy_timeout(BUSY_TIMEOUT);
         }
     }
