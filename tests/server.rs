@@ -41,6 +41,9 @@ impl Served {
             .args(["--store", &store])
             .args(extra)
             .env("RHAIFLOW_BUNDLES", dir.path().join("bundles"))
+            // What its runs unpack or write in the temp folder goes with the test.
+            .env("TMPDIR", dir.path())
+            .env("RHAIFLOW_EXAMPLE_ROOT", dir.path().join("three-tier"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -58,8 +58,18 @@ impl Cluster {
     /// `rhaiflow ARGS` on this cluster's store.
     fn command(&self, args: &[&str]) -> assert_cmd::Command {
         let mut cmd = rhaiflow();
-        cmd.args(args).env("RHAIFLOW_STORE", &self.url).env("RHAIFLOW_BUNDLES", self.path("bundles"));
+        cmd.args(args).env("RHAIFLOW_STORE", &self.url).envs(self.scratch_env());
         cmd
+    }
+
+    /// The cluster's bundles, and its temp folder: what its processes unpack or write there
+    /// (built-in workflows, blueprints, the three-tier example's folders) goes with the test.
+    fn scratch_env(&self) -> [(&'static str, String); 3] {
+        [
+            ("RHAIFLOW_BUNDLES", self.path("bundles")),
+            ("TMPDIR", self.path("")),
+            ("RHAIFLOW_EXAMPLE_ROOT", self.path("three-tier")),
+        ]
     }
 
     /// Writes `script` and submits it; returns the execution id.
@@ -80,7 +90,7 @@ impl Cluster {
             .arg("worker")
             .args(args)
             .env("RHAIFLOW_STORE", &self.url)
-            .env("RHAIFLOW_BUNDLES", self.path("bundles"))
+            .envs(self.scratch_env())
             .env("RHAIFLOW_MACHINE", machine)
             .env("RHAIFLOW_LEASE", lease)
             .stdin(Stdio::null())
@@ -401,6 +411,7 @@ fn run_in_background(c: &Cluster, script: &str, file: &str) -> Child {
         .unwrap()
         .args(["run", &path, "--events-json", &c.path("events.jsonl")])
         .env("RHAIFLOW_STORE", &c.url)
+        .envs(c.scratch_env())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -488,6 +499,7 @@ fn a_task_whose_worker_died_is_run_by_another() {
     let run = run
         .args(["run", &c.path("slow.rhai")])
         .env("RHAIFLOW_STORE", &c.url)
+        .envs(c.scratch_env())
         .env("RHAIFLOW_LEASE", "1")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
