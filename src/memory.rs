@@ -9,8 +9,9 @@
 use std::alloc::{GlobalAlloc, Layout};
 
 // mimalloc: Rhai allocates a small box for nearly every value and call, and glibc's malloc
-// and free were an eighth of a graph's build (−10% of `build_layers`' instructions). Fuzzing
-// keeps the system's allocator, which its sanitizer and memory limits watch.
+// and free were an eighth of a graph's build (−10% of `build_layers`' instructions). It is
+// the C library's `malloc` too (Cargo.toml: `override`), for SQLite's sake. Fuzzing goes
+// through `malloc` (std's `System`) without the counting wrapper's inlined calls.
 #[cfg(not(fuzzing))]
 use mimalloc_heap::Heap;
 #[cfg(fuzzing)]
@@ -178,6 +179,21 @@ mod tests {
         assert!(in_use() + (16 << 20) >= before + (64 << 20), "{} then {}", before, in_use());
         drop(block);
         assert!(in_use() < before + (48 << 20));
+    }
+
+    // SQLite and the C library allocate with `malloc`: from mimalloc's heap, not from an arena
+    // of glibc's set up in each thread that calls it (docs/PERFORMANCE.md).
+    #[test]
+    fn the_c_librarys_malloc_is_mimalloc() {
+        extern "C" {
+            fn mi_is_in_heap_region(p: *const std::ffi::c_void) -> bool;
+        }
+        let from_another_thread = std::thread::spawn(|| unsafe { libc::malloc(100) } as usize).join().unwrap();
+        for block in [unsafe { libc::malloc(100) }, from_another_thread as *mut std::ffi::c_void] {
+            assert!(!block.is_null());
+            assert!(unsafe { mi_is_in_heap_region(block) }, "{block:?} is not mimalloc's");
+            unsafe { libc::free(block) };
+        }
     }
 
     #[test]
