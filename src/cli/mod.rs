@@ -55,17 +55,20 @@ enum Command {
     Tokens(tokens::TokensArgs),
 }
 
-/// Parses the command line and runs the subcommand; returns the process exit code.
+/// Parses the command line and runs the subcommand; ends the process with its exit code
+/// (`exit`), or returns the code when no thread could be started for it.
 pub fn main() -> i32 {
     std::panic::set_hook(Box::new(report_bug));
     // Top-level scripts (runs, the REPL, bundle tests) are evaluated on the command's thread:
-    // it needs the stack of a script thread, which the main thread's 8 MiB is not.
+    // it needs the stack of a script thread, which the main thread's 8 MiB is not. That
+    // thread ends the process itself: joined, its 256 MiB stack went back to the kernel first
+    // (an madvise and an munmap of all of it, each a TLB flush on every core).
     let command = std::thread::Builder::new()
         .name("rhaiflow-main".into())
         .stack_size(crate::exec::SCRIPT_STACK_BYTES)
-        .spawn(run_command);
+        .spawn(|| exit(run_command()));
     match command.map(|thread| thread.join()) {
-        Ok(Ok(code)) => code,
+        Ok(Ok(())) => unreachable!("`exit` ends the process"),
         Ok(Err(panic)) => std::panic::resume_unwind(panic),
         Err(_) => run_command(),
     }
