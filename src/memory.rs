@@ -10,8 +10,8 @@ use std::alloc::{GlobalAlloc, Layout};
 
 // mimalloc: Rhai allocates a small box for nearly every value and call, and glibc's malloc
 // and free were an eighth of a graph's build (−10% of `build_layers`' instructions). It is
-// the C library's `malloc` too (Cargo.toml: `override`), for SQLite's sake. Fuzzing goes
-// through `malloc` (std's `System`) without the counting wrapper's inlined calls.
+// the C library's `malloc` too (Cargo.toml: `override`), for SQLite's sake. Fuzzing builds
+// count over std's `System`, which is `malloc`: mimalloc there as well.
 #[cfg(not(fuzzing))]
 use mimalloc_heap::Heap;
 #[cfg(fuzzing)]
