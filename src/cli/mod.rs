@@ -4,6 +4,7 @@
 mod bundle;
 mod check;
 mod deployments;
+mod early_store;
 mod executions;
 mod graph;
 mod params;
@@ -88,6 +89,7 @@ pub fn exit(code: i32) -> ! {
 }
 
 fn run_command() -> i32 {
+    let early_store = early_store::open(std::env::args_os());
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -97,7 +99,7 @@ fn run_command() -> i32 {
         }
     };
     match cli.command {
-        Command::Run(args) => run::run(args),
+        Command::Run(args) => run::run(args, early_store),
         Command::Check(args) => check::check(args),
         Command::Graph(args) => {
             end_quietly_on_closed_pipe();

@@ -60,13 +60,14 @@ pub struct RunArgs {
     queue: String,
 }
 
-pub fn run(args: RunArgs) -> i32 {
+/// `early_store`: the store, opening since before the command line was parsed (`early_store`).
+pub fn run(args: RunArgs, early_store: Option<runner::EarlyStore>) -> i32 {
     if args.submit {
         return submit(&args);
     }
     match prepare(&args) {
         Ok((options, mut output)) => {
-            let report = runner::run(&options, output.sinks());
+            let report = runner::run_with(&options, output.sinks(), early_store);
             let code = output.finish(&report);
             // The process ends now: freeing the graphs task by task (their names, closures,
             // settings) would cost ~500 instructions a task for memory the exit returns anyway.

@@ -43,6 +43,7 @@ pub(crate) use host::{Globals, Host, HostBuilder};
 use last_resort::LastResort;
 use recorded::RecordedOptions;
 use resume::ResumeFrom;
+pub use store_opening::EarlyStore;
 use store_opening::StoreOpening;
 use watchers::{watch_signals, CancelWatcher, Signals};
 
@@ -206,13 +207,20 @@ pub fn workflow_name(options: &RunOptions) -> String {
 
 /// Runs the script; every event goes to `sinks`, in order, and to the store.
 pub fn run(options: &RunOptions, sinks: Vec<Box<dyn EventSink>>) -> RunReport {
+    run_with(options, sinks, None)
+}
+
+/// `run`, with its store perhaps opening already (`early`): taken if it is the run's store.
+pub fn run_with(options: &RunOptions, sinks: Vec<Box<dyn EventSink>>, early: Option<EarlyStore>) -> RunReport {
     let started = Instant::now();
     let (store, location) = match &options.store {
         StoreChoice::Ephemeral => (StoreOpening::Ready(None), None),
-        StoreChoice::At(location) => match StoreOpening::start(location) {
-            Ok(opening) => (opening, Some(location.clone())),
-            Err(e) => return RunReport::invalid(String::new(), workflow_name(options), e.into(), started),
-        },
+        StoreChoice::At(location) => {
+            match early.and_then(|early| early.of(location)).map_or_else(|| StoreOpening::start(location), Ok) {
+                Ok(opening) => (opening, Some(location.clone())),
+                Err(e) => return RunReport::invalid(String::new(), workflow_name(options), e.into(), started),
+            }
+        }
     };
     run_execution(options, sinks, store, location, None, started)
 }

@@ -14,6 +14,28 @@ pub(super) enum StoreOpening {
     Opening(JoinHandle<Result<Arc<dyn Store>, StoreError>>),
 }
 
+/// A store that started opening before the run's options were read (`rhaiflow run`, while
+/// clap parses the command line: `cli::early_store`).
+pub struct EarlyStore {
+    location: StoreLocation,
+    opening: StoreOpening,
+}
+
+impl EarlyStore {
+    /// Starts opening the store at `location`; `None` if no thread can be started.
+    pub fn start(location: StoreLocation) -> Option<EarlyStore> {
+        match StoreOpening::start(&location) {
+            Ok(opening @ StoreOpening::Opening(_)) => Some(EarlyStore { location, opening }),
+            _ => None,
+        }
+    }
+
+    /// The opening, if it is of the store at `location` (else it is dropped, unused).
+    pub(super) fn of(self, location: &StoreLocation) -> Option<StoreOpening> {
+        (self.location == *location).then_some(self.opening)
+    }
+}
+
 impl StoreOpening {
     /// Starts opening the store at `location`; here and now if no thread can be started.
     pub(super) fn start(location: &StoreLocation) -> Result<StoreOpening, StoreError> {

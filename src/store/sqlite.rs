@@ -147,6 +147,8 @@ pub(super) fn side_connection(location: &super::StoreLocation, path: &Path, sche
     let conn = Connection::open(path).map_err(fail)?;
     conn.busy_timeout(std::time::Duration::from_secs(30)).map_err(fail)?;
     conn.pragma_update(None, "synchronous", "FULL").map_err(fail)?;
+    // The execution store's connection, dropped, may have removed the WAL.
+    sync_folder_of_new_wal(&conn, path)?;
     conn.execute_batch(schema).map_err(fail)?;
     Ok(conn)
 }
@@ -192,7 +194,34 @@ fn connect(path: &Path) -> Result<Connection> {
 /// WAL: readers never block the writer. It changes the file, so only a rhaiflow store gets it.
 fn use_wal(conn: Connection, path: &Path) -> Result<Connection> {
     conn.pragma_update(None, "journal_mode", "WAL").map_err(|e| database_error(path, e))?;
+    sync_folder_of_new_wal(&conn, path)?;
     Ok(conn)
+}
+
+/// The store's WAL file.
+fn wal_path(path: &Path) -> PathBuf {
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    PathBuf::from(wal)
+}
+
+/// Makes a new WAL's entry in its folder durable, before anything is committed in it; true
+/// when it did. SQLite synced the folder at the first commit of every connection, a fifth of
+/// that commit's time, though only a new WAL needs it: it is built not to
+/// (`SQLITE_DISABLE_DIRSYNC`, in .cargo/config.toml), and this does it instead. A WAL that
+/// holds anything was written after its creator synced the folder here; an empty one may be
+/// new. `conn` reads first: a read opens the WAL (creating it when the file was just switched
+/// to WAL), and while it is open no other process removes it.
+fn sync_folder_of_new_wal(conn: &Connection, path: &Path) -> Result<bool> {
+    conn.pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0)).map_err(|e| database_error(path, e))?;
+    if std::fs::metadata(wal_path(path)).is_ok_and(|m| m.len() > 0) {
+        return Ok(false);
+    }
+    let folder = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::File::open(folder)
+        .and_then(|folder| folder.sync_all())
+        .map_err(|e| StoreError::Open { path: path.to_path_buf(), message: format!("cannot sync its folder: {e}") })?;
+    Ok(true)
 }
 
 /// Opens the file and creates the tables. Processes starting together on a new file race to
@@ -209,6 +238,12 @@ fn initialise(path: &Path) -> Result<Connection> {
             if version == SCHEMA_VERSION {
                 return use_wal(conn, path);
             }
+            // A new file is made a WAL database before its tables are created: they are
+            // written through the WAL, whose folder entry is synced, not through a rollback
+            // journal, whose entry SQLite no longer syncs. (The switch itself writes the
+            // empty file's first page through one: a power loss during it can only leave a
+            // store with nothing recorded in it.)
+            let conn = if std::fs::metadata(path).is_ok_and(|m| m.len() == 0) { use_wal(conn, path)? } else { conn };
             conn.execute_batch("BEGIN IMMEDIATE").map_err(|e| database_error(path, e))?;
             let created = (|| {
                 let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
@@ -557,9 +592,7 @@ impl Store for SqliteStore {
     /// at every run: about one run in 25 of `hello.rhai` pays it. Without waiting: while
     /// another process uses the file, the WAL stays as it is (busy).
     fn leave(&self) {
-        let mut wal = self.path.clone().into_os_string();
-        wal.push("-wal");
-        if std::fs::metadata(&wal).map_or(true, |m| m.len() <= WAL_KEPT) {
+        if std::fs::metadata(wal_path(&self.path)).map_or(true, |m| m.len() <= WAL_KEPT) {
             return;
         }
         let Ok(conn) = self.reader() else { return };
@@ -767,6 +800,42 @@ mod tests {
 
     fn user_version(path: &Path) -> i64 {
         Connection::open(path).unwrap().pragma_query_value(None, "user_version", |r| r.get(0)).unwrap()
+    }
+
+    // SQLite synced the store's folder at the first commit of every connection (a fifth of a
+    // small run's commit time); the store syncs it itself, only for a new WAL.
+    #[test]
+    fn sqlite_is_built_not_to_sync_the_folder_itself() {
+        let conn = Connection::open_in_memory().unwrap();
+        let mut stmt = conn.prepare("PRAGMA compile_options").unwrap();
+        let options: Vec<String> = stmt.query_map([], |r| r.get(0)).unwrap().map(|o| o.unwrap()).collect();
+        assert!(options.iter().any(|o| o == "DISABLE_DIRSYNC"), "{options:?}");
+    }
+
+    // A new store's tables were written through a rollback journal, whose folder entry SQLite
+    // no longer syncs: they go through the WAL, which `sync_folder_of_new_wal` covers.
+    #[test]
+    fn a_new_store_writes_its_tables_through_the_wal() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.db");
+        let store = SqliteStore::open(&path).unwrap();
+        let file = std::fs::metadata(&path).unwrap().len();
+        assert_eq!(file, 4096, "the file holds its first page only: the tables are in the WAL");
+        assert_eq!(store.executions(&ExecutionQuery::default()).unwrap().len(), 0);
+    }
+
+    #[test]
+    fn only_a_new_wal_gets_its_folder_synced() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.db");
+        let conn = Connection::open(&path).unwrap();
+        conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+        assert!(sync_folder_of_new_wal(&conn, &path).unwrap(), "a new WAL");
+        assert!(wal_path(&path).exists(), "the WAL was there when its folder was synced");
+        conn.execute_batch("CREATE TABLE t (x)").unwrap();
+        assert!(!sync_folder_of_new_wal(&conn, &path).unwrap(), "a WAL with frames");
+        std::fs::write(wal_path(&path), b"").unwrap();
+        assert!(sync_folder_of_new_wal(&conn, &path).unwrap(), "an empty WAL");
     }
 
     // Rows of format 5 hold each event's `seq` and `ts` as text; opened by this rhaiflow, the

@@ -9,10 +9,11 @@
 //! 1M-task run once held 1.3 GB of queued events).
 //!
 //! Every commit costs an fsync (`synchronous=FULL`), so the writer commits at once only what
-//! someone waits for (`Pending::awaited`): an execution's start and end, a flush, a success the
-//! run waits on (`Payload::is_success_to_record`), a full queue. Other events (a log line, a
-//! task's start or output) wait up to `LINGER` for such a write to share its commit: a small
-//! run makes 3 commits instead of 6. Nothing is weakened: what waits for a commit still gets
+//! someone waits for (`Pending::awaited`): an execution's start and end, a flush, a task's
+//! success the run waits on (`Payload::is_success_to_record`), a full queue. Other events (a
+//! log line, a task's start or output, the workflow's end event, which the execution's end
+//! follows) wait up to `LINGER` for such a write to share its commit: a small run makes 3
+//! commits instead of 7. Nothing is weakened: what waits for a commit still gets
 //! it at once, and the console and `--events-json` still show only committed events.
 
 use std::sync::mpsc::SyncSender;
@@ -154,7 +155,9 @@ impl WriteQueue {
         row.push(event);
         let added = row.body.len() - before;
         pending.batch.bytes += added;
-        let awaited = event.payload.is_success_to_record() || event.payload.ends_workflow();
+        // Not the workflow's end event: the execution's end (`WriteOp::End`), awaited, always
+        // follows it at once, and they share a commit instead of making two.
+        let awaited = event.payload.is_success_to_record() && !event.payload.ends_workflow();
         let news = pending.queued(awaited);
         drop(pending);
         if news {
@@ -279,8 +282,6 @@ mod tests {
         let how = crate::events::Success::Done;
         let success = event(2, crate::events::Payload::TaskSucceeded { task, result: None, how });
         taken_at_once("a success the run waits for", |q, id| q.push_event(id, &success));
-        let ended = event(2, crate::events::Payload::WorkflowSucceeded { result: None });
-        taken_at_once("the workflow's end", |q, id| q.push_event(id, &ended));
         let (ack, _answer) = std::sync::mpsc::sync_channel(1);
         taken_at_once("a flush", |q, _| q.push_op(WriteOp::Sync(ack.clone())));
     }
@@ -295,6 +296,27 @@ mod tests {
         let batch = queue.take().expect("something is queued");
         assert!(taken.elapsed() < Duration::from_secs(30), "{what} waited for company");
         assert_eq!(batch.rows.len(), 1, "{what}");
+    }
+
+    // The workflow's end event was committed on its own, at once, and the execution's end,
+    // queued just after it, in a second commit: two fsyncs where one does.
+    #[test]
+    fn the_workflow_end_event_shares_the_commit_of_the_execution_end() {
+        let queue = Arc::new(WriteQueue::lingering(Duration::from_secs(60)));
+        let writer = {
+            let queue = queue.clone();
+            std::thread::spawn(move || std::iter::from_fn(|| queue.take()).collect::<Vec<Batch>>())
+        };
+        let id: Arc<str> = Arc::from("e");
+        queue.push_event(&id, &event(1, crate::events::Payload::WorkflowSucceeded { result: None }));
+        // Time for a writer that took the event at once to have taken it.
+        std::thread::sleep(Duration::from_millis(50));
+        let (execution_id, status, at) = ("e".to_string(), ExecutionStatus::Succeeded, "now".to_string());
+        queue.push_op(WriteOp::End { execution_id, status, error: None, at });
+        queue.close();
+        let batches = writer.join().unwrap();
+        assert_eq!(batches.len(), 1, "one commit");
+        assert_eq!((batches[0].rows.len(), batches[0].ops.len()), (1, 1));
     }
 
     // A writer that stopped left a flush waiting for an answer for ever.
