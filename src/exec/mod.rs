@@ -80,7 +80,14 @@ impl Mock {
 
 /// One script thread per core: Rhai calls are CPU work.
 fn script_threads() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
+    cores()
+}
+
+/// The cores this process may use, as the executor's workers and the script threads are
+/// counted. Asked once: in a container the answer reads three cgroup files.
+pub fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2))
 }
 
 /// Everything the executor shares for one execution.

@@ -52,6 +52,7 @@ impl HostBuilder {
     /// once what runs closures is known.
     pub fn build(self) -> Result<Host, Diagnostic> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(crate::exec::cores())
             .enable_all()
             .thread_name("rhaiflow-executor")
             .build()
