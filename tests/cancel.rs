@@ -19,6 +19,24 @@ fn sigint_during_a_sleep_cancels_and_later_tasks_never_start() {
     assert!(out.stderr.contains("the execution was cancelled"), "{}", out.stderr);
 }
 
+// A run started a thread of its own to look in the store for `executions cancel`, on the way
+// to its first task. It is a task of the run's runtime, and the request still reaches the run.
+#[test]
+fn a_cancel_from_another_shell_reaches_a_run_without_a_watcher_thread() {
+    let mut run = Run::new("cancel_sleep_then_later.rhai").spawn();
+    let started = run.wait_for_start("wait");
+    let threads = run.thread_names();
+    assert!(threads.iter().any(|t| t.starts_with("rhaiflow-exec")), "{threads:?}");
+    assert!(!threads.iter().any(|t| t.starts_with("rhaiflow-cancel")), "{threads:?}");
+    let (id, store) = (started["execution_id"].as_str().unwrap().to_string(), run.store_arg());
+    cli(&["executions", "cancel", &id, "--store", &store]).assert_code(0);
+    let (out, took) = run.finish_within(Duration::from_secs(10));
+    out.assert_code(3);
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    assert_eq!(out.events.final_status(), Some("workflow_cancelled"));
+    assert!(!out.events.started("later"));
+}
+
 #[test]
 fn sigterm_cancels_like_sigint() {
     let mut run = Run::new("cancel_sleep_then_later.rhai").spawn();

@@ -200,6 +200,14 @@ impl Background {
         self.signal(libc::SIGINT);
     }
 
+    /// The names of the run's threads, as the kernel has them.
+    pub fn thread_names(&self) -> Vec<String> {
+        let tasks = std::fs::read_dir(format!("/proc/{}/task", self.child.id())).unwrap();
+        tasks
+            .map(|task| std::fs::read_to_string(task.unwrap().path().join("comm")).unwrap().trim().to_string())
+            .collect()
+    }
+
     /// The run's store, as a `--store` argument (for commands from "another shell").
     pub fn store_arg(&self) -> String {
         self.run.store().display().to_string()

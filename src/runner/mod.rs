@@ -249,7 +249,9 @@ fn run_execution(
         ExecutionLabel { execution_id: Arc::from(execution_id.as_str()), workflow: Arc::from(workflow.as_str()) };
     let bus = event_bus(label, sinks, store.as_ref(), resume.as_ref().map(|r| r.last_seq).unwrap_or(0));
     connect(&host, options, &script, &bus, store.as_ref(), resume.as_ref(), &execution_id);
-    let watcher = store.as_ref().map(|s| CancelWatcher::start(s.clone(), &execution_id, host.cancel.clone(), nudged));
+    let watcher = store
+        .as_ref()
+        .map(|s| CancelWatcher::start(host.runtime().handle(), s.clone(), &execution_id, host.cancel.clone(), nudged));
     let last_resort = LastResort::arm(options.owns_process, &host.cancel, bus.clone(), store.clone(), &execution_id);
 
     let globals = Globals {
@@ -302,7 +304,7 @@ struct Prepared {
     /// The store, unless a dry run (which runs nothing, so records nothing either).
     store: Option<Arc<dyn Store>>,
     /// Told when a signal asked for a cancel (the store's cancel watcher looks at once).
-    nudged: std::sync::mpsc::Receiver<()>,
+    nudged: watchers::Nudged,
 }
 
 /// Why a run did not start: its store could not be opened, or its script or options are
@@ -336,7 +338,7 @@ fn prepare(
 
 /// The run's host (its runtime and engine, signals watched if it owns the process) and its
 /// compiled script.
-fn build(options: &RunOptions) -> Result<(Host, Compiled, std::sync::mpsc::Receiver<()>), Diagnostic> {
+fn build(options: &RunOptions) -> Result<(Host, Compiled, watchers::Nudged), Diagnostic> {
     let (source, shown) = read(options)?;
     let host = HostBuilder::new(RunSettings {
         parameters: from_json(&Value::Object(options.parameters.clone())).cast::<Map>(),
@@ -350,7 +352,7 @@ fn build(options: &RunOptions) -> Result<(Host, Compiled, std::sync::mpsc::Recei
     .modules(options.modules.clone())
     .extension(options.extension.clone())
     .build()?;
-    let (nudge, nudged) = std::sync::mpsc::channel();
+    let (nudge, nudged) = tokio::sync::mpsc::unbounded_channel();
     if let Some(signals) = options.owns_process.then(|| Signals::install(host.runtime())).flatten() {
         host.runtime().spawn(watch_signals(signals, host.cancel.clone(), nudge));
     }

@@ -1,43 +1,58 @@
 //! What reaches a running execution from outside: `executions cancel` through the store,
 //! and SIGINT/SIGTERM.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::signal::unix::{signal, Signal, SignalKind};
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
+use tokio::task::AbortHandle;
 
 use crate::exec::CancelState;
 use crate::store::Store;
 
 /// Reads the store for `executions cancel ID` from another shell when that command nudges
-/// the run (SIGUSR1, see `nudge_cancel_watcher`), and five times a second besides: the request
-/// reaches the run at once, and within a second without the nudge, without a server.
+/// the run (SIGUSR1, see `nudge`), and five times a second besides: the request reaches the
+/// run at once, and within a second without the nudge, without a server. A task of the run's
+/// runtime, not a thread: a small run ends before its first look, and a thread of its own was
+/// started on the way to its first task.
 pub(super) struct CancelWatcher {
-    stop: Arc<AtomicBool>,
+    task: AbortHandle,
 }
 
 /// How the signal handler wakes the watcher.
-pub(super) type Nudge = Sender<()>;
+pub(super) type Nudge = UnboundedSender<()>;
+
+/// What the watcher is woken by: `Nudge`.
+pub(super) type Nudged = UnboundedReceiver<()>;
+
+/// How often the watcher looks without a nudge.
+const LOOK_EVERY: Duration = Duration::from_millis(200);
 
 impl CancelWatcher {
     pub(super) fn start(
+        runtime: &tokio::runtime::Handle,
         store: Arc<dyn Store>,
         execution_id: &str,
         cancel: Arc<CancelState>,
-        nudged: Receiver<()>,
+        nudged: Nudged,
     ) -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        let (flag, id) = (stop.clone(), execution_id.to_string());
-        let _ = std::thread::Builder::new().name("rhaiflow-cancel".into()).spawn(move || {
+        let id = execution_id.to_string();
+        let task = runtime.spawn(async move {
+            // `None` once no signal handler can nudge (a run that does not own its process).
+            let mut nudged = Some(nudged);
             let mut seen = 0;
-            while !flag.load(Ordering::Relaxed) {
-                if let Err(RecvTimeoutError::Disconnected) = nudged.recv_timeout(Duration::from_millis(200)) {
-                    // No signal handler (a run that does not own its process): poll only.
-                    std::thread::sleep(Duration::from_millis(200));
+            loop {
+                match nudged.as_mut() {
+                    Some(nudges) => tokio::select! {
+                        nudge = nudges.recv() => if nudge.is_none() { nudged = None },
+                        _ = tokio::time::sleep(LOOK_EVERY) => {}
+                    },
+                    None => tokio::time::sleep(LOOK_EVERY).await,
                 }
-                let (request, by) = store.cancel_request(&id).unwrap_or((0, None));
+                let (store, id) = (store.clone(), id.clone());
+                let read = tokio::task::spawn_blocking(move || store.cancel_request(&id)).await;
+                let (request, by) = read.ok().and_then(Result::ok).unwrap_or((0, None));
                 if request > seen {
                     seen = request;
                     let how = if request > 1 { " (forced)" } else { "" };
@@ -47,13 +62,13 @@ impl CancelWatcher {
                 }
             }
         });
-        CancelWatcher { stop }
+        CancelWatcher { task: task.abort_handle() }
     }
 }
 
 impl Drop for CancelWatcher {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        self.task.abort();
     }
 }
 
