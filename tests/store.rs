@@ -540,6 +540,34 @@ fn a_success_the_store_did_not_record_is_not_reported() {
     }
 }
 
+// The start of an execution is committed while the run sets up its bus and executor: one
+// that the store refuses still runs nothing, exits 2 and leaves nothing announced.
+#[test]
+fn a_start_the_store_refuses_runs_nothing() {
+    let first = Run::new("store_success_then_dependent.rhai").param("command", "exit 0").output();
+    first.assert_code(0);
+    first.alter_store(
+        "CREATE TRIGGER refuse_starts BEFORE INSERT ON executions
+         BEGIN SELECT RAISE(ABORT, 'disk I/O error (injected)'); END;",
+    );
+    let touched = first.scratch.path().join("touched");
+    let run = Run::new("store_success_then_dependent.rhai")
+        .store_at(first.store.clone().unwrap())
+        .param("command", format!("touch {}", touched.display()))
+        .output();
+    run.assert_code(2);
+    assert!(unwrapped(&run.stderr).contains("disk I/O error (injected)"), "{}", run.stderr);
+    assert!(!touched.exists(), "a task ran on a start that was not recorded");
+    assert!(run.events.0.is_empty(), "{}", run.events.summary());
+    let listed = cli(&["executions", "list", "--store", &run.store_arg()]);
+    assert_eq!(
+        listed.stdout.lines().filter(|l| l.contains("store_success_then_dependent")).count(),
+        1,
+        "{}",
+        listed.stdout
+    );
+}
+
 /// Makes every commit that records a task's success take a while, as a slow disk would: long
 /// enough for a reader of the events file to look in the store before the commit ends.
 const SLOW_SUCCESS_COMMITS: &str = "

@@ -240,7 +240,7 @@ fn run_execution(
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let workflow = workflow_name(options);
     let prepared = prepare(options, store, resume.as_ref(), &execution_id, &workflow);
-    let Prepared { host, script, store, nudged } = match prepared {
+    let Prepared { host, script, store, nudged, beginning } = match prepared {
         Ok(prepared) => prepared,
         Err(NotPrepared::Store(e)) => return RunReport::invalid(String::new(), workflow, e.into(), started),
         Err(NotPrepared::Invalid(d)) => return RunReport::invalid(execution_id, workflow, d, started),
@@ -249,6 +249,11 @@ fn run_execution(
         ExecutionLabel { execution_id: Arc::from(execution_id.as_str()), workflow: Arc::from(workflow.as_str()) };
     let bus = event_bus(label, sinks, store.as_ref(), resume.as_ref().map(|r| r.last_seq).unwrap_or(0));
     connect(&host, options, &script, &bus, store.as_ref(), resume.as_ref(), &execution_id);
+    if let Some(Err(e)) = beginning.map(|store| store.flush()) {
+        // Nothing was emitted: the bus closes empty.
+        bus.close();
+        return RunReport::invalid(execution_id, workflow, not_begun(e), started);
+    }
     let watcher = store
         .as_ref()
         .map(|s| CancelWatcher::start(host.runtime().handle(), s.clone(), &execution_id, host.cancel.clone(), nudged));
@@ -305,6 +310,10 @@ struct Prepared {
     store: Option<Arc<dyn Store>>,
     /// Told when a signal asked for a cancel (the store's cancel watcher looks at once).
     nudged: watchers::Nudged,
+    /// The store, when the start is queued but not yet committed: its `flush` says whether
+    /// it was, before anything runs. The commit meanwhile overlaps the bus's and the
+    /// executor's setup.
+    beginning: Option<Arc<dyn Store>>,
 }
 
 /// Why a run did not start: its store could not be opened, or its script or options are
@@ -328,12 +337,20 @@ fn prepare(
     let store = store.opened().map_err(NotPrepared::Store)?;
     let (host, script, nudged) = built.map_err(NotPrepared::Invalid)?;
     let store = store.filter(|_| !options.dry_run);
+    let mut beginning = None;
     if let Some(store) = &store {
         let record = execution_record(options, execution_id, workflow, resume);
-        begin(store.as_ref(), &record, options.deployment.as_deref())
-            .map_err(|e| NotPrepared::Invalid(not_begun(e)))?;
+        match options.deployment.as_deref().filter(|d| d.stored.load(std::sync::atomic::Ordering::Relaxed)) {
+            Some(deployment) => {
+                store.begin_on_deployment(&record, &deployment.name).map_err(|e| NotPrepared::Invalid(not_begun(e)))?
+            }
+            None => {
+                store.begin_queued(&record);
+                beginning = Some(store.clone());
+            }
+        }
     }
-    Ok(Prepared { host, script, store, nudged })
+    Ok(Prepared { host, script, store, nudged, beginning })
 }
 
 /// The run's host (its runtime and engine, signals watched if it owns the process) and its
@@ -525,15 +542,6 @@ fn classify_outcome(outcome: Outcome, host: &Host, options: &RunOptions, script:
 fn recorded_script(script: &std::path::Path) -> String {
     let absolute = std::fs::canonicalize(script).unwrap_or_else(|_| script.to_path_buf());
     crate::bundle::builtin::shown_name(&absolute)
-}
-
-/// Records the execution's start; on a stored deployment, only while no other execution runs
-/// on it (Cloudify refuses a second execution on a deployment as well).
-fn begin(store: &dyn Store, record: &ExecutionRecord, deployment: Option<&Deployment>) -> Result<(), StoreError> {
-    match deployment.filter(|d| d.stored.load(std::sync::atomic::Ordering::Relaxed)) {
-        Some(deployment) => store.begin_on_deployment(record, &deployment.name),
-        None => store.begin(record),
-    }
 }
 
 /// The diagnostic of an execution whose start was not recorded: nothing ran.

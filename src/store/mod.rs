@@ -111,7 +111,13 @@ impl StoreError {
 /// The record of executions: their parameters, events and task states.
 pub trait Store: Send + Sync {
     /// Records an execution that starts (or starts again, on resume) in this process.
-    fn begin(&self, record: &ExecutionRecord) -> Result<()>;
+    fn begin(&self, record: &ExecutionRecord) -> Result<()> {
+        self.begin_queued(record);
+        self.flush()
+    }
+    /// `begin`, queued: the next `flush` commits it and says whether it could. Nothing of the
+    /// execution may run before.
+    fn begin_queued(&self, record: &ExecutionRecord);
     /// `begin` for an execution on the stored deployment `deployment`, refused with
     /// `StoreError::DeploymentBusy` while another execution runs on it (one whose process is
     /// gone, crashed, does not count). The check and the record are one transaction: of two

@@ -541,9 +541,8 @@ fn json_object_column(row: &rusqlite::Row<'_>, column: usize, what: &str, id: &s
 }
 
 impl Store for SqliteStore {
-    fn begin(&self, record: &ExecutionRecord) -> Result<()> {
+    fn begin_queued(&self, record: &ExecutionRecord) {
         self.send(WriteOp::Begin(Box::new(record.clone())));
-        self.flush()
     }
 
     fn begin_on_deployment(&self, record: &ExecutionRecord, deployment: &str) -> Result<()> {

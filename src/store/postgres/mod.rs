@@ -320,9 +320,8 @@ async fn running_on(
 }
 
 impl Store for PgStore {
-    fn begin(&self, record: &ExecutionRecord) -> Result<()> {
+    fn begin_queued(&self, record: &ExecutionRecord) {
         self.writes.push_op(WriteOp::Begin(Box::new(record.clone())));
-        self.flush()
     }
 
     fn begin_on_deployment(&self, record: &ExecutionRecord, deployment: &str) -> Result<()> {
