@@ -179,16 +179,37 @@ impl WriteQueue {
         crate::blocking::park(wait)
     }
 
+    #[cfg(test)]
     pub fn take(&self) -> Option<Batch> {
-        let mut pending = self.pending.lock();
-        while pending.batch.is_empty() && !pending.closed {
-            self.work.wait(&mut pending);
-        }
-        while let Some(due) = pending.due(self.linger) {
-            if self.work.wait_until(&mut pending, due).timed_out() {
-                break;
+        while self.wait_until_due() {
+            if let Some(batch) = self.take_now() {
+                return Some(batch);
             }
         }
+        None
+    }
+
+    /// Waits until what is queued is due (`Pending::due`); false once closed and drained.
+    /// Takes nothing: a flush may take it first (`take_now`).
+    pub fn wait_until_due(&self) -> bool {
+        let mut pending = self.pending.lock();
+        loop {
+            while pending.batch.is_empty() && !pending.closed {
+                self.work.wait(&mut pending);
+            }
+            if pending.batch.is_empty() {
+                return false;
+            }
+            let Some(due) = pending.due(self.linger) else { return true };
+            if self.work.wait_until(&mut pending, due).timed_out() && !pending.batch.is_empty() {
+                return true;
+            }
+        }
+    }
+
+    /// Takes everything queued, due or not; `None` when nothing is.
+    pub fn take_now(&self) -> Option<Batch> {
+        let mut pending = self.pending.lock();
         if pending.batch.is_empty() {
             return None;
         }
@@ -197,6 +218,11 @@ impl WriteQueue {
         drop(pending);
         self.room.notify_all();
         Some(batch)
+    }
+
+    /// Closed: the writer stopped (`abandon`), or its store is gone.
+    pub fn is_closed(&self) -> bool {
+        self.pending.lock().closed
     }
 
     /// No more writes: the writer stops once it wrote what is queued.
