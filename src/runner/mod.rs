@@ -302,7 +302,8 @@ fn run_execution(
     }
 }
 
-/// A run ready to evaluate: its host, its compiled script, and its start recorded.
+/// A run ready to evaluate: its host, its compiled script, and its start queued (or, on a
+/// stored deployment, recorded).
 struct Prepared {
     host: Host,
     script: Compiled,
@@ -340,6 +341,8 @@ fn prepare(
     let mut beginning = None;
     if let Some(store) = &store {
         let record = execution_record(options, execution_id, workflow, resume);
+        // On a stored deployment, recorded only while no other execution runs on it (Cloudify
+        // refuses a second execution on a deployment as well): checked and committed now.
         match options.deployment.as_deref().filter(|d| d.stored.load(std::sync::atomic::Ordering::Relaxed)) {
             Some(deployment) => {
                 store.begin_on_deployment(&record, &deployment.name).map_err(|e| NotPrepared::Invalid(not_begun(e)))?
