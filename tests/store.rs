@@ -138,26 +138,36 @@ pub(crate) fn each_success_recorded_once(store: &Path, id: &str, tasks: usize) -
 // not grow the file), while the next process reads only the frames written since.
 #[test]
 fn a_run_leaves_no_large_wal_for_the_next_process_to_read() {
+    const RUNS_AFTER: usize = 4;
     let outcome = Run::new(fixture("many_long_lines.rhai")).args(["-q"]).output();
     outcome.assert_code(0);
     let wal = outcome.store.as_ref().unwrap().join("rhaiflow.db-wal");
     let wal_length = || std::fs::metadata(&wal).map_or(0, |m| m.len());
     assert_eq!(wal_length(), 1 << 20, "the WAL's file is cut back to 1 MiB");
 
-    let next =
-        Run::new(crate::support::example("hello.rhai")).store_at(outcome.store.clone().unwrap()).args(["-q"]).output();
-    next.assert_code(0);
-    assert_eq!(wal_length(), 1 << 20, "the next run's commits rewrote the WAL's blocks, the file did not grow");
+    // Each run's process ends with the WAL left as it is: closing the last connection would
+    // copy it into the database and remove it (it did, in one run of three, on a busy machine).
+    for _ in 0..RUNS_AFTER {
+        let next = Run::new(crate::support::example("hello.rhai"))
+            .store_at(outcome.store.clone().unwrap())
+            .args(["-q"])
+            .output();
+        next.assert_code(0);
+        assert_eq!(wal_length(), 1 << 20, "the next run's commits rewrote the WAL's blocks, the file did not grow");
+    }
     // Opening the file recovers the WAL: a checkpoint then counts the frames it found.
     let store = outcome.store_file();
     let (busy, frames): (i64, i64) =
         store.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
     assert_eq!(busy, 0);
-    assert!((2..40).contains(&frames), "the next process reads the frames written since, not 1 MiB: {frames}");
+    assert!(
+        (2..40 * RUNS_AFTER as i64).contains(&frames),
+        "the next process reads the frames written since, not 1 MiB: {frames}"
+    );
 
     let logged: i64 =
         store.query_row("SELECT COUNT(*) FROM executions WHERE status = 'succeeded'", [], |r| r.get(0)).unwrap();
-    assert_eq!(logged, 2, "both executions are recorded as they ended");
+    assert_eq!(logged, 1 + RUNS_AFTER as i64, "every execution is recorded as it ended");
     let events = cli(&["executions", "events", &outcome.execution_id(), "--store", &outcome.store_arg()]);
     let printed = events.stdout.lines().filter(|l| l.contains(" log ") && l.contains("xxxx")).count();
     assert_eq!(printed, 1500, "every printed line is in the store");

@@ -590,7 +590,12 @@ impl Store for SqliteStore {
     /// live frames do, which is what its length tells here. A checkpoint costs fsyncs, so not
     /// at every run: about one run in 25 of `hello.rhai` pays it. Without waiting: while
     /// another process uses the file, the WAL stays as it is (busy).
+    ///
+    /// The writer's connection is never closed: SQLite's close of a file's last connection
+    /// copies the whole WAL into the database and removes it (fsyncs at this exit, and a new
+    /// WAL with its folder synced at the next start), and it would race the process's exit.
     fn leave(&self) {
+        self.writes.keep_writer_open();
         if std::fs::metadata(wal_path(&self.path)).map_or(true, |m| m.len() <= WAL_KEPT) {
             return;
         }

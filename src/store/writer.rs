@@ -72,6 +72,12 @@ impl Writes {
         committer.failure.clone().map_or(Ok(()), Err)
     }
 
+    /// The writer (its connection) is never dropped, even once the store is: for a process
+    /// about to end, where closing it has effects of its own (`SqliteStore::leave`).
+    pub fn keep_writer_open(&self) {
+        std::mem::forget(self.committer.clone());
+    }
+
     fn flush_through_the_writer(&self) -> Result<()> {
         let (ack, done) = std::sync::mpsc::sync_channel(1);
         self.queue.push_op(WriteOp::Sync(ack));
@@ -209,5 +215,41 @@ mod tests {
         let flushing = writes.clone();
         runtime.block_on(async move { tokio::spawn(async move { flushing.flush() }).await.unwrap() }).unwrap();
         assert_eq!(*threads.lock(), ["rhaiflow-store"]);
+    }
+
+    /// Notes when it is dropped (a connection closed).
+    struct NotesDrop(Arc<std::sync::atomic::AtomicBool>);
+
+    impl BatchWriter for NotesDrop {
+        fn write(&mut self, _: &Batch) -> std::result::Result<(), String> {
+            Ok(())
+        }
+    }
+
+    impl Drop for NotesDrop {
+        fn drop(&mut self) {
+            self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    // A SQLite store's last connection, closed as the process ended, removed the WAL the next
+    // run would have reused (in one run of three on a busy machine).
+    #[test]
+    fn a_writer_kept_open_outlives_its_store() {
+        let start = || {
+            let dropped = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            (Writes::start(NotesDrop(dropped.clone()), PathBuf::from("test")).unwrap(), dropped)
+        };
+        let (closed, closed_dropped) = start();
+        let (kept, kept_dropped) = start();
+        kept.keep_writer_open();
+        drop((closed, kept));
+        let waiting = std::time::Instant::now();
+        while !closed_dropped.load(std::sync::atomic::Ordering::SeqCst) {
+            assert!(waiting.elapsed() < std::time::Duration::from_secs(10), "a store's writer is dropped with it");
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        assert!(!kept_dropped.load(std::sync::atomic::Ordering::SeqCst), "the writer kept open is never dropped");
     }
 }
