@@ -27,6 +27,7 @@ mod repl;
 mod retries;
 mod server;
 mod standard_mode;
+mod start;
 mod store;
 mod task_output;
 mod workers;
