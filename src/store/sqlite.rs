@@ -315,6 +315,7 @@ impl SqliteStore {
         }
         let writer = initialise(path)?;
         add_indexes(&writer);
+        prepare_commits(&writer);
         let writes = Writes::start(SqliteWriter { conn: writer, numbers: HashMap::new() }, path.to_path_buf())?;
         Ok(SqliteStore { path: path.to_path_buf(), reader: Mutex::new(None), writes })
     }
@@ -396,6 +397,30 @@ impl BatchWriter for SqliteWriter {
     }
 }
 
+/// What a commit of the writer runs. Parsed while the store opens (`prepare_commits`), not by
+/// the first commit: a small run's start commit is on its path to its first task.
+const INSERT_ROW: &str = "INSERT OR REPLACE INTO event_rows (position, first_seq, events) VALUES (?1, ?2, ?3)";
+const PLANNED: &str = "UPDATE executions SET tasks_total = tasks_total + ?2 WHERE id = ?1";
+const ENDED: &str = "UPDATE executions SET status = ?2, error = ?3, ended_at = ?4 WHERE id = ?1";
+const PROGRESS: &str =
+    "UPDATE executions SET last_seq = MAX(last_seq, ?2), tasks_done = tasks_done + ?3 WHERE number = ?1";
+const BEGUN: &str =
+    "INSERT INTO executions (id, workflow, script, parameters, options, status, started_at, pid, resumes)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+     ON CONFLICT(id) DO UPDATE SET status = excluded.status, pid = excluded.pid,
+       resumes = excluded.resumes, ended_at = NULL, error = NULL, cancel_request = 0, cancel_by = NULL,
+       tasks_total = 0";
+const NUMBER: &str = "SELECT number FROM executions WHERE id = ?1";
+const COMMITS: [&str; 6] = [INSERT_ROW, PLANNED, ENDED, PROGRESS, BEGUN, NUMBER];
+
+/// Puts the statements of `write_batch` in `conn`'s cache. One that fails is left for the
+/// commit that runs it to report.
+fn prepare_commits(conn: &Connection) {
+    for sql in COMMITS {
+        let _ = conn.prepare_cached(sql);
+    }
+}
+
 fn write_batch(
     conn: &mut Connection,
     batch: &Batch,
@@ -412,8 +437,7 @@ fn write_batch(
     }
     // Per execution in this batch: its highest seq and how many tasks got done.
     let mut progress: Vec<(i64, u64, u64)> = Vec::new();
-    let mut insert_row =
-        tx.prepare_cached("INSERT OR REPLACE INTO event_rows (position, first_seq, events) VALUES (?1, ?2, ?3)")?;
+    let mut insert_row = tx.prepare_cached(INSERT_ROW)?;
     for row in &batch.rows {
         // Skipped, these events would be lost while counting as committed.
         let Some(&number) = begun.get(&row.execution_id).or_else(|| numbers.get(&row.execution_id)) else {
@@ -432,21 +456,16 @@ fn write_batch(
     for op in &batch.ops {
         match op {
             WriteOp::Planned { execution_id, count } => {
-                tx.prepare_cached("UPDATE executions SET tasks_total = tasks_total + ?2 WHERE id = ?1")?
-                    .execute(params![execution_id, count])?;
+                tx.prepare_cached(PLANNED)?.execute(params![execution_id, count])?;
             }
             WriteOp::End { execution_id, status, error, at } => {
-                tx.prepare_cached("UPDATE executions SET status = ?2, error = ?3, ended_at = ?4 WHERE id = ?1")?
-                    .execute(params![execution_id, status.as_str(), error, at])?;
+                tx.prepare_cached(ENDED)?.execute(params![execution_id, status.as_str(), error, at])?;
             }
             WriteOp::Begin(_) | WriteOp::Sync(_) => {}
         }
     }
     for (number, seq, done) in progress {
-        tx.prepare_cached(
-            "UPDATE executions SET last_seq = MAX(last_seq, ?2), tasks_done = tasks_done + ?3 WHERE number = ?1",
-        )?
-        .execute(params![number, seq, done])?;
+        tx.prepare_cached(PROGRESS)?.execute(params![number, seq, done])?;
     }
     tx.commit()?;
     numbers.extend(begun);
@@ -455,14 +474,7 @@ fn write_batch(
 
 /// Records an execution's start; gives its number.
 fn begin_execution(tx: &rusqlite::Transaction<'_>, r: &ExecutionRecord) -> rusqlite::Result<i64> {
-    tx.prepare_cached(
-        "INSERT INTO executions (id, workflow, script, parameters, options, status, started_at, pid, resumes)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-         ON CONFLICT(id) DO UPDATE SET status = excluded.status, pid = excluded.pid,
-           resumes = excluded.resumes, ended_at = NULL, error = NULL, cancel_request = 0, cancel_by = NULL,
-           tasks_total = 0",
-    )?
-    .execute(params![
+    tx.prepare_cached(BEGUN)?.execute(params![
         r.id,
         r.workflow,
         r.script,
@@ -473,7 +485,7 @@ fn begin_execution(tx: &rusqlite::Transaction<'_>, r: &ExecutionRecord) -> rusql
         r.pid,
         r.resumes
     ])?;
-    tx.query_row("SELECT number FROM executions WHERE id = ?1", [&r.id], |row| row.get(0))
+    tx.prepare_cached(NUMBER)?.query_row([&r.id], |row| row.get(0))
 }
 
 /// Another execution running on the stored deployment `deployment` (as a busy error), if
@@ -1017,5 +1029,61 @@ mod tests {
         let mut numbers = HashMap::new();
         assert!(write_batch(&mut conn, &batch, &mut numbers).is_err());
         assert!(numbers.is_empty(), "the start was rolled back, its number kept: {numbers:?}");
+    }
+
+    /// Counts what SQLite compiles on `conn` from now on, but transactions' BEGIN and COMMIT:
+    /// it asks the authorizer while it prepares a statement, never while it runs one.
+    fn count_statements_compiled(conn: &Connection) -> Box<std::sync::atomic::AtomicUsize> {
+        extern "C" fn authorize(
+            count: *mut std::ffi::c_void,
+            action: std::ffi::c_int,
+            _: *const std::ffi::c_char,
+            _: *const std::ffi::c_char,
+            _: *const std::ffi::c_char,
+            _: *const std::ffi::c_char,
+        ) -> std::ffi::c_int {
+            if action != rusqlite::ffi::SQLITE_TRANSACTION {
+                // SAFETY: `count` is the counter boxed below, which outlives the connection's use.
+                unsafe { &*(count as *const std::sync::atomic::AtomicUsize) }
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            rusqlite::ffi::SQLITE_OK
+        }
+        let count = Box::new(std::sync::atomic::AtomicUsize::new(0));
+        // SAFETY: the handle is `conn`'s; the counter's box is returned and kept by the caller
+        // for as long as `conn` prepares statements.
+        unsafe {
+            rusqlite::ffi::sqlite3_set_authorizer(conn.handle(), Some(authorize), &*count as *const _ as *mut _);
+        }
+        count
+    }
+
+    // A small run's start commit parsed its SQL (a prepare for each statement it ran), on the
+    // run's path to its first task: the store prepares them while it opens.
+    #[test]
+    fn a_commit_runs_only_statements_prepared_while_the_store_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = initialise(&dir.path().join("s.db")).unwrap();
+        // Set first: a new authorizer has SQLite prepare every statement again.
+        let compiled = count_statements_compiled(&conn);
+        prepare_commits(&conn);
+        assert!(compiled.swap(0, std::sync::atomic::Ordering::Relaxed) > 0, "nothing prepared");
+        let record = ExecutionRecord::of_this_process("e-1", ExecutionStatus::Running, &now());
+        let mut row = RowBuilder::new("e-1".into());
+        row.push(&Event { seq: 1, ts: SystemTime::now(), payload: Payload::WorkflowCancelled { by: None } });
+        let mut batch = Batch::default();
+        batch.ops.push(WriteOp::Begin(Box::new(record)));
+        batch.ops.push(WriteOp::Planned { execution_id: "e-1".into(), count: 1 });
+        batch.ops.push(WriteOp::End {
+            execution_id: "e-1".into(),
+            status: ExecutionStatus::Succeeded,
+            error: None,
+            at: now(),
+        });
+        batch.rows.push(row);
+        let mut numbers = HashMap::new();
+        write_batch(&mut conn, &batch, &mut numbers).unwrap();
+        assert_eq!(numbers.get("e-1"), Some(&1));
+        assert_eq!(compiled.load(std::sync::atomic::Ordering::Relaxed), 0, "the commit compiled statements");
     }
 }
