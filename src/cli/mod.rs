@@ -90,15 +90,18 @@ pub fn exit(code: i32) -> ! {
 
 fn run_command() -> i32 {
     let early_store = early_store::open(std::env::args_os());
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
-        Err(e) => {
-            let _ = e.print();
-            // clap says 2 for usage errors, 0 for --help and --version.
-            return e.exit_code();
-        }
+    let command = match run::RunArgs::parse_alone(std::env::args_os()) {
+        Some(run) => Command::Run(run),
+        None => match Cli::try_parse() {
+            Ok(cli) => cli.command,
+            Err(e) => {
+                let _ = e.print();
+                // clap says 2 for usage errors, 0 for --help and --version.
+                return e.exit_code();
+            }
+        },
     };
-    match cli.command {
+    match command {
         Command::Run(args) => run::run(args, early_store),
         Command::Check(args) => check::check(args),
         Command::Graph(args) => {
@@ -150,4 +153,64 @@ pub fn report(diagnostic: &Diagnostic) {
 fn report_all(diagnostics: &[Diagnostic]) -> i32 {
     diagnostics.iter().for_each(report);
     2
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::OsString;
+
+    use super::*;
+    use run::RunArgs;
+
+    fn args(line: &str) -> Vec<OsString> {
+        std::iter::once("rhaiflow").chain(line.split(' ').filter(|a| !a.is_empty())).map(OsString::from).collect()
+    }
+
+    /// What the whole command line's parse makes of `line`'s `run` arguments.
+    fn fully_parsed(line: &str) -> Option<String> {
+        match Cli::try_parse_from(args(line)) {
+            Ok(Cli { command: Command::Run(run) }) => Some(format!("{run:?}")),
+            _ => None,
+        }
+    }
+
+    // Every run built the arguments of every subcommand before parsing its own: a run's
+    // command line is parsed with `run`'s alone, to the same arguments.
+    #[test]
+    fn a_run_parsed_alone_gets_the_arguments_the_whole_parse_gives() {
+        for line in [
+            "run hello.rhai",
+            "run -q hello.rhai --store s.db",
+            "run b.tar.gz deploy -p a=1 --param b=[1,2] --params p.yaml --events-json - --task-retries -1",
+            "run install --blueprint bp.yaml --max-memory 4GiB --max-concurrency 3 --retry-interval 0.5",
+            "run w.rhai --ephemeral --dry-run --max-operations 0 --max-tasks 10",
+            "run w.rhai --submit --queue builders --store postgres://x/y",
+            "run --store=s.db w.rhai -- --dashed",
+        ] {
+            let alone = RunArgs::parse_alone(args(line)).map(|run| format!("{run:?}"));
+            assert!(alone.is_some(), "{line}");
+            assert_eq!(alone, fully_parsed(line), "{line}");
+        }
+    }
+
+    // What `run` refuses, its help, and every other command get the whole parse, whose
+    // messages and help name the whole program.
+    #[test]
+    fn what_a_run_alone_does_not_accept_is_left_to_the_whole_parse() {
+        for line in [
+            "run",
+            "run --help",
+            "run -h",
+            "run --version",
+            "run w.rhai --bogus",
+            "run w.rhai --ephemeral --store s",
+            "run w.rhai --queue q",
+            "run w.rhai --max-memory lots",
+            "check w.rhai",
+            "--version",
+            "runs w.rhai",
+        ] {
+            assert!(RunArgs::parse_alone(args(line)).is_none(), "{line}");
+        }
+    }
 }

@@ -10,7 +10,7 @@ use crate::diagnostic::{Code, Diagnostic};
 use crate::runner::RunOptions;
 
 /// The target of `run`, `check` and `graph`, its parameters and its deployment.
-#[derive(clap::Args)]
+#[derive(clap::Args, Debug)]
 pub(super) struct TargetArgs {
     /// The workflow script (.rhai), a bundle (folder or .tar.gz), an installed bundle's name, or
     /// a built-in workflow (install, uninstall, execute_operation, scale, heal).
@@ -166,7 +166,7 @@ fn target_options(
 }
 
 /// The deployment model a run, a drawing or a REPL session sees.
-#[derive(clap::Args)]
+#[derive(clap::Args, Debug)]
 pub(super) struct DeploymentArgs {
     /// Deployment model for ctx.nodes: a blueprint (a throw-away deployment of it).
     #[arg(long, value_name = "FILE", conflicts_with = "deployment")]
