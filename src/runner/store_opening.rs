@@ -1,21 +1,17 @@
 //! A run's store, opened on a thread of its own while the run builds its engine and compiles
 //! its script. Each takes a fraction of a millisecond (SQLite reads the schema and recovers
 //! the WAL, or PostgreSQL answers; ~900 functions are registered and the script parsed), and
-//! a small run's start was their sum. That thread then goes on as the store's writer thread
-//! (`store::open_then_write`): a thread started and ended the less before the first task.
+//! a small run's start was their sum.
 
-use std::sync::mpsc::Receiver;
 use std::sync::Arc;
+use std::thread::JoinHandle;
 
 use crate::store::{self, Store, StoreError, StoreLocation};
-
-type Opened = Result<Arc<dyn Store>, StoreError>;
 
 pub(super) enum StoreOpening {
     /// Nothing to wait for: a run without a store, or one opened already (a resume's).
     Ready(Option<Arc<dyn Store>>),
-    /// The thread opening it goes on as its writer thread (`store::open_then_write`).
-    Opening(Receiver<std::thread::Result<Opened>>),
+    Opening(JoinHandle<Result<Arc<dyn Store>, StoreError>>),
 }
 
 /// A store that started opening before the run's options were read (`rhaiflow run`, while
@@ -44,7 +40,7 @@ impl StoreOpening {
     /// Starts opening the store at `location`; here and now if no thread can be started.
     pub(super) fn start(location: &StoreLocation) -> Result<StoreOpening, StoreError> {
         let at = location.clone();
-        match store::open_then_write(move || store::open(&at)) {
+        match std::thread::Builder::new().name("rhaiflow-open".into()).spawn(move || store::open(&at)) {
             Ok(opening) => Ok(StoreOpening::Opening(opening)),
             Err(_) => store::open(location).map(|opened| StoreOpening::Ready(Some(opened))),
         }
@@ -54,7 +50,7 @@ impl StoreOpening {
     pub(super) fn opened(self) -> Result<Option<Arc<dyn Store>>, StoreError> {
         match self {
             StoreOpening::Ready(store) => Ok(store),
-            StoreOpening::Opening(opening) => match opening.recv().expect("the opening thread sends what it opened") {
+            StoreOpening::Opening(opening) => match opening.join() {
                 Ok(opened) => opened.map(Some),
                 // A bug while opening: reported as any other, on the command's thread.
                 Err(panic) => std::panic::resume_unwind(panic),

@@ -28,7 +28,6 @@ pub use postgres::{PgStore, ShippedSource, TakenTask, Wake};
 pub use records::{ExecutionQuery, ExecutionRecord, ExecutionStatus, Runner, ShownStatus, StoredState, StoredTask};
 pub use sqlite::SqliteStore;
 pub use tokens::{Role, TokenRecord, TokenSet, TokenStore};
-pub use writer::open_then_write;
 
 use crate::diagnostic::{Code, Diagnostic};
 use crate::events::{Event, EventSink, ExecutionLabel};

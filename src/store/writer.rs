@@ -32,13 +32,10 @@ impl Writes {
         let committer = Committer { writer: Box::new(writer), publisher, place: place.clone(), failure: None };
         let committer = Arc::new(Mutex::new(committer));
         let (thread_queue, thread_committer) = (queue.clone(), committer.clone());
-        let writing = move || write_loop(&thread_committer, &thread_queue);
-        if let Err(writing) = leave_to_the_opening_thread(Box::new(writing)) {
-            std::thread::Builder::new()
-                .name(WRITER_THREAD.into())
-                .spawn(writing)
-                .map_err(|e| StoreError::Open { path: place, message: e.to_string() })?;
-        }
+        std::thread::Builder::new()
+            .name("rhaiflow-store".into())
+            .spawn(move || write_loop(&thread_committer, &thread_queue))
+            .map_err(|e| StoreError::Open { path: place, message: e.to_string() })?;
         Ok(Writes { queue, committer, committed, listeners })
     }
 
@@ -102,47 +99,6 @@ impl Drop for Writes {
         // The writer commits what is queued, then stops.
         self.queue.close();
     }
-}
-
-const WRITER_THREAD: &str = "rhaiflow-store";
-
-type WriteLoop = Box<dyn FnOnce() + Send>;
-
-thread_local! {
-    /// On a thread started by `open_then_write`: the write loop of the store it opens, left
-    /// for it to run once the store is handed over.
-    static LEFT_TO_THIS_THREAD: std::cell::RefCell<Option<Option<WriteLoop>>> = const { std::cell::RefCell::new(None) };
-}
-
-/// Gives `writing` to the thread that is opening the store, if this is one (`open_then_write`).
-fn leave_to_the_opening_thread(writing: WriteLoop) -> std::result::Result<(), WriteLoop> {
-    LEFT_TO_THIS_THREAD.with(|left| match &mut *left.borrow_mut() {
-        Some(slot @ None) => {
-            *slot = Some(writing);
-            Ok(())
-        }
-        _ => Err(writing),
-    })
-}
-
-/// Runs `open` (which opens a store) on a thread of its own, and sends what it returns to the
-/// receiver; the thread then goes on as the writer thread of the store it opened, rather than
-/// starting one more: a thread's start and end less on a small run's path to its first task.
-/// A panic in `open` reaches the receiver, as a join's would.
-pub fn open_then_write<T: Send + 'static>(
-    open: impl FnOnce() -> T + Send + 'static,
-) -> std::io::Result<std::sync::mpsc::Receiver<std::thread::Result<T>>> {
-    let (send, receive) = std::sync::mpsc::sync_channel(1);
-    std::thread::Builder::new().name(WRITER_THREAD.into()).spawn(move || {
-        LEFT_TO_THIS_THREAD.with(|left| *left.borrow_mut() = Some(None));
-        let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(open));
-        let writing = LEFT_TO_THIS_THREAD.with(|left| left.borrow_mut().take().flatten());
-        let _ = send.send(opened);
-        if let Some(writing) = writing {
-            writing();
-        }
-    })?;
-    Ok(receive)
 }
 
 /// Commits one batch in one transaction, or none of it.
@@ -248,43 +204,6 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(*threads.lock(), ["flusher"]);
-    }
-
-    /// Notes the thread that commits each batch, by its id.
-    struct NotesThreadIds(Arc<Mutex<Vec<std::thread::ThreadId>>>);
-
-    impl BatchWriter for NotesThreadIds {
-        fn write(&mut self, _: &Batch) -> std::result::Result<(), String> {
-            self.0.lock().push(std::thread::current().id());
-            Ok(())
-        }
-    }
-
-    // A store opened on a thread of its own started a writer thread of its own as well: one
-    // thread more to start and end on a small run's path to its first task.
-    #[test]
-    fn the_thread_that_opens_a_store_goes_on_as_its_writer() {
-        let threads = Arc::new(Mutex::new(Vec::new()));
-        let noted = threads.clone();
-        let opening = open_then_write(move || {
-            noted.lock().push(std::thread::current().id());
-            Writes::start(NotesThreadIds(noted.clone()), PathBuf::from("test")).unwrap()
-        });
-        let writes = Arc::new(opening.unwrap().recv().unwrap().unwrap());
-        writes.push_op(planned());
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).build().unwrap();
-        let flushing = writes.clone();
-        runtime.block_on(async move { tokio::spawn(async move { flushing.flush() }).await.unwrap() }).unwrap();
-        let threads = threads.lock();
-        assert_eq!(threads.len(), 2, "opened, then one batch committed");
-        assert_eq!(threads[0], threads[1]);
-    }
-
-    #[test]
-    fn a_panic_while_opening_reaches_whoever_waits_for_the_store() {
-        let opening = open_then_write(|| -> Writes { panic!("cannot open") });
-        let Err(panic) = opening.unwrap().recv().unwrap() else { panic!("it opened") };
-        assert_eq!(panic.downcast_ref::<&str>(), Some(&"cannot open"));
     }
 
     #[test]
